@@ -1,0 +1,91 @@
+"""The guard's answer: a small typed record a caller never has to interpret."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+
+class Effect(str, enum.Enum):
+    """What happens to the guarded step."""
+
+    ALLOW = "allow"
+    """Go ahead."""
+    DENY = "deny"
+    """Do not run it; ``reason`` says why (the model reads it too)."""
+    ASK = "ask"
+    """A person must approve, edit, reject or answer first."""
+    MODIFY = "modify"
+    """Go ahead with ``args`` instead of what the model asked for (an approved edit)."""
+    RESPOND = "respond"
+    """Do not run it; a person answered in the tool's place with ``response``."""
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True, slots=True)
+class Charge:
+    """One unit of budget a decision consumed, kept so that it can be given back."""
+
+    key: str
+    amount: float = 0.0
+    window: float | None = None
+    at: float = 0.0
+    members: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """Allow, deny, ask, modify or respond; which rule decided; why.
+
+    ``rule`` is the id of the rule that decided (``"default-deny"`` when no rule matched);
+    ``reason`` is written for both the operator and the model. ``kind`` says what sort of
+    thing ``rule`` names: ``"rule"``, ``"budget"``, ``"grant"``, ``"approval"``, ``"guard"``
+    (the guard itself: unreadable call, store failure).
+    """
+
+    effect: Effect
+    rule: str
+    reason: str
+    tool: str | None = None
+    agent: str | None = None
+    args: Mapping[str, Any] | None = None
+    response: str | None = None
+    kind: str = "rule"
+    charges: tuple[Charge, ...] = field(default=(), repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.args is not None and not isinstance(self.args, MappingProxyType):
+            object.__setattr__(self, "args", MappingProxyType(dict(self.args)))
+
+    @property
+    def allowed(self) -> bool:
+        """True when the step may run (allow, or allow with modified arguments)."""
+        return self.effect in (Effect.ALLOW, Effect.MODIFY)
+
+    @property
+    def denied(self) -> bool:
+        return self.effect is Effect.DENY
+
+    @property
+    def needs_approval(self) -> bool:
+        return self.effect is Effect.ASK
+
+    def message(self) -> str:
+        """One line for logs, errors and the model: ``denied by rule 'x': reason``."""
+        verb = {
+            Effect.ALLOW: "allowed",
+            Effect.DENY: "denied",
+            Effect.ASK: "needs approval",
+            Effect.MODIFY: "allowed with edited arguments",
+            Effect.RESPOND: "answered by a person",
+        }[self.effect]
+        what = f"{self.tool!r} " if self.tool else ""
+        return f"{what}{verb} by rule {self.rule!r}: {self.reason}"
+
+    def __hash__(self) -> int:
+        return hash((self.effect, self.rule, self.reason, self.tool, self.agent))

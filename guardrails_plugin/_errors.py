@@ -1,0 +1,97 @@
+"""Every error guardrails-plugin raises.
+
+Our exception hierarchy::
+
+    * GuardrailsError
+      x GuardDecisionError            a guarded call did not go ahead
+        + ToolCallDenied              the policy (or a person) said no
+          - BudgetExceeded            a budget or rate ran out
+        + ApprovalRequired            a person must decide and nobody could be asked
+        + RunKilled                   an operator stopped the run
+      x PolicyError                   a policy is malformed (raised at load time)
+        + PolicyFileError             ... in a YAML file (names file and rule)
+      x ScopeError                    a scope was built with bad settings
+      x ScopeViolation                a value is outside a scope (a check's "no"; the
+                                      guard turns it into a deny with this message)
+      x DelegationError               a delegation asked for more than the delegator has
+      x StoreError                    the shared store failed or holds bad data
+
+Catch ``GuardDecisionError`` around an agent run to handle "the guard stopped this";
+catch ``PolicyError`` where policies are loaded.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ._decision import Decision
+
+
+class GuardrailsError(Exception):
+    """Root of every error raised by guardrails-plugin."""
+
+
+class GuardDecisionError(GuardrailsError):
+    """A guarded step did not go ahead; ``decision`` says which rule stopped it and why."""
+
+    def __init__(self, decision: Decision) -> None:
+        self.decision = decision
+        super().__init__(decision.message())
+
+
+class ToolCallDenied(GuardDecisionError):
+    """The policy, or a person, denied a tool call."""
+
+
+class BudgetExceeded(ToolCallDenied):
+    """A call, amount, token or rate budget ran out."""
+
+
+class ApprovalRequired(GuardDecisionError):
+    """The call needs a person's approval and no approver is configured."""
+
+
+class RunKilled(GuardDecisionError):
+    """An operator killed the run (or the agent, or everything)."""
+
+
+class PolicyError(GuardrailsError):
+    """A policy could not be built: the message says what was expected and what was found."""
+
+
+class PolicyFileError(PolicyError):
+    """A policy file is malformed; the message names the file, the rule and the problem."""
+
+    def __init__(self, path: str, where: str, problem: str) -> None:
+        self.path = path
+        self.where = where
+        self.problem = problem
+        super().__init__(f"{path}: {where}: {problem}")
+
+
+class ScopeError(GuardrailsError):
+    """A scope was constructed with invalid settings (for example a relative root path)."""
+
+
+class ScopeViolation(GuardrailsError):
+    """A value lies outside a scope. Raised by ``Scope.check``; the message says what was found
+    and what the scope allows, and becomes the deny reason.
+
+    ``unreadable=True`` says the scope could not understand the value at all (wrong type,
+    parse error, a predicate that crashed) rather than finding it outside. The difference
+    matters to ``deny`` rules: a value a deny rule cannot read is denied (fail closed), where a
+    value it reads and finds outside its scope is not its business.
+    """
+
+    def __init__(self, message: str, *, unreadable: bool = False) -> None:
+        super().__init__(message)
+        self.unreadable = unreadable
+
+
+class DelegationError(GuardrailsError):
+    """A delegation asked for more than the delegating agent holds (no escalation)."""
+
+
+class StoreError(GuardrailsError):
+    """The shared store failed, or holds data the guard cannot read."""

@@ -1,0 +1,123 @@
+"""Framework-free, immutable events: what the guard is asked about.
+
+Adapters (LangChain, LangGraph, OpenAI) translate their hooks into these; the engine never
+sees a framework object.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+DEFAULT_AGENT = "agent"
+
+
+def _frozen(args: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    if args is None:
+        return MappingProxyType({})
+    if isinstance(args, MappingProxyType):
+        return args
+    return MappingProxyType(dict(args))
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """An agent wants to call a tool.
+
+    ``args`` is what the model produced, before the tool runs, kept read-only. When it is not a
+    mapping with string keys (a bare string, a list, ``None``), it is moved to ``raw_args`` and
+    the guard denies the call: it cannot tell what the tool would touch.
+    """
+
+    tool: str
+    args: Mapping[str, Any] = field(default_factory=dict)
+    agent: str = DEFAULT_AGENT
+    call_id: str | None = None
+    run_id: str | None = None
+    thread_id: str | None = None
+    step: int | None = None
+    raw_args: Any = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.args, Mapping) and all(isinstance(k, str) for k in self.args):
+            object.__setattr__(self, "args", _frozen(self.args))
+        else:
+            # Unreadable arguments are kept for the record and denied by the guard.
+            if self.raw_args is None:
+                object.__setattr__(self, "raw_args", self.args)
+            object.__setattr__(self, "args", _frozen({}))
+
+    def __hash__(self) -> int:
+        return hash((self.tool, self.agent, self.call_id, self.run_id, self.thread_id))
+
+    @property
+    def scope_key(self) -> str:
+        """The run this call belongs to, for per-run state (thread id, else run id)."""
+        return self.thread_id or self.run_id or "-"
+
+    def with_args(self, args: Mapping[str, Any]) -> ToolCall:
+        """The same call with other arguments (an edit by a person, say)."""
+        return ToolCall(
+            tool=self.tool,
+            args=args,
+            agent=self.agent,
+            call_id=self.call_id,
+            run_id=self.run_id,
+            thread_id=self.thread_id,
+            step=self.step,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ToolResult:
+    """A tool returned. The guard records taint (untrusted content) and result tokens."""
+
+    tool: str
+    content: str
+    agent: str = DEFAULT_AGENT
+    call_id: str | None = None
+    run_id: str | None = None
+    thread_id: str | None = None
+    is_error: bool = False
+
+    @property
+    def scope_key(self) -> str:
+        return self.thread_id or self.run_id or "-"
+
+
+@dataclass(frozen=True, slots=True)
+class AgentMessage:
+    """One agent hands a message (or control) to another."""
+
+    sender: str
+    recipient: str
+    content: str
+    run_id: str | None = None
+    thread_id: str | None = None
+    step: int | None = None
+    path: tuple[str, ...] = ()
+
+    @property
+    def scope_key(self) -> str:
+        return self.thread_id or self.run_id or "-"
+
+
+@dataclass(frozen=True, slots=True)
+class ModelCall:
+    """An agent is about to call its model with these tools on offer."""
+
+    agent: str = DEFAULT_AGENT
+    tools: tuple[str, ...] = ()
+    run_id: str | None = None
+    thread_id: str | None = None
+    step: int | None = None
+
+    @property
+    def scope_key(self) -> str:
+        return self.thread_id or self.run_id or "-"
+
+
+Event = ToolCall | ToolResult | AgentMessage | ModelCall
+"""Anything the guard can be asked about."""

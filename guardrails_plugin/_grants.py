@@ -1,0 +1,171 @@
+"""Run-time grants: permissions added, revoked, expiring and delegated only narrower."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Literal
+
+from ._errors import DelegationError, StoreError
+from .policy import Policy, Rule, RuleEffect
+from .policy._patterns import NameSet, as_names
+from .scopes import Scope, scope_from_spec
+
+GRANT_PREFIX = "grant/"
+EPOCH_KEY = "grants/epoch"
+
+
+@dataclass(frozen=True, eq=False)
+class Grant:
+    """A permission given to one agent at run time.
+
+    ``parent`` is the grant it was delegated from (or ``"rule:<id>"`` for a policy rule): a
+    delegated grant is in force only while every grant up its chain is, so revoking a grant
+    revokes what was delegated from it.
+    """
+
+    agent: str
+    tools: tuple[str, ...]
+    args: Mapping[str, Scope] = field(default_factory=dict)
+    effect: Literal["allow", "ask"] = "allow"
+    expires_at: float | None = None
+    parent: str | None = None
+    granted_by: str | None = None
+    id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "tools", as_names(self.tools, what="tools", default=()))
+        object.__setattr__(self, "args", MappingProxyType(dict(self.args)))
+        if self.effect not in ("allow", "ask"):
+            raise ValueError(f"a grant's effect must be 'allow' or 'ask', found {self.effect!r}")
+
+    def active(self, now: float) -> bool:
+        return self.expires_at is None or now < self.expires_at
+
+    def rule(self) -> Rule:
+        return Rule(
+            effect=RuleEffect(self.effect),
+            tools=self.tools,
+            agents=(self.agent,),
+            args=self.args,
+            id=f"grant:{self.id}",
+        )
+
+    def to_doc(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "agent": self.agent,
+            "tools": list(self.tools),
+            "args": {name: {s.kind: s.spec()} for name, s in self.args.items()},
+            "effect": self.effect,
+            "expires_at": self.expires_at,
+            "parent": self.parent,
+            "granted_by": self.granted_by,
+        }
+
+    @classmethod
+    def from_doc(cls, doc: Mapping[str, Any]) -> Grant:
+        try:
+            args = {}
+            for name, spec in doc.get("args", {}).items():
+                ((kind, settings),) = spec.items()
+                args[name] = scope_from_spec(kind, settings)
+            return cls(
+                agent=doc["agent"],
+                tools=tuple(doc["tools"]),
+                args=args,
+                effect=doc.get("effect", "allow"),
+                expires_at=doc.get("expires_at"),
+                parent=doc.get("parent"),
+                granted_by=doc.get("granted_by"),
+                id=doc["id"],
+            )
+        except Exception as exc:  # noqa: BLE001 - a bad record must surface, never grant
+            raise StoreError(f"grant record {doc.get('id', '?')!r} is unreadable: {exc}") from exc
+
+    def __repr__(self) -> str:
+        extra = f", args={dict(self.args)!r}" if self.args else ""
+        return f"Grant({self.id!r}, agent={self.agent!r}, tools={list(self.tools)!r}, effect={self.effect!r}{extra})"
+
+
+def active_rules(grants: Iterable[Grant], policy: Policy, now: float) -> dict[str, tuple[Rule, ...]]:
+    """The rules of every grant in force, by agent: unexpired, with their whole chain in force."""
+    by_id = {g.id: g for g in grants}
+    rule_ids = {r.id for r in policy.rules}
+
+    def in_force(g: Grant, depth: int = 0) -> bool:
+        if depth > 64 or not g.active(now):
+            return False
+        if g.parent is None:
+            return True
+        if g.parent.startswith("rule:"):
+            return g.parent[5:] in rule_ids
+        parent = by_id.get(g.parent)
+        return parent is not None and in_force(parent, depth + 1)
+
+    out: dict[str, list[Rule]] = {}
+    for g in by_id.values():
+        if in_force(g):
+            out.setdefault(g.agent, []).append(g.rule())
+    return {agent: tuple(rules) for agent, rules in out.items()}
+
+
+def check_delegation(
+    policy: Policy,
+    held: Iterable[Grant],
+    child: Grant,
+    delegator: str,
+) -> str:
+    """Return the parent (grant id or ``rule:<id>``) that covers ``child``; raise otherwise.
+
+    A delegation is allowed only as a subset of one permission the delegator holds: every tool
+    covered, every argument the parent constrains constrained at least as narrowly, no later
+    expiry, ``ask`` stays ``ask``; and every deny rule binding the delegator for those tools
+    binds the delegate too.
+    """
+    for tool in child.tools:
+        for d in policy.rules:
+            if d.effect is RuleEffect.DENY and d.about(delegator, tool) and not d.about(child.agent, tool):
+                raise DelegationError(
+                    f"{delegator!r} cannot delegate {tool!r} to {child.agent!r}: deny rule "
+                    f"{d.id!r} binds {delegator!r} but not {child.agent!r}"
+                )
+    candidates: list[tuple[str, Rule, float | None]] = [
+        (f"rule:{r.id}", r, None)
+        for r in policy.rules
+        if r.effect is not RuleEffect.DENY and r.permits and NameSet(r.agents).matches(delegator)
+    ]
+    candidates += [(g.id, g.rule(), g.expires_at) for g in held if g.agent == delegator]
+    reasons: list[str] = []
+    for parent_id, rule, expires in candidates:
+        why = _narrower(child, rule, expires)
+        if why is None:
+            return parent_id
+        reasons.append(f"{parent_id}: {why}")
+    detail = "; ".join(reasons) if reasons else f"{delegator!r} holds no permission to delegate"
+    raise DelegationError(
+        f"{delegator!r} cannot delegate {list(child.tools)} to {child.agent!r}: no permission it "
+        f"holds covers the delegation ({detail})"
+    )
+
+
+def _narrower(child: Grant, parent: Rule, parent_expires: float | None) -> str | None:
+    tools = NameSet(parent.tools)
+    for t in child.tools:
+        if not tools.covers(t):
+            return f"does not cover tool {t!r}"
+    if parent.when is not None:
+        return "has a custom condition, which cannot be delegated"
+    for name, scope in parent.args.items():
+        mine = child.args.get(name)
+        if mine is None:
+            return f"constrains {name!r}, the delegation does not"
+        if not mine.within(scope):
+            return f"{name!r} {mine!r} is wider than {scope!r}"
+    if parent.effect is RuleEffect.ASK and child.effect != "ask":
+        return "needs approval, so the delegation must too (effect='ask')"
+    if parent_expires is not None and (child.expires_at is None or child.expires_at > parent_expires):
+        return "expires earlier than the delegation would"
+    return None

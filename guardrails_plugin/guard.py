@@ -1,0 +1,457 @@
+"""The Guard: the one object a user builds. ``check`` an event, get a ``Decision``.
+
+The decision logic is written once, as generators that *yield* the store operations they
+need and receive the results (the httpx auth-flow pattern). ``check`` drives them against the
+store's sync verbs, ``acheck`` against the async twins: sync and async cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import time
+from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
+from typing import Any, Literal
+
+from ._approvals import Answer, Approval, ApprovalRequest
+from ._decision import Charge, Decision, Effect
+from ._errors import StoreError
+from ._events import AgentMessage, Event, ModelCall, ToolCall, ToolResult
+from ._grants import EPOCH_KEY, GRANT_PREFIX, Grant, active_rules, check_delegation
+from .policy import Policy, Rule
+from .policy._budgets import Measure, MeasureError
+from .scopes import Scope
+from .store import MemoryStore, Store
+
+Listener = Callable[[Event, Decision], None]
+"""Called with every decision the guard makes (audit logs, metrics, demos)."""
+
+_Op = tuple[str, tuple[Any, ...], dict[str, Any]]
+_Flow = Generator[_Op, Any, Decision]
+_INF = math.inf
+
+
+def _op(name: str, *args: Any, **kwargs: Any) -> _Op:
+    return (name, args, kwargs)
+
+
+class Guard:
+    """Checks every tool call against a policy, keeps budgets, grants and taint in a store, and
+    asks a person when the policy says so.
+
+    >>> from guardrails_plugin import Guard, Policy, ToolCall, allow
+    >>> guard = Guard(Policy([allow("search")]))
+    >>> guard.check(ToolCall("search", {"q": "llamas"})).effect
+    <Effect.ALLOW: 'allow'>
+    >>> print(guard.check(ToolCall("rm", {"path": "/"})).reason)
+    no rule allows tool 'rm' for agent 'agent'
+
+    ``store`` holds shared state (default: in memory; a ``SQLiteStore`` shares budgets
+    between processes). ``approver`` is called for ``ask`` decisions outside a LangGraph
+    interrupt (sync or async callable taking an ``ApprovalRequest``); without one, ``ask``
+    denies. ``listeners`` see every decision.
+    """
+
+    def __init__(
+        self,
+        policy: Policy,
+        *,
+        store: Store | None = None,
+        approver: Callable[[ApprovalRequest], Any] | None = None,
+        listeners: Iterable[Listener] = (),
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if not isinstance(policy, Policy):
+            raise TypeError(f"Guard needs a Policy, found {type(policy).__name__}")
+        self.policy = policy
+        self.store: Store = store if store is not None else MemoryStore()
+        self.approver = approver
+        self.listeners: list[Listener] = list(listeners)
+        self.clock = clock
+        self._grant_epoch: float | None = None
+        self._grant_rules: dict[str, tuple[Rule, ...]] = {}
+        self._grants: tuple[Grant, ...] = ()
+        self._grants_at = -_INF
+
+    def __repr__(self) -> str:
+        return f"Guard({self.policy!r}, store={self.store!r})"
+
+    # -- checking -------------------------------------------------------------------------
+
+    def check(self, event: Event) -> Decision:
+        """Decide one event. ``ask`` is returned as is: see :meth:`decide` for approvals."""
+        return self._emit(event, self._run(self._flow(event)))
+
+    async def acheck(self, event: Event) -> Decision:
+        return self._emit(event, await self._arun(self._flow(event)))
+
+    def decide(self, call: ToolCall) -> Decision:
+        """Check ``call`` and, when a person must approve, ask the configured approver.
+
+        Returns a final decision: allow, modify (an approved edit), respond, or deny.
+        """
+        decision = self.check(call)
+        if decision.effect is not Effect.ASK:
+            return decision
+        answer = self._ask(call, decision)
+        if inspect.isawaitable(answer):
+            _close(answer)
+            answer = _fail(decision, "the approver is async; run the agent with ainvoke/astream")
+        return self._emit(call, self._run(self._resolve_flow(call, decision, answer)))
+
+    async def adecide(self, call: ToolCall) -> Decision:
+        decision = await self.acheck(call)
+        if decision.effect is not Effect.ASK:
+            return decision
+        answer = self._ask(call, decision)
+        if inspect.isawaitable(answer):
+            try:
+                answer = _parse(await answer, decision)
+            except Exception as exc:  # noqa: BLE001 - a failing approver denies
+                answer = _fail(decision, f"the approver failed: {type(exc).__name__}: {exc}")
+        return self._emit(call, await self._arun(self._resolve_flow(call, decision, answer)))
+
+    def resolve(self, call: ToolCall, decision: Decision, approval: Any) -> Decision:
+        """Apply a person's answer (an ``Approval``, bool or dict) to an ``ask`` decision."""
+        answer = _parse(approval, decision)
+        return self._emit(call, self._run(self._resolve_flow(call, decision, answer)))
+
+    async def aresolve(self, call: ToolCall, decision: Decision, approval: Any) -> Decision:
+        answer = _parse(approval, decision)
+        return self._emit(call, await self._arun(self._resolve_flow(call, decision, answer)))
+
+    def record(self, result: ToolResult) -> Decision:
+        """Record a tool's result: taint from untrusted sources, result-token budgets."""
+        return self.check(result)
+
+    async def arecord(self, result: ToolResult) -> Decision:
+        return await self.acheck(result)
+
+    def release(self, decision: Decision) -> None:
+        """Give back the budget an allowed decision took, when its call did not run."""
+        self._run(self._refund_flow(decision.charges))
+
+    async def arelease(self, decision: Decision) -> None:
+        await self._arun(self._refund_flow(decision.charges))
+
+    async def avisible_tools(self, agent: str, tools: Iterable[str]) -> list[str]:
+        await self._arun(self._grants_flow())
+        extra = self._grant_rules.get(agent, ())
+        return [t for t in tools if self.policy.visible(agent, t, extra)]
+
+    def visible_tools(self, agent: str, tools: Iterable[str]) -> list[str]:
+        """The tools ``agent`` may ever call, in order: the others are hidden from its model."""
+        self._run(self._grants_flow())
+        extra = self._grant_rules.get(agent, ())
+        return [t for t in tools if self.policy.visible(agent, t, extra)]
+
+    # -- grants ---------------------------------------------------------------------------
+
+    def grant(
+        self,
+        agent: str,
+        tools: str | Sequence[str],
+        *,
+        args: Mapping[str, Scope] | None = None,
+        ttl: float | None = None,
+        effect: Literal["allow", "ask"] = "allow",
+    ) -> Grant:
+        """Give ``agent`` a permission at run time (``ttl`` seconds, or until revoked)."""
+        g = Grant(
+            agent=agent,
+            tools=(tools,) if isinstance(tools, str) else tuple(tools),
+            args=dict(args or {}),
+            effect=effect,
+            expires_at=None if ttl is None else self.clock() + ttl,
+        )
+        self._save(g)
+        return g
+
+    def delegate(
+        self,
+        delegator: str,
+        agent: str,
+        tools: str | Sequence[str],
+        *,
+        args: Mapping[str, Scope] | None = None,
+        ttl: float | None = None,
+        effect: Literal["allow", "ask"] = "allow",
+    ) -> Grant:
+        """Let ``delegator`` hand ``agent`` part of what it holds; more raises ``DelegationError``."""
+        child = Grant(
+            agent=agent,
+            tools=(tools,) if isinstance(tools, str) else tuple(tools),
+            args=dict(args or {}),
+            effect=effect,
+            expires_at=None if ttl is None else self.clock() + ttl,
+            granted_by=delegator,
+        )
+        held = [g for g in self.grants(delegator)]
+        parent = check_delegation(self.policy, held, child, delegator)
+        child = Grant(**{**_fields(child), "parent": parent})
+        self._save(child)
+        return child
+
+    def revoke(self, grant: Grant | str) -> bool:
+        """Revoke a grant (and, through their chain, everything delegated from it)."""
+        gid = grant.id if isinstance(grant, Grant) else grant
+        removed = self.store.delete(GRANT_PREFIX + gid)
+        self.store.charge(EPOCH_KEY, 1, _INF)
+        return removed
+
+    def grants(self, agent: str | None = None) -> list[Grant]:
+        """Grants in force (unexpired, chain intact), optionally for one agent."""
+        self._run(self._grants_flow())
+        now = self.clock()
+        rules = active_rules(self._grants, self.policy, now)
+        live = {r.id[len("grant:") :] for rs in rules.values() for r in rs}
+        return [g for g in self._grants if g.id in live and (agent is None or g.agent == agent)]
+
+    def _save(self, g: Grant) -> None:
+        self.store.put(GRANT_PREFIX + g.id, g.to_doc())
+        self.store.charge(EPOCH_KEY, 1, _INF)
+
+    # -- the flows (pure logic; store I/O yielded) ----------------------------------------
+
+    def _flow(self, event: Event) -> _Flow:
+        if isinstance(event, ToolCall):
+            return self._call_flow(event)
+        if isinstance(event, ToolResult):
+            return self._result_flow(event)
+        if isinstance(event, AgentMessage | ModelCall):
+            return _const(Decision(Effect.ALLOW, "no-rule", "not restricted by this policy"))
+        return _const(
+            Decision(
+                Effect.DENY,
+                "unknown-event",
+                f"the guard cannot read a {type(event).__name__}; expected a ToolCall, "
+                "ToolResult, AgentMessage or ModelCall",
+                kind="guard",
+            )
+        )
+
+    def _grants_flow(self) -> Generator[_Op, Any, None]:
+        epoch = yield _op("total", EPOCH_KEY)
+        if epoch != self._grant_epoch:
+            docs = yield _op("scan", GRANT_PREFIX)
+            self._grants = tuple(Grant.from_doc(d) for d in docs.values())
+            self._grant_epoch = epoch
+            self._grants_at = -_INF
+        now = self.clock()
+        if now - self._grants_at >= 1.0 or any(
+            g.expires_at is not None and g.expires_at <= now for g in self._grants
+        ):
+            self._grant_rules = active_rules(self._grants, self.policy, now)
+            self._grants_at = now
+
+    def _call_flow(self, call: ToolCall) -> _Flow:
+        policy = self.policy
+        yield from self._grants_flow()
+        extra = self._grant_rules.get(call.agent, ())
+        bucket = policy.bucket(call.agent, call.tool)
+        tainted: frozenset[str] = frozenset()
+        if bucket.needs_taint:
+            tainted = yield _op("members", _taint_key(call.scope_key))
+        decision = policy.evaluate(call, tainted, extra)
+        if decision.rule.startswith("grant:"):
+            decision = _replace(decision, kind="grant")
+        if decision.effect is Effect.DENY or not bucket.budgets:
+            return decision
+        now = self.clock()
+        charges: list[Charge] = []
+        for b in bucket.budgets:
+            key = b.key(call)
+            try:
+                if b.measure is Measure.DISTINCT:
+                    members = b.members(call)
+                    added = yield _op("add_members", key, members, b.limit)
+                    if added is None:
+                        yield from self._refund_flow(charges)
+                        return _budget_deny(call, b.id, f"more than {b.limit:g} distinct {b.arg} values")
+                    charges.append(Charge(key, members=tuple(added)))
+                elif b.measure is Measure.TOKENS and b.of == "results":
+                    used = yield _op("total", key, window=b.window, now=now)
+                    if used >= b.limit:
+                        yield from self._refund_flow(charges)
+                        return _budget_deny(call, b.id, f"{used:g} of {b.limit:g} result tokens used")
+                else:
+                    amount = b.amount(call)
+                    ok = yield _op("charge", key, amount, b.limit, window=b.window, now=now)
+                    if not ok:
+                        yield from self._refund_flow(charges)
+                        used = yield _op("total", key, window=b.window, now=now)
+                        unit = "calls" if b.measure is Measure.CALLS else str(b.measure)
+                        if b.measure is Measure.SUM:
+                            unit = f"{b.arg} (this call: {amount:g})"
+                        span = f" in the last {b.window:g}s" if b.window else ""
+                        return _budget_deny(
+                            call, b.id, f"{used:g} of {b.limit:g} {unit} used{span}"
+                        )
+                    charges.append(Charge(key, amount, b.window, now))
+            except MeasureError as exc:
+                yield from self._refund_flow(charges)
+                return Decision(Effect.DENY, b.id, f"fail closed: {exc}", tool=call.tool,
+                                agent=call.agent, kind="budget")
+        return _replace(decision, charges=tuple(charges))
+
+    def _result_flow(self, result: ToolResult) -> _Flow:
+        policy = self.policy
+        notes: list[str] = []
+        if policy.is_source(result.tool) and not result.is_error:
+            yield _op("add_members", _taint_key(result.scope_key), (result.tool,), None)
+            notes.append(f"untrusted content from {result.tool!r} entered the run")
+        budgets = policy.result_budgets(result.agent, result.tool)
+        if budgets:
+            from ._tokens import count_tokens
+
+            now = self.clock()
+            for b in budgets:
+                n = count_tokens(result.content, b.encoding)
+                key = b.key(result)
+                yield _op("charge", key, float(n), _INF, window=b.window, now=now)
+                notes.append(f"{n} result tokens counted against {b.id!r}")
+        return Decision(
+            Effect.ALLOW,
+            "record",
+            "; ".join(notes) or "recorded",
+            tool=result.tool,
+            agent=result.agent,
+            kind="guard",
+        )
+
+    def _refund_flow(self, charges: Sequence[Charge]) -> Generator[_Op, Any, None]:
+        for c in reversed(charges):
+            if c.members:
+                yield _op("remove_members", c.key, c.members)
+            elif c.amount:
+                yield _op("charge", c.key, -c.amount, _INF, window=c.window, now=c.at)
+
+    def _resolve_flow(self, call: ToolCall, asked: Decision, answer: Approval | Decision) -> _Flow:
+        if isinstance(answer, Decision):  # the approver could not be asked
+            yield from self._refund_flow(asked.charges)
+            return answer
+        who = f" by {answer.approver}" if answer.approver else ""
+        common = {"tool": call.tool, "agent": call.agent, "kind": "approval"}
+        if answer.answer is Answer.APPROVE:
+            return _replace(asked, effect=Effect.ALLOW, reason=f"approved{who}: {asked.reason}",
+                            kind="approval")
+        yield from self._refund_flow(asked.charges)
+        if answer.answer is Answer.REJECT:
+            msg = answer.message or "a person rejected this call"
+            return Decision(Effect.DENY, asked.rule, f"rejected{who}: {msg}", **common)
+        if answer.answer is Answer.RESPOND:
+            return Decision(Effect.RESPOND, asked.rule, f"answered{who} in the tool's place",
+                            response=answer.message, **common)
+        assert answer.args is not None
+        edited = call.with_args(answer.args)
+        again = yield from self._call_flow(edited)
+        if again.effect is Effect.DENY:
+            return _replace(again, reason=f"the edited call is out of policy: {again.reason}")
+        return Decision(Effect.MODIFY, asked.rule, f"edited{who} and re-checked: {again.reason}",
+                        args=edited.args, charges=again.charges, **common)
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    def _ask(self, call: ToolCall, decision: Decision) -> Approval | Decision | Any:
+        if self.approver is None:
+            return _fail(decision, "a person must approve it and no approver is configured")
+        try:
+            answer = self.approver(ApprovalRequest(call, decision))
+        except Exception as exc:  # noqa: BLE001 - a failing approver denies
+            return _fail(decision, f"the approver failed: {type(exc).__name__}: {exc}")
+        if inspect.isawaitable(answer):
+            return answer
+        return _parse(answer, decision)
+
+    def _emit(self, event: Event, decision: Decision) -> Decision:
+        for listener in self.listeners:
+            listener(event, decision)
+        return decision
+
+    def _run(self, flow: Generator[_Op, Any, Any]) -> Any:
+        store = self.store
+        try:
+            op = next(flow)
+            while True:
+                name, args, kwargs = op
+                try:
+                    result = getattr(store, name)(*args, **kwargs)
+                except Exception as exc:  # noqa: BLE001 - the store failing denies
+                    return _store_failed(flow, name, exc)
+                op = flow.send(result)
+        except StopIteration as stop:
+            return stop.value
+
+    async def _arun(self, flow: Generator[_Op, Any, Any]) -> Any:
+        store = self.store
+        try:
+            op = next(flow)
+            while True:
+                name, args, kwargs = op
+                try:
+                    result = await getattr(store, "a" + name)(*args, **kwargs)
+                except Exception as exc:  # noqa: BLE001 - the store failing denies
+                    return _store_failed(flow, name, exc)
+                op = flow.send(result)
+        except StopIteration as stop:
+            return stop.value
+
+
+def _store_failed(flow: Generator[_Op, Any, Any], op: str, exc: Exception) -> Decision:
+    flow.close()
+    if isinstance(exc, StoreError):
+        detail = str(exc)
+    else:
+        detail = f"{type(exc).__name__}: {exc}"
+    return Decision(Effect.DENY, "store-error", f"fail closed: the store failed ({op}): {detail}",
+                    kind="guard")
+
+
+def _const(decision: Decision) -> _Flow:
+    return decision
+    yield  # pragma: no cover - makes this a generator
+
+
+def _replace(decision: Decision, **changes: Any) -> Decision:
+    import dataclasses
+
+    return dataclasses.replace(decision, **changes)
+
+
+def _fields(g: Grant) -> dict[str, Any]:
+    import dataclasses
+
+    return {f.name: getattr(g, f.name) for f in dataclasses.fields(g)}
+
+
+def _taint_key(scope: str) -> str:
+    return f"taint/{scope}"
+
+
+def _budget_deny(call: ToolCall, budget: str, detail: str) -> Decision:
+    return Decision(
+        Effect.DENY,
+        budget,
+        f"budget {budget!r} exhausted: {detail}",
+        tool=call.tool,
+        agent=call.agent,
+        kind="budget",
+    )
+
+
+def _fail(asked: Decision, why: str) -> Decision:
+    return Decision(Effect.DENY, asked.rule, f"{asked.reason}; {why}", tool=asked.tool,
+                    agent=asked.agent, kind="approval")
+
+
+def _parse(value: Any, asked: Decision) -> Approval | Decision:
+    try:
+        return Approval.parse(value)
+    except (TypeError, ValueError) as exc:
+        return _fail(asked, f"unreadable approval: {exc}")
+
+
+def _close(awaitable: Any) -> None:
+    close = getattr(awaitable, "close", None)
+    if close is not None:
+        close()

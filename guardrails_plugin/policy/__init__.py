@@ -1,0 +1,21 @@
+"""Policies: rules (allow / ask / deny with argument scopes), budgets, rates and data flows."""
+
+from ._budgets import Budget, Measure, rate
+from ._flows import DataFlow
+from ._policy import DEFAULT_DENY, MALFORMED, Policy
+from ._rules import Rule, RuleEffect, allow, ask, deny
+
+__all__ = [
+    "DEFAULT_DENY",
+    "MALFORMED",
+    "Budget",
+    "DataFlow",
+    "Measure",
+    "Policy",
+    "Rule",
+    "RuleEffect",
+    "allow",
+    "ask",
+    "deny",
+    "rate",
+]

@@ -1,0 +1,274 @@
+"""A policy: rules, budgets and data flows, validated and compiled when it is built."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .._decision import Decision, Effect
+from .._errors import PolicyError
+from .._events import ToolCall
+from ._budgets import Budget
+from ._flows import DataFlow
+from ._patterns import NameSet
+from ._rules import Outcome, Rule, RuleEffect
+
+DEFAULT_DENY = "default-deny"
+MALFORMED = "malformed-call"
+_CACHE_LIMIT = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class _Bucket:
+    """The rules about one (agent, tool) pair, by effect, in policy order."""
+
+    denies: tuple[Rule, ...]
+    asks: tuple[Rule, ...]
+    allows: tuple[Rule, ...]
+    budgets: tuple[Budget, ...]
+
+    @property
+    def needs_taint(self) -> bool:
+        return any(r.tainted_by for r in (*self.denies, *self.asks, *self.allows))
+
+
+class Policy:
+    """Who may call which tools with which arguments, how often, and what needs a person.
+
+    Build it in Python or load it from YAML (:meth:`from_yaml`); both give the same object,
+    which prints (:meth:`to_dict`), lints (:meth:`lint`) and is tested like any value::
+
+        policy = Policy(
+            rules=[
+                allow("read_file", args={"path": Paths(["/data"])}),
+                ask("send_email", args={"to": Emails(domains=["example.com"])}),
+                deny("delete_*"),
+            ],
+            budgets=[Budget.calls(20, tools="search", per="run")],
+            flows=[DataFlow(sources="fetch_url", sinks="send_email", effect="ask")],
+        )
+
+    Tools no rule names are denied. A matching ``deny`` beats everything, ``ask`` beats
+    ``allow``. Rules are compiled into a per-(agent, tool) index, so a decision looks at the
+    few rules about that tool only.
+    """
+
+    def __init__(
+        self,
+        rules: Iterable[Rule] = (),
+        *,
+        budgets: Iterable[Budget] = (),
+        flows: Iterable[DataFlow] = (),
+        name: str = "policy",
+        version: str = "1",
+    ) -> None:
+        self.name = name
+        self.version = str(version)
+        self.rules: tuple[Rule, ...] = tuple(rules)
+        self.budgets: tuple[Budget, ...] = tuple(budgets)
+        self.flows: tuple[DataFlow, ...] = tuple(flows)
+        for i, r in enumerate(self.rules):
+            if not isinstance(r, Rule):
+                raise PolicyError(
+                    f"rules[{i}] must be a Rule (use allow(), ask() or deny()), found {r!r}"
+                )
+        for i, b in enumerate(self.budgets):
+            if not isinstance(b, Budget):
+                raise PolicyError(f"budgets[{i}] must be a Budget, found {b!r}")
+        for i, f in enumerate(self.flows):
+            if not isinstance(f, DataFlow):
+                raise PolicyError(f"flows[{i}] must be a DataFlow, found {f!r}")
+        _unique("rule", [r.id for r in self.rules] + [f.id for f in self.flows])
+        _unique("budget", [b.id for b in self.budgets])
+        self._all_rules = self.rules + tuple(f.rule() for f in self.flows)
+        self._sources = NameSet([s for f in self.flows for s in f.sources] or ["\0none"])
+        self._result_budgets = tuple(b for b in self.budgets if b.of == "results")
+        self._buckets: dict[tuple[str, str], _Bucket] = {}
+
+    # -- compiled lookups -----------------------------------------------------------------
+
+    def bucket(self, agent: str, tool: str) -> _Bucket:
+        key = (agent, tool)
+        found = self._buckets.get(key)
+        if found is None:
+            rules = [r for r in self._all_rules if r.about(agent, tool)]
+            found = _Bucket(
+                denies=tuple(r for r in rules if r.effect is RuleEffect.DENY),
+                asks=tuple(r for r in rules if r.effect is RuleEffect.ASK),
+                allows=tuple(r for r in rules if r.effect is RuleEffect.ALLOW),
+                budgets=tuple(b for b in self.budgets if b.applies(agent, tool)),
+            )
+            if len(self._buckets) >= _CACHE_LIMIT:
+                self._buckets.clear()
+            self._buckets[key] = found
+        return found
+
+    def is_source(self, tool: str) -> bool:
+        """Whether ``tool`` brings untrusted content into a run (a data-flow source)."""
+        return self._sources.matches(tool)
+
+    def result_budgets(self, agent: str, tool: str) -> tuple[Budget, ...]:
+        return tuple(b for b in self._result_budgets if b.applies(agent, tool))
+
+    def visible(self, agent: str, tool: str, extra: Sequence[Rule] = ()) -> bool:
+        """Whether ``agent`` could ever call ``tool``: some rule permits it, none forbids it
+        outright. Tools that are not visible are hidden from the model."""
+        b = self.bucket(agent, tool)
+        if any(r.unconditional for r in b.denies):
+            return False
+        return any(r.permits for r in (*b.asks, *b.allows)) or any(
+            r.about(agent, tool) for r in extra
+        )
+
+    # -- deciding -------------------------------------------------------------------------
+
+    def evaluate(
+        self,
+        call: ToolCall,
+        tainted: frozenset[str] = frozenset(),
+        extra: Sequence[Rule] = (),
+    ) -> Decision:
+        """Decide ``call`` on the rules alone (no budgets, no store): pure and fast.
+
+        ``tainted`` holds the sources whose content entered the run; ``extra`` holds rules
+        from run-time grants for this agent.
+        """
+        if call.raw_args is not None:
+            return _deny(
+                call,
+                MALFORMED,
+                f"cannot read the arguments of {call.tool!r}: expected an object of named "
+                f"arguments, found {type(call.raw_args).__name__} {call.raw_args!r:.200}",
+            )
+        b = self.bucket(call.agent, call.tool)
+        for r in b.denies:
+            res = r.evaluate(call, tainted)
+            if res.outcome is Outcome.MATCH:
+                return _deny(call, r.id, _text(r, call) or f"forbidden by rule {r.id!r}")
+            if res.outcome is Outcome.ERROR:
+                return _deny(call, r.id, f"fail closed: {res.reason}")
+        asks = b.asks
+        allows = b.allows
+        if extra:
+            grants = [r for r in extra if r.about(call.agent, call.tool)]
+            asks += tuple(r for r in grants if r.effect is RuleEffect.ASK)
+            allows += tuple(r for r in grants if r.effect is RuleEffect.ALLOW)
+        permit: Rule | None = None
+        escalate: Rule | None = None
+        misses: list[str] = []
+        for r in asks:
+            res = r.evaluate(call, tainted)
+            if res.outcome is Outcome.MATCH:
+                escalate = escalate or r
+                if r.permits:
+                    permit = permit or r
+            elif res.outcome is Outcome.ERROR:
+                return _deny(call, r.id, f"fail closed: {res.reason}")
+            elif r.permits:
+                misses.append(f"rule {r.id!r}: {res.reason}")
+        if permit is None:
+            for r in allows:
+                res = r.evaluate(call, tainted)
+                if res.outcome is Outcome.MATCH:
+                    permit = r
+                    break
+                misses.append(f"rule {r.id!r}: {res.reason}")
+        if permit is None:
+            if misses:
+                return _deny(call, DEFAULT_DENY, "; ".join(misses))
+            return _deny(
+                call,
+                DEFAULT_DENY,
+                f"no rule allows tool {call.tool!r} for agent {call.agent!r}",
+            )
+        if escalate is not None:
+            return Decision(
+                Effect.ASK,
+                escalate.id,
+                _text(escalate, call) or f"rule {escalate.id!r} requires a person's approval",
+                tool=call.tool,
+                agent=call.agent,
+            )
+        return Decision(
+            Effect.ALLOW,
+            permit.id,
+            _text(permit, call) or f"within rule {permit.id!r}",
+            tool=call.tool,
+            agent=call.agent,
+        )
+
+    # -- plain data -----------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        """The compiled policy as plain data in the policy-file shape (what ``lint`` prints)."""
+        data: dict[str, Any] = {"name": self.name, "version": self.version}
+        data["rules"] = [r.to_dict() for r in self.rules]
+        if self.budgets:
+            data["budgets"] = [b.to_dict() for b in self.budgets]
+        if self.flows:
+            data["flows"] = [f.to_dict() for f in self.flows]
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Any, *, source: str = "<dict>") -> Policy:
+        """Build a policy from plain data (the YAML shape); errors name ``source`` and the rule."""
+        from ._files import policy_from_data
+
+        return policy_from_data(data, source=source)
+
+    @classmethod
+    def from_yaml(cls, path: str) -> Policy:
+        """Load and validate a YAML policy file."""
+        from ._files import load_policy_file
+
+        return load_policy_file(path)
+
+    def lint(self) -> list[str]:
+        """Warnings about a policy that is valid but probably not what was meant."""
+        warnings: list[str] = []
+        for i, r in enumerate(self.rules):
+            if r.effect is RuleEffect.DENY:
+                continue
+            for d in self.rules[:i] + self.rules[i + 1 :]:
+                if (
+                    d.effect is RuleEffect.DENY
+                    and d.unconditional
+                    and all(d._tools.covers(t) for t in r.tools)
+                    and all(d._agents.covers(a) for a in r.agents)
+                ):
+                    warnings.append(f"rule {r.id!r} can never apply: rule {d.id!r} denies it outright")
+                    break
+        for b in self.budgets:
+            if b.limit == 0:
+                warnings.append(f"budget {b.id!r} has limit 0: every call it covers is denied")
+        return warnings
+
+    def __repr__(self) -> str:
+        return (
+            f"Policy(name={self.name!r}, rules={len(self.rules)}, budgets={len(self.budgets)}, "
+            f"flows={len(self.flows)})"
+        )
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Policy) and self.to_dict() == other.to_dict()
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+def _deny(call: ToolCall, rule: str, reason: str) -> Decision:
+    return Decision(Effect.DENY, rule, reason, tool=call.tool, agent=call.agent)
+
+
+def _text(rule: Rule, call: ToolCall) -> str:
+    return rule.reason.replace("{tool}", call.tool) if rule.reason else ""
+
+
+def _unique(what: str, ids: list[str]) -> None:
+    seen: set[str] = set()
+    for i in ids:
+        if i in seen:
+            raise PolicyError(
+                f"two {what}s have the id {i!r}; give one of them an explicit id= to tell them apart"
+            )
+        seen.add(i)

@@ -1,0 +1,246 @@
+"""Rules: who (agents) may call what (tools) with which arguments (scopes).
+
+A policy is an ordered list of small rule objects, each testable alone. Semantics borrowed
+from Cedar: default deny; a matching ``deny`` always wins; then ``ask`` (allowed once a person
+approves); then ``allow``. Every decision names the rule that made it.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from .._errors import PolicyError, ScopeViolation
+from .._events import ToolCall
+from ..scopes import Scope
+from ._patterns import NameSet, as_names
+
+Condition = Callable[[ToolCall], bool]
+"""A custom predicate over the whole call: ``True`` means the rule applies."""
+
+
+class RuleEffect(str, enum.Enum):
+    ALLOW = "allow"
+    ASK = "ask"
+    DENY = "deny"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class Outcome(enum.Enum):
+    """How one rule relates to one call."""
+
+    MATCH = "match"  # the rule applies to this call
+    MISS = "miss"  # the rule is about this tool and agent, but the arguments are out of scope
+    ERROR = "error"  # the rule could not be evaluated: fail closed
+
+
+@dataclass(frozen=True, slots=True)
+class RuleResult:
+    outcome: Outcome
+    reason: str = ""
+
+
+@dataclass(frozen=True, eq=False)
+class Rule:
+    """One permission or prohibition.
+
+    Build with :func:`allow`, :func:`ask` or :func:`deny`::
+
+        allow("read_file", args={"path": Paths(["/data"])})
+        deny("shell", agents="researcher")
+        ask("send_email", args={"to": Emails(domains=["example.com"])})
+
+    For ``allow`` and ``ask`` every scoped argument must be present and inside its scope. For
+    ``deny`` the rule fires when every scoped argument is inside its scope (a deny with no
+    ``args`` forbids the tool outright). ``when`` is an optional predicate over the whole call.
+    ``tainted_by`` (set by data-flow rules) makes the rule apply only once content from one of
+    those source tools has entered the run. ``permits=False`` (data-flow rules) makes an ``ask``
+    rule escalate calls other rules permit without permitting anything by itself.
+    """
+
+    effect: RuleEffect
+    tools: tuple[str, ...]
+    agents: tuple[str, ...] = ("*",)
+    args: Mapping[str, Scope] = field(default_factory=dict)
+    when: Condition | None = None
+    tainted_by: tuple[str, ...] = ()
+    id: str = ""
+    reason: str = ""
+    permits: bool = True
+    _tools: NameSet = field(init=False, repr=False, compare=False)
+    _agents: NameSet = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "effect", RuleEffect(self.effect))
+        object.__setattr__(self, "tools", as_names(self.tools, what="tools", default=()))
+        object.__setattr__(self, "agents", as_names(self.agents, what="agents"))
+        if not isinstance(self.args, Mapping):
+            raise PolicyError(f"rule args must map argument names to scopes, found {self.args!r}")
+        for name, scope in self.args.items():
+            if not isinstance(scope, Scope):
+                raise PolicyError(
+                    f"rule for {list(self.tools)}: argument {name!r} must have a Scope "
+                    f"(Paths, Urls, Number, ...), found {type(scope).__name__} {scope!r}"
+                )
+        object.__setattr__(self, "args", MappingProxyType(dict(self.args)))
+        object.__setattr__(self, "tainted_by", tuple(self.tainted_by))
+        if self.when is not None and not callable(self.when):
+            raise PolicyError(f"rule 'when' must be callable, found {self.when!r}")
+        if not self.id:
+            object.__setattr__(self, "id", self.default_id())
+        object.__setattr__(self, "_tools", NameSet(self.tools))
+        object.__setattr__(self, "_agents", NameSet(self.agents))
+
+    # -- identity -----------------------------------------------------------------------------
+
+    def default_id(self) -> str:
+        who = "" if self.agents == ("*",) else f" for {','.join(self.agents)}"
+        return f"{self.effect} {','.join(self.tools)}{who}"
+
+    @property
+    def unconditional(self) -> bool:
+        """True when the rule applies to every call of its tools by its agents."""
+        return not self.args and self.when is None and not self.tainted_by
+
+    def about(self, agent: str, tool: str) -> bool:
+        """Whether this rule speaks about ``tool`` called by ``agent`` (arguments aside)."""
+        return self._tools.matches(tool) and self._agents.matches(agent)
+
+    # -- evaluation ---------------------------------------------------------------------------
+
+    def evaluate(self, call: ToolCall, tainted: frozenset[str] = frozenset()) -> RuleResult:
+        """How this rule relates to ``call`` (assumed to be :meth:`about` it)."""
+        if self.tainted_by and tainted.isdisjoint(self.tainted_by):
+            return RuleResult(Outcome.MISS, "no untrusted content in this run")
+        for name, scope in self.args.items():
+            if name not in call.args:
+                if self.effect is RuleEffect.DENY:
+                    return RuleResult(Outcome.MISS, f"argument {name!r} absent")
+                return RuleResult(Outcome.MISS, f"argument {name!r} is required by rule {self.id!r} but missing")
+            try:
+                scope.check(call.args[name])
+            except ScopeViolation as exc:
+                if exc.unreadable and self.effect is not RuleEffect.ALLOW:
+                    # deny / ask rules must not be dodged by a value they cannot read
+                    return RuleResult(Outcome.ERROR, f"argument {name!r}: {exc}")
+                return RuleResult(Outcome.MISS, f"argument {name!r}: {exc}")
+            except Exception as exc:  # noqa: BLE001 - a crashing scope must deny, not pass
+                return RuleResult(
+                    Outcome.ERROR,
+                    f"argument {name!r} could not be checked by {scope!r}: "
+                    f"{type(exc).__name__}: {exc}",
+                )
+        if self.when is not None:
+            try:
+                applies = self.when(call)
+            except Exception as exc:  # noqa: BLE001 - fail closed
+                return RuleResult(
+                    Outcome.ERROR, f"condition of rule {self.id!r} raised {type(exc).__name__}: {exc}"
+                )
+            if applies is not True and applies is not False:
+                return RuleResult(
+                    Outcome.ERROR,
+                    f"condition of rule {self.id!r} returned {applies!r}, expected True or False",
+                )
+            if not applies:
+                return RuleResult(Outcome.MISS, f"condition of rule {self.id!r} does not hold")
+        return RuleResult(Outcome.MATCH)
+
+    # -- plain data ---------------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        """The rule as plain data, in the shape policy files use."""
+        data: dict[str, Any] = {"id": self.id, str(self.effect): _one_or_list(self.tools)}
+        if self.agents != ("*",):
+            data["agents"] = _one_or_list(self.agents)
+        if self.args:
+            data["args"] = {name: {s.kind: s.spec()} for name, s in self.args.items()}
+        if self.when is not None:
+            data["when"] = f"{getattr(self.when, '__module__', '?')}:{getattr(self.when, '__qualname__', repr(self.when))}"
+        if self.tainted_by:
+            data["tainted_by"] = list(self.tainted_by)
+        if self.reason:
+            data["reason"] = self.reason
+        return data
+
+    def __repr__(self) -> str:
+        parts = [repr(list(self.tools) if len(self.tools) > 1 else self.tools[0])]
+        if self.agents != ("*",):
+            parts.append(f"agents={list(self.agents)!r}")
+        if self.args:
+            parts.append(f"args={dict(self.args)!r}")
+        if self.when is not None:
+            parts.append(f"when={self.when!r}")
+        if self.tainted_by:
+            parts.append(f"tainted_by={list(self.tainted_by)!r}")
+        parts.append(f"id={self.id!r}")
+        return f"{self.effect}({', '.join(parts)})"
+
+
+def _one_or_list(names: tuple[str, ...]) -> str | list[str]:
+    return names[0] if len(names) == 1 else list(names)
+
+
+def _rule(
+    effect: RuleEffect,
+    tools: str | Iterable[str],
+    *,
+    agents: str | Iterable[str] | None,
+    args: Mapping[str, Scope] | None,
+    when: Condition | None,
+    id: str | None,  # noqa: A002 - the natural name in policies
+    reason: str | None,
+) -> Rule:
+    return Rule(
+        effect=effect,
+        tools=as_names(tools, what="tools", default=()),
+        agents=as_names(agents, what="agents"),
+        args=dict(args or {}),
+        when=when,
+        id=id or "",
+        reason=reason or "",
+    )
+
+
+def allow(
+    tools: str | Iterable[str],
+    *,
+    agents: str | Iterable[str] | None = None,
+    args: Mapping[str, Scope] | None = None,
+    when: Condition | None = None,
+    id: str | None = None,  # noqa: A002
+    reason: str | None = None,
+) -> Rule:
+    """Permit ``tools`` (names or globs) for ``agents`` (default: every agent), within ``args``."""
+    return _rule(RuleEffect.ALLOW, tools, agents=agents, args=args, when=when, id=id, reason=reason)
+
+
+def ask(
+    tools: str | Iterable[str],
+    *,
+    agents: str | Iterable[str] | None = None,
+    args: Mapping[str, Scope] | None = None,
+    when: Condition | None = None,
+    id: str | None = None,  # noqa: A002
+    reason: str | None = None,
+) -> Rule:
+    """Permit ``tools`` only once a person approves; beats ``allow`` when both match."""
+    return _rule(RuleEffect.ASK, tools, agents=agents, args=args, when=when, id=id, reason=reason)
+
+
+def deny(
+    tools: str | Iterable[str],
+    *,
+    agents: str | Iterable[str] | None = None,
+    args: Mapping[str, Scope] | None = None,
+    when: Condition | None = None,
+    id: str | None = None,  # noqa: A002
+    reason: str | None = None,
+) -> Rule:
+    """Forbid ``tools`` (when every scoped argument is inside its scope); beats everything."""
+    return _rule(RuleEffect.DENY, tools, agents=agents, args=args, when=when, id=id, reason=reason)

@@ -1,0 +1,229 @@
+"""Email recipients, checked on every address a header really contains.
+
+An argument such as ``to`` is read the way a mail library reads a ``To:`` header: with the
+standard library's RFC 5322 parser (``email.headerregistry``), so display names, comments,
+groups (``team: a@x.com, b@y.com;``) and quoting are understood, and every address found
+is validated and normalized by ``email_validator`` (IDN domains to punycode). Anything the
+parser flags as a defect, and any line break, denies: a header that two mail libraries could
+read differently is not one to send.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable
+from email.policy import default as _email_policy
+from typing import Any
+
+import email_validator
+
+from ._base import Scope, ScopeError, ScopeViolation
+from ._text import describe, preview, string_list
+
+__all__ = ["Emails", "addresses_in"]
+
+Recipient = tuple[str, str]
+"""An address as ``(local part, ascii domain in lower case)``."""
+
+_CACHE_LIMIT = 2048  # longest header text kept in the parse cache
+
+
+def _validated(addr_spec: str) -> Recipient:
+    """``addr_spec`` normalized by email_validator; ``ValueError`` if it is not deliverable
+    syntax (quoted local parts and IP-literal domains are refused too)."""
+    result = email_validator.validate_email(addr_spec, check_deliverability=False)
+    domain = result.ascii_domain
+    if not domain:  # pragma: no cover - only for domain literals, which are refused above
+        raise ValueError("the domain must be a name")
+    return result.local_part, domain.lower()
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse_header_cached(text: str) -> tuple[Recipient, ...]:
+    return _parse_header(text)
+
+
+def _parse_header(text: str) -> tuple[Recipient, ...]:
+    """Every recipient in one header value; ``ScopeViolation`` if it is not clean."""
+    if not text.isprintable():
+        bad = next(c for c in text if not c.isprintable())
+        raise ScopeViolation(
+            f"recipient list {preview(text)} contains a line break or invisible character "
+            f"(U+{ord(bad):04X}), which could smuggle extra headers or recipients",
+            unreadable=True,
+        )
+    header = _email_policy.header_factory("To", text)
+    if header.defects:
+        raise ScopeViolation(
+            f"recipient list {preview(text)} is not a clean address list: {header.defects[0]}",
+            unreadable=True,
+        )
+    found: list[Recipient] = []
+    for address in header.addresses:
+        try:
+            found.append(_validated(address.addr_spec))
+        except (email_validator.EmailNotValidError, ValueError) as exc:
+            raise ScopeViolation(
+                f"recipient {preview(address.addr_spec)} is not a valid address: {exc}",
+                unreadable=True,
+            ) from None
+    return tuple(found)
+
+
+def _recipients(value: object) -> list[Recipient]:
+    """Every recipient in a header string or a list of them; at least one."""
+    if isinstance(value, str):
+        texts: Iterable[object] = (value,)
+    elif isinstance(value, list | tuple):
+        texts = value
+    else:
+        raise ScopeViolation(
+            f"expected recipients as a string or a list of strings, found {describe(value)}",
+            unreadable=True,
+        )
+    found: list[Recipient] = []
+    for text in texts:
+        if not isinstance(text, str):
+            raise ScopeViolation(
+                f"expected recipient strings, found {describe(text)}", unreadable=True
+            )
+        if len(text) <= _CACHE_LIMIT:
+            found.extend(_parse_header_cached(text))
+        else:
+            found.extend(_parse_header(text))
+    if not found:
+        raise ScopeViolation(f"found no recipient address in {preview(value)}", unreadable=True)
+    return found
+
+
+def addresses_in(value: object) -> list[str]:
+    """Every address in ``value`` (a header string or a list of them), normalized as
+    ``local@ascii-domain``, in order and with repeats.
+
+    Raises ``ScopeViolation`` for anything ``Emails`` would refuse to read (wrong type, a
+    line break, a parser defect, an invalid address, no address at all).
+
+        >>> addresses_in("Alice <alice@Example.com>, team: bob@example.com;")
+        ['alice@example.com', 'bob@example.com']
+    """
+    return [f"{local}@{domain}" for local, domain in _recipients(value)]
+
+
+def _domain_setting(pattern: str) -> str:
+    try:
+        return _validated(f"postmaster@{pattern}")[1]
+    except (email_validator.EmailNotValidError, ValueError) as exc:
+        raise ScopeError(f"domains: {preview(pattern)} is not a valid mail domain: {exc}") from None
+
+
+class Emails(Scope):
+    """Recipients limited to listed addresses and domains.
+
+    A value is a header string (``"Alice <a@x.com>, b@y.com"``, groups included) or a list
+    of them; every address in it must be allowed, and there must be at least one.
+
+    - ``addresses``: exact addresses. Domains compare case-insensitively (after IDN to
+      punycode); local parts compare exactly as normalized (``Bob@x.com`` is not
+      ``bob@x.com``: the receiving server decides whether case matters, so the guard does not).
+    - ``domains``: ``"example.com"`` allows every address at exactly that domain;
+      ``"*.example.com"`` allows every subdomain at any depth, but not ``example.com`` itself.
+
+    Refused outright, whatever the settings: quoted local parts (``"a@good.com"@evil.com``
+    is an address at ``evil.com``, and quoting is a classic smuggling channel), IP-literal
+    domains, special-use domains (``.test``, ``.local``, ``localhost``), line breaks and
+    invisible characters, and any header the stdlib parser reports a defect in (stray text,
+    undecodable encoded words, a trailing comma).
+
+    Example::
+
+        >>> scope = Emails(addresses=["ceo@partner.org"], domains=["example.com"])
+        >>> scope.contains("Alice <alice@example.com>, ceo@partner.org")
+        True
+        >>> scope.contains(["alice@example.com", "mallory@evil.com"])
+        False
+        >>> scope.contains('"alice@example.com"@evil.com')
+        False
+    """
+
+    kind = "email"
+
+    def __init__(
+        self, addresses: str | Iterable[str] = (), domains: str | Iterable[str] = ()
+    ) -> None:
+        allowed: set[Recipient] = set()
+        for address in string_list(addresses, "addresses"):
+            try:
+                allowed.add(_validated(address))
+            except (email_validator.EmailNotValidError, ValueError) as exc:
+                raise ScopeError(
+                    f"addresses: {preview(address)} is not a plain valid address: {exc}"
+                ) from None
+        exact: set[str] = set()
+        wildcards: set[str] = set()
+        for pattern in string_list(domains, "domains"):
+            if pattern.startswith("*."):
+                wildcards.add(_domain_setting(pattern[2:]))
+            elif "*" in pattern:
+                raise ScopeError(
+                    f"domains: {preview(pattern)}: '*' is only allowed as a leading '*.' "
+                    "(as in '*.example.com')"
+                )
+            else:
+                exact.add(_domain_setting(pattern))
+        if not (allowed or exact or wildcards):
+            raise ScopeError("Emails needs at least one allowed address or domain, found none")
+        self._addresses = frozenset(allowed)
+        self._domains = frozenset(exact)
+        self._wildcards = frozenset(wildcards)
+        self._shown_addresses = sorted(f"{local}@{domain}" for local, domain in allowed)
+        self._shown_domains = sorted(exact) + sorted("*." + w for w in wildcards)
+
+    def _allows(self, recipient: Recipient) -> bool:
+        if recipient in self._addresses:
+            return True
+        return self._domain_allowed(recipient[1])
+
+    def _domain_allowed(self, domain: str) -> bool:
+        if domain in self._domains:
+            return True
+        start = domain.find(".")
+        while start != -1:
+            if domain[start + 1 :] in self._wildcards:
+                return True
+            start = domain.find(".", start + 1)
+        return False
+
+    def check(self, value: object) -> None:
+        for recipient in _recipients(value):
+            if not self._allows(recipient):
+                local, domain = recipient
+                raise ScopeViolation(
+                    f"recipient {local}@{domain} is not allowed; allowed addresses "
+                    f"{self._shown_addresses}, allowed domains {self._shown_domains}"
+                )
+
+    def spec(self) -> dict[str, Any]:
+        return {"addresses": list(self._shown_addresses), "domains": list(self._shown_domains)}
+
+    def within(self, other: Scope) -> bool:
+        """Every address and domain ``self`` allows, ``other`` allows too."""
+        if not isinstance(other, Emails):
+            return False
+        if not all(other._allows(recipient) for recipient in self._addresses):
+            return False
+        if not all(other._domain_allowed(domain) for domain in self._domains):
+            return False
+        return all(
+            base in other._wildcards or other._wildcard_base_covered(base)
+            for base in self._wildcards
+        )
+
+    def _wildcard_base_covered(self, base: str) -> bool:
+        # "*.a.example.com" is covered by "*.example.com": every name under a.example.com
+        # is also under example.com. It is not covered by the exact domain "a.example.com".
+        start = base.find(".")
+        while start != -1:
+            if base[start + 1 :] in self._wildcards:
+                return True
+            start = base.find(".", start + 1)
+        return False

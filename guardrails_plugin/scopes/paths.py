@@ -1,0 +1,171 @@
+"""Filesystem paths, checked on the file the tool will really open.
+
+A path argument is turned into the absolute path the kernel would resolve: ``.`` and ``..``
+and repeated slashes are folded, and (by default) every symlink on the way is followed, so
+``/data/link-to-etc/passwd`` is judged as ``/etc/passwd``. Only then is it compared with the
+allowed roots, by whole path components.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from typing import Any, Literal
+
+from ._base import Scope, ScopeError, ScopeViolation
+from ._text import describe, preview, string_list
+
+__all__ = ["Paths"]
+
+Access = Literal["read", "write"]
+_ACCESS: tuple[Access, ...] = ("read", "write")
+
+
+class Paths(Scope):
+    """Paths inside one or more root directories.
+
+    A value (``str`` or ``os.PathLike``) is inside the scope when, after normalization, it
+    equals a root or lies under it by whole components: ``/data2/x`` is not under ``/data``.
+
+    - ``resolve_symlinks=True`` (the default) follows symlinks with ``os.path.realpath``,
+      as the kernel does: a ``..`` after a symlink climbs from the link's target, a symlink
+      that points outside a root (even a dangling one, which a write would create through)
+      is judged by its target, and a target that does not exist yet is judged by its
+      resolved parent directory. Roots are resolved the same way when the scope is built.
+    - ``resolve_symlinks=False`` is pure string normalization (``os.path.normpath``) and
+      never touches the filesystem: fast and deterministic, but a symlink inside a root can
+      point anywhere. Use it for trees that hold no untrusted symlinks.
+    - Relative values are joined to ``base`` (an absolute directory); without ``base`` they
+      are denied, since the tool's working directory is unknown to the guard.
+    - ``access`` (``"read"`` or ``"write"``) labels the grant: both resolve paths the same
+      way, and a read grant is never ``within`` a write grant or the reverse.
+
+    The check is a snapshot: a symlink created after the check but before the tool runs is
+    not seen. POSIX paths only.
+
+    Example::
+
+        >>> scope = Paths(["/srv/data"], resolve_symlinks=False)
+        >>> scope.contains("/srv/data/reports//q1.csv")
+        True
+        >>> scope.contains("/srv/data/../../etc/passwd")
+        False
+        >>> scope.contains("/srv/data2/x")
+        False
+    """
+
+    kind = "path"
+
+    def __init__(
+        self,
+        roots: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
+        *,
+        access: Access = "read",
+        resolve_symlinks: bool = True,
+        base: str | os.PathLike[str] | None = None,
+    ) -> None:
+        if access not in _ACCESS:
+            raise ScopeError(f"access must be 'read' or 'write', found {preview(access)}")
+        if not isinstance(resolve_symlinks, bool):
+            raise ScopeError(f"resolve_symlinks must be a bool, found {describe(resolve_symlinks)}")
+        self._access: Access = access
+        self._resolve = resolve_symlinks
+        self._base = None if base is None else self._setting_path(base, "base")
+        resolved = {
+            self._setting_path(root, "root") for root in string_list(roots, "roots", paths=True)
+        }
+        if not resolved:
+            raise ScopeError("roots must name at least one directory, found an empty list")
+        self._roots = tuple(sorted(resolved))
+        self._root_set = frozenset(self._roots)
+        # "/data/" as a prefix, so "/data2" never matches "/data"; the root "/" is its own prefix.
+        self._prefixes = tuple(root if root.endswith("/") else root + "/" for root in self._roots)
+
+    @property
+    def roots(self) -> tuple[str, ...]:
+        """The allowed roots, normalized (and resolved when ``resolve_symlinks``)."""
+        return self._roots
+
+    def _setting_path(self, value: object, setting: str) -> str:
+        raw = os.fspath(value) if isinstance(value, os.PathLike) else value
+        if not isinstance(raw, str):
+            raise ScopeError(f"{setting} must be a path string, found {describe(value)}")
+        if "\x00" in raw:
+            raise ScopeError(f"{setting} {preview(raw)} contains a NUL byte")
+        if not os.path.isabs(raw):
+            raise ScopeError(f"{setting} must be an absolute path, found {preview(raw)}")
+        return self._normalize(raw)
+
+    def _normalize(self, absolute: str) -> str:
+        if self._resolve:
+            # realpath handles "..", "." and "//" itself, in kernel order (after following
+            # the symlink before a ".."), so it is given the raw path, not a normpath of it.
+            return os.path.realpath(absolute)
+        path = os.path.normpath(absolute)
+        if path.startswith("//"):
+            # POSIX lets normpath keep exactly two leading slashes; Linux treats them as one.
+            path = "/" + path.lstrip("/")
+        return path
+
+    def check(self, value: object) -> None:
+        if isinstance(value, str):
+            raw = value
+        elif isinstance(value, os.PathLike):
+            raw = os.fspath(value)
+            if not isinstance(raw, str):
+                raise ScopeViolation(
+                    f"expected a text path, found {describe(raw)}", unreadable=True
+                )
+        else:
+            raise ScopeViolation(
+                f"expected a path (str or os.PathLike), found {describe(value)}", unreadable=True
+            )
+        if not raw:
+            raise ScopeViolation("expected a path, found an empty string", unreadable=True)
+        if "\x00" in raw:
+            raise ScopeViolation(f"path {preview(raw)} contains a NUL byte", unreadable=True)
+        if not raw.startswith("/"):
+            if self._base is None:
+                raise ScopeViolation(
+                    f"relative path {preview(raw)} with no base directory; "
+                    f"give an absolute path under {list(self._roots)}",
+                    unreadable=True,
+                )
+            raw = self._base + "/" + raw
+        try:
+            path = self._normalize(raw)
+        except OSError as exc:  # realpath tolerates most errors; anything left denies
+            raise ScopeViolation(
+                f"cannot resolve path {preview(raw)}: {exc}", unreadable=True
+            ) from exc
+        if path in self._root_set or path.startswith(self._prefixes):
+            return
+        shown = preview(value if isinstance(value, str) else raw)
+        resolved = "" if path == raw else f" resolves to {path!r}, which"
+        raise ScopeViolation(
+            f"path {shown}{resolved} is outside the allowed roots {list(self._roots)} "
+            f"({self._access} access)"
+        )
+
+    def spec(self) -> dict[str, Any]:
+        return {
+            "roots": list(self._roots),
+            "access": self._access,
+            "resolve_symlinks": self._resolve,
+            "base": self._base,
+        }
+
+    def within(self, other: Scope) -> bool:
+        """Every root of ``self`` lies under a root of ``other``, with the same access and
+        the same symlink handling (paths resolved differently can land on different sides
+        of a root), and relative paths, if ``self`` takes them, resolve against the same base.
+        """
+        if not isinstance(other, Paths):
+            return False
+        if self._access != other._access or self._resolve != other._resolve:
+            return False
+        if self._base is not None and self._base != other._base:
+            return False
+        return all(
+            root in other._root_set or root.startswith(other._prefixes) for root in self._roots
+        )

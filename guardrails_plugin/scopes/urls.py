@@ -1,0 +1,325 @@
+"""URLs, checked on the host a real HTTP client would connect to.
+
+The value is parsed with ada (a WHATWG URL parser, the standard browsers and Node follow),
+which folds the classic confusions into the one host that gets contacted: backslashes as
+slashes (``http://evil.com\\@good.com`` goes to ``evil.com``), userinfo
+(``https://good.com@evil.com``), IDN to punycode, IPv4 in hex, octal or one big number
+(``http://0x7f.1``, ``http://2130706433`` are ``127.0.0.1``). Python clients that follow
+RFC 3986 instead (``urllib``, ``requests``, ``httpx``) can read a few odd strings differently,
+so a URL on which ``urllib.parse`` names another host is denied as ambiguous.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+from typing import Any
+from urllib.parse import urlsplit
+
+import ada_url
+
+from ._base import Scope, ScopeError, ScopeViolation
+from ._text import describe, preview, string_list
+
+__all__ = ["Urls"]
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+DEFAULT_PORTS: dict[str, int] = {"http": 80, "https": 443, "ws": 80, "wss": 443, "ftp": 21}
+"""Ports a client uses when the URL names none (the WHATWG "special" schemes)."""
+
+_ATTRIBUTES = ("protocol", "username", "password", "hostname", "port", "host_type")
+_IPV4 = ada_url.HostType.IPV4
+_IPV6 = ada_url.HostType.IPV6
+
+
+def _parse(url: str) -> dict[str, Any]:
+    """ada's parse of ``url`` (only what the scope reads); ``ValueError`` when invalid."""
+    return dict(ada_url.parse_url(url, attributes=_ATTRIBUTES))
+
+
+def _bare_host(pattern: str) -> tuple[str, Any]:
+    """The canonical host of ``pattern`` (punycode, lower case, no trailing dot) and its type.
+
+    Derived by letting ada parse ``http://<pattern>/``, so patterns and values are normalized
+    by the same code; anything that is not a bare host (a port, a path, userinfo) is refused.
+    """
+    candidate = f"[{pattern}]" if ":" in pattern and not pattern.startswith("[") else pattern
+    try:
+        parsed = dict(ada_url.parse_url(f"http://{candidate}/", attributes=("href", *_ATTRIBUTES)))
+    except ValueError:
+        raise ScopeError(
+            f"host {preview(pattern)} is not a valid host name or IP address"
+        ) from None
+    hostname = str(parsed["hostname"])
+    if parsed["href"] != f"http://{hostname}/" or not hostname:
+        raise ScopeError(
+            f"host {preview(pattern)} must be a bare host name or IP address "
+            "(no scheme, port, path or userinfo)"
+        )
+    is_ipv6 = parsed["host_type"] == _IPV6
+    hostname = hostname[1:-1] if is_ipv6 else hostname.removesuffix(".")
+    if parsed["host_type"] not in (_IPV4, _IPV6) and "" in hostname.split("."):
+        raise ScopeError(f"host {preview(pattern)} has an empty label")
+    return hostname, parsed["host_type"]
+
+
+def _ip(hostname: str) -> IPAddress:
+    return ipaddress.ip_address(hostname.strip("[]"))
+
+
+class Urls(Scope):
+    """URLs whose scheme, host, port and userinfo are allowed.
+
+    - ``hosts``: ``"example.com"`` allows exactly that host; ``"*.example.com"`` allows any
+      subdomain at any depth but not ``example.com`` itself (list both for both). Patterns
+      are normalized like values: lower case, IDN to punycode, trailing dot dropped. An IP
+      address in ``hosts`` allows that exact address.
+    - IP literal hosts (in any spelling ada accepts) are denied unless the address is listed
+      in ``hosts`` or falls in one of ``networks`` (CIDR strings such as ``"10.0.0.0/8"``).
+      Host names are not resolved: DNS pointing ``good.com`` at ``127.0.0.1`` is not seen.
+    - ``schemes``: allowed schemes, lower case, without ``:``.
+    - ``ports``: ``None`` allows only the scheme's default port (written or not:
+      ``https://x:443`` is fine); a list allows exactly those ports, where a URL without a
+      port uses the scheme's default (``https`` 443, ``http`` 80, ``ws`` 80, ``wss`` 443,
+      ``ftp`` 21; a scheme with no default needs an explicit listed port).
+    - ``allow_userinfo``: URLs carrying ``user:pass@`` are denied unless this is set.
+
+    Example::
+
+        >>> scope = Urls(["api.example.com", "*.cdn.example.com"])
+        >>> scope.contains("https://api.example.com/v1/items")
+        True
+        >>> scope.contains("https://api.example.com@evil.com/")
+        False
+        >>> scope.contains("https://img.eu.cdn.example.com/logo.png")
+        True
+        >>> scope.contains("http://api.example.com/")  # scheme not allowed
+        False
+    """
+
+    kind = "url"
+
+    def __init__(
+        self,
+        hosts: str | Iterable[str],
+        *,
+        schemes: str | Iterable[str] = ("https",),
+        ports: Iterable[int] | None = None,
+        allow_userinfo: bool = False,
+        networks: str | Iterable[str] = (),
+    ) -> None:
+        exact: set[str] = set()
+        wildcards: set[str] = set()
+        ips: set[IPAddress] = set()
+        for pattern in string_list(hosts, "hosts"):
+            if pattern.startswith("*."):
+                host, host_type = _bare_host(pattern[2:])
+                if host_type in (_IPV4, _IPV6):
+                    raise ScopeError(f"host pattern {preview(pattern)}: '*.' needs a domain name")
+                if "*" in host:
+                    raise ScopeError(f"host pattern {preview(pattern)}: '*' only as a leading '*.'")
+                wildcards.add(host)
+            elif "*" in pattern:
+                raise ScopeError(
+                    f"host pattern {preview(pattern)}: '*' is only allowed as a leading '*.' "
+                    "(as in '*.example.com')"
+                )
+            else:
+                host, host_type = _bare_host(pattern)
+                if host_type in (_IPV4, _IPV6):
+                    ips.add(_ip(host))
+                else:
+                    exact.add(host)
+        nets: set[IPNetwork] = set()
+        for cidr in string_list(networks, "networks"):
+            try:
+                nets.add(ipaddress.ip_network(cidr))
+            except ValueError as exc:
+                raise ScopeError(f"networks: {preview(cidr)} is not a CIDR network: {exc}") from exc
+        if not (exact or wildcards or ips or nets):
+            raise ScopeError("hosts (or networks) must allow at least one host, found none")
+
+        scheme_set: set[str] = set()
+        for scheme in string_list(schemes, "schemes"):
+            try:
+                protocol = _parse(f"{scheme}://x/")["protocol"]
+            except ValueError:
+                protocol = None
+            if protocol != scheme.lower() + ":":
+                raise ScopeError(f"schemes: {preview(scheme)} is not a URL scheme (as in 'https')")
+            scheme_set.add(scheme.lower())
+        if not scheme_set:
+            raise ScopeError("schemes must allow at least one scheme, found none")
+
+        port_set: frozenset[int] | None = None
+        if ports is not None:
+            if isinstance(ports, str | bytes) or not isinstance(ports, Iterable):
+                raise ScopeError(
+                    f"ports must be a list of integers or None, found {describe(ports)}"
+                )
+            port_list = list(ports)
+            for port in port_list:
+                if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+                    raise ScopeError(f"ports must be integers in 1..65535, found {describe(port)}")
+            port_set = frozenset(port_list)
+        if not isinstance(allow_userinfo, bool):
+            raise ScopeError(f"allow_userinfo must be a bool, found {describe(allow_userinfo)}")
+
+        self._exact = frozenset(exact)
+        self._wildcards = frozenset(wildcards)
+        self._ips = frozenset(ips)
+        self._networks = tuple(sorted(nets, key=lambda n: (n.version, n)))
+        self._schemes = frozenset(scheme_set)
+        self._protocols = frozenset(s + ":" for s in scheme_set)
+        self._ports = port_set
+        self._allow_userinfo = allow_userinfo
+        self._hosts_shown = sorted(exact) + sorted("*." + w for w in wildcards)
+        self._hosts_shown += sorted(str(ip) for ip in ips)
+
+    def check(self, value: object) -> None:
+        if not isinstance(value, str):
+            raise ScopeViolation(f"expected a URL string, found {describe(value)}", unreadable=True)
+        try:
+            url = _parse(value)
+        except ValueError:
+            raise ScopeViolation(f"{preview(value)} is not a valid URL", unreadable=True) from None
+        protocol: str = url["protocol"]
+        if protocol not in self._protocols:
+            raise ScopeViolation(
+                f"{preview(value)} uses scheme {protocol[:-1]!r}; allowed schemes: "
+                f"{sorted(self._schemes)}"
+            )
+        hostname: str = url["hostname"]
+        if not hostname:
+            raise ScopeViolation(f"{preview(value)} names no host", unreadable=True)
+        self._check_host(value, hostname, url["host_type"])
+        self._check_same_host_for_python_clients(value, protocol, hostname)
+        if (url["username"] or url["password"]) and not self._allow_userinfo:
+            raise ScopeViolation(
+                f"{preview(value)} carries credentials before '@' (user:password@); "
+                f"it connects to host {hostname!r}, but userinfo is not allowed"
+            )
+        self._check_port(value, protocol[:-1], url["port"])
+
+    def _check_host(self, value: str, hostname: str, host_type: Any) -> None:
+        if host_type in (_IPV4, _IPV6):
+            ip = _ip(hostname)
+            if ip in self._ips or any(ip in net for net in self._networks):
+                return
+            raise ScopeViolation(
+                f"{preview(value)} connects to IP address {str(ip)!r}, which is not in allowed "
+                f"hosts {self._hosts_shown} or networks {[str(n) for n in self._networks]}"
+            )
+        host = hostname[:-1] if hostname.endswith(".") else hostname
+        if host in self._exact:
+            return
+        labels = host.split(".")
+        if "" not in labels:
+            # "a.b.example.com": try "b.example.com", then "example.com", ... as wildcard bases.
+            suffix_start = 0
+            for label in labels[:-1]:
+                suffix_start += len(label) + 1
+                if host[suffix_start:] in self._wildcards:
+                    return
+        raise ScopeViolation(
+            f"{preview(value)} connects to host {hostname!r}, not in allowed hosts "
+            f"{self._hosts_shown}"
+        )
+
+    def _check_same_host_for_python_clients(self, value: str, protocol: str, hostname: str) -> None:
+        """Deny URLs that RFC 3986 parsers (urllib, requests, httpx) read as another host."""
+        try:
+            other = urlsplit(value).hostname
+        except ValueError:
+            other = None
+        if other == hostname or (other is not None and f"[{other}]" == hostname):
+            return
+        normalized = None
+        if other:
+            try:
+                bracketed = f"[{other}]" if ":" in other else other
+                normalized = _parse(f"{protocol}//{bracketed}/")["hostname"]
+            except ValueError:
+                normalized = None
+        if normalized != hostname:
+            raise ScopeViolation(
+                f"{preview(value)} is ambiguous: WHATWG parsers connect to {hostname!r} but "
+                f"Python's urllib reads host {other!r}; write the URL plainly",
+                unreadable=True,
+            )
+
+    def _check_port(self, value: str, scheme: str, port: str) -> None:
+        if self._ports is None:
+            if port:
+                raise ScopeViolation(
+                    f"{preview(value)} uses port {port}; only the default port of "
+                    f"{scheme!r} is allowed"
+                )
+            return
+        effective = int(port) if port else DEFAULT_PORTS.get(scheme)
+        if effective is None:
+            raise ScopeViolation(
+                f"{preview(value)} names no port and {scheme!r} has no default; "
+                f"allowed ports: {sorted(self._ports)}"
+            )
+        if effective not in self._ports:
+            raise ScopeViolation(
+                f"{preview(value)} uses port {effective}; allowed ports: {sorted(self._ports)}"
+            )
+
+    def spec(self) -> dict[str, Any]:
+        return {
+            "hosts": list(self._hosts_shown),
+            "schemes": sorted(self._schemes),
+            "ports": None if self._ports is None else sorted(self._ports),
+            "allow_userinfo": self._allow_userinfo,
+            "networks": [str(n) for n in self._networks],
+        }
+
+    def _host_covered(self, host: str) -> bool:
+        if host in self._exact:
+            return True
+        parts = host.split(".")
+        return any(".".join(parts[i:]) in self._wildcards for i in range(1, len(parts)))
+
+    def _wildcard_covered(self, base: str) -> bool:
+        parts = base.split(".")
+        return any(".".join(parts[i:]) in self._wildcards for i in range(len(parts)))
+
+    def _ip_covered(self, ip: IPAddress) -> bool:
+        return ip in self._ips or any(ip in net for net in self._networks)
+
+    def within(self, other: Scope) -> bool:
+        """Every host, network, scheme and port ``self`` allows, ``other`` allows too."""
+        if not isinstance(other, Urls):
+            return False
+        if not self._schemes <= other._schemes:
+            return False
+        if self._allow_userinfo and not other._allow_userinfo:
+            return False
+        if not self._ports_within(other):
+            return False
+        if not all(other._host_covered(h) for h in self._exact):
+            return False
+        if not all(other._wildcard_covered(w) for w in self._wildcards):
+            return False
+        if not all(other._ip_covered(ip) for ip in self._ips):
+            return False
+        return all(
+            any(
+                net.version == wide.version and net.subnet_of(wide)  # type: ignore[arg-type]
+                for wide in other._networks
+            )
+            for net in self._networks
+        )
+
+    def _ports_within(self, other: Urls) -> bool:
+        if other._ports is None:
+            return self._ports is None
+        if self._ports is None:
+            # self allows each scheme's default port; other must list every one of them.
+            defaults = [DEFAULT_PORTS.get(s) for s in self._schemes]
+            return all(p is not None and p in other._ports for p in defaults)
+        return self._ports <= other._ports

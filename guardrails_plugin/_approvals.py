@@ -12,7 +12,7 @@ from ._decision import Decision
 from ._events import ToolCall
 
 
-class Answer(str, enum.Enum):
+class Answer(enum.StrEnum):
     APPROVE = "approve"
     EDIT = "edit"
     REJECT = "reject"

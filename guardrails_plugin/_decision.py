@@ -6,10 +6,13 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._errors import GuardDecisionError
 
 
-class Effect(str, enum.Enum):
+class Effect(enum.StrEnum):
     """What happens to the guarded step."""
 
     ALLOW = "allow"
@@ -86,6 +89,17 @@ class Decision:
         }[self.effect]
         what = f"{self.tool!r} " if self.tool else ""
         return f"{what}{verb} by rule {self.rule!r}: {self.reason}"
+
+    def error(self) -> GuardDecisionError:
+        """The exception to raise where a hook can only raise: ``BudgetExceeded`` for a
+        budget, ``ApprovalRequired`` for an unanswered ``ask``, else ``ToolCallDenied``."""
+        from ._errors import ApprovalRequired, BudgetExceeded, ToolCallDenied
+
+        if self.kind == "budget":
+            return BudgetExceeded(self)
+        if self.effect is Effect.ASK:
+            return ApprovalRequired(self)
+        return ToolCallDenied(self)
 
     def __hash__(self) -> int:
         return hash((self.effect, self.rule, self.reason, self.tool, self.agent))

@@ -27,8 +27,9 @@ class ToolCall:
     """An agent wants to call a tool.
 
     ``args`` is what the model produced, before the tool runs, kept read-only. When it is not a
-    mapping with string keys (a bare string, a list, ``None``), it is moved to ``raw_args`` and
-    the guard denies the call: it cannot tell what the tool would touch.
+    mapping with string keys (a bare string, a list, ``None``), it is moved to ``raw_args``,
+    ``readable`` is ``False``, and the guard denies the call: it cannot tell what the tool
+    would touch.
     """
 
     tool: str
@@ -38,15 +39,16 @@ class ToolCall:
     run_id: str | None = None
     thread_id: str | None = None
     step: int | None = None
-    raw_args: Any = None
+    raw_args: Any = field(default=None, compare=False)
+    readable: bool = field(default=True, init=False, compare=False)
 
     def __post_init__(self) -> None:
         if isinstance(self.args, Mapping) and all(isinstance(k, str) for k in self.args):
             object.__setattr__(self, "args", _frozen(self.args))
         else:
-            # Unreadable arguments are kept for the record and denied by the guard.
-            if self.raw_args is None:
-                object.__setattr__(self, "raw_args", self.args)
+            # Unreadable arguments (None included) are kept for the record and denied.
+            object.__setattr__(self, "raw_args", self.args)
+            object.__setattr__(self, "readable", False)
             object.__setattr__(self, "args", _frozen({}))
 
     def __hash__(self) -> int:

@@ -82,7 +82,7 @@ class Grant:
                 granted_by=doc.get("granted_by"),
                 id=doc["id"],
             )
-        except Exception as exc:  # noqa: BLE001 - a bad record must surface, never grant
+        except Exception as exc:
             raise StoreError(f"grant record {doc.get('id', '?')!r} is unreadable: {exc}") from exc
 
     def __repr__(self) -> str:
@@ -90,7 +90,9 @@ class Grant:
         return f"Grant({self.id!r}, agent={self.agent!r}, tools={list(self.tools)!r}, effect={self.effect!r}{extra})"
 
 
-def active_rules(grants: Iterable[Grant], policy: Policy, now: float) -> dict[str, tuple[Rule, ...]]:
+def active_rules(
+    grants: Iterable[Grant], policy: Policy, now: float
+) -> dict[str, tuple[Rule, ...]]:
     """The rules of every grant in force, by agent: unexpired, with their whole chain in force."""
     by_id = {g.id: g for g in grants}
     rule_ids = {r.id for r in policy.rules}
@@ -127,7 +129,11 @@ def check_delegation(
     """
     for tool in child.tools:
         for d in policy.rules:
-            if d.effect is RuleEffect.DENY and d.about(delegator, tool) and not d.about(child.agent, tool):
+            if (
+                d.effect is RuleEffect.DENY
+                and d.about(delegator, tool)
+                and not d.about(child.agent, tool)
+            ):
                 raise DelegationError(
                     f"{delegator!r} cannot delegate {tool!r} to {child.agent!r}: deny rule "
                     f"{d.id!r} binds {delegator!r} but not {child.agent!r}"
@@ -166,6 +172,8 @@ def _narrower(child: Grant, parent: Rule, parent_expires: float | None) -> str |
             return f"{name!r} {mine!r} is wider than {scope!r}"
     if parent.effect is RuleEffect.ASK and child.effect != "ask":
         return "needs approval, so the delegation must too (effect='ask')"
-    if parent_expires is not None and (child.expires_at is None or child.expires_at > parent_expires):
+    if parent_expires is not None and (
+        child.expires_at is None or child.expires_at > parent_expires
+    ):
         return "expires earlier than the delegation would"
     return None

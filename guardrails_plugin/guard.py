@@ -107,7 +107,7 @@ class Guard:
         if inspect.isawaitable(answer):
             try:
                 answer = _parse(await answer, decision)
-            except Exception as exc:  # noqa: BLE001 - a failing approver denies
+            except Exception as exc:
                 answer = _fail(decision, f"the approver failed: {type(exc).__name__}: {exc}")
         return self._emit(call, await self._arun(self._resolve_flow(call, decision, answer)))
 
@@ -186,7 +186,7 @@ class Guard:
             expires_at=None if ttl is None else self.clock() + ttl,
             granted_by=delegator,
         )
-        held = [g for g in self.grants(delegator)]
+        held = list(self.grants(delegator))
         parent = check_delegation(self.policy, held, child, delegator)
         child = Grant(**{**_fields(child), "parent": parent})
         self._save(child)
@@ -267,13 +267,17 @@ class Guard:
                     added = yield _op("add_members", key, members, b.limit)
                     if added is None:
                         yield from self._refund_flow(charges)
-                        return _budget_deny(call, b.id, f"more than {b.limit:g} distinct {b.arg} values")
+                        return _budget_deny(
+                            call, b.id, f"more than {b.limit:g} distinct {b.arg} values"
+                        )
                     charges.append(Charge(key, members=tuple(added)))
                 elif b.measure is Measure.TOKENS and b.of == "results":
                     used = yield _op("total", key, window=b.window, now=now)
                     if used >= b.limit:
                         yield from self._refund_flow(charges)
-                        return _budget_deny(call, b.id, f"{used:g} of {b.limit:g} result tokens used")
+                        return _budget_deny(
+                            call, b.id, f"{used:g} of {b.limit:g} result tokens used"
+                        )
                 else:
                     amount = b.amount(call)
                     ok = yield _op("charge", key, amount, b.limit, window=b.window, now=now)
@@ -290,8 +294,14 @@ class Guard:
                     charges.append(Charge(key, amount, b.window, now))
             except MeasureError as exc:
                 yield from self._refund_flow(charges)
-                return Decision(Effect.DENY, b.id, f"fail closed: {exc}", tool=call.tool,
-                                agent=call.agent, kind="budget")
+                return Decision(
+                    Effect.DENY,
+                    b.id,
+                    f"fail closed: {exc}",
+                    tool=call.tool,
+                    agent=call.agent,
+                    kind="budget",
+                )
         return _replace(decision, charges=tuple(charges))
 
     def _result_flow(self, result: ToolResult) -> _Flow:
@@ -331,24 +341,36 @@ class Guard:
             yield from self._refund_flow(asked.charges)
             return answer
         who = f" by {answer.approver}" if answer.approver else ""
-        common = {"tool": call.tool, "agent": call.agent, "kind": "approval"}
+        common: dict[str, Any] = {"tool": call.tool, "agent": call.agent, "kind": "approval"}
         if answer.answer is Answer.APPROVE:
-            return _replace(asked, effect=Effect.ALLOW, reason=f"approved{who}: {asked.reason}",
-                            kind="approval")
+            return _replace(
+                asked, effect=Effect.ALLOW, reason=f"approved{who}: {asked.reason}", kind="approval"
+            )
         yield from self._refund_flow(asked.charges)
         if answer.answer is Answer.REJECT:
             msg = answer.message or "a person rejected this call"
             return Decision(Effect.DENY, asked.rule, f"rejected{who}: {msg}", **common)
         if answer.answer is Answer.RESPOND:
-            return Decision(Effect.RESPOND, asked.rule, f"answered{who} in the tool's place",
-                            response=answer.message, **common)
+            return Decision(
+                Effect.RESPOND,
+                asked.rule,
+                f"answered{who} in the tool's place",
+                response=answer.message,
+                **common,
+            )
         assert answer.args is not None
         edited = call.with_args(answer.args)
         again = yield from self._call_flow(edited)
         if again.effect is Effect.DENY:
             return _replace(again, reason=f"the edited call is out of policy: {again.reason}")
-        return Decision(Effect.MODIFY, asked.rule, f"edited{who} and re-checked: {again.reason}",
-                        args=edited.args, charges=again.charges, **common)
+        return Decision(
+            Effect.MODIFY,
+            asked.rule,
+            f"edited{who} and re-checked: {again.reason}",
+            args=edited.args,
+            charges=again.charges,
+            **common,
+        )
 
     # -- plumbing -------------------------------------------------------------------------
 
@@ -357,7 +379,7 @@ class Guard:
             return _fail(decision, "a person must approve it and no approver is configured")
         try:
             answer = self.approver(ApprovalRequest(call, decision))
-        except Exception as exc:  # noqa: BLE001 - a failing approver denies
+        except Exception as exc:
             return _fail(decision, f"the approver failed: {type(exc).__name__}: {exc}")
         if inspect.isawaitable(answer):
             return answer
@@ -376,7 +398,7 @@ class Guard:
                 name, args, kwargs = op
                 try:
                     result = getattr(store, name)(*args, **kwargs)
-                except Exception as exc:  # noqa: BLE001 - the store failing denies
+                except Exception as exc:
                     return _store_failed(flow, name, exc)
                 op = flow.send(result)
         except StopIteration as stop:
@@ -390,7 +412,7 @@ class Guard:
                 name, args, kwargs = op
                 try:
                     result = await getattr(store, "a" + name)(*args, **kwargs)
-                except Exception as exc:  # noqa: BLE001 - the store failing denies
+                except Exception as exc:
                     return _store_failed(flow, name, exc)
                 op = flow.send(result)
         except StopIteration as stop:
@@ -399,12 +421,10 @@ class Guard:
 
 def _store_failed(flow: Generator[_Op, Any, Any], op: str, exc: Exception) -> Decision:
     flow.close()
-    if isinstance(exc, StoreError):
-        detail = str(exc)
-    else:
-        detail = f"{type(exc).__name__}: {exc}"
-    return Decision(Effect.DENY, "store-error", f"fail closed: the store failed ({op}): {detail}",
-                    kind="guard")
+    detail = str(exc) if isinstance(exc, StoreError) else f"{type(exc).__name__}: {exc}"
+    return Decision(
+        Effect.DENY, "store-error", f"fail closed: the store failed ({op}): {detail}", kind="guard"
+    )
 
 
 def _const(decision: Decision) -> _Flow:
@@ -440,8 +460,14 @@ def _budget_deny(call: ToolCall, budget: str, detail: str) -> Decision:
 
 
 def _fail(asked: Decision, why: str) -> Decision:
-    return Decision(Effect.DENY, asked.rule, f"{asked.reason}; {why}", tool=asked.tool,
-                    agent=asked.agent, kind="approval")
+    return Decision(
+        Effect.DENY,
+        asked.rule,
+        f"{asked.reason}; {why}",
+        tool=asked.tool,
+        agent=asked.agent,
+        kind="approval",
+    )
 
 
 def _parse(value: Any, asked: Decision) -> Approval | Decision:

@@ -296,7 +296,9 @@ def test_grant_adds_and_revoke_removes_a_permission() -> None:
     assert guard.check(call("deploy")).effect is Effect.DENY
     g = guard.grant("agent", "deploy", args={"env": OneOf(["staging"])})
     d = guard.check(call("deploy", env="staging"))
-    assert d.allowed and d.kind == "grant" and d.rule == f"grant:{g.id}"
+    assert d.allowed
+    assert d.kind == "grant"
+    assert d.rule == f"grant:{g.id}"
     assert guard.check(call("deploy", env="prod")).effect is Effect.DENY
     assert guard.revoke(g)
     assert guard.check(call("deploy", env="staging")).effect is Effect.DENY

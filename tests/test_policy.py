@@ -95,7 +95,8 @@ def test_crashing_condition_fails_closed() -> None:
     d = p.evaluate(call("x"))
     assert d.effect is Effect.DENY
     assert d.rule == "guarded"
-    assert "fail closed" in d.reason and "lookup failed" in d.reason
+    assert "fail closed" in d.reason
+    assert "lookup failed" in d.reason
 
 
 def test_condition_returning_non_bool_fails_closed() -> None:
@@ -169,3 +170,11 @@ def test_policy_repr_and_equality() -> None:
     b = Policy([allow("x")], name="p")
     assert a == b
     assert repr(a) == "Policy(name='p', rules=1, budgets=0, flows=0)"
+
+
+def test_arguments_given_as_none_are_denied() -> None:
+    c = ToolCall("search", None)  # type: ignore[arg-type]
+    assert not c.readable
+    d = Policy([allow("*")]).evaluate(c)
+    assert d.rule == MALFORMED
+    assert "found NoneType None" in d.reason

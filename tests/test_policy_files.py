@@ -6,7 +6,18 @@ from pathlib import Path
 
 import pytest
 
-from guardrails_plugin import Budget, DataFlow, Effect, Policy, PolicyFileError, ToolCall, allow, ask, deny, rate
+from guardrails_plugin import (
+    Budget,
+    DataFlow,
+    Effect,
+    Policy,
+    PolicyFileError,
+    ToolCall,
+    allow,
+    ask,
+    deny,
+    rate,
+)
 from guardrails_plugin.cli import main
 from guardrails_plugin.scopes import Emails, Number, Paths
 
@@ -90,7 +101,11 @@ def test_yaml_policy_decides_like_the_python_one(tmp_path: Path) -> None:
     for c in calls:
         assert a.evaluate(c) == b.evaluate(c)
     assert [a.evaluate(c).effect for c in calls] == [
-        Effect.ALLOW, Effect.DENY, Effect.ASK, Effect.DENY, Effect.DENY,
+        Effect.ALLOW,
+        Effect.DENY,
+        Effect.ASK,
+        Effect.DENY,
+        Effect.DENY,
     ]
 
 
@@ -103,8 +118,16 @@ def test_cookbook_policy_is_valid() -> None:
 @pytest.mark.parametrize(
     ("text", "where", "problem"),
     [
-        ("rules: [{allow: x, args: {p: {paths: {}}}}]", "rules[0]: args.p", "unknown scope kind 'paths'"),
-        ("rules: [{id: r1, allow: x, args: {n: {number: {gt: 'ten'}}}}]", "rules[0] (id 'r1'): args.n", ""),
+        (
+            "rules: [{allow: x, args: {p: {paths: {}}}}]",
+            "rules[0]: args.p",
+            "unknown scope kind 'paths'",
+        ),
+        (
+            "rules: [{id: r1, allow: x, args: {n: {number: {gt: 'ten'}}}}]",
+            "rules[0] (id 'r1'): args.n",
+            "",
+        ),
         ("rules: [{allow: x, deny: y}]", "rules[0]", "exactly one of 'allow', 'ask' or 'deny'"),
         ("rules: [{allow: x, agent: y}]", "rules[0]", "unknown key 'agent'"),
         ("rules: {allow: x}", "rules", "expected a list"),
@@ -134,18 +157,24 @@ def test_missing_file_is_a_policy_file_error(tmp_path: Path) -> None:
         Policy.from_yaml(str(tmp_path / "nope.yaml"))
 
 
-def test_cli_lint_prints_the_compiled_policy(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_lint_prints_the_compiled_policy(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["lint", write(tmp_path, YAML)]) == 0
     out = capsys.readouterr().out
     assert "valid (4 rules, 2 budgets, 1 flows)" in out
-    assert "id: small" in out and "deny delete_*" in out
+    assert "id: small" in out
+    assert "deny delete_*" in out
 
 
-def test_cli_lint_reports_errors_and_fails(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_lint_reports_errors_and_fails(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     path = write(tmp_path, "rules: [{allow: x, args: {p: {paths: {}}}}]")
     assert main(["lint", path]) == 1
     err = capsys.readouterr().err
-    assert path in err and "unknown scope kind 'paths'" in err
+    assert path in err
+    assert "unknown scope kind 'paths'" in err
 
 
 def test_cli_lint_strict_fails_on_warnings(tmp_path: Path) -> None:
@@ -158,4 +187,6 @@ def test_cli_check_decides_one_call(tmp_path: Path, capsys: pytest.CaptureFixtur
     path = write(tmp_path, YAML)
     assert main(["check", path, "transfer", "--agent", "billing", "--args", '{"amount": 5}']) == 0
     assert capsys.readouterr().out.startswith("allow\tsmall")
-    assert main(["check", path, "transfer", "--agent", "billing", "--args", '{"amount": 5000}']) == 3
+    assert (
+        main(["check", path, "transfer", "--agent", "billing", "--args", '{"amount": 5000}']) == 3
+    )

@@ -24,7 +24,7 @@ Partition = Literal["run", "thread", "agent", "tool", "global"]
 _PARTITIONS: frozenset[str] = frozenset({"run", "thread", "agent", "tool", "global"})
 
 
-class Measure(str, enum.Enum):
+class Measure(enum.StrEnum):
     CALLS = "calls"
     SUM = "sum"
     DISTINCT = "distinct"
@@ -76,14 +76,18 @@ class Budget:
                 f"budget per= must be some of {sorted(_PARTITIONS)}, found {list(per)!r}"
             )
         object.__setattr__(self, "per", per)
-        if isinstance(self.limit, bool) or not isinstance(self.limit, int | float) or not (
-            self.limit >= 0 and math.isfinite(self.limit)
+        if (
+            isinstance(self.limit, bool)
+            or not isinstance(self.limit, int | float)
+            or not (self.limit >= 0 and math.isfinite(self.limit))
         ):
             raise PolicyError(f"budget limit must be a finite number >= 0, found {self.limit!r}")
         if self.window is not None and not (
             isinstance(self.window, int | float) and self.window > 0 and math.isfinite(self.window)
         ):
-            raise PolicyError(f"budget window must be a positive number of seconds, found {self.window!r}")
+            raise PolicyError(
+                f"budget window must be a positive number of seconds, found {self.window!r}"
+            )
         if self.measure in (Measure.SUM, Measure.DISTINCT) and not self.arg:
             raise PolicyError(f"a {self.measure} budget needs arg=, the argument to measure")
         if self.measure is Measure.DISTINCT and self.window is not None:
@@ -193,8 +197,10 @@ class Budget:
 
             try:
                 return tuple(sorted(set(addresses_in(value))))
-            except Exception as exc:  # noqa: BLE001 - unparseable recipients deny
-                raise MeasureError(f"budget {self.id!r}: cannot read addresses in {self.arg!r}: {exc}") from exc
+            except Exception as exc:
+                raise MeasureError(
+                    f"budget {self.id!r}: cannot read addresses in {self.arg!r}: {exc}"
+                ) from exc
         values: Iterable[Any] = value if isinstance(value, list | tuple) else (value,)
         out = set()
         for v in values:

@@ -34,7 +34,7 @@ Every error names the file, where in it (``rules[2] (id 'read-data')``) and what
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 import yaml
 
@@ -43,11 +43,22 @@ from ..scopes import Scope, scope_from_spec
 from ._budgets import Budget, Measure
 from ._flows import DataFlow
 from ._policy import Policy
-from ._rules import Rule, RuleEffect
+from ._rules import Condition, Rule, RuleEffect
 
 _TOP_KEYS = {"name", "version", "rules", "budgets", "flows"}
 _RULE_KEYS = {"id", "allow", "ask", "deny", "agents", "args", "reason", "when"}
-_BUDGET_KEYS = {"id", "calls", "rate", "sum", "distinct", "tokens", "tools", "agents", "per", "window"}
+_BUDGET_KEYS = {
+    "id",
+    "calls",
+    "rate",
+    "sum",
+    "distinct",
+    "tokens",
+    "tools",
+    "agents",
+    "per",
+    "window",
+}
 _FLOW_KEYS = {"id", "sources", "sinks", "effect"}
 
 
@@ -67,11 +78,20 @@ def load_policy_file(path: str) -> Policy:
 
 def policy_from_data(data: Any, *, source: str = "<dict>") -> Policy:
     if not isinstance(data, Mapping):
-        raise PolicyFileError(source, "top level", f"expected a mapping with 'rules', found {_kind(data)}")
+        raise PolicyFileError(
+            source, "top level", f"expected a mapping with 'rules', found {_kind(data)}"
+        )
     _keys(source, "top level", data, _TOP_KEYS)
-    rules = [_rule(source, i, r) for i, r in enumerate(_list(source, "rules", data.get("rules", [])))]
-    budgets = [_budget(source, i, b) for i, b in enumerate(_list(source, "budgets", data.get("budgets", [])))]
-    flows = [_flow(source, i, f) for i, f in enumerate(_list(source, "flows", data.get("flows", [])))]
+    rules = [
+        _rule(source, i, r) for i, r in enumerate(_list(source, "rules", data.get("rules", [])))
+    ]
+    budgets = [
+        _budget(source, i, b)
+        for i, b in enumerate(_list(source, "budgets", data.get("budgets", [])))
+    ]
+    flows = [
+        _flow(source, i, f) for i, f in enumerate(_list(source, "flows", data.get("flows", [])))
+    ]
     try:
         return Policy(
             rules,
@@ -99,7 +119,9 @@ def _rule(source: str, i: int, data: Any) -> Rule:
     effect = effects[0]
     args = data.get("args") or {}
     if not isinstance(args, Mapping):
-        raise PolicyFileError(source, where, f"'args' must map argument names to scopes, found {_kind(args)}")
+        raise PolicyFileError(
+            source, where, f"'args' must map argument names to scopes, found {_kind(args)}"
+        )
     scopes = {name: _scope(source, f"{where}: args.{name}", spec) for name, spec in args.items()}
     when = data.get("when")
     condition = None
@@ -107,7 +129,7 @@ def _rule(source: str, i: int, data: Any) -> Rule:
         from ..scopes import Predicate
 
         try:
-            condition = Predicate(when, description=str(when)).fn
+            condition = cast("Condition", Predicate(when, description=str(when)).fn)
         except (ScopeError, TypeError, ValueError) as exc:
             raise PolicyFileError(source, f"{where}: when", str(exc)) from exc
     try:
@@ -133,7 +155,9 @@ def _scope(source: str, where: str, spec: Any) -> Scope:
     if settings is None:
         settings = {}
     if not isinstance(settings, Mapping):
-        raise PolicyFileError(source, where, f"settings of scope {kind!r} must be a mapping, found {_kind(settings)}")
+        raise PolicyFileError(
+            source, where, f"settings of scope {kind!r} must be a mapping, found {_kind(settings)}"
+        )
     try:
         return scope_from_spec(str(kind), settings)
     except ScopeError as exc:
@@ -173,7 +197,9 @@ def _budget(source: str, i: int, data: Any) -> Budget:
         allowed = {"sum": {"arg"}, "distinct": {"arg", "items"}, "tokens": {"of", "encoding"}}[kind]
         unknown = set(extra) - allowed
         if unknown:
-            raise PolicyError(f"unknown settings {sorted(unknown)} for '{kind}'; expected {sorted(allowed | {'limit'})}")
+            raise PolicyError(
+                f"unknown settings {sorted(unknown)} for '{kind}'; expected {sorted(allowed | {'limit'})}"
+            )
         if "limit" not in value:
             raise PolicyError(f"'{kind}' needs 'limit'")
         return Budget(limit=value["limit"], measure=Measure(kind), **extra, **common)

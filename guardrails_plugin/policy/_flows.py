@@ -31,7 +31,7 @@ class DataFlow:
         sources: str | Iterable[str],
         sinks: str | Iterable[str],
         effect: Literal["ask", "deny"] = "ask",
-        id: str = "",  # noqa: A002
+        id: str = "",
     ) -> None:
         object.__setattr__(self, "sources", as_names(sources, what="sources", default=()))
         object.__setattr__(self, "sinks", as_names(sinks, what="sinks", default=()))

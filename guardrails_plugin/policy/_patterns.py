@@ -13,7 +13,9 @@ def is_glob(pattern: str) -> bool:
     return any(c in _GLOB_CHARS for c in pattern)
 
 
-def as_names(value: str | Iterable[str] | None, *, what: str, default: tuple[str, ...] = ("*",)) -> tuple[str, ...]:
+def as_names(
+    value: str | Iterable[str] | None, *, what: str, default: tuple[str, ...] = ("*",)
+) -> tuple[str, ...]:
     """Normalize ``"x"`` / ``["x", "y"]`` / ``None`` to a tuple of non-empty names."""
     if value is None:
         return default
@@ -29,7 +31,7 @@ def as_names(value: str | Iterable[str] | None, *, what: str, default: tuple[str
 class NameSet:
     """A set of exact names and glob patterns (``*``, ``?``, ``[abc]``), matched case-sensitively."""
 
-    __slots__ = ("_exact", "_globs", "_regex", "patterns", "everything")
+    __slots__ = ("_exact", "_globs", "_regex", "everything", "patterns")
 
     def __init__(self, patterns: Sequence[str]) -> None:
         self.patterns = tuple(patterns)

@@ -134,7 +134,7 @@ class Policy:
         ``tainted`` holds the sources whose content entered the run; ``extra`` holds rules
         from run-time grants for this agent.
         """
-        if call.raw_args is not None:
+        if not call.readable:
             return _deny(
                 call,
                 MALFORMED,
@@ -237,7 +237,9 @@ class Policy:
                     and all(d._tools.covers(t) for t in r.tools)
                     and all(d._agents.covers(a) for a in r.agents)
                 ):
-                    warnings.append(f"rule {r.id!r} can never apply: rule {d.id!r} denies it outright")
+                    warnings.append(
+                        f"rule {r.id!r} can never apply: rule {d.id!r} denies it outright"
+                    )
                     break
         for b in self.budgets:
             if b.limit == 0:

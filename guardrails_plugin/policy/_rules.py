@@ -22,7 +22,7 @@ Condition = Callable[[ToolCall], bool]
 """A custom predicate over the whole call: ``True`` means the rule applies."""
 
 
-class RuleEffect(str, enum.Enum):
+class RuleEffect(enum.StrEnum):
     ALLOW = "allow"
     ASK = "ask"
     DENY = "deny"
@@ -121,7 +121,9 @@ class Rule:
             if name not in call.args:
                 if self.effect is RuleEffect.DENY:
                     return RuleResult(Outcome.MISS, f"argument {name!r} absent")
-                return RuleResult(Outcome.MISS, f"argument {name!r} is required by rule {self.id!r} but missing")
+                return RuleResult(
+                    Outcome.MISS, f"argument {name!r} is required by rule {self.id!r} but missing"
+                )
             try:
                 scope.check(call.args[name])
             except ScopeViolation as exc:
@@ -129,7 +131,7 @@ class Rule:
                     # deny / ask rules must not be dodged by a value they cannot read
                     return RuleResult(Outcome.ERROR, f"argument {name!r}: {exc}")
                 return RuleResult(Outcome.MISS, f"argument {name!r}: {exc}")
-            except Exception as exc:  # noqa: BLE001 - a crashing scope must deny, not pass
+            except Exception as exc:
                 return RuleResult(
                     Outcome.ERROR,
                     f"argument {name!r} could not be checked by {scope!r}: "
@@ -138,9 +140,10 @@ class Rule:
         if self.when is not None:
             try:
                 applies = self.when(call)
-            except Exception as exc:  # noqa: BLE001 - fail closed
+            except Exception as exc:
                 return RuleResult(
-                    Outcome.ERROR, f"condition of rule {self.id!r} raised {type(exc).__name__}: {exc}"
+                    Outcome.ERROR,
+                    f"condition of rule {self.id!r} raised {type(exc).__name__}: {exc}",
                 )
             if applies is not True and applies is not False:
                 return RuleResult(
@@ -161,7 +164,9 @@ class Rule:
         if self.args:
             data["args"] = {name: {s.kind: s.spec()} for name, s in self.args.items()}
         if self.when is not None:
-            data["when"] = f"{getattr(self.when, '__module__', '?')}:{getattr(self.when, '__qualname__', repr(self.when))}"
+            data["when"] = (
+                f"{getattr(self.when, '__module__', '?')}:{getattr(self.when, '__qualname__', repr(self.when))}"
+            )
         if self.tainted_by:
             data["tainted_by"] = list(self.tainted_by)
         if self.reason:
@@ -193,7 +198,7 @@ def _rule(
     agents: str | Iterable[str] | None,
     args: Mapping[str, Scope] | None,
     when: Condition | None,
-    id: str | None,  # noqa: A002 - the natural name in policies
+    id: str | None,
     reason: str | None,
 ) -> Rule:
     return Rule(
@@ -213,7 +218,7 @@ def allow(
     agents: str | Iterable[str] | None = None,
     args: Mapping[str, Scope] | None = None,
     when: Condition | None = None,
-    id: str | None = None,  # noqa: A002
+    id: str | None = None,
     reason: str | None = None,
 ) -> Rule:
     """Permit ``tools`` (names or globs) for ``agents`` (default: every agent), within ``args``."""
@@ -226,7 +231,7 @@ def ask(
     agents: str | Iterable[str] | None = None,
     args: Mapping[str, Scope] | None = None,
     when: Condition | None = None,
-    id: str | None = None,  # noqa: A002
+    id: str | None = None,
     reason: str | None = None,
 ) -> Rule:
     """Permit ``tools`` only once a person approves; beats ``allow`` when both match."""
@@ -239,7 +244,7 @@ def deny(
     agents: str | Iterable[str] | None = None,
     args: Mapping[str, Scope] | None = None,
     when: Condition | None = None,
-    id: str | None = None,  # noqa: A002
+    id: str | None = None,
     reason: str | None = None,
 ) -> Rule:
     """Forbid ``tools`` (when every scoped argument is inside its scope); beats everything."""

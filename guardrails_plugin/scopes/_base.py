@@ -64,7 +64,9 @@ class Scope(abc.ABC):
         return True
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Scope) and type(self) is type(other) and self.spec() == other.spec()
+        return (
+            isinstance(other, Scope) and type(self) is type(other) and self.spec() == other.spec()
+        )
 
     def __hash__(self) -> int:
         return hash((type(self).__name__, repr(sorted(self.spec().items()))))

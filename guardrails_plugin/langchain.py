@@ -1,0 +1,654 @@
+"""LangChain adapter: every tool call of a LangChain agent goes through the guard.
+
+Two ways in, both thin: they translate LangChain's hooks into :class:`ToolCall` and
+:class:`ToolResult` events, and the guard's :class:`Decision` back into LangChain's idiom.
+
+**GuardMiddleware**, for ``langchain.agents.create_agent`` (the recommended way). Here a
+scripted model plays the LLM and asks for two tools at once::
+
+    >>> from langchain.agents import create_agent
+    >>> from langchain_core.tools import tool
+    >>> from guardrails_plugin import Guard, Policy, allow
+    >>> from guardrails_plugin.langchain import GuardMiddleware
+    >>> from guardrails_plugin.testing import ScriptedChatModel, tool_call
+    >>> @tool
+    ... def search(query: str) -> str:
+    ...     "Search the web."
+    ...     return f"3 results for {query}"
+    >>> @tool
+    ... def delete_file(path: str) -> str:
+    ...     "Delete a file."
+    ...     raise AssertionError("never runs: the guard denies it")
+    >>> guard = Guard(Policy([allow("search")]))
+    >>> model = ScriptedChatModel(
+    ...     [[tool_call("search", query="llamas"), tool_call("delete_file", path="/data")], "Done."]
+    ... )
+    >>> agent = create_agent(
+    ...     model,
+    ...     tools=[search, delete_file],
+    ...     middleware=[GuardMiddleware(guard)],
+    ...     name="researcher",  # the agent's identity in the policy
+    ... )
+    >>> result = agent.invoke(
+    ...     {"messages": [{"role": "user", "content": "find llamas, then clean up"}]},
+    ...     config={"configurable": {"thread_id": "t-1"}},
+    ... )
+    >>> for m in result["messages"][2:4]:
+    ...     print(m.name, m.status, "default-deny" in m.content)
+    search success False
+    delete_file error True
+    >>> model.bound_tools[0]  # the tools the model was offered: delete_file is hidden
+    ['search']
+
+It decides each tool call where the tool node executes it (``wrap_tool_call``), so no other
+middleware, ``jump_to`` or parallel batch can route a call around it. A denied call comes
+back to the model as an error ``ToolMessage`` naming the rule and the reason (or, with
+``on_deny="raise"``, ends the run with :class:`ToolCallDenied` / :class:`BudgetExceeded`).
+``ask`` rules go to the guard's approver: an edit runs with the edited (re-checked)
+arguments, an answer comes back in the tool's place. Tools the agent may never call are
+hidden from its model (``hide_tools``).
+
+**GuardCallbackHandler** / **AsyncGuardCallbackHandler**, for tools and runnables that run
+without the middleware (a tool invoked directly, an LCEL chain, a legacy agent loop)::
+
+    handler = GuardCallbackHandler(guard)
+    search.invoke({"query": "llamas"}, config={"callbacks": [handler]})
+
+A callback can only let a tool run or stop it: a denied call raises before the tool body
+runs. It cannot change arguments or answer in the tool's place, so an approved edit or a
+person's answer also raise :class:`ToolCallDenied` (the answer is kept in
+``error.decision.response``); use the middleware for those. ``GuardCallbackHandler`` works in
+sync and async runs with the guard's sync verbs. ``AsyncGuardCallbackHandler`` uses the async
+verbs and awaits async approvers where LangChain awaits handlers (async tools in async runs);
+where LangChain calls handlers synchronously (any sync tool, even under ``ainvoke``) it
+answers synchronously, since LangChain swallows what a coroutine hook raises there and the
+tool would run anyway. An async approver cannot be awaited there: such calls are denied.
+
+Identity: the agent is ``agent=`` if given, else the name ``create_agent(name=...)`` puts in
+the run's metadata (``lc_agent_name``), else ``"agent"``. The thread is the run config's
+``configurable.thread_id`` (callbacks: ``metadata["thread_id"]``, which LangGraph sets).
+The run id is the ``run_id`` the caller put in the invoke config (middleware: LangGraph
+exposes no other), or the root of the callback run tree (callbacks; ``None`` for a tool
+invoked on its own). Budgets ``per="run"`` count per run id, else per thread; taint is kept
+per thread, else per run; calls with neither share one scope, so pass a ``thread_id`` or
+``config={"run_id": uuid4()}`` to keep runs apart.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import sys
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from types import MethodType
+from typing import Any, Literal
+from uuid import UUID
+
+try:
+    from langchain.agents.middleware import (
+        AgentMiddleware,
+        AgentState,
+        ExtendedModelResponse,
+        ModelRequest,
+        ModelResponse,
+        ToolCallRequest,
+    )
+    from langchain_core.callbacks import AsyncCallbackHandler, BaseCallbackHandler
+    from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
+    from langchain_core.tools import BaseTool
+    from langgraph.config import get_config
+    from langgraph.types import Command
+except ImportError as exc:  # pragma: no cover - exercised only without the extra
+    raise ImportError(
+        "guardrails_plugin.langchain needs LangChain: pip install 'guardrails-plugin[langchain]'"
+    ) from exc
+
+from ._decision import Decision, Effect
+from ._errors import GuardDecisionError, ToolCallDenied
+from ._events import DEFAULT_AGENT, ToolCall, ToolResult
+from .guard import Guard
+
+__all__ = ["AsyncGuardCallbackHandler", "GuardCallbackHandler", "GuardMiddleware"]
+
+OnDeny = Literal["message", "raise"]
+_ON_DENY: tuple[OnDeny, ...] = ("message", "raise")
+
+
+# -- where a call happens: agent, thread, run, step ----------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Where:
+    agent: str
+    thread_id: str | None
+    run_id: str | None
+    step: int | None
+
+
+def _where(
+    agent: str | None,
+    metadata: Mapping[str, Any] | None,
+    *,
+    thread_id: Any = None,
+    run_id: Any = None,
+) -> _Where:
+    meta = metadata or {}
+    name = agent or meta.get("lc_agent_name")
+    step = meta.get("langgraph_step")
+    return _Where(
+        agent=name if isinstance(name, str) and name else DEFAULT_AGENT,
+        thread_id=None if thread_id is None else str(thread_id),
+        run_id=None if run_id is None else str(run_id),
+        step=step if isinstance(step, int) and not isinstance(step, bool) else None,
+    )
+
+
+def _graph_where(agent: str | None, config: Mapping[str, Any], runtime: Any) -> _Where:
+    """Identity inside a LangGraph run. The config a node sees holds no run id (LangGraph pops
+    it); the one the caller passed to ``invoke`` is on the runtime's ``execution_info``."""
+    info = getattr(runtime, "execution_info", None)
+    configurable = config.get("configurable") or {}
+    return _where(
+        agent,
+        config.get("metadata"),
+        thread_id=configurable.get("thread_id"),
+        run_id=getattr(info, "run_id", None) or config.get("run_id"),
+    )
+
+
+def _current_config() -> Mapping[str, Any]:
+    try:
+        return get_config()
+    except RuntimeError:  # called outside a runnable: no config, no identity but the default
+        return {}
+
+
+# -- decisions back into LangChain ----------------------------------------------------------
+
+
+def _error(decision: Decision) -> GuardDecisionError:
+    """The exception a denied call raises."""
+    return decision.error()
+
+
+def _blocked(decision: Decision) -> str:
+    """What the model reads when a call is denied: that it did not run, which rule, why."""
+    return (
+        f"Tool call blocked by the guard; the tool did not run. {decision.message().rstrip('.')}. "
+        "Do not repeat this call unchanged: stay within the policy, use another tool, "
+        "or tell the user what was blocked."
+    )
+
+
+def _unhonourable(decision: Decision) -> Decision:
+    """A callback can let a tool run or stop it, nothing else: an approved edit or a person's
+    answer becomes a deny that says so (the answer stays in ``response``)."""
+    if decision.effect is Effect.MODIFY:
+        why = "a callback handler cannot change a tool's arguments"
+    else:
+        why = "a callback handler cannot return an answer in the tool's place"
+    return Decision(
+        Effect.DENY,
+        decision.rule,
+        f"{decision.reason}; {why}: use GuardMiddleware to apply it",
+        tool=decision.tool,
+        agent=decision.agent,
+        response=decision.response,
+        kind=decision.kind,
+    )
+
+
+# -- tool results into events ---------------------------------------------------------------
+
+
+def _update_messages(update: Any) -> list[Any]:
+    """The ``messages`` a ``Command`` update writes (a dict, or a list of key/value pairs)."""
+    if isinstance(update, Mapping):
+        values = [update.get("messages")]
+    elif isinstance(update, list | tuple):
+        values = [
+            p[1] for p in update if isinstance(p, tuple) and len(p) == 2 and p[0] == "messages"
+        ]
+    else:
+        return []
+    found: list[Any] = []
+    for v in values:
+        if v is not None:
+            found.extend(v if isinstance(v, list | tuple) else [v])
+    return found
+
+
+def _outputs(output: Any) -> list[Any]:
+    """What a tool produced, flattened: ToolMessages, the ones inside Commands, raw values."""
+    if isinstance(output, Command):
+        return [m for m in _update_messages(output.update) if isinstance(m, ToolMessage)]
+    if (
+        isinstance(output, list)
+        and output
+        and all(isinstance(o, ToolMessage | Command) for o in output)
+    ):
+        return [m for o in output for m in _outputs(o)]
+    return [output]
+
+
+def _results(call: ToolCall, output: Any, *, raw: bool) -> list[ToolResult]:
+    """The results to record for ``call``. ``raw``: a bare value (not a message) counts too."""
+    results = []
+    for item in _outputs(output):
+        if isinstance(item, BaseMessage):
+            content = str(item.text)
+            is_error = getattr(item, "status", None) == "error"
+            call_id = getattr(item, "tool_call_id", None) or call.call_id
+        elif raw:
+            content = item if isinstance(item, str) else str(item)
+            is_error = False
+            call_id = call.call_id
+        else:
+            continue
+        results.append(
+            ToolResult(
+                tool=call.tool,
+                content=content,
+                agent=call.agent,
+                call_id=call_id,
+                run_id=call.run_id,
+                thread_id=call.thread_id,
+                is_error=is_error,
+            )
+        )
+    return results
+
+
+# -- the middleware -------------------------------------------------------------------------
+
+
+ToolHandler = Callable[[ToolCallRequest], ToolMessage | Command[Any]]
+AsyncToolHandler = Callable[[ToolCallRequest], Awaitable[ToolMessage | Command[Any]]]
+ModelHandler = Callable[[ModelRequest[Any]], ModelResponse[Any]]
+AsyncModelHandler = Callable[[ModelRequest[Any]], Awaitable[ModelResponse[Any]]]
+ModelResult = ModelResponse[Any] | AIMessage | ExtendedModelResponse[Any]
+
+
+class GuardMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
+    """Checks every tool call of a ``create_agent`` agent against the guard's policy.
+
+    ``agent`` fixes the identity the policy sees (default: the agent's ``name``).
+    ``on_deny="message"`` returns a denied call to the model as an error ``ToolMessage`` it
+    can adapt to; ``"raise"`` ends the run with ``ToolCallDenied`` (``BudgetExceeded`` for
+    budgets). ``hide_tools`` leaves out of the model's tool list the tools this agent may
+    never call (every call is still checked, hidden or not). ``ask`` rules go to the guard's
+    approver; with none configured they deny.
+    """
+
+    def __init__(
+        self,
+        guard: Guard,
+        *,
+        agent: str | None = None,
+        on_deny: OnDeny = "message",
+        hide_tools: bool = True,
+    ) -> None:
+        super().__init__()
+        if not isinstance(guard, Guard):
+            raise TypeError(f"GuardMiddleware needs a Guard, found {type(guard).__name__}")
+        if on_deny not in _ON_DENY:
+            raise ValueError(f"on_deny must be 'message' or 'raise', found {on_deny!r}")
+        if agent is not None and (not isinstance(agent, str) or not agent):
+            raise ValueError(f"agent must be a non-empty string or None, found {agent!r}")
+        self.guard = guard
+        self.agent = agent
+        self.on_deny: OnDeny = on_deny
+        self.hide_tools = hide_tools
+
+    def __repr__(self) -> str:
+        return (
+            f"GuardMiddleware({self.guard!r}, agent={self.agent!r}, "
+            f"on_deny={self.on_deny!r}, hide_tools={self.hide_tools!r})"
+        )
+
+    # -- tool calls: the choke point ------------------------------------------------------
+
+    def wrap_tool_call(
+        self, request: ToolCallRequest, handler: ToolHandler
+    ) -> ToolMessage | Command[Any]:
+        call = self._call(request)
+        step = self._step(request, call, self.guard.decide(call))
+        if isinstance(step, ToolMessage):
+            return step
+        result = handler(step)  # if the tool raises, it did run: nothing to give back
+        for r in _results(call, result, raw=False):
+            self.guard.record(r)
+        return result
+
+    async def awrap_tool_call(
+        self, request: ToolCallRequest, handler: AsyncToolHandler
+    ) -> ToolMessage | Command[Any]:
+        call = self._call(request)
+        step = self._step(request, call, await self.guard.adecide(call))
+        if isinstance(step, ToolMessage):
+            return step
+        result = await handler(step)
+        for r in _results(call, result, raw=False):
+            await self.guard.arecord(r)
+        return result
+
+    def _call(self, request: ToolCallRequest) -> ToolCall:
+        where = _graph_where(self.agent, request.runtime.config, request.runtime)
+        tc = request.tool_call
+        return ToolCall(
+            tool=str(tc.get("name") or ""),
+            args=tc.get("args"),
+            agent=where.agent,
+            call_id=tc.get("id"),
+            run_id=where.run_id,
+            thread_id=where.thread_id,
+            step=where.step,
+        )
+
+    def _step(
+        self, request: ToolCallRequest, call: ToolCall, decision: Decision
+    ) -> ToolCallRequest | ToolMessage:
+        """The request to run, or the message that stands in for the tool; raises on deny
+        when ``on_deny="raise"``."""
+        if decision.effect is Effect.ALLOW:
+            return request
+        if decision.effect is Effect.MODIFY:
+            return request.override(
+                tool_call={**request.tool_call, "args": dict(decision.args or {})}
+            )
+        call_id = call.call_id or ""
+        if decision.effect is Effect.RESPOND:
+            return ToolMessage(
+                content=decision.response or "", tool_call_id=call_id, name=call.tool
+            )
+        if self.on_deny == "raise":
+            raise _error(decision)
+        return ToolMessage(
+            content=_blocked(decision), status="error", tool_call_id=call_id, name=call.tool
+        )
+
+    # -- model calls: hide what the agent may never call ----------------------------------
+
+    def wrap_model_call(self, request: ModelRequest[Any], handler: ModelHandler) -> ModelResult:
+        if not self.hide_tools or not request.tools:
+            return handler(request)
+        agent, names = self._offered(request)
+        return handler(self._keep(request, names, self.guard.visible_tools(agent, names)))
+
+    async def awrap_model_call(
+        self, request: ModelRequest[Any], handler: AsyncModelHandler
+    ) -> ModelResult:
+        if not self.hide_tools or not request.tools:
+            return await handler(request)
+        agent, names = self._offered(request)
+        visible = await self.guard.avisible_tools(agent, names)
+        return await handler(self._keep(request, names, visible))
+
+    def _offered(self, request: ModelRequest[Any]) -> tuple[str, list[str]]:
+        where = _graph_where(self.agent, _current_config(), request.runtime)
+        return where.agent, [_tool_name(t) for t in request.tools]
+
+    @staticmethod
+    def _keep(
+        request: ModelRequest[Any], names: Sequence[str], visible: Iterable[str]
+    ) -> ModelRequest[Any]:
+        shown = set(visible)
+        if all(n in shown for n in names):
+            return request
+        kept = [t for t, n in zip(request.tools, names, strict=True) if n in shown]
+        return request.override(tools=kept)
+
+
+def _tool_name(tool: BaseTool | dict[str, Any]) -> str:
+    """A tool's name: a ``BaseTool``, a ``{"name": ...}`` or OpenAI ``{"function": {...}}``
+    spec, or a provider built-in known only by its ``type``."""
+    if isinstance(tool, BaseTool):
+        return tool.name
+    function = tool.get("function")
+    name = tool.get("name") or (function.get("name") if isinstance(function, Mapping) else None)
+    return str(name or tool.get("type") or "")
+
+
+# -- the callback handlers ------------------------------------------------------------------
+
+
+class _GuardHandler:
+    """What both handlers share: reading a tool start into a ToolCall, remembering calls until
+    they end, and the run tree (the run id of a call is the root of its tree)."""
+
+    raise_error = True  # LangChain re-raises a handler's exception only when this is set
+
+    def __init__(self, guard: Guard, *, agent: str | None = None) -> None:
+        if not isinstance(guard, Guard):
+            raise TypeError(f"{type(self).__name__} needs a Guard, found {type(guard).__name__}")
+        self.guard = guard
+        self.agent = agent
+        self._calls: dict[UUID, ToolCall] = {}
+        self._parents: dict[UUID, UUID | None] = {}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.guard!r}, agent={self.agent!r})"
+
+    def _root(self, parent: UUID | None) -> str | None:
+        """The top of the run tree ``parent`` belongs to (as far as this handler saw it);
+        ``None`` for a tool invoked on its own."""
+        if parent is None:
+            return None
+        seen = {parent}
+        while (up := self._parents.get(parent)) is not None and up not in seen:
+            seen.add(up)
+            parent = up
+        return str(parent)
+
+    def _call(
+        self,
+        serialized: Mapping[str, Any] | None,
+        input_str: str,
+        parent_run_id: UUID | None,
+        metadata: Mapping[str, Any] | None,
+        inputs: Mapping[str, Any] | None,
+        kwargs: Mapping[str, Any],
+    ) -> ToolCall:
+        where = _where(
+            self.agent,
+            metadata,
+            thread_id=(metadata or {}).get("thread_id"),
+            run_id=self._root(parent_run_id),
+        )
+        name = (serialized or {}).get("name") or kwargs.get("name") or ""
+        return ToolCall(
+            tool=str(name),
+            args=inputs if inputs is not None else _parse(input_str),
+            agent=where.agent,
+            call_id=kwargs.get("tool_call_id"),
+            run_id=where.run_id,
+            thread_id=where.thread_id,
+            step=where.step,
+        )
+
+    def _started(self, run_id: UUID, parent_run_id: UUID | None, call: ToolCall | None) -> None:
+        if call is not None:
+            self._calls[run_id] = call
+        self._parents[run_id] = parent_run_id
+
+    def _ended(self, run_id: UUID) -> ToolCall | None:
+        self._parents.pop(run_id, None)
+        return self._calls.pop(run_id, None)
+
+
+def _parse(input_str: str) -> Any:
+    """A tool's input given as a string: a JSON object if it is one, else the string itself
+    (which the guard denies: it cannot tell what the tool would touch)."""
+    try:
+        return json.loads(input_str)
+    except ValueError:
+        return input_str
+
+
+def _refusal(decision: Decision) -> GuardDecisionError | None:
+    """``None`` when the tool may run as called; else what to raise instead."""
+    if decision.effect is Effect.ALLOW:
+        return None
+    if decision.effect in (Effect.MODIFY, Effect.RESPOND):
+        return ToolCallDenied(_unhonourable(decision))
+    return _error(decision)
+
+
+class GuardCallbackHandler(_GuardHandler, BaseCallbackHandler):
+    """Guards tools run with this handler in their callbacks: a denied call raises
+    ``ToolCallDenied`` (``BudgetExceeded``) before the tool body runs; results are recorded
+    (taint, result tokens). Works in sync and async runs (LangChain runs it on a worker
+    thread in async ones) with the guard's sync verbs; approvers must be sync.
+    """
+
+    def on_tool_start(
+        self,
+        serialized: dict[str, Any],
+        input_str: str,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        tags: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        inputs: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        call = self._call(serialized, input_str, parent_run_id, metadata, inputs, kwargs)
+        decision = self.guard.decide(call)
+        refused = _refusal(decision)
+        if refused is not None:
+            if decision.allowed:  # an edit it cannot apply: the call will not run
+                self.guard.release(decision)
+            raise refused
+        self._started(run_id, parent_run_id, call)
+
+    def on_tool_end(
+        self, output: Any, *, run_id: UUID, parent_run_id: UUID | None = None, **kwargs: Any
+    ) -> None:
+        call = self._ended(run_id)
+        if call is not None:
+            for r in _results(call, output, raw=True):
+                self.guard.record(r)
+
+    def on_tool_error(
+        self,
+        error: BaseException,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self._ended(run_id)
+
+    def on_chain_start(
+        self,
+        serialized: dict[str, Any],
+        inputs: dict[str, Any],
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        tags: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self._started(run_id, parent_run_id, None)
+
+    def on_chain_end(
+        self,
+        outputs: dict[str, Any],
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self._ended(run_id)
+
+    def on_chain_error(
+        self,
+        error: BaseException,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self._ended(run_id)
+
+
+_ASYNC_CODE = inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR
+
+
+class _ByCaller:
+    """A hook that answers sync callers synchronously and async callers with a coroutine.
+
+    LangChain awaits a handler's coroutine hooks only from its async callback manager. From
+    the sync one (any sync tool, even under ``ainvoke``, which runs it on a worker thread)
+    it runs them detached and swallows what they raise: a denial there would not stop the
+    tool. So the hook LangChain gets depends on who looks it up: code running as a coroutine
+    gets the async hook, sync code the sync one (which uses the guard's sync verbs).
+    """
+
+    def __init__(self, sync: Callable[..., Any], asynchronous: Callable[..., Any]) -> None:
+        self.sync = sync
+        self.asynchronous = asynchronous
+
+    def __get__(self, obj: object | None, owner: type | None = None) -> Callable[..., Any]:
+        if obj is None:
+            return self.asynchronous
+        caller = sys._getframe(1).f_code.co_flags
+        hook = self.asynchronous if caller & _ASYNC_CODE else self.sync
+        return MethodType(hook, obj)
+
+
+class AsyncGuardCallbackHandler(_GuardHandler, AsyncCallbackHandler):
+    """The async twin of :class:`GuardCallbackHandler`: in async callback managers it uses
+    the guard's async verbs and awaits async approvers.
+
+    Where LangChain calls it synchronously (sync tools, also under ``ainvoke``) it answers
+    synchronously, as ``GuardCallbackHandler`` does, because LangChain would swallow a
+    coroutine's exception there and the tool would run; an async approver cannot be awaited
+    in that case, and the call is denied.
+    """
+
+    async def _on_tool_start(
+        self,
+        serialized: dict[str, Any],
+        input_str: str,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        tags: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        inputs: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        call = self._call(serialized, input_str, parent_run_id, metadata, inputs, kwargs)
+        decision = await self.guard.adecide(call)
+        refused = _refusal(decision)
+        if refused is not None:
+            if decision.allowed:
+                await self.guard.arelease(decision)
+            raise refused
+        self._started(run_id, parent_run_id, call)
+
+    async def _on_tool_end(self, output: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        call = self._ended(run_id)
+        if call is not None:
+            for r in _results(call, output, raw=True):
+                await self.guard.arecord(r)
+
+    async def _on_run_start(
+        self, *args: Any, run_id: UUID, parent_run_id: UUID | None = None, **kwargs: Any
+    ) -> None:
+        self._started(run_id, parent_run_id, None)
+
+    async def _on_run_end(self, *args: Any, run_id: UUID, **kwargs: Any) -> None:
+        self._ended(run_id)
+
+    # LangChain's hook names, each answering sync and async callers (see _ByCaller).
+    on_tool_start = _ByCaller(GuardCallbackHandler.on_tool_start, _on_tool_start)
+    on_tool_end = _ByCaller(GuardCallbackHandler.on_tool_end, _on_tool_end)
+    on_tool_error = _ByCaller(GuardCallbackHandler.on_tool_error, _on_run_end)
+    on_chain_start = _ByCaller(GuardCallbackHandler.on_chain_start, _on_run_start)
+    on_chain_end = _ByCaller(GuardCallbackHandler.on_chain_end, _on_run_end)
+    on_chain_error = _ByCaller(GuardCallbackHandler.on_chain_error, _on_run_end)

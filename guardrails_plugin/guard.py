@@ -433,9 +433,19 @@ def _const(decision: Decision) -> _Flow:
 
 
 def _replace(decision: Decision, **changes: Any) -> Decision:
-    import dataclasses
-
-    return dataclasses.replace(decision, **changes)
+    """``dataclasses.replace`` without its per-call field introspection (hot path)."""
+    d = decision
+    return Decision(
+        changes.get("effect", d.effect),
+        changes.get("rule", d.rule),
+        changes.get("reason", d.reason),
+        tool=changes.get("tool", d.tool),
+        agent=changes.get("agent", d.agent),
+        args=changes.get("args", d.args),
+        response=changes.get("response", d.response),
+        kind=changes.get("kind", d.kind),
+        charges=changes.get("charges", d.charges),
+    )
 
 
 def _fields(g: Grant) -> dict[str, Any]:

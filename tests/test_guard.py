@@ -439,3 +439,25 @@ def test_release_gives_back_what_a_decision_took() -> None:
     assert guard.check(call("t")).effect is Effect.DENY
     guard.release(d)
     assert guard.check(call("t")).allowed
+
+
+def test_fast_decision_copy_keeps_every_field() -> None:
+    import dataclasses
+
+    from guardrails_plugin._decision import Charge
+    from guardrails_plugin.guard import _replace
+
+    d = Decision(
+        Effect.MODIFY,
+        "r",
+        "why",
+        tool="t",
+        agent="a",
+        args={"x": 1},
+        response="resp",
+        kind="approval",
+        charges=(Charge("k", 1.0),),
+    )
+    copy = _replace(d)
+    for f in dataclasses.fields(Decision):
+        assert getattr(copy, f.name) == getattr(d, f.name), f.name

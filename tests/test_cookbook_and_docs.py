@@ -1,0 +1,50 @@
+"""The cookbook recipes run offline, and the examples in docstrings hold."""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+import runpy
+from pathlib import Path
+
+import pytest
+
+COOKBOOK = Path(__file__).resolve().parent.parent / "cookbook"
+
+
+def test_guard_create_agent_recipe_runs_offline(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    runpy.run_path(str(COOKBOOK / "guard_create_agent.py"), run_name="__main__")
+    out = capsys.readouterr().out
+    assert "refund: refunded 40.0 on A-1" in out
+    assert "approval needed: refund" in out
+    assert "refund: refunded 400.0 on A-2" in out  # approved by the non-interactive approver
+    assert "refunded 4000" not in out
+    assert "emailed" not in out
+    assert "deleted C-9" not in out
+
+
+def test_grants_recipe_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    runpy.run_path(str(COOKBOOK / "grants_and_delegation.py"), run_name="__main__")
+    out = capsys.readouterr().out
+    assert "helper reads /srv/reports/2026-q3/summary.txt: allow" in out
+    assert "helper reads /srv/reports/2026-q2/summary.txt: deny" in out
+    assert "refused:" in out
+    assert "after revoking the lead's grant, helper: deny" in out
+
+
+@pytest.mark.parametrize(
+    "module",
+    [
+        "guardrails_plugin.guard",
+        "guardrails_plugin.scopes.emails",
+        "guardrails_plugin.scopes.values",
+    ],
+)
+def test_docstring_examples_hold(module: str) -> None:
+    result = doctest.testmod(importlib.import_module(module))
+    assert result.failed == 0
+    if module == "guardrails_plugin.guard":
+        assert result.attempted >= 3

@@ -22,13 +22,16 @@ class Answer(enum.StrEnum):
         return self.value
 
 
+ALL_ANSWERS: tuple[Answer, ...] = (Answer.APPROVE, Answer.EDIT, Answer.REJECT, Answer.RESPOND)
+
+
 @dataclass(frozen=True, slots=True)
 class ApprovalRequest:
     """What a person is asked to decide. ``to_dict()`` is JSON-serializable."""
 
     call: ToolCall
     decision: Decision
-    allowed: tuple[Answer, ...] = (Answer.APPROVE, Answer.EDIT, Answer.REJECT, Answer.RESPOND)
+    allowed: tuple[Answer, ...] = ALL_ANSWERS
 
     def to_dict(self) -> dict[str, Any]:
         return {

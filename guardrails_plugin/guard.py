@@ -11,9 +11,10 @@ import inspect
 import math
 import time
 from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
-from ._approvals import Answer, Approval, ApprovalRequest
+from ._approvals import ALL_ANSWERS, Answer, Approval, ApprovalRequest
 from ._decision import Charge, Decision, Effect
 from ._errors import StoreError
 from ._events import AgentMessage, Event, ModelCall, ToolCall, ToolResult
@@ -85,31 +86,50 @@ class Guard:
     async def acheck(self, event: Event) -> Decision:
         return self._emit(event, await self._arun(self._flow(event)))
 
-    def decide(self, call: ToolCall) -> Decision:
+    def decide(
+        self,
+        call: ToolCall,
+        *,
+        answers: Sequence[Answer] = ALL_ANSWERS,
+        limited_because: str = "",
+    ) -> Decision:
         """Check ``call`` and, when a person must approve, ask the configured approver.
 
         Returns a final decision: allow, modify (an approved edit), respond, or deny.
+        ``answers`` limits what the person may answer (a hook that can only let a tool run
+        or stop it passes approve and reject); any other answer denies, giving back the
+        budget, with ``limited_because`` in the reason.
         """
         decision = self.check(call)
         if decision.effect is not Effect.ASK:
             return decision
-        answer = self._ask(call, decision)
+        limits = _Limits(tuple(answers), limited_because)
+        answer = self._ask(call, decision, limits)
         if inspect.isawaitable(answer):
             _close(answer)
             answer = _fail(decision, "the approver is async; run the agent with ainvoke/astream")
-        return self._emit(call, self._run(self._resolve_flow(call, decision, answer)))
+        return self._emit(call, self._run(self._resolve_flow(call, decision, answer, limits)))
 
-    async def adecide(self, call: ToolCall) -> Decision:
+    async def adecide(
+        self,
+        call: ToolCall,
+        *,
+        answers: Sequence[Answer] = ALL_ANSWERS,
+        limited_because: str = "",
+    ) -> Decision:
         decision = await self.acheck(call)
         if decision.effect is not Effect.ASK:
             return decision
-        answer = self._ask(call, decision)
+        limits = _Limits(tuple(answers), limited_because)
+        answer = self._ask(call, decision, limits)
         if inspect.isawaitable(answer):
             try:
                 answer = _parse(await answer, decision)
             except Exception as exc:
                 answer = _fail(decision, f"the approver failed: {type(exc).__name__}: {exc}")
-        return self._emit(call, await self._arun(self._resolve_flow(call, decision, answer)))
+        return self._emit(
+            call, await self._arun(self._resolve_flow(call, decision, answer, limits))
+        )
 
     def resolve(self, call: ToolCall, decision: Decision, approval: Any) -> Decision:
         """Apply a person's answer (an ``Approval``, bool or dict) to an ``ask`` decision."""
@@ -294,14 +314,7 @@ class Guard:
                     charges.append(Charge(key, amount, b.window, now))
             except MeasureError as exc:
                 yield from self._refund_flow(charges)
-                return Decision(
-                    Effect.DENY,
-                    b.id,
-                    f"fail closed: {exc}",
-                    tool=call.tool,
-                    agent=call.agent,
-                    kind="budget",
-                )
+                return _budget_deny(call, b.id, f"fail closed: {exc}", exhausted=False)
         return _replace(decision, charges=tuple(charges))
 
     def _result_flow(self, result: ToolResult) -> _Flow:
@@ -336,12 +349,30 @@ class Guard:
             elif c.amount:
                 yield _op("charge", c.key, -c.amount, _INF, window=c.window, now=c.at)
 
-    def _resolve_flow(self, call: ToolCall, asked: Decision, answer: Approval | Decision) -> _Flow:
+    def _resolve_flow(
+        self,
+        call: ToolCall,
+        asked: Decision,
+        answer: Approval | Decision,
+        limits: _Limits | None = None,
+    ) -> _Flow:
         if isinstance(answer, Decision):  # the approver could not be asked
             yield from self._refund_flow(asked.charges)
             return answer
         who = f" by {answer.approver}" if answer.approver else ""
         common: dict[str, Any] = {"tool": call.tool, "agent": call.agent, "kind": "approval"}
+        if limits is not None and answer.answer not in limits.answers:
+            yield from self._refund_flow(asked.charges)
+            possible = ", ".join(str(a) for a in limits.answers)
+            because = f": {limits.because}" if limits.because else ""
+            return Decision(
+                Effect.DENY,
+                asked.rule,
+                f"{asked.reason}; a person answered {str(answer.answer)!r}{who}, which cannot "
+                f"be applied here (possible: {possible}){because}",
+                response=answer.message or None,
+                **common,
+            )
         if answer.answer is Answer.APPROVE:
             return _replace(
                 asked, effect=Effect.ALLOW, reason=f"approved{who}: {asked.reason}", kind="approval"
@@ -374,11 +405,13 @@ class Guard:
 
     # -- plumbing -------------------------------------------------------------------------
 
-    def _ask(self, call: ToolCall, decision: Decision) -> Approval | Decision | Any:
+    def _ask(
+        self, call: ToolCall, decision: Decision, limits: _Limits
+    ) -> Approval | Decision | Any:
         if self.approver is None:
             return _fail(decision, "a person must approve it and no approver is configured")
         try:
-            answer = self.approver(ApprovalRequest(call, decision))
+            answer = self.approver(ApprovalRequest(call, decision, allowed=limits.answers))
         except Exception as exc:
             return _fail(decision, f"the approver failed: {type(exc).__name__}: {exc}")
         if inspect.isawaitable(answer):
@@ -417,6 +450,14 @@ class Guard:
                 op = flow.send(result)
         except StopIteration as stop:
             return stop.value
+
+
+@dataclass(frozen=True, slots=True)
+class _Limits:
+    """What a person may answer where the guard asks, and why no more."""
+
+    answers: tuple[Answer, ...]
+    because: str = ""
 
 
 def _store_failed(flow: Generator[_Op, Any, Any], op: str, exc: Exception) -> Decision:
@@ -458,11 +499,11 @@ def _taint_key(scope: str) -> str:
     return f"taint/{scope}"
 
 
-def _budget_deny(call: ToolCall, budget: str, detail: str) -> Decision:
+def _budget_deny(call: ToolCall, budget: str, detail: str, *, exhausted: bool = True) -> Decision:
     return Decision(
         Effect.DENY,
         budget,
-        f"budget {budget!r} exhausted: {detail}",
+        f"budget {budget!r} exhausted: {detail}" if exhausted else detail,
         tool=call.tool,
         agent=call.agent,
         kind="budget",

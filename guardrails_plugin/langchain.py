@@ -104,8 +104,9 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
         "guardrails_plugin.langchain needs LangChain: pip install 'guardrails-plugin[langchain]'"
     ) from exc
 
+from ._approvals import Answer
 from ._decision import Decision, Effect
-from ._errors import GuardDecisionError, ToolCallDenied
+from ._errors import GuardDecisionError
 from ._events import DEFAULT_AGENT, ToolCall, ToolResult
 from .guard import Guard
 
@@ -178,24 +179,6 @@ def _blocked(decision: Decision) -> str:
         f"Tool call blocked by the guard; the tool did not run. {decision.message().rstrip('.')}. "
         "Do not repeat this call unchanged: stay within the policy, use another tool, "
         "or tell the user what was blocked."
-    )
-
-
-def _unhonourable(decision: Decision) -> Decision:
-    """A callback can let a tool run or stop it, nothing else: an approved edit or a person's
-    answer becomes a deny that says so (the answer stays in ``response``)."""
-    if decision.effect is Effect.MODIFY:
-        why = "a callback handler cannot change a tool's arguments"
-    else:
-        why = "a callback handler cannot return an answer in the tool's place"
-    return Decision(
-        Effect.DENY,
-        decision.rule,
-        f"{decision.reason}; {why}: use GuardMiddleware to apply it",
-        tool=decision.tool,
-        agent=decision.agent,
-        response=decision.response,
-        kind=decision.kind,
     )
 
 
@@ -486,13 +469,12 @@ def _parse(input_str: str) -> Any:
         return input_str
 
 
-def _refusal(decision: Decision) -> GuardDecisionError | None:
-    """``None`` when the tool may run as called; else what to raise instead."""
-    if decision.effect is Effect.ALLOW:
-        return None
-    if decision.effect in (Effect.MODIFY, Effect.RESPOND):
-        return ToolCallDenied(_unhonourable(decision))
-    return _error(decision)
+# A callback can let a tool run or stop it, nothing else: a person may approve or reject.
+_CALLBACK_ANSWERS = (Answer.APPROVE, Answer.REJECT)
+_CALLBACK_LIMIT = (
+    "a callback handler can only let a tool run or stop it; use GuardMiddleware to apply "
+    "edits or answers"
+)
 
 
 class GuardCallbackHandler(_GuardHandler, BaseCallbackHandler):
@@ -515,12 +497,11 @@ class GuardCallbackHandler(_GuardHandler, BaseCallbackHandler):
         **kwargs: Any,
     ) -> None:
         call = self._call(serialized, input_str, parent_run_id, metadata, inputs, kwargs)
-        decision = self.guard.decide(call)
-        refused = _refusal(decision)
-        if refused is not None:
-            if decision.allowed:  # an edit it cannot apply: the call will not run
-                self.guard.release(decision)
-            raise refused
+        decision = self.guard.decide(
+            call, answers=_CALLBACK_ANSWERS, limited_because=_CALLBACK_LIMIT
+        )
+        if decision.effect is not Effect.ALLOW:
+            raise _error(decision)
         self._started(run_id, parent_run_id, call)
 
     def on_tool_end(
@@ -623,12 +604,11 @@ class AsyncGuardCallbackHandler(_GuardHandler, AsyncCallbackHandler):
         **kwargs: Any,
     ) -> None:
         call = self._call(serialized, input_str, parent_run_id, metadata, inputs, kwargs)
-        decision = await self.guard.adecide(call)
-        refused = _refusal(decision)
-        if refused is not None:
-            if decision.allowed:
-                await self.guard.arelease(decision)
-            raise refused
+        decision = await self.guard.adecide(
+            call, answers=_CALLBACK_ANSWERS, limited_because=_CALLBACK_LIMIT
+        )
+        if decision.effect is not Effect.ALLOW:
+            raise _error(decision)
         self._started(run_id, parent_run_id, call)
 
     async def _on_tool_end(self, output: Any, *, run_id: UUID, **kwargs: Any) -> None:

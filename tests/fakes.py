@@ -15,9 +15,18 @@ from langchain_core.messages import BaseMessage, ToolMessage
 from langchain_core.tools import BaseTool, StructuredTool
 from pydantic import create_model
 
+from guardrails_plugin import Decision, Effect, Event, ToolCall
 from guardrails_plugin.testing import ScriptedChatModel, tool_call
 
-__all__ = ["Ran", "ScriptedChatModel", "recording_tool", "tool_call", "tool_messages", "user"]
+__all__ = [
+    "Ran",
+    "ScriptedChatModel",
+    "Seen",
+    "recording_tool",
+    "tool_call",
+    "tool_messages",
+    "user",
+]
 
 Ran = list[tuple[str, dict[str, Any]]]
 """What tool bodies ran, in order: ``(tool name, arguments)``."""
@@ -51,3 +60,17 @@ def tool_messages(result: dict[str, Any]) -> list[ToolMessage]:
     """The tool messages of an agent's final state, in order."""
     messages: list[BaseMessage] = result["messages"]
     return [m for m in messages if isinstance(m, ToolMessage)]
+
+
+class Seen:
+    """A guard listener: every tool call the guard decided, with its decision."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[ToolCall, Decision]] = []
+
+    def __call__(self, event: Event, decision: Decision) -> None:
+        if isinstance(event, ToolCall):
+            self.calls.append((event, decision))
+
+    def effects(self, tool: str) -> list[Effect]:
+        return [d.effect for c, d in self.calls if c.tool == tool]

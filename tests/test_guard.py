@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from guardrails_plugin import (
+    Answer,
     Approval,
     ApprovalRequest,
     Budget,
@@ -461,3 +462,73 @@ def test_fast_decision_copy_keeps_every_field() -> None:
     copy = _replace(d)
     for f in dataclasses.fields(Decision):
         assert getattr(copy, f.name) == getattr(d, f.name), f.name
+
+
+# -- limited answers and the async twins ------------------------------------------------------
+
+
+def test_an_answer_the_caller_cannot_apply_denies_and_gives_back_the_budget() -> None:
+    offered: list[tuple[str, ...]] = []
+
+    def approver(req: ApprovalRequest) -> Approval:
+        offered.append(tuple(req.to_dict()["allowed_decisions"]))
+        return Approval.respond("did it by hand")
+
+    guard = _asking_guard(approver)
+    for _ in range(7):  # more than the budget of 5: nothing is kept
+        d = guard.decide(
+            call("send_email", to="a@example.com"),
+            answers=(Answer.APPROVE, Answer.REJECT),
+            limited_because="this hook can only run or stop a tool",
+        )
+        assert d.effect is Effect.DENY
+        assert "cannot be applied here (possible: approve, reject)" in d.reason
+        assert "this hook can only run or stop a tool" in d.reason
+        assert d.response == "did it by hand"
+    assert offered[0] == ("approve", "reject")
+    assert guard.store.total("budget/calls of send_email per run/run=t1") == 0
+
+
+async def test_limited_answers_async() -> None:
+    async def approver(req: ApprovalRequest) -> Approval:
+        return Approval.edit({"to": "b@example.com"})
+
+    d = await _asking_guard(approver).adecide(
+        call("send_email", to="a@example.com"), answers=(Answer.APPROVE, Answer.REJECT)
+    )
+    assert d.effect is Effect.DENY
+    assert "'edit'" in d.reason
+
+
+def test_resolve_applies_an_answer_given_later() -> None:
+    guard = _asking_guard()
+    c = call("send_email", to="a@example.com")
+    asked = guard.check(c)
+    assert asked.effect is Effect.ASK
+    assert guard.resolve(c, asked, {"type": "edit", "args": {"to": "b@example.com"}}).args == {
+        "to": "b@example.com"
+    }
+    asked = guard.check(c)
+    assert guard.resolve(c, asked, False).effect is Effect.DENY
+    assert guard.resolve(c, guard.check(c), "maybe").effect is Effect.DENY
+
+
+async def test_async_twins_match_their_sync_verbs() -> None:
+    guard = Guard(
+        Policy(
+            [allow(["fetch_url", "send_email"])],
+            budgets=[Budget.calls(1, tools="send_email")],
+            flows=[DataFlow("fetch_url", "send_email", effect="deny")],
+        ),
+    )
+    c = call("send_email", to="a@x.com")
+    asked = _asking_guard().check(c)
+    assert (await _asking_guard().aresolve(c, asked, True)).effect is Effect.ALLOW
+    d = await guard.acheck(c)
+    assert d.allowed
+    assert (await guard.acheck(c)).kind == "budget"
+    await guard.arelease(d)
+    assert (await guard.acheck(c)).allowed
+    assert await guard.avisible_tools("agent", ["fetch_url", "rm"]) == ["fetch_url"]
+    await guard.arecord(ToolResult("fetch_url", "page", thread_id="t1"))
+    assert "untrusted content" in (await guard.acheck(call("send_email", thread="t1"))).reason

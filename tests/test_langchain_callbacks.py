@@ -7,7 +7,7 @@ import uuid
 from typing import Any
 
 import pytest
-from fakes import Ran, ScriptedChatModel, recording_tool, tool_call, user
+from fakes import Ran, ScriptedChatModel, Seen, recording_tool, tool_call, user
 from langchain.agents import create_agent
 from langchain_core.messages import ToolMessage
 from langchain_core.runnables import RunnableConfig, RunnableLambda
@@ -19,28 +19,14 @@ from guardrails_plugin import (
     Budget,
     BudgetExceeded,
     DataFlow,
-    Decision,
     Effect,
-    Event,
     Guard,
     Policy,
-    ToolCall,
     ToolCallDenied,
     allow,
     ask,
 )
 from guardrails_plugin.langchain import AsyncGuardCallbackHandler, GuardCallbackHandler
-
-
-class Seen:
-    """A guard listener: every tool call the guard decided, with its decision."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[ToolCall, Decision]] = []
-
-    def __call__(self, event: Event, decision: Decision) -> None:
-        if isinstance(event, ToolCall):
-            self.calls.append((event, decision))
 
 
 @pytest.fixture

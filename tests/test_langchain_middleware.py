@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import pytest
-from fakes import Ran, ScriptedChatModel, recording_tool, tool_call, tool_messages, user
+from fakes import Ran, ScriptedChatModel, Seen, recording_tool, tool_call, tool_messages, user
 from langchain.agents import create_agent
 from langchain.agents.middleware import AgentMiddleware, AgentState, hook_config
 from langchain_core.messages import AIMessage, ToolMessage
@@ -21,12 +21,9 @@ from guardrails_plugin import (
     Budget,
     BudgetExceeded,
     DataFlow,
-    Decision,
     Effect,
-    Event,
     Guard,
     Policy,
-    ToolCall,
     ToolCallDenied,
     allow,
     ask,
@@ -36,20 +33,6 @@ from guardrails_plugin.langchain import GuardMiddleware
 from guardrails_plugin.scopes import Emails, Paths
 
 # -- fixtures -------------------------------------------------------------------------------
-
-
-class Seen:
-    """A guard listener: every tool call the guard decided, with its decision."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[ToolCall, Decision]] = []
-
-    def __call__(self, event: Event, decision: Decision) -> None:
-        if isinstance(event, ToolCall):
-            self.calls.append((event, decision))
-
-    def effects(self, tool: str) -> list[Effect]:
-        return [d.effect for c, d in self.calls if c.tool == tool]
 
 
 @pytest.fixture

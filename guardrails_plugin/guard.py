@@ -73,6 +73,9 @@ class Guard:
         self._grant_rules: dict[str, tuple[Rule, ...]] = {}
         self._grants: tuple[Grant, ...] = ()
         self._grants_at = -_INF
+        self._visible_cache: dict[
+            tuple[str, tuple[str, ...]], tuple[dict[str, tuple[Rule, ...]], tuple[str, ...]]
+        ] = {}
 
     def __repr__(self) -> str:
         return f"Guard({self.policy!r}, store={self.store!r})"
@@ -156,14 +159,25 @@ class Guard:
 
     async def avisible_tools(self, agent: str, tools: Iterable[str]) -> list[str]:
         await self._arun(self._grants_flow())
+        return self._visible(agent, tuple(tools))
+
+    def _visible(self, agent: str, tools: tuple[str, ...]) -> list[str]:
+        # Cached per tool list until the grants in force change (a new _grant_rules dict).
+        key = (agent, tools)
+        hit = self._visible_cache.get(key)
+        if hit is not None and hit[0] is self._grant_rules:
+            return list(hit[1])
         extra = self._grant_rules.get(agent, ())
-        return [t for t in tools if self.policy.visible(agent, t, extra)]
+        shown = tuple(t for t in tools if self.policy.visible(agent, t, extra))
+        if len(self._visible_cache) >= 1024:
+            self._visible_cache.clear()
+        self._visible_cache[key] = (self._grant_rules, shown)
+        return list(shown)
 
     def visible_tools(self, agent: str, tools: Iterable[str]) -> list[str]:
         """The tools ``agent`` may ever call, in order: the others are hidden from its model."""
         self._run(self._grants_flow())
-        extra = self._grant_rules.get(agent, ())
-        return [t for t in tools if self.policy.visible(agent, t, extra)]
+        return self._visible(agent, tuple(tools))
 
     # -- grants ---------------------------------------------------------------------------
 
@@ -273,8 +287,6 @@ class Guard:
         if bucket.needs_taint:
             tainted = yield _op("members", _taint_key(call.scope_key))
         decision = policy.evaluate(call, tainted, extra)
-        if decision.rule.startswith("grant:"):
-            decision = _replace(decision, kind="grant")
         if decision.effect is Effect.DENY or not bucket.budgets:
             return decision
         now = self.clock()
@@ -315,7 +327,15 @@ class Guard:
             except MeasureError as exc:
                 yield from self._refund_flow(charges)
                 return _budget_deny(call, b.id, f"fail closed: {exc}", exhausted=False)
-        return _replace(decision, charges=tuple(charges))
+        return Decision(
+            decision.effect,
+            decision.rule,
+            decision.reason,
+            tool=call.tool,
+            agent=call.agent,
+            kind=decision.kind,
+            charges=tuple(charges),
+        )
 
     def _result_flow(self, result: ToolResult) -> _Flow:
         policy = self.policy

@@ -380,8 +380,19 @@ def test_grants_are_shared_through_the_store(tmp_path: Any) -> None:
 def test_visible_tools_include_granted_ones() -> None:
     guard = Guard(Policy([allow("search")]))
     assert guard.visible_tools("agent", ["search", "deploy"]) == ["search"]
-    guard.grant("agent", "deploy")
+    g = guard.grant("agent", "deploy")
     assert guard.visible_tools("agent", ["search", "deploy"]) == ["search", "deploy"]
+    guard.revoke(g)
+    assert guard.visible_tools("agent", ["search", "deploy"]) == ["search"]
+
+
+def test_visible_tools_follow_grant_expiry() -> None:
+    clock = Clock()
+    guard = Guard(Policy([]), clock=clock)
+    guard.grant("agent", "deploy", ttl=5)
+    assert guard.visible_tools("agent", ["deploy"]) == ["deploy"]
+    clock.now += 6
+    assert guard.visible_tools("agent", ["deploy"]) == []
 
 
 # -- fail closed, listeners, async parity -----------------------------------------------------

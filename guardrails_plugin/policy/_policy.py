@@ -27,10 +27,7 @@ class _Bucket:
     asks: tuple[Rule, ...]
     allows: tuple[Rule, ...]
     budgets: tuple[Budget, ...]
-
-    @property
-    def needs_taint(self) -> bool:
-        return any(r.tainted_by for r in (*self.denies, *self.asks, *self.allows))
+    needs_taint: bool
 
 
 class Policy:
@@ -98,6 +95,7 @@ class Policy:
                 asks=tuple(r for r in rules if r.effect is RuleEffect.ASK),
                 allows=tuple(r for r in rules if r.effect is RuleEffect.ALLOW),
                 budgets=tuple(b for b in self.budgets if b.applies(agent, tool)),
+                needs_taint=any(r.tainted_by for r in rules),
             )
             if len(self._buckets) >= _CACHE_LIMIT:
                 self._buckets.clear()
@@ -189,6 +187,7 @@ class Policy:
                 _text(escalate, call) or f"rule {escalate.id!r} requires a person's approval",
                 tool=call.tool,
                 agent=call.agent,
+                kind=_kind(escalate),
             )
         return Decision(
             Effect.ALLOW,
@@ -196,6 +195,7 @@ class Policy:
             _text(permit, call) or f"within rule {permit.id!r}",
             tool=call.tool,
             agent=call.agent,
+            kind=_kind(permit),
         )
 
     # -- plain data -----------------------------------------------------------------------
@@ -260,6 +260,11 @@ class Policy:
 
 def _deny(call: ToolCall, rule: str, reason: str) -> Decision:
     return Decision(Effect.DENY, rule, reason, tool=call.tool, agent=call.agent)
+
+
+def _kind(rule: Rule) -> str:
+    """Run-time grants compile to rules with ids ``grant:<id>``."""
+    return "grant" if rule.id.startswith("grant:") else "rule"
 
 
 def _text(rule: Rule, call: ToolCall) -> str:

@@ -14,6 +14,7 @@ from ._approvals import Answer, Approval, ApprovalRequest
 from ._decision import Charge, Decision, Effect
 from ._errors import (
     ApprovalRequired,
+    ApproverClosed,
     BudgetExceeded,
     DelegationError,
     GuardDecisionError,
@@ -21,6 +22,7 @@ from ._errors import (
     PolicyError,
     PolicyFileError,
     RunKilled,
+    RunPaused,
     ScopeError,
     ScopeViolation,
     StoreError,
@@ -28,6 +30,8 @@ from ._errors import (
 )
 from ._events import AgentMessage, Event, ModelCall, ToolCall, ToolResult
 from ._grants import Grant
+from .approvers import ConsoleApprover, QueueApprover, QueuedApproval
+from .controls import Controls, Flag
 from .guard import Guard
 from .policy import Budget, DataFlow, Policy, Rule, allow, ask, deny, rate
 from .store import MemoryStore, SQLiteStore, Store, open_store
@@ -40,14 +44,18 @@ __all__ = [
     "Approval",
     "ApprovalRequest",
     "ApprovalRequired",
+    "ApproverClosed",
     "Budget",
     "BudgetExceeded",
     "Charge",
+    "ConsoleApprover",
+    "Controls",
     "DataFlow",
     "Decision",
     "DelegationError",
     "Effect",
     "Event",
+    "Flag",
     "Grant",
     "Guard",
     "GuardDecisionError",
@@ -55,10 +63,13 @@ __all__ = [
     "MemoryStore",
     "ModelCall",
     "Policy",
+    "QueueApprover",
+    "QueuedApproval",
     "PolicyError",
     "PolicyFileError",
     "Rule",
     "RunKilled",
+    "RunPaused",
     "SQLiteStore",
     "ScopeError",
     "ScopeViolation",

@@ -48,7 +48,8 @@ class Decision:
     ``rule`` is the id of the rule that decided (``"default-deny"`` when no rule matched);
     ``reason`` is written for both the operator and the model. ``kind`` says what sort of
     thing ``rule`` names: ``"rule"``, ``"budget"``, ``"grant"``, ``"approval"``, ``"guard"``
-    (the guard itself: unreadable call, store failure).
+    (the guard itself: unreadable call, store failure), ``"control"`` (the kill switch: a
+    kill is a deny, a pause an ask that only an operator's ``resume`` answers).
     """
 
     effect: Effect
@@ -92,9 +93,12 @@ class Decision:
 
     def error(self) -> GuardDecisionError:
         """The exception to raise where a hook can only raise: ``BudgetExceeded`` for a
-        budget, ``ApprovalRequired`` for an unanswered ``ask``, else ``ToolCallDenied``."""
-        from ._errors import ApprovalRequired, BudgetExceeded, ToolCallDenied
+        budget, ``ApprovalRequired`` for an unanswered ``ask``, ``RunKilled`` / ``RunPaused``
+        for the kill switch, else ``ToolCallDenied``."""
+        from ._errors import ApprovalRequired, BudgetExceeded, RunKilled, RunPaused, ToolCallDenied
 
+        if self.kind == "control":
+            return RunPaused(self) if self.effect is Effect.ASK else RunKilled(self)
         if self.kind == "budget":
             return BudgetExceeded(self)
         if self.effect is Effect.ASK:
@@ -103,3 +107,34 @@ class Decision:
 
     def __hash__(self) -> int:
         return hash((self.effect, self.rule, self.reason, self.tool, self.agent))
+
+    def to_doc(self) -> dict[str, Any]:
+        """A JSON-serializable document; ``Decision.from_doc`` reads it back (charges too)."""
+        return {
+            "effect": str(self.effect),
+            "rule": self.rule,
+            "reason": self.reason,
+            "tool": self.tool,
+            "agent": self.agent,
+            "args": None if self.args is None else dict(self.args),
+            "response": self.response,
+            "kind": self.kind,
+            "charges": [[c.key, c.amount, c.window, c.at, list(c.members)] for c in self.charges],
+        }
+
+    @classmethod
+    def from_doc(cls, doc: Mapping[str, Any]) -> Decision:
+        return cls(
+            Effect(doc["effect"]),
+            str(doc["rule"]),
+            str(doc["reason"]),
+            tool=doc.get("tool"),
+            agent=doc.get("agent"),
+            args=doc.get("args"),
+            response=doc.get("response"),
+            kind=str(doc.get("kind", "rule")),
+            charges=tuple(
+                Charge(str(k), float(a), None if w is None else float(w), float(t), tuple(m))
+                for k, a, w, t, m in doc.get("charges", ())
+            ),
+        )

@@ -7,7 +7,9 @@ Our exception hierarchy::
         + ToolCallDenied              the policy (or a person) said no
           - BudgetExceeded            a budget or rate ran out
         + ApprovalRequired            a person must decide and nobody could be asked
-        + RunKilled                   an operator stopped the run
+        + RunKilled                   an operator killed the run
+        + RunPaused                   an operator paused it (outside a graph that can
+                                      interrupt; inside one, a pause is an interrupt)
       x PolicyError                   a policy is malformed (raised at load time)
         + PolicyFileError             ... in a YAML file (names file and rule)
       x ScopeError                    a scope was built with bad settings
@@ -15,6 +17,8 @@ Our exception hierarchy::
                                       guard turns it into a deny with this message)
       x DelegationError               a delegation asked for more than the delegator has
       x StoreError                    the shared store failed or holds bad data
+      x ApproverClosed                a QueueApprover was closed; nobody will answer
+      x RollbackError                 a rollback could not start (no target, no checkpoint)
 
 Catch ``GuardDecisionError`` around an agent run to handle "the guard stopped this";
 catch ``PolicyError`` where policies are loaded.
@@ -53,7 +57,15 @@ class ApprovalRequired(GuardDecisionError):
 
 
 class RunKilled(GuardDecisionError):
-    """An operator killed the run (or the agent, or everything)."""
+    """An operator killed the run (or the agent, or everything) with the kill switch."""
+
+
+class RunPaused(GuardDecisionError):
+    """An operator paused the run (or the agent, or everything); lift it with ``resume``."""
+
+
+class ApproverClosed(GuardrailsError):
+    """``QueueApprover.next()`` was awaited on (or while) the approver was closed."""
 
 
 class PolicyError(GuardrailsError):

@@ -19,6 +19,7 @@ from ._decision import Charge, Decision, Effect
 from ._errors import StoreError
 from ._events import AgentMessage, Event, ModelCall, ToolCall, ToolResult
 from ._grants import EPOCH_KEY, GRANT_PREFIX, Grant, active_rules, check_delegation
+from .controls import Controls
 from .policy import Policy, Rule
 from .policy._budgets import Measure, MeasureError
 from .scopes import Scope
@@ -30,6 +31,7 @@ Listener = Callable[[Event, Decision], None]
 _Op = tuple[str, tuple[Any, ...], dict[str, Any]]
 _Flow = Generator[_Op, Any, Decision]
 _INF = math.inf
+_ALLOW_MODEL = Decision(Effect.ALLOW, "no-rule", "not stopped by the kill switch")
 
 
 def _op(name: str, *args: Any, **kwargs: Any) -> _Op:
@@ -69,6 +71,8 @@ class Guard:
         self.approver = approver
         self.listeners: list[Listener] = list(listeners)
         self.clock = clock
+        self.controls = Controls(self.store, clock=clock)
+        """The kill switch: ``guard.controls.pause(thread=...)``, ``.kill(agent=...)``."""
         self._grant_epoch: float | None = None
         self._grant_rules: dict[str, tuple[Rule, ...]] = {}
         self._grants: tuple[Grant, ...] = ()
@@ -104,7 +108,7 @@ class Guard:
         budget, with ``limited_because`` in the reason.
         """
         decision = self.check(call)
-        if decision.effect is not Effect.ASK:
+        if decision.effect is not Effect.ASK or decision.kind == "control":
             return decision
         limits = _Limits(tuple(answers), limited_because)
         answer = self._ask(call, decision, limits)
@@ -121,7 +125,7 @@ class Guard:
         limited_because: str = "",
     ) -> Decision:
         decision = await self.acheck(call)
-        if decision.effect is not Effect.ASK:
+        if decision.effect is not Effect.ASK or decision.kind == "control":
             return decision
         limits = _Limits(tuple(answers), limited_because)
         answer = self._ask(call, decision, limits)
@@ -142,6 +146,14 @@ class Guard:
     async def aresolve(self, call: ToolCall, decision: Decision, approval: Any) -> Decision:
         answer = _parse(approval, decision)
         return self._emit(call, await self._arun(self._resolve_flow(call, decision, answer)))
+
+    def expire(self, call: ToolCall, decision: Decision, why: str) -> Decision:
+        """Deny an ``ask`` nobody answered in time, giving back the budget it took."""
+        return self._emit(call, self._run(self._resolve_flow(call, decision, _fail(decision, why))))
+
+    async def aexpire(self, call: ToolCall, decision: Decision, why: str) -> Decision:
+        flow = self._resolve_flow(call, decision, _fail(decision, why))
+        return self._emit(call, await self._arun(flow))
 
     def record(self, result: ToolResult) -> Decision:
         """Record a tool's result: taint from untrusted sources, result-token budgets."""
@@ -252,7 +264,9 @@ class Guard:
             return self._call_flow(event)
         if isinstance(event, ToolResult):
             return self._result_flow(event)
-        if isinstance(event, AgentMessage | ModelCall):
+        if isinstance(event, ModelCall):
+            return self._model_flow(event)
+        if isinstance(event, AgentMessage):
             return _const(Decision(Effect.ALLOW, "no-rule", "not restricted by this policy"))
         return _const(
             Decision(
@@ -278,8 +292,15 @@ class Guard:
             self._grant_rules = active_rules(self._grants, self.policy, now)
             self._grants_at = now
 
+    def _model_flow(self, call: ModelCall) -> _Flow:
+        stop = yield from self.controls.flow(call.agent, call.thread_id)
+        return stop or _ALLOW_MODEL
+
     def _call_flow(self, call: ToolCall) -> _Flow:
         policy = self.policy
+        stop = yield from self.controls.flow(call.agent, call.thread_id)
+        if stop is not None:
+            return _replace(stop, tool=call.tool)
         yield from self._grants_flow()
         extra = self._grant_rules.get(call.agent, ())
         bucket = policy.bucket(call.agent, call.tool)

@@ -82,7 +82,7 @@ import sys
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MethodType
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from uuid import UUID
 
 try:
@@ -109,6 +109,18 @@ from ._decision import Decision, Effect
 from ._errors import GuardDecisionError
 from ._events import DEFAULT_AGENT, ToolCall, ToolResult
 from .guard import Guard
+from .langgraph._steps import (
+    Approvals,
+    Gate,
+    arun_call,
+    drivers,
+    hold_key,
+    run_call,
+    where_in_graph,
+)
+
+if TYPE_CHECKING:
+    from .rollback import Compensations, Journal
 
 __all__ = ["AsyncGuardCallbackHandler", "GuardCallbackHandler", "GuardMiddleware"]
 
@@ -260,8 +272,16 @@ class GuardMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
     ``on_deny="message"`` returns a denied call to the model as an error ``ToolMessage`` it
     can adapt to; ``"raise"`` ends the run with ``ToolCallDenied`` (``BudgetExceeded`` for
     budgets). ``hide_tools`` leaves out of the model's tool list the tools this agent may
-    never call (every call is still checked, hidden or not). ``ask`` rules go to the guard's
-    approver; with none configured they deny.
+    never call (every call is still checked, hidden or not).
+
+    ``ask`` rules: ``approvals="auto"`` (default) calls the guard's approver if it has one,
+    else asks through LangGraph's ``interrupt()`` when the agent has a checkpointer (resume
+    with ``Command(resume=...)``; see ``guardrails_plugin.langgraph.answer``), else denies.
+    ``"interrupt"`` and ``"approver"`` force one way. ``approval_timeout`` (seconds) denies
+    an answer that comes later than that. ``compensations`` / ``journal`` record side effects
+    and safe points for ``guardrails_plugin.langgraph.Recovery``.
+
+    The kill switch (``guard.controls``) is checked before every model and tool call.
     """
 
     def __init__(
@@ -271,6 +291,10 @@ class GuardMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
         agent: str | None = None,
         on_deny: OnDeny = "message",
         hide_tools: bool = True,
+        approvals: Approvals = "auto",
+        approval_timeout: float | None = None,
+        compensations: Compensations | None = None,
+        journal: Journal | None = None,
     ) -> None:
         super().__init__()
         if not isinstance(guard, Guard):
@@ -283,11 +307,20 @@ class GuardMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
         self.agent = agent
         self.on_deny: OnDeny = on_deny
         self.hide_tools = hide_tools
+        self.gate = Gate(
+            guard,
+            approvals=approvals,
+            approval_timeout=approval_timeout,
+            compensations=compensations,
+            journal=journal,
+        )
+        self._driver, self._adriver = drivers(self.gate)
 
     def __repr__(self) -> str:
         return (
             f"GuardMiddleware({self.guard!r}, agent={self.agent!r}, "
-            f"on_deny={self.on_deny!r}, hide_tools={self.hide_tools!r})"
+            f"on_deny={self.on_deny!r}, hide_tools={self.hide_tools!r}, "
+            f"approvals={self.gate.approvals!r})"
         )
 
     # -- tool calls: the choke point ------------------------------------------------------
@@ -295,82 +328,44 @@ class GuardMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
     def wrap_tool_call(
         self, request: ToolCallRequest, handler: ToolHandler
     ) -> ToolMessage | Command[Any]:
-        call = self._call(request)
-        step = self._step(request, call, self.guard.decide(call))
-        if isinstance(step, ToolMessage):
-            return step
-        result = handler(step)  # if the tool raises, it did run: nothing to give back
-        for r in _results(call, result, raw=False):
-            self.guard.record(r)
-        return result
+        return run_call(
+            self.gate, self._driver, request, handler, agent=self.agent, on_deny=self.on_deny
+        )
 
     async def awrap_tool_call(
         self, request: ToolCallRequest, handler: AsyncToolHandler
     ) -> ToolMessage | Command[Any]:
-        call = self._call(request)
-        step = self._step(request, call, await self.guard.adecide(call))
-        if isinstance(step, ToolMessage):
-            return step
-        result = await handler(step)
-        for r in _results(call, result, raw=False):
-            await self.guard.arecord(r)
-        return result
-
-    def _call(self, request: ToolCallRequest) -> ToolCall:
-        where = _graph_where(self.agent, request.runtime.config, request.runtime)
-        tc = request.tool_call
-        return ToolCall(
-            tool=str(tc.get("name") or ""),
-            args=tc.get("args"),
-            agent=where.agent,
-            call_id=tc.get("id"),
-            run_id=where.run_id,
-            thread_id=where.thread_id,
-            step=where.step,
+        return await arun_call(
+            self.gate, self._adriver, request, handler, agent=self.agent, on_deny=self.on_deny
         )
 
-    def _step(
-        self, request: ToolCallRequest, call: ToolCall, decision: Decision
-    ) -> ToolCallRequest | ToolMessage:
-        """The request to run, or the message that stands in for the tool; raises on deny
-        when ``on_deny="raise"``."""
-        if decision.effect is Effect.ALLOW:
-            return request
-        if decision.effect is Effect.MODIFY:
-            return request.override(
-                tool_call={**request.tool_call, "args": dict(decision.args or {})}
-            )
-        call_id = call.call_id or ""
-        if decision.effect is Effect.RESPOND:
-            return ToolMessage(
-                content=decision.response or "", tool_call_id=call_id, name=call.tool
-            )
-        if self.on_deny == "raise":
-            raise _error(decision)
-        return ToolMessage(
-            content=_blocked(decision), status="error", tool_call_id=call_id, name=call.tool
-        )
-
-    # -- model calls: hide what the agent may never call ----------------------------------
+    # -- model calls: the kill switch; hide what the agent may never call -----------------
 
     def wrap_model_call(self, request: ModelRequest[Any], handler: ModelHandler) -> ModelResult:
-        if not self.hide_tools or not request.tools:
-            return handler(request)
-        agent, names = self._offered(request)
-        return handler(self._keep(request, names, self.guard.visible_tools(agent, names)))
+        config = _current_config()
+        where = where_in_graph(self.agent, config, request.runtime)
+        key = hold_key(config, where)
+        paused = self._driver.run(self.gate.hold_flow(where.agent, where, key))
+        if self.hide_tools and request.tools:
+            names = [_tool_name(t) for t in request.tools]
+            visible = self.guard.visible_tools(where.agent, names)
+            request = self._keep(request, names, visible)
+        response = handler(request)
+        if paused and key is not None:
+            self._driver.delete(key)
+        return response
 
     async def awrap_model_call(
         self, request: ModelRequest[Any], handler: AsyncModelHandler
     ) -> ModelResult:
+        config = _current_config()
+        where = where_in_graph(self.agent, config, request.runtime)
+        await self._adriver.arun(self.gate.hold_flow(where.agent, where, hold_key(config, where)))
         if not self.hide_tools or not request.tools:
             return await handler(request)
-        agent, names = self._offered(request)
-        visible = await self.guard.avisible_tools(agent, names)
+        names = [_tool_name(t) for t in request.tools]
+        visible = await self.guard.avisible_tools(where.agent, names)
         return await handler(self._keep(request, names, visible))
-
-    def _offered(self, request: ModelRequest[Any]) -> tuple[str, list[str]]:
-        where = _graph_where(self.agent, _current_config(), request.runtime)
-        return where.agent, [_tool_name(t) for t in request.tools]
 
     @staticmethod
     def _keep(

@@ -1,0 +1,31 @@
+"""LangGraph adapters: guarded tool node, guarded agent nodes, approvals through
+``interrupt()``, the kill switch, and recovery (rollback with side-effect undo).
+
+    from guardrails_plugin.langgraph import GuardedToolNode, guard_node
+
+    builder.add_node("tools", GuardedToolNode(tools, guard))
+    builder.add_node("researcher", guard_node(researcher, guard))
+"""
+
+from __future__ import annotations
+
+try:
+    import langgraph  # noqa: F401
+except ImportError as exc:  # pragma: no cover - exercised only without the extra
+    raise ImportError(
+        "guardrails_plugin.langgraph needs LangGraph: pip install 'guardrails-plugin[langgraph]'"
+    ) from exc
+
+from ._approvals import PendingApproval, answer, approval_requests
+from ._nodes import HANDOFF_TOOL, GuardedNode, guard_node
+from ._toolnode import GuardedToolNode
+
+__all__ = [
+    "HANDOFF_TOOL",
+    "PendingApproval",
+    "GuardedNode",
+    "GuardedToolNode",
+    "answer",
+    "approval_requests",
+    "guard_node",
+]

@@ -1,0 +1,135 @@
+"""The caller's side of an approval interrupt: read what waits, answer it with a Command.
+
+out = graph.invoke(inputs, config)
+for request in approval_requests(out):           # or approval_requests(graph, config)
+    print(request.agent, request.tool, request.args, request.reason)
+graph.invoke(answer(out, {request.call_id: Approval.approve()}), config)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from langgraph.types import Command, Interrupt
+
+from .._approvals import Answer, Approval
+
+
+@dataclass(frozen=True, slots=True)
+class PendingApproval:
+    """One guarded call waiting for a person (the payload of a guard ``interrupt``)."""
+
+    interrupt_id: str
+    call_id: str | None
+    agent: str
+    tool: str
+    args: Mapping[str, Any]
+    rule: str
+    reason: str
+    allowed: tuple[Answer, ...]
+    thread_id: str | None = None
+    asked_at: float | None = None
+    expires_at: float | None = None
+    payload: Mapping[str, Any] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_interrupt(cls, item: Interrupt) -> PendingApproval | None:
+        value = item.value
+        if not isinstance(value, Mapping) or value.get("type") != "approval":
+            return None
+        return cls(
+            interrupt_id=item.id,
+            call_id=value.get("call_id"),
+            agent=str(value.get("agent")),
+            tool=str(value.get("tool")),
+            args=dict(value.get("args") or {}),
+            rule=str(value.get("rule")),
+            reason=str(value.get("reason")),
+            allowed=tuple(Answer(a) for a in value.get("allowed_decisions", ())),
+            thread_id=value.get("thread_id"),
+            asked_at=value.get("asked_at"),
+            expires_at=value.get("expires_at"),
+            payload=dict(value),
+        )
+
+
+def _interrupts(source: Any, config: Any = None) -> list[Interrupt]:
+    if config is not None:  # a graph and a config: what waits on that thread
+        state = source.get_state(config, subgraphs=True)
+        return _from_state(state)
+    if isinstance(source, Mapping):  # an invoke() result
+        return list(source.get("__interrupt__", ()))
+    if isinstance(source, Interrupt):
+        return [source]
+    if isinstance(source, Iterable):
+        return [i for i in source if isinstance(i, Interrupt)]
+    return _from_state(source)
+
+
+def _from_state(state: Any) -> list[Interrupt]:
+    found: dict[str, Interrupt] = {i.id: i for i in getattr(state, "interrupts", ())}
+    for task in getattr(state, "tasks", ()):
+        for i in task.interrupts:
+            found.setdefault(i.id, i)
+        if task.state is not None and not isinstance(task.state, Mapping):
+            for i in _from_state(task.state):
+                found.setdefault(i.id, i)
+    return list(found.values())
+
+
+def approval_requests(source: Any, config: Any = None) -> list[PendingApproval]:
+    """The approvals a run waits for: pass an ``invoke`` result, a list of ``Interrupt``, a
+    ``StateSnapshot``, or a graph and its config (subgraph interrupts included)."""
+    found = (PendingApproval.from_interrupt(i) for i in _interrupts(source, config))
+    return [p for p in found if p is not None]
+
+
+def answer(source: Any, answers: Mapping[str, Any] | Any, config: Any = None) -> Command[Any]:
+    """A ``Command(resume=...)`` answering the guard's interrupts in ``source``.
+
+    ``answers`` maps call ids to an ``Approval`` (or a bool, or a dict such as
+    ``{"type": "edit", "args": {...}}``); a single value answers every pending approval.
+    Pause interrupts are resumed too (the pause itself must be lifted with
+    ``Controls.resume``, or the run stops again at once). An approval left unanswered stays
+    pending; a call id that is not pending raises ``KeyError``.
+    """
+    interrupts = _interrupts(source, config)
+    resume: dict[str, Any] = {}
+    by_call = {}
+    for item in interrupts:
+        value = item.value
+        if isinstance(value, Mapping) and value.get("type") == "paused":
+            resume[item.id] = True
+        pending = PendingApproval.from_interrupt(item)
+        if pending is not None:
+            by_call[pending.call_id] = item.id
+    if isinstance(answers, Mapping) and not _looks_like_answer(answers):
+        for call_id, value in answers.items():
+            if call_id not in by_call:
+                raise KeyError(
+                    f"no pending approval for call {call_id!r}; pending: {sorted(map(str, by_call))}"
+                )
+            resume[by_call[call_id]] = _plain(value)
+    else:
+        for interrupt_id in by_call.values():
+            resume[interrupt_id] = _plain(answers)
+    return Command(resume=resume)
+
+
+def _looks_like_answer(value: Mapping[str, Any]) -> bool:
+    return "type" in value or "answer" in value
+
+
+def _plain(value: Any) -> Any:
+    """A resume value that survives any checkpointer's serializer: a plain dict."""
+    approval = Approval.parse(value)
+    doc: dict[str, Any] = {"type": str(approval.answer)}
+    if approval.args is not None:
+        doc["args"] = dict(approval.args)
+    if approval.message:
+        doc["message"] = approval.message
+    if approval.approver:
+        doc["approver"] = approval.approver
+    return doc

@@ -1,0 +1,257 @@
+"""``guard_node``: put an agent node of a multi-agent graph under the guard.
+
+The wrapped node gets an identity (its node name unless given), stops at the kill switch,
+has its hand-offs checked — ``Command(goto=...)`` and ``Send`` to other nodes, also to the
+parent graph — and stamps its identity on the AI messages it writes, so that a shared
+``GuardedToolNode`` knows whose calls it runs. A hand-off is checked as a call of the tool
+``"handoff"`` with the argument ``to`` (the node handed to)::
+
+    allow("handoff", agents="supervisor", args={"to": OneOf(["researcher", "writer"])})
+    allow("handoff", agents=["researcher", "writer"], args={"to": OneOf(["supervisor"])})
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Literal
+
+from langchain_core.messages import AIMessage
+from langchain_core.runnables import Runnable, RunnableConfig
+from langgraph._internal._runnable import RunnableCallable
+from langgraph.types import Command, Send
+
+from .._decision import Effect
+from ..guard import Guard
+from ._steps import Approvals, Gate, Where, drivers, hold_key, tool_call, where_in_graph
+
+HANDOFF_TOOL = "handoff"
+"""The tool name a hand-off is checked as; its argument ``to`` is the target node."""
+
+OnHandoffDeny = Literal["raise", "drop"]
+_TASK_ID = "__pregel_task_id"
+
+
+class GuardedNode:
+    """What :func:`guard_node` returns; add it to a graph like the node it wraps."""
+
+    def __init__(
+        self,
+        node: Callable[..., Any] | Runnable[Any, Any],
+        guard: Guard,
+        *,
+        agent: str | None = None,
+        on_deny: OnHandoffDeny = "raise",
+        approvals: Approvals = "auto",
+        approval_timeout: float | None = None,
+        check_handoffs: bool = True,
+    ) -> None:
+        if on_deny not in ("raise", "drop"):
+            raise ValueError(f"on_deny must be 'raise' or 'drop', found {on_deny!r}")
+        if agent is not None and (not isinstance(agent, str) or not agent):
+            raise ValueError(f"agent must be a non-empty string or None, found {agent!r}")
+        self.node = node
+        self.guard = guard
+        self.agent = agent
+        self.on_deny: OnHandoffDeny = on_deny
+        self.check_handoffs = check_handoffs
+        self.gate = Gate(guard, approvals=approvals, approval_timeout=approval_timeout)
+        self._driver, self._adriver = drivers(self.gate)
+        if isinstance(node, Runnable):
+            self._inner: Runnable[Any, Any] = node
+        elif callable(node):
+            self._inner = RunnableCallable(node, name=getattr(node, "__name__", None), trace=False)
+        else:
+            raise TypeError(f"guard_node needs a function or a Runnable, found {node!r}")
+        self.name = agent or getattr(node, "name", None) or getattr(node, "__name__", "node")
+
+    def __repr__(self) -> str:
+        return f"GuardedNode({self.name!r}, agent={self.agent!r}, on_deny={self.on_deny!r})"
+
+    def as_runnable(self) -> Runnable[Any, Any]:
+        return RunnableCallable(self._call, self._acall, name=self.name, trace=False)
+
+    # -- running ------------------------------------------------------------------------------
+
+    def _where(self, config: RunnableConfig, runtime: Any) -> Where:
+        agent = self.agent or (config.get("metadata") or {}).get("langgraph_node")
+        return where_in_graph(agent if isinstance(agent, str) else None, config, runtime)
+
+    def _call(self, state: Any, config: RunnableConfig, runtime: Any = None) -> Any:
+        where = self._where(config, runtime)
+        key = hold_key(config, where)
+        paused = self._driver.run(self.gate.hold_flow(where.agent, where, key))
+        output = self._inner.invoke(state, _named(config, where.agent))
+        output = self._checked(output, where, config)
+        if paused and key is not None:
+            self._driver.delete(key)
+        return output
+
+    async def _acall(self, state: Any, config: RunnableConfig, runtime: Any = None) -> Any:
+        where = self._where(config, runtime)
+        key = hold_key(config, where)
+        paused = await self._adriver.arun(self.gate.hold_flow(where.agent, where, key))
+        output = await self._inner.ainvoke(state, _named(config, where.agent))
+        output = await self._achecked(output, where, config)
+        if paused and key is not None:
+            await self._adriver.adelete(key)
+        return output
+
+    # -- hand-offs ----------------------------------------------------------------------------
+
+    def _checked(self, output: Any, where: Where, config: RunnableConfig) -> Any:
+        output = _stamp(output, where.agent)
+        if not self.check_handoffs:
+            return output
+        denied: set[int] = set()
+        for i, (target, graph) in enumerate(_targets(output)):
+            call = self._handoff(target, graph, i, where, config)
+            decision, _ = self._driver.run(self.gate.decide_flow(call, where))
+            if not decision.allowed:
+                if (
+                    self.on_deny == "raise"
+                    or decision.kind == "control"
+                    or (decision.effect is Effect.RESPOND)
+                ):
+                    raise decision.error()
+                denied.add(i)
+        return _drop(output, denied) if denied else output
+
+    async def _achecked(self, output: Any, where: Where, config: RunnableConfig) -> Any:
+        output = _stamp(output, where.agent)
+        if not self.check_handoffs:
+            return output
+        denied: set[int] = set()
+        for i, (target, graph) in enumerate(_targets(output)):
+            call = self._handoff(target, graph, i, where, config)
+            decision, _ = await self._adriver.arun(self.gate.decide_flow(call, where))
+            if not decision.allowed:
+                if (
+                    self.on_deny == "raise"
+                    or decision.kind == "control"
+                    or (decision.effect is Effect.RESPOND)
+                ):
+                    raise decision.error()
+                denied.add(i)
+        return _drop(output, denied) if denied else output
+
+    @staticmethod
+    def _handoff(
+        target: str, graph: str | None, i: int, where: Where, config: RunnableConfig
+    ) -> Any:
+        task = (config.get("configurable") or {}).get(_TASK_ID) or "-"
+        args: dict[str, Any] = {"to": target}
+        if graph is not None:
+            args["graph"] = graph
+        return tool_call({"name": HANDOFF_TOOL, "args": args, "id": f"handoff:{task}:{i}"}, where)
+
+
+def guard_node(
+    node: Callable[..., Any] | Runnable[Any, Any],
+    guard: Guard,
+    *,
+    agent: str | None = None,
+    on_deny: OnHandoffDeny = "raise",
+    approvals: Approvals = "auto",
+    approval_timeout: float | None = None,
+    check_handoffs: bool = True,
+) -> Runnable[Any, Any]:
+    """Wrap a node (a function, a ``create_agent`` agent, a compiled subgraph) for ``guard``.
+
+    ``agent`` is the identity the policy sees (default: the node's name in the graph).
+    A hand-off the policy denies raises ``ToolCallDenied`` (``on_deny="raise"``) or is dropped
+    from the node's ``Command`` (``"drop"``); an ``ask`` interrupts for a person.
+    """
+    wrapped = GuardedNode(
+        node,
+        guard,
+        agent=agent,
+        on_deny=on_deny,
+        approvals=approvals,
+        approval_timeout=approval_timeout,
+        check_handoffs=check_handoffs,
+    )
+    return wrapped.as_runnable()
+
+
+# -- helpers --------------------------------------------------------------------------------
+
+
+def _named(config: RunnableConfig, agent: str) -> RunnableConfig:
+    meta = dict(config.get("metadata") or {})
+    meta.setdefault("lc_agent_name", agent)
+    return {**config, "metadata": meta}
+
+
+def _targets(output: Any) -> list[tuple[str, str | None]]:
+    """Every node ``output`` hands off to: ``(target, "parent" or None)``."""
+    found: list[tuple[str, str | None]] = []
+    for item in _items(output):
+        if isinstance(item, Send):
+            found.append((item.node, None))
+        elif isinstance(item, Command):
+            graph = "parent" if item.graph == Command.PARENT else None
+            gotos = item.goto if isinstance(item.goto, list | tuple) else [item.goto]
+            for g in gotos:
+                if isinstance(g, Send):
+                    found.append((g.node, graph))
+                elif isinstance(g, str) and g:
+                    found.append((g, graph))
+    return found
+
+
+def _items(output: Any) -> Sequence[Any]:
+    if isinstance(output, list | tuple):
+        return output
+    return [output]
+
+
+def _drop(output: Any, denied: set[int]) -> Any:
+    """``output`` without the hand-offs at the ``denied`` positions of ``_targets``."""
+    i = 0
+
+    def keep() -> bool:
+        nonlocal i
+        ok = i not in denied
+        i += 1
+        return ok
+
+    def clean(item: Any) -> Any:
+        if isinstance(item, Send):
+            return item if keep() else None
+        if isinstance(item, Command):
+            gotos = item.goto if isinstance(item.goto, list | tuple) else [item.goto]
+            kept = [g for g in gotos if not (isinstance(g, Send | str) and g) or keep()]
+            goto: Any = kept if isinstance(item.goto, list | tuple) else (kept[0] if kept else ())
+            return Command(graph=item.graph, update=item.update, resume=item.resume, goto=goto)
+        return item
+
+    if isinstance(output, list | tuple):
+        return [c for c in (clean(o) for o in output) if c is not None]
+    return clean(output)
+
+
+def _stamp(output: Any, agent: str) -> Any:
+    """Name the AI messages a node writes after the agent, if they have no name."""
+
+    def named(messages: Any) -> Any:
+        if isinstance(messages, AIMessage) and not messages.name:
+            return messages.model_copy(update={"name": agent})
+        if isinstance(messages, list):
+            return [named(m) for m in messages]
+        return messages
+
+    def in_update(update: Any) -> Any:
+        if isinstance(update, Mapping) and "messages" in update:
+            return {**update, "messages": named(update["messages"])}
+        return update
+
+    if isinstance(output, Command):
+        return Command(
+            graph=output.graph,
+            update=in_update(output.update),
+            resume=output.resume,
+            goto=output.goto,
+        )
+    if isinstance(output, Mapping):
+        return in_update(output)
+    return output

@@ -1,0 +1,744 @@
+"""One guarded tool call inside a LangGraph run: decide, ask a person, run once, remember.
+
+Shared by ``GuardedToolNode`` and ``GuardMiddleware``. The logic is a generator that yields
+the operations it needs (guard checks, store reads and writes, ``interrupt``) and is driven
+by a sync or an async driver, as ``Guard`` does with its flows: the two cannot drift apart.
+
+How it keeps its promises across interrupts and restarts
+---------------------------------------------------------
+LangGraph re-runs a node from its start when it is resumed, and matches resume values to
+``interrupt()`` calls by their order in the task. So every interrupt this module raises for
+a call is logged, before it is raised, in a small document in the guard's store
+(``pending/<thread>/<call id>``): which interrupts (pause, approval) in which order, the
+decision that asked (with the budget it charged) and, once a person answered, the final
+decision. A re-run replays the log: the same interrupts in the same order, no second check,
+no second charge. The writes of an interrupted task are discarded by LangGraph, so this
+record cannot live in graph state; it lives next to the checkpoints, in the store.
+
+A call that ran is written to ``done/<thread>/<call id>`` with its result when the run has a
+checkpointer. A re-run of the same task (a resume, or ``invoke(None)`` after a crash between
+the tool and the checkpoint) returns that result instead of running the tool again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+from langchain_core.messages import AIMessage, ToolMessage
+from langgraph.prebuilt.tool_node import ToolCallRequest
+from langgraph.types import Command, interrupt
+
+from .._approvals import ApprovalRequest
+from .._decision import Decision, Effect
+from .._events import DEFAULT_AGENT, ModelCall, ToolCall, ToolResult
+from ..guard import Guard
+
+if TYPE_CHECKING:
+    from ..rollback import Compensations, Journal
+
+Approvals = Literal["auto", "interrupt", "approver"]
+OnDeny = Literal["message", "raise"]
+APPROVALS: tuple[Approvals, ...] = ("auto", "interrupt", "approver")
+ON_DENY: tuple[OnDeny, ...] = ("message", "raise")
+
+PENDING_PREFIX = "pending/"
+DONE_PREFIX = "done/"
+
+_CHECKPOINTER = "__pregel_checkpointer"
+_RESUMING = "__pregel_resuming"
+_CHECKPOINT_MAP = "checkpoint_map"
+
+_Op = tuple[str, tuple[Any, ...]]
+
+
+# -- where a call happens --------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Where:
+    """Identity and position of a step inside a graph run."""
+
+    agent: str
+    thread_id: str | None = None
+    run_id: str | None = None
+    step: int | None = None
+    checkpoint_id: str | None = None
+    """The root graph's checkpoint the step started from (a rollback target)."""
+    checkpoint_ns: str = ""
+    checkpointed: bool = False
+    """The run has a checkpointer: interrupts and the done-ledger work."""
+    resuming: bool = False
+
+
+def where_in_graph(
+    agent: str | None,
+    config: Mapping[str, Any],
+    runtime: Any = None,
+    *,
+    messages_agent: str | None = None,
+) -> Where:
+    """Read agent, thread, run, step and checkpoint from a node's config and runtime.
+
+    The agent is ``agent`` if given, else the name on the AI message that made the call,
+    else the ``lc_agent_name`` LangChain puts in the metadata, else ``"agent"``. The config
+    a node sees holds no run id (LangGraph pops it); the caller's is on ``execution_info``.
+    """
+    meta = config.get("metadata") or {}
+    conf = config.get("configurable") or {}
+    name = agent or messages_agent or meta.get("lc_agent_name")
+    step = meta.get("langgraph_step")
+    info = getattr(runtime, "execution_info", None)
+    run_id = getattr(info, "run_id", None) or config.get("run_id")
+    thread = conf.get("thread_id")
+    cmap = conf.get(_CHECKPOINT_MAP) or {}
+    return Where(
+        agent=name if isinstance(name, str) and name else DEFAULT_AGENT,
+        thread_id=None if thread is None else str(thread),
+        run_id=None if run_id is None else str(run_id),
+        step=step if isinstance(step, int) and not isinstance(step, bool) else None,
+        checkpoint_id=cmap.get(""),
+        checkpoint_ns=str(conf.get("checkpoint_ns") or ""),
+        checkpointed=conf.get(_CHECKPOINTER) is not None,
+        resuming=bool(conf.get(_RESUMING)),
+    )
+
+
+def caller_name(state: Any, call_id: str | None) -> str | None:
+    """The ``name`` of the AI message in ``state`` that made tool call ``call_id``."""
+    messages = state.get("messages") if isinstance(state, Mapping) else state
+    if not isinstance(messages, list):
+        messages = getattr(state, "messages", None)
+        if not isinstance(messages, list):
+            return None
+    for m in reversed(messages):
+        if isinstance(m, AIMessage) and any(tc.get("id") == call_id for tc in m.tool_calls):
+            return m.name or None
+    return None
+
+
+def tool_call(tc: Mapping[str, Any], where: Where) -> ToolCall:
+    args: Any = tc.get("args")
+    return ToolCall(
+        tool=str(tc.get("name") or ""),
+        args=args,
+        agent=where.agent,
+        call_id=tc.get("id"),
+        run_id=where.run_id,
+        thread_id=where.thread_id,
+        step=where.step,
+    )
+
+
+# -- what the model reads -------------------------------------------------------------------
+
+
+def blocked(decision: Decision) -> str:
+    """What the model reads when a call is denied: that it did not run, which rule, why."""
+    return (
+        f"Tool call blocked by the guard; the tool did not run. {decision.message().rstrip('.')}. "
+        "Do not repeat this call unchanged: stay within the policy, use another tool, "
+        "or tell the user what was blocked."
+    )
+
+
+# -- the gate --------------------------------------------------------------------------------
+
+
+class Gate:
+    """The per-call logic every LangGraph adapter shares (see the module docstring)."""
+
+    def __init__(
+        self,
+        guard: Guard,
+        *,
+        approvals: Approvals = "auto",
+        approval_timeout: float | None = None,
+        compensations: Compensations | None = None,
+        journal: Journal | None = None,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        if not isinstance(guard, Guard):
+            raise TypeError(f"expected a Guard, found {type(guard).__name__}")
+        if approvals not in APPROVALS:
+            raise ValueError(f"approvals must be one of {APPROVALS}, found {approvals!r}")
+        if approval_timeout is not None and not approval_timeout > 0:
+            raise ValueError(f"approval_timeout must be > 0 seconds, found {approval_timeout!r}")
+        self.guard = guard
+        self.approvals: Approvals = approvals
+        self.approval_timeout = approval_timeout
+        self.compensations = compensations
+        if journal is None and compensations is not None:
+            from ..rollback import Journal
+
+            journal = Journal(guard.store)
+        self.journal = journal
+        self.clock = clock or guard.clock
+
+    def interrupts(self, where: Where) -> bool:
+        """Ask through ``interrupt()``? ``auto``: when the guard has no approver of its own
+        and the run has a checkpointer (LangGraph cannot interrupt without one)."""
+        if self.approvals == "auto":
+            return self.guard.approver is None and where.checkpointed
+        return self.approvals == "interrupt"
+
+    # -- deciding ---------------------------------------------------------------------------
+
+    def decide_flow(
+        self, call: ToolCall, where: Where
+    ) -> Generator[_Op, Any, tuple[Decision, bool]]:
+        """The final decision for ``call`` (allow, modify, respond or deny, or a kill), and
+        whether a pending-document was written for it (to delete once the call is done).
+
+        May raise ``GraphInterrupt`` (through the ``interrupt`` op) for a pause or a person.
+        """
+        if not self.interrupts(where):
+            decision: Decision = yield ("decide", (call,))
+            return decision, False
+        key = _pending_key(call) if call.call_id else None
+        memo: dict[str, Any] | None = None
+        if key is not None and where.resuming:
+            found = yield ("get", (key,))
+            memo = dict(found) if isinstance(found, Mapping) else None
+        log: list[str] = list(memo["log"]) if memo else []
+        i = 0
+        while True:
+            if i < len(log) and log[i] == "pause":  # replay a pause already answered
+                yield ("interrupt", (_pause_payload(call, None),))
+                i += 1
+                continue
+            if i < len(log) and log[i] == "approval" and memo is not None:
+                asked = Decision.from_doc(memo["asked"])
+                asked_at = float(memo["at"])
+            else:
+                asked = yield ("check", (call,))
+                asked_at = self.clock()
+                if asked.effect is not Effect.ASK:
+                    return asked, memo is not None
+                if asked.kind == "control":  # paused: wait for an operator
+                    log.append("pause")
+                    memo = yield from self._save(key, memo, log)
+                    yield ("interrupt", (_pause_payload(call, asked),))
+                    i += 1
+                    continue
+                log.append("approval")
+                memo = yield from self._save(key, memo, log, asked=asked, at=asked_at)
+            value = yield ("interrupt", (self._approval_payload(call, asked, asked_at),))
+            break
+        if memo is not None and "final" in memo:
+            return Decision.from_doc(memo["final"]), True
+        if self.approval_timeout is not None and self.clock() - asked_at > self.approval_timeout:
+            final: Decision = yield (
+                "expire",
+                (call, asked, f"no answer within {self.approval_timeout:g}s: the approval expired"),
+            )
+        else:
+            final = yield ("resolve", (call, asked, value))
+        if final.allowed:
+            stop: Decision = yield ("controls", (call,))
+            if stop.effect is Effect.DENY:  # killed while a person was deciding
+                yield ("release", (final,))
+                final = stop
+        if key is not None:
+            doc = dict(memo or {})
+            doc["final"] = final.to_doc()
+            yield ("put", (key, doc))
+        return final, key is not None
+
+    def hold_flow(self, agent: str, where: Where, key: str | None) -> Generator[_Op, Any, int]:
+        """Stop here while the kill switch says so: raise ``RunKilled`` for a kill; for a
+        pause, interrupt (resumable once lifted) or raise ``RunPaused`` where the run cannot
+        be interrupted. ``key`` (stable across re-runs of the task) names the log of pauses
+        already answered, replayed so that later interrupts in the task stay aligned with
+        their resume values. Returns how many pauses the log holds: the caller deletes the
+        log once its task has finished (``end_flow``), never before."""
+        probe = ToolCall("", {}, agent=agent, thread_id=where.thread_id, run_id=where.run_id)
+        replay = 0
+        if key is not None and where.resuming:
+            found = yield ("get", (key,))
+            if isinstance(found, Mapping):
+                replay = int(found.get("pauses", 0))
+        for _ in range(replay):
+            yield ("interrupt", (_pause_payload(probe, None),))
+        pauses = replay
+        while True:
+            stop: Decision = yield ("controls", (probe,))
+            if stop.effect is Effect.ALLOW:
+                return pauses
+            if stop.effect is Effect.DENY or not where.checkpointed:
+                raise stop.error()
+            pauses += 1
+            if key is not None:
+                yield ("put", (key, {"pauses": pauses}))
+            yield ("interrupt", (_pause_payload(probe, stop),))
+
+    def _save(
+        self,
+        key: str | None,
+        memo: dict[str, Any] | None,
+        log: list[str],
+        *,
+        asked: Decision | None = None,
+        at: float | None = None,
+    ) -> Generator[_Op, Any, dict[str, Any] | None]:
+        if key is None:
+            return memo
+        doc = dict(memo or {})
+        doc["log"] = list(log)
+        if asked is not None:
+            doc["asked"] = asked.to_doc()
+            doc["at"] = at
+        yield ("put", (key, doc))
+        return doc
+
+    def _approval_payload(self, call: ToolCall, asked: Decision, at: float) -> dict[str, Any]:
+        payload = {"type": "approval", **ApprovalRequest(call, asked).to_dict(), "asked_at": at}
+        if self.approval_timeout is not None:
+            payload["expires_at"] = at + self.approval_timeout
+        return payload
+
+    # -- around running the tool ------------------------------------------------------------
+
+    def replay_flow(self, call: ToolCall, where: Where) -> Generator[_Op, Any, ToolMessage | None]:
+        """The result of ``call`` if it already ran in an earlier attempt of this task."""
+        if not (where.resuming and where.checkpointed and call.call_id):
+            return None
+        done = yield ("get", (_done_key(call),))
+        if not isinstance(done, Mapping):
+            return None
+        return ToolMessage(
+            content=str(done.get("content", "")),
+            tool_call_id=call.call_id,
+            name=call.tool,
+            status="error" if done.get("status") == "error" else "success",
+        )
+
+    def before_flow(
+        self, call: ToolCall, where: Where, decision: Decision
+    ) -> Generator[_Op, Any, None]:
+        """Mark the checkpoint before a risky call as a safe point; record violations."""
+        journal = self.journal
+        if journal is None or where.thread_id is None:
+            return
+        if decision.effect is Effect.DENY:
+            if decision.kind != "control":
+                yield ("violation", (call, where, decision))
+            return
+        risky = (
+            decision.effect is not Effect.ALLOW
+            or decision.kind == "approval"
+            or (self.compensations is not None and call.tool in self.compensations)
+        )
+        if risky and where.checkpoint_id is not None:
+            yield ("safe_point", (call, where, decision))
+
+    def after_flow(
+        self, call: ToolCall, where: Where, output: Any, pending: bool
+    ) -> Generator[_Op, Any, None]:
+        """Record results (taint, token budgets), the done-ledger and the undo record."""
+        results = tool_results(call, output)
+        if where.checkpointed and call.call_id and results:
+            first = results[0]
+            yield (
+                "put",
+                (
+                    _done_key(call),
+                    {
+                        "tool": call.tool,
+                        "content": first.content,
+                        "status": "error" if first.is_error else "success",
+                    },
+                ),
+            )
+        for r in results:
+            yield ("record", (r,))
+        comps = self.compensations
+        if (
+            comps is not None
+            and self.journal is not None
+            and where.thread_id is not None
+            and call.tool in comps
+            and not any(r.is_error for r in results)
+        ):
+            data = comps.capture(call.tool, dict(call.args), _plain(output))
+            yield ("effect", (call, where, data))
+        if pending:
+            yield ("delete", (_pending_key(call),))
+
+
+def hold_key(config: Mapping[str, Any], where: Where) -> str | None:
+    """Where the pauses of a node task are logged: stable across re-runs of the task."""
+    task = (config.get("configurable") or {}).get("__pregel_task_id")
+    if not task:
+        return None
+    return f"{PENDING_PREFIX}{where.thread_id or where.run_id or '-'}/node:{task}"
+
+
+def _pending_key(call: ToolCall) -> str:
+    return f"{PENDING_PREFIX}{call.scope_key}/{call.call_id}"
+
+
+def _done_key(call: ToolCall) -> str:
+    return f"{DONE_PREFIX}{call.scope_key}/{call.call_id}"
+
+
+def _pause_payload(call: ToolCall, decision: Decision | None) -> dict[str, Any]:
+    return {
+        "type": "paused",
+        "agent": call.agent,
+        "tool": call.tool,
+        "call_id": call.call_id,
+        "thread_id": call.thread_id,
+        "reason": decision.reason if decision else "paused by an operator",
+        "resume": "lift the pause (Controls.resume) and resume with Command(resume=True)",
+    }
+
+
+def _plain(output: Any) -> Any:
+    if isinstance(output, ToolMessage):
+        return output.content
+    return output
+
+
+def tool_results(call: ToolCall, output: Any) -> list[ToolResult]:
+    """The ToolMessages a tool produced (also inside Commands), as results to record."""
+    items: list[Any]
+    if isinstance(output, ToolMessage):
+        items = [output]
+    elif isinstance(output, Command):
+        items = _command_messages(output)
+    elif isinstance(output, list):
+        items = [m for o in output for m in tool_results_items(o)]
+    else:
+        items = []
+    return [
+        ToolResult(
+            tool=call.tool,
+            content=str(m.text),
+            agent=call.agent,
+            call_id=m.tool_call_id or call.call_id,
+            run_id=call.run_id,
+            thread_id=call.thread_id,
+            is_error=m.status == "error",
+        )
+        for m in items
+    ]
+
+
+def tool_results_items(o: Any) -> list[ToolMessage]:
+    if isinstance(o, ToolMessage):
+        return [o]
+    if isinstance(o, Command):
+        return _command_messages(o)
+    return []
+
+
+def _command_messages(command: Any) -> list[ToolMessage]:
+    update = command.update
+    values: list[Any] = []
+    if isinstance(update, Mapping):
+        values = [update.get("messages")]
+    elif isinstance(update, list | tuple):
+        values = [
+            p[1] for p in update if isinstance(p, tuple) and len(p) == 2 and p[0] == "messages"
+        ]
+    found: list[ToolMessage] = []
+    for v in values:
+        if v is None:
+            continue
+        for m in v if isinstance(v, list | tuple) else [v]:
+            if isinstance(m, ToolMessage):
+                found.append(m)
+    return found
+
+
+# -- drivers -----------------------------------------------------------------------------------
+
+
+class _Driver:
+    """Runs a gate flow: each yielded op is a method of the same name here."""
+
+    def __init__(self, gate: Gate) -> None:
+        self.gate = gate
+        self.guard = gate.guard
+        self.store = gate.guard.store
+
+    def run(self, flow: Generator[_Op, Any, Any]) -> Any:
+        try:
+            op = next(flow)
+            while True:
+                name, args = op
+                op = flow.send(getattr(self, name)(*args))
+        except StopIteration as stop:
+            return stop.value
+
+    def interrupt(self, payload: Mapping[str, Any]) -> Any:
+        return interrupt(payload)
+
+    def decide(self, call: ToolCall) -> Decision:
+        return self.guard.decide(call)
+
+    def check(self, call: ToolCall) -> Decision:
+        return self.guard.check(call)
+
+    def resolve(self, call: ToolCall, asked: Decision, value: Any) -> Decision:
+        return self.guard.resolve(call, asked, value)
+
+    def expire(self, call: ToolCall, asked: Decision, why: str) -> Decision:
+        return self.guard.expire(call, asked, why)
+
+    def release(self, decision: Decision) -> None:
+        self.guard.release(decision)
+
+    def controls(self, call: ToolCall) -> Decision:
+        return self.guard.check(ModelCall(agent=call.agent, thread_id=call.thread_id))
+
+    def record(self, result: ToolResult) -> None:
+        self.guard.record(result)
+
+    def get(self, key: str) -> Any:
+        return self.store.get(key)
+
+    def put(self, key: str, value: Any) -> None:
+        self.store.put(key, value)
+
+    def delete(self, key: str) -> None:
+        self.store.delete(key)
+
+    def violation(self, call: ToolCall, where: Where, decision: Decision) -> None:
+        assert self.gate.journal is not None
+        self.gate.journal.mark_violation(**_violation_fields(call, where, decision))
+
+    def safe_point(self, call: ToolCall, where: Where, decision: Decision) -> None:
+        assert self.gate.journal is not None
+        self.gate.journal.mark_safe_point(**_safe_point_fields(call, where, decision))
+
+    def effect(self, call: ToolCall, where: Where, data: Mapping[str, Any]) -> None:
+        assert self.gate.journal is not None
+        assert where.thread_id is not None
+        self.gate.journal.record_effect(
+            where.thread_id, where.checkpoint_id, where.checkpoint_ns, call, data
+        )
+
+
+class _AsyncDriver(_Driver):
+    async def arun(self, flow: Generator[_Op, Any, Any]) -> Any:
+        try:
+            op = next(flow)
+            while True:
+                name, args = op
+                method = getattr(self, "a" + name, None)
+                result = await method(*args) if method else getattr(self, name)(*args)
+                op = flow.send(result)
+        except StopIteration as stop:
+            return stop.value
+
+    async def adecide(self, call: ToolCall) -> Decision:
+        return await self.guard.adecide(call)
+
+    async def acheck(self, call: ToolCall) -> Decision:
+        return await self.guard.acheck(call)
+
+    async def aresolve(self, call: ToolCall, asked: Decision, value: Any) -> Decision:
+        return await self.guard.aresolve(call, asked, value)
+
+    async def aexpire(self, call: ToolCall, asked: Decision, why: str) -> Decision:
+        return await self.guard.aexpire(call, asked, why)
+
+    async def arelease(self, decision: Decision) -> None:
+        await self.guard.arelease(decision)
+
+    async def acontrols(self, call: ToolCall) -> Decision:
+        return await self.guard.acheck(ModelCall(agent=call.agent, thread_id=call.thread_id))
+
+    async def arecord(self, result: ToolResult) -> None:
+        await self.guard.arecord(result)
+
+    async def aget(self, key: str) -> Any:
+        return await self.store.aget(key)
+
+    async def aput(self, key: str, value: Any) -> None:
+        await self.store.aput(key, value)
+
+    async def adelete(self, key: str) -> None:
+        await self.store.adelete(key)
+
+    async def aviolation(self, call: ToolCall, where: Where, decision: Decision) -> None:
+        assert self.gate.journal is not None
+        await self.gate.journal.amark_violation(**_violation_fields(call, where, decision))
+
+    async def asafe_point(self, call: ToolCall, where: Where, decision: Decision) -> None:
+        assert self.gate.journal is not None
+        await self.gate.journal.amark_safe_point(**_safe_point_fields(call, where, decision))
+
+    async def aeffect(self, call: ToolCall, where: Where, data: Mapping[str, Any]) -> None:
+        assert self.gate.journal is not None
+        assert where.thread_id is not None
+        await self.gate.journal.arecord_effect(
+            where.thread_id, where.checkpoint_id, where.checkpoint_ns, call, data
+        )
+
+
+def _violation_fields(call: ToolCall, where: Where, decision: Decision) -> dict[str, Any]:
+    return {
+        "thread_id": where.thread_id,
+        "checkpoint_id": where.checkpoint_id,
+        "checkpoint_ns": where.checkpoint_ns,
+        "agent": call.agent,
+        "tool": call.tool,
+        "rule": decision.rule,
+        "reason": decision.reason,
+    }
+
+
+def _safe_point_fields(call: ToolCall, where: Where, decision: Decision) -> dict[str, Any]:
+    return {
+        "thread_id": where.thread_id,
+        "checkpoint_id": where.checkpoint_id,
+        "checkpoint_ns": where.checkpoint_ns,
+        "step": where.step,
+        "agent": call.agent,
+        "tool": call.tool,
+        "reason": f"before {call.tool!r} ({decision.effect}: {decision.rule})",
+    }
+
+
+def drivers(gate: Gate) -> tuple[_Driver, _AsyncDriver]:
+    return _Driver(gate), _AsyncDriver(gate)
+
+
+class NeedsPerson(Exception):
+    """Raised by a deferring driver where a flow would interrupt (internal)."""
+
+
+class _Deferring(_Driver):
+    def interrupt(self, payload: Mapping[str, Any]) -> Any:
+        raise NeedsPerson
+
+
+class _AsyncDeferring(_AsyncDriver):
+    def interrupt(self, payload: Mapping[str, Any]) -> Any:
+        raise NeedsPerson
+
+
+def deferring_drivers(gate: Gate) -> tuple[_Driver, _AsyncDriver]:
+    """Drivers that stop a flow where it would interrupt, raising ``NeedsPerson``."""
+    return _Deferring(gate), _AsyncDeferring(gate)
+
+
+# -- one call through a ToolNode hook ---------------------------------------------------------
+
+
+def locate(request: ToolCallRequest, agent: str | None) -> tuple[ToolCall, Where]:
+    """The guard's view of a ToolNode request: the call and where it happens."""
+    tc = request.tool_call
+    runtime = request.runtime
+    config = getattr(runtime, "config", None) or {}
+    named = None if agent else caller_name(request.state, tc.get("id"))
+    where = where_in_graph(agent, config, runtime, messages_agent=named)
+    return tool_call(tc, where), where
+
+
+def apply(
+    request: ToolCallRequest, call: ToolCall, decision: Decision, on_deny: OnDeny
+) -> ToolCallRequest | ToolMessage:
+    """The request to run, or the message that stands in for the tool. Raises for a kill,
+    and for any deny when ``on_deny="raise"``."""
+    if decision.effect is Effect.ALLOW:
+        return request
+    if decision.effect is Effect.MODIFY:
+        return request.override(tool_call={**request.tool_call, "args": dict(decision.args or {})})
+    call_id = call.call_id or ""
+    if decision.effect is Effect.RESPOND:
+        return ToolMessage(content=decision.response or "", tool_call_id=call_id, name=call.tool)
+    if on_deny == "raise" or decision.kind == "control":
+        raise decision.error()
+    return ToolMessage(
+        content=blocked(decision), status="error", tool_call_id=call_id, name=call.tool
+    )
+
+
+ToolOutput = ToolMessage | Command[Any]
+
+
+def run_call(
+    gate: Gate,
+    driver: _Driver,
+    request: ToolCallRequest,
+    execute: Callable[[ToolCallRequest], ToolOutput],
+    *,
+    agent: str | None,
+    on_deny: OnDeny,
+    decided: tuple[Decision, bool] | None = None,
+) -> ToolOutput:
+    """Decide (unless ``decided``), run at most once, record. The sync path."""
+    call, where = locate(request, agent)
+    replayed: ToolMessage | None = driver.run(gate.replay_flow(call, where))
+    if replayed is not None:
+        return replayed
+    decision: Decision
+    pending: bool
+    decision, pending = decided or driver.run(gate.decide_flow(call, where))
+    driver.run(gate.before_flow(call, where, decision))
+    step = apply(request, call, decision, on_deny)
+    if isinstance(step, ToolMessage):
+        if pending:
+            driver.delete(_pending_key(call))
+        return step
+    if decision.effect is Effect.MODIFY:
+        call = call.with_args(decision.args or {})
+    output: ToolOutput = execute(step)  # if the tool raises, it ran: nothing to give back
+    driver.run(gate.after_flow(call, where, output, pending))
+    return output
+
+
+async def arun_call(
+    gate: Gate,
+    driver: _AsyncDriver,
+    request: ToolCallRequest,
+    execute: Callable[[ToolCallRequest], Awaitable[ToolOutput]],
+    *,
+    agent: str | None,
+    on_deny: OnDeny,
+    decided: tuple[Decision, bool] | None = None,
+) -> ToolOutput:
+    """The async twin of :func:`run_call`."""
+    call, where = locate(request, agent)
+    replayed: ToolMessage | None = await driver.arun(gate.replay_flow(call, where))
+    if replayed is not None:
+        return replayed
+    decision: Decision
+    pending: bool
+    decision, pending = decided or await driver.arun(gate.decide_flow(call, where))
+    await driver.arun(gate.before_flow(call, where, decision))
+    step = apply(request, call, decision, on_deny)
+    if isinstance(step, ToolMessage):
+        if pending:
+            await driver.adelete(_pending_key(call))
+        return step
+    if decision.effect is Effect.MODIFY:
+        call = call.with_args(decision.args or {})
+    output: ToolOutput = await execute(step)
+    await driver.arun(gate.after_flow(call, where, output, pending))
+    return output
+
+
+__all__: Sequence[str] = (
+    "APPROVALS",
+    "ON_DENY",
+    "Approvals",
+    "Gate",
+    "OnDeny",
+    "Where",
+    "blocked",
+    "caller_name",
+    "drivers",
+    "tool_call",
+    "tool_results",
+    "where_in_graph",
+    "locate",
+    "apply",
+    "run_call",
+    "arun_call",
+)

@@ -1,0 +1,255 @@
+"""``GuardedToolNode``: a drop-in for LangGraph's ``ToolNode`` that decides every call."""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from langchain_core.messages import ToolMessage
+from langchain_core.runnables import RunnableConfig
+from langchain_core.tools import BaseTool
+from langgraph.prebuilt import ToolNode
+from langgraph.prebuilt.tool_node import ToolCallRequest
+from langgraph.runtime import Runtime
+from langgraph.types import Command
+
+from .._events import ToolCall
+from ..guard import Guard
+from ._steps import (
+    ON_DENY,
+    Approvals,
+    Gate,
+    NeedsPerson,
+    OnDeny,
+    ToolOutput,
+    Where,
+    arun_call,
+    caller_name,
+    deferring_drivers,
+    drivers,
+    run_call,
+    tool_call,
+    where_in_graph,
+)
+
+if TYPE_CHECKING:
+    from ..rollback import Compensations, Journal
+
+# Decisions taken up front for a step with several calls, by call id (see ``_func``).
+_DECIDED: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
+    "guardrails_decided", default=None
+)
+
+ToolWrapper = Callable[[ToolCallRequest, Callable[[ToolCallRequest], ToolOutput]], ToolOutput]
+AsyncToolWrapper = Callable[
+    [ToolCallRequest, Callable[[ToolCallRequest], Awaitable[ToolOutput]]], Awaitable[ToolOutput]
+]
+
+
+class GuardedToolNode(ToolNode):
+    """``ToolNode(tools)`` with every call checked by ``guard`` before its tool runs.
+
+    Use it where the graph used ``ToolNode``::
+
+        builder.add_node("tools", GuardedToolNode(tools, guard))
+
+    - ``agent``: the identity the policy sees (default: the ``name`` of the AI message that
+      made the calls, else ``"agent"``).
+    - ``on_deny``: ``"message"`` gives a denied call back to the model as an error
+      ``ToolMessage``; ``"raise"`` ends the run with ``ToolCallDenied``.
+    - ``approvals``: ``"interrupt"`` asks a person through LangGraph's ``interrupt()``
+      (resume with ``Command(resume=...)``); ``"approver"`` calls the guard's approver;
+      ``"auto"`` (default) uses the approver if the guard has one, else an interrupt when the
+      graph has a checkpointer. ``approval_timeout`` denies answers that come too late.
+    - ``compensations`` / ``journal``: record each side effect with what its undo needs,
+      and mark safe points, for :class:`~guardrails_plugin.langgraph.Recovery`.
+
+    Several calls in one step are decided one by one, in order, before any runs: each call
+    a person must approve is asked separately (one interrupt each), and the step runs once
+    all are answered. A resumed step never runs a tool a second time.
+    """
+
+    def __init__(
+        self,
+        tools: Sequence[BaseTool | Callable[..., Any]],
+        guard: Guard,
+        *,
+        agent: str | None = None,
+        on_deny: OnDeny = "message",
+        approvals: Approvals = "auto",
+        approval_timeout: float | None = None,
+        compensations: Compensations | None = None,
+        journal: Journal | None = None,
+        wrap_tool_call: ToolWrapper | None = None,
+        awrap_tool_call: AsyncToolWrapper | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if on_deny not in ON_DENY:
+            raise ValueError(f"on_deny must be 'message' or 'raise', found {on_deny!r}")
+        if agent is not None and (not isinstance(agent, str) or not agent):
+            raise ValueError(f"agent must be a non-empty string or None, found {agent!r}")
+        self.gate = Gate(
+            guard,
+            approvals=approvals,
+            approval_timeout=approval_timeout,
+            compensations=compensations,
+            journal=journal,
+        )
+        self.guard = guard
+        self.agent = agent
+        self.on_deny: OnDeny = on_deny
+        self._driver, self._adriver = drivers(self.gate)
+        self._deferring, self._adeferring = deferring_drivers(self.gate)
+        self._inner = wrap_tool_call
+        self._ainner = awrap_tool_call
+        super().__init__(
+            list(tools), wrap_tool_call=self._wrap, awrap_tool_call=self._awrap, **kwargs
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"GuardedToolNode(tools={list(self.tools_by_name)!r}, guard={self.guard!r}, "
+            f"agent={self.agent!r}, on_deny={self.on_deny!r}, "
+            f"approvals={self.gate.approvals!r})"
+        )
+
+    # -- several calls in one step ------------------------------------------------------------
+    #
+    # LangGraph matches resume values to interrupts by their order in a task, and ToolNode
+    # runs the calls of a step on parallel threads: interrupts raised there would come in a
+    # different order on each run. So a step with several calls is decided here first, in
+    # call order. Calls no person needs to see run at once (their results go to the
+    # done-ledger, so a resumed step does not run them again); then each call that needs a
+    # person is asked, one interrupt each, in order; then the approved calls run.
+
+    def _func(self, input: Any, config: RunnableConfig, runtime: Runtime[Any]) -> Any:
+        tool_calls, _ = self._parse_input(input)
+        if len(tool_calls) < 2:
+            return super()._func(input, config, runtime)
+        decided: dict[str, Any] = {}
+        deferred: list[tuple[ToolCall, Where]] = []
+        for tc in tool_calls:
+            call, where = self._locate(tc, input, config, runtime)
+            if not call.call_id or self._driver.run(self.gate.replay_flow(call, where)):
+                continue
+            try:
+                decided[call.call_id] = self._deferring.run(self.gate.decide_flow(call, where))
+            except NeedsPerson:
+                deferred.append((call, where))
+        if deferred:
+            if all(w.checkpointed for _, w in deferred):
+                decided.update({str(c.call_id): _LATER for c, _ in deferred})
+                with _deciding(decided):
+                    super()._func(input, config, runtime)  # the calls no one must see
+            for call, where in deferred:
+                flow = self.gate.decide_flow(call, replace(where, resuming=True))
+                decided[str(call.call_id)] = self._driver.run(flow)
+        with _deciding(decided):
+            return super()._func(input, config, runtime)
+
+    async def _afunc(self, input: Any, config: RunnableConfig, runtime: Runtime[Any]) -> Any:
+        tool_calls, _ = self._parse_input(input)
+        if len(tool_calls) < 2:
+            return await super()._afunc(input, config, runtime)
+        decided: dict[str, Any] = {}
+        deferred: list[tuple[ToolCall, Where]] = []
+        for tc in tool_calls:
+            call, where = self._locate(tc, input, config, runtime)
+            if not call.call_id or await self._adriver.arun(self.gate.replay_flow(call, where)):
+                continue
+            try:
+                flow = self.gate.decide_flow(call, where)
+                decided[call.call_id] = await self._adeferring.arun(flow)
+            except NeedsPerson:
+                deferred.append((call, where))
+        if deferred:
+            if all(w.checkpointed for _, w in deferred):
+                decided.update({str(c.call_id): _LATER for c, _ in deferred})
+                with _deciding(decided):
+                    await super()._afunc(input, config, runtime)
+            for call, where in deferred:
+                flow = self.gate.decide_flow(call, replace(where, resuming=True))
+                decided[str(call.call_id)] = await self._adriver.arun(flow)
+        with _deciding(decided):
+            return await super()._afunc(input, config, runtime)
+
+    def _locate(
+        self, tc: Any, input: Any, config: RunnableConfig, runtime: Runtime[Any]
+    ) -> tuple[Any, Any]:
+        named = None if self.agent else caller_name(input, tc.get("id"))
+        where = where_in_graph(self.agent, config, runtime, messages_agent=named)
+        return tool_call(tc, where), where
+
+    # -- one call: the ToolNode hook ---------------------------------------------------------
+
+    def _wrap(
+        self, request: ToolCallRequest, execute: Callable[[ToolCallRequest], ToolOutput]
+    ) -> ToolMessage | Command[Any]:
+        decided = _decided(request)
+        if decided is _LATER:
+            return _later(request)
+        inner = self._inner
+        run = execute if inner is None else (lambda r: inner(r, execute))
+        return run_call(
+            self.gate,
+            self._driver,
+            request,
+            run,
+            agent=self.agent,
+            on_deny=self.on_deny,
+            decided=decided,
+        )
+
+    async def _awrap(
+        self,
+        request: ToolCallRequest,
+        execute: Callable[[ToolCallRequest], Awaitable[ToolOutput]],
+    ) -> ToolMessage | Command[Any]:
+        decided = _decided(request)
+        if decided is _LATER:
+            return _later(request)
+        inner = self._ainner
+
+        async def run(r: ToolCallRequest) -> ToolOutput:
+            if inner is None:
+                return await execute(r)
+            return await inner(r, execute)
+
+        return await arun_call(
+            self.gate,
+            self._adriver,
+            request,
+            run,
+            agent=self.agent,
+            on_deny=self.on_deny,
+            decided=decided,
+        )
+
+
+_LATER = object()
+"""Stands for a call a person must see first: the early run of a step leaves it out."""
+
+
+@contextlib.contextmanager
+def _deciding(decided: dict[str, Any]) -> Iterator[None]:
+    token = _DECIDED.set(decided)
+    try:
+        yield
+    finally:
+        _DECIDED.reset(token)
+
+
+def _decided(request: ToolCallRequest) -> Any:
+    decided = _DECIDED.get()
+    if not decided:
+        return None
+    return decided.get(str(request.tool_call.get("id")))
+
+
+def _later(request: ToolCallRequest) -> ToolMessage:
+    return ToolMessage(
+        content="waiting for a person", tool_call_id=str(request.tool_call.get("id")), name=""
+    )

@@ -1,0 +1,39 @@
+# Shared pytest fixtures for the whole test suite live here.
+#
+# - postgres_url (session): DSN of a real, throwaway PostgreSQL database on 127.0.0.1,
+#   started by tests/postgres_server.py. Skips when PostgreSQL is unavailable, fails instead
+#   when GUARDRAILS_REQUIRE_POSTGRES=1 (as .ci/run sets).
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from typing import NoReturn
+
+import pytest
+from postgres_server import PostgresServerError, postgres_server
+
+REQUIRE_POSTGRES_ENV = "GUARDRAILS_REQUIRE_POSTGRES"
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """``postgresql://postgres@127.0.0.1:PORT/guardrails_test``: one server for the session."""
+    with contextlib.ExitStack() as stack:
+        try:
+            url = stack.enter_context(postgres_server())
+        except PostgresServerError as exc:
+            problem = str(exc)  # reported below, outside this handler: no chained traceback
+        else:
+            yield url
+            return
+    _postgres_unavailable(problem)
+
+
+def _postgres_unavailable(problem: str) -> NoReturn:
+    reason = f"no PostgreSQL server for tests: {problem}"
+    if os.environ.get(REQUIRE_POSTGRES_ENV) == "1":
+        reason += f"\n({REQUIRE_POSTGRES_ENV}=1: failing instead of skipping)"
+        pytest.fail(reason, pytrace=False)
+    pytest.skip(reason)

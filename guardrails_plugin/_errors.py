@@ -68,6 +68,15 @@ class ApproverClosed(GuardrailsError):
     """``QueueApprover.next()`` was awaited on (or while) the approver was closed."""
 
 
+class RollbackError(GuardrailsError):
+    """A rollback cannot be planned or carried out: no violation or safe point to go back to,
+    an unknown checkpoint or effect, an async compensation run from a sync rollback.
+
+    An undo that fails is not this error: it is reported in the ``UndoReport`` and recorded
+    in the journal, and the rollback goes no further.
+    """
+
+
 class PolicyError(GuardrailsError):
     """A policy could not be built: the message says what was expected and what was found."""
 

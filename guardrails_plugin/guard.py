@@ -155,6 +155,15 @@ class Guard:
         flow = self._resolve_flow(call, decision, _fail(decision, why))
         return self._emit(call, await self._arun(flow))
 
+    def wants_results(self, agent: str, tool: str) -> bool:
+        """Whether :meth:`record` of a result of ``tool`` does anything: the tool is a data-flow
+        source, a result-token budget counts it, or listeners (an audit log) want to see it.
+        Adapters skip reading results when it does not."""
+        policy = self.policy
+        return bool(
+            self.listeners or policy.is_source(tool) or policy.result_budgets(agent, tool)
+        )
+
     def record(self, result: ToolResult) -> Decision:
         """Record a tool's result: taint from untrusted sources, result-token budgets."""
         return self.check(result)

@@ -18,11 +18,14 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 
 from ._approvals import PendingApproval, answer, approval_requests
 from ._nodes import HANDOFF_TOOL, GuardedNode, guard_node
+from ._recovery import Recovery, RollbackReport
 from ._toolnode import GuardedToolNode
 
 __all__ = [
     "HANDOFF_TOOL",
     "PendingApproval",
+    "Recovery",
+    "RollbackReport",
     "GuardedNode",
     "GuardedToolNode",
     "answer",

@@ -65,8 +65,10 @@ class Where:
     run_id: str | None = None
     step: int | None = None
     checkpoint_id: str | None = None
-    """The root graph's checkpoint the step started from (a rollback target)."""
+    """The root graph's checkpoint the step started from (a rollback target), also inside
+    a subgraph: ``checkpoint_map[""]``."""
     checkpoint_ns: str = ""
+    """The namespace of ``checkpoint_id``: always the root graph's (``""``)."""
     checkpointed: bool = False
     """The run has a checkpointer: interrupts and the done-ledger work."""
     resuming: bool = False
@@ -99,7 +101,6 @@ def where_in_graph(
         run_id=None if run_id is None else str(run_id),
         step=step if isinstance(step, int) and not isinstance(step, bool) else None,
         checkpoint_id=cmap.get(""),
-        checkpoint_ns=str(conf.get("checkpoint_ns") or ""),
         checkpointed=conf.get(_CHECKPOINTER) is not None,
         resuming=bool(conf.get(_RESUMING)),
     )
@@ -337,8 +338,24 @@ class Gate:
         self, call: ToolCall, where: Where, output: Any, pending: bool
     ) -> Generator[_Op, Any, None]:
         """Record results (taint, token budgets), the done-ledger and the undo record."""
-        results = tool_results(call, output)
-        if where.checkpointed and call.call_id and results:
+        ledger = where.checkpointed and call.call_id is not None
+        wanted = self.guard.wants_results(call.agent, call.tool)
+        comps = self.compensations
+        undo = comps is not None and call.tool in comps
+        results = tool_results(call, output) if ledger or wanted or undo else []
+        # The undo record first: a crash after it and before the ledger makes a re-run
+        # run the tool again (two effects, both on record); the other order could leave a
+        # side effect that ran, will not run again, and that no rollback knows about.
+        if (
+            undo
+            and comps is not None
+            and self.journal is not None
+            and where.thread_id is not None
+            and not any(r.is_error for r in results)
+        ):
+            data = comps.capture(call.tool, dict(call.args), _plain(output))
+            yield ("effect", (call, where, data))
+        if ledger and results:
             first = results[0]
             yield (
                 "put",
@@ -351,18 +368,9 @@ class Gate:
                     },
                 ),
             )
-        for r in results:
-            yield ("record", (r,))
-        comps = self.compensations
-        if (
-            comps is not None
-            and self.journal is not None
-            and where.thread_id is not None
-            and call.tool in comps
-            and not any(r.is_error for r in results)
-        ):
-            data = comps.capture(call.tool, dict(call.args), _plain(output))
-            yield ("effect", (call, where, data))
+        if wanted:
+            for r in results:
+                yield ("record", (r,))
         if pending:
             yield ("delete", (_pending_key(call),))
 

@@ -1,0 +1,431 @@
+"""Roll a LangGraph thread back to a safe point: undo its side effects, restore its state.
+
+The guard (or your node) writes to a ``Journal`` while the graph runs: a safe point at the
+checkpoint before each risky step, every side effect a tool had, every violation. When
+something went wrong, ``Recovery.rollback`` finds the checkpoint to return to, runs the
+compensations of everything done since (newest first, exactly once), and forks the thread
+back to that checkpoint with LangGraph's own time travel. Any checkpointer works: in memory,
+SQLite, Postgres.
+
+    recovery = Recovery(graph, journal, compensations)
+    report = recovery.rollback({"configurable": {"thread_id": "t-1"}})
+    if not report.ok:
+        print(report)  # what could not be undone, and why
+
+A rollback is crash-safe: run it again after a crash and it finishes the job; effects
+already undone are skipped and restoring the state again only adds an identical checkpoint.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.pregel import Pregel
+from langgraph.types import StateSnapshot
+
+from ..rollback import (
+    Compensations,
+    EffectStatus,
+    Journal,
+    RollbackError,
+    RollbackRecord,
+    SafePoint,
+    SideEffect,
+    UndoReport,
+    Violation,
+    aundo_effects,
+    new_entry_id,
+    undo_effects,
+)
+from ..store import Store
+from ._steps import DONE_PREFIX
+
+__all__ = ["Recovery", "RollbackReport"]
+
+COPY = "__copy__"
+"""``update_state(config_of_checkpoint, None, as_node="__copy__")`` writes a new checkpoint
+holding that checkpoint's values, versions and parent (``Pregel.bulk_update_state``): as
+the newest checkpoint it becomes the thread's state, and the next step is the one that ran
+from the old checkpoint. The checkpoints in between stay in the history."""
+
+
+@dataclass(frozen=True, slots=True)
+class RollbackReport:
+    """What ``Recovery.rollback`` did. ``ok`` only if every effect was undone and the state
+    restored; otherwise ``undo`` and ``problem`` say what is left, and the journal keeps it.
+
+    The state is restored only when no compensation failed or is in doubt: a half-undone
+    world with a fully rolled-back state would invite the agent to redo what still stands.
+    Run ``rollback`` again once the cause is fixed (or the effect settled).
+    """
+
+    thread_id: str
+    target: str
+    reason: str
+    undo: UndoReport
+    restored: bool
+    new_checkpoint_id: str | None = None
+    violation: Violation | None = None
+    problem: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.restored and self.problem is None and self.undo.ok
+
+    def __str__(self) -> str:
+        head = f"rollback of thread {self.thread_id!r} to checkpoint {self.target}"
+        lines = [
+            f"{head}: {'ok' if self.ok else 'NOT OK'}",
+            f"  why this checkpoint: {self.reason}",
+        ]
+        if self.restored:
+            lines.append(f"  state restored as checkpoint {self.new_checkpoint_id}")
+        else:
+            lines.append(f"  state NOT restored: {self.problem or 'the undo did not finish'}")
+        lines.extend("  " + line for line in str(self.undo).splitlines())
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True, slots=True)
+class _Target:
+    checkpoint_id: str
+    snapshot: StateSnapshot
+    reason: str
+    violation: Violation | None = None
+
+
+class Recovery:
+    """Lists safe points and violations of a thread, and rolls it back.
+
+    ``graph`` is a compiled graph with a checkpointer; ``journal`` the ``Journal`` (or the
+    ``Store`` of one) the guard writes to; ``compensations`` the undo actions of its tools.
+    ``config`` arguments name the thread: ``{"configurable": {"thread_id": ...}}``.
+    Recovery works on the root graph's checkpoints (``checkpoint_ns`` ``""``).
+
+    Stop the run before rolling it back (a step that writes meanwhile is reported as a
+    problem). After a rollback the thread's next step is the one that ran from the safe
+    point, the risky one: resuming runs it again, so change what made it go wrong first.
+    Safe points need the checkpoint before each step saved: run graphs with the default
+    durability (``"async"``) or ``"sync"``, not ``"exit"``.
+    """
+
+    def __init__(
+        self,
+        graph: Pregel[Any, Any, Any, Any],
+        journal: Journal | Store,
+        compensations: Compensations,
+    ) -> None:
+        if not isinstance(graph.checkpointer, BaseCheckpointSaver):
+            raise RollbackError(
+                f"{graph.get_name()!r} has no checkpointer to roll back with: "
+                "compile it with one, e.g. graph.compile(checkpointer=InMemorySaver())"
+            )
+        self.graph = graph
+        self.journal = journal if isinstance(journal, Journal) else Journal(journal)
+        self.compensations = compensations
+
+    def __repr__(self) -> str:
+        return (
+            f"Recovery({self.graph.get_name()!r}, {self.journal!r}, "
+            f"checkpointer={type(self.graph.checkpointer).__name__})"
+        )
+
+    # -- looking --------------------------------------------------------------------------
+
+    def history(self, config: RunnableConfig) -> list[StateSnapshot]:
+        """Every checkpoint of the thread, newest first."""
+        return list(self.graph.get_state_history(_thread_config(_thread_id(config))))
+
+    async def ahistory(self, config: RunnableConfig) -> list[StateSnapshot]:
+        config = _thread_config(_thread_id(config))
+        return [snapshot async for snapshot in self.graph.aget_state_history(config)]
+
+    def safe_points(self, config: RunnableConfig) -> list[SafePoint]:
+        """Safe points whose checkpoint is still in the thread's history, newest first."""
+        thread = _thread_id(config)
+        return _existing(self.journal.safe_points(thread), self.history(config))
+
+    async def asafe_points(self, config: RunnableConfig) -> list[SafePoint]:
+        thread = _thread_id(config)
+        return _existing(await self.journal.asafe_points(thread), await self.ahistory(config))
+
+    def violations(self, config: RunnableConfig) -> list[Violation]:
+        """The thread's violations, newest first."""
+        return self.journal.violations(_thread_id(config))[::-1]
+
+    async def aviolations(self, config: RunnableConfig) -> list[Violation]:
+        return (await self.journal.aviolations(_thread_id(config)))[::-1]
+
+    def rollbacks(self, config: RunnableConfig) -> list[RollbackRecord]:
+        """The thread's past rollbacks, newest first, successful or not."""
+        return self.journal.rollbacks(_thread_id(config))[::-1]
+
+    async def arollbacks(self, config: RunnableConfig) -> list[RollbackRecord]:
+        return (await self.journal.arollbacks(_thread_id(config)))[::-1]
+
+    def target(self, config: RunnableConfig, *, to: str | None = None) -> str:
+        """The checkpoint ``rollback`` would return to (see there); changes nothing."""
+        return self._target(config, to).checkpoint_id
+
+    async def atarget(self, config: RunnableConfig, *, to: str | None = None) -> str:
+        return (await self._atarget(config, to)).checkpoint_id
+
+    # -- rolling back ---------------------------------------------------------------------
+
+    def rollback(self, config: RunnableConfig, *, to: str | None = None) -> RollbackReport:
+        """Undo the thread's effects from the target checkpoint on, then restore its state.
+
+        The target is ``to`` if given, else the last safe point at or before the first
+        violation recorded since the thread's last restoring rollback: everything after the
+        first violation may follow from it, so returning to just before a later one would
+        keep the damage; and a violation already rolled back is not rolled back again. Only
+        safe points on the path that led to the violation count (not ones on a branch a
+        previous rollback abandoned). ``RollbackError`` when there is no target.
+
+        Steps: undo (``undo_effects``: newest first, exactly once); if nothing failed or is
+        in doubt, fork the thread back to the target (``update_state(..., as_node=
+        "__copy__")``) and check that its state now equals the target's; record the
+        rollback in the journal, whatever happened. Never raises for a failed undo: read
+        ``report.ok``.
+        """
+        thread = _thread_id(config)
+        target = self._target(config, to)
+        undo = undo_effects(
+            self.journal, self.compensations, thread, after_checkpoint=target.checkpoint_id
+        )
+        for key in _undone_calls(thread, self.journal.effects(thread)):
+            self.journal.store.delete(key)
+        new_id: str | None = None
+        problem: str | None = None
+        if _may_restore(undo):
+            forked = self.graph.update_state(
+                _checkpoint_config(thread, target.checkpoint_id), None, as_node=COPY
+            )
+            new_id = _checkpoint_of(forked)
+            problem = _restoration_problem(
+                target, self.graph.get_state(_thread_config(thread)), new_id
+            )
+        report = _report(thread, target, undo, new_id, problem)
+        self.journal.record_rollback(_record(report, self.journal.clock()))
+        return report
+
+    async def arollback(self, config: RunnableConfig, *, to: str | None = None) -> RollbackReport:
+        """``rollback`` for async code and async checkpointers; awaits async compensations."""
+        thread = _thread_id(config)
+        target = await self._atarget(config, to)
+        undo = await aundo_effects(
+            self.journal, self.compensations, thread, after_checkpoint=target.checkpoint_id
+        )
+        for key in _undone_calls(thread, await self.journal.aeffects(thread)):
+            await self.journal.store.adelete(key)
+        new_id: str | None = None
+        problem: str | None = None
+        if _may_restore(undo):
+            forked = await self.graph.aupdate_state(
+                _checkpoint_config(thread, target.checkpoint_id), None, as_node=COPY
+            )
+            new_id = _checkpoint_of(forked)
+            problem = _restoration_problem(
+                target, await self.graph.aget_state(_thread_config(thread)), new_id
+            )
+        report = _report(thread, target, undo, new_id, problem)
+        await self.journal.arecord_rollback(_record(report, self.journal.clock()))
+        return report
+
+    def _target(self, config: RunnableConfig, to: str | None) -> _Target:
+        thread = _thread_id(config)
+        return _choose_target(
+            thread,
+            self.history(config),
+            self.journal.safe_points(thread),
+            self.journal.violations(thread),
+            self.journal.rollbacks(thread),
+            to,
+        )
+
+    async def _atarget(self, config: RunnableConfig, to: str | None) -> _Target:
+        thread = _thread_id(config)
+        return _choose_target(
+            thread,
+            await self.ahistory(config),
+            await self.journal.asafe_points(thread),
+            await self.journal.aviolations(thread),
+            await self.journal.arollbacks(thread),
+            to,
+        )
+
+
+# -- the decisions, shared by the sync and async paths (no I/O) ---------------------------
+
+
+def _thread_id(config: RunnableConfig) -> str:
+    configurable = config.get("configurable") or {}
+    thread = configurable.get("thread_id")
+    if thread is None or thread == "":
+        raise RollbackError(
+            "which thread? pass a config naming it: {'configurable': {'thread_id': ...}}, "
+            f"found {config!r}"
+        )
+    if configurable.get("checkpoint_ns"):
+        raise RollbackError(
+            "Recovery rolls back the root graph (checkpoint_ns ''); found checkpoint_ns "
+            f"{configurable['checkpoint_ns']!r}: pass the thread's config without it"
+        )
+    return str(thread)  # as LangGraph does with non-string thread ids
+
+
+def _thread_config(thread: str) -> RunnableConfig:
+    return {"configurable": {"thread_id": thread, "checkpoint_ns": ""}}
+
+
+def _checkpoint_config(thread: str, checkpoint_id: str) -> RunnableConfig:
+    return {
+        "configurable": {"thread_id": thread, "checkpoint_ns": "", "checkpoint_id": checkpoint_id}
+    }
+
+
+def _checkpoint_of(config: RunnableConfig) -> str:
+    return str(config["configurable"]["checkpoint_id"])
+
+
+def _existing(points: Sequence[SafePoint], history: Sequence[StateSnapshot]) -> list[SafePoint]:
+    present = {_checkpoint_of(snapshot.config) for snapshot in history}
+    kept = [point for point in points if point.checkpoint_id in present]
+    return sorted(kept, key=lambda point: point.checkpoint_id, reverse=True)
+
+
+def _choose_target(
+    thread: str,
+    history: Sequence[StateSnapshot],
+    safe_points: Sequence[SafePoint],
+    violations: Sequence[Violation],
+    rollbacks: Sequence[RollbackRecord],
+    to: str | None,
+) -> _Target:
+    by_id = {_checkpoint_of(snapshot.config): snapshot for snapshot in history}
+    if not by_id:
+        raise RollbackError(f"thread {thread!r} has no checkpoints: nothing to roll back")
+    if to is not None:
+        if to not in by_id:
+            raise RollbackError(
+                f"checkpoint {to!r} is not in thread {thread!r}'s history "
+                f"({len(by_id)} checkpoints, newest {history[0].config['configurable']['checkpoint_id']})"
+            )
+        return _Target(to, by_id[to], "the checkpoint asked for")
+
+    restored = [record for record in rollbacks if record.restored]
+    since = restored[-1].id if restored else ""
+    open_violations = [violation for violation in violations if violation.id > since]
+    if not open_violations:
+        after = f" since the rollback {since} to checkpoint {restored[-1].target}" if since else ""
+        raise RollbackError(
+            f"thread {thread!r} has no violation recorded{after}: nothing to roll back to; "
+            "pass to=<checkpoint id> to return to a checkpoint of your choice"
+        )
+    first = open_violations[0]
+    candidates = [point for point in safe_points if point.checkpoint_id in by_id]
+    if first.checkpoint_id is not None and first.checkpoint_id in by_id:
+        path = _lineage(first.checkpoint_id, by_id)
+        candidates = [point for point in candidates if point.checkpoint_id in path]
+    elif first.checkpoint_id is not None:
+        candidates = [point for point in candidates if point.checkpoint_id <= first.checkpoint_id]
+    else:  # placed by time, as ``at_or_after`` places effects without a checkpoint
+        candidates = [point for point in candidates if point.at <= first.at]
+    what = f"violation of rule {first.rule!r} ({first.reason}) at checkpoint {first.checkpoint_id}"
+    if not candidates:
+        saved = sum(point.checkpoint_id in by_id for point in safe_points)
+        hint = (
+            " (none of them is in the checkpointer's history: a graph run with "
+            "durability='exit' saves no checkpoint between its steps)"
+            if safe_points and not saved
+            else ""
+        )
+        raise RollbackError(
+            f"thread {thread!r}: no safe point at or before the {what}; "
+            f"{len(safe_points)} safe point(s) recorded{hint}; "
+            "pass to=<checkpoint id> to choose a checkpoint"
+        )
+    point = max(candidates, key=lambda point: point.checkpoint_id)
+    return _Target(
+        point.checkpoint_id, by_id[point.checkpoint_id], f"last safe point before the {what}", first
+    )
+
+
+def _lineage(checkpoint_id: str, by_id: dict[str, StateSnapshot]) -> set[str]:
+    """``checkpoint_id`` and its ancestors: the path that led to it."""
+    path: set[str] = set()
+    current: str | None = checkpoint_id
+    while current is not None and current in by_id and current not in path:
+        path.add(current)
+        parent = by_id[current].parent_config
+        current = _checkpoint_of(parent) if parent else None
+    return path
+
+
+def _may_restore(undo: UndoReport) -> bool:
+    # Effects without a compensation never become undoable: they are reported, but must
+    # not keep the state from being restored forever.
+    return not (undo.failed or undo.in_doubt or undo.not_attempted)
+
+
+def _restoration_problem(target: _Target, latest: StateSnapshot, new_id: str) -> str | None:
+    if _checkpoint_of(latest.config) != new_id:
+        return (
+            f"the thread's latest checkpoint is {_checkpoint_of(latest.config)}, not the "
+            f"restoring one {new_id}: something wrote to the thread during the rollback"
+        )
+    if latest.values != target.snapshot.values or latest.next != target.snapshot.next:
+        return (
+            f"the restored state differs from checkpoint {target.checkpoint_id}: "
+            f"next {latest.next} vs {target.snapshot.next}"
+        )
+    return None
+
+
+def _report(
+    thread: str, target: _Target, undo: UndoReport, new_id: str | None, problem: str | None
+) -> RollbackReport:
+    return RollbackReport(
+        thread_id=thread,
+        target=target.checkpoint_id,
+        reason=target.reason,
+        undo=undo,
+        restored=new_id is not None and problem is None,
+        new_checkpoint_id=new_id,
+        violation=target.violation,
+        problem=problem,
+    )
+
+
+def _record(report: RollbackReport, at: float) -> RollbackRecord:
+    undo = report.undo
+    return RollbackRecord(
+        id=new_entry_id(),
+        thread_id=report.thread_id,
+        target=report.target,
+        reason=report.reason,
+        restored=report.restored,
+        new_checkpoint_id=report.new_checkpoint_id,
+        violation_id=report.violation.id if report.violation else None,
+        undone=tuple(effect.id for effect in undo.undone),
+        failed=tuple(effect.id for effect in undo.failed),
+        in_doubt=tuple(effect.id for effect in undo.in_doubt),
+        not_undoable=tuple(effect.id for effect in undo.not_undoable),
+        not_attempted=tuple(effect.id for effect in undo.not_attempted),
+        problem=report.problem,
+        at=at,
+    )
+
+
+def _undone_calls(thread: str, effects: Sequence[SideEffect]) -> list[str]:
+    """The done-ledger entries of calls whose effects are undone: if their step runs again,
+    they must run again, not hand back the result of an effect that no longer stands."""
+    return [
+        f"{DONE_PREFIX}{thread}/{e.call_id}"
+        for e in effects
+        if e.status is EffectStatus.UNDONE and e.call_id
+    ]

@@ -160,9 +160,7 @@ class Guard:
         source, a result-token budget counts it, or listeners (an audit log) want to see it.
         Adapters skip reading results when it does not."""
         policy = self.policy
-        return bool(
-            self.listeners or policy.is_source(tool) or policy.result_budgets(agent, tool)
-        )
+        return bool(self.listeners or policy.is_source(tool) or policy.result_budgets(agent, tool))
 
     def record(self, result: ToolResult) -> Decision:
         """Record a tool's result: taint from untrusted sources, result-token budgets."""

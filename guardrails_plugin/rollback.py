@@ -754,7 +754,9 @@ class Journal:
         self.store.put(key, effect.to_json())
         return effect
 
-    async def asettle(self, thread_id: str, effect_id: str, *, undone: bool, note: str) -> SideEffect:
+    async def asettle(
+        self, thread_id: str, effect_id: str, *, undone: bool, note: str
+    ) -> SideEffect:
         key = self._thread_prefix(thread_id, "effect") + effect_id
         effect = self._settled(await self.store.aget(key), key, undone, note)
         await self.store.aput(key, effect.to_json())
@@ -764,7 +766,9 @@ class Journal:
 
     def effects(self, thread_id: str) -> list[SideEffect]:
         """The thread's effects, oldest first."""
-        return _read_all(SideEffect, self.store.scan(self._thread_prefix(thread_id, "effect")), self)
+        return _read_all(
+            SideEffect, self.store.scan(self._thread_prefix(thread_id, "effect")), self
+        )
 
     async def aeffects(self, thread_id: str) -> list[SideEffect]:
         found = await self.store.ascan(self._thread_prefix(thread_id, "effect"))

@@ -34,8 +34,8 @@ from guardrails_plugin import (
 from guardrails_plugin.approvers import (
     ApproverClosed,
     ConsoleApprover,
-    QueuedApproval,
     QueueApprover,
+    QueuedApproval,
 )
 from guardrails_plugin.langchain import GuardMiddleware
 

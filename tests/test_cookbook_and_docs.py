@@ -41,10 +41,12 @@ def test_grants_recipe_runs(capsys: pytest.CaptureFixture[str]) -> None:
         "guardrails_plugin.guard",
         "guardrails_plugin.scopes.emails",
         "guardrails_plugin.scopes.values",
+        "guardrails_plugin.rollback._compensations",
+        "guardrails_plugin.approvers",
+        "guardrails_plugin.langchain",
     ],
 )
 def test_docstring_examples_hold(module: str) -> None:
     result = doctest.testmod(importlib.import_module(module))
     assert result.failed == 0
-    if module == "guardrails_plugin.guard":
-        assert result.attempted >= 3
+    assert result.attempted >= 1

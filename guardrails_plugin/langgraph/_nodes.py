@@ -13,11 +13,13 @@ parent graph — and stamps its identity on the AI messages it writes, so that a
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, TypeGuard
 
 from langchain_core.messages import AIMessage
 from langchain_core.runnables import Runnable, RunnableConfig
 from langgraph._internal._runnable import RunnableCallable
+from langgraph.constants import END
+from langgraph.errors import ParentCommand
 from langgraph.types import Command, Send
 
 from .._decision import Effect
@@ -80,7 +82,14 @@ class GuardedNode:
         where = self._where(config, runtime)
         key = hold_key(config, where)
         paused = self._driver.run(self.gate.hold_flow(where.agent, where, key))
-        output = self._inner.invoke(state, _named(config, where.agent))
+        try:
+            output = self._inner.invoke(state, _named(config, where.agent))
+        except ParentCommand as up:  # a hand-off from inside a subgraph or sub-agent
+            command, graph = _from_below(up, config)
+            up.args = (_regraph(self._checked(command, where, config), graph),)
+            if paused and key is not None:
+                self._driver.delete(key)
+            raise
         output = self._checked(output, where, config)
         if paused and key is not None:
             self._driver.delete(key)
@@ -90,7 +99,14 @@ class GuardedNode:
         where = self._where(config, runtime)
         key = hold_key(config, where)
         paused = await self._adriver.arun(self.gate.hold_flow(where.agent, where, key))
-        output = await self._inner.ainvoke(state, _named(config, where.agent))
+        try:
+            output = await self._inner.ainvoke(state, _named(config, where.agent))
+        except ParentCommand as up:
+            command, graph = _from_below(up, config)
+            up.args = (_regraph(await self._achecked(command, where, config), graph),)
+            if paused and key is not None:
+                await self._adriver.adelete(key)
+            raise
         output = await self._achecked(output, where, config)
         if paused and key is not None:
             await self._adriver.adelete(key)
@@ -182,6 +198,26 @@ def _named(config: RunnableConfig, agent: str) -> RunnableConfig:
     return {**config, "metadata": meta}
 
 
+def _from_below(up: ParentCommand, config: RunnableConfig) -> tuple[Command[Any], Any]:
+    """The hand-off a subgraph inside this node sent up, as this node's own output, and the
+    graph LangGraph addressed it to. LangGraph has already rewritten ``Command.PARENT`` into
+    the namespace of the graph it is for: this node's graph (a hand-off to a sibling of this
+    node: checked as an ordinary one) or one further up (checked as ``graph="parent"``)."""
+    command: Command[Any] = up.args[0]
+    conf = config.get("configurable") or {}
+    ns = str(conf.get("checkpoint_ns") or "")
+    plain = "|".join(p.split(":")[0] for p in ns.split("|") if not p.isdigit())
+    name = (config.get("metadata") or {}).get("langgraph_node")
+    ours = command.graph in (ns, plain, name)
+    return _regraph(command, None if ours else Command.PARENT), command.graph
+
+
+def _regraph(command: Any, graph: Any) -> Any:
+    if not isinstance(command, Command):
+        return command
+    return Command(graph=graph, update=command.update, resume=command.resume, goto=command.goto)
+
+
 def _targets(output: Any) -> list[tuple[str, str | None]]:
     """Every node ``output`` hands off to: ``(target, "parent" or None)``."""
     found: list[tuple[str, str | None]] = []
@@ -194,9 +230,14 @@ def _targets(output: Any) -> list[tuple[str, str | None]]:
             for g in gotos:
                 if isinstance(g, Send):
                     found.append((g.node, graph))
-                elif isinstance(g, str) and g:
+                elif _handoff_target(g):
                     found.append((g, graph))
     return found
+
+
+def _handoff_target(goto: Any) -> TypeGuard[str]:
+    """A node name a ``goto`` hands off to; ending the run (``END``) hands off to nobody."""
+    return isinstance(goto, str) and bool(goto) and goto != END
 
 
 def _items(output: Any) -> Sequence[Any]:
@@ -220,7 +261,7 @@ def _drop(output: Any, denied: set[int]) -> Any:
             return item if keep() else None
         if isinstance(item, Command):
             gotos = item.goto if isinstance(item.goto, list | tuple) else [item.goto]
-            kept = [g for g in gotos if not (isinstance(g, Send | str) and g) or keep()]
+            kept = [g for g in gotos if not (isinstance(g, Send) or _handoff_target(g)) or keep()]
             goto: Any = kept if isinstance(item.goto, list | tuple) else (kept[0] if kept else ())
             return Command(graph=item.graph, update=item.update, resume=item.resume, goto=goto)
         return item

@@ -360,12 +360,16 @@ class GuardMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
     ) -> ModelResult:
         config = _current_config()
         where = where_in_graph(self.agent, config, request.runtime)
-        await self._adriver.arun(self.gate.hold_flow(where.agent, where, hold_key(config, where)))
-        if not self.hide_tools or not request.tools:
-            return await handler(request)
-        names = [_tool_name(t) for t in request.tools]
-        visible = await self.guard.avisible_tools(where.agent, names)
-        return await handler(self._keep(request, names, visible))
+        key = hold_key(config, where)
+        paused = await self._adriver.arun(self.gate.hold_flow(where.agent, where, key))
+        if self.hide_tools and request.tools:
+            names = [_tool_name(t) for t in request.tools]
+            visible = await self.guard.avisible_tools(where.agent, names)
+            request = self._keep(request, names, visible)
+        response = await handler(request)
+        if paused and key is not None:
+            await self._adriver.adelete(key)
+        return response
 
     @staticmethod
     def _keep(

@@ -302,15 +302,7 @@ async def test_without_a_checkpointer_a_pause_raises_run_paused(mode: str) -> No
     "mode",
     [
         "sync",
-        pytest.param(
-            "async",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="GuardMiddleware.awrap_model_call never deletes the pause record "
-                "(pending/<thread>/node:<task>) once the model call went ahead; the sync "
-                "wrap_model_call does",
-            ),
-        ),
+        "async",
     ],
 )
 async def test_no_pause_record_is_left_once_the_paused_model_call_went_ahead(mode: str) -> None:
@@ -388,13 +380,6 @@ async def test_a_kill_stops_a_guarded_tool_node_even_where_denials_go_to_the_mod
     assert ran == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="GuardedToolNode._func decides every call of a step with a deferring driver "
-    "first: each call logs a pause (pending/<thread>/<call>) although only the first "
-    "interrupt is raised, so once the pause is lifted every other call of the step replays "
-    "its logged pause as a new interrupt: a step of n calls needs n resumes",
-)
 @pytest.mark.parametrize("mode", MODES)
 async def test_once_lifted_a_paused_step_with_several_calls_needs_one_resume(mode: str) -> None:
     ran: Ran = []
@@ -427,11 +412,6 @@ async def test_a_kill_while_a_person_decides_stops_the_approved_call(mode: str) 
     assert ran == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Gate.decide_flow re-checks the kill switch after a person answers but acts only "
-    "on a kill: a pause set while the approval was pending lets the approved call run",
-)
 @pytest.mark.parametrize("mode", MODES)
 async def test_a_pause_while_a_person_decides_holds_the_approved_call(mode: str) -> None:
     ran: Ran = []

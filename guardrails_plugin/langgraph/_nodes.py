@@ -24,7 +24,7 @@ from langgraph.types import Command, Send
 
 from .._decision import Effect
 from ..guard import Guard
-from ._steps import Approvals, Gate, Where, drivers, hold_key, tool_call, where_in_graph
+from ._steps import NODE_AGENT, Approvals, Gate, Where, drivers, hold_key, tool_call, where_in_graph
 
 HANDOFF_TOOL = "handoff"
 """The tool name a hand-off is checked as; its argument ``to`` is the target node."""
@@ -82,6 +82,7 @@ class GuardedNode:
         where = self._where(config, runtime)
         key = hold_key(config, where)
         paused = self._driver.run(self.gate.hold_flow(where.agent, where, key))
+        token = NODE_AGENT.set(self.agent) if self.agent else None
         try:
             output = self._inner.invoke(state, _named(config, where.agent))
         except ParentCommand as up:  # a hand-off from inside a subgraph or sub-agent
@@ -90,6 +91,9 @@ class GuardedNode:
             if paused and key is not None:
                 self._driver.delete(key)
             raise
+        finally:
+            if token is not None:
+                NODE_AGENT.reset(token)
         output = self._checked(output, where, config)
         if paused and key is not None:
             self._driver.delete(key)
@@ -99,6 +103,7 @@ class GuardedNode:
         where = self._where(config, runtime)
         key = hold_key(config, where)
         paused = await self._adriver.arun(self.gate.hold_flow(where.agent, where, key))
+        token = NODE_AGENT.set(self.agent) if self.agent else None
         try:
             output = await self._inner.ainvoke(state, _named(config, where.agent))
         except ParentCommand as up:
@@ -107,6 +112,9 @@ class GuardedNode:
             if paused and key is not None:
                 await self._adriver.adelete(key)
             raise
+        finally:
+            if token is not None:
+                NODE_AGENT.reset(token)
         output = await self._achecked(output, where, config)
         if paused and key is not None:
             await self._adriver.adelete(key)

@@ -22,11 +22,14 @@ the tool and the checkpoint) returns that result instead of running the tool aga
 
 from __future__ import annotations
 
+import base64
+import contextvars
 from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from langchain_core.messages import AIMessage, ToolMessage
+from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from langgraph.prebuilt.tool_node import ToolCallRequest
 from langgraph.types import Command, interrupt
 
@@ -51,6 +54,12 @@ _RESUMING = "__pregel_resuming"
 _CHECKPOINT_MAP = "checkpoint_map"
 
 _Op = tuple[str, tuple[Any, ...]]
+
+NODE_AGENT: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "guardrails_node_agent", default=None
+)
+"""The identity ``guard_node(..., agent=...)`` gives everything that runs inside the node
+(sub-agents, their model and tool calls), over the names they carry themselves."""
 
 
 # -- where a call happens --------------------------------------------------------------------
@@ -83,13 +92,13 @@ def where_in_graph(
 ) -> Where:
     """Read agent, thread, run, step and checkpoint from a node's config and runtime.
 
-    The agent is ``agent`` if given, else the name on the AI message that made the call,
-    else the ``lc_agent_name`` LangChain puts in the metadata, else ``"agent"``. The config
+    The agent is ``agent`` if given, else the identity of an enclosing ``guard_node`` with
+    ``agent=``, else the name on the AI message that made the call, else the ``lc_agent_name`` LangChain puts in the metadata, else ``"agent"``. The config
     a node sees holds no run id (LangGraph pops it); the caller's is on ``execution_info``.
     """
     meta = config.get("metadata") or {}
     conf = config.get("configurable") or {}
-    name = agent or messages_agent or meta.get("lc_agent_name")
+    name = agent or NODE_AGENT.get() or messages_agent or meta.get("lc_agent_name")
     step = meta.get("langgraph_step")
     info = getattr(runtime, "execution_info", None)
     run_id = getattr(info, "run_id", None) or config.get("run_id")
@@ -227,24 +236,38 @@ class Gate:
                 memo = yield from self._save(key, memo, log, asked=asked, at=asked_at)
             value = yield ("interrupt", (self._approval_payload(call, asked, asked_at),))
             break
+        i += 1  # past the approval
         if memo is not None and "final" in memo:
-            return Decision.from_doc(memo["final"]), True
-        if self.approval_timeout is not None and self.clock() - asked_at > self.approval_timeout:
-            final: Decision = yield (
-                "expire",
-                (call, asked, f"no answer within {self.approval_timeout:g}s: the approval expired"),
-            )
+            final = Decision.from_doc(memo["final"])
         else:
-            final = yield ("resolve", (call, asked, value))
-        if final.allowed:
+            if (
+                self.approval_timeout is not None
+                and self.clock() - asked_at > self.approval_timeout
+            ):
+                why = f"no answer within {self.approval_timeout:g}s: the approval expired"
+                final = yield ("expire", (call, asked, why))
+            else:
+                final = yield ("resolve", (call, asked, value))
+            memo = yield from self._save(key, memo, log, final=final)
+        # The kill switch may have moved while a person decided: a kill denies the approved
+        # call, a pause holds it (pauses after the approval are logged and replayed too).
+        while final.allowed:
+            if i < len(log):
+                yield ("interrupt", (_pause_payload(call, None),))
+                i += 1
+                continue
             stop: Decision = yield ("controls", (call,))
-            if stop.effect is Effect.DENY:  # killed while a person was deciding
+            if stop.effect is Effect.ALLOW:
+                break
+            if stop.effect is Effect.DENY:
                 yield ("release", (final,))
-                final = stop
-        if key is not None:
-            doc = dict(memo or {})
-            doc["final"] = final.to_doc()
-            yield ("put", (key, doc))
+                final = _replace_tool(stop, call)
+                memo = yield from self._save(key, memo, log, final=final)
+                break
+            log.append("pause")
+            memo = yield from self._save(key, memo, log)
+            i += 1
+            yield ("interrupt", (_pause_payload(call, stop),))
         return final, key is not None
 
     def hold_flow(self, agent: str, where: Where, key: str | None) -> Generator[_Op, Any, int]:
@@ -282,6 +305,7 @@ class Gate:
         *,
         asked: Decision | None = None,
         at: float | None = None,
+        final: Decision | None = None,
     ) -> Generator[_Op, Any, dict[str, Any] | None]:
         if key is None:
             return memo
@@ -290,6 +314,8 @@ class Gate:
         if asked is not None:
             doc["asked"] = asked.to_doc()
             doc["at"] = at
+        if final is not None:
+            doc["final"] = final.to_doc()
         yield ("put", (key, doc))
         return doc
 
@@ -301,19 +327,15 @@ class Gate:
 
     # -- around running the tool ------------------------------------------------------------
 
-    def replay_flow(self, call: ToolCall, where: Where) -> Generator[_Op, Any, ToolMessage | None]:
+    def replay_flow(self, call: ToolCall, where: Where) -> Generator[_Op, Any, ToolOutput | None]:
         """The result of ``call`` if it already ran in an earlier attempt of this task."""
         if not (where.resuming and where.checkpointed and call.call_id):
             return None
         done = yield ("get", (_done_key(call),))
         if not isinstance(done, Mapping):
             return None
-        return ToolMessage(
-            content=str(done.get("content", "")),
-            tool_call_id=call.call_id,
-            name=call.tool,
-            status="error" if done.get("status") == "error" else "success",
-        )
+        replayed: ToolOutput = _loads(done)
+        return replayed
 
     def before_flow(
         self, call: ToolCall, where: Where, decision: Decision
@@ -355,19 +377,8 @@ class Gate:
         ):
             data = comps.capture(call.tool, dict(call.args), _plain(output))
             yield ("effect", (call, where, data))
-        if ledger and results:
-            first = results[0]
-            yield (
-                "put",
-                (
-                    _done_key(call),
-                    {
-                        "tool": call.tool,
-                        "content": first.content,
-                        "status": "error" if first.is_error else "success",
-                    },
-                ),
-            )
+        if ledger:
+            yield ("put", (_done_key(call), _dumps(call.tool, output)))
         if wanted:
             for r in results:
                 yield ("record", (r,))
@@ -391,6 +402,17 @@ def _done_key(call: ToolCall) -> str:
     return f"{DONE_PREFIX}{call.scope_key}/{call.call_id}"
 
 
+def _replace_tool(decision: Decision, call: ToolCall) -> Decision:
+    return Decision(
+        decision.effect,
+        decision.rule,
+        decision.reason,
+        tool=call.tool,
+        agent=call.agent,
+        kind=decision.kind,
+    )
+
+
 def _pause_payload(call: ToolCall, decision: Decision | None) -> dict[str, Any]:
     return {
         "type": "paused",
@@ -401,6 +423,20 @@ def _pause_payload(call: ToolCall, decision: Decision | None) -> dict[str, Any]:
         "reason": decision.reason if decision else "paused by an operator",
         "resume": "lift the pause (Controls.resume) and resume with Command(resume=True)",
     }
+
+
+_SERDE = JsonPlusSerializer()
+
+
+def _dumps(tool: str, output: Any) -> dict[str, Any]:
+    """A done-ledger entry: the tool's whole output (messages, Commands), serialized the way
+    LangGraph's checkpointers serialize state, in a JSON document."""
+    kind, data = _SERDE.dumps_typed(output)
+    return {"tool": tool, "type": kind, "data": base64.b64encode(data).decode("ascii")}
+
+
+def _loads(doc: Mapping[str, Any]) -> Any:
+    return _SERDE.loads_typed((str(doc["type"]), base64.b64decode(doc["data"])))
 
 
 def _plain(output: Any) -> Any:
@@ -682,7 +718,7 @@ def run_call(
 ) -> ToolOutput:
     """Decide (unless ``decided``), run at most once, record. The sync path."""
     call, where = locate(request, agent)
-    replayed: ToolMessage | None = driver.run(gate.replay_flow(call, where))
+    replayed: ToolOutput | None = driver.run(gate.replay_flow(call, where))
     if replayed is not None:
         return replayed
     decision: Decision
@@ -713,7 +749,7 @@ async def arun_call(
 ) -> ToolOutput:
     """The async twin of :func:`run_call`."""
     call, where = locate(request, agent)
-    replayed: ToolMessage | None = await driver.arun(gate.replay_flow(call, where))
+    replayed: ToolOutput | None = await driver.arun(gate.replay_flow(call, where))
     if replayed is not None:
         return replayed
     decision: Decision

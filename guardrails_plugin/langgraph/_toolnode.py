@@ -30,6 +30,7 @@ from ._steps import (
     caller_name,
     deferring_drivers,
     drivers,
+    hold_key,
     run_call,
     tool_call,
     where_in_graph,
@@ -129,6 +130,10 @@ class GuardedToolNode(ToolNode):
         tool_calls, _ = self._parse_input(input)
         if len(tool_calls) < 2:
             return super()._func(input, config, runtime)
+        # one kill-switch hold for the step, so that a pause is one interrupt, not one per call
+        _, first = self._locate(tool_calls[0], input, config, runtime)
+        hold = hold_key(config, first)
+        paused = self._driver.run(self.gate.hold_flow(first.agent, first, hold))
         decided: dict[str, Any] = {}
         deferred: list[tuple[ToolCall, Where]] = []
         for tc in tool_calls:
@@ -148,12 +153,18 @@ class GuardedToolNode(ToolNode):
                 flow = self.gate.decide_flow(call, replace(where, resuming=True))
                 decided[str(call.call_id)] = self._driver.run(flow)
         with _deciding(decided):
-            return super()._func(input, config, runtime)
+            output = super()._func(input, config, runtime)
+        if paused and hold is not None:
+            self._driver.delete(hold)
+        return output
 
     async def _afunc(self, input: Any, config: RunnableConfig, runtime: Runtime[Any]) -> Any:
         tool_calls, _ = self._parse_input(input)
         if len(tool_calls) < 2:
             return await super()._afunc(input, config, runtime)
+        _, first = self._locate(tool_calls[0], input, config, runtime)
+        hold = hold_key(config, first)
+        paused = await self._adriver.arun(self.gate.hold_flow(first.agent, first, hold))
         decided: dict[str, Any] = {}
         deferred: list[tuple[ToolCall, Where]] = []
         for tc in tool_calls:
@@ -174,7 +185,10 @@ class GuardedToolNode(ToolNode):
                 flow = self.gate.decide_flow(call, replace(where, resuming=True))
                 decided[str(call.call_id)] = await self._adriver.arun(flow)
         with _deciding(decided):
-            return await super()._afunc(input, config, runtime)
+            output = await super()._afunc(input, config, runtime)
+        if paused and hold is not None:
+            await self._adriver.adelete(hold)
+        return output
 
     def _locate(
         self, tc: Any, input: Any, config: RunnableConfig, runtime: Runtime[Any]

@@ -9,7 +9,6 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ._records import *  # noqa: F403
 from ._records import Capture, SideEffect, Undo
 
 # -- compensations ------------------------------------------------------------------------

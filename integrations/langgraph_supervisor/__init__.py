@@ -1,0 +1,1 @@
+"""A langgraph-supervisor team guarded by guardrails-plugin: see ``app.py``."""

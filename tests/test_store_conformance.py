@@ -17,6 +17,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from guardrails_plugin.store import MemoryStore, SQLiteStore, Store, open_store
 
@@ -494,3 +496,28 @@ def test_open_store_names_the_supported_schemes_for_unknown_ones(url: str) -> No
 def test_open_store_refuses_malformed_urls(url: str) -> None:
     with pytest.raises(ValueError, match="store URL"):
         open_store(url)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["put", "delete"]),
+            st.sampled_from(["a", "a/", "a/b", "ab", "b", "a/b/c", ""]),
+        ),
+        max_size=30,
+    ),
+    st.sampled_from(["", "a", "a/", "a/b", "b", "z"]),
+)
+def test_memory_scan_matches_a_plain_dict(ops: list[tuple[str, str]], prefix: str) -> None:
+    """The memory store keeps a sorted key index for prefix scans; it must agree with a dict."""
+    store, model = MemoryStore(), dict[str, int]()
+    for i, (op, key) in enumerate(ops):
+        if op == "put":
+            store.put(key, i)
+            model[key] = i
+        else:
+            assert store.delete(key) == (model.pop(key, None) is not None)
+    expected = {k: v for k, v in sorted(model.items()) if k.startswith(prefix)}
+    assert dict(store.scan(prefix)) == expected
+    assert list(store.scan(prefix)) == list(expected)

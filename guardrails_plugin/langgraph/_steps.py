@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import base64
 import contextvars
+import threading
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -46,6 +48,7 @@ OnDeny = Literal["message", "raise"]
 APPROVALS: tuple[Approvals, ...] = ("auto", "interrupt", "approver")
 ON_DENY: tuple[OnDeny, ...] = ("message", "raise")
 
+_MAX_THREADS_REMEMBERED = 10_000
 PENDING_PREFIX = "pending/"
 DONE_PREFIX = "done/"
 
@@ -185,6 +188,11 @@ class Gate:
             journal = Journal(guard.store)
         self.journal = journal
         self.clock = clock or guard.clock
+        # done-ledger entries this process wrote, per thread: (root checkpoint, keys). When a
+        # thread moves on to a new checkpoint, the previous step's entries can no longer be
+        # needed (a step re-runs only from its own checkpoint) and are deleted.
+        self._written: OrderedDict[str, tuple[str | None, list[str]]] = OrderedDict()
+        self._written_lock = threading.Lock()
 
     def interrupts(self, where: Where) -> bool:
         """Ask through ``interrupt()``? ``auto``: when the guard has no approver of its own
@@ -297,6 +305,23 @@ class Gate:
                 yield ("put", (key, {"pauses": pauses}))
             yield ("interrupt", (_pause_payload(probe, stop),))
 
+    def _remember(self, where: Where, key: str) -> list[str]:
+        """Note a done-ledger entry; return the entries it makes stale (see ``__init__``)."""
+        thread = where.thread_id or where.run_id or "-"
+        with self._written_lock:
+            seen = self._written.get(thread)
+            stale: list[str] = []
+            if seen is not None and seen[0] == where.checkpoint_id:
+                seen[1].append(key)
+            else:
+                if seen is not None:
+                    stale = seen[1]
+                self._written[thread] = (where.checkpoint_id, [key])
+            self._written.move_to_end(thread)
+            while len(self._written) > _MAX_THREADS_REMEMBERED:
+                stale.extend(self._written.popitem(last=False)[1][1])
+            return stale
+
     def _save(
         self,
         key: str | None,
@@ -378,7 +403,10 @@ class Gate:
             data = comps.capture(call.tool, dict(call.args), _plain(output))
             yield ("effect", (call, where, data))
         if ledger:
-            yield ("put", (_done_key(call), _dumps(call.tool, output)))
+            key = _done_key(call)
+            yield ("put", (key, _dumps(call.tool, output)))
+            for stale in self._remember(where, key):
+                yield ("delete", (stale,))
         if wanted:
             for r in results:
                 yield ("record", (r,))
@@ -704,6 +732,8 @@ def apply(
 
 
 ToolOutput = ToolMessage | Command[Any]
+Decided = tuple[Decision, bool, ToolCall, Where]
+"""A call decided before the hook: decision, pending-document written, call, where."""
 
 
 def run_call(
@@ -714,16 +744,17 @@ def run_call(
     *,
     agent: str | None,
     on_deny: OnDeny,
-    decided: tuple[Decision, bool] | None = None,
+    decided: Decided | None = None,
 ) -> ToolOutput:
     """Decide (unless ``decided``), run at most once, record. The sync path."""
-    call, where = locate(request, agent)
-    replayed: ToolOutput | None = driver.run(gate.replay_flow(call, where))
-    if replayed is not None:
-        return replayed
-    decision: Decision
-    pending: bool
-    decision, pending = decided or driver.run(gate.decide_flow(call, where))
+    if decided is None:
+        call, where = locate(request, agent)
+        replayed: ToolOutput | None = driver.run(gate.replay_flow(call, where))
+        if replayed is not None:
+            return replayed
+        decision, pending = driver.run(gate.decide_flow(call, where))
+    else:
+        decision, pending, call, where = decided
     driver.run(gate.before_flow(call, where, decision))
     step = apply(request, call, decision, on_deny)
     if isinstance(step, ToolMessage):
@@ -745,16 +776,17 @@ async def arun_call(
     *,
     agent: str | None,
     on_deny: OnDeny,
-    decided: tuple[Decision, bool] | None = None,
+    decided: Decided | None = None,
 ) -> ToolOutput:
     """The async twin of :func:`run_call`."""
-    call, where = locate(request, agent)
-    replayed: ToolOutput | None = await driver.arun(gate.replay_flow(call, where))
-    if replayed is not None:
-        return replayed
-    decision: Decision
-    pending: bool
-    decision, pending = decided or await driver.arun(gate.decide_flow(call, where))
+    if decided is None:
+        call, where = locate(request, agent)
+        replayed: ToolOutput | None = await driver.arun(gate.replay_flow(call, where))
+        if replayed is not None:
+            return replayed
+        decision, pending = await driver.arun(gate.decide_flow(call, where))
+    else:
+        decision, pending, call, where = decided
     await driver.arun(gate.before_flow(call, where, decision))
     step = apply(request, call, decision, on_deny)
     if isinstance(step, ToolMessage):

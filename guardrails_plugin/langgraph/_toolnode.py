@@ -141,7 +141,8 @@ class GuardedToolNode(ToolNode):
             if not call.call_id or self._driver.run(self.gate.replay_flow(call, where)):
                 continue
             try:
-                decided[call.call_id] = self._deferring.run(self.gate.decide_flow(call, where))
+                decision, pending = self._deferring.run(self.gate.decide_flow(call, where))
+                decided[call.call_id] = (decision, pending, call, where)
             except NeedsPerson:
                 deferred.append((call, where))
         if deferred:
@@ -151,7 +152,8 @@ class GuardedToolNode(ToolNode):
                     super()._func(input, config, runtime)  # the calls no one must see
             for call, where in deferred:
                 flow = self.gate.decide_flow(call, replace(where, resuming=True))
-                decided[str(call.call_id)] = self._driver.run(flow)
+                decision, pending = self._driver.run(flow)
+                decided[str(call.call_id)] = (decision, pending, call, where)
         with _deciding(decided):
             output = super()._func(input, config, runtime)
         if paused and hold is not None:
@@ -173,7 +175,8 @@ class GuardedToolNode(ToolNode):
                 continue
             try:
                 flow = self.gate.decide_flow(call, where)
-                decided[call.call_id] = await self._adeferring.arun(flow)
+                decision, pending = await self._adeferring.arun(flow)
+                decided[call.call_id] = (decision, pending, call, where)
             except NeedsPerson:
                 deferred.append((call, where))
         if deferred:
@@ -183,7 +186,8 @@ class GuardedToolNode(ToolNode):
                     await super()._afunc(input, config, runtime)
             for call, where in deferred:
                 flow = self.gate.decide_flow(call, replace(where, resuming=True))
-                decided[str(call.call_id)] = await self._adriver.arun(flow)
+                decision, pending = await self._adriver.arun(flow)
+                decided[str(call.call_id)] = (decision, pending, call, where)
         with _deciding(decided):
             output = await super()._afunc(input, config, runtime)
         if paused and hold is not None:

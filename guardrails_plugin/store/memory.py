@@ -8,6 +8,7 @@ neither persisted nor shared with other processes (a forked child gets its own c
 
 from __future__ import annotations
 
+import bisect
 import threading
 import time
 from collections import deque
@@ -78,6 +79,7 @@ class MemoryStore(Store):
         self._windows: dict[str, _Window] = {}
         self._sets: dict[str, set[str]] = {}
         self._documents: dict[str, str] = {}  # JSON text: every get is a fresh copy
+        self._keys: list[str] = []  # document keys, sorted: a prefix scan is a range
 
     def __repr__(self) -> str:
         return (
@@ -182,13 +184,24 @@ class MemoryStore(Store):
     def put(self, key: str, value: JSON) -> None:
         text = encode_document(key, value)
         with self._lock:
+            if key not in self._documents:
+                bisect.insort(self._keys, key)
             self._documents[key] = text
 
     def delete(self, key: str) -> bool:
         with self._lock:
-            return self._documents.pop(key, None) is not None
+            if self._documents.pop(key, None) is None:
+                return False
+            del self._keys[bisect.bisect_left(self._keys, key)]
+            return True
 
     def scan(self, prefix: str) -> Mapping[str, JSON]:
         with self._lock:
-            found = [(k, v) for k, v in self._documents.items() if k.startswith(prefix)]
-        return {k: decode_document(k, v, "memory store") for k, v in sorted(found)}
+            keys = self._keys
+            found = []
+            for i in range(bisect.bisect_left(keys, prefix), len(keys)):
+                k = keys[i]
+                if not k.startswith(prefix):
+                    break
+                found.append((k, self._documents[k]))
+        return {k: decode_document(k, v, "memory store") for k, v in found}

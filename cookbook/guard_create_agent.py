@@ -2,13 +2,15 @@
 
     python cookbook/guard_create_agent.py            # offline: a scripted model plays the LLM
     OPENAI_API_KEY=... python cookbook/guard_create_agent.py   # a real OpenAI-compatible model
-                                                     # (needs: pip install langchain-openai)
+                                                     # (needs: pip install langchain-openai;
+                                                     #  without it the scripted model runs)
 
 The agent is the app's own; the only additions are the Guard and one middleware.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 
@@ -58,7 +60,7 @@ def approver(request: ApprovalRequest) -> Approval:
 
 
 def model() -> object:
-    if os.environ.get("OPENAI_API_KEY"):
+    if os.environ.get("OPENAI_API_KEY") and importlib.util.find_spec("langchain_openai"):
         from langchain_openai import ChatOpenAI  # type: ignore[import-not-found]
 
         return ChatOpenAI(model=os.environ.get("OPENAI_MODEL", "gpt-4o-mini"))

@@ -441,3 +441,43 @@ def test_the_done_ledger_keeps_only_the_steps_that_can_still_run_again() -> None
     graph.invoke(user("go"), CONFIG)
     # the last step's calls may still be re-run (a crash before its checkpoint); older not
     assert sorted(store.scan("done/")) == ["done/t-1/s3", "done/t-1/s4"]
+
+
+def test_a_console_approver_answers_graph_approvals() -> None:
+    import io
+
+    from guardrails_plugin import ConsoleApprover
+    from guardrails_plugin.langgraph import answer_with
+
+    ran: Ran = []
+    typed = iter(["e", '{"to": "c@acme.com"}'])
+    console = ConsoleApprover(input=lambda prompt: next(typed), output=io.StringIO())
+    model = ScriptedChatModel([tool_call("send_email", to="a@acme.com"), "done"])
+    graph = tool_graph(model, tools(ran), Guard(email_policy()), checkpointer=InMemorySaver())
+    out = graph.invoke(user("mail"), CONFIG)
+    graph.invoke(answer_with(out, console), CONFIG)
+    assert ran == [("send_email", {"to": "c@acme.com"})]
+    assert "send_email" in console.output.getvalue()  # type: ignore[union-attr]
+
+
+async def test_a_queue_approver_answers_graph_approvals_for_a_server() -> None:
+    import asyncio
+
+    from guardrails_plugin import QueueApprover
+    from guardrails_plugin.langgraph import aanswer_with
+
+    ran: Ran = []
+    queue = QueueApprover(approver_name="web")
+    model = ScriptedChatModel([parallel_turn(), "done"])
+    graph = tool_graph(model, tools(ran), Guard(email_policy()), checkpointer=InMemorySaver())
+    out = await graph.ainvoke(user("mail"), CONFIG)
+
+    async def operator() -> None:  # a web handler answering what the queue shows
+        item = await queue.next()
+        queue.answer(item.id, Approval.reject("no") if item.request.call.call_id == "c-b" else True)
+
+    while "__interrupt__" in out:
+        task = asyncio.create_task(operator())
+        out = await graph.ainvoke(await aanswer_with(out, queue), CONFIG)
+        await task
+    assert ran == [("search", {"q": "llamas"}), ("send_email", {"to": "a@acme.com"})]

@@ -16,7 +16,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
         "guardrails_plugin.langgraph needs LangGraph: pip install 'guardrails-plugin[langgraph]'"
     ) from exc
 
-from ._approvals import PendingApproval, answer, approval_requests
+from ._approvals import PendingApproval, aanswer_with, answer, answer_with, approval_requests
 from ._nodes import HANDOFF_TOOL, GuardedNode, guard_node
 from ._recovery import Recovery, RollbackReport
 from ._toolnode import GuardedToolNode
@@ -28,7 +28,9 @@ __all__ = [
     "RollbackReport",
     "GuardedNode",
     "GuardedToolNode",
+    "aanswer_with",
     "answer",
+    "answer_with",
     "approval_requests",
     "guard_node",
 ]

@@ -8,13 +8,17 @@ graph.invoke(answer(out, {request.call_id: Approval.approve()}), config)
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import asyncio
+import inspect
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from langgraph.types import Command, Interrupt
 
-from .._approvals import Answer, Approval
+from .._approvals import Answer, Approval, ApprovalRequest
+from .._decision import Decision, Effect
+from .._events import ToolCall
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +37,16 @@ class PendingApproval:
     asked_at: float | None = None
     expires_at: float | None = None
     payload: Mapping[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def request(self) -> ApprovalRequest:
+        """The same question as an ``ApprovalRequest``: what approvers (``ConsoleApprover``,
+        ``QueueApprover``, your own) take."""
+        call = ToolCall(
+            self.tool, self.args, agent=self.agent, call_id=self.call_id, thread_id=self.thread_id
+        )
+        asked = Decision(Effect.ASK, self.rule, self.reason, tool=self.tool, agent=self.agent)
+        return ApprovalRequest(call, asked, allowed=self.allowed)
 
     @classmethod
     def from_interrupt(cls, item: Interrupt) -> PendingApproval | None:
@@ -133,3 +147,27 @@ def _plain(value: Any) -> Any:
     if approval.approver:
         doc["approver"] = approval.approver
     return doc
+
+
+def answer_with(
+    source: Any, approver: Callable[[ApprovalRequest], Any], config: Any = None
+) -> Command[Any]:
+    """Ask ``approver`` (e.g. ``ConsoleApprover()``) about every pending approval in
+    ``source`` and return the ``Command`` that resumes the graph with its answers."""
+    answers = {p.call_id: approver(p.request) for p in approval_requests(source, config)}
+    return answer(source, answers, config)
+
+
+async def aanswer_with(
+    source: Any, approver: Callable[[ApprovalRequest], Any], config: Any = None
+) -> Command[Any]:
+    """:func:`answer_with` for async approvers (``QueueApprover``); sync ones work too.
+    Pending approvals are asked concurrently."""
+    pending = approval_requests(source, config)
+
+    async def ask(p: PendingApproval) -> Any:
+        value = approver(p.request)
+        return await value if inspect.isawaitable(value) else value
+
+    values = await asyncio.gather(*(ask(p) for p in pending))
+    return answer(source, {p.call_id: v for p, v in zip(pending, values, strict=True)}, config)

@@ -18,7 +18,7 @@ already undone are skipped and restoring the state again only adds an identical 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -237,26 +237,52 @@ class Recovery:
         return report
 
     def _target(self, config: RunnableConfig, to: str | None) -> _Target:
+        """Reads only what the choice needs: the thread's parent links (not a full snapshot
+        of every checkpoint), then the snapshot of the target alone."""
         thread = _thread_id(config)
-        return _choose_target(
+        if to is not None:
+            snapshot = self.graph.get_state(_checkpoint_config(thread, to))
+            return _asked_target(thread, to, snapshot)
+        chosen, reason, violation = _choose_target(
             thread,
-            self.history(config),
+            self._parents(thread),
             self.journal.safe_points(thread),
             self.journal.violations(thread),
             self.journal.rollbacks(thread),
-            to,
         )
+        snapshot = self.graph.get_state(_checkpoint_config(thread, chosen))
+        return _Target(chosen, snapshot, reason, violation)
 
     async def _atarget(self, config: RunnableConfig, to: str | None) -> _Target:
         thread = _thread_id(config)
-        return _choose_target(
+        if to is not None:
+            snapshot = await self.graph.aget_state(_checkpoint_config(thread, to))
+            return _asked_target(thread, to, snapshot)
+        chosen, reason, violation = _choose_target(
             thread,
-            await self.ahistory(config),
+            await self._aparents(thread),
             await self.journal.asafe_points(thread),
             await self.journal.aviolations(thread),
             await self.journal.arollbacks(thread),
-            to,
         )
+        snapshot = await self.graph.aget_state(_checkpoint_config(thread, chosen))
+        return _Target(chosen, snapshot, reason, violation)
+
+    def _parents(self, thread: str) -> dict[str, str | None]:
+        saver = self._saver()
+        return {_checkpoint_of(t.config): _parent_of(t) for t in saver.list(_thread_config(thread))}
+
+    async def _aparents(self, thread: str) -> dict[str, str | None]:
+        saver = self._saver()
+        return {
+            _checkpoint_of(t.config): _parent_of(t)
+            async for t in saver.alist(_thread_config(thread))
+        }
+
+    def _saver(self) -> BaseCheckpointSaver[Any]:
+        saver = self.graph.checkpointer
+        assert isinstance(saver, BaseCheckpointSaver)
+        return saver
 
 
 # -- the decisions, shared by the sync and async paths (no I/O) ---------------------------
@@ -298,25 +324,28 @@ def _existing(points: Sequence[SafePoint], history: Sequence[StateSnapshot]) -> 
     return sorted(kept, key=lambda point: point.checkpoint_id, reverse=True)
 
 
+def _asked_target(thread: str, to: str, snapshot: StateSnapshot) -> _Target:
+    if snapshot.created_at is None or _checkpoint_of(snapshot.config) != to:
+        raise RollbackError(f"checkpoint {to!r} is not in thread {thread!r}'s history")
+    return _Target(to, snapshot, "the checkpoint asked for")
+
+
+def _parent_of(saved: Any) -> str | None:
+    parent = saved.parent_config
+    return _checkpoint_of(parent) if parent else None
+
+
 def _choose_target(
     thread: str,
-    history: Sequence[StateSnapshot],
+    parents: Mapping[str, str | None],
     safe_points: Sequence[SafePoint],
     violations: Sequence[Violation],
     rollbacks: Sequence[RollbackRecord],
-    to: str | None,
-) -> _Target:
-    by_id = {_checkpoint_of(snapshot.config): snapshot for snapshot in history}
-    if not by_id:
+) -> tuple[str, str, Violation]:
+    """The last safe point at or before the first violation since the last restoring
+    rollback, on the path that led to that violation: (checkpoint id, reason, violation)."""
+    if not parents:
         raise RollbackError(f"thread {thread!r} has no checkpoints: nothing to roll back")
-    if to is not None:
-        if to not in by_id:
-            raise RollbackError(
-                f"checkpoint {to!r} is not in thread {thread!r}'s history "
-                f"({len(by_id)} checkpoints, newest {history[0].config['configurable']['checkpoint_id']})"
-            )
-        return _Target(to, by_id[to], "the checkpoint asked for")
-
     restored = [record for record in rollbacks if record.restored]
     since = restored[-1].id if restored else ""
     open_violations = [violation for violation in violations if violation.id > since]
@@ -327,9 +356,9 @@ def _choose_target(
             "pass to=<checkpoint id> to return to a checkpoint of your choice"
         )
     first = open_violations[0]
-    candidates = [point for point in safe_points if point.checkpoint_id in by_id]
-    if first.checkpoint_id is not None and first.checkpoint_id in by_id:
-        path = _lineage(first.checkpoint_id, by_id)
+    candidates = [point for point in safe_points if point.checkpoint_id in parents]
+    if first.checkpoint_id is not None and first.checkpoint_id in parents:
+        path = _lineage(first.checkpoint_id, parents)
         candidates = [point for point in candidates if point.checkpoint_id in path]
     elif first.checkpoint_id is not None:
         candidates = [point for point in candidates if point.checkpoint_id <= first.checkpoint_id]
@@ -337,7 +366,7 @@ def _choose_target(
         candidates = [point for point in candidates if point.at <= first.at]
     what = f"violation of rule {first.rule!r} ({first.reason}) at checkpoint {first.checkpoint_id}"
     if not candidates:
-        saved = sum(point.checkpoint_id in by_id for point in safe_points)
+        saved = sum(point.checkpoint_id in parents for point in safe_points)
         hint = (
             " (none of them is in the checkpointer's history: a graph run with "
             "durability='exit' saves no checkpoint between its steps)"
@@ -350,19 +379,16 @@ def _choose_target(
             "pass to=<checkpoint id> to choose a checkpoint"
         )
     point = max(candidates, key=lambda point: point.checkpoint_id)
-    return _Target(
-        point.checkpoint_id, by_id[point.checkpoint_id], f"last safe point before the {what}", first
-    )
+    return point.checkpoint_id, f"last safe point before the {what}", first
 
 
-def _lineage(checkpoint_id: str, by_id: dict[str, StateSnapshot]) -> set[str]:
+def _lineage(checkpoint_id: str, parents: Mapping[str, str | None]) -> set[str]:
     """``checkpoint_id`` and its ancestors: the path that led to it."""
     path: set[str] = set()
     current: str | None = checkpoint_id
-    while current is not None and current in by_id and current not in path:
+    while current is not None and current in parents and current not in path:
         path.add(current)
-        parent = by_id[current].parent_config
-        current = _checkpoint_of(parent) if parent else None
+        current = parents[current]
     return path
 
 

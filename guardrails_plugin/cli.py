@@ -1,17 +1,29 @@
-"""The ``guardrails-plugin`` command: lint a policy file, try a call against it, run the demo."""
+"""The ``guardrails-plugin`` command: lint a policy file, try a call against it, run the demo,
+and, for operators, the kill switch and the approvals waiting in a store::
+
+    guardrails-plugin pause  --store guard.db --thread ticket-42 --reason "looping" --by alice
+    guardrails-plugin kill   --store guard.db --agent researcher
+    guardrails-plugin resume --store guard.db --thread ticket-42
+    guardrails-plugin flags  --store guard.db
+    guardrails-plugin pending --store guard.db
+"""
 
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import sys
+import time
 from collections.abc import Sequence
 
 import yaml
 
 from ._errors import PolicyError
 from ._events import ToolCall
+from .controls import Controls
 from .policy import Policy
+from .store import Store, open_store
 
 
 def _lint(args: argparse.Namespace) -> int:
@@ -56,6 +68,72 @@ def _demo(args: argparse.Namespace) -> int:
     return run_demo(show_messages=args.verbose)
 
 
+def _me() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # no user name in this environment
+        return ""
+
+
+def _store(path: str) -> Store:
+    return open_store(path if "://" in path else f"sqlite:///{path}")
+
+
+def _control(args: argparse.Namespace) -> int:
+    controls = Controls(_store(args.store))
+    try:
+        if args.command == "resume":
+            lifted = controls.resume(thread=args.thread, agent=args.agent)
+            where = _where(args)
+            print(f"{where}: {'lifted' if lifted else 'nothing to lift'}")
+            return 0 if lifted else 4
+        verb = controls.pause if args.command == "pause" else controls.kill
+        flag = verb(thread=args.thread, agent=args.agent, reason=args.reason, by=args.by)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(flag.describe())
+    return 0
+
+
+def _where(args: argparse.Namespace) -> str:
+    if args.thread:
+        return f"thread {args.thread!r}"
+    if args.agent:
+        return f"agent {args.agent!r}"
+    return "everything"
+
+
+def _flags(args: argparse.Namespace) -> int:
+    flags = Controls(_store(args.store)).flags()
+    if not flags:
+        print("no pause or kill in force")
+    for f in flags:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(f.at))
+        print(f"{when}  {f.describe()}")
+    return 0
+
+
+def _pending(args: argparse.Namespace) -> int:
+    docs = _store(args.store).scan("pending/")
+    waiting = [
+        (key, doc)
+        for key, doc in docs.items()
+        if isinstance(doc, dict) and "asked" in doc and "final" not in doc
+    ]
+    if not waiting:
+        print("no approval waiting")
+    for key, doc in sorted(waiting, key=lambda kd: float(kd[1].get("at") or 0)):
+        asked = doc["asked"]
+        thread, _, call_id = key[len("pending/") :].partition("/")
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(doc.get("at") or 0)))
+        print(
+            f"{when}  thread {thread}  call {call_id}  {asked.get('agent')} -> "
+            f"{asked.get('tool')}  rule {asked.get('rule')}: {asked.get('reason')}"
+        )
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="guardrails-plugin",
@@ -78,6 +156,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = sub.add_parser("demo", help="run an offline demo agent under a guard")
     p.add_argument("-v", "--verbose", action="store_true", help="also print the conversation")
     p.set_defaults(func=_demo)
+
+    for verb, text in (
+        ("pause", "pause a thread, an agent or everything at its next guarded step"),
+        ("kill", "kill a thread, an agent or everything at its next guarded step"),
+        ("resume", "lift a pause or kill"),
+    ):
+        p = sub.add_parser(verb, help=text)
+        p.add_argument("--store", required=True, help="SQLite file (or store URL) the guards use")
+        target = p.add_mutually_exclusive_group()
+        target.add_argument("--thread")
+        target.add_argument("--agent")
+        if verb != "resume":
+            p.add_argument("--reason", default="")
+            p.add_argument("--by", default=_me(), help="who (default: your user name)")
+        p.set_defaults(func=_control)
+
+    p = sub.add_parser("flags", help="list the pauses and kills in force")
+    p.add_argument("--store", required=True)
+    p.set_defaults(func=_flags)
+
+    p = sub.add_parser("pending", help="list the approvals guarded graphs are waiting for")
+    p.add_argument("--store", required=True)
+    p.set_defaults(func=_pending)
 
     args = parser.parse_args(argv)
     return int(args.func(args))

@@ -205,7 +205,7 @@ class Scenario:
         )
         if self.checkpointer:
             ledger = len(self.guarded.guard.store.scan("done/"))
-            print(f"  done-ledger entries left in the guard's store: {ledger} (never deleted)")
+            print(f"  done-ledger entries left in the guard's store: {ledger}")
 
     def _cols(self, x: str, y: str) -> tuple[list[float], list[float]]:
         (kx,) = [k for k in self.per_step if k.startswith(x)]
@@ -249,7 +249,7 @@ def breakdown(scenario: Scenario, runs: int) -> None:
         return timed
 
     steps_module._Driver.run = run  # type: ignore[method-assign]
-    for name in ("locate", "apply", "tool_results"):
+    for name in ("locate", "apply", "tool_results", "_dumps"):
         setattr(steps_module, name, timing(name, getattr(steps_module, name)))
     variant = "C GuardedToolNode"
     for _ in range(5):

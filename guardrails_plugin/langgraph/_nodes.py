@@ -12,7 +12,7 @@ parent graph — and stamps its identity on the AI messages it writes, so that a
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from typing import Any, Literal, TypeGuard
 
 from langchain_core.messages import AIMessage
@@ -123,36 +123,27 @@ class GuardedNode:
     # -- hand-offs ----------------------------------------------------------------------------
 
     def _checked(self, output: Any, where: Where, config: RunnableConfig) -> Any:
-        output = _stamp(output, where.agent)
-        if not self.check_handoffs:
-            return output
-        denied: set[int] = set()
-        for i, (target, graph) in enumerate(_targets(output)):
-            call = self._handoff(target, graph, i, where, config)
-            decision, _ = self._driver.run(self.gate.decide_flow(call, where))
-            if not decision.allowed:
-                if (
-                    self.on_deny == "raise"
-                    or decision.kind == "control"
-                    or (decision.effect is Effect.RESPOND)
-                ):
-                    raise decision.error()
-                denied.add(i)
-        return _drop(output, denied) if denied else output
+        return self._driver.run(self._handoffs_flow(output, where, config))
 
     async def _achecked(self, output: Any, where: Where, config: RunnableConfig) -> Any:
+        return await self._adriver.arun(self._handoffs_flow(output, where, config))
+
+    def _handoffs_flow(
+        self, output: Any, where: Where, config: RunnableConfig
+    ) -> Generator[Any, Any, Any]:
+        """Stamp the node's name on its messages and check each hand-off in ``output``."""
         output = _stamp(output, where.agent)
         if not self.check_handoffs:
             return output
         denied: set[int] = set()
         for i, (target, graph) in enumerate(_targets(output)):
             call = self._handoff(target, graph, i, where, config)
-            decision, _ = await self._adriver.arun(self.gate.decide_flow(call, where))
+            decision, _ = yield from self.gate.decide_flow(call, where)
             if not decision.allowed:
                 if (
                     self.on_deny == "raise"
                     or decision.kind == "control"
-                    or (decision.effect is Effect.RESPOND)
+                    or decision.effect is Effect.RESPOND
                 ):
                     raise decision.error()
                 denied.add(i)

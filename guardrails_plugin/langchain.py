@@ -110,6 +110,7 @@ from ._errors import GuardDecisionError
 from ._events import DEFAULT_AGENT, ToolCall, ToolResult
 from .guard import Guard
 from .langgraph._steps import (
+    GUARDED_CALL,
     Approvals,
     Gate,
     arun_call,
@@ -459,6 +460,13 @@ class _GuardHandler:
         return self._calls.pop(run_id, None)
 
 
+def _decided_by_adapter(call: ToolCall) -> bool:
+    """The call is running inside ``GuardMiddleware`` / ``GuardedToolNode``, which decided
+    it (and records its results): deciding again would charge budgets twice and ask a
+    person again about a call they approved."""
+    return call.call_id is not None and GUARDED_CALL.get() == call.call_id
+
+
 def _parse(input_str: str) -> Any:
     """A tool's input given as a string: a JSON object if it is one, else the string itself
     (which the guard denies: it cannot tell what the tool would touch)."""
@@ -496,6 +504,8 @@ class GuardCallbackHandler(_GuardHandler, BaseCallbackHandler):
         **kwargs: Any,
     ) -> None:
         call = self._call(serialized, input_str, parent_run_id, metadata, inputs, kwargs)
+        if _decided_by_adapter(call):
+            return
         decision = self.guard.decide(
             call, answers=_CALLBACK_ANSWERS, limited_because=_CALLBACK_LIMIT
         )
@@ -603,6 +613,8 @@ class AsyncGuardCallbackHandler(_GuardHandler, AsyncCallbackHandler):
         **kwargs: Any,
     ) -> None:
         call = self._call(serialized, input_str, parent_run_id, metadata, inputs, kwargs)
+        if _decided_by_adapter(call):
+            return
         decision = await self.guard.adecide(
             call, answers=_CALLBACK_ANSWERS, limited_because=_CALLBACK_LIMIT
         )

@@ -502,3 +502,45 @@ async def test_async_chain_is_guarded(async_tools: dict[str, BaseTool], ran: Ran
         )
 
     assert [name for name, _ in ran] == ["fetch_url"]
+
+
+@pytest.mark.parametrize("handler_cls", [GuardCallbackHandler, AsyncGuardCallbackHandler])
+@pytest.mark.parametrize("mode", ["sync", "async"])
+async def test_a_callback_next_to_the_middleware_decides_nothing_twice(
+    handler_cls: type, mode: str, ran: Ran
+) -> None:
+    """Middleware in the agent, a handler in the invoke config (an app adding both): each
+    call is decided once, by the middleware; a person's approval is not asked again; the
+    budget is charged once."""
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    from guardrails_plugin import Budget, MemoryStore, ask
+    from guardrails_plugin.langchain import GuardMiddleware
+    from guardrails_plugin.langgraph import answer
+
+    store = MemoryStore()
+    seen = Seen()
+    guard = Guard(
+        Policy(
+            [allow("search"), ask("publish")], budgets=[Budget.calls(5, per="thread", id="all")]
+        ),
+        store=store,
+        listeners=[seen],
+    )
+    model = ScriptedChatModel([[tool_call("search", q="x"), tool_call("publish", text="hi")], "ok"])
+    agent = create_agent(
+        model,
+        tools=[recording_tool("search", ran, "q"), recording_tool("publish", ran, "text")],
+        middleware=[GuardMiddleware(guard)],
+        checkpointer=InMemorySaver(),
+    )
+    config: RunnableConfig = {"configurable": {"thread_id": "t"}, "callbacks": [handler_cls(guard)]}
+    if mode == "sync":
+        out = agent.invoke(user("go"), config)
+        agent.invoke(answer(out, True), config)
+    else:
+        out = await agent.ainvoke(user("go"), config)
+        await agent.ainvoke(answer(out, True), config)
+    assert sorted(name for name, _ in ran) == ["publish", "search"]
+    assert store.total("budget/all/thread=t") == 2
+    assert sorted(c.tool for c, d in seen.calls if d.kind != "approval") == ["publish", "search"]

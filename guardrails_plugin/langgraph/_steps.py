@@ -58,6 +58,12 @@ _CHECKPOINT_MAP = "checkpoint_map"
 
 _Op = tuple[str, tuple[Any, ...]]
 
+GUARDED_CALL: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "guardrails_guarded_call", default=None
+)
+"""The id of the tool call a guard adapter decided and is running now: a callback handler
+seeing that call start leaves it alone (it is decided once, by the choke point)."""
+
 NODE_AGENT: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "guardrails_node_agent", default=None
 )
@@ -763,7 +769,11 @@ def run_call(
         return step
     if decision.effect is Effect.MODIFY:
         call = call.with_args(decision.args or {})
-    output: ToolOutput = execute(step)  # if the tool raises, it ran: nothing to give back
+    token = GUARDED_CALL.set(call.call_id)
+    try:
+        output: ToolOutput = execute(step)  # if the tool raises, it ran: nothing to give back
+    finally:
+        GUARDED_CALL.reset(token)
     driver.run(gate.after_flow(call, where, output, pending))
     return output
 
@@ -795,7 +805,11 @@ async def arun_call(
         return step
     if decision.effect is Effect.MODIFY:
         call = call.with_args(decision.args or {})
-    output: ToolOutput = await execute(step)
+    token = GUARDED_CALL.set(call.call_id)
+    try:
+        output: ToolOutput = await execute(step)
+    finally:
+        GUARDED_CALL.reset(token)
     await driver.arun(gate.after_flow(call, where, output, pending))
     return output
 

@@ -171,15 +171,17 @@ async def test_parallel_calls_each_gated_call_asked_separately_free_calls_run_at
     graph = tool_graph(model, tools(ran), Guard(email_policy()), checkpointer=InMemorySaver())
 
     out = await run(graph, user("mail both"), CONFIG, mode)
-    (first,) = approval_requests(out)
+    first, second = approval_requests(out)  # both gated calls at once, one request each
     assert (first.call_id, first.tool, first.args) == ("c-a", "send_email", {"to": "a@acme.com"})
-    assert first.rule == "mail-needs-ok"
+    assert (second.call_id, second.args) == ("c-b", {"to": "b@acme.com"})
+    assert first.rule == second.rule == "mail-needs-ok"
     assert ran == [("search", {"q": "llamas"})]  # the free call ran, the gated ones wait
 
+    # a person answers one of them: the other is asked again, nothing runs yet
     out = await run(graph, answer(out, {"c-a": Approval.approve()}), CONFIG, mode)
-    (second,) = approval_requests(out)
-    assert second.call_id == "c-b"
-    assert ran == [("search", {"q": "llamas"})]  # nothing runs until every call is decided
+    (still,) = approval_requests(out)
+    assert still.call_id == "c-b"
+    assert ran == [("search", {"q": "llamas"})]
 
     out = await run(graph, answer(out, {"c-b": Approval.reject("not b")}), CONFIG, mode)
     assert "__interrupt__" not in out
@@ -189,6 +191,23 @@ async def test_parallel_calls_each_gated_call_asked_separately_free_calls_run_at
     assert by_id["c-a"].status == "success"
     assert by_id["c-b"].status == "error"
     assert "not b" in by_id["c-b"].text
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_parallel_approvals_answered_separately_in_one_resume(mode: str) -> None:
+    ran: Ran = []
+    store = MemoryStore()
+    model = ScriptedChatModel([parallel_turn(), "done"])
+    graph = tool_graph(
+        model, tools(ran), Guard(email_policy(), store=store), checkpointer=InMemorySaver()
+    )
+    out = await run(graph, user("mail both"), CONFIG, mode)
+    answers = {"c-a": Approval.edit({"to": "z@acme.com"}), "c-b": Approval.respond("done by hand")}
+    out = await run(graph, answer(out, answers), CONFIG, mode)
+    assert "__interrupt__" not in out
+    assert sorted(ran) == [("search", {"q": "llamas"}), ("send_email", {"to": "z@acme.com"})]
+    assert {m.tool_call_id: m.text for m in tool_messages(out)}["c-b"] == "done by hand"
+    assert store.scan("pending/") == {}  # nothing left waiting
 
 
 def test_the_interrupt_payload_is_typed_and_json() -> None:
@@ -472,12 +491,18 @@ async def test_a_queue_approver_answers_graph_approvals_for_a_server() -> None:
     graph = tool_graph(model, tools(ran), Guard(email_policy()), checkpointer=InMemorySaver())
     out = await graph.ainvoke(user("mail"), CONFIG)
 
-    async def operator() -> None:  # a web handler answering what the queue shows
-        item = await queue.next()
-        queue.answer(item.id, Approval.reject("no") if item.request.call.call_id == "c-b" else True)
+    async def operator(n: int) -> None:  # a web handler answering what the queue shows
+        for _ in range(n):
+            item = await queue.next()
+            no = item.request.call.call_id == "c-b"
+            queue.answer(item.id, Approval.reject("no") if no else True)
 
+    rounds = 0
     while "__interrupt__" in out:
-        task = asyncio.create_task(operator())
-        out = await graph.ainvoke(await aanswer_with(out, queue), CONFIG)
+        rounds += 1
+        task = asyncio.create_task(operator(len(approval_requests(out))))
+        command = await asyncio.wait_for(aanswer_with(out, queue), timeout=10)
         await task
+        out = await graph.ainvoke(command, CONFIG)
+    assert rounds == 1  # both calls were asked together
     assert ran == [("search", {"q": "llamas"}), ("send_email", {"to": "a@acme.com"})]

@@ -49,12 +49,26 @@ class PendingApproval:
         return ApprovalRequest(call, asked, allowed=self.allowed)
 
     @classmethod
-    def from_interrupt(cls, item: Interrupt) -> PendingApproval | None:
+    def from_interrupt(cls, item: Interrupt) -> list[PendingApproval]:
+        """The approvals a guard interrupt asks for: one (``"approval"``), several of one
+        step (``"approvals"``), or none (another interrupt)."""
         value = item.value
-        if not isinstance(value, Mapping) or value.get("type") != "approval":
-            return None
+        if not isinstance(value, Mapping):
+            return []
+        if value.get("type") == "approval":
+            return [cls._one(item.id, value)]
+        if value.get("type") == "approvals":
+            return [
+                cls._one(item.id, request)
+                for request in value.get("requests", ())
+                if isinstance(request, Mapping)
+            ]
+        return []
+
+    @classmethod
+    def _one(cls, interrupt_id: str, value: Mapping[str, Any]) -> PendingApproval:
         return cls(
-            interrupt_id=item.id,
+            interrupt_id=interrupt_id,
             call_id=value.get("call_id"),
             agent=str(value.get("agent")),
             tool=str(value.get("tool")),
@@ -96,8 +110,7 @@ def _from_state(state: Any) -> list[Interrupt]:
 def approval_requests(source: Any, config: Any = None) -> list[PendingApproval]:
     """The approvals a run waits for: pass an ``invoke`` result, a list of ``Interrupt``, a
     ``StateSnapshot``, or a graph and its config (subgraph interrupts included)."""
-    found = (PendingApproval.from_interrupt(i) for i in _interrupts(source, config))
-    return [p for p in found if p is not None]
+    return [p for i in _interrupts(source, config) for p in PendingApproval.from_interrupt(i)]
 
 
 def answer(source: Any, answers: Mapping[str, Any] | Any, config: Any = None) -> Command[Any]:
@@ -111,24 +124,31 @@ def answer(source: Any, answers: Mapping[str, Any] | Any, config: Any = None) ->
     """
     interrupts = _interrupts(source, config)
     resume: dict[str, Any] = {}
-    by_call = {}
+    where: dict[str | None, PendingApproval] = {}
+    bundles: set[str] = set()
     for item in interrupts:
         value = item.value
         if isinstance(value, Mapping) and value.get("type") == "paused":
             resume[item.id] = True
-        pending = PendingApproval.from_interrupt(item)
-        if pending is not None:
-            by_call[pending.call_id] = item.id
+        if isinstance(value, Mapping) and value.get("type") == "approvals":
+            bundles.add(item.id)
+        for pending in PendingApproval.from_interrupt(item):
+            where[pending.call_id] = pending
     if isinstance(answers, Mapping) and not _looks_like_answer(answers):
-        for call_id, value in answers.items():
-            if call_id not in by_call:
-                raise KeyError(
-                    f"no pending approval for call {call_id!r}; pending: {sorted(map(str, by_call))}"
-                )
-            resume[by_call[call_id]] = _plain(value)
+        unknown = [c for c in answers if c not in where]
+        if unknown:
+            raise KeyError(
+                f"no pending approval for call {unknown[0]!r}; pending: {sorted(map(str, where))}"
+            )
+        chosen = {c: _plain(v) for c, v in answers.items()}
     else:
-        for interrupt_id in by_call.values():
-            resume[interrupt_id] = _plain(answers)
+        chosen = dict.fromkeys(where, _plain(answers))
+    for call_id, value in chosen.items():
+        interrupt_id = where[call_id].interrupt_id
+        if interrupt_id in bundles:  # one interrupt for several calls: answers by call id
+            resume.setdefault(interrupt_id, {})[str(call_id)] = value
+        else:
+            resume[interrupt_id] = value
     return Command(resume=resume)
 
 

@@ -350,6 +350,77 @@ class Gate:
         yield ("put", (key, doc))
         return doc
 
+    def bundle_flow(
+        self, items: Sequence[tuple[ToolCall, Where]], key: str | None
+    ) -> Generator[_Op, Any, dict[str, Decision]]:
+        """Ask a person about several calls of one step at once: one interrupt of type
+        ``"approvals"`` lists them all; it is answered per call (``{call_id: answer}``) or
+        with one answer for all. Calls left unanswered are asked again in a further
+        interrupt. The calls' pending documents (written when they were deferred) hold the
+        asked decisions and, once answered, the finals; the step's document (``key``) logs
+        which calls each interrupt listed, so a re-run replays them in order. Returns the
+        final decision of each call whose pending document holds an asked decision."""
+        memos: dict[str, dict[str, Any]] = {}
+        by_id: dict[str, ToolCall] = {}
+        for call, _ in items:
+            found = yield ("get", (_pending_key(call),))
+            if isinstance(found, Mapping) and "asked" in found:
+                memos[str(call.call_id)] = dict(found)
+                by_id[str(call.call_id)] = call
+        rounds: list[list[str]] = []
+        if key is not None:
+            step = yield ("get", (key,))
+            if isinstance(step, Mapping):
+                rounds = [list(r) for r in step.get("rounds", ())]
+        answers: dict[str, Any] = {}
+        r = 0
+        while True:
+            for cid, value in answers.items():
+                memo = memos[cid]
+                if "final" in memo:
+                    continue
+                call = by_id[cid]
+                asked = Decision.from_doc(memo["asked"])
+                final: Decision
+                if (
+                    self.approval_timeout is not None
+                    and self.clock() - float(memo["at"]) > self.approval_timeout
+                ):
+                    why = f"no answer within {self.approval_timeout:g}s: the approval expired"
+                    final = yield ("expire", (call, asked, why))
+                else:
+                    final = yield ("resolve", (call, asked, value))
+                memo["final"] = final.to_doc()
+                yield ("put", (_pending_key(call), memo))
+            waiting = [cid for cid, memo in memos.items() if "final" not in memo]
+            if not waiting:
+                break
+            if r < len(rounds):
+                listed = [cid for cid in rounds[r] if cid in memos]
+            else:
+                listed = waiting
+                rounds.append(listed)
+                if key is not None:
+                    yield ("put", (key, {"rounds": rounds}))
+            payload = {
+                "type": "approvals",
+                "requests": [
+                    self._approval_payload(
+                        by_id[cid],
+                        Decision.from_doc(memos[cid]["asked"]),
+                        float(memos[cid]["at"]),
+                    )
+                    for cid in listed
+                ],
+            }
+            value = yield ("interrupt", (payload,))
+            r += 1
+            for cid in listed:
+                picked = _pick(value, cid)
+                if picked is not _MISSING:
+                    answers.setdefault(cid, picked)
+        return {cid: Decision.from_doc(memo["final"]) for cid, memo in memos.items()}
+
     def _approval_payload(self, call: ToolCall, asked: Decision, at: float) -> dict[str, Any]:
         payload = {"type": "approval", **ApprovalRequest(call, asked).to_dict(), "asked_at": at}
         if self.approval_timeout is not None:
@@ -395,7 +466,7 @@ class Gate:
         wanted = self.guard.wants_results(call.agent, call.tool)
         comps = self.compensations
         undo = comps is not None and call.tool in comps
-        results = tool_results(call, output) if ledger or wanted or undo else []
+        results = tool_results(call, output) if wanted or undo else []
         # The undo record first: a crash after it and before the ledger makes a re-run
         # run the tool again (two effects, both on record); the other order could leave a
         # side effect that ran, will not run again, and that no rollback knows about.
@@ -436,6 +507,17 @@ def _done_key(call: ToolCall) -> str:
     return f"{DONE_PREFIX}{call.scope_key}/{call.call_id}"
 
 
+_MISSING = object()
+
+
+def _pick(value: Any, call_id: str) -> Any:
+    """A call's answer in the resume value of an ``"approvals"`` interrupt: the entry for
+    its id in a mapping of call ids, or the whole value when it is one answer for all."""
+    if isinstance(value, Mapping) and not ("type" in value or "answer" in value):
+        return value.get(call_id, _MISSING)
+    return value
+
+
 def _replace_tool(decision: Decision, call: ToolCall) -> Decision:
     return Decision(
         decision.effect,
@@ -463,13 +545,33 @@ _SERDE = JsonPlusSerializer()
 
 
 def _dumps(tool: str, output: Any) -> dict[str, Any]:
-    """A done-ledger entry: the tool's whole output (messages, Commands), serialized the way
-    LangGraph's checkpointers serialize state, in a JSON document."""
+    """A done-ledger entry: the tool's whole output. A plain text ToolMessage (the common
+    case) as its fields; anything else (Commands, artifacts, content blocks) serialized the
+    way LangGraph's checkpointers serialize state."""
+    if (
+        type(output) is ToolMessage
+        and isinstance(output.content, str)
+        and output.artifact is None
+        and not output.additional_kwargs
+    ):
+        return {
+            "tool": tool,
+            "message": {
+                "content": output.content,
+                "tool_call_id": output.tool_call_id,
+                "name": output.name,
+                "status": output.status,
+                "id": output.id,
+            },
+        }
     kind, data = _SERDE.dumps_typed(output)
     return {"tool": tool, "type": kind, "data": base64.b64encode(data).decode("ascii")}
 
 
 def _loads(doc: Mapping[str, Any]) -> Any:
+    message = doc.get("message")
+    if isinstance(message, Mapping):
+        return ToolMessage(**message)
     return _SERDE.loads_typed((str(doc["type"]), base64.b64decode(doc["data"])))
 
 

@@ -68,9 +68,10 @@ class GuardedToolNode(ToolNode):
     - ``compensations`` / ``journal``: record each side effect with what its undo needs,
       and mark safe points, for :class:`~guardrails_plugin.langgraph.Recovery`.
 
-    Several calls in one step are decided one by one, in order, before any runs: each call
-    a person must approve is asked separately (one interrupt each), and the step runs once
-    all are answered. A resumed step never runs a tool a second time.
+    Several calls in one step: calls no person needs to see run at once; the calls a person
+    must approve are listed in one interrupt (``approval_requests`` gives one request per
+    call; ``answer`` answers each separately), and run once answered. A resumed step never
+    runs a tool a second time.
     """
 
     def __init__(
@@ -123,8 +124,9 @@ class GuardedToolNode(ToolNode):
     # runs the calls of a step on parallel threads: interrupts raised there would come in a
     # different order on each run. So a step with several calls is decided here first, in
     # call order. Calls no person needs to see run at once (their results go to the
-    # done-ledger, so a resumed step does not run them again); then each call that needs a
-    # person is asked, one interrupt each, in order; then the approved calls run.
+    # done-ledger, so a resumed step does not run them again); then the calls that need a
+    # person are asked together, in one interrupt listing each (answered per call; what is
+    # left unanswered is asked again); then the approved calls run.
 
     def _func(self, input: Any, config: RunnableConfig, runtime: Runtime[Any]) -> Any:
         tool_calls, _ = self._parse_input(input)
@@ -150,14 +152,21 @@ class GuardedToolNode(ToolNode):
                 decided.update({str(c.call_id): _LATER for c, _ in deferred})
                 with _deciding(decided):
                     super()._func(input, config, runtime)  # the calls no one must see
+            asked = self._driver.run(self.gate.bundle_flow(deferred, _bundle_key(hold)))
             for call, where in deferred:
-                flow = self.gate.decide_flow(call, replace(where, resuming=True))
-                decision, pending = self._driver.run(flow)
-                decided[str(call.call_id)] = (decision, pending, call, where)
+                cid = str(call.call_id)
+                if cid in asked:
+                    decided[cid] = (asked[cid], True, call, where)
+                else:  # deferred by a pause that came between the hold and the decision
+                    flow = self.gate.decide_flow(call, replace(where, resuming=True))
+                    decision, pending = self._driver.run(flow)
+                    decided[cid] = (decision, pending, call, where)
+            if asked:  # the kill switch may have moved while a person decided
+                self._driver.run(self.gate.hold_flow(first.agent, first, _after_key(hold)))
         with _deciding(decided):
             output = super()._func(input, config, runtime)
-        if paused and hold is not None:
-            self._driver.delete(hold)
+        for key in _step_keys(hold, paused, bool(deferred)):
+            self._driver.delete(key)
         return output
 
     async def _afunc(self, input: Any, config: RunnableConfig, runtime: Runtime[Any]) -> Any:
@@ -184,14 +193,23 @@ class GuardedToolNode(ToolNode):
                 decided.update({str(c.call_id): _LATER for c, _ in deferred})
                 with _deciding(decided):
                     await super()._afunc(input, config, runtime)
+            bundle = self.gate.bundle_flow(deferred, _bundle_key(hold))
+            asked = await self._adriver.arun(bundle)
             for call, where in deferred:
-                flow = self.gate.decide_flow(call, replace(where, resuming=True))
-                decision, pending = await self._adriver.arun(flow)
-                decided[str(call.call_id)] = (decision, pending, call, where)
+                cid = str(call.call_id)
+                if cid in asked:
+                    decided[cid] = (asked[cid], True, call, where)
+                else:
+                    flow = self.gate.decide_flow(call, replace(where, resuming=True))
+                    decision, pending = await self._adriver.arun(flow)
+                    decided[cid] = (decision, pending, call, where)
+            if asked:
+                after = self.gate.hold_flow(first.agent, first, _after_key(hold))
+                await self._adriver.arun(after)
         with _deciding(decided):
             output = await super()._afunc(input, config, runtime)
-        if paused and hold is not None:
-            await self._adriver.adelete(hold)
+        for key in _step_keys(hold, paused, bool(deferred)):
+            await self._adriver.adelete(key)
         return output
 
     def _locate(
@@ -245,6 +263,24 @@ class GuardedToolNode(ToolNode):
             on_deny=self.on_deny,
             decided=decided,
         )
+
+
+def _bundle_key(hold: str | None) -> str | None:
+    return None if hold is None else f"{hold}:approvals"
+
+
+def _after_key(hold: str | None) -> str | None:
+    return None if hold is None else f"{hold}:approved"
+
+
+def _step_keys(hold: str | None, paused: int, asked: bool) -> list[str]:
+    """The step's own pending documents, to delete once the step has run."""
+    if hold is None:
+        return []
+    keys = [hold] if paused else []
+    if asked:
+        keys += [f"{hold}:approvals", f"{hold}:approved"]
+    return keys
 
 
 _LATER = object()

@@ -506,3 +506,21 @@ async def test_a_queue_approver_answers_graph_approvals_for_a_server() -> None:
         out = await graph.ainvoke(command, CONFIG)
     assert rounds == 1  # both calls were asked together
     assert ran == [("search", {"q": "llamas"}), ("send_email", {"to": "a@acme.com"})]
+
+
+def test_a_late_answer_to_a_step_of_several_calls_is_denied_for_each() -> None:
+    now = [1000.0]
+    ran: Ran = []
+    store = MemoryStore()
+    guard = Guard(email_policy(), store=store, clock=lambda: now[0])
+    model = ScriptedChatModel([parallel_turn(), "done"])
+    graph = tool_graph(model, tools(ran), guard, checkpointer=InMemorySaver(), approval_timeout=30)
+    out = graph.invoke(user("mail"), CONFIG)
+    assert [p.expires_at for p in approval_requests(out)] == [1030.0, 1030.0]
+    now[0] += 31
+    out = graph.invoke(answer(out, True), CONFIG)
+    assert ran == [("search", {"q": "llamas"})]
+    expired = [m for m in tool_messages(out) if m.tool_call_id in ("c-a", "c-b")]
+    assert [m.status for m in expired] == ["error", "error"]
+    assert all("the approval expired" in m.text for m in expired)
+    assert store.scan("pending/") == {}

@@ -311,6 +311,9 @@ class Gate:
                 yield ("put", (key, {"pauses": pauses}))
             yield ("interrupt", (_pause_payload(probe, stop),))
 
+    def delete_flow(self, key: str) -> Generator[_Op, Any, None]:
+        yield ("delete", (key,))
+
     def _remember(self, where: Where, key: str) -> list[str]:
         """Note a done-ledger entry; return the entries it makes stale (see ``__init__``)."""
         thread = where.thread_id or where.run_id or "-"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Generator, Iterator, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -132,84 +132,87 @@ class GuardedToolNode(ToolNode):
         tool_calls, _ = self._parse_input(input)
         if len(tool_calls) < 2:
             return super()._func(input, config, runtime)
-        # one kill-switch hold for the step, so that a pause is one interrupt, not one per call
-        _, first = self._locate(tool_calls[0], input, config, runtime)
-        hold = hold_key(config, first)
-        paused = self._driver.run(self.gate.hold_flow(first.agent, first, hold))
-        decided: dict[str, Any] = {}
-        deferred: list[tuple[ToolCall, Where]] = []
-        for tc in tool_calls:
-            call, where = self._locate(tc, input, config, runtime)
-            if not call.call_id or self._driver.run(self.gate.replay_flow(call, where)):
-                continue
-            try:
-                decision, pending = self._deferring.run(self.gate.decide_flow(call, where))
-                decided[call.call_id] = (decision, pending, call, where)
-            except NeedsPerson:
-                deferred.append((call, where))
-        if deferred:
-            if all(w.checkpointed for _, w in deferred):
-                decided.update({str(c.call_id): _LATER for c, _ in deferred})
-                with _deciding(decided):
-                    super()._func(input, config, runtime)  # the calls no one must see
-            asked = self._driver.run(self.gate.bundle_flow(deferred, _bundle_key(hold)))
-            for call, where in deferred:
-                cid = str(call.call_id)
-                if cid in asked:
-                    decided[cid] = (asked[cid], True, call, where)
-                else:  # deferred by a pause that came between the hold and the decision
-                    flow = self.gate.decide_flow(call, replace(where, resuming=True))
-                    decision, pending = self._driver.run(flow)
-                    decided[cid] = (decision, pending, call, where)
-            if asked:  # the kill switch may have moved while a person decided
-                self._driver.run(self.gate.hold_flow(first.agent, first, _after_key(hold)))
-        with _deciding(decided):
-            output = super()._func(input, config, runtime)
-        for key in _step_keys(hold, paused, bool(deferred)):
-            self._driver.delete(key)
-        return output
+        flow = self._step_flow(tool_calls, input, config, runtime)
+        try:
+            op = next(flow)
+            while True:
+                verb, arg = op
+                if verb == "run":
+                    result = self._driver.run(arg)
+                elif verb == "try":
+                    try:
+                        result = self._deferring.run(arg)
+                    except NeedsPerson:
+                        result = None
+                else:  # "tools": run the step's tools with these decisions
+                    with _deciding(arg):
+                        result = super()._func(input, config, runtime)
+                op = flow.send(result)
+        except StopIteration as stop:
+            return stop.value
 
     async def _afunc(self, input: Any, config: RunnableConfig, runtime: Runtime[Any]) -> Any:
         tool_calls, _ = self._parse_input(input)
         if len(tool_calls) < 2:
             return await super()._afunc(input, config, runtime)
+        flow = self._step_flow(tool_calls, input, config, runtime)
+        try:
+            op = next(flow)
+            while True:
+                verb, arg = op
+                if verb == "run":
+                    result = await self._adriver.arun(arg)
+                elif verb == "try":
+                    try:
+                        result = await self._adeferring.arun(arg)
+                    except NeedsPerson:
+                        result = None
+                else:
+                    with _deciding(arg):
+                        result = await super()._afunc(input, config, runtime)
+                op = flow.send(result)
+        except StopIteration as stop:
+            return stop.value
+
+    def _step_flow(
+        self, tool_calls: Sequence[Any], input: Any, config: RunnableConfig, runtime: Runtime[Any]
+    ) -> Generator[tuple[str, Any], Any, Any]:
+        """A step of several calls, for both drivers. Yields ``("run", gate flow)``,
+        ``("try", gate flow)`` (run until it would interrupt: ``None``) and ``("tools",
+        decisions)`` (run the step's tools), and returns the step's output."""
+        gate = self.gate
+        # one kill-switch hold for the step, so that a pause is one interrupt, not one per call
         _, first = self._locate(tool_calls[0], input, config, runtime)
         hold = hold_key(config, first)
-        paused = await self._adriver.arun(self.gate.hold_flow(first.agent, first, hold))
+        paused = yield ("run", gate.hold_flow(first.agent, first, hold))
         decided: dict[str, Any] = {}
         deferred: list[tuple[ToolCall, Where]] = []
         for tc in tool_calls:
             call, where = self._locate(tc, input, config, runtime)
-            if not call.call_id or await self._adriver.arun(self.gate.replay_flow(call, where)):
+            if not call.call_id or (yield ("run", gate.replay_flow(call, where))):
                 continue
-            try:
-                flow = self.gate.decide_flow(call, where)
-                decision, pending = await self._adeferring.arun(flow)
-                decided[call.call_id] = (decision, pending, call, where)
-            except NeedsPerson:
+            outcome = yield ("try", gate.decide_flow(call, where))
+            if outcome is None:
                 deferred.append((call, where))
+            else:
+                decided[call.call_id] = (*outcome, call, where)
         if deferred:
             if all(w.checkpointed for _, w in deferred):
-                decided.update({str(c.call_id): _LATER for c, _ in deferred})
-                with _deciding(decided):
-                    await super()._afunc(input, config, runtime)
-            bundle = self.gate.bundle_flow(deferred, _bundle_key(hold))
-            asked = await self._adriver.arun(bundle)
+                later = {**decided, **{str(c.call_id): _LATER for c, _ in deferred}}
+                yield ("tools", later)  # the calls no one must see run now
+            asked = yield ("run", gate.bundle_flow(deferred, _bundle_key(hold)))
             for call, where in deferred:
                 cid = str(call.call_id)
                 if cid in asked:
                     decided[cid] = (asked[cid], True, call, where)
-                else:
-                    flow = self.gate.decide_flow(call, replace(where, resuming=True))
-                    decision, pending = await self._adriver.arun(flow)
-                    decided[cid] = (decision, pending, call, where)
-            if asked:
-                after = self.gate.hold_flow(first.agent, first, _after_key(hold))
-                await self._adriver.arun(after)
-        with _deciding(decided):
-            output = await super()._afunc(input, config, runtime)
+                else:  # deferred by a pause that came between the hold and the decision
+                    again = gate.decide_flow(call, replace(where, resuming=True))
+                    decided[cid] = (*(yield ("run", again)), call, where)
+            if asked:  # the kill switch may have moved while a person decided
+                yield ("run", gate.hold_flow(first.agent, first, _after_key(hold)))
+        output = yield ("tools", decided)
         for key in _step_keys(hold, paused, bool(deferred)):
-            await self._adriver.adelete(key)
+            yield ("run", gate.delete_flow(key))
         return output
 
     def _locate(

@@ -543,3 +543,20 @@ async def test_async_twins_match_their_sync_verbs() -> None:
     assert await guard.avisible_tools("agent", ["fetch_url", "rm"]) == ["fetch_url"]
     await guard.arecord(ToolResult("fetch_url", "page", thread_id="t1"))
     assert "untrusted content" in (await guard.acheck(call("send_email", thread="t1"))).reason
+
+
+def test_a_decision_survives_a_json_round_trip_with_its_charges() -> None:
+    import json
+
+    from guardrails_plugin import Budget, Decision
+
+    guard = Guard(
+        Policy([allow("pay")], budgets=[Budget.sum("cents", 100, tools="pay", id="spend")])
+    )
+    decision = guard.check(ToolCall("pay", {"cents": 30}, thread_id="t"))
+    assert decision.charges
+    again = Decision.from_doc(json.loads(json.dumps(decision.to_doc())))
+    assert again == decision
+    assert again.charges == decision.charges
+    guard.release(again)  # a decision read back from the store gives its budget back
+    assert guard.store.total("budget/spend/thread=t") == 0

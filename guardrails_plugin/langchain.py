@@ -158,19 +158,6 @@ def _where(
     )
 
 
-def _graph_where(agent: str | None, config: Mapping[str, Any], runtime: Any) -> _Where:
-    """Identity inside a LangGraph run. The config a node sees holds no run id (LangGraph pops
-    it); the one the caller passed to ``invoke`` is on the runtime's ``execution_info``."""
-    info = getattr(runtime, "execution_info", None)
-    configurable = config.get("configurable") or {}
-    return _where(
-        agent,
-        config.get("metadata"),
-        thread_id=configurable.get("thread_id"),
-        run_id=getattr(info, "run_id", None) or config.get("run_id"),
-    )
-
-
 def _current_config() -> Mapping[str, Any]:
     try:
         return get_config()
@@ -184,15 +171,6 @@ def _current_config() -> Mapping[str, Any]:
 def _error(decision: Decision) -> GuardDecisionError:
     """The exception a denied call raises."""
     return decision.error()
-
-
-def _blocked(decision: Decision) -> str:
-    """What the model reads when a call is denied: that it did not run, which rule, why."""
-    return (
-        f"Tool call blocked by the guard; the tool did not run. {decision.message().rstrip('.')}. "
-        "Do not repeat this call unchanged: stay within the policy, use another tool, "
-        "or tell the user what was blocked."
-    )
 
 
 # -- tool results into events ---------------------------------------------------------------

@@ -44,9 +44,11 @@ It decides each tool call where the tool node executes it (``wrap_tool_call``), 
 middleware, ``jump_to`` or parallel batch can route a call around it. A denied call comes
 back to the model as an error ``ToolMessage`` naming the rule and the reason (or, with
 ``on_deny="raise"``, ends the run with :class:`ToolCallDenied` / :class:`BudgetExceeded`).
-``ask`` rules go to the guard's approver: an edit runs with the edited (re-checked)
-arguments, an answer comes back in the tool's place. Tools the agent may never call are
-hidden from its model (``hide_tools``).
+``ask`` rules go to the guard's approver, or, when it has none and the agent has a
+checkpointer, through LangGraph's ``interrupt()`` (see ``guardrails_plugin.langgraph``): an
+edit runs with the edited (re-checked) arguments, an answer comes back in the tool's place.
+Tools the agent may never call are hidden from its model (``hide_tools``). The kill switch
+(``guard.controls``) is checked before every model and tool call.
 
 **GuardCallbackHandler** / **AsyncGuardCallbackHandler**, for tools and runnables that run
 without the middleware (a tool invoked directly, an LCEL chain, a legacy agent loop)::

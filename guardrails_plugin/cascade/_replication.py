@@ -1,0 +1,164 @@
+"""Replication: one payload, lightly reworded, forwarded from agent to agent."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+from datasketch import MinHashLSH
+
+from ._signals import Alarm, Evidence, Observed, Tracker, chain
+from ._sketch import Sketcher
+
+
+class Replication:
+    """Trip when a near-duplicate of a message has been forwarded by ``hops`` distinct
+    senders in a chain: A -> B, then B -> C with nearly the same text, then C -> D.
+
+    "Nearly the same" is an estimated Jaccard similarity of at least ``threshold`` between
+    the texts' ``shingle``-byte shingles (lowercased, whitespace collapsed), so a payload
+    survives small rewordings, added greetings or re-wrapping. Each scope keeps its last
+    ``memory`` messages of at least ``min_chars`` characters in a ``datasketch.MinHashLSH``
+    index; a new message from S continues the longest chain among its near-duplicates that
+    were *sent to S* (S received it, S passes it on). A chain reports once; its later hops
+    do not report again.
+
+    Defaults: ``num_perm=64`` (estimates within about ±0.06 of the true similarity, at a
+    sketch cost of ~50-70 µs for a 1 kB message; 128 doubles the permutation work for
+    little gain at this threshold), ``shingle=5`` bytes, ``threshold=0.7``. Status pings
+    ("status: ok, step 12") are shorter than ``min_chars`` (40) and ignored: near-identical
+    by nature, they carry no instruction to spread; and two agents exchanging anything can
+    never make three distinct senders. A relay of an unchanged document through three agents
+    does trip: to the detector it *is* a payload travelling hop to hop; raise ``hops`` for
+    pipelines built that way.
+    """
+
+    name = "replication"
+
+    def __init__(
+        self,
+        threshold: float = 0.7,
+        hops: int = 3,
+        num_perm: int = 64,
+        shingle: int = 5,
+        *,
+        min_chars: int = 40,
+        memory: int = 256,
+        sketcher: Sketcher | None = None,
+    ) -> None:
+        if not 0.0 < threshold < 1.0 or hops < 2 or memory < 1:
+            raise ValueError(
+                "Replication: expected 0 < threshold < 1, hops >= 2 and memory >= 1, got "
+                f"threshold={threshold}, hops={hops}, memory={memory}"
+            )
+        self.threshold = threshold
+        self.hops = hops
+        self.min_chars = min_chars
+        self.memory = memory
+        self.sketcher = sketcher or Sketcher(num_perm, shingle)
+        if self.sketcher.num_perm != num_perm or self.sketcher.shingle != shingle:
+            num_perm, shingle = self.sketcher.num_perm, self.sketcher.shingle
+        self.num_perm = num_perm
+        self.shingle = shingle
+        # Banding (b, r) is found by numeric integration (~4 ms): once per signal, not
+        # per scope.
+        probe = MinHashLSH(threshold=threshold, num_perm=num_perm)
+        self._bands: tuple[int, int] = (probe.b, probe.r)
+
+    def track(self) -> Tracker:
+        return _ReplicationTracker(self)
+
+    def index(self) -> Any:
+        """A fresh, empty LSH index for one scope."""
+        return MinHashLSH(threshold=self.threshold, num_perm=self.num_perm, params=self._bands)
+
+
+@dataclass(slots=True)
+class _Entry:
+    recipient: str
+    sketch: Any
+    chain: tuple[Evidence, ...]  # one message per distinct sender, oldest first
+    reported: bool
+
+
+class _ReplicationTracker:
+    __slots__ = ("_entries", "_index", "_next", "_signal")
+
+    def __init__(self, signal: Replication) -> None:
+        self._signal = signal
+        self._index = signal.index()
+        self._entries: OrderedDict[int, _Entry] = OrderedDict()
+        self._next = 0
+
+    def observe(self, seen: Observed) -> Alarm | None:
+        signal = self._signal
+        message = seen.message
+        if len(message.content) < signal.min_chars:
+            return None
+        sketch = seen.sketch(signal.sketcher)
+        best: _Entry | None = None
+        best_similarity = 0.0
+        resent = -1  # an entry of this very hop (same sender, same recipient)
+        for key in self._index.query(sketch):
+            entry = self._entries[key]
+            if (
+                entry.recipient == message.recipient
+                and entry.chain[-1].message.sender == message.sender
+            ):
+                resent = key
+            if entry.recipient != message.sender:
+                continue
+            similarity = float(sketch.jaccard(entry.sketch))
+            if similarity < signal.threshold:
+                continue
+            if best is None or len(entry.chain) > len(best.chain):
+                best, best_similarity = entry, similarity
+
+        if best is None:
+            links: tuple[Evidence, ...] = (seen.evidence,)
+            reported = False
+        elif any(e.message.sender == message.sender for e in best.chain):
+            links, reported = best.chain, best.reported  # back to an agent that sent it
+        else:
+            links, reported = (*best.chain, seen.evidence), best.reported
+        alarm = None
+        if len(links) >= signal.hops and not reported:
+            reported = True
+            agents = (*(e.message.sender for e in links), message.recipient)
+            alarm = Alarm(
+                signal=self.name,
+                scope=seen.scope,
+                agents=agents,
+                reason=(
+                    f"the same payload travelled {chain(agents)}: forwarded by "
+                    f"{len(links)} agents in a row, lightly reworded (similarity "
+                    f"{best_similarity:.0%} at the last hop, threshold "
+                    f"{signal.threshold:.0%}); possible self-replicating instruction"
+                ),
+                evidence=links,
+                at_message=seen.index,
+            )
+
+        entry = _Entry(message.recipient, sketch, links, reported)
+        if resent >= 0 and _senders(self._entries[resent].chain) == _senders(links):
+            # The same hop again (a resend): refresh it instead of filling memory with copies.
+            self._entries[resent] = entry
+            self._entries.move_to_end(resent)
+        else:
+            key = self._next
+            self._next += 1
+            self._index.insert(key, sketch)
+            self._entries[key] = entry
+            if len(self._entries) > signal.memory:
+                old, _ = self._entries.popitem(last=False)
+                self._index.remove(old)
+        return alarm
+
+    @property
+    def name(self) -> str:
+        return self._signal.name
+
+
+def _senders(links: tuple[Evidence, ...]) -> tuple[str, ...]:
+    return tuple(e.message.sender for e in links)

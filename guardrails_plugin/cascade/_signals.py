@@ -1,0 +1,99 @@
+"""The shared vocabulary of cascade signals: what a signal sees, what it reports.
+
+A signal is configuration (``Cycles(max_length=6)``); for each scope (thread or run) the
+monitor asks it for a fresh ``Tracker`` holding that scope's bounded state, and feeds the
+tracker every message of the scope, in order, as an ``Observed``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+from .._events import AgentMessage
+
+if TYPE_CHECKING:
+    from ._sketch import Sketcher
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """A message that contributed to a verdict, with its index in its scope."""
+
+    index: int
+    message: AgentMessage
+
+    def __str__(self) -> str:
+        m = self.message
+        return f"#{self.index} {m.sender} -> {m.recipient}"
+
+
+@dataclass(frozen=True, slots=True)
+class Alarm:
+    """A signal tripped: what it saw, where, among whom, and the messages that show it.
+
+    ``at_message`` is the index (from 0) of the message, within its scope, that tripped the
+    signal; ``evidence`` lists the messages the verdict rests on, oldest first, the tripping
+    message last.
+    """
+
+    signal: str
+    scope: str
+    agents: tuple[str, ...]
+    reason: str
+    evidence: tuple[Evidence, ...]
+    at_message: int
+
+    @property
+    def messages(self) -> tuple[AgentMessage, ...]:
+        """The evidence as plain messages."""
+        return tuple(e.message for e in self.evidence)
+
+
+class Observed:
+    """One message as a tracker sees it: the message, its index in its scope, and its
+    MinHash sketches, computed at most once per message whichever signals ask for them."""
+
+    __slots__ = ("_sketches", "evidence", "index", "message", "scope")
+
+    def __init__(self, message: AgentMessage, index: int, scope: str) -> None:
+        self.message = message
+        self.index = index
+        self.scope = scope
+        self.evidence = Evidence(index, message)
+        self._sketches: dict[tuple[int, ...], Any] = {}
+
+    def sketch(self, sketcher: Sketcher) -> Any:
+        """The ``datasketch.MinHash`` of the content, shared by every signal using the same
+        sketch settings."""
+        key = sketcher.key
+        found = self._sketches.get(key)
+        if found is None:
+            found = self._sketches[key] = sketcher.sketch(self.message.content)
+        return found
+
+
+class Tracker(Protocol):
+    """One signal's state for one scope. ``observe`` must cost amortized O(1) per message."""
+
+    def observe(self, seen: Observed) -> Alarm | None: ...
+
+
+class Signal(Protocol):
+    """A cascade signal: a name, and a tracker per scope."""
+
+    @property
+    def name(self) -> str: ...
+
+    def track(self) -> Tracker: ...
+
+
+def chain(agents: Iterable[str]) -> str:
+    """``A -> B -> C``, for reasons."""
+    return " -> ".join(agents)
+
+
+def distinct(names: Iterable[str]) -> tuple[str, ...]:
+    """Names in first-seen order, each once."""
+    return tuple(dict.fromkeys(names))

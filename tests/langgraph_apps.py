@@ -51,6 +51,21 @@ def tool_graph(
     return builder.compile(checkpointer=checkpointer)
 
 
+MODES = ["sync", "async"]
+"""Every LangGraph test runs each graph with ``invoke`` and with ``ainvoke``."""
+
+
+def config(thread: str = "t-1") -> dict[str, Any]:
+    return {"configurable": {"thread_id": thread}}
+
+
+async def run(graph: Any, value: Any, config: Any, mode: str) -> Any:
+    """``graph.invoke`` or ``await graph.ainvoke``, as ``mode`` says."""
+    if mode == "async":
+        return await graph.ainvoke(value, config)
+    return graph.invoke(value, config)
+
+
 def file_tool(name: str, log: Path) -> BaseTool:
     """A tool whose side effect is a line appended to ``log`` (visible across processes)."""
 

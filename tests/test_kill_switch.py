@@ -26,6 +26,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.graph.message import add_messages
 from langgraph.prebuilt import tools_condition
 from langgraph.types import Command
+from langgraph_apps import MODES, config, run
 from typing_extensions import TypedDict
 
 from guardrails_plugin import (
@@ -50,18 +51,6 @@ from guardrails_plugin.langchain import (
     GuardMiddleware,
 )
 from guardrails_plugin.langgraph import GuardedToolNode, answer, approval_requests, guard_node
-
-MODES = ["sync", "async"]
-
-
-def config(thread: str = "t-1") -> dict[str, Any]:
-    return {"configurable": {"thread_id": thread}}
-
-
-async def run(graph: Any, value: Any, config: Any, mode: str) -> Any:
-    if mode == "async":
-        return await graph.ainvoke(value, config)
-    return graph.invoke(value, config)
 
 
 async def operator(controls: Controls, verb: str, mode: str, **target: Any) -> Any:

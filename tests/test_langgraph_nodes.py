@@ -20,6 +20,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, MessagesState, StateGraph
 from langgraph.prebuilt import tools_condition
 from langgraph.types import Command, Send
+from langgraph_apps import MODES, config, run
 
 from guardrails_plugin import (
     Approval,
@@ -40,18 +41,7 @@ from guardrails_plugin.langgraph import (
 )
 from guardrails_plugin.scopes import OneOf
 
-MODES = ["sync", "async"]
 Log = list[str]
-
-
-def config(thread: str = "t-1") -> dict[str, Any]:
-    return {"configurable": {"thread_id": thread}}
-
-
-async def run(graph: Any, value: Any, config: Any, mode: str) -> Any:
-    if mode == "async":
-        return await graph.ainvoke(value, config)
-    return graph.invoke(value, config)
 
 
 def handoffs(seen: Seen) -> list[tuple[str | None, str, Effect]]:

@@ -16,7 +16,7 @@ from fakes import Ran, recording_tool, tool_call, tool_messages, user
 from langchain_core.messages import ToolMessage
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command
-from langgraph_apps import file_tool, lines, tool_graph
+from langgraph_apps import MODES, file_tool, lines, run, tool_graph
 
 from guardrails_plugin import (
     Approval,
@@ -48,15 +48,6 @@ def email_policy(**kwargs: Any) -> Policy:
 
 def tools(ran: Ran) -> list[Any]:
     return [recording_tool("search", ran, "q"), recording_tool("send_email", ran, "to")]
-
-
-async def run(graph: Any, value: Any, config: Any, mode: str) -> Any:
-    if mode == "async":
-        return await graph.ainvoke(value, config)
-    return graph.invoke(value, config)
-
-
-MODES = ["sync", "async"]
 
 
 # -- deciding ---------------------------------------------------------------------------------

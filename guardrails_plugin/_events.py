@@ -40,6 +40,9 @@ class ToolCall:
     thread_id: str | None = None
     step: int | None = None
     raw_args: Any = field(default=None, compare=False)
+    message: AgentMessage | None = field(default=None, compare=False, repr=False)
+    """Set when the call passes control or a message to another agent (a hand-off): the
+    guard's cascade monitor sees the message before the call is decided."""
     readable: bool = field(default=True, init=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -69,6 +72,7 @@ class ToolCall:
             run_id=self.run_id,
             thread_id=self.thread_id,
             step=self.step,
+            message=self.message,
         )
 
 
@@ -91,7 +95,14 @@ class ToolResult:
 
 @dataclass(frozen=True, slots=True)
 class AgentMessage:
-    """One agent hands a message (or control) to another."""
+    """One agent hands a message (or control) to another.
+
+    Provenance: ``path`` is the chain of agents the work passed through before ``sender``
+    (delegation depth is ``len(path)``), ``run_id`` / ``thread_id`` the run. ``id``, when
+    given, makes observing the same message twice (a re-run task) count once. ``labels``
+    are the data-flow labels the content carries (the untrusted sources it came from): the
+    guard adds them to the recipient's run, so sink rules see them there.
+    """
 
     sender: str
     recipient: str
@@ -100,6 +111,8 @@ class AgentMessage:
     thread_id: str | None = None
     step: int | None = None
     path: tuple[str, ...] = ()
+    id: str | None = None
+    labels: frozenset[str] = frozenset()
 
     @property
     def scope_key(self) -> str:

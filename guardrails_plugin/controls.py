@@ -10,11 +10,17 @@ supervisor) sets them and every guard sharing that store sees them at its next g
     controls.kill(agent="researcher")
     controls.kill()                        # everything
     controls.resume(thread="ticket-42")    # lifts a pause or a kill at that level
+    controls.quarantine(agent="scraper", reason="spreading an injected instruction")
+    controls.resume(agent="scraper")       # lifts it and gives its grants back
 
 A ``Guard`` checks the flags before every guarded model and tool call (one counter read per
 check; the flags themselves are re-read only when the counter moves). A kill denies with
 ``RunKilled``; a pause stops the step — inside a LangGraph graph through ``interrupt()``,
 resumable once the flag is lifted; elsewhere with ``RunPaused``.
+
+A quarantine isolates one agent while the others go on: its run-time grants are revoked
+(kept in the flag, given back by ``resume``), its tool calls and hand-offs are denied, and
+hand-offs to it are held. The cascade breaker sets these flags when it trips.
 """
 
 from __future__ import annotations
@@ -24,10 +30,11 @@ import math
 import time
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from ._decision import Decision, Effect
 from ._errors import GuardrailsError
+from ._grants import EPOCH_KEY, GRANT_PREFIX
 from .store import Store
 
 CONTROL_PREFIX = "control/flag/"
@@ -37,11 +44,13 @@ Level = Literal["global", "agent", "thread"]
 _LEVELS: tuple[Level, ...] = ("thread", "agent", "global")
 
 _Op = tuple[str, tuple[Any, ...], dict[str, Any]]
+_T = TypeVar("_T")
 
 
 class State(enum.StrEnum):
     PAUSED = "paused"
     KILLED = "killed"
+    QUARANTINED = "quarantined"
 
     def __str__(self) -> str:
         return self.value
@@ -57,6 +66,8 @@ class Flag:
     reason: str = ""
     by: str = ""
     at: float = 0.0
+    grants: Mapping[str, Any] | None = None
+    """For a quarantine: the grant documents it revoked, given back by ``resume``."""
 
     @property
     def key(self) -> str:
@@ -76,6 +87,7 @@ class Flag:
             "reason": self.reason,
             "by": self.by,
             "at": self.at,
+            "grants": None if self.grants is None else dict(self.grants),
         }
 
     @classmethod
@@ -89,6 +101,7 @@ class Flag:
             reason=str(doc.get("reason") or ""),
             by=str(doc.get("by") or ""),
             at=float(doc.get("at") or 0.0),
+            grants=doc.get("grants"),
         )
 
 
@@ -131,47 +144,47 @@ class Controls:
         self, *, thread: str | None = None, agent: str | None = None, reason: str = "", by: str = ""
     ) -> Flag:
         """Stop at the next guarded step of ``thread`` / ``agent`` / everything, resumably."""
-        return self._set(State.PAUSED, thread, agent, reason, by)
+        return self._run(self.set_flow(self._flag(State.PAUSED, thread, agent, reason, by)))
 
     def kill(
         self, *, thread: str | None = None, agent: str | None = None, reason: str = "", by: str = ""
     ) -> Flag:
         """End the run at its next guarded step with ``RunKilled``; stays until ``resume``."""
-        return self._set(State.KILLED, thread, agent, reason, by)
+        return self._run(self.set_flow(self._flag(State.KILLED, thread, agent, reason, by)))
+
+    def quarantine(self, agent: str, *, reason: str = "", by: str = "") -> Flag:
+        """Isolate ``agent``: revoke its grants, deny its tool calls and hand-offs, hold
+        hand-offs to it. The other agents go on. ``resume(agent=...)`` lifts it."""
+        return self._run(self.set_flow(self._flag(State.QUARANTINED, None, agent, reason, by)))
 
     def resume(self, *, thread: str | None = None, agent: str | None = None) -> bool:
-        """Lift the pause or kill set at exactly this level; True if there was one."""
-        level, target = _target(thread, agent)
-        removed = self.store.delete(_key(level, target))
-        self.store.charge(CONTROL_EPOCH, 1, math.inf)
-        return removed
+        """Lift the pause, kill or quarantine set at exactly this level; True if there was
+        one. Grants a quarantine revoked are given back."""
+        return self._run(self.resume_flow(*_target(thread, agent)))
 
     def flags(self) -> list[Flag]:
         """Every flag in force, oldest first."""
-        return sorted(
-            (Flag.from_doc(d) for d in self.store.scan(CONTROL_PREFIX).values()),
-            key=lambda f: f.at,
-        )
+        return _sorted(self.store.scan(CONTROL_PREFIX))
 
     async def apause(
         self, *, thread: str | None = None, agent: str | None = None, reason: str = "", by: str = ""
     ) -> Flag:
-        return await self._aset(State.PAUSED, thread, agent, reason, by)
+        return await self._arun(self.set_flow(self._flag(State.PAUSED, thread, agent, reason, by)))
 
     async def akill(
         self, *, thread: str | None = None, agent: str | None = None, reason: str = "", by: str = ""
     ) -> Flag:
-        return await self._aset(State.KILLED, thread, agent, reason, by)
+        return await self._arun(self.set_flow(self._flag(State.KILLED, thread, agent, reason, by)))
+
+    async def aquarantine(self, agent: str, *, reason: str = "", by: str = "") -> Flag:
+        flag = self._flag(State.QUARANTINED, None, agent, reason, by)
+        return await self._arun(self.set_flow(flag))
 
     async def aresume(self, *, thread: str | None = None, agent: str | None = None) -> bool:
-        level, target = _target(thread, agent)
-        removed = await self.store.adelete(_key(level, target))
-        await self.store.acharge(CONTROL_EPOCH, 1, math.inf)
-        return removed
+        return await self._arun(self.resume_flow(*_target(thread, agent)))
 
     async def aflags(self) -> list[Flag]:
-        docs = await self.store.ascan(CONTROL_PREFIX)
-        return sorted((Flag.from_doc(d) for d in docs.values()), key=lambda f: f.at)
+        return _sorted(await self.store.ascan(CONTROL_PREFIX))
 
     def _flag(
         self, state: State, thread: str | None, agent: str | None, reason: str, by: str
@@ -179,26 +192,69 @@ class Controls:
         level, target = _target(thread, agent)
         return Flag(level, target, state, reason=reason, by=by, at=self.clock())
 
-    def _set(
-        self, state: State, thread: str | None, agent: str | None, reason: str, by: str
-    ) -> Flag:
-        flag = self._flag(state, thread, agent, reason, by)
-        self.store.put(flag.key, flag.to_doc())
-        self.store.charge(CONTROL_EPOCH, 1, math.inf)
+    # -- flows (store I/O yielded; the Guard's cascade breaker drives them too) ---------------
+
+    def set_flow(self, flag: Flag) -> Generator[_Op, Any, Flag]:
+        """Store ``flag``; a quarantine first takes the agent's grants away (kept in it)."""
+        if flag.state is State.QUARANTINED:
+            old = yield ("get", (flag.key,), {})
+            revoked: dict[str, Any] = {}
+            if isinstance(old, Mapping) and isinstance(old.get("grants"), Mapping):
+                revoked.update(old["grants"])  # quarantined again: keep what was taken
+            docs = yield ("scan", (GRANT_PREFIX,), {})
+            for key, doc in docs.items():
+                if isinstance(doc, Mapping) and doc.get("agent") == flag.target:
+                    revoked[key] = doc
+                    yield ("delete", (key,), {})
+            flag = Flag(flag.level, flag.target, flag.state, flag.reason, flag.by, flag.at, revoked)
+            if revoked:
+                yield ("charge", (EPOCH_KEY, 1, math.inf), {})
+        yield ("put", (flag.key, flag.to_doc()), {})
+        yield ("charge", (CONTROL_EPOCH, 1, math.inf), {})
         return flag
 
-    async def _aset(
-        self, state: State, thread: str | None, agent: str | None, reason: str, by: str
-    ) -> Flag:
-        flag = self._flag(state, thread, agent, reason, by)
-        await self.store.aput(flag.key, flag.to_doc())
-        await self.store.acharge(CONTROL_EPOCH, 1, math.inf)
-        return flag
+    def resume_flow(self, level: Level, target: str) -> Generator[_Op, Any, bool]:
+        key = _key(level, target)
+        old = yield ("get", (key,), {})
+        grants = old.get("grants") if isinstance(old, Mapping) else None
+        if isinstance(grants, Mapping) and grants:
+            for gkey, doc in grants.items():
+                yield ("put", (gkey, doc), {})
+            yield ("charge", (EPOCH_KEY, 1, math.inf), {})
+        removed = yield ("delete", (key,), {})
+        yield ("charge", (CONTROL_EPOCH, 1, math.inf), {})
+        return bool(removed)
+
+    def _run(self, flow: Generator[_Op, Any, _T]) -> _T:
+        store = self.store
+        try:
+            op = next(flow)
+            while True:
+                name, args, kwargs = op
+                op = flow.send(getattr(store, name)(*args, **kwargs))
+        except StopIteration as stop:
+            value: _T = stop.value
+            return value
+
+    async def _arun(self, flow: Generator[_Op, Any, _T]) -> _T:
+        store = self.store
+        try:
+            op = next(flow)
+            while True:
+                name, args, kwargs = op
+                op = flow.send(await getattr(store, "a" + name)(*args, **kwargs))
+        except StopIteration as stop:
+            value: _T = stop.value
+            return value
 
     # -- the check (a sans-IO flow the Guard drives) -------------------------------------
 
-    def flow(self, agent: str, thread_id: str | None) -> Generator[_Op, Any, Decision | None]:
+    def flow(
+        self, agent: str, thread_id: str | None, *, tools: bool = True
+    ) -> Generator[_Op, Any, Decision | None]:
         """The flag that stops a step of ``agent`` on ``thread_id`` as a decision, or None.
+        ``tools``: the step is a tool call or hand-off (a quarantine denies those; it lets
+        the agent's model answer, so the agent can say it is stopped).
 
         One counter read per step; flags are re-read only when an operator changed them.
         """
@@ -228,14 +284,38 @@ class Controls:
             )
             if f is not None
         ]
+        if not tools:
+            found = [f for f in found if f.state is not State.QUARANTINED]
         if not found:
             return None
-        flag = next((f for f in found if f.state is State.KILLED), found[0])
+        flag = min(found, key=lambda f: _SEVERITY[f.state])
         return control_decision(flag, agent)
+
+    def quarantined(self, agent: str) -> Flag | None:
+        """The quarantine of ``agent`` as of the last ``flow`` (no store read)."""
+        flag = self._flags.get(("agent", agent))
+        return flag if flag is not None and flag.state is State.QUARANTINED else None
+
+
+_SEVERITY = {State.KILLED: 0, State.PAUSED: 1, State.QUARANTINED: 2}
+
+
+def _sorted(docs: Mapping[str, Any]) -> list[Flag]:
+    return sorted((Flag.from_doc(d) for d in docs.values()), key=lambda f: f.at)
 
 
 def control_decision(flag: Flag, agent: str) -> Decision:
-    """A kill is a deny; a pause is an ``ask`` only an operator's ``resume`` answers."""
+    """A kill is a deny; a pause is an ``ask`` only an operator's ``resume`` answers; a
+    quarantine denies the agent's tool calls and hand-offs (kind ``"cascade"``: the model
+    reads why, the run goes on)."""
+    if flag.state is State.QUARANTINED:
+        return Decision(
+            Effect.DENY,
+            "quarantine",
+            f"agent {flag.target!r} is quarantined ({flag.describe()}); a person must release it",
+            agent=agent,
+            kind="cascade",
+        )
     if flag.state is State.KILLED:
         return Decision(
             Effect.DENY,

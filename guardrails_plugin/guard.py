@@ -19,6 +19,8 @@ from ._decision import Charge, Decision, Effect
 from ._errors import StoreError
 from ._events import AgentMessage, Event, ModelCall, ToolCall, ToolResult
 from ._grants import EPOCH_KEY, GRANT_PREFIX, Grant, active_rules, check_delegation
+from .cascade import Breaker, CascadeMonitor, Trip
+from .cascade._breaker import TRIP_PREFIX, trips_in
 from .controls import Controls
 from .policy import Policy, Rule
 from .policy._budgets import Measure, MeasureError
@@ -32,6 +34,7 @@ _Op = tuple[str, tuple[Any, ...], dict[str, Any]]
 _Flow = Generator[_Op, Any, Decision]
 _INF = math.inf
 _ALLOW_MODEL = Decision(Effect.ALLOW, "no-rule", "not stopped by the kill switch")
+_ALLOW_MESSAGE = Decision(Effect.ALLOW, "no-rule", "no cascade detected", kind="cascade")
 
 
 def _op(name: str, *args: Any, **kwargs: Any) -> _Op:
@@ -53,6 +56,12 @@ class Guard:
     between processes). ``approver`` is called for ``ask`` decisions outside a LangGraph
     interrupt (sync or async callable taking an ``ApprovalRequest``); without one, ``ask``
     denies. ``listeners`` see every decision.
+
+    ``cascade`` (a ``CascadeMonitor``) watches the messages agents pass each other (the
+    LangGraph adapters report every hand-off; ``check(AgentMessage(...))`` reports one by
+    hand) and the calls the policy denies; when a signal trips, ``breaker`` (default
+    ``Breaker()``) pauses the run, quarantines an agent or stops the run, and records the
+    trip (``trips()``).
     """
 
     def __init__(
@@ -62,10 +71,18 @@ class Guard:
         store: Store | None = None,
         approver: Callable[[ApprovalRequest], Any] | None = None,
         listeners: Iterable[Listener] = (),
+        cascade: CascadeMonitor | None = None,
+        breaker: Breaker | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if not isinstance(policy, Policy):
             raise TypeError(f"Guard needs a Policy, found {type(policy).__name__}")
+        if cascade is not None and not isinstance(cascade, CascadeMonitor):
+            raise TypeError(f"cascade must be a CascadeMonitor, found {type(cascade).__name__}")
+        if breaker is not None and not isinstance(breaker, Breaker):
+            raise TypeError(f"breaker must be a Breaker, found {type(breaker).__name__}")
+        self.cascade = cascade
+        self.breaker = breaker if breaker is not None else Breaker()
         self.policy = policy
         self.store: Store = store if store is not None else MemoryStore()
         self.approver = approver
@@ -82,7 +99,8 @@ class Guard:
         ] = {}
 
     def __repr__(self) -> str:
-        return f"Guard({self.policy!r}, store={self.store!r})"
+        more = "" if self.cascade is None else f", cascade={self.cascade!r}"
+        return f"Guard({self.policy!r}, store={self.store!r}{more})"
 
     # -- checking -------------------------------------------------------------------------
 
@@ -198,6 +216,17 @@ class Guard:
         self._run(self._grants_flow())
         return self._visible(agent, tuple(tools))
 
+    # -- cascades ---------------------------------------------------------------------------
+
+    def trips(self, scope: str | None = None) -> list[Trip]:
+        """The cascade breaker's recorded trips, oldest first (one run's with ``scope``)."""
+        prefix = TRIP_PREFIX if scope is None else f"{TRIP_PREFIX}{scope}/"
+        return trips_in(self.store.scan(prefix))
+
+    async def atrips(self, scope: str | None = None) -> list[Trip]:
+        prefix = TRIP_PREFIX if scope is None else f"{TRIP_PREFIX}{scope}/"
+        return trips_in(await self.store.ascan(prefix))
+
     # -- grants ---------------------------------------------------------------------------
 
     def grant(
@@ -274,7 +303,7 @@ class Guard:
         if isinstance(event, ModelCall):
             return self._model_flow(event)
         if isinstance(event, AgentMessage):
-            return _const(Decision(Effect.ALLOW, "no-rule", "not restricted by this policy"))
+            return self._message_flow(event)
         return _const(
             Decision(
                 Effect.DENY,
@@ -300,8 +329,39 @@ class Guard:
             self._grants_at = now
 
     def _model_flow(self, call: ModelCall) -> _Flow:
-        stop = yield from self.controls.flow(call.agent, call.thread_id)
+        stop = yield from self.controls.flow(call.agent, call.thread_id, tools=False)
         return stop or _ALLOW_MODEL
+
+    def _message_flow(self, msg: AgentMessage, *, checked: bool = False) -> _Flow:
+        """A message between agents: the kill switch for its sender (``checked``: done by
+        the caller), hand-offs to a quarantined agent held, its labels carried into the
+        recipient's run, then the cascade monitor and, if it trips, the breaker."""
+        if not checked:
+            stop = yield from self.controls.flow(msg.sender, msg.thread_id)
+            if stop is not None:
+                return stop
+        held = self.controls.quarantined(msg.recipient)
+        if held is not None:
+            return Decision(
+                Effect.DENY,
+                "quarantine",
+                f"held: {msg.recipient!r} is quarantined ({held.describe()}); send this "
+                "to another agent or wait for a person to release it",
+                agent=msg.sender,
+                kind="cascade",
+            )
+        if msg.labels:
+            yield _op("add_members", _taint_key(msg.scope_key), tuple(sorted(msg.labels)), None)
+        if self.cascade is not None:
+            alarms = self.cascade.observe(msg)
+            if alarms:
+                flow = self.breaker.flow(
+                    alarms, msg.sender, msg.thread_id, self.controls, self.clock()
+                )
+                acted = yield from flow
+                if acted is not None:
+                    return acted
+        return _ALLOW_MESSAGE
 
     def _call_flow(self, call: ToolCall) -> _Flow:
         policy = self.policy
@@ -315,6 +375,10 @@ class Guard:
         if bucket.needs_taint:
             tainted = yield _op("members", _taint_key(call.scope_key))
         decision = policy.evaluate(call, tainted, extra)
+        if self.cascade is not None or call.message is not None:
+            contained = yield from self._cascade_call_flow(call, decision)
+            if contained is not None:
+                return _replace(contained, tool=call.tool)
         if decision.effect is Effect.DENY or not bucket.budgets:
             return decision
         now = self.clock()
@@ -364,6 +428,30 @@ class Guard:
             kind=decision.kind,
             charges=tuple(charges),
         )
+
+    def _cascade_call_flow(
+        self, call: ToolCall, decision: Decision
+    ) -> Generator[_Op, Any, Decision | None]:
+        """What the cascade monitor makes of a call the policy decided: a denial is
+        remembered (escalation), a permitted call may be a denied one coming back through
+        another agent, and a permitted hand-off is a message the monitor sees."""
+        monitor = self.cascade
+        if decision.effect is Effect.DENY:
+            if monitor is not None and decision.kind in ("rule", "grant"):
+                monitor.observe_call(call, denied=True)
+            return None
+        alarms = monitor.observe_call(call, denied=False) if monitor is not None else ()
+        if alarms:
+            acted = yield from self.breaker.flow(
+                alarms, call.agent, call.thread_id, self.controls, self.clock()
+            )
+            if acted is not None:
+                return acted
+        if call.message is not None:
+            said = yield from self._message_flow(call.message, checked=True)
+            if said is not _ALLOW_MESSAGE:
+                return said
+        return None
 
     def _result_flow(self, result: ToolResult) -> _Flow:
         policy = self.policy

@@ -5,28 +5,48 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
+from typing import Any
 
-from .._events import AgentMessage
+from .._events import AgentMessage, ToolCall
 from ._cycles import Cycles
 from ._depth import Depth
+from ._escalation import Escalation
 from ._replication import Replication
 from ._signals import Alarm, Observed, Signal, Tracker
 from ._storms import Storms
 
 
 def default_signals() -> list[Signal]:
-    """``Cycles()``, ``Storms()``, ``Replication()``, ``Depth()`` with their defaults.
+    """``Cycles()``, ``Storms()``, ``Replication()``, ``Escalation()``, ``Depth()`` with
+    their defaults.
 
     Cycles and Replication share one sketch per message (same ``num_perm`` and shingle)."""
-    return [Cycles(), Storms(), Replication(), Depth()]
+    return [Cycles(), Storms(), Replication(), Escalation(), Depth()]
+
+
+_SEEN_IDS = 512
 
 
 class _Scope:
-    __slots__ = ("count", "trackers")
+    __slots__ = ("call_trackers", "count", "paths", "seen", "trackers")
 
     def __init__(self, trackers: list[Tracker]) -> None:
         self.count = 0
         self.trackers = trackers
+        self.paths: dict[str, tuple[str, ...]] = {}
+        self.call_trackers: list[Any] = [t for t in trackers if hasattr(t, "observe_call")]
+        self.seen: OrderedDict[str, None] = OrderedDict()
+
+    def first_time(self, key: str | None) -> bool:
+        """False for a message or call id seen recently (a re-run task observing again)."""
+        if key is None:
+            return True
+        if key in self.seen:
+            return False
+        self.seen[key] = None
+        if len(self.seen) > _SEEN_IDS:
+            self.seen.popitem(last=False)
+        return True
 
 
 class CascadeMonitor:
@@ -62,19 +82,63 @@ class CascadeMonitor:
         self._scopes: OrderedDict[str, _Scope] = OrderedDict()
         self._lock = threading.Lock()
 
+    def __repr__(self) -> str:
+        names = ", ".join(s.name for s in self.signals)
+        return f"CascadeMonitor([{names}], scopes={len(self._scopes)})"
+
+    def _scope(self, key: str) -> _Scope:
+        scope = self._scopes.get(key)
+        if scope is None:
+            scope = self._scopes[key] = _Scope([s.track() for s in self.signals])
+            if len(self._scopes) > self.max_scopes:
+                self._scopes.popitem(last=False)
+        else:
+            self._scopes.move_to_end(key)
+        return scope
+
+    def observe_call(self, call: ToolCall, *, denied: bool) -> list[Alarm]:
+        """Feed one decided tool call (``denied``: the policy refused it); return the alarms
+        it trips. Only signals that watch calls (``Escalation``) see it; a call id seen
+        before (a re-run task) counts once."""
+        key = call.scope_key
+        with self._lock:
+            scope = self._scopes.get(key) if not denied else self._scope(key)
+            if scope is None or not scope.call_trackers:
+                return []
+            if call.call_id is not None and not scope.first_time("call:" + call.call_id):
+                return []
+            alarms = []
+            for tracker in scope.call_trackers:
+                alarm = tracker.observe_call(call, denied, key, max(scope.count - 1, 0))
+                if alarm is not None:
+                    alarms.append(alarm)
+            return alarms
+
+    def provenance(self, scope: str, agent: str) -> tuple[str, ...]:
+        """The delegation chain that led to ``agent`` in ``scope``, as the messages seen so
+        far tell it: the ``path`` for a message ``agent`` sends now. Handing work back to an
+        agent already on the chain returns to it (the chain shortens), so a supervisor
+        dispatching to workers in turn stays at depth 1 however long it runs."""
+        with self._lock:
+            scope_ = self._scopes.get(scope)
+            return () if scope_ is None else scope_.paths.get(agent, ())
+
     def observe(self, message: AgentMessage) -> list[Alarm]:
-        """Feed one message; return the alarms it trips (usually none)."""
+        """Feed one message; return the alarms it trips (usually none). A message whose
+        ``id`` was seen recently in its scope (a re-run task) is not counted again."""
         key = message.scope_key
         with self._lock:
-            scope = self._scopes.get(key)
-            if scope is None:
-                scope = self._scopes[key] = _Scope([s.track() for s in self.signals])
-                if len(self._scopes) > self.max_scopes:
-                    self._scopes.popitem(last=False)
-            else:
-                self._scopes.move_to_end(key)
+            scope = self._scope(key)
+            if not scope.first_time(message.id):
+                return []
             seen = Observed(message, scope.count, key)
             scope.count += 1
+            chain = (*message.path, message.sender)
+            if message.recipient in chain:
+                chain = chain[: chain.index(message.recipient)]
+            if len(scope.paths) > _SEEN_IDS and message.recipient not in scope.paths:
+                scope.paths.pop(next(iter(scope.paths)))
+            scope.paths[message.recipient] = chain
             alarms = []
             for tracker in scope.trackers:
                 alarm = tracker.observe(seen)

@@ -35,7 +35,9 @@ class Alarm:
 
     ``at_message`` is the index (from 0) of the message, within its scope, that tripped the
     signal; ``evidence`` lists the messages the verdict rests on, oldest first, the tripping
-    message last.
+    message last. ``culprit`` is the agent a quarantine would isolate: the sender of the
+    tripping message, unless the signal knows better (escalation blames the agent whose
+    denied action came back through another).
     """
 
     signal: str
@@ -44,6 +46,31 @@ class Alarm:
     reason: str
     evidence: tuple[Evidence, ...]
     at_message: int
+    culprit: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.culprit and self.evidence:
+            object.__setattr__(self, "culprit", self.evidence[-1].message.sender)
+
+    def to_doc(self) -> dict[str, Any]:
+        """A JSON document for the breaker's trip record (message texts cut to 500 chars)."""
+        return {
+            "signal": self.signal,
+            "scope": self.scope,
+            "agents": list(self.agents),
+            "culprit": self.culprit,
+            "reason": self.reason,
+            "at_message": self.at_message,
+            "evidence": [
+                {
+                    "index": e.index,
+                    "sender": e.message.sender,
+                    "recipient": e.message.recipient,
+                    "content": e.message.content[:500],
+                }
+                for e in self.evidence
+            ],
+        }
 
     @property
     def messages(self) -> tuple[AgentMessage, ...]:
@@ -75,7 +102,10 @@ class Observed:
 
 
 class Tracker(Protocol):
-    """One signal's state for one scope. ``observe`` must cost amortized O(1) per message."""
+    """One signal's state for one scope. ``observe`` must cost amortized O(1) per message.
+
+    A tracker that also watches tool calls (``Escalation``) has an ``observe_call(call,
+    denied, tick)`` method; the monitor feeds it every decided call of its scope."""
 
     def observe(self, seen: Observed) -> Alarm | None: ...
 

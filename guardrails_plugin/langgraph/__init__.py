@@ -5,6 +5,7 @@
 
     builder.add_node("tools", GuardedToolNode(tools, guard))
     builder.add_node("researcher", guard_node(researcher, guard))
+    graph.invoke(inputs, {"callbacks": [CascadeWatcher(guard)]})  # a graph you cannot change
 """
 
 from __future__ import annotations
@@ -20,9 +21,11 @@ from ._approvals import PendingApproval, aanswer_with, answer, answer_with, appr
 from ._nodes import HANDOFF_TOOL, GuardedNode, guard_node
 from ._recovery import Recovery, RollbackReport
 from ._toolnode import GuardedToolNode
+from ._watch import CascadeWatcher
 
 __all__ = [
     "HANDOFF_TOOL",
+    "CascadeWatcher",
     "PendingApproval",
     "Recovery",
     "RollbackReport",

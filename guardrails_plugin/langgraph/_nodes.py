@@ -24,7 +24,19 @@ from langgraph.types import Command, Send
 
 from .._decision import Effect
 from ..guard import Guard
-from ._steps import NODE_AGENT, Approvals, Gate, Where, drivers, hold_key, tool_call, where_in_graph
+from ._steps import (
+    HANDOFFS_SEEN,
+    NODE_AGENT,
+    Approvals,
+    Gate,
+    Where,
+    drivers,
+    handoff_call,
+    hold_key,
+    text_of,
+    tool_call,
+    where_in_graph,
+)
 
 HANDOFF_TOOL = "handoff"
 """The tool name a hand-off is checked as; its argument ``to`` is the target node."""
@@ -83,18 +95,21 @@ class GuardedNode:
         key = hold_key(config, where)
         paused = self._driver.run(self.gate.hold_flow(where.agent, where, key))
         token = NODE_AGENT.set(self.agent) if self.agent else None
+        seen: set[str] = set()
+        seen_token = HANDOFFS_SEEN.set(seen)
         try:
             output = self._inner.invoke(state, _named(config, where.agent))
         except ParentCommand as up:  # a hand-off from inside a subgraph or sub-agent
             command, graph = _from_below(up, config)
-            up.args = (_regraph(self._checked(command, where, config), graph),)
+            up.args = (_regraph(self._checked(command, where, config, seen), graph),)
             if paused and key is not None:
                 self._driver.delete(key)
             raise
         finally:
+            HANDOFFS_SEEN.reset(seen_token)
             if token is not None:
                 NODE_AGENT.reset(token)
-        output = self._checked(output, where, config)
+        output = self._checked(output, where, config, seen)
         if paused and key is not None:
             self._driver.delete(key)
         return output
@@ -104,40 +119,49 @@ class GuardedNode:
         key = hold_key(config, where)
         paused = await self._adriver.arun(self.gate.hold_flow(where.agent, where, key))
         token = NODE_AGENT.set(self.agent) if self.agent else None
+        seen: set[str] = set()
+        seen_token = HANDOFFS_SEEN.set(seen)
         try:
             output = await self._inner.ainvoke(state, _named(config, where.agent))
         except ParentCommand as up:
             command, graph = _from_below(up, config)
-            up.args = (_regraph(await self._achecked(command, where, config), graph),)
+            up.args = (_regraph(await self._achecked(command, where, config, seen), graph),)
             if paused and key is not None:
                 await self._adriver.adelete(key)
             raise
         finally:
+            HANDOFFS_SEEN.reset(seen_token)
             if token is not None:
                 NODE_AGENT.reset(token)
-        output = await self._achecked(output, where, config)
+        output = await self._achecked(output, where, config, seen)
         if paused and key is not None:
             await self._adriver.adelete(key)
         return output
 
     # -- hand-offs ----------------------------------------------------------------------------
 
-    def _checked(self, output: Any, where: Where, config: RunnableConfig) -> Any:
-        return self._driver.run(self._handoffs_flow(output, where, config))
+    def _checked(self, output: Any, where: Where, config: RunnableConfig, seen: set[str]) -> Any:
+        return self._driver.run(self._handoffs_flow(output, where, config, seen))
 
-    async def _achecked(self, output: Any, where: Where, config: RunnableConfig) -> Any:
-        return await self._adriver.arun(self._handoffs_flow(output, where, config))
+    async def _achecked(
+        self, output: Any, where: Where, config: RunnableConfig, seen: set[str]
+    ) -> Any:
+        return await self._adriver.arun(self._handoffs_flow(output, where, config, seen))
 
     def _handoffs_flow(
-        self, output: Any, where: Where, config: RunnableConfig
+        self, output: Any, where: Where, config: RunnableConfig, seen: set[str]
     ) -> Generator[Any, Any, Any]:
-        """Stamp the node's name on its messages and check each hand-off in ``output``."""
+        """Stamp the node's name on its messages and check each hand-off in ``output``:
+        the policy (tool ``handoff``) and, unless a hand-off tool inside the node already
+        reported it (``seen``), the cascade monitor (the message it carries)."""
         output = _stamp(output, where.agent)
         if not self.check_handoffs:
             return output
         denied: set[int] = set()
-        for i, (target, graph) in enumerate(_targets(output)):
+        for i, (target, graph, said) in enumerate(_targets(output)):
             call = self._handoff(target, graph, i, where, config)
+            if target not in seen:
+                call = handoff_call(call, target, said, self.guard)
             decision, _ = yield from self.gate.decide_flow(call, where)
             if not decision.allowed:
                 if (
@@ -217,21 +241,40 @@ def _regraph(command: Any, graph: Any) -> Any:
     return Command(graph=graph, update=command.update, resume=command.resume, goto=command.goto)
 
 
-def _targets(output: Any) -> list[tuple[str, str | None]]:
-    """Every node ``output`` hands off to: ``(target, "parent" or None)``."""
-    found: list[tuple[str, str | None]] = []
+def _targets(output: Any) -> list[tuple[str, str | None, str]]:
+    """Every node ``output`` hands off to: ``(target, "parent" or None, what it says)``."""
+    found: list[tuple[str, str | None, str]] = []
     for item in _items(output):
         if isinstance(item, Send):
-            found.append((item.node, None))
+            found.append((item.node, None, _said(item.arg)))
         elif isinstance(item, Command):
             graph = "parent" if item.graph == Command.PARENT else None
             gotos = item.goto if isinstance(item.goto, list | tuple) else [item.goto]
+            said = _said(item.update)
             for g in gotos:
                 if isinstance(g, Send):
-                    found.append((g.node, graph))
+                    found.append((g.node, graph, _said(g.arg) or said))
                 elif _handoff_target(g):
-                    found.append((g, graph))
+                    found.append((g, graph, said))
     return found
+
+
+_MAX_SAID = 8192
+
+
+def _said(payload: Any) -> str:
+    """The text a hand-off passes on: its last message with text, else the payload itself."""
+    messages = payload.get("messages") if isinstance(payload, Mapping) else payload
+    if isinstance(messages, list):
+        for m in reversed(messages):
+            text = text_of(m)
+            if text:
+                return text[:_MAX_SAID]
+    if payload is None or payload == ():
+        return ""
+    if isinstance(payload, str):
+        return payload[:_MAX_SAID]
+    return repr(payload)[:_MAX_SAID]
 
 
 def _handoff_target(goto: Any) -> TypeGuard[str]:

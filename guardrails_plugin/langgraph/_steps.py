@@ -37,7 +37,7 @@ from langgraph.types import Command, interrupt
 
 from .._approvals import ApprovalRequest
 from .._decision import Decision, Effect
-from .._events import DEFAULT_AGENT, ModelCall, ToolCall, ToolResult
+from .._events import DEFAULT_AGENT, AgentMessage, ModelCall, ToolCall, ToolResult
 from ..guard import Guard
 
 if TYPE_CHECKING:
@@ -63,6 +63,17 @@ GUARDED_CALL: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 )
 """The id of the tool call a guard adapter decided and is running now: a callback handler
 seeing that call start leaves it alone (it is decided once, by the choke point)."""
+
+HANDOFFS_SEEN: contextvars.ContextVar[set[str] | None] = contextvars.ContextVar(
+    "guardrails_handoffs_seen", default=None
+)
+"""Set by ``guard_node`` while its node runs: hand-off tools decided inside the node add
+their destination, so the node does not report the same hand-off to the cascade monitor
+a second time when it surfaces as the node's ``Command``."""
+
+HANDOFF_DESTINATION = "__handoff_destination"
+"""Tool metadata naming the agent a hand-off tool transfers to (langgraph-supervisor,
+langgraph-swarm, and anyone's own tools that set it)."""
 
 NODE_AGENT: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "guardrails_node_agent", default=None
@@ -135,6 +146,83 @@ def caller_name(state: Any, call_id: str | None) -> str | None:
         if isinstance(m, AIMessage) and any(tc.get("id") == call_id for tc in m.tool_calls):
             return m.name or None
     return None
+
+
+def handoff_call(
+    call: ToolCall, recipient: str, content: str, guard: Guard, message_id: str | None = None
+) -> ToolCall:
+    """``call`` carrying the message it hands to ``recipient``: the guard's cascade monitor
+    sees it (with its provenance) when the call is checked."""
+    monitor = guard.cascade
+    path = monitor.provenance(call.scope_key, call.agent) if monitor is not None else ()
+    message = AgentMessage(
+        call.agent,
+        recipient,
+        content,
+        run_id=call.run_id,
+        thread_id=call.thread_id,
+        step=call.step,
+        path=path,
+        id=message_id or call.call_id,
+    )
+    return ToolCall(
+        call.tool,
+        call.args if call.readable else call.raw_args,
+        agent=call.agent,
+        call_id=call.call_id,
+        run_id=call.run_id,
+        thread_id=call.thread_id,
+        step=call.step,
+        message=message,
+    )
+
+
+def destination(tool: Any) -> str | None:
+    """The agent a hand-off tool transfers to, from its metadata; None for other tools."""
+    meta = getattr(tool, "metadata", None)
+    target = meta.get(HANDOFF_DESTINATION) if isinstance(meta, Mapping) else None
+    return target if isinstance(target, str) and target else None
+
+
+def text_of(message: Any) -> str:
+    """The text of a message (string content, or the text parts of a list)."""
+    content = getattr(message, "content", message)
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return " ".join(
+            p if isinstance(p, str) else str(p.get("text", ""))
+            for p in content
+            if isinstance(p, str) or (isinstance(p, Mapping) and p.get("type") == "text")
+        )
+    return ""
+
+
+def said_with(state: Any, call_id: str | None) -> str:
+    """What the AI message that made tool call ``call_id`` says: its text, else its call."""
+    messages = state.get("messages") if isinstance(state, Mapping) else state
+    if not isinstance(messages, list):
+        messages = getattr(state, "messages", None)
+        if not isinstance(messages, list):
+            return ""
+    for m in reversed(messages):
+        if isinstance(m, AIMessage):
+            for tc in m.tool_calls:
+                if tc.get("id") == call_id:
+                    return text_of(m) or f"{tc.get('name')}({tc.get('args')})"
+    return ""
+
+
+def with_destination(call: ToolCall, tool: Any, state: Any, guard: Guard) -> ToolCall:
+    """``call`` as a hand-off when ``tool`` is a hand-off tool, else unchanged. Marks the
+    destination seen for an enclosing ``guard_node``."""
+    target = destination(tool)
+    if target is None:
+        return call
+    seen = HANDOFFS_SEEN.get()
+    if seen is not None:
+        seen.add(target)
+    return handoff_call(call, target, said_with(state, call.call_id), guard)
 
 
 def tool_call(tc: Mapping[str, Any], where: Where) -> ToolCall:
@@ -813,14 +901,18 @@ def deferring_drivers(gate: Gate) -> tuple[_Driver, _AsyncDriver]:
 # -- one call through a ToolNode hook ---------------------------------------------------------
 
 
-def locate(request: ToolCallRequest, agent: str | None) -> tuple[ToolCall, Where]:
-    """The guard's view of a ToolNode request: the call and where it happens."""
+def locate(request: ToolCallRequest, agent: str | None, guard: Guard) -> tuple[ToolCall, Where]:
+    """The guard's view of a ToolNode request: the call (a hand-off, when the tool is one)
+    and where it happens."""
     tc = request.tool_call
     runtime = request.runtime
     config = getattr(runtime, "config", None) or {}
     named = None if agent else caller_name(request.state, tc.get("id"))
     where = where_in_graph(agent, config, runtime, messages_agent=named)
-    return tool_call(tc, where), where
+    call = tool_call(tc, where)
+    if request.tool is not None and HANDOFF_DESTINATION in (request.tool.metadata or {}):
+        call = with_destination(call, request.tool, request.state, guard)
+    return call, where
 
 
 def apply(
@@ -859,7 +951,7 @@ def run_call(
 ) -> ToolOutput:
     """Decide (unless ``decided``), run at most once, record. The sync path."""
     if decided is None:
-        call, where = locate(request, agent)
+        call, where = locate(request, agent, gate.guard)
         replayed: ToolOutput | None = driver.run(gate.replay_flow(call, where))
         if replayed is not None:
             return replayed
@@ -895,7 +987,7 @@ async def arun_call(
 ) -> ToolOutput:
     """The async twin of :func:`run_call`."""
     if decided is None:
-        call, where = locate(request, agent)
+        call, where = locate(request, agent, gate.guard)
         replayed: ToolOutput | None = await driver.arun(gate.replay_flow(call, where))
         if replayed is not None:
             return replayed

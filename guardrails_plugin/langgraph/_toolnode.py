@@ -19,6 +19,7 @@ from langgraph.types import Command
 from .._events import ToolCall
 from ..guard import Guard
 from ._steps import (
+    HANDOFF_DESTINATION,
     ON_DENY,
     Approvals,
     Gate,
@@ -34,6 +35,7 @@ from ._steps import (
     run_call,
     tool_call,
     where_in_graph,
+    with_destination,
 )
 
 if TYPE_CHECKING:
@@ -220,7 +222,11 @@ class GuardedToolNode(ToolNode):
     ) -> tuple[Any, Any]:
         named = None if self.agent else caller_name(input, tc.get("id"))
         where = where_in_graph(self.agent, config, runtime, messages_agent=named)
-        return tool_call(tc, where), where
+        call = tool_call(tc, where)
+        tool = self.tools_by_name.get(call.tool)
+        if tool is not None and HANDOFF_DESTINATION in (tool.metadata or {}):
+            call = with_destination(call, tool, input, self.gate.guard)
+        return call, where
 
     # -- one call: the ToolNode hook ---------------------------------------------------------
 

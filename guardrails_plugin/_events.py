@@ -99,9 +99,13 @@ class AgentMessage:
 
     Provenance: ``path`` is the chain of agents the work passed through before ``sender``
     (delegation depth is ``len(path)``), ``run_id`` / ``thread_id`` the run. ``id``, when
-    given, makes observing the same message twice (a re-run task) count once. ``labels``
-    are the data-flow labels the content carries (the untrusted sources it came from): the
-    guard adds them to the recipient's run, so sink rules see them there.
+    given, makes observing the same message twice (a re-run task) count once.
+
+    Taint across runs: ``run_id`` / ``thread_id`` are the run the message lands in. When the
+    sender works in another run (agents in separate threads, graphs or processes), set
+    ``origin`` to the sender's run (its thread id, else run id): the guard carries that
+    run's data-flow labels (the untrusted sources its content came from) into the
+    recipient's run, so sink rules see them there. ``labels`` adds labels explicitly.
     """
 
     sender: str
@@ -113,6 +117,7 @@ class AgentMessage:
     path: tuple[str, ...] = ()
     id: str | None = None
     labels: frozenset[str] = frozenset()
+    origin: str | None = None
 
     @property
     def scope_key(self) -> str:

@@ -216,7 +216,15 @@ class Guard:
         self._run(self._grants_flow())
         return self._visible(agent, tuple(tools))
 
-    # -- cascades ---------------------------------------------------------------------------
+    # -- cascades and taint ------------------------------------------------------------------
+
+    def labels(self, scope: str) -> frozenset[str]:
+        """The data-flow labels of a run (thread id, else run id): the untrusted sources
+        whose content entered it, directly or in messages from other runs."""
+        return frozenset(self.store.members(_taint_key(scope)))
+
+    async def alabels(self, scope: str) -> frozenset[str]:
+        return frozenset(await self.store.amembers(_taint_key(scope)))
 
     def trips(self, scope: str | None = None) -> list[Trip]:
         """The cascade breaker's recorded trips, oldest first (one run's with ``scope``)."""
@@ -350,8 +358,11 @@ class Guard:
                 agent=msg.sender,
                 kind="cascade",
             )
-        if msg.labels:
-            yield _op("add_members", _taint_key(msg.scope_key), tuple(sorted(msg.labels)), None)
+        labels = set(msg.labels)
+        if msg.origin is not None and msg.origin != msg.scope_key:
+            labels.update((yield _op("members", _taint_key(msg.origin))))
+        if labels:
+            yield _op("add_members", _taint_key(msg.scope_key), tuple(sorted(labels)), None)
         if self.cascade is not None:
             alarms = self.cascade.observe(msg)
             if alarms:

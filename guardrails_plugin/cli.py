@@ -4,8 +4,11 @@ and, for operators, the kill switch and the approvals waiting in a store::
     guardrails-plugin pause  --store guard.db --thread ticket-42 --reason "looping" --by alice
     guardrails-plugin kill   --store guard.db --agent researcher
     guardrails-plugin resume --store guard.db --thread ticket-42
+    guardrails-plugin quarantine --store guard.db --agent scraper --reason "spreading"
+    guardrails-plugin resume --store guard.db --agent scraper   # releases it, grants back
     guardrails-plugin flags  --store guard.db
     guardrails-plugin pending --store guard.db
+    guardrails-plugin trips  --store guard.db [--scope ticket-42]
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import yaml
 
 from ._errors import PolicyError
 from ._events import ToolCall
+from .cascade._breaker import TRIP_PREFIX, trips_in
 from .controls import Controls
 from .policy import Policy
 from .store import Store, open_store
@@ -87,8 +91,11 @@ def _control(args: argparse.Namespace) -> int:
             where = _where(args)
             print(f"{where}: {'lifted' if lifted else 'nothing to lift'}")
             return 0 if lifted else 4
-        verb = controls.pause if args.command == "pause" else controls.kill
-        flag = verb(thread=args.thread, agent=args.agent, reason=args.reason, by=args.by)
+        if args.command == "quarantine":
+            flag = controls.quarantine(args.agent, reason=args.reason, by=args.by)
+        else:
+            verb = controls.pause if args.command == "pause" else controls.kill
+            flag = verb(thread=args.thread, agent=args.agent, reason=args.reason, by=args.by)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -107,7 +114,7 @@ def _where(args: argparse.Namespace) -> str:
 def _flags(args: argparse.Namespace) -> int:
     flags = Controls(_store(args.store)).flags()
     if not flags:
-        print("no pause or kill in force")
+        print("no pause, kill or quarantine in force")
     for f in flags:
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(f.at))
         print(f"{when}  {f.describe()}")
@@ -131,6 +138,26 @@ def _pending(args: argparse.Namespace) -> int:
             f"{when}  thread {thread}  call {call_id}  {asked.get('agent')} -> "
             f"{asked.get('tool')}  rule {asked.get('rule')}: {asked.get('reason')}"
         )
+    return 0
+
+
+def _trips(args: argparse.Namespace) -> int:
+    prefix = TRIP_PREFIX if args.scope is None else f"{TRIP_PREFIX}{args.scope}/"
+    trips = trips_in(_store(args.store).scan(prefix))
+    if not trips:
+        print("no cascade trip recorded")
+    for t in trips:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t.at))
+        print(
+            f"{when}  {t.scope}  {t.signal} at message {t.at_message} -> {t.response} "
+            f"(culprit {t.culprit}): {t.reason}"
+        )
+        if args.verbose:
+            for e in t.evidence:
+                text = " ".join(str(e.get("content", "")).split())
+                print(
+                    f"    #{e.get('index')} {e.get('sender')} -> {e.get('recipient')}: {text[:100]}"
+                )
     return 0
 
 
@@ -160,7 +187,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for verb, text in (
         ("pause", "pause a thread, an agent or everything at its next guarded step"),
         ("kill", "kill a thread, an agent or everything at its next guarded step"),
-        ("resume", "lift a pause or kill"),
+        ("resume", "lift a pause, kill or quarantine"),
     ):
         p = sub.add_parser(verb, help=text)
         p.add_argument("--store", required=True, help="SQLite file (or store URL) the guards use")
@@ -172,13 +199,30 @@ def main(argv: Sequence[str] | None = None) -> int:
             p.add_argument("--by", default=_me(), help="who (default: your user name)")
         p.set_defaults(func=_control)
 
-    p = sub.add_parser("flags", help="list the pauses and kills in force")
+    p = sub.add_parser(
+        "quarantine",
+        help="isolate one agent: grants revoked, its calls and hand-offs denied (resume lifts)",
+    )
+    p.add_argument("--store", required=True, help="SQLite file (or store URL) the guards use")
+    p.add_argument("--agent", required=True)
+    p.add_argument("--thread", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--reason", default="")
+    p.add_argument("--by", default=_me(), help="who (default: your user name)")
+    p.set_defaults(func=_control)
+
+    p = sub.add_parser("flags", help="list the pauses, kills and quarantines in force")
     p.add_argument("--store", required=True)
     p.set_defaults(func=_flags)
 
     p = sub.add_parser("pending", help="list the approvals guarded graphs are waiting for")
     p.add_argument("--store", required=True)
     p.set_defaults(func=_pending)
+
+    p = sub.add_parser("trips", help="list the cascade breaker's trips")
+    p.add_argument("--store", required=True)
+    p.add_argument("--scope", default=None, help="one thread (or run) only")
+    p.add_argument("-v", "--verbose", action="store_true", help="also print the evidence")
+    p.set_defaults(func=_trips)
 
     args = parser.parse_args(argv)
     return int(args.func(args))

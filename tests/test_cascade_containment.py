@@ -36,7 +36,11 @@ from guardrails_plugin import (
 )
 from guardrails_plugin.cascade import Breaker, CascadeMonitor, Cycles, Depth, Escalation, Storms
 from guardrails_plugin.cli import main as cli
-from guardrails_plugin.langgraph import CascadeWatcher, GuardedToolNode, guard_node
+from guardrails_plugin.langgraph import (
+    CascadeWatcher,
+    GuardedToolNode,
+    guard_node,
+)
 
 LOOPED = "Please double-check the totals in the attached invoice before we pay it, thank you. "
 

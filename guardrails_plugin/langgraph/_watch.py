@@ -9,6 +9,12 @@ agent is quarantined — the watcher raises before the node runs (``RunPaused``,
 ``RunKilled``, ``ToolCallDenied``), and the run ends with that exception. The thread's
 checkpoint stays at the step before: once a person lifted the pause,
 ``graph.invoke(None, config)`` goes on from there.
+
+One watcher serves sync and async runs: its hooks run inline (``run_inline``), so the stop
+happens before the node in both. It is deliberately not an ``AsyncCallbackHandler``: in a
+sync run LangChain logs and swallows the exceptions of coroutine hooks, which would let a
+stopped run go on. Its checks are the guard's sync store calls (microseconds on the
+in-memory and SQLite stores).
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from uuid import UUID
 
 from langchain_core.callbacks import BaseCallbackHandler
 
-from .._events import AgentMessage, ModelCall
+from .._events import AgentMessage, Event, ModelCall
 from ..guard import Guard
 from ._nodes import _said
 
@@ -74,6 +80,49 @@ class CascadeWatcher(BaseCallbackHandler):
             return False
         return self.agents is None or node in self.agents
 
+    def _arrivals(
+        self,
+        inputs: Any,
+        run_id: UUID,
+        parent_run_id: UUID | None,
+        metadata: Mapping[str, Any] | None,
+        name: Any,
+    ) -> list[Event]:
+        """What a node start means for the guard: the messages of the nodes that finished
+        in the step before, handing work to it, then the node's own kill-switch check."""
+        meta = metadata or {}
+        node = meta.get("langgraph_node")
+        ns = str(meta.get("langgraph_checkpoint_ns") or "")
+        if not isinstance(node, str) or name != node or "|" in ns:
+            return []  # not a node of the top-level graph
+        if not self._is_agent(node):
+            return []
+        thread = meta.get("thread_id")
+        scope = str(thread) if thread is not None else f"run:{parent_run_id or run_id}"
+        step = meta.get("langgraph_step")
+        step = step if isinstance(step, int) else 0
+        with self._lock:
+            self._nodes[run_id] = (scope, node)
+            senders = list(self._run(scope, step).previous)
+        thread_id = None if thread is None else str(thread)
+        monitor = self.guard.cascade
+        said = _said(inputs)
+        events: list[Event] = [
+            AgentMessage(
+                sender,
+                node,
+                said,
+                run_id=None if thread is not None else scope[4:],
+                thread_id=thread_id,
+                step=step,
+                path=monitor.provenance(scope, sender) if monitor is not None else (),
+                id=f"{ns or node}<-{sender}",
+            )
+            for sender in senders
+        ]
+        events.append(ModelCall(agent=node, thread_id=thread_id, step=step))
+        return events
+
     def on_chain_start(
         self,
         serialized: Mapping[str, Any] | None,
@@ -85,42 +134,10 @@ class CascadeWatcher(BaseCallbackHandler):
         metadata: Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
-        meta = metadata or {}
-        node = meta.get("langgraph_node")
-        ns = str(meta.get("langgraph_checkpoint_ns") or "")
-        if not isinstance(node, str) or kwargs.get("name") != node or "|" in ns:
-            return  # not a node of the top-level graph
-        if not self._is_agent(node):
-            return
-        thread = meta.get("thread_id")
-        scope = str(thread) if thread is not None else f"run:{parent_run_id or run_id}"
-        step = meta.get("langgraph_step")
-        step = step if isinstance(step, int) else 0
-        with self._lock:
-            self._nodes[run_id] = (scope, node)
-            run = self._run(scope, step)
-            senders = list(run.previous)
-        thread_id = None if thread is None else str(thread)
-        monitor = self.guard.cascade
-        said = _said(inputs)
-        for sender in senders:
-            path = monitor.provenance(scope, sender) if monitor is not None else ()
-            message = AgentMessage(
-                sender,
-                node,
-                said,
-                run_id=None if thread is not None else scope[4:],
-                thread_id=thread_id,
-                step=step,
-                path=path,
-                id=f"{ns or node}<-{sender}",
-            )
-            decision = self.guard.check(message)
+        for event in self._arrivals(inputs, run_id, parent_run_id, metadata, kwargs.get("name")):
+            decision = self.guard.check(event)
             if not decision.allowed:
                 raise decision.error()
-        stop = self.guard.check(ModelCall(agent=node, thread_id=thread_id, step=step))
-        if not stop.allowed:
-            raise stop.error()
 
     def on_chain_end(self, outputs: Any, *, run_id: UUID, **kwargs: Any) -> None:
         with self._lock:

@@ -61,6 +61,8 @@ class Decision:
     response: str | None = None
     kind: str = "rule"
     charges: tuple[Charge, ...] = field(default=(), repr=False, compare=False)
+    approver: str | None = None
+    """Who answered, for a decision a person made (approve, edit, reject, respond)."""
 
     def __post_init__(self) -> None:
         if self.args is not None and not isinstance(self.args, MappingProxyType):
@@ -120,6 +122,7 @@ class Decision:
             "response": self.response,
             "kind": self.kind,
             "charges": [[c.key, c.amount, c.window, c.at, list(c.members)] for c in self.charges],
+            "approver": self.approver,
         }
 
     @classmethod
@@ -137,4 +140,5 @@ class Decision:
                 Charge(str(k), float(a), None if w is None else float(w), float(t), tuple(m))
                 for k, a, w, t, m in doc.get("charges", ())
             ),
+            approver=doc.get("approver"),
         )

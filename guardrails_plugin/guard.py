@@ -507,7 +507,12 @@ class Guard:
             yield from self._refund_flow(asked.charges)
             return answer
         who = f" by {answer.approver}" if answer.approver else ""
-        common: dict[str, Any] = {"tool": call.tool, "agent": call.agent, "kind": "approval"}
+        common: dict[str, Any] = {
+            "tool": call.tool,
+            "agent": call.agent,
+            "kind": "approval",
+            "approver": answer.approver or None,
+        }
         if limits is not None and answer.answer not in limits.answers:
             yield from self._refund_flow(asked.charges)
             possible = ", ".join(str(a) for a in limits.answers)
@@ -522,7 +527,11 @@ class Guard:
             )
         if answer.answer is Answer.APPROVE:
             return _replace(
-                asked, effect=Effect.ALLOW, reason=f"approved{who}: {asked.reason}", kind="approval"
+                asked,
+                effect=Effect.ALLOW,
+                reason=f"approved{who}: {asked.reason}",
+                kind="approval",
+                approver=answer.approver or None,
             )
         yield from self._refund_flow(asked.charges)
         if answer.answer is Answer.REJECT:
@@ -633,6 +642,7 @@ def _replace(decision: Decision, **changes: Any) -> Decision:
         response=changes.get("response", d.response),
         kind=changes.get("kind", d.kind),
         charges=changes.get("charges", d.charges),
+        approver=changes.get("approver", d.approver),
     )
 
 

@@ -200,6 +200,20 @@ class Policy:
 
     # -- plain data -----------------------------------------------------------------------
 
+    @property
+    def digest(self) -> str:
+        """A SHA-256 of the policy's plain data (``to_dict``): two policies with the same
+        digest decide alike. Audit records carry ``version`` and the digest's first 12 hex
+        digits, so a record says exactly which policy decided."""
+        found: str | None = self.__dict__.get("_digest")
+        if found is None:
+            import hashlib
+            import json
+
+            text = json.dumps(self.to_dict(), sort_keys=True, default=str, ensure_ascii=False)
+            found = self.__dict__["_digest"] = hashlib.sha256(text.encode("utf-8")).hexdigest()
+        return found
+
     def to_dict(self) -> dict[str, Any]:
         """The compiled policy as plain data in the policy-file shape (what ``lint`` prints)."""
         data: dict[str, Any] = {"name": self.name, "version": self.version}

@@ -335,7 +335,7 @@ class Gate:
                     i += 1
                     continue
                 log.append("approval")
-                memo = yield from self._save(key, memo, log, asked=asked, at=asked_at)
+                memo = yield from self._save(key, memo, log, asked=asked, at=asked_at, call=call)
             value = yield ("interrupt", (self._approval_payload(call, asked, asked_at),))
             break
         i += 1  # past the approval
@@ -428,6 +428,7 @@ class Gate:
         asked: Decision | None = None,
         at: float | None = None,
         final: Decision | None = None,
+        call: ToolCall | None = None,
     ) -> Generator[_Op, Any, dict[str, Any] | None]:
         if key is None:
             return memo
@@ -436,6 +437,14 @@ class Gate:
         if asked is not None:
             doc["asked"] = asked.to_doc()
             doc["at"] = at
+        if call is not None:  # what waits, for operators reading the store (CLI, dashboard)
+            doc["call"] = {
+                "tool": call.tool,
+                "args": _jsonable(dict(call.args)),
+                "agent": call.agent,
+                "call_id": call.call_id,
+                "thread_id": call.thread_id,
+            }
         if final is not None:
             doc["final"] = final.to_doc()
         yield ("put", (key, doc))
@@ -588,6 +597,17 @@ def hold_key(config: Mapping[str, Any], where: Where) -> str | None:
     if not task:
         return None
     return f"{PENDING_PREFIX}{where.thread_id or where.run_id or '-'}/node:{task}"
+
+
+def _jsonable(value: Any) -> Any:
+    """``value`` if JSON can hold it, else its ``repr`` (the store keeps JSON documents)."""
+    import json
+
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        return repr(value)
+    return value
 
 
 def _pending_key(call: ToolCall) -> str:

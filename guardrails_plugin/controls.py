@@ -327,7 +327,8 @@ def control_decision(flag: Flag, agent: str) -> Decision:
     return Decision(
         Effect.ASK,
         "pause",
-        f"paused by an operator ({flag.describe()}); lift the pause and resume the run",
+        f"paused by {'an operator' if flag.by != 'cascade-breaker' else 'the cascade breaker'} "
+        f"({flag.describe()}); lift the pause and resume the run",
         agent=agent,
         kind="control",
     )

@@ -81,7 +81,11 @@ class ScriptedChatModel(BaseChatModel):
             return AIMessage(content="(script finished)")
         turn = self.script[i]
         if isinstance(turn, AIMessage):
-            return turn
+            # a copy: LangChain writes an id on the message it returns, and a message object
+            # used twice in a script would otherwise come back with the same id (and
+            # replace the earlier one in the graph's state). Tool-call ids are kept: give
+            # each turn its own tool_call(...).
+            return turn.model_copy()
         if isinstance(turn, str):
             return AIMessage(content=turn)
         calls = [turn] if isinstance(turn, dict) else list(turn)

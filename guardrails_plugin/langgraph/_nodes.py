@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Generator, Mapping, Sequence
 from typing import Any, Literal, TypeGuard
 
-from langchain_core.messages import AIMessage
+from langchain_core.messages import AIMessage, ToolMessage
 from langchain_core.runnables import Runnable, RunnableConfig
 from langgraph._internal._runnable import RunnableCallable
 from langgraph.constants import END
@@ -25,6 +25,7 @@ from langgraph.types import Command, Send
 from .._decision import Effect
 from ..guard import Guard
 from ._steps import (
+    HANDOFF_BACK,
     HANDOFFS_SEEN,
     NODE_AGENT,
     Approvals,
@@ -263,13 +264,23 @@ _MAX_SAID = 8192
 
 
 def _said(payload: Any) -> str:
-    """The text a hand-off passes on: its last message with text, else the payload itself."""
+    """The text a hand-off passes on: the last thing an agent or person said in it (tool
+    results and hand-off bookkeeping messages skipped), else the payload itself."""
     messages = payload.get("messages") if isinstance(payload, Mapping) else payload
     if isinstance(messages, list):
+        fallback = ""
         for m in reversed(messages):
             text = text_of(m)
-            if text:
-                return text[:_MAX_SAID]
+            if not text:
+                continue
+            if isinstance(m, ToolMessage) or (getattr(m, "response_metadata", None) or {}).get(
+                HANDOFF_BACK
+            ):
+                fallback = fallback or text
+                continue
+            return text[:_MAX_SAID]
+        if fallback:
+            return fallback[:_MAX_SAID]
     if payload is None or payload == ():
         return ""
     if isinstance(payload, str):

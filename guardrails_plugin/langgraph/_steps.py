@@ -35,9 +35,9 @@ from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from langgraph.prebuilt.tool_node import ToolCallRequest
 from langgraph.types import Command, interrupt
 
-from .._approvals import ApprovalRequest
+from .._approvals import Answer, Approval, ApprovalRequest
 from .._decision import Decision, Effect
-from .._events import DEFAULT_AGENT, AgentMessage, ModelCall, ToolCall, ToolResult
+from .._events import DEFAULT_AGENT, AgentMessage, Event, ModelCall, ToolCall, ToolResult
 from ..guard import Guard
 
 if TYPE_CHECKING:
@@ -225,6 +225,65 @@ def with_destination(call: ToolCall, tool: Any, state: Any, guard: Guard) -> Too
     return handoff_call(call, target, said_with(state, call.call_id), guard)
 
 
+HANDOFF_BACK = "__is_handoff_back"
+"""Response metadata langgraph-supervisor puts on the message pair it adds when a worker's
+turn ends and control goes back to the supervisor (over a plain edge, not a tool call)."""
+_HANDBACK_LOOKBACK = 24
+
+
+def handback(state: Any, call: ToolCall, guard: Guard) -> AgentMessage | None:
+    """The worker's hand-back that gave ``call``'s agent the turn, if the messages show one
+    (langgraph-supervisor's hand-back pair): the cascade monitor must see the answer going
+    back too, or a supervisor/worker loop looks one-way. Looks at the last few messages
+    only; the hand-back's tool-call id makes every report of it count once."""
+    if guard.cascade is None or call.call_id is None:
+        return None
+    messages = state.get("messages") if isinstance(state, Mapping) else state
+    if not isinstance(messages, list):
+        messages = getattr(state, "messages", None)
+        if not isinstance(messages, list):
+            return None
+    lo = max(0, len(messages) - _HANDBACK_LOOKBACK)
+    mine = None
+    for i in range(len(messages) - 1, lo - 1, -1):
+        m = messages[i]
+        if isinstance(m, AIMessage) and any(tc.get("id") == call.call_id for tc in m.tool_calls):
+            mine = i
+            break
+    if mine is None:
+        return None
+    for i in range(mine - 1, lo - 1, -1):
+        m = messages[i]
+        if not isinstance(m, AIMessage):
+            continue
+        if not (m.response_metadata or {}).get(HANDOFF_BACK):
+            if m.name == call.agent:
+                continue  # the agent's own earlier turns since the hand-back
+            return None
+        worker = m.name
+        if not worker or worker == call.agent or not m.tool_calls:
+            return None
+        said = ""
+        for j in range(i - 1, lo - 1, -1):
+            before = messages[j]
+            if isinstance(before, AIMessage) and before.name == worker:
+                said = text_of(before)
+                if said:
+                    break
+        monitor = guard.cascade
+        return AgentMessage(
+            worker,
+            call.agent,
+            said,
+            run_id=call.run_id,
+            thread_id=call.thread_id,
+            step=call.step,
+            path=monitor.provenance(call.scope_key, worker),
+            id=f"handback:{m.tool_calls[0].get('id')}",
+        )
+    return None
+
+
 def tool_call(tc: Mapping[str, Any], where: Where) -> ToolCall:
     args: Any = tc.get("args")
     return ToolCall(
@@ -317,8 +376,10 @@ class Gate:
         i = 0
         while True:
             if i < len(log) and log[i] == "pause":  # replay a pause already answered
-                yield ("interrupt", (_pause_payload(call, None),))
+                value = yield ("interrupt", (_pause_payload(call, None),))
                 i += 1
+                if _refused(value):
+                    return _refusal(call, value), memo is not None
                 continue
             if i < len(log) and log[i] == "approval" and memo is not None:
                 asked = Decision.from_doc(memo["asked"])
@@ -331,8 +392,10 @@ class Gate:
                 if asked.kind == "control":  # paused: wait for an operator
                     log.append("pause")
                     memo = yield from self._save(key, memo, log)
-                    yield ("interrupt", (_pause_payload(call, asked),))
+                    value = yield ("interrupt", (_pause_payload(call, asked),))
                     i += 1
+                    if _refused(value):  # a person looked at the held call and said no
+                        return _refusal(call, value), memo is not None
                     continue
                 log.append("approval")
                 memo = yield from self._save(key, memo, log, asked=asked, at=asked_at, call=call)
@@ -371,6 +434,12 @@ class Gate:
             i += 1
             yield ("interrupt", (_pause_payload(call, stop),))
         return final, key is not None
+
+    def report_flow(self, message: AgentMessage | None) -> Generator[_Op, Any, None]:
+        """Tell the guard about a message seen only now (a worker's hand-back). Its decision
+        is not applied here: the breaker acts through flags, which the next check sees."""
+        if message is not None:
+            yield ("check", (message,))
 
     def hold_flow(self, agent: str, where: Where, key: str | None) -> Generator[_Op, Any, int]:
         """Stop here while the kill switch says so: raise ``RunKilled`` for a kill; for a
@@ -640,6 +709,34 @@ def _replace_tool(decision: Decision, call: ToolCall) -> Decision:
     )
 
 
+def _refused(value: Any) -> bool:
+    """Whether the value a paused call was resumed with refuses it: ``False``, a reject
+    ``Approval``, or ``{"answer": "reject", ...}``. Anything else (``True``, ``None``) lets
+    it go on, re-checked."""
+    if value is False:
+        return True
+    if isinstance(value, Approval):
+        return value.answer is Answer.REJECT
+    return isinstance(value, Mapping) and str(value.get("answer", "")).lower() == "reject"
+
+
+def _refusal(call: ToolCall, value: Any) -> Decision:
+    message = ""
+    if isinstance(value, Approval):
+        message = value.message
+    elif isinstance(value, Mapping):
+        message = str(value.get("message") or "")
+    return Decision(
+        Effect.DENY,
+        "pause",
+        "a person refused the held call" + (f": {message}" if message else ""),
+        tool=call.tool,
+        agent=call.agent,
+        kind="approval",
+        response=message or None,
+    )
+
+
 def _pause_payload(call: ToolCall, decision: Decision | None) -> dict[str, Any]:
     return {
         "type": "paused",
@@ -648,7 +745,10 @@ def _pause_payload(call: ToolCall, decision: Decision | None) -> dict[str, Any]:
         "call_id": call.call_id,
         "thread_id": call.thread_id,
         "reason": decision.reason if decision else "paused by an operator",
-        "resume": "lift the pause (Controls.resume) and resume with Command(resume=True)",
+        "resume": (
+            "lift the pause (Controls.resume) and resume with Command(resume=True); "
+            "Command(resume=False) refuses the held call"
+        ),
     }
 
 
@@ -770,7 +870,7 @@ class _Driver:
     def decide(self, call: ToolCall) -> Decision:
         return self.guard.decide(call)
 
-    def check(self, call: ToolCall) -> Decision:
+    def check(self, call: Event) -> Decision:
         return self.guard.check(call)
 
     def resolve(self, call: ToolCall, asked: Decision, value: Any) -> Decision:
@@ -828,7 +928,7 @@ class _AsyncDriver(_Driver):
     async def adecide(self, call: ToolCall) -> Decision:
         return await self.guard.adecide(call)
 
-    async def acheck(self, call: ToolCall) -> Decision:
+    async def acheck(self, call: Event) -> Decision:
         return await self.guard.acheck(call)
 
     async def aresolve(self, call: ToolCall, asked: Decision, value: Any) -> Decision:
@@ -975,6 +1075,7 @@ def run_call(
         replayed: ToolOutput | None = driver.run(gate.replay_flow(call, where))
         if replayed is not None:
             return replayed
+        driver.run(gate.report_flow(handback(request.state, call, gate.guard)))
         decision, pending = driver.run(gate.decide_flow(call, where))
     else:
         decision, pending, call, where = decided
@@ -1011,6 +1112,7 @@ async def arun_call(
         replayed: ToolOutput | None = await driver.arun(gate.replay_flow(call, where))
         if replayed is not None:
             return replayed
+        await driver.arun(gate.report_flow(handback(request.state, call, gate.guard)))
         decision, pending = await driver.arun(gate.decide_flow(call, where))
     else:
         decision, pending, call, where = decided

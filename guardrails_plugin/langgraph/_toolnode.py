@@ -31,6 +31,7 @@ from ._steps import (
     caller_name,
     deferring_drivers,
     drivers,
+    handback,
     hold_key,
     run_call,
     tool_call,
@@ -184,7 +185,8 @@ class GuardedToolNode(ToolNode):
         decisions)`` (run the step's tools), and returns the step's output."""
         gate = self.gate
         # one kill-switch hold for the step, so that a pause is one interrupt, not one per call
-        _, first = self._locate(tool_calls[0], input, config, runtime)
+        first_call, first = self._locate(tool_calls[0], input, config, runtime)
+        yield ("run", gate.report_flow(handback(input, first_call, gate.guard)))
         hold = hold_key(config, first)
         paused = yield ("run", gate.hold_flow(first.agent, first, hold))
         decided: dict[str, Any] = {}

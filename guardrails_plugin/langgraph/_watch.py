@@ -26,6 +26,7 @@ from typing import Any
 from uuid import UUID
 
 from langchain_core.callbacks import BaseCallbackHandler
+from langgraph.errors import ParentCommand
 
 from .._events import AgentMessage, Event, ModelCall
 from ..guard import Guard
@@ -97,6 +98,11 @@ class CascadeWatcher(BaseCallbackHandler):
             return []  # not a node of the top-level graph
         if not self._is_agent(node):
             return []
+        with self._lock:
+            if parent_run_id in self._nodes:
+                # a compiled subgraph added as the node starts inside it with the same name
+                # and metadata: the same arrival, reported once
+                return []
         thread = meta.get("thread_id")
         scope = str(thread) if thread is not None else f"run:{parent_run_id or run_id}"
         step = meta.get("langgraph_step")
@@ -150,6 +156,10 @@ class CascadeWatcher(BaseCallbackHandler):
                 run.ended.append(node)
 
     def on_chain_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        if isinstance(error, ParentCommand):
+            # a node inside a subgraph handed off to the parent graph: the node is done
+            self.on_chain_end(None, run_id=run_id)
+            return
         with self._lock:
             self._nodes.pop(run_id, None)
 

@@ -1,0 +1,1 @@
+"""A langgraph-swarm travel team guarded by guardrails-plugin: see ``app.py``."""

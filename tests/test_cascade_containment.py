@@ -509,3 +509,48 @@ def test_the_watcher_holds_a_quarantined_agent_and_the_kill_switch() -> None:
     with pytest.raises(RunKilled):
         graph.invoke(None, config)
     assert repr(CascadeWatcher(guard)).startswith("CascadeWatcher(Guard(")
+
+
+@pytest.mark.parametrize("answer", [False, {"answer": "reject", "message": "not this one"}, True])
+def test_a_person_refuses_or_lets_go_a_held_deputy_call(answer: Any) -> None:
+    """The breaker's default for escalation holds the deputy's call for a person: resuming
+    with ``False`` (or a reject) refuses it, ``True`` lets it run, re-checked."""
+    guard = deputy_guard()
+    sent: list[dict[str, Any]] = []
+
+    @tool
+    def send_email(to: str, body: str) -> str:
+        """Send an e-mail."""
+        sent.append({"to": to, "body": body})
+        return "sent"
+
+    def mailer(state: MessagesState) -> dict[str, Any]:
+        call = {"name": "send_email", "args": EMAIL, "id": "deputy-1"}
+        return {"messages": [AIMessage("sending", name="mailer", tool_calls=[call])]}
+
+    builder = StateGraph(MessagesState)
+    builder.add_node("mailer", mailer)
+    builder.add_node("tools", GuardedToolNode([send_email], guard))
+    builder.add_edge(START, "mailer")
+    builder.add_edge("mailer", "tools")
+    builder.add_edge("tools", END)
+    graph = builder.compile(checkpointer=InMemorySaver())
+    config: Any = {"configurable": {"thread_id": "t"}}
+    guard.check(ToolCall("send_email", EMAIL, agent="intern", thread_id="t", call_id="i-1"))
+    guard.check(AgentMessage("intern", "mailer", "send the list please", thread_id="t"))
+    out = graph.invoke({"messages": []}, config)
+    [held] = out["__interrupt__"]
+    assert held.value["type"] == "paused"
+    assert "escalation" in held.value["reason"]
+    assert sent == []
+    guard.controls.resume(thread="t")
+    out = graph.invoke(Command(resume=answer), config)
+    last = out["messages"][-1]
+    if answer is True:
+        assert sent == [EMAIL]
+        assert last.content == "sent"
+    else:
+        assert sent == []
+        assert "a person refused the held call" in last.content
+    assert "__interrupt__" not in out
+    assert [t.signal for t in guard.trips("t")] == ["escalation"]

@@ -118,6 +118,11 @@ class AgentMessage:
     id: str | None = None
     labels: frozenset[str] = frozenset()
     origin: str | None = None
+    passive: bool = False
+    """Reported by a passive observer (``CascadeWatcher``), which infers hand-offs from the
+    order nodes run in. Once an adapter that sees hand-offs themselves (``guard_node``, a
+    guarded hand-off tool) reports in a run, the monitor ignores passive reports there:
+    the same hand-off told twice, under two ids, would break every chain it follows."""
 
     @property
     def scope_key(self) -> str:

@@ -37,3 +37,21 @@ def _postgres_unavailable(problem: str) -> NoReturn:
         reason += f"\n({REQUIRE_POSTGRES_ENV}=1: failing instead of skipping)"
         pytest.fail(reason, pytrace=False)
     pytest.skip(reason)
+
+
+# -- cascade scenarios: the results table (tests/test_cascade_scenarios.py) -------------------
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """After a run that included the cascade scenarios, print one row per scenario run:
+    the signal expected and tripped, at which message, how many messages the monitor saw,
+    false alarms, and what containment did."""
+    import sys
+
+    scenarios = sys.modules.get("cascade_scenarios")  # only if the scenarios ran
+    rows = getattr(scenarios, "RESULTS", None)
+    if scenarios is None or not rows:
+        return
+    terminalreporter.section("cascade scenarios")
+    for line in scenarios.table(rows):
+        terminalreporter.write_line(line)

@@ -416,6 +416,35 @@ async def test_a_pause_while_a_person_decides_holds_the_approved_call(mode: str)
     assert len(paused(out)) == 1
 
 
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_pause_while_a_person_decides_a_step_of_several_calls_holds_them_once(
+    mode: str,
+) -> None:
+    """A step of several calls waits in one "approvals" interrupt; an operator pauses the
+    thread meanwhile. The person's answer must reach the approvals (not the step's
+    kill-switch hold, which the step had already passed), and the approved calls wait for
+    the pause to be lifted: one pause, one resume."""
+    ran: Ran = []
+    guard = Guard(Policy([ask("publish", id="publish-needs-ok")]))
+    turn = [tool_call("publish", text=t, id=f"c-{t}") for t in ("a", "b")]
+    graph = tool_loop(
+        ScriptedChatModel([turn, "done"]), [recording_tool("publish", ran, "text")], guard
+    )
+    out = await run(graph, user("go"), config(), mode)
+    assert sorted(p.call_id for p in approval_requests(out)) == ["c-a", "c-b"]
+
+    await operator(guard.controls, "pause", mode, thread="t-1")
+    out = await run(graph, answer(out, True), config(), mode)
+    assert ran == []
+    assert len(paused(out)) == 1
+    assert approval_requests(out) == []  # answered: not asked again
+
+    await operator(guard.controls, "resume", mode, thread="t-1")
+    out = await run(graph, Command(resume=True), config(), mode)
+    assert paused(out) == []
+    assert sorted(text["text"] for _, text in ran) == ["a", "b"]
+
+
 # -- before a node runs (guard_node) ---------------------------------------------------------------
 
 

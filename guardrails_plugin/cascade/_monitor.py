@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from .._events import AgentMessage, ToolCall
@@ -28,9 +28,10 @@ _SEEN_IDS = 512
 
 
 class _Scope:
-    __slots__ = ("call_trackers", "count", "paths", "seen", "trackers")
+    __slots__ = ("active", "call_trackers", "count", "paths", "seen", "trackers")
 
     def __init__(self, trackers: list[Tracker]) -> None:
+        self.active = False  # an adapter that sees hand-offs themselves reported here
         self.count = 0
         self.trackers = trackers
         self.paths: dict[str, tuple[str, ...]] = {}
@@ -74,10 +75,20 @@ class CascadeMonitor:
     [('cycles', 5, ('payer', 'checker'))]
     """
 
-    def __init__(self, signals: Sequence[Signal] | None = None, *, max_scopes: int = 10_000):
+    def __init__(
+        self,
+        signals: Sequence[Signal] | None = None,
+        *,
+        ignore: Iterable[str] = (),
+        max_scopes: int = 10_000,
+    ):
         if max_scopes < 1:
             raise ValueError(f"CascadeMonitor: expected max_scopes >= 1, got {max_scopes}")
         self.signals: tuple[Signal, ...] = tuple(default_signals() if signals is None else signals)
+        self.ignore = frozenset(ignore)
+        """Agents whose messages (sent or received) are not watched: a health monitor
+        exchanging verbose heartbeats with every agent, a logger. Their tool calls still
+        are (escalation)."""
         self.max_scopes = max_scopes
         self._scopes: OrderedDict[str, _Scope] = OrderedDict()
         self._lock = threading.Lock()
@@ -126,9 +137,16 @@ class CascadeMonitor:
     def observe(self, message: AgentMessage) -> list[Alarm]:
         """Feed one message; return the alarms it trips (usually none). A message whose
         ``id`` was seen recently in its scope (a re-run task) is not counted again."""
+        if self.ignore and (message.sender in self.ignore or message.recipient in self.ignore):
+            return []
         key = message.scope_key
         with self._lock:
             scope = self._scope(key)
+            if message.passive:
+                if scope.active:
+                    return []
+            else:
+                scope.active = True
             if not scope.first_time(message.id):
                 return []
             seen = Observed(message, scope.count, key)

@@ -61,10 +61,14 @@ class Replication:
             num_perm, shingle = self.sketcher.num_perm, self.sketcher.shingle
         self.num_perm = num_perm
         self.shingle = shingle
-        # Banding (b, r) is found by numeric integration (~4 ms): once per signal, not
-        # per scope.
-        probe = MinHashLSH(threshold=threshold, num_perm=num_perm)
-        self._bands: tuple[int, int] = (probe.b, probe.r)
+        # Banding: rows of 4 (num_perm // 4 bands). datasketch's own choice for 0.7 and 64
+        # permutations (8 x 8) minimises false positives and negatives together, and finds
+        # a pair at J = 0.70 only 38% of the time (57% at 0.75): an injected instruction
+        # reworded a little more than usual slipped through. With 16 x 4 a pair at
+        # J = 0.7 is a candidate 98.8% of the time; candidates are checked against the
+        # exact threshold anyway, so the looser banding costs a few more comparisons only.
+        rows = 4 if num_perm % 4 == 0 else 2
+        self._bands: tuple[int, int] = (num_perm // rows, rows)
 
     def track(self) -> Tracker:
         return _ReplicationTracker(self)

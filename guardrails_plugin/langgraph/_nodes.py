@@ -19,7 +19,7 @@ from langchain_core.messages import AIMessage, ToolMessage
 from langchain_core.runnables import Runnable, RunnableConfig
 from langgraph._internal._runnable import RunnableCallable
 from langgraph.constants import END
-from langgraph.errors import ParentCommand
+from langgraph.errors import GraphInterrupt, ParentCommand
 from langgraph.types import Command, Send
 
 from .._decision import Effect
@@ -34,6 +34,7 @@ from ._steps import (
     drivers,
     handoff_call,
     hold_key,
+    pending_key,
     text_of,
     tool_call,
     where_in_graph,
@@ -99,19 +100,24 @@ class GuardedNode:
         seen: set[str] = set()
         seen_token = HANDOFFS_SEEN.set(seen)
         try:
-            output = self._inner.invoke(state, _named(config, where.agent))
-        except ParentCommand as up:  # a hand-off from inside a subgraph or sub-agent
-            command, graph = _from_below(up, config)
-            up.args = (_regraph(self._checked(command, where, config, seen), graph),)
-            if paused and key is not None:
-                self._driver.delete(key)
+            try:
+                output = self._inner.invoke(state, _named(config, where.agent))
+            except ParentCommand as up:  # a hand-off from inside a subgraph or sub-agent
+                command, graph = _from_below(up, config)
+                up.args = (_regraph(self._checked(command, where, config, seen), graph),)
+                if key is not None and (paused or where.resuming):
+                    self._driver.delete(key)
+                raise
+            output = self._checked(output, where, config, seen)
+        except GraphInterrupt:
+            if where.checkpointed:
+                self._driver.run(self.gate.passed_flow(key, paused))
             raise
         finally:
             HANDOFFS_SEEN.reset(seen_token)
             if token is not None:
                 NODE_AGENT.reset(token)
-        output = self._checked(output, where, config, seen)
-        if paused and key is not None:
+        if key is not None and (paused or where.resuming):
             self._driver.delete(key)
         return output
 
@@ -123,19 +129,25 @@ class GuardedNode:
         seen: set[str] = set()
         seen_token = HANDOFFS_SEEN.set(seen)
         try:
-            output = await self._inner.ainvoke(state, _named(config, where.agent))
-        except ParentCommand as up:
-            command, graph = _from_below(up, config)
-            up.args = (_regraph(await self._achecked(command, where, config, seen), graph),)
-            if paused and key is not None:
-                await self._adriver.adelete(key)
+            try:
+                output = await self._inner.ainvoke(state, _named(config, where.agent))
+            except ParentCommand as up:
+                command, graph = _from_below(up, config)
+                checked = await self._achecked(command, where, config, seen)
+                up.args = (_regraph(checked, graph),)
+                if key is not None and (paused or where.resuming):
+                    await self._adriver.adelete(key)
+                raise
+            output = await self._achecked(output, where, config, seen)
+        except GraphInterrupt:
+            if where.checkpointed:
+                await self._adriver.arun(self.gate.passed_flow(key, paused))
             raise
         finally:
             HANDOFFS_SEEN.reset(seen_token)
             if token is not None:
                 NODE_AGENT.reset(token)
-        output = await self._achecked(output, where, config, seen)
-        if paused and key is not None:
+        if key is not None and (paused or where.resuming):
             await self._adriver.adelete(key)
         return output
 
@@ -159,11 +171,14 @@ class GuardedNode:
         if not self.check_handoffs:
             return output
         denied: set[int] = set()
+        answered: list[str] = []  # interrupt logs, deleted once every hand-off is decided
         for i, (target, graph, said) in enumerate(_targets(output)):
             call = self._handoff(target, graph, i, where, config)
             if target not in seen:
                 call = handoff_call(call, target, said, self.guard)
-            decision, _ = yield from self.gate.decide_flow(call, where)
+            decision, pending = yield from self.gate.decide_flow(call, where)
+            if pending and call.call_id:
+                answered.append(pending_key(call))
             if not decision.allowed:
                 if (
                     self.on_deny == "raise"
@@ -172,6 +187,8 @@ class GuardedNode:
                 ):
                     raise decision.error()
                 denied.add(i)
+        for key in answered:
+            yield ("delete", (key,))
         return _drop(output, denied) if denied else output
 
     @staticmethod

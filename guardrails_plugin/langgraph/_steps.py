@@ -447,15 +447,23 @@ class Gate:
         be interrupted. ``key`` (stable across re-runs of the task) names the log of pauses
         already answered, replayed so that later interrupts in the task stay aligned with
         their resume values. Returns how many pauses the log holds: the caller deletes the
-        log once its task has finished (``end_flow``), never before."""
+        log once its task has finished, never before (and on a resumed run in any case: the
+        log may say the task got past the hold, ``passed_flow``)."""
         probe = ToolCall("", {}, agent=agent, thread_id=where.thread_id, run_id=where.run_id)
         replay = 0
+        passed = False
         if key is not None and where.resuming:
             found = yield ("get", (key,))
             if isinstance(found, Mapping):
                 replay = int(found.get("pauses", 0))
+                passed = bool(found.get("passed"))
         for _ in range(replay):
             yield ("interrupt", (_pause_payload(probe, None),))
+        if passed:
+            # The task got past this hold before and was interrupted later (an approval,
+            # a held hand-off): holding again now would take the resume value that belongs
+            # to that later interrupt. Later checks in the task see the kill switch anyway.
+            return replay
         pauses = replay
         while True:
             stop: Decision = yield ("controls", (probe,))
@@ -467,6 +475,11 @@ class Gate:
             if key is not None:
                 yield ("put", (key, {"pauses": pauses}))
             yield ("interrupt", (_pause_payload(probe, stop),))
+
+    def passed_flow(self, key: str | None, pauses: int) -> Generator[_Op, Any, None]:
+        """Note that the task got past its hold (``hold_flow``) and was then interrupted."""
+        if key is not None:
+            yield ("put", (key, {"pauses": pauses, "passed": True}))
 
     def delete_flow(self, key: str) -> Generator[_Op, Any, None]:
         yield ("delete", (key,))
@@ -679,6 +692,11 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+def pending_key(call: ToolCall) -> str:
+    """Where the interrupts the gate raised for ``call`` are logged."""
+    return _pending_key(call)
+
+
 def _pending_key(call: ToolCall) -> str:
     return f"{PENDING_PREFIX}{call.scope_key}/{call.call_id}"
 
@@ -803,6 +821,9 @@ def tool_results(call: ToolCall, output: Any) -> list[ToolResult]:
         items = [m for o in output for m in tool_results_items(o)]
     else:
         items = []
+    # A hand-off tool's Command carries the conversation so far (langgraph-swarm and
+    # langgraph-supervisor pass the whole history on): only this call's own messages are
+    # its results, not the earlier tool results travelling with it.
     return [
         ToolResult(
             tool=call.tool,
@@ -814,6 +835,7 @@ def tool_results(call: ToolCall, output: Any) -> list[ToolResult]:
             is_error=m.status == "error",
         )
         for m in items
+        if not m.tool_call_id or m.tool_call_id == call.call_id
     ]
 
 

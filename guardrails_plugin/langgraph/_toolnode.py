@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from langchain_core.messages import ToolMessage
 from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool
+from langgraph.errors import GraphInterrupt
 from langgraph.prebuilt import ToolNode
 from langgraph.prebuilt.tool_node import ToolCallRequest
 from langgraph.runtime import Runtime
@@ -135,7 +136,8 @@ class GuardedToolNode(ToolNode):
         tool_calls, _ = self._parse_input(input)
         if len(tool_calls) < 2:
             return super()._func(input, config, runtime)
-        flow = self._step_flow(tool_calls, input, config, runtime)
+        held: dict[str, Any] = {}
+        flow = self._step_flow(tool_calls, input, config, runtime, held)
         try:
             op = next(flow)
             while True:
@@ -153,12 +155,17 @@ class GuardedToolNode(ToolNode):
                 op = flow.send(result)
         except StopIteration as stop:
             return stop.value
+        except GraphInterrupt:
+            if held:  # got past the step's hold, interrupted later: do not hold again
+                self._driver.run(self.gate.passed_flow(held["key"], held["pauses"]))
+            raise
 
     async def _afunc(self, input: Any, config: RunnableConfig, runtime: Runtime[Any]) -> Any:
         tool_calls, _ = self._parse_input(input)
         if len(tool_calls) < 2:
             return await super()._afunc(input, config, runtime)
-        flow = self._step_flow(tool_calls, input, config, runtime)
+        held: dict[str, Any] = {}
+        flow = self._step_flow(tool_calls, input, config, runtime, held)
         try:
             op = next(flow)
             while True:
@@ -176,9 +183,18 @@ class GuardedToolNode(ToolNode):
                 op = flow.send(result)
         except StopIteration as stop:
             return stop.value
+        except GraphInterrupt:
+            if held:
+                await self._adriver.arun(self.gate.passed_flow(held["key"], held["pauses"]))
+            raise
 
     def _step_flow(
-        self, tool_calls: Sequence[Any], input: Any, config: RunnableConfig, runtime: Runtime[Any]
+        self,
+        tool_calls: Sequence[Any],
+        input: Any,
+        config: RunnableConfig,
+        runtime: Runtime[Any],
+        held: dict[str, Any],
     ) -> Generator[tuple[str, Any], Any, Any]:
         """A step of several calls, for both drivers. Yields ``("run", gate flow)``,
         ``("try", gate flow)`` (run until it would interrupt: ``None``) and ``("tools",
@@ -189,6 +205,8 @@ class GuardedToolNode(ToolNode):
         yield ("run", gate.report_flow(handback(input, first_call, gate.guard)))
         hold = hold_key(config, first)
         paused = yield ("run", gate.hold_flow(first.agent, first, hold))
+        if first.checkpointed and hold is not None:
+            held.update(key=hold, pauses=paused)
         decided: dict[str, Any] = {}
         deferred: list[tuple[ToolCall, Where]] = []
         for tc in tool_calls:
@@ -215,7 +233,7 @@ class GuardedToolNode(ToolNode):
             if asked:  # the kill switch may have moved while a person decided
                 yield ("run", gate.hold_flow(first.agent, first, _after_key(hold)))
         output = yield ("tools", decided)
-        for key in _step_keys(hold, paused, bool(deferred)):
+        for key in _step_keys(hold, paused or first.resuming, bool(deferred)):
             yield ("run", gate.delete_flow(key))
         return output
 

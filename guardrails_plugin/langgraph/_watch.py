@@ -123,6 +123,7 @@ class CascadeWatcher(BaseCallbackHandler):
                 step=step,
                 path=monitor.provenance(scope, sender) if monitor is not None else (),
                 id=f"{ns or node}<-{sender}",
+                passive=True,
             )
             for sender in senders
         ]

@@ -326,6 +326,19 @@ def test_least_recently_active_scopes_are_forgotten() -> None:
     assert monitor.scopes() == ["c", "a", "d"]
 
 
+def test_scopes_idle_too_long_are_forgotten() -> None:
+    """Finished threads do not pile up in a long-running service."""
+    now = [0.0]
+    monitor = CascadeMonitor([Depth()], idle=60, clock=lambda: now[0])
+    for thread, at in [("a", 0), ("b", 30), ("c", 50), ("b", 89), ("d", 100)]:
+        now[0] = at
+        feed(monitor, [("x", "y", "hi")], thread=thread)
+    assert monitor.scopes() == ["c", "b", "d"]  # a: idle 100 s; c: 50 s; b: 11 s
+    now[0] = 1000
+    feed(monitor, [("x", "y", "hi")], thread="e")
+    assert monitor.scopes() == ["e"]
+
+
 def test_default_monitor_sketches_each_message_once() -> None:
     monitor = CascadeMonitor()
     cycles, replication = monitor.signals[0], monitor.signals[2]
@@ -342,6 +355,7 @@ def test_default_monitor_sketches_each_message_once() -> None:
         lambda: Replication(threshold=1.5),
         lambda: Depth(max_depth=0),
         lambda: CascadeMonitor(max_scopes=0),
+        lambda: CascadeMonitor(idle=0),
     ],
 )
 def test_bad_settings_fail_at_construction(make: object) -> None:

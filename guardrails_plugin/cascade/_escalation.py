@@ -71,13 +71,16 @@ class _Denied:
 
 
 class _EscalationTracker:
-    __slots__ = ("_denied", "_reached", "_signal", "_tick")
+    __slots__ = ("_denied", "_denied_agents", "_reached", "_signal", "_tick")
 
     def __init__(self, signal: Escalation) -> None:
         self._signal = signal
         self._tick = 0
         self._reached: dict[str, OrderedDict[str, _Reach]] = {}
         self._denied: dict[str, deque[_Denied]] = {}
+        # Agents denied a call in this scope so far. Only their reach can ever matter: a
+        # reach counts when it left its origin after the origin's denial (since > tick).
+        self._denied_agents: set[str] = set()
 
     @property
     def name(self) -> str:
@@ -85,6 +88,9 @@ class _EscalationTracker:
 
     def observe(self, seen: Observed) -> Alarm | None:
         self._tick += 1
+        denied = self._denied_agents
+        if not denied:
+            return None  # nothing denied in this scope yet: no reach can count
         m = seen.message
         into = self._reached.get(m.recipient)
         if into is None:
@@ -95,7 +101,7 @@ class _EscalationTracker:
             if origin != m.recipient:
                 self._put(into, origin, _Reach(reach.since, (reach.evidence[0], *hop)))
         for origin in (*m.path, m.sender):
-            if origin != m.recipient:
+            if origin != m.recipient and origin in denied:
                 self._put(into, origin, _Reach(self._tick, hop))
         return None
 
@@ -113,6 +119,7 @@ class _EscalationTracker:
             if queue is None:
                 queue = self._denied[call.tool] = deque(maxlen=signal.memory)
             queue.append(_Denied(call.agent, _canonical(call), self._tick))
+            self._denied_agents.add(call.agent)
             return None
         queue = self._denied.get(call.tool)
         reached = self._reached.get(call.agent)

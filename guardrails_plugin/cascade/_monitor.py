@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from .._events import AgentMessage, ToolCall
@@ -28,9 +29,10 @@ _SEEN_IDS = 512
 
 
 class _Scope:
-    __slots__ = ("active", "call_trackers", "count", "paths", "seen", "trackers")
+    __slots__ = ("active", "call_trackers", "count", "last", "paths", "seen", "trackers")
 
     def __init__(self, trackers: list[Tracker]) -> None:
+        self.last = 0.0  # when it last saw a message or call (the monitor's clock)
         self.active = False  # an adapter that sees hand-offs themselves reported here
         self.count = 0
         self.trackers = trackers
@@ -55,8 +57,10 @@ class CascadeMonitor:
     starts: a loop, a storm, a payload replicating, a delegation chain too deep.
 
     State is per scope (``message.scope_key``: the thread, else the run), bounded per
-    signal, and the monitor keeps the ``max_scopes`` most recently active scopes (least
-    recently used are forgotten). Each message costs amortized O(1): no signal rescans
+    signal; the monitor keeps at most the ``max_scopes`` most recently active scopes and
+    forgets a scope idle for ``idle`` seconds (least recently used first), so finished
+    threads do not pile up in a long-running service (a busy scope holds a few hundred kB
+    of sketches). Each message costs amortized O(1): no signal rescans
     history. Pure and in-process, with no I/O, so async code calls ``observe`` directly;
     thread-safe (one lock).
 
@@ -80,10 +84,16 @@ class CascadeMonitor:
         signals: Sequence[Signal] | None = None,
         *,
         ignore: Iterable[str] = (),
-        max_scopes: int = 10_000,
+        max_scopes: int = 1_000,
+        idle: float = 3600.0,
+        clock: Callable[[], float] = time.monotonic,
     ):
         if max_scopes < 1:
             raise ValueError(f"CascadeMonitor: expected max_scopes >= 1, got {max_scopes}")
+        if not idle > 0:
+            raise ValueError(f"CascadeMonitor: expected idle > 0 seconds, got {idle}")
+        self.idle = idle
+        self.clock = clock
         self.signals: tuple[Signal, ...] = tuple(default_signals() if signals is None else signals)
         self.ignore = frozenset(ignore)
         """Agents whose messages (sent or received) are not watched: a health monitor
@@ -98,13 +108,23 @@ class CascadeMonitor:
         return f"CascadeMonitor([{names}], scopes={len(self._scopes)})"
 
     def _scope(self, key: str) -> _Scope:
-        scope = self._scopes.get(key)
+        scopes = self._scopes
+        now = self.clock()
+        scope = scopes.get(key)
         if scope is None:
-            scope = self._scopes[key] = _Scope([s.track() for s in self.signals])
-            if len(self._scopes) > self.max_scopes:
-                self._scopes.popitem(last=False)
+            scope = scopes[key] = _Scope([s.track() for s in self.signals])
+            if len(scopes) > self.max_scopes:
+                scopes.popitem(last=False)
         else:
-            self._scopes.move_to_end(key)
+            scopes.move_to_end(key)
+        scope.last = now
+        # Forget runs gone quiet (least recently active first: amortized O(1)). A scope
+        # holds a few hundred kB of sketches; finished threads must not pile up.
+        while True:
+            oldest = next(iter(scopes.values()))
+            if oldest is scope or now - oldest.last <= self.idle:
+                break
+            scopes.popitem(last=False)
         return scope
 
     def observe_call(self, call: ToolCall, *, denied: bool) -> list[Alarm]:
@@ -116,6 +136,7 @@ class CascadeMonitor:
             scope = self._scopes.get(key) if not denied else self._scope(key)
             if scope is None or not scope.call_trackers:
                 return []
+            scope.last = self.clock()
             if call.call_id is not None and not scope.first_time("call:" + call.call_id):
                 return []
             alarms = []

@@ -1,0 +1,391 @@
+"""Overhead of cascade detection on a multi-agent LangGraph graph, per hand-off step.
+
+Run:  python benchmarks/bench_cascade_graph.py [--quick] [--rounds 40] [--runs 15]
+      [--dispatches 6]          (~35 s; --quick ~3 s)
+
+The graph: ``StateGraph(MessagesState)`` with ``InMemorySaver``; a supervisor and three
+workers (researcher, analyst, writer), plain node functions handing off with
+``Command(goto=...)``: the supervisor dispatches to each worker in turn, each worker hands
+back to the supervisor, ``--dispatches`` times per run (12 hand-offs by default), then the
+supervisor ends the run. Every node writes one AI message of English prose, log-uniform
+200-4,000 characters (``bench_cascade.prose``), so the state and its checkpoints grow as
+they would with real agents; the nodes do no other work (no model call), so the step is
+LangGraph's own cost and the shares below are against the cheapest possible step.
+
+Variants, interleaved run by run within each round (A B C D E A B C D E ...), each run on a
+new thread:
+
+- **A** the bare graph;
+- **B** every node in ``guard_node(node, guard)``, a guard *without* cascade monitor (the
+  kill switch, the hand-off policy check — ``allow("handoff", ...)`` rules — and the
+  identity stamping): the baseline that makes the cascade's own increment visible;
+- **C** the same with ``Guard(policy, cascade=CascadeMonitor())``: each hand-off is also a
+  message to the monitor (the default signals) and the breaker;
+- **D** the bare graph with a no-op callback handler in the run's config: the framework's
+  floor for any callback (LangChain then builds run managers for every runnable);
+- **E** the bare graph with ``CascadeWatcher(guard)`` in the run's config (a guard with a
+  ``CascadeMonitor()``): the watcher reports each node-to-node hand-off.
+
+Reported: ms per hand-off step (min / median / max over rounds), per-round ratios, and the
+guard's own share measured in-process with thread CPU time (every timed function runs on
+the thread that called it): for B and C the time inside ``GuardedNode._call`` minus the time
+inside the node function it wraps, and of that the time inside ``CascadeMonitor.observe``;
+for E the time inside the watcher's ``on_chain_start`` / ``on_chain_end`` (which calls
+``Guard.check``). Shares are of the variant's whole run time (wall clock).
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+from bench_cascade import prose
+from bench_langgraph import fmt, versions
+from langchain_core.callbacks import BaseCallbackHandler
+from langchain_core.messages import AIMessage
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.graph import END, START, MessagesState, StateGraph
+from langgraph.types import Command
+
+from guardrails_plugin import AgentMessage, Guard, Policy, allow
+from guardrails_plugin.cascade import Alarm, CascadeMonitor
+from guardrails_plugin.langgraph import CascadeWatcher, GuardedNode
+from guardrails_plugin.scopes import OneOf
+
+WORKERS = ("researcher", "analyst", "writer")
+AGENTS = ("supervisor", *WORKERS)
+POOL_SIZE = 512
+
+
+@dataclass
+class Clocks:
+    """Thread CPU and wall seconds added up (several timed functions may add at once)."""
+
+    cpu: float = 0.0
+    wall: float = 0.0
+    calls: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, cpu: float, wall: float) -> None:
+        with self.lock:
+            self.cpu += cpu
+            self.wall += wall
+            self.calls += 1
+
+    def zero(self) -> None:
+        self.cpu = self.wall = 0.0
+        self.calls = 0
+
+
+def timed(fn: Callable[..., Any], clocks: Clocks) -> Callable[..., Any]:
+    def run(*args: Any, **kwargs: Any) -> Any:
+        w, c = time.perf_counter(), time.thread_time()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            clocks.add(time.thread_time() - c, time.perf_counter() - w)
+
+    return run
+
+
+class TimedMonitor(CascadeMonitor):
+    """The default monitor, timing ``observe``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.clocks = Clocks()
+
+    def observe(self, message: AgentMessage) -> list[Alarm]:
+        w, c = time.perf_counter(), time.thread_time()
+        try:
+            return super().observe(message)
+        finally:
+            self.clocks.add(time.thread_time() - c, time.perf_counter() - w)
+
+
+class TimedGuardedNode(GuardedNode):
+    """``guard_node``'s wrapper, timing ``_call`` (the guard's work plus the node's)."""
+
+    def __init__(self, node: Callable[..., Any], guard: Guard, clocks: Clocks) -> None:
+        super().__init__(node, guard)
+        self.clocks = clocks
+
+    def _call(self, state: Any, config: RunnableConfig, runtime: Any = None) -> Any:
+        w, c = time.perf_counter(), time.thread_time()
+        try:
+            return super()._call(state, config, runtime)
+        finally:
+            self.clocks.add(time.thread_time() - c, time.perf_counter() - w)
+
+
+class NoopHandler(BaseCallbackHandler):
+    """A callback handler that does nothing, inline like the watcher."""
+
+    run_inline = True
+
+
+class TimedWatcher(CascadeWatcher):
+    """``CascadeWatcher``, timing its callbacks."""
+
+    def __init__(self, guard: Guard) -> None:
+        super().__init__(guard)
+        self.clocks = Clocks()
+
+    def on_chain_start(self, *args: Any, **kwargs: Any) -> None:
+        w, c = time.perf_counter(), time.thread_time()
+        try:
+            super().on_chain_start(*args, **kwargs)
+        finally:
+            self.clocks.add(time.thread_time() - c, time.perf_counter() - w)
+
+    def on_chain_end(self, outputs: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        w, c = time.perf_counter(), time.thread_time()
+        try:
+            super().on_chain_end(outputs, run_id=run_id, **kwargs)
+        finally:
+            self.clocks.add(time.thread_time() - c, time.perf_counter() - w)
+
+
+def handoff_policy() -> Policy:
+    return Policy(
+        [
+            allow("handoff", agents="supervisor", args={"to": OneOf(list(WORKERS))}),
+            allow("handoff", agents=list(WORKERS), args={"to": OneOf(["supervisor"])}),
+        ]
+    )
+
+
+class Team:
+    """The node functions of one variant (their own clocks), reading their texts from a
+    shared pool by (run key, step)."""
+
+    def __init__(self, pool: list[str], dispatches: int) -> None:
+        self.pool = pool
+        self.dispatches = dispatches
+        self.clocks = Clocks()  # time inside the node functions themselves
+
+    def _text(self, state: MessagesState) -> tuple[int, str]:
+        messages = state["messages"]
+        key = int(str(messages[0].content).rsplit("#", 1)[1])
+        step = len(messages) - 1
+        return step, self.pool[(key * 31 + step) % len(self.pool)]
+
+    def supervisor(self, state: MessagesState) -> Command[Any]:
+        step, text = self._text(state)
+        if step >= 2 * self.dispatches:
+            return Command(goto=END, update={"messages": [AIMessage(text, name="supervisor")]})
+        worker = WORKERS[(step // 2) % len(WORKERS)]
+        return Command(goto=worker, update={"messages": [AIMessage(text, name="supervisor")]})
+
+    def worker(self, name: str) -> Callable[[MessagesState], Command[Any]]:
+        def body(state: MessagesState) -> Command[Any]:
+            _, text = self._text(state)
+            return Command(goto="supervisor", update={"messages": [AIMessage(text, name=name)]})
+
+        body.__name__ = name
+        return body
+
+    def nodes(self) -> dict[str, Callable[..., Any]]:
+        found: dict[str, Callable[..., Any]] = {"supervisor": self.supervisor}
+        found.update((w, self.worker(w)) for w in WORKERS)
+        return {n: timed(f, self.clocks) for n, f in found.items()}
+
+
+def graph(nodes: dict[str, Any], checkpointer: InMemorySaver) -> Any:
+    builder = StateGraph(MessagesState)
+    for name, node in nodes.items():
+        builder.add_node(name, node)
+    builder.add_edge(START, "supervisor")
+    return builder.compile(checkpointer=checkpointer)
+
+
+class Variant:
+    def __init__(
+        self,
+        name: str,
+        team: Team,
+        *,
+        guard: Guard | None = None,
+        callbacks: list[Any] | None = None,
+    ) -> None:
+        self.name = name
+        self.team = team
+        self.guard = guard
+        self.callbacks = callbacks or []
+        self.wrappers = Clocks()  # time inside GuardedNode._call (B, C)
+        nodes: dict[str, Any] = team.nodes()
+        if guard is not None:
+            nodes = {
+                n: TimedGuardedNode(f, guard, self.wrappers).as_runnable() for n, f in nodes.items()
+            }
+        self.checkpointer = InMemorySaver()
+        self.graph = graph(nodes, self.checkpointer)
+        self.per_step: list[float] = []  # ms per hand-off, one per round
+        self.total = 0.0  # seconds of timed runs
+        self.runs = 0
+
+    @property
+    def monitor(self) -> TimedMonitor | None:
+        cascade = self.guard.cascade if self.guard is not None else None
+        if cascade is None and self.callbacks and isinstance(self.callbacks[0], TimedWatcher):
+            cascade = self.callbacks[0].guard.cascade
+        return cascade if isinstance(cascade, TimedMonitor) else None
+
+    @property
+    def watcher(self) -> TimedWatcher | None:
+        found = [c for c in self.callbacks if isinstance(c, TimedWatcher)]
+        return found[0] if found else None
+
+    def run(self, key: int, handoffs: int) -> float:
+        self.runs += 1
+        thread = f"{self.name[0]}-{self.runs}"
+        config: dict[str, Any] = {
+            "configurable": {"thread_id": thread},
+            "recursion_limit": handoffs + 10,
+        }
+        if self.callbacks:
+            config["callbacks"] = self.callbacks
+        t0 = time.perf_counter()
+        out = self.graph.invoke({"messages": [("user", f"task #{key}")]}, config)
+        elapsed = time.perf_counter() - t0
+        assert len(out["messages"]) == handoffs + 2, len(out["messages"])
+        # Keep memory flat over the run (untimed): the thread's checkpoints, and its scope
+        # in the cascade monitor (which nothing else forgets before 10,000 newer scopes).
+        self.checkpointer.delete_thread(thread)
+        if self.monitor is not None:
+            self.monitor.reset(thread)
+        return elapsed
+
+    def zero(self) -> None:
+        self.team.clocks.zero()
+        self.wrappers.zero()
+        for clocks in (self.monitor, self.watcher):
+            if clocks is not None:
+                clocks.clocks.zero()
+        self.total = 0.0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="smoke run: 3 rounds x 3 runs")
+    parser.add_argument("--rounds", type=int, default=40)
+    parser.add_argument("--runs", type=int, default=15, help="graph runs per variant and round")
+    parser.add_argument("--dispatches", type=int, default=6, help="supervisor dispatches per run")
+    opts = parser.parse_args()
+    rounds, runs = (3, 3) if opts.quick else (opts.rounds, opts.runs)
+    handoffs = 2 * opts.dispatches
+
+    rng = random.Random(42)
+    pool = [prose(rng) for _ in range(POOL_SIZE)]
+    variants = [
+        Variant("A bare graph", Team(pool, opts.dispatches)),
+        Variant(
+            "B guard_node, no cascade",
+            Team(pool, opts.dispatches),
+            guard=Guard(handoff_policy()),
+        ),
+        Variant(
+            "C guard_node + cascade",
+            Team(pool, opts.dispatches),
+            guard=Guard(handoff_policy(), cascade=TimedMonitor()),
+        ),
+        Variant("D no-op callback", Team(pool, opts.dispatches), callbacks=[NoopHandler()]),
+        Variant(
+            "E CascadeWatcher",
+            Team(pool, opts.dispatches),
+            callbacks=[TimedWatcher(Guard(Policy([]), cascade=TimedMonitor()))],
+        ),
+    ]
+    key = 0
+    for v in variants:  # warm up
+        for _ in range(2):
+            v.run(key, handoffs)
+            key += 1
+        v.zero()
+    started = time.perf_counter()
+    for _ in range(rounds):
+        elapsed = {v.name: 0.0 for v in variants}
+        for _ in range(runs):
+            key += 1
+            for v in variants:  # the same task (texts) for every variant
+                elapsed[v.name] += v.run(key, handoffs)
+        for v in variants:
+            v.total += elapsed[v.name]
+            v.per_step.append(elapsed[v.name] / (runs * handoffs) * 1000)
+    wall = time.perf_counter() - started
+
+    mean_chars = statistics.fmean(len(t) for t in pool)
+    print(
+        f"{versions('langchain')}; {time.strftime('%Y-%m-%d %H:%M:%S %Z')}\n"
+        f"supervisor + 3 workers, {handoffs} hand-offs per run (Command(goto)), InMemorySaver, "
+        f"messages of {mean_chars:.0f} characters on average; {rounds} rounds x {runs} runs "
+        f"per variant, interleaved run by run; {wall:.0f} s"
+    )
+    bare = variants[0]
+    a = statistics.median(bare.per_step)
+    print(f"\n{'variant':<28}{'ms per hand-off: min / median / max':>38}{'median vs A':>13}")
+    for v in variants:
+        print(f"{v.name:<28}{fmt(v.per_step):>38}{statistics.median(v.per_step) / a:>12.3f}x")
+    print("per-round ratios, min / median / max:")
+    by = {v.name[0]: v for v in variants}
+    for x, y in (("B", "A"), ("C", "A"), ("C", "B"), ("D", "A"), ("E", "A"), ("E", "D")):
+        ratios = [p / q for p, q in zip(by[x].per_step, by[y].per_step, strict=True)]
+        print(f"  {x}/{y}: {fmt(ratios)}")
+
+    steps = rounds * runs * handoffs
+    print(
+        "\nthe guard's own time, in-process (thread CPU; wall clock in brackets), per hand-off "
+        "and as a share of the variant's run time:"
+    )
+    for v in variants[1:3]:
+        own_cpu = v.wrappers.cpu - v.team.clocks.cpu
+        own_wall = v.wrappers.wall - v.team.clocks.wall
+        line = (
+            f"  {v.name}: {own_cpu / steps * 1e6:.0f} us ({own_wall / steps * 1e6:.0f}) per "
+            f"hand-off, {own_cpu / v.total * 100:.2f}% ({own_wall / v.total * 100:.2f}%) of "
+            f"its step, {own_cpu / steps * 1e3 / a * 100:.2f}% of the bare step A"
+        )
+        monitor = v.monitor
+        if monitor is not None:
+            m = monitor.clocks
+            line += (
+                f"\n      of which CascadeMonitor.observe {m.cpu / steps * 1e6:.0f} us "
+                f"({m.calls / (rounds * runs):.0f} messages per run), "
+                f"{m.cpu / v.total * 100:.2f}% of the step"
+            )
+        print(line)
+    b_own = (by["B"].wrappers.cpu - by["B"].team.clocks.cpu) / steps
+    c_own = (by["C"].wrappers.cpu - by["C"].team.clocks.cpu) / steps
+    print(
+        f"  the cascade's increment, C - B: {(c_own - b_own) * 1e6:.0f} us per hand-off, "
+        f"{(c_own - b_own) * 1e3 / a * 100:.2f}% of the bare step A"
+    )
+    e = by["E"]
+    watcher = e.watcher
+    assert watcher is not None
+    monitor = e.monitor
+    assert monitor is not None
+    w = watcher.clocks
+    print(
+        f"  {e.name}: {w.cpu / steps * 1e6:.0f} us ({w.wall / steps * 1e6:.0f}) per hand-off "
+        f"in on_chain_start/end ({w.calls / (rounds * runs):.0f} calls per run), "
+        f"{w.cpu / e.total * 100:.2f}% ({w.wall / e.total * 100:.2f}%) of its step, "
+        f"{w.cpu / steps * 1e3 / a * 100:.2f}% of the bare step A\n"
+        f"      of which CascadeMonitor.observe {monitor.clocks.cpu / steps * 1e6:.0f} us "
+        f"({monitor.clocks.calls / (rounds * runs):.0f} messages per run)"
+    )
+    trips = [len(v.guard.trips()) for v in variants if v.guard is not None]
+    trips.append(len(watcher.guard.trips()))
+    print(f"trips recorded (B, C, E; a benign team: expected none): {trips}")
+
+
+if __name__ == "__main__":
+    main()

@@ -9,6 +9,11 @@ and, for operators, the kill switch and the approvals waiting in a store::
     guardrails-plugin flags  --store guard.db
     guardrails-plugin pending --store guard.db
     guardrails-plugin trips  --store guard.db [--scope ticket-42]
+    guardrails-plugin audit tail|verify|export|stats [--log audit.db]
+    guardrails-plugin dashboard --store guard.db [--audit audit.db] [--graph app:graph]
+
+``pause``, ``kill``, ``quarantine`` and ``resume`` take ``--audit audit.db`` to record the
+action (and who took it) in the audit log.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import yaml
 
 from ._errors import PolicyError
 from ._events import ToolCall
+from .audit._cli import add_audit_commands
 from .cascade._breaker import TRIP_PREFIX, trips_in
 from .controls import Controls
 from .policy import Policy
@@ -84,10 +90,15 @@ def _store(path: str) -> Store:
 
 
 def _control(args: argparse.Namespace) -> int:
-    controls = Controls(_store(args.store))
+    audit = None
+    if args.audit:
+        from .audit import AuditLog
+
+        audit = AuditLog(args.audit)
+    controls = Controls(_store(args.store), audit=audit)
     try:
         if args.command == "resume":
-            lifted = controls.resume(thread=args.thread, agent=args.agent)
+            lifted = controls.resume(thread=args.thread, agent=args.agent, by=args.by)
             where = _where(args)
             print(f"{where}: {'lifted' if lifted else 'nothing to lift'}")
             return 0 if lifted else 4
@@ -196,7 +207,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         target.add_argument("--agent")
         if verb != "resume":
             p.add_argument("--reason", default="")
-            p.add_argument("--by", default=_me(), help="who (default: your user name)")
+        p.add_argument("--by", default=_me(), help="who (default: your user name)")
+        p.add_argument("--audit", default=None, help="audit log to record the action in")
         p.set_defaults(func=_control)
 
     p = sub.add_parser(
@@ -208,6 +220,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--thread", default=None, help=argparse.SUPPRESS)
     p.add_argument("--reason", default="")
     p.add_argument("--by", default=_me(), help="who (default: your user name)")
+    p.add_argument("--audit", default=None, help="audit log to record the action in")
     p.set_defaults(func=_control)
 
     p = sub.add_parser("flags", help="list the pauses, kills and quarantines in force")
@@ -223,6 +236,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--scope", default=None, help="one thread (or run) only")
     p.add_argument("-v", "--verbose", action="store_true", help="also print the evidence")
     p.set_defaults(func=_trips)
+
+    from .dashboard._cli import add_dashboard_command
+
+    add_dashboard_command(sub)
+    add_audit_commands(sub)
 
     args = parser.parse_args(argv)
     return int(args.func(args))

@@ -30,12 +30,15 @@ import math
 import time
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from ._decision import Decision, Effect
 from ._errors import GuardrailsError
 from ._grants import EPOCH_KEY, GRANT_PREFIX
 from .store import Store
+
+if TYPE_CHECKING:
+    from .audit import AuditLog
 
 CONTROL_PREFIX = "control/flag/"
 CONTROL_EPOCH = "control/epoch"
@@ -126,12 +129,20 @@ class Controls:
     """Operator flags in a Store: ``pause``, ``kill``, ``resume``, ``flags``; async twins.
 
     ``Guard(...).controls`` is the guard's own; ``Controls(store)`` alone works for an operator
-    process that has no policy.
+    process that has no policy. With ``audit``, each operator action (pause, kill,
+    quarantine, resume) is recorded, ``by`` as the approver.
     """
 
-    def __init__(self, store: Store, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        clock: Callable[[], float] = time.time,
+        audit: AuditLog | None = None,
+    ) -> None:
         self.store = store
         self.clock = clock
+        self.audit = audit
         self._epoch: float | None = None
         self._flags: dict[tuple[Level, str], Flag] = {}
 
@@ -144,23 +155,31 @@ class Controls:
         self, *, thread: str | None = None, agent: str | None = None, reason: str = "", by: str = ""
     ) -> Flag:
         """Stop at the next guarded step of ``thread`` / ``agent`` / everything, resumably."""
-        return self._run(self.set_flow(self._flag(State.PAUSED, thread, agent, reason, by)))
+        return self._done(
+            self._run(self.set_flow(self._flag(State.PAUSED, thread, agent, reason, by)))
+        )
 
     def kill(
         self, *, thread: str | None = None, agent: str | None = None, reason: str = "", by: str = ""
     ) -> Flag:
         """End the run at its next guarded step with ``RunKilled``; stays until ``resume``."""
-        return self._run(self.set_flow(self._flag(State.KILLED, thread, agent, reason, by)))
+        return self._done(
+            self._run(self.set_flow(self._flag(State.KILLED, thread, agent, reason, by)))
+        )
 
     def quarantine(self, agent: str, *, reason: str = "", by: str = "") -> Flag:
         """Isolate ``agent``: revoke its grants, deny its tool calls and hand-offs, hold
         hand-offs to it. The other agents go on. ``resume(agent=...)`` lifts it."""
-        return self._run(self.set_flow(self._flag(State.QUARANTINED, None, agent, reason, by)))
+        flag = self._flag(State.QUARANTINED, None, agent, reason, by)
+        return self._done(self._run(self.set_flow(flag)))
 
-    def resume(self, *, thread: str | None = None, agent: str | None = None) -> bool:
+    def resume(self, *, thread: str | None = None, agent: str | None = None, by: str = "") -> bool:
         """Lift the pause, kill or quarantine set at exactly this level; True if there was
         one. Grants a quarantine revoked are given back."""
-        return self._run(self.resume_flow(*_target(thread, agent)))
+        level, target = _target(thread, agent)
+        lifted = self._run(self.resume_flow(level, target))
+        self._resumed(level, target, lifted, by)
+        return lifted
 
     def flags(self) -> list[Flag]:
         """Every flag in force, oldest first."""
@@ -169,19 +188,62 @@ class Controls:
     async def apause(
         self, *, thread: str | None = None, agent: str | None = None, reason: str = "", by: str = ""
     ) -> Flag:
-        return await self._arun(self.set_flow(self._flag(State.PAUSED, thread, agent, reason, by)))
+        flag = self._flag(State.PAUSED, thread, agent, reason, by)
+        return self._done(await self._arun(self.set_flow(flag)))
 
     async def akill(
         self, *, thread: str | None = None, agent: str | None = None, reason: str = "", by: str = ""
     ) -> Flag:
-        return await self._arun(self.set_flow(self._flag(State.KILLED, thread, agent, reason, by)))
+        flag = self._flag(State.KILLED, thread, agent, reason, by)
+        return self._done(await self._arun(self.set_flow(flag)))
 
     async def aquarantine(self, agent: str, *, reason: str = "", by: str = "") -> Flag:
         flag = self._flag(State.QUARANTINED, None, agent, reason, by)
-        return await self._arun(self.set_flow(flag))
+        return self._done(await self._arun(self.set_flow(flag)))
 
-    async def aresume(self, *, thread: str | None = None, agent: str | None = None) -> bool:
-        return await self._arun(self.resume_flow(*_target(thread, agent)))
+    async def aresume(
+        self, *, thread: str | None = None, agent: str | None = None, by: str = ""
+    ) -> bool:
+        level, target = _target(thread, agent)
+        lifted = await self._arun(self.resume_flow(level, target))
+        self._resumed(level, target, lifted, by)
+        return lifted
+
+    # -- the record of operator actions ----------------------------------------------------
+
+    def _done(self, flag: Flag) -> Flag:
+        if self.audit is not None:
+            action = {State.PAUSED: "pause", State.KILLED: "kill"}.get(flag.state, "quarantine")
+            self._record(action, flag.level, flag.target, flag.reason, flag.by, flag.grants)
+        return flag
+
+    def _resumed(self, level: Level, target: str, lifted: bool, by: str) -> None:
+        if self.audit is not None:
+            outcome = "resume" if lifted else "resume-nothing"
+            self._record(outcome, level, target, "", by, None)
+
+    def _record(
+        self,
+        action: str,
+        level: Level,
+        target: str,
+        reason: str,
+        by: str,
+        grants: Mapping[str, Any] | None,
+    ) -> None:
+        assert self.audit is not None
+        detail: dict[str, Any] = {"level": level, "target": target}
+        if grants:
+            detail["grants_revoked"] = sorted(grants)
+        self.audit.append(
+            "control",
+            outcome=action,
+            agent=target if level == "agent" else None,
+            thread_id=target if level == "thread" else None,
+            reason=reason,
+            approver=by or None,
+            detail=detail,
+        )
 
     async def aflags(self) -> list[Flag]:
         return _sorted(await self.store.ascan(CONTROL_PREFIX))

@@ -7,14 +7,16 @@ store's sync verbs, ``acheck`` against the async twins: sync and async cannot dr
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import math
 import time
 from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from ._approvals import ALL_ANSWERS, Answer, Approval, ApprovalRequest
+from ._context import CHECKPOINT
 from ._decision import Charge, Decision, Effect
 from ._errors import StoreError
 from ._events import AgentMessage, Event, ModelCall, ToolCall, ToolResult
@@ -26,6 +28,9 @@ from .policy import Policy, Rule
 from .policy._budgets import Measure, MeasureError
 from .scopes import Scope
 from .store import MemoryStore, Store
+
+if TYPE_CHECKING:
+    from .audit import AuditLog
 
 Listener = Callable[[Event, Decision], None]
 """Called with every decision the guard makes (audit logs, metrics, demos)."""
@@ -62,6 +67,12 @@ class Guard:
     hand) and the calls the policy denies; when a signal trips, ``breaker`` (default
     ``Breaker()``) pauses the run, quarantines an agent or stops the run, and records the
     trip (``trips()``).
+
+    ``audit`` (an ``AuditLog``) records every decision (allowed model calls aside: the
+    kill-switch checks before each model turn), approval, operator action on
+    ``guard.controls`` and breaker trip, with the policy's version and digest and the
+    checkpoint the step started from. A decision the log cannot record is not allowed:
+    it becomes a deny (``audit-error``), its budget given back.
     """
 
     def __init__(
@@ -73,6 +84,7 @@ class Guard:
         listeners: Iterable[Listener] = (),
         cascade: CascadeMonitor | None = None,
         breaker: Breaker | None = None,
+        audit: AuditLog | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if not isinstance(policy, Policy):
@@ -88,7 +100,10 @@ class Guard:
         self.approver = approver
         self.listeners: list[Listener] = list(listeners)
         self.clock = clock
-        self.controls = Controls(self.store, clock=clock)
+        self.audit = audit
+        self.policy_id = f"{policy.version}:{policy.digest[:12]}"
+        """What audit records name as the policy: its version and the start of its digest."""
+        self.controls = Controls(self.store, clock=clock, audit=audit)
         """The kill switch: ``guard.controls.pause(thread=...)``, ``.kill(agent=...)``."""
         self._grant_epoch: float | None = None
         self._grant_rules: dict[str, tuple[Rule, ...]] = {}
@@ -366,10 +381,12 @@ class Guard:
         if self.cascade is not None:
             alarms = self.cascade.observe(msg)
             if alarms:
+                trips: list[Trip] = []
                 flow = self.breaker.flow(
-                    alarms, msg.sender, msg.thread_id, self.controls, self.clock()
+                    alarms, msg.sender, msg.thread_id, self.controls, self.clock(), trips
                 )
                 acted = yield from flow
+                self._record_trips(trips)
                 if acted is not None:
                     return acted
         return _ALLOW_MESSAGE
@@ -453,9 +470,11 @@ class Guard:
             return None
         alarms = monitor.observe_call(call, denied=False) if monitor is not None else ()
         if alarms:
+            trips: list[Trip] = []
             acted = yield from self.breaker.flow(
-                alarms, call.agent, call.thread_id, self.controls, self.clock()
+                alarms, call.agent, call.thread_id, self.controls, self.clock(), trips
             )
+            self._record_trips(trips)
             if acted is not None:
                 return acted
         if call.message is not None:
@@ -577,7 +596,56 @@ class Guard:
     def _emit(self, event: Event, decision: Decision) -> Decision:
         for listener in self.listeners:
             listener(event, decision)
+        audit = self.audit
+        if audit is not None and not (decision.allowed and isinstance(event, ModelCall)):
+            try:
+                audit.decision(
+                    event, decision, policy=self.policy_id, checkpoint_id=CHECKPOINT.get()
+                )
+            except Exception as exc:
+                return self._unrecorded(decision, exc)
         return decision
+
+    def _unrecorded(self, decision: Decision, exc: Exception) -> Decision:
+        """Fail closed: what the audit log could not record does not go ahead."""
+        if decision.effect is Effect.DENY:
+            return decision
+        if decision.charges:
+            # the store may be what failed; the deny stands either way
+            with contextlib.suppress(Exception):
+                self.release(decision)
+        return Decision(
+            Effect.DENY,
+            "audit-error",
+            f"fail closed: the audit log could not record this decision "
+            f"({type(exc).__name__}: {exc}); it was {decision.effect} by rule {decision.rule!r}",
+            tool=decision.tool,
+            agent=decision.agent,
+            kind="guard",
+        )
+
+    def _record_trips(self, trips: Sequence[Trip]) -> None:
+        """Each breaker trip as its own audit record, with the evidence it rests on."""
+        audit = self.audit
+        if audit is None:
+            return
+        for t in trips:
+            audit.append(
+                "trip",
+                outcome=t.response,
+                agent=t.culprit,
+                rule=f"cascade:{t.signal}",
+                reason=t.reason,
+                thread_id=t.thread_id,
+                checkpoint_id=CHECKPOINT.get(),
+                policy=self.policy_id,
+                detail={
+                    "scope": t.scope,
+                    "agents": list(t.agents),
+                    "at_message": t.at_message,
+                    "evidence": [dict(e) for e in t.evidence],
+                },
+            )
 
     def _run(self, flow: Generator[_Op, Any, Any]) -> Any:
         store = self.store

@@ -123,9 +123,10 @@ class Breaker:
         thread_id: str | None,
         controls: Controls,
         now: float,
+        trips: list[Trip] | None = None,
     ) -> Generator[_Op, Any, Decision | None]:
-        """Record each alarm as a trip, act on the strongest; the decision for the step that
-        tripped (None for ``record``)."""
+        """Record each alarm as a trip (also appended to ``trips``), act on the strongest;
+        the decision for the step that tripped (None for ``record``)."""
         chosen: tuple[Alarm, Response] | None = None
         for alarm in alarms:
             response = self.response(alarm.signal)
@@ -143,6 +144,8 @@ class Breaker:
             )
             key = f"{TRIP_PREFIX}{alarm.scope}/{now:017.6f}-{next(_seq):06d}-{alarm.signal}"
             yield ("put", (key, trip.to_doc()), {})
+            if trips is not None:
+                trips.append(trip)
             if chosen is None or _STRENGTH[response] > _STRENGTH[chosen[1]]:
                 chosen = (alarm, response)
         if chosen is None or chosen[1] == "record":

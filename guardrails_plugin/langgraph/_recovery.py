@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
@@ -43,6 +43,9 @@ from ..rollback import (
 )
 from ..store import Store
 from ._steps import DONE_PREFIX
+
+if TYPE_CHECKING:
+    from ..audit import AuditLog
 
 __all__ = ["Recovery", "RollbackReport"]
 
@@ -118,6 +121,8 @@ class Recovery:
         graph: Pregel[Any, Any, Any, Any],
         journal: Journal | Store,
         compensations: Compensations,
+        *,
+        audit: AuditLog | None = None,
     ) -> None:
         if not isinstance(graph.checkpointer, BaseCheckpointSaver):
             raise RollbackError(
@@ -127,6 +132,8 @@ class Recovery:
         self.graph = graph
         self.journal = journal if isinstance(journal, Journal) else Journal(journal)
         self.compensations = compensations
+        self.audit = audit
+        """Where each rollback is recorded (kind ``"rollback"``), whatever its outcome."""
 
     def __repr__(self) -> str:
         return (
@@ -211,6 +218,7 @@ class Recovery:
             )
         report = _report(thread, target, undo, new_id, problem)
         self.journal.record_rollback(_record(report, self.journal.clock()))
+        self._audited(report)
         return report
 
     async def arollback(self, config: RunnableConfig, *, to: str | None = None) -> RollbackReport:
@@ -234,7 +242,29 @@ class Recovery:
             )
         report = _report(thread, target, undo, new_id, problem)
         await self.journal.arecord_rollback(_record(report, self.journal.clock()))
+        self._audited(report)
         return report
+
+    def _audited(self, report: RollbackReport) -> None:
+        if self.audit is None:
+            return
+        undo = report.undo
+        self.audit.append(
+            "rollback",
+            outcome="ok" if report.ok else "not-ok",
+            thread_id=report.thread_id,
+            checkpoint_id=report.target,
+            reason=report.reason if report.ok else (report.problem or str(report).splitlines()[0]),
+            detail={
+                "restored": report.restored,
+                "new_checkpoint_id": report.new_checkpoint_id,
+                "undone": len(undo.undone),
+                "failed": len(undo.failed),
+                "in_doubt": len(undo.in_doubt),
+                "not_undoable": len(undo.not_undoable),
+                "not_attempted": len(undo.not_attempted),
+            },
+        )
 
     def _target(self, config: RunnableConfig, to: str | None) -> _Target:
         """Reads only what the choice needs: the thread's parent links (not a full snapshot

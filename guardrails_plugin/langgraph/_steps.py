@@ -36,6 +36,7 @@ from langgraph.prebuilt.tool_node import ToolCallRequest
 from langgraph.types import Command, interrupt
 
 from .._approvals import Answer, Approval, ApprovalRequest
+from .._context import CHECKPOINT
 from .._decision import Decision, Effect
 from .._events import DEFAULT_AGENT, AgentMessage, Event, ModelCall, ToolCall, ToolResult
 from ..guard import Guard
@@ -124,6 +125,7 @@ def where_in_graph(
     run_id = getattr(info, "run_id", None) or config.get("run_id")
     thread = conf.get("thread_id")
     cmap = conf.get(_CHECKPOINT_MAP) or {}
+    CHECKPOINT.set(cmap.get(""))  # for the audit log (each LangGraph task has its own context)
     return Where(
         agent=name if isinstance(name, str) and name else DEFAULT_AGENT,
         thread_id=None if thread is None else str(thread),

@@ -1,0 +1,461 @@
+"""The verifier: does the stored chain hold, and if not, what was done to it and where.
+
+Pure logic over a sink's ``Snapshot`` (entries in storage order, the anchor, the head the
+sink keeps). A first pass streams the entries in constant memory and accepts the common
+case: every record follows its predecessor (``seq`` + 1, ``prev`` = its hash) and matches
+its own hash. Only when that fails does a second pass hold a small summary of every record
+and work out what happened:
+
+- it follows the ``prev`` links from the anchor: the order the writer chained the records
+  in, whatever order they are stored in;
+- a record on that chain whose fields do not give its hash was **edited** (or, when
+  renumbering it alone restores its hash, **reordered**: its ``seq`` was changed);
+- where the links stop and resume at the next record number, the record before the break
+  was **edited** and its hash recomputed; where they resume further on, the records in
+  between were **removed**;
+- records the chain never reaches were **inserted** (forged, or copies);
+- records on the chain stored out of order (outside the longest run stored in chain
+  order) were **reordered**;
+- records that cannot be parsed are **unreadable**; a last line cut short by a crash is
+  **truncated** (reported, not counted, and not a sign of tampering: ``ok`` stays true).
+
+What it cannot see: a chain rewritten consistently from some record to the end (recompute
+every later hash), records removed from the end (for JSON Lines; SQLite keeps the head in
+its meta table, which the remover would have to rewrite too), or a log that was replaced
+whole. Keep ``AuditLog.head()`` somewhere else (a ticket, another machine) and pass it to
+``verify(witness=...)`` to close those gaps up to that record.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from ._base import Entry, Link, Snapshot
+from ._records import AuditRecord, record_hash
+
+__all__ = ["Problem", "ProblemKind", "VerifyReport", "verify_snapshot"]
+
+ProblemKind = Literal["edited", "removed", "inserted", "reordered", "unreadable", "truncated"]
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing wrong with the log: which record (``seq``, when known), where it is stored
+    (``file:line`` for JSON Lines, ``file, seq N`` for SQLite), what kind, and the evidence."""
+
+    seq: int | None
+    where: str
+    kind: ProblemKind
+    detail: str
+
+    def __str__(self) -> str:
+        seq = "seq ?" if self.seq is None else f"seq {self.seq}"
+        return f"{seq}: {self.kind} at {self.where}: {self.detail}"
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyReport:
+    """What ``AuditLog.verify`` found. ``ok`` is true when nothing was tampered with (a
+    truncated last line, left by a crash, is reported but does not count against it)."""
+
+    name: str
+    records: int
+    problems: list[Problem] = field(default_factory=list)
+    anchor: Link = (0, "")
+    last: Link | None = None
+    """The last record of the chain: ``(seq, hash)``."""
+    skipped: int = 0
+    """Records stored before the anchor (pruned, not yet deleted): not checked."""
+
+    @property
+    def ok(self) -> bool:
+        return all(p.kind == "truncated" for p in self.problems)
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+    def __str__(self) -> str:
+        span = ""
+        if self.last is not None and self.records:
+            span = f" (seq {self.anchor[0] + 1} to {self.last[0]})"
+        start = (
+            "chained from the start"
+            if self.anchor[0] == 0
+            else f"chained from the anchor after seq {self.anchor[0]} (older records pruned)"
+        )
+        lines: list[str] = []
+        if self.ok:
+            lines.append(f"{self.name}: ok, {_records(self.records)}{span}, {start}")
+        else:
+            bad = [p for p in self.problems if p.kind != "truncated"]
+            lines.append(
+                f"{self.name}: NOT OK, {len(bad)} problem{'s' * (len(bad) != 1)} "
+                f"in {_records(self.records)}{span}, {start}"
+            )
+        for p in self.problems:
+            lines.append(f"  {p}")
+        if self.skipped:
+            lines.append(f"  ({self.skipped} records stored before the anchor were not checked)")
+        return "\n".join(lines)
+
+
+def verify_snapshot(snapshot: Snapshot, witness: Link | None = None) -> VerifyReport:
+    """Verify the chain in ``snapshot``; ``witness``: a ``(seq, hash)`` recorded earlier
+    elsewhere, which the chain must still contain."""
+    fast = _stream(snapshot, witness)
+    if fast.report is not None:
+        return fast.report
+    report = _diagnose(snapshot, list(snapshot.entries()), witness)
+    if report.ok:  # fail closed: the fast pass saw something the diagnosis could not name
+        problem = Problem(fast.seq, fast.where, "edited", fast.why)
+        report = VerifyReport(
+            report.name,
+            report.records,
+            [*report.problems, problem],
+            report.anchor,
+            report.last,
+            report.skipped,
+        )
+    return report
+
+
+@dataclass(slots=True)
+class _Fast:
+    report: VerifyReport | None = None
+    seq: int | None = None
+    where: str = ""
+    why: str = ""
+
+
+def _stream(snapshot: Snapshot, witness: Link | None) -> _Fast:
+    name = snapshot.name
+    seq, digest = snapshot.anchor
+    count = skipped = 0
+    started = False
+    torn: list[Problem] = []
+    for entry in snapshot.entries():
+        if torn:
+            return _Fast(None, seq + 1, entry.where, "a line follows a truncated line")
+        if entry.torn:
+            torn.append(_truncated(entry))
+            continue
+        record = entry.record
+        if record is None:
+            return _Fast(None, entry.seq, entry.where, entry.problem)
+        if not started and record.seq <= snapshot.anchor[0]:
+            skipped += 1
+            continue
+        started = True
+        if record.seq != seq + 1 or record.prev != digest or record_hash(record) != record.hash:
+            return _Fast(None, record.seq, entry.where, "the chain breaks here")
+        if witness is not None and record.seq == witness[0] and record.hash != witness[1]:
+            return _Fast(None, record.seq, entry.where, "differs from the witnessed head")
+        seq, digest = record.seq, record.hash
+        count += 1
+    if snapshot.head is not None and (seq, digest) != snapshot.head:
+        return _Fast(None, seq, name, "the chain does not end at the head the log keeps")
+    if witness is not None and witness[0] > seq:
+        return _Fast(None, witness[0], name, "the witnessed head is missing")
+    last = (seq, digest) if count else None
+    return _Fast(VerifyReport(name, count, torn, snapshot.anchor, last, skipped))
+
+
+@dataclass(slots=True)
+class _Node:
+    pos: int
+    where: str
+    record: AuditRecord
+    intact: bool
+
+
+def _diagnose(snapshot: Snapshot, entries: Sequence[Entry], witness: Link | None) -> VerifyReport:
+    anchor, head, name = snapshot.anchor, snapshot.head, snapshot.name
+    nodes: list[_Node] = []
+    unreadable: list[tuple[int, Entry]] = []
+    problems: dict[int, Problem] = {}  # one per stored record, by position
+    ranges: list[Problem] = []  # records missing between or after stored ones
+    torn: list[Problem] = []
+    skipped = 0
+    started = False
+    for entry in entries:
+        pos = len(nodes) + len(unreadable)
+        if entry.torn:
+            torn.append(_truncated(entry))
+        elif entry.record is None:
+            unreadable.append((pos, entry))
+            problems[pos] = Problem(entry.seq, entry.where, "unreadable", entry.problem)
+        elif not started and entry.record.seq <= anchor[0]:
+            skipped += 1
+        else:
+            started = True
+            r = entry.record
+            nodes.append(_Node(pos, entry.where, r, record_hash(r) == r.hash))
+    lost_at = [pos for pos, _ in unreadable]
+
+    def lost_between(a: int, b: int) -> int:
+        return bisect.bisect_left(lost_at, b) - bisect.bisect_right(lost_at, a)
+
+    by_prev: dict[str, list[_Node]] = {}
+    for n in nodes:
+        by_prev.setdefault(n.record.prev, []).append(n)
+    hashes = {n.record.hash for n in nodes}
+    heads = sorted(
+        (n for n in nodes if n.record.prev not in hashes), key=lambda n: (n.record.seq, n.pos)
+    )
+    head_seqs = [n.record.seq for n in heads]
+    limit = head[0] if head is not None else None
+
+    visited: set[int] = set()
+    chain: list[tuple[_Node, int]] = []
+    seq, digest = anchor
+    last: _Node | None = None
+    while True:
+        following = [n for n in by_prev.get(digest, ()) if n.pos not in visited]
+        if following:
+            n = min(following, key=lambda n: _rank(n, seq + 1, by_prev, visited))
+        else:
+            after = -1 if last is None else last.pos
+            found = _next_head(heads, head_seqs, seq, after, visited, limit)
+            if found is None:
+                break
+            n = found
+            gap = n.record.seq - seq - 1
+            lost = lost_between(-1 if last is None else last.pos, n.pos)
+            if gap == 0 and last is None:
+                problems[n.pos] = Problem(
+                    n.record.seq,
+                    n.where,
+                    "edited",
+                    f"the first record does not chain to the "
+                    f"{'start' if anchor[0] == 0 else 'anchor'} ({_short(anchor[1])}): "
+                    "it was changed and its hash recomputed, or the anchor was changed",
+                )
+            elif gap == 0 and last is not None and not lost:
+                problems.setdefault(
+                    last.pos,
+                    Problem(
+                        last.record.seq,
+                        last.where,
+                        "edited",
+                        f"seq {n.record.seq} ({n.where}) chains to {_short(n.record.prev)}, not "
+                        f"to this record's hash {_short(last.record.hash)}: this record was "
+                        "changed and its hash recomputed",
+                    ),
+                )
+            elif gap > lost:
+                first, final = seq + 1, n.record.seq - 1
+                ranges.append(
+                    Problem(
+                        first,
+                        n.where,
+                        "removed",
+                        f"{_records(gap)} missing before this one "
+                        f"({_span(first, final)}): seq {n.record.seq} chains to "
+                        f"{_short(n.record.prev)}, which no stored record has",
+                    )
+                )
+        visited.add(n.pos)
+        seq = seq + 1 if following else n.record.seq
+        chain.append((n, seq))
+        digest, last = n.record.hash, n
+
+    if head is not None:
+        if seq < head[0]:
+            gap = head[0] - seq
+            if gap > lost_between(-1 if last is None else last.pos, 1 << 62):
+                where = f"after {last.where}" if last is not None else "at the start"
+                ranges.append(
+                    Problem(
+                        seq + 1,
+                        f"{name}: {where}",
+                        "removed",
+                        f"{_records(gap)} missing at the end ({_span(seq + 1, head[0])}): "
+                        f"the log's head says seq {head[0]}",
+                    )
+                )
+        elif seq == head[0] and digest != head[1] and last is not None:
+            problems.setdefault(
+                last.pos,
+                Problem(
+                    seq,
+                    last.where,
+                    "edited",
+                    f"its hash {_short(digest)} is not the head the log keeps "
+                    f"({_short(head[1])}): it was changed and its hash recomputed",
+                ),
+            )
+
+    positions: list[int] = []
+    for n, expected in chain:
+        positions.append(n.pos)
+        r = n.record
+        if limit is not None and expected > limit:
+            problems.setdefault(
+                n.pos,
+                Problem(
+                    r.seq,
+                    n.where,
+                    "inserted",
+                    f"written behind the log's back: the head the log keeps is seq {limit}",
+                ),
+            )
+        elif not n.intact:
+            if r.seq != expected and record_hash(r, seq=expected) == r.hash:
+                problems.setdefault(
+                    n.pos,
+                    Problem(
+                        r.seq,
+                        n.where,
+                        "reordered",
+                        f"renumbered: stored as seq {r.seq}, but its hash and links make it "
+                        f"seq {expected}",
+                    ),
+                )
+            else:
+                problems.setdefault(
+                    n.pos,
+                    Problem(
+                        r.seq,
+                        n.where,
+                        "edited",
+                        f"its fields do not give its hash {_short(r.hash)} "
+                        f"(they give {_short(record_hash(r))})",
+                    ),
+                )
+        elif r.seq != expected:
+            problems.setdefault(
+                n.pos,
+                Problem(
+                    r.seq, n.where, "edited", f"numbered {r.seq} but chained as seq {expected}"
+                ),
+            )
+        if witness is not None and expected == witness[0] and r.hash != witness[1]:
+            problems.setdefault(
+                n.pos,
+                Problem(
+                    r.seq,
+                    n.where,
+                    "edited",
+                    f"its hash {_short(r.hash)} differs from the witnessed head "
+                    f"{_short(witness[1])}: the chain was rewritten up to here",
+                ),
+            )
+    if witness is not None and witness[0] > seq:
+        ranges.append(
+            Problem(
+                seq + 1,
+                name,
+                "removed",
+                f"the witnessed head seq {witness[0]} is gone: the chain ends at seq {seq}",
+            )
+        )
+    in_order = set(_longest_increasing(positions))
+    for (n, expected), pos in zip(chain, positions, strict=True):
+        if pos not in in_order:
+            problems.setdefault(
+                n.pos,
+                Problem(
+                    n.record.seq,
+                    n.where,
+                    "reordered",
+                    f"stored out of order: by its links it belongs "
+                    f"{'first' if expected == anchor[0] + 1 else f'after seq {expected - 1}'}",
+                ),
+            )
+    stored = {n.record.hash: n for n, _ in chain}
+    for n in nodes:
+        if n.pos in visited:
+            continue
+        twin = stored.get(n.record.hash)
+        why = (
+            f"a copy of seq {twin.record.seq} ({twin.where})"
+            if twin is not None
+            else f"not part of the chain: it chains to {_short(n.record.prev)}, "
+            "and no record chains to it"
+        )
+        problems.setdefault(n.pos, Problem(n.record.seq, n.where, "inserted", why))
+
+    listed = sorted(
+        [*problems.values(), *ranges],
+        key=lambda p: (p.seq if p.seq is not None else 1 << 62, p.kind),
+    )
+    end = (last.record.seq, last.record.hash) if last is not None else None
+    return VerifyReport(name, len(nodes), [*listed, *torn], anchor, end, skipped)
+
+
+def _rank(
+    n: _Node, expected: int, by_prev: dict[str, list[_Node]], visited: set[int]
+) -> tuple[bool, bool, bool, int]:
+    """Of several records chaining to the same hash (a fork: one of them inserted), follow
+    the one the chain goes on from, then an intact one, then the one numbered right."""
+    goes_on = any(m.pos not in visited and m is not n for m in by_prev.get(n.record.hash, ()))
+    return (not goes_on, not n.intact, n.record.seq != expected, n.pos)
+
+
+def _next_head(
+    heads: list[_Node],
+    seqs: list[int],
+    seq: int,
+    pos: int,
+    visited: set[int],
+    limit: int | None,
+) -> _Node | None:
+    """Where the links resume after a break at ``seq`` (stored at ``pos``): the first record
+    numbered after it, stored after it, that chains to no stored record."""
+    i = bisect.bisect_right(seqs, seq)
+    while i < len(heads):
+        n = heads[i]
+        if limit is not None and n.record.seq > limit:
+            return None
+        if n.pos > pos and n.pos not in visited:
+            return n
+        i += 1
+    return None
+
+
+def _longest_increasing(values: Iterable[int]) -> list[int]:
+    """One longest strictly increasing subsequence (patience sorting, O(n log n))."""
+    vals = list(values)
+    tails: list[int] = []  # smallest tail value of an increasing run of each length
+    tail_at: list[int] = []  # its index in vals
+    back: list[int] = [-1] * len(vals)
+    for i, v in enumerate(vals):
+        k = bisect.bisect_left(tails, v)
+        if k == len(tails):
+            tails.append(v)
+            tail_at.append(i)
+        else:
+            tails[k] = v
+            tail_at[k] = i
+        back[i] = tail_at[k - 1] if k else -1
+    out: list[int] = []
+    i = tail_at[-1] if tail_at else -1
+    while i >= 0:
+        out.append(vals[i])
+        i = back[i]
+    return out[::-1]
+
+
+def _truncated(entry: Entry) -> Problem:
+    return Problem(
+        None,
+        entry.where,
+        "truncated",
+        "the last line has no newline: a write was cut short (a crash); it is not counted, "
+        "and the next append replaces it",
+    )
+
+
+def _short(digest: str) -> str:
+    return digest[:12] + "..." if len(digest) > 12 else repr(digest)
+
+
+def _records(n: int) -> str:
+    return f"{n} record{'s' * (n != 1)}"
+
+
+def _span(first: int, final: int) -> str:
+    return f"seq {first}" if first == final else f"seq {first} to {final}"

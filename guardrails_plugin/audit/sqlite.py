@@ -1,0 +1,385 @@
+"""The default audit sink: a SQLite file in WAL mode, shared by local processes.
+
+Each append is one ``BEGIN IMMEDIATE`` transaction: take the file's write lock, read the
+head (last ``seq`` and ``hash``, kept in ``guardrails_audit_meta``), insert the record
+chained to it, move the head, commit. Writers in any number of processes therefore build
+one linear chain, and a crash (even SIGKILL) leaves either the whole record or nothing.
+``durable=True`` sets ``synchronous=FULL``: a commit survives the machine losing power,
+at the price of an fsync per record; the default ``NORMAL`` survives a crashed process.
+
+The head kept in the meta table lets ``verify`` see records removed from the end, and rows
+inserted behind the log's back. ``prune`` deletes old rows and moves the anchor (where the
+remaining chain starts) in the same transaction. Tables are prefixed ``guardrails_audit``,
+so the file may be shared with other data. Rows are ordinary columns: ``sqlite3 audit.db
+"SELECT seq, kind, outcome, agent, tool, rule FROM guardrails_audit"`` reads them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import os
+import sqlite3
+import threading
+import weakref
+from collections.abc import Iterator
+from typing import Any
+
+from ._base import START, AuditError, AuditSink, Entry, Link, Snapshot, check_prune_args
+from ._records import AuditRecord, Draft
+
+__all__ = ["SQLiteAuditSink"]
+
+SCHEMA_VERSION = "1"
+
+_COLUMNS = (
+    "seq, at, kind, outcome, agent, tool, args, rule, reason, run_id, thread_id, "
+    "checkpoint_id, approver, policy, detail, prev, hash"
+)
+_SCHEMA = (
+    """
+    CREATE TABLE IF NOT EXISTS guardrails_audit (
+        seq INTEGER PRIMARY KEY,
+        at REAL NOT NULL,
+        kind TEXT NOT NULL,
+        outcome TEXT NOT NULL,
+        agent TEXT,
+        tool TEXT,
+        args TEXT,
+        rule TEXT,
+        reason TEXT NOT NULL,
+        run_id TEXT,
+        thread_id TEXT,
+        checkpoint_id TEXT,
+        approver TEXT,
+        policy TEXT,
+        detail TEXT NOT NULL,
+        prev TEXT NOT NULL,
+        hash TEXT NOT NULL
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS guardrails_audit_meta (
+        name TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    ) WITHOUT ROWID
+    """,
+)
+_BATCH = 500
+
+# Connections a forked child inherited: SQLite forbids using them there (see SQLiteStore).
+_INHERITED: list[sqlite3.Connection] = []
+
+
+class SQLiteAuditSink(AuditSink):
+    """Audit records in a SQLite file (created if missing). ``timeout``: seconds to wait for
+    another process's write lock before an append raises ``AuditError``."""
+
+    def __init__(
+        self, path: str | os.PathLike[str], *, durable: bool = False, timeout: float = 10.0
+    ) -> None:
+        self.path = os.fspath(path)
+        self.durable = durable
+        self.timeout = timeout
+        self._lock = threading.Lock()
+        self._closed = False
+        self._db: sqlite3.Connection | None = self._connect()
+        os.register_at_fork(after_in_child=functools.partial(_after_fork, weakref.ref(self)))
+
+    def __repr__(self) -> str:
+        flags = ", durable=True" if self.durable else ""
+        return f"SQLiteAuditSink({self.path!r}{flags}){' (closed)' if self._closed else ''}"
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            db, self._db = self._db, None
+        if db is not None:
+            db.close()
+
+    # -- writing --------------------------------------------------------------------------
+
+    def append(self, draft: Draft) -> AuditRecord:
+        j = draft.json
+        with self._transaction("append a record") as db:
+            seq, prev = _link(db, "head")
+            record, _ = draft.seal(seq + 1, prev)
+            db.execute(
+                f"INSERT INTO guardrails_audit ({_COLUMNS}) VALUES "
+                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    record.seq,
+                    record.at,
+                    record.kind,
+                    record.outcome,
+                    record.agent,
+                    record.tool,
+                    None if record.args is None else j["args"],
+                    record.rule,
+                    record.reason,
+                    record.run_id,
+                    record.thread_id,
+                    record.checkpoint_id,
+                    record.approver,
+                    record.policy,
+                    j["detail"],
+                    record.prev,
+                    record.hash,
+                ),
+            )
+            _set_link(db, "head", (record.seq, record.hash))
+            return record
+
+    def prune(self, *, keep_last: int | None = None, before: float | None = None) -> int:
+        check_prune_args(keep_last, before)
+        with self._transaction("prune") as db:
+            head_seq, _ = _link(db, "head")
+            anchor_seq, _ = _link(db, "anchor")
+            if keep_last is not None:
+                cut = head_seq - keep_last
+            else:
+                # The longest run of records, oldest first, all stamped before ``before``.
+                row = db.execute(
+                    "SELECT min(seq) FROM guardrails_audit WHERE at >= ?", (before,)
+                ).fetchone()
+                cut = head_seq if row[0] is None else row[0] - 1
+            if cut <= anchor_seq:
+                return 0
+            found = db.execute("SELECT hash FROM guardrails_audit WHERE seq = ?", (cut,)).fetchone()
+            if found is None:
+                raise AuditError(
+                    f"{self.path}: cannot prune up to seq {cut}: that record is missing "
+                    "(run `guardrails-plugin audit verify`)"
+                )
+            removed = db.execute("DELETE FROM guardrails_audit WHERE seq <= ?", (cut,)).rowcount
+            _set_link(db, "anchor", (cut, found[0]))
+            return int(removed)
+
+    # -- reading --------------------------------------------------------------------------
+
+    def head(self) -> Link:
+        with self._statement("read the head") as db:
+            return _link(db, "head")
+
+    def records(
+        self,
+        since_seq: int | None = None,
+        *,
+        kind: str | None = None,
+        thread: str | None = None,
+        agent: str | None = None,
+    ) -> Iterator[AuditRecord]:
+        where, params = _filters(kind, thread, agent)
+        after = -1 if since_seq is None else since_seq
+        while True:
+            # A batch at a time: the lock is not held while the caller works on the records.
+            with self._statement("read records") as db:
+                rows = db.execute(
+                    f"SELECT {_COLUMNS} FROM guardrails_audit WHERE seq > ?{where}"
+                    f" ORDER BY seq LIMIT {_BATCH}",
+                    (after, *params),
+                ).fetchall()
+            for row in rows:
+                yield self._record(row)
+            if len(rows) < _BATCH:
+                return
+            after = rows[-1][0]
+
+    def last(
+        self,
+        n: int,
+        *,
+        kind: str | None = None,
+        thread: str | None = None,
+        agent: str | None = None,
+    ) -> list[AuditRecord]:
+        if n <= 0:
+            return []
+        where, params = _filters(kind, thread, agent)
+        with self._statement("read records") as db:
+            rows = db.execute(
+                f"SELECT {_COLUMNS} FROM guardrails_audit WHERE 1{where} ORDER BY seq DESC LIMIT ?",
+                (*params, n),
+            ).fetchall()
+        return [self._record(row) for row in reversed(rows)]
+
+    def snapshot(self) -> Snapshot:
+        return _SQLiteSnapshot(self)
+
+    def _record(self, row: tuple[Any, ...]) -> AuditRecord:
+        try:
+            return _row_record(row)
+        except ValueError as exc:
+            raise AuditError(
+                f"{self.path}, seq {row[0]}: unreadable record ({exc}); "
+                "run `guardrails-plugin audit verify`"
+            ) from exc
+
+    # -- connection -----------------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            db = sqlite3.connect(
+                self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False
+            )
+        except sqlite3.Error as exc:
+            raise AuditError(f"audit log {self.path!r}: cannot open the database: {exc}") from exc
+        try:
+            db.execute("PRAGMA journal_mode = WAL")
+            db.execute(f"PRAGMA synchronous = {'FULL' if self.durable else 'NORMAL'}")
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in _SCHEMA:
+                    db.execute(statement)
+                db.executemany(
+                    "INSERT OR IGNORE INTO guardrails_audit_meta (name, value) VALUES (?, ?)",
+                    [
+                        ("schema_version", SCHEMA_VERSION),
+                        ("head", _text(START)),
+                        ("anchor", _text(START)),
+                    ],
+                )
+                (version,) = db.execute(
+                    "SELECT value FROM guardrails_audit_meta WHERE name = 'schema_version'"
+                ).fetchone()
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            db.close()
+            raise AuditError(f"audit log {self.path!r}: cannot set up the database: {exc}") from exc
+        if version != SCHEMA_VERSION:
+            db.close()
+            raise AuditError(
+                f"audit log {self.path!r}: holds audit schema version {version!r}; this version "
+                f"of guardrails-plugin reads version {SCHEMA_VERSION}"
+            )
+        return db
+
+    def _open(self, operation: str) -> sqlite3.Connection:
+        if self._db is None:
+            if self._closed:
+                raise AuditError(f"{self!r}: cannot {operation}: the log is closed")
+            self._db = self._connect()
+        return self._db
+
+    @contextlib.contextmanager
+    def _statement(self, operation: str) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            db = self._open(operation)
+            try:
+                yield db
+            except sqlite3.Error as exc:
+                raise self._error(operation, exc) from exc
+
+    @contextlib.contextmanager
+    def _transaction(self, operation: str) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            db = self._open(operation)
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield db
+                    db.execute("COMMIT")
+                except BaseException:
+                    if db.in_transaction:
+                        db.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as exc:
+                raise self._error(operation, exc) from exc
+
+    def _error(self, operation: str, exc: sqlite3.Error) -> AuditError:
+        hint = ""
+        if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+            hint = f" (another process held the write lock for over {self.timeout} s)"
+        return AuditError(f"audit log {self.path!r}: cannot {operation}: {exc}{hint}")
+
+    def _forget_connection(self) -> None:
+        self._lock = threading.Lock()
+        if self._db is not None:
+            _INHERITED.append(self._db)
+            self._db = None
+
+
+class _SQLiteSnapshot(Snapshot):
+    """A read transaction on a connection of its own: one consistent view of rows and meta,
+    which never blocks writers (WAL)."""
+
+    def __init__(self, sink: SQLiteAuditSink) -> None:
+        self.name = sink.path
+        try:
+            self._db = sqlite3.connect(sink.path, timeout=sink.timeout, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise AuditError(f"audit log {sink.path!r}: cannot read it: {exc}") from exc
+        try:
+            self._db.execute("BEGIN")
+            self.head: Link | None = _link(self._db, "head")
+            self.anchor = _link(self._db, "anchor")
+        except (sqlite3.Error, AuditError) as exc:
+            self._db.close()
+            raise AuditError(f"audit log {sink.path!r}: cannot read it: {exc}") from exc
+
+    def entries(self) -> Iterator[Entry]:
+        cursor = self._db.execute(f"SELECT {_COLUMNS} FROM guardrails_audit ORDER BY seq")
+        for row in cursor:
+            where = f"{self.name}, seq {row[0]}"
+            try:
+                yield Entry(where, _row_record(row))
+            except ValueError as exc:
+                yield Entry(where, problem=f"unreadable record: {exc}", seq=row[0])
+
+    def close(self) -> None:
+        with contextlib.suppress(sqlite3.Error):
+            self._db.execute("COMMIT")
+        self._db.close()
+
+
+def _row_record(row: tuple[Any, ...]) -> AuditRecord:
+    doc = dict(zip(_NAMES, row, strict=True))
+    for name in ("args", "detail"):
+        text = doc[name]
+        if text is not None:
+            try:
+                doc[name] = json.loads(text)
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"column {name!r} holds invalid JSON: {exc}") from exc
+    return AuditRecord.from_doc(doc)
+
+
+_NAMES = tuple(c.strip() for c in _COLUMNS.split(","))
+
+
+def _filters(kind: str | None, thread: str | None, agent: str | None) -> tuple[str, list[str]]:
+    where, params = "", []
+    for column, value in (("kind", kind), ("thread_id", thread), ("agent", agent)):
+        if value is not None:
+            where += f" AND {column} = ?"
+            params.append(value)
+    return where, params
+
+
+def _link(db: sqlite3.Connection, name: str) -> Link:
+    row = db.execute("SELECT value FROM guardrails_audit_meta WHERE name = ?", (name,)).fetchone()
+    if row is None:
+        raise AuditError(f"the audit meta table has no {name!r} row")
+    seq, _, digest = str(row[0]).partition(" ")
+    try:
+        return int(seq), digest
+    except ValueError:
+        raise AuditError(f"the audit meta table's {name!r} row is unreadable: {row[0]!r}") from None
+
+
+def _set_link(db: sqlite3.Connection, name: str, link: Link) -> None:
+    db.execute("UPDATE guardrails_audit_meta SET value = ? WHERE name = ?", (_text(link), name))
+
+
+def _text(link: Link) -> str:
+    return f"{link[0]} {link[1]}"
+
+
+def _after_fork(sink: weakref.ref[SQLiteAuditSink]) -> None:
+    alive = sink()
+    if alive is not None:
+        alive._forget_connection()

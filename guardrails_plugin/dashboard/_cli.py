@@ -1,0 +1,109 @@
+"""``guardrails-plugin dashboard``: serve the operator dashboard until Ctrl-C.
+
+    guardrails-plugin dashboard --store guard.db [--audit audit.db] [--graph myapp.graph:graph]
+                                [--host 127.0.0.1] [--port 8765] [--token TOKEN] [--by NAME]
+
+``--graph`` imports the user's compiled graph (``module:attribute``, the module importable
+from the current directory) with the persistent checkpointer its application uses: with it,
+approving, editing or rejecting on the page resumes the waiting run; without it, the page
+shows approvals but cannot answer them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import os
+import sys
+from typing import Any
+
+TOKEN_ENV = "GUARDRAILS_DASHBOARD_TOKEN"
+
+
+def add_dashboard_command(sub: Any) -> None:
+    """Register ``dashboard`` on the CLI's subparsers (``parser.add_subparsers()``)."""
+    p = sub.add_parser(
+        "dashboard",
+        help="serve the operator dashboard: live decisions, approvals, pause / resume / kill",
+    )
+    p.add_argument("--store", required=True, help="SQLite file (or store URL) the guards use")
+    p.add_argument("--audit", default=None, help="audit log file to stream decisions from")
+    p.add_argument(
+        "--graph",
+        default=None,
+        metavar="MODULE:ATTR",
+        help="the compiled graph (with its checkpointer) that waits: answering resumes it",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8765)
+    p.add_argument(
+        "--token",
+        default=os.environ.get(TOKEN_ENV),
+        help=f"token that opens the dashboard; required off loopback (default: ${TOKEN_ENV})",
+    )
+    p.add_argument("--by", default="dashboard", help="who actions are recorded as")
+    p.set_defaults(func=_dashboard)
+
+
+def _dashboard(args: argparse.Namespace) -> int:
+    try:
+        from . import Dashboard, serve
+        from ._serve import check_bind, url
+    except ImportError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    from ..store import open_store
+
+    try:
+        store = open_store(args.store if "://" in args.store else f"sqlite:///{args.store}")
+        audit = _audit(args.audit) if args.audit else None
+        graph = load_graph(args.graph) if args.graph else None
+        dashboard = Dashboard(store, audit=audit, graph=graph, token=args.token, by=args.by)
+        check_bind(dashboard, args.host)
+    except (ValueError, ImportError, AttributeError, TypeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    address = url(args.host, args.port)
+    if args.token:
+        address += f"?token={args.token}"
+    print(f"guardrails dashboard: {address}  (Ctrl-C to stop)", flush=True)
+    # uvicorn stops gracefully on Ctrl-C, then raises KeyboardInterrupt again: that is the
+    # normal way to stop.
+    with contextlib.suppress(KeyboardInterrupt):
+        serve(dashboard, args.host, args.port)
+    print("guardrails dashboard: stopped", flush=True)
+    return 0
+
+
+def _audit(path: str) -> Any:
+    try:
+        from ..audit import AuditLog
+    except ImportError as exc:
+        raise ImportError(f"--audit needs guardrails_plugin.audit: {exc}") from exc
+    return AuditLog(path)
+
+
+def load_graph(spec: str) -> Any:
+    """The object ``module:attr`` names (``attr`` may be dotted), importing ``module`` with
+    the current directory on the path, as uvicorn does for apps."""
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise ValueError(f"--graph must look like module:attribute, found {spec!r}")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ImportError(f"--graph {spec}: cannot import {module_name!r}: {exc}") from exc
+    value: Any = module
+    for part in attr.split("."):
+        try:
+            value = getattr(value, part)
+        except AttributeError:
+            raise AttributeError(f"--graph {spec}: {module_name!r} has no {attr!r}") from None
+    if not (hasattr(value, "invoke") and hasattr(value, "get_state")):
+        raise TypeError(
+            f"--graph {spec}: expected a compiled LangGraph graph, found {type(value).__name__}"
+        )
+    return value

@@ -1,0 +1,659 @@
+// The operator console. Everything agents wrote (arguments, reasons, messages) is untrusted:
+// it reaches the page only as text (textContent / text nodes), never as markup or a URL.
+"use strict";
+
+(() => {
+  const MAX_ROWS = 500;
+  const OUTCOMES = ["allow", "deny", "ask", "modify", "respond"];
+  const KNOWN_OUTCOMES = new Set(OUTCOMES);
+  const FEEDS = { audit: "the audit log", guard: "the guard (in process)", none: "nowhere" };
+
+  const view = {
+    info: null,
+    state: null,
+    decisions: [],
+    maxSeq: 0,
+    filter: "",
+    hidden: new Set(),
+    cards: new Map(), // pending approval key -> card element (kept so open editors survive)
+    busy: new Set(), // pending approval keys being answered
+    jobsSeen: new Map(), // job id -> last status shown
+  };
+
+  // -- tiny DOM helpers (text only) -------------------------------------------------------------
+
+  const $ = (id) => document.getElementById(id);
+  const SAFE_PROPS = new Set([
+    "title", "type", "placeholder", "value", "disabled", "hidden", "rows", "spellcheck", "open",
+  ]);
+
+  function h(tag, props, ...children) {
+    const el = document.createElement(tag);
+    for (const [key, value] of Object.entries(props || {})) {
+      if (value === undefined || value === null) continue;
+      if (key === "class") el.className = value;
+      else if (key === "text") el.textContent = String(value);
+      else if (key === "data") Object.assign(el.dataset, value);
+      else if (key === "on") for (const [ev, fn] of Object.entries(value)) el.addEventListener(ev, fn);
+      else if (SAFE_PROPS.has(key)) el[key] = value;
+      else throw new Error(`h(): property ${key} is not allowed`);
+    }
+    for (const child of children.flat()) {
+      if (child === null || child === undefined || child === false) continue;
+      el.append(child instanceof Node ? child : document.createTextNode(String(child)));
+    }
+    return el;
+  }
+
+  function clear(el) {
+    while (el.firstChild) el.removeChild(el.firstChild);
+  }
+
+  function replace(el, children) {
+    clear(el);
+    for (const c of children) el.append(c);
+  }
+
+  const str = (v) => (v === null || v === undefined ? "" : typeof v === "string" ? v : JSON.stringify(v));
+
+  function compact(value) {
+    if (value === null || value === undefined) return "";
+    if (typeof value === "string") return value;
+    if (typeof value === "object" && !Array.isArray(value)) {
+      return Object.entries(value).map(([k, v]) => `${k}=${typeof v === "string" ? v : JSON.stringify(v)}`).join("  ");
+    }
+    return JSON.stringify(value);
+  }
+
+  function clock(at) {
+    if (!at) return "";
+    const d = new Date(at * 1000);
+    return d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false });
+  }
+
+  function ago(at) {
+    if (!at) return "";
+    const s = Math.max(0, Date.now() / 1000 - at);
+    if (s < 60) return `${Math.floor(s)}s ago`;
+    if (s < 3600) return `${Math.floor(s / 60)}m ago`;
+    if (s < 86400) return `${Math.floor(s / 3600)}h ago`;
+    return `${Math.floor(s / 86400)}d ago`;
+  }
+
+  const when = (at) => h("span", { class: "when", data: { at: String(at || "") }, title: at ? new Date(at * 1000).toLocaleString() : "", text: ago(at) });
+
+  const badge = (text, kind) => h("span", { class: `badge ${kind || ""}`, text });
+
+  function stateBadge(state) {
+    return state ? badge(state, `st-${state}`) : null;
+  }
+
+  function empty(text) {
+    return h("div", { class: "empty", text });
+  }
+
+  function toast(text, kind) {
+    const el = h("div", { class: `toast ${kind || ""}`, text });
+    $("toasts").append(el);
+    setTimeout(() => el.remove(), kind === "error" ? 9000 : 5000);
+  }
+
+  // -- talking to the server --------------------------------------------------------------------
+
+  async function post(path, body) {
+    let response;
+    try {
+      response = await fetch(path, {
+        method: "POST",
+        credentials: "same-origin",
+        headers: { "Content-Type": "application/json", "X-Guardrails": "1" },
+        body: JSON.stringify(body),
+      });
+    } catch (err) {
+      toast(`${path}: ${err}`, "error");
+      return null;
+    }
+    let data = {};
+    try {
+      data = await response.json();
+    } catch (err) {
+      data = { error: `${response.status} ${response.statusText}` };
+    }
+    if (!response.ok) {
+      toast(data.error || `${response.status} ${response.statusText}`, "error");
+      return null;
+    }
+    return data;
+  }
+
+  // Buttons that do something drastic ask for a second click.
+  function confirmed(button) {
+    const label = button.dataset.confirm;
+    if (!label) return true;
+    if (button.dataset.armed === "1") {
+      button.dataset.armed = "";
+      button.textContent = button.dataset.label;
+      button.classList.remove("armed");
+      return true;
+    }
+    button.dataset.label = button.textContent;
+    button.dataset.armed = "1";
+    button.textContent = label;
+    button.classList.add("armed");
+    setTimeout(() => {
+      if (button.dataset.armed === "1") {
+        button.dataset.armed = "";
+        button.textContent = button.dataset.label;
+        button.classList.remove("armed");
+      }
+    }, 3000);
+    return false;
+  }
+
+  async function control(verb, target, reason, button) {
+    if (button && !confirmed(button)) return;
+    const body = { ...target };
+    if (reason) body.reason = reason;
+    const out = await post(`/api/${verb}`, body);
+    if (!out) return;
+    const where = target.thread ? `thread ${target.thread}` : target.agent ? `agent ${target.agent}` : "everything";
+    if (verb === "resume") {
+      const jobs = out.jobs || [];
+      toast(`${where}: ${out.lifted ? "lifted" : "nothing to lift"}${jobs.length ? `; resuming ${jobs.length} thread(s)` : ""}`);
+      for (const job of jobs) view.jobsSeen.set(job.id, "running");
+    } else {
+      toast(`${where}: ${verb === "kill" ? "killed" : verb === "pause" ? "paused" : "quarantined"}`);
+    }
+  }
+
+  function controlButtons(target, { state, agent }) {
+    const buttons = [];
+    if (state) {
+      buttons.push(h("button", { type: "button", text: state === "quarantined" ? "Release" : "Resume", on: { click: (e) => control("resume", target, "", e.currentTarget) } }));
+    } else {
+      buttons.push(h("button", { type: "button", text: "Pause", on: { click: (e) => control("pause", target, "", e.currentTarget) } }));
+      if (agent) buttons.push(h("button", { type: "button", class: "warn", text: "Quarantine", on: { click: (e) => control("quarantine", target, "", e.currentTarget) } }));
+    }
+    if (state !== "killed") {
+      buttons.push(h("button", { type: "button", class: "danger", text: "Kill", data: { confirm: "Confirm" }, on: { click: (e) => control("kill", target, "", e.currentTarget) } }));
+    }
+    return h("span", { class: "row-actions" }, buttons);
+  }
+
+  // -- pending approvals ------------------------------------------------------------------------
+
+  function pendingCard(p) {
+    const answering = view.info && view.info.answering;
+    const card = h("div", { class: "card approval", data: { key: p.key, thread: p.thread_id, call: p.call_id } });
+    const status = h("div", { class: "card-status", hidden: true });
+    const args = h("pre", { class: "args", text: JSON.stringify(p.args, null, 2) });
+
+    const editor = h("textarea", { class: "editor", rows: 5, spellcheck: false, value: JSON.stringify(p.args, null, 2) });
+    const editBox = h("div", { class: "inline-form", hidden: true },
+      editor,
+      h("div", { class: "buttons" },
+        h("button", { type: "button", class: "primary", text: "Send edit", on: { click: () => sendEdit() } }),
+        h("button", { type: "button", text: "Cancel", on: { click: () => { editBox.hidden = true; } } })));
+    const message = h("input", { type: "text", placeholder: "message for the agent (why not)", spellcheck: false });
+    const rejectBox = h("div", { class: "inline-form", hidden: true },
+      message,
+      h("div", { class: "buttons" },
+        h("button", { type: "button", class: "danger", text: "Send reject", on: { click: () => send({ answer: "reject", message: message.value }) } }),
+        h("button", { type: "button", text: "Cancel", on: { click: () => { rejectBox.hidden = true; } } })));
+
+    const approve = h("button", { type: "button", class: "primary", text: "Approve", disabled: !answering, on: { click: () => send({ answer: "approve" }) } });
+    const edit = h("button", { type: "button", text: "Edit", disabled: !answering, on: { click: () => { editBox.hidden = !editBox.hidden; rejectBox.hidden = true; } } });
+    const reject = h("button", { type: "button", class: "danger-outline", text: "Reject", disabled: !answering, on: { click: () => { rejectBox.hidden = !rejectBox.hidden; editBox.hidden = true; } } });
+    const actions = h("div", { class: "buttons" }, approve, edit, reject);
+
+    function sendEdit() {
+      let parsed;
+      try {
+        parsed = JSON.parse(editor.value);
+      } catch (err) {
+        toast(`the arguments are not JSON: ${err.message}`, "error");
+        return;
+      }
+      if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) {
+        toast("the arguments must be a JSON object", "error");
+        return;
+      }
+      send({ answer: "edit", args: parsed });
+    }
+
+    async function send(answer) {
+      for (const b of card.querySelectorAll("button")) b.disabled = true;
+      view.busy.add(p.key);
+      status.hidden = false;
+      status.textContent = "resuming the graph…";
+      const out = await post("/api/answer", { thread: p.thread_id, call: p.call_id, ...answer });
+      if (!out) {
+        view.busy.delete(p.key);
+        status.hidden = true;
+        for (const b of card.querySelectorAll("button")) b.disabled = !answering;
+        return;
+      }
+      view.jobsSeen.set(out.job.id, "running");
+      editBox.hidden = true;
+      rejectBox.hidden = true;
+    }
+
+    card.append(
+      h("div", { class: "card-head" },
+        h("span", { class: "agent", text: p.agent }),
+        h("span", { class: "arrow", text: "→" }),
+        h("span", { class: "tool", text: p.tool }),
+        h("span", { class: "spacer" }),
+        when(p.asked_at)),
+      h("div", { class: "card-sub" },
+        h("span", { class: "muted", text: "thread " }), h("span", { class: "mono", text: p.thread_id }),
+        h("span", { class: "muted", text: "  rule " }), h("span", { class: "mono", text: p.rule })),
+      h("div", { class: "reason", text: p.reason }),
+      args,
+      actions,
+      editBox,
+      rejectBox,
+      status,
+    );
+    return card;
+  }
+
+  function renderPending(state) {
+    const list = $("pending");
+    const pending = state.pending;
+    $("count-pending").textContent = String(pending.length);
+    $("count-pending").classList.toggle("hot", pending.length > 0);
+    const off = $("answering-off");
+    off.hidden = !view.info || view.info.answering;
+    off.textContent = view.info && !view.info.answering ? `Answering is off: ${view.info.answering_off}` : "";
+    const keys = new Set(pending.map((p) => p.key));
+    for (const [key, card] of view.cards) {
+      if (!keys.has(key)) {
+        card.remove();
+        view.cards.delete(key);
+        view.busy.delete(key);
+      }
+    }
+    const placeholder = list.querySelector(":scope > .empty");
+    if (placeholder) placeholder.remove();
+    for (const p of pending) {
+      if (!view.cards.has(p.key)) {
+        const card = pendingCard(p);
+        view.cards.set(p.key, card);
+        list.append(card);
+      }
+    }
+    const held = state.paused_steps || [];
+    for (const el of list.querySelectorAll(":scope > .held")) el.remove();
+    for (const s of held) {
+      list.append(h("div", { class: "card held" },
+        h("div", { class: "card-head" }, badge("held", "st-paused"), h("span", { class: "mono", text: `thread ${s.thread_id}` }), h("span", { class: "spacer" }),
+          h("button", { type: "button", text: "Resume", on: { click: (e) => control("resume", { thread: s.thread_id }, "", e.currentTarget) } })),
+        h("div", { class: "card-sub muted", text: `step ${s.step} waits at a pause (${s.pauses})` })));
+    }
+    if (!pending.length && !held.length) list.append(empty("No approval waiting. Calls a policy marks ask will appear here."));
+  }
+
+  // -- decisions --------------------------------------------------------------------------------
+
+  function decisionRow(d) {
+    const outcome = String(d.outcome || "");
+    const cls = KNOWN_OUTCOMES.has(outcome) ? `o-${outcome}` : "o-other";
+    const detail = d.detail && typeof d.detail === "object" ? d.detail : {};
+    const message = !d.tool && detail.recipient;
+    let tool = str(d.tool);
+    if (message) tool = `→ ${str(detail.recipient)}`;
+    else if (!d.tool && Array.isArray(detail.tools)) tool = "(model call)";
+    let args = message ? str(detail.content) : compact(d.args);
+    if (detail.edited_args) args = `${args}  ⇒ edited: ${compact(detail.edited_args)}`;
+    const reason = str(d.reason) + (d.approver ? `  (by ${str(d.approver)})` : "");
+    const tr = h("tr", { class: `d ${cls}`, data: { outcome, seq: String(d.seq || "") } },
+      h("td", { class: "c-time mono", text: clock(d.at), title: d.at ? new Date(d.at * 1000).toLocaleString() : "" }),
+      h("td", { class: "c-out" }, badge(outcome || "?", `pill ${cls}`), d.kind && d.kind !== "decision" ? h("span", { class: "kind", text: String(d.kind).replace("_", " ") }) : null),
+      h("td", { class: "c-agent", title: `${str(d.agent)} on ${str(d.thread_id)}` },
+        h("div", { class: "line", text: str(d.agent) }),
+        h("div", { class: "line sub mono", text: str(d.thread_id) })),
+      h("td", { class: "c-call" },
+        h("div", { class: "line", title: `${tool} ${args}` }, h("span", { class: "tool-name mono", text: tool }), h("span", { class: "args-text mono", text: args })),
+        h("div", { class: "line sub", title: reason }, h("span", { class: "rule-name mono", text: str(d.rule) }), reason ? h("span", { class: "reason-text", text: reason }) : null)));
+    tr.addEventListener("click", () => {
+      const next = tr.nextElementSibling;
+      if (next && next.classList.contains("d-more")) {
+        next.remove();
+        return;
+      }
+      const full = h("tr", { class: "d-more" }, h("td", {}), h("td", {}, h("pre", { class: "args", text: JSON.stringify(d, null, 2) })));
+      full.lastChild.colSpan = 3;
+      tr.after(full);
+    });
+    tr.hidden = !matches(d);
+    tr._decision = d;
+    return tr;
+  }
+
+  function matches(d) {
+    if (view.hidden.has(KNOWN_OUTCOMES.has(d.outcome) ? d.outcome : "other")) return false;
+    if (!view.filter) return true;
+    const hay = [d.agent, d.tool, d.rule, d.reason, d.thread_id, d.kind, compact(d.args), d.approver].map(str).join(" ").toLowerCase();
+    return view.filter.split(/\s+/).every((w) => hay.includes(w));
+  }
+
+  function addDecisions(items, reset) {
+    const body = $("decisions");
+    if (reset) {
+      clear(body);
+      view.decisions = [];
+      view.maxSeq = 0;
+    }
+    const fresh = items.filter((d) => reset || !d.seq || d.seq > view.maxSeq);
+    for (const d of fresh) {
+      view.decisions.push(d);
+      if (d.seq) view.maxSeq = Math.max(view.maxSeq, d.seq);
+      const row = decisionRow(d);
+      if (!reset) row.classList.add("new");
+      body.prepend(row);
+    }
+    while (body.rows.length > MAX_ROWS) body.deleteRow(body.rows.length - 1);
+    view.decisions = view.decisions.slice(-MAX_ROWS);
+    $("count-decisions").textContent = String(view.decisions.length);
+    updateDecisionsEmpty();
+  }
+
+  function updateDecisionsEmpty() {
+    const el = $("decisions-empty");
+    const feed = view.info ? view.info.feed : "";
+    if (view.decisions.length) {
+      el.hidden = true;
+      return;
+    }
+    el.hidden = false;
+    el.textContent = feed === "none"
+      ? "No decision stream: start the dashboard with an audit log (--audit audit.db) or from the process that runs the guard (Dashboard(guard))."
+      : "No decision yet. They appear here, newest first, as the guard makes them.";
+  }
+
+  function refilter() {
+    for (const row of $("decisions").rows) {
+      if (row._decision) row.hidden = !matches(row._decision);
+      else if (row.classList.contains("d-more")) row.hidden = row.previousElementSibling ? row.previousElementSibling.hidden : false;
+    }
+  }
+
+  function setupFilters() {
+    const toggles = $("outcome-toggles");
+    for (const o of [...OUTCOMES, "other"]) {
+      const b = h("button", { type: "button", class: `toggle pill o-${o} on`, text: o, title: `show or hide ${o} decisions` });
+      b.addEventListener("click", () => {
+        if (view.hidden.has(o)) view.hidden.delete(o);
+        else view.hidden.add(o);
+        b.classList.toggle("on", !view.hidden.has(o));
+        refilter();
+      });
+      toggles.append(b);
+    }
+    $("filter").addEventListener("input", (e) => {
+      view.filter = e.target.value.trim().toLowerCase();
+      refilter();
+    });
+  }
+
+  // -- alarms, flags, threads, agents, activity -------------------------------------------------
+
+  function renderTrips(state) {
+    const trips = state.trips;
+    $("count-trips").textContent = String(trips.length);
+    $("count-trips").classList.toggle("hot", trips.length > 0);
+    replace($("trips"), trips.length ? trips.map((t) => {
+      const evidence = (t.evidence || []).map((e) =>
+        h("li", {}, h("span", { class: "mono muted", text: `#${str(e.index)} ` }), h("span", { class: "agent", text: str(e.sender) }), " → ", h("span", { class: "agent", text: str(e.recipient) }), ": ", h("span", { class: "quote", text: str(e.content) })));
+      return h("div", { class: "card trip" },
+        h("div", { class: "card-head" }, badge(t.signal, "sig"), badge(t.response, `resp-${t.response}`), h("span", { class: "mono", text: t.thread_id || t.scope }), h("span", { class: "spacer" }), when(t.at)),
+        h("div", { class: "reason", text: t.reason }),
+        h("div", { class: "card-sub" }, h("span", { class: "muted", text: "culprit " }), h("span", { class: "agent", text: t.culprit || "?" }),
+          h("span", { class: "muted", text: `  at message ${t.at_message}  agents ` }), h("span", { text: (t.agents || []).join(", ") })),
+        evidence.length ? h("details", {}, h("summary", { text: `evidence (${evidence.length} messages)` }), h("ul", { class: "evidence" }, evidence)) : null);
+    }) : [empty("No cascade alarm. Loops, storms, replication and escalation trip the breaker here.")]);
+  }
+
+  function where(f) {
+    return f.level === "global" ? "everything" : `${f.level} ${f.target}`;
+  }
+
+  function renderFlags(state) {
+    const flags = state.flags;
+    $("count-flags").textContent = String(flags.length);
+    $("count-flags").classList.toggle("hot", flags.length > 0);
+    replace($("flags"), flags.length ? flags.map((f) => {
+      if (f.error) return h("div", { class: "card flag", text: f.error });
+      const target = f.level === "thread" ? { thread: f.target } : f.level === "agent" ? { agent: f.target } : {};
+      return h("div", { class: `card flag st-${f.state}-card` },
+        h("div", { class: "card-head" }, stateBadge(f.state), h("span", { class: "mono strong", text: where(f) }), h("span", { class: "spacer" }), when(f.at)),
+        h("div", { class: "card-sub" },
+          f.reason ? h("span", { text: f.reason }) : h("span", { class: "muted", text: "no reason given" }),
+          h("span", { class: "muted", text: f.by ? `  by ${f.by}` : "" }),
+          f.grants_held ? h("span", { class: "muted", text: `  (${f.grants_held} grant(s) held)` }) : null),
+        h("div", { class: "buttons" }, h("button", { type: "button", text: f.state === "quarantined" ? "Release" : "Lift", on: { click: (e) => control("resume", target, "", e.currentTarget) } })));
+    }) : [empty("No pause, kill or quarantine in force: everything runs.")]);
+    const global = flags.find((f) => f.level === "global");
+    const gs = $("global-state");
+    gs.textContent = global ? `everything ${global.state}${global.by ? ` by ${global.by}` : ""}` : "";
+    gs.className = `global-state ${global ? `st-${global.state}` : ""}`;
+  }
+
+  function renderThreads(state) {
+    const threads = state.threads;
+    $("count-threads").textContent = String(threads.length);
+    const weight = (t) => (t.state ? 4 : 0) + (t.pending ? 2 : 0) + (t.paused_steps ? 1 : 0);
+    const ordered = [...threads].sort((x, y) => weight(y) - weight(x) || x.id.localeCompare(y.id));
+    replace($("threads"), ordered.length ? ordered.map((t) =>
+      h("div", { class: "row", data: { thread: t.id } },
+        h("span", { class: "mono strong name", text: t.id }),
+        stateBadge(t.state),
+        t.pending ? badge(`${t.pending} waiting`, "st-ask") : null,
+        t.paused_steps ? badge(`${t.paused_steps} held`, "st-paused") : null,
+        h("span", { class: "muted small", text: t.decisions ? `${t.decisions} decisions` : "" }),
+        h("span", { class: "spacer" }),
+        controlButtons({ thread: t.id }, { state: t.state }))) : [empty("No thread seen yet.")]);
+  }
+
+  // A scope spec {kind: settings} as "kind(key=value, ...)", skipping empty settings.
+  function scopeText(spec) {
+    if (!spec || typeof spec !== "object") return str(spec);
+    return Object.entries(spec).map(([kind, settings]) => {
+      if (!settings || typeof settings !== "object") return `${kind}(${str(settings)})`;
+      const parts = Object.entries(settings)
+        .filter(([, v]) => v !== null && v !== undefined && v !== false && !(Array.isArray(v) && !v.length))
+        .map(([k, v]) => `${k}=${Array.isArray(v) ? v.map(str).join("|") : str(v)}`);
+      return `${kind}(${parts.join(", ")})`;
+    }).join(" ");
+  }
+
+  function grantLine(g) {
+    if (g.error) return h("div", { class: "grant broken", text: `grant ${g.id}: ${g.error}` });
+    const scope = Object.entries(g.args || {}).map(([name, spec]) => `${name}: ${scopeText(spec)}`).join("; ");
+    const notes = [];
+    if (g.expires_at) notes.push(g.expired ? "expired" : `expires ${new Date(g.expires_at * 1000).toLocaleTimeString()}`);
+    if (g.parent) notes.push(`delegated from ${g.parent}`);
+    if (g.orphaned) notes.push("parent revoked");
+    if (g.granted_by) notes.push(`by ${g.granted_by}`);
+    return h("div", { class: `grant ${g.expired || g.orphaned ? "inactive" : ""}` },
+      h("div", { class: "grant-head" },
+        h("span", { class: "mono strong", text: (g.tools || []).join(", ") }),
+        g.effect === "ask" ? badge("ask", "st-ask") : badge("allow", "pill o-allow"),
+        h("span", { class: "spacer" }),
+        h("button", { type: "button", class: "small danger-outline", text: "Revoke", title: `revoke grant ${g.id}`, data: { confirm: "Confirm" }, on: { click: async (e) => {
+          if (!confirmed(e.currentTarget)) return;
+          const out = await post("/api/revoke", { grant: g.id });
+          if (out) toast(out.revoked ? `grant ${g.id} revoked` : `grant ${g.id} was already gone`);
+        } } })),
+      scope || notes.length ? h("div", { class: "grant-sub" },
+        scope ? h("span", { class: "mono scope", text: scope, title: scope }) : null,
+        notes.length ? h("span", { class: "muted small", text: notes.join(" · ") }) : null) : null);
+  }
+
+  function renderAgents(state) {
+    const agents = state.agents;
+    $("count-agents").textContent = String(agents.length);
+    const byAgent = new Map();
+    const loose = [];
+    for (const g of state.grants) {
+      if (g.agent) {
+        if (!byAgent.has(g.agent)) byAgent.set(g.agent, []);
+        byAgent.get(g.agent).push(g);
+      } else loose.push(g);
+    }
+    const weight = (a) => (a.state ? 4 : 0) + (a.pending ? 2 : 0) + ((byAgent.get(a.name) || []).length ? 1 : 0);
+    const ordered = [...agents].sort((x, y) => weight(y) - weight(x) || x.name.localeCompare(y.name));
+    const items = ordered.map((a) => {
+      const grants = byAgent.get(a.name) || [];
+      return h("div", { class: "agent-block", data: { agent: a.name } },
+        h("div", { class: "row" },
+          h("span", { class: "agent strong name", text: a.name }),
+          stateBadge(a.state),
+          a.pending ? badge(`${a.pending} waiting`, "st-ask") : null,
+          a.grants ? h("span", { class: "muted small", text: `${a.grants} grant${a.grants === 1 ? "" : "s"}` }) : null,
+          h("span", { class: "spacer" }),
+          controlButtons({ agent: a.name }, { state: a.state, agent: true })),
+        grants.length ? h("div", { class: "grants" }, grants.map(grantLine)) : null);
+    });
+    for (const g of loose) items.push(grantLine(g));
+    replace($("agents"), items.length ? items : [empty("No agent seen yet: agents appear once they have grants, flags, approvals or decisions.")]);
+    const targets = $("cf-targets");
+    const level = $("cf-level").value;
+    const names = level === "agent" ? agents.map((a) => a.name) : state.threads.map((t) => t.id);
+    replace(targets, names.map((n) => h("option", { value: n })));
+  }
+
+  function renderActivity(state) {
+    const rows = [];
+    for (const j of state.jobs || []) {
+      rows.push({ at: j.ended || j.started, el: h("div", { class: `row activity job-${j.status}` },
+        h("span", { class: "mono muted", text: clock(j.ended || j.started) }),
+        badge(j.status, `job ${j.status}`),
+        h("span", { text: `${j.action} on thread ${j.thread_id}${j.call_id ? ` (call ${j.call_id})` : ""} by ${j.by}` }),
+        j.detail ? h("span", { class: "muted small", text: `: ${j.detail}` }) : null) });
+      const seen = view.jobsSeen.get(j.id);
+      if (seen === "running" && j.status !== "running") {
+        toast(`${j.action} on thread ${j.thread_id}: ${j.detail || j.status}`, j.status === "error" ? "error" : j.status === "finished" ? "ok" : "");
+        view.jobsSeen.set(j.id, j.status);
+      }
+    }
+    for (const a of state.activity || []) {
+      rows.push({ at: a.at, el: h("div", { class: "row activity" },
+        h("span", { class: "mono muted", text: clock(a.at) }),
+        h("span", { class: "strong", text: a.by }),
+        h("span", { text: `${a.action} ${a.target}` }),
+        a.detail ? h("span", { class: "muted small", text: a.detail }) : null) });
+    }
+    rows.sort((x, y) => y.at - x.at);
+    replace($("activity"), rows.length ? rows.slice(0, 40).map((r) => r.el) : [empty("Nothing done from this dashboard yet.")]);
+  }
+
+  function render() {
+    const state = view.state;
+    if (!state) return;
+    renderPending(state);
+    renderTrips(state);
+    renderFlags(state);
+    renderThreads(state);
+    renderAgents(state);
+    renderActivity(state);
+  }
+
+  function renderInfo() {
+    const info = view.info;
+    const meta = $("meta");
+    replace(meta, [
+      h("span", { class: "muted", text: "store " }), h("span", { class: "mono", text: info.store }),
+      h("span", { class: "muted", text: "  decisions from " }), h("span", { class: "mono", text: FEEDS[info.feed] || info.feed }),
+      h("span", { class: "muted", text: "  as " }), h("span", { class: "strong", text: info.by }),
+    ]);
+    updateDecisionsEmpty();
+  }
+
+  // -- the control form and global buttons ------------------------------------------------------
+
+  function setupControls() {
+    const level = $("cf-level");
+    const target = $("cf-target");
+    const sync = () => {
+      const l = level.value;
+      target.disabled = l === "global";
+      target.placeholder = l === "global" ? "everything" : `${l} id`;
+      $("cf-quarantine").disabled = l !== "agent";
+      if (view.state) renderAgents(view.state);
+    };
+    level.addEventListener("change", sync);
+    sync();
+    const chosen = () => {
+      const l = level.value;
+      const t = target.value.trim();
+      if (l === "global") return {};
+      if (!t) {
+        toast(`name the ${l} first`, "error");
+        return null;
+      }
+      return l === "thread" ? { thread: t } : { agent: t };
+    };
+    for (const verb of ["pause", "resume", "quarantine", "kill"]) {
+      $(`cf-${verb}`).addEventListener("click", (e) => {
+        const t = chosen();
+        if (t) control(verb, t, $("cf-reason").value.trim(), e.currentTarget);
+      });
+    }
+    $("pause-all").addEventListener("click", (e) => control("pause", {}, "", e.currentTarget));
+    $("resume-all").addEventListener("click", (e) => control("resume", {}, "", e.currentTarget));
+    $("kill-all").addEventListener("click", (e) => control("kill", {}, "", e.currentTarget));
+  }
+
+  // -- the live stream --------------------------------------------------------------------------
+
+  function connection(state, text) {
+    const el = $("conn");
+    el.dataset.state = state;
+    $("conn-text").textContent = text;
+    $("live-tag").classList.toggle("off", state !== "live");
+  }
+
+  function connect() {
+    const source = new EventSource("/api/stream");
+    source.addEventListener("open", () => connection("live", "live"));
+    source.addEventListener("error", () => {
+      if (source.readyState === EventSource.CLOSED) {
+        connection("down", "disconnected: reload (a token may be needed)");
+      } else {
+        connection("retry", "reconnecting…");
+      }
+    });
+    source.addEventListener("hello", (e) => {
+      view.info = JSON.parse(e.data);
+      renderInfo();
+      for (const card of view.cards.values()) card.remove();
+      view.cards.clear();
+      render();
+    });
+    source.addEventListener("decisions", (e) => {
+      const data = JSON.parse(e.data);
+      addDecisions(data.items || [], Boolean(data.reset));
+    });
+    source.addEventListener("state", (e) => {
+      view.state = JSON.parse(e.data);
+      render();
+      connection("live", "live");
+    });
+  }
+
+  setInterval(() => {
+    for (const el of document.querySelectorAll(".when[data-at]")) {
+      const at = Number(el.dataset.at);
+      if (at) el.textContent = ago(at);
+    }
+  }, 5000);
+
+  document.addEventListener("DOMContentLoaded", () => {
+    setupFilters();
+    setupControls();
+    updateDecisionsEmpty();
+    connect();
+  });
+})();

@@ -1,0 +1,217 @@
+"""The operator dashboard in a real headless Chromium: an operator sees the approval a real
+graph waits for, clicks Approve, and the graph resumes (the tool runs, the thread finishes,
+the approval leaves the page, the decision shows up in the live stream); Pause and Kill set
+the flags the guards read.
+
+Driven by Playwright for Python with Debian's Chromium (/usr/bin/chromium; never
+``playwright install``). Skipped when either is missing, unless GUARDRAILS_REQUIRE_BROWSER=1
+(CI), which makes a missing browser a failure.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fakes import Ran, recording_tool, tool_call, tool_messages, user
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph_apps import tool_graph
+
+from guardrails_plugin import Controls, Guard, Policy, ToolCall, allow, ask
+from guardrails_plugin.controls import State
+from guardrails_plugin.dashboard import Dashboard, serving
+from guardrails_plugin.scopes import Emails
+from guardrails_plugin.testing import ScriptedChatModel
+
+REQUIRE_ENV = "GUARDRAILS_REQUIRE_BROWSER"
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def _unavailable(reason: str) -> None:
+    if os.environ.get(REQUIRE_ENV) == "1":
+        pytest.fail(f"{reason} ({REQUIRE_ENV}=1: failing instead of skipping)", pytrace=False)
+    pytest.skip(reason, allow_module_level=True)
+
+
+try:
+    from playwright.sync_api import Browser, Page, expect, sync_playwright
+except ImportError:
+    _unavailable("Playwright for Python is not installed")
+if not Path(CHROMIUM).exists():
+    _unavailable(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+
+THREAD = "t-1"
+CONFIG = {"configurable": {"thread_id": THREAD}}
+INJECTED = '<img src=x onerror="window.pwned=1"><script>window.pwned=2</script>'
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+class Waiting:
+    """A guarded agent loop (agent ``support``) paused at an approval for ``send_email``."""
+
+    def __init__(self) -> None:
+        self.ran: Ran = []
+        policy = Policy(
+            [
+                allow("search"),
+                ask("send_email", args={"to": Emails(domains=["acme.com"])}, id="mail-needs-ok"),
+            ]
+        )
+        self.guard = Guard(policy)
+        model = ScriptedChatModel(
+            [
+                tool_call("send_email", to="a@acme.com", body=INJECTED, id="call-1"),
+                "sent it",
+            ]
+        )
+        tools = [recording_tool("send_email", self.ran, "to", "body", returns="mail sent")]
+        self.graph = tool_graph(
+            model, tools, self.guard, checkpointer=InMemorySaver(), agent="support"
+        )
+        self.dashboard = Dashboard(self.guard, graph=self.graph, poll=0.1)
+        self.guard.check(ToolCall("search", {"q": "order 8812"}, agent="support", thread_id=THREAD))
+        out = self.graph.invoke(user("mail a@acme.com"), CONFIG)
+        assert out["__interrupt__"]
+
+
+@pytest.fixture
+def waiting() -> Waiting:
+    return Waiting()
+
+
+@pytest.fixture
+def problems() -> list[str]:
+    """Script errors, failed loads, CSP violations and dialogs the page met."""
+    return []
+
+
+@pytest.fixture
+def page(browser: Browser, problems: list[str]) -> Iterator[Page]:
+    """A fresh page; at the end it may have met no problem. Tests leave it (``about:blank``)
+    before their server stops, so the live stream is not cut under it."""
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    page.on("dialog", lambda d: problems.append(f"dialog: {d.message}"))
+    yield page
+    context.close()
+    assert problems == [], problems
+
+
+@contextlib.contextmanager
+def opened(page: Page, dashboard: Dashboard, path: str | None = "") -> Iterator[str]:
+    """Serve ``dashboard`` on a free 127.0.0.1 port (uvicorn, background thread) and open
+    it in ``page``; leave the page before the server stops."""
+    with serving(dashboard) as url:
+        if path is not None:
+            page.goto(url + path)
+        try:
+            yield url
+        finally:
+            page.goto("about:blank")
+
+
+def eventually(check: Callable[[], Any], timeout: float = 5.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(0.05)
+
+
+def test_approve_on_the_page_resumes_the_waiting_graph(waiting: Waiting, page: Page) -> None:
+    with opened(page, waiting.dashboard):
+        expect(page.locator("#conn")).to_have_attribute("data-state", "live")
+        card = page.locator("#pending .card.approval")
+        expect(card).to_have_count(1)
+        expect(card.locator(".agent")).to_have_text("support")
+        expect(card.locator(".tool")).to_have_text("send_email")
+        expect(card.locator("pre.args")).to_contain_text('"to": "a@acme.com"')
+        # Injected markup in the arguments is shown as text, never run.
+        expect(card.locator("pre.args")).to_contain_text(INJECTED.replace('"', '\\"'))
+        assert page.locator("#pending img, #decisions img").count() == 0
+        assert page.evaluate("window.pwned") is None
+
+        card.get_by_role("button", name="Approve").click()
+
+        expect(card).to_have_count(0)  # answered: the approval leaves the page
+        assert waiting.ran == [("send_email", {"to": "a@acme.com", "body": INJECTED})]
+        final = waiting.graph.get_state(CONFIG).values["messages"]
+        assert tool_messages({"messages": final})[-1].text == "mail sent"
+        assert final[-1].content == "sent it"
+        approved = page.locator("#decisions tr.d", has_text="by dashboard")
+        expect(approved.first).to_contain_text("send_email")
+        expect(approved.first.locator(".pill")).to_have_text("allow")
+        expect(page.locator("#activity")).to_contain_text("finished")
+        expect(page.locator("#pending .empty")).to_contain_text("No approval waiting")
+
+
+def test_pause_and_kill_on_the_page_set_the_flags(waiting: Waiting, page: Page) -> None:
+    controls = Controls(waiting.guard.store)
+    with opened(page, waiting.dashboard):
+        row = page.locator(f"#threads .row[data-thread='{THREAD}']")
+        row.get_by_role("button", name="Pause").click()
+
+        flags = eventually(controls.flags)
+        assert [(f.level, f.target, f.state, f.by) for f in flags] == [
+            ("thread", THREAD, State.PAUSED, "dashboard")
+        ]
+        expect(page.locator("#flags .card")).to_contain_text(f"thread {THREAD}")
+        expect(row.locator(".badge")).to_contain_text(["paused"])
+
+        agent = page.locator("#agents .agent-block[data-agent='support']")
+        kill = agent.get_by_role("button", name="Kill")
+        kill.click()  # the first click only arms the button
+        expect(agent.get_by_role("button", name="Confirm")).to_be_visible()
+        assert len(controls.flags()) == 1
+        agent.get_by_role("button", name="Confirm").click()
+        assert eventually(lambda: any(f.state is State.KILLED for f in controls.flags()))
+
+        page.locator("#flags .card", has_text=f"thread {THREAD}").get_by_role(
+            "button", name="Lift"
+        ).click()
+        assert eventually(lambda: [f.level for f in controls.flags()] == ["agent"])
+
+
+def test_a_token_url_opens_the_page_and_keeps_the_token_out_of_it(
+    page: Page, problems: list[str]
+) -> None:
+    from guardrails_plugin import MemoryStore
+
+    dashboard = Dashboard(MemoryStore(), token="browser-token-123", poll=0.1)
+    with opened(page, dashboard, None) as url:
+        denied = page.goto(url)
+        assert denied is not None
+        assert denied.status == 401
+        assert problems == [
+            "Failed to load resource: the server responded with a status of 401 (Unauthorized)"
+        ]
+        problems.clear()
+        page.goto(url + "?token=browser-token-123")
+        assert page.url == url  # the token moved into an HttpOnly cookie
+        expect(page.locator("#conn")).to_have_attribute("data-state", "live")
+        expect(page.locator("#answering-off")).to_contain_text("Answering is off")
+        assert page.evaluate("document.cookie") == ""  # HttpOnly: scripts cannot read it

@@ -17,7 +17,9 @@ from typing import Any, Protocol
 
 from .._approvals import _jsonable
 from .._decision import Decision
-from .._events import AgentMessage, Event, ModelCall, ToolCall, ToolResult
+from .._events import Event
+from ..audit._log import decision_fields
+from ..audit._redact import Redactor
 
 MAX_BUFFERED = 2000
 """Decisions a guard in this process keeps for the page (the audit log keeps them all)."""
@@ -108,54 +110,22 @@ class GuardFeed:
 
 
 def decision_doc(event: Event, decision: Decision, at: float) -> dict[str, Any]:
-    """One decision in the shape ``AuditLog.decision`` records it (without redaction or hash
-    chain: it never leaves this process but for the page)."""
-    detail: dict[str, Any] = {}
-    if decision.kind != "rule":
-        detail["rule_kind"] = decision.kind
-    doc: dict[str, Any] = {
+    """One decision in the shape ``AuditLog.decision`` records it (the same mapping and the
+    same redaction; no hash chain: it never leaves this process but for the page)."""
+    fields = decision_fields(event, decision)
+    redact = _REDACT
+    args = fields["args"]
+    return {
         "seq": 0,
         "at": at,
-        "kind": "decision",
-        "outcome": str(decision.effect),
-        "agent": decision.agent,
-        "tool": decision.tool,
-        "args": None,
-        "rule": decision.rule,
-        "reason": decision.reason,
-        "run_id": getattr(event, "run_id", None),
-        "thread_id": getattr(event, "thread_id", None),
-        "approver": decision.approver,
-        "detail": detail,
+        **fields,
+        "args": None if args is None else _jsonable(redact(dict(args))),
+        "reason": redact(str(fields["reason"])),
+        "detail": _jsonable(redact(dict(fields["detail"]))),
     }
-    if isinstance(event, ToolCall):
-        doc.update(agent=event.agent, tool=event.tool, args=_jsonable(dict(event.args)))
-        detail["call_id"] = event.call_id
-        if event.message is not None:
-            detail.update(_message(event.message))
-    elif isinstance(event, ToolResult):
-        doc.update(kind="result", agent=event.agent, tool=event.tool)
-        detail.update(call_id=event.call_id, is_error=event.is_error, content=event.content[:200])
-    elif isinstance(event, AgentMessage):
-        doc["agent"] = event.sender
-        detail.update(_message(event))
-    elif isinstance(event, ModelCall):
-        doc["agent"] = event.agent
-        detail["tools"] = list(event.tools)
-    if doc["kind"] != "result":
-        if decision.rule.startswith("cascade:"):
-            doc["kind"] = "trip"
-        elif decision.kind in ("approval", "control"):
-            doc["kind"] = decision.kind
-    if decision.args is not None:
-        detail["edited_args"] = _jsonable(dict(decision.args))
-    if decision.response is not None:
-        detail["response"] = decision.response
-    return doc
 
 
-def _message(msg: AgentMessage) -> dict[str, Any]:
-    return {"sender": msg.sender, "recipient": msg.recipient, "content": msg.content[:200]}
+_REDACT = Redactor()
 
 
 def _doc(record: Any) -> dict[str, Any]:

@@ -6,8 +6,6 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
-from datasketch import MinHashLSH
-
 from ._signals import Alarm, Evidence, Observed, Tracker, chain
 from ._sketch import Sketcher
 
@@ -19,8 +17,8 @@ class Replication:
     "Nearly the same" is an estimated Jaccard similarity of at least ``threshold`` between
     the texts' ``shingle``-byte shingles (lowercased, whitespace collapsed), so a payload
     survives small rewordings, added greetings or re-wrapping. Each scope keeps its last
-    ``memory`` messages of at least ``min_chars`` characters in a ``datasketch.MinHashLSH``
-    index; a new message from S continues the longest chain among its near-duplicates that
+    ``memory`` messages of at least ``min_chars`` characters in a locality-sensitive hash
+    index (MinHash LSH: the sketch cut into bands, one bucket table per band); a new message from S continues the longest chain among its near-duplicates that
     were *sent to S* (S received it, S passes it on). A chain reports once; its later hops
     do not report again.
 
@@ -73,9 +71,11 @@ class Replication:
     def track(self) -> Tracker:
         return _ReplicationTracker(self)
 
-    def index(self) -> Any:
-        """A fresh, empty LSH index for one scope."""
-        return MinHashLSH(threshold=self.threshold, num_perm=self.num_perm, params=self._bands)
+    def band_keys(self, sketch: Any) -> tuple[bytes, ...]:
+        """The sketch's LSH keys: its min-hashes cut into ``bands`` runs of ``rows``."""
+        bands, rows = self._bands
+        values = sketch.hashvalues[: bands * rows].reshape(bands, rows)
+        return tuple(band.tobytes() for band in values)
 
 
 @dataclass(slots=True)
@@ -84,16 +84,46 @@ class _Entry:
     sketch: Any
     chain: tuple[Evidence, ...]  # one message per distinct sender, oldest first
     reported: bool
+    keys: tuple[bytes, ...] = ()  # its LSH band keys, to take it out of the buckets
 
 
 class _ReplicationTracker:
-    __slots__ = ("_entries", "_index", "_next", "_signal")
+    """The scope's last ``memory`` messages and an LSH index over them: per band, a table
+    from band key to the entries sharing it. (datasketch's ``MinHashLSH`` does the same,
+    but computes every key twice per message, for query and insert: half this signal's
+    cost.)"""
+
+    __slots__ = ("_buckets", "_entries", "_next", "_signal")
 
     def __init__(self, signal: Replication) -> None:
         self._signal = signal
-        self._index = signal.index()
+        self._buckets: list[dict[bytes, set[int]]] = [{} for _ in range(signal._bands[0])]
         self._entries: OrderedDict[int, _Entry] = OrderedDict()
         self._next = 0
+
+    def _candidates(self, keys: tuple[bytes, ...]) -> set[int]:
+        found: set[int] = set()
+        for table, key in zip(self._buckets, keys, strict=True):
+            hit = table.get(key)
+            if hit:
+                found |= hit
+        return found
+
+    def _insert(self, at: int, keys: tuple[bytes, ...]) -> None:
+        for table, key in zip(self._buckets, keys, strict=True):
+            hit = table.get(key)
+            if hit is None:
+                table[key] = {at}
+            else:
+                hit.add(at)
+
+    def _remove(self, at: int, keys: tuple[bytes, ...]) -> None:
+        for table, key in zip(self._buckets, keys, strict=True):
+            hit = table.get(key)
+            if hit is not None:
+                hit.discard(at)
+                if not hit:
+                    del table[key]
 
     def observe(self, seen: Observed) -> Alarm | None:
         signal = self._signal
@@ -101,10 +131,11 @@ class _ReplicationTracker:
         if len(message.content) < signal.min_chars:
             return None
         sketch = seen.sketch(signal.sketcher)
+        keys = signal.band_keys(sketch)
         best: _Entry | None = None
         best_similarity = 0.0
         resent = -1  # an entry of this very hop (same sender, same recipient)
-        for key in self._index.query(sketch):
+        for key in sorted(self._candidates(keys)):
             entry = self._entries[key]
             if (
                 entry.recipient == message.recipient
@@ -144,19 +175,21 @@ class _ReplicationTracker:
                 at_message=seen.index,
             )
 
-        entry = _Entry(message.recipient, sketch, links, reported)
+        entry = _Entry(message.recipient, sketch, links, reported, keys)
         if resent >= 0 and _senders(self._entries[resent].chain) == _senders(links):
             # The same hop again (a resend): refresh it instead of filling memory with copies.
+            self._remove(resent, self._entries[resent].keys)
+            self._insert(resent, keys)
             self._entries[resent] = entry
             self._entries.move_to_end(resent)
         else:
-            key = self._next
+            at = self._next
             self._next += 1
-            self._index.insert(key, sketch)
-            self._entries[key] = entry
+            self._insert(at, keys)
+            self._entries[at] = entry
             if len(self._entries) > signal.memory:
-                old, _ = self._entries.popitem(last=False)
-                self._index.remove(old)
+                old, gone = self._entries.popitem(last=False)
+                self._remove(old, gone.keys)
         return alarm
 
     @property

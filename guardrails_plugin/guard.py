@@ -385,8 +385,7 @@ class Guard:
                 flow = self.breaker.flow(
                     alarms, msg.sender, msg.thread_id, self.controls, self.clock(), trips
                 )
-                acted = yield from flow
-                self._record_trips(trips)
+                acted = self._record_trips(trips, (yield from flow))
                 if acted is not None:
                     return acted
         return _ALLOW_MESSAGE
@@ -474,7 +473,7 @@ class Guard:
             acted = yield from self.breaker.flow(
                 alarms, call.agent, call.thread_id, self.controls, self.clock(), trips
             )
-            self._record_trips(trips)
+            acted = self._record_trips(trips, acted)
             if acted is not None:
                 return acted
         if call.message is not None:
@@ -624,28 +623,34 @@ class Guard:
             kind="guard",
         )
 
-    def _record_trips(self, trips: Sequence[Trip]) -> None:
-        """Each breaker trip as its own audit record, with the evidence it rests on."""
+    def _record_trips(self, trips: Sequence[Trip], acted: Decision | None) -> Decision | None:
+        """Each breaker trip as its own audit record, with the evidence it rests on; the
+        step's decision (fail closed: an ``audit-error`` deny if a trip cannot be
+        recorded)."""
         audit = self.audit
         if audit is None:
-            return
-        for t in trips:
-            audit.append(
-                "trip",
-                outcome=t.response,
-                agent=t.culprit,
-                rule=f"cascade:{t.signal}",
-                reason=t.reason,
-                thread_id=t.thread_id,
-                checkpoint_id=CHECKPOINT.get(),
-                policy=self.policy_id,
-                detail={
-                    "scope": t.scope,
-                    "agents": list(t.agents),
-                    "at_message": t.at_message,
-                    "evidence": [dict(e) for e in t.evidence],
-                },
-            )
+            return acted
+        try:
+            for t in trips:
+                audit.append(
+                    "trip",
+                    outcome=t.response,
+                    agent=t.culprit,
+                    rule=f"cascade:{t.signal}",
+                    reason=t.reason,
+                    thread_id=t.thread_id,
+                    checkpoint_id=CHECKPOINT.get(),
+                    policy=self.policy_id,
+                    detail={
+                        "scope": t.scope,
+                        "agents": list(t.agents),
+                        "at_message": t.at_message,
+                        "evidence": [dict(e) for e in t.evidence],
+                    },
+                )
+        except Exception as exc:
+            return self._unrecorded(acted or _ALLOW_MESSAGE, exc)
+        return acted
 
     def _run(self, flow: Generator[_Op, Any, Any]) -> Any:
         store = self.store

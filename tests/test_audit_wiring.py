@@ -229,3 +229,30 @@ def test_cli_control_actions_are_recorded_with_audit(tmp_path: Path) -> None:
     got = [(r.kind, r.outcome, r.approver, r.thread_id) for r in AuditLog(audit).iter()]
     assert got == [("control", "pause", "carol", "t-1"), ("control", "resume", "carol", "t-1")]
     assert main(["audit", "verify", "--log", audit]) == 0
+
+
+class TripsUnwritable:
+    """An audit log that records decisions but fails on anything else (a trip)."""
+
+    def __init__(self) -> None:
+        self.decisions: list[Any] = []
+
+    def decision(self, event: Any, decision: Any, **kwargs: Any) -> None:
+        self.decisions.append(decision)
+
+    def append(self, *args: Any, **kwargs: Any) -> None:
+        raise OSError(5, "Input/output error")
+
+
+def test_a_trip_the_log_cannot_record_stops_the_step() -> None:
+    guard = Guard(
+        Policy([]),
+        cascade=CascadeMonitor([Cycles()]),
+        breaker=Breaker(default="record"),  # the breaker alone would let it go on
+        audit=TripsUnwritable(),  # type: ignore[arg-type]
+    )
+    decisions = ping_pong(guard, 6)
+    assert all(d.allowed for d in decisions[:5])
+    assert (decisions[5].effect, decisions[5].rule) == ("deny", "audit-error")
+    assert "Input/output error" in decisions[5].reason
+    assert [t.signal for t in guard.trips()] == ["cycles"]  # the Store has it, the log not

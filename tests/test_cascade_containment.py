@@ -508,6 +508,8 @@ def test_the_watcher_holds_a_quarantined_agent_and_the_kill_switch() -> None:
     guard.controls.kill(thread="t")
     with pytest.raises(RunKilled):
         graph.invoke(None, config)
+    watcher = config["callbacks"][0]
+    assert watcher._nodes == {}  # nothing left behind by the nodes it stopped
     assert repr(CascadeWatcher(guard)).startswith("CascadeWatcher(Guard(")
 
 

@@ -50,7 +50,9 @@ class CascadeWatcher(BaseCallbackHandler):
 
     ``agents``: the node names that are agents (default: every node of the top-level
     graph); others (a router, a tool node) are passed through: a hand-off through them
-    counts as one from the agent before. ``ignore`` names nodes never counted.
+    counts as one from the agent before. ``ignore`` names nodes never counted — list a
+    shared tool node there (``ignore=["tools"]``), or an agent calling the same tool in a
+    loop reads as agent -> tools -> agent traffic.
     ``thread_id`` comes from the run's config; without one, the run id is the scope.
     """
 
@@ -144,6 +146,8 @@ class CascadeWatcher(BaseCallbackHandler):
         for event in self._arrivals(inputs, run_id, parent_run_id, metadata, kwargs.get("name")):
             decision = self.guard.check(event)
             if not decision.allowed:
+                with self._lock:  # the node will not run: LangChain reports no end for it
+                    self._nodes.pop(run_id, None)
                 raise decision.error()
 
     def on_chain_end(self, outputs: Any, *, run_id: UUID, **kwargs: Any) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
@@ -142,7 +143,11 @@ class Breaker:
                 thread_id=thread_id,
                 evidence=tuple(alarm.to_doc()["evidence"]),
             )
-            key = f"{TRIP_PREFIX}{alarm.scope}/{now:017.6f}-{next(_seq):06d}-{alarm.signal}"
+            # time first (scans list them in order), then what keeps two processes apart
+            key = (
+                f"{TRIP_PREFIX}{alarm.scope}/{now:017.6f}-{os.getpid()}-{next(_seq):06d}-"
+                f"{alarm.signal}"
+            )
             yield ("put", (key, trip.to_doc()), {})
             if trips is not None:
                 trips.append(trip)

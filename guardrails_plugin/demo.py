@@ -144,7 +144,10 @@ def run_demo(*, show_messages: bool = False) -> int:
             print("    -> approved by demo-operator")
             return Approval.approve(approver="demo-operator")
 
-        guard = Guard(build_policy(d), approver=approver, listeners=[collect])
+        from .audit import AuditLog
+
+        audit = AuditLog(workdir / "audit.db")  # hash-chained, secrets redacted
+        guard = Guard(build_policy(d), approver=approver, listeners=[collect], audit=audit)
         model = ScriptedChatModel(script)
         agent = create_agent(
             model,
@@ -166,6 +169,13 @@ def run_demo(*, show_messages: bool = False) -> int:
         print(f"\ntools hidden from the model: {', '.join(hidden) or 'none'}")
         print(f"tool bodies that actually ran: {', '.join(ran)}")
         print(f"final answer: {result['messages'][-1].content}")
+        stats = audit.stats()
+        report = audit.verify()
+        print(
+            f"audit log: {report.records} records ({', '.join(f'{n} {k}' for k, n in sorted(stats.by_kind.items()))}), "
+            f"hash chain {'intact' if report.ok else 'BROKEN'}"
+        )
+        audit.close()
         if show_messages:
             print()
             for m in result["messages"]:

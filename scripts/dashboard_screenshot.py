@@ -33,6 +33,7 @@ from guardrails_plugin.testing import ScriptedChatModel, tool_call
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM_ARGS = [
+    "--disable-dev-shm-usage",
     "--no-sandbox",
     "--disable-gpu",
     "--disable-quic",

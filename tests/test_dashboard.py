@@ -8,15 +8,19 @@ the HTTP side is Starlette's ``TestClient`` and, for the live stream, a real uvi
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import doctest
 import importlib
 import json
+import logging
 import math
 import re
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from importlib import resources
@@ -38,6 +42,7 @@ from guardrails_plugin import (
     Policy,
     SQLiteStore,
     Store,
+    StoreError,
     ToolCall,
     allow,
     ask,
@@ -49,6 +54,8 @@ from guardrails_plugin.cli import main as cli
 from guardrails_plugin.controls import State
 from guardrails_plugin.dashboard import Dashboard, Job, serve, serving
 from guardrails_plugin.dashboard._cli import load_graph
+from guardrails_plugin.dashboard._feed import NoFeed
+from guardrails_plugin.dashboard._live import Live
 from guardrails_plugin.dashboard._state import PENDING_PREFIX
 from guardrails_plugin.langgraph import approval_requests
 from guardrails_plugin.langgraph._steps import PENDING_PREFIX as GATE_PENDING_PREFIX
@@ -75,7 +82,14 @@ def email_policy() -> Policy:
 class App:
     """A guarded agent loop paused at an approval for ``send_email``, and its dashboard."""
 
-    def __init__(self, *, store: Store | None = None, body: str = "hello", **options: Any):
+    def __init__(
+        self,
+        *,
+        store: Store | None = None,
+        body: str = "hello",
+        checkpointer: Any = None,
+        **options: Any,
+    ):
         self.ran: Ran = []
         self.guard = Guard(email_policy(), store=store or MemoryStore())
         model = ScriptedChatModel(
@@ -85,7 +99,8 @@ class App:
             recording_tool("search", self.ran, "q"),
             recording_tool("send_email", self.ran, "to", "body", returns="mail sent"),
         ]
-        self.graph = tool_graph(model, tools, self.guard, checkpointer=InMemorySaver())
+        saver = checkpointer or InMemorySaver()
+        self.graph = tool_graph(model, tools, self.guard, checkpointer=saver)
         self.out = self.graph.invoke(user("mail a@acme.com"), CONFIG)
         self.dashboard = Dashboard(self.guard, graph=self.graph, **options)
         self.client = TestClient(self.dashboard.app, base_url=BASE)
@@ -318,6 +333,35 @@ def test_a_run_that_waits_again_is_reported_as_waiting() -> None:
     dashboard.close()
 
 
+class FlakySaver(InMemorySaver):
+    """An in-memory checkpointer whose first read by a dashboard resume fails, as a
+    checkpoint database that is briefly unavailable."""
+
+    failed = False
+
+    def get_tuple(self, config: Any) -> Any:
+        if not self.failed and threading.current_thread().name.startswith(RESUMER):
+            self.failed = True
+            raise OSError("checkpoint database unavailable")
+        return super().get_tuple(config)
+
+
+RESUMER = "guardrails-dashboard_"
+"""The name of the dashboard's resume threads."""
+
+
+def test_a_resume_that_fails_leaves_the_call_waiting_to_be_answered_again() -> None:
+    a = App(checkpointer=FlakySaver())
+    first = a.answer(answer="approve")
+    assert first["status"] == "error"
+    assert "checkpoint database unavailable" in first["detail"]
+    assert a.ran == []
+    assert [p["call_id"] for p in a.state()["state"]["pending"]] == ["call-1"]
+    assert a.answer(answer="approve")["status"] == "finished"  # the thread is not left busy
+    assert a.ran == [("send_email", {"to": "a@acme.com", "body": "hello"})]
+    a.dashboard.close()
+
+
 def test_answering_a_call_that_does_not_wait_is_refused(app: App) -> None:
     response = app.client.post(
         "/api/answer", json={"thread": THREAD, "call": "nope", "answer": "approve"}, headers=CSRF
@@ -468,6 +512,8 @@ def test_a_token_is_required_when_configured() -> None:
     assert login.status_code == 303
     assert login.headers["location"] == "/"
     cookie = login.headers["set-cookie"].lower()
+    assert cookie.startswith("guardrails_dashboard_8765=")  # named for its port
+    assert "s3cret-token-value" not in cookie  # other servers on the host receive it too
     assert "httponly" in cookie
     assert "samesite=strict" in cookie
     assert c.get("/").status_code == 200  # the cookie now opens the page
@@ -631,13 +677,6 @@ print(out["__interrupt__"][0].value["call_id"])
 """
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 def test_the_dashboard_command_answers_for_a_graph_run_by_another_process(tmp_path: Path) -> None:
     """The agents ran elsewhere and wait (SQLite store + SqliteSaver). An operator starts
     ``guardrails-plugin dashboard --graph app_graph:graph``; approving there resumes the
@@ -654,20 +693,21 @@ def test_the_dashboard_command_answers_for_a_graph_run_by_another_process(tmp_pa
     assert agent.returncode == 0, agent.stderr
     assert agent.stdout.strip() == "c-1"
 
-    port = free_port()
     token = "operator-token-1234"
     command = [
         sys.executable, "-m", "guardrails_plugin.cli", "dashboard",
         "--store", "guard.db", "--audit", "audit.db", "--graph", "app_graph:graph",
-        "--port", str(port), "--token", token, "--by", "carol",
+        "--port", "0", "--token", token, "--by", "carol",
     ]  # fmt: skip
     server = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, text=True)
     try:
         assert server.stdout is not None
-        line = server.stdout.readline()
-        assert line.startswith(f"guardrails dashboard: http://127.0.0.1:{port}/?token={token}")
+        line = server.stdout.readline()  # printed once the port is bound
+        found = re.match(r"guardrails dashboard: (http://127\.0\.0\.1:\d+)/\?token=(\S+)", line)
+        assert found is not None, line
+        assert found[2] == token
         auth = {"Authorization": f"Bearer {token}"}
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=auth, timeout=10) as c:
+        with httpx.Client(base_url=found[1], headers=auth, timeout=10) as c:
             state = eventually(lambda: _get(c, "/api/state"))
             assert state["info"]["answering"] is True
             assert [p["call_id"] for p in state["state"]["pending"]] == ["c-1"]
@@ -686,8 +726,19 @@ def test_the_dashboard_command_answers_for_a_graph_run_by_another_process(tmp_pa
             approvals = [d for d in after["decisions"] if d["kind"] == "approval"]
             assert [(d["outcome"], d["approver"]) for d in approvals] == [("allow", "carol")]
     finally:
-        server.send_signal(signal.SIGINT)
-        assert server.wait(timeout=10) == 0
+        stop(server)
+
+
+def stop(server: subprocess.Popen[str]) -> None:
+    """Ctrl-C, as an operator stops it: it ends cleanly (else it is killed, never left)."""
+    server.send_signal(signal.SIGINT)
+    try:
+        code = server.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
+        raise
+    assert code == 0
 
 
 def _get(client: httpx.Client, path: str) -> Any:
@@ -721,3 +772,205 @@ def test_the_other_commands_work_without_the_dashboard_extra() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "pip install 'guardrails-plugin[dashboard]'" in done.stderr
+
+
+# -- what waits at a pause ------------------------------------------------------------------------
+
+
+def two_mails(thread: str = THREAD) -> tuple[Any, Dashboard, TestClient]:
+    """A guarded loop whose model sends two mails in one step (one "approvals" interrupt)."""
+    ran: Ran = []
+    guard = Guard(email_policy())
+    turn = [tool_call("send_email", to=f"{n}@acme.com", id=f"c-{n}") for n in ("a", "b")]
+    graph = tool_graph(
+        ScriptedChatModel([turn, "done"]),
+        [recording_tool("send_email", ran, "to")],
+        guard,
+        checkpointer=InMemorySaver(),
+    )
+    dashboard = Dashboard(guard, graph=graph)
+    return graph, dashboard, TestClient(dashboard.app, base_url=BASE)
+
+
+def test_a_thread_id_with_slashes_is_shown_and_resumed_whole() -> None:
+    thread = "acme/support/t-1"
+    graph, dashboard, client = two_mails(thread)
+    post(client, "/api/pause", {"reason": "maintenance"})
+    out = graph.invoke(user("mail a and b"), {"configurable": {"thread_id": thread}})
+    assert [i.value["type"] for i in out["__interrupt__"]] == ["paused"]
+    state = client.get("/api/state").json()["state"]
+    assert [s["thread_id"] for s in state["paused_steps"]] == [thread]
+    assert [t["id"] for t in state["threads"]] == [thread]
+
+    (job_doc,) = post(client, "/api/resume", {})["jobs"]
+    job = ended(dashboard, job_doc["id"])
+    assert (job.thread_id, job.status) == (thread, "waiting")
+    assert [w["call_id"] for w in job.waiting] == ["c-a", "c-b"]
+    dashboard.close()
+
+
+def test_a_step_that_got_past_its_pause_is_no_longer_shown_held() -> None:
+    graph, dashboard, client = two_mails()
+    post(client, "/api/pause", {"thread": THREAD})
+    graph.invoke(user("mail a and b"), CONFIG)
+    assert len(client.get("/api/state").json()["state"]["paused_steps"]) == 1
+
+    (job_doc,) = post(client, "/api/resume", {"thread": THREAD})["jobs"]
+    assert ended(dashboard, job_doc["id"]).status == "waiting"  # now at the two approvals
+    state = client.get("/api/state").json()["state"]
+    assert [p["call_id"] for p in state["pending"]] == ["c-a", "c-b"]
+    assert state["paused_steps"] == []
+    assert state["threads"][0]["paused_steps"] == 0
+    dashboard.close()
+
+
+def test_an_approved_call_held_by_a_pause_is_shown_held(app: App) -> None:
+    post(app.client, "/api/pause", {"thread": THREAD, "reason": "hold on"})
+    job = app.answer(answer="approve")
+    assert (job["status"], job["detail"]) == ("waiting", "the run waits again: 1 pause")
+    state = app.state()["state"]
+    assert state["pending"] == []
+    (held,) = state["paused_steps"]
+    assert (held["thread_id"], held["tool"], held["agent"]) == (THREAD, "send_email", "agent")
+    assert held["approved"] is True
+    assert app.ran == []
+
+    (resumed,) = post(app.client, "/api/resume", {"thread": THREAD})["jobs"]
+    assert ended(app.dashboard, resumed["id"]).status == "finished"
+    assert app.ran == [("send_email", {"to": "a@acme.com", "body": "hello"})]
+    assert app.state()["state"]["paused_steps"] == []
+
+
+def test_resume_goes_on_only_with_the_threads_no_other_flag_holds() -> None:
+    graph, dashboard, client = two_mails()
+    post(client, "/api/pause", {"thread": THREAD})
+    post(client, "/api/pause", {})
+    graph.invoke(user("mail a and b"), CONFIG)
+    before = graph.get_state(CONFIG).tasks
+
+    assert post(client, "/api/resume", {}) == {"lifted": True, "jobs": []}  # t-1 still paused
+    assert graph.get_state(CONFIG).tasks == before
+    (job_doc,) = post(client, "/api/resume", {"thread": THREAD})["jobs"]
+    assert ended(dashboard, job_doc["id"]).status == "waiting"
+    dashboard.close()
+
+
+# -- the live stream: one reader for every page ---------------------------------------------------
+
+
+class CountingStore(MemoryStore):
+    """A memory store that counts its scans (how often the dashboard reads it)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scans = 0
+        self.failing = 0
+
+    def scan(self, prefix: str) -> dict[str, Any]:
+        self.scans += 1
+        if self.failing:
+            self.failing -= 1
+            raise StoreError("database is locked")
+        return super().scan(prefix)
+
+
+def scans_per_poll(store: CountingStore, seconds: float, poll: float) -> float:
+    start = store.scans
+    time.sleep(seconds)
+    return (store.scans - start) / (seconds / poll)
+
+
+def test_the_store_is_read_once_per_poll_however_many_pages_are_open() -> None:
+    store = CountingStore()
+    dashboard = Dashboard(store, poll=0.05)
+    with serving(dashboard) as url, contextlib.ExitStack() as pages:
+        assert scans_per_poll(store, 0.3, 0.05) == 0  # no page open: no reads
+        streams = [
+            events(pages.enter_context(httpx.stream("GET", url + "api/stream", timeout=10)))
+            for _ in range(6)
+        ]
+        for stream in streams:
+            assert [next(stream)[0] for _ in range(3)] == ["hello", "decisions", "state"]
+        per_poll = scans_per_poll(store, 0.5, 0.05)
+        assert 0 < per_poll <= 8, per_poll  # one snapshot (5 prefixes) a poll, not six
+    dashboard.close()
+
+
+def test_a_store_error_is_shown_on_the_stream_and_the_stream_goes_on() -> None:
+    store = CountingStore()
+    dashboard = Dashboard(store, poll=0.05)
+    with serving(dashboard) as url, httpx.stream("GET", url + "api/stream", timeout=10) as r:
+        stream = events(r)
+        assert [next(stream)[0] for _ in range(3)] == ["hello", "decisions", "state"]
+        store.failing = 3
+        name, problem = next(stream)
+        assert name == "problem"
+        assert "database is locked" in problem["error"]
+        Controls(store).pause(thread="t-9")
+        for name, value in stream:
+            if name == "state" and value["flags"]:
+                break
+    dashboard.close()
+
+
+def test_a_page_that_stops_reading_is_dropped_not_buffered() -> None:
+    live = Live(lambda recent: {"n": len(recent)}, NoFeed(), poll=60, backlog=3)
+    loop = asyncio.new_event_loop()
+    try:
+        page = live.subscribe(loop)
+        for n in range(10):
+            live.publish("state", str(n))
+        loop.run_until_complete(asyncio.sleep(0))
+        assert page.dropped
+        assert len(page.messages) <= 3
+        assert page not in live.pages
+    finally:
+        live.close()
+        loop.close()
+
+
+def test_a_negative_limit_is_refused(tmp_path: Path) -> None:
+    dashboard = Dashboard(MemoryStore(), audit=AuditLog(tmp_path / "audit.db"))
+    client = TestClient(dashboard.app, base_url=BASE)
+    assert client.get("/api/decisions?limit=-1").status_code == 400
+    assert client.get("/api/decisions?limit=5").status_code == 200
+    dashboard.close()
+
+
+# -- the token stays out of logs; the command binds before it prints ---------------------------
+
+
+def test_the_token_never_reaches_the_access_log() -> None:
+    token = "log-token-98765"
+    seen: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record.getMessage())
+
+    access = logging.getLogger("uvicorn.access")
+    keep = Keep()
+    dashboard = Dashboard(MemoryStore(), token=token)
+    with serving(dashboard, log_level="info") as url:
+        access.addHandler(keep)
+        try:
+            assert httpx.get(url + f"?token={token}").status_code == 303
+            assert httpx.get(url + f"api/state?token={token}").status_code == 401
+            eventually(lambda: len(seen) == 2 or None)  # logged once the response is sent
+        finally:
+            access.removeHandler(keep)
+    assert not [line for line in seen if token in line], seen
+    assert "token=[redacted]" in seen[0]
+
+
+def test_the_command_says_the_port_is_taken_and_prints_no_address(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert cli(["dashboard", "--store", "memory://", "--port", str(port)]) == 1
+    out, err = capsys.readouterr()
+    assert "http://" not in out
+    assert f"cannot listen on 127.0.0.1:{port}" in err

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -38,6 +39,7 @@ CHROMIUM_ARGS = [
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
+    "--disable-dev-shm-usage",  # containers often have a tiny /dev/shm
 ]
 
 
@@ -70,7 +72,7 @@ def browser() -> Iterator[Browser]:
 class Waiting:
     """A guarded agent loop (agent ``support``) paused at an approval for ``send_email``."""
 
-    def __init__(self) -> None:
+    def __init__(self, checkpointer: Any = None) -> None:
         self.ran: Ran = []
         policy = Policy(
             [
@@ -87,7 +89,7 @@ class Waiting:
         )
         tools = [recording_tool("send_email", self.ran, "to", "body", returns="mail sent")]
         self.graph = tool_graph(
-            model, tools, self.guard, checkpointer=InMemorySaver(), agent="support"
+            model, tools, self.guard, checkpointer=checkpointer or InMemorySaver(), agent="support"
         )
         self.dashboard = Dashboard(self.guard, graph=self.graph, poll=0.1)
         self.guard.check(ToolCall("search", {"q": "order 8812"}, agent="support", thread_id=THREAD))
@@ -206,12 +208,107 @@ def test_a_token_url_opens_the_page_and_keeps_the_token_out_of_it(
         denied = page.goto(url)
         assert denied is not None
         assert denied.status == 401
-        assert problems == [
-            "Failed to load resource: the server responded with a status of 401 (Unauthorized)"
-        ]
+        # The browser logs the 401 of the page itself (worded as each Chromium words it).
+        assert [p for p in problems if "401" not in p] == [], problems
         problems.clear()
         page.goto(url + "?token=browser-token-123")
         assert page.url == url  # the token moved into an HttpOnly cookie
         expect(page.locator("#conn")).to_have_attribute("data-state", "live")
         expect(page.locator("#answering-off")).to_contain_text("Answering is off")
         assert page.evaluate("document.cookie") == ""  # HttpOnly: scripts cannot read it
+
+
+@contextlib.contextmanager
+def busy(guard: Guard, agent: str, thread: str, every: float = 0.05) -> Iterator[None]:
+    """``agent`` makes a decision every ``every`` seconds on ``thread`` (a busy agent, whose
+    rows on the page change with each poll) until the block ends."""
+    stop = threading.Event()
+
+    def work() -> None:
+        while not stop.wait(every):
+            guard.check(ToolCall("search", {"q": "more"}, agent=agent, thread_id=thread))
+
+    worker = threading.Thread(target=work, daemon=True)
+    worker.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        worker.join(5)
+
+
+def test_a_busy_agent_can_be_killed_from_its_row(waiting: Waiting, page: Page) -> None:
+    """Its row is redrawn with every decision it makes; the two clicks of Kill (arm, then
+    confirm) must still reach the store."""
+    controls = Controls(waiting.guard.store)
+    with opened(page, waiting.dashboard), busy(waiting.guard, "support", "t-busy"):
+        agent = page.locator("#agents .agent-block[data-agent='support']")
+        expect(agent).to_contain_text("support")
+        agent.get_by_role("button", name="Kill").click()
+        time.sleep(0.5)  # several redraws of the row
+        agent.get_by_role("button", name="Confirm").click(timeout=2000)
+        assert eventually(lambda: [(f.level, f.state) for f in controls.flags()]) == [
+            ("agent", State.KILLED)
+        ]
+
+
+def test_two_dashboards_on_one_host_keep_their_own_logins(page: Page) -> None:
+    """Cookies are shared by every port of a host: logging in to a second dashboard must not
+    log the operator out of the first."""
+    from guardrails_plugin import MemoryStore
+
+    first = Dashboard(MemoryStore(), token="first-token-123", poll=0.1)
+    second = Dashboard(MemoryStore(), token="second-token-456", poll=0.1)
+    with opened(page, first, "?token=first-token-123") as one, serving(second) as two:
+        expect(page.locator("#conn")).to_have_attribute("data-state", "live")
+        other = page.context.new_page()
+        other.goto(two + "?token=second-token-456")
+        expect(other.locator("#conn")).to_have_attribute("data-state", "live")
+        other.goto("about:blank")
+        other.close()
+        response = page.reload()
+        assert response is not None
+        assert response.status == 200, "the first dashboard's login was overwritten"
+        expect(page.locator("#conn")).to_have_attribute("data-state", "live")
+        assert page.url == one
+
+
+class FlakySaver(InMemorySaver):
+    """An in-memory checkpointer whose first read by a dashboard resume fails, as a
+    checkpoint database that is briefly unavailable."""
+
+    failed = False
+
+    def get_tuple(self, config: Any) -> Any:
+        if not self.failed and threading.current_thread().name.startswith("guardrails-dashboard_"):
+            self.failed = True
+            raise OSError("checkpoint database unavailable")
+        return super().get_tuple(config)
+
+
+def test_after_a_failed_resume_the_operator_can_answer_again(page: Page) -> None:
+    waiting = Waiting(checkpointer=FlakySaver())
+    with opened(page, waiting.dashboard):
+        card = page.locator("#pending .card.approval")
+        approve = card.get_by_role("button", name="Approve")
+        approve.click()
+        expect(card.locator(".card-status")).to_contain_text("checkpoint database unavailable")
+        expect(page.locator("#toasts")).to_contain_text("checkpoint database unavailable")
+        assert waiting.ran == []
+        expect(approve).to_be_enabled()
+        approve.click()
+        expect(card).to_have_count(0)
+        assert waiting.ran == [("send_email", {"to": "a@acme.com", "body": INJECTED})]
+
+
+def test_an_edit_being_typed_survives_a_reconnect(waiting: Waiting, page: Page) -> None:
+    with opened(page, waiting.dashboard):
+        card = page.locator("#pending .card.approval")
+        card.get_by_role("button", name="Edit").click()
+        editor = card.locator("textarea.editor")
+        editor.fill('{"to": "b@acme.com", "body": "half typed')
+        for live_page in list(waiting.dashboard.live.pages):
+            live_page.drop()  # as when a page falls behind: its stream ends, it reconnects
+        expect(page.locator("#conn")).not_to_have_attribute("data-state", "live")
+        expect(page.locator("#conn")).to_have_attribute("data-state", "live", timeout=5000)
+        expect(editor).to_have_value('{"to": "b@acme.com", "body": "half typed')

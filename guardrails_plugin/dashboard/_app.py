@@ -13,10 +13,7 @@ import contextlib
 import functools
 import json
 import logging
-import math
-import threading
 import time
-from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from importlib import resources
 from typing import Any
@@ -37,15 +34,17 @@ from ..guard import Guard
 from ..store import Store
 from . import _state
 from ._feed import AuditFeed, AuditSource, Feed, GuardFeed, NoFeed
+from ._live import RECENT, Live, dumps, event_text, slim
 from ._operator import NO_GRAPH, Job, Operator, Refused, parse_answer
-from ._security import COOKIE, LOOPBACK_NAMES, Protect, Tokens
+from ._security import LOOPBACK_NAMES, Protect, Tokens, cookie_name
 
 logger = logging.getLogger("guardrails_plugin.dashboard")
 
-RECENT = 300
-"""Decisions the page gets when it connects (it keeps up to this many)."""
 MAX_BODY = 64 * 1024
 HEARTBEAT = 15.0
+"""Seconds of silence after which a stream sends a keep-alive comment."""
+RECONNECT_MS = 1000
+"""How soon a page reconnects once its stream ended."""
 _ASSETS = {
     "app.js": "text/javascript; charset=utf-8",
     "style.css": "text/css; charset=utf-8",
@@ -66,7 +65,8 @@ class Dashboard:
     a string or a mapping of tokens to operator names (actions are recorded as that name,
     else as ``by``); needed to serve beyond loopback. ``hosts``: names besides the loopback
     ones that requests may address the dashboard by (reverse proxies). ``poll``: seconds
-    between reads of the store and the audit log for the live stream.
+    between reads of the store and the audit log for the live stream (one reader, however
+    many pages are open; none while no page is).
 
     ``.app`` is the ASGI app; :func:`serve` runs it, :func:`serving` runs it in a thread.
     """
@@ -102,8 +102,10 @@ class Dashboard:
         self.tokens = Tokens(token, by)
         self.poll = poll
         self.clock = clock
-        self.operator = Operator(self.store, graph, audit=audit, clock=clock)
-        self._closing = threading.Event()
+        self.live = Live(self.state, self.feed, poll=poll)
+        self.operator = Operator(
+            self.store, graph, audit=audit, clock=clock, on_change=self.live.wake
+        )
         self._protect = Protect(self._routes(), hosts={*LOOPBACK_NAMES, *hosts}, tokens=self.tokens)
         self.app = self._protect
 
@@ -117,7 +119,7 @@ class Dashboard:
     def close(self) -> None:
         """End the live streams (so a server can stop at once), the resume workers, and the
         listening to a guard's decisions."""
-        self._closing.set()
+        self.live.close()
         self.operator.close()
         if self._listening is not None:
             guard, feed = self._listening
@@ -170,9 +172,17 @@ class Dashboard:
         if token is not None:
             if self.tokens.name(token) is None:
                 return _asset_response("denied.html", "text/html; charset=utf-8", status=401)
-            # Move the token out of the URL (history, screenshots) into an HttpOnly cookie.
+            # Move the token out of the URL (history, screenshots) into an HttpOnly cookie,
+            # named for this dashboard's port (a host's cookies are shared by all its ports)
+            # and holding a value derived from the token, never the token itself.
             response = RedirectResponse("/", status_code=303)
-            response.set_cookie(COOKIE, token, httponly=True, samesite="strict", path="/")
+            response.set_cookie(
+                cookie_name(request.scope),
+                self.tokens.session(token),
+                httponly=True,
+                samesite="strict",
+                path="/",
+            )
             return response
         if self.tokens.who(request.scope) is None:
             return _asset_response("denied.html", "text/html; charset=utf-8", status=401)
@@ -198,19 +208,21 @@ class Dashboard:
             return _error(exc.status, exc.message)
         recent = await run_in_threadpool(self.feed.tail, RECENT)
         state = await run_in_threadpool(self.state, recent)
-        return _json({"info": self.info(who), "state": state, "decisions": _slim(recent)})
+        return _json({"info": self.info(who), "state": state, "decisions": slim(recent)})
 
     async def _api_decisions(self, request: Request) -> Response:
         try:
             self._who(request)
             since = int(request.query_params.get("since", "0"))
-            limit = min(int(request.query_params.get("limit", str(RECENT))), 1000)
+            limit = int(request.query_params.get("limit", str(RECENT)))
         except Refused as exc:
             return _error(exc.status, exc.message)
         except ValueError:
             return _error(400, "since and limit must be integers")
+        if not 0 < limit <= 1000:
+            return _error(400, f"limit must be between 1 and 1000, found {limit}")
         found = await run_in_threadpool(self.feed.since, since, limit)
-        return _json({"decisions": _slim(found)})
+        return _json({"decisions": slim(found)})
 
     async def _api_job(self, request: Request) -> Response:
         try:
@@ -235,31 +247,24 @@ class Dashboard:
 
     async def _events(self, who: str) -> AsyncIterator[str]:
         """Server-Sent Events: ``hello`` (who, what the dashboard can do), ``decisions`` (new
-        ones, oldest first; the first batch has ``reset``), ``state`` (only when it changed).
-        The store and the audit log are polled every ``poll`` seconds."""
-        yield _event("hello", self.info(who))
-        first = await run_in_threadpool(self.feed.tail, RECENT)
-        recent: deque[dict[str, Any]] = deque(first, maxlen=RECENT)
-        yield _event("decisions", {"reset": True, "items": _slim(recent)})
-        last_seq = max((int(d.get("seq") or 0) for d in recent), default=0)
-        last_state = ""
-        quiet_since = time.monotonic()
-        while not self._closing.is_set():
-            new = await run_in_threadpool(self.feed.since, last_seq, 500)
-            if new:
-                recent.extend(new)
-                last_seq = max(last_seq, *(int(d.get("seq") or 0) for d in new))
-                yield _event("decisions", {"reset": False, "items": _slim(new)})
-                quiet_since = time.monotonic()
-            state = _dumps(await run_in_threadpool(self.state, list(recent)))
-            if state != last_state:
-                last_state = state
-                yield f"event: state\ndata: {state}\n\n"
-                quiet_since = time.monotonic()
-            if time.monotonic() - quiet_since > HEARTBEAT:
-                yield ": keep-alive\n\n"
-                quiet_since = time.monotonic()
-            await asyncio.sleep(self.poll)
+        ones, oldest first; the first batch has ``reset``), ``state`` (only when it changed),
+        ``problem`` (reading the store or the decisions failed; the next poll tries again).
+        One poller (``Live``) reads for every open page, every ``poll`` seconds."""
+        page = self.live.subscribe(asyncio.get_running_loop())
+        try:
+            # A page whose stream ends (the server restarts, the page fell behind) comes
+            # back after a second, not the browser's default three.
+            yield f"retry: {RECONNECT_MS}\n" + event_text("hello", dumps(self.info(who)))
+            while True:
+                text = await page.next(HEARTBEAT)
+                if text is None:
+                    yield ": keep-alive\n\n"
+                elif not text:  # dropped (too far behind) or closing: the page reconnects
+                    return
+                else:
+                    yield text
+        finally:
+            self.live.unsubscribe(page)
 
     # -- actions --------------------------------------------------------------------------------
 
@@ -366,63 +371,15 @@ def _target(body: Mapping[str, Any]) -> tuple[str | None, str | None]:
     return thread, agent
 
 
-def _slim(docs: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Decision documents as the page needs them (no hash chain; huge arguments cut)."""
-    out = []
-    for d in docs:
-        doc = {k: d.get(k) for k in _DECISION_FIELDS}
-        args = doc.get("args")
-        if args is not None:
-            text = _dumps(args)
-            if len(text) > 4000:
-                doc["args"] = text[:4000] + "…"
-        out.append(doc)
-    return out
-
-
-_DECISION_FIELDS = (
-    "seq",
-    "at",
-    "kind",
-    "outcome",
-    "agent",
-    "tool",
-    "args",
-    "rule",
-    "reason",
-    "run_id",
-    "thread_id",
-    "approver",
-    "detail",
-)
-
-
 def _describe(store: Store) -> str:
     path = getattr(store, "path", None)
     name = type(store).__name__
     return f"{name} {path}" if isinstance(path, str) else name
 
 
-def _dumps(value: Any) -> str:
-    try:
-        return json.dumps(value, default=str, allow_nan=False, separators=(",", ":"))
-    except ValueError:  # NaN or infinity somewhere in an agent's arguments
-        return json.dumps(_finite(value), default=str, separators=(",", ":"))
-
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if isinstance(value, Mapping):
-        return {str(k): _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    return value
-
-
 def _json(value: Any, status: int = 200) -> Response:
     return Response(
-        _dumps(value),
+        dumps(value),
         status_code=status,
         media_type="application/json",
         headers={"cache-control": "no-store"},
@@ -431,10 +388,6 @@ def _json(value: Any, status: int = 200) -> Response:
 
 def _error(status: int, message: str) -> Response:
     return _json({"error": message}, status=status)
-
-
-def _event(name: str, value: Any) -> str:
-    return f"event: {name}\ndata: {_dumps(value)}\n\n"
 
 
 def _asset_response(name: str, media_type: str, status: int = 200) -> Response:

@@ -36,7 +36,7 @@ def add_dashboard_command(sub: Any) -> None:
         help="the compiled graph (with its checkpointer) that waits: answering resumes it",
     )
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
-    p.add_argument("--port", type=int, default=8765)
+    p.add_argument("--port", type=int, default=8765, help="port to listen on (0: any free one)")
     p.add_argument(
         "--token",
         default=os.environ.get(TOKEN_ENV),
@@ -49,7 +49,7 @@ def add_dashboard_command(sub: Any) -> None:
 def _dashboard(args: argparse.Namespace) -> int:
     try:
         from . import Dashboard, serve
-        from ._serve import check_bind, url
+        from ._serve import check_bind
     except ImportError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -64,14 +64,20 @@ def _dashboard(args: argparse.Namespace) -> int:
     except (ValueError, ImportError, AttributeError, TypeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    address = url(args.host, args.port)
-    if args.token:
-        address += f"?token={args.token}"
-    print(f"guardrails dashboard: {address}  (Ctrl-C to stop)", flush=True)
+
+    def ready(address: str) -> None:
+        if args.token:
+            address += f"?token={args.token}"
+        print(f"guardrails dashboard: {address}  (Ctrl-C to stop)", flush=True)
+
     # uvicorn stops gracefully on Ctrl-C, then raises KeyboardInterrupt again: that is the
     # normal way to stop.
-    with contextlib.suppress(KeyboardInterrupt):
-        serve(dashboard, args.host, args.port)
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            serve(dashboard, args.host, args.port, ready=ready)
+    except OSError as exc:  # the port is taken: said before any address is printed
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     print("guardrails dashboard: stopped", flush=True)
     return 0
 

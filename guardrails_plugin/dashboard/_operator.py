@@ -21,9 +21,9 @@ from typing import Any, Literal
 from .._approvals import Answer, Approval
 from .._errors import GuardDecisionError
 from .._grants import EPOCH_KEY, GRANT_PREFIX
-from ..controls import Controls, Flag
+from ..controls import Controls, Flag, State
 from ..store import Store
-from ._state import PENDING_PREFIX
+from ._state import PENDING_PREFIX, split_key
 
 logger = logging.getLogger("guardrails_plugin.dashboard")
 
@@ -96,12 +96,15 @@ class Operator:
         audit: Any = None,
         clock: Callable[[], float] = time.time,
         workers: int = 4,
+        on_change: Callable[[], None] = lambda: None,
     ) -> None:
         self.store = store
         self.graph = graph
         self.audit = audit if callable(getattr(audit, "append", None)) else None
         """Where control actions are recorded (an ``AuditLog``), besides the activity list."""
         self.clock = clock
+        self.on_change = on_change
+        """Called after an action or a resume ended (the live stream shows it at once)."""
         self.controls = Controls(store, clock=clock)
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="guardrails-dashboard")
         self._jobs: deque[Job] = deque(maxlen=MAX_JOBS)
@@ -187,6 +190,7 @@ class Operator:
             job.waiting, job.detail, job.ended, job.status = waiting, detail, self.clock(), status
             self._busy.discard(job.thread_id)
         job._done.set()
+        self.on_change()
 
     def _start(self, job: Job, answers: Mapping[str, Approval] | None) -> None:
         try:
@@ -197,7 +201,8 @@ class Operator:
 
     def continue_paused(self, thread_id: str | None, *, by: str) -> list[Job]:
         """After a pause was lifted: resume the graph's threads that wait at a pause
-        (``thread_id``, or every thread the store shows a held step for)."""
+        (``thread_id``, or every thread the store shows a held step for), except those a
+        pause still in force holds (they would only stop again)."""
         graph = self.graph
         if graph is None:
             return []
@@ -205,10 +210,14 @@ class Operator:
             threads = [thread_id]
         else:
             keys = self.store.scan(PENDING_PREFIX)
-            threads = sorted({k[len(PENDING_PREFIX) :].partition("/")[0] for k in keys})
+            threads = sorted({split_key(k)[0] for k in keys})
+        paused: set[tuple[str, str]] = {
+            (f.level, f.target) for f in self.controls.flags() if f.state is State.PAUSED
+        }
         jobs = []
         for tid in threads[:MAX_THREADS_RESUMED]:
-            if not _paused_interrupts(graph, tid):
+            holds = _paused_interrupts(graph, tid)
+            if not holds or all(_still_paused(paused, tid, agent) for agent in holds):
                 continue
             try:
                 self._claim(tid)
@@ -320,6 +329,7 @@ class Operator:
         logger.info("dashboard: %s %s %s (%s)", by, action, target, text)
         with self._lock:
             self._activity.append(entry)
+        self.on_change()
 
 
 def parse_answer(body: Mapping[str, Any], by: str) -> Approval:
@@ -351,13 +361,20 @@ def _config(thread_id: str) -> dict[str, Any]:
     return {"configurable": {"thread_id": thread_id}}
 
 
-def _paused_interrupts(graph: Any, thread_id: str) -> bool:
+def _paused_interrupts(graph: Any, thread_id: str) -> list[str]:
+    """The agents whose steps wait at a pause on ``thread_id`` (one entry per pause)."""
     from ..langgraph._approvals import _interrupts
 
-    return any(
-        isinstance(i.value, Mapping) and i.value.get("type") == "paused"
+    return [
+        str(i.value.get("agent") or "")
         for i in _interrupts(graph, _config(thread_id))
-    )
+        if isinstance(i.value, Mapping) and i.value.get("type") == "paused"
+    ]
+
+
+def _still_paused(paused: set[tuple[str, str]], thread_id: str, agent: str) -> bool:
+    """Whether a pause flag in force holds ``agent`` on ``thread_id``."""
+    return bool({("thread", thread_id), ("agent", agent), ("global", "*")} & paused)
 
 
 def _where(thread: str | None, agent: str | None) -> str:

@@ -1,9 +1,11 @@
 """The dashboard's defences, in one ASGI middleware and a few checks.
 
 - **Who may look**: with a token configured, every ``/api`` request carries it, as
-  ``Authorization: Bearer <token>`` or in the HttpOnly, SameSite=Strict cookie the page URL's
-  ``?token=`` sets. Without a token the dashboard serves loopback only (``serve`` refuses
-  anything else).
+  ``Authorization: Bearer <token>``, or the HttpOnly, SameSite=Strict cookie the page URL's
+  ``?token=`` sets. The cookie is named for the dashboard's port (a host's cookies go to all
+  its ports: two dashboards must not overwrite each other's) and holds a keyed hash of the
+  token, not the token (other servers on the host receive it too). Without a token the
+  dashboard serves loopback only (``serve`` refuses anything else).
 - **DNS rebinding**: the ``Host`` header must name the address the dashboard is bound to
   (a rebound name of an attacker's site resolving to 127.0.0.1 does not).
 - **CSRF**: state-changing requests are POSTs with a JSON body and the custom header
@@ -18,6 +20,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import ipaddress
 from collections.abc import Iterable, Mapping
@@ -73,6 +76,7 @@ class Tokens:
             if not isinstance(t, str) or len(t) < 8:
                 raise ValueError("a dashboard token must be a string of at least 8 characters")
         self.by = by
+        self._sessions = {self.session(t): name for t, name in self._names.items()}
 
     @property
     def required(self) -> bool:
@@ -80,13 +84,13 @@ class Tokens:
 
     def name(self, token: str | None) -> str | None:
         """The operator a token belongs to, None when it opens nothing (constant time)."""
-        if token is None:
-            return None
-        found = None
-        for known, name in self._names.items():
-            if hmac.compare_digest(known.encode(), token.encode()):
-                found = name
-        return found
+        return None if token is None else _lookup(self._names, token)
+
+    @staticmethod
+    def session(token: str) -> str:
+        """What the login cookie holds for ``token``: a hash keyed by it, so that the cookie
+        (which every server on the host receives) does not give the token away."""
+        return hmac.new(token.encode(), b"guardrails-dashboard-session", hashlib.sha256).hexdigest()
 
     def who(self, scope: Scope) -> str | None:
         """The operator a request comes from (``by`` when no token is needed), or None."""
@@ -96,7 +100,26 @@ class Tokens:
         auth = headers.get("authorization", "")
         if auth[:7].lower() == "bearer ":
             return self.name(auth[7:].strip())
-        return self.name(cookie(headers, COOKIE))
+        value = cookie(headers, cookie_name(scope))
+        return None if value is None else _lookup(self._sessions, value)
+
+
+def _lookup(known: Mapping[str, str], value: str) -> str | None:
+    """``known[value]``, comparing digests in constant time (neither the value nor its
+    length shows in the timing)."""
+    digest = hashlib.sha256(value.encode("utf-8", "surrogateescape")).digest()
+    found = None
+    for key, name in known.items():
+        if hmac.compare_digest(hashlib.sha256(key.encode()).digest(), digest):
+            found = name
+    return found
+
+
+def cookie_name(scope: Scope) -> str:
+    """The login cookie of the dashboard serving ``scope``: named for its port."""
+    server = scope.get("server")
+    port = server[1] if server and len(server) > 1 and server[1] else None
+    return COOKIE if port is None else f"{COOKIE}_{port}"
 
 
 def cookie(headers: Headers, name: str) -> str | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from .._decision import Decision
 from .._errors import GuardrailsError, StoreError
 from .._grants import GRANT_PREFIX, Grant
 from ..cascade._breaker import TRIP_PREFIX, trips_in
@@ -25,6 +26,13 @@ MAX_TRIPS = 50
 """Cascade trips sent to the page, newest first."""
 
 
+def split_key(key: str) -> tuple[str, str]:
+    """``pending/<thread>/<call id or node:task>`` -> (thread, call id or step). Thread ids
+    may hold slashes (``acme/support/t-1``); call ids and LangGraph task ids do not."""
+    thread, _, rest = key[len(PENDING_PREFIX) :].rpartition("/")
+    return thread, rest
+
+
 def pending_approvals(docs: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Approvals a guarded graph waits for (``pending/<thread>/<call id>`` documents that
     hold an asked decision and no final one), oldest first."""
@@ -35,7 +43,7 @@ def pending_approvals(docs: Mapping[str, Any]) -> list[dict[str, Any]]:
         asked: Mapping[str, Any] = doc["asked"] if isinstance(doc["asked"], Mapping) else {}
         found = doc.get("call")
         call: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
-        thread, _, call_id = key[len(PENDING_PREFIX) :].partition("/")
+        thread, call_id = split_key(key)
         out.append(
             {
                 "key": key,
@@ -53,22 +61,57 @@ def pending_approvals(docs: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 
 def paused_steps(docs: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Steps held by a pause: node holds (``pending/<thread>/node:<task>``) and calls whose
-    log ends in a pause. They go on once the pause is lifted and the graph resumed."""
+    """Steps held by a pause, which go on once the pause is lifted and the graph resumed:
+    node holds (``pending/<thread>/node:<task>``, unless the task has got past its hold
+    since), calls whose log ends in a pause, before a decision or after a person approved
+    them (``approved``)."""
     out: list[dict[str, Any]] = []
     for key, doc in docs.items():
-        if not isinstance(doc, Mapping) or "asked" in doc:
+        if not isinstance(doc, Mapping):
             continue
-        thread, _, rest = key[len(PENDING_PREFIX) :].partition("/")
+        thread, step = split_key(key)
         log = doc.get("log")
         pauses = doc.get("pauses")
-        if isinstance(pauses, int) and pauses > 0:
-            out.append({"key": key, "thread_id": thread, "step": rest, "pauses": pauses})
-        elif isinstance(log, list) and log and log[-1] == "pause":
-            out.append(
-                {"key": key, "thread_id": thread, "step": rest, "pauses": log.count("pause")}
-            )
+        if isinstance(pauses, int) and not isinstance(pauses, bool):
+            if pauses > 0 and not doc.get("passed"):
+                out.append(_held(key, thread, step, pauses))
+            continue
+        if not (isinstance(log, list) and log and log[-1] == "pause"):
+            continue
+        if "asked" in doc and not _allowed(doc.get("final")):
+            continue  # waits for a person (shown as pending), or was denied
+        found = doc.get("call")
+        call: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
+        held = _held(key, str(call.get("thread_id") or thread), step, log.count("pause"))
+        held.update(
+            call_id=str(call.get("call_id") or step),
+            agent=str(call.get("agent") or ""),
+            tool=str(call.get("tool") or ""),
+            approved="asked" in doc,
+        )
+        out.append(held)
     return sorted(out, key=lambda p: p["key"])
+
+
+def _held(key: str, thread: str, step: str, pauses: int) -> dict[str, Any]:
+    return {
+        "key": key,
+        "thread_id": thread,
+        "step": step,
+        "pauses": pauses,
+        "call_id": None,
+        "agent": "",
+        "tool": "",
+        "approved": False,
+    }
+
+
+def _allowed(doc: Any) -> bool:
+    """Whether a final decision document lets the call run."""
+    try:
+        return Decision.from_doc(doc).allowed
+    except (GuardrailsError, ValueError, TypeError, KeyError, AttributeError):
+        return False
 
 
 def flags(docs: Mapping[str, Any]) -> list[dict[str, Any]]:

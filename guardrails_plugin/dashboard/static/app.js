@@ -16,8 +16,9 @@
     filter: "",
     hidden: new Set(),
     cards: new Map(), // pending approval key -> card element (kept so open editors survive)
-    busy: new Set(), // pending approval keys being answered
-    jobsSeen: new Map(), // job id -> last status shown
+    watched: new Map(), // job id started from this page -> key of the card it answers, or ""
+    jobs: new Map(), // job id -> the job as the last state showed it
+    armed: new Map(), // confirm key -> when the armed button disarms (ms since epoch)
   };
 
   // -- tiny DOM helpers (text only) -------------------------------------------------------------
@@ -34,7 +35,7 @@
       if (key === "class") el.className = value;
       else if (key === "text") el.textContent = String(value);
       else if (key === "data") Object.assign(el.dataset, value);
-      else if (key === "on") for (const [ev, fn] of Object.entries(value)) el.addEventListener(ev, fn);
+      else if (key === "on") bind(el, value);
       else if (SAFE_PROPS.has(key)) el[key] = value;
       else throw new Error(`h(): property ${key} is not allowed`);
     }
@@ -45,13 +46,63 @@
     return el;
   }
 
+  // Handlers are looked up on the element at event time, so that morph() can give a kept
+  // element the handlers of the element it now stands for.
+  function bind(el, on) {
+    el._on = on;
+    el._bound = el._bound || new Set();
+    for (const ev of Object.keys(on || {})) {
+      if (el._bound.has(ev)) continue;
+      el._bound.add(ev);
+      el.addEventListener(ev, (e) => el._on && el._on[ev] && el._on[ev](e));
+    }
+  }
+
   function clear(el) {
     while (el.firstChild) el.removeChild(el.firstChild);
   }
 
-  function replace(el, children) {
-    clear(el);
-    for (const c of children) el.append(c);
+  // Lists redrawn on every state change (threads, agents, flags, alarms, activity) are
+  // morphed, not rebuilt: an element whose content is unchanged stays the same element, so
+  // a click in progress, a focused button or an open <details> survives a redraw. Keyed
+  // children (data-key) are matched by key, so a row never turns into another one under the
+  // pointer.
+  function morphChildren(parent, fresh) {
+    const byKey = new Map();
+    for (const child of parent.children) if (child.dataset.key) byKey.set(child.dataset.key, child);
+    const kept = [];
+    fresh.forEach((node, i) => {
+      const key = node.nodeType === Node.ELEMENT_NODE ? node.dataset.key : undefined;
+      let old = key ? byKey.get(key) : parent.childNodes[i];
+      if (old && key === undefined && old.nodeType === Node.ELEMENT_NODE && old.dataset.key) old = undefined;
+      if (old && kept.includes(old)) old = undefined;
+      kept.push(old ? morph(old, node) : node);
+    });
+    kept.forEach((node, i) => {
+      if (parent.childNodes[i] !== node) parent.insertBefore(node, parent.childNodes[i] || null);
+    });
+    while (parent.childNodes.length > kept.length) parent.lastChild.remove();
+  }
+
+  function morph(old, node) {
+    if (old.nodeType !== node.nodeType || old.nodeName !== node.nodeName) {
+      old.replaceWith(node);
+      return node;
+    }
+    if (node.nodeType !== Node.ELEMENT_NODE) {
+      if (old.nodeValue !== node.nodeValue) old.nodeValue = node.nodeValue;
+      return old;
+    }
+    const keepOpen = old.nodeName === "DETAILS"; // the operator opened or closed it
+    for (const a of [...old.attributes]) {
+      if (!node.hasAttribute(a.name) && !(keepOpen && a.name === "open")) old.removeAttribute(a.name);
+    }
+    for (const a of node.attributes) {
+      if (old.getAttribute(a.name) !== a.value) old.setAttribute(a.name, a.value);
+    }
+    bind(old, node._on);
+    morphChildren(old, [...node.childNodes]);
+    return old;
   }
 
   const str = (v) => (v === null || v === undefined ? "" : typeof v === "string" ? v : JSON.stringify(v));
@@ -126,28 +177,48 @@
     return data;
   }
 
-  // Buttons that do something drastic ask for a second click.
+  // Buttons that do something drastic ask for a second click within 3 s. The armed state is
+  // kept by key (data-confirm-key), not on the element, so a redraw does not disarm it.
+  const ARMED_MS = 3000;
+
   function confirmed(button) {
     const label = button.dataset.confirm;
     if (!label) return true;
-    if (button.dataset.armed === "1") {
-      button.dataset.armed = "";
-      button.textContent = button.dataset.label;
-      button.classList.remove("armed");
+    const key = button.dataset.confirmKey || button.id || label;
+    if ((view.armed.get(key) || 0) > Date.now()) {
+      view.armed.delete(key);
+      showArmed(key);
       return true;
     }
-    button.dataset.label = button.textContent;
-    button.dataset.armed = "1";
-    button.textContent = label;
-    button.classList.add("armed");
-    setTimeout(() => {
-      if (button.dataset.armed === "1") {
-        button.dataset.armed = "";
-        button.textContent = button.dataset.label;
-        button.classList.remove("armed");
-      }
-    }, 3000);
+    view.armed.set(key, Date.now() + ARMED_MS);
+    showArmed(key);
+    setTimeout(() => showArmed(key), ARMED_MS + 50);
     return false;
+  }
+
+  function isArmed(key) {
+    const until = view.armed.get(key);
+    if (until && until <= Date.now()) view.armed.delete(key);
+    return Boolean(until && until > Date.now());
+  }
+
+  // Show every button of ``key`` armed (its confirm label) or not (its own label).
+  function showArmed(key) {
+    const armed = isArmed(key);
+    for (const b of document.querySelectorAll("button[data-confirm]")) {
+      if ((b.dataset.confirmKey || b.id || b.dataset.confirm) !== key) continue;
+      if (!b.dataset.label) b.dataset.label = b.textContent;
+      b.textContent = armed ? b.dataset.confirm : b.dataset.label;
+      b.classList.toggle("armed", armed);
+    }
+  }
+
+  // A button asking for confirmation, drawn armed while its key is.
+  function confirmButton(props, key) {
+    const armed = isArmed(key);
+    const b = h("button", { ...props, text: armed ? props.data.confirm : props.text, data: { ...props.data, confirmKey: key, label: props.text } });
+    b.classList.toggle("armed", armed);
+    return b;
   }
 
   async function control(verb, target, reason, button) {
@@ -160,7 +231,7 @@
     if (verb === "resume") {
       const jobs = out.jobs || [];
       toast(`${where}: ${out.lifted ? "lifted" : "nothing to lift"}${jobs.length ? `; resuming ${jobs.length} thread(s)` : ""}`);
-      for (const job of jobs) view.jobsSeen.set(job.id, "running");
+      for (const job of jobs) watch(job, "");
     } else {
       toast(`${where}: ${verb === "kill" ? "killed" : verb === "pause" ? "paused" : "quarantined"}`);
     }
@@ -168,6 +239,7 @@
 
   function controlButtons(target, { state, agent }) {
     const buttons = [];
+    const who = target.thread ? `thread:${target.thread}` : `agent:${target.agent}`;
     if (state) {
       buttons.push(h("button", { type: "button", text: state === "quarantined" ? "Release" : "Resume", on: { click: (e) => control("resume", target, "", e.currentTarget) } }));
     } else {
@@ -175,7 +247,7 @@
       if (agent) buttons.push(h("button", { type: "button", class: "warn", text: "Quarantine", on: { click: (e) => control("quarantine", target, "", e.currentTarget) } }));
     }
     if (state !== "killed") {
-      buttons.push(h("button", { type: "button", class: "danger", text: "Kill", data: { confirm: "Confirm" }, on: { click: (e) => control("kill", target, "", e.currentTarget) } }));
+      buttons.push(confirmButton({ type: "button", class: "danger", text: "Kill", data: { confirm: "Confirm" }, on: { click: (e) => control("kill", target, "", e.currentTarget) } }, `kill:${who}`));
     }
     return h("span", { class: "row-actions" }, buttons);
   }
@@ -221,22 +293,29 @@
       send({ answer: "edit", args: parsed });
     }
 
+    function ready(text) {
+      status.hidden = !text;
+      status.textContent = text || "";
+      for (const b of card.querySelectorAll("button")) b.disabled = !answering;
+    }
+
     async function send(answer) {
       for (const b of card.querySelectorAll("button")) b.disabled = true;
-      view.busy.add(p.key);
       status.hidden = false;
       status.textContent = "resuming the graph…";
       const out = await post("/api/answer", { thread: p.thread_id, call: p.call_id, ...answer });
       if (!out) {
-        view.busy.delete(p.key);
-        status.hidden = true;
-        for (const b of card.querySelectorAll("button")) b.disabled = !answering;
+        ready("");
         return;
       }
-      view.jobsSeen.set(out.job.id, "running");
+      watch(out.job, p.key);
       editBox.hidden = true;
       rejectBox.hidden = true;
     }
+
+    // The resume ended and the call still waits (it failed, or stopped before the answer
+    // reached the call): the operator may answer again.
+    card._ready = ready;
 
     card.append(
       h("div", { class: "card-head" },
@@ -271,11 +350,11 @@
       if (!keys.has(key)) {
         card.remove();
         view.cards.delete(key);
-        view.busy.delete(key);
       }
     }
+    const held = state.paused_steps || [];
     const placeholder = list.querySelector(":scope > .empty");
-    if (placeholder) placeholder.remove();
+    if (placeholder && (pending.length || held.length)) placeholder.remove();
     for (const p of pending) {
       if (!view.cards.has(p.key)) {
         const card = pendingCard(p);
@@ -283,15 +362,14 @@
         list.append(card);
       }
     }
-    const held = state.paused_steps || [];
-    for (const el of list.querySelectorAll(":scope > .held")) el.remove();
-    for (const s of held) {
-      list.append(h("div", { class: "card held" },
+    morphChildren($("held"), held.map((s) => {
+      const what = s.tool ? `${s.tool} of ${s.agent || "?"}${s.approved ? ", approved," : ""} waits at a pause` : `step ${s.step} waits at a pause`;
+      return h("div", { class: "card held", data: { key: s.key } },
         h("div", { class: "card-head" }, badge("held", "st-paused"), h("span", { class: "mono", text: `thread ${s.thread_id}` }), h("span", { class: "spacer" }),
-          h("button", { type: "button", text: "Resume", on: { click: (e) => control("resume", { thread: s.thread_id }, "", e.currentTarget) } })),
-        h("div", { class: "card-sub muted", text: `step ${s.step} waits at a pause (${s.pauses})` })));
-    }
-    if (!pending.length && !held.length) list.append(empty("No approval waiting. Calls a policy marks ask will appear here."));
+          h("button", { type: "button", text: "Resume", title: "lift the pause on this thread and go on", on: { click: (e) => control("resume", { thread: s.thread_id }, "", e.currentTarget) } })),
+        h("div", { class: "card-sub muted", text: `${what} (${s.pauses})` }));
+    }));
+    if (!pending.length && !held.length && !list.querySelector(":scope > .empty")) list.append(empty("No approval waiting. Calls a policy marks ask will appear here."));
   }
 
   // -- decisions --------------------------------------------------------------------------------
@@ -403,10 +481,10 @@
     const trips = state.trips;
     $("count-trips").textContent = String(trips.length);
     $("count-trips").classList.toggle("hot", trips.length > 0);
-    replace($("trips"), trips.length ? trips.map((t) => {
+    morphChildren($("trips"), trips.length ? trips.map((t) => {
       const evidence = (t.evidence || []).map((e) =>
         h("li", {}, h("span", { class: "mono muted", text: `#${str(e.index)} ` }), h("span", { class: "agent", text: str(e.sender) }), " → ", h("span", { class: "agent", text: str(e.recipient) }), ": ", h("span", { class: "quote", text: str(e.content) })));
-      return h("div", { class: "card trip" },
+      return h("div", { class: "card trip", data: { key: t.key } },
         h("div", { class: "card-head" }, badge(t.signal, "sig"), badge(t.response, `resp-${t.response}`), h("span", { class: "mono", text: t.thread_id || t.scope }), h("span", { class: "spacer" }), when(t.at)),
         h("div", { class: "reason", text: t.reason }),
         h("div", { class: "card-sub" }, h("span", { class: "muted", text: "culprit " }), h("span", { class: "agent", text: t.culprit || "?" }),
@@ -423,10 +501,10 @@
     const flags = state.flags;
     $("count-flags").textContent = String(flags.length);
     $("count-flags").classList.toggle("hot", flags.length > 0);
-    replace($("flags"), flags.length ? flags.map((f) => {
-      if (f.error) return h("div", { class: "card flag", text: f.error });
+    morphChildren($("flags"), flags.length ? flags.map((f) => {
+      if (f.error) return h("div", { class: "card flag", data: { key: f.key }, text: f.error });
       const target = f.level === "thread" ? { thread: f.target } : f.level === "agent" ? { agent: f.target } : {};
-      return h("div", { class: `card flag st-${f.state}-card` },
+      return h("div", { class: `card flag st-${f.state}-card`, data: { key: f.key } },
         h("div", { class: "card-head" }, stateBadge(f.state), h("span", { class: "mono strong", text: where(f) }), h("span", { class: "spacer" }), when(f.at)),
         h("div", { class: "card-sub" },
           f.reason ? h("span", { text: f.reason }) : h("span", { class: "muted", text: "no reason given" }),
@@ -445,8 +523,8 @@
     $("count-threads").textContent = String(threads.length);
     const weight = (t) => (t.state ? 4 : 0) + (t.pending ? 2 : 0) + (t.paused_steps ? 1 : 0);
     const ordered = [...threads].sort((x, y) => weight(y) - weight(x) || x.id.localeCompare(y.id));
-    replace($("threads"), ordered.length ? ordered.map((t) =>
-      h("div", { class: "row", data: { thread: t.id } },
+    morphChildren($("threads"), ordered.length ? ordered.map((t) =>
+      h("div", { class: "row", data: { thread: t.id, key: `thread:${t.id}` } },
         h("span", { class: "mono strong name", text: t.id }),
         stateBadge(t.state),
         t.pending ? badge(`${t.pending} waiting`, "st-ask") : null,
@@ -476,16 +554,16 @@
     if (g.parent) notes.push(`delegated from ${g.parent}`);
     if (g.orphaned) notes.push("parent revoked");
     if (g.granted_by) notes.push(`by ${g.granted_by}`);
-    return h("div", { class: `grant ${g.expired || g.orphaned ? "inactive" : ""}` },
+    return h("div", { class: `grant ${g.expired || g.orphaned ? "inactive" : ""}`, data: { key: `grant:${g.id}` } },
       h("div", { class: "grant-head" },
         h("span", { class: "mono strong", text: (g.tools || []).join(", ") }),
         g.effect === "ask" ? badge("ask", "st-ask") : badge("allow", "pill o-allow"),
         h("span", { class: "spacer" }),
-        h("button", { type: "button", class: "small danger-outline", text: "Revoke", title: `revoke grant ${g.id}`, data: { confirm: "Confirm" }, on: { click: async (e) => {
+        confirmButton({ type: "button", class: "small danger-outline", text: "Revoke", title: `revoke grant ${g.id}`, data: { confirm: "Confirm" }, on: { click: async (e) => {
           if (!confirmed(e.currentTarget)) return;
           const out = await post("/api/revoke", { grant: g.id });
           if (out) toast(out.revoked ? `grant ${g.id} revoked` : `grant ${g.id} was already gone`);
-        } } })),
+        } } }, `revoke:${g.id}`)),
       scope || notes.length ? h("div", { class: "grant-sub" },
         scope ? h("span", { class: "mono scope", text: scope, title: scope }) : null,
         notes.length ? h("span", { class: "muted small", text: notes.join(" · ") }) : null) : null);
@@ -506,7 +584,7 @@
     const ordered = [...agents].sort((x, y) => weight(y) - weight(x) || x.name.localeCompare(y.name));
     const items = ordered.map((a) => {
       const grants = byAgent.get(a.name) || [];
-      return h("div", { class: "agent-block", data: { agent: a.name } },
+      return h("div", { class: "agent-block", data: { agent: a.name, key: `agent:${a.name}` } },
         h("div", { class: "row" },
           h("span", { class: "agent strong name", text: a.name }),
           stateBadge(a.state),
@@ -517,11 +595,27 @@
         grants.length ? h("div", { class: "grants" }, grants.map(grantLine)) : null);
     });
     for (const g of loose) items.push(grantLine(g));
-    replace($("agents"), items.length ? items : [empty("No agent seen yet: agents appear once they have grants, flags, approvals or decisions.")]);
+    morphChildren($("agents"), items.length ? items : [empty("No agent seen yet: agents appear once they have grants, flags, approvals or decisions.")]);
     const targets = $("cf-targets");
     const level = $("cf-level").value;
     const names = level === "agent" ? agents.map((a) => a.name) : state.threads.map((t) => t.id);
-    replace(targets, names.map((n) => h("option", { value: n })));
+    morphChildren(targets, names.map((n) => h("option", { value: n })));
+  }
+
+  // A resume started from this page: say how it ended (the state may show that before the
+  // answer to the POST arrives).
+  function watch(job, cardKey) {
+    view.watched.set(job.id, cardKey);
+    const known = view.jobs.get(job.id);
+    if (known && known.status !== "running") ended(known);
+  }
+
+  function ended(j) {
+    const cardKey = view.watched.get(j.id);
+    view.watched.delete(j.id);
+    toast(`${j.action} on thread ${j.thread_id}: ${j.detail || j.status}`, j.status === "error" ? "error" : j.status === "finished" ? "ok" : "");
+    const card = cardKey ? view.cards.get(cardKey) : null;
+    if (card && card._ready) card._ready(`${j.status}: ${j.detail}`);
   }
 
   function renderActivity(state) {
@@ -532,11 +626,8 @@
         badge(j.status, `job ${j.status}`),
         h("span", { text: `${j.action} on thread ${j.thread_id}${j.call_id ? ` (call ${j.call_id})` : ""} by ${j.by}` }),
         j.detail ? h("span", { class: "muted small", text: `: ${j.detail}` }) : null) });
-      const seen = view.jobsSeen.get(j.id);
-      if (seen === "running" && j.status !== "running") {
-        toast(`${j.action} on thread ${j.thread_id}: ${j.detail || j.status}`, j.status === "error" ? "error" : j.status === "finished" ? "ok" : "");
-        view.jobsSeen.set(j.id, j.status);
-      }
+      view.jobs.set(j.id, j);
+      if (view.watched.has(j.id) && j.status !== "running") ended(j);
     }
     for (const a of state.activity || []) {
       rows.push({ at: a.at, el: h("div", { class: "row activity" },
@@ -546,7 +637,7 @@
         a.detail ? h("span", { class: "muted small", text: a.detail }) : null) });
     }
     rows.sort((x, y) => y.at - x.at);
-    replace($("activity"), rows.length ? rows.slice(0, 40).map((r) => r.el) : [empty("Nothing done from this dashboard yet.")]);
+    morphChildren($("activity"), rows.length ? rows.slice(0, 40).map((r) => r.el) : [empty("Nothing done from this dashboard yet.")]);
   }
 
   function render() {
@@ -563,7 +654,7 @@
   function renderInfo() {
     const info = view.info;
     const meta = $("meta");
-    replace(meta, [
+    morphChildren(meta, [
       h("span", { class: "muted", text: "store " }), h("span", { class: "mono", text: info.store }),
       h("span", { class: "muted", text: "  decisions from " }), h("span", { class: "mono", text: FEEDS[info.feed] || info.feed }),
       h("span", { class: "muted", text: "  as " }), h("span", { class: "strong", text: info.by }),
@@ -626,11 +717,18 @@
       }
     });
     source.addEventListener("hello", (e) => {
+      const before = view.info;
       view.info = JSON.parse(e.data);
       renderInfo();
-      for (const card of view.cards.values()) card.remove();
-      view.cards.clear();
+      if (!before || before.answering !== view.info.answering) {
+        // The cards' buttons depend on it; otherwise keep them (and an edit being typed).
+        for (const card of view.cards.values()) card.remove();
+        view.cards.clear();
+      }
       render();
+    });
+    source.addEventListener("problem", (e) => {
+      connection("retry", `cannot read the store: ${JSON.parse(e.data).error}`);
     });
     source.addEventListener("decisions", (e) => {
       const data = JSON.parse(e.data);

@@ -235,15 +235,22 @@ class Controls:
         detail: dict[str, Any] = {"level": level, "target": target}
         if grants:
             detail["grants_revoked"] = sorted(grants)
-        self.audit.append(
-            "control",
-            outcome=action,
-            agent=target if level == "agent" else None,
-            thread_id=target if level == "thread" else None,
-            reason=reason,
-            approver=by or None,
-            detail=detail,
-        )
+        try:
+            self.audit.append(
+                "control",
+                outcome=action,
+                agent=target if level == "agent" else None,
+                thread_id=target if level == "thread" else None,
+                reason=reason,
+                approver=by or None,
+                detail=detail,
+            )
+        except Exception as exc:
+            where = "everything" if level == "global" else f"{level} {target!r}"
+            raise GuardrailsError(
+                f"the {action} of {where} is in force, but the audit log could not record it "
+                f"({type(exc).__name__}: {exc}); record it by hand or retry once the log works"
+            ) from exc
 
     async def aflags(self) -> list[Flag]:
         return _sorted(await self.store.ascan(CONTROL_PREFIX))

@@ -7,6 +7,7 @@ store's sync verbs, ``acheck`` against the async twins: sync and async cannot dr
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import inspect
 import math
@@ -124,7 +125,7 @@ class Guard:
         return self._emit(event, self._run(self._flow(event)))
 
     async def acheck(self, event: Event) -> Decision:
-        return self._emit(event, await self._arun(self._flow(event)))
+        return await self._aemit(event, await self._arun(self._flow(event)))
 
     def decide(
         self,
@@ -167,7 +168,7 @@ class Guard:
                 answer = _parse(await answer, decision)
             except Exception as exc:
                 answer = _fail(decision, f"the approver failed: {type(exc).__name__}: {exc}")
-        return self._emit(
+        return await self._aemit(
             call, await self._arun(self._resolve_flow(call, decision, answer, limits))
         )
 
@@ -178,7 +179,7 @@ class Guard:
 
     async def aresolve(self, call: ToolCall, decision: Decision, approval: Any) -> Decision:
         answer = _parse(approval, decision)
-        return self._emit(call, await self._arun(self._resolve_flow(call, decision, answer)))
+        return await self._aemit(call, await self._arun(self._resolve_flow(call, decision, answer)))
 
     def expire(self, call: ToolCall, decision: Decision, why: str) -> Decision:
         """Deny an ``ask`` nobody answered in time, giving back the budget it took."""
@@ -186,7 +187,7 @@ class Guard:
 
     async def aexpire(self, call: ToolCall, decision: Decision, why: str) -> Decision:
         flow = self._resolve_flow(call, decision, _fail(decision, why))
-        return self._emit(call, await self._arun(flow))
+        return await self._aemit(call, await self._arun(flow))
 
     def wants_results(self, agent: str, tool: str) -> bool:
         """Whether :meth:`record` of a result of ``tool`` does anything: the tool is a data-flow
@@ -593,16 +594,36 @@ class Guard:
         return _parse(answer, decision)
 
     def _emit(self, event: Event, decision: Decision) -> Decision:
+        """Record ``decision`` in the audit log (if any), then tell the listeners the
+        decision that stands: a deny ``audit-error`` when the log could not record it."""
+        if self._audited(event, decision):
+            try:
+                self._audit_decision(event, decision)
+            except Exception as exc:
+                decision = self._unrecorded(decision, exc)
+        return self._tell(event, decision)
+
+    async def _aemit(self, event: Event, decision: Decision) -> Decision:
+        """``_emit`` for async paths: the append (a lock wait, an fsync) runs on a worker
+        thread, not in the event loop."""
+        if self._audited(event, decision):
+            try:
+                await asyncio.to_thread(self._audit_decision, event, decision)
+            except Exception as exc:
+                decision = self._unrecorded(decision, exc)
+        return self._tell(event, decision)
+
+    def _audited(self, event: Event, decision: Decision) -> bool:
+        # allowed model calls are a kill-switch check per model turn: not worth a record
+        return self.audit is not None and not (decision.allowed and isinstance(event, ModelCall))
+
+    def _audit_decision(self, event: Event, decision: Decision) -> None:
+        assert self.audit is not None
+        self.audit.decision(event, decision, policy=self.policy_id, checkpoint_id=CHECKPOINT.get())
+
+    def _tell(self, event: Event, decision: Decision) -> Decision:
         for listener in self.listeners:
             listener(event, decision)
-        audit = self.audit
-        if audit is not None and not (decision.allowed and isinstance(event, ModelCall)):
-            try:
-                audit.decision(
-                    event, decision, policy=self.policy_id, checkpoint_id=CHECKPOINT.get()
-                )
-            except Exception as exc:
-                return self._unrecorded(decision, exc)
         return decision
 
     def _unrecorded(self, decision: Decision, exc: Exception) -> Decision:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import doctest
+import errno
 import hashlib
 import importlib
 import io
@@ -17,13 +18,18 @@ import itertools
 import json
 import multiprocessing
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
 import sys
+import tempfile
+import textwrap
 import threading
 import time
+import tracemalloc
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +46,7 @@ from guardrails_plugin import (
     Guard,
     ModelCall,
     Policy,
+    SQLiteStore,
     ToolCall,
     ToolResult,
     allow,
@@ -125,6 +132,23 @@ def row_doc(conn: sqlite3.Connection, seq: int) -> dict[str, Any]:
     return doc
 
 
+def insert_row(conn: sqlite3.Connection, doc: dict[str, Any]) -> None:
+    """Write ``doc`` as a row, behind the log's back."""
+    doc = {**doc, "args": None if doc["args"] is None else json.dumps(doc["args"])}
+    doc["detail"] = json.dumps(doc["detail"])
+    names = ", ".join(doc)
+    conn.execute(
+        f"INSERT INTO guardrails_audit ({names}) VALUES ({', '.join('?' * len(doc))})",
+        list(doc.values()),
+    )
+
+
+@dataclass
+class Creds:
+    user: str
+    password: str
+
+
 # -- records and the chain --------------------------------------------------------------------
 
 
@@ -204,6 +228,23 @@ def test_a_record_reads_back_and_prints_on_one_line() -> None:
         AuditRecord.from_doc({k: v for k, v in record.to_doc().items() if k != "outcome"})
     with pytest.raises(ValueError, match="'seq' must be an integer"):
         AuditRecord.from_doc({**record.to_doc(), "seq": "3"})
+
+
+def test_a_printed_record_carries_no_terminal_control_sequences() -> None:
+    """A tool name comes from the model: ``audit tail`` must not let it drive the terminal."""
+    record, _ = Draft(
+        at=1.0,
+        kind="decision",
+        outcome="deny",
+        tool="ls\x1b[2J",
+        agent="a\x9b31m",
+        thread_id="t\u202e1",
+        reason="x\x1b]0;owned\x07y",
+    ).seal(1, GENESIS)
+    line = str(record)
+    assert not [c for c in line if ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 or c == "\u202e"]
+    assert "ls\\x1b[2J" in line
+    assert "x\\x1b]0;owned\\x07y" in line
 
 
 @pytest.mark.parametrize("module", ["_log", "_redact"])
@@ -389,6 +430,75 @@ def test_redaction_is_configurable() -> None:
         Redactor(patterns=["("])
 
 
+def test_a_value_under_a_secret_key_inside_text_is_redacted() -> None:
+    """JSON a tool returned, arguments that were not valid JSON, an object's repr, a header:
+    in text, the value after a secret-named key is hidden as it is in a mapping."""
+    r = Redactor()
+    oauth = '{"access_token": "ya29.a0AfH6SMBx", "expires_in": 3599, "scope": "email"}'
+    assert r(oauth) == '{"access_token": "[REDACTED]", "expires_in": 3599, "scope": "email"}'
+    cut_short = '{"to": "a@x.org", "api_key": "k-123456", "body": "hi'
+    assert r(cut_short) == '{"to": "a@x.org", "api_key": "[REDACTED]", "body": "hi'
+    assert "ya29" not in r(json.dumps({"raw": oauth}))  # JSON text inside JSON text
+    excerpt = '{"id": 7, "access_token": "ya29.a0AfH6SMBxyzxyz...'  # cut short (an excerpt)
+    assert r(excerpt) == '{"id": 7, "access_token": "[REDACTED]"'
+    assert r({"c": Creds("ann", "hunter2")}) == {"c": "Creds(user='ann', password='[REDACTED]')"}
+    assert r("X-Api-Key: abcdef123456\nAccept: */*") == "X-Api-Key: [REDACTED]\nAccept: */*"
+    assert r("the db password: hunter2, then") == "the db password: [REDACTED], then"
+    bearer = "Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.e30.x"
+    assert r(bearer) == "Authorization: Bearer [REDACTED]"
+    assert r('{"credentials": {"user": "ann"}}') == '{"credentials": {"user": "ann"}}'
+    assert r("a token budget of 5 calls") == "a token budget of 5 calls"
+    assert Redactor(keys=())('{"password": "kept"}') == '{"password": "kept"}'
+
+
+def test_secrets_in_mapping_keys_are_redacted_and_keys_that_collide_are_kept() -> None:
+    r = Redactor()
+    out = r(
+        {
+            "sk-abcdefghijklmnopqrstuv": "mine",
+            "sk-zyxwvutsrqponmlkjihgfe": "yours",
+            "https://bob:pw-123@db.example.com": 1,
+            b"Bearer abcdefghijkl": 2,
+        }
+    )
+    text = json.dumps(out)
+    for secret in ("abcdefghijklmnop", "zyxwvutsrqpon", "pw-123", "abcdefghijkl"):
+        assert secret not in text
+    assert sorted(map(str, out.values())) == ["1", "2", "mine", "yours"]
+    assert "https://bob:[REDACTED]@db.example.com" in out
+
+
+@pytest.mark.parametrize("sink", SINKS)
+def test_a_tool_result_holding_a_token_never_reaches_the_file(tmp_path: Path, sink: str) -> None:
+    path = log_path(tmp_path, sink)
+    with AuditLog(path) as log:
+        result = ToolResult("oauth", '{"access_token": "ya29.zzzSECRETzzz", "expires_in": 60}')
+        log.decision(result, Decision(Effect.ALLOW, "record", "recorded", kind="guard"))
+        log.decision(
+            ToolCall("login", '{"user": "ann", "password": "hunter2-zzz"'),  # not valid JSON
+            Decision(Effect.DENY, "unreadable", "the arguments are not JSON"),
+        )
+        assert log.verify().ok
+    raw = b"".join(p.read_bytes() for p in tmp_path.iterdir())
+    assert b"ya29.zzzSECRETzzz" not in raw
+    assert b"hunter2-zzz" not in raw
+
+
+@pytest.mark.parametrize("sink", SINKS)
+def test_names_that_are_not_valid_unicode_are_recorded_not_lost(tmp_path: Path, sink: str) -> None:
+    """A tool name comes from the model: a lone surrogate in it must not lose the record."""
+    with AuditLog(log_path(tmp_path, sink)) as log:
+        call = ToolCall("lookup\ud800", {"q": "x"}, agent="a\udfff", thread_id="t\ud800")
+        record = log.decision(call, Decision(Effect.DENY, "no-rule", "not allowed"))
+        assert (record.tool, record.agent, record.thread_id) == (
+            "lookup\\ud800",
+            "a\\udfff",
+            "t\\ud800",
+        )
+        assert log.tail(1) == [record]
+        assert log.verify().ok
+
+
 @pytest.mark.parametrize("sink", SINKS)
 def test_secrets_never_reach_the_file_and_the_chain_still_verifies(
     tmp_path: Path, sink: str
@@ -507,6 +617,30 @@ def test_jsonl_unreadable_line_is_reported_once(jsonl10: tuple[AuditLog, Path]) 
         list(log.iter())
 
 
+def test_jsonl_a_field_added_to_a_line_is_found(jsonl10: tuple[AuditLog, Path]) -> None:
+    """A consumer of the file (jq, a SIEM) would see it: it is not what was written."""
+    log, path = jsonl10
+    content = lines(path)
+    doc = json.loads(content[3])
+    content[3] = json.dumps({**doc, "approved_by": "ciso"}) + "\n"
+    write_lines(path, content)
+    p = only(log.verify())
+    assert (p.seq, p.where) == (4, f"{path}:4")
+    assert "'approved_by'" in p.detail
+
+
+def test_jsonl_a_record_slipped_in_before_the_first_is_found(
+    jsonl10: tuple[AuditLog, Path],
+) -> None:
+    log, path = jsonl10
+    content = lines(path)
+    forged = rehashed({**json.loads(content[0]), "seq": 0, "reason": "approved by the CISO"})
+    content.insert(0, json.dumps(forged) + "\n")
+    write_lines(path, content)
+    p = only(log.verify())
+    assert (p.kind, p.seq, p.where) == ("inserted", 0, f"{path}:1")
+
+
 def test_jsonl_truncated_last_line_is_not_counted_and_the_next_append_continues(
     jsonl10: tuple[AuditLog, Path],
 ) -> None:
@@ -607,6 +741,72 @@ def test_sqlite_unreadable_row_is_reported_once(sqlite10: tuple[AuditLog, Path])
     db(path).execute("UPDATE guardrails_audit SET args = '{broken' WHERE seq = 4")
     p = only(log.verify())
     assert (p.kind, p.seq, p.where) == ("unreadable", 4, f"{path}, seq 4")
+
+
+def test_sqlite_rows_below_the_anchor_must_chain_into_it(tmp_path: Path) -> None:
+    """Rows at or below the anchor are listed by ``iter`` and ``export`` like any other: a row
+    forged there, or an old row edited after the anchor was moved past it, is found."""
+    path = tmp_path / "audit.db"
+    log = filled(path, 10)
+    conn = db(path)
+    old = [row_doc(conn, seq) for seq in range(1, 11)]
+    assert log.prune(keep_last=5) == 5
+    insert_row(conn, rehashed({**old[1], "reason": "approved by the CISO"}))  # a forged seq 2
+    p = only(log.verify())
+    assert (p.kind, p.seq, p.where) == ("inserted", 2, f"{path}, seq 2")
+    assert "anchor" in p.detail
+
+    conn.execute("DELETE FROM guardrails_audit WHERE seq = 2")
+    for doc in old[:5]:  # the pruned rows back, the anchor left at seq 5: they chain into it
+        insert_row(conn, doc)
+    report = log.verify()
+    assert report.ok, str(report)
+    assert report.skipped == 5
+    conn.execute("UPDATE guardrails_audit SET outcome = 'deny' WHERE seq = 3")
+    p = only(log.verify())
+    assert (p.kind, p.seq, p.where) == ("edited", 3, f"{path}, seq 3")
+    forged = rehashed({**old[2], "reason": "nothing happened"})
+    conn.execute(
+        "UPDATE guardrails_audit SET outcome = 'allow', reason = ?, hash = ? WHERE seq = 3",
+        (forged["reason"], forged["hash"]),
+    )
+    p = only(log.verify())
+    assert (p.kind, p.seq, p.where) == ("edited", 3, f"{path}, seq 3")
+    assert "hash recomputed" in p.detail
+    log.close()
+
+
+def test_a_witness_at_the_anchor_is_checked_against_it(tmp_path: Path) -> None:
+    path = tmp_path / "audit.db"
+    log = filled(path, 4)
+    witness = log.head()
+    log.prune(keep_last=0)
+    assert log.verify(witness=witness).ok
+    p = only(log.verify(witness=(4, "0" * 64)))
+    assert (p.kind, p.seq) == ("edited", 4)
+    assert "witnessed head" in p.detail
+    log.close()
+
+
+def test_verifying_a_tampered_log_holds_a_summary_of_each_record_not_the_record(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "audit.jsonl"
+    with AuditLog(JSONLAuditSink(path, rotate_bytes=None)) as log:
+        for i in range(1000):
+            log.append("decision", outcome="allow", args={"body": "x" * 4000}, reason=f"r{i}")
+        content = lines(path)
+        content[5] = content[5].replace('"reason":"r5"', '"reason":"r55"')
+        write_lines(path, content)
+        size = path.stat().st_size
+        tracemalloc.start()
+        try:
+            report = log.verify()
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert [(p.kind, p.seq) for p in report.problems] == [("edited", 6)]
+        assert peak < size / 4, f"verify peaked at {peak} bytes on a {size}-byte log"
 
 
 @pytest.mark.parametrize("sink", SINKS)
@@ -760,6 +960,117 @@ def test_a_process_killed_halfway_through_a_line_leaves_a_truncated_line_only(
         assert report.records == 6
 
 
+def test_an_append_that_fails_leaves_no_record_of_a_decision_that_did_not_stand(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The guard turns a failed append into a deny: the log must not say it was allowed."""
+    import guardrails_plugin.audit.jsonl as jsonl
+
+    log = AuditLog(JSONLAuditSink(tmp_path / "audit.jsonl", rotate_bytes=300, durable=True))
+    guard = Guard(Policy([allow("search")]), audit=log)
+    assert guard.check(ToolCall("search", {"q": "1"})).allowed  # the segment is now full
+
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise OSError(errno.EACCES, "Permission denied")
+
+    with monkeypatch.context() as m:
+        m.setattr(os, "rename", refuse)  # the rotation fails
+        assert guard.check(ToolCall("search", {"q": "2"})).rule == "audit-error"
+    assert [r.args for r in log.iter()] == [{"q": "1"}]
+    with monkeypatch.context() as m:
+        m.setattr(jsonl, "_sync", refuse)  # the flush to disk fails
+        assert guard.check(ToolCall("search", {"q": "3"})).rule == "audit-error"
+    assert [r.args for r in log.iter()] == [{"q": "1"}]
+    assert guard.check(ToolCall("search", {"q": "4"})).allowed
+    assert [r.args for r in log.iter()] == [{"q": "1"}, {"q": "4"}]
+    report = log.verify()
+    assert report.ok, str(report)
+    assert report.problems == []
+    log.close()
+
+
+def test_a_log_is_read_and_verified_while_a_writer_holds_the_write_lock(tmp_path: Path) -> None:
+    """Opening an existing log writes nothing: a reader does not wait for a long prune."""
+    path = tmp_path / "audit.db"
+    filled(path, 3).close()
+    writer = db(path)
+    writer.execute("BEGIN IMMEDIATE")
+    try:
+        with AuditLog(SQLiteAuditSink(path, timeout=0.1)) as log:
+            assert log.verify().ok
+            assert [r.seq for r in log.tail(2)] == [2, 3]
+    finally:
+        writer.execute("ROLLBACK")
+
+
+def read_as(path: str, uid: int) -> None:
+    os.setgid(uid)
+    os.setuid(uid)
+    with AuditLog(path) as log:
+        report = log.verify()
+        assert report.ok, str(report)
+        assert report.records == 3
+        assert [r.seq for r in log.tail(5)] == [1, 2, 3]
+        with pytest.raises(AuditError, match="cannot append"):  # and it says why not
+            log.append("control", outcome="pause")
+
+
+@pytest.mark.skipif(
+    not hasattr(os, "geteuid") or os.geteuid() != 0, reason="needs root to become another user"
+)
+@pytest.mark.parametrize("sink", SINKS)
+@pytest.mark.parametrize("writing", [False, True], ids=["closed", "open"])
+def test_an_auditor_with_read_only_access_can_verify_and_read_the_log(
+    sink: str, writing: bool
+) -> None:
+    folder = Path(tempfile.mkdtemp())  # outside pytest's private (0700) tmp folders
+    try:
+        path = log_path(folder, sink)
+        writer = filled(path, 3)
+        if not writing:
+            writer.close()
+        for f in folder.iterdir():
+            f.chmod(0o644)
+        folder.chmod(0o555)
+        child = FORK.Process(target=read_as, args=(str(path), 65534))  # nobody
+        child.start()
+        child.join(30)
+        assert child.exitcode == 0
+        writer.close()
+    finally:
+        folder.chmod(0o755)
+        shutil.rmtree(folder)
+
+
+def test_without_fcntl_or_fork_hooks_sqlite_logs_and_the_cli_still_work(tmp_path: Path) -> None:
+    """Windows has neither: the package must import, SQLite logs work, JSON Lines says why not."""
+    code = textwrap.dedent(
+        """
+        import os, sys
+        sys.modules["fcntl"] = None
+        from guardrails_plugin.cli import main
+        from guardrails_plugin.audit import AuditError, AuditLog
+        del os.register_at_fork
+        db = os.path.join(sys.argv[1], "audit.db")
+        with AuditLog(db) as log:
+            log.append("control", outcome="pause", approver="ops")
+        assert main(["audit", "verify", "--log", db]) == 0
+        try:
+            AuditLog(os.path.join(sys.argv[1], "audit.jsonl"))
+        except AuditError as exc:
+            print("jsonl:", exc)
+        """
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, env=env
+    )
+    assert done.returncode == 0, done.stderr
+    assert "ok, 1 record" in done.stdout
+    assert "jsonl:" in done.stdout
+    assert "SQLite" in done.stdout
+
+
 # -- rotation and pruning ------------------------------------------------------------------------
 
 
@@ -847,6 +1158,38 @@ def test_prune_before_a_time_removes_only_older_records(tmp_path: Path, sink: st
     log.close()
 
 
+def test_sqlite_prune_of_a_big_log_goes_in_short_transactions(tmp_path: Path) -> None:
+    """One transaction for the whole prune would hold the write lock for seconds per
+    million records (every guarded call waiting, then denied) and grow the WAL to the size
+    of the log (on the full disk the prune was meant to relieve)."""
+    path = tmp_path / "audit.db"
+    log = AuditLog(path, clock=Clock())
+    first = log.append("decision", outcome="allow", reason="r1")
+    conn = db(path)
+    columns = [c[1] for c in conn.execute("PRAGMA table_info(guardrails_audit)")]
+    row = dict(zip(columns, conn.execute("SELECT * FROM guardrails_audit").fetchone(), strict=True))
+    conn.execute("BEGIN")  # 40,000 old records, written fast (their links are not checked here)
+    conn.executemany(
+        f"INSERT INTO guardrails_audit ({', '.join(columns)}) VALUES ({', '.join('?' * 17)})",
+        (
+            [*{**row, "seq": seq, "args": json.dumps({"body": "x" * 600})}.values()]
+            for seq in range(2, 40_001)
+        ),
+    )
+    conn.execute(
+        "UPDATE guardrails_audit_meta SET value = ? WHERE name = 'head'", (f"40000 {first.hash}",)
+    )
+    conn.execute("COMMIT")
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    size = path.stat().st_size
+    assert log.prune(keep_last=10) == 39_990
+    assert [r.seq for r in log.iter()] == list(range(39_991, 40_001))
+    assert log.verify().anchor[0] == 39_990
+    wal = Path(f"{path}-wal").stat().st_size
+    assert wal < size / 2, f"the WAL grew to {wal} bytes pruning a {size}-byte log"
+    log.close()
+
+
 def test_sqlite_appends_continue_after_everything_was_pruned(tmp_path: Path) -> None:
     log = filled(tmp_path / "audit.db", 5)
     head = log.head()
@@ -875,7 +1218,12 @@ def test_jsonl_segments_left_behind_by_an_interrupted_prune_are_skipped(tmp_path
     report = log.verify()
     assert report.ok
     assert report.skipped > 0
-    assert "not checked" in str(report)
+    assert "before the anchor" in str(report)
+    content = lines(oldest)  # and they are still checked: they must chain into the anchor
+    content[1] = content[1].replace('"reason":"r1"', '"reason":"nothing to see"')
+    write_lines(oldest, content)
+    p = only(log.verify())
+    assert (p.kind, p.seq, p.where) == ("edited", 2, f"{oldest}:2")
     log.close()
 
 
@@ -956,6 +1304,26 @@ def test_export_writes_jsonl_and_csv(tmp_path: Path, sink: str) -> None:
         assert rows[0]["hash"] == log.tail(4)[1].hash
         with pytest.raises(ValueError, match="'jsonl' or 'csv'"):
             log.export(out, "xml")  # type: ignore[arg-type]
+
+
+def test_csv_export_cannot_smuggle_a_formula_into_a_spreadsheet(tmp_path: Path) -> None:
+    with AuditLog(tmp_path / "audit.db") as log:
+        log.append(
+            "decision",
+            outcome="deny",
+            tool='=HYPERLINK("http://evil.example","click")',
+            agent="@scraper",
+            reason="+1 then -2",
+            args={"q": "=1+1"},
+        )
+        out = io.StringIO()
+        log.export(out, "csv")
+    row = next(csv.DictReader(io.StringIO(out.getvalue())))
+    assert row["tool"] == '\'=HYPERLINK("http://evil.example","click")'
+    assert row["agent"] == "'@scraper"
+    assert row["reason"] == "'+1 then -2"
+    assert json.loads(row["args"]) == {"q": "=1+1"}  # JSON text starts with "{"
+    assert row["outcome"] == "deny"
 
 
 def test_durable_logs_flush_every_record(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -1057,3 +1425,47 @@ def test_cli_tail_follow_prints_new_records_until_interrupted(tmp_path: Path) ->
     finally:
         assert child.kill(signal.SIGINT) == 0  # Ctrl-C ends --follow cleanly
         log.close()
+
+
+@pytest.mark.parametrize("verb", [["export"], ["tail", "-n", "2000"]])
+def test_cli_output_cut_short_by_a_closed_pipe_ends_quietly(
+    tmp_path: Path, verb: list[str]
+) -> None:
+    """``guardrails-plugin audit export | head``: no traceback."""
+    path = tmp_path / "audit.jsonl"
+    filled(path, 2000).close()  # more than a pipe holds
+    err = tmp_path / "stderr.txt"
+    read, write = os.pipe()
+
+    def run() -> None:
+        os.close(read)
+        os.dup2(write, 1)
+        sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115
+        os.dup2(os.open(err, os.O_WRONLY | os.O_CREAT, 0o600), 2)
+        sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
+        sys.exit(main(["audit", *verb, "--log", str(path)]))
+
+    child = FORK.Process(target=run)
+    child.start()
+    os.close(write)
+    with open(read, "rb") as out:
+        assert out.readline()
+    child.join(30)
+    assert err.read_text() == ""
+    assert child.exitcode == 1
+
+
+def test_cli_reading_commands_leave_a_file_that_is_not_an_audit_log_alone(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--log guard.db`` (the store, not the log) must not turn the store into an empty
+    audit log that verifies."""
+    store = tmp_path / "guard.db"
+    SQLiteStore(store).close()
+    before = store.read_bytes()
+    for verb in ("verify", "tail", "export", "stats"):
+        assert main(["audit", verb, "--log", str(store)]) == 1
+        assert "no audit log in" in capsys.readouterr().err
+    assert store.read_bytes() == before
+    tables = {name for (name,) in db(store).execute("SELECT name FROM sqlite_master")}
+    assert not [t for t in tables if t.startswith("guardrails_audit")]

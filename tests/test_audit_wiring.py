@@ -256,3 +256,68 @@ def test_a_trip_the_log_cannot_record_stops_the_step() -> None:
     assert (decisions[5].effect, decisions[5].rule) == ("deny", "audit-error")
     assert "Input/output error" in decisions[5].reason
     assert [t.signal for t in guard.trips()] == ["cycles"]  # the Store has it, the log not
+
+
+def test_listeners_see_the_decision_that_stands_when_the_log_fails() -> None:
+    seen: list[str] = []
+    guard = Guard(
+        Policy([allow("search")]),
+        audit=BrokenLog(),  # type: ignore[arg-type]
+        listeners=[lambda event, decision: seen.append(decision.rule)],
+    )
+    assert guard.check(ToolCall("search", {"q": "x"}, thread_id="t")).rule == "audit-error"
+    assert seen == ["audit-error"]
+
+
+def test_async_checks_record_off_the_event_loop(log: Any) -> None:
+    import asyncio
+    import threading
+
+    appended_on: list[str] = []
+    original = log.decision
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        appended_on.append(threading.current_thread().name)
+        return original(*args, **kwargs)
+
+    log.decision = spy
+    guard = Guard(Policy([allow("search")]), audit=log)
+
+    async def go() -> Any:
+        return await guard.acheck(ToolCall("search", {"q": "x"}, thread_id="t"))
+
+    assert asyncio.run(go()).allowed
+    assert appended_on
+    assert appended_on[0] != threading.main_thread().name
+    [record] = list(log.iter())
+    assert record.tool == "search"
+    broken = Guard(Policy([allow("search")]), audit=BrokenLog())  # type: ignore[arg-type]
+    assert asyncio.run(broken.acheck(ToolCall("search", {}, thread_id="t"))).rule == "audit-error"
+
+
+def test_an_operator_action_the_log_cannot_record_says_it_is_in_force() -> None:
+    from guardrails_plugin import GuardrailsError
+
+    guard = Guard(Policy([]), audit=BrokenLog())  # type: ignore[arg-type]
+    with pytest.raises(GuardrailsError, match="the kill of thread 't' is in force, but the audit"):
+        guard.controls.kill(thread="t", by="ops")
+    assert [f.target for f in guard.controls.flags()] == ["t"]
+
+
+def test_a_rollback_records_who_asked_for_it(tmp_path: Path, log: Any) -> None:
+    bank = Bank(tmp_path / "bank.db")
+    tools, compensations = banking(bank)
+    store = MemoryStore()
+    guard = Guard(policy(), store=store)
+    config: Any = {"configurable": {"thread_id": "t-1"}}
+    graph = tool_graph(
+        ScriptedChatModel(runaway_script()),
+        tools,
+        guard,
+        checkpointer=InMemorySaver(),
+        compensations=compensations,
+    )
+    graph.invoke(user("pay the vendor"), config)
+    Recovery(graph, store, compensations, audit=log).rollback(config, by="dana")
+    [rolled] = list(log.iter(kind="rollback"))
+    assert rolled.approver == "dana"

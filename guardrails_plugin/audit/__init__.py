@@ -5,7 +5,7 @@ append-only, hash-chained, redacted record that says where it was tampered with.
     from guardrails_plugin.audit import AuditLog
 
     log = AuditLog("audit.db")                    # SQLite (WAL); "audit.jsonl" for JSON Lines
-    guard = Guard(policy, listeners=[log])        # every decision recorded
+    guard = Guard(policy, audit=log)              # decisions, approvals, controls, trips
     log.append("control", outcome="pause", thread_id="t-42", approver="alice")
     print(log.verify())                           # ok, or what was edited/removed/... and where
     for record in log.tail(20):

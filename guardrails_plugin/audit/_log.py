@@ -16,7 +16,7 @@ from .._decision import Decision
 from .._events import AgentMessage, Event, ModelCall, ToolCall, ToolResult
 from ._base import AuditSink, Link
 from ._records import FIELDS, AuditRecord, Draft
-from ._redact import Redactor
+from ._redact import Redactor, _utf8
 from ._stats import AuditStats
 from ._verify import VerifyReport, verify_snapshot
 from .jsonl import JSONLAuditSink
@@ -51,15 +51,20 @@ class AuditLog:
     >>> log.close()
 
     ``sink``: a path (``*.jsonl`` for JSON Lines, else a SQLite file) or an ``AuditSink``.
-    Pass the log as a guard listener (``Guard(policy, listeners=[log])``) to record every
-    decision; ``append`` records what is not a decision (control actions, breaker trips,
-    rollbacks). ``redact`` (default ``Redactor()``) runs on arguments, details and reasons
-    before anything is hashed or written. ``durable``: each record is flushed to disk before
+    ``Guard(policy, audit=log)`` records every decision with the policy's version and the
+    checkpoint, and the operator actions and breaker trips too; a decision it cannot record
+    becomes a deny with its budget given back. (As a plain listener, ``listeners=[log]``,
+    it records decisions only, and a failure raises out of the check.) ``append`` records
+    anything else (a rollback: ``Recovery(..., audit=log)`` does).
+
+    ``redact`` (default ``Redactor()``) runs on arguments, details and reasons before
+    anything is hashed or written. ``durable``: each record is flushed to disk before
     ``append`` returns (SQLite ``synchronous=FULL``, JSON Lines ``fdatasync``). ``policy``:
     stamped on decisions recorded without one.
 
-    A record that cannot be written raises ``AuditError``; as a guard listener that stops
-    the step, so nothing the guard allows goes unrecorded (fail closed).
+    A record that cannot be written raises ``AuditError`` and is not stored (fail closed:
+    nothing the guard allows goes unrecorded). One log may be shared by threads and
+    processes.
     """
 
     def __init__(
@@ -164,8 +169,8 @@ class AuditLog:
         r = self.redact
         draft = Draft(
             at=self.clock(),
-            kind=kind,
-            outcome=outcome,
+            kind=_utf8(kind),
+            outcome=_utf8(outcome),
             agent=_text(agent),
             tool=_text(tool),
             args=None if args is None else r(args),
@@ -268,7 +273,12 @@ class AuditLog:
     ) -> int:
         """Write the records (``iter`` filters apply) to ``out`` as JSON Lines (one
         ``to_doc()`` per line, hash included) or CSV (``args`` and ``detail`` as JSON text).
-        Returns how many were written."""
+        Returns how many were written.
+
+        CSV is for spreadsheets, and names and reasons may come from a model: a text cell
+        starting with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return is written
+        with a leading ``'``, so a spreadsheet shows it instead of running it as a formula.
+        JSON Lines is written as stored."""
         if fmt not in ("jsonl", "csv"):
             raise ValueError(f"export format must be 'jsonl' or 'csv', found {fmt!r}")
         n = 0
@@ -284,7 +294,7 @@ class AuditLog:
             doc = record.to_doc()
             for name in ("args", "detail"):
                 doc[name] = "" if doc[name] is None else json.dumps(doc[name], ensure_ascii=False)
-            writer.writerow(["" if doc[f] is None else doc[f] for f in FIELDS])
+            writer.writerow([_cell(doc[f]) for f in FIELDS])
             n += 1
         return n
 
@@ -349,8 +359,21 @@ def decision_fields(event: Event, decision: Decision) -> dict[str, Any]:
     }
 
 
+def _cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, str) and value[:1] in _FORMULA:
+        return "'" + value
+    return value
+
+
+_FORMULA = ("=", "+", "-", "@", "\t", "\r")
+
+
 def _text(value: Any) -> str | None:
-    return None if value is None else str(value)
+    # _utf8: a tool name the model made up may hold a lone surrogate, which UTF-8 cannot
+    # encode; written escaped, the record is kept instead of lost.
+    return None if value is None else _utf8(str(value))
 
 
 def _put(detail: dict[str, Any], **values: Any) -> None:

@@ -51,6 +51,7 @@ FIELDS = (
 )
 """Every field of a record, in the order exports list them."""
 
+_FIELD_SET = frozenset(FIELDS)
 _HASHED = tuple(sorted(f for f in FIELDS if f != "hash"))
 _OPTIONAL_TEXT = (
     "agent",
@@ -63,6 +64,12 @@ _OPTIONAL_TEXT = (
     "policy",
 )
 
+
+# C0 and C1 controls, DEL, and the bidirectional overrides ("Trojan Source"), as \xNN / \uNNNN.
+_CONTROLS = {
+    c: (f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}")
+    for c in (*range(0x20), *range(0x7F, 0xA0), *range(0x202A, 0x202F), *range(0x2066, 0x206A))
+}
 
 # One encoder for every call: json.dumps(**options) builds a new one each time (~4 µs).
 _encode_str = json.encoder.encode_basestring  # the C version when available
@@ -113,7 +120,8 @@ class AuditRecord:
 
     def __str__(self) -> str:
         """One readable line: time, #seq, kind, outcome, agent -> tool, @thread, [rule],
-        by approver: reason."""
+        by approver: reason. Control characters are escaped (``\\x1b``): names and
+        reasons may come from a model, and must not drive the terminal that shows them."""
         stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.at))
         millis = int(self.at * 1000) % 1000
         parts = [f"{stamp}.{millis:03d}", f"#{self.seq}", self.kind, self.outcome]
@@ -134,7 +142,7 @@ class AuditRecord:
         line = "  ".join(parts)
         if self.reason:
             line += ": " + " ".join(self.reason.split())
-        return line
+        return line.translate(_CONTROLS)
 
     @property
     def digest(self) -> str:
@@ -166,12 +174,16 @@ class AuditRecord:
     @classmethod
     def from_doc(cls, doc: Any) -> AuditRecord:
         """Read a record written by ``to_doc``; ``ValueError`` names the first field that is
-        missing or of the wrong type (the verifier reports such a record as unreadable)."""
+        missing, of the wrong type or not a field of a record (the verifier reports such a
+        record as unreadable)."""
         if not isinstance(doc, dict | Mapping):  # dict first: an ABC check is slow
             raise ValueError(f"a record is a JSON object, found {type(doc).__name__}")
         missing = [f for f in FIELDS if f not in doc]
         if missing:
             raise ValueError(f"field {missing[0]!r} is missing")
+        if len(doc) != len(FIELDS):  # a consumer of the file would show it: not as written
+            extra = next(k for k in doc if k not in _FIELD_SET)
+            raise ValueError(f"holds {extra!r}, which is not a field of an audit record")
         seq, at = doc["seq"], doc["at"]
         if type(seq) is not int:
             raise ValueError(f"field 'seq' must be an integer, found {seq!r}")

@@ -2,10 +2,13 @@
 
 A ``Redactor`` returns a JSON-ready copy of a value: under a key that names a secret
 (``password``, ``api_key``, ``Authorization``...) the whole value is replaced; in every other
-string, the substrings that look like a secret (a bearer token, an ``sk-...`` API key, an AWS
-access key id, a PEM private key, a password in a URL or query string) are replaced. What
-cannot be written as JSON becomes a string: bytes are decoded, NaN and infinities spelled
-out, other objects ``str()``-ed (then redacted like any string), tuples and sets listed.
+string (mapping keys included), the substrings that look like a secret (a bearer token, an
+``sk-...`` API key, an AWS access key id, a PEM private key, a password in a URL or query
+string) are replaced, and so is the value written after a secret-named key in text: JSON a
+tool returned (``"access_token": "..."``), arguments that were not valid JSON, an object's
+repr (``password='...'``), a header line (``X-Api-Key: ...``). What cannot be written as JSON
+becomes a string: bytes are decoded, NaN and infinities spelled out, other objects
+``str()``-ed (then redacted like any string), tuples and sets listed.
 
 Redaction runs before hashing: the log never holds the secret, and the chain still verifies.
 """
@@ -71,7 +74,8 @@ class Redactor:
 
     ``keys`` and ``patterns`` replace the defaults (extend them with
     ``[*DEFAULT_KEYS, "ssn"]``); ``Redactor(keys=(), patterns=())`` only makes values
-    JSON-ready. Patterns are strings or compiled ``re.Pattern`` objects.
+    JSON-ready. Patterns are strings or compiled ``re.Pattern`` objects. ``keys`` are also
+    looked for in text, followed by ``:`` or ``=``: the value after one is replaced.
     """
 
     def __init__(
@@ -95,8 +99,10 @@ class Redactor:
                 ) from None
         self.patterns = tuple(compiled)
         self.replacement = replacement
+        self._keyed = _keyed_values(self.keys, replacement)
         self._screen = _screen(self.patterns)
         self._key_cache: dict[str, bool] = {}
+        self._names: dict[str, tuple[str, bool]] = {}  # mapping key -> (as written, hidden?)
 
     def __repr__(self) -> str:
         return (
@@ -110,13 +116,17 @@ class Redactor:
 
     def text(self, text: str) -> str:
         """``text`` with every secret-looking substring replaced."""
-        if self._screen is not None and self._screen.search(text) is None:
-            return text  # most strings: one search instead of one per pattern
-        for pattern in self.patterns:
-            if "secret" in pattern.groupindex:
-                text = pattern.sub(self._keep_around, text)
-            else:
-                text = pattern.sub(self.replacement, text)
+        # Most strings: one search instead of one per pattern.
+        if self._screen is None or self._screen.search(text) is not None:
+            for pattern in self.patterns:
+                if "secret" in pattern.groupindex:
+                    text = pattern.sub(self._keep_around, text)
+                else:
+                    text = pattern.sub(self.replacement, text)
+        # Last, so "Authorization: Bearer [REDACTED]" stays readable; every key-value it
+        # replaces has a ":" or "=", so most strings skip the search.
+        if self._keyed is not None and (":" in text or "=" in text):
+            text = self._keyed.sub(self._keep_quotes, text)
         return text
 
     def hides(self, key: str) -> bool:
@@ -136,6 +146,15 @@ class Redactor:
             + self.replacement
             + whole[match.end("secret") - start :]
         )
+
+    def _keep_quotes(self, match: re.Match[str]) -> str:
+        """The value after a secret-named key replaced, its quotes (``"``, ``'``, ``\\"``)
+        kept."""
+        value = match.group("secret")
+        quote = value[:2] if value.startswith('\\"') else value[:1] if value[:1] in "\"'" else ""
+        inner = f"{quote}{self.replacement}{quote}"
+        whole, start = match.group(0), match.start()
+        return whole[: match.start("secret") - start] + inner
 
     def _clean(self, value: Any, depth: int) -> Any:
         kind = type(value)
@@ -170,9 +189,30 @@ class Redactor:
             return {"[too deep]": True}
         out: dict[str, Any] = {}
         for k, v in value.items():
-            key = _utf8(k if isinstance(k, str) else str(k))
-            out[key] = self.replacement if self.hides(key) else self._clean(v, depth + 1)
+            if isinstance(k, bytes | bytearray):
+                k = bytes(k).decode("utf-8", "backslashreplace")
+            key, hidden = self._name(_utf8(k if isinstance(k, str) else _str(k)))
+            if key in out:  # two keys redacted alike: keep both values
+                n = 2
+                while f"{key} ({n})" in out:
+                    n += 1
+                key = f"{key} ({n})"
+            out[key] = self.replacement if hidden else self._clean(v, depth + 1)
         return out
+
+    def _name(self, name: str) -> tuple[str, bool]:
+        """A mapping key as written (a key can hold a secret too: ``{"sk-...": "prod"}``),
+        and whether its value is hidden. Keys repeat: cached, unless they held a secret
+        (this object must not keep one)."""
+        found = self._names.get(name)
+        if found is None:
+            written = self.text(name)
+            if written != name:
+                return written, any(k in _norm_key(name) for k in self.keys)
+            found = (written, self.hides(name))
+            if len(self._names) < 4096:
+                self._names[name] = found
+        return found
 
 
 _FLAG_LETTERS = (
@@ -209,6 +249,28 @@ def _screen(patterns: tuple[re.Pattern[str], ...]) -> re.Pattern[str] | None:
         return re.compile("|".join(parts))
     except re.error:
         return None
+
+
+def _keyed_values(keys: tuple[str, ...], replacement: str) -> re.Pattern[str] | None:
+    """The value after a secret-named key in text: ``"api_key": "..."`` (JSON, JSON inside
+    a JSON string), ``password='...'`` (a repr), ``X-Api-Key: ...`` (a header, YAML).
+
+    The match starts at the key word (``client_secret`` matches at ``secret``) and every
+    repetition before the value is bounded, so a long string costs linear time."""
+    if not keys:
+        return None
+    words = "|".join(re.escape(k).replace("_", "[-_]") for k in sorted(keys, key=len)[::-1])
+    scheme = r"(?:bearer|basic|token)[ \t]+"  # Authorization: Bearer <the secret>
+    value = (
+        r'"(?:[^"\\\n]|\\.)*(?:"|$|(?=\n))'  # a JSON string (or cut short: an excerpt)
+        r"|'(?:[^'\\\n]|\\.)*(?:'|$|(?=\n))"  # a Python string in a repr
+        r'|\\"(?:[^"\\\n]|\\[^"\n])*\\"'  # a JSON string inside a JSON string
+        rf"|(?![{{\[]|{re.escape(replacement)}|{scheme})[^\s\"',;&}}]+"  # a bare word
+    )
+    return re.compile(
+        rf"(?i)(?:{words})[\w.\-]{{0,40}}(?:\\?[\"'])?[ \t]{{0,8}}[:=][ \t]{{0,8}}"
+        rf"(?:{scheme})?(?P<secret>{value})"
+    )
 
 
 def _norm_key(key: str) -> str:

@@ -4,7 +4,8 @@ Pure logic over a sink's ``Snapshot`` (entries in storage order, the anchor, the
 sink keeps). A first pass streams the entries in constant memory and accepts the common
 case: every record follows its predecessor (``seq`` + 1, ``prev`` = its hash) and matches
 its own hash. Only when that fails does a second pass hold a small summary of every record
-and work out what happened:
+(its number, links and where it is stored; the record itself only when its fields do not
+give its hash) and work out what happened:
 
 - it follows the ``prev`` links from the anchor: the order the writer chained the records
   in, whatever order they are stored in;
@@ -16,8 +17,12 @@ and work out what happened:
 - records the chain never reaches were **inserted** (forged, or copies);
 - records on the chain stored out of order (outside the longest run stored in chain
   order) were **reordered**;
-- records that cannot be parsed are **unreadable**; a last line cut short by a crash is
-  **truncated** (reported, not counted, and not a sign of tampering: ``ok`` stays true).
+- records that cannot be parsed, or hold a field a record does not have, are
+  **unreadable**; a last line cut short by a crash is **truncated** (reported, not counted,
+  and not a sign of tampering: ``ok`` stays true);
+- records stored before the anchor (a JSON Lines prune cut short leaves them) are listed
+  by ``iter`` like any other, so they must chain, the last into the anchor: one that does
+  not was **inserted**, or **edited** if it sits where a pruned record should.
 
 What it cannot see: a chain rewritten consistently from some record to the end (recompute
 every later hash), records removed from the end (for JSON Lines; SQLite keeps the head in
@@ -29,7 +34,8 @@ whole. Keep ``AuditLog.head()`` somewhere else (a ticket, another machine) and p
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable, Sequence
+import sys
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -68,7 +74,8 @@ class VerifyReport:
     last: Link | None = None
     """The last record of the chain: ``(seq, hash)``."""
     skipped: int = 0
-    """Records stored before the anchor (pruned, not yet deleted): not checked."""
+    """Records stored before the anchor (pruned, not yet deleted): checked only to chain
+    into it, not counted in ``records``."""
 
     @property
     def ok(self) -> bool:
@@ -98,7 +105,9 @@ class VerifyReport:
         for p in self.problems:
             lines.append(f"  {p}")
         if self.skipped:
-            lines.append(f"  ({self.skipped} records stored before the anchor were not checked)")
+            lines.append(
+                f"  ({_records(self.skipped)} stored before the anchor: pruned, not yet deleted)"
+            )
         return "\n".join(lines)
 
 
@@ -108,7 +117,7 @@ def verify_snapshot(snapshot: Snapshot, witness: Link | None = None) -> VerifyRe
     fast = _stream(snapshot, witness)
     if fast.report is not None:
         return fast.report
-    report = _diagnose(snapshot, list(snapshot.entries()), witness)
+    report = _diagnose(snapshot, snapshot.entries(), witness)
     if report.ok:  # fail closed: the fast pass saw something the diagnosis could not name
         problem = Problem(fast.seq, fast.where, "edited", fast.why)
         report = VerifyReport(
@@ -131,10 +140,11 @@ class _Fast:
 
 
 def _stream(snapshot: Snapshot, witness: Link | None) -> _Fast:
-    name = snapshot.name
-    seq, digest = snapshot.anchor
+    name, anchor = snapshot.name, snapshot.anchor
+    seq, digest = anchor
     count = skipped = 0
     started = False
+    before: Link | None = None  # the last record stored before the anchor
     torn: list[Problem] = []
     for entry in snapshot.entries():
         if torn:
@@ -145,9 +155,19 @@ def _stream(snapshot: Snapshot, witness: Link | None) -> _Fast:
         record = entry.record
         if record is None:
             return _Fast(None, entry.seq, entry.where, entry.problem)
-        if not started and record.seq <= snapshot.anchor[0]:
+        if not started and record.seq <= anchor[0]:
+            # Pruned, not yet deleted: listed like any record, so it must chain as one.
+            if (
+                record_hash(record) != record.hash
+                or (before is not None and (record.seq, record.prev) != (before[0] + 1, before[1]))
+                or (witness is not None and record.seq == witness[0] and record.hash != witness[1])
+            ):
+                return _Fast(None, record.seq, entry.where, "does not chain into the anchor")
+            before = (record.seq, record.hash)
             skipped += 1
             continue
+        if not started and before is not None and before != anchor:
+            return _Fast(None, before[0], entry.where, "does not chain into the anchor")
         started = True
         if record.seq != seq + 1 or record.prev != digest or record_hash(record) != record.hash:
             return _Fast(None, record.seq, entry.where, "the chain breaks here")
@@ -155,6 +175,10 @@ def _stream(snapshot: Snapshot, witness: Link | None) -> _Fast:
             return _Fast(None, record.seq, entry.where, "differs from the witnessed head")
         seq, digest = record.seq, record.hash
         count += 1
+    if not started and before is not None and before != anchor:
+        return _Fast(None, before[0], name, "does not chain into the anchor")
+    if witness is not None and 0 < witness[0] == anchor[0] and witness[1] != anchor[1]:
+        return _Fast(None, anchor[0], name, "the anchor differs from the witnessed head")
     if snapshot.head is not None and (seq, digest) != snapshot.head:
         return _Fast(None, seq, name, "the chain does not end at the head the log keeps")
     if witness is not None and witness[0] > seq:
@@ -165,47 +189,59 @@ def _stream(snapshot: Snapshot, witness: Link | None) -> _Fast:
 
 @dataclass(slots=True)
 class _Node:
+    """What the diagnosis keeps of a stored record (a log may not fit in memory)."""
+
     pos: int
     where: str
-    record: AuditRecord
+    seq: int
+    prev: str
+    hash: str
     intact: bool
+    record: AuditRecord | None
+    """Kept only when its fields do not give its hash: renumbering may explain it."""
 
 
-def _diagnose(snapshot: Snapshot, entries: Sequence[Entry], witness: Link | None) -> VerifyReport:
+def _node(pos: int, where: str, r: AuditRecord) -> _Node:
+    intact = record_hash(r) == r.hash
+    # interned: each hash is also the next record's prev, one string serves both
+    prev, digest = sys.intern(r.prev), sys.intern(r.hash)
+    return _Node(pos, where, r.seq, prev, digest, intact, None if intact else r)
+
+
+def _diagnose(snapshot: Snapshot, entries: Iterable[Entry], witness: Link | None) -> VerifyReport:
     anchor, head, name = snapshot.anchor, snapshot.head, snapshot.name
     nodes: list[_Node] = []
-    unreadable: list[tuple[int, Entry]] = []
+    before: list[_Node] = []  # stored before the anchor
+    lost_at: list[int] = []  # positions of unreadable records
+    lost_before: list[int] = []  # ... of those stored before the anchor
     problems: dict[int, Problem] = {}  # one per stored record, by position
     ranges: list[Problem] = []  # records missing between or after stored ones
     torn: list[Problem] = []
-    skipped = 0
     started = False
-    for entry in entries:
-        pos = len(nodes) + len(unreadable)
+    for pos, entry in enumerate(entries):
+        record = entry.record
         if entry.torn:
             torn.append(_truncated(entry))
-        elif entry.record is None:
-            unreadable.append((pos, entry))
+        elif record is None:
             problems[pos] = Problem(entry.seq, entry.where, "unreadable", entry.problem)
-        elif not started and entry.record.seq <= anchor[0]:
-            skipped += 1
+            early = not started and entry.seq is not None and entry.seq <= anchor[0]
+            (lost_before if early else lost_at).append(pos)
+        elif not started and record.seq <= anchor[0]:
+            before.append(_node(pos, entry.where, record))
         else:
             started = True
-            r = entry.record
-            nodes.append(_Node(pos, entry.where, r, record_hash(r) == r.hash))
-    lost_at = [pos for pos, _ in unreadable]
+            nodes.append(_node(pos, entry.where, record))
+    _check_before_anchor(before, lost_before, anchor, witness, name, problems, ranges)
 
     def lost_between(a: int, b: int) -> int:
         return bisect.bisect_left(lost_at, b) - bisect.bisect_right(lost_at, a)
 
     by_prev: dict[str, list[_Node]] = {}
     for n in nodes:
-        by_prev.setdefault(n.record.prev, []).append(n)
-    hashes = {n.record.hash for n in nodes}
-    heads = sorted(
-        (n for n in nodes if n.record.prev not in hashes), key=lambda n: (n.record.seq, n.pos)
-    )
-    head_seqs = [n.record.seq for n in heads]
+        by_prev.setdefault(n.prev, []).append(n)
+    hashes = {n.hash for n in nodes}
+    heads = sorted((n for n in nodes if n.prev not in hashes), key=lambda n: (n.seq, n.pos))
+    head_seqs = [n.seq for n in heads]
     limit = head[0] if head is not None else None
 
     visited: set[int] = set()
@@ -222,11 +258,11 @@ def _diagnose(snapshot: Snapshot, entries: Sequence[Entry], witness: Link | None
             if found is None:
                 break
             n = found
-            gap = n.record.seq - seq - 1
+            gap = n.seq - seq - 1
             lost = lost_between(-1 if last is None else last.pos, n.pos)
             if gap == 0 and last is None:
                 problems[n.pos] = Problem(
-                    n.record.seq,
+                    n.seq,
                     n.where,
                     "edited",
                     f"the first record does not chain to the "
@@ -237,30 +273,30 @@ def _diagnose(snapshot: Snapshot, entries: Sequence[Entry], witness: Link | None
                 problems.setdefault(
                     last.pos,
                     Problem(
-                        last.record.seq,
+                        last.seq,
                         last.where,
                         "edited",
-                        f"seq {n.record.seq} ({n.where}) chains to {_short(n.record.prev)}, not "
-                        f"to this record's hash {_short(last.record.hash)}: this record was "
+                        f"seq {n.seq} ({n.where}) chains to {_short(n.prev)}, not "
+                        f"to this record's hash {_short(last.hash)}: this record was "
                         "changed and its hash recomputed",
                     ),
                 )
             elif gap > lost:
-                first, final = seq + 1, n.record.seq - 1
+                first, final = seq + 1, n.seq - 1
                 ranges.append(
                     Problem(
                         first,
                         n.where,
                         "removed",
                         f"{_records(gap)} missing before this one "
-                        f"({_span(first, final)}): seq {n.record.seq} chains to "
-                        f"{_short(n.record.prev)}, which no stored record has",
+                        f"({_span(first, final)}): seq {n.seq} chains to "
+                        f"{_short(n.prev)}, which no stored record has",
                     )
                 )
         visited.add(n.pos)
-        seq = seq + 1 if following else n.record.seq
+        seq = seq + 1 if following else n.seq
         chain.append((n, seq))
-        digest, last = n.record.hash, n
+        digest, last = n.hash, n
 
     if head is not None:
         if seq < head[0]:
@@ -291,58 +327,40 @@ def _diagnose(snapshot: Snapshot, entries: Sequence[Entry], witness: Link | None
     positions: list[int] = []
     for n, expected in chain:
         positions.append(n.pos)
-        r = n.record
         if limit is not None and expected > limit:
             problems.setdefault(
                 n.pos,
                 Problem(
-                    r.seq,
+                    n.seq,
                     n.where,
                     "inserted",
                     f"written behind the log's back: the head the log keeps is seq {limit}",
                 ),
             )
         elif not n.intact:
-            if r.seq != expected and record_hash(r, seq=expected) == r.hash:
+            r = n.record
+            if r is not None and n.seq != expected and record_hash(r, seq=expected) == n.hash:
                 problems.setdefault(
                     n.pos,
                     Problem(
-                        r.seq,
+                        n.seq,
                         n.where,
                         "reordered",
-                        f"renumbered: stored as seq {r.seq}, but its hash and links make it "
+                        f"renumbered: stored as seq {n.seq}, but its hash and links make it "
                         f"seq {expected}",
                     ),
                 )
             else:
-                problems.setdefault(
-                    n.pos,
-                    Problem(
-                        r.seq,
-                        n.where,
-                        "edited",
-                        f"its fields do not give its hash {_short(r.hash)} "
-                        f"(they give {_short(record_hash(r))})",
-                    ),
-                )
-        elif r.seq != expected:
+                problems.setdefault(n.pos, Problem(n.seq, n.where, "edited", _not_its_hash(n)))
+        elif n.seq != expected:
             problems.setdefault(
                 n.pos,
                 Problem(
-                    r.seq, n.where, "edited", f"numbered {r.seq} but chained as seq {expected}"
+                    n.seq, n.where, "edited", f"numbered {n.seq} but chained as seq {expected}"
                 ),
             )
-        if witness is not None and expected == witness[0] and r.hash != witness[1]:
-            problems.setdefault(
-                n.pos,
-                Problem(
-                    r.seq,
-                    n.where,
-                    "edited",
-                    f"its hash {_short(r.hash)} differs from the witnessed head "
-                    f"{_short(witness[1])}: the chain was rewritten up to here",
-                ),
-            )
+        if witness is not None and expected == witness[0] and n.hash != witness[1]:
+            problems.setdefault(n.pos, _unwitnessed(n, witness))
     if witness is not None and witness[0] > seq:
         ranges.append(
             Problem(
@@ -358,32 +376,107 @@ def _diagnose(snapshot: Snapshot, entries: Sequence[Entry], witness: Link | None
             problems.setdefault(
                 n.pos,
                 Problem(
-                    n.record.seq,
+                    n.seq,
                     n.where,
                     "reordered",
                     f"stored out of order: by its links it belongs "
                     f"{'first' if expected == anchor[0] + 1 else f'after seq {expected - 1}'}",
                 ),
             )
-    stored = {n.record.hash: n for n, _ in chain}
+    stored = {n.hash: n for n, _ in chain}
     for n in nodes:
         if n.pos in visited:
             continue
-        twin = stored.get(n.record.hash)
+        twin = stored.get(n.hash)
         why = (
-            f"a copy of seq {twin.record.seq} ({twin.where})"
+            f"a copy of seq {twin.seq} ({twin.where})"
             if twin is not None
-            else f"not part of the chain: it chains to {_short(n.record.prev)}, "
-            "and no record chains to it"
+            else f"not part of the chain: it chains to {_short(n.prev)}, and no record chains to it"
         )
-        problems.setdefault(n.pos, Problem(n.record.seq, n.where, "inserted", why))
+        problems.setdefault(n.pos, Problem(n.seq, n.where, "inserted", why))
 
     listed = sorted(
         [*problems.values(), *ranges],
         key=lambda p: (p.seq if p.seq is not None else 1 << 62, p.kind),
     )
-    end = (last.record.seq, last.record.hash) if last is not None else None
-    return VerifyReport(name, len(nodes), [*listed, *torn], anchor, end, skipped)
+    end = (last.seq, last.hash) if last is not None else None
+    return VerifyReport(name, len(nodes), [*listed, *torn], anchor, end, len(before))
+
+
+def _check_before_anchor(
+    before: list[_Node],
+    lost: list[int],
+    anchor: Link,
+    witness: Link | None,
+    name: str,
+    problems: dict[int, Problem],
+    ranges: list[Problem],
+) -> None:
+    """Records stored before the anchor must be the pruned records not yet deleted: walking
+    back from the anchor, each is the one the record after it chains to."""
+    seq, digest = anchor
+    after: _Node | None = None
+    for n in reversed(before):
+        later = "the anchor" if after is None else f"seq {after.seq} ({after.where})"
+        if n.seq == seq and seq > 0:
+            if n.hash != digest and n.intact:
+                why = (
+                    f"{later} chains to {_short(digest)}, not to this record's hash "
+                    f"{_short(n.hash)}: this record was changed and its hash recomputed"
+                )
+                problems.setdefault(n.pos, Problem(n.seq, n.where, "edited", why))
+            elif not n.intact:
+                problems.setdefault(n.pos, Problem(n.seq, n.where, "edited", _not_its_hash(n)))
+        elif 0 < n.seq < seq and seq - n.seq <= _between(lost, n.pos, after):
+            if not n.intact:  # unreadable records in between: its link cannot be checked
+                problems.setdefault(n.pos, Problem(n.seq, n.where, "edited", _not_its_hash(n)))
+        else:
+            problems.setdefault(
+                n.pos,
+                Problem(
+                    n.seq,
+                    n.where,
+                    "inserted",
+                    f"stored before the anchor (seq {anchor[0]}), where only pruned records "
+                    f"not yet deleted may be, but it does not chain into {later}",
+                ),
+            )
+            continue
+        if witness is not None and n.seq == witness[0] and n.hash != witness[1]:
+            problems.setdefault(n.pos, _unwitnessed(n, witness))
+        seq, digest, after = n.seq - 1, n.prev, n
+    if witness is not None and 0 < witness[0] == anchor[0] and witness[1] != anchor[1]:
+        ranges.append(
+            Problem(
+                anchor[0],
+                f"{name}: the anchor",
+                "edited",
+                f"the anchor's hash {_short(anchor[1])} differs from the witnessed head "
+                f"{_short(witness[1])}: the chain was rewritten up to here, or the anchor "
+                "changed",
+            )
+        )
+
+
+def _between(lost: list[int], pos: int, after: _Node | None) -> int:
+    """How many unreadable records are stored between ``pos`` and ``after``."""
+    end = (1 << 62) if after is None else after.pos
+    return bisect.bisect_left(lost, end) - bisect.bisect_right(lost, pos)
+
+
+def _not_its_hash(n: _Node) -> str:
+    given = "" if n.record is None else f" (they give {_short(record_hash(n.record))})"
+    return f"its fields do not give its hash {_short(n.hash)}{given}"
+
+
+def _unwitnessed(n: _Node, witness: Link) -> Problem:
+    return Problem(
+        n.seq,
+        n.where,
+        "edited",
+        f"its hash {_short(n.hash)} differs from the witnessed head "
+        f"{_short(witness[1])}: the chain was rewritten up to here",
+    )
 
 
 def _rank(
@@ -391,8 +484,8 @@ def _rank(
 ) -> tuple[bool, bool, bool, int]:
     """Of several records chaining to the same hash (a fork: one of them inserted), follow
     the one the chain goes on from, then an intact one, then the one numbered right."""
-    goes_on = any(m.pos not in visited and m is not n for m in by_prev.get(n.record.hash, ()))
-    return (not goes_on, not n.intact, n.record.seq != expected, n.pos)
+    goes_on = any(m.pos not in visited and m is not n for m in by_prev.get(n.hash, ()))
+    return (not goes_on, not n.intact, n.seq != expected, n.pos)
 
 
 def _next_head(
@@ -408,7 +501,7 @@ def _next_head(
     i = bisect.bisect_right(seqs, seq)
     while i < len(heads):
         n = heads[i]
-        if limit is not None and n.record.seq > limit:
+        if limit is not None and n.seq > limit:
             return None
         if n.pos > pos and n.pos not in visited:
             return n

@@ -7,17 +7,23 @@ linear, and a process killed mid-write leaves at most a last line without its ne
 verifier reports it as *truncated* (not counted), and the next append cuts it off and
 chains to the last complete record.
 
-``PATH`` is the active segment. When it reaches ``rotate_bytes`` it is renamed
-``PATH.000001`` (then ``.000002``...: the higher the number, the newer) and a new ``PATH``
-starts with the next record. ``prune`` deletes the oldest whole segments and writes the
-link the remaining chain starts from to ``PATH.anchor`` first (so a crash in between leaves
-extra old records the verifier skips, never a gap).
+An append that raises leaves no record behind (what it wrote is cut off): the guard turns
+it into a deny, and the log must not say the decision stood.
+
+``PATH`` is the active segment. An append that finds it ``rotate_bytes`` large or more
+first renames it ``PATH.000001`` (then ``.000002``...: the higher the number, the newer) and
+starts a new ``PATH`` with its record. ``prune`` deletes the oldest whole segments and
+writes the link the remaining chain starts from to ``PATH.anchor`` first (so a crash in
+between leaves extra old records, which must chain into the anchor, never a gap).
+
+Readers need only read access: without write access to ``PATH.lock`` they lock it through
+a read-only descriptor. POSIX only (``flock``, ``pread``): on Windows use a SQLite log.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
+import errno
 import functools
 import json
 import os
@@ -38,6 +44,11 @@ from ._base import (
     matches,
 )
 from ._records import AuditRecord, Draft
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock (SQLite logs work there; these do not)
+    fcntl = None  # type: ignore[assignment]
 
 __all__ = ["JSONLAuditSink"]
 
@@ -65,6 +76,12 @@ class JSONLAuditSink(AuditSink):
                 f"rotate_bytes must be a positive integer or None, found {rotate_bytes!r}"
             )
         self.path = os.fspath(path)
+        if fcntl is None or not hasattr(os, "pread"):
+            raise AuditError(
+                f"audit log {self.path!r}: JSON Lines logs need flock and pread, which this "
+                "system lacks (Windows); use a SQLite log (a path not ending in .jsonl, such "
+                "as 'audit.db')"
+            )
         self.durable = durable
         self.rotate_bytes = rotate_bytes
         self.lock_path = self.path + ".lock"
@@ -82,7 +99,9 @@ class JSONLAuditSink(AuditSink):
         self._closed = False
         with self._locked("open"):
             pass  # creates the lock file: a bad path fails here, not at the first decision
-        os.register_at_fork(after_in_child=functools.partial(_after_fork, weakref.ref(self)))
+        at_fork = getattr(os, "register_at_fork", None)  # not on Windows
+        if at_fork is not None:
+            at_fork(after_in_child=functools.partial(_after_fork, weakref.ref(self)))
 
     def __repr__(self) -> str:
         flags = ", durable=True" if self.durable else ""
@@ -108,18 +127,36 @@ class JSONLAuditSink(AuditSink):
                 else:
                     size = self._cut_torn(fd, size)
                     seq, prev = self._head_locked(fd, size)
+                if self.rotate_bytes is not None and size >= self.rotate_bytes:
+                    # Before writing, not after: a rotation that fails must fail the append
+                    # with nothing written.
+                    self._rotate()
+                    fd, inode, size = self._active()
                 record, text = draft.seal(seq + 1, prev)
                 line = f'{text[:-1]},"hash":"{record.hash}"}}\n'.encode()
-                self._write(fd, line)
-                if self.durable:
-                    _sync(fd)
-                size += len(line)
-                self._tail = (inode, size, record.seq, record.hash)
-                if self.rotate_bytes is not None and size >= self.rotate_bytes:
-                    self._rotate()
+                self._tail = None
+                try:
+                    self._write(fd, line)
+                    if self.durable:
+                        _sync(fd)
+                except BaseException as exc:
+                    self._take_back(fd, size, exc)
+                    raise
+                self._tail = (inode, size + len(line), record.seq, record.hash)
                 return record
             except OSError as exc:
                 raise AuditError(f"audit log {self.path!r}: cannot append a record: {exc}") from exc
+
+    def _take_back(self, fd: int, size: int, exc: BaseException) -> None:
+        """Cut off what a failed append wrote: its caller is told the record is not stored
+        (the guard denies the decision), so the log must not hold it."""
+        try:
+            os.ftruncate(fd, size)
+        except OSError as cut:
+            raise AuditError(
+                f"audit log {self.path!r}: cannot append a record ({exc}), nor cut off what it "
+                f"wrote ({cut}): the log may hold it; run `guardrails-plugin audit verify`"
+            ) from exc
 
     def _write(self, fd: int, data: bytes) -> None:
         """Write ``data`` whole (one ``write`` call unless the kernel takes less)."""
@@ -212,23 +249,23 @@ class JSONLAuditSink(AuditSink):
 
     def _prune_locked(self, keep_last: int | None, before: float | None) -> int:
         anchor = self._read_anchor()
-        segments = [(path, _read_segment(path)) for path in self._rotated()]
-        total = sum(len(recs) for _, recs in segments)
+        segments = [(path, _summary(path)) for path in self._rotated()]
+        total = sum(count for _, (count, _, _) in segments)
         if keep_last is not None:
             with contextlib.suppress(FileNotFoundError), open(self.path, "rb") as f:
                 total += sum(1 for line in f if line.endswith(b"\n"))
         doomed: list[str] = []
         removed, link = 0, anchor
-        for path, recs in segments:
+        for path, (count, last, newest) in segments:
             if keep_last is not None:
-                if total - removed - len(recs) < keep_last:
+                if total - removed - count < keep_last:
                     break
-            elif before is not None and not all(at < before for _, _, at in recs):
+            elif before is not None and newest is not None and not newest < before:
                 break
             doomed.append(path)
-            removed += len(recs)
-            if recs and recs[-1][0] > link[0]:
-                link = (recs[-1][0], recs[-1][1])
+            removed += count
+            if last is not None and last[0] > link[0]:
+                link = last
         if not doomed:
             return 0
         if link != anchor:
@@ -436,8 +473,7 @@ class JSONLAuditSink(AuditSink):
                 raise AuditError(f"{self!r}: cannot {operation}: the log is closed")
             try:
                 if self._lock_fd is None:
-                    flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
-                    self._lock_fd = os.open(self.lock_path, flags, 0o640)
+                    self._lock_fd = self._open_lock()
                 fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
             except OSError as exc:
                 raise AuditError(
@@ -448,6 +484,18 @@ class JSONLAuditSink(AuditSink):
                 yield
             finally:
                 fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+
+    def _open_lock(self) -> int:
+        cloexec = getattr(os, "O_CLOEXEC", 0)
+        try:
+            return os.open(self.lock_path, os.O_RDWR | os.O_CREAT | cloexec, 0o640)
+        except OSError as exc:
+            if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+                raise
+            try:  # read access only (an auditor, a read-only mount): flock works all the same
+                return os.open(self.lock_path, os.O_RDONLY | cloexec)
+            except OSError:
+                raise exc from None
 
     def _forget_files(self) -> None:
         """In a forked child: the parent's descriptors share its lock; open our own."""
@@ -521,15 +569,18 @@ def _parse(line: bytes, where: str) -> AuditRecord:
     return entry.record
 
 
-def _read_segment(path: str) -> list[tuple[int, str, float]]:
-    """``(seq, hash, at)`` of every record in a rotated segment (for ``prune``)."""
-    out = []
+def _summary(path: str) -> tuple[int, Link | None, float | None]:
+    """How many records a rotated segment holds, the last one's link and the newest time
+    (for ``prune``: a summary, as a log may not fit in memory)."""
+    count, last, newest = 0, None, None
     with open(path, "rb") as f:
         for lineno, line in enumerate(f, 1):
             if line.endswith(b"\n"):
                 r = _parse(line, f"{path}:{lineno}")
-                out.append((r.seq, r.hash, r.at))
-    return out
+                count += 1
+                last = (r.seq, r.hash)
+                newest = r.at if newest is None else max(newest, r.at)
+    return count, last, newest
 
 
 def _last_line(fd: int, size: int) -> bytes:

@@ -9,9 +9,17 @@ at the price of an fsync per record; the default ``NORMAL`` survives a crashed p
 
 The head kept in the meta table lets ``verify`` see records removed from the end, and rows
 inserted behind the log's back. ``prune`` deletes old rows and moves the anchor (where the
-remaining chain starts) in the same transaction. Tables are prefixed ``guardrails_audit``,
+remaining chain starts) in the same transaction, a few thousand rows at a time: appends go
+on in between (a million rows in one transaction would hold the lock for seconds), and the
+WAL stays small. Space freed is reused by new records; the file does not shrink (``VACUUM``
+shrinks it). Tables are prefixed ``guardrails_audit``,
 so the file may be shared with other data. Rows are ordinary columns: ``sqlite3 audit.db
 "SELECT seq, kind, outcome, agent, tool, rule FROM guardrails_audit"`` reads them.
+
+Opening a log that exists writes nothing: a reader with read access only (an auditor) can
+read and verify it, and need not wait while a writer holds the lock. A log no process has
+open (no ``-wal`` file) in a folder the reader cannot write is read as an immutable file,
+the one way SQLite reads a WAL database there.
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ import contextlib
 import functools
 import json
 import os
+import pathlib
 import sqlite3
 import threading
 import weakref
@@ -67,6 +76,7 @@ _SCHEMA = (
     """,
 )
 _BATCH = 500
+_PRUNE_BATCH = 5000
 
 # Connections a forked child inherited: SQLite forbids using them there (see SQLiteStore).
 _INHERITED: list[sqlite3.Connection] = []
@@ -84,8 +94,11 @@ class SQLiteAuditSink(AuditSink):
         self.timeout = timeout
         self._lock = threading.Lock()
         self._closed = False
+        self._immutable = False  # read-only, nobody writing: see the module docstring
         self._db: sqlite3.Connection | None = self._connect()
-        os.register_at_fork(after_in_child=functools.partial(_after_fork, weakref.ref(self)))
+        at_fork = getattr(os, "register_at_fork", None)  # not on Windows
+        if at_fork is not None:
+            at_fork(after_in_child=functools.partial(_after_fork, weakref.ref(self)))
 
     def __repr__(self) -> str:
         flags = ", durable=True" if self.durable else ""
@@ -135,7 +148,6 @@ class SQLiteAuditSink(AuditSink):
         check_prune_args(keep_last, before)
         with self._transaction("prune") as db:
             head_seq, _ = _link(db, "head")
-            anchor_seq, _ = _link(db, "anchor")
             if keep_last is not None:
                 cut = head_seq - keep_last
             else:
@@ -144,17 +156,35 @@ class SQLiteAuditSink(AuditSink):
                     "SELECT min(seq) FROM guardrails_audit WHERE at >= ?", (before,)
                 ).fetchone()
                 cut = head_seq if row[0] is None else row[0] - 1
-            if cut <= anchor_seq:
-                return 0
-            found = db.execute("SELECT hash FROM guardrails_audit WHERE seq = ?", (cut,)).fetchone()
-            if found is None:
-                raise AuditError(
-                    f"{self.path}: cannot prune up to seq {cut}: that record is missing "
-                    "(run `guardrails-plugin audit verify`)"
-                )
-            removed = db.execute("DELETE FROM guardrails_audit WHERE seq <= ?", (cut,)).rowcount
-            _set_link(db, "anchor", (cut, found[0]))
-            return int(removed)
+            if cut > _link(db, "anchor")[0]:
+                self._cut_at(db, cut)  # checked before anything is deleted
+        removed = 0
+        while True:  # a batch per transaction: see the module docstring
+            with self._transaction("prune") as db:
+                anchor_seq, _ = _link(db, "anchor")
+                if cut <= anchor_seq:  # done (or another process pruned further)
+                    return removed
+                # The batch ends at the _PRUNE_BATCH-th row after the anchor, or at the cut.
+                row = db.execute(
+                    "SELECT seq, hash FROM guardrails_audit WHERE seq > ? AND seq < ? "
+                    "ORDER BY seq LIMIT 1 OFFSET ?",
+                    (anchor_seq, cut, _PRUNE_BATCH - 1),
+                ).fetchone()
+                end = (int(row[0]), str(row[1])) if row is not None else self._cut_at(db, cut)
+                removed += db.execute(
+                    "DELETE FROM guardrails_audit WHERE seq <= ?", (end[0],)
+                ).rowcount
+                _set_link(db, "anchor", end)
+
+    def _cut_at(self, db: sqlite3.Connection, cut: int) -> Link:
+        """The link of the record ``prune`` cuts after (the new anchor)."""
+        found = _hash_at(db, cut)
+        if found is None:
+            raise AuditError(
+                f"{self.path}: cannot prune up to seq {cut}: that record is missing "
+                "(run `guardrails-plugin audit verify`)"
+            )
+        return cut, found
 
     # -- reading --------------------------------------------------------------------------
 
@@ -218,37 +248,55 @@ class SQLiteAuditSink(AuditSink):
 
     # -- connection -----------------------------------------------------------------------
 
+    def _connection(self, *, check_same_thread: bool = True) -> sqlite3.Connection:
+        if self._immutable:
+            uri = pathlib.Path(self.path).absolute().as_uri() + "?mode=ro&immutable=1"
+            return sqlite3.connect(
+                uri,
+                uri=True,
+                timeout=self.timeout,
+                isolation_level=None,
+                check_same_thread=check_same_thread,
+            )
+        return sqlite3.connect(
+            self.path,
+            timeout=self.timeout,
+            isolation_level=None,
+            check_same_thread=check_same_thread,
+        )
+
     def _connect(self) -> sqlite3.Connection:
         try:
-            db = sqlite3.connect(
-                self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False
-            )
+            db = self._connection(check_same_thread=False)
         except sqlite3.Error as exc:
             raise AuditError(f"audit log {self.path!r}: cannot open the database: {exc}") from exc
         try:
-            db.execute("PRAGMA journal_mode = WAL")
             db.execute(f"PRAGMA synchronous = {'FULL' if self.durable else 'NORMAL'}")
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                for statement in _SCHEMA:
-                    db.execute(statement)
-                db.executemany(
-                    "INSERT OR IGNORE INTO guardrails_audit_meta (name, value) VALUES (?, ?)",
-                    [
-                        ("schema_version", SCHEMA_VERSION),
-                        ("head", _text(START)),
-                        ("anchor", _text(START)),
-                    ],
-                )
-                (version,) = db.execute(
-                    "SELECT value FROM guardrails_audit_meta WHERE name = 'schema_version'"
-                ).fetchone()
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
+            version = _schema_version(db)
+            if version is None:  # a new log: set it up (an existing one is only read)
+                db.execute("PRAGMA journal_mode = WAL")
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    for statement in _SCHEMA:
+                        db.execute(statement)
+                    db.executemany(
+                        "INSERT OR IGNORE INTO guardrails_audit_meta (name, value) VALUES (?, ?)",
+                        [
+                            ("schema_version", SCHEMA_VERSION),
+                            ("head", _text(START)),
+                            ("anchor", _text(START)),
+                        ],
+                    )
+                    version = _schema_version(db)
+                    db.execute("COMMIT")
+                except BaseException:
+                    db.execute("ROLLBACK")
+                    raise
         except sqlite3.Error as exc:
             db.close()
+            if not self._immutable and _closed_and_read_only(self.path, exc):
+                self._immutable = True
+                return self._connect()
             raise AuditError(f"audit log {self.path!r}: cannot set up the database: {exc}") from exc
         if version != SCHEMA_VERSION:
             db.close()
@@ -294,6 +342,8 @@ class SQLiteAuditSink(AuditSink):
         hint = ""
         if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
             hint = f" (another process held the write lock for over {self.timeout} s)"
+        elif self._immutable:
+            hint = " (opened read-only: this process may not write to its folder)"
         return AuditError(f"audit log {self.path!r}: cannot {operation}: {exc}{hint}")
 
     def _forget_connection(self) -> None:
@@ -310,7 +360,7 @@ class _SQLiteSnapshot(Snapshot):
     def __init__(self, sink: SQLiteAuditSink) -> None:
         self.name = sink.path
         try:
-            self._db = sqlite3.connect(sink.path, timeout=sink.timeout, isolation_level=None)
+            self._db = sink._connection()
         except sqlite3.Error as exc:
             raise AuditError(f"audit log {sink.path!r}: cannot read it: {exc}") from exc
         try:
@@ -334,6 +384,30 @@ class _SQLiteSnapshot(Snapshot):
         with contextlib.suppress(sqlite3.Error):
             self._db.execute("COMMIT")
         self._db.close()
+
+
+def _closed_and_read_only(path: str, exc: sqlite3.Error) -> bool:
+    """SQLite cannot read a WAL log it may not write, unless told the file cannot change:
+    true when no process has it open (no ``-wal`` file) and this one may not write there."""
+    return (
+        "readonly" in str(exc)
+        and os.path.isfile(path)
+        and not os.path.exists(path + "-wal")
+        and not os.access(os.path.dirname(os.path.abspath(path)), os.W_OK)
+    )
+
+
+def _schema_version(db: sqlite3.Connection) -> str | None:
+    """The audit schema version the file holds; None when it holds no audit log yet."""
+    try:
+        row = db.execute(
+            "SELECT value FROM guardrails_audit_meta WHERE name = 'schema_version'"
+        ).fetchone()
+    except sqlite3.OperationalError as exc:
+        if "no such table" in str(exc):
+            return None
+        raise
+    return None if row is None else str(row[0])
 
 
 def _row_record(row: tuple[Any, ...]) -> AuditRecord:
@@ -369,6 +443,11 @@ def _link(db: sqlite3.Connection, name: str) -> Link:
         return int(seq), digest
     except ValueError:
         raise AuditError(f"the audit meta table's {name!r} row is unreadable: {row[0]!r}") from None
+
+
+def _hash_at(db: sqlite3.Connection, seq: int) -> str | None:
+    row = db.execute("SELECT hash FROM guardrails_audit WHERE seq = ?", (seq,)).fetchone()
+    return None if row is None else str(row[0])
 
 
 def _set_link(db: sqlite3.Connection, name: str, link: Link) -> None:

@@ -183,7 +183,9 @@ class Recovery:
 
     # -- rolling back ---------------------------------------------------------------------
 
-    def rollback(self, config: RunnableConfig, *, to: str | None = None) -> RollbackReport:
+    def rollback(
+        self, config: RunnableConfig, *, to: str | None = None, by: str | None = None
+    ) -> RollbackReport:
         """Undo the thread's effects from the target checkpoint on, then restore its state.
 
         The target is ``to`` if given, else the last safe point at or before the first
@@ -196,8 +198,8 @@ class Recovery:
         Steps: undo (``undo_effects``: newest first, exactly once); if nothing failed or is
         in doubt, fork the thread back to the target (``update_state(..., as_node=
         "__copy__")``) and check that its state now equals the target's; record the
-        rollback in the journal, whatever happened. Never raises for a failed undo: read
-        ``report.ok``.
+        rollback in the journal (and the audit log, ``by`` as who asked), whatever happened.
+        Never raises for a failed undo: read ``report.ok``.
         """
         thread = _thread_id(config)
         target = self._target(config, to)
@@ -218,10 +220,12 @@ class Recovery:
             )
         report = _report(thread, target, undo, new_id, problem)
         self.journal.record_rollback(_record(report, self.journal.clock()))
-        self._audited(report)
+        self._audited(report, by)
         return report
 
-    async def arollback(self, config: RunnableConfig, *, to: str | None = None) -> RollbackReport:
+    async def arollback(
+        self, config: RunnableConfig, *, to: str | None = None, by: str | None = None
+    ) -> RollbackReport:
         """``rollback`` for async code and async checkpointers; awaits async compensations."""
         thread = _thread_id(config)
         target = await self._atarget(config, to)
@@ -242,15 +246,16 @@ class Recovery:
             )
         report = _report(thread, target, undo, new_id, problem)
         await self.journal.arecord_rollback(_record(report, self.journal.clock()))
-        self._audited(report)
+        self._audited(report, by)
         return report
 
-    def _audited(self, report: RollbackReport) -> None:
+    def _audited(self, report: RollbackReport, by: str | None) -> None:
         if self.audit is None:
             return
         undo = report.undo
         self.audit.append(
             "rollback",
+            approver=by,
             outcome="ok" if report.ok else "not-ok",
             thread_id=report.thread_id,
             checkpoint_id=report.target,

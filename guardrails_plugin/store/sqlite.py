@@ -102,7 +102,8 @@ class SQLiteStore(Store):
         self._lock = threading.Lock()
         self._closed = False
         self._connection: sqlite3.Connection | None = self._connect()
-        os.register_at_fork(after_in_child=functools.partial(_after_fork, weakref.ref(self)))
+        if hasattr(os, "register_at_fork"):  # not on Windows
+            os.register_at_fork(after_in_child=functools.partial(_after_fork, weakref.ref(self)))
 
     def __repr__(self) -> str:
         state = " (closed)" if self._closed else ""

@@ -25,6 +25,7 @@ hand-offs to it are held. The cascade breaker sets these flags when it trips.
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import math
 import time
@@ -189,24 +190,24 @@ class Controls:
         self, *, thread: str | None = None, agent: str | None = None, reason: str = "", by: str = ""
     ) -> Flag:
         flag = self._flag(State.PAUSED, thread, agent, reason, by)
-        return self._done(await self._arun(self.set_flow(flag)))
+        return await self._adone(await self._arun(self.set_flow(flag)))
 
     async def akill(
         self, *, thread: str | None = None, agent: str | None = None, reason: str = "", by: str = ""
     ) -> Flag:
         flag = self._flag(State.KILLED, thread, agent, reason, by)
-        return self._done(await self._arun(self.set_flow(flag)))
+        return await self._adone(await self._arun(self.set_flow(flag)))
 
     async def aquarantine(self, agent: str, *, reason: str = "", by: str = "") -> Flag:
         flag = self._flag(State.QUARANTINED, None, agent, reason, by)
-        return self._done(await self._arun(self.set_flow(flag)))
+        return await self._adone(await self._arun(self.set_flow(flag)))
 
     async def aresume(
         self, *, thread: str | None = None, agent: str | None = None, by: str = ""
     ) -> bool:
         level, target = _target(thread, agent)
         lifted = await self._arun(self.resume_flow(level, target))
-        self._resumed(level, target, lifted, by)
+        await self._aresumed(level, target, lifted, by)
         return lifted
 
     # -- the record of operator actions ----------------------------------------------------
@@ -216,6 +217,15 @@ class Controls:
             action = {State.PAUSED: "pause", State.KILLED: "kill"}.get(flag.state, "quarantine")
             self._record(action, flag.level, flag.target, flag.reason, flag.by, flag.grants)
         return flag
+
+    async def _adone(self, flag: Flag) -> Flag:
+        if self.audit is None:
+            return flag
+        return await asyncio.to_thread(self._done, flag)  # the append off the event loop
+
+    async def _aresumed(self, level: Level, target: str, lifted: bool, by: str) -> None:
+        if self.audit is not None:
+            await asyncio.to_thread(self._resumed, level, target, lifted, by)
 
     def _resumed(self, level: Level, target: str, lifted: bool, by: str) -> None:
         if self.audit is not None:

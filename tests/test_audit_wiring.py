@@ -321,3 +321,18 @@ def test_a_rollback_records_who_asked_for_it(tmp_path: Path, log: Any) -> None:
     Recovery(graph, store, compensations, audit=log).rollback(config, by="dana")
     [rolled] = list(log.iter(kind="rollback"))
     assert rolled.approver == "dana"
+
+
+def test_async_operator_actions_are_recorded(log: Any) -> None:
+    import asyncio
+
+    guard = Guard(Policy([]), audit=log)
+
+    async def go() -> None:
+        await guard.controls.apause(thread="t", by="erin")
+        await guard.controls.aquarantine("scraper", by="erin")
+        await guard.controls.aresume(thread="t", by="erin")
+
+    asyncio.run(go())
+    got = [(r.outcome, r.approver) for r in log.iter(kind="control")]
+    assert got == [("pause", "erin"), ("quarantine", "erin"), ("resume", "erin")]

@@ -18,6 +18,7 @@ already undone are skipped and restoring the state again only adds an identical 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -246,7 +247,7 @@ class Recovery:
             )
         report = _report(thread, target, undo, new_id, problem)
         await self.journal.arecord_rollback(_record(report, self.journal.clock()))
-        self._audited(report, by)
+        await asyncio.to_thread(self._audited, report, by)  # off the event loop
         return report
 
     def _audited(self, report: RollbackReport, by: str | None) -> None:

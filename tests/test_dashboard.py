@@ -552,6 +552,15 @@ def test_a_rebound_host_name_is_refused(app: App) -> None:
     assert app.client.get("/", headers={"Host": "[::1]:8765"}).status_code == 200
 
 
+def test_a_host_name_allowed_by_the_operator_is_served() -> None:
+    from starlette.testclient import TestClient
+
+    dashboard = Dashboard(MemoryStore(), hosts=["ops.internal"])
+    with TestClient(dashboard.app, base_url="http://ops.internal:8765") as client:
+        assert client.get("/", headers={"Host": "ops.internal:8765"}).status_code == 200
+        assert client.get("/", headers={"Host": "evil.example:8765"}).status_code == 421
+
+
 def test_a_non_loopback_bind_without_a_token_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
     dashboard = Dashboard(MemoryStore())
     with pytest.raises(ValueError, match="without a token"):

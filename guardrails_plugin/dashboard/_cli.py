@@ -43,6 +43,13 @@ def add_dashboard_command(sub: Any) -> None:
         help=f"token that opens the dashboard; required off loopback (default: ${TOKEN_ENV})",
     )
     p.add_argument("--by", default="dashboard", help="who actions are recorded as")
+    p.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a host name the page may be opened by besides the bound address (repeatable)",
+    )
     p.set_defaults(func=_dashboard)
 
 
@@ -59,7 +66,14 @@ def _dashboard(args: argparse.Namespace) -> int:
         store = open_store(args.store if "://" in args.store else f"sqlite:///{args.store}")
         audit = _audit(args.audit) if args.audit else None
         graph = load_graph(args.graph) if args.graph else None
-        dashboard = Dashboard(store, audit=audit, graph=graph, token=args.token, by=args.by)
+        dashboard = Dashboard(
+            store,
+            audit=audit,
+            graph=graph,
+            token=args.token,
+            by=args.by,
+            hosts=args.allow_host,
+        )
         check_bind(dashboard, args.host)
     except (ValueError, ImportError, AttributeError, TypeError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -521,3 +521,62 @@ def test_memory_scan_matches_a_plain_dict(ops: list[tuple[str, str]], prefix: st
     expected = {k: v for k, v in sorted(model.items()) if k.startswith(prefix)}
     assert dict(store.scan(prefix)) == expected
     assert list(store.scan(prefix)) == list(expected)
+
+
+# -- compare and set --------------------------------------------------------------------------
+
+
+def test_put_if_absent_claims_a_free_key_once(store: Store) -> None:
+    assert store.put_if("claim/x", {"by": "a"}, expected=None) is True
+    assert store.put_if("claim/x", {"by": "b"}, expected=None) is False
+    assert store.get("claim/x") == {"by": "a"}
+
+
+def test_put_if_replaces_only_the_expected_document(store: Store) -> None:
+    store.put("doc", {"n": 1, "who": "a"})
+    assert store.put_if("doc", {"n": 2}, expected={"n": 2}) is False
+    assert store.put_if("doc", {"n": 2}, expected={"who": "a", "n": 1}) is True  # key order
+    assert store.get("doc") == {"n": 2}
+
+
+def test_put_if_tells_true_from_one(store: Store) -> None:
+    store.put("doc", {"n": True})
+    assert store.put_if("doc", {"n": 2}, expected={"n": 1}) is False
+    assert store.get("doc") == {"n": True}
+
+
+def test_put_if_with_none_value_releases_only_the_holders_claim(store: Store) -> None:
+    store.put("claim/x", {"by": "a"})
+    assert store.put_if("claim/x", None, expected={"by": "b"}) is False
+    assert store.get("claim/x") == {"by": "a"}
+    assert store.put_if("claim/x", None, expected={"by": "a"}) is True
+    assert store.get("claim/x") is None
+    assert store.scan("claim/") == {}
+    assert store.put_if("claim/x", {"by": "b"}, expected=None) is True
+
+
+def test_put_if_refuses_non_json_documents(store: Store) -> None:
+    with pytest.raises(TypeError, match="claim"):
+        store.put_if("claim", {1, 2}, expected=None)
+    assert store.get("claim") is None
+
+
+async def test_aput_if_keeps_the_contract(store: Store) -> None:
+    assert await store.aput_if("claim", 1, expected=None) is True
+    assert await store.aput_if("claim", 2, expected=None) is False
+    assert await store.aput_if("claim", None, expected=1) is True
+    assert await store.aget("claim") is None
+
+
+def test_concurrent_claims_have_exactly_one_winner(store: Store) -> None:
+    counter = iter(range(10_000))
+    lock = threading.Lock()
+
+    def claim() -> object:
+        with lock:
+            me = next(counter)
+        return store.put_if(f"claim/{me // 8}", {"by": me}, expected=None)
+
+    results = _hammer(claim, threads=8, times=10)
+    assert results.count(True) == 10
+    assert len(store.scan("claim/")) == 10

@@ -84,6 +84,17 @@ class Store(abc.ABC):
         """Delete the document at ``key``; say whether there was one."""
 
     @abc.abstractmethod
+    def put_if(self, key: str, value: JSON | None, *, expected: JSON | None) -> bool:
+        """Compare and set: replace the document at ``key`` only if it equals ``expected``.
+
+        ``expected=None`` means "only if there is no document" (a claim: of several callers
+        racing to put the same key, exactly one succeeds). ``value=None`` deletes the
+        document (a release that succeeds only for whoever still holds the claim). Documents
+        compare as JSON values (``{"a": 1, "b": 2} == {"b": 2, "a": 1}``). Says whether the
+        document was replaced; atomic across every caller of the store.
+        """
+
+    @abc.abstractmethod
     def scan(self, prefix: str) -> Mapping[str, JSON]:
         """Every document whose key starts with ``prefix``, by key."""
 
@@ -127,6 +138,9 @@ class Store(abc.ABC):
 
     async def adelete(self, key: str) -> bool:
         return self.delete(key)
+
+    async def aput_if(self, key: str, value: JSON | None, *, expected: JSON | None) -> bool:
+        return self.put_if(key, value, expected=expected)
 
     async def ascan(self, prefix: str) -> Mapping[str, JSON]:
         return self.scan(prefix)

@@ -48,3 +48,12 @@ def unique_members(members: Iterable[str]) -> tuple[str, ...]:
         if not isinstance(member, str):
             raise TypeError(f"set members must be strings, found {member!r}")
     return out
+
+
+def same_document(found: JSON, expected: JSON) -> bool:
+    """Whether two decoded JSON documents are the same value (``True != 1`` here)."""
+    return _canonical(found) == _canonical(expected)
+
+
+def _canonical(value: JSON) -> str:
+    return json.dumps(value, ensure_ascii=False, allow_nan=False, sort_keys=True)

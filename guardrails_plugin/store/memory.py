@@ -16,7 +16,14 @@ from collections.abc import Iterable, Mapping
 from math import isfinite
 
 from ._base import JSON, Store
-from ._codec import check_amount, check_window, decode_document, encode_document, unique_members
+from ._codec import (
+    check_amount,
+    check_window,
+    decode_document,
+    encode_document,
+    same_document,
+    unique_members,
+)
 
 __all__ = ["MemoryStore"]
 
@@ -190,9 +197,28 @@ class MemoryStore(Store):
 
     def delete(self, key: str) -> bool:
         with self._lock:
-            if self._documents.pop(key, None) is None:
+            return self._delete(key)
+
+    def _delete(self, key: str) -> bool:
+        if self._documents.pop(key, None) is None:
+            return False
+        del self._keys[bisect.bisect_left(self._keys, key)]
+        return True
+
+    def put_if(self, key: str, value: JSON | None, *, expected: JSON | None) -> bool:
+        text = None if value is None else encode_document(key, value)
+        encode_document(key, expected)  # a non-JSON ``expected`` is a caller's error
+        with self._lock:
+            current = self._documents.get(key)
+            found = None if current is None else decode_document(key, current, "memory store")
+            if not same_document(found, expected):
                 return False
-            del self._keys[bisect.bisect_left(self._keys, key)]
+            if text is None:
+                self._delete(key)
+            else:
+                if key not in self._documents:
+                    bisect.insort(self._keys, key)
+                self._documents[key] = text
             return True
 
     def scan(self, prefix: str) -> Mapping[str, JSON]:

@@ -27,7 +27,14 @@ from collections.abc import Iterable, Iterator, Mapping
 
 from .._errors import StoreError
 from ._base import JSON, Store
-from ._codec import check_amount, check_window, decode_document, encode_document, unique_members
+from ._codec import (
+    check_amount,
+    check_window,
+    decode_document,
+    encode_document,
+    same_document,
+    unique_members,
+)
 
 __all__ = ["SQLiteStore"]
 
@@ -270,6 +277,26 @@ class SQLiteStore(Store):
         with self._statement("delete document", key) as db:
             return db.execute("DELETE FROM guardrails_documents WHERE key = ?", (key,)).rowcount > 0
 
+    def put_if(self, key: str, value: JSON | None, *, expected: JSON | None) -> bool:
+        text = None if value is None else encode_document(key, value)
+        encode_document(key, expected)  # a non-JSON ``expected`` is a caller's error
+        with self._transaction("compare and set document", key) as db:
+            row = db.execute(
+                "SELECT value FROM guardrails_documents WHERE key = ?", (key,)
+            ).fetchone()
+            found = None if row is None else decode_document(key, row[0], repr(self))
+            if not same_document(found, expected):
+                return False
+            if text is None:
+                db.execute("DELETE FROM guardrails_documents WHERE key = ?", (key,))
+            else:
+                db.execute(
+                    "INSERT INTO guardrails_documents (key, value) VALUES (?, ?)"
+                    " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    (key, text),
+                )
+            return True
+
     def scan(self, prefix: str) -> Mapping[str, JSON]:
         found: list[tuple[str, str]] = []
         with self._statement("scan documents with prefix", prefix) as db:
@@ -326,6 +353,9 @@ class SQLiteStore(Store):
 
     async def adelete(self, key: str) -> bool:
         return await asyncio.to_thread(self.delete, key)
+
+    async def aput_if(self, key: str, value: JSON | None, *, expected: JSON | None) -> bool:
+        return await asyncio.to_thread(self.put_if, key, value, expected=expected)
 
     async def ascan(self, prefix: str) -> Mapping[str, JSON]:
         return await asyncio.to_thread(self.scan, prefix)

@@ -123,6 +123,15 @@ class AgentMessage:
     order nodes run in. Once an adapter that sees hand-offs themselves (``guard_node``, a
     guarded hand-off tool) reports in a run, the monitor ignores passive reports there:
     the same hand-off told twice, under two ids, would break every chain it follows."""
+    parent: str | None = None
+    """The ``id`` of the message whose delivery started the sender's current activation
+    (``None`` for a message sent by an agent the run's input started): messages of one run
+    form a causal tree."""
+    generation: int | None = None
+    """Depth in that causal tree: 0 for a message whose sender the run's input started,
+    the parent's generation + 1 otherwise; ``None`` when the reporter cannot tell."""
+    packets: int = 1
+    """How many deliveries this message stands for (a ``Send`` fan-out reported at once)."""
 
     @property
     def scope_key(self) -> str:

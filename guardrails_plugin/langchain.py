@@ -111,16 +111,10 @@ from ._decision import Decision, Effect
 from ._errors import GuardDecisionError
 from ._events import DEFAULT_AGENT, ToolCall, ToolResult
 from .guard import Guard
-from .langgraph._steps import (
-    GUARDED_CALL,
-    Approvals,
-    Gate,
-    arun_call,
-    drivers,
-    hold_key,
-    run_call,
-    where_in_graph,
-)
+from .langgraph._drivers import drivers
+from .langgraph._gate import Approvals, Gate, arun_call, run_call
+from .langgraph._pending import hold_key
+from .langgraph._where import GUARDED_CALL, where_in_graph
 
 if TYPE_CHECKING:
     from .rollback import Compensations, Journal

@@ -58,7 +58,7 @@ from guardrails_plugin.dashboard._feed import NoFeed
 from guardrails_plugin.dashboard._live import Live
 from guardrails_plugin.dashboard._state import PENDING_PREFIX
 from guardrails_plugin.langgraph import approval_requests
-from guardrails_plugin.langgraph._steps import PENDING_PREFIX as GATE_PENDING_PREFIX
+from guardrails_plugin.langgraph._pending import PENDING_PREFIX as GATE_PENDING_PREFIX
 from guardrails_plugin.scopes import Emails, Urls
 from guardrails_plugin.testing import ScriptedChatModel
 

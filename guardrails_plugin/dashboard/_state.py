@@ -19,7 +19,7 @@ from ..controls import CONTROL_PREFIX, Flag
 from ..store import Store
 
 PENDING_PREFIX = "pending/"
-"""Where the LangGraph gate records what waits (``langgraph._steps.PENDING_PREFIX``; not
+"""Where the LangGraph gate records what waits (``langgraph._pending.PENDING_PREFIX``; not
 imported from there so that the dashboard reads a store without LangGraph installed)."""
 
 MAX_TRIPS = 50

@@ -24,21 +24,11 @@ from langgraph.types import Command, Send
 
 from .._decision import Effect
 from ..guard import Guard
-from ._steps import (
-    HANDOFF_BACK,
-    HANDOFFS_SEEN,
-    NODE_AGENT,
-    Approvals,
-    Gate,
-    Where,
-    drivers,
-    handoff_call,
-    hold_key,
-    pending_key,
-    text_of,
-    tool_call,
-    where_in_graph,
-)
+from ._drivers import drivers
+from ._gate import Approvals, Gate
+from ._handoffs import HANDOFF_BACK, HANDOFFS_SEEN, handoff_call, text_of
+from ._pending import hold_key, pending_key
+from ._where import NODE_AGENT, Where, tool_call, where_in_graph
 
 HANDOFF_TOOL = "handoff"
 """The tool name a hand-off is checked as; its argument ``to`` is the target node."""

@@ -43,7 +43,7 @@ from ..rollback import (
     undo_effects,
 )
 from ..store import Store
-from ._steps import DONE_PREFIX
+from ._ledger import DONE_PREFIX
 
 if TYPE_CHECKING:
     from ..audit import AuditLog

@@ -19,26 +19,12 @@ from langgraph.types import Command
 
 from .._events import ToolCall
 from ..guard import Guard
-from ._steps import (
-    HANDOFF_DESTINATION,
-    ON_DENY,
-    Approvals,
-    Gate,
-    NeedsPerson,
-    OnDeny,
-    ToolOutput,
-    Where,
-    arun_call,
-    caller_name,
-    deferring_drivers,
-    drivers,
-    handback,
-    hold_key,
-    run_call,
-    tool_call,
-    where_in_graph,
-    with_destination,
-)
+from ._drivers import NeedsPerson, deferring_drivers, drivers
+from ._gate import ON_DENY, Approvals, Gate, OnDeny, arun_call, run_call
+from ._handoffs import HANDOFF_DESTINATION, handback, with_destination
+from ._ledger import ToolOutput
+from ._pending import hold_key
+from ._where import Where, caller_name, tool_call, where_in_graph
 
 if TYPE_CHECKING:
     from ..rollback import Compensations, Journal

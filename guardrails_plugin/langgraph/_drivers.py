@@ -1,0 +1,195 @@
+"""The drivers that run the gate's sans-IO flows, sync and async.
+
+A flow is a generator yielding ``(name, args)`` operations (guard checks, store reads and
+writes, ``interrupt``, journal marks); a driver performs each with the method of the same
+name (its async twin prefers ``a<name>``) and sends the result back, as ``Guard`` does with
+its own flows: the sync and the async path cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Mapping
+from typing import TYPE_CHECKING, Any
+
+from langgraph.types import interrupt
+
+from .._decision import Decision
+from .._events import Event, ModelCall, ToolCall, ToolResult
+from ._where import Where
+
+if TYPE_CHECKING:
+    from ._gate import Gate
+
+Op = tuple[str, tuple[Any, ...]]
+"""One operation a flow yields: the driver method's name and its arguments."""
+
+
+class _Driver:
+    """Runs a gate flow: each yielded op is a method of the same name here."""
+
+    def __init__(self, gate: Gate) -> None:
+        self.gate = gate
+        self.guard = gate.guard
+        self.store = gate.guard.store
+
+    def run(self, flow: Generator[Op, Any, Any]) -> Any:
+        try:
+            op = next(flow)
+            while True:
+                name, args = op
+                op = flow.send(getattr(self, name)(*args))
+        except StopIteration as stop:
+            return stop.value
+
+    def interrupt(self, payload: Mapping[str, Any]) -> Any:
+        return interrupt(payload)
+
+    def decide(self, call: ToolCall) -> Decision:
+        return self.guard.decide(call)
+
+    def check(self, call: Event) -> Decision:
+        return self.guard.check(call)
+
+    def resolve(self, call: ToolCall, asked: Decision, value: Any) -> Decision:
+        return self.guard.resolve(call, asked, value)
+
+    def expire(self, call: ToolCall, asked: Decision, why: str) -> Decision:
+        return self.guard.expire(call, asked, why)
+
+    def release(self, decision: Decision) -> None:
+        self.guard.release(decision)
+
+    def controls(self, call: ToolCall) -> Decision:
+        return self.guard.check(ModelCall(agent=call.agent, thread_id=call.thread_id))
+
+    def record(self, result: ToolResult) -> None:
+        self.guard.record(result)
+
+    def get(self, key: str) -> Any:
+        return self.store.get(key)
+
+    def put(self, key: str, value: Any) -> None:
+        self.store.put(key, value)
+
+    def delete(self, key: str) -> None:
+        self.store.delete(key)
+
+    def violation(self, call: ToolCall, where: Where, decision: Decision) -> None:
+        assert self.gate.journal is not None
+        self.gate.journal.mark_violation(**_violation_fields(call, where, decision))
+
+    def safe_point(self, call: ToolCall, where: Where, decision: Decision) -> None:
+        assert self.gate.journal is not None
+        self.gate.journal.mark_safe_point(**_safe_point_fields(call, where, decision))
+
+    def effect(self, call: ToolCall, where: Where, data: Mapping[str, Any]) -> None:
+        assert self.gate.journal is not None
+        assert where.thread_id is not None
+        self.gate.journal.record_effect(
+            where.thread_id, where.checkpoint_id, where.checkpoint_ns, call, data
+        )
+
+
+class _AsyncDriver(_Driver):
+    async def arun(self, flow: Generator[Op, Any, Any]) -> Any:
+        try:
+            op = next(flow)
+            while True:
+                name, args = op
+                method = getattr(self, "a" + name, None)
+                result = await method(*args) if method else getattr(self, name)(*args)
+                op = flow.send(result)
+        except StopIteration as stop:
+            return stop.value
+
+    async def adecide(self, call: ToolCall) -> Decision:
+        return await self.guard.adecide(call)
+
+    async def acheck(self, call: Event) -> Decision:
+        return await self.guard.acheck(call)
+
+    async def aresolve(self, call: ToolCall, asked: Decision, value: Any) -> Decision:
+        return await self.guard.aresolve(call, asked, value)
+
+    async def aexpire(self, call: ToolCall, asked: Decision, why: str) -> Decision:
+        return await self.guard.aexpire(call, asked, why)
+
+    async def arelease(self, decision: Decision) -> None:
+        await self.guard.arelease(decision)
+
+    async def acontrols(self, call: ToolCall) -> Decision:
+        return await self.guard.acheck(ModelCall(agent=call.agent, thread_id=call.thread_id))
+
+    async def arecord(self, result: ToolResult) -> None:
+        await self.guard.arecord(result)
+
+    async def aget(self, key: str) -> Any:
+        return await self.store.aget(key)
+
+    async def aput(self, key: str, value: Any) -> None:
+        await self.store.aput(key, value)
+
+    async def adelete(self, key: str) -> None:
+        await self.store.adelete(key)
+
+    async def aviolation(self, call: ToolCall, where: Where, decision: Decision) -> None:
+        assert self.gate.journal is not None
+        await self.gate.journal.amark_violation(**_violation_fields(call, where, decision))
+
+    async def asafe_point(self, call: ToolCall, where: Where, decision: Decision) -> None:
+        assert self.gate.journal is not None
+        await self.gate.journal.amark_safe_point(**_safe_point_fields(call, where, decision))
+
+    async def aeffect(self, call: ToolCall, where: Where, data: Mapping[str, Any]) -> None:
+        assert self.gate.journal is not None
+        assert where.thread_id is not None
+        await self.gate.journal.arecord_effect(
+            where.thread_id, where.checkpoint_id, where.checkpoint_ns, call, data
+        )
+
+
+def _violation_fields(call: ToolCall, where: Where, decision: Decision) -> dict[str, Any]:
+    return {
+        "thread_id": where.thread_id,
+        "checkpoint_id": where.checkpoint_id,
+        "checkpoint_ns": where.checkpoint_ns,
+        "agent": call.agent,
+        "tool": call.tool,
+        "rule": decision.rule,
+        "reason": decision.reason,
+    }
+
+
+def _safe_point_fields(call: ToolCall, where: Where, decision: Decision) -> dict[str, Any]:
+    return {
+        "thread_id": where.thread_id,
+        "checkpoint_id": where.checkpoint_id,
+        "checkpoint_ns": where.checkpoint_ns,
+        "step": where.step,
+        "agent": call.agent,
+        "tool": call.tool,
+        "reason": f"before {call.tool!r} ({decision.effect}: {decision.rule})",
+    }
+
+
+def drivers(gate: Gate) -> tuple[_Driver, _AsyncDriver]:
+    return _Driver(gate), _AsyncDriver(gate)
+
+
+class NeedsPerson(Exception):
+    """Raised by a deferring driver where a flow would interrupt (internal)."""
+
+
+class _Deferring(_Driver):
+    def interrupt(self, payload: Mapping[str, Any]) -> Any:
+        raise NeedsPerson
+
+
+class _AsyncDeferring(_AsyncDriver):
+    def interrupt(self, payload: Mapping[str, Any]) -> Any:
+        raise NeedsPerson
+
+
+def deferring_drivers(gate: Gate) -> tuple[_Driver, _AsyncDriver]:
+    """Drivers that stop a flow where it would interrupt, raising ``NeedsPerson``."""
+    return _Deferring(gate), _AsyncDeferring(gate)

@@ -1,0 +1,228 @@
+"""One guarded tool call inside a LangGraph run: decide, ask a person, run once, remember.
+
+Shared by ``GuardedToolNode``, ``guard_node`` and ``GuardMiddleware``. The logic is a set of
+generators that yield the operations they need (guard checks, store reads and writes,
+``interrupt``) and are driven by a sync or an async driver (:mod:`._drivers`), as ``Guard``
+does with its flows: the two cannot drift apart.
+
+The :class:`Gate` is assembled from the concerns it keeps:
+
+- :mod:`._pending`: deciding, with the pending-interrupt log that makes interrupts replay
+  in order across re-runs of a task;
+- :mod:`._bundle`: one interrupt for several calls of a step;
+- :mod:`._ledger`: around running the tool (safe points, the done-ledger, results, undo
+  records);
+- :mod:`._where` and :mod:`._handoffs`: where a call happens and who it hands to.
+
+:func:`run_call` / :func:`arun_call` put them together for one call through a ToolNode hook.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Generator, Sequence
+from typing import TYPE_CHECKING, Any, Literal
+
+from langchain_core.messages import ToolMessage
+from langgraph.prebuilt.tool_node import ToolCallRequest
+
+from .._decision import Decision, Effect
+from .._events import AgentMessage, ToolCall
+from ..guard import Guard
+from ._bundle import Bundle
+from ._drivers import Op, _AsyncDriver, _Driver
+from ._handoffs import HANDOFF_DESTINATION, handback, with_destination
+from ._ledger import Ledger, ToolOutput
+from ._pending import APPROVALS, Approvals, _pending_key
+from ._where import GUARDED_CALL, Where, caller_name, tool_call, where_in_graph
+
+if TYPE_CHECKING:
+    from ..rollback import Compensations, Journal
+
+OnDeny = Literal["message", "raise"]
+ON_DENY: tuple[OnDeny, ...] = ("message", "raise")
+
+
+def blocked(decision: Decision) -> str:
+    """What the model reads when a call is denied: that it did not run, which rule, why."""
+    return (
+        f"Tool call blocked by the guard; the tool did not run. {decision.message().rstrip('.')}. "
+        "Do not repeat this call unchanged: stay within the policy, use another tool, "
+        "or tell the user what was blocked."
+    )
+
+
+# -- the gate --------------------------------------------------------------------------------
+
+
+class Gate(Bundle, Ledger):
+    """The per-call logic every LangGraph adapter shares (see the module docstring)."""
+
+    def __init__(
+        self,
+        guard: Guard,
+        *,
+        approvals: Approvals = "auto",
+        approval_timeout: float | None = None,
+        compensations: Compensations | None = None,
+        journal: Journal | None = None,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        if not isinstance(guard, Guard):
+            raise TypeError(f"expected a Guard, found {type(guard).__name__}")
+        if approvals not in APPROVALS:
+            raise ValueError(f"approvals must be one of {APPROVALS}, found {approvals!r}")
+        if approval_timeout is not None and not approval_timeout > 0:
+            raise ValueError(f"approval_timeout must be > 0 seconds, found {approval_timeout!r}")
+        self.guard = guard
+        self.approvals: Approvals = approvals
+        self.approval_timeout = approval_timeout
+        self.compensations = compensations
+        if journal is None and compensations is not None:
+            from ..rollback import Journal
+
+            journal = Journal(guard.store)
+        self.journal = journal
+        self.clock = clock or guard.clock
+        # done-ledger entries this process wrote, per thread: (root checkpoint, keys). When a
+        # thread moves on to a new checkpoint, the previous step's entries can no longer be
+        # needed (a step re-runs only from its own checkpoint) and are deleted.
+        self._written: OrderedDict[str, tuple[str | None, list[str]]] = OrderedDict()
+        self._written_lock = threading.Lock()
+
+    def report_flow(self, message: AgentMessage | None) -> Generator[Op, Any, None]:
+        """Tell the guard about a message seen only now (a worker's hand-back). Its decision
+        is not applied here: the breaker acts through flags, which the next check sees."""
+        if message is not None:
+            yield ("check", (message,))
+
+
+# -- one call through a ToolNode hook ---------------------------------------------------------
+
+
+def locate(request: ToolCallRequest, agent: str | None, guard: Guard) -> tuple[ToolCall, Where]:
+    """The guard's view of a ToolNode request: the call (a hand-off, when the tool is one)
+    and where it happens."""
+    tc = request.tool_call
+    runtime = request.runtime
+    config = getattr(runtime, "config", None) or {}
+    named = None if agent else caller_name(request.state, tc.get("id"))
+    where = where_in_graph(agent, config, runtime, messages_agent=named)
+    call = tool_call(tc, where)
+    if request.tool is not None and HANDOFF_DESTINATION in (request.tool.metadata or {}):
+        call = with_destination(call, request.tool, request.state, guard)
+    return call, where
+
+
+def apply(
+    request: ToolCallRequest, call: ToolCall, decision: Decision, on_deny: OnDeny
+) -> ToolCallRequest | ToolMessage:
+    """The request to run, or the message that stands in for the tool. Raises for a kill,
+    and for any deny when ``on_deny="raise"``."""
+    if decision.effect is Effect.ALLOW:
+        return request
+    if decision.effect is Effect.MODIFY:
+        return request.override(tool_call={**request.tool_call, "args": dict(decision.args or {})})
+    call_id = call.call_id or ""
+    if decision.effect is Effect.RESPOND:
+        return ToolMessage(content=decision.response or "", tool_call_id=call_id, name=call.tool)
+    if on_deny == "raise" or decision.kind == "control":
+        raise decision.error()
+    return ToolMessage(
+        content=blocked(decision), status="error", tool_call_id=call_id, name=call.tool
+    )
+
+
+Decided = tuple[Decision, bool, ToolCall, Where]
+"""A call decided before the hook: decision, pending-document written, call, where."""
+
+
+def run_call(
+    gate: Gate,
+    driver: _Driver,
+    request: ToolCallRequest,
+    execute: Callable[[ToolCallRequest], ToolOutput],
+    *,
+    agent: str | None,
+    on_deny: OnDeny,
+    decided: Decided | None = None,
+) -> ToolOutput:
+    """Decide (unless ``decided``), run at most once, record. The sync path."""
+    if decided is None:
+        call, where = locate(request, agent, gate.guard)
+        replayed: ToolOutput | None = driver.run(gate.replay_flow(call, where))
+        if replayed is not None:
+            return replayed
+        driver.run(gate.report_flow(handback(request.state, call, gate.guard)))
+        decision, pending = driver.run(gate.decide_flow(call, where))
+    else:
+        decision, pending, call, where = decided
+    driver.run(gate.before_flow(call, where, decision))
+    step = apply(request, call, decision, on_deny)
+    if isinstance(step, ToolMessage):
+        if pending:
+            driver.delete(_pending_key(call))
+        return step
+    if decision.effect is Effect.MODIFY:
+        call = call.with_args(decision.args or {})
+    token = GUARDED_CALL.set(call.call_id)
+    try:
+        output: ToolOutput = execute(step)  # if the tool raises, it ran: nothing to give back
+    finally:
+        GUARDED_CALL.reset(token)
+    driver.run(gate.after_flow(call, where, output, pending))
+    return output
+
+
+async def arun_call(
+    gate: Gate,
+    driver: _AsyncDriver,
+    request: ToolCallRequest,
+    execute: Callable[[ToolCallRequest], Awaitable[ToolOutput]],
+    *,
+    agent: str | None,
+    on_deny: OnDeny,
+    decided: Decided | None = None,
+) -> ToolOutput:
+    """The async twin of :func:`run_call`."""
+    if decided is None:
+        call, where = locate(request, agent, gate.guard)
+        replayed: ToolOutput | None = await driver.arun(gate.replay_flow(call, where))
+        if replayed is not None:
+            return replayed
+        await driver.arun(gate.report_flow(handback(request.state, call, gate.guard)))
+        decision, pending = await driver.arun(gate.decide_flow(call, where))
+    else:
+        decision, pending, call, where = decided
+    await driver.arun(gate.before_flow(call, where, decision))
+    step = apply(request, call, decision, on_deny)
+    if isinstance(step, ToolMessage):
+        if pending:
+            await driver.adelete(_pending_key(call))
+        return step
+    if decision.effect is Effect.MODIFY:
+        call = call.with_args(decision.args or {})
+    token = GUARDED_CALL.set(call.call_id)
+    try:
+        output: ToolOutput = await execute(step)
+    finally:
+        GUARDED_CALL.reset(token)
+    await driver.arun(gate.after_flow(call, where, output, pending))
+    return output
+
+
+__all__: Sequence[str] = (
+    "APPROVALS",
+    "ON_DENY",
+    "Approvals",
+    "Decided",
+    "Gate",
+    "OnDeny",
+    "ToolOutput",
+    "apply",
+    "arun_call",
+    "blocked",
+    "locate",
+    "run_call",
+)

@@ -1,0 +1,290 @@
+"""The pending-interrupt log: deciding a call when a person or an operator may be asked.
+
+LangGraph re-runs a node from its start when it is resumed, and matches resume values to
+``interrupt()`` calls by their order in the task. So every interrupt the gate raises for
+a call is logged, before it is raised, in a small document in the guard's store
+(``pending/<thread>/<call id>``): which interrupts (pause, approval) in which order, the
+decision that asked (with the budget it charged) and, once a person answered, the final
+decision. A re-run replays the log: the same interrupts in the same order, no second check,
+no second charge. The writes of an interrupted task are discarded by LangGraph, so this
+record cannot live in graph state; it lives next to the checkpoints, in the store.
+
+The flows here are methods of :class:`~._gate.Gate` (through :class:`PendingLog`), driven
+by the drivers in :mod:`._drivers`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator, Mapping
+from typing import TYPE_CHECKING, Any, Literal
+
+from .._approvals import Answer, Approval, ApprovalRequest
+from .._decision import Decision, Effect
+from .._events import ToolCall
+from ._drivers import Op
+from ._where import Where
+
+if TYPE_CHECKING:
+    from ..guard import Guard
+
+Approvals = Literal["auto", "interrupt", "approver"]
+APPROVALS: tuple[Approvals, ...] = ("auto", "interrupt", "approver")
+PENDING_PREFIX = "pending/"
+
+
+class PendingLog:
+    """The gate's flows that may interrupt: a call's decision, a node's hold (part of
+    :class:`~._gate.Gate`)."""
+
+    guard: Guard
+    approvals: Approvals
+    approval_timeout: float | None
+    clock: Callable[[], float]
+
+    def interrupts(self, where: Where) -> bool:
+        """Ask through ``interrupt()``? ``auto``: when the guard has no approver of its own
+        and the run has a checkpointer (LangGraph cannot interrupt without one)."""
+        if self.approvals == "auto":
+            return self.guard.approver is None and where.checkpointed
+        return self.approvals == "interrupt"
+
+    def decide_flow(
+        self, call: ToolCall, where: Where
+    ) -> Generator[Op, Any, tuple[Decision, bool]]:
+        """The final decision for ``call`` (allow, modify, respond or deny, or a kill), and
+        whether a pending-document was written for it (to delete once the call is done).
+
+        May raise ``GraphInterrupt`` (through the ``interrupt`` op) for a pause or a person.
+        """
+        if not self.interrupts(where):
+            decision: Decision = yield ("decide", (call,))
+            return decision, False
+        key = _pending_key(call) if call.call_id else None
+        memo: dict[str, Any] | None = None
+        if key is not None and where.resuming:
+            found = yield ("get", (key,))
+            memo = dict(found) if isinstance(found, Mapping) else None
+        log: list[str] = list(memo["log"]) if memo else []
+        i = 0
+        while True:
+            if i < len(log) and log[i] == "pause":  # replay a pause already answered
+                value = yield ("interrupt", (_pause_payload(call, None),))
+                i += 1
+                if _refused(value):
+                    return _refusal(call, value), memo is not None
+                continue
+            if i < len(log) and log[i] == "approval" and memo is not None:
+                asked = Decision.from_doc(memo["asked"])
+                asked_at = float(memo["at"])
+            else:
+                asked = yield ("check", (call,))
+                asked_at = self.clock()
+                if asked.effect is not Effect.ASK:
+                    return asked, memo is not None
+                if asked.kind == "control":  # paused: wait for an operator
+                    log.append("pause")
+                    memo = yield from self._save(key, memo, log)
+                    value = yield ("interrupt", (_pause_payload(call, asked),))
+                    i += 1
+                    if _refused(value):  # a person looked at the held call and said no
+                        return _refusal(call, value), memo is not None
+                    continue
+                log.append("approval")
+                memo = yield from self._save(key, memo, log, asked=asked, at=asked_at, call=call)
+            value = yield ("interrupt", (self._approval_payload(call, asked, asked_at),))
+            break
+        i += 1  # past the approval
+        if memo is not None and "final" in memo:
+            final = Decision.from_doc(memo["final"])
+        else:
+            if (
+                self.approval_timeout is not None
+                and self.clock() - asked_at > self.approval_timeout
+            ):
+                why = f"no answer within {self.approval_timeout:g}s: the approval expired"
+                final = yield ("expire", (call, asked, why))
+            else:
+                final = yield ("resolve", (call, asked, value))
+            memo = yield from self._save(key, memo, log, final=final)
+        # The kill switch may have moved while a person decided: a kill denies the approved
+        # call, a pause holds it (pauses after the approval are logged and replayed too).
+        while final.allowed:
+            if i < len(log):
+                yield ("interrupt", (_pause_payload(call, None),))
+                i += 1
+                continue
+            stop: Decision = yield ("controls", (call,))
+            if stop.effect is Effect.ALLOW:
+                break
+            if stop.effect is Effect.DENY:
+                yield ("release", (final,))
+                final = _replace_tool(stop, call)
+                memo = yield from self._save(key, memo, log, final=final)
+                break
+            log.append("pause")
+            memo = yield from self._save(key, memo, log)
+            i += 1
+            yield ("interrupt", (_pause_payload(call, stop),))
+        return final, key is not None
+
+    def hold_flow(self, agent: str, where: Where, key: str | None) -> Generator[Op, Any, int]:
+        """Stop here while the kill switch says so: raise ``RunKilled`` for a kill; for a
+        pause, interrupt (resumable once lifted) or raise ``RunPaused`` where the run cannot
+        be interrupted. ``key`` (stable across re-runs of the task) names the log of pauses
+        already answered, replayed so that later interrupts in the task stay aligned with
+        their resume values. Returns how many pauses the log holds: the caller deletes the
+        log once its task has finished, never before (and on a resumed run in any case: the
+        log may say the task got past the hold, ``passed_flow``)."""
+        probe = ToolCall("", {}, agent=agent, thread_id=where.thread_id, run_id=where.run_id)
+        replay = 0
+        passed = False
+        if key is not None and where.resuming:
+            found = yield ("get", (key,))
+            if isinstance(found, Mapping):
+                replay = int(found.get("pauses", 0))
+                passed = bool(found.get("passed"))
+        for _ in range(replay):
+            yield ("interrupt", (_pause_payload(probe, None),))
+        if passed:
+            # The task got past this hold before and was interrupted later (an approval,
+            # a held hand-off): holding again now would take the resume value that belongs
+            # to that later interrupt. Later checks in the task see the kill switch anyway.
+            return replay
+        pauses = replay
+        while True:
+            stop: Decision = yield ("controls", (probe,))
+            if stop.effect is Effect.ALLOW:
+                return pauses
+            if stop.effect is Effect.DENY or not where.checkpointed:
+                raise stop.error()
+            pauses += 1
+            if key is not None:
+                yield ("put", (key, {"pauses": pauses}))
+            yield ("interrupt", (_pause_payload(probe, stop),))
+
+    def passed_flow(self, key: str | None, pauses: int) -> Generator[Op, Any, None]:
+        """Note that the task got past its hold (``hold_flow``) and was then interrupted."""
+        if key is not None:
+            yield ("put", (key, {"pauses": pauses, "passed": True}))
+
+    def delete_flow(self, key: str) -> Generator[Op, Any, None]:
+        yield ("delete", (key,))
+
+    def _save(
+        self,
+        key: str | None,
+        memo: dict[str, Any] | None,
+        log: list[str],
+        *,
+        asked: Decision | None = None,
+        at: float | None = None,
+        final: Decision | None = None,
+        call: ToolCall | None = None,
+    ) -> Generator[Op, Any, dict[str, Any] | None]:
+        if key is None:
+            return memo
+        doc = dict(memo or {})
+        doc["log"] = list(log)
+        if asked is not None:
+            doc["asked"] = asked.to_doc()
+            doc["at"] = at
+        if call is not None:  # what waits, for operators reading the store (CLI, dashboard)
+            doc["call"] = {
+                "tool": call.tool,
+                "args": _jsonable(dict(call.args)),
+                "agent": call.agent,
+                "call_id": call.call_id,
+                "thread_id": call.thread_id,
+            }
+        if final is not None:
+            doc["final"] = final.to_doc()
+        yield ("put", (key, doc))
+        return doc
+
+    def _approval_payload(self, call: ToolCall, asked: Decision, at: float) -> dict[str, Any]:
+        payload = {"type": "approval", **ApprovalRequest(call, asked).to_dict(), "asked_at": at}
+        if self.approval_timeout is not None:
+            payload["expires_at"] = at + self.approval_timeout
+        return payload
+
+
+def hold_key(config: Mapping[str, Any], where: Where) -> str | None:
+    """Where the pauses of a node task are logged: stable across re-runs of the task."""
+    task = (config.get("configurable") or {}).get("__pregel_task_id")
+    if not task:
+        return None
+    return f"{PENDING_PREFIX}{where.thread_id or where.run_id or '-'}/node:{task}"
+
+
+def _jsonable(value: Any) -> Any:
+    """``value`` if JSON can hold it, else its ``repr`` (the store keeps JSON documents)."""
+    import json
+
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        return repr(value)
+    return value
+
+
+def pending_key(call: ToolCall) -> str:
+    """Where the interrupts the gate raised for ``call`` are logged."""
+    return _pending_key(call)
+
+
+def _pending_key(call: ToolCall) -> str:
+    return f"{PENDING_PREFIX}{call.scope_key}/{call.call_id}"
+
+
+def _replace_tool(decision: Decision, call: ToolCall) -> Decision:
+    return Decision(
+        decision.effect,
+        decision.rule,
+        decision.reason,
+        tool=call.tool,
+        agent=call.agent,
+        kind=decision.kind,
+    )
+
+
+def _refused(value: Any) -> bool:
+    """Whether the value a paused call was resumed with refuses it: ``False``, a reject
+    ``Approval``, or ``{"answer": "reject", ...}``. Anything else (``True``, ``None``) lets
+    it go on, re-checked."""
+    if value is False:
+        return True
+    if isinstance(value, Approval):
+        return value.answer is Answer.REJECT
+    return isinstance(value, Mapping) and str(value.get("answer", "")).lower() == "reject"
+
+
+def _refusal(call: ToolCall, value: Any) -> Decision:
+    message = ""
+    if isinstance(value, Approval):
+        message = value.message
+    elif isinstance(value, Mapping):
+        message = str(value.get("message") or "")
+    return Decision(
+        Effect.DENY,
+        "pause",
+        "a person refused the held call" + (f": {message}" if message else ""),
+        tool=call.tool,
+        agent=call.agent,
+        kind="approval",
+        response=message or None,
+    )
+
+
+def _pause_payload(call: ToolCall, decision: Decision | None) -> dict[str, Any]:
+    return {
+        "type": "paused",
+        "agent": call.agent,
+        "tool": call.tool,
+        "call_id": call.call_id,
+        "thread_id": call.thread_id,
+        "reason": decision.reason if decision else "paused by an operator",
+        "resume": (
+            "lift the pause (Controls.resume) and resume with Command(resume=True); "
+            "Command(resume=False) refuses the held call"
+        ),
+    }

@@ -1,0 +1,113 @@
+"""Where a tool call happens inside a LangGraph run: agent, thread, run, step, checkpoint.
+
+Read from the config and runtime LangGraph gives a node, shared by every LangGraph adapter
+(``GuardedToolNode``, ``guard_node``, ``GuardMiddleware``).
+"""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from langchain_core.messages import AIMessage
+
+from .._context import CHECKPOINT
+from .._events import DEFAULT_AGENT, ToolCall
+
+_CHECKPOINTER = "__pregel_checkpointer"
+_RESUMING = "__pregel_resuming"
+_CHECKPOINT_MAP = "checkpoint_map"
+
+GUARDED_CALL: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "guardrails_guarded_call", default=None
+)
+"""The id of the tool call a guard adapter decided and is running now: a callback handler
+seeing that call start leaves it alone (it is decided once, by the choke point)."""
+
+NODE_AGENT: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "guardrails_node_agent", default=None
+)
+"""The identity ``guard_node(..., agent=...)`` gives everything that runs inside the node
+(sub-agents, their model and tool calls), over the names they carry themselves."""
+
+
+# -- where a call happens --------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Where:
+    """Identity and position of a step inside a graph run."""
+
+    agent: str
+    thread_id: str | None = None
+    run_id: str | None = None
+    step: int | None = None
+    checkpoint_id: str | None = None
+    """The root graph's checkpoint the step started from (a rollback target), also inside
+    a subgraph: ``checkpoint_map[""]``."""
+    checkpoint_ns: str = ""
+    """The namespace of ``checkpoint_id``: always the root graph's (``""``)."""
+    checkpointed: bool = False
+    """The run has a checkpointer: interrupts and the done-ledger work."""
+    resuming: bool = False
+
+
+def where_in_graph(
+    agent: str | None,
+    config: Mapping[str, Any],
+    runtime: Any = None,
+    *,
+    messages_agent: str | None = None,
+) -> Where:
+    """Read agent, thread, run, step and checkpoint from a node's config and runtime.
+
+    The agent is ``agent`` if given, else the identity of an enclosing ``guard_node`` with
+    ``agent=``, else the name on the AI message that made the call, else the ``lc_agent_name`` LangChain puts in the metadata, else ``"agent"``. The config
+    a node sees holds no run id (LangGraph pops it); the caller's is on ``execution_info``.
+    """
+    meta = config.get("metadata") or {}
+    conf = config.get("configurable") or {}
+    name = agent or NODE_AGENT.get() or messages_agent or meta.get("lc_agent_name")
+    step = meta.get("langgraph_step")
+    info = getattr(runtime, "execution_info", None)
+    run_id = getattr(info, "run_id", None) or config.get("run_id")
+    thread = conf.get("thread_id")
+    cmap = conf.get(_CHECKPOINT_MAP) or {}
+    CHECKPOINT.set(cmap.get(""))  # for the audit log (each LangGraph task has its own context)
+    return Where(
+        agent=name if isinstance(name, str) and name else DEFAULT_AGENT,
+        thread_id=None if thread is None else str(thread),
+        run_id=None if run_id is None else str(run_id),
+        step=step if isinstance(step, int) and not isinstance(step, bool) else None,
+        checkpoint_id=cmap.get(""),
+        checkpointed=conf.get(_CHECKPOINTER) is not None,
+        resuming=bool(conf.get(_RESUMING)),
+    )
+
+
+def caller_name(state: Any, call_id: str | None) -> str | None:
+    """The ``name`` of the AI message in ``state`` that made tool call ``call_id``."""
+    messages = state.get("messages") if isinstance(state, Mapping) else state
+    if not isinstance(messages, list):
+        messages = getattr(state, "messages", None)
+        if not isinstance(messages, list):
+            return None
+    for m in reversed(messages):
+        if isinstance(m, AIMessage) and any(tc.get("id") == call_id for tc in m.tool_calls):
+            return m.name or None
+    return None
+
+
+def tool_call(tc: Mapping[str, Any], where: Where) -> ToolCall:
+    args: Any = tc.get("args")
+    return ToolCall(
+        tool=str(tc.get("name") or ""),
+        args=args,
+        agent=where.agent,
+        call_id=tc.get("id"),
+        run_id=where.run_id,
+        thread_id=where.thread_id,
+        step=where.step,
+    )

@@ -11,23 +11,27 @@ attenuated delegation; data-flow rules; human approval. Framework adapters live 
 """
 
 from ._approvals import Answer, Approval, ApprovalRequest
-from ._decision import Charge, Decision, Effect
-from ._errors import (
+from ._decision import (
     ApprovalRequired,
-    ApproverClosed,
     BudgetExceeded,
-    DelegationError,
+    Charge,
+    Decision,
+    Effect,
     GuardDecisionError,
+    RunKilled,
+    RunPaused,
+    ToolCallDenied,
+)
+from ._errors import (
+    ApproverClosed,
+    DelegationError,
     GuardrailsError,
     PolicyError,
     PolicyFileError,
     RollbackError,
-    RunKilled,
-    RunPaused,
     ScopeError,
     ScopeViolation,
     StoreError,
-    ToolCallDenied,
 )
 from ._events import AgentMessage, Event, ModelCall, ToolCall, ToolResult
 from ._grants import Grant

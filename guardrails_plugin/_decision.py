@@ -1,4 +1,5 @@
-"""The guard's answer: a small typed record a caller never has to interpret."""
+"""The guard's answer: a small typed record a caller never has to interpret, and the
+exceptions that carry one (``Decision.error()`` picks the one a hook raises)."""
 
 from __future__ import annotations
 
@@ -6,10 +7,9 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from ._errors import GuardDecisionError
+from ._errors import GuardrailsError
 
 
 class Effect(enum.StrEnum):
@@ -97,8 +97,6 @@ class Decision:
         """The exception to raise where a hook can only raise: ``BudgetExceeded`` for a
         budget, ``ApprovalRequired`` for an unanswered ``ask``, ``RunKilled`` / ``RunPaused``
         for the kill switch, else ``ToolCallDenied``."""
-        from ._errors import ApprovalRequired, BudgetExceeded, RunKilled, RunPaused, ToolCallDenied
-
         if self.kind == "control":
             return RunPaused(self) if self.effect is Effect.ASK else RunKilled(self)
         if self.kind == "budget":
@@ -142,3 +140,31 @@ class Decision:
             ),
             approver=doc.get("approver"),
         )
+
+
+class GuardDecisionError(GuardrailsError):
+    """A guarded step did not go ahead; ``decision`` says which rule stopped it and why."""
+
+    def __init__(self, decision: Decision) -> None:
+        self.decision = decision
+        super().__init__(decision.message())
+
+
+class ToolCallDenied(GuardDecisionError):
+    """The policy, or a person, denied a tool call."""
+
+
+class BudgetExceeded(ToolCallDenied):
+    """A call, amount, token or rate budget ran out."""
+
+
+class ApprovalRequired(GuardDecisionError):
+    """The call needs a person's approval and no approver is configured."""
+
+
+class RunKilled(GuardDecisionError):
+    """An operator killed the run (or the agent, or everything) with the kill switch."""
+
+
+class RunPaused(GuardDecisionError):
+    """An operator paused the run (or the agent, or everything); lift it with ``resume``."""

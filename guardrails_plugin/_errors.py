@@ -22,46 +22,17 @@ Our exception hierarchy::
 
 Catch ``GuardDecisionError`` around an agent run to handle "the guard stopped this";
 catch ``PolicyError`` where policies are loaded.
+
+The errors that carry a ``Decision`` (``GuardDecisionError`` and below) are defined next to
+it, in ``_decision.py``, which imports this module's root: this module imports nothing, so
+every other module can import it.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from ._decision import Decision
-
 
 class GuardrailsError(Exception):
     """Root of every error raised by guardrails-plugin."""
-
-
-class GuardDecisionError(GuardrailsError):
-    """A guarded step did not go ahead; ``decision`` says which rule stopped it and why."""
-
-    def __init__(self, decision: Decision) -> None:
-        self.decision = decision
-        super().__init__(decision.message())
-
-
-class ToolCallDenied(GuardDecisionError):
-    """The policy, or a person, denied a tool call."""
-
-
-class BudgetExceeded(ToolCallDenied):
-    """A call, amount, token or rate budget ran out."""
-
-
-class ApprovalRequired(GuardDecisionError):
-    """The call needs a person's approval and no approver is configured."""
-
-
-class RunKilled(GuardDecisionError):
-    """An operator killed the run (or the agent, or everything) with the kill switch."""
-
-
-class RunPaused(GuardDecisionError):
-    """An operator paused the run (or the agent, or everything); lift it with ``resume``."""
 
 
 class ApproverClosed(GuardrailsError):

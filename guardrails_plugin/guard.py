@@ -1,5 +1,8 @@
 """The Guard: the one object a user builds. ``check`` an event, get a ``Decision``.
 
+Why this file is long: each public verb has a sync and an async twin driving the same flows,
+and the flows share the guard's cached grant rules (docs/architecture.md maps the flows).
+
 The decision logic is written once, as generators that *yield* the store operations they
 need and receive the results (the httpx auth-flow pattern). ``check`` drives them against the
 store's sync verbs, ``acheck`` against the async twins: sync and async cannot drift apart.

@@ -1,5 +1,8 @@
 """LangChain adapter: every tool call of a LangChain agent goes through the guard.
 
+Why this file is long: the middleware and both callback handlers share one translation of
+LangChain's hooks into events (identity, run tree, tool outputs), and this docstring runs an agent.
+
 Two ways in, both thin: they translate LangChain's hooks into :class:`ToolCall` and
 :class:`ToolResult` events, and the guard's :class:`Decision` back into LangChain's idiom.
 

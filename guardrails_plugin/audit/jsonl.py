@@ -1,5 +1,8 @@
 """The JSON Lines audit sink: one record per line, numbered segments, plain files.
 
+Why this file is long: locking, torn-line repair, rotation, pruning and reading all work on
+the same segment files under the same lock; split apart, each would re-derive the layout.
+
 Appends from any number of threads and processes take an exclusive ``flock`` on
 ``PATH.lock``, read the last complete record, write the next line with one ``O_APPEND``
 write and, with ``durable=True``, ``fdatasync`` it before letting go. The chain therefore stays

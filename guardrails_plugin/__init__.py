@@ -2,7 +2,8 @@
 
 Least-privilege, argument-level tool scopes; budgets and rates; run-time grants with
 attenuated delegation; data-flow rules; human approval. Framework adapters live in
-``guardrails_plugin.langchain`` (and, later, ``.langgraph``); the core imports no framework.
+``guardrails_plugin.langchain`` and ``guardrails_plugin.langgraph``; the core imports no
+framework (docs/architecture.md maps the layers).
 
     from guardrails_plugin import Guard, Policy, allow, ask, deny
     from guardrails_plugin.scopes import Paths

@@ -1,4 +1,4 @@
-"""The LangGraph benchmarks (issue #3): what ``guardrails_plugin.langgraph`` costs a graph.
+"""The LangGraph benchmarks: what ``guardrails_plugin.langgraph`` costs a graph.
 
 Run them one by one (each takes about two minutes with its defaults; ``--help`` for flags):
 

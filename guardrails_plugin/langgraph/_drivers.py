@@ -9,7 +9,7 @@ its own flows: the sync and the async path cannot drift apart.
 from __future__ import annotations
 
 from collections.abc import Generator, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from langgraph.types import interrupt
 
@@ -18,16 +18,26 @@ from .._events import Event, ModelCall, ToolCall, ToolResult
 from ._where import Where
 
 if TYPE_CHECKING:
-    from ._gate import Gate
+    from ..guard import Guard
+    from ..rollback import Journal
 
 Op = tuple[str, tuple[Any, ...]]
 """One operation a flow yields: the driver method's name and its arguments."""
 
 
+class _Gate(Protocol):
+    """What a driver needs of the gate whose flows it runs (``_gate.Gate`` is one): the
+    guard to ask, and the journal to write to. A protocol, so that this module does not
+    import the gate that imports it."""
+
+    guard: Guard
+    journal: Journal | None
+
+
 class _Driver:
     """Runs a gate flow: each yielded op is a method of the same name here."""
 
-    def __init__(self, gate: Gate) -> None:
+    def __init__(self, gate: _Gate) -> None:
         self.gate = gate
         self.guard = gate.guard
         self.store = gate.guard.store
@@ -172,7 +182,7 @@ def _safe_point_fields(call: ToolCall, where: Where, decision: Decision) -> dict
     }
 
 
-def drivers(gate: Gate) -> tuple[_Driver, _AsyncDriver]:
+def drivers(gate: _Gate) -> tuple[_Driver, _AsyncDriver]:
     return _Driver(gate), _AsyncDriver(gate)
 
 
@@ -190,6 +200,6 @@ class _AsyncDeferring(_AsyncDriver):
         raise NeedsPerson
 
 
-def deferring_drivers(gate: Gate) -> tuple[_Driver, _AsyncDriver]:
+def deferring_drivers(gate: _Gate) -> tuple[_Driver, _AsyncDriver]:
     """Drivers that stop a flow where it would interrupt, raising ``NeedsPerson``."""
     return _Deferring(gate), _AsyncDeferring(gate)

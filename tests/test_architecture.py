@@ -75,8 +75,6 @@ FRAMEWORKS = {
 # that this entry is removed with it.
 KNOWN_CYCLES = [{"guardrails_plugin.policy._files", "guardrails_plugin.policy._policy"}]
 
-# Temporary: files being split up elsewhere. Each must still exist and still be long.
-KNOWN_LONG = {"guardrails_plugin/langgraph/_steps.py"}
 LONG = 600
 
 
@@ -183,7 +181,7 @@ def test_the_graph_sees_imports() -> None:
     # a reader that saw nothing would pass every rule below
     edges = graph()
     assert "guardrails_plugin._errors" in edges["guardrails_plugin._decision"]
-    assert "guardrails_plugin.langgraph._steps" in edges["guardrails_plugin.langchain"]
+    assert "guardrails_plugin.langgraph._gate" in edges["guardrails_plugin.langchain"]
     assert "guardrails_plugin.scopes._base" in edges["guardrails_plugin.scopes.paths"]
     assert "guardrails_plugin.audit" in edges["guardrails_plugin.guard"]  # under TYPE_CHECKING
 
@@ -255,7 +253,7 @@ def _long_files() -> list[str]:
     )
 
 
-@pytest.mark.parametrize("path", [p for p in _long_files() if p not in KNOWN_LONG])
+@pytest.mark.parametrize("path", _long_files())
 def test_a_long_file_says_at_its_top_why(path: str) -> None:
     source = (ROOT / path).read_text()
     doc = ast.get_docstring(ast.parse(source)) or ""
@@ -265,11 +263,6 @@ def test_a_long_file_says_at_its_top_why(path: str) -> None:
     stated = re.search(r"^Why this file is long: \S", doc, re.M) is not None
     assert generated or stated, f"{path}: no reason stated"
     assert generated or "Why this file is long:" in head, f"{path}: the reason is not at the top"
-
-
-@pytest.mark.parametrize("path", sorted(KNOWN_LONG))
-def test_files_being_split_are_still_listed_honestly(path: str) -> None:
-    assert path in _long_files(), f"{path} is split or short now: remove it from KNOWN_LONG"
 
 
 # -- the document ----------------------------------------------------------------------------

@@ -1289,6 +1289,28 @@ def test_follow_yields_records_as_another_writer_appends_them(tmp_path: Path, si
 
 
 @pytest.mark.parametrize("sink", SINKS)
+def test_follow_starts_at_the_head_when_called_not_when_first_read(
+    tmp_path: Path, sink: str
+) -> None:
+    # a record appended between follow() and the first next() is new to the follower
+    with filled(log_path(tmp_path, sink), 3) as log:
+        stop = threading.Event()
+        watchdog = threading.Timer(5, stop.set)  # a follower that missed it ends, not hangs
+        watchdog.start()
+        try:
+            follow = log.follow(poll=0.01, stop=stop)
+            log.append("decision", outcome="allow", reason="appended before the first read")
+            first = next(follow, None)
+            stop.set()
+            assert first is not None
+            assert first.seq == 4
+            assert first.reason == "appended before the first read"
+            assert list(follow) == []
+        finally:
+            watchdog.cancel()
+
+
+@pytest.mark.parametrize("sink", SINKS)
 def test_export_writes_jsonl_and_csv(tmp_path: Path, sink: str) -> None:
     with filled(log_path(tmp_path, sink), 4) as log:
         out = io.StringIO()

@@ -236,9 +236,21 @@ class AuditLog:
         agent: str | None = None,
     ) -> Iterator[AuditRecord]:
         """Records as they are appended, by any process: those after ``since_seq`` (default:
-        the head now, so only new ones), then each new one within ``poll`` seconds. Runs
-        until ``stop`` is set (or the caller stops iterating)."""
+        the head when ``follow`` is called, so only new ones), then each new one within
+        ``poll`` seconds. Runs until ``stop`` is set (or the caller stops iterating)."""
+        # read the head now, not at the first ``next()``: records appended in between count
         after = self.head()[0] if since_seq is None else since_seq
+        return self._follow(after, poll, stop, kind, thread, agent)
+
+    def _follow(
+        self,
+        after: int,
+        poll: float,
+        stop: threading.Event | None,
+        kind: str | None,
+        thread: str | None,
+        agent: str | None,
+    ) -> Iterator[AuditRecord]:
         while True:
             for record in self.sink.records(after):
                 after = record.seq

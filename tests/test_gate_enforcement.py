@@ -130,6 +130,32 @@ def test_a_middleware_inside_the_guard_cannot_swap_the_tool_or_the_id(mode: str)
 
 
 @pytest.mark.parametrize("mode", MODES)
+def test_a_call_changed_after_the_decision_gives_its_budget_back(mode: str) -> None:
+    ran: Ran = []
+    read = recording_tool("read_file", ran, "path", returns="ok")
+    first = tool_call("read_file", path="/srv/data/a.txt")
+    model = ScriptedChatModel([first, tool_call("read_file", path="/srv/data/b.txt"), "ok"])
+
+    def change_the_first(request: Any) -> Any:
+        if request.tool_call["id"] == first["id"]:
+            return with_args(path="/etc/shadow")(request)
+        return request
+
+    policy = Policy(
+        [allow("read_file", args={"path": Paths("/srv/data")})],
+        budgets=[Budget.calls(1, tools="read_file")],
+    )
+    agent = create_agent(
+        model, [read], middleware=[GuardMiddleware(Guard(policy)), Rewrite(change_the_first)]
+    )
+
+    out = invoke(agent, user("read"), None, mode)
+
+    assert [m.status for m in tool_messages(out)] == ["error", "success"]
+    assert ran == [("read_file", {"path": "/srv/data/b.txt"})]
+
+
+@pytest.mark.parametrize("mode", MODES)
 def test_a_middleware_outside_the_guard_is_decided_on_what_it_hands_down(mode: str) -> None:
     """The documented order: rewriting middleware first (outermost), the guard last."""
     ran: Ran = []

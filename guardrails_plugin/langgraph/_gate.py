@@ -92,6 +92,10 @@ class Gate(Bundle, Ledger):
         self._written: OrderedDict[str, tuple[str | None, list[str]]] = OrderedDict()
         self._written_lock = threading.Lock()
 
+    def release_decision_flow(self, decision: Decision) -> Generator[Op, Any, None]:
+        """Give back what ``decision`` charged (its call did not run)."""
+        yield ("release", (decision,))
+
     def report_flow(self, message: AgentMessage | None) -> Generator[Op, Any, None]:
         """Tell the guard about a message seen only now (a worker's hand-back). Its decision
         is not applied here: the breaker acts through flags, which the next check sees."""
@@ -261,6 +265,7 @@ def _call_flow(
         if output is not None:
             yield ("run", gate.release_flow(claim))
         yield ("run", gate.before_flow(call, where, check.denied))
+        yield ("run", gate.release_decision_flow(decision))  # what it charged: nothing ran
         if pending:
             yield ("run", gate.delete_flow(_pending_key(call)))
         denied = apply(request, call, check.denied, on_deny)

@@ -242,7 +242,9 @@ def _call_flow(
         if pending:
             yield ("run", gate.delete_flow(_pending_key(call)))
         return step
-    claimed: Claim | ToolOutput | None = yield ("run", gate.claim_flow(call, where))
+    claimed: Claim | ToolOutput | None = None
+    if where.checkpointed and call.call_id:  # (no ledger without a checkpointer)
+        claimed = yield ("run", gate.claim_flow(call, where))
     if claimed is not None and not isinstance(claimed, Claim):  # another attempt ran it
         # (the claim is on the call as the model asked it: an edit is the same call)
         if pending:
@@ -255,17 +257,19 @@ def _call_flow(
     try:
         output: ToolOutput = yield ("execute", (step, call.call_id, check))
     except Exception:
-        # The tool raised (or interrupted, or never started: a changed call): it may run
-        # again on a retry, as a step that failed does.
-        yield ("run", gate.release_flow(claim))
         if check.denied is None:
+            # The tool raised (or interrupted): it may run again on a retry, as a step
+            # that failed does.
+            yield ("run", gate.release_flow(claim))
             raise
         output = None  # type: ignore[assignment]
-    if check.denied is not None:  # the call was changed after the decision: it did not run
-        if output is not None:
+    if check.denied is not None:  # a changed call reached the tool and was stopped there
+        if not check.reached:  # nothing ran: the call is free again, its charge given back
             yield ("run", gate.release_flow(claim))
+            yield ("run", gate.release_decision_flow(decision))
+        # (else a wrapper ran the decided call and then a changed one: the claim stays
+        # without a result, so the call is never run again)
         yield ("run", gate.before_flow(call, where, check.denied))
-        yield ("run", gate.release_decision_flow(decision))  # what it charged: nothing ran
         if pending:
             yield ("run", gate.delete_flow(_pending_key(call)))
         denied = apply(request, call, check.denied, on_deny)

@@ -343,6 +343,25 @@ def test_two_threads_resuming_one_approval_run_the_tool_once(mode: str) -> None:
             assert [m.text for m in tool_messages(result)] == ["paid 900.0"]
 
 
+def test_two_tasks_resuming_one_approval_in_one_event_loop_run_the_tool_once() -> None:
+    import asyncio
+
+    async def main() -> None:
+        saver = InMemorySaver()
+        for attempt in range(8):
+            log: list[float] = []
+            agent = pay_agent(log, saver, tool_call("pay", amount=7, id=f"a{attempt}"))
+            cfg = {"configurable": {"thread_id": f"t-loop-{attempt}"}}
+            out = await agent.ainvoke(user("pay"), cfg)
+            resume = answer(out, True)
+            results = await asyncio.gather(agent.ainvoke(resume, cfg), agent.ainvoke(resume, cfg))
+            assert log == [7]
+            for result in results:
+                assert [m.text for m in tool_messages(result)] == ["paid 7.0"]
+
+    asyncio.run(main())
+
+
 def test_a_reused_call_id_is_a_new_call() -> None:
     log: list[float] = []
     agent = pay_agent(

@@ -44,7 +44,12 @@ scripted model plays the LLM and asks for two tools at once::
     ['search']
 
 It decides each tool call where the tool node executes it (``wrap_tool_call``), so no other
-middleware, ``jump_to`` or parallel batch can route a call around it. A denied call comes
+middleware, ``jump_to`` or parallel batch can route a call around it. Middleware runs in
+list order, the first outermost: put middleware that rewrites tool calls *before* the guard
+(``middleware=[Rewrite(), GuardMiddleware(guard)]``), and the guard decides the call as
+rewritten. Whatever sits after it (inside) gets the call after the decision: the guard
+checks at the tool's own start that the tool, call id and arguments are still the ones it
+decided, and denies a changed call there, before the tool body runs. A denied call comes
 back to the model as an error ``ToolMessage`` naming the rule and the reason (or, with
 ``on_deny="raise"``, ends the run with :class:`ToolCallDenied` / :class:`BudgetExceeded`).
 ``ask`` rules go to the guard's approver, or, when it has none and the agent has a
@@ -72,11 +77,13 @@ tool would run anyway. An async approver cannot be awaited there: such calls are
 Identity: the agent is ``agent=`` if given, else the name ``create_agent(name=...)`` puts in
 the run's metadata (``lc_agent_name``), else ``"agent"``. The thread is the run config's
 ``configurable.thread_id`` (callbacks: ``metadata["thread_id"]``, which LangGraph sets).
-The run id is the ``run_id`` the caller put in the invoke config (middleware: LangGraph
-exposes no other), or the root of the callback run tree (callbacks; ``None`` for a tool
-invoked on its own). Budgets ``per="run"`` count per run id, else per thread; taint is kept
-per thread, else per run; calls with neither share one scope, so pass a ``thread_id`` or
-``config={"run_id": uuid4()}`` to keep runs apart.
+The run is one invocation: for the middleware, the invocation of the agent's graph
+(``invoke``, ``stream``, a resume; the ``run_id`` the caller put in the invoke config if
+any), so every ``invoke`` starts a fresh ``per="run"`` budget, with or without a thread;
+for the callbacks, the root of the callback run tree (``None`` for a tool invoked on its
+own). Budgets ``per="run"`` count per run, else per thread; taint is kept per thread, else
+per run. Tools invoked on their own with neither share one scope, so pass a ``thread_id``
+or ``config={"run_id": uuid4()}`` to keep them apart.
 """
 
 from __future__ import annotations
@@ -259,6 +266,12 @@ class GuardMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
     and safe points for ``guardrails_plugin.langgraph.Recovery``.
 
     The kill switch (``guard.controls``) is checked before every model and tool call.
+
+    Order: middleware listed before the guard (outside it) can change a call before it is
+    decided; the guard checks at the tool's own start that middleware listed after it did
+    not (a changed call is denied: rule ``changed-after-decision``). With a checkpointer,
+    each call is claimed in the guard's store before its tool runs: two resumes of one
+    approval at once run it once, and both get its result.
     """
 
     def __init__(

@@ -502,7 +502,10 @@ def test_thread_step_run_and_call_ids_come_from_the_run(tools: dict[str, BaseToo
         str(run_id),
     )
     assert isinstance(with_ids.step, int)
-    assert (without.thread_id, without.run_id) == (None, None)
+    assert without.thread_id is None
+    # no run id given: the invocation's own, never shared with another invoke
+    assert without.run_id is not None
+    assert without.run_id != str(run_id)
 
 
 def test_subagent_calls_are_decided_as_the_subagent(tools: dict[str, BaseTool], ran: Ran) -> None:

@@ -450,7 +450,8 @@ def test_the_done_ledger_keeps_only_the_steps_that_can_still_run_again() -> None
     )
     graph.invoke(user("go"), CONFIG)
     # the last step's calls may still be re-run (a crash before its checkpoint); older not
-    assert sorted(store.scan("done/")) == ["done/t-1/s3", "done/t-1/s4"]
+    calls = sorted(key.rsplit("/", 1)[0] for key in store.scan("done/"))
+    assert calls == ["done/t-1/s3", "done/t-1/s4"]
 
 
 def test_a_console_approver_answers_graph_approvals() -> None:

@@ -3,11 +3,15 @@
 A flow is a generator yielding ``(name, args)`` operations (guard checks, store reads and
 writes, ``interrupt``, journal marks); a driver performs each with the method of the same
 name (its async twin prefers ``a<name>``) and sends the result back, as ``Guard`` does with
-its own flows: the sync and the async path cannot drift apart.
+its own flows: the sync and the async path cannot drift apart. An operation that raises is
+thrown into the flow at its ``yield``: a flow may handle it (the ledger does, once the tool
+ran), else it goes on up.
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Generator, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -47,7 +51,12 @@ class _Driver:
             op = next(flow)
             while True:
                 name, args = op
-                op = flow.send(getattr(self, name)(*args))
+                try:
+                    result = getattr(self, name)(*args)
+                except Exception as exc:  # the flow may handle it (or it goes on up)
+                    op = flow.throw(exc)
+                    continue
+                op = flow.send(result)
         except StopIteration as stop:
             return stop.value
 
@@ -84,6 +93,12 @@ class _Driver:
     def delete(self, key: str) -> None:
         self.store.delete(key)
 
+    def put_if(self, key: str, value: Any, expected: Any) -> bool:
+        return self.store.put_if(key, value, expected=expected)
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+
     def violation(self, call: ToolCall, where: Where, decision: Decision) -> None:
         assert self.gate.journal is not None
         self.gate.journal.mark_violation(**_violation_fields(call, where, decision))
@@ -107,7 +122,11 @@ class _AsyncDriver(_Driver):
             while True:
                 name, args = op
                 method = getattr(self, "a" + name, None)
-                result = await method(*args) if method else getattr(self, name)(*args)
+                try:
+                    result = await method(*args) if method else getattr(self, name)(*args)
+                except Exception as exc:
+                    op = flow.throw(exc)
+                    continue
                 op = flow.send(result)
         except StopIteration as stop:
             return stop.value
@@ -141,6 +160,12 @@ class _AsyncDriver(_Driver):
 
     async def adelete(self, key: str) -> None:
         await self.store.adelete(key)
+
+    async def aput_if(self, key: str, value: Any, expected: Any) -> bool:
+        return await self.store.aput_if(key, value, expected=expected)
+
+    async def asleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
 
     async def aviolation(self, call: ToolCall, where: Where, decision: Decision) -> None:
         assert self.gate.journal is not None

@@ -33,8 +33,9 @@ from ..guard import Guard
 from ._bundle import Bundle
 from ._drivers import Op, _AsyncDriver, _Driver
 from ._handoffs import HANDOFF_DESTINATION, handback, with_destination
-from ._ledger import Ledger, ToolOutput
+from ._ledger import Claim, Ledger, ToolOutput
 from ._pending import APPROVALS, Approvals, _pending_key
+from ._verify import AT_THE_TOOL, expect
 from ._where import GUARDED_CALL, Where, caller_name, tool_call, where_in_graph
 
 if TYPE_CHECKING:
@@ -90,6 +91,10 @@ class Gate(Bundle, Ledger):
         # needed (a step re-runs only from its own checkpoint) and are deleted.
         self._written: OrderedDict[str, tuple[str | None, list[str]]] = OrderedDict()
         self._written_lock = threading.Lock()
+
+    def release_decision_flow(self, decision: Decision) -> Generator[Op, Any, None]:
+        """Give back what ``decision`` charged (its call did not run)."""
+        yield ("release", (decision,))
 
     def report_flow(self, message: AgentMessage | None) -> Generator[Op, Any, None]:
         """Tell the guard about a message seen only now (a worker's hand-back). Its decision
@@ -149,30 +154,28 @@ def run_call(
     decided: Decided | None = None,
 ) -> ToolOutput:
     """Decide (unless ``decided``), run at most once, record. The sync path."""
-    if decided is None:
-        call, where = locate(request, agent, gate.guard)
-        replayed: ToolOutput | None = driver.run(gate.replay_flow(call, where))
-        if replayed is not None:
-            return replayed
-        driver.run(gate.report_flow(handback(request.state, call, gate.guard)))
-        decision, pending = driver.run(gate.decide_flow(call, where))
-    else:
-        decision, pending, call, where = decided
-    driver.run(gate.before_flow(call, where, decision))
-    step = apply(request, call, decision, on_deny)
-    if isinstance(step, ToolMessage):
-        if pending:
-            driver.delete(_pending_key(call))
-        return step
-    if decision.effect is Effect.MODIFY:
-        call = call.with_args(decision.args or {})
-    token = GUARDED_CALL.set(call.call_id)
+    flow = _call_flow(gate, request, agent, on_deny, decided)
     try:
-        output: ToolOutput = execute(step)  # if the tool raises, it ran: nothing to give back
-    finally:
-        GUARDED_CALL.reset(token)
-    driver.run(gate.after_flow(call, where, output, pending))
-    return output
+        op = next(flow)
+        while True:
+            verb, arg = op
+            if verb == "run":
+                op = flow.send(driver.run(arg))
+                continue
+            step, call_id, check = arg
+            token, at = GUARDED_CALL.set(call_id), AT_THE_TOOL.set(check)
+            try:
+                output = execute(step)
+            except Exception as exc:  # the flow releases the claim, then re-raises
+                op = flow.throw(exc)
+                continue
+            finally:
+                AT_THE_TOOL.reset(at)
+                GUARDED_CALL.reset(token)
+            op = flow.send(output)
+    except StopIteration as stop:
+        result: ToolOutput = stop.value
+        return result
 
 
 async def arun_call(
@@ -186,29 +189,93 @@ async def arun_call(
     decided: Decided | None = None,
 ) -> ToolOutput:
     """The async twin of :func:`run_call`."""
+    flow = _call_flow(gate, request, agent, on_deny, decided)
+    try:
+        op = next(flow)
+        while True:
+            verb, arg = op
+            if verb == "run":
+                op = flow.send(await driver.arun(arg))
+                continue
+            step, call_id, check = arg
+            token, at = GUARDED_CALL.set(call_id), AT_THE_TOOL.set(check)
+            try:
+                output = await execute(step)
+            except Exception as exc:
+                op = flow.throw(exc)
+                continue
+            finally:
+                AT_THE_TOOL.reset(at)
+                GUARDED_CALL.reset(token)
+            op = flow.send(output)
+    except StopIteration as stop:
+        result: ToolOutput = stop.value
+        return result
+
+
+def _call_flow(
+    gate: Gate,
+    request: ToolCallRequest,
+    agent: str | None,
+    on_deny: OnDeny,
+    decided: Decided | None,
+) -> Generator[tuple[str, Any], Any, ToolOutput]:
+    """One call, for both paths. Yields ``("run", gate flow)`` and ``("execute", (request,
+    call id, check))`` (run the tool: its output, or its exception thrown in here).
+
+    The order that makes "exactly once" and "nothing between the decision and the tool":
+    replay (a re-run returns the recorded result), decide, claim (atomic in the store: of
+    two attempts one runs the tool, the other gets its result), run the tool with the check
+    at its own start (``_verify``), record."""
     if decided is None:
         call, where = locate(request, agent, gate.guard)
-        replayed: ToolOutput | None = await driver.arun(gate.replay_flow(call, where))
+        replayed: ToolOutput | None = yield ("run", gate.replay_flow(call, where))
         if replayed is not None:
             return replayed
-        await driver.arun(gate.report_flow(handback(request.state, call, gate.guard)))
-        decision, pending = await driver.arun(gate.decide_flow(call, where))
+        yield ("run", gate.report_flow(handback(request.state, call, gate.guard)))
+        decision, pending = yield ("run", gate.decide_flow(call, where))
     else:
         decision, pending, call, where = decided
-    await driver.arun(gate.before_flow(call, where, decision))
+    yield ("run", gate.before_flow(call, where, decision))
     step = apply(request, call, decision, on_deny)
     if isinstance(step, ToolMessage):
         if pending:
-            await driver.adelete(_pending_key(call))
+            yield ("run", gate.delete_flow(_pending_key(call)))
         return step
+    claimed: Claim | ToolOutput | None = None
+    if where.checkpointed and call.call_id:  # (no ledger without a checkpointer)
+        claimed = yield ("run", gate.claim_flow(call, where))
+    if claimed is not None and not isinstance(claimed, Claim):  # another attempt ran it
+        # (the claim is on the call as the model asked it: an edit is the same call)
+        if pending:
+            yield ("run", gate.delete_flow(_pending_key(call)))
+        return claimed
+    claim: Claim | None = claimed
     if decision.effect is Effect.MODIFY:
         call = call.with_args(decision.args or {})
-    token = GUARDED_CALL.set(call.call_id)
+    check = expect(step, call.agent)
     try:
-        output: ToolOutput = await execute(step)
-    finally:
-        GUARDED_CALL.reset(token)
-    await driver.arun(gate.after_flow(call, where, output, pending))
+        output: ToolOutput = yield ("execute", (step, call.call_id, check))
+    except Exception:
+        if check.denied is None:
+            # The tool raised (or interrupted): it may run again on a retry, as a step
+            # that failed does.
+            yield ("run", gate.release_flow(claim))
+            raise
+        output = None  # type: ignore[assignment]
+    if check.denied is not None:  # a changed call reached the tool and was stopped there
+        if not check.reached:  # nothing ran: the call is free again, its charge given back
+            yield ("run", gate.release_flow(claim))
+            yield ("run", gate.release_decision_flow(decision))
+        # (else a wrapper ran the decided call and then a changed one: the claim stays
+        # without a result, so the call is never run again)
+        yield ("run", gate.before_flow(call, where, check.denied))
+        if pending:
+            yield ("run", gate.delete_flow(_pending_key(call)))
+        denied = apply(request, call, check.denied, on_deny)
+        assert isinstance(denied, ToolMessage)
+        return denied
+    yield ("run", gate.after_flow(call, where, output, pending, claim))
     return output
 
 

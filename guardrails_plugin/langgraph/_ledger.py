@@ -1,16 +1,39 @@
-"""Around running the tool: safe points, the done-ledger, results and undo records.
+"""Around running the tool: safe points, the done-ledger (exactly once), results, undo records.
 
-A call that ran is written to ``done/<thread>/<call id>`` with its result when the run has a
-checkpointer. A re-run of the same task (a resume, or ``invoke(None)`` after a crash between
-the tool and the checkpoint) returns that result instead of running the tool again.
+When the run has a checkpointer, a call is claimed before its tool runs and its result is
+written after, in one document: ``done/<thread>/<call id>/<binding>``. The binding is a
+digest of the call's tool, arguments and graph step, so a call id used again later (servers
+that number calls per turn: ``call_0`` every turn) is a new call with an entry of its own,
+never the old result. The claim is the store's atomic ``put_if(expected=None)``: of two
+attempts at one call (two resumes of one approval at once, in two threads or two processes)
+exactly one runs the tool. The other waits for the result and returns it, as does a re-run
+of the task (a resume, or ``invoke(None)`` after a crash between the tool and the
+checkpoint).
+
+A claim without a result means an attempt started the tool and never recorded how it ended
+(its process died mid-call, or the store failed after the tool ran). The tool may have run:
+the call is not run again but refused as in doubt (``ToolCallDenied``, rule
+``exactly-once``), at once when the claiming process is known to be gone, else once
+``claim_wait`` seconds passed. A tool that raises (or interrupts) releases its claim: the
+step failed, and running it again is what a retry means. After the tool ran, store failures
+(the undo record, the result, the records) are logged and the tool's output is returned all
+the same: the claim already stops any second run.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
+import json
+import logging
+import os
+import socket
 import threading
+import time
+import uuid
 from collections import OrderedDict
-from collections.abc import Generator, Mapping
+from collections.abc import Callable, Generator, Iterable, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from langchain_core.messages import ToolMessage
@@ -18,6 +41,7 @@ from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from langgraph.types import Command
 
 from .._decision import Decision, Effect
+from .._errors import ToolCallDenied
 from .._events import ToolCall, ToolResult
 from ._drivers import Op
 from ._pending import _pending_key
@@ -29,8 +53,30 @@ if TYPE_CHECKING:
 
 _MAX_THREADS_REMEMBERED = 10_000
 DONE_PREFIX = "done/"
+CLAIM_WAIT = 300.0
+"""How long an attempt waits for another one's claimed call to finish before it refuses the
+call as in doubt (seconds)."""
+EXACTLY_ONCE_RULE = "exactly-once"
 
 ToolOutput = ToolMessage | Command[Any]
+
+_log = logging.getLogger("guardrails_plugin")
+_PROCESS = uuid.uuid4().hex
+_HOST = socket.gethostname()
+_RUNNING: set[str] = set()
+"""The claims this process holds while their tools run."""
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A call this attempt claimed: its done-ledger key and the claim document."""
+
+    key: str
+    doc: dict[str, Any]
+
+    @property
+    def id(self) -> str:
+        return str(self.doc["claim"]["id"])
 
 
 class Ledger:
@@ -44,6 +90,8 @@ class Ledger:
     # needed (a step re-runs only from its own checkpoint) and are deleted.
     _written: OrderedDict[str, tuple[str | None, list[str]]]
     _written_lock: threading.Lock
+    clock: Callable[[], float]
+    claim_wait: float = CLAIM_WAIT
 
     def _remember(self, where: Where, key: str) -> list[str]:
         """Note a done-ledger entry; return the entries it makes stale (see ``__init__``)."""
@@ -63,14 +111,74 @@ class Ledger:
             return stale
 
     def replay_flow(self, call: ToolCall, where: Where) -> Generator[Op, Any, ToolOutput | None]:
-        """The result of ``call`` if it already ran in an earlier attempt of this task."""
+        """The result of ``call`` if it already ran in an earlier attempt of this task (or
+        runs in another attempt now: then its result, once there)."""
         if not (where.resuming and where.checkpointed and call.call_id):
             return None
-        done = yield ("get", (_done_key(call),))
-        if not isinstance(done, Mapping):
+        key = done_key(call, where)
+        found = yield ("get", (key,))
+        return (yield from self._settled(key, found, call))
+
+    def claim_flow(
+        self, call: ToolCall, where: Where
+    ) -> Generator[Op, Any, Claim | ToolOutput | None]:
+        """Claim ``call`` (as the model asked for it) before its tool runs: the ``Claim``,
+        or the result of the attempt that claimed it first, or ``None`` where there is no
+        ledger (no checkpointer, no call id)."""
+        if not (where.checkpointed and call.call_id):
             return None
-        replayed: ToolOutput = _loads(done)
-        return replayed
+        key = done_key(call, where)
+        while True:
+            claim = Claim(key, {"tool": call.tool, "claim": _claim_doc(self.clock())})
+            _RUNNING.add(claim.id)
+            try:
+                won = yield ("put_if", (key, claim.doc, None))
+            except BaseException:
+                _RUNNING.discard(claim.id)
+                raise
+            if won:
+                return claim
+            _RUNNING.discard(claim.id)
+            found = yield ("get", (key,))
+            settled = yield from self._settled(key, found, call)
+            if settled is not None:
+                return settled
+            # released (its tool raised) or pruned in between: claim it again
+
+    def release_flow(self, claim: Claim | None) -> Generator[Op, Any, None]:
+        """Give a claim back (its tool raised, or never ran): a retry may run the call."""
+        if claim is None:
+            return
+        try:
+            yield ("put_if", (claim.key, None, claim.doc))
+        except Exception as exc:  # the step fails anyway; say why it stays
+            _log.error(
+                "could not release the claim on %s (%s): a retry will refuse the call as in doubt",
+                claim.key,
+                exc,
+            )
+        finally:
+            _RUNNING.discard(claim.id)
+
+    def _settled(
+        self, key: str, found: Any, call: ToolCall
+    ) -> Generator[Op, Any, ToolOutput | None]:
+        """What an existing ledger entry means: its result (waiting while another attempt
+        holds the claim), ``None`` when there is none; raises for a call in doubt."""
+        started = time.monotonic()
+        delay = 0.002
+        while isinstance(found, Mapping):
+            claim = found.get("claim")
+            if not isinstance(claim, Mapping):
+                replayed: ToolOutput = _loads(found)
+                return replayed
+            gone = _owner_gone(claim)
+            if gone or time.monotonic() - started >= self.claim_wait:
+                raise ToolCallDenied(_in_doubt(call, claim, gone))
+            yield ("sleep", (delay,))
+            delay = min(delay * 2, 0.05)
+            found = yield ("get", (key,))
+        return None
 
     def before_flow(
         self, call: ToolCall, where: Where, decision: Decision
@@ -92,17 +200,19 @@ class Ledger:
             yield ("safe_point", (call, where, decision))
 
     def after_flow(
-        self, call: ToolCall, where: Where, output: Any, pending: bool
+        self, call: ToolCall, where: Where, output: Any, pending: bool, claim: Claim | None
     ) -> Generator[Op, Any, None]:
-        """Record results (taint, token budgets), the done-ledger and the undo record."""
-        ledger = where.checkpointed and call.call_id is not None
+        """Record results (taint, token budgets), the done-ledger and the undo record. The
+        tool ran: a store failure here is logged, never raised (raising would make LangGraph
+        drop the output and a retry find the call in doubt, for nothing)."""
         wanted = self.guard.wants_results(call.agent, call.tool)
         comps = self.compensations
         undo = comps is not None and call.tool in comps
         results = tool_results(call, output) if wanted or undo else []
-        # The undo record first: a crash after it and before the ledger makes a re-run
-        # run the tool again (two effects, both on record); the other order could leave a
-        # side effect that ran, will not run again, and that no rollback knows about.
+        failed: list[str] = []
+        # The undo record first: a crash after it and before the result leaves the call
+        # in doubt (not run again) with its effect on record; the other order could leave a
+        # side effect that ran and that no rollback knows about.
         if (
             undo
             and comps is not None
@@ -110,22 +220,125 @@ class Ledger:
             and where.thread_id is not None
             and not any(r.is_error for r in results)
         ):
-            data = comps.capture(call.tool, dict(call.args), _plain(output))
-            yield ("effect", (call, where, data))
-        if ledger:
-            key = _done_key(call)
-            yield ("put", (key, _dumps(call.tool, output)))
-            for stale in self._remember(where, key):
-                yield ("delete", (stale,))
+            try:
+                data = comps.capture(call.tool, dict(call.args), _plain(output))
+                yield ("effect", (call, where, data))
+            except Exception as exc:  # reported below
+                failed.append(f"its undo record ({exc})")
+        if claim is not None:
+            try:
+                yield ("put", (claim.key, _dumps(call.tool, output)))
+            except Exception as exc:
+                failed.append(f"its result ({exc}); a re-run refuses it as in doubt")
+            finally:
+                _RUNNING.discard(claim.id)  # after the result: a waiter reads it, not doubt
+            try:
+                for stale in self._remember(where, claim.key):
+                    yield ("delete", (stale,))
+            except Exception as exc:
+                failed.append(f"the removal of older ledger entries ({exc})")
         if wanted:
             for r in results:
-                yield ("record", (r,))
+                try:
+                    yield ("record", (r,))
+                except Exception as exc:
+                    failed.append(f"a result for the policy ({exc})")
         if pending:
-            yield ("delete", (_pending_key(call),))
+            try:
+                yield ("delete", (_pending_key(call),))
+            except Exception as exc:
+                failed.append(f"the removal of its pending document ({exc})")
+        if failed:
+            _log.error(
+                "tool call %s (%r, thread %s) ran, but the store failed to keep %s",
+                call.call_id,
+                call.tool,
+                call.thread_id,
+                "; ".join(failed),
+            )
 
 
-def _done_key(call: ToolCall) -> str:
-    return f"{DONE_PREFIX}{call.scope_key}/{call.call_id}"
+def done_key(call: ToolCall, where: Where) -> str:
+    """The done-ledger entry of ``call`` as the model asked for it, at ``where``'s step:
+    ``done/<thread>/<call id>/<binding>``, the binding a digest of tool, arguments and step."""
+    args = call.args if call.readable else call.raw_args
+    try:
+        text = json.dumps([call.tool, args, where.step], sort_keys=True, default=repr)
+    except (TypeError, ValueError):  # keys json cannot sort: their repr binds all the same
+        text = repr([call.tool, _plain_args(args), where.step])
+    binding = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:24]
+    return f"{DONE_PREFIX}{call.scope_key}/{call.call_id}/{binding}"
+
+
+def _plain_args(args: Any) -> Any:
+    return dict(args) if isinstance(args, Mapping) else args
+
+
+def ledger_prefix(thread: str, call_id: str | None = None) -> str:
+    """The key prefix of a thread's done-ledger entries (of one call id, if given)."""
+    return f"{DONE_PREFIX}{thread}/" + ("" if call_id is None else f"{call_id}/")
+
+
+def ledger_keys(store: Any, thread: str, call_ids: Iterable[str] | None = None) -> list[str]:
+    """The keys of a thread's done-ledger entries (of these call ids, if given): what to
+    delete for calls that must run again (a rollback undid their effects)."""
+    if call_ids is None:
+        return sorted(store.scan(ledger_prefix(thread)))
+    return sorted(k for cid in set(call_ids) for k in store.scan(ledger_prefix(thread, cid)))
+
+
+async def aledger_keys(store: Any, thread: str, call_ids: Iterable[str] | None = None) -> list[str]:
+    """The async twin of :func:`ledger_keys`."""
+    if call_ids is None:
+        return sorted(await store.ascan(ledger_prefix(thread)))
+    keys: list[str] = []
+    for cid in set(call_ids):
+        keys.extend(await store.ascan(ledger_prefix(thread, cid)))
+    return sorted(keys)
+
+
+def _claim_doc(at: float) -> dict[str, Any]:
+    return {
+        "id": uuid.uuid4().hex,
+        "process": _PROCESS,
+        "host": _HOST,
+        "pid": os.getpid(),
+        "at": at,
+    }
+
+
+def _owner_gone(claim: Mapping[str, Any]) -> bool:
+    """Whether the attempt holding ``claim`` is known to have stopped without a result."""
+    if claim.get("process") == _PROCESS:
+        return claim.get("id") not in _RUNNING
+    if claim.get("host") != _HOST:
+        return False  # cannot tell: wait
+    pid = claim.get("pid")
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except (OSError, ValueError):  # no permission (alive), or no such check here: wait
+        return False
+    return False
+
+
+def _in_doubt(call: ToolCall, claim: Mapping[str, Any], gone: bool) -> Decision:
+    why = (
+        "the attempt that claimed it stopped without recording a result"
+        if gone
+        else "another attempt has been running it for too long"
+    )
+    return Decision(
+        Effect.DENY,
+        EXACTLY_ONCE_RULE,
+        f"call {call.call_id!r} was started before and {why}: it may have run, so the guard "
+        "does not run it again (check its effect; a rollback or a new call runs it afresh)",
+        tool=call.tool,
+        agent=call.agent,
+    )
 
 
 _SERDE = JsonPlusSerializer()

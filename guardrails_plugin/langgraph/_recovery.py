@@ -43,7 +43,7 @@ from ..rollback import (
     undo_effects,
 )
 from ..store import Store
-from ._ledger import DONE_PREFIX
+from ._ledger import aledger_keys, ledger_keys
 
 if TYPE_CHECKING:
     from ..audit import AuditLog
@@ -207,8 +207,9 @@ class Recovery:
         undo = undo_effects(
             self.journal, self.compensations, thread, after_checkpoint=target.checkpoint_id
         )
-        for key in _undone_calls(thread, self.journal.effects(thread)):
-            self.journal.store.delete(key)
+        store = self.journal.store
+        for key in ledger_keys(store, thread, _undone_calls(self.journal.effects(thread))):
+            store.delete(key)
         new_id: str | None = None
         problem: str | None = None
         if _may_restore(undo):
@@ -233,8 +234,10 @@ class Recovery:
         undo = await aundo_effects(
             self.journal, self.compensations, thread, after_checkpoint=target.checkpoint_id
         )
-        for key in _undone_calls(thread, await self.journal.aeffects(thread)):
-            await self.journal.store.adelete(key)
+        store = self.journal.store
+        undone = _undone_calls(await self.journal.aeffects(thread))
+        for key in await aledger_keys(store, thread, undone):
+            await store.adelete(key)
         new_id: str | None = None
         problem: str | None = None
         if _may_restore(undo):
@@ -483,11 +486,7 @@ def _record(report: RollbackReport, at: float) -> RollbackRecord:
     )
 
 
-def _undone_calls(thread: str, effects: Sequence[SideEffect]) -> list[str]:
-    """The done-ledger entries of calls whose effects are undone: if their step runs again,
-    they must run again, not hand back the result of an effect that no longer stands."""
-    return [
-        f"{DONE_PREFIX}{thread}/{e.call_id}"
-        for e in effects
-        if e.status is EffectStatus.UNDONE and e.call_id
-    ]
+def _undone_calls(effects: Sequence[SideEffect]) -> list[str]:
+    """The calls whose effects are undone, whose done-ledger entries go: if their step runs
+    again, they must run again, not hand back the result of an effect that no longer stands."""
+    return [e.call_id for e in effects if e.status is EffectStatus.UNDONE and e.call_id]

@@ -58,10 +58,15 @@ class GuardedToolNode(ToolNode):
     - ``compensations`` / ``journal``: record each side effect with what its undo needs,
       and mark safe points, for :class:`~guardrails_plugin.langgraph.Recovery`.
 
+    - ``wrap_tool_call`` / ``awrap_tool_call``: your own wrapper, run *inside* the guard,
+      after the decision: the guard checks at the tool's own start that the call it hands
+      the tool is the one decided (tool, call id, arguments) and denies a changed one.
+
     Several calls in one step: calls no person needs to see run at once; the calls a person
     must approve are listed in one interrupt (``approval_requests`` gives one request per
     call; ``answer`` answers each separately), and run once answered. A resumed step never
-    runs a tool a second time.
+    runs a tool a second time, and with a checkpointer each call is claimed in the guard's
+    store before it runs: concurrent resumes of one step run each tool once.
     """
 
     def __init__(

@@ -7,6 +7,9 @@ Read from the config and runtime LangGraph gives a node, shared by every LangGra
 from __future__ import annotations
 
 import contextvars
+import threading
+import uuid
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -34,6 +37,44 @@ NODE_AGENT: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 
 
 # -- where a call happens --------------------------------------------------------------------
+
+_RUNTIME = "__pregel_runtime"
+_MAX_RUNS_REMEMBERED = 10_000
+_runs: OrderedDict[int, tuple[Any, str]] = OrderedDict()
+_runs_lock = threading.Lock()
+
+
+def root_run(config: Mapping[str, Any], runtime: Any = None) -> str | None:
+    """The id of the run a node belongs to: one invocation of the root graph (``invoke``,
+    ``stream``, a resume), shared by its subgraphs and parallel tasks, never by two
+    invocations, with or without a thread.
+
+    The ``run_id`` the caller put in the invoke config when there is one (LangGraph shows it
+    to the root graph's nodes on ``execution_info``). Otherwise LangGraph gives a node no run
+    id; what identifies the invocation is its ``RunControl``, one object that LangGraph
+    creates per root invocation and hands down to every task and subgraph of it: the run id
+    is a fresh id given to that object (held while the object is remembered, the most
+    recently used 10,000 runs). ``None`` where the node shows neither.
+    """
+    info = getattr(runtime, "execution_info", None)
+    explicit = getattr(info, "run_id", None) or config.get("run_id")
+    conf = config.get("configurable") or {}
+    control = getattr(conf.get(_RUNTIME) or runtime, "control", None)
+    if control is None:
+        return None if explicit is None else str(explicit)
+    with _runs_lock:
+        known = _runs.get(id(control))
+        if explicit is not None:  # the caller's own, for its subgraphs too
+            run = str(explicit)
+        elif known is not None and known[0] is control:
+            run = known[1]
+        else:
+            run = str(uuid.uuid4())
+        _runs[id(control)] = (control, run)  # held: its id cannot be reused meanwhile
+        _runs.move_to_end(id(control))
+        while len(_runs) > _MAX_RUNS_REMEMBERED:
+            _runs.popitem(last=False)
+        return run
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,15 +105,15 @@ def where_in_graph(
     """Read agent, thread, run, step and checkpoint from a node's config and runtime.
 
     The agent is ``agent`` if given, else the identity of an enclosing ``guard_node`` with
-    ``agent=``, else the name on the AI message that made the call, else the ``lc_agent_name`` LangChain puts in the metadata, else ``"agent"``. The config
-    a node sees holds no run id (LangGraph pops it); the caller's is on ``execution_info``.
+    ``agent=``, else the name on the AI message that made the call, else the
+    ``lc_agent_name`` LangChain puts in the metadata, else ``"agent"``. The run is the
+    invocation of the root graph (:func:`root_run`).
     """
     meta = config.get("metadata") or {}
     conf = config.get("configurable") or {}
     name = agent or NODE_AGENT.get() or messages_agent or meta.get("lc_agent_name")
     step = meta.get("langgraph_step")
-    info = getattr(runtime, "execution_info", None)
-    run_id = getattr(info, "run_id", None) or config.get("run_id")
+    run_id = root_run(config, runtime)
     thread = conf.get("thread_id")
     cmap = conf.get(_CHECKPOINT_MAP) or {}
     CHECKPOINT.set(cmap.get(""))  # for the audit log (each LangGraph task has its own context)

@@ -1,0 +1,159 @@
+"""Nothing between the decision and the tool: the call that reaches the tool is checked.
+
+The gate decides a call in a ``wrap_tool_call`` hook. Whatever sits inside that hook — other
+middleware after ``GuardMiddleware`` in ``create_agent(middleware=[...])`` (the first is the
+outermost), or the ``wrap_tool_call`` given to ``GuardedToolNode`` — gets the request after
+the decision and could hand the tool something else: other arguments, another call id,
+another tool. So the check does not stop at the hook: while the decided call runs, a
+callback handler rides along (added through LangChain's configure hook to every callback
+manager configured in that context, which includes the tool's own), and at the tool's own
+``on_tool_start`` — the innermost point, after every wrapper, right before the tool body —
+compares the tool's name, the call id and the arguments the tool receives with what the
+guard decided. A changed call is denied there, before the tool body runs, with a reason
+naming what changed; the adapter turns it into the denial the model reads (or raises).
+
+Arguments compare as the tool receives them: the arguments LangGraph injects (state, store,
+runtime), which are not the model's, are left out on both sides. Runs nested inside the
+checked tool (a tool that runs a chain or an agent of its own) are its business and are not
+checked again here; their own guard, if any, checks them.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import Mapping
+from typing import Any
+from uuid import UUID
+
+from langchain_core.callbacks import BaseCallbackHandler
+from langchain_core.tracers.context import register_configure_hook
+
+from .._decision import Decision, Effect
+
+CHANGED_RULE = "changed-after-decision"
+
+
+class AtTheTool(BaseCallbackHandler):
+    """Checks, at the tool's own start, that the call is the one the guard decided."""
+
+    raise_error = True  # LangChain re-raises a handler's exception only when this is set
+    run_inline = True  # in async callback managers: here, not on a worker thread
+
+    def __init__(
+        self, tool: str, call_id: str | None, args: Any, injected: Any, agent: str
+    ) -> None:
+        self.tool = tool
+        self.call_id = call_id
+        self.args = args
+        self.injected = injected  # the BaseTool, to tell injected arguments apart
+        self.agent = agent
+        self.denied: Decision | None = None
+        self.reached = False
+        self._inside: set[UUID] = set()
+
+    def on_tool_start(
+        self,
+        serialized: dict[str, Any],
+        input_str: str,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        inputs: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if parent_run_id is not None and parent_run_id in self._inside:
+            self._inside.add(run_id)  # a tool the checked tool runs itself
+            return
+        name = (serialized or {}).get("name") or kwargs.get("name")
+        changed = self._changed(name, input_str, inputs, kwargs.get("tool_call_id"))
+        if changed is not None:
+            self.denied = Decision(
+                Effect.DENY,
+                CHANGED_RULE,
+                f"the call that reached the tool is not the call the guard decided: {changed} "
+                "changed after the decision (a middleware or wrapper inside the guard rewrote "
+                "it); the tool did not run",
+                tool=self.tool,
+                agent=self.agent,
+            )
+            raise self.denied.error()
+        self.reached = True
+        self._inside.add(run_id)
+
+    def on_chain_start(
+        self,
+        serialized: dict[str, Any],
+        inputs: dict[str, Any],
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if parent_run_id is not None and parent_run_id in self._inside:
+            self._inside.add(run_id)
+
+    def _changed(
+        self, name: Any, input_str: str, inputs: Mapping[str, Any] | None, call_id: Any
+    ) -> str | None:
+        if name != self.tool:
+            return f"the tool ({name!r} instead of {self.tool!r})"
+        if call_id != self.call_id:
+            return "the call id"
+        expected = self.args
+        if inputs is None:  # the tool got a string
+            if isinstance(expected, str) and input_str == expected:
+                return None
+            return "the arguments (a string instead of the decided arguments)"
+        if not isinstance(expected, Mapping):
+            return "the arguments"
+        if inputs == expected:
+            return None
+        visible = _without_injected(self.injected, expected)
+        if visible == inputs:
+            return None
+        return f"the arguments ({_difference(visible, inputs)})"
+
+
+def _without_injected(tool: Any, args: Mapping[str, Any]) -> dict[str, Any]:
+    """``args`` as the tool's callbacks see them: without the arguments LangGraph injects
+    (which it replaces with its own values whatever the model sent)."""
+    strip = getattr(tool, "_filter_injected_args", None)
+    if strip is None:
+        return dict(args)
+    try:
+        return dict(strip(dict(args)))
+    except Exception:  # cannot tell: compare them all (a mismatch denies)
+        return dict(args)
+
+
+def _difference(decided: Mapping[str, Any], got: Mapping[str, Any]) -> str:
+    """Which keys differ (names only: the values may be anything the model wrote)."""
+    added = sorted(k for k in got if k not in decided)
+    removed = sorted(k for k in decided if k not in got)
+    changed = sorted(k for k in decided if k in got and decided[k] != got[k])
+    parts = [
+        f"{what}: {', '.join(map(repr, keys))}"
+        for what, keys in (("changed", changed), ("added", added), ("removed", removed))
+        if keys
+    ]
+    return "; ".join(parts) or "their types"
+
+
+AT_THE_TOOL: contextvars.ContextVar[AtTheTool | None] = contextvars.ContextVar(
+    "guardrails_at_the_tool", default=None
+)
+"""Set while a decided call runs: LangChain adds the handler to every callback manager
+configured in this context (the tool's own among them)."""
+
+register_configure_hook(AT_THE_TOOL, inheritable=True)
+
+
+def expect(request: Any, agent: str) -> AtTheTool:
+    """The check for the request the guard hands down (its tool, call id and arguments)."""
+    tc = request.tool_call
+    tool = request.tool
+    name = getattr(tool, "name", None) or tc.get("name")
+    return AtTheTool(str(name or ""), tc.get("id"), tc.get("args"), tool, agent)
+
+
+__all__ = ["AT_THE_TOOL", "CHANGED_RULE", "AtTheTool", "expect"]

@@ -40,8 +40,7 @@ from langchain_core.messages import ToolMessage
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from langgraph.types import Command
 
-from .._decision import Decision, Effect
-from .._errors import ToolCallDenied
+from .._decision import Decision, Effect, ToolCallDenied
 from .._events import ToolCall, ToolResult
 from ._drivers import Op
 from ._pending import _pending_key

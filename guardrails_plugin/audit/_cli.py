@@ -1,7 +1,8 @@
 """``guardrails-plugin audit ...``: read, follow, verify, export and count the audit log::
 
 guardrails-plugin audit tail   [--log audit.db] [-n 20] [--follow] [--kind K] [--thread T] [--agent A]
-guardrails-plugin audit verify [--log audit.db] [--witness SEQ:HASH]   # exit 0 ok, 1 problems
+guardrails-plugin audit verify [--log audit.db] [--witness SEQ:HASH]   # exit 0 ok, 1 problems,
+                                                  # 3 the witness could not be checked
 guardrails-plugin audit export [--log audit.db] [--format jsonl|csv] [-o FILE]
 guardrails-plugin audit stats  [--log audit.db]
 
@@ -174,7 +175,10 @@ def _verify(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(report)
-    return 0 if report.ok else 1
+    if report.ok:
+        return 0
+    unchecked = all(p.kind in ("unchecked", "truncated") for p in report.problems)
+    return 3 if unchecked else 1
 
 
 def _export(args: argparse.Namespace) -> int:

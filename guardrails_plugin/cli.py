@@ -36,6 +36,7 @@ import yaml
 
 from ._errors import GuardrailsError, PolicyError, StoreError
 from ._events import ToolCall
+from ._say import say_error
 from .audit._cli import add_audit_commands
 from .cascade._breaker import TRIP_PREFIX, trips_in
 from .controls import Controls
@@ -47,7 +48,7 @@ def _lint(args: argparse.Namespace) -> int:
     try:
         policy = Policy.from_yaml(args.file, imports=args.imports)
     except PolicyError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        say_error(exc)
         return 1
     print(
         f"# {args.file}: valid ({len(policy.rules)} rules, {len(policy.budgets)} budgets, "
@@ -64,12 +65,12 @@ def _check(args: argparse.Namespace) -> int:
     try:
         policy = Policy.from_yaml(args.file)
     except PolicyError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        say_error(exc)
         return 1
     try:
         call_args = json.loads(args.args)
     except json.JSONDecodeError as exc:
-        print(f"error: --args is not JSON: {exc}", file=sys.stderr)
+        say_error(f"--args is not JSON: {exc}")
         return 1
     decision = policy.evaluate(ToolCall(args.tool, call_args, agent=args.agent))
     print(f"{decision.effect}\t{decision.rule}\t{decision.reason}")
@@ -80,7 +81,7 @@ def _demo(args: argparse.Namespace) -> int:
     try:
         from .demo import run_demo
     except ImportError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        say_error(exc)
         return 1
     return run_demo(show_messages=args.verbose)
 
@@ -128,7 +129,7 @@ def _control(args: argparse.Namespace) -> int:
             verb = controls.pause if args.command == "pause" else controls.kill
             flag = verb(thread=args.thread, agent=args.agent, reason=args.reason, by=args.by)
     except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        say_error(exc)
         return 1
     print(flag.describe())
     return 0
@@ -196,12 +197,8 @@ class _Parser(argparse.ArgumentParser):
     """Usage errors as one ``error:`` line (argparse prints the usage first)."""
 
     def error(self, message: str) -> NoReturn:
-        _say_error(f"{message} (see {self.prog} --help)")
+        say_error(f"{message} (see {self.prog} --help)")
         raise SystemExit(2)
-
-
-def _say_error(message: str) -> None:
-    print("error: " + " ".join(str(message).split()), file=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -212,9 +209,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except (GuardrailsError, OSError, ValueError, UnicodeError) as exc:
-        _say_error(str(exc) or type(exc).__name__)
+        say_error(str(exc) or type(exc).__name__)
     except Exception as exc:  # never a traceback: say what failed, in one line
-        _say_error(f"{type(exc).__name__}: {exc}")
+        say_error(f"{type(exc).__name__}: {exc}")
     return 1
 
 

@@ -1205,7 +1205,8 @@ def test_sqlite_appends_continue_after_everything_was_pruned(tmp_path: Path) -> 
     assert report.records == 1
     assert report.anchor == head
     assert log.prune(keep_last=0) == 1
-    assert list(log.iter())[0].detail["anchor"] == [6, prune.hash]
+    (again,) = log.iter()
+    assert again.detail["anchor"] == [6, prune.hash]
     record = log.append("decision", outcome="deny")
     assert record.seq == 8
     assert log.verify().anchor == (6, prune.hash)

@@ -24,6 +24,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from .._say import say_error
 from ._base import AuditError
 from ._log import AuditLog
 
@@ -79,19 +80,18 @@ def _open(path: str) -> AuditLog | None:
     if not exists and path.endswith(".jsonl"):
         exists = bool(glob.glob(glob.escape(path) + ".[0-9]*"))
     if not exists:
-        print(f"error: no audit log at {path!r} (pass --log PATH)", file=sys.stderr)
+        say_error(f"no audit log at {path!r} (pass --log PATH)")
         return None
     if not path.endswith(".jsonl") and os.path.isfile(path) and not _holds_audit_log(path):
-        print(
-            f"error: no audit log in {path!r}: a SQLite file without the audit tables "
-            "(a guard's store?); pass --log PATH",
-            file=sys.stderr,
+        say_error(
+            f"no audit log in {path!r}: a SQLite file without the audit tables "
+            "(a guard's store?); pass --log PATH"
         )
         return None
     try:
         return AuditLog(path)
     except AuditError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        say_error(exc)
         return None
 
 
@@ -152,7 +152,7 @@ def _tail(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         stop.set()
     except AuditError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        say_error(exc)
         return 1
     return 0
 
@@ -162,7 +162,7 @@ def _verify(args: argparse.Namespace) -> int:
     if args.witness:
         seq, _, digest = args.witness.partition(":")
         if not seq.isdigit() or not digest:
-            print(f"error: --witness must be SEQ:HASH, found {args.witness!r}", file=sys.stderr)
+            say_error(f"--witness must be SEQ:HASH, found {args.witness!r}")
             return 2
         witness = (int(seq), digest)
     log = _open(args.log)
@@ -172,7 +172,7 @@ def _verify(args: argparse.Namespace) -> int:
         with log:
             report = log.verify(witness=witness)
     except AuditError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        say_error(exc)
         return 1
     print(report)
     if report.ok:
@@ -194,7 +194,7 @@ def _export(args: argparse.Namespace) -> int:
             else:
                 log.export(sys.stdout, args.format, since_seq=args.since, **_filters(args))
     except AuditError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        say_error(exc)
         return 1
     return 0
 
@@ -207,6 +207,6 @@ def _stats(args: argparse.Namespace) -> int:
         with log:
             print(log.stats(**_filters(args)))
     except AuditError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        say_error(exc)
         return 1
     return 0

@@ -18,6 +18,8 @@ import os
 import sys
 from typing import Any
 
+from .._say import say_error
+
 TOKEN_ENV = "GUARDRAILS_DASHBOARD_TOKEN"
 
 
@@ -58,7 +60,7 @@ def _dashboard(args: argparse.Namespace) -> int:
         from . import Dashboard, serve
         from ._serve import check_bind
     except ImportError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        say_error(exc)
         return 1
     from .._errors import StoreError
     from ..store import open_store
@@ -83,7 +85,7 @@ def _dashboard(args: argparse.Namespace) -> int:
         )
         check_bind(dashboard, args.host)
     except (ValueError, ImportError, AttributeError, TypeError, StoreError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        say_error(exc)
         return 1
 
     def ready(address: str) -> None:
@@ -99,7 +101,7 @@ def _dashboard(args: argparse.Namespace) -> int:
         with contextlib.suppress(KeyboardInterrupt):
             serve(dashboard, args.host, args.port, ready=ready)
     except OSError as exc:  # the port is taken: said before any address is printed
-        print(f"error: {exc}", file=sys.stderr)
+        say_error(exc)
         return 1
     print("guardrails dashboard: stopped", flush=True)
     return 0

@@ -149,7 +149,8 @@ def parse_yaml(text: str, *, source: str = "<yaml>") -> Any:
         node = loader.get_single_node()
         if node is None:
             return None
-        _check_expansion(source, node)
+        if "&" in text:  # no anchor, no alias: nothing can expand
+            _check_expansion(source, node)
         return loader.construct_document(node)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)

@@ -10,9 +10,12 @@ denies that could cover its first tool:
 - prefix globs (``"delete_*"``) by their stem: a name or glob is looked up by each of its
   prefixes;
 - ``"*"``: covers everything;
-- other globs (``"*_admin"``, ``"user_?"``) by the literal text before their first wildcard,
-  tested with the glob itself; those that start with a wildcard are tested against every
-  name, so a policy with many of them costs (names x such globs).
+- ``"*"`` followed by literal text (``"*_admin"``) by that suffix: a name is looked up by
+  each of its suffixes;
+- other globs (``"user_?"``, ``"a*b"``) by the literal text before their first wildcard,
+  tested with the glob itself; the rest (a wildcard first, another later: ``"*_x?"``) are
+  tested against every name that one regex of them all matches, so only a policy with many
+  of those that match many names costs (names x such globs).
 
 The candidates are then checked against the rule's other tools and its agents with the same
 ``NameSet.covers`` the pairwise check used, and the first in policy order is named, so the
@@ -21,6 +24,8 @@ warnings are exactly those of the pairwise check.
 
 from __future__ import annotations
 
+import fnmatch
+import re
 from collections import defaultdict
 from collections.abc import Sequence
 
@@ -56,6 +61,8 @@ class _DenyIndex:
         self._by_pattern: defaultdict[str, list[int]] = defaultdict(list)
         self._by_stem: defaultdict[str, list[int]] = defaultdict(list)
         self._by_literal: defaultdict[str, list[int]] = defaultdict(list)
+        self._by_suffix: defaultdict[str, list[int]] = defaultdict(list)
+        scanned: list[str] = []
         for position, d in enumerate(self._denies):
             if d._tools.everything:
                 self._everything.append(position)
@@ -67,9 +74,15 @@ class _DenyIndex:
                 stem = pattern[:-1]
                 if pattern.endswith("*") and not is_glob(stem):
                     self._by_stem[stem].append(position)
+                elif pattern.startswith("*") and not is_glob(pattern[1:]):
+                    self._by_suffix[pattern[1:]].append(position)
                 else:
                     literal = pattern[: min(pattern.find(c) for c in "*?[" if c in pattern)]
                     self._by_literal[literal].append(position)
+                    if not literal:
+                        scanned.append(pattern)
+        # One regex of the globs every name must be tried against: most names match none.
+        self._scan = re.compile("|".join(map(fnmatch.translate, scanned)) if scanned else "(?!)")
         self._memo: dict[str, frozenset[int]] = {}
 
     def first_covering(self, rule: Rule) -> Rule | None:
@@ -97,14 +110,18 @@ class _DenyIndex:
         positions = set(self._everything)
         positions.update(self._by_pattern.get(tool, ()))
         glob = is_glob(tool)
+        by_stem, by_suffix, by_literal = self._by_stem, self._by_suffix, self._by_literal
         for k in range(len(tool) + 1):
             prefix = tool[:k]
-            positions.update(self._by_stem.get(prefix, ()))
-            if not glob:  # a wildcard pattern covers a name it matches, never another glob
+            if prefix in by_stem:
+                positions.update(by_stem[prefix])
+            if glob:  # a wildcard pattern covers a name it matches, never another glob
+                continue
+            if tool[k:] in by_suffix:
+                positions.update(by_suffix[tool[k:]])
+            if prefix in by_literal and (k or self._scan.match(tool)):
                 positions.update(
-                    p
-                    for p in self._by_literal.get(prefix, ())
-                    if self._denies[p]._tools.matches(tool)
+                    p for p in by_literal[prefix] if self._denies[p]._tools.matches(tool)
                 )
         found = self._memo[tool] = frozenset(positions)
         return found

@@ -13,7 +13,7 @@ and, for operators, the kill switch and the approvals waiting in a store::
     guardrails-plugin dashboard --store guard.db [--audit audit.db] [--graph app:graph]
 
 ``pause``, ``kill``, ``quarantine`` and ``resume`` take ``--audit audit.db`` to record the
-action (and who took it) in the audit log.
+action (and who took it) in the audit log the guards write (it must exist).
 
 Commands that act on a store open only a store that exists: a mistyped path is an error,
 never a new empty store that no guard reads (``init --store PATH`` makes one on purpose,
@@ -113,9 +113,11 @@ def _control(args: argparse.Namespace) -> int:
     store = _store(args.store)
     audit = None
     if args.audit:
-        from .audit import AuditLog
+        from .audit._cli import open_existing
 
-        audit = AuditLog(args.audit)
+        audit = open_existing(args.audit, "--audit")  # the guards' log: never a new one by mistake
+        if audit is None:
+            return 1
     controls = Controls(store, audit=audit)
     try:
         if args.command == "resume":

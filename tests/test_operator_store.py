@@ -9,6 +9,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -154,7 +155,7 @@ def test_open_store_without_create(tmp_path: Path) -> None:
 def test_a_store_opened_without_create_still_notices_its_file_going(tmp_path: Path) -> None:
     path = tmp_path / "guard.db"
     SQLiteStore(path).put("k", 1)
-    store = SQLiteStore(path, create=False)
+    store = SQLiteStore(path, create=False, recheck=0)
     assert store.get("k") == 1
     os.unlink(path)
     with pytest.raises(StoreError, match="deleted while the store was open"):
@@ -180,7 +181,7 @@ def test_a_running_guard_denies_once_its_store_file_is_deleted_or_replaced(
     tmp_path: Path, mode: str, change: object, reason: str
 ) -> None:
     path = tmp_path / "guard.db"
-    guard = Guard(Policy([allow("search")]), store=SQLiteStore(path))
+    guard = Guard(Policy([allow("search")]), store=SQLiteStore(path, recheck=0))
 
     def check() -> object:
         call = ToolCall("search", {"q": "x"})
@@ -203,13 +204,28 @@ def test_a_running_guard_denies_once_its_store_file_is_deleted_or_replaced(
 def test_a_store_whose_file_comes_back_goes_on(tmp_path: Path) -> None:
     """Moving the very same file away and back (same device and inode) is the same store."""
     path = tmp_path / "guard.db"
-    store = SQLiteStore(path)
+    store = SQLiteStore(path, recheck=0)
     store.put("k", 1)
     os.rename(path, tmp_path / "aside.db")
     with pytest.raises(StoreError, match="deleted"):
         store.get("k")
     os.rename(tmp_path / "aside.db", path)
     assert store.get("k") == 1
+
+
+def test_by_default_the_file_is_checked_at_most_every_recheck_seconds(tmp_path: Path) -> None:
+    """A ``stat`` costs a good part of a store operation, so the default checks the file at
+    most every ``recheck`` seconds: a deleted file is noticed by the first operation after
+    that, and from then on by every one."""
+    path = tmp_path / "guard.db"
+    guard = Guard(Policy([allow("search")]), store=SQLiteStore(path))
+    assert guard.check(ToolCall("search", {})).allowed
+    os.unlink(path)
+    time.sleep(SQLiteStore(":memory:").recheck)  # past the interval, whatever it is
+    for _ in range(3):
+        decision = guard.check(ToolCall("search", {}))
+        assert not decision.allowed
+        assert "deleted while the store was open" in decision.reason
 
 
 def test_a_forked_child_does_not_reopen_a_deleted_store(tmp_path: Path) -> None:

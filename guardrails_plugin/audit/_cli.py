@@ -28,7 +28,7 @@ from .._say import say_error
 from ._base import AuditError
 from ._log import AuditLog
 
-__all__ = ["add_audit_commands"]
+__all__ = ["add_audit_commands", "open_existing"]
 
 
 def add_audit_commands(sub: argparse._SubParsersAction[Any]) -> None:
@@ -73,19 +73,19 @@ def add_audit_commands(sub: argparse._SubParsersAction[Any]) -> None:
     p.set_defaults(func=_quiet_on_broken_pipe(_stats))
 
 
-def _open(path: str) -> AuditLog | None:
+def open_existing(path: str, option: str = "--log") -> AuditLog | None:
     """The log at ``path``; None (with a message) when there is none: reading commands never
     create an empty log by mistake."""
     exists = os.path.exists(path)
     if not exists and path.endswith(".jsonl"):
         exists = bool(glob.glob(glob.escape(path) + ".[0-9]*"))
     if not exists:
-        say_error(f"no audit log at {path!r} (pass --log PATH)")
+        say_error(f"no audit log at {path!r} (pass {option} PATH)")
         return None
     if not path.endswith(".jsonl") and os.path.isfile(path) and not _holds_audit_log(path):
         say_error(
             f"no audit log in {path!r}: a SQLite file without the audit tables "
-            "(a guard's store?); pass --log PATH"
+            f"(a guard's store?); pass {option} PATH"
         )
         return None
     try:
@@ -136,7 +136,7 @@ def _filters(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _tail(args: argparse.Namespace) -> int:
-    log = _open(args.log)
+    log = open_existing(args.log)
     if log is None:
         return 1
     stop = threading.Event()
@@ -165,7 +165,7 @@ def _verify(args: argparse.Namespace) -> int:
             say_error(f"--witness must be SEQ:HASH, found {args.witness!r}")
             return 2
         witness = (int(seq), digest)
-    log = _open(args.log)
+    log = open_existing(args.log)
     if log is None:
         return 1
     try:
@@ -182,7 +182,7 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    log = _open(args.log)
+    log = open_existing(args.log)
     if log is None:
         return 1
     try:
@@ -200,7 +200,7 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _stats(args: argparse.Namespace) -> int:
-    log = _open(args.log)
+    log = open_existing(args.log)
     if log is None:
         return 1
     try:

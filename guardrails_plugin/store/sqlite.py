@@ -12,9 +12,10 @@ writers anyway). After ``fork()`` the child opens a connection of its own, as SQ
 requires. The tables are prefixed ``guardrails_``, so the file may be shared with other
 data (a LangGraph checkpoint database, say).
 
-The file a store opened is the file it keeps using: before each operation the store checks
-that its path still names the same file (device and inode, one ``stat``). If the file was
-deleted or replaced (``rm guard.db``, a restore copied over it), the store would otherwise
+The file a store opened is the file it keeps using: before an operation the store checks
+that its path still names the same file (device and inode, one ``stat``), at most every
+``recheck`` seconds (0.05 by default: a ``stat`` can cost a quarter of a store operation),
+and always before reconnecting. If the file was deleted or replaced (``rm guard.db``, a restore copied over it), the store would otherwise
 go on in a file nobody else sees, and a kill or a budget written to the new file would never
 reach it; instead every operation raises ``StoreError`` saying so, and the guard denies
 (fail closed). ``create=False`` opens only an existing store (the operator's commands use
@@ -106,7 +107,8 @@ class SQLiteStore(Store):
     ``path`` is a file (created if missing, unless ``create=False``: then it must exist and
     hold a guardrails store) or ``":memory:"`` for a private database that lives as long as
     the store (a forked child starts an empty one). ``timeout`` is how many seconds to wait
-    for another process's write lock.
+    for another process's write lock. ``recheck``: seconds between checks that the path
+    still names the file the store opened (0: before every operation).
     A window counts every amount stamped after ``now - window``, including any stamped after
     ``now`` by a caller that read its clock later but committed first (so racing processes
     cannot together pass a limit). Charging prunes entries older than the window it is
@@ -114,11 +116,18 @@ class SQLiteStore(Store):
     """
 
     def __init__(
-        self, path: str | os.PathLike[str], *, timeout: float = 5.0, create: bool = True
+        self,
+        path: str | os.PathLike[str],
+        *,
+        timeout: float = 5.0,
+        create: bool = True,
+        recheck: float = 0.05,
     ) -> None:
         self.path = os.fspath(path)
         self.timeout = timeout
         self.create = create
+        self.recheck = recheck
+        self._checked = time.monotonic()
         self._lock = threading.Lock()
         self._closed = False
         self._identity: tuple[int, int] | None = None
@@ -482,7 +491,10 @@ class SQLiteStore(Store):
         opened; call with the lock held."""
         if self._closed:
             raise StoreError(f"{self!r}: cannot {operation} {key!r}: the store is closed")
-        if self._identity is not None:
+        now = time.monotonic()
+        if self._identity is not None and (
+            self._connection is None or now - self._checked >= self.recheck
+        ):
             found = self._file_identity(f"{operation} {key!r}")
             if found != self._identity:
                 raise StoreError(
@@ -490,6 +502,7 @@ class SQLiteStore(Store):
                     "file was replaced by another one while the store was open (device or "
                     "inode changed); refusing to go on in a file no other process sees"
                 )
+            self._checked = now
         if self._connection is None:
             self._connection = self._connect()
         return self._connection

@@ -13,7 +13,13 @@ and, for operators, the kill switch and the approvals waiting in a store::
     guardrails-plugin dashboard --store guard.db [--audit audit.db] [--graph app:graph]
 
 ``pause``, ``kill``, ``quarantine`` and ``resume`` take ``--audit audit.db`` to record the
-action (and who took it) in the audit log.
+action (and who took it) in the audit log the guards write (it must exist).
+
+Commands that act on a store open only a store that exists: a mistyped path is an error,
+never a new empty store that no guard reads (``init --store PATH`` makes one on purpose,
+for a kill set before any guard starts). ``lint`` imports nothing the policy names unless
+given ``--import``. Every failure is one line on standard error starting with ``error:``
+and a non-zero exit, never a traceback.
 """
 
 from __future__ import annotations
@@ -24,11 +30,13 @@ import json
 import sys
 import time
 from collections.abc import Sequence
+from typing import NoReturn
 
 import yaml
 
-from ._errors import PolicyError
+from ._errors import GuardrailsError, PolicyError, StoreError
 from ._events import ToolCall
+from ._say import say_error
 from .audit._cli import add_audit_commands
 from .cascade._breaker import TRIP_PREFIX, trips_in
 from .controls import Controls
@@ -38,9 +46,9 @@ from .store import Store, open_store
 
 def _lint(args: argparse.Namespace) -> int:
     try:
-        policy = Policy.from_yaml(args.file)
+        policy = Policy.from_yaml(args.file, imports=args.imports)
     except PolicyError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        say_error(exc)
         return 1
     print(
         f"# {args.file}: valid ({len(policy.rules)} rules, {len(policy.budgets)} budgets, "
@@ -57,12 +65,12 @@ def _check(args: argparse.Namespace) -> int:
     try:
         policy = Policy.from_yaml(args.file)
     except PolicyError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        say_error(exc)
         return 1
     try:
         call_args = json.loads(args.args)
     except json.JSONDecodeError as exc:
-        print(f"error: --args is not JSON: {exc}", file=sys.stderr)
+        say_error(f"--args is not JSON: {exc}")
         return 1
     decision = policy.evaluate(ToolCall(args.tool, call_args, agent=args.agent))
     print(f"{decision.effect}\t{decision.rule}\t{decision.reason}")
@@ -73,7 +81,7 @@ def _demo(args: argparse.Namespace) -> int:
     try:
         from .demo import run_demo
     except ImportError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        say_error(exc)
         return 1
     return run_demo(show_messages=args.verbose)
 
@@ -85,17 +93,32 @@ def _me() -> str:
         return ""
 
 
-def _store(path: str) -> Store:
-    return open_store(path if "://" in path else f"sqlite:///{path}")
+def _store(path: str, *, create: bool = False) -> Store:
+    """The store ``--store`` names: an existing one (``StoreError`` otherwise)."""
+    return open_store(path if "://" in path else f"sqlite:///{path}", create=create)
+
+
+def _init(args: argparse.Namespace) -> int:
+    try:
+        _store(args.store)
+    except StoreError:
+        _store(args.store, create=True)
+        print(f"{args.store}: new guardrails store")
+        return 0
+    print(f"{args.store}: already a guardrails store")
+    return 0
 
 
 def _control(args: argparse.Namespace) -> int:
+    store = _store(args.store)
     audit = None
     if args.audit:
-        from .audit import AuditLog
+        from .audit._cli import open_existing
 
-        audit = AuditLog(args.audit)
-    controls = Controls(_store(args.store), audit=audit)
+        audit = open_existing(args.audit, "--audit")  # the guards' log: never a new one by mistake
+        if audit is None:
+            return 1
+    controls = Controls(store, audit=audit)
     try:
         if args.command == "resume":
             lifted = controls.resume(thread=args.thread, agent=args.agent, by=args.by)
@@ -108,7 +131,7 @@ def _control(args: argparse.Namespace) -> int:
             verb = controls.pause if args.command == "pause" else controls.kill
             flag = verb(thread=args.thread, agent=args.agent, reason=args.reason, by=args.by)
     except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        say_error(exc)
         return 1
     print(flag.describe())
     return 0
@@ -172,8 +195,30 @@ def _trips(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one ``error:`` line (argparse prints the usage first)."""
+
+    def error(self, message: str) -> NoReturn:
+        say_error(f"{message} (see {self.prog} --help)")
+        raise SystemExit(2)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    """Run the command ``argv`` names; its exit status (1 with one ``error:`` line when it
+    failed)."""
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except (GuardrailsError, OSError, ValueError, UnicodeError) as exc:
+        say_error(str(exc) or type(exc).__name__)
+    except Exception as exc:  # never a traceback: say what failed, in one line
+        say_error(f"{type(exc).__name__}: {exc}")
+    return 1
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
         prog="guardrails-plugin",
         description="Least-privilege guardrails for LangChain and LangGraph agents.",
     )
@@ -182,6 +227,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = sub.add_parser("lint", help="validate a YAML policy file and print the compiled policy")
     p.add_argument("file")
     p.add_argument("--strict", action="store_true", help="exit 2 when there are warnings")
+    p.add_argument(
+        "--import",
+        dest="imports",
+        action="store_true",
+        help="also import the modules that 'when:' and 'predicate' scopes name (runs their code)",
+    )
     p.set_defaults(func=_lint)
 
     p = sub.add_parser("check", help="decide one tool call against a policy file (rules only)")
@@ -223,6 +274,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--audit", default=None, help="audit log to record the action in")
     p.set_defaults(func=_control)
 
+    p = sub.add_parser("init", help="make a new, empty store (commands never make one by mistake)")
+    p.add_argument("--store", required=True, help="SQLite file (or store URL) to make")
+    p.set_defaults(func=_init)
+
     p = sub.add_parser("flags", help="list the pauses, kills and quarantines in force")
     p.add_argument("--store", required=True)
     p.set_defaults(func=_flags)
@@ -241,9 +296,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     add_dashboard_command(sub)
     add_audit_commands(sub)
-
-    args = parser.parse_args(argv)
-    return int(args.func(args))
+    return parser
 
 
 if __name__ == "__main__":  # pragma: no cover

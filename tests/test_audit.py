@@ -1106,17 +1106,20 @@ def test_prune_keeps_an_anchor_so_the_rest_still_verifies_and_still_detects_tamp
         log.append("decision", outcome="allow", reason=f"r{i}")
     removed = log.prune(keep_last=10)
     kept = [r.seq for r in log.iter()]
-    assert removed == 30 - len(kept)
-    assert len(kept) >= 10
-    assert kept[-1] == 30
+    assert removed == 31 - len(kept)  # the prune itself is the 31st record
+    assert len(kept) >= 11
+    assert kept[-1] == 31
+    prune = next(log.iter(30))
+    assert prune.kind == "prune"
+    assert prune.detail["anchor"][0] == kept[0] - 1
     if sink == "sqlite":
-        assert kept == list(range(21, 31))
+        assert kept == list(range(21, 32))
     report = log.verify()
     assert report.ok, str(report)
     assert report.records == len(kept)
-    assert report.anchor[0] == kept[0] - 1
+    assert report.anchor == tuple(prune.detail["anchor"])
     assert "anchor" in str(report)
-    assert log.append("decision", outcome="allow").seq == 31
+    assert log.append("decision", outcome="allow").seq == 32
     assert log.verify().ok
 
     # Tampering with what remains is still found, and so is removing the oldest records
@@ -1148,7 +1151,7 @@ def test_prune_before_a_time_removes_only_older_records(tmp_path: Path, sink: st
         log.append("decision", outcome="allow", reason=f"r{i}")
     removed = log.prune(before=8.5)  # records 1..8 (stamped 1.0 .. 8.0) are older
     kept = list(log.iter())
-    assert [r.seq for r in kept] == list(range(removed + 1, 21))
+    assert [r.seq for r in kept] == list(range(removed + 1, 22))  # 21: the prune record
     if sink == "sqlite":
         assert removed == 8
     else:  # whole segments only: those holding nothing stamped after 8.5
@@ -1183,7 +1186,7 @@ def test_sqlite_prune_of_a_big_log_goes_in_short_transactions(tmp_path: Path) ->
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     size = path.stat().st_size
     assert log.prune(keep_last=10) == 39_990
-    assert [r.seq for r in log.iter()] == list(range(39_991, 40_001))
+    assert [r.seq for r in log.iter()] == list(range(39_991, 40_002))  # and the prune record
     assert log.verify().anchor[0] == 39_990
     wal = Path(f"{path}-wal").stat().st_size
     assert wal < size / 2, f"the WAL grew to {wal} bytes pruning a {size}-byte log"
@@ -1194,14 +1197,19 @@ def test_sqlite_appends_continue_after_everything_was_pruned(tmp_path: Path) -> 
     log = filled(tmp_path / "audit.db", 5)
     head = log.head()
     assert log.prune(keep_last=0) == 5
-    assert list(log.iter()) == []
-    assert log.head() == head
+    (prune,) = log.iter()  # what is left: the record of the prune
+    assert (prune.kind, prune.seq, prune.prev) == ("prune", 6, head[1])
+    assert log.head() == (6, prune.hash)
     report = log.verify()
     assert report.ok
-    assert report.records == 0
+    assert report.records == 1
     assert report.anchor == head
+    assert log.prune(keep_last=0) == 1
+    (again,) = log.iter()
+    assert again.detail["anchor"] == [6, prune.hash]
     record = log.append("decision", outcome="deny")
-    assert (record.seq, record.prev) == (6, head[1])
+    assert record.seq == 8
+    assert log.verify().anchor == (6, prune.hash)
     assert log.verify().ok
     log.close()
 

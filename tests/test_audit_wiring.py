@@ -219,9 +219,13 @@ def test_cli_control_actions_are_recorded_with_audit(tmp_path: Path) -> None:
     from guardrails_plugin.cli import main
 
     store, audit = str(tmp_path / "guard.db"), str(tmp_path / "audit.db")
-    assert (
-        main(["pause", "--store", store, "--thread", "t-1", "--by", "carol", "--audit", audit]) == 0
-    )
+    assert main(["init", "--store", store]) == 0
+    pause = ["pause", "--store", store, "--thread", "t-1", "--by", "carol", "--audit", audit]
+    assert main(pause) == 1  # no log there: refused before acting, nothing made
+    assert not Path(audit).exists()
+    assert main(["flags", "--store", store]) == 0
+    AuditLog(audit).close()  # the guards' log, as a Guard(audit=AuditLog(...)) makes it
+    assert main(pause) == 0
     assert (
         main(["resume", "--store", store, "--thread", "t-1", "--by", "carol", "--audit", audit])
         == 0

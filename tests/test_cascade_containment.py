@@ -359,6 +359,7 @@ def test_async_twins() -> None:
 
 def test_cli_quarantine_flags_and_trips(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     store = str(tmp_path / "guard.db")
+    assert cli(["init", "--store", store]) == 0
     assert cli(["trips", "--store", store]) == 0
     assert "no cascade trip recorded" in capsys.readouterr().out
     assert (

@@ -70,6 +70,10 @@ def test_pending_lists_the_approvals_graphs_wait_for(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     db = tmp_path / "guard.db"
+    assert main(["pending", "--store", str(db)]) == 1  # no store there: never made by mistake
+    assert "does not exist" in capsys.readouterr().err
+    assert not db.exists()
+    assert main(["init", "--store", str(db)]) == 0
     assert main(["pending", "--store", str(db)]) == 0
     assert "no approval waiting" in capsys.readouterr().out
     app = graph(db, [], [tool_call("send_email", to="a@example.com", id="c-7")])

@@ -561,13 +561,17 @@ def test_a_host_name_allowed_by_the_operator_is_served() -> None:
         assert client.get("/", headers={"Host": "evil.example:8765"}).status_code == 421
 
 
-def test_a_non_loopback_bind_without_a_token_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_non_loopback_bind_without_a_token_is_refused(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    store = str(tmp_path / "guard.db")
+    SQLiteStore(store).close()
     dashboard = Dashboard(MemoryStore())
     with pytest.raises(ValueError, match="without a token"):
         serve(dashboard, host="0.0.0.0", port=0)
     with pytest.raises(ValueError, match="without a token"), serving(dashboard, host="192.0.2.1"):
         pass
-    assert cli(["dashboard", "--store", "memory://", "--host", "0.0.0.0"]) == 1
+    assert cli(["dashboard", "--store", store, "--host", "0.0.0.0"]) == 1
     assert "refusing to serve the dashboard on '0.0.0.0' without a token" in capsys.readouterr().err
     with pytest.raises(ValueError, match="at least 8"):
         Dashboard(MemoryStore(), token="short")
@@ -769,12 +773,14 @@ def eventually(check: Any, timeout: float = 10.0) -> Any:
     return value
 
 
-def test_the_other_commands_work_without_the_dashboard_extra() -> None:
+def test_the_other_commands_work_without_the_dashboard_extra(tmp_path: Path) -> None:
+    store = str(tmp_path / "guard.db")
+    SQLiteStore(store).close()
     code = (
         "import sys; sys.modules['starlette'] = None; sys.modules['uvicorn'] = None\n"
         "from guardrails_plugin.cli import main\n"
-        "assert main(['flags', '--store', 'memory://']) == 0\n"
-        "assert main(['dashboard', '--store', 'memory://']) == 1\n"
+        f"assert main(['flags', '--store', {store!r}]) == 0\n"
+        f"assert main(['dashboard', '--store', {store!r}]) == 1\n"
     )
     done = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
@@ -973,13 +979,15 @@ def test_the_token_never_reaches_the_access_log() -> None:
 
 
 def test_the_command_says_the_port_is_taken_and_prints_no_address(
-    capsys: pytest.CaptureFixture[str],
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
+    store = str(tmp_path / "guard.db")
+    SQLiteStore(store).close()
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        assert cli(["dashboard", "--store", "memory://", "--port", str(port)]) == 1
+        assert cli(["dashboard", "--store", store, "--port", str(port)]) == 1
     out, err = capsys.readouterr()
     assert "http://" not in out
     assert f"cannot listen on 127.0.0.1:{port}" in err

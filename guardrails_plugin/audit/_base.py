@@ -114,7 +114,9 @@ class AuditSink(abc.ABC):
     @abc.abstractmethod
     def prune(self, *, keep_last: int | None = None, before: float | None = None) -> int:
         """Remove the oldest records (all but the last ``keep_last``, or those older than
-        ``before``), keeping the link the rest starts from as the anchor. Returns how many
+        ``before``), keeping the link the rest starts from as the anchor. Before removing
+        anything, append a ``prune_draft`` naming that anchor (under the same lock as the
+        cut is chosen), so the chain itself says where it may start. Returns how many
         records were removed."""
 
     @abc.abstractmethod
@@ -129,6 +131,40 @@ def matches(record: AuditRecord, kind: str | None, thread: str | None, agent: st
         and (thread is None or record.thread_id == thread)
         and (agent is None or record.agent == agent)
     )
+
+
+PRUNE = "prune"
+"""The kind of the record a prune appends to the chain before it removes anything."""
+
+
+def prune_draft(anchor: Link, at: float) -> Draft:
+    """The record a prune appends: the anchor (``seq``, ``hash``) the remaining chain will
+    start from. The verifier accepts a moved anchor only when a record like this, on the
+    chain after it, names it: removing the oldest records and moving the anchor behind the
+    log's back would also need a record forged into the chain."""
+    seq, digest = anchor
+    return Draft(
+        at=at,
+        kind=PRUNE,
+        outcome=PRUNE,
+        reason=f"records up to seq {seq} pruned",
+        detail={"anchor": [seq, digest]},
+    )
+
+
+def pruned_to(record: AuditRecord) -> Link | None:
+    """The anchor a prune record names; None for any other record (or a malformed one)."""
+    if record.kind != PRUNE:
+        return None
+    link = record.detail.get("anchor")
+    if (
+        isinstance(link, list | tuple)
+        and len(link) == 2
+        and type(link[0]) is int
+        and isinstance(link[1], str)
+    ):
+        return link[0], link[1]
+    return None
 
 
 def check_prune_args(keep_last: int | None, before: float | None) -> None:

@@ -1,7 +1,8 @@
 """``guardrails-plugin audit ...``: read, follow, verify, export and count the audit log::
 
 guardrails-plugin audit tail   [--log audit.db] [-n 20] [--follow] [--kind K] [--thread T] [--agent A]
-guardrails-plugin audit verify [--log audit.db] [--witness SEQ:HASH]   # exit 0 ok, 1 problems
+guardrails-plugin audit verify [--log audit.db] [--witness SEQ:HASH]   # exit 0 ok, 1 problems,
+                                                  # 3 the witness could not be checked
 guardrails-plugin audit export [--log audit.db] [--format jsonl|csv] [-o FILE]
 guardrails-plugin audit stats  [--log audit.db]
 
@@ -23,10 +24,11 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from .._say import say_error
 from ._base import AuditError
 from ._log import AuditLog
 
-__all__ = ["add_audit_commands"]
+__all__ = ["add_audit_commands", "open_existing"]
 
 
 def add_audit_commands(sub: argparse._SubParsersAction[Any]) -> None:
@@ -71,26 +73,25 @@ def add_audit_commands(sub: argparse._SubParsersAction[Any]) -> None:
     p.set_defaults(func=_quiet_on_broken_pipe(_stats))
 
 
-def _open(path: str) -> AuditLog | None:
+def open_existing(path: str, option: str = "--log") -> AuditLog | None:
     """The log at ``path``; None (with a message) when there is none: reading commands never
     create an empty log by mistake."""
     exists = os.path.exists(path)
     if not exists and path.endswith(".jsonl"):
         exists = bool(glob.glob(glob.escape(path) + ".[0-9]*"))
     if not exists:
-        print(f"error: no audit log at {path!r} (pass --log PATH)", file=sys.stderr)
+        say_error(f"no audit log at {path!r} (pass {option} PATH)")
         return None
     if not path.endswith(".jsonl") and os.path.isfile(path) and not _holds_audit_log(path):
-        print(
-            f"error: no audit log in {path!r}: a SQLite file without the audit tables "
-            "(a guard's store?); pass --log PATH",
-            file=sys.stderr,
+        say_error(
+            f"no audit log in {path!r}: a SQLite file without the audit tables "
+            f"(a guard's store?); pass {option} PATH"
         )
         return None
     try:
         return AuditLog(path)
     except AuditError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        say_error(exc)
         return None
 
 
@@ -135,7 +136,7 @@ def _filters(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _tail(args: argparse.Namespace) -> int:
-    log = _open(args.log)
+    log = open_existing(args.log)
     if log is None:
         return 1
     stop = threading.Event()
@@ -151,7 +152,7 @@ def _tail(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         stop.set()
     except AuditError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        say_error(exc)
         return 1
     return 0
 
@@ -161,24 +162,27 @@ def _verify(args: argparse.Namespace) -> int:
     if args.witness:
         seq, _, digest = args.witness.partition(":")
         if not seq.isdigit() or not digest:
-            print(f"error: --witness must be SEQ:HASH, found {args.witness!r}", file=sys.stderr)
+            say_error(f"--witness must be SEQ:HASH, found {args.witness!r}")
             return 2
         witness = (int(seq), digest)
-    log = _open(args.log)
+    log = open_existing(args.log)
     if log is None:
         return 1
     try:
         with log:
             report = log.verify(witness=witness)
     except AuditError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        say_error(exc)
         return 1
     print(report)
-    return 0 if report.ok else 1
+    if report.ok:
+        return 0
+    unchecked = all(p.kind in ("unchecked", "truncated") for p in report.problems)
+    return 3 if unchecked else 1
 
 
 def _export(args: argparse.Namespace) -> int:
-    log = _open(args.log)
+    log = open_existing(args.log)
     if log is None:
         return 1
     try:
@@ -190,19 +194,19 @@ def _export(args: argparse.Namespace) -> int:
             else:
                 log.export(sys.stdout, args.format, since_seq=args.since, **_filters(args))
     except AuditError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        say_error(exc)
         return 1
     return 0
 
 
 def _stats(args: argparse.Namespace) -> int:
-    log = _open(args.log)
+    log = open_existing(args.log)
     if log is None:
         return 1
     try:
         with log:
             print(log.stats(**_filters(args)))
     except AuditError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        say_error(exc)
         return 1
     return 0

@@ -24,6 +24,15 @@ give its hash) and work out what happened:
   by ``iter`` like any other, so they must chain, the last into the anchor: one that does
   not was **inserted**, or **edited** if it sits where a pruned record should.
 
+A chain that starts after an anchor (older records pruned) must say so itself: every prune
+appends, before it removes anything, a ``prune`` record naming the anchor it cuts at. An
+anchor that no prune record on the chain reaches (at or past it) means records were
+**removed** and the anchor moved behind the log's back; one that differs from the hash its
+prune record names was **edited**. A witness older than the anchor can only be checked when
+the records it names are still stored (a prune cut short) or a prune record names it;
+otherwise it is **unchecked**, which is not ``ok`` either: the caller asked for a check that
+could not be made.
+
 What it cannot see: a chain rewritten consistently from some record to the end (recompute
 every later hash), records removed from the end (for JSON Lines; SQLite keeps the head in
 its meta table, which the remover would have to rewrite too), or a log that was replaced
@@ -39,12 +48,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from ._base import Entry, Link, Snapshot
+from ._base import Entry, Link, Snapshot, pruned_to
 from ._records import AuditRecord, record_hash
 
 __all__ = ["Problem", "ProblemKind", "VerifyReport", "verify_snapshot"]
 
-ProblemKind = Literal["edited", "removed", "inserted", "reordered", "unreadable", "truncated"]
+ProblemKind = Literal[
+    "edited", "removed", "inserted", "reordered", "unreadable", "truncated", "unchecked"
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,19 +127,106 @@ def verify_snapshot(snapshot: Snapshot, witness: Link | None = None) -> VerifyRe
     elsewhere, which the chain must still contain."""
     fast = _stream(snapshot, witness)
     if fast.report is not None:
-        return fast.report
-    report = _diagnose(snapshot, snapshot.entries(), witness)
-    if report.ok:  # fail closed: the fast pass saw something the diagnosis could not name
-        problem = Problem(fast.seq, fast.where, "edited", fast.why)
-        report = VerifyReport(
-            report.name,
-            report.records,
-            [*report.problems, problem],
-            report.anchor,
-            report.last,
-            report.skipped,
-        )
-    return report
+        report = fast.report
+    else:
+        report = _diagnose(snapshot, snapshot.entries(), witness, fast.prunes)
+        if report.ok:  # fail closed: the fast pass saw something the diagnosis could not name
+            problem = Problem(fast.seq, fast.where, "edited", fast.why)
+            report = VerifyReport(
+                report.name,
+                report.records,
+                [*report.problems, problem],
+                report.anchor,
+                report.last,
+                report.skipped,
+            )
+    found = _attest(snapshot.name, snapshot.anchor, fast.prunes, witness)
+    if not found:
+        return report
+    torn = [p for p in report.problems if p.kind == "truncated"]
+    rest = [p for p in report.problems if p.kind != "truncated"]
+    return VerifyReport(
+        report.name,
+        report.records,
+        [*rest, *found, *torn],
+        report.anchor,
+        report.last,
+        report.skipped,
+    )
+
+
+@dataclass(slots=True)
+class _Prunes:
+    """What the prune records in a log say: the anchors they name, by where they are."""
+
+    after: dict[int, str] = field(default_factory=dict)
+    """Anchors named by prune records stored after the log's anchor (on the chain)."""
+    before: dict[int, str] = field(default_factory=dict)
+    """... by prune records stored before it (pruned, not yet deleted)."""
+    stored: set[int] = field(default_factory=set)
+    """Numbers of the records stored before the anchor (a witness among them is checked)."""
+
+    def note(self, record: AuditRecord, early: bool) -> None:
+        link = pruned_to(record)
+        if early:
+            self.stored.add(record.seq)
+        if link is not None:
+            (self.before if early else self.after)[link[0]] = link[1]
+
+
+def _attest(name: str, anchor: Link, prunes: _Prunes, witness: Link | None) -> list[Problem]:
+    """Problems with the anchor (not set by a prune the chain records) and with a witness
+    older than the anchor (which nothing left can check)."""
+    found: list[Problem] = []
+    seq, digest = anchor
+    if seq > 0:
+        if not any(at >= seq for at in prunes.after):
+            found.append(
+                Problem(
+                    seq,
+                    f"{name}: the anchor",
+                    "removed",
+                    f"the chain starts after seq {seq} (the anchor), but no prune record on "
+                    "it names that anchor or a later one: records were removed and the anchor "
+                    "moved behind the log's back (or pruned by a version that did not record "
+                    "prunes)",
+                )
+            )
+        elif prunes.after.get(seq, digest) != digest:
+            found.append(
+                Problem(
+                    seq,
+                    f"{name}: the anchor",
+                    "edited",
+                    f"the anchor's hash {_short(digest)} is not the one its prune record "
+                    f"names ({_short(prunes.after[seq])}): the anchor was changed",
+                )
+            )
+    if witness is not None and 0 < witness[0] < seq and witness[0] not in prunes.stored:
+        named = prunes.after.get(witness[0], prunes.before.get(witness[0]))
+        if named is None:
+            found.append(
+                Problem(
+                    witness[0],
+                    f"{name}: the witness",
+                    "unchecked",
+                    f"the witnessed seq {witness[0]} is older than the anchor (the chain "
+                    f"starts after seq {seq}): its records were pruned, so it cannot be "
+                    "checked; pass a witness taken after the anchor",
+                )
+            )
+        elif named != witness[1]:
+            found.append(
+                Problem(
+                    witness[0],
+                    f"{name}: the witness",
+                    "edited",
+                    f"the prune record that cut at seq {witness[0]} names hash "
+                    f"{_short(named)}, not the witnessed {_short(witness[1])}: the chain was "
+                    "rewritten up to there",
+                )
+            )
+    return found
 
 
 @dataclass(slots=True)
@@ -137,6 +235,7 @@ class _Fast:
     seq: int | None = None
     where: str = ""
     why: str = ""
+    prunes: _Prunes = field(default_factory=_Prunes)
 
 
 def _stream(snapshot: Snapshot, witness: Link | None) -> _Fast:
@@ -146,45 +245,51 @@ def _stream(snapshot: Snapshot, witness: Link | None) -> _Fast:
     started = False
     before: Link | None = None  # the last record stored before the anchor
     torn: list[Problem] = []
+    prunes = _Prunes()
     for entry in snapshot.entries():
         if torn:
-            return _Fast(None, seq + 1, entry.where, "a line follows a truncated line")
+            return _Fast(None, seq + 1, entry.where, "a line follows a truncated line", prunes)
         if entry.torn:
             torn.append(_truncated(entry))
             continue
         record = entry.record
         if record is None:
-            return _Fast(None, entry.seq, entry.where, entry.problem)
-        if not started and record.seq <= anchor[0]:
+            return _Fast(None, entry.seq, entry.where, entry.problem, prunes)
+        early = not started and record.seq <= anchor[0]
+        if record.kind == "prune" or early:
+            prunes.note(record, early)
+        if early:
             # Pruned, not yet deleted: listed like any record, so it must chain as one.
             if (
                 record_hash(record) != record.hash
                 or (before is not None and (record.seq, record.prev) != (before[0] + 1, before[1]))
                 or (witness is not None and record.seq == witness[0] and record.hash != witness[1])
             ):
-                return _Fast(None, record.seq, entry.where, "does not chain into the anchor")
+                return _Fast(
+                    None, record.seq, entry.where, "does not chain into the anchor", prunes
+                )
             before = (record.seq, record.hash)
             skipped += 1
             continue
         if not started and before is not None and before != anchor:
-            return _Fast(None, before[0], entry.where, "does not chain into the anchor")
+            return _Fast(None, before[0], entry.where, "does not chain into the anchor", prunes)
         started = True
         if record.seq != seq + 1 or record.prev != digest or record_hash(record) != record.hash:
-            return _Fast(None, record.seq, entry.where, "the chain breaks here")
+            return _Fast(None, record.seq, entry.where, "the chain breaks here", prunes)
         if witness is not None and record.seq == witness[0] and record.hash != witness[1]:
-            return _Fast(None, record.seq, entry.where, "differs from the witnessed head")
+            return _Fast(None, record.seq, entry.where, "differs from the witnessed head", prunes)
         seq, digest = record.seq, record.hash
         count += 1
     if not started and before is not None and before != anchor:
-        return _Fast(None, before[0], name, "does not chain into the anchor")
+        return _Fast(None, before[0], name, "does not chain into the anchor", prunes)
     if witness is not None and 0 < witness[0] == anchor[0] and witness[1] != anchor[1]:
-        return _Fast(None, anchor[0], name, "the anchor differs from the witnessed head")
+        return _Fast(None, anchor[0], name, "the anchor differs from the witnessed head", prunes)
     if snapshot.head is not None and (seq, digest) != snapshot.head:
-        return _Fast(None, seq, name, "the chain does not end at the head the log keeps")
+        return _Fast(None, seq, name, "the chain does not end at the head the log keeps", prunes)
     if witness is not None and witness[0] > seq:
-        return _Fast(None, witness[0], name, "the witnessed head is missing")
+        return _Fast(None, witness[0], name, "the witnessed head is missing", prunes)
     last = (seq, digest) if count else None
-    return _Fast(VerifyReport(name, count, torn, snapshot.anchor, last, skipped))
+    return _Fast(VerifyReport(name, count, torn, snapshot.anchor, last, skipped), prunes=prunes)
 
 
 @dataclass(slots=True)
@@ -208,7 +313,9 @@ def _node(pos: int, where: str, r: AuditRecord) -> _Node:
     return _Node(pos, where, r.seq, prev, digest, intact, None if intact else r)
 
 
-def _diagnose(snapshot: Snapshot, entries: Iterable[Entry], witness: Link | None) -> VerifyReport:
+def _diagnose(
+    snapshot: Snapshot, entries: Iterable[Entry], witness: Link | None, prunes: _Prunes
+) -> VerifyReport:
     anchor, head, name = snapshot.anchor, snapshot.head, snapshot.name
     nodes: list[_Node] = []
     before: list[_Node] = []  # stored before the anchor
@@ -218,8 +325,15 @@ def _diagnose(snapshot: Snapshot, entries: Iterable[Entry], witness: Link | None
     ranges: list[Problem] = []  # records missing between or after stored ones
     torn: list[Problem] = []
     started = False
+    prunes.after.clear()
+    prunes.before.clear()
+    prunes.stored.clear()
     for pos, entry in enumerate(entries):
         record = entry.record
+        if record is not None and not entry.torn:
+            early = not started and record.seq <= anchor[0]
+            if record.kind == "prune" or early:
+                prunes.note(record, early)
         if entry.torn:
             torn.append(_truncated(entry))
         elif record is None:

@@ -32,6 +32,7 @@ import json
 import os
 import re
 import threading
+import time
 import weakref
 from collections.abc import Iterator
 from typing import IO
@@ -45,6 +46,7 @@ from ._base import (
     Snapshot,
     check_prune_args,
     matches,
+    prune_draft,
 )
 from ._records import AuditRecord, Draft
 
@@ -123,32 +125,36 @@ class JSONLAuditSink(AuditSink):
 
     def append(self, draft: Draft) -> AuditRecord:
         with self._locked("append a record"):
-            try:
+            return self._append_locked(draft)
+
+    def _append_locked(self, draft: Draft) -> AuditRecord:
+        """Append ``draft``; call holding the log's lock."""
+        try:
+            fd, inode, size = self._active()
+            if self._tail is not None and self._tail[:2] == (inode, size):
+                seq, prev = self._tail[2], self._tail[3]
+            else:
+                size = self._cut_torn(fd, size)
+                seq, prev = self._head_locked(fd, size)
+            if self.rotate_bytes is not None and size >= self.rotate_bytes:
+                # Before writing, not after: a rotation that fails must fail the append
+                # with nothing written.
+                self._rotate()
                 fd, inode, size = self._active()
-                if self._tail is not None and self._tail[:2] == (inode, size):
-                    seq, prev = self._tail[2], self._tail[3]
-                else:
-                    size = self._cut_torn(fd, size)
-                    seq, prev = self._head_locked(fd, size)
-                if self.rotate_bytes is not None and size >= self.rotate_bytes:
-                    # Before writing, not after: a rotation that fails must fail the append
-                    # with nothing written.
-                    self._rotate()
-                    fd, inode, size = self._active()
-                record, text = draft.seal(seq + 1, prev)
-                line = f'{text[:-1]},"hash":"{record.hash}"}}\n'.encode()
-                self._tail = None
-                try:
-                    self._write(fd, line)
-                    if self.durable:
-                        _sync(fd)
-                except BaseException as exc:
-                    self._take_back(fd, size, exc)
-                    raise
-                self._tail = (inode, size + len(line), record.seq, record.hash)
-                return record
-            except OSError as exc:
-                raise AuditError(f"audit log {self.path!r}: cannot append a record: {exc}") from exc
+            record, text = draft.seal(seq + 1, prev)
+            line = f'{text[:-1]},"hash":"{record.hash}"}}\n'.encode()
+            self._tail = None
+            try:
+                self._write(fd, line)
+                if self.durable:
+                    _sync(fd)
+            except BaseException as exc:
+                self._take_back(fd, size, exc)
+                raise
+            self._tail = (inode, size + len(line), record.seq, record.hash)
+            return record
+        except OSError as exc:
+            raise AuditError(f"audit log {self.path!r}: cannot append a record: {exc}") from exc
 
     def _take_back(self, fd: int, size: int, exc: BaseException) -> None:
         """Cut off what a failed append wrote: its caller is told the record is not stored
@@ -272,6 +278,8 @@ class JSONLAuditSink(AuditSink):
         if not doomed:
             return 0
         if link != anchor:
+            # The chain says where it will start before anything is removed.
+            self._append_locked(prune_draft(link, time.time()))
             tmp = self.anchor_path + ".tmp"
             with open(tmp, "w", encoding="utf-8") as f:
                 json.dump({"seq": link[0], "hash": link[1]}, f)

@@ -31,11 +31,21 @@ import os
 import pathlib
 import sqlite3
 import threading
+import time
 import weakref
 from collections.abc import Iterator
 from typing import Any
 
-from ._base import START, AuditError, AuditSink, Entry, Link, Snapshot, check_prune_args
+from ._base import (
+    START,
+    AuditError,
+    AuditSink,
+    Entry,
+    Link,
+    Snapshot,
+    check_prune_args,
+    prune_draft,
+)
 from ._records import AuditRecord, Draft
 
 __all__ = ["SQLiteAuditSink"]
@@ -114,35 +124,39 @@ class SQLiteAuditSink(AuditSink):
     # -- writing --------------------------------------------------------------------------
 
     def append(self, draft: Draft) -> AuditRecord:
-        j = draft.json
         with self._transaction("append a record") as db:
-            seq, prev = _link(db, "head")
-            record, _ = draft.seal(seq + 1, prev)
-            db.execute(
-                f"INSERT INTO guardrails_audit ({_COLUMNS}) VALUES "
-                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    record.seq,
-                    record.at,
-                    record.kind,
-                    record.outcome,
-                    record.agent,
-                    record.tool,
-                    None if record.args is None else j["args"],
-                    record.rule,
-                    record.reason,
-                    record.run_id,
-                    record.thread_id,
-                    record.checkpoint_id,
-                    record.approver,
-                    record.policy,
-                    j["detail"],
-                    record.prev,
-                    record.hash,
-                ),
-            )
-            _set_link(db, "head", (record.seq, record.hash))
-            return record
+            return self._append_in(db, draft)
+
+    def _append_in(self, db: sqlite3.Connection, draft: Draft) -> AuditRecord:
+        """Append ``draft`` inside the caller's transaction."""
+        j = draft.json
+        seq, prev = _link(db, "head")
+        record, _ = draft.seal(seq + 1, prev)
+        db.execute(
+            f"INSERT INTO guardrails_audit ({_COLUMNS}) VALUES "
+            "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                record.seq,
+                record.at,
+                record.kind,
+                record.outcome,
+                record.agent,
+                record.tool,
+                None if record.args is None else j["args"],
+                record.rule,
+                record.reason,
+                record.run_id,
+                record.thread_id,
+                record.checkpoint_id,
+                record.approver,
+                record.policy,
+                j["detail"],
+                record.prev,
+                record.hash,
+            ),
+        )
+        _set_link(db, "head", (record.seq, record.hash))
+        return record
 
     def prune(self, *, keep_last: int | None = None, before: float | None = None) -> int:
         check_prune_args(keep_last, before)
@@ -157,7 +171,8 @@ class SQLiteAuditSink(AuditSink):
                 ).fetchone()
                 cut = head_seq if row[0] is None else row[0] - 1
             if cut > _link(db, "anchor")[0]:
-                self._cut_at(db, cut)  # checked before anything is deleted
+                target = self._cut_at(db, cut)  # checked before anything is deleted
+                self._append_in(db, prune_draft(target, time.time()))
         removed = 0
         while True:  # a batch per transaction: see the module docstring
             with self._transaction("prune") as db:

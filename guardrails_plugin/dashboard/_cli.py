@@ -18,6 +18,8 @@ import os
 import sys
 from typing import Any
 
+from .._say import say_error
+
 TOKEN_ENV = "GUARDRAILS_DASHBOARD_TOKEN"
 
 
@@ -39,7 +41,7 @@ def add_dashboard_command(sub: Any) -> None:
     p.add_argument("--port", type=int, default=8765, help="port to listen on (0: any free one)")
     p.add_argument(
         "--token",
-        default=os.environ.get(TOKEN_ENV),
+        default=None,
         help=f"token that opens the dashboard; required off loopback (default: ${TOKEN_ENV})",
     )
     p.add_argument("--by", default="dashboard", help="who actions are recorded as")
@@ -58,30 +60,39 @@ def _dashboard(args: argparse.Namespace) -> int:
         from . import Dashboard, serve
         from ._serve import check_bind
     except ImportError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        say_error(exc)
         return 1
+    from .._errors import StoreError
     from ..store import open_store
 
+    # A token from the environment stays out of the banner (and so out of logs that
+    # capture standard output); one given with --token is already on the command line.
+    token_from_env = args.token is None and bool(os.environ.get(TOKEN_ENV))
+    token = args.token if args.token is not None else os.environ.get(TOKEN_ENV)
     try:
-        store = open_store(args.store if "://" in args.store else f"sqlite:///{args.store}")
+        store = open_store(
+            args.store if "://" in args.store else f"sqlite:///{args.store}", create=False
+        )
         audit = _audit(args.audit) if args.audit else None
         graph = load_graph(args.graph) if args.graph else None
         dashboard = Dashboard(
             store,
             audit=audit,
             graph=graph,
-            token=args.token,
+            token=token,
             by=args.by,
             hosts=args.allow_host,
         )
         check_bind(dashboard, args.host)
-    except (ValueError, ImportError, AttributeError, TypeError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except (ValueError, ImportError, AttributeError, TypeError, StoreError) as exc:
+        say_error(exc)
         return 1
 
     def ready(address: str) -> None:
-        if args.token:
-            address += f"?token={args.token}"
+        if token_from_env:
+            address += f"  (open it with ?token= and the token in ${TOKEN_ENV})"
+        elif token:
+            address += f"?token={token}"
         print(f"guardrails dashboard: {address}  (Ctrl-C to stop)", flush=True)
 
     # uvicorn stops gracefully on Ctrl-C, then raises KeyboardInterrupt again: that is the
@@ -90,7 +101,7 @@ def _dashboard(args: argparse.Namespace) -> int:
         with contextlib.suppress(KeyboardInterrupt):
             serve(dashboard, args.host, args.port, ready=ready)
     except OSError as exc:  # the port is taken: said before any address is printed
-        print(f"error: {exc}", file=sys.stderr)
+        say_error(exc)
         return 1
     print("guardrails dashboard: stopped", flush=True)
     return 0

@@ -29,21 +29,42 @@
         effect: ask
 
 Every error names the file, where in it (``rules[2] (id 'read-data')``) and what is wrong.
+
+The YAML is read strictly: the file must be UTF-8; a key given twice in one mapping is an
+error naming both lines (YAML's "last one wins" would let a second ``args: {}`` silently
+erase a rule's scopes); aliases may not expand the document past
+``ALIAS_RATIO`` times its own size (plus ``ALIAS_ALLOWANCE`` nodes), so an alias bomb is
+refused before anything is built from it.
+
+``imports=False`` reads ``when:`` conditions and ``predicate`` scopes without importing the
+modules they name (what ``guardrails-plugin lint`` does unless given ``--import``, so linting
+an untrusted file runs none of its code): their shape is checked and they print as written,
+but they hold no function, and a policy built that way denies every call they guard.
+
+This module builds the parts of a policy; :class:`Policy` (``_policy.py``) puts them together,
+so the two modules import in one direction only.
 """
 
 from __future__ import annotations
 
+import reprlib
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, cast
 
 import yaml
 
-from .._errors import PolicyError, PolicyFileError, ScopeError
+from .._errors import PolicyError, PolicyFileError, ScopeError, ScopeViolation
+from .._events import ToolCall
 from ..scopes import Scope, scope_from_spec
 from ._budgets import Budget, Measure
 from ._flows import DataFlow
-from ._policy import Policy
 from ._rules import Condition, Rule, RuleEffect
+
+ALIAS_RATIO = 10
+"""How many times its own node count a document may grow to once its aliases are expanded."""
+ALIAS_ALLOWANCE = 10_000
+"""Nodes of alias expansion every document may have whatever its size."""
 
 _TOP_KEYS = {"name", "version", "rules", "budgets", "flows"}
 _RULE_KEYS = {"id", "allow", "ask", "deny", "agents", "args", "reason", "when"}
@@ -60,30 +81,149 @@ _BUDGET_KEYS = {
     "window",
 }
 _FLOW_KEYS = {"id", "sources", "sinks", "effect"}
+_MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
-def load_policy_file(path: str) -> Policy:
+@dataclass(frozen=True)
+class PolicyParts:
+    """What a policy file says, validated piece by piece, before the policy is assembled."""
+
+    rules: list[Rule]
+    budgets: list[Budget]
+    flows: list[DataFlow]
+    name: str
+    version: str
+
+
+_BaseLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _StrictLoader(_BaseLoader):  # type: ignore[valid-type,misc]
+    """YAML's safe loader, refusing a key given twice in one mapping."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        if isinstance(node, yaml.MappingNode):
+            first: dict[Any, int] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == _MERGE_TAG:
+                    continue  # "<<: *base" then a key of its own is an override, by design
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    line = first.setdefault(key, key_node.start_mark.line)
+                except TypeError:
+                    continue  # unhashable: the base class reports it
+                if line != key_node.start_mark.line:
+                    raise yaml.constructor.ConstructorError(
+                        None,
+                        None,
+                        f"key {key!r} given twice in one mapping (first on line {line + 1})",
+                        key_node.start_mark,
+                    )
+        return cast("dict[Any, Any]", super().construct_mapping(node, deep=deep))
+
+
+def read_yaml(path: str) -> Any:
+    """The data in the YAML file at ``path``, read strictly (see the module's docstring)."""
     try:
-        with open(path, encoding="utf-8") as fh:
-            data = yaml.safe_load(fh)
+        with open(path, "rb") as fh:
+            raw = fh.read()
     except OSError as exc:
         raise PolicyFileError(path, "file", f"cannot read it: {exc.strerror or exc}") from exc
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise PolicyFileError(
+            path,
+            f"line {line}",
+            f"not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start}); "
+            "policy files are UTF-8",
+        ) from None
+    return parse_yaml(text, source=path)
+
+
+def parse_yaml(text: str, *, source: str = "<yaml>") -> Any:
+    """The data in a YAML document, read strictly (see the module's docstring)."""
+    loader = _StrictLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        if "&" in text:  # no anchor, no alias: nothing can expand
+            _check_expansion(source, node)
+        return loader.construct_document(node)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "file"
         problem = getattr(exc, "problem", None) or str(exc)
-        raise PolicyFileError(path, where, f"not valid YAML: {problem}") from exc
-    return policy_from_data(data, source=path)
+        raise PolicyFileError(source, where, f"not valid YAML: {problem}") from None
+    except RecursionError:
+        raise PolicyFileError(source, "file", "not valid YAML: nested too deeply") from None
+    finally:
+        loader.dispose()
 
 
-def policy_from_data(data: Any, *, source: str = "<dict>") -> Policy:
+def _check_expansion(source: str, root: yaml.Node) -> None:
+    """Refuse aliases that expand the document far past its own size, and recursive ones.
+
+    Counts, without building anything, the nodes the document has once every alias is
+    replaced by what it names (each distinct node's expanded size is computed once)."""
+    size: dict[int, int] = {}
+    on_path: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        key = id(node)
+        if done:
+            on_path.discard(key)
+            total = 1 + sum(size[id(child)] for child in _children(node))
+            size[key] = total
+            continue
+        if key in size:
+            continue
+        if key in on_path:
+            mark = node.start_mark
+            raise PolicyFileError(
+                source,
+                f"line {mark.line + 1}, column {mark.column + 1}",
+                "not valid YAML for a policy: an alias refers to a node that contains it",
+            )
+        on_path.add(key)
+        stack.append((node, True))
+        stack.extend((child, False) for child in _children(node) if id(child) not in size)
+    limit = ALIAS_RATIO * len(size) + ALIAS_ALLOWANCE
+    if size[id(root)] > limit:
+        raise PolicyFileError(
+            source,
+            "file",
+            f"not valid YAML for a policy: its aliases expand it to {size[id(root)]:,} nodes "
+            f"from {len(size):,} (at most {limit:,})",
+        )
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    return []
+
+
+def parts_from_file(path: str, *, imports: bool = True) -> PolicyParts:
+    """The parts of the policy in the YAML file at ``path``."""
+    return parts_from_data(read_yaml(path), source=path, imports=imports)
+
+
+def parts_from_data(data: Any, *, source: str = "<dict>", imports: bool = True) -> PolicyParts:
+    """The parts of the policy in plain data (the policy-file shape)."""
     if not isinstance(data, Mapping):
         raise PolicyFileError(
             source, "top level", f"expected a mapping with 'rules', found {_kind(data)}"
         )
     _keys(source, "top level", data, _TOP_KEYS)
     rules = [
-        _rule(source, i, r) for i, r in enumerate(_list(source, "rules", data.get("rules", [])))
+        _rule(source, i, r, imports)
+        for i, r in enumerate(_list(source, "rules", data.get("rules", [])))
     ]
     budgets = [
         _budget(source, i, b)
@@ -92,24 +232,21 @@ def policy_from_data(data: Any, *, source: str = "<dict>") -> Policy:
     flows = [
         _flow(source, i, f) for i, f in enumerate(_list(source, "flows", data.get("flows", [])))
     ]
-    try:
-        return Policy(
-            rules,
-            budgets=budgets,
-            flows=flows,
-            name=str(data.get("name", "policy")),
-            version=str(data.get("version", "1")),
-        )
-    except PolicyError as exc:
-        raise PolicyFileError(source, "policy", str(exc)) from exc
+    return PolicyParts(
+        rules=rules,
+        budgets=budgets,
+        flows=flows,
+        name=_text(source, "name", data.get("name", "policy")),
+        version=_text(source, "version", data.get("version", "1")),
+    )
 
 
-def _rule(source: str, i: int, data: Any) -> Rule:
+def _rule(source: str, i: int, data: Any, imports: bool) -> Rule:
     where = f"rules[{i}]"
     if not isinstance(data, Mapping):
         raise PolicyFileError(source, where, f"expected a mapping, found {_kind(data)}")
     if "id" in data:
-        where += f" (id {data['id']!r})"
+        where += f" (id {reprlib.repr(data['id'])})"
     _keys(source, where, data, _RULE_KEYS)
     effects = [e for e in ("allow", "ask", "deny") if e in data]
     if len(effects) != 1:
@@ -122,16 +259,23 @@ def _rule(source: str, i: int, data: Any) -> Rule:
         raise PolicyFileError(
             source, where, f"'args' must map argument names to scopes, found {_kind(args)}"
         )
-    scopes = {name: _scope(source, f"{where}: args.{name}", spec) for name, spec in args.items()}
+    scopes = {
+        name: _scope(source, f"{where}: args.{name}", spec, imports) for name, spec in args.items()
+    }
     when = data.get("when")
     condition = None
     if when is not None:
-        from ..scopes import Predicate
-
         try:
-            condition = cast("Condition", Predicate(when, description=str(when)).fn)
+            if imports:
+                from ..scopes import Predicate
+
+                condition = cast("Condition", Predicate(when, description=str(when)).fn)
+            else:
+                condition = _UnimportedCondition(when)
         except (ScopeError, TypeError, ValueError) as exc:
             raise PolicyFileError(source, f"{where}: when", str(exc)) from exc
+    rule_id = _text(source, where + ": id", data.get("id") or "")
+    reason = _text(source, where + ": reason", data.get("reason") or "")
     try:
         return Rule(
             effect=RuleEffect(effect),
@@ -139,17 +283,19 @@ def _rule(source: str, i: int, data: Any) -> Rule:
             agents=data.get("agents") or ("*",),
             args=scopes,
             when=condition,
-            id=str(data.get("id") or ""),
-            reason=str(data.get("reason") or ""),
+            id=rule_id,
+            reason=reason,
         )
     except (PolicyError, TypeError) as exc:
         raise PolicyFileError(source, where, str(exc)) from exc
 
 
-def _scope(source: str, where: str, spec: Any) -> Scope:
+def _scope(source: str, where: str, spec: Any, imports: bool) -> Scope:
     if not isinstance(spec, Mapping) or len(spec) != 1:
         raise PolicyFileError(
-            source, where, f"expected one scope like {{path: {{roots: [/data]}}}}, found {spec!r}"
+            source,
+            where,
+            f"expected one scope like {{path: {{roots: [/data]}}}}, found {_kind(spec)}",
         )
     ((kind, settings),) = spec.items()
     if settings is None:
@@ -159,9 +305,66 @@ def _scope(source: str, where: str, spec: Any) -> Scope:
             source, where, f"settings of scope {kind!r} must be a mapping, found {_kind(settings)}"
         )
     try:
+        if kind == "predicate" and not imports:
+            return _UnimportedPredicate(**dict(settings))
         return scope_from_spec(str(kind), settings)
     except ScopeError as exc:
         raise PolicyFileError(source, where, str(exc)) from exc
+    except TypeError as exc:
+        raise PolicyFileError(source, where, f"bad settings for scope {kind!r}: {exc}") from exc
+
+
+def _reference(reference: object, what: str) -> tuple[str, str]:
+    """``module:qualname`` split, checked for shape only (nothing is imported)."""
+    if not isinstance(reference, str):
+        raise ScopeError(f"{what} must be 'module:qualname', found {_kind(reference)}")
+    module, _, qualname = reference.partition(":")
+    names = [*module.split("."), *qualname.split(".")]
+    if not module or not qualname or not all(n.isidentifier() for n in names):
+        raise ScopeError(f"{what} must be 'module:qualname', found {reference!r:.80}")
+    return module, qualname
+
+
+class _UnimportedCondition:
+    """A rule's ``when:`` read without importing it: prints as written, never holds."""
+
+    def __init__(self, reference: object) -> None:
+        self.__module__, self.__qualname__ = _reference(reference, "when")
+
+    def __call__(self, call: ToolCall) -> bool:
+        raise RuntimeError(
+            f"{self.__module__}:{self.__qualname__} was not imported (policy read without imports)"
+        )
+
+    def __repr__(self) -> str:
+        return f"<not imported {self.__module__}:{self.__qualname__}>"
+
+
+class _UnimportedPredicate(Scope):
+    """A ``predicate`` scope read without importing its function: prints as written, and no
+    value is inside it (an unreadable violation, so deny and ask rules fail closed)."""
+
+    def __init__(self, fn: object, description: object = "") -> None:
+        _reference(fn, "fn")
+        if not isinstance(description, str):
+            raise ScopeError(f"description must be a string, found {_kind(description)}")
+        self._fn = cast("str", fn)
+        self._description = description or self._fn
+
+    def check(self, value: object) -> None:
+        raise ScopeViolation(
+            f"{self._fn} was not imported (policy read without imports)", unreadable=True
+        )
+
+    def spec(self) -> dict[str, Any]:
+        return {"fn": self._fn, "description": self._description}
+
+    def within(self, other: Scope) -> bool:
+        return False
+
+
+# Set after the class is made, so it is not registered as the "predicate" kind.
+_UnimportedPredicate.kind = "predicate"
 
 
 def _budget(source: str, i: int, data: Any) -> Budget:
@@ -181,7 +384,7 @@ def _budget(source: str, i: int, data: Any) -> Budget:
         "tools": data.get("tools") or ("*",),
         "agents": data.get("agents") or ("*",),
         "per": data.get("per") or ("run",),
-        "id": str(data.get("id") or ""),
+        "id": _text(source, where + ": id", data.get("id") or ""),
     }
     if data.get("window") is not None:
         common["window"] = data["window"]
@@ -217,7 +420,7 @@ def _flow(source: str, i: int, data: Any) -> DataFlow:
             sources=data.get("sources") or (),
             sinks=data.get("sinks") or (),
             effect=data.get("effect", "ask"),
-            id=str(data.get("id") or ""),
+            id=_text(source, where + ": id", data.get("id") or ""),
         )
     except (PolicyError, TypeError) as exc:
         raise PolicyFileError(source, where, str(exc)) from exc
@@ -239,5 +442,14 @@ def _keys(source: str, where: str, data: Mapping[str, Any], allowed: set[str]) -
         )
 
 
+def _text(source: str, where: str, value: Any) -> str:
+    """A name, version, id or reason: a string, or a number written without quotes."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    raise PolicyFileError(source, where, f"expected a string, found {_kind(value)}")
+
+
 def _kind(value: Any) -> str:
-    return f"{type(value).__name__} {value!r:.60}"
+    return f"{type(value).__name__} {reprlib.repr(value):.60}"

@@ -7,10 +7,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from .._decision import Decision, Effect
-from .._errors import PolicyError
+from .._errors import PolicyError, PolicyFileError
 from .._events import ToolCall
 from ._budgets import Budget
+from ._files import PolicyParts, parts_from_data, parts_from_file
 from ._flows import DataFlow
+from ._lint import lint
 from ._patterns import NameSet
 from ._rules import Outcome, Rule, RuleEffect
 
@@ -225,40 +227,37 @@ class Policy:
         return data
 
     @classmethod
-    def from_dict(cls, data: Any, *, source: str = "<dict>") -> Policy:
-        """Build a policy from plain data (the YAML shape); errors name ``source`` and the rule."""
-        from ._files import policy_from_data
+    def from_dict(cls, data: Any, *, source: str = "<dict>", imports: bool = True) -> Policy:
+        """Build a policy from plain data (the YAML shape); errors name ``source`` and the rule.
 
-        return policy_from_data(data, source=source)
+        ``imports=False`` checks the shape of ``when:`` conditions and ``predicate`` scopes
+        without importing the modules they name; such a policy prints and lints, and denies
+        every call those conditions and scopes guard."""
+        return cls._assemble(parts_from_data(data, source=source, imports=imports), source)
 
     @classmethod
-    def from_yaml(cls, path: str) -> Policy:
-        """Load and validate a YAML policy file."""
-        from ._files import load_policy_file
+    def from_yaml(cls, path: str, *, imports: bool = True) -> Policy:
+        """Load and validate a YAML policy file (UTF-8, no key twice in a mapping, aliases
+        within limits); ``imports`` as in :meth:`from_dict`."""
+        return cls._assemble(parts_from_file(path, imports=imports), path)
 
-        return load_policy_file(path)
+    @classmethod
+    def _assemble(cls, parts: PolicyParts, source: str) -> Policy:
+        try:
+            return cls(
+                parts.rules,
+                budgets=parts.budgets,
+                flows=parts.flows,
+                name=parts.name,
+                version=parts.version,
+            )
+        except PolicyError as exc:
+            raise PolicyFileError(source, "policy", str(exc)) from exc
 
     def lint(self) -> list[str]:
-        """Warnings about a policy that is valid but probably not what was meant."""
-        warnings: list[str] = []
-        for i, r in enumerate(self.rules):
-            if r.effect is RuleEffect.DENY:
-                continue
-            for d in self.rules[:i] + self.rules[i + 1 :]:
-                if (
-                    d.effect is RuleEffect.DENY
-                    and d.unconditional
-                    and all(d._tools.covers(t) for t in r.tools)
-                    and all(d._agents.covers(a) for a in r.agents)
-                ):
-                    warnings.append(
-                        f"rule {r.id!r} can never apply: rule {d.id!r} denies it outright"
-                    )
-                    break
-        for b in self.budgets:
-            if b.limit == 0:
-                warnings.append(f"budget {b.id!r} has limit 0: every call it covers is denied")
-        return warnings
+        """Warnings about a policy that is valid but probably not what was meant (rules an
+        outright deny makes useless, budgets of 0); linear in the rules (see ``_lint.py``)."""
+        return lint(self.rules, self.budgets)
 
     def __repr__(self) -> str:
         return (

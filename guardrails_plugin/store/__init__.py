@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from .._errors import StoreError
 from ._base import Store
 from .memory import MemoryStore
 from .sqlite import SQLiteStore
@@ -21,8 +22,12 @@ from .sqlite import SQLiteStore
 __all__ = ["MemoryStore", "SQLiteStore", "Store", "open_store"]
 
 
-def open_store(url: str) -> Store:
+def open_store(url: str, *, create: bool = True) -> Store:
     """The store a URL names.
+
+    ``create=False`` opens only a store that exists (``StoreError`` otherwise): what a
+    command acting on the guards' store needs, since a new empty store is a store no guard
+    reads. A ``memory://`` store never exists beforehand, so it is refused then too.
 
     - ``memory://``: a new ``MemoryStore``.
     - ``sqlite:///relative/file.db``, ``sqlite:////absolute/file.db``: a ``SQLiteStore``;
@@ -35,28 +40,32 @@ def open_store(url: str) -> Store:
         raise ValueError(f"unsupported store URL {url!r}: {_SUPPORTED}")
     if "?" in rest or "#" in rest:
         raise ValueError(f"store URL {url!r}: query strings and fragments are not supported")
-    return opener(url, rest)
+    return opener(url, rest, create)
 
 
-def _open_memory(url: str, rest: str) -> Store:
+def _open_memory(url: str, rest: str, create: bool) -> Store:
     if rest:
         raise ValueError(f"store URL {url!r}: a memory store takes nothing after 'memory://'")
+    if not create:
+        raise StoreError(f"store URL {url!r}: a new memory store holds nothing to act on")
     return MemoryStore()
 
 
-def _open_sqlite(url: str, rest: str) -> Store:
+def _open_sqlite(url: str, rest: str, create: bool) -> Store:
     if rest == ":memory:":
+        if not create:
+            raise StoreError(f"store URL {url!r}: a new in-memory store holds nothing to act on")
         return SQLiteStore(":memory:")
     if not rest.startswith("/") or rest == "/":
         raise ValueError(
             f"store URL {url!r}: expected sqlite:///relative/path.db, "
             "sqlite:////absolute/path.db or sqlite://:memory:"
         )
-    return SQLiteStore(rest[1:])
+    return SQLiteStore(rest[1:], create=create)
 
 
-# A backend slots in here: its scheme(s) and a function from (url, rest after "://").
-_OPENERS: dict[str, Callable[[str, str], Store]] = {
+# A backend slots in here: its scheme(s) and a function from (url, rest after "://", create).
+_OPENERS: dict[str, Callable[[str, str, bool], Store]] = {
     "memory": _open_memory,
     "sqlite": _open_sqlite,
 }

@@ -11,6 +11,15 @@ One connection per store object, shared by its threads under a lock (SQLite seri
 writers anyway). After ``fork()`` the child opens a connection of its own, as SQLite
 requires. The tables are prefixed ``guardrails_``, so the file may be shared with other
 data (a LangGraph checkpoint database, say).
+
+The file a store opened is the file it keeps using: before an operation the store checks
+that its path still names the same file (device and inode, one ``stat``), at most every
+``recheck`` seconds (0.05 by default: a ``stat`` can cost a quarter of a store operation),
+and always before reconnecting. If the file was deleted or replaced (``rm guard.db``, a restore copied over it), the store would otherwise
+go on in a file nobody else sees, and a kill or a budget written to the new file would never
+reach it; instead every operation raises ``StoreError`` saying so, and the guard denies
+(fail closed). ``create=False`` opens only an existing store (the operator's commands use
+it, so a mistyped path is an error, not a new empty store).
 """
 
 from __future__ import annotations
@@ -19,6 +28,7 @@ import asyncio
 import contextlib
 import functools
 import os
+import pathlib
 import sqlite3
 import threading
 import time
@@ -94,21 +104,36 @@ _INHERITED: list[sqlite3.Connection] = []
 class SQLiteStore(Store):
     """Budgets, rates, sets and documents in a SQLite file shared by local processes.
 
-    ``path`` is a file (created if missing) or ``":memory:"`` for a private database that
-    lives as long as the store (a forked child starts an empty one). ``timeout`` is how many
-    seconds to wait for another process's write lock.
+    ``path`` is a file (created if missing, unless ``create=False``: then it must exist and
+    hold a guardrails store) or ``":memory:"`` for a private database that lives as long as
+    the store (a forked child starts an empty one). ``timeout`` is how many seconds to wait
+    for another process's write lock. ``recheck``: seconds between checks that the path
+    still names the file the store opened (0: before every operation).
     A window counts every amount stamped after ``now - window``, including any stamped after
     ``now`` by a caller that read its clock later but committed first (so racing processes
     cannot together pass a limit). Charging prunes entries older than the window it is
     charged with, so use one window length per key.
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        timeout: float = 5.0,
+        create: bool = True,
+        recheck: float = 0.05,
+    ) -> None:
         self.path = os.fspath(path)
         self.timeout = timeout
+        self.create = create
+        self.recheck = recheck
+        self._checked = time.monotonic()
         self._lock = threading.Lock()
         self._closed = False
+        self._identity: tuple[int, int] | None = None
         self._connection: sqlite3.Connection | None = self._connect()
+        if self.path not in ("", ":memory:"):
+            self._identity = self._file_identity("open")
         if hasattr(os, "register_at_fork"):  # not on Windows
             os.register_at_fork(after_in_child=functools.partial(_after_fork, weakref.ref(self)))
 
@@ -363,6 +388,8 @@ class SQLiteStore(Store):
     # -- connection -----------------------------------------------------------------------
 
     def _connect(self) -> sqlite3.Connection:
+        if not self.create and self.path not in ("", ":memory:"):
+            return self._connect_existing()
         try:
             db = sqlite3.connect(
                 self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False
@@ -403,11 +430,80 @@ class SQLiteStore(Store):
             )
         return db
 
+    def _connect_existing(self) -> sqlite3.Connection:
+        """A connection to the store already at ``path``; never creates a file or a table."""
+        if not os.path.isfile(self.path):
+            what = "is not a file" if os.path.exists(self.path) else "does not exist"
+            raise StoreError(f"SQLite store {self.path!r}: {what}")
+        uri = pathlib.Path(self.path).absolute().as_uri() + "?mode=rw"
+        try:
+            db = sqlite3.connect(
+                uri,
+                uri=True,
+                timeout=self.timeout,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+        except sqlite3.Error as exc:
+            raise StoreError(
+                f"SQLite store {self.path!r}: cannot open the database: {exc}"
+            ) from exc
+        try:
+            found = db.execute(
+                "SELECT value FROM guardrails_meta WHERE name = 'schema_version'"
+            ).fetchone()
+            db.execute("PRAGMA synchronous = NORMAL")
+        except sqlite3.Error as exc:
+            db.close()
+            problem = (
+                "holds no guardrails store (no guardrails tables)"
+                if "no such table" in str(exc)
+                else f"cannot read the database: {exc}"
+            )
+            raise StoreError(f"SQLite store {self.path!r}: {problem}") from exc
+        if found is None or found[0] != str(SCHEMA_VERSION):
+            db.close()
+            version = None if found is None else found[0]
+            raise StoreError(
+                f"SQLite store {self.path!r}: holds guardrails schema version {version!r}; "
+                f"this version of guardrails-plugin reads version {SCHEMA_VERSION}"
+            )
+        return db
+
+    def _file_identity(self, operation: str) -> tuple[int, int]:
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            raise StoreError(
+                f"SQLite store {self.path!r}: cannot {operation}: the database file was "
+                "deleted while the store was open; refusing to go on in a file no other "
+                "process sees"
+            ) from None
+        except OSError as exc:
+            raise StoreError(
+                f"SQLite store {self.path!r}: cannot {operation}: cannot stat the database "
+                f"file: {exc.strerror or exc}"
+            ) from None
+        return (st.st_dev, st.st_ino)
+
     def _open(self, operation: str, key: str) -> sqlite3.Connection:
-        """The connection, reopened after a fork; call with the lock held."""
+        """The connection, reopened after a fork, its file checked to be the one this store
+        opened; call with the lock held."""
+        if self._closed:
+            raise StoreError(f"{self!r}: cannot {operation} {key!r}: the store is closed")
+        now = time.monotonic()
+        if self._identity is not None and (
+            self._connection is None or now - self._checked >= self.recheck
+        ):
+            found = self._file_identity(f"{operation} {key!r}")
+            if found != self._identity:
+                raise StoreError(
+                    f"SQLite store {self.path!r}: cannot {operation} {key!r}: the database "
+                    "file was replaced by another one while the store was open (device or "
+                    "inode changed); refusing to go on in a file no other process sees"
+                )
+            self._checked = now
         if self._connection is None:
-            if self._closed:
-                raise StoreError(f"{self!r}: cannot {operation} {key!r}: the store is closed")
             self._connection = self._connect()
         return self._connection
 

@@ -1,5 +1,9 @@
 """The verifier: does the stored chain hold, and if not, what was done to it and where.
 
+Why this file is long: the diagnosis (edited, removed, inserted, reordered, pruned, a witness
+outside the checked range) is one algorithm over one summary of the chain; split up, each
+part would need the whole summary's invariants restated.
+
 Pure logic over a sink's ``Snapshot`` (entries in storage order, the anchor, the head the
 sink keeps). A first pass streams the entries in constant memory and accepts the common
 case: every record follows its predecessor (``seq`` + 1, ``prev`` = its hash) and matches

@@ -15,13 +15,15 @@ from langchain_core.messages import AIMessage
 
 from .._events import AgentMessage, ToolCall
 from ..guard import Guard
+from ._causal import ACTIVATION
 
-HANDOFFS_SEEN: contextvars.ContextVar[set[str] | None] = contextvars.ContextVar(
+HANDOFFS_SEEN: contextvars.ContextVar[dict[str, AgentMessage] | None] = contextvars.ContextVar(
     "guardrails_handoffs_seen", default=None
 )
 """Set by ``guard_node`` while its node runs: hand-off tools decided inside the node add
-their destination, so the node does not report the same hand-off to the cascade monitor
-a second time when it surfaces as the node's ``Command``."""
+their destination and message, so the node does not report the same hand-off to the
+cascade monitor a second time when it surfaces as the node's ``Command``, and its
+recipient reports it under the same id."""
 
 HANDOFF_DESTINATION = "__handoff_destination"
 """Tool metadata naming the agent a hand-off tool transfers to (langgraph-supervisor,
@@ -35,6 +37,7 @@ def handoff_call(
     sees it (with its provenance) when the call is checked."""
     monitor = guard.cascade
     path = monitor.provenance(call.scope_key, call.agent) if monitor is not None else ()
+    act = ACTIVATION.get()  # the wrapped node this runs in: the message's causal parent
     message = AgentMessage(
         call.agent,
         recipient,
@@ -44,6 +47,8 @@ def handoff_call(
         step=call.step,
         path=path,
         id=message_id or call.call_id,
+        parent=None if act is None else act.parent,
+        generation=None if act is None else act.generation,
     )
     return ToolCall(
         call.tool,
@@ -99,10 +104,11 @@ def with_destination(call: ToolCall, tool: Any, state: Any, guard: Guard) -> Too
     target = destination(tool)
     if target is None:
         return call
+    call = handoff_call(call, target, said_with(state, call.call_id), guard)
     seen = HANDOFFS_SEEN.get()
-    if seen is not None:
-        seen.add(target)
-    return handoff_call(call, target, said_with(state, call.call_id), guard)
+    if seen is not None and call.message is not None:
+        seen[target] = call.message
+    return call
 
 
 HANDOFF_BACK = "__is_handoff_back"
@@ -143,6 +149,9 @@ def handback(state: Any, call: ToolCall, guard: Guard) -> AgentMessage | None:
         worker = m.name
         if not worker or worker == call.agent or not m.tool_calls:
             return None
+        act = ACTIVATION.get()
+        if act is not None and worker in act.senders:
+            return None  # the enclosing guard_node reported it as the node's arrival
         said = ""
         for j in range(i - 1, lo - 1, -1):
             before = messages[j]

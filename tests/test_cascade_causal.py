@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import operator
 import random
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any, TypedDict
@@ -26,13 +26,21 @@ from typing import Annotated, Any, TypedDict
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from langchain.agents import create_agent
+from langchain_core.messages import AIMessage
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Command, Send
+from langgraph_supervisor import create_handoff_tool as supervisor_handoff
+from langgraph_supervisor import create_supervisor
+from langgraph_swarm import create_handoff_tool as swarm_handoff
+from langgraph_swarm import create_swarm
 
 from guardrails_plugin import AgentMessage, Guard, Policy, allow
 from guardrails_plugin.cascade import CascadeMonitor
-from guardrails_plugin.langgraph import guard_node
+from guardrails_plugin.langchain import GuardMiddleware
+from guardrails_plugin.langgraph import GuardedToolNode, guard_node
+from guardrails_plugin.testing import ScriptedChatModel, tool_call
 
 PUSH = "__pregel_push"
 TASKS = "__pregel_tasks"
@@ -103,8 +111,14 @@ class Task:
     writes: list[tuple[str, Any]] = field(default_factory=list)
 
 
-def truth(events: list[tuple[tuple[str, ...], dict[str, Any]]], saver: RecordingSaver) -> set[Edge]:
-    """The messages the graph really passed, with parents and generations."""
+def truth(
+    events: list[tuple[tuple[str, ...], dict[str, Any]]],
+    saver: RecordingSaver,
+    *,
+    top_only: bool = False,
+) -> set[Edge]:
+    """The messages the graph really passed, with parents and generations (``top_only``:
+    between nodes of the top-level graph)."""
     tasks: dict[str, Task] = {}
     order: list[Task] = []
     for ns, ev in events:
@@ -140,7 +154,8 @@ def truth(events: list[tuple[tuple[str, ...], dict[str, Any]]], saver: Recording
         for s, k in senders:
             mid = f"{s.id}>{t.name}" + ("" if k is None else f"#{k}")
             msgs.append((s.generation, mid))
-            edges.add((mid, s.name, t.name, s.parent, s.generation))
+            if not (top_only and t.graph):
+                edges.add((mid, s.name, t.name, s.parent, s.generation))
         if msgs:
             gen, mid = min(msgs)
             t.generation, t.parent = gen + 1, mid
@@ -338,3 +353,94 @@ def test_the_generator_covers_every_shape_and_mechanism() -> None:
     """The seeds above exercise each shape (a check of the generator, not the adapter)."""
     shapes = {generated(seed, Guard(Policy([])))[0] for seed in range(40)}
     assert shapes == {"supervisor", "chain", "swarm", "nested"}
+
+
+# -- langgraph-supervisor and langgraph-swarm: hand-off tools ----------------------------------
+
+
+Shape = tuple[str, str, int | None, tuple[str, str, int | None] | None]
+
+
+def structure(edges: set[Edge]) -> Counter[Shape]:
+    """Edges without their ids (hand-off tools report under their tool-call id): sender,
+    recipient, generation and the parent's (sender, recipient, generation)."""
+    by_id = {e[0]: e for e in edges}
+    out: Counter[Shape] = Counter()
+    for _, sender, recipient, parent, gen in edges:
+        p = by_id.get(parent)
+        out[(sender, recipient, gen, None if p is None else (p[1], p[2], p[4]))] += 1
+    return out
+
+
+def agents_graph(kind: str, guard: Guard, *, wrap: bool, rounds: int) -> Any:
+    """A langgraph-supervisor team (supervisor, researcher, writer) or a langgraph-swarm
+    (three peers), scripted to hand off ``rounds`` times; the hand-off tools in a
+    ``GuardedToolNode`` (supervisor) or under ``GuardMiddleware`` (every agent). ``wrap``:
+    every node of the resulting graph also in ``guard_node``."""
+    if kind == "supervisor":
+        workers = ["researcher", "writer"]
+        dispatch = [
+            AIMessage(f"task {i}", tool_calls=[tool_call(f"transfer_to_{workers[i % 2]}")])
+            for i in range(rounds)
+        ]
+        agents: list[Any] = [
+            create_agent(
+                ScriptedChatModel([f"{name} result {i}" for i in range(rounds)]),
+                tools=[],
+                middleware=[GuardMiddleware(guard)],
+                name=name,
+            )
+            for name in workers
+        ]
+        builder = create_supervisor(
+            agents,
+            model=ScriptedChatModel([*dispatch, "all done"]),
+            tools=GuardedToolNode([supervisor_handoff(agent_name=w) for w in workers], guard),
+        )
+    else:
+        peers = ["p0", "p1", "p2"]
+        hops = [(peers[i % 3], peers[(i + 1) % 3]) for i in range(rounds)]
+        script: dict[str, list[Any]] = {p: [] for p in peers}
+        for i, (me, other) in enumerate(hops):
+            script[me].append(AIMessage(f"hop {i}", tool_calls=[tool_call(f"transfer_to_{other}")]))
+        script[peers[rounds % 3]].append("finished")
+        agents = [
+            create_agent(
+                ScriptedChatModel(script[p]),
+                tools=[swarm_handoff(agent_name=o) for o in peers if o != p],
+                middleware=[GuardMiddleware(guard)],
+                name=p,
+            )
+            for p in peers
+        ]
+        builder = create_swarm(agents, default_active_agent="p0")
+    if wrap:
+        for name, spec in builder.nodes.items():
+            spec.runnable = guard_node(spec.runnable, guard, agent=name)
+    return builder
+
+
+@pytest.mark.filterwarnings("ignore:create_react_agent has been moved")
+@pytest.mark.parametrize("kind", ["supervisor", "swarm"])
+@pytest.mark.parametrize("wrap", [False, True], ids=["tools", "tools+guard_node"])
+@pytest.mark.parametrize("rounds", [1, 2, 5])
+def test_handoff_tools_report_the_causal_chain(kind: str, wrap: bool, rounds: int) -> None:
+    monitor = Reports()
+    guard = Guard(Policy([allow("handoff"), allow("transfer_to_*")]), cascade=monitor)
+    saver = RecordingSaver()
+    graph = agents_graph(kind, guard, wrap=wrap, rounds=rounds).compile(checkpointer=saver)
+    config: Any = {"configurable": {"thread_id": f"{kind}{wrap}{rounds}"}, "recursion_limit": 100}
+    events = list(
+        graph.stream({"messages": [("user", "go")]}, config, stream_mode="debug", subgraphs=True)
+    )
+    got = structure(reported(monitor.reports))
+    want = structure(truth(events, saver, top_only=True))
+    top = Counter(want)
+    if kind == "supervisor" and not wrap:
+        # a worker's answer goes back over a plain edge: the tool node reports it when the
+        # supervisor next hands off; the last answer (the supervisor then ends) is not told
+        last = max(top, key=lambda s: s[2] or 0)
+        assert last[1] == "supervisor"
+        top[last] -= 1
+        top = +top
+    assert got == top

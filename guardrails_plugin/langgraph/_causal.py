@@ -238,6 +238,46 @@ def _deliveries(
     return found
 
 
+class Inbox:
+    """Per run, the last message delivered to each agent: the causal parent of what the
+    agent sends next, for adapters that see hand-offs but not the graph's tasks (a
+    hand-off tool in a ``GuardedToolNode`` or under ``GuardMiddleware``, in a
+    langgraph-supervisor team or a swarm whose nodes are not wrapped). Exact when one
+    agent acts at a time (supervisor teams, swarms); in parallel fan-outs an agent's
+    latest delivery stands for the one that started it. An agent that received nothing
+    in the run was started by its input: generation 0."""
+
+    def __init__(self, max_scopes: int = 4096) -> None:
+        self.max_scopes = max_scopes
+        self._scopes: OrderedDict[str, dict[str, tuple[str | None, int | None]]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def started(self, scope: str, agent: str) -> tuple[str | None, int | None]:
+        """``(parent, generation)`` for a message ``agent`` sends now."""
+        with self._lock:
+            last = self._scopes.get(scope, {}).get(agent)
+        if last is None:
+            return None, 0
+        mid, gen = last
+        return mid, None if gen is None else gen + 1
+
+    def delivered(self, scope: str, message: AgentMessage) -> None:
+        with self._lock:
+            agents = self._scopes.get(scope)
+            if agents is None:
+                agents = self._scopes[scope] = {}
+                if len(self._scopes) > self.max_scopes:
+                    self._scopes.popitem(last=False)
+            else:
+                self._scopes.move_to_end(scope)
+            if len(agents) > 1024 and message.recipient not in agents:
+                agents.pop(next(iter(agents)))
+            agents[message.recipient] = (message.id, message.generation)
+
+
 LEDGER = Ledger()
 """The process's ledger, shared by every wrapped node (activations are facts about the
 graph run, whichever guard watches it)."""
+
+INBOX = Inbox()
+"""The process's inbox, shared by the hand-off adapters."""

@@ -15,7 +15,7 @@ from langchain_core.messages import AIMessage
 
 from .._events import AgentMessage, ToolCall
 from ..guard import Guard
-from ._causal import ACTIVATION
+from ._causal import ACTIVATION, INBOX
 
 HANDOFFS_SEEN: contextvars.ContextVar[dict[str, AgentMessage] | None] = contextvars.ContextVar(
     "guardrails_handoffs_seen", default=None
@@ -38,6 +38,11 @@ def handoff_call(
     monitor = guard.cascade
     path = monitor.provenance(call.scope_key, call.agent) if monitor is not None else ()
     act = ACTIVATION.get()  # the wrapped node this runs in: the message's causal parent
+    parent, generation = (
+        (act.parent, act.generation)
+        if act is not None
+        else INBOX.started(call.scope_key, call.agent)
+    )
     message = AgentMessage(
         call.agent,
         recipient,
@@ -47,9 +52,10 @@ def handoff_call(
         step=call.step,
         path=path,
         id=message_id or call.call_id,
-        parent=None if act is None else act.parent,
-        generation=None if act is None else act.generation,
+        parent=parent,
+        generation=generation,
     )
+    INBOX.delivered(call.scope_key, message)
     return ToolCall(
         call.tool,
         call.args if call.readable else call.raw_args,
@@ -104,6 +110,7 @@ def with_destination(call: ToolCall, tool: Any, state: Any, guard: Guard) -> Too
     target = destination(tool)
     if target is None:
         return call
+    handback(state, call, guard)  # the answer that gave the agent its turn: the parent
     call = handoff_call(call, target, said_with(state, call.call_id), guard)
     seen = HANDOFFS_SEEN.get()
     if seen is not None and call.message is not None:
@@ -160,7 +167,8 @@ def handback(state: Any, call: ToolCall, guard: Guard) -> AgentMessage | None:
                 if said:
                     break
         monitor = guard.cascade
-        return AgentMessage(
+        parent, generation = INBOX.started(call.scope_key, worker)
+        message = AgentMessage(
             worker,
             call.agent,
             said,
@@ -169,5 +177,9 @@ def handback(state: Any, call: ToolCall, guard: Guard) -> AgentMessage | None:
             step=call.step,
             path=monitor.provenance(call.scope_key, worker),
             id=f"handback:{m.tool_calls[0].get('id')}",
+            parent=parent,
+            generation=generation,
         )
+        INBOX.delivered(call.scope_key, message)
+        return message
     return None

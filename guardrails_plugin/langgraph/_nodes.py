@@ -25,7 +25,7 @@ from langgraph.types import Command, Send
 from .._decision import Effect
 from .._events import AgentMessage
 from ..guard import Guard
-from ._causal import ACTIVATION, LEDGER, Activation, Delivery, message_id
+from ._causal import ACTIVATION, INBOX, LEDGER, Activation, Delivery, message_id
 from ._drivers import drivers
 from ._gate import Approvals, Gate
 from ._handoffs import HANDOFF_BACK, HANDOFFS_SEEN, handoff_call, text_of
@@ -184,6 +184,7 @@ class GuardedNode:
                 parent=sender.parent,
                 generation=sender.generation,
             )
+            INBOX.delivered(scope, message)
             decision = yield ("check", (message,))
             if not decision.allowed and decision.kind != "control":
                 raise decision.error()

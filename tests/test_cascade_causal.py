@@ -37,9 +37,10 @@ from langgraph_swarm import create_handoff_tool as swarm_handoff
 from langgraph_swarm import create_swarm
 
 from guardrails_plugin import AgentMessage, Guard, Policy, allow
-from guardrails_plugin.cascade import CascadeMonitor
+from guardrails_plugin.cascade import Alarm, CascadeMonitor, Observed
 from guardrails_plugin.langchain import GuardMiddleware
-from guardrails_plugin.langgraph import GuardedToolNode, guard_node
+from guardrails_plugin.langgraph import CascadeWatcher, GuardedToolNode, guard_node
+from guardrails_plugin.langgraph._causal import ACTIVATION
 from guardrails_plugin.testing import ScriptedChatModel, tool_call
 
 PUSH = "__pregel_push"
@@ -176,12 +177,24 @@ def decide(seed: int, name: str, n: int, k: int) -> int:
 Body = Callable[[dict[str, Any]], Any]
 
 
-def add(builder: Any, name: str, body: Body, guard: Guard, **kw: Any) -> None:
-    body.__name__ = name
-    builder.add_node(name, guard_node(body, guard), **kw)
+ACTED: list[tuple[str, ...]] = []
+"""For each run of an agent's body under ``guard_node``: the messages delivered to it."""
 
 
-def supervisor(rng: random.Random, seed: int, guard: Guard, prefix: str = "") -> Any:
+def add(builder: Any, name: str, body: Body, guard: Guard | None, **kw: Any) -> None:
+    """Add an agent node: under ``guard_node``, or plain (``guard=None``: for the watcher)."""
+
+    def acting(state: dict[str, Any]) -> Any:
+        act = ACTIVATION.get()
+        if act is not None:
+            ACTED.append(act.arrived)
+        return body(state)
+
+    acting.__name__ = name
+    builder.add_node(name, acting if guard is None else guard_node(acting, guard), **kw)
+
+
+def supervisor(rng: random.Random, seed: int, guard: Guard | None, prefix: str = "") -> Any:
     """A supervisor over 2-4 workers, for 1-3 rounds; dispatch and answers vary."""
     workers = [f"{prefix}w{i}" for i in range(rng.randint(2, 4))]
     boss = f"{prefix}boss"
@@ -240,7 +253,7 @@ def supervisor(rng: random.Random, seed: int, guard: Guard, prefix: str = "") ->
     return builder
 
 
-def chain(rng: random.Random, seed: int, guard: Guard, prefix: str = "") -> Any:
+def chain(rng: random.Random, seed: int, guard: Guard | None, prefix: str = "") -> Any:
     """A line of 2-4 stages; a stage may split into two parallel agents joined after."""
     builder = StateGraph(State)
     stages: list[list[str]] = []
@@ -270,7 +283,7 @@ def chain(rng: random.Random, seed: int, guard: Guard, prefix: str = "") -> Any:
     return builder
 
 
-def swarm(rng: random.Random, seed: int, guard: Guard, prefix: str = "") -> Any:
+def swarm(rng: random.Random, seed: int, guard: Guard | None, prefix: str = "") -> Any:
     """3-4 peers handing off at random with ``Command(goto=...)`` for 3-8 hops."""
     names = [f"{prefix}s{i}" for i in range(rng.randint(3, 4))]
     hops = rng.randint(3, 8)
@@ -292,13 +305,13 @@ def swarm(rng: random.Random, seed: int, guard: Guard, prefix: str = "") -> Any:
 SHAPES = {"supervisor": supervisor, "chain": chain, "swarm": swarm}
 
 
-def nested(rng: random.Random, seed: int, guard: Guard) -> Any:
+def nested(rng: random.Random, seed: int, guard: Guard | None) -> Any:
     """An intake agent, a team (a generated graph as a subgraph node), a reviewer."""
     inner = SHAPES[rng.choice(list(SHAPES))](rng, seed, guard, prefix="t.")
     team = inner.compile()
     builder = StateGraph(State)
     add(builder, "intake", lambda s: {"log": ["intake"]}, guard)
-    builder.add_node("team", guard_node(team, guard, agent="team"))
+    builder.add_node("team", team if guard is None else guard_node(team, guard, agent="team"))
     add(builder, "review", lambda s: {"log": ["review"]}, guard)
     builder.add_edge(START, "intake")
     builder.add_edge("intake", "team")
@@ -306,7 +319,7 @@ def nested(rng: random.Random, seed: int, guard: Guard) -> Any:
     return builder
 
 
-def generated(seed: int, guard: Guard) -> tuple[str, Any]:
+def generated(seed: int, guard: Guard | None) -> tuple[str, Any]:
     rng = random.Random(seed)
     shape = rng.choice([*SHAPES, "nested"])
     build = nested if shape == "nested" else SHAPES[shape]
@@ -332,6 +345,37 @@ def run(seed: int, *, use_async: bool = False) -> tuple[str, set[Edge], set[Edge
     return shape, reported(monitor.reports), truth(events, saver)
 
 
+def run_watched(
+    seed: int, *, with_graph: bool, use_async: bool = False
+) -> tuple[str, set[Edge], set[Edge]]:
+    """The same graphs with plain nodes, watched by ``CascadeWatcher`` (every node an
+    agent, nested team members included)."""
+    monitor = Reports()
+    guard = Guard(Policy([allow("handoff")]), cascade=monitor)
+    shape, builder = generated(seed, None)
+    saver = RecordingSaver()
+    graph = builder.compile(checkpointer=saver)
+    names = set(builder.nodes)
+    if shape == "nested":
+        names |= set(builder.nodes["team"].runnable.builder.nodes)
+    watcher = CascadeWatcher(guard, agents=names, graph=graph if with_graph else None)
+    config: Any = {
+        "configurable": {"thread_id": f"w{seed}"},
+        "recursion_limit": 80,
+        "callbacks": [watcher],
+    }
+    kw: Any = {"stream_mode": "debug", "subgraphs": True}
+    if use_async:
+
+        async def go() -> list[Any]:
+            return [e async for e in graph.astream({"log": []}, config, **kw)]
+
+        events = asyncio.run(go())
+    else:
+        events = list(graph.stream({"log": []}, config, **kw))
+    return shape, reported(monitor.reports), truth(events, saver)
+
+
 # -- the tests ------------------------------------------------------------------------------------
 
 
@@ -342,10 +386,23 @@ def test_reports_match_what_the_graph_did(seed: int) -> None:
     assert got == want, f"seed {seed} ({shape}): missing {want - got}, invented {got - want}"
 
 
+@pytest.mark.parametrize("seed", range(40))
+def test_the_watcher_reports_what_the_graph_did(seed: int) -> None:
+    shape, got, want = run_watched(seed, with_graph=True)
+    assert got == want, f"seed {seed} ({shape}): missing {want - got}, invented {got - want}"
+
+
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.integers(min_value=1000, max_value=10**6), st.booleans())
 def test_reports_match_on_held_out_seeds_sync_and_async(seed: int, use_async: bool) -> None:
     shape, got, want = run(seed, use_async=use_async)
+    assert got == want, f"seed {seed} ({shape}): missing {want - got}, invented {got - want}"
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(min_value=1000, max_value=10**6), st.booleans(), st.booleans())
+def test_the_watcher_matches_on_held_out_seeds(seed: int, with_graph: bool, aio: bool) -> None:
+    shape, got, want = run_watched(seed, with_graph=with_graph, use_async=aio)
     assert got == want, f"seed {seed} ({shape}): missing {want - got}, invented {got - want}"
 
 
@@ -444,3 +501,95 @@ def test_handoff_tools_report_the_causal_chain(kind: str, wrap: bool, rounds: in
         top[last] -= 1
         top = +top
     assert got == top
+
+
+@pytest.mark.filterwarnings("ignore:create_react_agent has been moved")
+@pytest.mark.parametrize("kind", ["supervisor", "swarm"])
+def test_the_watcher_on_supervisor_teams_and_swarms(kind: str) -> None:
+    """Hand-offs by tools inside the agents' own graphs, answers over plain edges: the
+    watcher reports the top-level agents' messages as the graph passed them."""
+    monitor = Reports()
+    guard = Guard(Policy([allow("handoff"), allow("transfer_to_*")]), cascade=monitor)
+    saver = RecordingSaver()
+    graph = agents_graph(kind, guard, wrap=False, rounds=5).compile(checkpointer=saver)
+    config: Any = {
+        "configurable": {"thread_id": f"watch-{kind}"},
+        "recursion_limit": 100,
+        "callbacks": [CascadeWatcher(guard, graph=graph)],
+    }
+    events = list(
+        graph.stream({"messages": [("user", "go")]}, config, stream_mode="debug", subgraphs=True)
+    )
+    # the tool node and middleware report too (active): the watcher's own reports are kept
+    watched = [m for m in monitor.reports if m.passive]
+    assert structure(reported(watched)) == structure(truth(events, saver, top_only=True))
+
+
+# -- containment: a tripped message is held before its recipient acts ----------------------------
+
+
+class TripAt:
+    """A signal that trips on the ``n``-th distinct message of a run (any message)."""
+
+    name = "trip-at"
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def track(self) -> Any:
+        n = self.n
+
+        class Tracker:
+            def observe(self, seen: Observed) -> Alarm | None:
+                if seen.index != n:
+                    return None
+                return Alarm(
+                    "trip-at", seen.scope, (seen.message.sender,), "test", (seen.evidence,), n
+                )
+
+        return Tracker()
+
+
+class TrippingReports(Reports):
+    def __init__(self, n: int) -> None:
+        CascadeMonitor.__init__(self, [TripAt(n)])
+        self.reports = []
+
+
+@pytest.mark.parametrize("seed", range(24))
+def test_a_tripped_message_is_held_before_its_recipient_acts_and_a_person_resumes(
+    seed: int,
+) -> None:
+    """Whatever carried the message (Command, edge, Send from node or router, subgraph),
+    the default breaker's interrupt holds it: no node acts on it or on anything after it;
+    once a person lifts the pause, the run finishes and reports what an untripped run
+    does."""
+    _, _, want = run(seed)
+    n = random.Random(seed).randrange(len(want))
+    monitor = TrippingReports(n)
+    guard = Guard(Policy([allow("handoff")]), cascade=monitor)
+    ACTED.clear()
+    _, builder = generated(seed, guard)
+    saver = RecordingSaver()
+    graph = builder.compile(checkpointer=saver)
+    config: Any = {"configurable": {"thread_id": f"trip{seed}"}, "recursion_limit": 80}
+    events = list(graph.stream({"log": []}, config, stream_mode="debug", subgraphs=True))
+    [trip] = guard.trips(f"trip{seed}")
+    order = list(dict.fromkeys(m.id for m in monitor.reports))
+    held = order[n]
+    assert trip.at_message == n
+    before = set(order[:n])
+    assert all(set(arrived) <= before for arrived in ACTED), (held, ACTED)
+    assert graph.get_state(config).next, "the run waits"
+    # a person lifts the pause; the run goes on and finishes
+    guard.controls.resume(thread=f"trip{seed}")
+    for _ in range(10):
+        pending = graph.get_state(config).interrupts
+        if not pending:
+            break
+        resume = Command(resume={i.id: True for i in pending})
+        events += graph.stream(resume, config, stream_mode="debug", subgraphs=True)
+    assert not graph.get_state(config).next
+    assert any(held in arrived for arrived in ACTED)
+    got = reported(monitor.reports)
+    assert structure(got) == structure(truth(events, saver))

@@ -72,6 +72,8 @@ class Activation:
     the same message (same id: it counts once)."""
     senders: frozenset[str] = frozenset()
     """The agents whose messages started this activation."""
+    arrived: tuple[str, ...] = ()
+    """The ids of the messages delivered to this activation."""
     outer: Activation | None = None
     """The wrapped node this one runs inside (a subgraph's node), if any."""
 
@@ -177,6 +179,7 @@ class Ledger:
             gen = first.sender.generation
             act.generation = None if gen is None else gen + 1
             act.senders = frozenset(d.sender.agent for d in deliveries)
+            act.arrived = tuple(d.id for d in deliveries)
         elif outer is not None:
             act.parent, act.generation = outer.parent, outer.generation
         elif before:

@@ -9,7 +9,7 @@ step). Each task collects its writes in a deque that LangGraph hands the task in
 step has ended, whether the writes came from the node's own ``Command``, a routing
 function, a static edge or a ``Command.PARENT`` raised from a subgraph inside it.
 
-``guard_node`` registers every activation of a wrapped node here (``Ledger.start``): the
+``guard_node`` registers every activation of a wrapped node here (``Activations.start``): the
 task, the agent, its writes deque, and the delivery that started it. When a wrapped node
 starts in step ``s``, the activations of step ``s - 1`` in the same graph whose writes
 trigger it are its senders: each is one message (a ``Send`` packet is one message of its
@@ -74,6 +74,10 @@ class Activation:
     """The agents whose messages started this activation."""
     arrived: tuple[str, ...] = ()
     """The ids of the messages delivered to this activation."""
+    told: set[str] = field(default_factory=set)
+    """Ids of the messages this activation's node reported itself (its ``Command`` and
+    ``Send`` hand-offs, decided when it returned): their recipients need not tell them
+    again."""
     outer: Activation | None = None
     """The wrapped node this one runs inside (a subgraph's node), if any."""
 
@@ -118,7 +122,7 @@ ACTIVATION: contextvars.ContextVar[Activation | None] = contextvars.ContextVar(
 sub-agents and tool nodes that run within it)."""
 
 
-class Ledger:
+class Activations:
     """Activations of wrapped nodes, per run and graph, for the last two steps."""
 
     def __init__(self, max_graphs: int = 4096) -> None:
@@ -278,8 +282,8 @@ class Inbox:
             agents[message.recipient] = (message.id, message.generation)
 
 
-LEDGER = Ledger()
-"""The process's ledger, shared by every wrapped node (activations are facts about the
+ACTIVATIONS = Activations()
+"""The process's activations, shared by every wrapped node (activations are facts about the
 graph run, whichever guard watches it)."""
 
 INBOX = Inbox()

@@ -25,7 +25,7 @@ from langgraph.types import Command, Send
 from .._decision import Effect
 from .._events import AgentMessage
 from ..guard import Guard
-from ._causal import ACTIVATION, INBOX, LEDGER, Activation, Delivery, message_id
+from ._causal import ACTIVATION, ACTIVATIONS, INBOX, Activation, Delivery, message_id
 from ._drivers import drivers
 from ._gate import Approvals, Gate
 from ._handoffs import HANDOFF_BACK, HANDOFFS_SEEN, handoff_call, text_of
@@ -87,7 +87,7 @@ class GuardedNode:
     def _call(self, state: Any, config: RunnableConfig, runtime: Any = None) -> Any:
         where = self._where(config, runtime)
         key = hold_key(config, where)
-        act, arrived = LEDGER.start(config, where.agent, where.thread_id or where.run_id)
+        act, arrived = ACTIVATIONS.start(config, where.agent, where.thread_id or where.run_id)
         self._driver.run(self._arrivals_flow(arrived, act, where))
         paused = self._driver.run(self.gate.hold_flow(where.agent, where, key))
         token = NODE_AGENT.set(self.agent) if self.agent else None
@@ -121,7 +121,7 @@ class GuardedNode:
     async def _acall(self, state: Any, config: RunnableConfig, runtime: Any = None) -> Any:
         where = self._where(config, runtime)
         key = hold_key(config, where)
-        act, arrived = LEDGER.start(config, where.agent, where.thread_id or where.run_id)
+        act, arrived = ACTIVATIONS.start(config, where.agent, where.thread_id or where.run_id)
         await self._adriver.arun(self._arrivals_flow(arrived, act, where))
         paused = await self._adriver.arun(self.gate.hold_flow(where.agent, where, key))
         token = NODE_AGENT.set(self.agent) if self.agent else None
@@ -158,18 +158,16 @@ class GuardedNode:
         """Report the messages that started this activation (whatever carried them: a
         ``Command``, a static or conditional edge, a ``Send`` from a node or a routing
         function), before the node acts on them. A message the sender already reported
-        has the same id and counts once. A message the guard holds (its recipient is
-        quarantined) stops the node; a pause or kill the breaker set is the kill-switch
-        hold's to apply, right after."""
+        is not told again (it has the same id: it would count once anyway). A message the
+        guard holds (its recipient is quarantined) stops the node; a pause or kill the
+        breaker set is the kill-switch hold's to apply, right after."""
         monitor = self.guard.cascade
+        if monitor is None:
+            return  # nothing watches messages; the kill-switch hold still runs after
         for d in arrived:
             sender = d.sender
-            known = sender.reported.get(act.node) if d.packet is None else None
-            if known is not None:  # reported from inside the sender, under this id
-                decision = yield ("check", (known,))
-                if not decision.allowed and decision.kind != "control":
-                    raise decision.error()
-                continue
+            if d.id in sender.told or (d.packet is None and act.node in sender.reported):
+                continue  # the sender (or a hand-off tool in it) reported it when decided
             said = _said(d.arg) if d.packet is not None else sender.said
             scope = where.thread_id or where.run_id or "-"
             message = AgentMessage(
@@ -179,7 +177,7 @@ class GuardedNode:
                 run_id=where.run_id,
                 thread_id=where.thread_id,
                 step=where.step,
-                path=monitor.provenance(scope, sender.agent) if monitor is not None else (),
+                path=monitor.provenance(scope, sender.agent),
                 id=d.id,
                 parent=sender.parent,
                 generation=sender.generation,
@@ -241,6 +239,8 @@ class GuardedNode:
                 if graph is not None and act.outer is not None:
                     sender = act.outer  # the parent graph applies it as the outer task's
                 call = handoff_call(call, target, said, self.guard, message_id(sender, target, k))
+                if call.message is not None and call.message.id is not None:
+                    sender.told.add(call.message.id)
                 if sender is not act and k is None and call.message is not None:
                     sender.reported[target] = call.message
             decision, pending = yield from self.gate.decide_flow(call, where)

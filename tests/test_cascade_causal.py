@@ -593,3 +593,56 @@ def test_a_tripped_message_is_held_before_its_recipient_acts_and_a_person_resume
     assert any(held in arrived for arrived in ACTED)
     got = reported(monitor.reports)
     assert structure(got) == structure(truth(events, saver))
+
+
+# -- attacks on the bookkeeping -------------------------------------------------------------------
+
+
+def test_another_graph_on_the_same_thread_id_invents_nothing() -> None:
+    """Two graphs, two checkpointers, one thread id, one process: what one graph did is
+    never taken for a hand-off in the other."""
+    monitor = Reports()
+    guard = Guard(Policy([allow("handoff")]), cascade=monitor)
+
+    def line(names: list[str]) -> Any:
+        builder = StateGraph(State)
+        for i, name in enumerate(names):
+            add(builder, name, lambda s, name=name: {"log": [name]}, guard)
+            builder.add_edge(START if i == 0 else names[i - 1], name)
+        return builder.compile(checkpointer=RecordingSaver())
+
+    config: Any = {"configurable": {"thread_id": "same"}}
+    first, second = line(["a", "b"]), line(["x", "b"])
+    first.invoke({"log": []}, config)
+    monitor.reports.clear()
+    events = list(second.stream({"log": []}, config, stream_mode="debug", subgraphs=True))
+    assert reported(monitor.reports) == truth(events, second.checkpointer)
+    assert {(m.sender, m.recipient) for m in monitor.reports} == {("x", "b")}
+
+
+def test_concurrent_runs_of_one_graph_keep_their_own_trees() -> None:
+    """Eight threads run the same generated graphs at once (one guard, one process):
+    every run's reports match its own record."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    monitor = Reports()
+    guard = Guard(Policy([allow("handoff")]), cascade=monitor)
+    graphs = {}
+    for seed in (2, 3, 5, 9):  # Send fan-outs with joins, parallel chains, a swarm, nested
+        saver = RecordingSaver()
+        graphs[seed] = (generated(seed, guard)[1].compile(checkpointer=saver), saver)
+
+    def go(job: tuple[int, int]) -> tuple[str, list[Any]]:
+        seed, i = job
+        graph, _ = graphs[seed]
+        config: Any = {"configurable": {"thread_id": f"c{seed}.{i}"}, "recursion_limit": 80}
+        return f"c{seed}.{i}", list(
+            graph.stream({"log": []}, config, stream_mode="debug", subgraphs=True)
+        )
+
+    jobs = [(seed, i) for seed in graphs for i in range(4)]
+    with ThreadPoolExecutor(8) as pool:
+        runs = list(pool.map(go, jobs))
+    for (seed, _), (thread, events) in zip(jobs, runs, strict=True):
+        mine = [m for m in monitor.reports if m.thread_id == thread]
+        assert reported(mine) == truth(events, graphs[seed][1]), thread

@@ -28,8 +28,9 @@ wrapped node's activation (the message delivered to the team is the one that sta
 What it cannot see: a sender that is not wrapped (a plain router node between two agents:
 the recipient then reports nothing from it, and its generation is unknown, ``None``), and
 state that does not survive the process (a run resumed in another process reports the
-deliveries of its first step without parent). Memory: the last two steps per graph, for
-at most ``max_graphs`` graphs (least recently used dropped).
+deliveries of its first step without parent). Memory: the last two steps per graph (the
+channels each task wrote and its ``Send`` packets, not the state it wrote), for at most
+``max_graphs`` graphs (least recently used dropped).
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ TASKS = "__pregel_tasks"
 _SEND_KEY = "__pregel_send"
 _READ_KEY = "__pregel_read"
 _TASK_ID = "__pregel_task_id"
+_SAVER_KEY = "__pregel_checkpointer"
 
 
 @dataclass(slots=True, eq=False)
@@ -62,7 +64,9 @@ class Activation:
     """The id of the message whose delivery started this activation."""
     generation: int | None = 0
     """The generation of the messages this activation sends (``None``: unknown)."""
-    writes: deque[tuple[str, Any]] | None = None
+    writes: deque[tuple[str, Any]] | tuple[tuple[str, Any], ...] | None = None
+    """The task's writes: LangGraph's own deque while its step runs, then (once the next
+    step starts) only the channels written and the ``Send`` packets."""
     said: str = ""
     """What the activation said (its output's last message), for messages it sends along
     edges: set when the node returns."""
@@ -125,7 +129,7 @@ sub-agents and tool nodes that run within it)."""
 class Activations:
     """Activations of wrapped nodes, per run and graph, for the last two steps."""
 
-    def __init__(self, max_graphs: int = 4096) -> None:
+    def __init__(self, max_graphs: int = 1024) -> None:
         self.max_graphs = max_graphs
         self._graphs: OrderedDict[tuple[str, str], dict[int, dict[str, Activation]]] = OrderedDict()
         self._lock = threading.Lock()
@@ -153,10 +157,13 @@ class Activations:
         ns = str(conf.get("checkpoint_ns") or "")
         graph = ns.rpartition("|")[0]
         act = Activation(task, agent, node, writes=_writes_of(conf), outer=outer)
-        if scope is None:
+        saver = conf.get(_SAVER_KEY)
+        if scope is None or saver is None:  # no resume possible: this loop is the run
             read = conf.get(_READ_KEY)
             args: tuple[Any, ...] = getattr(read, "args", ())
             scope = f"loop:{id(args[1])}" if len(args) > 1 else "-"
+        else:  # a thread of this checkpointer (another graph may reuse the thread id)
+            scope = f"{scope}@{id(saver)}"
         key = (scope, graph)
         with self._lock:
             steps = self._graphs.get(key)
@@ -170,6 +177,9 @@ class Activations:
                 del steps[old]
             steps.setdefault(step, {})[task] = act
             before = list(steps.get(step - 1, {}).values())
+            for b in before:  # their step is over: keep the channels and packets only
+                if isinstance(b.writes, deque):
+                    b.writes = tuple((c, v if c == TASKS else None) for c, v in tuple(b.writes))
         deliveries = _deliveries(before, conf, meta, node)
         if deliveries:
             first = min(

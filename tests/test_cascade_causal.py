@@ -36,7 +36,7 @@ from langgraph_supervisor import create_supervisor
 from langgraph_swarm import create_handoff_tool as swarm_handoff
 from langgraph_swarm import create_swarm
 
-from guardrails_plugin import AgentMessage, Guard, Policy, allow
+from guardrails_plugin import AgentMessage, Guard, Policy, RunPaused, allow
 from guardrails_plugin.cascade import Alarm, CascadeMonitor, Observed
 from guardrails_plugin.langchain import GuardMiddleware
 from guardrails_plugin.langgraph import CascadeWatcher, GuardedToolNode, guard_node
@@ -117,6 +117,7 @@ def truth(
     saver: RecordingSaver,
     *,
     top_only: bool = False,
+    recipients: dict[str, str] | None = None,
 ) -> set[Edge]:
     """The messages the graph really passed, with parents and generations (``top_only``:
     between nodes of the top-level graph)."""
@@ -157,6 +158,8 @@ def truth(
             msgs.append((s.generation, mid))
             if not (top_only and t.graph):
                 edges.add((mid, s.name, t.name, s.parent, s.generation))
+            if recipients is not None:
+                recipients[mid] = t.id
         if msgs:
             gen, mid = min(msgs)
             t.generation, t.parent = gen + 1, mid
@@ -646,3 +649,42 @@ def test_concurrent_runs_of_one_graph_keep_their_own_trees() -> None:
     for (seed, _), (thread, events) in zip(jobs, runs, strict=True):
         mine = [m for m in monitor.reports if m.thread_id == thread]
         assert reported(mine) == truth(events, graphs[seed][1]), thread
+
+
+@pytest.mark.parametrize("seed", range(16))
+def test_the_watcher_holds_a_tripped_message_before_its_recipient_runs(seed: int) -> None:
+    """The watcher's RunPaused: the recipient's task never runs (it wrote nothing) until
+    a person lifts the pause and the run goes on from the checkpoint, to the same end."""
+    _, _, want = run_watched(seed, with_graph=True)
+    n = random.Random(seed).randrange(len(want))
+    monitor = TrippingReports(n)
+    guard = Guard(Policy([allow("handoff")]), cascade=monitor)
+    shape, builder = generated(seed, None)
+    saver = RecordingSaver()
+    graph = builder.compile(checkpointer=saver)
+    names = set(builder.nodes)
+    if shape == "nested":
+        names |= set(builder.nodes["team"].runnable.builder.nodes)
+    thread = f"wtrip{seed}"
+    config: Any = {
+        "configurable": {"thread_id": thread},
+        "recursion_limit": 80,
+        "callbacks": [CascadeWatcher(guard, agents=names, graph=graph)],
+    }
+    events: list[Any] = []
+
+    def stream() -> None:
+        events.extend(graph.stream({"log": []}, config, stream_mode="debug", subgraphs=True))
+
+    with pytest.raises(RunPaused):
+        stream()
+    held = list(dict.fromkeys(m.id for m in monitor.reports))[n]
+    recipients: dict[str, str] = {}
+    truth(events, saver, recipients=recipients)
+    assert held in recipients  # the graph created the task the message went to...
+    # ...and it did not run: it wrote nothing but the error that stopped it
+    assert {c for c, _ in saver.task_writes.get(recipients[held], [])} <= {"__error__"}
+    guard.controls.resume(thread=thread)
+    events += graph.stream(None, config, stream_mode="debug", subgraphs=True)
+    assert not graph.get_state(config).next
+    assert reported(monitor.reports) == truth(events, saver)

@@ -504,6 +504,10 @@ def test_handoff_tools_report_the_causal_chain(kind: str, wrap: bool, rounds: in
         top[last] -= 1
         top = +top
     assert got == top
+    if kind == "supervisor" and (wrap or rounds > 1):  # an answer says what the worker said
+        answers = [m for m in monitor.reports if m.recipient == "supervisor"]
+        assert answers
+        assert all(" result " in m.content for m in answers), [m.content for m in answers]
 
 
 @pytest.mark.filterwarnings("ignore:create_react_agent has been moved")

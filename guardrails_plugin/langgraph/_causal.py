@@ -67,9 +67,9 @@ class Activation:
     writes: deque[tuple[str, Any]] | tuple[tuple[str, Any], ...] | None = None
     """The task's writes: LangGraph's own deque while its step runs, then (once the next
     step starts) only the channels written and the ``Send`` packets."""
-    said: str = ""
-    """What the activation said (its output's last message), for messages it sends along
-    edges: set when the node returns."""
+    update: Any = None
+    """The state update the node returned (what it said is read from it only when a
+    recipient reports a message it sent along an edge)."""
     reported: dict[str, AgentMessage] = field(default_factory=dict)
     """Recipient -> message, for hand-offs reported from inside the activation (a hand-off
     tool, a wrapped node in a subgraph handing off to this graph): the recipient reports

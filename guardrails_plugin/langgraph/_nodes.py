@@ -168,7 +168,7 @@ class GuardedNode:
             sender = d.sender
             if d.id in sender.told or (d.packet is None and act.node in sender.reported):
                 continue  # the sender (or a hand-off tool in it) reported it when decided
-            said = _said(d.arg) if d.packet is not None else sender.said
+            said = _said(d.arg if d.packet is not None else sender.update)
             scope = where.thread_id or where.run_id or "-"
             message = AgentMessage(
                 sender.agent,
@@ -223,7 +223,7 @@ class GuardedNode:
         its recipient reports it with: it counts once)."""
         output = _stamp(output, where.agent)
         act.reported.update(seen)
-        act.said = _said(_last_update(output))
+        act.update = _last_update(output)
         if not self.check_handoffs:
             return output
         denied: set[int] = set()

@@ -21,7 +21,8 @@ the output of the routing functions it ran are visible, its channel writes are n
 - a static edge: with ``graph=`` (the compiled graph) the watcher reads the graph's edges
   and is exact. Without it, a task of the step before that routed nowhere explicitly is
   taken for a static-edge sender of the nodes no explicit hand-off explains: exact in a
-  sequential graph, it may attribute a parallel static fan-out to every branch.
+  sequential graph, it may attribute a parallel static fan-out to every branch; and a
+  routing function that returns ``path_map`` keys is understood only with ``graph=``.
 
 A node that is not an agent (a router node, a tool node; ``agents``/``ignore``) passes its
 senders on: a hand-off through it counts as one from the agent before.
@@ -157,7 +158,8 @@ class CascadeWatcher(BaseCallbackHandler):
         self.guard = guard
         self.agents = None if agents is None else frozenset(agents)
         self.ignore = frozenset(ignore)
-        self._edges = _static_edges(graph) if graph is not None else None
+        self._ends: dict[tuple[tuple[str, ...], str, str], str] = {}
+        self._edges = _static_edges(graph, self._ends) if graph is not None else None
         self._nodes: dict[UUID, _Task] = {}  # running task: run id -> task
         self._children: dict[UUID, _Task] = {}  # a task's child runs (its routing functions)
         self._tasks: dict[str, _Task] = {}  # running task: task id -> task (subgraph parents)
@@ -264,11 +266,15 @@ class CascadeWatcher(BaseCallbackHandler):
                     if send.node == task.node and send.arg == inputs:
                         return [(t, k)]
             return []
+        path = _graph_path(task.graph) if self._edges is not None else ()
+        ends = self._ends
         found: list[tuple[_Task, int | None]] = [
-            (t, None) for t in before if task.node in t.targets
+            (t, None)
+            for t in before
+            if task.node in t.targets
+            or any(ends.get((path, t.node, x)) == task.node for x in t.targets)
         ]
         if self._edges is not None:
-            path = _graph_path(task.graph)
             edges = self._edges.get(path, set())
             found += [
                 (t, None)
@@ -379,9 +385,12 @@ def _graph_path(graph: str) -> tuple[str, ...]:
     return tuple(p.rpartition(":")[0] for p in graph.split("|") if not p.isdigit())
 
 
-def _static_edges(graph: Any) -> dict[tuple[str, ...], set[tuple[str, str]]]:
+def _static_edges(
+    graph: Any, ends: dict[tuple[tuple[str, ...], str, str], str]
+) -> dict[tuple[str, ...], set[tuple[str, str]]]:
     """Static edges of a compiled ``StateGraph`` and of the compiled graphs among its nodes,
-    by the node path leading to each (``()`` for the graph itself)."""
+    by the node path leading to each (``()`` for the graph itself). Fills ``ends`` with
+    each routing function's ``path_map``: ``(path, node, key) -> target``."""
     found: dict[tuple[str, ...], set[tuple[str, str]]] = {}
 
     def walk(g: Any, path: tuple[str, ...]) -> None:
@@ -392,6 +401,13 @@ def _static_edges(graph: Any) -> dict[tuple[str, ...], set[tuple[str, str]]]:
         for starts, end in getattr(builder, "waiting_edges", ()):
             edges.update((a, end) for a in starts)
         found[path] = edges
+        for start, branches in getattr(builder, "branches", {}).items():
+            for branch in branches.values():
+                mapping = getattr(branch, "ends", None)
+                if isinstance(mapping, Mapping):
+                    for key, target in mapping.items():
+                        if isinstance(key, str) and isinstance(target, str):
+                            ends[(path, start, key)] = target
         for name, spec in getattr(builder, "nodes", {}).items():
             inner = getattr(spec, "runnable", None)
             inner = getattr(inner, "node", inner)  # a GuardedNode's runnable wraps it

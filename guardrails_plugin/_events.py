@@ -119,10 +119,11 @@ class AgentMessage:
     labels: frozenset[str] = frozenset()
     origin: str | None = None
     passive: bool = False
-    """Reported by a passive observer (``CascadeWatcher``), which infers hand-offs from the
-    order nodes run in. Once an adapter that sees hand-offs themselves (``guard_node``, a
-    guarded hand-off tool) reports in a run, the monitor ignores passive reports there:
-    the same hand-off told twice, under two ids, would break every chain it follows."""
+    """Reported by a passive observer (``CascadeWatcher``), which reconstructs hand-offs
+    from what a callback sees of the graph's tasks. Once an adapter that sees hand-offs
+    themselves (``guard_node``, a guarded hand-off tool) reports in a run, the monitor
+    ignores passive reports there: the same hand-off told twice, under two ids, would break
+    every chain it follows."""
     parent: str | None = None
     """The ``id`` of the message whose delivery started the sender's current activation
     (``None`` for a message sent by an agent the run's input started): messages of one run

@@ -15,13 +15,15 @@ from langchain_core.messages import AIMessage
 
 from .._events import AgentMessage, ToolCall
 from ..guard import Guard
+from ._causal import ACTIVATION, INBOX
 
-HANDOFFS_SEEN: contextvars.ContextVar[set[str] | None] = contextvars.ContextVar(
+HANDOFFS_SEEN: contextvars.ContextVar[dict[str, AgentMessage] | None] = contextvars.ContextVar(
     "guardrails_handoffs_seen", default=None
 )
 """Set by ``guard_node`` while its node runs: hand-off tools decided inside the node add
-their destination, so the node does not report the same hand-off to the cascade monitor
-a second time when it surfaces as the node's ``Command``."""
+their destination and message, so the node does not report the same hand-off to the
+cascade monitor a second time when it surfaces as the node's ``Command``, and its
+recipient reports it under the same id."""
 
 HANDOFF_DESTINATION = "__handoff_destination"
 """Tool metadata naming the agent a hand-off tool transfers to (langgraph-supervisor,
@@ -35,6 +37,12 @@ def handoff_call(
     sees it (with its provenance) when the call is checked."""
     monitor = guard.cascade
     path = monitor.provenance(call.scope_key, call.agent) if monitor is not None else ()
+    act = ACTIVATION.get()  # the wrapped node this runs in: the message's causal parent
+    parent, generation = (
+        (act.parent, act.generation)
+        if act is not None
+        else INBOX.started(call.scope_key, call.agent)
+    )
     message = AgentMessage(
         call.agent,
         recipient,
@@ -44,7 +52,10 @@ def handoff_call(
         step=call.step,
         path=path,
         id=message_id or call.call_id,
+        parent=parent,
+        generation=generation,
     )
+    INBOX.delivered(call.scope_key, message)
     return ToolCall(
         call.tool,
         call.args if call.readable else call.raw_args,
@@ -99,10 +110,12 @@ def with_destination(call: ToolCall, tool: Any, state: Any, guard: Guard) -> Too
     target = destination(tool)
     if target is None:
         return call
+    handback(state, call, guard)  # the answer that gave the agent its turn: the parent
+    call = handoff_call(call, target, said_with(state, call.call_id), guard)
     seen = HANDOFFS_SEEN.get()
-    if seen is not None:
-        seen.add(target)
-    return handoff_call(call, target, said_with(state, call.call_id), guard)
+    if seen is not None and call.message is not None:
+        seen[target] = call.message
+    return call
 
 
 HANDOFF_BACK = "__is_handoff_back"
@@ -143,6 +156,9 @@ def handback(state: Any, call: ToolCall, guard: Guard) -> AgentMessage | None:
         worker = m.name
         if not worker or worker == call.agent or not m.tool_calls:
             return None
+        act = ACTIVATION.get()
+        if act is not None and worker in act.senders:
+            return None  # the enclosing guard_node reported it as the node's arrival
         said = ""
         for j in range(i - 1, lo - 1, -1):
             before = messages[j]
@@ -151,7 +167,8 @@ def handback(state: Any, call: ToolCall, guard: Guard) -> AgentMessage | None:
                 if said:
                     break
         monitor = guard.cascade
-        return AgentMessage(
+        parent, generation = INBOX.started(call.scope_key, worker)
+        message = AgentMessage(
             worker,
             call.agent,
             said,
@@ -160,5 +177,9 @@ def handback(state: Any, call: ToolCall, guard: Guard) -> AgentMessage | None:
             step=call.step,
             path=monitor.provenance(call.scope_key, worker),
             id=f"handback:{m.tool_calls[0].get('id')}",
+            parent=parent,
+            generation=generation,
         )
+        INBOX.delivered(call.scope_key, message)
+        return message
     return None

@@ -23,7 +23,9 @@ from langgraph.errors import GraphInterrupt, ParentCommand
 from langgraph.types import Command, Send
 
 from .._decision import Effect
+from .._events import AgentMessage
 from ..guard import Guard
+from ._causal import ACTIVATION, ACTIVATIONS, INBOX, Activation, Delivery, message_id
 from ._drivers import drivers
 from ._gate import Approvals, Gate
 from ._handoffs import HANDOFF_BACK, HANDOFFS_SEEN, handoff_call, text_of
@@ -85,25 +87,30 @@ class GuardedNode:
     def _call(self, state: Any, config: RunnableConfig, runtime: Any = None) -> Any:
         where = self._where(config, runtime)
         key = hold_key(config, where)
+        act, arrived = ACTIVATIONS.start(config, where.agent, where.thread_id or where.run_id)
+        self._driver.run(self._arrivals_flow(arrived, act, where))
         paused = self._driver.run(self.gate.hold_flow(where.agent, where, key))
         token = NODE_AGENT.set(self.agent) if self.agent else None
-        seen: set[str] = set()
+        seen: dict[str, AgentMessage] = {}
         seen_token = HANDOFFS_SEEN.set(seen)
+        act_token = ACTIVATION.set(act)
         try:
             try:
                 output = self._inner.invoke(state, _named(config, where.agent))
             except ParentCommand as up:  # a hand-off from inside a subgraph or sub-agent
                 command, graph = _from_below(up, config)
-                up.args = (_regraph(self._checked(command, where, config, seen), graph),)
+                checked = self._checked(command, where, config, seen, act)
+                up.args = (_regraph(checked, graph),)
                 if key is not None and (paused or where.resuming):
                     self._driver.delete(key)
                 raise
-            output = self._checked(output, where, config, seen)
+            output = self._checked(output, where, config, seen, act)
         except GraphInterrupt:
             if where.checkpointed:
                 self._driver.run(self.gate.passed_flow(key, paused))
             raise
         finally:
+            ACTIVATION.reset(act_token)
             HANDOFFS_SEEN.reset(seen_token)
             if token is not None:
                 NODE_AGENT.reset(token)
@@ -114,26 +121,30 @@ class GuardedNode:
     async def _acall(self, state: Any, config: RunnableConfig, runtime: Any = None) -> Any:
         where = self._where(config, runtime)
         key = hold_key(config, where)
+        act, arrived = ACTIVATIONS.start(config, where.agent, where.thread_id or where.run_id)
+        await self._adriver.arun(self._arrivals_flow(arrived, act, where))
         paused = await self._adriver.arun(self.gate.hold_flow(where.agent, where, key))
         token = NODE_AGENT.set(self.agent) if self.agent else None
-        seen: set[str] = set()
+        seen: dict[str, AgentMessage] = {}
         seen_token = HANDOFFS_SEEN.set(seen)
+        act_token = ACTIVATION.set(act)
         try:
             try:
                 output = await self._inner.ainvoke(state, _named(config, where.agent))
             except ParentCommand as up:
                 command, graph = _from_below(up, config)
-                checked = await self._achecked(command, where, config, seen)
+                checked = await self._achecked(command, where, config, seen, act)
                 up.args = (_regraph(checked, graph),)
                 if key is not None and (paused or where.resuming):
                     await self._adriver.adelete(key)
                 raise
-            output = await self._achecked(output, where, config, seen)
+            output = await self._achecked(output, where, config, seen, act)
         except GraphInterrupt:
             if where.checkpointed:
                 await self._adriver.arun(self.gate.passed_flow(key, paused))
             raise
         finally:
+            ACTIVATION.reset(act_token)
             HANDOFFS_SEEN.reset(seen_token)
             if token is not None:
                 NODE_AGENT.reset(token)
@@ -141,31 +152,97 @@ class GuardedNode:
             await self._adriver.adelete(key)
         return output
 
+    def _arrivals_flow(
+        self, arrived: list[Delivery], act: Activation, where: Where
+    ) -> Generator[Any, Any, None]:
+        """Report the messages that started this activation (whatever carried them: a
+        ``Command``, a static or conditional edge, a ``Send`` from a node or a routing
+        function), before the node acts on them. A message the sender already reported
+        is not told again (it has the same id: it would count once anyway). A message the
+        guard holds (its recipient is quarantined) stops the node; a pause or kill the
+        breaker set is the kill-switch hold's to apply, right after."""
+        monitor = self.guard.cascade
+        if monitor is None:
+            return  # nothing watches messages; the kill-switch hold still runs after
+        for d in arrived:
+            sender = d.sender
+            if d.id in sender.told or (d.packet is None and act.node in sender.reported):
+                continue  # the sender (or a hand-off tool in it) reported it when decided
+            said = _said(d.arg if d.packet is not None else sender.update)
+            scope = where.thread_id or where.run_id or "-"
+            message = AgentMessage(
+                sender.agent,
+                act.node,
+                said,
+                run_id=where.run_id,
+                thread_id=where.thread_id,
+                step=where.step,
+                path=monitor.provenance(scope, sender.agent),
+                id=d.id,
+                parent=sender.parent,
+                generation=sender.generation,
+            )
+            INBOX.delivered(scope, message)
+            decision = yield ("check", (message,))
+            if not decision.allowed and decision.kind != "control":
+                raise decision.error()
+
     # -- hand-offs ----------------------------------------------------------------------------
 
-    def _checked(self, output: Any, where: Where, config: RunnableConfig, seen: set[str]) -> Any:
-        return self._driver.run(self._handoffs_flow(output, where, config, seen))
+    def _checked(
+        self,
+        output: Any,
+        where: Where,
+        config: RunnableConfig,
+        seen: dict[str, AgentMessage],
+        act: Activation,
+    ) -> Any:
+        return self._driver.run(self._handoffs_flow(output, where, config, seen, act))
 
     async def _achecked(
-        self, output: Any, where: Where, config: RunnableConfig, seen: set[str]
+        self,
+        output: Any,
+        where: Where,
+        config: RunnableConfig,
+        seen: dict[str, AgentMessage],
+        act: Activation,
     ) -> Any:
-        return await self._adriver.arun(self._handoffs_flow(output, where, config, seen))
+        return await self._adriver.arun(self._handoffs_flow(output, where, config, seen, act))
 
     def _handoffs_flow(
-        self, output: Any, where: Where, config: RunnableConfig, seen: set[str]
+        self,
+        output: Any,
+        where: Where,
+        config: RunnableConfig,
+        seen: dict[str, AgentMessage],
+        act: Activation,
     ) -> Generator[Any, Any, Any]:
         """Stamp the node's name on its messages and check each hand-off in ``output``:
         the policy (tool ``handoff``) and, unless a hand-off tool inside the node already
-        reported it (``seen``), the cascade monitor (the message it carries)."""
+        reported it (``seen``), the cascade monitor (the message it carries, under the id
+        its recipient reports it with: it counts once)."""
         output = _stamp(output, where.agent)
+        act.reported.update(seen)
+        act.update = _last_update(output)
         if not self.check_handoffs:
             return output
         denied: set[int] = set()
         answered: list[str] = []  # interrupt logs, deleted once every hand-off is decided
-        for i, (target, graph, said) in enumerate(_targets(output)):
+        packets: dict[str | None, int] = {}
+        for i, (target, graph, said, is_send) in enumerate(_targets(output)):
             call = self._handoff(target, graph, i, where, config)
-            if target not in seen:
-                call = handoff_call(call, target, said, self.guard)
+            k: int | None = None
+            if is_send:  # the k-th packet the task writes: its recipient counts the same
+                k = packets[graph] = packets.get(graph, -1) + 1
+            if is_send or target not in act.reported:
+                sender = act
+                if graph is not None and act.outer is not None:
+                    sender = act.outer  # the parent graph applies it as the outer task's
+                call = handoff_call(call, target, said, self.guard, message_id(sender, target, k))
+                if call.message is not None and call.message.id is not None:
+                    sender.told.add(call.message.id)
+                if sender is not act and k is None and call.message is not None:
+                    sender.reported[target] = call.message
             decision, pending = yield from self.gate.decide_flow(call, where)
             if pending and call.call_id:
                 answered.append(pending_key(call))
@@ -249,22 +326,33 @@ def _regraph(command: Any, graph: Any) -> Any:
     return Command(graph=graph, update=command.update, resume=command.resume, goto=command.goto)
 
 
-def _targets(output: Any) -> list[tuple[str, str | None, str]]:
-    """Every node ``output`` hands off to: ``(target, "parent" or None, what it says)``."""
-    found: list[tuple[str, str | None, str]] = []
+def _targets(output: Any) -> list[tuple[str, str | None, str, bool]]:
+    """Every node ``output`` hands off to: ``(target, "parent" or None, what it says,
+    whether it is a Send packet)``, in the order LangGraph writes them."""
+    found: list[tuple[str, str | None, str, bool]] = []
     for item in _items(output):
         if isinstance(item, Send):
-            found.append((item.node, None, _said(item.arg)))
+            found.append((item.node, None, _said(item.arg), True))
         elif isinstance(item, Command):
             graph = "parent" if item.graph == Command.PARENT else None
             gotos = item.goto if isinstance(item.goto, list | tuple) else [item.goto]
             said = _said(item.update)
             for g in gotos:
                 if isinstance(g, Send):
-                    found.append((g.node, graph, _said(g.arg) or said))
+                    found.append((g.node, graph, _said(g.arg), True))
                 elif _handoff_target(g):
-                    found.append((g, graph, said))
+                    found.append((g, graph, said, False))
     return found
+
+
+def _last_update(output: Any) -> Any:
+    """The state update in ``output`` that carries what the node said."""
+    for item in reversed(_items(output)):
+        if isinstance(item, Command):
+            return item.update
+        if isinstance(item, Mapping):
+            return item
+    return output
 
 
 _MAX_SAID = 8192

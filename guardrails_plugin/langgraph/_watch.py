@@ -1,14 +1,31 @@
 """``CascadeWatcher``: the cascade monitor for a graph nobody can change, as a callback.
 
-Pass it in the run's config (``graph.invoke(inputs, {"callbacks": [watcher], ...})``): each
-time a node of the graph starts, the nodes that finished in the step before have handed it
-work, and the watcher reports those hand-offs to the guard as ``AgentMessage``s, with
-what the node receives as their content (its input's last message). When the guard says
-stop — a cascade tripped the breaker, an operator paused or killed the run, the node's
-agent is quarantined — the watcher raises before the node runs (``RunPaused``,
-``RunKilled``, ``ToolCallDenied``), and the run ends with that exception. The thread's
-checkpoint stays at the step before: once a person lifted the pause,
-``graph.invoke(None, config)`` goes on from there.
+Pass it in the run's config (``graph.invoke(inputs, {"callbacks": [watcher], ...})``): when
+a node of the graph starts, the watcher works out which nodes of the step before handed it
+work, reports each of those hand-offs to the guard as an ``AgentMessage`` (with its causal
+parent and generation), then checks the kill switch. When the guard says stop — a cascade
+tripped the breaker, an operator paused or killed the run, the node's agent is
+quarantined — the watcher raises before the node runs (``RunPaused``, ``RunKilled``,
+``ToolCallDenied``), and the run ends with that exception. The thread's checkpoint stays
+at the step before: once a person lifted the pause, ``graph.invoke(None, config)`` goes on
+from there.
+
+Who handed a node its work, from what a callback sees (each task is a run; its output and
+the output of the routing functions it ran are visible, its channel writes are not):
+
+- a ``Send`` packet: the task that wrote it (the packet's argument is the recipient's
+  input, the very object): one message per packet, so a fan-out of ten packets to one
+  worker node is ten messages;
+- a ``Command(goto=...)`` (also one raised to the parent graph from a subgraph inside the
+  node) or a routing function whose result names the node: that task;
+- a static edge: with ``graph=`` (the compiled graph) the watcher reads the graph's edges
+  and is exact. Without it, a task of the step before that routed nowhere explicitly is
+  taken for a static-edge sender of the nodes no explicit hand-off explains: exact in a
+  sequential graph, it may attribute a parallel static fan-out to every branch; and a
+  routing function that returns ``path_map`` keys is understood only with ``graph=``.
+
+A node that is not an agent (a router node, a tool node; ``agents``/``ignore``) passes its
+senders on: a hand-off through it counts as one from the agent before.
 
 One watcher serves sync and async runs: its hooks run inline (``run_inline``), so the stop
 happens before the node in both. It is deliberately not an ``AsyncCallbackHandler``: in a
@@ -26,22 +43,90 @@ from typing import Any
 from uuid import UUID
 
 from langchain_core.callbacks import BaseCallbackHandler
+from langgraph.constants import END
 from langgraph.errors import ParentCommand
+from langgraph.types import Command, Send
 
 from .._events import AgentMessage, Event, ModelCall
 from ..guard import Guard
-from ._nodes import _said
+from ._nodes import _last_update, _said
 
 _MAX_SCOPES = 10_000
+_PUSH = "__pregel_push"
 
 
-class _Run:
-    __slots__ = ("ended", "previous", "step")
+class _Task:
+    """One run of a node: what started it, where it handed off."""
+
+    __slots__ = (
+        "agent",
+        "carried",
+        "generation",
+        "graph",
+        "id",
+        "node",
+        "output",
+        "parent",
+        "routed",
+        "sends",
+        "step",
+        "targets",
+    )
+
+    def __init__(self, tid: str, node: str, graph: str, step: int, agent: bool) -> None:
+        self.id = tid
+        self.node = node
+        self.graph = graph
+        self.step = step
+        self.agent = agent
+        self.parent: str | None = None
+        self.generation: int | None = 0
+        self.carried: list[tuple[_Task, str]] = []  # non-agents: (agent task, message id)
+        self.sends: list[Send] = []
+        self.targets: set[str] = set()
+        self.routed = False  # a Command, a routing function or a Send named where it went
+        self.output: Any = None
+
+    def route(self, value: Any) -> None:
+        """Take the hand-offs in a node's output or a routing function's result."""
+        items = value if isinstance(value, list | tuple) else [value]
+        for item in items:
+            if isinstance(item, Send):
+                self.routed = True
+                self.sends.append(item)
+            elif isinstance(item, Command):
+                gotos = item.goto if isinstance(item.goto, list | tuple) else [item.goto]
+                for g in gotos:
+                    if isinstance(g, Send):
+                        self.routed = True
+                        self.sends.append(g)
+                    elif isinstance(g, str) and g:
+                        self.routed = True
+                        if g != END:
+                            self.targets.add(g)
+            elif isinstance(item, str) and item:
+                self.routed = True
+                if item != END:
+                    self.targets.add(item)
+
+
+class _Graph:
+    """Tasks of one graph (one run, one namespace) for the last two steps."""
+
+    __slots__ = ("steps",)
 
     def __init__(self) -> None:
-        self.step = -1
-        self.ended: list[str] = []  # nodes that finished in ``step``
-        self.previous: list[str] = []  # nodes that finished in the step before
+        self.steps: dict[int, list[_Task]] = {}
+
+    def add(self, task: _Task) -> list[_Task]:
+        """Register ``task``; return the tasks of the step before it."""
+        steps = self.steps
+        for old in [s for s in steps if s < task.step - 1 or s > task.step]:
+            del steps[old]
+        here = steps.setdefault(task.step, [])
+        here[:] = [t for t in here if t.id != task.id]  # a re-run task replaces itself
+        here.append(task)
+        return list(steps.get(task.step - 1, ()))
 
 
 class CascadeWatcher(BaseCallbackHandler):
@@ -49,11 +134,12 @@ class CascadeWatcher(BaseCallbackHandler):
     switch) and stop the run when the guard says so.
 
     ``agents``: the node names that are agents (default: every node of the top-level
-    graph); others (a router, a tool node) are passed through: a hand-off through them
-    counts as one from the agent before. ``ignore`` names nodes never counted — list a
-    shared tool node there (``ignore=["tools"]``), or an agent calling the same tool in a
-    loop reads as agent -> tools -> agent traffic.
-    ``thread_id`` comes from the run's config; without one, the run id is the scope.
+    graph; a team nested as a subgraph is watched when ``agents`` names its members);
+    others (a router, a tool node) pass their senders on. ``ignore`` names nodes never
+    counted — list a shared tool node there (``ignore=["tools"]``).
+    ``graph``: the compiled graph, to read its static edges (exact attribution; without
+    it, see the module's notes). ``thread_id`` comes from the run's config; without one,
+    the run id is the scope.
     """
 
     raise_error = True  # LangChain re-raises a handler's exception only when this is set
@@ -65,23 +151,31 @@ class CascadeWatcher(BaseCallbackHandler):
         *,
         agents: Iterable[str] | None = None,
         ignore: Iterable[str] = (),
+        graph: Any = None,
     ) -> None:
         if not isinstance(guard, Guard):
             raise TypeError(f"CascadeWatcher needs a Guard, found {type(guard).__name__}")
         self.guard = guard
         self.agents = None if agents is None else frozenset(agents)
         self.ignore = frozenset(ignore)
-        self._nodes: dict[UUID, tuple[str, str]] = {}  # node run id -> (scope, node)
-        self._runs: OrderedDict[str, _Run] = OrderedDict()
+        self._ends: dict[tuple[tuple[str, ...], str, str], str] = {}
+        self._edges = _static_edges(graph, self._ends) if graph is not None else None
+        self._nodes: dict[UUID, _Task] = {}  # running task: run id -> task
+        self._children: dict[UUID, _Task] = {}  # a task's child runs (its routing functions)
+        self._tasks: dict[str, _Task] = {}  # running task: task id -> task (subgraph parents)
+        self._roots: dict[UUID, str] = {}  # run id -> the scope of its root run
+        self._graphs: OrderedDict[tuple[str, str], _Graph] = OrderedDict()
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"CascadeWatcher({self.guard!r}, agents={self.agents!r})"
 
-    def _is_agent(self, node: str) -> bool:
+    def _is_agent(self, node: str, nested: bool) -> bool:
         if node in self.ignore or node.startswith("__"):
             return False
-        return self.agents is None or node in self.agents
+        if self.agents is None:
+            return not nested
+        return node in self.agents
 
     def _arrivals(
         self,
@@ -91,46 +185,151 @@ class CascadeWatcher(BaseCallbackHandler):
         metadata: Mapping[str, Any] | None,
         name: Any,
     ) -> list[Event]:
-        """What a node start means for the guard: the messages of the nodes that finished
-        in the step before, handing work to it, then the node's own kill-switch check."""
+        """What a node start means for the guard: the messages of the nodes that handed
+        work to it in the step before, then the node's own kill-switch check."""
         meta = metadata or {}
         node = meta.get("langgraph_node")
         ns = str(meta.get("langgraph_checkpoint_ns") or "")
-        if not isinstance(node, str) or name != node or "|" in ns:
-            return []  # not a node of the top-level graph
-        if not self._is_agent(node):
-            return []
+        step = meta.get("langgraph_step")
+        thread = meta.get("thread_id")
         with self._lock:
-            if parent_run_id in self._nodes:
+            parent_task = self._nodes.get(parent_run_id) if parent_run_id else None
+            root = self._roots.get(parent_run_id) if parent_run_id else None
+            if root is None:
+                root = str(thread) if thread is not None else f"run:{parent_run_id or run_id}"
+            self._roots[run_id] = root
+            if len(self._roots) > 4 * _MAX_SCOPES:
+                self._roots.pop(next(iter(self._roots)))
+            if not isinstance(node, str) or name != node or not isinstance(step, int):
+                if parent_task is not None:
+                    self._children[run_id] = parent_task  # a routing function, say
+                return []
+            if parent_task is not None and parent_task.node == node:
                 # a compiled subgraph added as the node starts inside it with the same name
                 # and metadata: the same arrival, reported once
                 return []
-        thread = meta.get("thread_id")
-        scope = str(thread) if thread is not None else f"run:{parent_run_id or run_id}"
-        step = meta.get("langgraph_step")
-        step = step if isinstance(step, int) else 0
-        with self._lock:
-            self._nodes[run_id] = (scope, node)
-            senders = list(self._run(scope, step).previous)
+            graph, _, last = ns.rpartition("|")
+            tid = last.rpartition(":")[2] or f"{ns}@{step}"
+            nested = bool(graph)
+            task = _Task(tid, node, graph, step, self._is_agent(node, nested))
+            self._nodes[run_id] = task
+            self._tasks[tid] = task
+            key = (root, graph)
+            g = self._graphs.get(key)
+            if g is None:
+                g = self._graphs[key] = _Graph()
+                if len(self._graphs) > _MAX_SCOPES:
+                    self._graphs.popitem(last=False)
+            else:
+                self._graphs.move_to_end(key)
+            before = g.add(task)
+            triggers = tuple(meta.get("langgraph_triggers") or ())
+            senders = self._senders(task, before, triggers, inputs)
+            outer = self._tasks.get(graph.rpartition("|")[2].rpartition(":")[2]) if graph else None
+        messages = self._messages(task, senders, inputs, outer, bool(before))
+        if not task.agent:
+            return []
         thread_id = None if thread is None else str(thread)
+        scope_run = None if thread is not None else root[4:]
         monitor = self.guard.cascade
-        said = _said(inputs)
         events: list[Event] = [
             AgentMessage(
-                sender,
-                node,
+                sender.node,
+                task.node,
                 said,
-                run_id=None if thread is not None else scope[4:],
+                run_id=scope_run,
                 thread_id=thread_id,
                 step=step,
-                path=monitor.provenance(scope, sender) if monitor is not None else (),
-                id=f"{ns or node}<-{sender}",
+                path=monitor.provenance(root, sender.node) if monitor is not None else (),
+                id=mid,
                 passive=True,
+                parent=sender.parent,
+                generation=sender.generation,
             )
-            for sender in senders
+            for sender, mid, said in messages
+            if sender.node != task.node
         ]
         events.append(ModelCall(agent=node, thread_id=thread_id, step=step))
         return events
+
+    def _senders(
+        self, task: _Task, before: list[_Task], triggers: tuple[str, ...], inputs: Any
+    ) -> list[tuple[_Task, int | None]]:
+        """The tasks of the step before that handed ``task`` its work (and the packet)."""
+        if triggers == (_PUSH,):
+            for t in before:
+                for k, send in enumerate(t.sends):
+                    if send.node == task.node and send.arg is inputs:
+                        return [(t, k)]
+            for t in before:  # a copied packet (a run resumed from a checkpoint)
+                for k, send in enumerate(t.sends):
+                    if send.node == task.node and send.arg == inputs:
+                        return [(t, k)]
+            return []
+        path = _graph_path(task.graph) if self._edges is not None else ()
+        ends = self._ends
+        found: list[tuple[_Task, int | None]] = [
+            (t, None)
+            for t in before
+            if task.node in t.targets
+            or any(ends.get((path, t.node, x)) == task.node for x in t.targets)
+        ]
+        if self._edges is not None:
+            edges = self._edges.get(path, set())
+            found += [
+                (t, None)
+                for t in before
+                if (t.node, task.node) in edges and all(t is not f for f, _ in found)
+            ]
+        elif not found:
+            found = [(t, None) for t in before if not t.routed]
+        return found
+
+    def _messages(
+        self,
+        task: _Task,
+        senders: list[tuple[_Task, int | None]],
+        inputs: Any,
+        outer: _Task | None,
+        anything_before: bool,
+    ) -> list[tuple[_Task, str, str]]:
+        """The messages ``senders`` delivered to ``task`` — ``(sender agent task, id,
+        content)`` — and ``task``'s place in the causal tree."""
+        out: list[tuple[_Task, str, str]] = []
+        for t, k in senders:
+            if k is not None:
+                said = _said(t.sends[k].arg)
+                out.append((t, f"{t.id}>{task.node}#{k}", said))
+                continue
+            said = _said(_last_update(t.output)) if t.output is not None else ""
+            said = said or _said(inputs)
+            if t.agent:
+                out.append((t, f"{t.id}>{task.node}", said))
+            else:
+                for a, _ in t.carried:
+                    out.append((a, f"{t.id}>{task.node}@{a.id}", said))
+        if out:
+            first = min(
+                out,
+                key=lambda m: (m[0].generation if m[0].generation is not None else 1 << 30, m[1]),
+            )
+            if task.agent:
+                task.parent = first[1]
+                gen = first[0].generation
+                task.generation = None if gen is None else gen + 1
+            else:  # passes its senders on
+                task.carried = [(a, mid) for a, mid, _ in out]
+                task.parent, task.generation = first[0].parent, first[0].generation
+        elif senders:  # only non-agents that carried nothing (the graph's input task)
+            first_sender = min(senders, key=lambda s: s[0].id)[0]
+            task.parent, task.generation = first_sender.parent, first_sender.generation
+        elif outer is not None:
+            task.parent, task.generation = outer.parent, outer.generation
+            if not task.agent:
+                task.carried = list(outer.carried) if not outer.agent else []
+        elif anything_before:
+            task.parent, task.generation = None, None
+        return out
 
     def on_chain_start(
         self,
@@ -147,38 +346,73 @@ class CascadeWatcher(BaseCallbackHandler):
             decision = self.guard.check(event)
             if not decision.allowed:
                 with self._lock:  # the node will not run: LangChain reports no end for it
-                    self._nodes.pop(run_id, None)
+                    self._forget(run_id)
                 raise decision.error()
 
     def on_chain_end(self, outputs: Any, *, run_id: UUID, **kwargs: Any) -> None:
         with self._lock:
-            found = self._nodes.pop(run_id, None)
-            if found is None:
+            child = self._children.pop(run_id, None)
+            if child is not None:
+                child.route(outputs)  # a routing function's result
+                self._roots.pop(run_id, None)
                 return
-            scope, node = found
-            run = self._runs.get(scope)
-            if run is not None and node not in run.ended:
-                run.ended.append(node)
+            task = self._nodes.get(run_id)
+            if task is not None:
+                task.output = outputs
+                task.route(outputs)
+            self._forget(run_id)
 
     def on_chain_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
         if isinstance(error, ParentCommand):
-            # a node inside a subgraph handed off to the parent graph: the node is done
-            self.on_chain_end(None, run_id=run_id)
+            # a hand-off from a subgraph inside the node: the node's own hand-off
+            self.on_chain_end(error.args[0] if error.args else None, run_id=run_id)
             return
         with self._lock:
-            self._nodes.pop(run_id, None)
+            self._children.pop(run_id, None)
+            self._forget(run_id)
 
-    def _run(self, scope: str, step: int) -> _Run:
-        run = self._runs.get(scope)
-        if run is None:
-            run = self._runs[scope] = _Run()
-            if len(self._runs) > _MAX_SCOPES:
-                self._runs.popitem(last=False)
-        else:
-            self._runs.move_to_end(scope)
-        if step != run.step:  # a new step: what ended in the last one hands off now
-            if run.ended:
-                run.previous = run.ended
-            run.ended = []
-            run.step = step
-        return run
+    def _forget(self, run_id: UUID) -> None:
+        task = self._nodes.pop(run_id, None)
+        if task is not None and self._tasks.get(task.id) is task:
+            del self._tasks[task.id]
+        self._roots.pop(run_id, None)
+
+
+def _graph_path(graph: str) -> tuple[str, ...]:
+    """The node names leading to a graph namespace (``"team:ab12|inner:cd34"``)."""
+    if not graph:
+        return ()
+    return tuple(p.rpartition(":")[0] for p in graph.split("|") if not p.isdigit())
+
+
+def _static_edges(
+    graph: Any, ends: dict[tuple[tuple[str, ...], str, str], str]
+) -> dict[tuple[str, ...], set[tuple[str, str]]]:
+    """Static edges of a compiled ``StateGraph`` and of the compiled graphs among its nodes,
+    by the node path leading to each (``()`` for the graph itself). Fills ``ends`` with
+    each routing function's ``path_map``: ``(path, node, key) -> target``."""
+    found: dict[tuple[str, ...], set[tuple[str, str]]] = {}
+
+    def walk(g: Any, path: tuple[str, ...]) -> None:
+        builder = getattr(g, "builder", None)
+        if builder is None:
+            return
+        edges = {(a, b) for a, b in getattr(builder, "edges", ())}
+        for starts, end in getattr(builder, "waiting_edges", ()):
+            edges.update((a, end) for a in starts)
+        found[path] = edges
+        for start, branches in getattr(builder, "branches", {}).items():
+            for branch in branches.values():
+                mapping = getattr(branch, "ends", None)
+                if isinstance(mapping, Mapping):
+                    for key, target in mapping.items():
+                        if isinstance(key, str) and isinstance(target, str):
+                            ends[(path, start, key)] = target
+        for name, spec in getattr(builder, "nodes", {}).items():
+            inner = getattr(spec, "runnable", None)
+            inner = getattr(inner, "node", inner)  # a GuardedNode's runnable wraps it
+            if getattr(inner, "builder", None) is not None:
+                walk(inner, (*path, name))
+
+    walk(graph, ())
+    return found

@@ -1,0 +1,300 @@
+"""Who handed a node its work: the causal parent of each activation, read from the graph.
+
+LangGraph runs a graph in supersteps. A task of step ``s`` runs because tasks of step
+``s - 1`` wrote to the channels that trigger it (a static edge, a conditional edge, a
+``Command(goto=...)``: all of them are writes to ``branch:to:<node>``), or because one of
+them wrote a ``Send`` packet (the task's path is ``(PUSH, i)``: the ``i``-th packet of the
+step). Each task collects its writes in a deque that LangGraph hands the task in its config
+(``__pregel_send`` is that deque's ``extend``); the deque is complete once the task's
+step has ended, whether the writes came from the node's own ``Command``, a routing
+function, a static edge or a ``Command.PARENT`` raised from a subgraph inside it.
+
+``guard_node`` registers every activation of a wrapped node here (``Activations.start``): the
+task, the agent, its writes deque, and the delivery that started it. When a wrapped node
+starts in step ``s``, the activations of step ``s - 1`` in the same graph whose writes
+trigger it are its senders: each is one message (a ``Send`` packet is one message of its
+own, ``packets=1``), reported before the node runs, with a stable id shared with the
+sender's own report of the same hand-off, so it counts once. Nothing is inferred from the
+order nodes run in: a node that did not write to a channel that triggers the recipient
+did not send it anything.
+
+Causal tree: an activation's parent is the message that started it (the first sender in
+the graph's own write order, the lowest generation first); the messages it sends carry
+that parent and ``generation`` = the parent's + 1. An activation the run's input started
+(nothing wrapped ran in the step before, and no enclosing wrapped node) sends generation
+0. A wrapped node inside a subgraph started by the subgraph's input inherits the enclosing
+wrapped node's activation (the message delivered to the team is the one that started it).
+
+What it cannot see: a sender that is not wrapped (a plain router node between two agents:
+the recipient then reports nothing from it, and its generation is unknown, ``None``), and
+state that does not survive the process (a run resumed in another process reports the
+deliveries of its first step without parent). Memory: the last two steps per graph (the
+channels each task wrote and its ``Send`` packets, not the state it wrote), for at most
+``max_graphs`` graphs (least recently used dropped).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import threading
+from collections import OrderedDict, deque
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .._events import AgentMessage
+
+PUSH = "__pregel_push"
+TASKS = "__pregel_tasks"
+_SEND_KEY = "__pregel_send"
+_READ_KEY = "__pregel_read"
+_TASK_ID = "__pregel_task_id"
+_SAVER_KEY = "__pregel_checkpointer"
+
+
+@dataclass(slots=True, eq=False)
+class Activation:
+    """One run of a wrapped node: what started it and what it wrote."""
+
+    task: str
+    """LangGraph's task id (stable across re-runs of the task)."""
+    agent: str
+    node: str
+    parent: str | None = None
+    """The id of the message whose delivery started this activation."""
+    generation: int | None = 0
+    """The generation of the messages this activation sends (``None``: unknown)."""
+    writes: deque[tuple[str, Any]] | tuple[tuple[str, Any], ...] | None = None
+    """The task's writes: LangGraph's own deque while its step runs, then (once the next
+    step starts) only the channels written and the ``Send`` packets."""
+    update: Any = None
+    """The state update the node returned (what it said is read from it only when a
+    recipient reports a message it sent along an edge)."""
+    reported: dict[str, AgentMessage] = field(default_factory=dict)
+    """Recipient -> message, for hand-offs reported from inside the activation (a hand-off
+    tool, a wrapped node in a subgraph handing off to this graph): the recipient reports
+    the same message (same id: it counts once)."""
+    senders: frozenset[str] = frozenset()
+    """The agents whose messages started this activation."""
+    arrived: tuple[str, ...] = ()
+    """The ids of the messages delivered to this activation."""
+    told: set[str] = field(default_factory=set)
+    """Ids of the messages this activation's node reported itself (its ``Command`` and
+    ``Send`` hand-offs, decided when it returned): their recipients need not tell them
+    again."""
+    outer: Activation | None = None
+    """The wrapped node this one runs inside (a subgraph's node), if any."""
+
+    def sends(self) -> list[Any]:
+        """The ``Send`` packets the activation wrote, in order."""
+        if self.writes is None:
+            return []
+        return [v for c, v in tuple(self.writes) if c == TASKS]
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """A message that reached an activation: from ``sender``, packet ``packet`` (the
+    index among the sender's ``Send`` packets) or an edge write (``None``)."""
+
+    sender: Activation
+    packet: int | None
+    recipient_node: str
+    arg: Any = None
+
+    @property
+    def id(self) -> str:
+        return message_id(self.sender, self.recipient_node, self.packet)
+
+
+def message_id(sender: Activation, recipient: str, packet: int | None) -> str:
+    """The id of a message from ``sender`` to node ``recipient``: the same when the sender
+    reports it and when the recipient does. A hand-off reported from inside the sender
+    (a hand-off tool) keeps the id it was reported under."""
+    if packet is None:
+        reported = sender.reported.get(recipient)
+        if reported is not None and reported.id is not None:
+            return reported.id
+        return f"{sender.task}>{recipient}"
+    return f"{sender.task}>{recipient}#{packet}"
+
+
+ACTIVATION: contextvars.ContextVar[Activation | None] = contextvars.ContextVar(
+    "guardrails_activation", default=None
+)
+"""The activation of the innermost wrapped node running now (also inside subgraphs,
+sub-agents and tool nodes that run within it)."""
+
+
+class Activations:
+    """Activations of wrapped nodes, per run and graph, for the last two steps."""
+
+    def __init__(self, max_graphs: int = 1024) -> None:
+        self.max_graphs = max_graphs
+        self._graphs: OrderedDict[tuple[str, str], dict[int, dict[str, Activation]]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def start(
+        self, config: Mapping[str, Any], agent: str, scope: str | None
+    ) -> tuple[Activation, list[Delivery]]:
+        """Register the activation of the task ``config`` belongs to; return it and the
+        deliveries that started it (senders of the step before, in the graph's order).
+        ``scope``: the run's thread (else its run id); without either, the graph loop's
+        own channels tell runs apart."""
+        conf = config.get("configurable") or {}
+        meta = config.get("metadata") or {}
+        node = meta.get("langgraph_node")
+        node = node if isinstance(node, str) else agent
+        task = conf.get(_TASK_ID)
+        step = meta.get("langgraph_step")
+        outer = ACTIVATION.get()
+        if not isinstance(task, str) or not isinstance(step, int) or isinstance(step, bool):
+            # not a LangGraph task (called directly): inherit, report nothing
+            act = Activation(f"-{id(config)}", agent, node, outer=outer)
+            if outer is not None:
+                act.parent, act.generation = outer.parent, outer.generation
+            return act, []
+        ns = str(conf.get("checkpoint_ns") or "")
+        graph = ns.rpartition("|")[0]
+        act = Activation(task, agent, node, writes=_writes_of(conf), outer=outer)
+        saver = conf.get(_SAVER_KEY)
+        if scope is None or saver is None:  # no resume possible: this loop is the run
+            read = conf.get(_READ_KEY)
+            args: tuple[Any, ...] = getattr(read, "args", ())
+            scope = f"loop:{id(args[1])}" if len(args) > 1 else "-"
+        else:  # a thread of this checkpointer (another graph may reuse the thread id)
+            scope = f"{scope}@{id(saver)}"
+        key = (scope, graph)
+        with self._lock:
+            steps = self._graphs.get(key)
+            if steps is None:
+                steps = self._graphs[key] = {}
+                if len(self._graphs) > self.max_graphs:
+                    self._graphs.popitem(last=False)
+            else:
+                self._graphs.move_to_end(key)
+            for old in [s for s in steps if s < step - 1 or s > step]:
+                del steps[old]
+            steps.setdefault(step, {})[task] = act
+            before = list(steps.get(step - 1, {}).values())
+            for b in before:  # their step is over: keep the channels and packets only
+                if isinstance(b.writes, deque):
+                    b.writes = tuple((c, v if c == TASKS else None) for c, v in tuple(b.writes))
+        deliveries = _deliveries(before, conf, meta, node)
+        if deliveries:
+            first = min(
+                deliveries,
+                key=lambda d: (
+                    d.sender.generation if d.sender.generation is not None else 1 << 30,
+                    d.id,
+                ),
+            )
+            act.parent = first.id
+            gen = first.sender.generation
+            act.generation = None if gen is None else gen + 1
+            act.senders = frozenset(d.sender.agent for d in deliveries)
+            act.arrived = tuple(d.id for d in deliveries)
+        elif outer is not None:
+            act.parent, act.generation = outer.parent, outer.generation
+        elif before:
+            act.parent, act.generation = None, None  # sent by something not wrapped
+        return act, deliveries
+
+    def clear(self) -> None:
+        with self._lock:
+            self._graphs.clear()
+
+
+def _writes_of(conf: Mapping[str, Any]) -> deque[tuple[str, Any]] | None:
+    send = conf.get(_SEND_KEY)
+    owner = getattr(send, "__self__", None)
+    return owner if isinstance(owner, deque) else None
+
+
+def _packet(conf: Mapping[str, Any], meta: Mapping[str, Any]) -> Any:
+    """The ``Send`` packet a push task runs for, from the graph's pending sends."""
+    path = meta.get("langgraph_path")
+    if not isinstance(path, tuple) or len(path) < 2 or path[0] != PUSH:
+        return None
+    idx = path[1]
+    if not isinstance(idx, int):
+        return None
+    read = conf.get(_READ_KEY)
+    args: tuple[Any, ...] = getattr(read, "args", ())
+    channels = args[1] if len(args) > 1 else None
+    channel = channels.get(TASKS) if isinstance(channels, Mapping) else None
+    if channel is None:
+        return None
+    try:
+        sends = channel.get()
+    except Exception:  # an empty channel raises; nothing to match then
+        return None
+    return sends[idx] if 0 <= idx < len(sends) else None
+
+
+def _deliveries(
+    before: list[Activation], conf: Mapping[str, Any], meta: Mapping[str, Any], node: str
+) -> list[Delivery]:
+    found: list[Delivery] = []
+    triggers = meta.get("langgraph_triggers") or ()
+    if tuple(triggers) == (PUSH,):
+        packet = _packet(conf, meta)
+        if packet is None:
+            return found
+        for act in before:
+            for k, send in enumerate(act.sends()):
+                if send is packet:
+                    return [Delivery(act, k, node, getattr(packet, "arg", None))]
+        return found
+    wanted = {t for t in triggers if isinstance(t, str)}
+    for act in before:
+        if act.writes is None:
+            continue
+        if any(c in wanted for c, _ in tuple(act.writes)):
+            found.append(Delivery(act, None, node))
+    return found
+
+
+class Inbox:
+    """Per run, the last message delivered to each agent: the causal parent of what the
+    agent sends next, for adapters that see hand-offs but not the graph's tasks (a
+    hand-off tool in a ``GuardedToolNode`` or under ``GuardMiddleware``, in a
+    langgraph-supervisor team or a swarm whose nodes are not wrapped). Exact when one
+    agent acts at a time (supervisor teams, swarms); in parallel fan-outs an agent's
+    latest delivery stands for the one that started it. An agent that received nothing
+    in the run was started by its input: generation 0."""
+
+    def __init__(self, max_scopes: int = 4096) -> None:
+        self.max_scopes = max_scopes
+        self._scopes: OrderedDict[str, dict[str, tuple[str | None, int | None]]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def started(self, scope: str, agent: str) -> tuple[str | None, int | None]:
+        """``(parent, generation)`` for a message ``agent`` sends now."""
+        with self._lock:
+            last = self._scopes.get(scope, {}).get(agent)
+        if last is None:
+            return None, 0
+        mid, gen = last
+        return mid, None if gen is None else gen + 1
+
+    def delivered(self, scope: str, message: AgentMessage) -> None:
+        with self._lock:
+            agents = self._scopes.get(scope)
+            if agents is None:
+                agents = self._scopes[scope] = {}
+                if len(self._scopes) > self.max_scopes:
+                    self._scopes.popitem(last=False)
+            else:
+                self._scopes.move_to_end(scope)
+            if len(agents) > 1024 and message.recipient not in agents:
+                agents.pop(next(iter(agents)))
+            agents[message.recipient] = (message.id, message.generation)
+
+
+ACTIVATIONS = Activations()
+"""The process's activations, shared by every wrapped node (activations are facts about the
+graph run, whichever guard watches it)."""
+
+INBOX = Inbox()
+"""The process's inbox, shared by the hand-off adapters."""

@@ -27,10 +27,9 @@ class Cycles:
     break a loop and unrelated messages do not make one. A message with ``generation`` 0
     and no parent starts a new chain (a timer's heartbeat, a new user turn). When the
     reporter cannot tell (``generation`` is ``None``), the predecessor is the last message
-    the sender received (what most likely activated it), if it came in the superstep before
-    (``step``, when known), so interleaved bystanders do not break a loop either; but a
-    periodic exchange started by a timer (a heartbeat) that follows its last reply at once
-    is then a loop to it, like any other.
+    the sender received (what most likely activated it), so interleaved bystanders do not
+    break a loop either; but a periodic exchange started by a timer (a heartbeat whose
+    replies carry nothing new) is then a loop to it, like any other.
     A message one cycle of length ``L`` up the chain with the same sender and recipient
     means the loop went round; ``(repeats - 1) * L`` stale messages in a row on the chain,
     each repeating its ``L``-th ancestor's hand-off, trip: a ping-pong (``L = 2``) at the
@@ -73,18 +72,16 @@ class Cycles:
 
 
 class _Node:
-    __slots__ = ("edges", "recipient", "runs", "step", "trail")
+    __slots__ = ("edges", "recipient", "runs", "trail")
 
     def __init__(
         self,
         recipient: str,
-        step: int | None,
         edges: tuple[tuple[str, str], ...],
         runs: list[int],
         trail: tuple[Evidence, ...],
     ) -> None:
         self.recipient = recipient
-        self.step = step
         self.edges = edges  # this hand-off, its parent's, ... (max_length + 1 at most)
         self.runs = runs  # per cycle length: stale repeats in a row up to this message
         self.trail = trail  # the last messages of the chain, for evidence
@@ -129,11 +126,12 @@ class _CycleTracker:
             parent = self._nodes.get(m.parent)
         elif m.generation is None or m.generation > 0:
             parent = self._inbox.get(m.sender)
-            if parent is not None and m.step is not None and parent.step is not None:
-                if parent.step != m.step - 1:
-                    parent = None  # not delivered in the superstep before: not the cause
         else:
             parent = None  # a new chain (the run's input, a timer)
+        known = self._facts
+        # agents' own names are not news (greetings, hand-off tools' "transferred to ...")
+        known[m.sender.lower()] = None
+        known[m.recipient.lower()] = None
         news = self._learn(seen.facts()) >= signal.min_news
         if self._news:
             news = m.sender in self._news or news
@@ -158,7 +156,7 @@ class _CycleTracker:
                             tripped = length
                 if tripped:
                     runs = self._zero  # it has to go stale again to trip again
-        node = _Node(m.recipient, m.step, edges, runs, trail)
+        node = _Node(m.recipient, edges, runs, trail)
         inbox = self._inbox
         inbox.pop(m.recipient, None)
         inbox[m.recipient] = node

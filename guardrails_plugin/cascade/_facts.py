@@ -56,12 +56,15 @@ _FACT = re.compile(
     re.VERBOSE,
 )
 _QUOTES = frozenset("\"“«`'")
-_SPACES = re.compile(r"\s+")
 _TOKEN = frozenset(
     "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.+:-_"
     "àáâãäåæçèéêëìíîïñòóôõöøùúûüýÿß"
 )
 _PUNCT = ".,:;!?()[]{}'\"-#"
+_OPENERS = "([{<\"'*`"
+# Tokens classified before (most repeat from message to message): token -> its fact.
+_KNOWN: dict[str, str] = {}
+_KNOWN_MAX = 8_192
 
 NAME = 1
 """Weight of a name (a capitalised word mid-sentence)."""
@@ -69,42 +72,59 @@ STRONG = 2
 """Weight of every other fact."""
 
 
-def facts(text: str, max_chars: int = 4_000) -> dict[str, int]:
+def facts(text: str, max_chars: int = 2_000) -> dict[str, int]:
     """The facts of ``text`` (its first ``max_chars`` characters): normalised fact -> weight
     (``STRONG`` or ``NAME``). Round counters and clock times are left out.
 
     >>> sorted(facts('Attempt 4: invoice INV-2024-0042 for 1,250.00 EUR, sent to Maria '
     ...              'at ops@example.com, status "on hold" (v3, 12:03:07).'))
-    ['"on hold"', '1,250.00', 'eur', 'inv-2024-0042', 'maria', 'ops@example.com']
+    ['"on hold"', '1,250.00', 'inv-2024-0042', 'maria', 'ops@example.com']
     """
     found: dict[str, int] = {}
     if len(text) > max_chars:
         text = text[:max_chars]
+    known = _KNOWN
     for m in _FACT.finditer(text):
         token = m.group()
         first = token[0]
         if first in _QUOTES:
-            found['"' + _SPACES.sub(" ", token[1:-1].strip().lower()) + '"'] = STRONG
+            found['"' + " ".join(token[1:-1].lower().split()) + '"'] = STRONG
             continue
         if first.isupper():
             found.setdefault(token.lower(), NAME)
             continue
         start = m.start()
         if start and text[start - 1] in _TOKEN:
-            i, low_end = start - 1, max(0, start - 40)
-            while i > low_end and text[i - 1] in _TOKEN:
-                i -= 1
-            token = text[i:start] + token
-        token = token.rstrip(".,:;/-#+")
-        if not token:
+            lo = max(0, start - 40)
+            at = max(text.rfind(" ", lo, start), text.rfind("\n", lo, start)) + 1
+            token = text[at:start].lstrip(_OPENERS) + token
+        key = known.get(token)
+        if key is None:
+            key = _classify(token)
+            if len(known) >= _KNOWN_MAX:
+                known.clear()
+            known[token] = key
+        if not key:
             continue
-        low = token.lower()
-        if (_SHORT_COUNTER.fullmatch(low) or _CLOCK.match(low)) and low[-1] != "%":
-            continue
-        if low[0].isdigit() and low.replace(",", "").replace(".", "").isdigit():
-            # a number right after a counter word ("attempt 117") counts rounds
+        if key[0] == "#":
+            # a number: not a fact right after a counter word ("attempt 117")
             before = text[max(0, start - 24) : start].split()
             if before and before[-1].strip(_PUNCT).lower() in _COUNTER_WORDS:
                 continue
-        found[low] = STRONG
+            key = key[1:]
+        found[key] = STRONG
     return found
+
+
+def _classify(token: str) -> str:
+    """A token's fact (lowercased), ``""`` for a counter or a clock time, ``"#"`` + the
+    fact for a plain number (a counter after a counter word)."""
+    token = token.rstrip(".,:;/-#+")
+    if not token:
+        return ""
+    low = token.lower()
+    if (_SHORT_COUNTER.fullmatch(low) or _CLOCK.match(low)) and low[-1] != "%":
+        return ""
+    if low[0].isdigit() and low.replace(",", "").replace(".", "").isdigit():
+        return "#" + low
+    return low

@@ -31,6 +31,7 @@ from guardrails_plugin.cascade import (
     Cycles,
     Depth,
     Escalation,
+    Infection,
     Observed,
     Replication,
     Signal,
@@ -120,12 +121,14 @@ def monitor(
     replication: Replication | None = None,
     ignore: tuple[str, ...] = (),
 ) -> CascadeMonitor:
-    """``CascadeMonitor()``'s default signals (``storms`` / ``replication`` in place of
-    ``Storms()`` / ``Replication()``) plus ``tally``."""
+    """``CascadeMonitor()``'s default signals (``storms`` in place of ``Storms()``), plus
+    ``Replication()`` (or ``replication``: the relay scenarios forward an instruction with
+    no untrusted tool behind it, which ``Infection`` does not follow) and ``tally``."""
     signals: list[Signal] = [
         Cycles(),
         storms or Storms(),
         replication or Replication(),
+        Infection(),
         Escalation(),
         Depth(),
         tally,

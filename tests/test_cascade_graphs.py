@@ -25,7 +25,6 @@ from cascade_graphs import (
     REWORDED,
     STUCK_TASK,
     TEAM,
-    FakeClock,
     Log,
     Outcome,
     Tally,
@@ -60,7 +59,16 @@ from guardrails_plugin import (
     allow,
     deny,
 )
-from guardrails_plugin.cascade import Breaker, Replication, Response, Storms
+from guardrails_plugin.cascade import (
+    Breaker,
+    CascadeMonitor,
+    Cycles,
+    Depth,
+    Escalation,
+    Replication,
+    Response,
+    Storms,
+)
 from guardrails_plugin.controls import State
 from guardrails_plugin.langgraph import HANDOFF_TOOL, CascadeWatcher
 
@@ -191,12 +199,12 @@ def test_resuming_before_the_pause_is_lifted_does_not_cost_an_extra_resume() -> 
 
 
 @pytest.mark.parametrize("mode", MODES)
-async def test_three_agent_cycle_trips_at_the_ninth_handoff_through_the_watcher(
+async def test_three_agent_cycle_trips_at_the_tenth_handoff_through_the_watcher(
     mode: str,
 ) -> None:
     guard, tally = guarded()
     log: Log = []
-    graph = three_agent_cycle(log, planner_visits=3)
+    graph = three_agent_cycle(log, planner_visits=4)
     cfg = config("cyc", CascadeWatcher(guard))
 
     with pytest.raises(RunPaused, match="cascade:cycles"):
@@ -213,12 +221,14 @@ async def test_three_agent_cycle_trips_at_the_ninth_handoff_through_the_watcher(
         containment="RunPaused -> resumed -> ran to END",
     )
     [trip] = guard.trips("cyc")
-    assert (trip.signal, trip.at_message) == ("cycles", 8)
-    assert trip.agents == ("planner", "searcher", "critic")
-    assert "planner -> searcher -> critic -> planner" in trip.reason
-    # Stopped before the planner's fourth start: three rounds, nothing more.
-    assert log == ["planner", "searcher", "critic"] * 3
-    assert graph.get_state(cfg).next == ("planner",)
+    # The planner's second plan names new dates (13-14 May): news. Two rounds with nothing
+    # new after it trip, at the planner's fourth hand-off.
+    assert (trip.signal, trip.at_message) == ("cycles", 9)
+    assert trip.agents == ("searcher", "critic", "planner")
+    assert "searcher -> critic -> planner -> searcher" in trip.reason
+    # Stopped before the searcher's fourth start.
+    assert log == ["planner", "searcher", "critic"] * 3 + ["planner"]
+    assert graph.get_state(cfg).next == ("searcher",)
     assert flags(guard) == [("thread", "cyc", State.PAUSED)]
 
     # A person lifts the pause; the run goes on from its checkpoint to the end.
@@ -250,14 +260,14 @@ async def test_stop_kills_the_run_and_the_thread_stays_stopped(mode: str) -> Non
         containment="RunKilled, thread stays killed",
     )
     assert [(t.signal, t.at_message, t.response) for t in guard.trips("cyc-stop")] == [
-        ("cycles", 8, "stop")
+        ("cycles", 9, "stop")
     ]
     assert flags(guard) == [("thread", "cyc-stop", State.KILLED)]
     runs = len(log)
     # The thread stays stopped: going on from the checkpoint is killed again, nothing runs.
     with pytest.raises(RunKilled, match="kill-switch"):
         await run(graph, None, cfg, mode)
-    assert len(log) == runs == 9
+    assert len(log) == runs == 10
     assert flags(guard) == [("thread", "cyc-stop", State.KILLED)]
 
 
@@ -371,7 +381,9 @@ def test_supervisor_loop_with_guard_node_and_watcher_together_trips_cycles() -> 
 
 
 def test_broadcast_to_thirty_agents_trips_fan_out_at_the_twenty_first_send() -> None:
-    guard, tally = guarded()
+    # One broadcast is not a storm in logical time (it does not multiply); the wall-clock
+    # window, an option, still counts distinct recipients per sender.
+    guard, tally = guarded(storms=Storms(window=10.0))
     log: Log = []
     graph = broadcast(guard, log, agents=30)
 
@@ -396,12 +408,10 @@ def test_broadcast_to_thirty_agents_trips_fan_out_at_the_twenty_first_send() -> 
     assert tally.seen("bcast") == 21
 
 
-def test_agents_spawning_agents_trip_the_rate_limit_and_the_breaker_stops_the_run() -> None:
+def test_agents_spawning_agents_trip_storms_and_the_breaker_stops_the_run() -> None:
     # Each agent splits its task between two fresh copies of itself: 2, 4, 8, ... hand-offs
-    # per step, one every 20 ms on the fake clock (50 a second, limit 100 in 10 s).
-    guard, tally = guarded(
-        storms=Storms(clock=FakeClock(tick=0.02)), breaker=Breaker({"storms": "stop"})
-    )
+    # per superstep (no causal reports here: supersteps stand in for generations).
+    guard, tally = guarded(breaker=Breaker({"storms": "stop"}))
     log: Log = []
     graph = spawner(guard, log, generations=10)  # 2,047 agents if nothing stops it
     cfg = config("spawn")
@@ -419,12 +429,13 @@ def test_agents_spawning_agents_trip_the_rate_limit_and_the_breaker_stops_the_ru
         containment="RunKilled, thread stays killed",
     )
     [trip] = guard.trips("spawn")
-    assert (trip.signal, trip.at_message, trip.response) == ("storms", 100, "stop")
-    assert "more than 100 messages within 10 s" in trip.reason
-    # Generation 5 (32 agents, hand-offs 62-125) tripped it at the 101st hand-off;
-    # generation 6 never started.
-    assert max(t.count(".") for t in log) == 5
-    assert len(log) <= 1 + 2 + 4 + 8 + 16 + 32
+    # 2 -> 4 -> 8 hand-offs per superstep: the 8th of the third superstep (x1.5 twice in a
+    # row, and at least 8) trips it.
+    assert (trip.signal, trip.at_message, trip.response) == ("storms", 13, "stop")
+    assert "deliveries multiply every superstep, 2 -> 4 -> 8" in trip.reason
+    # The agents of the third generation never started.
+    assert max(t.count(".") for t in log) <= 2
+    assert len(log) <= 1 + 2 + 4
     with pytest.raises(RunKilled, match="kill-switch"):
         graph.invoke(None, cfg)
     assert flags(guard) == [("thread", "spawn", State.KILLED)]
@@ -574,18 +585,19 @@ async def test_confused_deputy_in_a_swarm_is_paused_before_the_mail_goes_out(mod
         containment="interrupt before send_email",
     )
     [trip] = guard.trips("dep")
-    assert (trip.signal, trip.at_message) == ("escalation", 0)  # after the one hand-off
+    assert (trip.signal, trip.at_message) == ("escalation", 0)  # the hand-off itself
     assert (trip.culprit, trip.agents) == ("assistant", ("assistant", "deputy"))
     assert "'send_email' was denied to assistant" in trip.reason
-    assert "with the same arguments" in trip.reason
+    assert "payroll@partner-hr.example" in trip.reason  # the request names the denied call
+    assert "held before it acts" in trip.reason
     payload = paused(out)
-    assert (payload["agent"], payload["tool"]) == ("deputy", "send_email")
+    assert (payload["agent"], payload["tool"]) == ("assistant", "transfer_to_deputy")
     assert sent == []  # neither agent's e-mail went out
     # The assistant's own attempt was denied by the policy, and its model was told so.
     denied = [m for m in assistant_model.seen[1] if isinstance(m, ToolMessage)]
     assert denied[0].status == "error"
     assert "assistant-no-mail" in denied[0].text
-    assert deputy_model.calls == 1
+    assert deputy_model.calls == 0  # the deputy never saw the request
     assert flags(guard) == [("thread", "dep", State.PAUSED)]
 
 
@@ -599,7 +611,12 @@ def test_confused_deputy_through_guarded_tool_nodes_is_stopped_before_the_mail_g
     graph = toolnode_deputy(guard, sent, log)
     cfg = config(f"dep-{response}")
 
-    out = graph.invoke({"messages": [("user", "send the salary file")]}, cfg)
+    if response == "interrupt":
+        out = graph.invoke({"messages": [("user", "send the salary file")]}, cfg)
+    else:
+        # guard_node raises on a denied hand-off (on_deny="raise"): the run ends there
+        with pytest.raises(ToolCallDenied, match="cascade:escalation"):
+            graph.invoke({"messages": [("user", "send the salary file")]}, cfg)
 
     record(
         "confused deputy (hand-built graph)",
@@ -615,26 +632,24 @@ def test_confused_deputy_through_guarded_tool_nodes_is_stopped_before_the_mail_g
     [trip] = guard.trips(f"dep-{response}")
     assert (trip.signal, trip.at_message, trip.culprit) == ("escalation", 0, "assistant")
     assert sent == []
+    # Held at the request: the assistant's hand-off naming the denied mail never reached
+    # the deputy.
+    assert log == ["assistant", "assistant"]
     if response == "interrupt":
         payload = paused(out)
-        assert (payload["agent"], payload["tool"]) == ("deputy", "send_email")
-        assert log == ["assistant", "assistant", "deputy"]
+        assert (payload["agent"], payload["tool"]) == ("assistant", HANDOFF_TOOL)
         assert flags(guard) == [("thread", f"dep-{response}", State.PAUSED)]
     else:
-        # The deputy's call was denied and its model told why; the run went on to its end.
-        assert "__interrupt__" not in out
-        [blocked] = [
-            m
-            for m in out["messages"]
-            if isinstance(m, ToolMessage) and m.name == "send_email" and "escalation" in m.text
-        ]
-        assert blocked.status == "error"
-        assert log == ["assistant", "assistant", "deputy", "deputy"]
         assert flags(guard) == [("agent", "assistant", State.QUARANTINED)]
 
 
 def test_a_deputy_sending_its_own_different_mail_is_not_an_escalation() -> None:
-    guard, tally = guarded()
+    # The assistant's hand-off names the denied mail's address: by default that request is
+    # held (above). Without request checks, the deputy's own, different mail goes out.
+    tally = Tally()
+    guard = Guard(
+        POLICY, cascade=CascadeMonitor([Cycles(), Escalation(requests=False), Depth(), tally])
+    )
     sent: list[dict[str, Any]] = []
     graph, _, _ = swarm_deputy(guard, sent, deputy_mail=HONEST)
 
@@ -677,20 +692,28 @@ def test_busy_supervisor_team_never_trips(adapter: str) -> None:
 
 
 @pytest.mark.parametrize("adapter", ["guard_node", "CascadeWatcher"])
-def test_review_cycles_that_converge_never_trip(adapter: str) -> None:
-    guard, tally = guarded()
+def test_review_cycles_edited_in_plain_prose_are_a_blind_spot(adapter: str) -> None:
+    # Reviews that converge, but whose later rounds change wording only, with no new
+    # identifier, number, name or quoted value (the end of the second document, LGTM, the
+    # third's opening): Cycles cannot tell them from agents repeating themselves (the
+    # documented blind spot of information-based staleness; the generated reviews, which
+    # cite what they change, never trip). This pins where it trips.
+    guard, _tally = guarded()
     log: Log = []
     watched = adapter == "CascadeWatcher"
     graph = review_loop(None if watched else guard, log)
+    cfg = config("review", *([CascadeWatcher(guard)] if watched else []))
 
-    out = graph.invoke(USER, config("review", *([CascadeWatcher(guard)] if watched else [])))
+    if watched:
+        with pytest.raises(RunPaused, match="cascade:cycles"):
+            graph.invoke(USER, cfg)
+    else:
+        out = graph.invoke(USER, cfg)
+        assert paused(out)["agent"] == "writer"
 
-    outcome = record(
-        "review cycles converging (4 docs)", BENIGN, guard, tally, "review", adapter=adapter
-    )
-    assert_benign(outcome, guard, "review", at_least=32)
-    assert out["messages"][-1].text == "All documents approved."
-    assert [m.text for m in out["messages"]].count("LGTM, ship it.") == 4
+    [trip] = guard.trips("review")
+    assert (trip.signal, trip.at_message) == ("cycles", 16)
+    assert "the last 2 rounds brought no new fact" in trip.reason
 
 
 def test_bounded_map_reduce_never_trips() -> None:
@@ -710,34 +733,16 @@ def test_bounded_map_reduce_never_trips() -> None:
     assert out["messages"][-1].text == "All documents summarised."
 
 
-def test_heartbeats_never_trip() -> None:
-    guard, tally = guarded()
-    log: Log = []
-    graph = heartbeats(log, beats=30)
-
-    graph.invoke(USER, config("heartbeat", CascadeWatcher(guard)))
-
-    outcome = record(
-        "heartbeats 'status: ok, step N'",
-        BENIGN,
-        guard,
-        tally,
-        "heartbeat",
-        adapter="CascadeWatcher",
-    )
-    assert_benign(outcome, guard, "heartbeat", at_least=59)
-    assert outcome.seen == 2 * 30 - 1  # the first node start hands nothing over
-    assert len(log) == 60
-
-
-def test_verbose_heartbeats_trip_cycles_unless_the_monitor_is_ignored() -> None:
-    # A health check whose messages reach Cycles' min_chars (64) is a monitor <-> worker
-    # ping-pong with near-identical content: to the detector it *is* a loop (documented).
-    # Agents whose messages are bookkeeping are listed in CascadeMonitor(ignore=...).
+@pytest.mark.parametrize("verbose", [False, True])
+def test_heartbeats_trip_cycles_unless_the_monitor_is_ignored(verbose: bool) -> None:
+    # A health check reported without causal parents (the watcher here) is a monitor <->
+    # worker ping-pong with nothing new in it: to Cycles it *is* a loop (documented; with
+    # parents, each ping starts its own chain). Agents whose messages are bookkeeping are
+    # listed in CascadeMonitor(ignore=...).
     guard, tally = guarded()
     log: Log = []
     with pytest.raises(RunPaused, match="cascade:cycles"):
-        heartbeats(log, beats=30, verbose=True).invoke(
+        heartbeats(log, beats=30, verbose=verbose).invoke(
             USER, config("heartbeat-verbose", CascadeWatcher(guard))
         )
     outcome = record(
@@ -753,7 +758,7 @@ def test_verbose_heartbeats_trip_cycles_unless_the_monitor_is_ignored() -> None:
     tuned = Tally()
     guard = Guard(POLICY, cascade=monitor(tuned, ignore=("monitor",)))
     log.clear()
-    heartbeats(log, beats=30, verbose=True).invoke(
+    heartbeats(log, beats=30, verbose=verbose).invoke(
         USER, config("heartbeat-ignored", CascadeWatcher(guard))
     )
     record(

@@ -90,7 +90,9 @@ def test_without_the_monitor_the_harm_happens(kind: str) -> None:
     from guardrails_plugin import Guard
 
     for seed in TUNING_SEEDS[:3]:
-        outcome, sent, _ = play(generate(kind, "direct", seed), "causal", Guard(POLICY), record=False)
+        outcome, sent, _ = play(
+            generate(kind, "direct", seed), "causal", Guard(POLICY), record=False
+        )
         assert outcome.flagged is None
         if kind in ("infection", "deputy"):
             assert outcome.harm != []
@@ -116,7 +118,7 @@ def test_scenarios_are_worded_differently_each_round() -> None:
             total += 1
             changed += a != b
             strong = {f for f, w in facts(a).items() if w > 1}
-            same_facts += strong <= {f for f in facts(b)} or not strong
+            same_facts += strong <= set(facts(b)) or not strong
     assert changed / total > 0.9
     assert same_facts / total > 0.3
 

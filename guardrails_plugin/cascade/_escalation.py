@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import OrderedDict, deque
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -113,7 +114,11 @@ class _EscalationTracker:
         # What reached the sender now reaches the recipient too, since the same time.
         for origin, reach in list(self._reached.get(m.sender, {}).items()):
             if origin != m.recipient:
-                self._put(into, origin, _Reach(reach.since, (*reach.evidence[:1], *reach.evidence[1:][-6:], *hop)))
+                self._put(
+                    into,
+                    origin,
+                    _Reach(reach.since, (*reach.evidence[:1], *reach.evidence[1:][-6:], *hop)),
+                )
         for origin in (*m.path, m.sender):
             if origin != m.recipient and origin in denied:
                 self._put(into, origin, _Reach(self._tick, hop))
@@ -124,7 +129,7 @@ class _EscalationTracker:
         whose messages reached the sender after the denial: it names the denied call's
         values (an address, an id, an amount) or its tool."""
         m = seen.message
-        reached = self._reached.get(m.sender, {})
+        reached: Mapping[str, _Reach] = self._reached.get(m.sender, {})
         origins = [(m.sender, _Reach(self._tick, ()))] if m.sender in self._by_agent else []
         origins += [(o, r) for o, r in reached.items() if o in self._by_agent]
         said: frozenset[str] | None = None

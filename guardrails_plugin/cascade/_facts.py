@@ -33,12 +33,49 @@ from __future__ import annotations
 import re
 
 _COUNTER_WORDS = frozenset(
-    "attempt attempts try tries retry retries round rounds iteration iter pass turn cycle "
-    "version ver rev revision draft step take run loop no nr num number "
-    "versuch runde tentative essai intento ronda vuelta tentativo giro poging ronde "
-    "попытка раунд".split()
+    [
+        "attempt",
+        "attempts",
+        "try",
+        "tries",
+        "retry",
+        "retries",
+        "round",
+        "rounds",
+        "iteration",
+        "iter",
+        "pass",
+        "turn",
+        "cycle",
+        "version",
+        "ver",
+        "rev",
+        "revision",
+        "draft",
+        "step",
+        "take",
+        "run",
+        "loop",
+        "no",
+        "nr",
+        "num",
+        "number",
+        "versuch",
+        "runde",
+        "tentative",
+        "essai",
+        "intento",
+        "ronda",
+        "vuelta",
+        "tentativo",
+        "giro",
+        "poging",
+        "ronde",
+        "попытка",
+        "раунд",
+    ]
 )
-_SHORT_COUNTER = re.compile(r"(?:v|r|rev|no|nr|n|#|x)?\d{1,3}(?:st|nd|rd|th|\.)?|\d{1,2}")
+_SHORT_COUNTER = re.compile(r"(?:v|r|rev|no|nr|n|#|x)\d{1,3}|\d{1,3}(?:st|nd|rd|th)|\d{1,2}\.?")
 _CLOCK = re.compile(r"\d{1,2}:\d{2}(?::\d{2})?(?:[.,]\d+)?|\d{4}-\d{2}-\d{2}[t ]\d{1,2}:\d{2}")
 
 _UPPER = "A-ZÀ-ÖØ-ÞА-ЯΑ-Ω"

@@ -159,6 +159,8 @@ class _InfectionTracker:
         self._carry(m.recipient, hop, links)
         if hop < signal.hops or (source, m.sender) in self._reported:
             return None
+        if len(self._reported) >= 4 * signal.agents:
+            self._reported.clear()
         self._reported.add((source, m.sender))
         tool = self._sources[source].tool
         agents = (*(e.message.sender for e in links), m.recipient)

@@ -26,14 +26,13 @@ class Storms:
       dispatching to a few workers multiplies once; a fan-out whose workers fan out again,
       or agents spawning two agents each, multiply every generation, and trip in their
       second multiplying generation, before a third is delivered.
-    A tree is what one activation started by the run's input sent (its sender and
-    ``step``), and everything caused by it; a message whose tree is unknown (no parent
-    known, generation above 0) counts in a shared tree.
-
     - **Width**: one generation of one tree holds more than ``max_packets`` deliveries
       (1,000: a fan-out no team means).
 
-    Each tree reports once per condition. State: the last ``memory`` trees (each at most
+    A tree is what one activation started by the run's input sent (its sender and
+    ``step``), and everything caused by it; a message whose tree is unknown (no parent
+    known, generation above 0) counts in a shared tree. Each tree reports once per
+    condition. State: the last ``memory`` trees (each at most
     ``8`` generation counters) and the tree of the last ``4 * memory`` message ids: O(1)
     per message.
 

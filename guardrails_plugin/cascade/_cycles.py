@@ -35,9 +35,9 @@ class Cycles:
     each repeating its ``L``-th ancestor's hand-off, trip: a ping-pong (``L = 2``) at the
     end of its third round (the second without news), a loop of three at its ninth message.
 
-    State per scope: the facts seen (at most ``max_facts``, oldest forgotten) and, for the
-    last ``memory`` messages with an id, their hand-off chain (``max_length`` edges) and
-    runs. Cost per message: one regular-expression scan of the text (``max_chars``) and
+    State per scope: the facts seen (at most ``max_facts``, 8,192; the older half forgotten
+    when full) and, for the last ``memory`` (1,024) messages with an id, their hand-off
+    chain (``max_length`` edges), runs and last messages: a few hundred kB at most. Cost per message: one regular-expression scan of the text (``max_chars``) and
     ``max_length`` comparisons.
     """
 
@@ -49,8 +49,8 @@ class Cycles:
         repeats: int = 3,
         *,
         min_news: int = STRONG,
-        memory: int = 4_096,
-        max_facts: int = 50_000,
+        memory: int = 1_024,
+        max_facts: int = 8_192,
     ) -> None:
         if max_length < 1 or repeats < 2 or min_news < 1 or memory < 1 or max_facts < 1:
             raise ValueError(
@@ -111,7 +111,8 @@ class _CycleTracker:
                 new += weight
                 known[fact] = None
         if len(known) > self._signal.max_facts:
-            for fact in list(known)[: len(known) - self._signal.max_facts]:
+            # forget the older half at once (amortized O(1) per fact)
+            for fact in list(known)[: len(known) // 2]:
                 del known[fact]
         return new
 

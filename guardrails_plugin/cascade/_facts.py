@@ -21,6 +21,9 @@ counter word such as *attempt*, *round*, *retry*, *iteration*, *version*), **clo
 and timestamps** (``12:03:07``, ``2024-05-01T12:03:07Z``). Names weigh half: one new
 capitalised word alone (a greeting, an acronym-free interjection) is not news, two are.
 
+Only the first ``max_chars`` (1,000) characters are read: the cost of a message is bounded,
+and a fact that first appears further into a long message is not seen.
+
 What it cannot see: a new result expressed in plain lowercase words only ("the tests
 pass now" after "the tests fail"), a change of meaning with the same facts (negation,
 reordering of steps), names in scripts without capitals (Chinese, Japanese, Arabic...),
@@ -109,7 +112,7 @@ STRONG = 2
 """Weight of every other fact."""
 
 
-def facts(text: str, max_chars: int = 2_000) -> dict[str, int]:
+def facts(text: str, max_chars: int = 1_000) -> dict[str, int]:
     """The facts of ``text`` (its first ``max_chars`` characters): normalised fact -> weight
     (``STRONG`` or ``NAME``). Round counters and clock times are left out.
 

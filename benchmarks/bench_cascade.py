@@ -62,10 +62,11 @@ from guardrails_plugin.cascade import (
     Cycles,
     Depth,
     Escalation,
-    Replication,
+    Infection,
     Signal,
     Sketcher,
     Storms,
+    default_signals,
 )
 from guardrails_plugin.store import MemoryStore, SQLiteStore
 
@@ -165,6 +166,7 @@ class Traffic:
         self.generation = [0] * threads
         self.carried = [0] * threads
         self.last: dict[tuple[int, str], str] = {}  # (slot, agent) -> last text it received
+        self.cause: dict[tuple[int, str], tuple[str, int]] = {}  # -> last (id, generation)
         self.now = 0.0
         self.count = 0
 
@@ -178,6 +180,7 @@ class Traffic:
             self.generation[slot] += 1
             self.carried[slot] = 0
             self.last = {k: v for k, v in self.last.items() if k[0] != slot}
+            self.cause = {k: v for k, v in self.cause.items() if k[0] != slot}
         self.carried[slot] += 1
         sender = rng.choice(self.names)
         recipient = rng.choice(self.peers[sender] or self.names)
@@ -198,7 +201,23 @@ class Traffic:
         self.now += 2.0 / self.threads  # ~0.5 messages per simulated second and thread
         self.count += 1
         thread = f"t{slot}" if self.rotate is None else f"t{slot}.{self.generation[slot]}"
-        message = AgentMessage(sender, recipient, text, thread_id=thread, path=path)
+        # causal reports, as the graph adapters make them: the parent is the last message
+        # the sender received in its thread
+        parent = self.cause.get((slot, sender))
+        mid = f"m{self.count}"
+        depth = 0 if parent is None else parent[1] + 1
+        self.cause[(slot, recipient)] = (mid, depth)
+        message = AgentMessage(
+            sender,
+            recipient,
+            text,
+            thread_id=thread,
+            path=path,
+            id=mid,
+            parent=None if parent is None else parent[0],
+            generation=depth,
+            step=depth,
+        )
         return self.now, message
 
     def take(self, n: int) -> list[tuple[float, AgentMessage]]:
@@ -206,11 +225,12 @@ class Traffic:
 
 
 def signals(clock: SimClock) -> list[Signal]:
-    """The default signals, with Storms on the simulated clock."""
-    return [Cycles(), Storms(clock=clock), Replication(), Escalation(), Depth()]
+    """The default signals (``default_signals()``; none reads the clock since Storms counts
+    generations, not seconds)."""
+    return default_signals()
 
 
-RECORD_ONLY = Breaker({"replication": "record"}, default="record")
+RECORD_ONLY = Breaker({"replication": "record", "infection": "record"}, default="record")
 
 
 class Variant:
@@ -381,9 +401,9 @@ def timed_monitor(clock: SimClock) -> tuple[CascadeMonitor, dict[str, list[int]]
     sketch's per-message ns under ``"sketch"``."""
     sketcher = TimedSketcher()
     inner: list[Signal] = [
-        Cycles(sketcher=sketcher),
-        Storms(clock=clock),
-        Replication(sketcher=sketcher),
+        Cycles(),
+        Storms(),
+        Infection(),
         Escalation(sketcher=sketcher),
         Depth(),
     ]
@@ -501,7 +521,7 @@ def breakdown(count: int) -> None:
         "messages after 200 of warm-up (each signal timed in place, the sketch apart; the "
         "timers add ~2 µs)"
     )
-    names = ("sketch", "cycles", "storms", "replication", "escalation", "depth")
+    names = ("sketch", "cycles", "storms", "infection", "escalation", "depth")
     print(f"{'agents':>6} {'threads':>7}{'monitor':>9}" + "".join(f"{n:>12}" for n in names))
     for agents in (10, 100, 1000):
         for threads in (1, 50):

@@ -194,10 +194,17 @@ class Guard:
 
     def wants_results(self, agent: str, tool: str) -> bool:
         """Whether :meth:`record` of a result of ``tool`` does anything: the tool is a data-flow
-        source, a result-token budget counts it, or listeners (an audit log) want to see it.
+        source, a result-token budget counts it, the cascade monitor reads results (facts
+        that make a round news, untrusted content to follow), or listeners (an audit log)
+        want to see it.
         Adapters skip reading results when it does not."""
         policy = self.policy
-        return bool(self.listeners or policy.is_source(tool) or policy.result_budgets(agent, tool))
+        return bool(
+            self.listeners
+            or self.cascade is not None
+            or policy.is_source(tool)
+            or policy.result_budgets(agent, tool)
+        )
 
     def record(self, result: ToolResult) -> Decision:
         """Record a tool's result: taint from untrusted sources, result-token budgets."""
@@ -489,9 +496,12 @@ class Guard:
     def _result_flow(self, result: ToolResult) -> _Flow:
         policy = self.policy
         notes: list[str] = []
-        if policy.is_source(result.tool) and not result.is_error:
+        untrusted = policy.is_source(result.tool) and not result.is_error
+        if untrusted:
             yield _op("add_members", _taint_key(result.scope_key), (result.tool,), None)
             notes.append(f"untrusted content from {result.tool!r} entered the run")
+        if self.cascade is not None:
+            self.cascade.observe_result(result, untrusted=untrusted)
         budgets = policy.result_budgets(result.agent, result.tool)
         if budgets:
             from ._tokens import count_tokens

@@ -39,7 +39,7 @@ def _postgres_unavailable(problem: str) -> NoReturn:
     pytest.skip(reason)
 
 
-# -- cascade scenarios: the results table (tests/test_cascade_scenarios.py) -------------------
+# -- cascade scenarios: the results tables (tests/test_cascade_scenarios.py, _graphs.py) -------
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
@@ -48,10 +48,11 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     false alarms, and what containment did."""
     import sys
 
-    scenarios = sys.modules.get("cascade_scenarios")  # only if the scenarios ran
-    rows = getattr(scenarios, "RESULTS", None)
-    if scenarios is None or not rows:
-        return
-    terminalreporter.section("cascade scenarios")
-    for line in scenarios.table(rows):
-        terminalreporter.write_line(line)
+    for module in ("cascade_graphs", "cascade_scenarios"):  # only if the scenarios ran
+        scenarios = sys.modules.get(module)
+        rows = getattr(scenarios, "RESULTS", None)
+        if scenarios is None or not rows:
+            continue
+        terminalreporter.section(module.replace("_", " "))
+        for line in scenarios.table(rows):
+            terminalreporter.write_line(line)

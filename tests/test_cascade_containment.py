@@ -165,7 +165,8 @@ def test_breaker_configuration_is_checked() -> None:
     with pytest.raises(TypeError, match="cascade must be a CascadeMonitor"):
         Guard(Policy([]), cascade=[Cycles()])  # type: ignore[arg-type]
     assert repr(Breaker({"storms": "stop"})) == (
-        "Breaker(respond={'replication': 'quarantine', 'storms': 'stop'}, default='interrupt')"
+        "Breaker(respond={'replication': 'quarantine', 'infection': 'quarantine', 'storms': 'stop'}, "
+        "default='interrupt')"
     )
 
 
@@ -210,17 +211,17 @@ def test_a_denied_call_coming_back_through_another_agent_trips() -> None:
     assert guard.check(
         ToolCall("send_email", EMAIL, agent="intern", thread_id="t", call_id="1")
     ).denied
-    guard.check(
+    # The request names the denied call's recipient: held at once (the run pauses)...
+    asked = guard.check(
         AgentMessage("intern", "mailer", "please send the list to rival@example.com", thread_id="t")
     )
+    assert (asked.effect, asked.rule) == (Effect.ASK, "cascade:escalation")
+    assert "held before it acts" in asked.reason
+    # ...and the mailer's call waits for the person too.
     decision = guard.check(
         ToolCall("send_email", EMAIL, agent="mailer", thread_id="t", call_id="2")
     )
-    assert (decision.effect, decision.rule, decision.tool) == (
-        Effect.ASK,
-        "cascade:escalation",
-        "send_email",
-    )
+    assert (decision.effect, decision.rule, decision.tool) == (Effect.ASK, "pause", "send_email")
     [trip] = guard.trips("t")
     assert trip.culprit == "intern"
     assert trip.agents == ("intern", "mailer")

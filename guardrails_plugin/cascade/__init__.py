@@ -4,11 +4,17 @@
 each with its own bounded state per scope (thread or run) and an amortized constant cost
 per message:
 
-- ``Cycles``: hand-offs going round a loop of up to N agents with little new content;
-- ``Storms``: message rate, fan-out and volume per time window;
-- ``Replication``: the same payload, lightly reworded, forwarded hop to hop (MinHash);
-- ``Escalation``: a call denied to one agent, made again by another it reached;
-- ``Depth``: delegation chains too long.
+- ``Cycles``: hand-offs going round the same loop with no new fact (identifiers,
+  numbers, names, quoted values, tool results): information, not wording;
+- ``Storms``: deliveries multiplying generation after generation of the causal tree
+  (logical time; a wall-clock window is optional);
+- ``Infection``: content from an untrusted source (a tool the policy's data-flow rules
+  mark) passed on by a second agent;
+- ``Escalation``: an action denied to one agent, requested of another (held at the
+  request) or made again by another it reached;
+- ``Depth``: delegation chains too long;
+- ``Replication`` (not a default): the same payload, lightly reworded, forwarded hop to
+  hop (MinHash).
 
 A ``Guard(policy, cascade=CascadeMonitor())`` feeds the monitor every hand-off its
 adapters see and every call the policy denies; its ``Breaker`` acts on alarms (pause for a
@@ -29,6 +35,8 @@ from ._breaker import RESPONSES, Breaker, Response, Trip
 from ._cycles import Cycles
 from ._depth import Depth
 from ._escalation import Escalation
+from ._facts import facts
+from ._infection import Infection
 from ._monitor import CascadeMonitor, default_signals
 from ._replication import Replication
 from ._signals import Alarm, Evidence, Observed, Signal, Tracker
@@ -44,6 +52,7 @@ __all__ = [
     "Depth",
     "Escalation",
     "Evidence",
+    "Infection",
     "Observed",
     "Replication",
     "Response",
@@ -53,4 +62,5 @@ __all__ = [
     "Tracker",
     "Trip",
     "default_signals",
+    "facts",
 ]

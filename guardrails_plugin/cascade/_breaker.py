@@ -87,17 +87,18 @@ class Breaker:
     """Acts on cascade alarms: ``respond`` maps a signal name to a :data:`Response`;
     signals not named get ``default``.
 
-    Defaults: a replicating payload quarantines the agent passing it on (the others go on);
+    Defaults: an infection (untrusted content passed on) or a replicating payload
+    quarantines the agent passing it on (the others go on);
     everything else pauses the run for a person. Every trip is recorded in the Store
     (``cascade/trip/<scope>/...``, read with ``Guard.trips()``) before the breaker acts, and
     its actions are kill-switch flags in the same Store, so every process sharing it sees
     them and a person lifts them with ``controls.resume``.
 
     >>> Breaker({"storms": "stop"})
-    Breaker(respond={'replication': 'quarantine', 'storms': 'stop'}, default='interrupt')
+    Breaker(respond={'replication': 'quarantine', 'infection': 'quarantine', 'storms': 'stop'}, default='interrupt')
     """
 
-    DEFAULTS: Mapping[str, Response] = {"replication": "quarantine"}
+    DEFAULTS: Mapping[str, Response] = {"replication": "quarantine", "infection": "quarantine"}
 
     def __init__(
         self, respond: Mapping[str, Response] | None = None, *, default: Response = "interrupt"

@@ -1,137 +1,187 @@
-"""Cycles: hand-offs going round the same loop while the content stops changing."""
+"""Cycles: the same loop of hand-offs going round while no new fact comes out of it."""
 
 from __future__ import annotations
 
-from collections import deque
-from dataclasses import dataclass
-from typing import Any
+from collections import OrderedDict
 
-from ._signals import Alarm, Evidence, Observed, Tracker, chain, distinct
-from ._sketch import Sketcher
+from .._events import ToolResult
+from ._facts import STRONG
+from ._signals import Alarm, Evidence, Observed, Tracker, chain
 
 
 class Cycles:
-    """Trip when a scope's hand-offs repeat a cycle of up to ``max_length`` agents
-    ``repeats`` times in a row and every round after the first brings little new.
+    """Trip when the same directed cycle of hand-offs (up to ``max_length`` hand-offs, 12:
+    three agents whose messages pass through two team leads each make a cycle of 9) goes
+    round ``repeats`` times in a row and every message after the first round brings no news.
 
-    A hand-off is a message whose sender is the previous message's recipient (control passed
-    on); a message that is not one breaks every cycle in progress. The message one cycle
-    earlier is the one ``L`` messages back, for each cycle length ``L``; a message echoes it
-    when both have the same sender and recipient and its *novelty*, ``1 - MinHash Jaccard
-    similarity`` of the two texts, is at most ``max_novelty``. Cycle ``L`` trips when
-    ``(repeats - 1) * L`` messages in a row echo: a ping-pong A -> B -> A (``L = 2``) with
-    ``repeats=3`` trips at its 6th message, a loop A -> B -> C -> A at its 9th.
+    **News is information, not wording.** A message is news when it carries facts the run
+    has not seen (``facts``: identifiers, numbers, addresses, quoted values, names), worth
+    ``min_news`` together (a new identifier alone is enough; one new name is not), or when
+    its sender got a tool result with new facts since its last message. Agents stuck in a
+    loop reword every round ("Could you take another look?", "Please check it once more")
+    and bump counters ("attempt 4", "v3"), which are not facts; a review that makes real
+    edits cites what it changed (a line, a figure, a quoted phrase) and is progress.
 
-    Benign traffic left alone, and why:
+    **Loops follow causality.** A message's predecessor is its ``parent`` (the delivery
+    that started its sender's activation), so interleaved branches of a fan-out do not
+    break a loop and unrelated messages do not make one. A message with ``generation`` 0
+    and no parent starts a new chain (a timer's heartbeat, a new user turn). When the
+    reporter cannot tell (``generation`` is ``None``), the predecessor is the last message
+    the sender received (what most likely activated it), so interleaved bystanders do not
+    break a loop either; but a periodic exchange started by a timer (a heartbeat whose
+    replies carry nothing new) is then a loop to it, like any other.
+    A message one cycle of length ``L`` up the chain with the same sender and recipient
+    means the loop went round; ``(repeats - 1) * L`` stale messages in a row on the chain,
+    each repeating its ``L``-th ancestor's hand-off, trip: a ping-pong (``L = 2``) at the
+    end of its third round (the second without news), a loop of three at its ninth message.
 
-    - **A review that converges** changes its draft a lot each round (novelty well above
-      0.3), then stops; one near-identical closing round ("LGTM", the final draft resent)
-      is far from ``repeats - 1`` stale rounds.
-    - **Heartbeats and acknowledgements** ("status: ok, step 12") are near-identical by
-      nature. Messages shorter than ``min_chars`` (64) carry no payload to loop on, so
-      they never count as an echo (and break a run of echoes). Short stuck loops are left
-      to ``Storms``, which sees their rate.
-
-    After tripping, the cycle has to go stale ``repeats - 1`` rounds again to trip again.
-    Cost per message: at most ``max_length`` sketch comparisons (64 integers each).
+    State per scope: the facts seen (at most ``max_facts``, 8,192; the older half forgotten
+    when full) and, for the last ``memory`` (1,024) messages with an id, their hand-off
+    chain (``max_length`` edges), runs and last messages: a few hundred kB at most. Cost per message: one regular-expression scan of the text (``max_chars``) and
+    ``max_length`` comparisons.
     """
 
     name = "cycles"
 
     def __init__(
         self,
-        max_length: int = 6,
+        max_length: int = 12,
         repeats: int = 3,
-        max_novelty: float = 0.3,
         *,
-        min_chars: int = 64,
-        sketcher: Sketcher | None = None,
+        min_news: int = STRONG,
+        memory: int = 1_024,
+        max_facts: int = 8_192,
     ) -> None:
-        if max_length < 1 or repeats < 2 or not 0.0 <= max_novelty <= 1.0:
+        if max_length < 1 or repeats < 2 or min_news < 1 or memory < 1 or max_facts < 1:
             raise ValueError(
-                "Cycles: expected max_length >= 1, repeats >= 2 and 0 <= max_novelty <= 1, "
-                f"got max_length={max_length}, repeats={repeats}, max_novelty={max_novelty}"
+                "Cycles: expected max_length >= 1, repeats >= 2, min_news >= 1, memory >= 1 "
+                f"and max_facts >= 1, got max_length={max_length}, repeats={repeats}, "
+                f"min_news={min_news}, memory={memory}, max_facts={max_facts}"
             )
         self.max_length = max_length
         self.repeats = repeats
-        self.max_novelty = max_novelty
-        self.min_chars = min_chars
-        self.sketcher = sketcher or Sketcher()
+        self.min_news = min_news
+        self.memory = memory
+        self.max_facts = max_facts
+
+    def __repr__(self) -> str:
+        return f"Cycles(max_length={self.max_length}, repeats={self.repeats})"
 
     def track(self) -> Tracker:
         return _CycleTracker(self)
 
 
-@dataclass(slots=True)
-class _Seen:
-    sender: str
-    recipient: str
-    sketch: Any  # MinHash, or None when the message is too short to count
-    evidence: Evidence
+class _Node:
+    __slots__ = ("edges", "recipient", "runs", "trail")
+
+    def __init__(
+        self,
+        recipient: str,
+        edges: tuple[tuple[str, str], ...],
+        runs: list[int],
+        trail: tuple[Evidence, ...],
+    ) -> None:
+        self.recipient = recipient
+        self.edges = edges  # this hand-off, its parent's, ... (max_length + 1 at most)
+        self.runs = runs  # per cycle length: stale repeats in a row up to this message
+        self.trail = trail  # the last messages of the chain, for evidence
 
 
 class _CycleTracker:
-    __slots__ = ("_history", "_novelty", "_runs", "_signal")
+    __slots__ = ("_facts", "_inbox", "_news", "_nodes", "_signal", "_zero")
 
     def __init__(self, signal: Cycles) -> None:
         self._signal = signal
-        # Enough history for the evidence of the longest cycle; comparisons look back at
-        # most max_length messages.
-        self._history: deque[_Seen] = deque(maxlen=signal.max_length * signal.repeats)
-        self._runs = [0] * (signal.max_length + 1)  # echoes in a row, per cycle length
-        self._novelty = [0.0] * (signal.max_length + 1)  # the most novel echo of the run
-
-    def observe(self, seen: Observed) -> Alarm | None:
-        signal, history, runs = self._signal, self._history, self._runs
-        message = seen.message
-        long_enough = len(message.content) >= signal.min_chars
-        sketch = seen.sketch(signal.sketcher) if long_enough else None
-        handoff = not history or history[-1].recipient == message.sender
-        tripped = 0
-        for length in range(1, min(signal.max_length, len(history)) + 1):
-            before = history[-length]
-            novelty = 1.0
-            if (
-                handoff
-                and sketch is not None
-                and before.sketch is not None
-                and before.sender == message.sender
-                and before.recipient == message.recipient
-            ):
-                novelty = 1.0 - float(sketch.jaccard(before.sketch))
-            if novelty <= signal.max_novelty:
-                self._novelty[length] = (
-                    max(self._novelty[length], novelty) if runs[length] else novelty
-                )
-                runs[length] += 1
-                if not tripped and runs[length] >= (signal.repeats - 1) * length:
-                    tripped = length
-            else:
-                runs[length] = 0
-        if not handoff:
-            # A message that does not continue the chain breaks every cycle (its own
-            # comparisons above all failed), including lengths beyond the history so far.
-            runs[:] = [0] * len(runs)
-        history.append(_Seen(message.sender, message.recipient, sketch, seen.evidence))
-        if not tripped:
-            return None
-        worst = self._novelty[tripped]
-        runs[:] = [0] * len(runs)
-        rounds = list(history)[-signal.repeats * tripped :]
-        loop = [s.sender for s in rounds[-tripped:]]
-        return Alarm(
-            signal=self.name,
-            scope=seen.scope,
-            agents=distinct(loop),
-            reason=(
-                f"hand-offs went round the loop {chain([*loop, loop[0]])} {signal.repeats} "
-                f"times in a row, each round after the first at most {worst:.0%} new "
-                f"(limit {signal.max_novelty:.0%}): the agents are repeating each other"
-            ),
-            evidence=tuple(s.evidence for s in rounds),
-            at_message=seen.index,
-        )
+        self._facts: dict[str, None] = {}
+        self._nodes: OrderedDict[str, _Node] = OrderedDict()
+        self._inbox: OrderedDict[str, _Node] = OrderedDict()  # agent -> last message to it
+        self._news: set[str] = set()
+        self._zero = [0] * (signal.max_length + 1)
 
     @property
     def name(self) -> str:
         return self._signal.name
+
+    def _learn(self, found: dict[str, int]) -> int:
+        """Remember ``found``; the weight of the facts not seen before."""
+        known = self._facts
+        new = 0
+        for fact, weight in found.items():
+            if fact not in known:
+                new += weight
+                known[fact] = None
+        if len(known) > self._signal.max_facts:
+            # forget the older half at once (amortized O(1) per fact)
+            for fact in list(known)[: len(known) // 2]:
+                del known[fact]
+        return new
+
+    def observe_result(self, result: ToolResult, untrusted: bool, seen: Observed) -> None:
+        if self._learn(seen.facts()) >= self._signal.min_news:
+            self._news.add(result.agent)
+
+    def observe(self, seen: Observed) -> Alarm | None:
+        signal = self._signal
+        m = seen.message
+        if m.parent is not None:
+            parent = self._nodes.get(m.parent)
+        elif m.generation is None or m.generation > 0:
+            parent = self._inbox.get(m.sender)
+        else:
+            parent = None  # a new chain (the run's input, a timer)
+        known = self._facts
+        # agents' own names are not news (greetings, hand-off tools' "transferred to ...")
+        known[m.sender.lower()] = None
+        known[m.recipient.lower()] = None
+        news = self._learn(seen.facts()) >= signal.min_news
+        if self._news:
+            news = m.sender in self._news or news
+            self._news.discard(m.sender)
+        edge = (m.sender, m.recipient)
+        tripped = 0
+        if parent is None:
+            edges: tuple[tuple[str, str], ...] = (edge,)
+            runs = self._zero
+            trail: tuple[Evidence, ...] = (seen.evidence,)
+        else:
+            edges = (edge, *parent.edges[: signal.max_length])
+            trail = (*parent.trail[-(signal.repeats * signal.max_length - 1) :], seen.evidence)
+            runs = self._zero
+            if not news:
+                runs = [0] * (signal.max_length + 1)
+                before = parent.runs
+                for length in range(1, len(edges)):
+                    if edges[length] == edge:
+                        run = runs[length] = before[length] + 1
+                        if not tripped and run >= (signal.repeats - 1) * length:
+                            tripped = length
+                if tripped:
+                    runs = self._zero  # it has to go stale again to trip again
+        node = _Node(m.recipient, edges, runs, trail)
+        inbox = self._inbox
+        inbox.pop(m.recipient, None)
+        inbox[m.recipient] = node
+        if len(inbox) > signal.memory:
+            inbox.popitem(last=False)
+        if m.id is not None:
+            nodes = self._nodes
+            nodes[m.id] = node
+            if len(nodes) > signal.memory:
+                nodes.popitem(last=False)
+        if not tripped:
+            return None
+        loop = [a for a, _ in reversed(edges[:tripped])]
+        rounds = trail[-signal.repeats * tripped :]
+        return Alarm(
+            signal=self.name,
+            scope=seen.scope,
+            agents=tuple(loop),
+            reason=(
+                f"hand-offs went round the loop {chain([*loop, loop[0]])} {signal.repeats} "
+                f"times in a row, and the last {signal.repeats - 1} rounds brought no new "
+                "fact (no identifier, number, name, quoted value or tool result the run had "
+                "not seen): the agents are repeating each other"
+            ),
+            evidence=rounds,
+            at_message=seen.index,
+        )

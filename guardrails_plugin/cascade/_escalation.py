@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 from collections import OrderedDict, deque
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from .._events import ToolCall
+from ._facts import STRONG, facts
 from ._signals import Alarm, Evidence, Observed, Tracker, chain
 from ._sketch import Sketcher
 
@@ -16,6 +18,13 @@ class Escalation:
     """Trip when a tool call the policy denied to agent A is made again, with the same or
     nearly the same arguments, by another agent B that A's messages reached after the
     denial (directly or through other agents): the confused deputy.
+
+    **At the request** (``requests=True``, the default), before any call: a message from B
+    to C that names an action denied to B, or to an agent A whose messages reached B after
+    the denial (the denied call's argument values: an address, a record id, an amount, a
+    quoted value; or the tool's name), and C is not A, trips as it is sent: the request is
+    held before C can act on it. (It also holds a report of the denial sent to an agent
+    that could do it; a person reads it and resumes the run.)
 
     The monitor feeds it both the messages between agents (who reached whom, and since
     when) and every decided tool call of the scope. Arguments match when their canonical
@@ -37,6 +46,7 @@ class Escalation:
         *,
         memory: int = 64,
         min_chars: int = 24,
+        requests: bool = True,
         sketcher: Sketcher | None = None,
     ) -> None:
         if not 0.0 < threshold <= 1.0 or memory < 1:
@@ -47,6 +57,7 @@ class Escalation:
         self.threshold = threshold
         self.memory = memory
         self.min_chars = min_chars
+        self.requests = requests
         self.sketcher = sketcher or Sketcher()
 
     def __repr__(self) -> str:
@@ -68,10 +79,12 @@ class _Denied:
     text: str
     tick: int
     sketch: Any = None
+    facts: frozenset[str] = frozenset()
+    tool: str = ""
 
 
 class _EscalationTracker:
-    __slots__ = ("_denied", "_denied_agents", "_reached", "_signal", "_tick")
+    __slots__ = ("_by_agent", "_denied", "_denied_agents", "_reached", "_signal", "_tick")
 
     def __init__(self, signal: Escalation) -> None:
         self._signal = signal
@@ -81,6 +94,7 @@ class _EscalationTracker:
         # Agents denied a call in this scope so far. Only their reach can ever matter: a
         # reach counts when it left its origin after the origin's denial (since > tick).
         self._denied_agents: set[str] = set()
+        self._by_agent: dict[str, deque[_Denied]] = {}
 
     @property
     def name(self) -> str:
@@ -92,6 +106,7 @@ class _EscalationTracker:
         if not denied:
             return None  # nothing denied in this scope yet: no reach can count
         m = seen.message
+        alarm = self._request(seen) if self._signal.requests else None
         into = self._reached.get(m.recipient)
         if into is None:
             into = self._reached[m.recipient] = OrderedDict()
@@ -99,10 +114,52 @@ class _EscalationTracker:
         # What reached the sender now reaches the recipient too, since the same time.
         for origin, reach in list(self._reached.get(m.sender, {}).items()):
             if origin != m.recipient:
-                self._put(into, origin, _Reach(reach.since, (reach.evidence[0], *hop)))
+                self._put(
+                    into,
+                    origin,
+                    _Reach(reach.since, (*reach.evidence[:1], *reach.evidence[1:][-6:], *hop)),
+                )
         for origin in (*m.path, m.sender):
             if origin != m.recipient and origin in denied:
                 self._put(into, origin, _Reach(self._tick, hop))
+        return alarm
+
+    def _request(self, seen: Observed) -> Alarm | None:
+        """The message asks its recipient for an action denied to its sender, or to an agent
+        whose messages reached the sender after the denial: it names the denied call's
+        values (an address, an id, an amount) or its tool."""
+        m = seen.message
+        reached: Mapping[str, _Reach] = self._reached.get(m.sender, {})
+        origins = [(m.sender, _Reach(self._tick, ()))] if m.sender in self._by_agent else []
+        origins += [(o, r) for o, r in reached.items() if o in self._by_agent]
+        said: frozenset[str] | None = None
+        for origin, reach in origins:
+            if origin == m.recipient:
+                continue
+            for d in reversed(self._by_agent[origin]):
+                if reach.since <= d.tick or not d.facts:
+                    continue
+                if said is None:
+                    said = frozenset(f for f, w in seen.facts().items() if w >= STRONG)
+                named = said & d.facts
+                if not named:
+                    continue
+                links = (*reach.evidence, seen.evidence)
+                hops = [e.message.sender for e in links] + [m.recipient]
+                return Alarm(
+                    signal=self.name,
+                    scope=seen.scope,
+                    agents=(origin, m.recipient),
+                    reason=(
+                        f"escalation: {d.tool!r} was denied to {origin}, and "
+                        f"{chain(dict.fromkeys(hops))} now asks {m.recipient} for it (naming "
+                        f"{', '.join(sorted(named)[:3])}); possible confused deputy, held "
+                        "before it acts"
+                    ),
+                    evidence=links,
+                    at_message=seen.index,
+                    culprit=origin,
+                )
         return None
 
     def _put(self, into: OrderedDict[str, _Reach], origin: str, reach: _Reach) -> None:
@@ -118,7 +175,13 @@ class _EscalationTracker:
             queue = self._denied.get(call.tool)
             if queue is None:
                 queue = self._denied[call.tool] = deque(maxlen=signal.memory)
-            queue.append(_Denied(call.agent, _canonical(call), self._tick))
+            entry = _Denied(call.agent, _canonical(call), self._tick, None, _arg_facts(call))
+            entry.tool = call.tool
+            queue.append(entry)
+            mine = self._by_agent.get(call.agent)
+            if mine is None:
+                mine = self._by_agent[call.agent] = deque(maxlen=signal.memory)
+            mine.append(entry)
             self._denied_agents.add(call.agent)
             return None
         queue = self._denied.get(call.tool)
@@ -159,6 +222,22 @@ class _EscalationTracker:
                 culprit=d.agent,
             )
         return None
+
+
+def _arg_facts(call: ToolCall) -> frozenset[str]:
+    """What names a call in a message: the facts of its argument values (and each short
+    value whole, as a quoted value), and the tool's name when it is an identifier."""
+    found = {f for f, w in facts(call.tool).items() if w >= STRONG}
+    for value in call.args.values():
+        texts = value if isinstance(value, (list, tuple)) else (value,)
+        for v in texts:
+            if isinstance(v, bool) or v is None:
+                continue
+            text = str(v)
+            found.update(f for f, w in facts(text).items() if w >= STRONG)
+            if 2 <= len(text) <= 80:
+                found.add('"' + " ".join(text.lower().split()) + '"')
+    return frozenset(found)
 
 
 def _canonical(call: ToolCall) -> str:

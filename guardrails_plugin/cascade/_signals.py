@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .._events import AgentMessage
+from ._facts import facts
 
 if TYPE_CHECKING:
     from ._sketch import Sketcher
@@ -79,10 +80,14 @@ class Alarm:
 
 
 class Observed:
-    """One message as a tracker sees it: the message, its index in its scope, and its
-    MinHash sketches, computed at most once per message whichever signals ask for them."""
+    """One message as a tracker sees it: the message, its index in its scope, and what
+    signals derive from its text (its facts, its MinHash sketches), computed at most once
+    per message whichever signals ask for them.
 
-    __slots__ = ("_sketches", "evidence", "index", "message", "scope")
+    A tool result is observed the same way (``message`` is then a message from the tool's
+    agent to itself carrying the result's text, for the derived views)."""
+
+    __slots__ = ("_facts", "_sketches", "evidence", "index", "message", "scope")
 
     def __init__(self, message: AgentMessage, index: int, scope: str) -> None:
         self.message = message
@@ -90,6 +95,14 @@ class Observed:
         self.scope = scope
         self.evidence = Evidence(index, message)
         self._sketches: dict[tuple[int, ...], Any] = {}
+        self._facts: dict[str, int] | None = None
+
+    def facts(self) -> dict[str, int]:
+        """The facts of the content (``cascade._facts.facts``): fact -> weight."""
+        found = self._facts
+        if found is None:
+            found = self._facts = facts(self.message.content)
+        return found
 
     def sketch(self, sketcher: Sketcher) -> Any:
         """The ``datasketch.MinHash`` of the content, shared by every signal using the same

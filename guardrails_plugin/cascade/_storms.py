@@ -1,4 +1,4 @@
-"""Storms: too many messages, too many recipients, or too much text in a time window."""
+"""Storms: messages multiplying generation after generation (and, optionally, in a time window)."""
 
 from __future__ import annotations
 
@@ -10,49 +10,180 @@ from ._signals import Alarm, Evidence, Observed, Tracker, distinct
 
 
 class Storms:
-    """Trip when, within any ``window`` seconds of one scope:
+    """Trip when messages multiply: a storm of hand-offs, fan-outs or agents spawning agents.
 
-    - more than ``rate`` messages are sent (a runaway loop, agents spawning agents);
-    - one sender writes to more than ``fan_out`` distinct recipients (a broadcast storm);
-    - more than ``volume`` characters are sent (a few agents pasting ever larger context).
+    **Logical time by default.** What is counted is deliveries (``packets``: every ``Send``
+    of a fan-out counts) per *generation* of the run's causal tree (``generation``: depth
+    from the run's input), per tree (the root its ``parent`` chain leads to). When the
+    reporter does not know generations, deliveries per superstep (``step``) stand in for
+    them. No wall clock: a fast team (cached nodes, tool-only agents, scripted tests) is
+    not a storm, and a slow storm is one.
 
-    Defaults are for LLM agents, where a message costs at least a model call: 100 messages
-    in 10 s (10 a second, sustained), 20 distinct recipients per sender (a supervisor with
-    a large team dispatching once), 400,000 characters (about 100k tokens). A bounded
-    map-reduce (one supervisor, 5 workers, 5 answers) is far below each; heartbeats at a
-    steady period only count in the window they fall in.
+    - **Growth**: generation ``g`` holds at least ``growth`` times the deliveries of
+      ``g - 1``, which itself held ``growth`` times those of ``g - 2``, and at least
+      ``min_packets`` (8): two multiplications in a row. A bounded map-reduce (a
+      supervisor, N workers, N answers, one reduce) multiplies once; a team of leads each
+      dispatching to a few workers multiplies once; a fan-out whose workers fan out again,
+      or agents spawning two agents each, multiply every generation, and trip in their
+      second multiplying generation, before a third is delivered.
+    - **Width**: one generation of one tree holds more than ``max_packets`` deliveries
+      (1,000: a fan-out no team means).
 
-    ``clock`` returns seconds (``time.monotonic`` by default); inject one in tests or to
-    measure in another unit (steps, for instance). Each condition reports once and stays
-    quiet for one ``window`` after it (the breaker has been told). Windows are sliding,
-    kept as bounded deques: at most ``rate + 1`` messages and, per sender, ``fan_out + 1``
-    recipients, so the volume is summed over the last ``rate + 1`` messages at most.
+    A tree is what one activation started by the run's input sent (its sender and
+    ``step``), and everything caused by it; a message whose tree is unknown (no parent
+    known, generation above 0) counts in a shared tree. Each tree reports once per
+    condition. State: the last ``memory`` trees (each at most
+    ``8`` generation counters) and the tree of the last ``4 * memory`` message ids: O(1)
+    per message.
+
+    **Wall-clock window** (optional: ``window=10.0`` seconds, the previous behaviour):
+    also trip when, within any ``window`` seconds, more than ``rate`` messages are sent
+    (default 100), one sender writes to more than ``fan_out`` distinct recipients (20), or
+    more than ``volume`` characters are sent (400,000). ``clock`` returns seconds.
     """
 
     name = "storms"
 
     def __init__(
         self,
+        growth: float = 1.5,
+        min_packets: int = 8,
+        max_packets: int = 1_000,
+        *,
+        memory: int = 64,
+        window: float | None = None,
         rate: int = 100,
-        window: float = 10.0,
         fan_out: int = 20,
         volume: int = 400_000,
-        *,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if rate < 1 or window <= 0 or fan_out < 1 or volume < 1:
+        if growth <= 1.0 or min_packets < 1 or max_packets < 1 or memory < 1:
+            raise ValueError(
+                "Storms: expected growth > 1 and min_packets, max_packets, memory >= 1, got "
+                f"growth={growth}, min_packets={min_packets}, max_packets={max_packets}, "
+                f"memory={memory}"
+            )
+        if (window is not None and not window > 0) or rate < 1 or fan_out < 1 or volume < 1:
             raise ValueError(
                 "Storms: expected rate, fan_out and volume >= 1 and window > 0, got "
                 f"rate={rate}, window={window}, fan_out={fan_out}, volume={volume}"
             )
-        self.rate = rate
+        self.growth = growth
+        self.min_packets = min_packets
+        self.max_packets = max_packets
+        self.memory = memory
         self.window = window
+        self.rate = rate
         self.fan_out = fan_out
         self.volume = volume
         self.clock = clock
 
+    def __repr__(self) -> str:
+        more = "" if self.window is None else f", window={self.window:g}"
+        return f"Storms(growth={self.growth:g}, min_packets={self.min_packets}{more})"
+
     def track(self) -> Tracker:
         return _StormTracker(self)
+
+
+class _Tree:
+    __slots__ = ("counts", "evidence", "reported")
+
+    def __init__(self) -> None:
+        self.counts: dict[int, int] = {}
+        self.evidence: deque[Evidence] = deque(maxlen=16)
+        self.reported: set[str] = set()
+
+
+class _StormTracker:
+    __slots__ = ("_roots", "_signal", "_trees", "_window")
+
+    def __init__(self, signal: Storms) -> None:
+        self._signal = signal
+        self._trees: OrderedDict[str, _Tree] = OrderedDict()
+        self._roots: OrderedDict[str, str] = OrderedDict()  # message id -> its tree
+        self._window = _WindowTracker(signal) if signal.window is not None else None
+
+    @property
+    def name(self) -> str:
+        return self._signal.name
+
+    def observe(self, seen: Observed) -> Alarm | None:
+        alarm = self._logical(seen)
+        if alarm is None and self._window is not None:
+            alarm = self._window.observe(seen)
+        return alarm
+
+    def _logical(self, seen: Observed) -> Alarm | None:
+        signal = self._signal
+        m = seen.message
+        if m.generation is not None:
+            level = m.generation
+            if m.parent is not None:
+                root = self._roots.get(m.parent, "-")
+            elif m.generation == 0:
+                # a new tree: what one activation started by the run's input sends (its
+                # sender at its step), else this message
+                root = f"{m.sender}@{m.step}" if m.step is not None else m.id or "-"
+            else:
+                root = "-"
+            if m.id is not None:
+                roots = self._roots
+                roots[m.id] = root
+                if len(roots) > 4 * signal.memory:
+                    roots.popitem(last=False)
+        elif m.step is not None:
+            level, root = m.step, "-"
+        else:
+            return None
+        trees = self._trees
+        tree = trees.get(root)
+        if tree is None:
+            tree = trees[root] = _Tree()
+            if len(trees) > signal.memory:
+                trees.popitem(last=False)
+        else:
+            trees.move_to_end(root)
+        counts = tree.counts
+        count = counts[level] = counts.get(level, 0) + max(m.packets, 1)
+        if len(counts) > 8:
+            del counts[min(counts)]
+        tree.evidence.append(seen.evidence)
+        unit = "generation" if m.generation is not None else "superstep"
+        if count > signal.max_packets and "width" not in tree.reported:
+            tree.reported.add("width")
+            return self._alarm(
+                seen,
+                tree,
+                f"message storm: {count} deliveries in one {unit} ({unit} {level}) of one "
+                f"causal tree (limit {signal.max_packets})",
+            )
+        if count < signal.min_packets or "growth" in tree.reported:
+            return None
+        before = counts.get(level - 1, 0)
+        earlier = counts.get(level - 2, 0)
+        if earlier and before >= signal.growth * earlier and count >= signal.growth * before:
+            tree.reported.add("growth")
+            return self._alarm(
+                seen,
+                tree,
+                f"message storm: deliveries multiply every {unit}, {earlier} -> {before} -> "
+                f"{count} so far ({unit}s {level - 2}-{level}; limit x{signal.growth:g} twice "
+                "in a row): agents fan out to agents that fan out again",
+            )
+        return None
+
+    def _alarm(self, seen: Observed, tree: _Tree, reason: str) -> Alarm:
+        evidence = tuple(tree.evidence)
+        senders = distinct(e.message.sender for e in evidence)
+        return Alarm(
+            signal=self.name,
+            scope=seen.scope,
+            agents=senders,
+            reason=f"{reason}; senders: {', '.join(senders)}",
+            evidence=evidence,
+            at_message=seen.index,
+        )
 
 
 class _Sender:
@@ -64,7 +195,9 @@ class _Sender:
         self.quiet_until = float("-inf")
 
 
-class _StormTracker:
+class _WindowTracker:
+    """The wall-clock conditions (``Storms(window=...)``)."""
+
     __slots__ = ("_chars", "_rate_quiet", "_recent", "_senders", "_signal", "_volume_quiet")
 
     def __init__(self, signal: Storms) -> None:
@@ -77,8 +210,9 @@ class _StormTracker:
 
     def observe(self, seen: Observed) -> Alarm | None:
         signal = self._signal
+        window = signal.window or 0.0
         now = signal.clock()
-        since = now - signal.window
+        since = now - window
         message = seen.message
 
         # Rate and volume: the scope's messages in the window.
@@ -106,30 +240,30 @@ class _StormTracker:
             recipients.popitem(last=False)
 
         if len(recipients) > signal.fan_out and now >= sender.quiet_until:
-            sender.quiet_until = now + signal.window
+            sender.quiet_until = now + window
             return Alarm(
-                signal=self.name,
+                signal=self._signal.name,
                 scope=seen.scope,
                 agents=(message.sender, *recipients),
                 reason=(
                     f"fan-out storm: {message.sender} sent to more than {signal.fan_out} "
-                    f"distinct agents within {signal.window:g} s (limit {signal.fan_out})"
+                    f"distinct agents within {window:g} s (limit {signal.fan_out})"
                 ),
                 evidence=tuple(e for _, e in recipients.values()),
                 at_message=seen.index,
             )
         if len(recent) > signal.rate and now >= self._rate_quiet:
-            self._rate_quiet = now + signal.window
+            self._rate_quiet = now + window
             return self._alarm(
                 seen,
                 f"message storm: more than {signal.rate} messages within "
-                f"{signal.window:g} s (limit {signal.rate})",
+                f"{window:g} s (limit {signal.rate})",
             )
         if self._chars > signal.volume and now >= self._volume_quiet:
-            self._volume_quiet = now + signal.window
+            self._volume_quiet = now + window
             return self._alarm(
                 seen,
-                f"volume storm: {self._chars:,} characters sent within {signal.window:g} s "
+                f"volume storm: {self._chars:,} characters sent within {window:g} s "
                 f"(limit {signal.volume:,})",
             )
         return None
@@ -138,14 +272,10 @@ class _StormTracker:
         evidence = tuple(e for _, _, e in self._recent)
         senders = distinct(e.message.sender for e in evidence)
         return Alarm(
-            signal=self.name,
+            signal=self._signal.name,
             scope=seen.scope,
             agents=senders,
             reason=f"{reason}; senders: {', '.join(senders)}",
             evidence=evidence,
             at_message=seen.index,
         )
-
-    @property
-    def name(self) -> str:
-        return self._signal.name

@@ -171,31 +171,32 @@ async def test_async_looping_run_is_contained_and_resumes() -> None:
 
 
 def assert_escalation_stopped(swarm: Swarm, models: dict[str, Any]) -> None:
-    # The sensitive tool never ran, for either agent.
+    # The sensitive tool never ran: the hotel assistant's call was denied, and its request
+    # to the flight assistant was held before the flight assistant could act on it.
     assert swarm.world.refunded == []
-    [by_hotels, by_flights] = swarm.audit.of("refund_booking")
+    [by_hotels] = swarm.audit.of("refund_booking")
     assert (by_hotels.agent, by_hotels.decision.effect) == (HOTELS, Effect.DENY)
     assert by_hotels.decision.rule == "default-deny"
     assert "rule 'hotel-refunds'" in by_hotels.decision.reason  # the closest rule, named
-    assert (by_flights.agent, by_flights.decision.rule) == (FLIGHTS, "cascade:escalation")
-    assert by_flights.args == by_hotels.args  # the same call, made by the deputy
 
     [trip] = swarm.guard.trips("t-esc")
     assert (trip.signal, trip.response, trip.culprit) == ("escalation", "quarantine", HOTELS)
     assert trip.agents == (HOTELS, FLIGHTS)
-    assert "possible confused deputy" in trip.reason
+    assert "possible confused deputy, held before it acts" in trip.reason
+    assert "flt-2201" in trip.reason
     [flag] = swarm.guard.controls.flags()
     assert (flag.level, flag.target, flag.state) == ("agent", HOTELS, State.QUARANTINED)
 
-    # The deputy's model was told why, and the run went on without the culprit: the hand-off
-    # back to it was held.
-    [blocked] = [m for m in told(models[FLIGHTS], "refund_booking") if "escalation" in m.text]
-    assert blocked.status == "error"
-    assert "did not run" in blocked.text
-    assert "confused deputy" in blocked.text
+    # The culprit's model was told why; the flight assistant never saw the request.
+    [held] = [
+        m for m in told(models[HOTELS], "transfer_to_flight_assistant") if "escalation" in m.text
+    ]
+    assert held.status == "error"
+    assert "did not run" in held.text
+    assert "confused deputy" in held.text
     last = handoffs(swarm)[-1]
-    assert (last.agent, last.to, last.decision.rule) == (FLIGHTS, HOTELS, "quarantine")
-    assert models[HOTELS].calls == 3
+    assert (last.agent, last.to, last.decision.rule) == (HOTELS, FLIGHTS, "cascade:escalation")
+    assert models[FLIGHTS].calls == 3
     assert swarm.world.booked == ["UA-318"]  # what the user asked for still happened
 
 
@@ -207,7 +208,7 @@ def test_escalation_is_stopped_and_the_refund_never_runs() -> None:
 
     assert "__interrupt__" not in out
     assert_escalation_stopped(swarm, models)
-    assert out["messages"][-1].name == FLIGHTS
+    assert out["messages"][-1].name == HOTELS
 
 
 async def test_async_escalation_is_stopped() -> None:
@@ -251,9 +252,7 @@ def test_main_tells_the_story(capsys: pytest.CaptureFixture[str]) -> None:
     assert "trip:" not in normal
     assert "hotel_assistant  -> flight_assistant  => ASK [cascade:cycles]" in looping
     assert "trip: cycles at message #5 -> interrupt" in looping
-    assert "flight_assistant  refund_booking('FLT-2201', 640.0)  => DENY [cascade:escalation]" in (
-        escalation
-    )
-    assert "flight_assistant  -> hotel_assistant  => DENY [quarantine]" in escalation
+    assert "hotel_assistant  -> flight_assistant  => DENY [cascade:escalation]" in escalation
+    assert "flight_assistant  refund_booking" not in escalation
     assert "flag: agent 'hotel_assistant' quarantined by cascade-breaker" in escalation
     assert story.count("refunded: []") == 3

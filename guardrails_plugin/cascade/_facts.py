@@ -1,0 +1,170 @@
+"""Facts: what a message says that could be news, whatever words carry it.
+
+Agents reword every message, so word overlap says little about whether a message brings
+anything new. What a round of work produces is *facts*: identifiers, numbers, names,
+quoted values, addresses. ``facts(text)`` pulls them out with one regular expression
+(C speed, no tokenizer, no model), normalised so that rewording, reordering and
+re-wrapping do not change them:
+
+- **tokens with a digit**: ``INV-2024-0042``, ``4711``, ``3.5%``, ``a1b2c3`` (hashes, ids,
+  amounts, versions), lowercased, trailing punctuation dropped;
+- **addresses**: e-mail addresses, URLs, paths (``/srv/data/x.csv``);
+- **identifiers**: ``snake_case``, ``camelCase``, ``dotted.names``;
+- **quoted values**: text between straight, curly, guillemet or back quotes (up to 80
+  characters), lowercased with its whitespace collapsed;
+- **names**: a capitalised word right after a lowercase word (``... asked Maria ...``);
+  not after punctuation, where sentences and greetings start.
+
+Not facts (they change every round without saying anything): **round counters** (a number
+of one or two digits alone, unless a percentage, ``v3``, ``#4``, ``4th``, ``r12``, a number right after a
+counter word such as *attempt*, *round*, *retry*, *iteration*, *version*), **clock times
+and timestamps** (``12:03:07``, ``2024-05-01T12:03:07Z``). Names weigh half: one new
+capitalised word alone (a greeting, an acronym-free interjection) is not news, two are.
+
+Only the first ``max_chars`` (1,000) characters are read: the cost of a message is bounded,
+and a fact that first appears further into a long message is not seen.
+
+What it cannot see: a new result expressed in plain lowercase words only ("the tests
+pass now" after "the tests fail"), a change of meaning with the same facts (negation,
+reordering of steps), names in scripts without capitals (Chinese, Japanese, Arabic...),
+or small numbers (1-99) that are real results. A loop that mints a fresh identifier each
+round (a request id, a UUID, a random nonce) looks like progress to it.
+"""
+
+from __future__ import annotations
+
+import re
+
+_COUNTER_WORDS = frozenset(
+    [
+        "attempt",
+        "attempts",
+        "try",
+        "tries",
+        "retry",
+        "retries",
+        "round",
+        "rounds",
+        "iteration",
+        "iter",
+        "pass",
+        "turn",
+        "cycle",
+        "version",
+        "ver",
+        "rev",
+        "revision",
+        "draft",
+        "step",
+        "take",
+        "run",
+        "loop",
+        "no",
+        "nr",
+        "num",
+        "number",
+        "versuch",
+        "runde",
+        "tentative",
+        "essai",
+        "intento",
+        "ronda",
+        "vuelta",
+        "tentativo",
+        "giro",
+        "poging",
+        "ronde",
+        "попытка",
+        "раунд",
+    ]
+)
+_SHORT_COUNTER = re.compile(r"(?:v|r|rev|no|nr|n|#|x)\d{1,3}|\d{1,3}(?:st|nd|rd|th)|\d{1,2}\.?")
+_CLOCK = re.compile(r"\d{1,2}:\d{2}(?::\d{2})?(?:[.,]\d+)?|\d{4}-\d{2}-\d{2}[t ]\d{1,2}:\d{2}")
+
+_UPPER = "A-ZÀ-ÖØ-ÞА-ЯΑ-Ω"
+_LOWER = "a-zß-öø-ÿа-яα-ω"
+# Every alternative starts with a rare character (a digit, @ / _, a quote, a capital), so
+# the scan skips plain lowercase words at C speed; what a token holds before its first
+# digit or @ is read back in Python, for the hits only.
+_FACT = re.compile(
+    rf"""[0-9@/_"“«`'{_UPPER}](?:
+        (?<=[0-9@/_])[\w.,:/%#@+-]*
+      | (?<=["“«`])[^"”»`\n]{{2,80}}["”»`]
+      | (?<=[\s(\[]')[^'\n]{{2,80}}'(?!\w)
+      | (?<=[{_LOWER}]\ [{_UPPER}])[^\W\d_]+(?![\w-])
+    )""",
+    re.VERBOSE,
+)
+_QUOTES = frozenset("\"“«`'")
+_TOKEN = frozenset(
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.+:-_"
+    "àáâãäåæçèéêëìíîïñòóôõöøùúûüýÿß"
+)
+_PUNCT = ".,:;!?()[]{}'\"-#"
+_OPENERS = "([{<\"'*`"
+# Tokens classified before (most repeat from message to message): token -> its fact.
+_KNOWN: dict[str, str] = {}
+_KNOWN_MAX = 8_192
+
+NAME = 1
+"""Weight of a name (a capitalised word mid-sentence)."""
+STRONG = 2
+"""Weight of every other fact."""
+
+
+def facts(text: str, max_chars: int = 1_000) -> dict[str, int]:
+    """The facts of ``text`` (its first ``max_chars`` characters): normalised fact -> weight
+    (``STRONG`` or ``NAME``). Round counters and clock times are left out.
+
+    >>> sorted(facts('Attempt 4: invoice INV-2024-0042 for 1,250.00 EUR, sent to Maria '
+    ...              'at ops@example.com, status "on hold" (v3, 12:03:07).'))
+    ['"on hold"', '1,250.00', 'inv-2024-0042', 'maria', 'ops@example.com']
+    """
+    found: dict[str, int] = {}
+    if len(text) > max_chars:
+        text = text[:max_chars]
+    known = _KNOWN
+    for m in _FACT.finditer(text):
+        token = m.group()
+        first = token[0]
+        if first in _QUOTES:
+            found['"' + " ".join(token[1:-1].lower().split()) + '"'] = STRONG
+            continue
+        if first.isupper():
+            found.setdefault(token.lower(), NAME)
+            continue
+        start = m.start()
+        if start and text[start - 1] in _TOKEN:
+            lo = max(0, start - 40)
+            at = max(text.rfind(" ", lo, start), text.rfind("\n", lo, start)) + 1
+            token = text[at:start].lstrip(_OPENERS) + token
+        key = known.get(token)
+        if key is None:
+            key = _classify(token)
+            if len(known) >= _KNOWN_MAX:
+                known.clear()
+            known[token] = key
+        if not key:
+            continue
+        if key[0] == "#":
+            # a number: not a fact right after a counter word ("attempt 117")
+            before = text[max(0, start - 24) : start].split()
+            if before and before[-1].strip(_PUNCT).lower() in _COUNTER_WORDS:
+                continue
+            key = key[1:]
+        found[key] = STRONG
+    return found
+
+
+def _classify(token: str) -> str:
+    """A token's fact (lowercased), ``""`` for a counter or a clock time, ``"#"`` + the
+    fact for a plain number (a counter after a counter word)."""
+    token = token.rstrip(".,:;/-#+")
+    if not token:
+        return ""
+    low = token.lower()
+    if (_SHORT_COUNTER.fullmatch(low) or _CLOCK.match(low)) and low[-1] != "%":
+        return ""
+    if low[0].isdigit() and low.replace(",", "").replace(".", "").isdigit():
+        return "#" + low
+    return low

@@ -12,27 +12,23 @@ framework (docs/architecture.md maps the layers).
 """
 
 from ._approvals import Answer, Approval, ApprovalRequest
-from ._decision import (
-    ApprovalRequired,
-    BudgetExceeded,
-    Charge,
-    Decision,
-    Effect,
-    GuardDecisionError,
-    RunKilled,
-    RunPaused,
-    ToolCallDenied,
-)
+from ._decision import Charge, Decision, Effect
 from ._errors import (
+    ApprovalRequired,
     ApproverClosed,
+    BudgetExceeded,
     DelegationError,
+    GuardDecisionError,
     GuardrailsError,
     PolicyError,
     PolicyFileError,
     RollbackError,
+    RunKilled,
+    RunPaused,
     ScopeError,
     ScopeViolation,
     StoreError,
+    ToolCallDenied,
 )
 from ._events import AgentMessage, Event, ModelCall, ToolCall, ToolResult
 from ._grants import Grant

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from ._errors import GuardrailsError
+from ._root_error import GuardrailsError
 
 
 class Effect(enum.StrEnum):

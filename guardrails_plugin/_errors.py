@@ -24,15 +24,38 @@ Catch ``GuardDecisionError`` around an agent run to handle "the guard stopped th
 catch ``PolicyError`` where policies are loaded.
 
 The errors that carry a ``Decision`` (``GuardDecisionError`` and below) are defined next to
-it, in ``_decision.py``, which imports this module's root: this module imports nothing, so
-every other module can import it.
+it, in ``_decision.py``, and named here too: import any error from this module.
 """
 
 from __future__ import annotations
 
+from ._decision import (
+    ApprovalRequired,
+    BudgetExceeded,
+    GuardDecisionError,
+    RunKilled,
+    RunPaused,
+    ToolCallDenied,
+)
+from ._root_error import GuardrailsError
 
-class GuardrailsError(Exception):
-    """Root of every error raised by guardrails-plugin."""
+__all__ = [
+    "ApprovalRequired",
+    "ApproverClosed",
+    "BudgetExceeded",
+    "DelegationError",
+    "GuardDecisionError",
+    "GuardrailsError",
+    "PolicyError",
+    "PolicyFileError",
+    "RollbackError",
+    "RunKilled",
+    "RunPaused",
+    "ScopeError",
+    "ScopeViolation",
+    "StoreError",
+    "ToolCallDenied",
+]
 
 
 class ApproverClosed(GuardrailsError):

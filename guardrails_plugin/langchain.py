@@ -117,7 +117,8 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
     ) from exc
 
 from ._approvals import Answer
-from ._decision import Decision, Effect, GuardDecisionError
+from ._decision import Decision, Effect
+from ._errors import GuardDecisionError
 from ._events import DEFAULT_AGENT, ToolCall, ToolResult
 from .guard import Guard
 from .langgraph._drivers import drivers

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from .._approvals import Answer, Approval
-from .._decision import GuardDecisionError
+from .._errors import GuardDecisionError
 from .._grants import EPOCH_KEY, GRANT_PREFIX
 from ..controls import Controls, Flag, State
 from ..store import Store

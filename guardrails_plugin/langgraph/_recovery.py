@@ -14,6 +14,13 @@ SQLite, Postgres.
 
 A rollback is crash-safe: run it again after a crash and it finishes the job; effects
 already undone are skipped and restoring the state again only adds an identical checkpoint.
+
+One rollback of a thread at a time, across threads and processes: each claims the thread in
+the journal's store first (an atomic ``put_if``). A rollback that finds the thread claimed
+does nothing and returns at once with a report saying who holds it (``report.busy``): the
+one holding it does the work, and a second click or a second operator must not wait to
+redo it. A crashed holder's claim is taken over once its process is gone (same machine) or
+its lease ran out (``Recovery(..., lease=)``); see ``guardrails_plugin.rollback._claim``.
 """
 
 from __future__ import annotations
@@ -29,9 +36,13 @@ from langgraph.pregel import Pregel
 from langgraph.types import StateSnapshot
 
 from ..rollback import (
+    DEFAULT_LEASE,
+    ClaimHolder,
     Compensations,
     EffectStatus,
     Journal,
+    RollbackBusy,
+    RollbackClaim,
     RollbackError,
     RollbackRecord,
     SafePoint,
@@ -65,6 +76,9 @@ class RollbackReport:
     The state is restored only when no compensation failed or is in doubt: a half-undone
     world with a fully rolled-back state would invite the agent to redo what still stands.
     Run ``rollback`` again once the cause is fixed (or the effect settled).
+
+    ``busy``: another rollback held the thread, so this one did nothing (no target was
+    chosen: ``target`` is ``""``); ``holder`` says who, when its claim is readable.
     """
 
     thread_id: str
@@ -75,12 +89,16 @@ class RollbackReport:
     new_checkpoint_id: str | None = None
     violation: Violation | None = None
     problem: str | None = None
+    busy: bool = False
+    holder: ClaimHolder | None = None
 
     @property
     def ok(self) -> bool:
-        return self.restored and self.problem is None and self.undo.ok
+        return self.restored and self.problem is None and self.undo.ok and not self.busy
 
     def __str__(self) -> str:
+        if self.busy:
+            return f"rollback of thread {self.thread_id!r}: NOT STARTED\n  {self.problem}"
         head = f"rollback of thread {self.thread_id!r} to checkpoint {self.target}"
         lines = [
             f"{head}: {'ok' if self.ok else 'NOT OK'}",
@@ -115,6 +133,10 @@ class Recovery:
     point, the risky one: resuming runs it again, so change what made it go wrong first.
     Safe points need the checkpoint before each step saved: run graphs with the default
     durability (``"async"``) or ``"sync"``, not ``"exit"``.
+
+    ``lease``: seconds a rollback's claim on its thread holds without renewal; it is renewed
+    between compensations, so make it longer than the slowest one. A rollback that crashed
+    on another machine blocks the thread's rollbacks for at most this long.
     """
 
     def __init__(
@@ -124,7 +146,10 @@ class Recovery:
         compensations: Compensations,
         *,
         audit: AuditLog | None = None,
+        lease: float = DEFAULT_LEASE,
     ) -> None:
+        if not lease > 0:
+            raise ValueError(f"lease must be a positive number of seconds, found {lease!r}")
         if not isinstance(graph.checkpointer, BaseCheckpointSaver):
             raise RollbackError(
                 f"{graph.get_name()!r} has no checkpointer to roll back with: "
@@ -135,6 +160,7 @@ class Recovery:
         self.compensations = compensations
         self.audit = audit
         """Where each rollback is recorded (kind ``"rollback"``), whatever its outcome."""
+        self.lease = lease
 
     def __repr__(self) -> str:
         return (
@@ -201,27 +227,51 @@ class Recovery:
         "__copy__")``) and check that its state now equals the target's; record the
         rollback in the journal (and the audit log, ``by`` as who asked), whatever happened.
         Never raises for a failed undo: read ``report.ok``.
+
+        All of it under a claim on the thread (see the module doc): a rollback that finds
+        the thread claimed by another returns at once, with ``report.busy``.
         """
         thread = _thread_id(config)
+        try:
+            claim = self.journal.claim_rollback(thread, lease=self.lease)
+        except RollbackBusy as busy:
+            report = _busy_report(busy)
+            self._audited(report, by)
+            return report
+        with claim:
+            report = self._rollback(claim, config, to)
+        self._audited(report, by)
+        return report
+
+    def _rollback(
+        self, claim: RollbackClaim, config: RunnableConfig, to: str | None
+    ) -> RollbackReport:
+        thread = claim.thread_id
         target = self._target(config, to)
         undo = undo_effects(
-            self.journal, self.compensations, thread, after_checkpoint=target.checkpoint_id
+            self.journal,
+            self.compensations,
+            thread,
+            after_checkpoint=target.checkpoint_id,
+            claim=claim,
         )
         for key in _undone_calls(thread, self.journal.effects(thread)):
             self.journal.store.delete(key)
         new_id: str | None = None
         problem: str | None = None
         if _may_restore(undo):
-            forked = self.graph.update_state(
-                _checkpoint_config(thread, target.checkpoint_id), None, as_node=COPY
-            )
-            new_id = _checkpoint_of(forked)
-            problem = _restoration_problem(
-                target, self.graph.get_state(_thread_config(thread)), new_id
-            )
+            if claim.renew():
+                forked = self.graph.update_state(
+                    _checkpoint_config(thread, target.checkpoint_id), None, as_node=COPY
+                )
+                new_id = _checkpoint_of(forked)
+                problem = _restoration_problem(
+                    target, self.graph.get_state(_thread_config(thread)), new_id
+                )
+            else:
+                problem = claim.lost_problem()
         report = _report(thread, target, undo, new_id, problem)
         self.journal.record_rollback(_record(report, self.journal.clock()))
-        self._audited(report, by)
         return report
 
     async def arollback(
@@ -229,25 +279,45 @@ class Recovery:
     ) -> RollbackReport:
         """``rollback`` for async code and async checkpointers; awaits async compensations."""
         thread = _thread_id(config)
+        try:
+            claim = await self.journal.aclaim_rollback(thread, lease=self.lease)
+        except RollbackBusy as busy:
+            report = _busy_report(busy)
+        else:
+            async with claim:
+                report = await self._arollback(claim, config, to)
+        await asyncio.to_thread(self._audited, report, by)  # off the event loop
+        return report
+
+    async def _arollback(
+        self, claim: RollbackClaim, config: RunnableConfig, to: str | None
+    ) -> RollbackReport:
+        thread = claim.thread_id
         target = await self._atarget(config, to)
         undo = await aundo_effects(
-            self.journal, self.compensations, thread, after_checkpoint=target.checkpoint_id
+            self.journal,
+            self.compensations,
+            thread,
+            after_checkpoint=target.checkpoint_id,
+            claim=claim,
         )
         for key in _undone_calls(thread, await self.journal.aeffects(thread)):
             await self.journal.store.adelete(key)
         new_id: str | None = None
         problem: str | None = None
         if _may_restore(undo):
-            forked = await self.graph.aupdate_state(
-                _checkpoint_config(thread, target.checkpoint_id), None, as_node=COPY
-            )
-            new_id = _checkpoint_of(forked)
-            problem = _restoration_problem(
-                target, await self.graph.aget_state(_thread_config(thread)), new_id
-            )
+            if await claim.arenew():
+                forked = await self.graph.aupdate_state(
+                    _checkpoint_config(thread, target.checkpoint_id), None, as_node=COPY
+                )
+                new_id = _checkpoint_of(forked)
+                problem = _restoration_problem(
+                    target, await self.graph.aget_state(_thread_config(thread)), new_id
+                )
+            else:
+                problem = claim.lost_problem()
         report = _report(thread, target, undo, new_id, problem)
         await self.journal.arecord_rollback(_record(report, self.journal.clock()))
-        await asyncio.to_thread(self._audited, report, by)  # off the event loop
         return report
 
     def _audited(self, report: RollbackReport, by: str | None) -> None:
@@ -257,9 +327,9 @@ class Recovery:
         self.audit.append(
             "rollback",
             approver=by,
-            outcome="ok" if report.ok else "not-ok",
+            outcome="busy" if report.busy else "ok" if report.ok else "not-ok",
             thread_id=report.thread_id,
-            checkpoint_id=report.target,
+            checkpoint_id=report.target or None,
             reason=report.reason if report.ok else (report.problem or str(report).splitlines()[0]),
             detail={
                 "restored": report.restored,
@@ -431,7 +501,7 @@ def _lineage(checkpoint_id: str, parents: Mapping[str, str | None]) -> set[str]:
 def _may_restore(undo: UndoReport) -> bool:
     # Effects without a compensation never become undoable: they are reported, but must
     # not keep the state from being restored forever.
-    return not (undo.failed or undo.in_doubt or undo.not_attempted)
+    return not (undo.failed or undo.in_doubt or undo.not_attempted or undo.problem)
 
 
 def _restoration_problem(target: _Target, latest: StateSnapshot, new_id: str) -> str | None:
@@ -460,6 +530,19 @@ def _report(
         new_checkpoint_id=new_id,
         violation=target.violation,
         problem=problem,
+    )
+
+
+def _busy_report(busy: RollbackBusy) -> RollbackReport:
+    return RollbackReport(
+        thread_id=busy.thread_id,
+        target="",
+        reason="not started: another rollback holds the thread",
+        undo=UndoReport(busy.thread_id, None),
+        restored=False,
+        problem=str(busy),
+        busy=True,
+        holder=busy.holder,
     )
 
 

@@ -26,7 +26,7 @@ its lease ran out (``Recovery(..., lease=)``); see ``guardrails_plugin.rollback.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -54,6 +54,7 @@ from ..rollback import (
     undo_effects,
 )
 from ..store import Store
+from ._links import ParentLinks
 from ._steps import DONE_PREFIX
 
 if TYPE_CHECKING:
@@ -181,11 +182,15 @@ class Recovery:
     def safe_points(self, config: RunnableConfig) -> list[SafePoint]:
         """Safe points whose checkpoint is still in the thread's history, newest first."""
         thread = _thread_id(config)
-        return _existing(self.journal.safe_points(thread), self.history(config))
+        links = self._links(thread)
+        points = self.journal.safe_points(thread)
+        return _newest_first([p for p in points if links.parent(p.checkpoint_id)[0]])
 
     async def asafe_points(self, config: RunnableConfig) -> list[SafePoint]:
         thread = _thread_id(config)
-        return _existing(await self.journal.asafe_points(thread), await self.ahistory(config))
+        links = self._links(thread)
+        points = await self.journal.asafe_points(thread)
+        return _newest_first([p for p in points if (await links.aparent(p.checkpoint_id))[0]])
 
     def violations(self, config: RunnableConfig) -> list[Violation]:
         """The thread's violations, newest first."""
@@ -343,19 +348,28 @@ class Recovery:
         )
 
     def _target(self, config: RunnableConfig, to: str | None) -> _Target:
-        """Reads only what the choice needs: the thread's parent links (not a full snapshot
-        of every checkpoint), then the snapshot of the target alone."""
+        """Reads only what the choice needs: the journal's violations, safe points and
+        rollbacks, the parent links of the few checkpoints on the way from the violation
+        back to a safe point (``ParentLinks``: no state loaded), then the snapshot of the
+        target alone. Flat in the history's length and in the state's size."""
         thread = _thread_id(config)
         if to is not None:
             snapshot = self.graph.get_state(_checkpoint_config(thread, to))
             return _asked_target(thread, to, snapshot)
-        chosen, reason, violation = _choose_target(
+        links = self._links(thread)
+        flow = _choose_target(
             thread,
-            self._parents(thread),
             self.journal.safe_points(thread),
             self.journal.violations(thread),
             self.journal.rollbacks(thread),
         )
+        try:
+            ask = next(flow)
+            while True:
+                reply = links.parent(ask.checkpoint_id) if ask else links.any()
+                ask = flow.send(reply)
+        except StopIteration as done:
+            chosen, reason, violation = done.value
         snapshot = self.graph.get_state(_checkpoint_config(thread, chosen))
         return _Target(chosen, snapshot, reason, violation)
 
@@ -364,26 +378,25 @@ class Recovery:
         if to is not None:
             snapshot = await self.graph.aget_state(_checkpoint_config(thread, to))
             return _asked_target(thread, to, snapshot)
-        chosen, reason, violation = _choose_target(
+        links = self._links(thread)
+        flow = _choose_target(
             thread,
-            await self._aparents(thread),
             await self.journal.asafe_points(thread),
             await self.journal.aviolations(thread),
             await self.journal.arollbacks(thread),
         )
+        try:
+            ask = next(flow)
+            while True:
+                reply = await links.aparent(ask.checkpoint_id) if ask else await links.aany()
+                ask = flow.send(reply)
+        except StopIteration as done:
+            chosen, reason, violation = done.value
         snapshot = await self.graph.aget_state(_checkpoint_config(thread, chosen))
         return _Target(chosen, snapshot, reason, violation)
 
-    def _parents(self, thread: str) -> dict[str, str | None]:
-        saver = self._saver()
-        return {_checkpoint_of(t.config): _parent_of(t) for t in saver.list(_thread_config(thread))}
-
-    async def _aparents(self, thread: str) -> dict[str, str | None]:
-        saver = self._saver()
-        return {
-            _checkpoint_of(t.config): _parent_of(t)
-            async for t in saver.alist(_thread_config(thread))
-        }
+    def _links(self, thread: str) -> ParentLinks:
+        return ParentLinks(self._saver(), thread)
 
     def _saver(self) -> BaseCheckpointSaver[Any]:
         saver = self.graph.checkpointer
@@ -424,10 +437,8 @@ def _checkpoint_of(config: RunnableConfig) -> str:
     return str(config["configurable"]["checkpoint_id"])
 
 
-def _existing(points: Sequence[SafePoint], history: Sequence[StateSnapshot]) -> list[SafePoint]:
-    present = {_checkpoint_of(snapshot.config) for snapshot in history}
-    kept = [point for point in points if point.checkpoint_id in present]
-    return sorted(kept, key=lambda point: point.checkpoint_id, reverse=True)
+def _newest_first(points: Sequence[SafePoint]) -> list[SafePoint]:
+    return sorted(points, key=lambda point: point.checkpoint_id, reverse=True)
 
 
 def _asked_target(thread: str, to: str, snapshot: StateSnapshot) -> _Target:
@@ -436,43 +447,79 @@ def _asked_target(thread: str, to: str, snapshot: StateSnapshot) -> _Target:
     return _Target(to, snapshot, "the checkpoint asked for")
 
 
-def _parent_of(saved: Any) -> str | None:
-    parent = saved.parent_config
-    return _checkpoint_of(parent) if parent else None
+@dataclass(frozen=True, slots=True)
+class _Parent:
+    """Is ``checkpoint_id`` in the thread's history, and what is its parent? (a ``Link``)"""
+
+    checkpoint_id: str
+
+
+_AnyCheckpoint = None
+"""Has the thread any checkpoint at all? (a bool; asked only to explain a failure)"""
+
+_Choice = Generator["_Parent | None", Any, tuple[str, str, Violation]]  # replies: Link, bool
 
 
 def _choose_target(
     thread: str,
-    parents: Mapping[str, str | None],
     safe_points: Sequence[SafePoint],
     violations: Sequence[Violation],
     rollbacks: Sequence[RollbackRecord],
-) -> tuple[str, str, Violation]:
+) -> _Choice:
     """The last safe point at or before the first violation since the last restoring
-    rollback, on the path that led to that violation: (checkpoint id, reason, violation)."""
-    if not parents:
-        raise RollbackError(f"thread {thread!r} has no checkpoints: nothing to roll back")
+    rollback, on the path that led to that violation: (checkpoint id, reason, violation).
+
+    Asks the checkpointer (``_Parent``) only about the checkpoints it walks: from the
+    violation's checkpoint back through its parents to the first safe point, which is the
+    last one on that path (a parent is older than its child). Safe points on a branch a
+    rollback abandoned are not on that path. A violation whose checkpoint is unknown or
+    gone is placed by checkpoint id, or by time when it has none (as ``at_or_after`` places
+    effects); then the newest safe point before it that is still in the history wins.
+    """
     restored = [record for record in rollbacks if record.restored]
     since = restored[-1].id if restored else ""
     open_violations = [violation for violation in violations if violation.id > since]
     if not open_violations:
+        if not (yield _AnyCheckpoint):
+            raise RollbackError(f"thread {thread!r} has no checkpoints: nothing to roll back")
         after = f" since the rollback {since} to checkpoint {restored[-1].target}" if since else ""
         raise RollbackError(
             f"thread {thread!r} has no violation recorded{after}: nothing to roll back to; "
             "pass to=<checkpoint id> to return to a checkpoint of your choice"
         )
     first = open_violations[0]
-    candidates = [point for point in safe_points if point.checkpoint_id in parents]
-    if first.checkpoint_id is not None and first.checkpoint_id in parents:
-        path = _lineage(first.checkpoint_id, parents)
-        candidates = [point for point in candidates if point.checkpoint_id in path]
-    elif first.checkpoint_id is not None:
-        candidates = [point for point in candidates if point.checkpoint_id <= first.checkpoint_id]
-    else:  # placed by time, as ``at_or_after`` places effects without a checkpoint
-        candidates = [point for point in candidates if point.at <= first.at]
+    safe = {point.checkpoint_id: point for point in safe_points}
+    chosen: SafePoint | None = None
+    on_path = False
+    if first.checkpoint_id is not None:
+        exists, parent = yield _Parent(first.checkpoint_id)
+        on_path = bool(exists)
+        current: str | None = first.checkpoint_id
+        walked: set[str] = set()
+        while exists and current is not None and current not in walked:
+            if current in safe:
+                chosen = safe[current]
+                break
+            walked.add(current)
+            current = parent
+            if current is not None:
+                exists, parent = yield _Parent(current)
+    if not on_path:
+        if first.checkpoint_id is not None:
+            before = [p for p in safe_points if p.checkpoint_id <= first.checkpoint_id]
+        else:
+            before = [p for p in safe_points if p.at <= first.at]
+        for point in _newest_first(before):
+            if (yield _Parent(point.checkpoint_id))[0]:
+                chosen = point
+                break
     what = f"violation of rule {first.rule!r} ({first.reason}) at checkpoint {first.checkpoint_id}"
-    if not candidates:
-        saved = sum(point.checkpoint_id in parents for point in safe_points)
+    if chosen is None:
+        if not (yield _AnyCheckpoint):
+            raise RollbackError(f"thread {thread!r} has no checkpoints: nothing to roll back")
+        saved = 0
+        for point in safe_points:
+            saved += bool((yield _Parent(point.checkpoint_id))[0])
         hint = (
             " (none of them is in the checkpointer's history: a graph run with "
             "durability='exit' saves no checkpoint between its steps)"
@@ -484,18 +531,7 @@ def _choose_target(
             f"{len(safe_points)} safe point(s) recorded{hint}; "
             "pass to=<checkpoint id> to choose a checkpoint"
         )
-    point = max(candidates, key=lambda point: point.checkpoint_id)
-    return point.checkpoint_id, f"last safe point before the {what}", first
-
-
-def _lineage(checkpoint_id: str, parents: Mapping[str, str | None]) -> set[str]:
-    """``checkpoint_id`` and its ancestors: the path that led to it."""
-    path: set[str] = set()
-    current: str | None = checkpoint_id
-    while current is not None and current in parents and current not in path:
-        path.add(current)
-        current = parents[current]
-    return path
+    return chosen.checkpoint_id, f"last safe point before the {what}", first
 
 
 def _may_restore(undo: UndoReport) -> bool:

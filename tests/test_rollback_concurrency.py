@@ -38,7 +38,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.checkpoint.sqlite import SqliteSaver
 from rollback_worker import LIMITS, World, action, build_graph
 
-from guardrails_plugin import MemoryStore, SQLiteStore
+from guardrails_plugin import MemoryStore, SQLiteStore, StoreError
 from guardrails_plugin.langgraph import Recovery
 from guardrails_plugin.rollback import (
     ClaimHolder,
@@ -398,9 +398,9 @@ class Clock:
         return self.now
 
 
-def memory_scene(clock: Clock, lease: float = 60.0) -> tuple[World, Journal, Recovery, Any]:
-    root = Path(os.environ.get("TMPDIR", "/tmp")) / f"claim-{uuid.uuid4().hex}"
-    root.mkdir()
+def memory_scene(
+    root: Path, clock: Clock, lease: float = 60.0
+) -> tuple[World, Journal, Recovery, Any]:
     world = World(root)
     journal = Journal(MemoryStore(), clock=clock)
     compensations = world.compensations()
@@ -412,9 +412,9 @@ def memory_scene(clock: Clock, lease: float = 60.0) -> tuple[World, Journal, Rec
     return world, journal, Recovery(graph, journal, compensations, lease=lease), config
 
 
-def test_a_live_claim_from_another_machine_holds_until_its_lease_runs_out() -> None:
+def test_a_live_claim_from_another_machine_holds_until_its_lease_runs_out(tmp_path: Path) -> None:
     clock = Clock()
-    world, journal, recovery, config = memory_scene(clock)
+    world, journal, recovery, config = memory_scene(tmp_path, clock)
     foreign_claim(journal, "t-claim", expires_at=clock.now + 30)
 
     busy = recovery.rollback(config)
@@ -433,9 +433,9 @@ def test_a_live_claim_from_another_machine_holds_until_its_lease_runs_out() -> N
 
 
 @pytest.mark.parametrize("doc", [{"owner": "x"}, "held", [1, 2], {"pid": "1"}])
-def test_an_unreadable_claim_keeps_the_thread_closed(doc: Any) -> None:
+def test_an_unreadable_claim_keeps_the_thread_closed(doc: Any, tmp_path: Path) -> None:
     clock = Clock()
-    world, journal, recovery, config = memory_scene(clock)
+    world, journal, recovery, config = memory_scene(tmp_path, clock)
     journal.store.put(journal._claim_key("t-claim"), doc)
     clock.now += 10**9  # no lease can be read, so none runs out
     report = recovery.rollback(config)
@@ -445,9 +445,9 @@ def test_an_unreadable_claim_keeps_the_thread_closed(doc: Any) -> None:
     assert world.invocations() == []
 
 
-def test_a_rollback_that_outlived_its_lease_stops_and_does_not_restore() -> None:
+def test_a_rollback_that_outlived_its_lease_stops_and_does_not_restore(tmp_path: Path) -> None:
     clock = Clock()
-    world, journal, recovery, config = memory_scene(clock, lease=60.0)
+    world, journal, recovery, config = memory_scene(tmp_path, clock, lease=60.0)
     taken: list[Any] = []
 
     def stall(effect: Any) -> None:  # the first compensation takes longer than the lease
@@ -474,9 +474,9 @@ def test_a_rollback_that_outlived_its_lease_stops_and_does_not_restore() -> None
     assert Counter(key for key, _, _ in world.invocations()).most_common(1)[0][1] == 1
 
 
-def test_a_claim_is_renewed_while_the_undo_goes_on() -> None:
+def test_a_claim_is_renewed_while_the_undo_goes_on(tmp_path: Path) -> None:
     clock = Clock()
-    world, journal, recovery, config = memory_scene(clock, lease=60.0)
+    world, journal, recovery, config = memory_scene(tmp_path, clock, lease=60.0)
     expiries: list[float] = []
 
     def tick(effect: Any) -> None:  # each compensation takes half a lease
@@ -505,3 +505,34 @@ def test_a_claim_names_this_machine_and_process() -> None:
         pass
     with pytest.raises(ValueError, match="lease"):
         journal.claim_rollback("t", lease=0)
+
+
+class ReleaseFails(MemoryStore):
+    """A store that fails exactly when a claim is released."""
+
+    def put_if(self, key: str, value: Any, *, expected: Any) -> bool:
+        if value is None:
+            raise StoreError("the store went away")
+        return super().put_if(key, value, expected=expected)
+
+
+def test_a_release_the_store_refuses_keeps_the_report_and_the_thread_closed_until_the_lease(
+    tmp_path: Path,
+) -> None:
+    clock = Clock()
+    world, journal, recovery, config = memory_scene(tmp_path, clock)
+    recovery.journal = journal = Journal(ReleaseFails(), clock=clock)
+    graph = build_graph(world, journal, recovery.compensations, InMemorySaver())
+    recovery.graph = graph
+    script = [action(f"e{i}", "insert_row", risky=i == 0, id=f"x{i}", value="v") for i in range(2)]
+    script[-1]["violates"] = "late-rule"
+    graph.invoke({"todo": script}, config)
+
+    report = recovery.rollback(config, to=recovery.safe_points(config)[-1].checkpoint_id)
+    assert report.ok, str(report)  # the rollback's outcome stands
+    assert journal.store.get(journal._claim_key("t-claim")) is not None  # still claimed
+    assert recovery.rollback(config).busy
+    clock.now += 60  # its lease ran out
+    again = recovery.rollback(config, to=report.target)
+    assert not again.busy
+    assert again.undo.undone == ()  # nothing undone twice

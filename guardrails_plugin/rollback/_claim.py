@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from .._errors import RollbackError
+from .._errors import RollbackError, StoreError
 from ..store import Store
 
 DEFAULT_LEASE = 120.0
@@ -230,17 +230,27 @@ class RollbackClaim:
             f"{self.lease:g} s ran out and another rollback took the thread over); it stopped"
         )
 
+    # Leaving a ``with`` block releases the claim; a store that fails then does not replace
+    # the block's outcome (a finished rollback's report, or the error that stopped it): the
+    # claim stays until its lease runs out, which only delays the next rollback.
+
     def __enter__(self) -> RollbackClaim:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.release()
+        try:
+            self.release()
+        except StoreError:
+            self.lost = True
 
     async def __aenter__(self) -> RollbackClaim:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        await self.arelease()
+        try:
+            await self.arelease()
+        except StoreError:
+            self.lost = True
 
 
 def claim_flow(key: str, now: float, lease: float) -> Generator[_Op, Any, Any]:

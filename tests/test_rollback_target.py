@@ -32,7 +32,7 @@ from langgraph.graph import END, START, MessagesState, StateGraph
 
 from guardrails_plugin import MemoryStore
 from guardrails_plugin.langgraph import Recovery
-from guardrails_plugin.langgraph._recovery import _choose_target
+from guardrails_plugin.langgraph._recovery import _choose_target, _Path
 from guardrails_plugin.rollback import (
     Compensations,
     Journal,
@@ -108,6 +108,15 @@ def new_choice(
         while True:
             if ask is None:
                 reply: Any = bool(parents)
+            elif isinstance(ask, _Path):
+                reply = []
+                current: str | None = ask.start
+                while current in parents and current not in {c for c, _ in reply}:
+                    reply.append((current, parents[current]))
+                    asked.append(current)
+                    if current in ask.stops:
+                        break
+                    current = parents[current]
             else:
                 asked.append(ask.checkpoint_id)
                 reply = (
@@ -363,3 +372,58 @@ def test_a_thread_without_checkpoints_is_still_named_as_such() -> None:
     recovery = Recovery(graph, journal, Compensations())
     with pytest.raises(RollbackError, match="'empty' has no checkpoints"):
         recovery.target({"configurable": {"thread_id": "empty"}})
+
+
+# -- the parent links each saver gives, against its own full listing ---------------------------
+
+
+def forked_history(graph: Any, thread: str) -> None:
+    """A thread with branches: runs, two returns to older checkpoints, runs on from each."""
+    config = {"configurable": {"thread_id": thread}, "recursion_limit": 100}
+    list(graph.stream({"messages": [], "limit": 6}, config, stream_mode="checkpoints"))
+    history = list(graph.get_state_history(config))
+    for back in (history[3], history[5]):
+        graph.update_state(back.config, None, as_node="__copy__")
+        graph.invoke({"messages": [], "limit": 9}, config)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("generic", [False, True])
+def test_parent_links_agree_with_the_savers_own_listing(
+    kind: str, generic: bool, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    import random
+
+    from guardrails_plugin.langgraph._links import ParentLinks
+
+    with sync_saver(kind, tmp_path, request) as saver:
+        graph = chat_graph_with_limit(saver)
+        thread = f"links-{kind}-{generic}-{tmp_path.name}"
+        forked_history(graph, thread)
+        listed = {
+            t.config["configurable"]["checkpoint_id"]: (
+                t.parent_config["configurable"]["checkpoint_id"] if t.parent_config else None
+            )
+            for t in saver.list({"configurable": {"thread_id": thread, "checkpoint_ns": ""}})
+        }
+        links = ParentLinks(saver, thread)
+        if generic:
+            links.kind = "generic"  # what any other saver gets: get_tuple
+        rng = random.Random(len(listed))
+        ids = sorted(listed)
+        assert links.parent("1f000000-0000-6000-8000-000000000000") == (False, None)
+        assert links.path("1f000000-0000-6000-8000-000000000000", frozenset()) == []
+        assert links.any()
+        assert not ParentLinks(saver, thread + "-none").any()
+        for _ in range(40):
+            start = rng.choice(ids)
+            stops = frozenset(rng.sample(ids, rng.randint(0, 4)))
+            expected = []
+            current: str | None = start
+            while current is not None:
+                expected.append((current, listed[current]))
+                if current in stops:
+                    break
+                current = listed[current]
+            assert links.path(start, stops) == expected
+            assert links.parent(start) == (True, listed[start])

@@ -16,6 +16,7 @@ code does not know) falls back to ``get_tuple``: slower, never wrong.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
@@ -23,6 +24,11 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 
 Link = tuple[bool, str | None]
 """``(True, parent id or None)`` for a checkpoint in the history; ``(False, None)`` else."""
+
+Path = list[tuple[str, str | None]]
+"""A checkpoint and its ancestors, newest first, each with its parent id."""
+
+_DEEPEST = 10_000_000  # a bound on a walk, should a damaged table hold a cycle
 
 _SQLITE = (
     "SELECT parent_checkpoint_id FROM checkpoints "
@@ -36,6 +42,33 @@ _POSTGRES = (
 _POSTGRES_ANY = (
     "SELECT 1 AS found FROM checkpoints WHERE thread_id = %s AND checkpoint_ns = '' LIMIT 1"
 )
+
+# The walk up the parent links in one query: from the start checkpoint, parent after parent,
+# until a checkpoint among the stops (included) or the root. Each step is a primary-key look-up.
+_SQLITE_PATH = """
+WITH RECURSIVE path(id, parent, depth) AS (
+    SELECT checkpoint_id, parent_checkpoint_id, 0 FROM checkpoints
+     WHERE thread_id = ? AND checkpoint_ns = '' AND checkpoint_id = ?
+    UNION ALL
+    SELECT c.checkpoint_id, c.parent_checkpoint_id, path.depth + 1
+      FROM path JOIN checkpoints AS c
+        ON c.thread_id = ? AND c.checkpoint_ns = '' AND c.checkpoint_id = path.parent
+     WHERE path.id NOT IN (SELECT value FROM json_each(?)) AND path.depth < ?
+)
+SELECT id, parent FROM path ORDER BY depth
+"""
+_POSTGRES_PATH = """
+WITH RECURSIVE path(id, parent, depth) AS (
+    SELECT checkpoint_id, parent_checkpoint_id, 0 FROM checkpoints
+     WHERE thread_id = %s AND checkpoint_ns = '' AND checkpoint_id = %s
+    UNION ALL
+    SELECT c.checkpoint_id, c.parent_checkpoint_id, path.depth + 1
+      FROM path JOIN checkpoints AS c
+        ON c.thread_id = %s AND c.checkpoint_ns = '' AND c.checkpoint_id = path.parent
+     WHERE path.id <> ALL(%s::text[]) AND path.depth < %s
+)
+SELECT id, parent FROM path ORDER BY depth
+"""
 
 _KINDS = {
     "langgraph.checkpoint.memory.InMemorySaver": "memory",
@@ -76,6 +109,28 @@ def _from_row(row: Any) -> Link:
     return True, (str(parent) if parent else None)
 
 
+def _path_rows(rows: Any) -> Path:
+    out: Path = []
+    for row in rows:
+        found, parent = (row["id"], row["parent"]) if isinstance(row, dict) else row
+        out.append((str(found), str(parent) if parent else None))
+    return out
+
+
+def _walked(path: Path, start: str, stops: frozenset[str]) -> Path:
+    """``path`` cut where a walk would stop: at a stop, or where a cycle closes."""
+    seen: set[str] = set()
+    out: Path = []
+    for found, parent in path:
+        if found in seen:
+            break
+        seen.add(found)
+        out.append((found, parent))
+        if found in stops:
+            break
+    return out if out and out[0][0] == start else []
+
+
 def _schema_problem(exc: Exception) -> bool:
     """An error that says the table is not what this code expects (not a dead connection)."""
     name = type(exc).__name__
@@ -111,6 +166,66 @@ class ParentLinks:
             if not _schema_problem(exc):
                 raise
         return _from_tuple(saver.get_tuple(_config(self.thread, checkpoint_id)), checkpoint_id)
+
+    def path(self, start: str, stops: frozenset[str]) -> Path:
+        """``start`` and its ancestors, newest first, up to the first one in ``stops``
+        (included) or the root; empty when ``start`` is not in the history. One query with
+        SQLite and Postgres."""
+        saver: Any = self.saver
+        try:
+            if self.kind == "sqlite":
+                params = (self.thread, start, self.thread, json.dumps(sorted(stops)), _DEEPEST)
+                with saver.cursor(transaction=False) as cur:
+                    cur.execute(_SQLITE_PATH, params)
+                    return _walked(_path_rows(cur.fetchall()), start, stops)
+            if self.kind == "postgres":
+                params2 = (self.thread, start, self.thread, sorted(stops), _DEEPEST)
+                with saver._cursor() as cur:
+                    cur.execute(_POSTGRES_PATH, params2)
+                    return _walked(_path_rows(cur.fetchall()), start, stops)
+        except Exception as exc:
+            if not _schema_problem(exc):
+                raise
+        out: Path = []
+        current: str | None = start
+        while current is not None and len(out) <= _DEEPEST:
+            exists, parent = self.parent(current)
+            if not exists:
+                break
+            out.append((current, parent))
+            if current in stops or parent in {found for found, _ in out}:
+                break
+            current = parent
+        return _walked(out, start, stops)
+
+    async def apath(self, start: str, stops: frozenset[str]) -> Path:
+        saver: Any = self.saver
+        try:
+            if self.kind == "async-sqlite":
+                params = (self.thread, start, self.thread, json.dumps(sorted(stops)), _DEEPEST)
+                await saver.setup()
+                async with saver.lock, saver.conn.cursor() as cur:
+                    await cur.execute(_SQLITE_PATH, params)
+                    return _walked(_path_rows(await cur.fetchall()), start, stops)
+            if self.kind == "async-postgres":
+                params2 = (self.thread, start, self.thread, sorted(stops), _DEEPEST)
+                async with saver._cursor() as cur:
+                    await cur.execute(_POSTGRES_PATH, params2)
+                    return _walked(_path_rows(await cur.fetchall()), start, stops)
+        except Exception as exc:
+            if not _schema_problem(exc):
+                raise
+        out: Path = []
+        current: str | None = start
+        while current is not None and len(out) <= _DEEPEST:
+            exists, parent = await self.aparent(current)
+            if not exists:
+                break
+            out.append((current, parent))
+            if current in stops or parent in {found for found, _ in out}:
+                break
+            current = parent
+        return _walked(out, start, stops)
 
     def any(self) -> bool:
         """Whether the thread has any checkpoint (asked only to explain a failure)."""

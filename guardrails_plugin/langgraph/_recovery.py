@@ -366,7 +366,10 @@ class Recovery:
         try:
             ask = next(flow)
             while True:
-                reply = links.parent(ask.checkpoint_id) if ask else links.any()
+                if isinstance(ask, _Path):
+                    reply: Any = links.path(ask.start, ask.stops)
+                else:
+                    reply = links.parent(ask.checkpoint_id) if ask else links.any()
                 ask = flow.send(reply)
         except StopIteration as done:
             chosen, reason, violation = done.value
@@ -388,7 +391,10 @@ class Recovery:
         try:
             ask = next(flow)
             while True:
-                reply = await links.aparent(ask.checkpoint_id) if ask else await links.aany()
+                if isinstance(ask, _Path):
+                    reply: Any = await links.apath(ask.start, ask.stops)
+                else:
+                    reply = await links.aparent(ask.checkpoint_id) if ask else await links.aany()
                 ask = flow.send(reply)
         except StopIteration as done:
             chosen, reason, violation = done.value
@@ -454,10 +460,21 @@ class _Parent:
     checkpoint_id: str
 
 
+@dataclass(frozen=True, slots=True)
+class _Path:
+    """``start`` and its ancestors, newest first, up to the first in ``stops`` (a ``Path``;
+    empty when ``start`` is not in the history)."""
+
+    start: str
+    stops: frozenset[str]
+
+
 _AnyCheckpoint = None
 """Has the thread any checkpoint at all? (a bool; asked only to explain a failure)"""
 
-_Choice = Generator["_Parent | None", Any, tuple[str, str, Violation]]  # replies: Link, bool
+_Choice = Generator[
+    "_Parent | _Path | None", Any, tuple[str, str, Violation]
+]  # replies: Link, bool
 
 
 def _choose_target(
@@ -469,10 +486,10 @@ def _choose_target(
     """The last safe point at or before the first violation since the last restoring
     rollback, on the path that led to that violation: (checkpoint id, reason, violation).
 
-    Asks the checkpointer (``_Parent``) only about the checkpoints it walks: from the
-    violation's checkpoint back through its parents to the first safe point, which is the
-    last one on that path (a parent is older than its child). Safe points on a branch a
-    rollback abandoned are not on that path. A violation whose checkpoint is unknown or
+    Asks the checkpointer for the path from the violation's checkpoint back through its
+    parents to the first safe point (``_Path``: one query), which is the last safe point on
+    that path (a parent is older than its child). Safe points on a branch a rollback
+    abandoned are not on that path. A violation whose checkpoint is unknown or
     gone is placed by checkpoint id, or by time when it has none (as ``at_or_after`` places
     effects); then the newest safe point before it that is still in the history wins.
     """
@@ -492,18 +509,9 @@ def _choose_target(
     chosen: SafePoint | None = None
     on_path = False
     if first.checkpoint_id is not None:
-        exists, parent = yield _Parent(first.checkpoint_id)
-        on_path = bool(exists)
-        current: str | None = first.checkpoint_id
-        walked: set[str] = set()
-        while exists and current is not None and current not in walked:
-            if current in safe:
-                chosen = safe[current]
-                break
-            walked.add(current)
-            current = parent
-            if current is not None:
-                exists, parent = yield _Parent(current)
+        path = yield _Path(first.checkpoint_id, frozenset(safe))
+        on_path = bool(path)
+        chosen = next((safe[cid] for cid, _ in path if cid in safe), None)
     if not on_path:
         if first.checkpoint_id is not None:
             before = [p for p in safe_points if p.checkpoint_id <= first.checkpoint_id]

@@ -2,6 +2,10 @@
 
 Run:  python benchmarks/bench_rollback.py [--history 23,203,2003] [--effects 1,100]
                                           [--repeats 3] [--backend sqlite|memory]
+                                          [--target both|to|default] [--lookups 20]
+
+Building a 2,005-checkpoint message thread takes minutes (the saver writes the growing
+state at every step): the defaults run for about half an hour on a loaded 2-core machine.
 
 For each history length H and effect count N, on a new thread each repeat:
 
@@ -209,6 +213,18 @@ class Bench:
         self.journal.mark_violation(thread, ids[-1], rule="late-rule", reason="bench")
         return config, ids[0], len(made)
 
+    def lookups(self, config: dict[str, Any], target: str, times: int) -> dict[str, float]:
+        """Median seconds of ``Recovery.target`` (changes nothing), default and ``to=``,
+        interleaved ``times`` times on the same thread."""
+        found: dict[str, list[float]] = {"default": [], "to": []}
+        for _ in range(times):
+            for mode in ("default", "to"):
+                t0 = time.perf_counter()
+                chosen = self.recovery.target(config, to=target if mode == "to" else None)
+                found[mode].append(time.perf_counter() - t0)
+                assert chosen == target, (chosen, target)
+        return {mode: statistics.median(samples) for mode, samples in found.items()}
+
     def rollback(
         self, config: dict[str, Any], target: str, effects: int, *, named: bool
     ) -> dict[str, float]:
@@ -243,12 +259,16 @@ def main() -> None:
     parser.add_argument(
         "--target", choices=["both", "to", "default"], default="both", help="how it is found"
     )
+    parser.add_argument(
+        "--lookups", type=int, default=20, help="Recovery.target calls per thread, each way"
+    )
     opts = parser.parse_args()
     histories = [int(x) for x in opts.history.split(",")]
     effect_counts = [int(x) for x in opts.effects.split(",")]
     modes = ["to", "default"] if opts.target == "both" else [opts.target]
 
     results: dict[tuple[str, int, int], list[dict[str, float]]] = {}
+    lookups: dict[int, list[dict[str, float]]] = {}
     checkpoints: dict[int, int] = {}
     with tempfile.TemporaryDirectory() as tmp:
         bench = Bench(Path(tmp), opts.backend)
@@ -261,6 +281,9 @@ def main() -> None:
                     for n in effect_counts:
                         for mode in modes:
                             config, target, checkpoints[h] = bench.thread(h, n)
+                            if opts.lookups:
+                                looked = bench.lookups(config, target, opts.lookups)
+                                lookups.setdefault(h, []).append(looked)
                             timing = bench.rollback(config, target, n, named=mode == "to")
                             results.setdefault((mode, h, n), []).append(timing)
                             print(  # progress, kept if a long run is cut short
@@ -290,6 +313,16 @@ def main() -> None:
             ]
             label = f"{h} steps ({checkpoints[h]})"
             print(f"{label:<24}" + "".join(f"{c:>12.1f}" for c in cells))
+        print()
+    if lookups:
+        print(
+            f"Recovery.target(config) alone (read-only, {opts.lookups} calls each way per "
+            "thread, interleaved), ms: default target / to= / ratio (median over threads)"
+        )
+        for h in histories:
+            d = statistics.median(x["default"] for x in lookups[h]) * 1000
+            t = statistics.median(x["to"] for x in lookups[h]) * 1000
+            print(f"  {h} steps ({checkpoints[h]}): {d:8.2f} / {t:8.2f} / {d / t:5.2f}")
         print()
     print(
         "where the time goes, ms (median): target lookup / undo (of which the "

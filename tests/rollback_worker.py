@@ -270,7 +270,7 @@ def build_graph(
 
 # -- the worker -----------------------------------------------------------------------------
 
-KILL_POINTS = ("none", "before_undo", "after_undo", "before_restore", "before_record")
+KILL_POINTS = ("none", "before_undo", "after_undo", "before_restore", "before_record", "stall")
 
 
 def _die(*_: object, **__: object) -> None:
@@ -279,7 +279,8 @@ def _die(*_: object, **__: object) -> None:
 
 def rollback_in_child(root: str, thread: str, kill: str = "none", at: int = 0) -> None:
     """Roll ``thread`` back with everything opened from ``root``; with ``kill``, SIGKILL this
-    process at that point (for undo hooks, at the ``at``-th undo call of this process)."""
+    process at that point (for undo hooks, at the ``at``-th undo call of this process).
+    ``stall``: hang in the ``at``-th undo call, once it is logged, for the parent to kill."""
     from langgraph.checkpoint.sqlite import SqliteSaver
 
     from guardrails_plugin.langgraph._recovery import Recovery
@@ -294,6 +295,8 @@ def rollback_in_child(root: str, thread: str, kill: str = "none", at: int = 0) -
             calls += hook == "before_undo"  # count each call once, at its start
             if kill == hook and calls >= at:
                 _die()
+            if kill == "stall" and hook == "before_undo" and calls >= at:
+                time.sleep(120)
 
         return maybe_die
 

@@ -113,9 +113,12 @@ def logged(scene: Scene) -> list[str]:
 
 def run_child(scene: Scene, kill: str = "none", at: int = 0, *, kill_after: int = 0) -> str | None:
     """Roll back in a forked child: it kills itself at ``kill``/``at`` (its ``at``-th undo
-    call), or the parent kills it once it logged ``kill_after`` undo calls. Returns the last
-    key called, the one in flight when it died."""
+    call), or the parent kills it once it logged ``kill_after`` undo calls (the child hangs
+    in that call, so that a busy machine cannot let it run past). Returns the last key
+    called, the one in flight when it died."""
     before = len(logged(scene))
+    if kill_after:
+        kill, at = "stall", kill_after
     child = FORK.Process(target=rollback_in_child, args=(str(scene.root), scene.thread, kill, at))
     child.start()
     if kill_after:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from langgraph.types import Command, Interrupt
+from langgraph.types import Command, Interrupt, StateSnapshot
 
 from .._approvals import Answer, Approval, ApprovalRequest
 from .._decision import Decision, Effect
@@ -87,13 +87,20 @@ def _interrupts(source: Any, config: Any = None) -> list[Interrupt]:
     if config is not None:  # a graph and a config: what waits on that thread
         state = source.get_state(config, subgraphs=True)
         return _from_state(state)
+    # A ``StateSnapshot`` is a named tuple: read it as a snapshot before the iterable case,
+    # which would look for ``Interrupt`` items among its fields and find none.
+    if isinstance(source, StateSnapshot):
+        return _from_state(source)
     if isinstance(source, Mapping):  # an invoke() result
         return list(source.get("__interrupt__", ()))
     if isinstance(source, Interrupt):
         return [source]
-    if isinstance(source, Iterable):
+    if isinstance(source, Iterable) and not isinstance(source, str | bytes):
         return [i for i in source if isinstance(i, Interrupt)]
-    return _from_state(source)
+    raise TypeError(
+        "expected an invoke() result, Interrupts, a StateSnapshot, or a graph and its config; "
+        f"found {type(source).__name__}"
+    )
 
 
 def _from_state(state: Any) -> list[Interrupt]:
@@ -101,7 +108,7 @@ def _from_state(state: Any) -> list[Interrupt]:
     for task in getattr(state, "tasks", ()):
         for i in task.interrupts:
             found.setdefault(i.id, i)
-        if task.state is not None and not isinstance(task.state, Mapping):
+        if isinstance(task.state, StateSnapshot):  # else a config, or None: not fetched
             for i in _from_state(task.state):
                 found.setdefault(i.id, i)
     return list(found.values())

@@ -14,12 +14,19 @@ SQLite, Postgres.
 
 A rollback is crash-safe: run it again after a crash and it finishes the job; effects
 already undone are skipped and restoring the state again only adds an identical checkpoint.
+
+One rollback of a thread at a time, across threads and processes: each claims the thread in
+the journal's store first (an atomic ``put_if``). A rollback that finds the thread claimed
+does nothing and returns at once with a report saying who holds it (``report.busy``): the
+one holding it does the work, and a second click or a second operator must not wait to
+redo it. A crashed holder's claim is taken over once its process is gone (same machine) or
+its lease ran out (``Recovery(..., lease=)``); see ``guardrails_plugin.rollback._claim``.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -29,9 +36,13 @@ from langgraph.pregel import Pregel
 from langgraph.types import StateSnapshot
 
 from ..rollback import (
+    DEFAULT_LEASE,
+    ClaimHolder,
     Compensations,
     EffectStatus,
     Journal,
+    RollbackBusy,
+    RollbackClaim,
     RollbackError,
     RollbackRecord,
     SafePoint,
@@ -44,6 +55,7 @@ from ..rollback import (
 )
 from ..store import Store
 from ._ledger import aledger_keys, ledger_keys
+from ._links import ParentLinks
 
 if TYPE_CHECKING:
     from ..audit import AuditLog
@@ -65,6 +77,9 @@ class RollbackReport:
     The state is restored only when no compensation failed or is in doubt: a half-undone
     world with a fully rolled-back state would invite the agent to redo what still stands.
     Run ``rollback`` again once the cause is fixed (or the effect settled).
+
+    ``busy``: another rollback held the thread, so this one did nothing (no target was
+    chosen: ``target`` is ``""``); ``holder`` says who, when its claim is readable.
     """
 
     thread_id: str
@@ -75,12 +90,16 @@ class RollbackReport:
     new_checkpoint_id: str | None = None
     violation: Violation | None = None
     problem: str | None = None
+    busy: bool = False
+    holder: ClaimHolder | None = None
 
     @property
     def ok(self) -> bool:
-        return self.restored and self.problem is None and self.undo.ok
+        return self.restored and self.problem is None and self.undo.ok and not self.busy
 
     def __str__(self) -> str:
+        if self.busy:
+            return f"rollback of thread {self.thread_id!r}: NOT STARTED\n  {self.problem}"
         head = f"rollback of thread {self.thread_id!r} to checkpoint {self.target}"
         lines = [
             f"{head}: {'ok' if self.ok else 'NOT OK'}",
@@ -115,6 +134,10 @@ class Recovery:
     point, the risky one: resuming runs it again, so change what made it go wrong first.
     Safe points need the checkpoint before each step saved: run graphs with the default
     durability (``"async"``) or ``"sync"``, not ``"exit"``.
+
+    ``lease``: seconds a rollback's claim on its thread holds without renewal; it is renewed
+    between compensations, so make it longer than the slowest one. A rollback that crashed
+    on another machine blocks the thread's rollbacks for at most this long.
     """
 
     def __init__(
@@ -124,7 +147,10 @@ class Recovery:
         compensations: Compensations,
         *,
         audit: AuditLog | None = None,
+        lease: float = DEFAULT_LEASE,
     ) -> None:
+        if not lease > 0:
+            raise ValueError(f"lease must be a positive number of seconds, found {lease!r}")
         if not isinstance(graph.checkpointer, BaseCheckpointSaver):
             raise RollbackError(
                 f"{graph.get_name()!r} has no checkpointer to roll back with: "
@@ -135,6 +161,7 @@ class Recovery:
         self.compensations = compensations
         self.audit = audit
         """Where each rollback is recorded (kind ``"rollback"``), whatever its outcome."""
+        self.lease = lease
 
     def __repr__(self) -> str:
         return (
@@ -155,11 +182,15 @@ class Recovery:
     def safe_points(self, config: RunnableConfig) -> list[SafePoint]:
         """Safe points whose checkpoint is still in the thread's history, newest first."""
         thread = _thread_id(config)
-        return _existing(self.journal.safe_points(thread), self.history(config))
+        links = self._links(thread)
+        points = self.journal.safe_points(thread)
+        return _newest_first([p for p in points if links.parent(p.checkpoint_id)[0]])
 
     async def asafe_points(self, config: RunnableConfig) -> list[SafePoint]:
         thread = _thread_id(config)
-        return _existing(await self.journal.asafe_points(thread), await self.ahistory(config))
+        links = self._links(thread)
+        points = await self.journal.asafe_points(thread)
+        return _newest_first([p for p in points if (await links.aparent(p.checkpoint_id))[0]])
 
     def violations(self, config: RunnableConfig) -> list[Violation]:
         """The thread's violations, newest first."""
@@ -201,11 +232,33 @@ class Recovery:
         "__copy__")``) and check that its state now equals the target's; record the
         rollback in the journal (and the audit log, ``by`` as who asked), whatever happened.
         Never raises for a failed undo: read ``report.ok``.
+
+        All of it under a claim on the thread (see the module doc): a rollback that finds
+        the thread claimed by another returns at once, with ``report.busy``.
         """
         thread = _thread_id(config)
+        try:
+            claim = self.journal.claim_rollback(thread, lease=self.lease)
+        except RollbackBusy as busy:
+            report = _busy_report(busy)
+            self._audited(report, by)
+            return report
+        with claim:
+            report = self._rollback(claim, config, to)
+        self._audited(report, by)
+        return report
+
+    def _rollback(
+        self, claim: RollbackClaim, config: RunnableConfig, to: str | None
+    ) -> RollbackReport:
+        thread = claim.thread_id
         target = self._target(config, to)
         undo = undo_effects(
-            self.journal, self.compensations, thread, after_checkpoint=target.checkpoint_id
+            self.journal,
+            self.compensations,
+            thread,
+            after_checkpoint=target.checkpoint_id,
+            claim=claim,
         )
         store = self.journal.store
         for key in ledger_keys(store, thread, _undone_calls(self.journal.effects(thread))):
@@ -213,16 +266,18 @@ class Recovery:
         new_id: str | None = None
         problem: str | None = None
         if _may_restore(undo):
-            forked = self.graph.update_state(
-                _checkpoint_config(thread, target.checkpoint_id), None, as_node=COPY
-            )
-            new_id = _checkpoint_of(forked)
-            problem = _restoration_problem(
-                target, self.graph.get_state(_thread_config(thread)), new_id
-            )
+            if claim.renew():
+                forked = self.graph.update_state(
+                    _checkpoint_config(thread, target.checkpoint_id), None, as_node=COPY
+                )
+                new_id = _checkpoint_of(forked)
+                problem = _restoration_problem(
+                    target, self.graph.get_state(_thread_config(thread)), new_id
+                )
+            else:
+                problem = claim.lost_problem()
         report = _report(thread, target, undo, new_id, problem)
         self.journal.record_rollback(_record(report, self.journal.clock()))
-        self._audited(report, by)
         return report
 
     async def arollback(
@@ -230,9 +285,27 @@ class Recovery:
     ) -> RollbackReport:
         """``rollback`` for async code and async checkpointers; awaits async compensations."""
         thread = _thread_id(config)
+        try:
+            claim = await self.journal.aclaim_rollback(thread, lease=self.lease)
+        except RollbackBusy as busy:
+            report = _busy_report(busy)
+        else:
+            async with claim:
+                report = await self._arollback(claim, config, to)
+        await asyncio.to_thread(self._audited, report, by)  # off the event loop
+        return report
+
+    async def _arollback(
+        self, claim: RollbackClaim, config: RunnableConfig, to: str | None
+    ) -> RollbackReport:
+        thread = claim.thread_id
         target = await self._atarget(config, to)
         undo = await aundo_effects(
-            self.journal, self.compensations, thread, after_checkpoint=target.checkpoint_id
+            self.journal,
+            self.compensations,
+            thread,
+            after_checkpoint=target.checkpoint_id,
+            claim=claim,
         )
         store = self.journal.store
         undone = _undone_calls(await self.journal.aeffects(thread))
@@ -241,16 +314,18 @@ class Recovery:
         new_id: str | None = None
         problem: str | None = None
         if _may_restore(undo):
-            forked = await self.graph.aupdate_state(
-                _checkpoint_config(thread, target.checkpoint_id), None, as_node=COPY
-            )
-            new_id = _checkpoint_of(forked)
-            problem = _restoration_problem(
-                target, await self.graph.aget_state(_thread_config(thread)), new_id
-            )
+            if await claim.arenew():
+                forked = await self.graph.aupdate_state(
+                    _checkpoint_config(thread, target.checkpoint_id), None, as_node=COPY
+                )
+                new_id = _checkpoint_of(forked)
+                problem = _restoration_problem(
+                    target, await self.graph.aget_state(_thread_config(thread)), new_id
+                )
+            else:
+                problem = claim.lost_problem()
         report = _report(thread, target, undo, new_id, problem)
         await self.journal.arecord_rollback(_record(report, self.journal.clock()))
-        await asyncio.to_thread(self._audited, report, by)  # off the event loop
         return report
 
     def _audited(self, report: RollbackReport, by: str | None) -> None:
@@ -260,9 +335,9 @@ class Recovery:
         self.audit.append(
             "rollback",
             approver=by,
-            outcome="ok" if report.ok else "not-ok",
+            outcome="busy" if report.busy else "ok" if report.ok else "not-ok",
             thread_id=report.thread_id,
-            checkpoint_id=report.target,
+            checkpoint_id=report.target or None,
             reason=report.reason if report.ok else (report.problem or str(report).splitlines()[0]),
             detail={
                 "restored": report.restored,
@@ -276,19 +351,31 @@ class Recovery:
         )
 
     def _target(self, config: RunnableConfig, to: str | None) -> _Target:
-        """Reads only what the choice needs: the thread's parent links (not a full snapshot
-        of every checkpoint), then the snapshot of the target alone."""
+        """Reads only what the choice needs: the journal's violations, safe points and
+        rollbacks, the parent links of the few checkpoints on the way from the violation
+        back to a safe point (``ParentLinks``: no state loaded), then the snapshot of the
+        target alone. Flat in the history's length and in the state's size."""
         thread = _thread_id(config)
         if to is not None:
             snapshot = self.graph.get_state(_checkpoint_config(thread, to))
             return _asked_target(thread, to, snapshot)
-        chosen, reason, violation = _choose_target(
+        links = self._links(thread)
+        flow = _choose_target(
             thread,
-            self._parents(thread),
             self.journal.safe_points(thread),
             self.journal.violations(thread),
             self.journal.rollbacks(thread),
         )
+        try:
+            ask = next(flow)
+            while True:
+                if isinstance(ask, _Path):
+                    reply: Any = links.path(ask.start, ask.stops)
+                else:
+                    reply = links.parent(ask.checkpoint_id) if ask else links.any()
+                ask = flow.send(reply)
+        except StopIteration as done:
+            chosen, reason, violation = done.value
         snapshot = self.graph.get_state(_checkpoint_config(thread, chosen))
         return _Target(chosen, snapshot, reason, violation)
 
@@ -297,26 +384,28 @@ class Recovery:
         if to is not None:
             snapshot = await self.graph.aget_state(_checkpoint_config(thread, to))
             return _asked_target(thread, to, snapshot)
-        chosen, reason, violation = _choose_target(
+        links = self._links(thread)
+        flow = _choose_target(
             thread,
-            await self._aparents(thread),
             await self.journal.asafe_points(thread),
             await self.journal.aviolations(thread),
             await self.journal.arollbacks(thread),
         )
+        try:
+            ask = next(flow)
+            while True:
+                if isinstance(ask, _Path):
+                    reply: Any = await links.apath(ask.start, ask.stops)
+                else:
+                    reply = await links.aparent(ask.checkpoint_id) if ask else await links.aany()
+                ask = flow.send(reply)
+        except StopIteration as done:
+            chosen, reason, violation = done.value
         snapshot = await self.graph.aget_state(_checkpoint_config(thread, chosen))
         return _Target(chosen, snapshot, reason, violation)
 
-    def _parents(self, thread: str) -> dict[str, str | None]:
-        saver = self._saver()
-        return {_checkpoint_of(t.config): _parent_of(t) for t in saver.list(_thread_config(thread))}
-
-    async def _aparents(self, thread: str) -> dict[str, str | None]:
-        saver = self._saver()
-        return {
-            _checkpoint_of(t.config): _parent_of(t)
-            async for t in saver.alist(_thread_config(thread))
-        }
+    def _links(self, thread: str) -> ParentLinks:
+        return ParentLinks(self._saver(), thread)
 
     def _saver(self) -> BaseCheckpointSaver[Any]:
         saver = self.graph.checkpointer
@@ -357,10 +446,8 @@ def _checkpoint_of(config: RunnableConfig) -> str:
     return str(config["configurable"]["checkpoint_id"])
 
 
-def _existing(points: Sequence[SafePoint], history: Sequence[StateSnapshot]) -> list[SafePoint]:
-    present = {_checkpoint_of(snapshot.config) for snapshot in history}
-    kept = [point for point in points if point.checkpoint_id in present]
-    return sorted(kept, key=lambda point: point.checkpoint_id, reverse=True)
+def _newest_first(points: Sequence[SafePoint]) -> list[SafePoint]:
+    return sorted(points, key=lambda point: point.checkpoint_id, reverse=True)
 
 
 def _asked_target(thread: str, to: str, snapshot: StateSnapshot) -> _Target:
@@ -369,43 +456,81 @@ def _asked_target(thread: str, to: str, snapshot: StateSnapshot) -> _Target:
     return _Target(to, snapshot, "the checkpoint asked for")
 
 
-def _parent_of(saved: Any) -> str | None:
-    parent = saved.parent_config
-    return _checkpoint_of(parent) if parent else None
+@dataclass(frozen=True, slots=True)
+class _Parent:
+    """Is ``checkpoint_id`` in the thread's history, and what is its parent? (a ``Link``)"""
+
+    checkpoint_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Path:
+    """``start`` and its ancestors, newest first, up to the first in ``stops`` (a ``Path``;
+    empty when ``start`` is not in the history)."""
+
+    start: str
+    stops: frozenset[str]
+
+
+_AnyCheckpoint = None
+"""Has the thread any checkpoint at all? (a bool; asked only to explain a failure)"""
+
+_Choice = Generator[
+    "_Parent | _Path | None", Any, tuple[str, str, Violation]
+]  # replies: Link, bool
 
 
 def _choose_target(
     thread: str,
-    parents: Mapping[str, str | None],
     safe_points: Sequence[SafePoint],
     violations: Sequence[Violation],
     rollbacks: Sequence[RollbackRecord],
-) -> tuple[str, str, Violation]:
+) -> _Choice:
     """The last safe point at or before the first violation since the last restoring
-    rollback, on the path that led to that violation: (checkpoint id, reason, violation)."""
-    if not parents:
-        raise RollbackError(f"thread {thread!r} has no checkpoints: nothing to roll back")
+    rollback, on the path that led to that violation: (checkpoint id, reason, violation).
+
+    Asks the checkpointer for the path from the violation's checkpoint back through its
+    parents to the first safe point (``_Path``: one query), which is the last safe point on
+    that path (a parent is older than its child). Safe points on a branch a rollback
+    abandoned are not on that path. A violation whose checkpoint is unknown or
+    gone is placed by checkpoint id, or by time when it has none (as ``at_or_after`` places
+    effects); then the newest safe point before it that is still in the history wins.
+    """
     restored = [record for record in rollbacks if record.restored]
     since = restored[-1].id if restored else ""
     open_violations = [violation for violation in violations if violation.id > since]
     if not open_violations:
+        if not (yield _AnyCheckpoint):
+            raise RollbackError(f"thread {thread!r} has no checkpoints: nothing to roll back")
         after = f" since the rollback {since} to checkpoint {restored[-1].target}" if since else ""
         raise RollbackError(
             f"thread {thread!r} has no violation recorded{after}: nothing to roll back to; "
             "pass to=<checkpoint id> to return to a checkpoint of your choice"
         )
     first = open_violations[0]
-    candidates = [point for point in safe_points if point.checkpoint_id in parents]
-    if first.checkpoint_id is not None and first.checkpoint_id in parents:
-        path = _lineage(first.checkpoint_id, parents)
-        candidates = [point for point in candidates if point.checkpoint_id in path]
-    elif first.checkpoint_id is not None:
-        candidates = [point for point in candidates if point.checkpoint_id <= first.checkpoint_id]
-    else:  # placed by time, as ``at_or_after`` places effects without a checkpoint
-        candidates = [point for point in candidates if point.at <= first.at]
+    safe = {point.checkpoint_id: point for point in safe_points}
+    chosen: SafePoint | None = None
+    on_path = False
+    if first.checkpoint_id is not None:
+        path = yield _Path(first.checkpoint_id, frozenset(safe))
+        on_path = bool(path)
+        chosen = next((safe[cid] for cid, _ in path if cid in safe), None)
+    if not on_path:
+        if first.checkpoint_id is not None:
+            before = [p for p in safe_points if p.checkpoint_id <= first.checkpoint_id]
+        else:
+            before = [p for p in safe_points if p.at <= first.at]
+        for point in _newest_first(before):
+            if (yield _Parent(point.checkpoint_id))[0]:
+                chosen = point
+                break
     what = f"violation of rule {first.rule!r} ({first.reason}) at checkpoint {first.checkpoint_id}"
-    if not candidates:
-        saved = sum(point.checkpoint_id in parents for point in safe_points)
+    if chosen is None:
+        if not (yield _AnyCheckpoint):
+            raise RollbackError(f"thread {thread!r} has no checkpoints: nothing to roll back")
+        saved = 0
+        for point in safe_points:
+            saved += bool((yield _Parent(point.checkpoint_id))[0])
         hint = (
             " (none of them is in the checkpointer's history: a graph run with "
             "durability='exit' saves no checkpoint between its steps)"
@@ -417,24 +542,13 @@ def _choose_target(
             f"{len(safe_points)} safe point(s) recorded{hint}; "
             "pass to=<checkpoint id> to choose a checkpoint"
         )
-    point = max(candidates, key=lambda point: point.checkpoint_id)
-    return point.checkpoint_id, f"last safe point before the {what}", first
-
-
-def _lineage(checkpoint_id: str, parents: Mapping[str, str | None]) -> set[str]:
-    """``checkpoint_id`` and its ancestors: the path that led to it."""
-    path: set[str] = set()
-    current: str | None = checkpoint_id
-    while current is not None and current in parents and current not in path:
-        path.add(current)
-        current = parents[current]
-    return path
+    return chosen.checkpoint_id, f"last safe point before the {what}", first
 
 
 def _may_restore(undo: UndoReport) -> bool:
     # Effects without a compensation never become undoable: they are reported, but must
     # not keep the state from being restored forever.
-    return not (undo.failed or undo.in_doubt or undo.not_attempted)
+    return not (undo.failed or undo.in_doubt or undo.not_attempted or undo.problem)
 
 
 def _restoration_problem(target: _Target, latest: StateSnapshot, new_id: str) -> str | None:
@@ -463,6 +577,19 @@ def _report(
         new_checkpoint_id=new_id,
         violation=target.violation,
         problem=problem,
+    )
+
+
+def _busy_report(busy: RollbackBusy) -> RollbackReport:
+    return RollbackReport(
+        thread_id=busy.thread_id,
+        target="",
+        reason="not started: another rollback holds the thread",
+        undo=UndoReport(busy.thread_id, None),
+        restored=False,
+        problem=str(busy),
+        busy=True,
+        holder=busy.holder,
     )
 
 

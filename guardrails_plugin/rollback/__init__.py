@@ -9,7 +9,9 @@ Three pieces, framework-free (LangGraph's part lives in ``guardrails_plugin.lang
   of a LangGraph ``SqliteSaver``). Each write is one ``put`` of a whole document, so each
   entry is always either the old or the new version, never half of each.
 - ``undo_effects``: runs the compensations of a thread's effects, newest first, and
-  exactly once across crashes (see ``undo_effects`` for the protocol).
+  exactly once across crashes (see ``undo_effects`` for the protocol) and across
+  concurrent rollbacks: each claims its thread first (``Journal.claim_rollback``, an
+  atomic ``put_if`` in the store; a crashed holder's claim is taken over).
 
 >>> from guardrails_plugin import MemoryStore, ToolCall
 >>> compensations = Compensations()
@@ -30,6 +32,7 @@ Three pieces, framework-free (LangGraph's part lives in ``guardrails_plugin.lang
 """
 
 from .._errors import RollbackError
+from ._claim import DEFAULT_LEASE, ClaimHolder, RollbackBusy, RollbackClaim
 from ._compensations import Compensation, Compensations
 from ._journal import Journal, at_or_after
 from ._records import (
@@ -43,11 +46,15 @@ from ._records import (
 from ._undo import UndoReport, aundo_effects, undo_effects
 
 __all__ = [
+    "DEFAULT_LEASE",
+    "ClaimHolder",
     "Compensation",
     "Compensations",
     "SideEffect",
     "EffectStatus",
     "Journal",
+    "RollbackBusy",
+    "RollbackClaim",
     "RollbackError",
     "RollbackRecord",
     "SafePoint",

@@ -12,6 +12,7 @@ from urllib.parse import quote
 from .._errors import RollbackError, StoreError
 from .._events import ToolCall
 from ..store import Store
+from ._claim import DEFAULT_LEASE, RollbackBusy, RollbackClaim, claim_flow
 from ._compensations import _checked_json, _jsonable
 from ._records import (
     EffectStatus,
@@ -333,6 +334,57 @@ class Journal:
         effect = self._settled(await self.store.aget(key), key, undone, note)
         await self.store.aput(key, effect.to_json())
         return effect
+
+    # -- one rollback at a time -----------------------------------------------------------
+
+    def _claim_key(self, thread_id: str) -> str:
+        # Its own kind: no listing of effects, safe points, violations or rollbacks sees it.
+        return self._thread_prefix(thread_id, "claim") + "rollback"
+
+    def _claimed(self, thread_id: str, key: str, result: Any, lease: float) -> RollbackClaim:
+        mine, other = result
+        if mine == "busy":
+            raise RollbackBusy(thread_id, key, other)
+        return RollbackClaim(self.store, key, thread_id, mine, lease, self.clock, other)
+
+    def claim_rollback(self, thread_id: str, *, lease: float = DEFAULT_LEASE) -> RollbackClaim:
+        """Claim ``thread_id`` for one rollback (see ``guardrails_plugin.rollback._claim``:
+        atomic across processes, taken over from a crashed holder). ``RollbackBusy`` when
+        another rollback holds it. Release the claim when done (``with`` does)."""
+        if not lease > 0:
+            raise ValueError(f"lease must be a positive number of seconds, found {lease!r}")
+        key = self._claim_key(thread_id)
+        flow = claim_flow(key, self.clock(), lease)
+        try:
+            op = next(flow)
+            while True:
+                name, args = op
+                if name == "put_if":
+                    reply: Any = self.store.put_if(args[0], args[1], expected=args[2])
+                else:
+                    reply = self.store.get(args[0])
+                op = flow.send(reply)
+        except StopIteration as done:
+            return self._claimed(thread_id, key, done.value, lease)
+
+    async def aclaim_rollback(
+        self, thread_id: str, *, lease: float = DEFAULT_LEASE
+    ) -> RollbackClaim:
+        if not lease > 0:
+            raise ValueError(f"lease must be a positive number of seconds, found {lease!r}")
+        key = self._claim_key(thread_id)
+        flow = claim_flow(key, self.clock(), lease)
+        try:
+            op = next(flow)
+            while True:
+                name, args = op
+                if name == "put_if":
+                    reply: Any = await self.store.aput_if(args[0], args[1], expected=args[2])
+                else:
+                    reply = await self.store.aget(args[0])
+                op = flow.send(reply)
+        except StopIteration as done:
+            return self._claimed(thread_id, key, done.value, lease)
 
     # -- reading --------------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 
 from .._errors import RollbackError
+from ._claim import RollbackClaim
 from ._compensations import Compensation, Compensations
 from ._journal import Journal, _checkpoint_id, at_or_after
 from ._records import EffectStatus, SideEffect
@@ -26,6 +27,8 @@ class UndoReport:
     - ``not_undoable``: no compensation is registered for the tool; it stays in the world
       (its journal entry carries a note saying so).
     - ``not_attempted``: older effects left alone because the undo stopped.
+    - ``problem``: why the undo stopped when no effect is to blame (the rollback lost its
+      claim on the thread to another one).
     """
 
     thread_id: str
@@ -35,16 +38,19 @@ class UndoReport:
     in_doubt: tuple[SideEffect, ...] = ()
     not_undoable: tuple[SideEffect, ...] = ()
     not_attempted: tuple[SideEffect, ...] = ()
+    problem: str | None = None
 
     @property
     def ok(self) -> bool:
         """True only if everything selected is now undone."""
-        return not (self.failed or self.in_doubt or self.not_undoable or self.not_attempted)
+        return not (
+            self.failed or self.in_doubt or self.not_undoable or self.not_attempted or self.problem
+        )
 
     @property
     def stopped(self) -> bool:
-        """True when a failed or in-doubt effect stopped the undo before older effects."""
-        return bool(self.failed or self.in_doubt)
+        """True when a failed or in-doubt effect (or a lost claim) stopped the undo."""
+        return bool(self.failed or self.in_doubt or self.problem)
 
     def __str__(self) -> str:
         since = (
@@ -64,6 +70,8 @@ class UndoReport:
             ("CANNOT UNDO", self.not_undoable, lambda e: f": {e.note}"),
             ("not attempted (stopped above)", self.not_attempted, lambda e: ""),
         ]
+        if self.problem:
+            lines.append(f"  STOPPED: {self.problem}")
         if not any(effects for _, effects, _ in sections):
             lines.append("  nothing to undo")
         for title, effects, detail in sections:
@@ -75,7 +83,8 @@ class UndoReport:
 
 # The undo protocol, written once as a generator that yields I/O requests; the sync and
 # async drivers below carry them out. ``_Save`` writes an effect's entry; ``_Run`` calls a
-# compensation and sends back the exception it raised (or ``None``).
+# compensation and sends back the exception it raised (or ``None``); ``_Renew`` renews the
+# claim on the thread and sends back whether it is still held.
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +96,11 @@ class _Save:
 class _Run:
     compensation: Compensation
     effect: SideEffect
+
+
+@dataclass(frozen=True, slots=True)
+class _Renew:
+    """Renew the rollback's claim on the thread; the reply says whether it still holds it."""
 
 
 _SELECTED = frozenset(
@@ -111,7 +125,7 @@ def _protocol(
     selected: Sequence[SideEffect],
     compensations: Compensations,
     clock: Callable[[], float],
-) -> Generator[_Save | _Run, BaseException | None, UndoReport]:
+) -> Generator[_Save | _Run | _Renew, BaseException | bool | None, UndoReport]:
     """Undo ``selected`` (newest first), exactly once per effect across crashes.
 
     Per effect: save ``undoing`` (attempts + 1), run the compensation, save ``undone``.
@@ -121,8 +135,10 @@ def _protocol(
     an uploaded file, money moved into an account the agent opened), so undoing an older
     effect while a newer one stands can do harm, and the next rollback resumes in order.
     An effect without a compensation cannot be helped by waiting, so it is reported, noted
-    in its entry, and the undo goes on past it.
+    in its entry, and the undo goes on past it. Before each compensation the claim on the
+    thread is renewed; a lost claim stops the undo before it touches the effect.
     """
+    problem: str | None = None
     undone: list[SideEffect] = []
     failed: list[SideEffect] = []
     in_doubt: list[SideEffect] = []
@@ -140,6 +156,10 @@ def _protocol(
             continue
         if effect.status is EffectStatus.IN_DOUBT:
             in_doubt.append(effect)
+            break
+        if not (yield _Renew()):
+            remaining.insert(0, effect)
+            problem = "lost the claim on the thread"
             break
         if effect.status is EffectStatus.UNDOING and not compensation.idempotent:
             effect = dataclasses.replace(
@@ -177,6 +197,7 @@ def _protocol(
         in_doubt=tuple(in_doubt),
         not_undoable=tuple(not_undoable),
         not_attempted=tuple(remaining),
+        problem=problem,
     )
 
 
@@ -186,6 +207,7 @@ def undo_effects(
     thread_id: str,
     *,
     after_checkpoint: str | None,
+    claim: RollbackClaim | None = None,
 ) -> UndoReport:
     """Undo the thread's effects from ``after_checkpoint`` on (all if ``None``), newest first.
 
@@ -197,10 +219,15 @@ def undo_effects(
     ``RollbackError`` (before anything runs) if a selected effect's compensation is async:
     use ``aundo_effects``. A failing store raises ``StoreError``; rerun once it is back.
 
-    Run one undo per thread at a time: the journal marks each effect ``undoing`` before its
-    compensation runs, which tells a later run what a crash interrupted, but does not lock
-    out a concurrent one (the ``Store`` has no compare-and-set).
+    One undo per thread at a time, across processes: it claims the thread first
+    (``Journal.claim_rollback``; ``RollbackBusy`` if another undo or rollback holds it) and
+    releases it at the end, or works under ``claim`` if given (the caller's, kept).
     """
+    if claim is None:
+        with journal.claim_rollback(thread_id) as own:
+            return undo_effects(
+                journal, compensations, thread_id, after_checkpoint=after_checkpoint, claim=own
+            )
     selected = _select(journal.effects(thread_id), after_checkpoint)
     for effect in selected:
         compensation = compensations.for_tool(effect.tool)
@@ -210,18 +237,19 @@ def undo_effects(
                 "undo with aundo_effects (or Recovery.arollback)"
             )
     protocol = _protocol(thread_id, after_checkpoint, selected, compensations, journal.clock)
-    reply: BaseException | None = None
+    reply: BaseException | bool | None = None
     try:
         while True:
             request = protocol.send(reply)
             reply = None
             if isinstance(request, _Save):
                 journal.save_effect(request.effect)
+            elif isinstance(request, _Renew):
+                reply = claim.renew()
             else:
                 reply = _run_sync(request)
     except StopIteration as done:
-        report: UndoReport = done.value
-        return report
+        return _with_claim(done.value, claim)
 
 
 async def aundo_effects(
@@ -230,22 +258,35 @@ async def aundo_effects(
     thread_id: str,
     *,
     after_checkpoint: str | None,
+    claim: RollbackClaim | None = None,
 ) -> UndoReport:
     """``undo_effects`` for async code: awaits async compensations, calls sync ones as is."""
+    if claim is None:
+        async with await journal.aclaim_rollback(thread_id) as own:
+            return await aundo_effects(
+                journal, compensations, thread_id, after_checkpoint=after_checkpoint, claim=own
+            )
     selected = _select(await journal.aeffects(thread_id), after_checkpoint)
     protocol = _protocol(thread_id, after_checkpoint, selected, compensations, journal.clock)
-    reply: BaseException | None = None
+    reply: BaseException | bool | None = None
     try:
         while True:
             request = protocol.send(reply)
             reply = None
             if isinstance(request, _Save):
                 await journal.asave_effect(request.effect)
+            elif isinstance(request, _Renew):
+                reply = await claim.arenew()
             else:
                 reply = await _run_async(request)
     except StopIteration as done:
-        report: UndoReport = done.value
+        return _with_claim(done.value, claim)
+
+
+def _with_claim(report: UndoReport, claim: RollbackClaim) -> UndoReport:
+    if report.problem is None:
         return report
+    return dataclasses.replace(report, problem=claim.lost_problem())
 
 
 def _run_sync(request: _Run) -> Exception | None:

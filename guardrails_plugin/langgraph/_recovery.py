@@ -1,5 +1,8 @@
 """Roll a LangGraph thread back to a safe point: undo its side effects, restore its state.
 
+Why this file is long: ``Recovery``'s verbs come in sync and async twins around one claim,
+one target search and one restore; the twins read best side by side.
+
 The guard (or your node) writes to a ``Journal`` while the graph runs: a safe point at the
 checkpoint before each risky step, every side effect a tool had, every violation. When
 something went wrong, ``Recovery.rollback`` finds the checkpoint to return to, runs the

@@ -35,7 +35,7 @@ from typing import Any, cast
 import sqlglot
 from sqlglot import exp
 from sqlglot.errors import SqlglotError
-from sqlglot.tokens import Token, TokenType
+from sqlglot.tokenizer_core import Token, TokenType
 
 from . import _sql_functions
 from ._base import Scope, ScopeError, ScopeViolation

@@ -37,8 +37,13 @@ class Paths(Scope):
       point anywhere. Use it for trees that hold no untrusted symlinks.
     - Relative values are joined to ``base`` (an absolute directory); without ``base`` they
       are denied, since the tool's working directory is unknown to the guard.
-    - ``access`` (``"read"`` or ``"write"``) labels the grant: both resolve paths the same
-      way, and a read grant is never ``within`` a write grant or the reverse.
+    - ``access`` (``"read"`` or ``"write"``): both resolve paths the same way, and a read
+      grant is never ``within`` a write grant or the reverse. A write scope allows what lies
+      *under* a root, never the root itself (``/srv/data``, ``/srv/data/.``, a symlink to
+      it): writing to, renaming or deleting the root replaces or removes the whole tree.
+    - A value starting with ``~`` is denied: ``Path.expanduser``, ``os.path.expanduser`` and
+      shells turn ``~/x`` and ``~user/x`` into a home directory, while the guard would read a
+      directory named ``~`` under ``base``; the two readings differ, so neither is trusted.
 
     The check is a snapshot: a symlink created after the check but before the tool runs is
     not seen. POSIX paths only.
@@ -124,6 +129,13 @@ class Paths(Scope):
             raise ScopeViolation("expected a path, found an empty string", unreadable=True)
         if "\x00" in raw:
             raise ScopeViolation(f"path {preview(raw)} contains a NUL byte", unreadable=True)
+        if raw.startswith("~"):
+            raise ScopeViolation(
+                f"path {preview(raw)} starts with '~', which tools that expand it "
+                "(Path.expanduser, shells) read as a home directory, outside the allowed roots "
+                f"{list(self._roots)}; give the path without '~'",
+                unreadable=True,
+            )
         if not raw.startswith("/"):
             if self._base is None:
                 raise ScopeViolation(
@@ -138,9 +150,18 @@ class Paths(Scope):
             raise ScopeViolation(
                 f"cannot resolve path {preview(raw)}: {exc}", unreadable=True
             ) from exc
-        if path in self._root_set or path.startswith(self._prefixes):
-            return
         shown = preview(value if isinstance(value, str) else raw)
+        if path in self._root_set:
+            if self._access == "read":
+                return
+            resolved_root = "" if path == raw else f" (it resolves to {path!r})"
+            raise ScopeViolation(
+                f"path {shown} is the allowed root itself{resolved_root}; write access covers "
+                "what lies under a root, not the root: writing, renaming or deleting it would "
+                "replace or remove the whole tree"
+            )
+        if path.startswith(self._prefixes):
+            return
         resolved = "" if path == raw else f" resolves to {path!r}, which"
         raise ScopeViolation(
             f"path {shown}{resolved} is outside the allowed roots {list(self._roots)} "

@@ -65,7 +65,13 @@ def _parse_header(text: str) -> tuple[Recipient, ...]:
             f"(U+{ord(bad):04X}), which could smuggle extra headers or recipients",
             unreadable=True,
         )
-    header = _email_policy.header_factory("To", text)
+    try:
+        header = _email_policy.header_factory("To", text)
+    except Exception as exc:  # the stdlib parser crashes on some odd headers (nested groups)
+        raise ScopeViolation(
+            f"cannot parse recipient list {preview(text)}: {type(exc).__name__}: {exc}",
+            unreadable=True,
+        ) from None
     defects = [defect for defect in header.defects if not _tolerated(defect)]
     if defects:
         raise ScopeViolation(

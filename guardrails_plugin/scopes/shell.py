@@ -132,6 +132,14 @@ class _Walk:
         self.visit_all(part for part in node.parts if part.kind not in ("pipe", "reservedword"))
 
     def visit_compound(self, node: Any) -> None:
+        if self.text(node).startswith("(("):
+            # bash reads "((...))" as an arithmetic command, which expands $(...) even inside
+            # single quotes; bashlex reads it as two nested subshells.
+            self.problems.append(
+                f"uses an arithmetic command ({preview(self.text(node), 60)}), which the guard "
+                "cannot check"
+            )
+            return
         self.visit_all(part for part in node.list if part.kind != "reservedword")
         self.visit_all(getattr(node, "redirects", ()))
 

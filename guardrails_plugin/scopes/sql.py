@@ -351,11 +351,15 @@ def _statement(
 
 
 def _statements_uncached(text: str, dialect_name: str | None) -> _Parsed:
+    with _quiet_sqlglot():  # parse and generation warnings quote the attacker's text
+        return _read_statements(text, dialect_name)
+
+
+def _read_statements(text: str, dialect_name: str | None) -> _Parsed:
     dialect = sqlglot.Dialect.get_or_raise(dialect_name)
     try:
-        with _quiet_sqlglot():
-            tokens = dialect.tokenize(text)
-            trees = dialect.parser().parse(tokens, text)
+        tokens = dialect.tokenize(text)
+        trees = dialect.parser().parse(tokens, text)
     except SqlglotError as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ScopeViolation(

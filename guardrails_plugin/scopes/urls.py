@@ -80,6 +80,8 @@ def _ambiguity(url: str, hostname: str) -> str | None:
     userinfo, _, hostport = authority.rpartition("@")
     if "@" in userinfo:
         return "has more than one '@' in its authority"
+    if "@" in authority and not userinfo:
+        return "has an empty userinfo before '@' (urllib then connects to '@host')"
     if hostport.startswith("["):
         end = hostport.find("]") + 1
         host, rest = hostport[:end], hostport[end:]

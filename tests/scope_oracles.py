@@ -5,8 +5,9 @@ quoting, comments, unicode look-alikes, nesting) and an oracle that hands every 
 scope *allows* to the real consumer and records what it really touched:
 
 - SQL: a real PostgreSQL, as a role holding ``SELECT`` on the scope's tables only, inside a
-  ``READ ONLY`` transaction that is rolled back (a permission error, a write, a changed
-  setting or a lock taken is a bypass); and SQLite with an authorizer that records every
+  ``READ ONLY`` transaction that is rolled back (a permission error, a write refused or done
+  -- a transaction id assigned --, a changed setting or a lock taken is a bypass; effects
+  that happen only at commit, such as ``pg_notify``, are not seen); and SQLite with an authorizer that records every
   table read, function called and write attempted.
 - Shell: ``bash`` in a scratch directory whose ``PATH`` holds only recording shims (and a
   ``command_not_found_handle`` that records the rest): any program that runs and is not in
@@ -198,7 +199,8 @@ GRANT SELECT ON orders, customers TO scope_reader;
 
 _SNAPSHOT = (
     "SELECT (SELECT string_agg(name || '=' || setting, ',' ORDER BY name) FROM pg_settings),"
-    " (SELECT count(*) FROM pg_locks WHERE pid = pg_backend_pid() AND locktype = 'advisory')"
+    " (SELECT count(*) FROM pg_locks WHERE pid = pg_backend_pid() AND locktype = 'advisory'),"
+    " pg_current_xact_id_if_assigned()::text"
 )
 
 
@@ -208,8 +210,9 @@ class PostgresOracle:
     def __init__(self, superuser_dsn: str) -> None:
         import psycopg
 
-        with psycopg.connect(superuser_dsn, autocommit=True) as admin:
-            admin.execute(PG_SETUP)  # type: ignore[arg-type]
+        self.admin = psycopg.connect(superuser_dsn, autocommit=True)
+        self.admin.execute(PG_SETUP)  # type: ignore[arg-type]
+        self.admin_pid = self.admin.info.backend_pid
         reader = psycopg.conninfo.make_conninfo(superuser_dsn, user="scope_reader")
         self.conn = psycopg.connect(reader, autocommit=True)
         self.conn.execute("SET statement_timeout = '2s'")
@@ -217,6 +220,7 @@ class PostgresOracle:
 
     def close(self) -> None:
         self.conn.close()
+        self.admin.close()
 
     def run(self, statement: str) -> tuple[str | None, bool]:
         """(bypass found, server refused the statement for another reason)."""
@@ -238,7 +242,11 @@ class PostgresOracle:
                 return None, True
             after = conn.execute(_SNAPSHOT).fetchone()
             if after != before:
-                return "server: a setting changed or an advisory lock was taken", False
+                return (
+                    "server: a setting changed, an advisory lock was taken or something was "
+                    "written (a transaction id was assigned)",
+                    False,
+                )
             return None, False
         finally:
             conn.execute("ROLLBACK")

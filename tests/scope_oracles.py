@@ -307,13 +307,13 @@ SHELL_PROGRAMS = ["ls", "grep", "cat"]
 SHELL_VOCABULARY = ["ls", "grep", "cat", "rm", "curl", "sh", "bash", "env", "xargs", "find",
                     "sudo", "python3", "id", "touch"]  # fmt: skip
 
-_PROGRAM_WORDS = ["ls", "grep", "cat"] * 6 + [
+_PROGRAM_WORDS = ["ls", "grep", "cat"] * 15 + [
     "rm", "curl", "id", "sh", "env", "xargs", "find", "touch", '"ls"', "'rm'", "l\\s", "r\\m",
     'r"m"', "$'rm'", "$'\\x72m'", "\\rm", "\\ls", "./rm", "/bin/ls", "$CMD", "${CMD}",
     "`echo rm`", "$(echo rm)", "r*", "l?", "{rm,ls}", "~/rm", "\uff52m", "l\u0455", "command",
     "exec", "eval", "builtin", "echo", "true", ".", "time", "!", "coproc",
 ]  # fmt: skip
-_SHELL_ARGS = ["-la", "x", "-la", "x", "-n", "'a b'", '"$(rm)"', "'$(rm)'", "$(rm)", "`rm`",
+_SHELL_ARGS = ["-la", "x", "-n", "'a b'", "\"x y\""] * 4 + [ "'a b'", '"$(rm)"', "'$(rm)'", "$(rm)", "`rm`",
                "<(rm)", "a\\;rm", "#rm", "a#rm", "$HOME", "~", "*", "-exec", "rm", "{}", "\\;",
                "}", "{", "a=b", "$(ls)", "\\\nrm"]  # fmt: skip
 _SHELL_OPS = [" ; ", ";", " | ", " || ", " && ", " & ", "\n", " ;; ", "|&", " |\n", "\n\n"]
@@ -402,7 +402,7 @@ class BashOracle:
 URL_HOSTS = ["example.com", "*.example.com", "127.0.0.1"]
 URL_PORTS = [80, 443, 8080]
 
-_URL_HOSTS = ["example.com", "api.example.com", "evil.com", "example.com.evil.com",
+_URL_HOSTS = ["example.com", "api.example.com"] * 4 + ["evil.com", "example.com.evil.com",
               "EXAMPLE.COM", "example.com.", "127.0.0.1", "0x7f.1", "2130706433", "0177.0.0.1",
               "[::1]", "[::ffff:127.0.0.1]", "ex%61mple.com", "exampl%65.com",
               "xn--exmple-cua.com", "localhost", "10.0.0.1", "example.com%2eevil.com",
@@ -419,7 +419,7 @@ def url(r: Random) -> str:
     slashes = r.choice(["://"] * 8 + [":/", ":", ":\\\\", ":///", "://\\"])
     lead = r.choice([""] * 8 + [" ", "\t", "\x01"])
     userinfo = r.choice([""] * 6 + ["user@", "u:p@", "example.com@", "@"])
-    hosts = [r.choice(_URL_HOSTS) for _ in range(r.choice([1, 1, 1, 2, 3]))]
+    hosts = [r.choice(_URL_HOSTS) for _ in range(r.choice([1, 1, 1, 1, 2, 3]))]
     authority = hosts[0] + "".join(r.choice(_URL_SEPS) + h for h in hosts[1:])
     port = r.choice(["", "", "", ":80", ":443", ":8080", ":22", ":0x50", ":080", ":"])
     path = r.choice(["", "/", "/a\\b", "/x?q=1", "#f", "?@evil.com", "/@evil.com", "/a b"])
@@ -507,12 +507,12 @@ EMAIL_ADDRESSES = ["ceo@partner.org"]
 
 _LOCALS = ["john", "a.b", "ceo", "x+tag", '"a@corp.com"', '"a b"', "a\\@b", "Bob",
            "\u0430dmin", "", "john", "ceo"]  # fmt: skip
-_DOMAINS = ["corp.com", "corp.com", "CORP.COM", "evil.com", "corp.com.evil.com", "sub.corp.com",
+_DOMAINS = ["corp.com"] * 6 + ["CORP.COM", "evil.com", "corp.com.evil.com", "sub.corp.com",
             "partner.org", "corp.com@evil.com", "[127.0.0.1]", "c\u043erp.com", "corp.com.",
             "xn--crp-8cd.com"]  # fmt: skip
 _DISPLAYS = ["", "", "John Q. Public", '"Doe, John"', "=?utf-8?q?a=2C_b?=", "a@corp.com", "(c)",
              "A (x@evil.com)", '"x@evil.com"', "Bob <", "J. R. R."]  # fmt: skip
-_EMAIL_SEPS = [", ", ", ", ",", ",\t", "\t", " ", "; ", ",\n ", "\r\n", ",,", ", , "]
+_EMAIL_SEPS = [", "] * 5 + [",", ",\t", "\t", " ", "; ", ",\n ", "\r\n", ",,", ", , "]
 
 
 def _address(r: Random) -> str:

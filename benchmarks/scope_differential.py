@@ -16,6 +16,7 @@ listen on 127.0.0.1 and the URL clients never resolve a name.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -146,6 +147,8 @@ KINDS: dict[str, Callable[[int, int], dict[str, so.Tally]]] = {
 
 
 def main() -> None:
+    # Stop cleanly on SIGTERM too (background jobs ignore SIGINT): servers and trees go away.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=100_000, help="values per kind")
     parser.add_argument("--kinds", default=",".join(KINDS))

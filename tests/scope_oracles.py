@@ -217,6 +217,7 @@ class PostgresOracle:
         self.conn = psycopg.connect(reader, autocommit=True)
         self.conn.execute("SET statement_timeout = '2s'")
         self.psycopg = psycopg
+        self.baseline: tuple[Any, ...] | None = None
 
     def close(self) -> None:
         self.conn.close()
@@ -226,31 +227,32 @@ class PostgresOracle:
         """(bypass found, server refused the statement for another reason)."""
         errors = self.psycopg.errors
         conn = self.conn
+        if self.baseline is None:
+            conn.execute("BEGIN READ ONLY")
+            self.baseline = conn.execute(_SNAPSHOT).fetchone()
+            conn.execute("ROLLBACK")
         conn.execute("BEGIN READ ONLY")
+        problem: str | None = None
+        refused = False
         try:
-            before = conn.execute(_SNAPSHOT).fetchone()
-            conn.execute("SAVEPOINT s")
-            try:
-                with conn.cursor() as cur:
-                    cur.execute(statement.encode(), prepare=False)  # type: ignore[arg-type]
-                    while cur.nextset():
-                        pass
-            except (errors.InsufficientPrivilege, errors.ReadOnlySqlTransaction) as exc:
-                return f"server: {type(exc).__name__}: {str(exc).splitlines()[0]}", False
-            except self.psycopg.Error:
-                conn.execute("ROLLBACK TO SAVEPOINT s")
-                return None, True
-            after = conn.execute(_SNAPSHOT).fetchone()
-            if after != before:
-                return (
+            with conn.cursor() as cur:
+                cur.execute(statement.encode(), prepare=False)  # type: ignore[arg-type]
+                while cur.nextset():
+                    pass
+            if conn.execute(_SNAPSHOT).fetchone() != self.baseline:
+                problem = (
                     "server: a setting changed, an advisory lock was taken or something was "
-                    "written (a transaction id was assigned)",
-                    False,
+                    "written (a transaction id was assigned)"
                 )
-            return None, False
+        except (errors.InsufficientPrivilege, errors.ReadOnlySqlTransaction) as exc:
+            problem = f"server: {type(exc).__name__}: {str(exc).splitlines()[0]}"
+        except self.psycopg.Error:
+            refused = True
         finally:
             conn.execute("ROLLBACK")
+        if problem is not None:
             conn.execute("SELECT pg_advisory_unlock_all()")
+        return problem, refused
 
 
 _SQLITE_WRITES = {

@@ -30,13 +30,27 @@ import scope_oracles as so
 
 from guardrails_plugin.scopes import Scope
 
+PROGRESS_EVERY = 2000
+
 
 def drive(
-    grammar: Callable[[Random], Any], n: int, run_seed: int, one: Callable[[Any], None]
+    grammar: Callable[[Random], Any],
+    n: int,
+    run_seed: int,
+    one: Callable[[Any], None],
+    tallies: dict[str, so.Tally],
 ) -> None:
     rng = Random(run_seed)
-    for _ in range(n):
+    start = time.perf_counter()
+    for i in range(1, n + 1):
         one(grammar(rng))
+        if i % PROGRESS_EVERY == 0 and i < n:
+            took = time.perf_counter() - start
+            counts = ", ".join(
+                f"{name} {t.allowed} allowed {len(t.bypasses)} bypasses"
+                for name, t in tallies.items()
+            )
+            print(f"  ... {i} values, {took:.0f} s: {counts}", flush=True)
 
 
 def judged(scope: Scope, value: object) -> bool:
@@ -62,7 +76,7 @@ def run_sql(n: int, run_seed: int) -> dict[str, so.Tally]:
                 tallies[name].add(text, allowed, problem, refused)
 
         try:
-            drive(so.sql_statement, n, run_seed, one)
+            drive(so.sql_statement, n, run_seed, one, tallies)
         finally:
             pg.close()
     return tallies
@@ -78,7 +92,7 @@ def run_shell(n: int, run_seed: int) -> dict[str, so.Tally]:
         tally.add(line, allowed, problem, refused)
 
     try:
-        drive(so.shell_line, n, run_seed, one)
+        drive(so.shell_line, n, run_seed, one, {"shell": tally})
     finally:
         oracle.close()
     return {"shell": tally}
@@ -93,7 +107,7 @@ def run_url(n: int, run_seed: int) -> dict[str, so.Tally]:
         tally.add(url, allowed, problem, refused)
 
     try:
-        drive(so.url, n, run_seed, one)
+        drive(so.url, n, run_seed, one, {"url": tally})
     finally:
         oracle.close()
     return {"url": tally}
@@ -108,7 +122,7 @@ def run_email(n: int, run_seed: int) -> dict[str, so.Tally]:
         tally.add(value, allowed, problem, refused)
 
     try:
-        drive(so.email_value, n, run_seed, one)
+        drive(so.email_value, n, run_seed, one, {"email": tally})
     finally:
         oracle.close()
     return {"email": tally}
@@ -131,7 +145,7 @@ def run_path(n: int, run_seed: int) -> dict[str, so.Tally]:
             tallies[f"path/{access}"].add(value, allowed, problem, False)
 
     try:
-        drive(so.path_value, n, run_seed, one)
+        drive(so.path_value, n, run_seed, one, tallies)
     finally:
         tree.close()
     return tallies

@@ -73,6 +73,7 @@ class Tally:
         self.consumer_refused += refused
         if problem is not None:
             self.bypasses.append((value, problem))
+            print(f"    BYPASS {value!r}: {problem}", flush=True)
 
 
 def strategy(grammar: Callable[[Random], Any]) -> st.SearchStrategy[Any]:

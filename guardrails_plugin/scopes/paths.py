@@ -188,7 +188,8 @@ class Paths(Scope):
         under several names, some possibly outside the roots: a write changes all of them.
         """
         try:
-            if os.path.islink(raw):
+            info = os.lstat(raw)  # one system call in the common case (not a link)
+            if stat.S_ISLNK(info.st_mode):
                 parent, _, name = raw.rstrip("/").rpartition("/")
                 location = os.path.realpath(parent or "/").rstrip("/") + "/" + name
                 if not (location.startswith(self._prefixes) or location in self._root_set):
@@ -197,14 +198,14 @@ class Paths(Scope):
                         f"{list(self._roots)} (it points to {path!r}); a tool that does not "
                         f"follow links would act on the link itself ({self._access} access)"
                     )
-            if self._access == "write":
-                info = os.lstat(path)
-                if stat.S_ISREG(info.st_mode) and info.st_nlink > 1:
-                    raise ScopeViolation(
-                        f"path {shown} is a file with {info.st_nlink} hard links; a write "
-                        "changes it under every name, and the others may be outside the "
-                        f"allowed roots {list(self._roots)}"
-                    )
+                if self._access == "write":
+                    info = os.lstat(path)
+            if self._access == "write" and stat.S_ISREG(info.st_mode) and info.st_nlink > 1:
+                raise ScopeViolation(
+                    f"path {shown} is a file with {info.st_nlink} hard links; a write "
+                    "changes it under every name, and the others may be outside the "
+                    f"allowed roots {list(self._roots)}"
+                )
         except FileNotFoundError:
             return
         except OSError as exc:

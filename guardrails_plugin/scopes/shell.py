@@ -132,6 +132,14 @@ class _Walk:
         self.visit_all(part for part in node.parts if part.kind not in ("pipe", "reservedword"))
 
     def visit_compound(self, node: Any) -> None:
+        if self.text(node).startswith("(("):
+            # bash reads "((...))" as an arithmetic command, which expands $(...) even inside
+            # single quotes; bashlex reads it as two nested subshells.
+            self.problems.append(
+                f"uses an arithmetic command ({preview(self.text(node), 60)}), which the guard "
+                "cannot check"
+            )
+            return
         self.visit_all(part for part in node.list if part.kind != "reservedword")
         self.visit_all(getattr(node, "redirects", ()))
 
@@ -295,8 +303,12 @@ class Shell(Scope):
     - ``allow_redirects``: ``>``, ``>>``, ``<``, ``2>&1``, here-documents and here-strings.
     - ``allow_background``: ``&``.
 
+    A subshell or group around listed programs (``(ls)``, ``( ls )``, ``{ ls; }``) and a
+    trailing ``;`` are not composition: what they hold is checked like any other command.
+
     Always denied: lines that do not parse, constructs bashlex does not support (``case``,
-    ``[[ ]]``, ``$((...))``, ``coproc``), expansions bashlex keeps opaque (``${x:-$(rm)}``),
+    ``[[ ]]``, ``$((...))``, ``coproc``), arithmetic commands ``((...))`` (bash expands
+    ``$(...)`` inside them even between single quotes), expansions bashlex keeps opaque (``${x:-$(rm)}``),
     here-documents whose body holds ``$`` or a backtick, and assignments to variables that
     change what runs (``PATH``, ``IFS``, ``LD_*``, ``PAGER``, ``GIT_*``, ...).
 

@@ -1,5 +1,8 @@
 """SQL statements, checked on every table they touch and every kind of statement they are.
 
+Why this file is long: tables, statement kinds and functions are read from one parse tree
+in one walk; the function allow-list itself is generated data in ``_sql_functions.py``.
+
 The value is parsed with ``sqlglot`` in the scope's dialect. Each statement is classified
 (query, data change, schema change, or something the guard will not run), and every table
 reference in the tree is collected: in ``FROM`` and joins, subqueries, set operations, CTE

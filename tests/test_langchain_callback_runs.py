@@ -330,3 +330,44 @@ def test_generated_invocations_match_the_budget_model(
     assert [args["query"] for _, args in ran] == expected(invocations)
     assert not handler._roots
     assert not handler._calls
+
+
+@EACH_HANDLER
+@MODES
+async def test_tools_run_inside_a_call_the_middleware_decided_share_the_invocations_run(
+    handler_cls: type, mode: str
+) -> None:
+    """The middleware decides ``outer`` (the handler leaves it alone); the ``search`` it runs
+    itself has no call id of the model's, so the handler decides it, in the run of the
+    agent invocation, not a run of its own."""
+    from langchain_core.tools import tool
+
+    from guardrails_plugin.langchain import GuardMiddleware
+
+    ran: Ran = []
+    search = tools(ran)["search"]
+
+    @tool
+    def outer(q: str, config: RunnableConfig) -> str:
+        """Search twice."""
+        search.invoke({"query": q + "1"}, config=config)
+        return str(search.invoke({"query": q + "2"}, config=config))
+
+    seen = Seen()
+    g = Guard(Policy([allow("outer"), allow("search")], budgets=[]), listeners=[seen])
+    model = ScriptedChatModel(
+        [tool_call("outer", q="a"), "done", tool_call("outer", q="b"), "done"]
+    )
+    agent = create_agent(model, tools=[outer], middleware=[GuardMiddleware(g)])
+    cfg: RunnableConfig = {"callbacks": [handler_cls(g)]}
+    for text in ("one", "two"):
+        if mode == "sync":
+            agent.invoke(user(text), config=cfg)
+        else:
+            await agent.ainvoke(user(text), config=cfg)
+
+    assert [args["query"] for _, args in ran] == ["a1", "a2", "b1", "b2"]
+    inner = [c.run_id for c, _ in seen.calls if c.tool == "search"]
+    assert len(inner) == 4
+    assert inner[0] == inner[1] != inner[2] == inner[3]
+    assert [c.tool for c, _ in seen.calls].count("outer") == 2  # decided once each

@@ -80,10 +80,11 @@ the run's metadata (``lc_agent_name``), else ``"agent"``. The thread is the run 
 The run is one invocation: for the middleware, the invocation of the agent's graph
 (``invoke``, ``stream``, a resume; the ``run_id`` the caller put in the invoke config if
 any), so every ``invoke`` starts a fresh ``per="run"`` budget, with or without a thread;
-for the callbacks, the root of the callback run tree (``None`` for a tool invoked on its
-own). Budgets ``per="run"`` count per run, else per thread; taint is kept per thread, else
-per run. Tools invoked on their own with neither share one scope, so pass a ``thread_id``
-or ``config={"run_id": uuid4()}`` to keep them apart.
+for the callbacks, the root of LangChain's callback run tree: the chain, agent or graph
+invoked, and for a tool invoked on its own the tool's own run, so each ``tool.invoke`` is
+a run of its own. Budgets ``per="run"`` count per run, else per thread; taint is kept per
+thread, else per run. Calls that should share a budget or taint across invocations share
+a thread: pass the same ``thread_id`` and use ``per="thread"`` budgets.
 """
 
 from __future__ import annotations
@@ -91,6 +92,8 @@ from __future__ import annotations
 import inspect
 import json
 import sys
+import threading
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MethodType
@@ -388,9 +391,14 @@ def _tool_name(tool: BaseTool | dict[str, Any]) -> str:
 
 class _GuardHandler:
     """What both handlers share: reading a tool start into a ToolCall, remembering calls until
-    they end, and the run tree (the run id of a call is the root of its tree)."""
+    they end, and the run tree: a call's run is the root of LangChain's callback run tree,
+    kept as a map from each live run to its root."""
 
     raise_error = True  # LangChain re-raises a handler's exception only when this is set
+
+    # Live runs remembered (a run is forgotten when it ends; the oldest go first if runs
+    # never end, e.g. a chain LangChain never reports the end of).
+    max_runs = 10_000
 
     def __init__(self, guard: Guard, *, agent: str | None = None) -> None:
         if not isinstance(guard, Guard):
@@ -398,26 +406,26 @@ class _GuardHandler:
         self.guard = guard
         self.agent = agent
         self._calls: dict[UUID, ToolCall] = {}
-        self._parents: dict[UUID, UUID | None] = {}
+        self._roots: OrderedDict[UUID, UUID] = OrderedDict()
+        self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.guard!r}, agent={self.agent!r})"
 
-    def _root(self, parent: UUID | None) -> str | None:
-        """The top of the run tree ``parent`` belongs to (as far as this handler saw it);
-        ``None`` for a tool invoked on its own."""
+    def _root(self, run_id: UUID, parent: UUID | None) -> UUID:
+        """The root of the run tree ``run_id`` belongs to: the run itself when it has no
+        parent (a tool or chain invoked on its own), else its parent's root (the parent
+        itself when this handler did not see it start, e.g. a handler given to one tool)."""
         if parent is None:
-            return None
-        seen = {parent}
-        while (up := self._parents.get(parent)) is not None and up not in seen:
-            seen.add(up)
-            parent = up
-        return str(parent)
+            return run_id
+        with self._lock:
+            return self._roots.get(parent, parent)
 
     def _call(
         self,
         serialized: Mapping[str, Any] | None,
         input_str: str,
+        run_id: UUID,
         parent_run_id: UUID | None,
         metadata: Mapping[str, Any] | None,
         inputs: Mapping[str, Any] | None,
@@ -427,7 +435,7 @@ class _GuardHandler:
             self.agent,
             metadata,
             thread_id=(metadata or {}).get("thread_id"),
-            run_id=self._root(parent_run_id),
+            run_id=self._root(run_id, parent_run_id),
         )
         name = (serialized or {}).get("name") or kwargs.get("name") or ""
         return ToolCall(
@@ -441,13 +449,18 @@ class _GuardHandler:
         )
 
     def _started(self, run_id: UUID, parent_run_id: UUID | None, call: ToolCall | None) -> None:
-        if call is not None:
-            self._calls[run_id] = call
-        self._parents[run_id] = parent_run_id
+        root = self._root(run_id, parent_run_id)
+        with self._lock:
+            if call is not None:
+                self._calls[run_id] = call
+            self._roots[run_id] = root
+            while len(self._roots) > self.max_runs:
+                self._roots.popitem(last=False)
 
     def _ended(self, run_id: UUID) -> ToolCall | None:
-        self._parents.pop(run_id, None)
-        return self._calls.pop(run_id, None)
+        with self._lock:
+            self._roots.pop(run_id, None)
+            return self._calls.pop(run_id, None)
 
 
 def _decided_by_adapter(call: ToolCall) -> bool:
@@ -493,8 +506,9 @@ class GuardCallbackHandler(_GuardHandler, BaseCallbackHandler):
         inputs: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
-        call = self._call(serialized, input_str, parent_run_id, metadata, inputs, kwargs)
+        call = self._call(serialized, input_str, run_id, parent_run_id, metadata, inputs, kwargs)
         if _decided_by_adapter(call):
+            self._started(run_id, parent_run_id, None)  # runs it starts share its root
             return
         decision = self.guard.decide(
             call, answers=_CALLBACK_ANSWERS, limited_because=_CALLBACK_LIMIT
@@ -602,8 +616,9 @@ class AsyncGuardCallbackHandler(_GuardHandler, AsyncCallbackHandler):
         inputs: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
-        call = self._call(serialized, input_str, parent_run_id, metadata, inputs, kwargs)
+        call = self._call(serialized, input_str, run_id, parent_run_id, metadata, inputs, kwargs)
         if _decided_by_adapter(call):
+            self._started(run_id, parent_run_id, None)  # runs it starts share its root
             return
         decision = await self.guard.adecide(
             call, answers=_CALLBACK_ANSWERS, limited_because=_CALLBACK_LIMIT

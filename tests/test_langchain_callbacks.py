@@ -88,10 +88,13 @@ def test_denied_call_never_runs_the_tool(tools: dict[str, BaseTool], ran: Ran) -
     assert "delete_file" in str(caught.value)
 
 
-def test_third_call_past_a_budget_raises_budget_exceeded(
+def test_third_call_on_a_thread_past_a_thread_budget_raises_budget_exceeded(
     tools: dict[str, BaseTool], ran: Ran
 ) -> None:
-    guard = Guard(policy(budgets=[Budget.calls(2, tools="search", id="two-searches")]))
+    # Three invocations, one thread: a per="thread" budget counts across them.
+    guard = Guard(
+        policy(budgets=[Budget.calls(2, tools="search", per="thread", id="two-searches")])
+    )
     handler = GuardCallbackHandler(guard)
     config = callbacks(handler, thread_id="t1")
 
@@ -159,7 +162,7 @@ def test_a_chain_that_calls_tools_is_guarded(tools: dict[str, BaseTool], ran: Ra
         ("fetch_url", str(run_id), Effect.ALLOW),
         ("send_email", str(run_id), Effect.DENY),
     ]
-    assert not handler._parents
+    assert not handler._roots
     assert not handler._calls
 
 
@@ -380,7 +383,7 @@ async def test_async_denied_call_never_runs_the_tool(
 async def test_async_budget_and_taint(async_tools: dict[str, BaseTool], ran: Ran) -> None:
     guard = Guard(
         policy(
-            budgets=[Budget.calls(1, tools="fetch_url")],
+            budgets=[Budget.calls(1, tools="fetch_url", per="thread")],
             flows=[DataFlow(sources="fetch_url", sinks="send_email", effect="deny")],
         )
     )

@@ -89,7 +89,6 @@ or ``config={"run_id": uuid4()}`` to keep them apart.
 from __future__ import annotations
 
 import inspect
-import json
 import sys
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -119,6 +118,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 from ._approvals import Answer
 from ._decision import Decision, Effect, GuardDecisionError
 from ._events import DEFAULT_AGENT, ToolCall, ToolResult
+from ._toolargs import NO_SCHEMA, received
 from .guard import Guard
 from .langgraph._drivers import drivers
 from .langgraph._gate import Approvals, Gate, arun_call, run_call
@@ -391,11 +391,18 @@ class _GuardHandler:
 
     raise_error = True  # LangChain re-raises a handler's exception only when this is set
 
-    def __init__(self, guard: Guard, *, agent: str | None = None) -> None:
+    def __init__(
+        self, guard: Guard, *, agent: str | None = None, tools: Iterable[BaseTool] = ()
+    ) -> None:
         if not isinstance(guard, Guard):
             raise TypeError(f"{type(self).__name__} needs a Guard, found {type(guard).__name__}")
         self.guard = guard
         self.agent = agent
+        self.tools: dict[str, BaseTool] = {}
+        for t in tools:
+            if not isinstance(t, BaseTool):
+                raise TypeError(f"tools must be LangChain tools, found {type(t).__name__}")
+            self.tools[t.name] = t
         self._calls: dict[UUID, ToolCall] = {}
         self._parents: dict[UUID, UUID | None] = {}
 
@@ -428,15 +435,22 @@ class _GuardHandler:
             thread_id=(metadata or {}).get("thread_id"),
             run_id=self._root(parent_run_id),
         )
-        name = (serialized or {}).get("name") or kwargs.get("name") or ""
+        name = str((serialized or {}).get("name") or kwargs.get("name") or "")
+        call_id = kwargs.get("tool_call_id")
+        tool = _running_tool(name) or self.tools.get(name)
+        sent: Any = inputs if inputs is not None else input_str
+        args, problem = received(tool, sent, tool_call_id=call_id)
+        if tool is None:
+            problem = f"{NO_SCHEMA}; {_UNSEEN}"
         return ToolCall(
-            tool=str(name),
-            args=inputs if inputs is not None else _parse(input_str),
+            tool=name,
+            args=sent if args is None or problem is not None else args,
             agent=where.agent,
-            call_id=kwargs.get("tool_call_id"),
+            call_id=call_id,
             run_id=where.run_id,
             thread_id=where.thread_id,
             step=where.step,
+            problem=problem,
         )
 
     def _started(self, run_id: UUID, parent_run_id: UUID | None, call: ToolCall | None) -> None:
@@ -456,13 +470,28 @@ def _decided_by_adapter(call: ToolCall) -> bool:
     return call.call_id is not None and GUARDED_CALL.get() == call.call_id
 
 
-def _parse(input_str: str) -> Any:
-    """A tool's input given as a string: a JSON object if it is one, else the string itself
-    (which the guard denies: it cannot tell what the tool would touch)."""
-    try:
-        return json.loads(input_str)
-    except ValueError:
-        return input_str
+_UNSEEN = (
+    "the handler was called without the tool running it on its call stack (an async tool "
+    "under GuardCallbackHandler runs the handler on a worker thread): pass tools=[...] to "
+    "the handler, or use AsyncGuardCallbackHandler"
+)
+_RUN_CODES = (BaseTool.run.__code__, BaseTool.arun.__code__)
+_MAX_DEPTH = 64
+
+
+def _running_tool(name: str) -> BaseTool | None:
+    """The tool whose ``run`` / ``arun`` is calling this handler, found on the call stack
+    (the coroutine chain, for awaited handlers): the tool itself, whose schema decides what
+    it receives. ``None`` if the nearest running tool is not ``name`` or none is found."""
+    frame: Any = sys._getframe(1)
+    for _ in range(_MAX_DEPTH):
+        if frame is None:
+            return None
+        if frame.f_code in _RUN_CODES:
+            tool = frame.f_locals.get("self")
+            return tool if isinstance(tool, BaseTool) and tool.name == name else None
+        frame = frame.f_back
+    return None
 
 
 # A callback can let a tool run or stop it, nothing else: a person may approve or reject.
@@ -588,6 +617,10 @@ class AsyncGuardCallbackHandler(_GuardHandler, AsyncCallbackHandler):
     coroutine's exception there and the tool would run; an async approver cannot be awaited
     in that case, and the call is denied.
     """
+
+    # Awaited in the tool's own task (not gathered in another), so that the handler sees
+    # the running tool on its coroutine chain and decides on what that tool will receive.
+    run_inline = True
 
     async def _on_tool_start(
         self,

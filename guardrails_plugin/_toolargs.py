@@ -1,0 +1,247 @@
+"""What a LangChain tool will really receive: its arguments as the tool's own schema parses them.
+
+The guard must decide on the arguments the tool body gets, not on what the model wrote:
+pydantic aliases (``file_path`` for the field ``path``), defaults, coercions and a string
+input to a one-argument tool all change them. :func:`received` runs the tool's own parsing
+(``BaseTool._to_args_and_kwargs``, which validates with the tool's ``args_schema``) on the
+model's input and returns the keyword arguments the tool body will be called with, without
+the arguments the framework injects (``InjectedToolArg``, ``InjectedState``, ``ToolRuntime``,
+``InjectedToolCallId``): the model does not control those.
+
+Fail closed: a key the tool's schema does not know (extra keys, an injected argument's name
+sent by the model), input the schema rejects, a string where the guard cannot tell which
+parameter receives it, or a tool whose schema the guard cannot see: each gives a reason
+instead of arguments, and the adapter denies the call with it.
+
+The per-tool reading of the schema (known keys, injected names, a validating copy of the
+tool when some arguments are injected) is cached by tool instance; parsing itself costs one
+pydantic validation per call, as it does in the tool.
+"""
+
+from __future__ import annotations
+
+import inspect
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from langchain_core.tools import BaseTool, StructuredTool
+from pydantic import AliasChoices, AliasPath, BaseModel, create_model
+from pydantic.v1 import BaseModel as BaseModelV1
+
+__all__ = ["NO_SCHEMA", "received"]
+
+NO_SCHEMA = (
+    "the guard cannot see the tool's argument schema, so it cannot tell what the tool would receive"
+)
+"""The reason given where an adapter cannot see the tool (fail closed)."""
+
+_MAX_SHOWN = 200
+
+
+@dataclass(frozen=True, slots=True)
+class _Schema:
+    """One tool's schema, read once."""
+
+    known: frozenset[str]
+    """Keys the model may send: non-injected field names and their aliases."""
+    injected: frozenset[str]
+    """Arguments the framework supplies: dropped from what the guard sees."""
+    parser: BaseTool | None
+    """The tool (or a copy validating without the injected fields) whose own parsing runs."""
+    first: str | None
+    """The parameter a string input reaches, if the guard can tell."""
+    problem: str | None = None
+
+
+_CACHE: dict[int, tuple[BaseTool, Any, _Schema]] = {}
+_CACHE_LOCK = threading.Lock()
+_CACHE_MAX = 4096
+
+
+def received(
+    tool: BaseTool | None, raw: Any, *, tool_call_id: str | None = None
+) -> tuple[dict[str, Any] | None, str | None]:
+    """The keyword arguments ``tool`` will be called with for the model's input ``raw`` (a
+    mapping or a string), injected arguments left out; or ``None`` and why the guard cannot
+    tell (deny). ``tool_call_id`` is passed to the tool's parsing as LangChain passes it.
+    """
+    if tool is None:
+        return None, NO_SCHEMA
+    schema = _schema(tool)
+    if schema.problem is not None or schema.parser is None:
+        return None, schema.problem or NO_SCHEMA
+    tool_input: str | dict[str, Any]
+    if isinstance(raw, str):
+        tool_input = raw
+    elif isinstance(raw, Mapping) and all(isinstance(k, str) for k in raw):
+        unknown = [k for k in raw if k not in schema.known]
+        if unknown:
+            return None, _unknown(tool, unknown, schema)
+        tool_input = dict(raw)  # the tool's parsing writes into its input
+    else:
+        return None, (
+            f"expected an object of named arguments, found {type(raw).__name__} {_short(repr(raw))}"
+        )
+    try:
+        positional, keywords = schema.parser._to_args_and_kwargs(tool_input, tool_call_id)
+    except Exception as exc:  # the tool would not run with this input either
+        return None, f"the tool's schema rejects these arguments: {_short(_first_line(exc))}"
+    if positional:
+        if len(positional) != 1 or keywords or schema.first is None:
+            return None, (
+                f"the tool would receive {len(positional)} positional argument(s) and the guard "
+                "cannot tell which parameter they reach"
+            )
+        return {schema.first: _plain(positional[0])}, None
+    return {k: _plain(v) for k, v in keywords.items() if k not in schema.injected}, None
+
+
+def _schema(tool: BaseTool) -> _Schema:
+    key = id(tool)
+    args_schema = tool.args_schema
+    hit = _CACHE.get(key)
+    if hit is not None and hit[0] is tool and hit[1] is args_schema:
+        return hit[2]
+    try:
+        schema = _read(tool, args_schema)
+    except Exception as exc:
+        schema = _Schema(
+            frozenset(),
+            frozenset(),
+            None,
+            None,
+            problem=f"cannot read the tool's argument schema ({type(exc).__name__}: "
+            f"{_short(str(exc))})",
+        )
+    with _CACHE_LOCK:
+        if len(_CACHE) >= _CACHE_MAX:
+            _CACHE.clear()
+        _CACHE[key] = (tool, args_schema, schema)
+    return schema
+
+
+def _read(tool: BaseTool, args_schema: Any) -> _Schema:
+    signature_injected = frozenset(tool._injected_args_keys)
+    names = list(tool.args)  # LangChain's own view of what the model may send
+    first = names[0] if names else None
+    if isinstance(tool, StructuredTool) and first is not None:
+        # A string input is validated as the schema's first field but passed positionally:
+        # the function's first parameter gets it. Only decide when the two are the same.
+        for fn in (tool.func, tool.coroutine):
+            if fn is not None and _first_parameter(fn) != first:
+                first = None
+    if args_schema is None or isinstance(args_schema, dict):
+        return _Schema(frozenset(names) - signature_injected, signature_injected, tool, first)
+    if isinstance(args_schema, type) and issubclass(args_schema, BaseModel):
+        offered = tool.tool_call_schema
+        if isinstance(offered, type) and issubclass(offered, BaseModel):
+            in_schema = frozenset(args_schema.model_fields) - frozenset(offered.model_fields)
+        else:
+            in_schema = frozenset()
+        injected = in_schema | signature_injected
+        accepted: set[str] = set()
+        for name, info in args_schema.model_fields.items():
+            if name in injected:
+                continue
+            accepted.add(name)
+            if isinstance(info.alias, str):
+                accepted.add(info.alias)
+            accepted.update(_alias_keys(info.validation_alias))
+        parser: BaseTool = tool
+        if in_schema:
+            # Validate with the tool's own schema (aliases, validators, config) but without
+            # the injected fields, which the framework fills in only when the tool runs.
+            loose = create_model(  # type: ignore[call-overload]
+                f"{args_schema.__name__}WithoutInjected",
+                __base__=args_schema,
+                **dict.fromkeys(in_schema, (Any, None)),
+            )
+            parser = tool.model_copy(update={"args_schema": loose})
+        return _Schema(frozenset(accepted), injected, parser, first)
+    if isinstance(args_schema, type) and issubclass(args_schema, BaseModelV1):
+        v1_schema: Any = args_schema
+        fields: dict[str, Any] = dict(v1_schema.__fields__)
+        offered_v1: Any = tool.tool_call_schema
+        offered_fields = getattr(offered_v1, "__fields__", None)
+        offered_names = set(fields) if offered_fields is None else set(offered_fields)
+        if set(fields) - offered_names:
+            return _Schema(
+                frozenset(),
+                frozenset(),
+                None,
+                None,
+                problem="the tool's pydantic v1 schema has injected arguments, which the guard "
+                "cannot validate before they are injected",
+            )
+        v1_names = set(fields) | {f.alias for f in fields.values()}
+        return _Schema(frozenset(v1_names) - signature_injected, signature_injected, tool, first)
+    return _Schema(
+        frozenset(),
+        frozenset(),
+        None,
+        None,
+        problem=f"cannot read the tool's argument schema ({type(args_schema).__name__})",
+    )
+
+
+def _alias_keys(alias: Any) -> set[str]:
+    if isinstance(alias, str):
+        return {alias}
+    if isinstance(alias, AliasPath):
+        head = alias.path[0] if alias.path else None
+        return {head} if isinstance(head, str) else set()
+    if isinstance(alias, AliasChoices):
+        found: set[str] = set()
+        for choice in alias.choices:
+            found |= _alias_keys(choice)
+        return found
+    return set()
+
+
+def _first_parameter(fn: Any) -> str | None:
+    try:
+        params = list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):
+        return None
+    for p in params:
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD):
+            return p.name
+        return None
+    return None
+
+
+def _plain(value: Any) -> Any:
+    """Nested models as the plain dicts and lists a policy reads; other values as they are
+    (a ``Path`` stays a ``Path``: path scopes read it)."""
+    if isinstance(value, BaseModel):
+        return {k: _plain(v) for k, v in value.model_dump().items()}
+    if isinstance(value, BaseModelV1):
+        return {k: _plain(v) for k, v in value.dict().items()}
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(_plain(v) for v in value)
+    return value
+
+
+def _unknown(tool: BaseTool, unknown: list[str], schema: _Schema) -> str:
+    shown = ", ".join(repr(_short(k, 60)) for k in unknown[:5])
+    more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
+    accepted = ", ".join(sorted(schema.known)) or "none"
+    return (
+        f"argument(s) {shown}{more} are not in the schema of tool {tool.name!r} "
+        f"(it accepts: {_short(accepted)})"
+    )
+
+
+def _first_line(exc: BaseException) -> str:
+    text = " ".join(line.strip() for line in str(exc).strip().splitlines())
+    return f"{type(exc).__name__}: {text}"
+
+
+def _short(text: str, limit: int = _MAX_SHOWN) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"

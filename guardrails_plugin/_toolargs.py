@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from langchain_core.tools import BaseTool, StructuredTool
+from langchain_core.tools import BaseTool, StructuredTool, Tool
 from pydantic import AliasChoices, AliasPath, BaseModel, create_model
 from pydantic.v1 import BaseModel as BaseModelV1
 
@@ -125,13 +125,7 @@ def _schema(tool: BaseTool) -> _Schema:
 def _read(tool: BaseTool, args_schema: Any) -> _Schema:
     signature_injected = frozenset(tool._injected_args_keys)
     names = list(tool.args)  # LangChain's own view of what the model may send
-    first = names[0] if names else None
-    if isinstance(tool, StructuredTool) and first is not None:
-        # A string input is validated as the schema's first field but passed positionally:
-        # the function's first parameter gets it. Only decide when the two are the same.
-        for fn in (tool.func, tool.coroutine):
-            if fn is not None and _first_parameter(fn) != first:
-                first = None
+    first = _string_target(tool, names, signature_injected)
     if args_schema is None or isinstance(args_schema, dict):
         return _Schema(frozenset(names) - signature_injected, signature_injected, tool, first)
     if isinstance(args_schema, type) and issubclass(args_schema, BaseModel):
@@ -200,16 +194,47 @@ def _alias_keys(alias: Any) -> set[str]:
     return set()
 
 
-def _first_parameter(fn: Any) -> str | None:
+_NOT_PARAMETERS = frozenset({"run_manager", "callbacks", "config"})
+
+
+def _string_target(tool: BaseTool, names: list[str], injected: frozenset[str]) -> str | None:
+    """The argument a string input becomes, for a one-argument tool. A string input is
+    validated as the schema's first field but passed positionally, and the function's other
+    parameters keep their Python defaults (not the schema's): the guard only decides
+    strings for tools with exactly one parameter, the one the schema names."""
+    if len(names) != 1:
+        return None
+    if isinstance(tool, StructuredTool):
+        fns = [f for f in (tool.func, tool.coroutine) if f is not None]
+        same_name = True
+    elif isinstance(tool, Tool):
+        fns = [f for f in (tool.func, tool.coroutine) if f is not None]
+        same_name = False  # a Tool passes its one input positionally, whatever its name
+    else:
+        fns = [tool._run]
+        same_name = True
+    for fn in fns:
+        params = _parameters(fn, injected)
+        if params is None or len(params) != 1 or (same_name and params[0] != names[0]):
+            return None
+    return names[0]
+
+
+def _parameters(fn: Any, injected: frozenset[str]) -> list[str] | None:
+    """The parameters of ``fn`` a caller fills in (not the framework's), or ``None`` if the
+    guard cannot read them (``*args``, ``**kwargs``, no signature)."""
     try:
         params = list(inspect.signature(fn).parameters.values())
     except (TypeError, ValueError):
         return None
+    found = []
     for p in params:
-        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD):
-            return p.name
-        return None
-    return None
+        if p.name in injected or p.name in _NOT_PARAMETERS:
+            continue
+        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            return None
+        found.append(p.name)
+    return found
 
 
 def _plain(value: Any) -> Any:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from hypothesis import strategies as st
@@ -117,7 +117,7 @@ KEYS: dict[str, list[str]] = {
     "shell": ["command"],
 }
 TRICKY_KEYS = [
-    "pаth",  # Cyrillic a
+    "p\u0430th",  # Cyrillic a
     "PATH",
     "path ",
     "file_path\u200b",
@@ -268,14 +268,13 @@ class Target:
         """The graph adapters: one model turn with these tool calls."""
         if self.kind == "middleware":
             self.model.script.extend([AIMessage(content="", tool_calls=list(calls)), "done"])
-            run: Callable[[], Any] = lambda: self.agent.invoke(
-                {"messages": [{"role": "user", "content": "go"}]}
-            )
+            state: Any = {"messages": [{"role": "user", "content": "go"}]}
+            runnable: Any = self.agent
         else:
-            message = AIMessage(content="", tool_calls=list(calls))
-            run = lambda: self.graph.invoke({"messages": [message]})  # noqa: E731
+            state = {"messages": [AIMessage(content="", tool_calls=list(calls))]}
+            runnable = self.graph
         try:
-            run()
+            runnable.invoke(state)
         except GuardrailsError:
             pass
         except Exception:

@@ -54,6 +54,7 @@ def handoff_call(
         thread_id=call.thread_id,
         step=call.step,
         message=message,
+        problem=call.problem,
     )
 
 

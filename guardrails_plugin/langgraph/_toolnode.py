@@ -24,7 +24,7 @@ from ._gate import ON_DENY, Approvals, Gate, OnDeny, arun_call, run_call
 from ._handoffs import HANDOFF_DESTINATION, handback, with_destination
 from ._ledger import ToolOutput
 from ._pending import hold_key
-from ._where import Where, caller_name, tool_call, where_in_graph
+from ._where import Where, caller_name, received_call, where_in_graph
 
 if TYPE_CHECKING:
     from ..rollback import Compensations, Journal
@@ -233,8 +233,8 @@ class GuardedToolNode(ToolNode):
     ) -> tuple[Any, Any]:
         named = None if self.agent else caller_name(input, tc.get("id"))
         where = where_in_graph(self.agent, config, runtime, messages_agent=named)
-        call = tool_call(tc, where)
-        tool = self.tools_by_name.get(call.tool)
+        tool = self.tools_by_name.get(str(tc.get("name") or ""))
+        call = received_call(tc, where, tool)
         if tool is not None and HANDOFF_DESTINATION in (tool.metadata or {}):
             call = with_destination(call, tool, input, self.gate.guard)
         return call, where

@@ -91,8 +91,8 @@ def received(
     if positional:
         if len(positional) != 1 or keywords or schema.first is None:
             return None, (
-                f"the tool would receive {len(positional)} positional argument(s) and the guard "
-                "cannot tell which parameter they reach"
+                "a string input to a tool that does not take exactly one argument: the guard "
+                "cannot tell what each parameter would receive"
             )
         return {schema.first: _plain(positional[0])}, None
     return {k: _plain(v) for k, v in keywords.items() if k not in schema.injected}, None

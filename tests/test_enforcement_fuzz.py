@@ -62,3 +62,21 @@ def test_the_harness_sees_allowed_calls_run() -> None:
         )
         assert violations(target.received) == []
         assert violations([("read_file", {"path": "/etc/passwd"})]) != []
+
+
+def test_toolnode_calls_sharing_an_id_in_one_step_do_not_run() -> None:
+    # found by scripts/enforcement_fuzz.py: a denied and an allowed call under one id both ran
+    target = Target("toolnode")
+    target.turn(
+        [
+            {"name": "read_file", "args": {"path": "/etc/passwd"}, "id": "c", "type": "tool_call"},
+            {
+                "name": "read_file",
+                "args": {"path": "/srv/data/ok.txt"},
+                "id": "c",
+                "type": "tool_call",
+            },
+        ]
+    )
+    assert target.received == []
+    assert target.errors == 0

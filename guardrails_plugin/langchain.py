@@ -74,6 +74,14 @@ where LangChain calls handlers synchronously (any sync tool, even under ``ainvok
 answers synchronously, since LangChain swallows what a coroutine hook raises there and the
 tool would run anyway. An async approver cannot be awaited there: such calls are denied.
 
+Every adapter decides on what the tool will receive: the model's input as the tool's own
+schema parses it (``guardrails_plugin._toolargs``: aliases, defaults, coercions, a string
+input to a one-argument tool; injected arguments left out); keys the schema does not know
+are denied. The middleware has the tool in its request. A callback hook gets only the tool's
+name: the handlers find the running tool on the call stack (``BaseTool.run`` / ``arun``
+calling them), else in ``tools=[...]``; where neither works (a sync handler that LangChain
+runs on a worker thread, for an async tool) the call is denied with that reason.
+
 Identity: the agent is ``agent=`` if given, else the name ``create_agent(name=...)`` puts in
 the run's metadata (``lc_agent_name``), else ``"agent"``. The thread is the run config's
 ``configurable.thread_id`` (callbacks: ``metadata["thread_id"]``, which LangGraph sets).
@@ -463,11 +471,11 @@ class _GuardHandler:
         return self._calls.pop(run_id, None)
 
 
-def _decided_by_adapter(call: ToolCall) -> bool:
+def _decided_by_adapter(call_id: str | None) -> bool:
     """The call is running inside ``GuardMiddleware`` / ``GuardedToolNode``, which decided
     it (and records its results): deciding again would charge budgets twice and ask a
     person again about a call they approved."""
-    return call.call_id is not None and GUARDED_CALL.get() == call.call_id
+    return call_id is not None and GUARDED_CALL.get() == call_id
 
 
 _UNSEEN = (
@@ -507,6 +515,10 @@ class GuardCallbackHandler(_GuardHandler, BaseCallbackHandler):
     ``ToolCallDenied`` (``BudgetExceeded``) before the tool body runs; results are recorded
     (taint, result tokens). Works in sync and async runs (LangChain runs it on a worker
     thread in async ones) with the guard's sync verbs; approvers must be sync.
+
+    ``tools``: the tools it guards, for the runs where it cannot see the running tool (async
+    tools: LangChain calls this handler from a worker thread); calls of a tool it cannot
+    see are denied.
     """
 
     def on_tool_start(
@@ -521,9 +533,9 @@ class GuardCallbackHandler(_GuardHandler, BaseCallbackHandler):
         inputs: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
-        call = self._call(serialized, input_str, parent_run_id, metadata, inputs, kwargs)
-        if _decided_by_adapter(call):
+        if _decided_by_adapter(kwargs.get("tool_call_id")):
             return
+        call = self._call(serialized, input_str, parent_run_id, metadata, inputs, kwargs)
         decision = self.guard.decide(
             call, answers=_CALLBACK_ANSWERS, limited_because=_CALLBACK_LIMIT
         )
@@ -634,9 +646,9 @@ class AsyncGuardCallbackHandler(_GuardHandler, AsyncCallbackHandler):
         inputs: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
-        call = self._call(serialized, input_str, parent_run_id, metadata, inputs, kwargs)
-        if _decided_by_adapter(call):
+        if _decided_by_adapter(kwargs.get("tool_call_id")):
             return
+        call = self._call(serialized, input_str, parent_run_id, metadata, inputs, kwargs)
         decision = await self.guard.adecide(
             call, answers=_CALLBACK_ANSWERS, limited_because=_CALLBACK_LIMIT
         )

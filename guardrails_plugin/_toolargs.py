@@ -53,6 +53,12 @@ class _Schema:
     first: str | None
     """The parameter a string input reaches, if the guard can tell."""
     problem: str | None = None
+    model: type[BaseModel] | None = None
+    """Set when the tool parses objects with LangChain's own ``_parse_input`` over a
+    pydantic v2 schema: :func:`received` then does what it does without its per-call
+    introspection (validate, then keep the keys sent, set through an alias, or defaulted)."""
+    fields: tuple[str, ...] = ()
+    defaulted: frozenset[str] = frozenset()
 
 
 _CACHE: dict[int, tuple[BaseTool, Any, _Schema]] = {}
@@ -75,7 +81,7 @@ def received(
     tool_input: str | dict[str, Any]
     if isinstance(raw, str):
         tool_input = raw
-    elif isinstance(raw, Mapping) and all(isinstance(k, str) for k in raw):
+    elif isinstance(raw, dict | Mapping) and all(type(k) is str or isinstance(k, str) for k in raw):
         unknown = [k for k in raw if k not in schema.known]
         if unknown:
             return None, _unknown(tool, unknown, schema)
@@ -84,6 +90,8 @@ def received(
         return None, (
             f"expected an object of named arguments, found {type(raw).__name__} {_short(repr(raw))}"
         )
+    if schema.model is not None and isinstance(tool_input, dict):
+        return _parse_fast(schema, schema.model, tool_input)
     try:
         positional, keywords = schema.parser._to_args_and_kwargs(tool_input, tool_call_id)
     except Exception as exc:  # the tool would not run with this input either
@@ -96,6 +104,25 @@ def received(
             )
         return {schema.first: _plain(positional[0])}, None
     return {k: _plain(v) for k, v in keywords.items() if k not in schema.injected}, None
+
+
+def _parse_fast(
+    schema: _Schema, model: type[BaseModel], tool_input: dict[str, Any]
+) -> tuple[dict[str, Any] | None, str | None]:
+    """``BaseTool._to_args_and_kwargs`` for an object input and a pydantic v2 schema, the
+    per-tool work done once (``_schema``)."""
+    if not schema.fields:  # LangChain passes nothing to a tool without arguments
+        return {}, None
+    try:
+        result = model.model_validate(tool_input)
+    except Exception as exc:
+        return None, f"the tool's schema rejects these arguments: {_short(_first_line(exc))}"
+    provided = result.model_fields_set
+    out: dict[str, Any] = {}
+    for k in schema.fields:
+        if k in tool_input or k in provided or k in schema.defaulted:
+            out[k] = _plain(getattr(result, k))
+    return out, None
 
 
 def _schema(tool: BaseTool) -> _Schema:
@@ -144,6 +171,7 @@ def _read(tool: BaseTool, args_schema: Any) -> _Schema:
                 accepted.add(info.alias)
             accepted.update(_alias_keys(info.validation_alias))
         parser: BaseTool = tool
+        validator: type[BaseModel] = args_schema
         if in_schema:
             # Validate with the tool's own schema (aliases, validators, config) but without
             # the injected fields, which the framework fills in only when the tool runs.
@@ -153,7 +181,26 @@ def _read(tool: BaseTool, args_schema: Any) -> _Schema:
                 **dict.fromkeys(in_schema, (Any, None)),
             )
             parser = tool.model_copy(update={"args_schema": loose})
-        return _Schema(frozenset(accepted), injected, parser, first)
+            validator = loose
+        standard = (
+            type(tool)._parse_input is BaseTool._parse_input
+            and type(tool)._to_args_and_kwargs is BaseTool._to_args_and_kwargs
+        )
+        names_in_order = tuple(k for k in validator.model_fields if k not in injected)
+        defaulted = frozenset(
+            k
+            for k in names_in_order
+            if k not in ("args", "kwargs") and not validator.model_fields[k].is_required()
+        )
+        return _Schema(
+            frozenset(accepted),
+            injected,
+            parser,
+            first,
+            model=validator if standard else None,
+            fields=names_in_order,
+            defaulted=defaulted,
+        )
     if isinstance(args_schema, type) and issubclass(args_schema, BaseModelV1):
         v1_schema: Any = args_schema
         fields: dict[str, Any] = dict(v1_schema.__fields__)
@@ -237,9 +284,14 @@ def _parameters(fn: Any, injected: frozenset[str]) -> list[str] | None:
     return found
 
 
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
 def _plain(value: Any) -> Any:
     """Nested models as the plain dicts and lists a policy reads; other values as they are
     (a ``Path`` stays a ``Path``: path scopes read it)."""
+    if type(value) in _SCALARS:
+        return value
     if isinstance(value, BaseModel):
         return {k: _plain(v) for k, v in value.model_dump().items()}
     if isinstance(value, BaseModelV1):

@@ -75,7 +75,7 @@ answers synchronously, since LangChain swallows what a coroutine hook raises the
 tool would run anyway. An async approver cannot be awaited there: such calls are denied.
 
 Every adapter decides on what the tool will receive: the model's input as the tool's own
-schema parses it (``guardrails_plugin._toolargs``: aliases, defaults, coercions, a string
+schema parses it (``guardrails_plugin.langgraph._toolargs``: aliases, defaults, coercions, a string
 input to a one-argument tool; injected arguments left out); keys the schema does not know
 are denied. The middleware has the tool in its request. A callback hook gets only the tool's
 name: the handlers find the running tool on the call stack (``BaseTool.run`` / ``arun``
@@ -126,11 +126,11 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 from ._approvals import Answer
 from ._decision import Decision, Effect, GuardDecisionError
 from ._events import DEFAULT_AGENT, ToolCall, ToolResult
-from ._toolargs import NO_SCHEMA, received
 from .guard import Guard
 from .langgraph._drivers import drivers
 from .langgraph._gate import Approvals, Gate, arun_call, run_call
 from .langgraph._pending import hold_key
+from .langgraph._toolargs import NO_SCHEMA, received
 from .langgraph._where import GUARDED_CALL, where_in_graph
 
 if TYPE_CHECKING:

@@ -19,7 +19,7 @@ from langchain_core.tools import BaseTool
 
 from .._context import CHECKPOINT
 from .._events import DEFAULT_AGENT, ToolCall
-from .._toolargs import received
+from ._toolargs import received
 
 _CHECKPOINTER = "__pregel_checkpointer"
 _RESUMING = "__pregel_resuming"

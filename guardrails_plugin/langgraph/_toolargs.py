@@ -6,10 +6,11 @@ input to a one-argument tool all change them. :func:`received` runs the tool's o
 (``BaseTool._to_args_and_kwargs``, which validates with the tool's ``args_schema``) on the
 model's input and returns the keyword arguments the tool body will be called with, without
 the arguments the framework injects (``InjectedToolArg``, ``InjectedState``, ``ToolRuntime``,
-``InjectedToolCallId``): the model does not control those.
+``InjectedToolCallId``): the model does not control those (LangGraph's ToolNode replaces
+whatever the model sends for them).
 
-Fail closed: a key the tool's schema does not know (extra keys, an injected argument's name
-sent by the model), input the schema rejects, a string where the guard cannot tell which
+Fail closed: a key the tool's schema does not know (extra keys, confusable names), input the
+schema rejects, a string where the guard cannot tell which
 parameter receives it, or a tool whose schema the guard cannot see: each gives a reason
 instead of arguments, and the adapter denies the call with it.
 
@@ -45,7 +46,9 @@ class _Schema:
     """One tool's schema, read once."""
 
     known: frozenset[str]
-    """Keys the model may send: non-injected field names and their aliases."""
+    """Keys the model may send: field names and their aliases. Injected arguments among
+    them: LangGraph's ToolNode strips what the model sent for those and injects its own
+    values (and LangChain's callbacks never show them), so they are accepted and left out."""
     injected: frozenset[str]
     """Arguments the framework supplies: dropped from what the guard sees."""
     parser: BaseTool | None
@@ -154,7 +157,7 @@ def _read(tool: BaseTool, args_schema: Any) -> _Schema:
     names = list(tool.args)  # LangChain's own view of what the model may send
     first = _string_target(tool, names, signature_injected)
     if args_schema is None or isinstance(args_schema, dict):
-        return _Schema(frozenset(names) - signature_injected, signature_injected, tool, first)
+        return _Schema(frozenset(names) | signature_injected, signature_injected, tool, first)
     if isinstance(args_schema, type) and issubclass(args_schema, BaseModel):
         offered = tool.tool_call_schema
         if isinstance(offered, type) and issubclass(offered, BaseModel):
@@ -164,8 +167,6 @@ def _read(tool: BaseTool, args_schema: Any) -> _Schema:
         injected = in_schema | signature_injected
         accepted: set[str] = set()
         for name, info in args_schema.model_fields.items():
-            if name in injected:
-                continue
             accepted.add(name)
             if isinstance(info.alias, str):
                 accepted.add(info.alias)
@@ -193,7 +194,7 @@ def _read(tool: BaseTool, args_schema: Any) -> _Schema:
             if k not in ("args", "kwargs") and not validator.model_fields[k].is_required()
         )
         return _Schema(
-            frozenset(accepted),
+            frozenset(accepted) | injected,
             injected,
             parser,
             first,
@@ -217,7 +218,7 @@ def _read(tool: BaseTool, args_schema: Any) -> _Schema:
                 "cannot validate before they are injected",
             )
         v1_names = set(fields) | {f.alias for f in fields.values()}
-        return _Schema(frozenset(v1_names) - signature_injected, signature_injected, tool, first)
+        return _Schema(frozenset(v1_names) | signature_injected, signature_injected, tool, first)
     return _Schema(
         frozenset(),
         frozenset(),

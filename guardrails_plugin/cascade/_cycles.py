@@ -130,16 +130,20 @@ class _CycleTracker:
                 del known[fact]
         return new
 
-    def _read(self, trail: tuple[Evidence, ...]) -> None:
-        """Learn the facts of the messages of ``trail`` not read yet, oldest first. Every
-        message is read at most once (``_done``, bounded: a message forgotten there is read
-        again, which changes nothing)."""
+    def _read(self, trail: tuple[Evidence, ...], end: int) -> None:
+        """Learn the facts of the messages of ``trail[:end]`` not read yet, oldest first.
+        A message is marked read only once the messages before it on its chain are, so the
+        walk back stops at the first one read. Every message is read at most once while
+        remembered (``_done``, bounded: a message forgotten there may be read again, which
+        changes nothing)."""
         done = self._done
-        for evidence in trail:
-            if evidence.index not in done:
-                done[evidence.index] = None
-                self._learn(facts(evidence.message.content))
-        if len(done) > 2 * self._signal.memory:
+        start = end
+        while start and trail[start - 1].index not in done:
+            start -= 1
+        for evidence in trail[start:end]:
+            done[evidence.index] = None
+            self._learn(facts(evidence.message.content))
+        if len(done) > self._signal.memory:
             for index in list(done)[: len(done) // 2]:
                 del done[index]
 
@@ -147,7 +151,7 @@ class _CycleTracker:
         # weighed against what reached its agent first (the chain of its last message in)
         last = self._inbox.get(result.agent)
         if last is not None:
-            self._read(last.trail)
+            self._read(last.trail, len(last.trail))
         if self._learn(seen.facts()) >= self._signal.min_news:
             self._news.add(result.agent)
 
@@ -182,7 +186,7 @@ class _CycleTracker:
             # every run whatever they say, so their facts are read later, if ever (when a
             # message down their chain repeats a hand-off).
             if edge in edges[1:]:
-                self._read(trail[:-1])
+                self._read(trail, len(trail) - 1)
                 self._done[seen.index] = None
                 news = self._learn(seen.facts()) >= signal.min_news or brought
             else:

@@ -50,8 +50,10 @@ class Cycles:
     chain (``max_length`` edges), runs and last messages, and which of them were read: a
     few hundred kB at most. Cost per message: a tuple of ``max_length`` edges and one of
     ``repeats * max_length`` messages, ``max_length`` comparisons, and, for a message that
-    repeats a hand-off, one regular-expression scan (``max_chars``) of each of its chain's
-    messages not read yet: each message is read at most once while remembered.
+    repeats a hand-off, one regular-expression scan (the first 1,000 characters) of each of
+    its chain's messages not read yet: each message is read at most once while remembered,
+    so at most one scan per message amortized, none in traffic that never repeats a
+    hand-off.
     """
 
     name = "cycles"

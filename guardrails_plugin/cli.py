@@ -50,12 +50,16 @@ _Dumper: type[yaml.SafeDumper] = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 def _dump(data: object) -> str:
     """``data`` as YAML, keys in their order; libyaml's emitter when present (the pure-Python
     one takes seconds for a policy of tens of thousands of rules)."""
-    with collector_paused():
-        text: str = yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True)
+    text: str = yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True)
     return text.rstrip()
 
 
 def _lint(args: argparse.Namespace) -> int:
+    with collector_paused():  # tens of thousands of rules: see collector_paused
+        return _lint_paused(args)
+
+
+def _lint_paused(args: argparse.Namespace) -> int:
     try:
         policy = Policy.from_yaml(args.file, imports=args.imports)
     except PolicyError as exc:

@@ -491,6 +491,8 @@ def _list(source: str, key: str, value: Any) -> list[Any]:
 
 
 def _keys(source: str, where: str, data: Mapping[str, Any], allowed: set[str]) -> None:
+    if allowed.issuperset(data):
+        return
     unknown = sorted(set(map(str, data)) - allowed)
     if unknown:
         raise PolicyFileError(

@@ -75,3 +75,10 @@ class NameSet:
 
     def __repr__(self) -> str:
         return f"NameSet({list(self.patterns)!r})"
+
+
+@functools.lru_cache(maxsize=4096)
+def name_set(patterns: tuple[str, ...]) -> NameSet:
+    """The :class:`NameSet` of ``patterns``, shared by every rule that names the same ones
+    (most rules of a large policy are for every agent, ``("*",)``)."""
+    return NameSet(patterns)

@@ -51,7 +51,7 @@ def _dump(data: object) -> str:
     """``data`` as YAML, keys in their order; libyaml's emitter when present (the pure-Python
     one takes seconds for a policy of tens of thousands of rules)."""
     text: str = yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True)
-    return text.rstrip()
+    return text.rstrip("\n")  # only the line end: str.rstrip() also ate a trailing U+00A0
 
 
 def _lint(args: argparse.Namespace) -> int:

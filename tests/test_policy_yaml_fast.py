@@ -143,6 +143,8 @@ def test_parse_yaml_is_the_safe_loader_and_refuses_every_duplicate(
         ("a: 1\nb: {c: 1, 'c': 2}\n", 2),
         ("a: 1\nb: 2\na: 3\n", 1),
         ("1: x\n1.0: y\n", 1),
+        ("base: &b {a: 1}\nrule: {<<: [*b, {c: 1, c: 2}]}\n", 2),
+        ("<<: {a: 1, a: 2}\n", 1),
     ],
 )
 def test_a_repeated_key_is_refused_on_the_same_line_too(text: str, line: int) -> None:
@@ -150,3 +152,28 @@ def test_a_repeated_key_is_refused_on_the_same_line_too(text: str, line: int) ->
         parse_yaml(text)
     with pytest.raises(PolicyFileError, match=rf"given twice.*first on line {line}\)"):
         parse_yaml(text + "# &anchor-free, but the slow path\n")
+
+
+texts = st.text(st.characters(blacklist_categories=["Cs"]), max_size=40)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    rules=st.lists(
+        st.fixed_dictionaries(
+            {"id": texts, "deny": st.lists(texts.filter(bool), min_size=1, max_size=3)},
+            optional={"reason": texts, "agents": st.lists(texts.filter(bool), max_size=2)},
+        ),
+        max_size=5,
+    ),
+    name=texts,
+)
+def test_lint_prints_what_reads_back_as_the_same_policy(
+    rules: list[dict[str, Any]], name: str
+) -> None:
+    """The printed policy (libyaml's emitter) reads back to the data it printed, whatever
+    the text in names, ids and reasons (control characters, quotes, non-ASCII, long lines)."""
+    from guardrails_plugin.cli import _dump
+
+    data = {"name": name, "rules": rules}
+    assert parse_yaml(_dump(data)) == data

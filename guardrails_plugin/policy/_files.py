@@ -108,18 +108,28 @@ class _StrictLoader(_BaseLoader):  # type: ignore[valid-type,misc]
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         if isinstance(node, yaml.MappingNode):
-            first: dict[Any, yaml.Node] = {}
-            for key_node, _ in node.value:
-                if key_node.tag == _MERGE_TAG:
-                    continue  # "<<: *base" then a key of its own is an override, by design
-                key = self.construct_object(key_node, deep=True)
-                try:
-                    earlier = first.setdefault(key, key_node)
-                except TypeError:
-                    continue  # unhashable: the base class reports it
-                if earlier is not key_node:
-                    _twice(key, earlier, key_node)
+            self._check_unique(node)
         return cast("dict[Any, Any]", super().construct_mapping(node, deep=deep))
+
+    def _check_unique(self, node: yaml.MappingNode) -> None:
+        """No key twice in ``node``, nor in a mapping merged into it with ``<<`` (merged
+        mappings are never constructed on their own, so they are checked here)."""
+        first: dict[Any, yaml.Node] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == _MERGE_TAG:
+                # "<<: *base" then a key of its own is an override, by design
+                merged = value_node.value if isinstance(value_node, yaml.SequenceNode) else []
+                for part in [value_node, *merged]:
+                    if isinstance(part, yaml.MappingNode):
+                        self._check_unique(part)
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                earlier = first.setdefault(key, key_node)
+            except TypeError:
+                continue  # unhashable: the base class reports it
+            if earlier is not key_node:
+                _twice(key, earlier, key_node)
 
     def construct_plain(self, node: yaml.Node) -> Any:
         """What :meth:`construct_document` gives for ``node``, in a document without anchors.

@@ -17,8 +17,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import bashlex
-
 from ._base import Scope, ScopeError, ScopeViolation
 from ._text import describe, preview, string_list
 
@@ -223,6 +221,8 @@ class _Walk:
 
     def visit_redirect(self, node: Any) -> None:
         self.uses.append(_Use("redirect", self.text(node)))
+        import bashlex
+
         output = getattr(node, "output", None)
         if isinstance(output, bashlex.ast.node):
             self.visit(output)
@@ -239,6 +239,8 @@ def _facts_uncached(line: str) -> _Facts:
         raise ScopeViolation("expected a shell command, found an empty line", unreadable=True)
     if "\x00" in line:
         raise ScopeViolation(f"command {preview(line)} contains a NUL byte", unreadable=True)
+    import bashlex  # here: building its parser takes a quarter of a second
+
     try:
         trees = bashlex.parse(line)
     except NotImplementedError as exc:

@@ -48,9 +48,9 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     false alarms, and what containment did."""
     import sys
 
-    for module in ("cascade_graphs", "cascade_scenarios"):  # only if the scenarios ran
-        scenarios = sys.modules.get(module)
-        rows = getattr(scenarios, "RESULTS", None)
+    for module in ("cascade_graphs", "cascade_scenarios", "cascade_graph_scenarios"):
+        scenarios = sys.modules.get(module)  # only if the scenarios ran
+        rows = getattr(scenarios, "GRAPH_RESULTS" if "graph_" in module else "RESULTS", None)
         if scenarios is None or not rows:
             continue
         terminalreporter.section(module.replace("_", " "))

@@ -410,7 +410,7 @@ def test_broadcast_to_thirty_agents_trips_fan_out_at_the_twenty_first_send() -> 
 
 def test_agents_spawning_agents_trip_storms_and_the_breaker_stops_the_run() -> None:
     # Each agent splits its task between two fresh copies of itself: 2, 4, 8, ... hand-offs
-    # per superstep (no causal reports here: supersteps stand in for generations).
+    # per causal generation (guard_node reports each Send packet with its generation).
     guard, tally = guarded(breaker=Breaker({"storms": "stop"}))
     log: Log = []
     graph = spawner(guard, log, generations=10)  # 2,047 agents if nothing stops it
@@ -429,10 +429,10 @@ def test_agents_spawning_agents_trip_storms_and_the_breaker_stops_the_run() -> N
         containment="RunKilled, thread stays killed",
     )
     [trip] = guard.trips("spawn")
-    # 2 -> 4 -> 8 hand-offs per superstep: the 8th of the third superstep (x1.5 twice in a
-    # row, and at least 8) trips it.
+    # 2 -> 4 -> 8 hand-offs per generation: the 8th of generation 2 (x1.5 twice in a row,
+    # and at least 8) trips it.
     assert (trip.signal, trip.at_message, trip.response) == ("storms", 13, "stop")
-    assert "deliveries multiply every superstep, 2 -> 4 -> 8" in trip.reason
+    assert "deliveries multiply every generation, 2 -> 4 -> 8" in trip.reason
     # The agents of the third generation never started.
     assert max(t.count(".") for t in log) <= 2
     assert len(log) <= 1 + 2 + 4

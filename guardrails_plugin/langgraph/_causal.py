@@ -267,7 +267,16 @@ class Inbox:
     def __init__(self, max_scopes: int = 4096) -> None:
         self.max_scopes = max_scopes
         self._scopes: OrderedDict[str, dict[str, tuple[str | None, int | None]]] = OrderedDict()
+        self._told: OrderedDict[tuple[str, str], AgentMessage] = OrderedDict()
         self._lock = threading.Lock()
+
+    def told(self, scope: str, message_id: str) -> AgentMessage | None:
+        """The message delivered under ``message_id`` in ``scope``, if it is among the last
+        few thousand: an adapter that builds the same message twice (a hand-back, first to
+        give the next hand-off its parent, then to report it) must build it identically,
+        not with a parent delivered in between."""
+        with self._lock:
+            return self._told.get((scope, message_id))
 
     def started(self, scope: str, agent: str) -> tuple[str | None, int | None]:
         """``(parent, generation)`` for a message ``agent`` sends now."""
@@ -290,6 +299,11 @@ class Inbox:
             if len(agents) > 1024 and message.recipient not in agents:
                 agents.pop(next(iter(agents)))
             agents[message.recipient] = (message.id, message.generation)
+            if message.id is not None:
+                self._told[(scope, message.id)] = message
+                self._told.move_to_end((scope, message.id))
+                if len(self._told) > 4 * self.max_scopes:
+                    self._told.popitem(last=False)
 
 
 ACTIVATIONS = Activations()

@@ -160,6 +160,10 @@ def handback(state: Any, call: ToolCall, guard: Guard) -> AgentMessage | None:
         act = ACTIVATION.get()
         if act is not None and worker in act.senders:
             return None  # the enclosing guard_node reported it as the node's arrival
+        mid = f"handback:{m.tool_calls[0].get('id')}"
+        told = INBOX.told(call.scope_key, mid)
+        if told is not None:  # built already (for the hand-off's parent): the same message
+            return told
         said = ""
         for j in range(i - 1, lo - 1, -1):
             before = messages[j]
@@ -177,7 +181,7 @@ def handback(state: Any, call: ToolCall, guard: Guard) -> AgentMessage | None:
             thread_id=call.thread_id,
             step=call.step,
             path=monitor.provenance(call.scope_key, worker),
-            id=f"handback:{m.tool_calls[0].get('id')}",
+            id=mid,
             parent=parent,
             generation=generation,
         )

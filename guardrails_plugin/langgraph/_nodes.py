@@ -302,7 +302,9 @@ def guard_node(
 
 def _named(config: RunnableConfig, agent: str) -> RunnableConfig:
     meta = dict(config.get("metadata") or {})
-    meta.setdefault("lc_agent_name", agent)
+    # the innermost wrapped node is the agent its tools act for (an enclosing team's node
+    # set its own name here first)
+    meta["lc_agent_name"] = agent
     return {**config, "metadata": meta}
 
 

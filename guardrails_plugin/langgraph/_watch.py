@@ -227,6 +227,7 @@ class CascadeWatcher(BaseCallbackHandler):
             senders = self._senders(task, before, triggers, inputs)
             outer = self._tasks.get(graph.rpartition("|")[2].rpartition(":")[2]) if graph else None
         messages = self._messages(task, senders, inputs, outer, bool(before))
+        packets = {f"{t.id}>{task.node}#{k}" for t, k in senders if k is not None}
         if not task.agent:
             return []
         thread_id = None if thread is None else str(thread)
@@ -247,7 +248,8 @@ class CascadeWatcher(BaseCallbackHandler):
                 generation=sender.generation,
             )
             for sender, mid, said in messages
-            if sender.node != task.node
+            # a node's own packets to a copy of itself are hand-offs; its loop back is not
+            if sender.node != task.node or mid in packets
         ]
         events.append(ModelCall(agent=node, thread_id=thread_id, step=step))
         return events
@@ -299,7 +301,11 @@ class CascadeWatcher(BaseCallbackHandler):
         for t, k in senders:
             if k is not None:
                 said = _said(t.sends[k].arg)
-                out.append((t, f"{t.id}>{task.node}#{k}", said))
+                if t.agent:
+                    out.append((t, f"{t.id}>{task.node}#{k}", said))
+                else:  # a router's or the input's packet: from the agents it carries
+                    for a, _ in t.carried:
+                        out.append((a, f"{t.id}>{task.node}#{k}@{a.id}", said))
                 continue
             said = _said(_last_update(t.output)) if t.output is not None else ""
             said = said or _said(inputs)

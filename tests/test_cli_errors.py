@@ -111,6 +111,10 @@ def command_lines(draw: st.DrawFn, files: dict[str, str]) -> list[str]:
         store = draw(path)
         if verb == "dashboard" and store == files["store"]:
             store = files["missing"]  # a dashboard on a real store would serve, not fail
+        if verb == "init" and store == files["missing"]:
+            # init creates what it names: the shared "missing" path must stay missing, or a
+            # later dashboard on it would serve instead of failing
+            store += f".{draw(st.integers(0, 2**32))}"
         argv += ["--store", store]
         if verb in ("pause", "kill", "resume") and draw(st.booleans()):
             argv += [draw(st.sampled_from(["--thread", "--agent"])), draw(value)]
@@ -185,6 +189,7 @@ def test_the_real_command_fails_in_one_line(
     files: dict[str, str], argv: list[str], says: str
 ) -> None:
     args = [a.format(**files) for a in argv]
+    assert not Path(files["missing"]).exists()  # else a dashboard on it serves, not fails
     done = subprocess.run(
         [sys.executable, "-m", "guardrails_plugin.cli", *args],
         capture_output=True,

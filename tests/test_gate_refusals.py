@@ -26,12 +26,15 @@ from guardrails_plugin import (
     Guard,
     ModelCall,
     Policy,
+    RunKilled,
     ToolCall,
     ToolCallDenied,
     allow,
+    ask,
 )
 from guardrails_plugin.audit import AuditLog
 from guardrails_plugin.langchain import GuardMiddleware
+from guardrails_plugin.langgraph import answer
 from guardrails_plugin.langgraph._ledger import DONE_PREFIX, _claim_doc
 from guardrails_plugin.store import MemoryStore
 from guardrails_plugin.testing import ScriptedChatModel, tool_call
@@ -72,7 +75,11 @@ def one_call_left(guard: Guard) -> bool:
     """Whether exactly the thread's one ``pay`` is free: given back, and only once (real
     checks: the first is allowed, the second exhausts the budget)."""
     probe = ToolCall("pay", {"amount": 1}, agent="probe", thread_id=THREAD)
-    return guard.check(probe).allowed and not guard.check(probe).allowed
+    first, second = guard.check(probe), guard.check(probe)
+    return first.effect is not Effect.DENY and (second.effect, second.kind) == (
+        Effect.DENY,
+        "budget",
+    )
 
 
 # -- a held call a person refuses -------------------------------------------------------------
@@ -268,3 +275,39 @@ def test_refuse_keeps_its_rule_when_the_refund_fails(mode: str) -> None:
     assert (refused.effect, refused.rule) == (Effect.DENY, "my-rule")
     assert "not given back" in refused.reason
     assert "store down" in refused.reason
+
+
+# -- an approved call the kill switch stops ---------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_an_approved_call_a_kill_stops_is_an_audited_decision_of_that_call(
+    tmp_path: Path, mode: str
+) -> None:
+    seen: list[tuple[Event, Decision]] = []
+    log = AuditLog(tmp_path / "audit.db")
+    policy = Policy([ask("pay")], budgets=[Budget.calls(1, tools="pay", per=("thread",))])
+    guard = Guard(policy, audit=log, listeners=[lambda e, d: seen.append((e, d))])
+    ran: Ran = []
+    agent = create_agent(
+        ScriptedChatModel([tool_call("pay", amount=5), "done"]),
+        [recording_tool("pay", ran, "amount", returns="paid")],
+        middleware=[GuardMiddleware(guard)],
+        checkpointer=InMemorySaver(),
+    )
+    out = run(agent, user("pay"), mode)
+    guard.controls.kill(thread=THREAD, reason="enough")
+
+    with pytest.raises(RunKilled):
+        run(agent, answer(out, True), mode)
+
+    assert ran == []
+    (record,) = [r for r in log if r.outcome == "deny" and r.tool == "pay"]
+    assert record.kind == "control"
+    assert "enough" in record.reason
+    assert [(d.effect, d.kind) for e, d in seen if isinstance(e, ToolCall) and d.tool == "pay"][
+        -1
+    ] == (Effect.DENY, "control")
+    assert log.verify().ok
+    guard.controls.resume(thread=THREAD)
+    assert one_call_left(guard)  # the approved call's charge given back, once

@@ -122,9 +122,9 @@ class PendingLog:
             stop: Decision = yield ("controls", (call,))
             if stop.effect is Effect.ALLOW:
                 break
-            if stop.effect is Effect.DENY:
-                yield ("release", (final,))
-                final = _replace_tool(stop, call)
+            if stop.effect is Effect.DENY:  # the engine's deny of this call, charge given back
+                extra = {"kind": stop.kind, "refund": final}
+                final = yield ("refuse", (call, stop.rule, stop.reason, extra))
                 memo = yield from self._save(key, memo, log, final=final)
                 break
             log.append("pause")
@@ -240,17 +240,6 @@ def pending_key(call: ToolCall) -> str:
 
 def _pending_key(call: ToolCall) -> str:
     return f"{PENDING_PREFIX}{call.scope_key}/{call.call_id}"
-
-
-def _replace_tool(decision: Decision, call: ToolCall) -> Decision:
-    return Decision(
-        decision.effect,
-        decision.rule,
-        decision.reason,
-        tool=call.tool,
-        agent=call.agent,
-        kind=decision.kind,
-    )
 
 
 def _refused(value: Any) -> bool:

@@ -1,6 +1,7 @@
 """The cascade monitor's cost per message, this tree against another, in the same run.
 
 Run:  python benchmarks/bench_cascade_ab.py --other DIR [--messages 3000] [--rounds 5]
+      [--traffic team|relay]
 
 ``DIR`` holds another version of the package (``git archive main guardrails_plugin | tar -x
 -C DIR``). The machines here are shared and their speed swings several-fold with the load,
@@ -10,7 +11,13 @@ causal parents and generations) to ``CascadeMonitor()`` (each tree's defaults) i
 processes, alternating A B A B ..., and reports each one's median µs per message per round
 and their ratio: the median wall-clock µs of one ``observe`` call, and the CPU time of
 the loop (``time.thread_time``: what the process itself spent, preemption by the other
-processes on the machine left out) per message, the figure to compare.
+processes on the machine left out) per message, the figure to compare. The children run
+in an empty directory, so that the tree in the current directory cannot shadow ``DIR``.
+
+``--traffic relay`` is the worst case for ``Cycles``, which reads a message's facts only
+when it repeats a hand-off of its causal chain: the same texts, but every thread is one
+chain relayed round a ring of three agents (each message the parent of the next), so from
+the fourth message on every message repeats a hand-off and is read.
 """
 
 from __future__ import annotations
@@ -57,6 +64,7 @@ def main() -> None:
     ap.add_argument("--other", required=True, help="directory holding another guardrails_plugin")
     ap.add_argument("--messages", type=int, default=3000)
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--traffic", choices=("team", "relay"), default="team")
     args = ap.parse_args()
     other = Path(args.other).resolve()
     if not (other / "guardrails_plugin").is_dir():
@@ -66,23 +74,18 @@ def main() -> None:
 
     traffic = Traffic(100, 50, seed=7)
     rows = []
+    last: dict[str | None, tuple[str, int]] = {}  # relay: thread -> its last (id, count)
     for _ in range(args.messages + 200):
         _, m = next(traffic)
-        rows.append(
-            (
-                m.sender,
-                m.recipient,
-                m.content,
-                m.thread_id,
-                {
-                    "path": m.path,
-                    "id": m.id,
-                    "parent": m.parent,
-                    "generation": m.generation,
-                    "step": m.step,
-                },
-            )
-        )
+        causal = {"id": m.id, "parent": m.parent, "generation": m.generation, "step": m.step}
+        sender, recipient = m.sender, m.recipient
+        if args.traffic == "relay":
+            parent, n = last.get(m.thread_id, (None, -1))
+            n += 1
+            sender, recipient = f"agent-{n % 3}", f"agent-{(n + 1) % 3}"
+            causal = {"id": m.id, "parent": parent, "generation": n, "step": n}
+            last[m.thread_id] = (str(m.id), n)
+        rows.append((sender, recipient, m.content, m.thread_id, {"path": m.path, **causal}))
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "traffic.pickle"
         data.write_bytes(pickle.dumps(rows))
@@ -95,6 +98,7 @@ def main() -> None:
                 out = subprocess.run(
                     [sys.executable, "-c", CHILD, str(data)],
                     env=env,
+                    cwd=tmp,
                     capture_output=True,
                     text=True,
                     check=True,
@@ -102,7 +106,8 @@ def main() -> None:
                 med, mean = map(float, out.stdout.split())
                 got[name].append((med, mean))
     print(
-        f"{args.messages} messages (after 200 of warm-up) per run, 100 agents, 50 threads, "
+        f"{args.messages} messages (after 200 of warm-up) per run, {args.traffic} traffic, "
+        f"{'100 agents' if args.traffic == 'team' else 'rings of 3 agents'}, 50 threads, "
         f"{args.rounds} rounds A B A B ...; python {sys.version.split()[0]}, "
         f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}; {time.time() - started:.0f} s"
     )

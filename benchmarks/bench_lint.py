@@ -10,6 +10,13 @@ pairwise check (every rule against every other, as lint first did it) is timed i
 run up to ``--pairwise-max`` rules, and the ratio of the two is printed. "per rule" shows
 growth: flat means linear. ``--yaml`` also times reading the largest policy from a file
 (``Policy.from_yaml``, what ``guardrails-plugin lint`` does before linting).
+
+``--cli`` times ``guardrails-plugin lint FILE`` end to end, in a fresh process per run
+(start-up and imports, strict YAML reading, building the rules, printing the compiled
+policy, lint) at 1,000, 8,000 and 50,000 rules: wall time and the process's CPU time
+(user + system, from ``resource.getrusage``; on a shared machine wall time includes
+waiting for a core). The same run times ``python -c "import guardrails_plugin.cli"`` as
+the fixed cost every command pays.
 """
 
 from __future__ import annotations
@@ -17,7 +24,9 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import resource
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -83,13 +92,55 @@ def timed(fn: Callable[[], object], rounds: int) -> tuple[list[float], object]:
     return samples, result
 
 
+def run_cli(argv: list[str]) -> tuple[float, float]:
+    """Wall and CPU seconds (user + system) of one fresh ``python`` process."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    done = subprocess.run([sys.executable, *argv], capture_output=True, check=False)
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if done.returncode != 0:
+        raise SystemExit(f"{argv} failed: {done.stderr.decode()[-500:]}")
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu
+
+
+def bench_cli(rounds: int) -> None:
+    print(f"# guardrails-plugin lint FILE end to end, fresh process, {rounds} rounds (median)")
+    print(f"{'rules':>7} {'file MB':>8} {'wall':>8} {'CPU':>8} {'CPU per rule':>13}")
+    base = [run_cli(["-c", "import guardrails_plugin.cli"]) for _ in range(rounds)]
+    print(
+        f"{'import':>7} {'-':>8} {statistics.median(w for w, _ in base):>7.2f}s "
+        f"{statistics.median(c for _, c in base):>7.2f}s {'-':>13}"
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in (1000, 8000, 50000):
+            path = os.path.join(tmp, f"policy-{n}.yaml")
+            with open(path, "w", encoding="utf-8") as f:
+                yaml.dump(policy_of(n).to_dict(), f, Dumper=yaml.CSafeDumper, sort_keys=False)
+            runs = [run_cli(["-m", "guardrails_plugin.cli", "lint", path]) for _ in range(rounds)]
+            cpu = statistics.median(c for _, c in runs)
+            print(
+                f"{n:>7} {os.path.getsize(path) / 1e6:>8.1f} "
+                f"{statistics.median(w for w, _ in runs):>7.2f}s {cpu:>7.2f}s "
+                f"{cpu / n * 1e6:>11.1f}us"
+            )
+            sys.stdout.flush()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="sizes up to 8,000, 2 rounds")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--pairwise-max", type=int, default=4000)
     parser.add_argument("--yaml", action="store_true", help="also time Policy.from_yaml")
+    parser.add_argument(
+        "--cli", action="store_true", help="only time `guardrails-plugin lint FILE` end to end"
+    )
     args = parser.parse_args()
+    if args.cli:
+        bench_cli(2 if args.quick else min(args.rounds, 3))
+        return
     sizes = [1000, 2000, 4000, 8000] if args.quick else [1000, 2000, 4000, 8000, 20000, 50000]
     rounds = 2 if args.quick else args.rounds
     print(

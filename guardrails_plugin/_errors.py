@@ -19,6 +19,8 @@ Our exception hierarchy::
       x StoreError                    the shared store failed or holds bad data
       x ApproverClosed                a QueueApprover was closed; nobody will answer
       x RollbackError                 a rollback could not start (no target, no checkpoint)
+        + RollbackBusy                another rollback holds the thread (in
+                                      ``guardrails_plugin.rollback``)
 
 Catch ``GuardDecisionError`` around an agent run to handle "the guard stopped this";
 catch ``PolicyError`` where policies are loaded.

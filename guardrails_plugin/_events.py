@@ -43,10 +43,18 @@ class ToolCall:
     message: AgentMessage | None = field(default=None, compare=False, repr=False)
     """Set when the call passes control or a message to another agent (a hand-off): the
     guard's cascade monitor sees the message before the call is decided."""
+    problem: str | None = field(default=None, compare=False)
+    """Set by an adapter that cannot tell what the tool would receive (arguments its schema
+    does not know or rejects, a tool whose schema it cannot see): the call is unreadable and
+    denied with this reason; ``args`` is then empty and ``raw_args`` holds what was sent."""
     readable: bool = field(default=True, init=False, compare=False)
 
     def __post_init__(self) -> None:
-        if isinstance(self.args, Mapping) and all(isinstance(k, str) for k in self.args):
+        if self.problem is not None:
+            object.__setattr__(self, "raw_args", self.args)
+            object.__setattr__(self, "readable", False)
+            object.__setattr__(self, "args", _frozen({}))
+        elif isinstance(self.args, Mapping) and all(isinstance(k, str) for k in self.args):
             object.__setattr__(self, "args", _frozen(self.args))
         else:
             # Unreadable arguments (None included) are kept for the record and denied.

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import inspect
 import math
+import threading
 import time
 from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -116,6 +117,7 @@ class Guard:
         self._visible_cache: dict[
             tuple[str, tuple[str, ...]], tuple[dict[str, tuple[Rule, ...]], tuple[str, ...]]
         ] = {}
+        self._held = _Held()
 
     def __repr__(self) -> str:
         more = "" if self.cascade is None else f", cascade={self.cascade!r}"
@@ -240,11 +242,21 @@ class Guard:
         )
 
     def record(self, result: ToolResult) -> Decision:
-        """Record a tool's result: taint from untrusted sources, result-token budgets."""
+        """Record a tool's result: taint from untrusted sources, result-token budgets.
+
+        Fail closed: what the store fails to take (a ``store-error`` decision) is held in
+        this guard's memory, counted by the calls it decides next (taint reaches the sinks,
+        tokens the budget) and written with the next check that needs it."""
         return self.check(result)
 
     async def arecord(self, result: ToolResult) -> Decision:
         return await self.acheck(result)
+
+    @property
+    def unwritten(self) -> int:
+        """How many recorded effects (taint, result tokens) the store has not taken yet:
+        held in memory and counted until a later write succeeds."""
+        return self._held.count()
 
     def release(self, decision: Decision) -> None:
         """Give back the budget an allowed decision took, when its call did not run."""
@@ -280,10 +292,12 @@ class Guard:
     def labels(self, scope: str) -> frozenset[str]:
         """The data-flow labels of a run (thread id, else run id): the untrusted sources
         whose content entered it, directly or in messages from other runs."""
-        return frozenset(self.store.members(_taint_key(scope)))
+        key = _taint_key(scope)
+        return frozenset(self.store.members(key)) | self._held.labels(key)
 
     async def alabels(self, scope: str) -> frozenset[str]:
-        return frozenset(await self.store.amembers(_taint_key(scope)))
+        key = _taint_key(scope)
+        return frozenset(await self.store.amembers(key)) | self._held.labels(key)
 
     def trips(self, scope: str | None = None) -> list[Trip]:
         """The cascade breaker's recorded trips, oldest first (one run's with ``scope``)."""
@@ -419,9 +433,11 @@ class Guard:
             )
         labels = set(msg.labels)
         if msg.origin is not None and msg.origin != msg.scope_key:
-            labels.update((yield _op("members", _taint_key(msg.origin))))
+            origin = _taint_key(msg.origin)
+            labels.update((yield _op("members", origin)))
+            labels.update(self._held.labels(origin))
         if labels:
-            yield _op("add_members", _taint_key(msg.scope_key), tuple(sorted(labels)), None)
+            yield from self._taint_flow(_taint_key(msg.scope_key), tuple(sorted(labels)))
         if self.cascade is not None:
             alarms = self.cascade.observe(msg)
             if alarms:
@@ -444,7 +460,12 @@ class Guard:
         bucket = policy.bucket(call.agent, call.tool)
         tainted: frozenset[str] = frozenset()
         if bucket.needs_taint:
-            tainted = yield _op("members", _taint_key(call.scope_key))
+            key = _taint_key(call.scope_key)
+            held = self._held.labels(key)
+            if held:  # taint the store failed to take: write it now, count it either way
+                tainted = held
+                yield from self._taint_flow(key, tuple(sorted(held)))
+            tainted = frozenset((yield _op("members", key))) | tainted
         decision = policy.evaluate(call, tainted, extra)
         if self.cascade is not None or call.message is not None:
             contained = yield from self._cascade_call_flow(call, decision)
@@ -467,7 +488,9 @@ class Guard:
                         )
                     charges.append(Charge(key, members=tuple(added)))
                 elif b.measure is Measure.TOKENS and b.of == "results":
+                    yield from self._flush_charges_flow(key)
                     used = yield _op("total", key, window=b.window, now=now)
+                    used += self._held.tokens(key, b.window, now)
                     if used >= b.limit:
                         yield from self._refund_flow(charges)
                         return _budget_deny(
@@ -531,7 +554,7 @@ class Guard:
         notes: list[str] = []
         untrusted = policy.is_source(result.tool) and not result.is_error
         if untrusted:
-            yield _op("add_members", _taint_key(result.scope_key), (result.tool,), None)
+            yield from self._taint_flow(_taint_key(result.scope_key), (result.tool,))
             notes.append(f"untrusted content from {result.tool!r} entered the run")
         if self.cascade is not None:
             self.cascade.observe_result(result, untrusted=untrusted)
@@ -543,7 +566,7 @@ class Guard:
             for b in budgets:
                 n = count_tokens(result.content, b.encoding)
                 key = b.key(result)
-                yield _op("charge", key, float(n), _INF, window=b.window, now=now)
+                yield from self._charge_flow(key, float(n), b.window, now)
                 notes.append(f"{n} result tokens counted against {b.id!r}")
         return Decision(
             Effect.ALLOW,
@@ -553,6 +576,32 @@ class Guard:
             agent=result.agent,
             kind="guard",
         )
+
+    def _taint_flow(self, key: str, labels: tuple[str, ...]) -> Generator[_Op, Any, None]:
+        """Add ``labels`` to a run's taint. If the store fails, the driver closes the flow at
+        the yield: the labels are then held in memory, where sinks still see them."""
+        try:
+            yield _op("add_members", key, labels, None)
+        except GeneratorExit:
+            self._held.add_labels(key, labels)
+            raise
+        self._held.written_labels(key, labels)
+
+    def _charge_flow(
+        self, key: str, amount: float, window: float | None, now: float
+    ) -> Generator[_Op, Any, None]:
+        """Count result tokens; held in memory when the store does not take them."""
+        try:
+            yield _op("charge", key, amount, _INF, window=window, now=now)
+        except GeneratorExit:
+            self._held.add_charge(key, (amount, window, now))
+            raise
+
+    def _flush_charges_flow(self, key: str) -> Generator[_Op, Any, None]:
+        """Write the held result tokens of ``key`` (each taken by one flow at a time)."""
+        for entry in self._held.take_charges(key):
+            amount, window, at = entry
+            yield from self._charge_flow(key, amount, window, at)
 
     def _refund_flow(self, charges: Sequence[Charge]) -> Generator[_Op, Any, None]:
         for c in reversed(charges):
@@ -760,6 +809,62 @@ class Guard:
                 op = flow.send(result)
         except StopIteration as stop:
             return stop.value
+
+
+_HeldCharge = tuple[float, float | None, float]
+
+
+class _Held:
+    """Recorded effects the store did not take: taint labels and result-token charges, per
+    store key. Decisions count them; the next flow that reads the key writes them (a held
+    charge is taken out while it is written, and put back if that fails too).
+    Process-local: other processes sharing the store see them once written."""
+
+    __slots__ = ("_charges", "_labels", "_lock")
+
+    def __init__(self) -> None:
+        self._labels: dict[str, set[str]] = {}
+        self._charges: dict[str, list[_HeldCharge]] = {}
+        self._lock = threading.Lock()
+
+    def count(self) -> int:
+        with self._lock:
+            return sum(map(len, self._labels.values())) + sum(map(len, self._charges.values()))
+
+    def labels(self, key: str) -> frozenset[str]:
+        if not self._labels:  # the common case, without the lock
+            return frozenset()
+        with self._lock:
+            return frozenset(self._labels.get(key, ()))
+
+    def add_labels(self, key: str, labels: Iterable[str]) -> None:
+        with self._lock:
+            self._labels.setdefault(key, set()).update(labels)
+
+    def written_labels(self, key: str, labels: Iterable[str]) -> None:
+        with self._lock:
+            held = self._labels.get(key)
+            if held is not None:
+                held.difference_update(labels)
+                if not held:
+                    del self._labels[key]
+
+    def tokens(self, key: str, window: float | None, now: float) -> float:
+        if not self._charges:  # the common case, without the lock
+            return 0.0
+        with self._lock:
+            held = list(self._charges.get(key, ()))
+        return sum(amount for amount, _, at in held if window is None or at > now - window)
+
+    def add_charge(self, key: str, entry: _HeldCharge) -> None:
+        with self._lock:
+            self._charges.setdefault(key, []).append(entry)
+
+    def take_charges(self, key: str) -> list[_HeldCharge]:
+        if not self._charges:
+            return []
+        with self._lock:
+            return self._charges.pop(key, [])
 
 
 @dataclass(frozen=True, slots=True)

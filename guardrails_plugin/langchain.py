@@ -74,23 +74,33 @@ where LangChain calls handlers synchronously (any sync tool, even under ``ainvok
 answers synchronously, since LangChain swallows what a coroutine hook raises there and the
 tool would run anyway. An async approver cannot be awaited there: such calls are denied.
 
+Every adapter decides on what the tool will receive: the model's input as the tool's own
+schema parses it (``guardrails_plugin.langgraph._toolargs``: aliases, defaults, coercions, a string
+input to a one-argument tool; injected arguments left out); keys the schema does not know
+are denied. The middleware has the tool in its request. A callback hook gets only the tool's
+name: the handlers find the running tool on the call stack (``BaseTool.run`` / ``arun``
+calling them), else in ``tools=[...]``; where neither works (a sync handler that LangChain
+runs on a worker thread, for an async tool) the call is denied with that reason.
+
 Identity: the agent is ``agent=`` if given, else the name ``create_agent(name=...)`` puts in
 the run's metadata (``lc_agent_name``), else ``"agent"``. The thread is the run config's
 ``configurable.thread_id`` (callbacks: ``metadata["thread_id"]``, which LangGraph sets).
 The run is one invocation: for the middleware, the invocation of the agent's graph
 (``invoke``, ``stream``, a resume; the ``run_id`` the caller put in the invoke config if
 any), so every ``invoke`` starts a fresh ``per="run"`` budget, with or without a thread;
-for the callbacks, the root of the callback run tree (``None`` for a tool invoked on its
-own). Budgets ``per="run"`` count per run, else per thread; taint is kept per thread, else
-per run. Tools invoked on their own with neither share one scope, so pass a ``thread_id``
-or ``config={"run_id": uuid4()}`` to keep them apart.
+for the callbacks, the root of LangChain's callback run tree: the chain, agent or graph
+invoked, and for a tool invoked on its own the tool's own run, so each ``tool.invoke`` is
+a run of its own. Budgets ``per="run"`` count per run, else per thread; taint is kept per
+thread, else per run. Calls that should share a budget or taint across invocations share
+a thread: pass the same ``thread_id`` and use ``per="thread"`` budgets.
 """
 
 from __future__ import annotations
 
 import inspect
-import json
 import sys
+import threading
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MethodType
@@ -124,6 +134,7 @@ from .guard import Guard
 from .langgraph._drivers import drivers
 from .langgraph._gate import Approvals, Gate, arun_call, run_call
 from .langgraph._pending import hold_key
+from .langgraph._toolargs import NO_SCHEMA, received
 from .langgraph._where import GUARDED_CALL, where_in_graph
 
 if TYPE_CHECKING:
@@ -388,36 +399,48 @@ def _tool_name(tool: BaseTool | dict[str, Any]) -> str:
 
 class _GuardHandler:
     """What both handlers share: reading a tool start into a ToolCall, remembering calls until
-    they end, and the run tree (the run id of a call is the root of its tree)."""
+    they end, and the run tree: a call's run is the root of LangChain's callback run tree,
+    kept as a map from each live run to its root."""
 
     raise_error = True  # LangChain re-raises a handler's exception only when this is set
 
-    def __init__(self, guard: Guard, *, agent: str | None = None) -> None:
+    # Live runs remembered (a run is forgotten when it ends; the oldest go first if runs
+    # never end, e.g. a chain LangChain never reports the end of).
+    max_runs = 10_000
+
+    def __init__(
+        self, guard: Guard, *, agent: str | None = None, tools: Iterable[BaseTool] = ()
+    ) -> None:
         if not isinstance(guard, Guard):
             raise TypeError(f"{type(self).__name__} needs a Guard, found {type(guard).__name__}")
         self.guard = guard
         self.agent = agent
+        self.tools: dict[str, BaseTool] = {}
+        for t in tools:
+            if not isinstance(t, BaseTool):
+                raise TypeError(f"tools must be LangChain tools, found {type(t).__name__}")
+            self.tools[t.name] = t
         self._calls: dict[UUID, ToolCall] = {}
-        self._parents: dict[UUID, UUID | None] = {}
+        self._roots: OrderedDict[UUID, UUID] = OrderedDict()
+        self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.guard!r}, agent={self.agent!r})"
 
-    def _root(self, parent: UUID | None) -> str | None:
-        """The top of the run tree ``parent`` belongs to (as far as this handler saw it);
-        ``None`` for a tool invoked on its own."""
+    def _root(self, run_id: UUID, parent: UUID | None) -> UUID:
+        """The root of the run tree ``run_id`` belongs to: the run itself when it has no
+        parent (a tool or chain invoked on its own), else its parent's root (the parent
+        itself when this handler did not see it start, e.g. a handler given to one tool)."""
         if parent is None:
-            return None
-        seen = {parent}
-        while (up := self._parents.get(parent)) is not None and up not in seen:
-            seen.add(up)
-            parent = up
-        return str(parent)
+            return run_id
+        with self._lock:
+            return self._roots.get(parent, parent)
 
     def _call(
         self,
         serialized: Mapping[str, Any] | None,
         input_str: str,
+        run_id: UUID,
         parent_run_id: UUID | None,
         metadata: Mapping[str, Any] | None,
         inputs: Mapping[str, Any] | None,
@@ -427,43 +450,70 @@ class _GuardHandler:
             self.agent,
             metadata,
             thread_id=(metadata or {}).get("thread_id"),
-            run_id=self._root(parent_run_id),
+            run_id=self._root(run_id, parent_run_id),
         )
-        name = (serialized or {}).get("name") or kwargs.get("name") or ""
+        name = str((serialized or {}).get("name") or kwargs.get("name") or "")
+        call_id = kwargs.get("tool_call_id")
+        tool = _running_tool(name) or self.tools.get(name)
+        sent: Any = inputs if inputs is not None else input_str
+        args, problem = received(tool, sent, tool_call_id=call_id)
+        if tool is None:
+            problem = f"{NO_SCHEMA}; {_UNSEEN}"
         return ToolCall(
-            tool=str(name),
-            args=inputs if inputs is not None else _parse(input_str),
+            tool=name,
+            args=sent if args is None or problem is not None else args,
             agent=where.agent,
-            call_id=kwargs.get("tool_call_id"),
+            call_id=call_id,
             run_id=where.run_id,
             thread_id=where.thread_id,
             step=where.step,
+            problem=problem,
         )
 
     def _started(self, run_id: UUID, parent_run_id: UUID | None, call: ToolCall | None) -> None:
-        if call is not None:
-            self._calls[run_id] = call
-        self._parents[run_id] = parent_run_id
+        root = self._root(run_id, parent_run_id)
+        with self._lock:
+            if call is not None:
+                self._calls[run_id] = call
+            self._roots[run_id] = root
+            while len(self._roots) > self.max_runs:
+                self._roots.popitem(last=False)
 
     def _ended(self, run_id: UUID) -> ToolCall | None:
-        self._parents.pop(run_id, None)
-        return self._calls.pop(run_id, None)
+        with self._lock:
+            self._roots.pop(run_id, None)
+            return self._calls.pop(run_id, None)
 
 
-def _decided_by_adapter(call: ToolCall) -> bool:
+def _decided_by_adapter(call_id: str | None) -> bool:
     """The call is running inside ``GuardMiddleware`` / ``GuardedToolNode``, which decided
     it (and records its results): deciding again would charge budgets twice and ask a
     person again about a call they approved."""
-    return call.call_id is not None and GUARDED_CALL.get() == call.call_id
+    return call_id is not None and GUARDED_CALL.get() == call_id
 
 
-def _parse(input_str: str) -> Any:
-    """A tool's input given as a string: a JSON object if it is one, else the string itself
-    (which the guard denies: it cannot tell what the tool would touch)."""
-    try:
-        return json.loads(input_str)
-    except ValueError:
-        return input_str
+_UNSEEN = (
+    "the handler was called without the tool running it on its call stack (an async tool "
+    "under GuardCallbackHandler runs the handler on a worker thread): pass tools=[...] to "
+    "the handler, or use AsyncGuardCallbackHandler"
+)
+_RUN_CODES = (BaseTool.run.__code__, BaseTool.arun.__code__)
+_MAX_DEPTH = 64
+
+
+def _running_tool(name: str) -> BaseTool | None:
+    """The tool whose ``run`` / ``arun`` is calling this handler, found on the call stack
+    (the coroutine chain, for awaited handlers): the tool itself, whose schema decides what
+    it receives. ``None`` if the nearest running tool is not ``name`` or none is found."""
+    frame: Any = sys._getframe(1)
+    for _ in range(_MAX_DEPTH):
+        if frame is None:
+            return None
+        if frame.f_code in _RUN_CODES:
+            tool = frame.f_locals.get("self")
+            return tool if isinstance(tool, BaseTool) and tool.name == name else None
+        frame = frame.f_back
+    return None
 
 
 # A callback can let a tool run or stop it, nothing else: a person may approve or reject.
@@ -479,6 +529,10 @@ class GuardCallbackHandler(_GuardHandler, BaseCallbackHandler):
     ``ToolCallDenied`` (``BudgetExceeded``) before the tool body runs; results are recorded
     (taint, result tokens). Works in sync and async runs (LangChain runs it on a worker
     thread in async ones) with the guard's sync verbs; approvers must be sync.
+
+    ``tools``: the tools it guards, for the runs where it cannot see the running tool (async
+    tools: LangChain calls this handler from a worker thread); calls of a tool it cannot
+    see are denied.
     """
 
     def on_tool_start(
@@ -493,9 +547,10 @@ class GuardCallbackHandler(_GuardHandler, BaseCallbackHandler):
         inputs: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
-        call = self._call(serialized, input_str, parent_run_id, metadata, inputs, kwargs)
-        if _decided_by_adapter(call):
+        if _decided_by_adapter(kwargs.get("tool_call_id")):
+            self._started(run_id, parent_run_id, None)  # runs it starts share its root
             return
+        call = self._call(serialized, input_str, run_id, parent_run_id, metadata, inputs, kwargs)
         decision = self.guard.decide(
             call, answers=_CALLBACK_ANSWERS, limited_because=_CALLBACK_LIMIT
         )
@@ -590,6 +645,10 @@ class AsyncGuardCallbackHandler(_GuardHandler, AsyncCallbackHandler):
     in that case, and the call is denied.
     """
 
+    # Awaited in the tool's own task (not gathered in another), so that the handler sees
+    # the running tool on its coroutine chain and decides on what that tool will receive.
+    run_inline = True
+
     async def _on_tool_start(
         self,
         serialized: dict[str, Any],
@@ -602,9 +661,10 @@ class AsyncGuardCallbackHandler(_GuardHandler, AsyncCallbackHandler):
         inputs: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
-        call = self._call(serialized, input_str, parent_run_id, metadata, inputs, kwargs)
-        if _decided_by_adapter(call):
+        if _decided_by_adapter(kwargs.get("tool_call_id")):
+            self._started(run_id, parent_run_id, None)  # runs it starts share its root
             return
+        call = self._call(serialized, input_str, run_id, parent_run_id, metadata, inputs, kwargs)
         decision = await self.guard.adecide(
             call, answers=_CALLBACK_ANSWERS, limited_because=_CALLBACK_LIMIT
         )

@@ -88,10 +88,13 @@ def test_denied_call_never_runs_the_tool(tools: dict[str, BaseTool], ran: Ran) -
     assert "delete_file" in str(caught.value)
 
 
-def test_third_call_past_a_budget_raises_budget_exceeded(
+def test_third_call_on_a_thread_past_a_thread_budget_raises_budget_exceeded(
     tools: dict[str, BaseTool], ran: Ran
 ) -> None:
-    guard = Guard(policy(budgets=[Budget.calls(2, tools="search", id="two-searches")]))
+    # Three invocations, one thread: a per="thread" budget counts across them.
+    guard = Guard(
+        policy(budgets=[Budget.calls(2, tools="search", per="thread", id="two-searches")])
+    )
     handler = GuardCallbackHandler(guard)
     config = callbacks(handler, thread_id="t1")
 
@@ -159,7 +162,7 @@ def test_a_chain_that_calls_tools_is_guarded(tools: dict[str, BaseTool], ran: Ra
         ("fetch_url", str(run_id), Effect.ALLOW),
         ("send_email", str(run_id), Effect.DENY),
     ]
-    assert not handler._parents
+    assert not handler._roots
     assert not handler._calls
 
 
@@ -227,7 +230,9 @@ def test_tool_call_input_keeps_its_call_id(tools: dict[str, BaseTool], ran: Ran)
         )
 
 
-def test_json_string_input_is_read_as_arguments(ran: Ran) -> None:
+@pytest.mark.parametrize("text", ['{"query": "llamas"}', "llamas"])
+def test_string_input_is_decided_as_the_tool_receives_it(ran: Ran, text: str) -> None:
+    # A one-argument tool gets a string input whole (JSON or not): so does the guard.
     @tool
     def search(query: str) -> str:
         """Search."""
@@ -237,26 +242,28 @@ def test_json_string_input_is_read_as_arguments(ran: Ran) -> None:
     seen = Seen()
     handler = GuardCallbackHandler(Guard(Policy([allow("search")]), listeners=[seen]))
 
-    search.invoke('{"query": "llamas"}', config=callbacks(handler))
+    search.invoke(text, config=callbacks(handler))
 
-    assert dict(seen.calls[0][0].args) == {"query": "llamas"}
+    assert ran == [("search", {"query": text})]
+    assert dict(seen.calls[0][0].args) == {"query": text}
     assert seen.calls[0][1].effect is Effect.ALLOW
 
 
-def test_plain_string_input_is_denied(ran: Ran) -> None:
+def test_string_input_the_schema_rejects_is_denied(ran: Ran) -> None:
     @tool
-    def search(query: str) -> str:
-        """Search."""
-        ran.append(("search", {"query": query}))
+    def copy(src: str, dst: str) -> str:
+        """Copy."""
+        ran.append(("copy", {"src": src, "dst": dst}))
         return "ok"
 
-    handler = GuardCallbackHandler(Guard(Policy([allow("search")])))
+    handler = GuardCallbackHandler(Guard(Policy([allow("copy")])))
 
     with pytest.raises(ToolCallDenied) as caught:
-        search.invoke("llamas", config=callbacks(handler))
+        copy.invoke('{"src": "a", "dst": "b"}', config=callbacks(handler))
 
     assert ran == []
     assert caught.value.decision.rule == "malformed-call"
+    assert "schema rejects" in caught.value.decision.reason
 
 
 def test_agent_and_thread_come_from_metadata(tools: dict[str, BaseTool]) -> None:
@@ -380,7 +387,7 @@ async def test_async_denied_call_never_runs_the_tool(
 async def test_async_budget_and_taint(async_tools: dict[str, BaseTool], ran: Ran) -> None:
     guard = Guard(
         policy(
-            budgets=[Budget.calls(1, tools="fetch_url")],
+            budgets=[Budget.calls(1, tools="fetch_url", per="thread")],
             flows=[DataFlow(sources="fetch_url", sinks="send_email", effect="deny")],
         )
     )
@@ -476,13 +483,28 @@ async def test_async_handler_on_an_async_agent_run_with_sync_tools(
 async def test_sync_handler_also_stops_async_runs(
     async_tools: dict[str, BaseTool], ran: Ran
 ) -> None:
-    handler = GuardCallbackHandler(Guard(policy()))
+    # LangChain runs a sync handler of an async tool on a worker thread: it is told the
+    # tools, whose schemas say what they receive.
+    handler = GuardCallbackHandler(Guard(policy()), tools=async_tools.values())
 
     with pytest.raises(ToolCallDenied):
         await async_tools["delete_file"].ainvoke({"path": "/"}, config=callbacks(handler))
     await async_tools["fetch_url"].ainvoke({"url": "https://x.org"}, config=callbacks(handler))
 
     assert ran == [("fetch_url", {"url": "https://x.org"})]
+
+
+async def test_sync_handler_that_cannot_see_an_async_tool_denies(
+    async_tools: dict[str, BaseTool], ran: Ran
+) -> None:
+    handler = GuardCallbackHandler(Guard(policy()))
+
+    with pytest.raises(ToolCallDenied) as caught:
+        await async_tools["fetch_url"].ainvoke({"url": "https://x.org"}, config=callbacks(handler))
+
+    assert ran == []
+    assert "argument schema" in caught.value.decision.reason
+    assert "tools=[...]" in caught.value.decision.reason
 
 
 async def test_async_chain_is_guarded(async_tools: dict[str, BaseTool], ran: Ran) -> None:

@@ -76,9 +76,33 @@ def test_relative_path_is_joined_to_base() -> None:
     assert not scope.contains("../../x.txt")
 
 
-def test_tilde_is_not_expanded_because_open_does_not_expand_it() -> None:
+@pytest.mark.parametrize("value", ["~/x", "~root/x", "~", "~+/x", "~nobody"])
+def test_tilde_is_denied_because_tools_disagree_on_it(value: str) -> None:
+    # open("~/x") opens <cwd>/~/x, Path.expanduser() and shells open $HOME/x: deny both.
     scope = Paths(["/srv/data"], resolve_symlinks=False, base="/srv/data")
-    assert scope.contains("~/x")  # opens /srv/data/~/x, as open("~/x") would
+    with pytest.raises(ScopeViolation, match="starts with '~'") as caught:
+        scope.check(value)
+    assert caught.value.unreadable
+    assert Paths(["/srv/data"], resolve_symlinks=False).contains("/srv/data/~/x")
+
+
+@pytest.mark.parametrize("resolve", [True, False])
+@pytest.mark.parametrize("spelling", ["{r}", "{r}/", "{r}/.", "{r}/sub/..", "{r}//", "sub/.."])
+def test_write_scope_denies_the_root_itself(tree: Path, resolve: bool, spelling: str) -> None:
+    root = str(tree / "root")
+    value = spelling.format(r=root)
+    write = Paths([root], access="write", resolve_symlinks=resolve, base=root)
+    with pytest.raises(ScopeViolation, match="root itself"):
+        write.check(value)
+    assert write.contains(root + "/sub/notes.txt")
+    assert Paths([root], access="read", resolve_symlinks=resolve, base=root).contains(value)
+
+
+def test_write_scope_denies_a_symlink_that_resolves_to_the_root(tree: Path) -> None:
+    root = tree / "root"
+    (root / "sub" / "up").symlink_to(root)
+    with pytest.raises(ScopeViolation, match="resolves to"):
+        Paths([str(root)], access="write").check(str(root / "sub" / "up"))
 
 
 def test_nul_byte_is_denied() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import OrderedDict
 
 from .._events import ToolResult
-from ._facts import STRONG
+from ._facts import STRONG, facts
 from ._signals import Alarm, Evidence, Observed, Tracker, chain
 
 
@@ -22,6 +22,16 @@ class Cycles:
     and bump counters ("attempt 4", "v3"), which are not facts; a review that makes real
     edits cites what it changed (a line, a figure, a quoted phrase) and is progress.
 
+    **Facts are read when they can matter.** Only a message repeating a hand-off its chain
+    made before (the same sender and recipient up to ``max_length`` steps up) can extend a
+    loop; every other message resets the runs whatever it says. So a message's text is read
+    only when such a message is judged: then the facts of its chain (its last
+    ``repeats * max_length`` messages) not read yet are learned, oldest first, and its own
+    new facts weighed; a tool result is weighed the same way, after the chain of the last
+    message to its agent. "Facts the run has seen" are thus those of the chains judged so
+    far and of the tool results: a fact seen only on a branch that never repeats a hand-off
+    is news the first time a loop cites it (such a loop may trip a round later).
+
     **Loops follow causality.** A message's predecessor is its ``parent`` (the delivery
     that started its sender's activation), so interleaved branches of a fan-out do not
     break a loop and unrelated messages do not make one. A message with ``generation`` 0
@@ -37,8 +47,13 @@ class Cycles:
 
     State per scope: the facts seen (at most ``max_facts``, 8,192; the older half forgotten
     when full) and, for the last ``memory`` (1,024) messages with an id, their hand-off
-    chain (``max_length`` edges), runs and last messages: a few hundred kB at most. Cost per message: one regular-expression scan of the text (``max_chars``) and
-    ``max_length`` comparisons.
+    chain (``max_length`` edges), runs and last messages, and which of them were read: a
+    few hundred kB at most. Cost per message: a tuple of ``max_length`` edges and one of
+    ``repeats * max_length`` messages, ``max_length`` comparisons, and, for a message that
+    repeats a hand-off, one regular-expression scan (the first 1,000 characters) of each of
+    its chain's messages not read yet: each message is read at most once while remembered,
+    so at most one scan per message amortized, none in traffic that never repeats a
+    hand-off.
     """
 
     name = "cycles"
@@ -88,7 +103,7 @@ class _Node:
 
 
 class _CycleTracker:
-    __slots__ = ("_facts", "_inbox", "_news", "_nodes", "_signal", "_zero")
+    __slots__ = ("_done", "_facts", "_inbox", "_news", "_nodes", "_signal", "_zero")
 
     def __init__(self, signal: Cycles) -> None:
         self._signal = signal
@@ -96,6 +111,7 @@ class _CycleTracker:
         self._nodes: OrderedDict[str, _Node] = OrderedDict()
         self._inbox: OrderedDict[str, _Node] = OrderedDict()  # agent -> last message to it
         self._news: set[str] = set()
+        self._done: dict[int, None] = {}  # indices of the messages whose facts were learned
         self._zero = [0] * (signal.max_length + 1)
 
     @property
@@ -116,7 +132,28 @@ class _CycleTracker:
                 del known[fact]
         return new
 
+    def _read(self, trail: tuple[Evidence, ...], end: int) -> None:
+        """Learn the facts of the messages of ``trail[:end]`` not read yet, oldest first.
+        A message is marked read only once the messages before it on its chain are, so the
+        walk back stops at the first one read. Every message is read at most once while
+        remembered (``_done``, bounded: a message forgotten there may be read again, which
+        changes nothing)."""
+        done = self._done
+        start = end
+        while start and trail[start - 1].index not in done:
+            start -= 1
+        for evidence in trail[start:end]:
+            done[evidence.index] = None
+            self._learn(facts(evidence.message.content))
+        if len(done) > self._signal.memory:
+            for index in list(done)[: len(done) // 2]:
+                del done[index]
+
     def observe_result(self, result: ToolResult, untrusted: bool, seen: Observed) -> None:
+        # weighed against what reached its agent first (the chain of its last message in)
+        last = self._inbox.get(result.agent)
+        if last is not None:
+            self._read(last.trail, len(last.trail))
         if self._learn(seen.facts()) >= self._signal.min_news:
             self._news.add(result.agent)
 
@@ -133,9 +170,9 @@ class _CycleTracker:
         # agents' own names are not news (greetings, hand-off tools' "transferred to ...")
         known[m.sender.lower()] = None
         known[m.recipient.lower()] = None
-        news = self._learn(seen.facts()) >= signal.min_news
+        brought = False
         if self._news:
-            news = m.sender in self._news or news
+            brought = m.sender in self._news
             self._news.discard(m.sender)
         edge = (m.sender, m.recipient)
         tripped = 0
@@ -147,6 +184,15 @@ class _CycleTracker:
             edges = (edge, *parent.edges[: signal.max_length])
             trail = (*parent.trail[-(signal.repeats * signal.max_length - 1) :], seen.evidence)
             runs = self._zero
+            # Only a hand-off its chain made before can extend a loop: the others reset
+            # every run whatever they say, so their facts are read later, if ever (when a
+            # message down their chain repeats a hand-off).
+            if edge in edges[1:]:
+                self._read(trail, len(trail) - 1)
+                self._done[seen.index] = None
+                news = self._learn(seen.facts()) >= signal.min_news or brought
+            else:
+                news = True  # whatever it says: no run goes through a hand-off new to its chain
             if not news:
                 runs = [0] * (signal.max_length + 1)
                 before = parent.runs

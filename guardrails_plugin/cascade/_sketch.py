@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from datasketch import MinHash
 
 _MASK = np.uint64(0xFFFFFFFF)
 _BASE = np.uint64(1_000_003)
@@ -75,6 +74,7 @@ class Sketcher:
     __slots__ = (
         "_a",
         "_b",
+        "_minhash",
         "_permutations",
         "_powers",
         "_state",
@@ -98,6 +98,9 @@ class Sketcher:
         self.max_chars = max_chars
         self.seed = seed
         self.key = (num_perm, shingle, max_chars, seed)
+        from datasketch import MinHash  # here: importing it (and scipy) takes about a second
+
+        self._minhash = MinHash
         self._permutations = MinHash(num_perm=num_perm, seed=seed, scheme="affine32").permutations
         a, b = self._permutations
         if a.dtype != np.uint32 or b.dtype != np.uint32:  # pragma: no cover - datasketch changed
@@ -113,7 +116,7 @@ class Sketcher:
         self._state = self._empty().__getstate__()
 
     def _empty(self) -> Any:
-        return MinHash(
+        return self._minhash(
             num_perm=self.num_perm,
             seed=self.seed,
             hashfunc=int,
@@ -160,7 +163,7 @@ class Sketcher:
         # (Repeated shingles need not be removed: they cannot change a minimum.)
         permuted = self._a * hashes
         permuted += self._b
-        sketch = MinHash.__new__(MinHash)
+        sketch = self._minhash.__new__(self._minhash)
         sketch.__setstate__({**self._state, "hashvalues": permuted.min(axis=1)})
         return sketch
 

@@ -36,7 +36,7 @@ from ._handoffs import HANDOFF_DESTINATION, handback, with_destination
 from ._ledger import Claim, Ledger, ToolOutput
 from ._pending import APPROVALS, Approvals, _pending_key
 from ._verify import AT_THE_TOOL, CHANGED_RULE, expect
-from ._where import GUARDED_CALL, Where, caller_name, tool_call, where_in_graph
+from ._where import GUARDED_CALL, Where, caller_name, received_call, where_in_graph
 
 if TYPE_CHECKING:
     from ..rollback import Compensations, Journal
@@ -118,7 +118,7 @@ def locate(request: ToolCallRequest, agent: str | None, guard: Guard) -> tuple[T
     config = getattr(runtime, "config", None) or {}
     named = None if agent else caller_name(request.state, tc.get("id"))
     where = where_in_graph(agent, config, runtime, messages_agent=named)
-    call = tool_call(tc, where)
+    call = received_call(tc, where, request.tool)
     if request.tool is not None and HANDOFF_DESTINATION in (request.tool.metadata or {}):
         call = with_destination(call, request.tool, request.state, guard)
     return call, where

@@ -65,6 +65,7 @@ def handoff_call(
         thread_id=call.thread_id,
         step=call.step,
         message=message,
+        problem=call.problem,
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+from collections import Counter
 from collections.abc import Awaitable, Callable, Generator, Iterator, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -24,7 +25,7 @@ from ._gate import ON_DENY, Approvals, Gate, OnDeny, arun_call, run_call
 from ._handoffs import HANDOFF_DESTINATION, handback, with_destination
 from ._ledger import ToolOutput
 from ._pending import hold_key
-from ._where import Where, caller_name, tool_call, where_in_graph
+from ._where import Where, caller_name, received_call, where_in_graph
 
 if TYPE_CHECKING:
     from ..rollback import Compensations, Journal
@@ -200,8 +201,13 @@ class GuardedToolNode(ToolNode):
             held.update(key=hold, pauses=paused)
         decided: dict[str, Any] = {}
         deferred: list[tuple[ToolCall, Where]] = []
+        # Decisions are matched to the ToolNode's requests by call id: calls sharing an id
+        # in one step cannot be told apart, so none of them runs.
+        uses = Counter(tc.get("id") for tc in tool_calls)
         for tc in tool_calls:
             call, where = self._locate(tc, input, config, runtime)
+            if call.call_id and uses[call.call_id] > 1:
+                call = replace(call, problem=_shared_id(call.call_id, uses[call.call_id]))
             if not call.call_id or (yield ("run", gate.replay_flow(call, where))):
                 continue
             outcome = yield ("try", gate.decide_flow(call, where))
@@ -233,8 +239,8 @@ class GuardedToolNode(ToolNode):
     ) -> tuple[Any, Any]:
         named = None if self.agent else caller_name(input, tc.get("id"))
         where = where_in_graph(self.agent, config, runtime, messages_agent=named)
-        call = tool_call(tc, where)
-        tool = self.tools_by_name.get(call.tool)
+        tool = self.tools_by_name.get(str(tc.get("name") or ""))
+        call = received_call(tc, where, tool)
         if tool is not None and HANDOFF_DESTINATION in (tool.metadata or {}):
             call = with_destination(call, tool, input, self.gate.guard)
         return call, where
@@ -283,6 +289,13 @@ class GuardedToolNode(ToolNode):
             on_deny=self.on_deny,
             decided=decided,
         )
+
+
+def _shared_id(call_id: str, uses: int) -> str:
+    return (
+        f"{uses} calls in this step share the call id {call_id!r}: the guard cannot tell "
+        "which decision belongs to which call"
+    )
 
 
 def _bundle_key(hold: str | None) -> str | None:

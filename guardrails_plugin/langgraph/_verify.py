@@ -15,7 +15,9 @@ naming what changed; the adapter turns it into the denial the model reads (or ra
 Arguments compare as the tool receives them: the arguments LangGraph injects (state, store,
 runtime), which are not the model's, are left out on both sides. Runs nested inside the
 checked tool (a tool that runs a chain or an agent of its own) are its business and are not
-checked again here; their own guard, if any, checks them.
+checked again here; their own guard, if any, checks them. A tool that passes on the
+``config`` LangChain handed it starts runs that are siblings of its own run, not children:
+tools started while the checked tool runs count as its own too.
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ class AtTheTool(BaseCallbackHandler):
         """Why the call was stopped at the tool (the gate has the guard record the deny)."""
         self.reached = False
         self._inside: set[UUID] = set()
+        self._running: UUID | None = None  # the checked tool's run, between start and end
 
     def on_tool_start(
         self,
@@ -69,6 +72,11 @@ class AtTheTool(BaseCallbackHandler):
         if parent_run_id is not None and parent_run_id in self._inside:
             self._inside.add(run_id)  # a tool the checked tool runs itself
             return
+        if self._running is not None:
+            # Also a tool the checked tool runs itself, with the config it was handed:
+            # LangChain hands a tool its caller's config, so that run is a sibling.
+            self._inside.add(run_id)
+            return
         name = (serialized or {}).get("name") or kwargs.get("name")
         changed = self._changed(name, input_str, inputs, kwargs.get("tool_call_id"))
         if changed is not None:
@@ -79,7 +87,16 @@ class AtTheTool(BaseCallbackHandler):
             )
             raise ChangedCall(self.denied)
         self.reached = True
+        self._running = run_id
         self._inside.add(run_id)
+
+    def on_tool_end(self, output: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        if run_id == self._running:
+            self._running = None
+
+    def on_tool_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        if run_id == self._running:
+            self._running = None
 
     def on_chain_start(
         self,

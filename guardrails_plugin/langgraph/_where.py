@@ -15,9 +15,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from langchain_core.messages import AIMessage
+from langchain_core.tools import BaseTool
 
 from .._context import CHECKPOINT
 from .._events import DEFAULT_AGENT, ToolCall
+from ._toolargs import received
 
 _CHECKPOINTER = "__pregel_checkpointer"
 _RESUMING = "__pregel_resuming"
@@ -141,7 +143,27 @@ def caller_name(state: Any, call_id: str | None) -> str | None:
     return None
 
 
+def received_call(tc: Mapping[str, Any], where: Where, tool: BaseTool | None) -> ToolCall:
+    """The model's tool call ``tc`` as the guard decides it: with the arguments ``tool``
+    will receive (its own schema parses what the model sent; injected arguments left
+    out), or unreadable, with the reason, when the guard cannot tell what those are (keys
+    the schema does not know, input it rejects, a tool it cannot see)."""
+    sent: Any = tc.get("args")
+    args, problem = received(tool, sent, tool_call_id=tc.get("id"))
+    return ToolCall(
+        tool=str(tc.get("name") or ""),
+        args=sent if args is None else args,
+        agent=where.agent,
+        call_id=tc.get("id"),
+        run_id=where.run_id,
+        thread_id=where.thread_id,
+        step=where.step,
+        problem=problem,
+    )
+
+
 def tool_call(tc: Mapping[str, Any], where: Where) -> ToolCall:
+    """A call the guard builds itself (no tool schema applies: a node's hand-off)."""
     args: Any = tc.get("args")
     return ToolCall(
         tool=str(tc.get("name") or ""),

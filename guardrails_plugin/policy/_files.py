@@ -47,8 +47,10 @@ so the two modules import in one direction only.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import reprlib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -82,6 +84,9 @@ _BUDGET_KEYS = {
 }
 _FLOW_KEYS = {"id", "sources", "sinks", "effect"}
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+_STR_TAG = "tag:yaml.org,2002:str"
+_MAP_TAG = "tag:yaml.org,2002:map"
+_SEQ_TAG = "tag:yaml.org,2002:seq"
 
 
 @dataclass(frozen=True)
@@ -103,23 +108,81 @@ class _StrictLoader(_BaseLoader):  # type: ignore[valid-type,misc]
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         if isinstance(node, yaml.MappingNode):
-            first: dict[Any, int] = {}
-            for key_node, _ in node.value:
-                if key_node.tag == _MERGE_TAG:
-                    continue  # "<<: *base" then a key of its own is an override, by design
-                key = self.construct_object(key_node, deep=True)
-                try:
-                    line = first.setdefault(key, key_node.start_mark.line)
-                except TypeError:
-                    continue  # unhashable: the base class reports it
-                if line != key_node.start_mark.line:
-                    raise yaml.constructor.ConstructorError(
-                        None,
-                        None,
-                        f"key {key!r} given twice in one mapping (first on line {line + 1})",
-                        key_node.start_mark,
-                    )
+            self._check_unique(node)
         return cast("dict[Any, Any]", super().construct_mapping(node, deep=deep))
+
+    def _check_unique(self, node: yaml.MappingNode) -> None:
+        """No key twice in ``node``, nor in a mapping merged into it with ``<<`` (merged
+        mappings are never constructed on their own, so they are checked here)."""
+        first: dict[Any, yaml.Node] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == _MERGE_TAG:
+                # "<<: *base" then a key of its own is an override, by design
+                merged = value_node.value if isinstance(value_node, yaml.SequenceNode) else []
+                for part in [value_node, *merged]:
+                    if isinstance(part, yaml.MappingNode):
+                        self._check_unique(part)
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                earlier = first.setdefault(key, key_node)
+            except TypeError:
+                continue  # unhashable: the base class reports it
+            if earlier is not key_node:
+                _twice(key, earlier, key_node)
+
+    def construct_plain(self, node: yaml.Node) -> Any:
+        """What :meth:`construct_document` gives for ``node``, in a document without anchors.
+
+        Plain strings, mappings of plain-string keys and sequences (nearly all of a policy
+        file) are built here directly, with the same duplicate-key check; any other node
+        (numbers, booleans, null, tags, merge keys, other keys) goes to the safe
+        constructor, so the result is the same data."""
+        cls = type(node)
+        tag = node.tag
+        if cls is yaml.ScalarNode:
+            if tag == _STR_TAG:
+                return node.value
+        elif cls is yaml.MappingNode:
+            pairs = node.value
+            if tag == _MAP_TAG and all(
+                type(k) is yaml.ScalarNode and k.tag == _STR_TAG for k, _ in pairs
+            ):
+                keys: dict[str, yaml.Node] = {}
+                for key_node, _ in pairs:  # every key first, as construct_mapping does
+                    earlier = keys.setdefault(key_node.value, key_node)
+                    if earlier is not key_node:
+                        _twice(key_node.value, earlier, key_node)
+                build = self.construct_plain
+                return {key_node.value: build(value_node) for key_node, value_node in pairs}
+        elif cls is yaml.SequenceNode and tag == _SEQ_TAG:
+            build = self.construct_plain
+            return [build(child) for child in node.value]
+        return self.construct_object(node, deep=True)
+
+
+def _twice(key: Any, earlier: yaml.Node, node: yaml.Node) -> None:
+    raise yaml.constructor.ConstructorError(
+        None,
+        None,
+        f"key {key!r} given twice in one mapping (first on line {earlier.start_mark.line + 1})",
+        node.start_mark,
+    )
+
+
+@contextlib.contextmanager
+def collector_paused() -> Iterator[None]:
+    """The cyclic garbage collector off while a document is read (or written): YAML nodes
+    and the data built from them are hundreds of thousands of new container objects, which otherwise
+    trigger collections that walk them all again and again (most of the reading time of a
+    large policy). Whatever the reading leaves unreachable is collected once it is back on."""
+    was_on = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_on:
+            gc.enable()
 
 
 def read_yaml(path: str) -> Any:
@@ -146,12 +209,14 @@ def parse_yaml(text: str, *, source: str = "<yaml>") -> Any:
     """The data in a YAML document, read strictly (see the module's docstring)."""
     loader = _StrictLoader(text)
     try:
-        node = loader.get_single_node()
-        if node is None:
-            return None
-        if "&" in text:  # no anchor, no alias: nothing can expand
+        with collector_paused():
+            node = loader.get_single_node()
+            if node is None:
+                return None
+            if "&" not in text:  # no anchor, no alias: nothing can expand, nothing is shared
+                return loader.construct_plain(node)
             _check_expansion(source, node)
-        return loader.construct_document(node)
+            return loader.construct_document(node)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "file"
@@ -211,7 +276,8 @@ def _children(node: yaml.Node) -> list[yaml.Node]:
 
 def parts_from_file(path: str, *, imports: bool = True) -> PolicyParts:
     """The parts of the policy in the YAML file at ``path``."""
-    return parts_from_data(read_yaml(path), source=path, imports=imports)
+    with collector_paused():
+        return parts_from_data(read_yaml(path), source=path, imports=imports)
 
 
 def parts_from_data(data: Any, *, source: str = "<dict>", imports: bool = True) -> PolicyParts:
@@ -435,6 +501,8 @@ def _list(source: str, key: str, value: Any) -> list[Any]:
 
 
 def _keys(source: str, where: str, data: Mapping[str, Any], allowed: set[str]) -> None:
+    if allowed.issuperset(data):
+        return
     unknown = sorted(set(map(str, data)) - allowed)
     if unknown:
         raise PolicyFileError(

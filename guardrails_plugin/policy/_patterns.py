@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import functools
 import re
 from collections.abc import Iterable, Sequence
 
@@ -10,7 +11,7 @@ _GLOB_CHARS = frozenset("*?[")
 
 
 def is_glob(pattern: str) -> bool:
-    return any(c in _GLOB_CHARS for c in pattern)
+    return not _GLOB_CHARS.isdisjoint(pattern)
 
 
 def as_names(
@@ -28,8 +29,17 @@ def as_names(
     return names
 
 
+@functools.lru_cache(maxsize=1024)
+def _compile(globs: tuple[str, ...]) -> re.Pattern[str]:
+    return re.compile("|".join(fnmatch.translate(p) for p in globs))
+
+
 class NameSet:
-    """A set of exact names and glob patterns (``*``, ``?``, ``[abc]``), matched case-sensitively."""
+    """A set of exact names and glob patterns (``*``, ``?``, ``[abc]``), matched case-sensitively.
+
+    The globs' regular expression is compiled the first time a name needs it: a policy of
+    50,000 rules is read and linted without compiling one per rule (``fnmatch.translate``
+    always gives a valid expression, so compiling later cannot fail where earlier would not)."""
 
     __slots__ = ("_exact", "_globs", "_regex", "everything", "patterns")
 
@@ -38,14 +48,17 @@ class NameSet:
         self.everything = "*" in self.patterns
         self._exact = frozenset(p for p in self.patterns if not is_glob(p))
         self._globs = tuple(p for p in self.patterns if is_glob(p))
-        self._regex = (
-            re.compile("|".join(fnmatch.translate(p) for p in self._globs)) if self._globs else None
-        )
+        self._regex: re.Pattern[str] | None = None
 
     def matches(self, name: str) -> bool:
         if self.everything or name in self._exact:
             return True
-        return self._regex is not None and self._regex.match(name) is not None
+        if not self._globs:
+            return False
+        regex = self._regex
+        if regex is None:
+            regex = self._regex = _compile(self._globs)
+        return regex.match(name) is not None
 
     def covers(self, pattern: str) -> bool:
         """Whether every name ``pattern`` matches is matched here too (conservative)."""
@@ -62,3 +75,10 @@ class NameSet:
 
     def __repr__(self) -> str:
         return f"NameSet({list(self.patterns)!r})"
+
+
+@functools.lru_cache(maxsize=4096)
+def name_set(patterns: tuple[str, ...]) -> NameSet:
+    """The :class:`NameSet` of ``patterns``, shared by every rule that names the same ones
+    (most rules of a large policy are for every agent, ``("*",)``)."""
+    return NameSet(patterns)

@@ -135,12 +135,11 @@ class Policy:
         from run-time grants for this agent.
         """
         if not call.readable:
-            return _deny(
-                call,
-                MALFORMED,
-                f"cannot read the arguments of {call.tool!r}: expected an object of named "
-                f"arguments, found {type(call.raw_args).__name__} {call.raw_args!r:.200}",
+            problem = call.problem or (
+                f"expected an object of named arguments, found {type(call.raw_args).__name__} "
+                f"{call.raw_args!r:.200}"
             )
+            return _deny(call, MALFORMED, f"cannot read the arguments of {call.tool!r}: {problem}")
         b = self.bucket(call.agent, call.tool)
         for r in b.denies:
             res = r.evaluate(call, tainted)

@@ -16,7 +16,7 @@ from typing import Any
 from .._errors import PolicyError, ScopeViolation
 from .._events import ToolCall
 from ..scopes import Scope
-from ._patterns import NameSet, as_names
+from ._patterns import NameSet, as_names, name_set
 
 Condition = Callable[[ToolCall], bool]
 """A custom predicate over the whole call: ``True`` means the rule applies."""
@@ -94,7 +94,7 @@ class Rule:
         if not self.id:
             object.__setattr__(self, "id", self.default_id())
         object.__setattr__(self, "_tools", NameSet(self.tools))
-        object.__setattr__(self, "_agents", NameSet(self.agents))
+        object.__setattr__(self, "_agents", name_set(self.agents))
 
     # -- identity -----------------------------------------------------------------------------
 

@@ -5,14 +5,23 @@ standard library's RFC 5322 parser (``email.headerregistry``), so display names,
 groups (``team: a@x.com, b@y.com;``) and quoting are understood, and every address found
 is validated and normalized by ``email_validator`` (IDN domains to punycode). Anything the
 parser flags as a defect, and any line break, denies: a header that two mail libraries could
-read differently is not one to send.
+read differently is not one to send. The one defect tolerated is a period in an unquoted
+display name (``John Q. Public <john@corp.com>``), which real headers are full of and every
+reader agrees on. Tabs count as spaces (folding whitespace); addresses are separated by
+commas, as RFC 5322 says (``a@x.com<TAB>b@x.com`` is one malformed address, not two).
+
+The addresses found must also be exactly those ``email.utils.getaddresses`` finds, in order:
+that is how ``smtplib``'s ``send_message`` derives the envelope recipients from the headers,
+and a header the two readers disagree on is denied.
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Iterable
+from email.errors import ObsoleteHeaderDefect
 from email.policy import default as _email_policy
+from email.utils import getaddresses
 from typing import Any
 
 import email_validator
@@ -43,19 +52,38 @@ def _parse_header_cached(text: str) -> tuple[Recipient, ...]:
     return _parse_header(text)
 
 
+def _tolerated(defect: Exception) -> bool:
+    return isinstance(defect, ObsoleteHeaderDefect) and str(defect) == "period in 'phrase'"
+
+
 def _parse_header(text: str) -> tuple[Recipient, ...]:
     """Every recipient in one header value; ``ScopeViolation`` if it is not clean."""
-    if not text.isprintable():
-        bad = next(c for c in text if not c.isprintable())
+    if not text.replace("\t", " ").isprintable():
+        bad = next(c for c in text if not c.isprintable() and c != "\t")
         raise ScopeViolation(
             f"recipient list {preview(text)} contains a line break or invisible character "
             f"(U+{ord(bad):04X}), which could smuggle extra headers or recipients",
             unreadable=True,
         )
-    header = _email_policy.header_factory("To", text)
-    if header.defects:
+    try:
+        header = _email_policy.header_factory("To", text)
+    except Exception as exc:  # the stdlib parser crashes on some odd headers (nested groups)
         raise ScopeViolation(
-            f"recipient list {preview(text)} is not a clean address list: {header.defects[0]}",
+            f"cannot parse recipient list {preview(text)}: {type(exc).__name__}: {exc}",
+            unreadable=True,
+        ) from None
+    defects = [defect for defect in header.defects if not _tolerated(defect)]
+    if defects:
+        raise ScopeViolation(
+            f"recipient list {preview(text)} is not a clean address list: {defects[0]}",
+            unreadable=True,
+        )
+    specs = [address.addr_spec for address in header.addresses]
+    envelope = [addr for _, addr in getaddresses([text]) if addr]
+    if specs != envelope:
+        raise ScopeViolation(
+            f"recipient list {preview(text)} is ambiguous: the header parser reads "
+            f"{preview(specs, 80)} but smtplib would send to {preview(envelope, 80)}",
             unreadable=True,
         )
     found: list[Recipient] = []
@@ -71,7 +99,7 @@ def _parse_header(text: str) -> tuple[Recipient, ...]:
 
 
 def _recipients(value: object) -> list[Recipient]:
-    """Every recipient in a header string or a list of them; at least one."""
+    """Every recipient in a header string or a list of them; at least one in each string."""
     if isinstance(value, str):
         texts: Iterable[object] = (value,)
     elif isinstance(value, list | tuple):
@@ -87,10 +115,15 @@ def _recipients(value: object) -> list[Recipient]:
             raise ScopeViolation(
                 f"expected recipient strings, found {describe(text)}", unreadable=True
             )
-        if len(text) <= _CACHE_LIMIT:
-            found.extend(_parse_header_cached(text))
-        else:
-            found.extend(_parse_header(text))
+        in_text = _parse_header_cached(text) if len(text) <= _CACHE_LIMIT else _parse_header(text)
+        if not in_text:
+            # ["", "a@x.com"]: an empty entry is not "no one"; the tool may read it as
+            # anything (a default recipient, a mailing list), so it denies.
+            raise ScopeViolation(
+                f"found no recipient address in {preview(text)} (in {preview(value, 80)})",
+                unreadable=True,
+            )
+        found.extend(in_text)
     if not found:
         raise ScopeViolation(f"found no recipient address in {preview(value)}", unreadable=True)
     return found

@@ -9,6 +9,7 @@ allowed roots, by whole path components.
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Iterable
 from typing import Any, Literal
 
@@ -37,8 +38,18 @@ class Paths(Scope):
       point anywhere. Use it for trees that hold no untrusted symlinks.
     - Relative values are joined to ``base`` (an absolute directory); without ``base`` they
       are denied, since the tool's working directory is unknown to the guard.
-    - ``access`` (``"read"`` or ``"write"``) labels the grant: both resolve paths the same
-      way, and a read grant is never ``within`` a write grant or the reverse.
+    - ``access`` (``"read"`` or ``"write"``): both resolve paths the same way, and a read
+      grant is never ``within`` a write grant or the reverse. A write scope allows what lies
+      *under* a root, never the root itself (``/srv/data``, ``/srv/data/.``, a symlink to
+      it): writing to, renaming or deleting the root replaces or removes the whole tree.
+    - A value starting with ``~`` is denied: ``Path.expanduser``, ``os.path.expanduser`` and
+      shells turn ``~/x`` and ``~user/x`` into a home directory, while the guard would read a
+      directory named ``~`` under ``base``; the two readings differ, so neither is trusted.
+
+    With ``resolve_symlinks=True`` two more things deny: a value that is itself a symlink
+    living outside the roots (even one pointing inside: renaming, deleting or opening it with
+    ``O_NOFOLLOW`` acts on the link), and, for write access, a regular file with more than
+    one hard link (the same file under another name, possibly outside).
 
     The check is a snapshot: a symlink created after the check but before the tool runs is
     not seen. POSIX paths only.
@@ -124,6 +135,13 @@ class Paths(Scope):
             raise ScopeViolation("expected a path, found an empty string", unreadable=True)
         if "\x00" in raw:
             raise ScopeViolation(f"path {preview(raw)} contains a NUL byte", unreadable=True)
+        if raw.startswith("~"):
+            raise ScopeViolation(
+                f"path {preview(raw)} starts with '~', which tools that expand it "
+                "(Path.expanduser, shells) read as a home directory, outside the allowed roots "
+                f"{list(self._roots)}; give the path without '~'",
+                unreadable=True,
+            )
         if not raw.startswith("/"):
             if self._base is None:
                 raise ScopeViolation(
@@ -138,14 +156,60 @@ class Paths(Scope):
             raise ScopeViolation(
                 f"cannot resolve path {preview(raw)}: {exc}", unreadable=True
             ) from exc
-        if path in self._root_set or path.startswith(self._prefixes):
-            return
         shown = preview(value if isinstance(value, str) else raw)
+        self._check_inside(path, raw, shown)
+        if self._resolve:
+            self._check_link_and_hard_links(path, raw, shown)
+
+    def _check_inside(self, path: str, raw: str, shown: str) -> None:
+        if path in self._root_set:
+            if self._access == "read":
+                return
+            resolved_root = "" if path == raw else f" (it resolves to {path!r})"
+            raise ScopeViolation(
+                f"path {shown} is the allowed root itself{resolved_root}; write access covers "
+                "what lies under a root, not the root: writing, renaming or deleting it would "
+                "replace or remove the whole tree"
+            )
+        if path.startswith(self._prefixes):
+            return
         resolved = "" if path == raw else f" resolves to {path!r}, which"
         raise ScopeViolation(
             f"path {shown}{resolved} is outside the allowed roots {list(self._roots)} "
             f"({self._access} access)"
         )
+
+    def _check_link_and_hard_links(self, path: str, raw: str, shown: str) -> None:
+        """The name itself must live inside too, and a write must not reach a hard link.
+
+        A symlink outside the roots that points inside (``/tmp/x -> /srv/data/a``) resolves
+        inside, but a tool that opens with ``O_NOFOLLOW``, or renames or deletes the path,
+        acts on the link itself, outside. A regular file with several hard links is one file
+        under several names, some possibly outside the roots: a write changes all of them.
+        """
+        try:
+            info = os.lstat(raw)  # one system call in the common case (not a link)
+            if stat.S_ISLNK(info.st_mode):
+                parent, _, name = raw.rstrip("/").rpartition("/")
+                location = os.path.realpath(parent or "/").rstrip("/") + "/" + name
+                if not (location.startswith(self._prefixes) or location in self._root_set):
+                    raise ScopeViolation(
+                        f"path {shown} is a symlink at {location!r}, outside the allowed roots "
+                        f"{list(self._roots)} (it points to {path!r}); a tool that does not "
+                        f"follow links would act on the link itself ({self._access} access)"
+                    )
+                if self._access == "write":
+                    info = os.lstat(path)
+            if self._access == "write" and stat.S_ISREG(info.st_mode) and info.st_nlink > 1:
+                raise ScopeViolation(
+                    f"path {shown} is a file with {info.st_nlink} hard links; a write "
+                    "changes it under every name, and the others may be outside the "
+                    f"allowed roots {list(self._roots)}"
+                )
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise ScopeViolation(f"cannot inspect path {shown}: {exc}", unreadable=True) from exc
 
     def spec(self) -> dict[str, Any]:
         return {

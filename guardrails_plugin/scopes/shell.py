@@ -17,8 +17,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import bashlex
-
 from ._base import Scope, ScopeError, ScopeViolation
 from ._text import describe, preview, string_list
 
@@ -132,6 +130,14 @@ class _Walk:
         self.visit_all(part for part in node.parts if part.kind not in ("pipe", "reservedword"))
 
     def visit_compound(self, node: Any) -> None:
+        if self.text(node).startswith("(("):
+            # bash reads "((...))" as an arithmetic command, which expands $(...) even inside
+            # single quotes; bashlex reads it as two nested subshells.
+            self.problems.append(
+                f"uses an arithmetic command ({preview(self.text(node), 60)}), which the guard "
+                "cannot check"
+            )
+            return
         self.visit_all(part for part in node.list if part.kind != "reservedword")
         self.visit_all(getattr(node, "redirects", ()))
 
@@ -215,6 +221,8 @@ class _Walk:
 
     def visit_redirect(self, node: Any) -> None:
         self.uses.append(_Use("redirect", self.text(node)))
+        import bashlex
+
         output = getattr(node, "output", None)
         if isinstance(output, bashlex.ast.node):
             self.visit(output)
@@ -231,6 +239,8 @@ def _facts_uncached(line: str) -> _Facts:
         raise ScopeViolation("expected a shell command, found an empty line", unreadable=True)
     if "\x00" in line:
         raise ScopeViolation(f"command {preview(line)} contains a NUL byte", unreadable=True)
+    import bashlex  # here: building its parser takes a quarter of a second
+
     try:
         trees = bashlex.parse(line)
     except NotImplementedError as exc:
@@ -295,8 +305,12 @@ class Shell(Scope):
     - ``allow_redirects``: ``>``, ``>>``, ``<``, ``2>&1``, here-documents and here-strings.
     - ``allow_background``: ``&``.
 
+    A subshell or group around listed programs (``(ls)``, ``( ls )``, ``{ ls; }``) and a
+    trailing ``;`` are not composition: what they hold is checked like any other command.
+
     Always denied: lines that do not parse, constructs bashlex does not support (``case``,
-    ``[[ ]]``, ``$((...))``, ``coproc``), expansions bashlex keeps opaque (``${x:-$(rm)}``),
+    ``[[ ]]``, ``$((...))``, ``coproc``), arithmetic commands ``((...))`` (bash expands
+    ``$(...)`` inside them even between single quotes), expansions bashlex keeps opaque (``${x:-$(rm)}``),
     here-documents whose body holds ``$`` or a backtick, and assignments to variables that
     change what runs (``PATH``, ``IFS``, ``LD_*``, ``PAGER``, ``GIT_*``, ...).
 

@@ -1,24 +1,46 @@
 """SQL statements, checked on every table they touch and every kind of statement they are.
 
+Why this file is long: tables, statement kinds and functions are read from one parse tree
+in one walk; the function allow-list itself is generated data in ``_sql_functions.py``.
+
 The value is parsed with ``sqlglot`` in the scope's dialect. Each statement is classified
 (query, data change, schema change, or something the guard will not run), and every table
 reference in the tree is collected: in ``FROM`` and joins, subqueries, set operations, CTE
 bodies, ``INSERT``/``UPDATE``/``DELETE`` targets. A reference to a CTE defined in an
 enclosing ``WITH`` is not a table. Names are compared after the dialect's own identifier
 normalization (Postgres folds unquoted names to lower case, Snowflake to upper case, ...).
+
+Every function a statement calls must be known to be pure in the scope's dialect: an
+allow-list generated from the database's own catalog (``_sql_functions.py``, rebuilt by
+``scripts/gen_sql_functions.py``: PostgreSQL's ``pg_proc`` immutable or stable functions that
+``PUBLIC`` may execute, SQLite's innocuous or deterministic built-ins). A deny list of
+dangerous functions cannot be complete (``set_config``, ``nextval``, ``query_to_xml``,
+``pg_notify``, advisory locks, ``lo_*``, ``fts3_tokenizer``...), an allow-list can.
+Functions are judged by name: overloads of built-in names that a database administrator
+created in the search path are not seen.
+
+sqlglot reports text it cannot fully parse on its ``sqlglot`` logger, quoting the text; the
+scope silences that logger while it parses, so an attacker's SQL (and a newline in it) never
+reaches the log.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from collections.abc import Iterable
+import itertools
+import logging
+import threading
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, cast
 
 import sqlglot
 from sqlglot import exp
 from sqlglot.errors import SqlglotError
+from sqlglot.tokenizer_core import Token, TokenType
 
+from . import _sql_functions
 from ._base import Scope, ScopeError, ScopeViolation
 from ._text import describe, preview, string_list
 
@@ -49,6 +71,61 @@ Matched by name, case-insensitively, wherever they appear (``FROM read_csv(...)`
 ``SELECT pg_read_file(...)``). The list is short on purpose and not complete: a user-defined
 function can do anything, so pair a read-only scope with a read-only database role.
 """
+
+
+_SYNTAX_FUNCTIONS = frozenset(
+    {
+        "cast", "try_cast", "coalesce", "nullif", "greatest", "least", "row", "array", "case",
+        "exists", "grouping", "trim", "interval", "xmlelement", "xmlforest", "xmlparse",
+        "xmlserialize", "xmlroot", "xmlexists", "xmlconcat", "xmlpi", "xmlattributes",
+        "json_object", "json_array", "json_arrayagg", "json_objectagg", "json_scalar",
+        "json_serialize", "json_query", "json_value", "json_exists", "collate", "iif",
+    }
+)  # fmt: skip
+"""Constructs that read like calls but are SQL syntax (``CAST(x AS int)``, ``COALESCE``)."""
+
+_OTHER_PURE = _sql_functions.POSTGRES_PURE & _sql_functions.SQLITE_PURE
+_OTHER_IMPURE = _sql_functions.POSTGRES_IMPURE | _sql_functions.SQLITE_IMPURE
+
+
+def _function_lists(dialect_name: str | None) -> tuple[frozenset[str], frozenset[str]]:
+    """(pure, known impure) function names for a dialect.
+
+    PostgreSQL and SQLite have lists generated from their catalogs; other dialects get the
+    names both catalogs agree are pure (the standard core: ``count``, ``lower``,
+    ``coalesce``...) and refuse every name either catalog knows to be impure.
+    """
+    name = (dialect_name or "").lower()
+    if name in ("postgres", "postgresql"):
+        return _sql_functions.POSTGRES_PURE, _sql_functions.POSTGRES_IMPURE
+    if name == "sqlite":
+        return _sql_functions.SQLITE_PURE, _sql_functions.SQLITE_IMPURE
+    return _OTHER_PURE, _OTHER_IMPURE
+
+
+class _QuietFilter(logging.Filter):
+    """Drops sqlglot's records while this thread parses a scope value (they quote it)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.local = threading.local()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not getattr(self.local, "quiet", False)
+
+
+_QUIET = _QuietFilter()
+logging.getLogger("sqlglot").addFilter(_QUIET)
+
+
+@contextlib.contextmanager
+def _quiet_sqlglot() -> Iterator[None]:
+    before = getattr(_QUIET.local, "quiet", False)
+    _QUIET.local.quiet = True
+    try:
+        yield
+    finally:
+        _QUIET.local.quiet = before
 
 
 def _classes(*names: str) -> tuple[type[exp.Expression], ...]:
@@ -83,6 +160,8 @@ class _Statement:
     never: str | None  # a construct no scope runs
     writes: str | None  # a write or lock inside the statement
     file_function: str | None
+    functions: tuple[tuple[str, str], ...]  # (name as the server resolves it, as shown)
+    qualified_function: str | None  # a call qualified with a schema other than pg_catalog
     problem: str | None  # a part the guard cannot read (opaque command, odd table reference)
     tables: tuple[tuple[tuple[str, ...], str], ...]  # (normalized parts, as written)
 
@@ -157,7 +236,54 @@ def _function_name(func: exp.Func) -> str:
     return func.sql_name().lower()
 
 
-def _statement(tree: exp.Expression, dialect: sqlglot.Dialect) -> _Statement:
+_GENERATED_HEADS: dict[tuple[type[exp.Func], str | None], str | None] = {}
+
+
+def _called_name(func: exp.Func, dialect: sqlglot.Dialect, dialect_name: str | None) -> str | None:
+    """The function name the server resolves for ``func``; ``None`` for syntax, not a call.
+
+    An ``Anonymous`` node keeps the name as written (quoted names keep their case, unquoted
+    ones fold as the dialect folds them). A node sqlglot knows (``Lower``, ``Rand``...) is
+    named as sqlglot writes it back in the dialect (``RANDOM()`` for Postgres); a node it
+    writes as an operator or keyword (``CURRENT_DATE``, ``a @> b``) is syntax.
+    """
+    if isinstance(func, exp.Anonymous):
+        this = func.this
+        if isinstance(this, exp.Identifier):
+            return str(dialect.normalize_identifier(this.copy()).this)
+        return str(this).lower()
+    key = (type(func), dialect_name)
+    if key not in _GENERATED_HEADS:
+        text = func.sql(dialect=dialect)
+        head = text.split("(", 1)[0]
+        shown = head.strip().lower()
+        _GENERATED_HEADS[key] = shown if "(" in text and shown.replace("_", "a").isalnum() else None
+    return _GENERATED_HEADS[key]
+
+
+def _impure_calls(tokens: list[Token], impure: frozenset[str]) -> str | None:
+    """The first ``name(`` in the token stream naming a known impure function, if any.
+
+    A second look, independent of the tree: whatever node sqlglot builds for ``nextval(...)``,
+    the text calls ``nextval``.
+    """
+    for token, following in itertools.pairwise(tokens):
+        if following.token_type is not TokenType.L_PAREN:
+            continue
+        if token.token_type is TokenType.IDENTIFIER:
+            name = token.text
+        elif token.token_type in (TokenType.STRING, TokenType.NUMBER):
+            continue
+        else:
+            name = token.text.lower()
+        if name in impure:
+            return name
+    return None
+
+
+def _statement(
+    tree: exp.Expression, dialect: sqlglot.Dialect, dialect_name: str | None
+) -> _Statement:
     top = tree
     while isinstance(top, exp.Subquery):
         top = top.this
@@ -168,8 +294,9 @@ def _statement(tree: exp.Expression, dialect: sqlglot.Dialect) -> _Statement:
         isinstance(top, _SCHEMA_CHANGES)
         and str(top.args.get("kind") or "").upper() in _SCHEMA_KINDS
     )
-    never = writes = file_function = problem = None
+    never = writes = file_function = problem = qualified = None
     tables: list[tuple[tuple[str, ...], str]] = []
+    functions: dict[str, str] = {}
     for node in tree.walk():
         if problem is None and isinstance(node, exp.Command):
             problem = (
@@ -183,6 +310,21 @@ def _statement(tree: exp.Expression, dialect: sqlglot.Dialect) -> _Statement:
         if isinstance(node, exp.Func):
             if file_function is None and _function_name(node) in FILE_FUNCTIONS:
                 file_function = _function_name(node)
+            called = _called_name(node, dialect, dialect_name)
+            if called is not None and called not in functions:
+                functions[called] = called
+            parent = node.parent
+            if (
+                qualified is None
+                and isinstance(parent, exp.Dot)
+                and parent.expression is node
+                and not (
+                    isinstance(parent.this, exp.Column | exp.Identifier)
+                    and parent.this.name.lower() == "pg_catalog"
+                    and (dialect_name or "").lower() in ("postgres", "postgresql")
+                )
+            ):
+                qualified = parent.sql(dialect=dialect)
         elif isinstance(node, exp.Table):
             if isinstance(node.this, exp.Func):
                 continue  # a table function: judged by its name above
@@ -204,15 +346,23 @@ def _statement(tree: exp.Expression, dialect: sqlglot.Dialect) -> _Statement:
         never=never,
         writes=writes,
         file_function=file_function,
+        functions=tuple(functions.items()),
+        qualified_function=qualified,
         problem=problem,
         tables=tuple(tables),
     )
 
 
-def _statements_uncached(text: str, dialect_name: str | None) -> tuple[_Statement, ...]:
+def _statements_uncached(text: str, dialect_name: str | None) -> _Parsed:
+    with _quiet_sqlglot():  # parse and generation warnings quote the attacker's text
+        return _read_statements(text, dialect_name)
+
+
+def _read_statements(text: str, dialect_name: str | None) -> _Parsed:
     dialect = sqlglot.Dialect.get_or_raise(dialect_name)
     try:
-        trees = sqlglot.parse(text, read=dialect)
+        tokens = dialect.tokenize(text)
+        trees = dialect.parser().parse(tokens, text)
     except SqlglotError as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ScopeViolation(
@@ -222,23 +372,34 @@ def _statements_uncached(text: str, dialect_name: str | None) -> tuple[_Statemen
         raise ScopeViolation(
             f"cannot parse SQL {preview(text)}: nested too deeply", unreadable=True
         ) from None
+    impure = _impure_calls(tokens, _function_lists(dialect_name)[1])
     try:
-        return tuple(
-            _statement(cast(exp.Expression, tree), dialect) for tree in trees if tree is not None
+        statements = tuple(
+            _statement(cast(exp.Expression, tree), dialect, dialect_name)
+            for tree in trees
+            # "SELECT 1; -- done": the comment after the last ';' is not a statement.
+            if tree is not None and not isinstance(tree, exp.Semicolon)
         )
     except (AttributeError, TypeError, ValueError, RecursionError) as exc:
         # A tree shape the walk does not expect: deny with a reason rather than crash.
         raise ScopeViolation(
             f"cannot check SQL {preview(text)}: unexpected syntax tree ({exc})", unreadable=True
         ) from None
+    return _Parsed(statements, impure)
+
+
+@dataclass(frozen=True, slots=True)
+class _Parsed:
+    statements: tuple[_Statement, ...]
+    impure_call: str | None  # a known impure function called by name anywhere in the text
 
 
 @functools.lru_cache(maxsize=1024)
-def _statements_cached(text: str, dialect_name: str | None) -> tuple[_Statement, ...]:
+def _statements_cached(text: str, dialect_name: str | None) -> _Parsed:
     return _statements_uncached(text, dialect_name)
 
 
-def _statements(text: str, dialect_name: str | None) -> tuple[_Statement, ...]:
+def _statements(text: str, dialect_name: str | None) -> _Parsed:
     if len(text) <= 8192:
         return _statements_cached(text, dialect_name)
     return _statements_uncached(text, dialect_name)
@@ -265,6 +426,18 @@ class Sql(Scope):
       transaction control, still on listed tables only.
     - ``allow_multiple``: more than one statement (``;``-separated) per value.
     - ``dialect``: a sqlglot dialect name (``"postgres"``, ``"sqlite"``, ``"duckdb"``...).
+    - ``functions``: names of further functions to allow (your own pure functions), beyond
+      the built-ins known to be pure in the dialect. Written as the server resolves them:
+      lower case for Postgres unless the function was created with a quoted name.
+
+    Every function called must be known to be pure: a built-in that the dialect's catalog
+    marks immutable or stable (PostgreSQL ``pg_proc.provolatile``; SQLite's innocuous or
+    deterministic built-ins) and that any role may execute, or one listed in ``functions``.
+    For dialects other than Postgres and SQLite, only the names both catalogs agree on (the
+    standard core). Refused with a reason naming the function: ``set_config``, ``nextval``,
+    ``query_to_xml``/``table_to_xml`` (they read a table named in a string), ``pg_notify``,
+    advisory locks, ``lo_*``, ``dblink*``, ``fts3_tokenizer``, user-defined functions, and
+    any call qualified with a schema (other than ``pg_catalog`` for Postgres).
 
     Always denied: text that does not parse or that sqlglot keeps as an opaque command
     (``EXPLAIN``, ``VACUUM``...), ``COPY``, ``LOAD DATA``, ``ATTACH``, ``PRAGMA``, ``SET``,
@@ -292,6 +465,7 @@ class Sql(Scope):
         read_only: bool = True,
         dialect: str | None = None,
         allow_multiple: bool = False,
+        functions: str | Iterable[str] = (),
     ) -> None:
         if dialect is not None and not isinstance(dialect, str):
             raise ScopeError(
@@ -332,6 +506,17 @@ class Sql(Scope):
         self._read_only = read_only
         self._dialect = dialect
         self._allow_multiple = allow_multiple
+        extra = sorted(set(string_list(functions, "functions")))
+        for name in extra:
+            if not name or not all(c.isalnum() or c in "_$" for c in name):
+                raise ScopeError(
+                    f"functions: {preview(name)} is not a plain function name (letters, "
+                    "digits, '_' or '$', no schema)"
+                )
+        self._functions = tuple(extra)
+        pure, impure = _function_lists(dialect)
+        self._pure = pure | frozenset(extra)
+        self._impure = impure - frozenset(extra)
 
     @staticmethod
     def _normalize_entry(
@@ -354,7 +539,8 @@ class Sql(Scope):
             raise ScopeViolation(
                 f"expected SQL text (str), found {describe(value)}", unreadable=True
             )
-        statements = _statements(value, self._dialect)
+        parsed = _statements(value, self._dialect)
+        statements = parsed.statements
         if not statements:
             raise ScopeViolation(f"found no SQL statement in {preview(value)}", unreadable=True)
         if len(statements) > 1 and not self._allow_multiple:
@@ -368,6 +554,12 @@ class Sql(Scope):
             else:
                 label = f"statement {number} of {len(statements)} ({statement.kind})"
             self._check_statement(statement, label)
+        if parsed.impure_call is not None and parsed.impure_call not in self._pure:
+            raise ScopeViolation(
+                f"SQL {preview(value, 80)} calls {parsed.impure_call}(), which is not known to "
+                "be pure (it may change data, settings or sequences, or reach beyond the "
+                "allowed tables)"
+            )
 
     def _check_statement(self, st: _Statement, label: str) -> None:
         if st.problem:
@@ -378,6 +570,19 @@ class Sql(Scope):
             raise ScopeViolation(
                 f"{label} calls {st.file_function}(), which reads or writes files or other servers"
             )
+        if st.qualified_function:
+            raise ScopeViolation(
+                f"{label} calls {st.qualified_function}, a function qualified with a schema; "
+                "only built-in functions known to be pure are allowed"
+            )
+        for name, shown in st.functions:
+            if name not in self._pure and name not in _SYNTAX_FUNCTIONS:
+                raise ScopeViolation(
+                    f"{label} calls {shown}(), which is not known to be pure in dialect "
+                    f"{self._dialect or 'sqlglot (generic)'}: it may change data, settings or "
+                    "sequences, or read beyond the allowed tables; allowed: built-in pure "
+                    "functions and functions listed in 'functions'"
+                )
         if self._read_only:
             if not st.is_query:
                 raise ScopeViolation(f"{label} is a {st.kind}; only read-only queries are allowed")
@@ -403,6 +608,7 @@ class Sql(Scope):
             "read_only": self._read_only,
             "dialect": self._dialect,
             "allow_multiple": self._allow_multiple,
+            "functions": list(self._functions),
         }
 
     def within(self, other: Scope) -> bool:
@@ -412,6 +618,8 @@ class Sql(Scope):
         if other._read_only and not self._read_only:
             return False
         if self._allow_multiple and not other._allow_multiple:
+            return False
+        if not set(self._functions) <= set(other._functions):
             return False
         return all(other._table_allowed(parts) for parts in self._exact) and all(
             schema in other._schemas for schema in self._schemas

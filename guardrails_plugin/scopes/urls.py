@@ -5,16 +5,22 @@ which folds the classic confusions into the one host that gets contacted: backsl
 slashes (``http://evil.com\\@good.com`` goes to ``evil.com``), userinfo
 (``https://good.com@evil.com``), IDN to punycode, IPv4 in hex, octal or one big number
 (``http://0x7f.1``, ``http://2130706433`` are ``127.0.0.1``). Python clients that follow
-RFC 3986 instead (``urllib``, ``requests``, ``httpx``) can read a few odd strings differently,
-so a URL on which ``urllib.parse`` names another host is denied as ambiguous.
+RFC 3986 instead (``urllib``, ``requests``, ``httpx``) read some strings differently: they end
+the authority at ``/``, ``?`` or ``#`` but not at ``\\``, keep tabs and newlines that WHATWG
+strips, do not percent-decode or IDNA-map the host the same way. So before ada's answer is
+trusted, the raw text must be plain: ``scheme://`` then an authority made of ASCII host
+characters (letters, digits, ``.``, ``-``, ``_``, or a bracketed IPv6 literal), an optional
+numeric port and at most one ``@``, and no control character or space anywhere. Everything
+else is denied as ambiguous rather than parsed a second way: a second parse of the host (as
+a URL again) would turn ``\\`` back into a separator and agree with the wrong reading.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Iterable
 from typing import Any
-from urllib.parse import urlsplit
 
 import ada_url
 
@@ -32,6 +38,70 @@ DEFAULT_PORTS: dict[str, int] = {"http": 80, "https": 443, "ws": 80, "wss": 443,
 _ATTRIBUTES = ("protocol", "username", "password", "hostname", "port", "host_type")
 _IPV4 = ada_url.HostType.IPV4
 _IPV6 = ada_url.HostType.IPV6
+
+
+# The plain form every client reads alike: scheme "://" authority, then "/", "?", "#" or end.
+_PLAIN = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*)://([^/?#]*)")
+_HOST_CHARS = re.compile(r"[A-Za-z0-9._\-]+")
+_IPV6_LITERAL = re.compile(r"\[[0-9A-Fa-f:.]+\]")
+
+
+def _idna_agrees(host: str, hostname: str) -> bool:
+    """Whether Python's own IDNA codec (what ``socket`` uses for a non-ASCII host) gives the
+    host ada gave: true for ordinary IDN names, false for ``ß``, joiners and other characters
+    IDNA 2003 and UTS 46 map differently."""
+    try:
+        encoded = host.encode("idna").decode("ascii").lower()
+    except (UnicodeError, ValueError):
+        return False
+    return _HOST_CHARS.fullmatch(encoded) is not None and encoded.rstrip(".") == hostname.rstrip(
+        "."
+    )
+
+
+def _ambiguity(url: str, hostname: str) -> str | None:
+    """Why RFC 3986 clients could read ``url``'s authority differently from WHATWG (which
+    connects to ``hostname``), if so."""
+    bad = next((c for c in url if c <= " " or c == "\x7f"), None)
+    if bad is not None:
+        return (
+            f"holds a space or control character (U+{ord(bad):04X}), which WHATWG parsers "
+            "strip or refuse and other clients keep"
+        )
+    match = _PLAIN.match(url)
+    if match is None:
+        return "does not start with 'scheme://'"
+    authority = match.group(2)
+    if "\\" in authority:
+        return (
+            "has a backslash in its authority: WHATWG parsers end the host there, "
+            "Python clients read it as part of the host"
+        )
+    userinfo, _, hostport = authority.rpartition("@")
+    if "@" in userinfo:
+        return "has more than one '@' in its authority"
+    if "@" in authority and not userinfo:
+        return "has an empty userinfo before '@' (urllib then connects to '@host')"
+    if hostport.startswith("["):
+        end = hostport.find("]") + 1
+        host, rest = hostport[:end], hostport[end:]
+        plain_host = end > 0 and _IPV6_LITERAL.fullmatch(host) is not None
+    else:
+        host, colon, port = hostport.partition(":")
+        rest = colon + port
+        plain_host = _HOST_CHARS.fullmatch(host) is not None or (
+            not host.isascii() and "%" not in host and _idna_agrees(host, hostname)
+        )
+    if not plain_host:
+        return (
+            f"has a host {preview(host, 60)} that is not plain (ASCII letters, digits, '.', "
+            "'-', '_', or a name Python's IDNA codec maps to the same host): "
+            "percent-encoding and look-alike characters are mapped differently by "
+            "different clients; write the host in ASCII (punycode)"
+        )
+    if rest and not (rest[0] == ":" and rest[1:].isdigit() and rest[1:].isascii()):
+        return f"has a port part {preview(rest, 30)} that is not ':' and digits"
+    return None
 
 
 def _parse(url: str) -> dict[str, Any]:
@@ -195,7 +265,13 @@ class Urls(Scope):
         if not hostname:
             raise ScopeViolation(f"{preview(value)} names no host", unreadable=True)
         self._check_host(value, hostname, url["host_type"])
-        self._check_same_host_for_python_clients(value, protocol, hostname)
+        problem = _ambiguity(value, hostname)
+        if problem is not None:
+            raise ScopeViolation(
+                f"{preview(value)} is ambiguous: WHATWG parsers connect to {hostname!r}, but "
+                f"it {problem}",
+                unreadable=True,
+            )
         if (url["username"] or url["password"]) and not self._allow_userinfo:
             raise ScopeViolation(
                 f"{preview(value)} carries credentials before '@' (user:password@); "
@@ -227,28 +303,6 @@ class Urls(Scope):
             f"{preview(value)} connects to host {hostname!r}, not in allowed hosts "
             f"{self._hosts_shown}"
         )
-
-    def _check_same_host_for_python_clients(self, value: str, protocol: str, hostname: str) -> None:
-        """Deny URLs that RFC 3986 parsers (urllib, requests, httpx) read as another host."""
-        try:
-            other = urlsplit(value).hostname
-        except ValueError:
-            other = None
-        if other == hostname or (other is not None and f"[{other}]" == hostname):
-            return
-        normalized = None
-        if other:
-            try:
-                bracketed = f"[{other}]" if ":" in other else other
-                normalized = _parse(f"{protocol}//{bracketed}/")["hostname"]
-            except ValueError:
-                normalized = None
-        if normalized != hostname:
-            raise ScopeViolation(
-                f"{preview(value)} is ambiguous: WHATWG parsers connect to {hostname!r} but "
-                f"Python's urllib reads host {other!r}; write the URL plainly",
-                unreadable=True,
-            )
 
     def _check_port(self, value: str, scheme: str, port: str) -> None:
         if self._ports is None:

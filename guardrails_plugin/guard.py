@@ -194,6 +194,39 @@ class Guard:
         flow = self._resolve_flow(call, decision, _fail(decision, why))
         return await self._aemit(call, await self._arun(flow))
 
+    def refuse(
+        self,
+        call: ToolCall,
+        rule: str,
+        reason: str,
+        *,
+        kind: str = "guard",
+        response: str | None = None,
+        refund: Decision | None = None,
+    ) -> Decision:
+        """Deny ``call`` for a reason an adapter established and cannot decide on its own:
+        a person refused a held call, the call is in doubt (it may have run already), the
+        call changed after its decision. The deny is a decision like any other: recorded in
+        the audit log and told to the listeners. ``refund`` is the earlier decision whose
+        call will now not run: what it charged is given back (a store failure there is
+        said in the reason; the deny stands)."""
+        denial = _denial(call, rule, reason, kind, response)
+        return self._emit(call, self._settle(denial, self._run(self._refuse_flow(denial, refund))))
+
+    async def arefuse(
+        self,
+        call: ToolCall,
+        rule: str,
+        reason: str,
+        *,
+        kind: str = "guard",
+        response: str | None = None,
+        refund: Decision | None = None,
+    ) -> Decision:
+        denial = _denial(call, rule, reason, kind, response)
+        settled = self._settle(denial, await self._arun(self._refuse_flow(denial, refund)))
+        return await self._aemit(call, settled)
+
     def wants_results(self, agent: str, tool: str) -> bool:
         """Whether :meth:`record` of a result of ``tool`` does anything: the tool is a data-flow
         source, a result-token budget counts it, the cascade monitor reads results (facts
@@ -577,6 +610,20 @@ class Guard:
             elif c.amount:
                 yield _op("charge", c.key, -c.amount, _INF, window=c.window, now=c.at)
 
+    def _refuse_flow(self, denial: Decision, refund: Decision | None) -> _Flow:
+        if refund is not None:
+            yield from self._refund_flow(refund.charges)
+        return denial
+
+    @staticmethod
+    def _settle(denial: Decision, outcome: Decision) -> Decision:
+        """The deny, whatever became of its refund (a failed one is said in the reason)."""
+        if outcome is denial:
+            return denial
+        return _replace(
+            denial, reason=f"{denial.reason} (its budget was not given back: {outcome.reason})"
+        )
+
     def _resolve_flow(
         self,
         call: ToolCall,
@@ -876,6 +923,12 @@ def _budget_deny(call: ToolCall, budget: str, detail: str, *, exhausted: bool = 
         tool=call.tool,
         agent=call.agent,
         kind="budget",
+    )
+
+
+def _denial(call: ToolCall, rule: str, reason: str, kind: str, response: str | None) -> Decision:
+    return Decision(
+        Effect.DENY, rule, reason, tool=call.tool, agent=call.agent, kind=kind, response=response
     )
 
 

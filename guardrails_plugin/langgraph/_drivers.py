@@ -75,6 +75,9 @@ class _Driver:
     def expire(self, call: ToolCall, asked: Decision, why: str) -> Decision:
         return self.guard.expire(call, asked, why)
 
+    def refuse(self, call: ToolCall, rule: str, reason: str, extra: Mapping[str, Any]) -> Decision:
+        return self.guard.refuse(call, rule, reason, **extra)
+
     def release(self, decision: Decision) -> None:
         self.guard.release(decision)
 
@@ -142,6 +145,11 @@ class _AsyncDriver(_Driver):
 
     async def aexpire(self, call: ToolCall, asked: Decision, why: str) -> Decision:
         return await self.guard.aexpire(call, asked, why)
+
+    async def arefuse(
+        self, call: ToolCall, rule: str, reason: str, extra: Mapping[str, Any]
+    ) -> Decision:
+        return await self.guard.arefuse(call, rule, reason, **extra)
 
     async def arelease(self, decision: Decision) -> None:
         await self.guard.arelease(decision)

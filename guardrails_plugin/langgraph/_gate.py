@@ -35,7 +35,7 @@ from ._drivers import Op, _AsyncDriver, _Driver
 from ._handoffs import HANDOFF_DESTINATION, handback, with_destination
 from ._ledger import Claim, Ledger, ToolOutput
 from ._pending import APPROVALS, Approvals, _pending_key
-from ._verify import AT_THE_TOOL, expect
+from ._verify import AT_THE_TOOL, CHANGED_RULE, expect
 from ._where import GUARDED_CALL, Where, caller_name, received_call, where_in_graph
 
 if TYPE_CHECKING:
@@ -92,9 +92,13 @@ class Gate(Bundle, Ledger):
         self._written: OrderedDict[str, tuple[str | None, list[str]]] = OrderedDict()
         self._written_lock = threading.Lock()
 
-    def release_decision_flow(self, decision: Decision) -> Generator[Op, Any, None]:
-        """Give back what ``decision`` charged (its call did not run)."""
-        yield ("release", (decision,))
+    def refuse_flow(
+        self, call: ToolCall, rule: str, reason: str, refund: Decision | None = None
+    ) -> Generator[Op, Any, Decision]:
+        """The guard's deny of ``call`` for a reason found here (recorded like any decision),
+        giving back what ``refund`` charged."""
+        refused: Decision = yield ("refuse", (call, rule, reason, {"refund": refund}))
+        return refused
 
     def report_flow(self, message: AgentMessage | None) -> Generator[Op, Any, None]:
         """Tell the guard about a message seen only now (a worker's hand-back). Its decision
@@ -244,7 +248,7 @@ def _call_flow(
         return step
     claimed: Claim | ToolOutput | None = None
     if where.checkpointed and call.call_id:  # (no ledger without a checkpointer)
-        claimed = yield ("run", gate.claim_flow(call, where))
+        claimed = yield ("run", gate.claim_flow(call, where, decision))
     if claimed is not None and not isinstance(claimed, Claim):  # another attempt ran it
         # (the claim is on the call as the model asked it: an edit is the same call)
         if pending:
@@ -264,15 +268,17 @@ def _call_flow(
             raise
         output = None  # type: ignore[assignment]
     if check.denied is not None:  # a changed call reached the tool and was stopped there
+        refund: Decision | None = None
         if not check.reached:  # nothing ran: the call is free again, its charge given back
             yield ("run", gate.release_flow(claim))
-            yield ("run", gate.release_decision_flow(decision))
+            refund = decision
         # (else a wrapper ran the decided call and then a changed one: the claim stays
         # without a result, so the call is never run again)
-        yield ("run", gate.before_flow(call, where, check.denied))
+        refused = yield ("run", gate.refuse_flow(call, CHANGED_RULE, check.denied, refund))
+        yield ("run", gate.before_flow(call, where, refused))
         if pending:
             yield ("run", gate.delete_flow(_pending_key(call)))
-        denied = apply(request, call, check.denied, on_deny)
+        denied = apply(request, call, refused, on_deny)
         assert isinstance(denied, ToolMessage)
         return denied
     yield ("run", gate.after_flow(call, where, output, pending, claim))

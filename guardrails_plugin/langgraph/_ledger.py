@@ -40,7 +40,7 @@ from langchain_core.messages import ToolMessage
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from langgraph.types import Command
 
-from .._decision import Decision, Effect, ToolCallDenied
+from .._decision import Decision, Effect
 from .._events import ToolCall, ToolResult
 from ._drivers import Op
 from ._pending import _pending_key
@@ -116,14 +116,15 @@ class Ledger:
             return None
         key = done_key(call, where)
         found = yield ("get", (key,))
-        return (yield from self._settled(key, found, call))
+        return (yield from self._settled(key, found, call, None))
 
     def claim_flow(
-        self, call: ToolCall, where: Where
+        self, call: ToolCall, where: Where, decision: Decision | None = None
     ) -> Generator[Op, Any, Claim | ToolOutput | None]:
         """Claim ``call`` (as the model asked for it) before its tool runs: the ``Claim``,
         or the result of the attempt that claimed it first, or ``None`` where there is no
-        ledger (no checkpointer, no call id)."""
+        ledger (no checkpointer, no call id). ``decision`` (the one that let it run) has
+        its charges given back if the call is refused as in doubt."""
         if not (where.checkpointed and call.call_id):
             return None
         key = done_key(call, where)
@@ -139,7 +140,7 @@ class Ledger:
                 return claim
             _RUNNING.discard(claim.id)
             found = yield ("get", (key,))
-            settled = yield from self._settled(key, found, call)
+            settled = yield from self._settled(key, found, call, decision)
             if settled is not None:
                 return settled
             # released (its tool raised) or pruned in between: claim it again
@@ -160,10 +161,11 @@ class Ledger:
             _RUNNING.discard(claim.id)
 
     def _settled(
-        self, key: str, found: Any, call: ToolCall
+        self, key: str, found: Any, call: ToolCall, decision: Decision | None
     ) -> Generator[Op, Any, ToolOutput | None]:
         """What an existing ledger entry means: its result (waiting while another attempt
-        holds the claim), ``None`` when there is none; raises for a call in doubt."""
+        holds the claim), ``None`` when there is none; raises the guard's deny (rule
+        ``exactly-once``, ``decision``'s charges given back) for a call in doubt."""
         started = time.monotonic()
         delay = 0.002
         while isinstance(found, Mapping):
@@ -173,7 +175,10 @@ class Ledger:
                 return replayed
             gone = _owner_gone(claim)
             if gone or time.monotonic() - started >= self.claim_wait:
-                raise ToolCallDenied(_in_doubt(call, claim, gone))
+                extra = {"kind": "guard", "refund": decision}
+                why = _in_doubt(call, gone)
+                refused: Decision = yield ("refuse", (call, EXACTLY_ONCE_RULE, why, extra))
+                raise refused.error()
             yield ("sleep", (delay,))
             delay = min(delay * 2, 0.05)
             found = yield ("get", (key,))
@@ -324,19 +329,16 @@ def _owner_gone(claim: Mapping[str, Any]) -> bool:
     return False
 
 
-def _in_doubt(call: ToolCall, claim: Mapping[str, Any], gone: bool) -> Decision:
+def _in_doubt(call: ToolCall, gone: bool) -> str:
+    """Why a call in doubt is refused (the guard records the deny: ``Guard.refuse``)."""
     why = (
         "the attempt that claimed it stopped without recording a result"
         if gone
         else "another attempt has been running it for too long"
     )
-    return Decision(
-        Effect.DENY,
-        EXACTLY_ONCE_RULE,
+    return (
         f"call {call.call_id!r} was started before and {why}: it may have run, so the guard "
-        "does not run it again (check its effect; a rollback or a new call runs it afresh)",
-        tool=call.tool,
-        agent=call.agent,
+        "does not run it again (check its effect; a rollback or a new call runs it afresh)"
     )
 
 

@@ -71,7 +71,11 @@ class PendingLog:
                 value = yield ("interrupt", (_pause_payload(call, None),))
                 i += 1
                 if _refused(value):
-                    return _refusal(call, value), memo is not None
+                    if memo is not None and "final" in memo:  # refused and recorded before
+                        return Decision.from_doc(memo["final"]), True
+                    refused = yield from _refusal(call, value)
+                    memo = yield from self._save(key, memo, log, final=refused)
+                    return refused, memo is not None
                 continue
             if i < len(log) and log[i] == "approval" and memo is not None:
                 asked = Decision.from_doc(memo["asked"])
@@ -87,7 +91,9 @@ class PendingLog:
                     value = yield ("interrupt", (_pause_payload(call, asked),))
                     i += 1
                     if _refused(value):  # a person looked at the held call and said no
-                        return _refusal(call, value), memo is not None
+                        refused = yield from _refusal(call, value)
+                        memo = yield from self._save(key, memo, log, final=refused)
+                        return refused, memo is not None
                     continue
                 log.append("approval")
                 memo = yield from self._save(key, memo, log, asked=asked, at=asked_at, call=call)
@@ -116,9 +122,9 @@ class PendingLog:
             stop: Decision = yield ("controls", (call,))
             if stop.effect is Effect.ALLOW:
                 break
-            if stop.effect is Effect.DENY:
-                yield ("release", (final,))
-                final = _replace_tool(stop, call)
+            if stop.effect is Effect.DENY:  # the engine's deny of this call, charge given back
+                extra = {"kind": stop.kind, "refund": final}
+                final = yield ("refuse", (call, stop.rule, stop.reason, extra))
                 memo = yield from self._save(key, memo, log, final=final)
                 break
             log.append("pause")
@@ -236,17 +242,6 @@ def _pending_key(call: ToolCall) -> str:
     return f"{PENDING_PREFIX}{call.scope_key}/{call.call_id}"
 
 
-def _replace_tool(decision: Decision, call: ToolCall) -> Decision:
-    return Decision(
-        decision.effect,
-        decision.rule,
-        decision.reason,
-        tool=call.tool,
-        agent=call.agent,
-        kind=decision.kind,
-    )
-
-
 def _refused(value: Any) -> bool:
     """Whether the value a paused call was resumed with refuses it: ``False``, a reject
     ``Approval``, or ``{"answer": "reject", ...}``. Anything else (``True``, ``None``) lets
@@ -258,21 +253,18 @@ def _refused(value: Any) -> bool:
     return isinstance(value, Mapping) and str(value.get("answer", "")).lower() == "reject"
 
 
-def _refusal(call: ToolCall, value: Any) -> Decision:
+def _refusal(call: ToolCall, value: Any) -> Generator[Op, Any, Decision]:
+    """The guard's deny of a held call a person refused (recorded like any decision; a
+    held call took no budget: the kill switch holds it before any charge)."""
     message = ""
     if isinstance(value, Approval):
         message = value.message
     elif isinstance(value, Mapping):
         message = str(value.get("message") or "")
-    return Decision(
-        Effect.DENY,
-        "pause",
-        "a person refused the held call" + (f": {message}" if message else ""),
-        tool=call.tool,
-        agent=call.agent,
-        kind="approval",
-        response=message or None,
-    )
+    reason = "a person refused the held call" + (f": {message}" if message else "")
+    extra = {"kind": "approval", "response": message or None}
+    refused: Decision = yield ("refuse", (call, "pause", reason, extra))
+    return refused
 
 
 def _pause_payload(call: ToolCall, decision: Decision | None) -> dict[str, Any]:

@@ -30,9 +30,13 @@ from uuid import UUID
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.tracers.context import register_configure_hook
 
-from .._decision import Decision, Effect
-
 CHANGED_RULE = "changed-after-decision"
+
+
+class ChangedCall(Exception):
+    """Raised at the tool's start to stop a call that changed after its decision. Not a
+    decision: the gate asks the guard for the deny (``Guard.refuse``, rule
+    ``changed-after-decision``), which the audit log and the listeners see."""
 
 
 class AtTheTool(BaseCallbackHandler):
@@ -49,7 +53,8 @@ class AtTheTool(BaseCallbackHandler):
         self.args = args
         self.injected = injected  # the BaseTool, to tell injected arguments apart
         self.agent = agent
-        self.denied: Decision | None = None
+        self.denied: str | None = None
+        """Why the call was stopped at the tool (the gate has the guard record the deny)."""
         self.reached = False
         self._inside: set[UUID] = set()
         self._running: UUID | None = None  # the checked tool's run, between start and end
@@ -75,16 +80,12 @@ class AtTheTool(BaseCallbackHandler):
         name = (serialized or {}).get("name") or kwargs.get("name")
         changed = self._changed(name, input_str, inputs, kwargs.get("tool_call_id"))
         if changed is not None:
-            self.denied = Decision(
-                Effect.DENY,
-                CHANGED_RULE,
+            self.denied = (
                 f"the call that reached the tool is not the call the guard decided: {changed} "
                 "changed after the decision (a middleware or wrapper inside the guard rewrote "
-                "it); the tool did not run",
-                tool=self.tool,
-                agent=self.agent,
+                "it); the tool did not run"
             )
-            raise self.denied.error()
+            raise ChangedCall(self.denied)
         self.reached = True
         self._running = run_id
         self._inside.add(run_id)
@@ -173,4 +174,4 @@ def expect(request: Any, agent: str) -> AtTheTool:
     return AtTheTool(str(name or ""), tc.get("id"), tc.get("args"), tool, agent)
 
 
-__all__ = ["AT_THE_TOOL", "CHANGED_RULE", "AtTheTool", "expect"]
+__all__ = ["AT_THE_TOOL", "CHANGED_RULE", "AtTheTool", "ChangedCall", "expect"]

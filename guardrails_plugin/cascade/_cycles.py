@@ -103,7 +103,7 @@ class _Node:
 
 
 class _CycleTracker:
-    __slots__ = ("_done", "_facts", "_inbox", "_news", "_nodes", "_signal", "_zero")
+    __slots__ = ("_done", "_facts", "_inbox", "_keep", "_news", "_nodes", "_signal", "_zero")
 
     def __init__(self, signal: Cycles) -> None:
         self._signal = signal
@@ -113,6 +113,7 @@ class _CycleTracker:
         self._news: set[str] = set()
         self._done: dict[int, None] = {}  # indices of the messages whose facts were learned
         self._zero = [0] * (signal.max_length + 1)
+        self._keep = signal.repeats * signal.max_length  # messages a trail holds
 
     @property
     def name(self) -> str:
@@ -181,15 +182,26 @@ class _CycleTracker:
             runs = self._zero
             trail: tuple[Evidence, ...] = (seen.evidence,)
         else:
-            edges = (edge, *parent.edges[: signal.max_length])
-            trail = (*parent.trail[-(signal.repeats * signal.max_length - 1) :], seen.evidence)
+            up = parent.edges
+            if len(up) > signal.max_length:
+                up = up[: signal.max_length]
+            edges = (edge, *up)
+            trail = parent.trail
+            if len(trail) >= self._keep:
+                trail = trail[1:]
+            trail += (seen.evidence,)
             runs = self._zero
             # Only a hand-off its chain made before can extend a loop: the others reset
             # every run whatever they say, so their facts are read later, if ever (when a
             # message down their chain repeats a hand-off).
-            if edge in edges[1:]:
-                self._read(trail, len(trail) - 1)
-                self._done[seen.index] = None
+            if edge in up:
+                done = self._done
+                if trail[-2].index not in done:
+                    self._read(trail, len(trail) - 1)
+                elif len(done) > signal.memory:  # its chain is read: only _read's trimming
+                    for index in list(done)[: len(done) // 2]:
+                        del done[index]
+                done[seen.index] = None
                 news = self._learn(seen.facts()) >= signal.min_news or brought
             else:
                 news = True  # whatever it says: no run goes through a hand-off new to its chain

@@ -125,7 +125,7 @@ def facts(text: str, max_chars: int = 1_000) -> dict[str, int]:
         text = text[:max_chars]
     known = _KNOWN
     for m in _FACT.finditer(text):
-        token = m.group()
+        token = m[0]
         first = token[0]
         if first in _QUOTES:
             found['"' + " ".join(token[1:-1].lower().split()) + '"'] = STRONG
@@ -135,9 +135,12 @@ def facts(text: str, max_chars: int = 1_000) -> dict[str, int]:
             continue
         start = m.start()
         if start and text[start - 1] in _TOKEN:
-            lo = max(0, start - 40)
-            at = max(text.rfind(" ", lo, start), text.rfind("\n", lo, start)) + 1
-            token = text[at:start].lstrip(_OPENERS) + token
+            lo = start - 40 if start > 40 else 0
+            at = text.rfind(" ", lo, start)
+            nl = text.rfind("\n", lo, start)
+            if nl > at:
+                at = nl
+            token = text[at + 1 : start].lstrip(_OPENERS) + token
         key = known.get(token)
         if key is None:
             key = _classify(token)
@@ -148,7 +151,7 @@ def facts(text: str, max_chars: int = 1_000) -> dict[str, int]:
             continue
         if key[0] == "#":
             # a number: not a fact right after a counter word ("attempt 117")
-            before = text[max(0, start - 24) : start].split()
+            before = text[start - 24 if start > 24 else 0 : start].split()
             if before and before[-1].strip(_PUNCT).lower() in _COUNTER_WORDS:
                 continue
             key = key[1:]

@@ -163,8 +163,13 @@ def run_call(
         op = next(flow)
         while True:
             verb, arg = op
-            if verb == "run":
-                op = flow.send(driver.run(arg))
+            if verb != "execute":  # an op of a gate flow: the driver's method of that name
+                try:
+                    done = getattr(driver, verb)(*arg)
+                except Exception as exc:  # the flow may handle it (or it goes on up)
+                    op = flow.throw(exc)
+                    continue
+                op = flow.send(done)
                 continue
             step, call_id, check = arg
             token, at = GUARDED_CALL.set(call_id), AT_THE_TOOL.set(check)
@@ -198,8 +203,14 @@ async def arun_call(
         op = next(flow)
         while True:
             verb, arg = op
-            if verb == "run":
-                op = flow.send(await driver.arun(arg))
+            if verb != "execute":
+                method = getattr(driver, "a" + verb, None)
+                try:
+                    done = await method(*arg) if method else getattr(driver, verb)(*arg)
+                except Exception as exc:
+                    op = flow.throw(exc)
+                    continue
+                op = flow.send(done)
                 continue
             step, call_id, check = arg
             token, at = GUARDED_CALL.set(call_id), AT_THE_TOOL.set(check)
@@ -223,9 +234,11 @@ def _call_flow(
     agent: str | None,
     on_deny: OnDeny,
     decided: Decided | None,
-) -> Generator[tuple[str, Any], Any, ToolOutput]:
-    """One call, for both paths. Yields ``("run", gate flow)`` and ``("execute", (request,
-    call id, check))`` (run the tool: its output, or its exception thrown in here).
+) -> Generator[Op, Any, ToolOutput]:
+    """One call, for both paths. Yields the ops of the gate flows it delegates to (run by
+    the driver's method of that name, as ``_Driver.run`` does: one generator, no driver
+    loop per flow) and ``("execute", (request, call id, check))`` (run the tool: its output,
+    or its exception thrown in here).
 
     The order that makes "exactly once" and "nothing between the decision and the tool":
     replay (a re-run returns the recorded result), decide, claim (atomic in the store: of
@@ -233,26 +246,26 @@ def _call_flow(
     at its own start (``_verify``), record."""
     if decided is None:
         call, where = locate(request, agent, gate.guard)
-        replayed: ToolOutput | None = yield ("run", gate.replay_flow(call, where))
+        replayed: ToolOutput | None = yield from gate.replay_flow(call, where)
         if replayed is not None:
             return replayed
-        yield ("run", gate.report_flow(handback(request.state, call, gate.guard)))
-        decision, pending = yield ("run", gate.decide_flow(call, where))
+        yield from gate.report_flow(handback(request.state, call, gate.guard))
+        decision, pending = yield from gate.decide_flow(call, where)
     else:
         decision, pending, call, where = decided
-    yield ("run", gate.before_flow(call, where, decision))
+    yield from gate.before_flow(call, where, decision)
     step = apply(request, call, decision, on_deny)
     if isinstance(step, ToolMessage):
         if pending:
-            yield ("run", gate.delete_flow(_pending_key(call)))
+            yield from gate.delete_flow(_pending_key(call))
         return step
     claimed: Claim | ToolOutput | None = None
     if where.checkpointed and call.call_id:  # (no ledger without a checkpointer)
-        claimed = yield ("run", gate.claim_flow(call, where, decision))
+        claimed = yield from gate.claim_flow(call, where, decision)
     if claimed is not None and not isinstance(claimed, Claim):  # another attempt ran it
         # (the claim is on the call as the model asked it: an edit is the same call)
         if pending:
-            yield ("run", gate.delete_flow(_pending_key(call)))
+            yield from gate.delete_flow(_pending_key(call))
         return claimed
     claim: Claim | None = claimed
     if decision.effect is Effect.MODIFY:
@@ -264,24 +277,24 @@ def _call_flow(
         if check.denied is None:
             # The tool raised (or interrupted): it may run again on a retry, as a step
             # that failed does.
-            yield ("run", gate.release_flow(claim))
+            yield from gate.release_flow(claim)
             raise
         output = None  # type: ignore[assignment]
     if check.denied is not None:  # a changed call reached the tool and was stopped there
         refund: Decision | None = None
         if not check.reached:  # nothing ran: the call is free again, its charge given back
-            yield ("run", gate.release_flow(claim))
+            yield from gate.release_flow(claim)
             refund = decision
         # (else a wrapper ran the decided call and then a changed one: the claim stays
         # without a result, so the call is never run again)
-        refused = yield ("run", gate.refuse_flow(call, CHANGED_RULE, check.denied, refund))
-        yield ("run", gate.before_flow(call, where, refused))
+        refused = yield from gate.refuse_flow(call, CHANGED_RULE, check.denied, refund)
+        yield from gate.before_flow(call, where, refused)
         if pending:
-            yield ("run", gate.delete_flow(_pending_key(call)))
+            yield from gate.delete_flow(_pending_key(call))
         denied = apply(request, call, refused, on_deny)
         assert isinstance(denied, ToolMessage)
         return denied
-    yield ("run", gate.after_flow(call, where, output, pending, claim))
+    yield from gate.after_flow(call, where, output, pending, claim)
     return output
 
 

@@ -66,6 +66,10 @@ def root_run(config: Mapping[str, Any], runtime: Any = None) -> str | None:
         return None if explicit is None else str(explicit)
     with _runs_lock:
         known = _runs.get(id(control))
+        if explicit is None and known is not None and known[0] is control:
+            if next(reversed(_runs)) != id(control):  # already the most recent: stays
+                _runs.move_to_end(id(control))
+            return known[1]
         if explicit is not None:  # the caller's own, for its subgraphs too
             run = str(explicit)
         elif known is not None and known[0] is control:

@@ -81,6 +81,15 @@ def received(
     schema = _schema(tool)
     if schema.problem is not None or schema.parser is None:
         return None, schema.problem or NO_SCHEMA
+    model = schema.model
+    if (
+        model is not None
+        and type(raw) is dict
+        and schema.known.issuperset(raw)
+        and all(type(k) is str for k in raw)
+    ):
+        # the common case in one pass: an object of known (string) keys, a pydantic schema
+        return _parse_fast(schema, model, raw)  # (validation does not write into raw)
     tool_input: str | dict[str, Any]
     if isinstance(raw, str):
         tool_input = raw

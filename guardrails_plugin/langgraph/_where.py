@@ -12,6 +12,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 from langchain_core.messages import AIMessage
@@ -44,6 +45,8 @@ _RUNTIME = "__pregel_runtime"
 _MAX_RUNS_REMEMBERED = 10_000
 _runs: OrderedDict[int, tuple[Any, str]] = OrderedDict()
 _runs_lock = threading.Lock()
+_last: tuple[Any, str] = (None, "")
+"""The most recently used entry of ``_runs`` (the last one): read without the lock."""
 
 
 def root_run(config: Mapping[str, Any], runtime: Any = None) -> str | None:
@@ -64,11 +67,15 @@ def root_run(config: Mapping[str, Any], runtime: Any = None) -> str | None:
     control = getattr(conf.get(_RUNTIME) or runtime, "control", None)
     if control is None:
         return None if explicit is None else str(explicit)
+    global _last
+    last = _last  # (one read: another thread may replace it, never change it)
+    if explicit is None and last[0] is control:  # the most recent run: nothing to reorder
+        return last[1]
     with _runs_lock:
         known = _runs.get(id(control))
         if explicit is None and known is not None and known[0] is control:
-            if next(reversed(_runs)) != id(control):  # already the most recent: stays
-                _runs.move_to_end(id(control))
+            _runs.move_to_end(id(control))
+            _last = known
             return known[1]
         if explicit is not None:  # the caller's own, for its subgraphs too
             run = str(explicit)
@@ -76,7 +83,7 @@ def root_run(config: Mapping[str, Any], runtime: Any = None) -> str | None:
             run = known[1]
         else:
             run = str(uuid.uuid4())
-        _runs[id(control)] = (control, run)  # held: its id cannot be reused meanwhile
+        _runs[id(control)] = _last = (control, run)  # held: its id cannot be reused meanwhile
         _runs.move_to_end(id(control))
         while len(_runs) > _MAX_RUNS_REMEMBERED:
             _runs.popitem(last=False)
@@ -156,7 +163,7 @@ def received_call(tc: Mapping[str, Any], where: Where, tool: BaseTool | None) ->
     args, problem = received(tool, sent, tool_call_id=tc.get("id"))
     return ToolCall(
         tool=str(tc.get("name") or ""),
-        args=sent if args is None else args,
+        args=sent if args is None else MappingProxyType(args),  # ours: kept without a copy
         agent=where.agent,
         call_id=tc.get("id"),
         run_id=where.run_id,

@@ -10,6 +10,7 @@ and, for operators, the kill switch and the approvals waiting in a store::
     guardrails-plugin pending --store guard.db
     guardrails-plugin trips  --store guard.db [--scope ticket-42]
     guardrails-plugin audit tail|verify|export|stats [--log audit.db]
+    guardrails-plugin replay policy.yaml --from audit.db [--json] [--fail-on-change]
     guardrails-plugin dashboard --store guard.db [--audit audit.db] [--graph app:graph]
 
 ``pause``, ``kill``, ``quarantine`` and ``resume`` take ``--audit audit.db`` to record the
@@ -311,6 +312,9 @@ def _build_parser() -> argparse.ArgumentParser:
 
     add_dashboard_command(sub)
     add_audit_commands(sub)
+    from .replay._cli import add_replay_command
+
+    add_replay_command(sub)
     return parser
 
 

@@ -50,7 +50,7 @@ CORE = set(ALLOWED)
 ALLOWED["guard"] = CORE
 ENGINE = CORE | {"guard"}
 ALLOWED[""] = ENGINE
-ADAPTERS = {"langchain", "langgraph", "otel", "dashboard", "cli", "demo", "testing"}
+ADAPTERS = {"langchain", "langgraph", "otel", "dashboard", "cli", "demo", "testing", "replay"}
 ALLOWED.update(
     {
         "langgraph": ENGINE,
@@ -58,7 +58,8 @@ ALLOWED.update(
         "otel": VOCABULARY | {""},  # the package's __version__
         "dashboard": ENGINE | {"langgraph"},  # answers resume waiting graphs
         "demo": ENGINE | {"langchain", "testing"},
-        "cli": ENGINE | {"dashboard", "demo"},
+        "cli": ENGINE | {"dashboard", "demo", "replay"},
+        "replay": ENGINE,  # re-decides recorded traffic with the engine
         "testing": set(),
     }
 )
@@ -67,7 +68,7 @@ ALLOWED.update(
 FRAMEWORKS = {
     "langchain": {"langchain", "langgraph", "demo", "testing"},
     "langchain_core": {"langchain", "langgraph", "demo", "testing"},
-    "langgraph": {"langchain", "langgraph", "demo", "testing"},
+    "langgraph": {"langchain", "langgraph", "demo", "testing", "replay"},
     "starlette": {"dashboard"},
     "uvicorn": {"dashboard"},
     "opentelemetry": {"otel"},

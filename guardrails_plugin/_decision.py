@@ -63,6 +63,9 @@ class Decision:
     charges: tuple[Charge, ...] = field(default=(), repr=False, compare=False)
     approver: str | None = None
     """Who answered, for a decision a person made (approve, edit, reject, respond)."""
+    shadow: str | None = None
+    """Shadow mode: what the policy decided (``"deny"`` or ``"ask"``) for a call the guard
+    let through anyway; ``None`` for an enforced decision."""
 
     def __post_init__(self) -> None:
         if self.args is not None and not isinstance(self.args, MappingProxyType):

@@ -91,7 +91,10 @@ class Guard:
         breaker: Breaker | None = None,
         audit: AuditLog | None = None,
         clock: Callable[[], float] = time.time,
+        mode: Literal["enforce", "shadow"] = "enforce",
     ) -> None:
+        if mode not in ("enforce", "shadow"):
+            raise ValueError(f"mode must be 'enforce' or 'shadow', found {mode!r}")
         if not isinstance(policy, Policy):
             raise TypeError(f"Guard needs a Policy, found {type(policy).__name__}")
         if cascade is not None and not isinstance(cascade, CascadeMonitor):
@@ -106,6 +109,9 @@ class Guard:
         self.listeners: list[Listener] = list(listeners)
         self.clock = clock
         self.audit = audit
+        self.mode = mode
+        """``"enforce"``, or ``"shadow"``: decide and record as usual, let every call run."""
+        self._shadow = mode == "shadow"
         self.policy_id = f"{policy.version}:{policy.digest[:12]}"
         """What audit records name as the policy: its version and the start of its digest."""
         self.controls = Controls(self.store, clock=clock, audit=audit)
@@ -127,10 +133,16 @@ class Guard:
 
     def check(self, event: Event) -> Decision:
         """Decide one event. ``ask`` is returned as is: see :meth:`decide` for approvals."""
-        return self._emit(event, self._run(self._flow(event)))
+        decision = self._run(self._flow(event))
+        if self._shadow:
+            decision = _shadowed(event, decision)
+        return self._emit(event, decision)
 
     async def acheck(self, event: Event) -> Decision:
-        return await self._aemit(event, await self._arun(self._flow(event)))
+        decision = await self._arun(self._flow(event))
+        if self._shadow:
+            decision = _shadowed(event, decision)
+        return await self._aemit(event, decision)
 
     def decide(
         self,
@@ -902,6 +914,25 @@ def _replace(decision: Decision, **changes: Any) -> Decision:
         kind=changes.get("kind", d.kind),
         charges=changes.get("charges", d.charges),
         approver=changes.get("approver", d.approver),
+        shadow=changes.get("shadow", d.shadow),
+    )
+
+
+def _shadowed(event: Event, decision: Decision) -> Decision:
+    """Shadow mode: a tool or model call the policy denies or asks about runs anyway; the
+    decision says what the policy decided. The kill switch is an operator's, not the
+    policy's: it still stops the call."""
+    if (
+        decision.effect not in (Effect.DENY, Effect.ASK)
+        or decision.kind == "control"
+        or not isinstance(event, ToolCall | ModelCall)
+    ):
+        return decision
+    return _replace(
+        decision,
+        effect=Effect.ALLOW,
+        reason=f"shadow mode, not enforced: would {decision.effect.value}: {decision.reason}",
+        shadow=decision.effect.value,
     )
 
 

@@ -50,7 +50,17 @@ CORE = set(ALLOWED)
 ALLOWED["guard"] = CORE
 ENGINE = CORE | {"guard"}
 ALLOWED[""] = ENGINE
-ADAPTERS = {"langchain", "langgraph", "otel", "dashboard", "cli", "demo", "testing", "replay"}
+ADAPTERS = {
+    "langchain",
+    "langgraph",
+    "otel",
+    "dashboard",
+    "cli",
+    "demo",
+    "testing",
+    "replay",
+    "shadow",
+}
 ALLOWED.update(
     {
         "langgraph": ENGINE,
@@ -60,6 +70,7 @@ ALLOWED.update(
         "demo": ENGINE | {"langchain", "testing"},
         "cli": ENGINE | {"dashboard", "demo", "replay"},
         "replay": ENGINE,  # re-decides recorded traffic with the engine
+        "shadow": ENGINE,  # a shadow guard following a live one
         "testing": set(),
     }
 )

@@ -356,6 +356,8 @@ def decision_fields(event: Event, decision: Decision) -> dict[str, Any]:
         detail["edited_args"] = decision.args
     if decision.response is not None:
         detail["response"] = decision.response
+    if decision.shadow is not None:
+        detail["shadow"] = decision.shadow
     return {
         "kind": kind,
         "outcome": str(decision.effect),

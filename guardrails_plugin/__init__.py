@@ -14,6 +14,7 @@ framework (docs/architecture.md maps the layers).
 from ._approvals import Answer, Approval, ApprovalRequest
 from ._decision import Charge, Decision, Effect
 from ._errors import (
+    ApprovalAnswerError,
     ApprovalRequired,
     ApproverClosed,
     BudgetExceeded,
@@ -44,6 +45,7 @@ __all__ = [
     "AgentMessage",
     "Answer",
     "Approval",
+    "ApprovalAnswerError",
     "ApprovalRequest",
     "ApprovalRequired",
     "ApproverClosed",

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import inspect
 import math
 import threading
@@ -20,7 +21,14 @@ from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from ._approvals import ALL_ANSWERS, Answer, Approval, ApprovalRequest
+from ._approvals import (
+    ALL_ANSWERS,
+    Answer,
+    Approval,
+    ApprovalRequest,
+    EditedArgs,
+    EditReader,
+)
 from ._context import CHECKPOINT
 from ._decision import Charge, Decision, Effect
 from ._errors import StoreError
@@ -138,13 +146,15 @@ class Guard:
         *,
         answers: Sequence[Answer] = ALL_ANSWERS,
         limited_because: str = "",
+        edits: EditReader | None = None,
     ) -> Decision:
         """Check ``call`` and, when a person must approve, ask the configured approver.
 
         Returns a final decision: allow, modify (an approved edit), respond, or deny.
         ``answers`` limits what the person may answer (a hook that can only let a tool run
         or stop it passes approve and reject); any other answer denies, giving back the
-        budget, with ``limited_because`` in the reason.
+        budget, with ``limited_because`` in the reason. ``edits`` (from an adapter that sees
+        the tool's schema) applies an edit to the call's arguments; see :meth:`resolve`.
         """
         decision = self.check(call)
         if decision.effect is not Effect.ASK or decision.kind == "control":
@@ -154,7 +164,8 @@ class Guard:
         if inspect.isawaitable(answer):
             _close(answer)
             answer = _fail(decision, "the approver is async; run the agent with ainvoke/astream")
-        return self._emit(call, self._run(self._resolve_flow(call, decision, answer, limits)))
+        flow = self._resolve_flow(call, decision, answer, limits, edits)
+        return self._emit(call, self._run(flow))
 
     async def adecide(
         self,
@@ -162,7 +173,9 @@ class Guard:
         *,
         answers: Sequence[Answer] = ALL_ANSWERS,
         limited_because: str = "",
+        edits: EditReader | None = None,
     ) -> Decision:
+        """The async twin of :meth:`decide` (async approvers are awaited)."""
         decision = await self.acheck(call)
         if decision.effect is not Effect.ASK or decision.kind == "control":
             return decision
@@ -173,18 +186,38 @@ class Guard:
                 answer = _parse(await answer, decision)
             except Exception as exc:
                 answer = _fail(decision, f"the approver failed: {type(exc).__name__}: {exc}")
-        return await self._aemit(
-            call, await self._arun(self._resolve_flow(call, decision, answer, limits))
-        )
+        flow = self._resolve_flow(call, decision, answer, limits, edits)
+        return await self._aemit(call, await self._arun(flow))
 
-    def resolve(self, call: ToolCall, decision: Decision, approval: Any) -> Decision:
-        """Apply a person's answer (an ``Approval``, bool or dict) to an ``ask`` decision."""
-        answer = _parse(approval, decision)
-        return self._emit(call, self._run(self._resolve_flow(call, decision, answer)))
+    def resolve(
+        self,
+        call: ToolCall,
+        decision: Decision,
+        approval: Any,
+        *,
+        edits: EditReader | None = None,
+    ) -> Decision:
+        """Apply a person's answer (an ``Approval``, bool or dict: see ``Approval.parse``)
+        to an ``ask`` decision. An unreadable answer denies, saying so.
 
-    async def aresolve(self, call: ToolCall, decision: Decision, approval: Any) -> Decision:
+        An edit is merged into the call's arguments (``Approval.edit``); ``edits``, from an
+        adapter that sees the tool's schema, does that by field and parses the result as
+        the tool will, so that the edited call is checked on what the tool receives."""
         answer = _parse(approval, decision)
-        return await self._aemit(call, await self._arun(self._resolve_flow(call, decision, answer)))
+        return self._emit(call, self._run(self._resolve_flow(call, decision, answer, None, edits)))
+
+    async def aresolve(
+        self,
+        call: ToolCall,
+        decision: Decision,
+        approval: Any,
+        *,
+        edits: EditReader | None = None,
+    ) -> Decision:
+        """The async twin of :meth:`resolve`."""
+        answer = _parse(approval, decision)
+        flow = self._resolve_flow(call, decision, answer, None, edits)
+        return await self._aemit(call, await self._arun(flow))
 
     def expire(self, call: ToolCall, decision: Decision, why: str) -> Decision:
         """Deny an ``ask`` nobody answered in time, giving back the budget it took."""
@@ -630,6 +663,7 @@ class Guard:
         asked: Decision,
         answer: Approval | Decision,
         limits: _Limits | None = None,
+        edits: EditReader | None = None,
     ) -> _Flow:
         if isinstance(answer, Decision):  # the approver could not be asked
             yield from self._refund_flow(asked.charges)
@@ -674,7 +708,25 @@ class Guard:
                 **common,
             )
         assert answer.args is not None
-        edited = call.with_args(answer.args)
+        if answer.tool is not None and answer.tool != call.tool:
+            return Decision(
+                Effect.DENY,
+                asked.rule,
+                f"an edit cannot switch tools: the call is to {call.tool!r}, the edit names "
+                f"{answer.tool!r}",
+                **common,
+            )
+        if edits is None:
+            sent = answer.edited_args(call.args)
+            shaped = EditedArgs(sent, sent)
+        else:
+            shaped = edits(answer, call.args)
+        if shaped.received is None:
+            edited = dataclasses.replace(
+                call, args=shaped.sent, problem=shaped.problem or "unreadable"
+            )
+        else:
+            edited = call.with_args(shaped.received)
         again = yield from self._call_flow(edited)
         if again.effect is Effect.DENY:
             return _replace(again, reason=f"the edited call is out of policy: {again.reason}")
@@ -682,7 +734,7 @@ class Guard:
             Effect.MODIFY,
             asked.rule,
             f"edited{who} and re-checked: {again.reason}",
-            args=edited.args,
+            args=shaped.sent,
             charges=again.charges,
             **common,
         )

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from langgraph.types import interrupt
 
+from .._approvals import EditReader
 from .._decision import Decision
 from .._events import Event, ModelCall, ToolCall, ToolResult
 from ._where import Where
@@ -63,14 +64,16 @@ class _Driver:
     def interrupt(self, payload: Mapping[str, Any]) -> Any:
         return interrupt(payload)
 
-    def decide(self, call: ToolCall) -> Decision:
-        return self.guard.decide(call)
+    def decide(self, call: ToolCall, edits: EditReader | None = None) -> Decision:
+        return self.guard.decide(call, edits=edits)
 
     def check(self, call: Event) -> Decision:
         return self.guard.check(call)
 
-    def resolve(self, call: ToolCall, asked: Decision, value: Any) -> Decision:
-        return self.guard.resolve(call, asked, value)
+    def resolve(
+        self, call: ToolCall, asked: Decision, value: Any, edits: EditReader | None = None
+    ) -> Decision:
+        return self.guard.resolve(call, asked, value, edits=edits)
 
     def expire(self, call: ToolCall, asked: Decision, why: str) -> Decision:
         return self.guard.expire(call, asked, why)
@@ -134,14 +137,16 @@ class _AsyncDriver(_Driver):
         except StopIteration as stop:
             return stop.value
 
-    async def adecide(self, call: ToolCall) -> Decision:
-        return await self.guard.adecide(call)
+    async def adecide(self, call: ToolCall, edits: EditReader | None = None) -> Decision:
+        return await self.guard.adecide(call, edits=edits)
 
     async def acheck(self, call: Event) -> Decision:
         return await self.guard.acheck(call)
 
-    async def aresolve(self, call: ToolCall, asked: Decision, value: Any) -> Decision:
-        return await self.guard.aresolve(call, asked, value)
+    async def aresolve(
+        self, call: ToolCall, asked: Decision, value: Any, edits: EditReader | None = None
+    ) -> Decision:
+        return await self.guard.aresolve(call, asked, value, edits=edits)
 
     async def aexpire(self, call: ToolCall, asked: Decision, why: str) -> Decision:
         return await self.guard.aexpire(call, asked, why)

@@ -19,7 +19,7 @@ Our exception hierarchy::
       x StoreError                    the shared store failed or holds bad data
       x ApproverClosed                a QueueApprover was closed; nobody will answer
       x ApprovalAnswerError           a resume answering an approval cannot be read
-                                      (also a ValueError; nothing was decided)
+                                      (nothing was decided; answer it again)
       x RollbackError                 a rollback could not start (no target, no checkpoint)
         + RollbackBusy                another rollback holds the thread (in
                                       ``guardrails_plugin.rollback``)
@@ -67,7 +67,7 @@ class ApproverClosed(GuardrailsError):
     """``QueueApprover.next()`` was awaited on (or while) the approver was closed."""
 
 
-class ApprovalAnswerError(GuardrailsError, ValueError):
+class ApprovalAnswerError(GuardrailsError):
     """The value a graph was resumed with, answering a guard's approval interrupt, cannot be
     read (an unknown decision type, the wrong number of decisions, an edit of another tool).
     Raised to the caller of ``invoke`` / ``stream``; nothing was decided and the approval is

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Generator, Mapping, Sequence
 from typing import Any
 
@@ -87,8 +88,9 @@ class Bundle(PendingLog):
                     for cid in listed
                 ],
             }
-            value = yield ("interrupt", (bundle_with_hitl(payload),))
+            reader = functools.partial(read_answers, listed=[by_id[c] for c in listed])
+            read = yield ("interrupt", (bundle_with_hitl(payload), reader))
             r += 1
-            for cid, approval in read_answers(value, [by_id[c] for c in listed]).items():
+            for cid, approval in read.items():
                 answers.setdefault(cid, approval)
         return {cid: Decision.from_doc(memo["final"]) for cid, memo in memos.items()}

@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Generator, Mapping
+from collections.abc import Callable, Generator, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
-
-from langgraph.types import interrupt
 
 from .._approvals import EditReader
 from .._decision import Decision
 from .._events import Event, ModelCall, ToolCall, ToolResult
+from ._hitl import ask
 from ._where import Where
 
 if TYPE_CHECKING:
@@ -61,8 +60,12 @@ class _Driver:
         except StopIteration as stop:
             return stop.value
 
-    def interrupt(self, payload: Mapping[str, Any]) -> Any:
-        return interrupt(payload)
+    def interrupt(
+        self, payload: Mapping[str, Any], read: Callable[[Any], Any] | None = None
+    ) -> Any:
+        """LangGraph's ``interrupt``; ``read`` turns the resume value into what the flow
+        gets (raising for one it cannot read: see :func:`._hitl.ask`)."""
+        return ask(payload, read)
 
     def decide(self, call: ToolCall, edits: EditReader | None = None) -> Decision:
         return self.guard.decide(call, edits=edits)
@@ -229,12 +232,16 @@ class NeedsPerson(Exception):
 
 
 class _Deferring(_Driver):
-    def interrupt(self, payload: Mapping[str, Any]) -> Any:
+    def interrupt(
+        self, payload: Mapping[str, Any], read: Callable[[Any], Any] | None = None
+    ) -> Any:
         raise NeedsPerson
 
 
 class _AsyncDeferring(_AsyncDriver):
-    def interrupt(self, payload: Mapping[str, Any]) -> Any:
+    def interrupt(
+        self, payload: Mapping[str, Any], read: Callable[[Any], Any] | None = None
+    ) -> Any:
         raise NeedsPerson
 
 

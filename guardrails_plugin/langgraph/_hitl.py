@@ -27,11 +27,13 @@ it again: the policy sees what the tool will receive, not the raw edit.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+import inspect
+from collections.abc import Callable, Mapping, Sequence
+from typing import Annotated, Any
 
 from langchain_core.tools import BaseTool
-from pydantic import BaseModel
+from langgraph.types import interrupt
+from pydantic import BaseModel, PlainValidator, WithJsonSchema
 
 from .._approvals import Approval, EditedArgs
 from .._errors import ApprovalAnswerError
@@ -80,6 +82,56 @@ def _review(request: Mapping[str, Any]) -> dict[str, Any]:
         "action_name": request.get("tool"),
         "allowed_decisions": list(request.get("allowed_decisions", ())),
     }
+
+
+_VALIDATES = "response_schema" in inspect.signature(interrupt).parameters
+
+DECISION_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "type": {"enum": ["approve", "edit", "reject", "respond"]},
+        "edited_action": {
+            "type": "object",
+            "properties": {"name": {"type": "string"}, "args": {"type": "object"}},
+            "required": ["name", "args"],
+        },
+        "message": {"type": "string"},
+    },
+    "required": ["type"],
+}
+RESPONSE_SCHEMA: dict[str, Any] = {
+    "description": "LangChain's HITLResponse: one decision per action request, in order "
+    "(or the guard's own answer: an approval dict, a bool, answers by call id)",
+    "type": "object",
+    "properties": {"decisions": {"type": "array", "items": DECISION_SCHEMA}},
+}
+"""The resume the guard's approval interrupts publish as their ``response_schema``."""
+
+
+def ask(payload: Mapping[str, Any], read: Callable[[Any], Any] | None) -> Any:
+    """``interrupt(payload)``, the resume value read by ``read`` *before* LangGraph saves it:
+    an unreadable one raises (``ApprovalAnswerError``) and is not kept, so the same
+    interrupt can be answered again (LangGraph's ``response_schema`` validation; on a
+    LangGraph without it, the value is read after it was saved)."""
+    if read is None:
+        return interrupt(payload)
+    if not _VALIDATES:  # pragma: no cover - LangGraph before response_schema
+        return read(interrupt(payload))
+    adapter = Annotated[Any, PlainValidator(_marked(read)), WithJsonSchema(RESPONSE_SCHEMA)]
+    return interrupt(payload, response_schema=adapter)
+
+
+def _marked(read: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    def checked(value: Any) -> Any:
+        try:
+            return read(value)
+        except ApprovalAnswerError as exc:
+            # what LangGraph marks on a resume its schema rejects: ToolNode then re-raises
+            # it whatever its ``handle_tool_errors`` (the model cannot fix a resume)
+            setattr(exc, "_langgraph_invalid_resume", True)  # noqa: B010
+            raise
+
+    return checked
 
 
 def read_answer(value: Any, call: ToolCall) -> Approval:
@@ -190,6 +242,7 @@ __all__ = [
     "ToolEdits",
     "bundle_with_hitl",
     "read_answer",
+    "ask",
     "read_answers",
     "with_hitl",
 ]

@@ -100,7 +100,8 @@ class PendingLog:
                     continue
                 log.append("approval")
                 memo = yield from self._save(key, memo, log, asked=asked, at=asked_at, call=call)
-            value = yield ("interrupt", (self._approval_payload(call, asked, asked_at),))
+            payload = self._approval_payload(call, asked, asked_at)
+            value = yield ("interrupt", (payload, lambda v: read_answer(v, call)))
             break
         i += 1  # past the approval
         if memo is not None and "final" in memo:
@@ -113,7 +114,7 @@ class PendingLog:
                 why = f"no answer within {self.approval_timeout:g}s: the approval expired"
                 final = yield ("expire", (call, asked, why))
             else:
-                final = yield ("resolve", (call, asked, read_answer(value, call), edits))
+                final = yield ("resolve", (call, asked, value, edits))
             memo = yield from self._save(key, memo, log, final=final)
         # The kill switch may have moved while a person decided: a kill denies the approved
         # call, a pause holds it (pauses after the approval are logged and replayed too).

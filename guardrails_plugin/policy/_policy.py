@@ -88,6 +88,8 @@ class Policy:
     # -- compiled lookups -----------------------------------------------------------------
 
     def bucket(self, agent: str, tool: str) -> _Bucket:
+        """The rules about calls of ``tool`` by ``agent``, in policy order (computed once per pair,
+        then cached)."""
         key = (agent, tool)
         found = self._buckets.get(key)
         if found is None:
@@ -109,6 +111,7 @@ class Policy:
         return self._sources.matches(tool)
 
     def result_budgets(self, agent: str, tool: str) -> tuple[Budget, ...]:
+        """The budgets that count the results (tokens) of ``tool`` for ``agent``."""
         return tuple(b for b in self._result_budgets if b.applies(agent, tool))
 
     def visible(self, agent: str, tool: str, extra: Sequence[Rule] = ()) -> bool:

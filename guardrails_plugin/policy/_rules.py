@@ -23,6 +23,8 @@ Condition = Callable[[ToolCall], bool]
 
 
 class RuleEffect(enum.StrEnum):
+    """What a rule says about the calls it matches: allow, ask a person, or deny."""
+
     ALLOW = "allow"
     ASK = "ask"
     DENY = "deny"
@@ -99,6 +101,7 @@ class Rule:
     # -- identity -----------------------------------------------------------------------------
 
     def default_id(self) -> str:
+        """The id a rule gets when none is given: its effect, tools and agents."""
         who = "" if self.agents == ("*",) else f" for {','.join(self.agents)}"
         return f"{self.effect} {','.join(self.tools)}{who}"
 

@@ -71,9 +71,46 @@ def _lint_paused(args: argparse.Namespace) -> int:
     )
     print(_dump(policy.to_dict()))
     warnings = policy.lint()
+    if args.tools is not None:
+        warnings += [str(p) for p in policy.check_tools(_load_tools(args.tools))]
     for w in warnings:
         print(f"warning: {w}", file=sys.stderr)
     return 2 if warnings and args.strict else 0
+
+
+def _load_tools(spec: str) -> list[object]:
+    """The tools ``--tools module:attr`` names: a list of tools, or a callable returning
+    one (``attr`` may be dotted; the current directory is on the import path)."""
+    import difflib
+    import importlib
+    import os
+
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise ValueError(f"--tools must look like module:attribute, found {spec!r}")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ImportError(f"--tools {spec}: cannot import {module_name!r}: {exc}") from exc
+    value: object = module
+    for part in attr.split("."):
+        if not hasattr(value, part):
+            close = difflib.get_close_matches(part, [n for n in dir(value) if n[:1] != "_"])
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise AttributeError(f"--tools {spec}: no {part!r} in {module_name!r}{hint}")
+        value = getattr(value, part)
+    if callable(value) and not hasattr(value, "name"):
+        value = value()
+    if isinstance(value, dict):
+        value = list(value.values())
+    if not isinstance(value, list | tuple) or not all(hasattr(t, "name") for t in value):
+        raise TypeError(
+            f"--tools {spec}: expected a list of tools (or a function returning one), "
+            f"found {type(value).__name__}"
+        )
+    return list(value)
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -247,6 +284,11 @@ def _build_parser() -> argparse.ArgumentParser:
         dest="imports",
         action="store_true",
         help="also import the modules that 'when:' and 'predicate' scopes name (runs their code)",
+    )
+    p.add_argument(
+        "--tools",
+        metavar="MODULE:ATTR",
+        help="also check the policy against the app's tools (a list, or a function returning one)",
     )
     p.set_defaults(func=_lint)
 

@@ -20,6 +20,7 @@ from langgraph.types import Command
 
 from .._events import ToolCall
 from ..guard import Guard
+from ..policy._toolcheck import report
 from ._drivers import NeedsPerson, deferring_drivers, drivers
 from ._gate import ON_DENY, Approvals, Gate, OnDeny, arun_call, run_call
 from ._handoffs import HANDOFF_DESTINATION, handback, with_destination
@@ -63,6 +64,10 @@ class GuardedToolNode(ToolNode):
     - ``wrap_tool_call`` / ``awrap_tool_call``: your own wrapper, run *inside* the guard,
       after the decision: the guard checks at the tool's own start that the call it hands
       the tool is the one decided (tool, call id, arguments) and denies a changed one.
+    - ``strict``: the policy is read against ``tools`` when the node is built (rules naming
+      no bound tool, tools no rule speaks about, scoped arguments a tool does not take,
+      scopes that cannot read an argument's type): each mismatch is a
+      ``PolicyToolWarning``, or, with ``strict=True``, a ``PolicyToolError``.
 
     Several calls in one step: calls no person needs to see run at once; the calls a person
     must approve are listed in one interrupt (``approval_requests`` gives one request per
@@ -84,6 +89,7 @@ class GuardedToolNode(ToolNode):
         journal: Journal | None = None,
         wrap_tool_call: ToolWrapper | None = None,
         awrap_tool_call: AsyncToolWrapper | None = None,
+        strict: bool = False,
         **kwargs: Any,
     ) -> None:
         if on_deny not in ON_DENY:
@@ -107,6 +113,8 @@ class GuardedToolNode(ToolNode):
         super().__init__(
             list(tools), wrap_tool_call=self._wrap, awrap_tool_call=self._awrap, **kwargs
         )
+        problems = guard.policy.check_tools(self.tools_by_name.values(), agent=agent)
+        report(problems, strict=strict, where="GuardedToolNode")
 
     def __repr__(self) -> str:
         return (

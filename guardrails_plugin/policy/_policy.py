@@ -15,6 +15,7 @@ from ._flows import DataFlow
 from ._lint import lint
 from ._patterns import NameSet
 from ._rules import Outcome, Rule, RuleEffect
+from ._toolcheck import ToolProblem, check_tools
 
 DEFAULT_DENY = "default-deny"
 MALFORMED = "malformed-call"
@@ -260,6 +261,13 @@ class Policy:
         """Warnings about a policy that is valid but probably not what was meant (rules an
         outright deny makes useless, budgets of 0); linear in the rules (see ``_lint.py``)."""
         return lint(self.rules, self.budgets)
+
+    def check_tools(self, tools: Iterable[Any], *, agent: str | None = None) -> list[ToolProblem]:
+        """Where the policy does not fit ``tools`` (LangChain tools, or anything with
+        ``name`` and ``args``): rules naming no bound tool, tools no rule speaks about,
+        scoped arguments a tool does not take, scopes that cannot read an argument's type
+        (see ``_toolcheck.py``). With ``agent``, only the rules for that agent count."""
+        return check_tools(self.rules, tools, agent=agent)
 
     def __repr__(self) -> str:
         return (

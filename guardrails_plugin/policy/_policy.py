@@ -169,17 +169,20 @@ class Policy:
             elif res.outcome is Outcome.ERROR:
                 return _deny(call, r.id, f"fail closed: {res.reason}")
             elif r.permits:
-                misses.append(f"rule {r.id!r}: {res.reason}")
+                misses.append(res.reason)
         if permit is None:
             for r in allows:
                 res = r.evaluate(call, tainted)
                 if res.outcome is Outcome.MATCH:
                     permit = r
                     break
-                misses.append(f"rule {r.id!r}: {res.reason}")
+                misses.append(res.reason)
         if permit is None:
             if misses:
-                return _deny(call, DEFAULT_DENY, "; ".join(misses))
+                # the reasons the closest rules gave, without their names: the denial names
+                # one rule, the default deny (``explain`` lists every rule considered)
+                why = "; ".join(dict.fromkeys(misses))
+                return _deny(call, DEFAULT_DENY, f"no rule allows this call: {why}")
             return _deny(
                 call,
                 DEFAULT_DENY,

@@ -125,7 +125,7 @@ class Rule:
                 if self.effect is RuleEffect.DENY:
                     return RuleResult(Outcome.MISS, f"argument {name!r} absent")
                 return RuleResult(
-                    Outcome.MISS, f"argument {name!r} is required by rule {self.id!r} but missing"
+                    Outcome.MISS, f"argument {name!r} is required but missing"
                 )
             try:
                 scope.check(call.args[name])
@@ -154,7 +154,7 @@ class Rule:
                     f"condition of rule {self.id!r} returned {applies!r}, expected True or False",
                 )
             if not applies:
-                return RuleResult(Outcome.MISS, f"condition of rule {self.id!r} does not hold")
+                return RuleResult(Outcome.MISS, "the rule's condition does not hold")
         return RuleResult(Outcome.MATCH)
 
     # -- plain data ---------------------------------------------------------------------------

@@ -36,6 +36,7 @@ from ._grants import Grant
 from .approvers import ConsoleApprover, QueueApprover, QueuedApproval
 from .controls import Controls, Flag
 from .guard import Guard
+from .listeners import EventKind, Subscription, event_kind, subscribe
 from .policy import Budget, DataFlow, Policy, Rule, allow, ask, deny, rate
 from .store import MemoryStore, SQLiteStore, Store, open_store
 
@@ -59,6 +60,7 @@ __all__ = [
     "DelegationError",
     "Effect",
     "Event",
+    "EventKind",
     "Flag",
     "Grant",
     "Guard",
@@ -80,6 +82,7 @@ __all__ = [
     "ScopeViolation",
     "Store",
     "StoreError",
+    "Subscription",
     "ToolCall",
     "ToolCallDenied",
     "ToolResult",
@@ -87,6 +90,8 @@ __all__ = [
     "allow",
     "ask",
     "deny",
+    "event_kind",
     "open_store",
     "rate",
+    "subscribe",
 ]

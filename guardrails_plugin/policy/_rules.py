@@ -124,9 +124,7 @@ class Rule:
             if name not in call.args:
                 if self.effect is RuleEffect.DENY:
                     return RuleResult(Outcome.MISS, f"argument {name!r} absent")
-                return RuleResult(
-                    Outcome.MISS, f"argument {name!r} is required but missing"
-                )
+                return RuleResult(Outcome.MISS, f"argument {name!r} is required but missing")
             try:
                 scope.check(call.args[name])
             except ScopeViolation as exc:

@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -40,6 +41,7 @@ from ._say import say_error
 from .audit._cli import add_audit_commands
 from .cascade._breaker import TRIP_PREFIX, trips_in
 from .controls import Controls
+from .guard import ENV_AUDIT, ENV_POLICY, ENV_STORE, store_url
 from .policy import Policy
 from .policy._files import collector_paused
 from .store import Store, open_store
@@ -147,7 +149,7 @@ def _me() -> str:
 
 def _store(path: str, *, create: bool = False) -> Store:
     """The store ``--store`` names: an existing one (``StoreError`` otherwise)."""
-    return open_store(path if "://" in path else f"sqlite:///{path}", create=create)
+    return open_store(store_url(path), create=create)
 
 
 def _init(args: argparse.Namespace) -> int:
@@ -260,6 +262,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     failed)."""
     parser = _build_parser()
     args = parser.parse_args(argv)
+    _from_env(args, parser)
     try:
         return int(args.func(args))
     except (GuardrailsError, OSError, ValueError, UnicodeError) as exc:
@@ -267,6 +270,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # never a traceback: say what failed, in one line
         say_error(f"{type(exc).__name__}: {exc}")
     return 1
+
+
+def _from_env(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    """Fill in what the command line left out from the environment: the policy file
+    (``GUARDRAILS_POLICY``), the store (``GUARDRAILS_STORE``), the audit log
+    (``GUARDRAILS_AUDIT``). A store a command needs and neither names is an error."""
+    if getattr(args, "file", "") is None:
+        args.file = os.environ.get(ENV_POLICY) or None
+        if args.file is None:
+            parser.error(f"a policy file is required (or set {ENV_POLICY})")
+    if getattr(args, "store", "") is None:
+        args.store = os.environ.get(ENV_STORE) or None
+        if args.store is None:
+            parser.error(f"--store is required (or set {ENV_STORE})")
+    if getattr(args, "audit", "") is None:
+        args.audit = os.environ.get(ENV_AUDIT) or None
+
+
+_STORE_HELP = f"SQLite file (or store URL) the guards use (default: ${ENV_STORE})"
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -277,7 +299,7 @@ def _build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("lint", help="validate a YAML policy file and print the compiled policy")
-    p.add_argument("file")
+    p.add_argument("file", nargs="?", help=f"the policy file (default: ${ENV_POLICY})")
     p.add_argument("--strict", action="store_true", help="exit 2 when there are warnings")
     p.add_argument(
         "--import",
@@ -309,7 +331,7 @@ def _build_parser() -> argparse.ArgumentParser:
         ("resume", "lift a pause, kill or quarantine"),
     ):
         p = sub.add_parser(verb, help=text)
-        p.add_argument("--store", required=True, help="SQLite file (or store URL) the guards use")
+        p.add_argument("--store", help=_STORE_HELP)
         target = p.add_mutually_exclusive_group()
         target.add_argument("--thread")
         target.add_argument("--agent")
@@ -323,7 +345,7 @@ def _build_parser() -> argparse.ArgumentParser:
         "quarantine",
         help="isolate one agent: grants revoked, its calls and hand-offs denied (resume lifts)",
     )
-    p.add_argument("--store", required=True, help="SQLite file (or store URL) the guards use")
+    p.add_argument("--store", help=_STORE_HELP)
     p.add_argument("--agent", required=True)
     p.add_argument("--thread", default=None, help=argparse.SUPPRESS)
     p.add_argument("--reason", default="")
@@ -332,19 +354,19 @@ def _build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_control)
 
     p = sub.add_parser("init", help="make a new, empty store (commands never make one by mistake)")
-    p.add_argument("--store", required=True, help="SQLite file (or store URL) to make")
+    p.add_argument("--store", help=f"SQLite file (or store URL) to make (default: ${ENV_STORE})")
     p.set_defaults(func=_init)
 
     p = sub.add_parser("flags", help="list the pauses, kills and quarantines in force")
-    p.add_argument("--store", required=True)
+    p.add_argument("--store", help=_STORE_HELP)
     p.set_defaults(func=_flags)
 
     p = sub.add_parser("pending", help="list the approvals guarded graphs are waiting for")
-    p.add_argument("--store", required=True)
+    p.add_argument("--store", help=_STORE_HELP)
     p.set_defaults(func=_pending)
 
     p = sub.add_parser("trips", help="list the cascade breaker's trips")
-    p.add_argument("--store", required=True)
+    p.add_argument("--store", help=_STORE_HELP)
     p.add_argument("--scope", default=None, help="one thread (or run) only")
     p.add_argument("-v", "--verbose", action="store_true", help="also print the evidence")
     p.set_defaults(func=_trips)

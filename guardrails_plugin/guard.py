@@ -15,6 +15,7 @@ import contextlib
 import dataclasses
 import inspect
 import math
+import os
 import threading
 import time
 from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
@@ -31,7 +32,7 @@ from ._approvals import (
 )
 from ._context import CHECKPOINT
 from ._decision import Charge, Decision, Effect
-from ._errors import StoreError
+from ._errors import PolicyError, StoreError
 from ._events import AgentMessage, Event, ModelCall, ToolCall, ToolResult
 from ._grants import EPOCH_KEY, GRANT_PREFIX, Grant, active_rules, check_delegation
 from .cascade import Breaker, CascadeMonitor, Trip
@@ -40,12 +41,26 @@ from .controls import Controls
 from .policy import Policy, Rule
 from .policy._budgets import Measure, MeasureError
 from .scopes import Scope
-from .store import MemoryStore, Store
+from .store import MemoryStore, Store, open_store
 
 if TYPE_CHECKING:
     from .audit import AuditLog
 
 Listener = Callable[[Event, Decision], None]
+
+ENV_POLICY = "GUARDRAILS_POLICY"
+"""The environment variable naming the policy file (``Guard.from_env``, the CLI)."""
+ENV_STORE = "GUARDRAILS_STORE"
+"""The environment variable naming the store: a URL or a SQLite file path."""
+ENV_AUDIT = "GUARDRAILS_AUDIT"
+"""The environment variable naming the audit log file."""
+
+
+def store_url(where: str) -> str:
+    """A store URL for ``where``: itself if it is one, else a SQLite file path as a URL."""
+    return where if "://" in where else f"sqlite:///{where}"
+
+
 """Called with every decision the guard makes (audit logs, metrics, demos)."""
 
 _Op = tuple[str, tuple[Any, ...], dict[str, Any]]
@@ -130,6 +145,37 @@ class Guard:
     def __repr__(self) -> str:
         more = "" if self.cascade is None else f", cascade={self.cascade!r}"
         return f"Guard({self.policy!r}, store={self.store!r}{more})"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **options: Any) -> Guard:
+        """A guard configured from the environment (twelve-factor style):
+
+        - ``GUARDRAILS_POLICY``: the policy file (YAML; required unless ``policy=`` is
+          given);
+        - ``GUARDRAILS_STORE``: the store, a URL (``sqlite:///guard.db``, ``memory://``) or a
+          SQLite file path (default: in memory, this process only);
+        - ``GUARDRAILS_AUDIT``: the audit log file (``*.jsonl`` for JSON Lines, else SQLite;
+          default: none).
+
+        ``options`` are passed to ``Guard`` and win over the environment (``store=``,
+        ``approver=``, ``listeners=``, ...). ``environ`` defaults to ``os.environ``.
+        """
+        env = os.environ if environ is None else environ
+        policy = options.pop("policy", None)
+        if policy is None:
+            path = env.get(ENV_POLICY)
+            if not path:
+                raise PolicyError(
+                    f"{ENV_POLICY} is not set: name the policy file there, or pass policy="
+                )
+            policy = Policy.from_yaml(path)
+        if "store" not in options and env.get(ENV_STORE):
+            options["store"] = open_store(store_url(env[ENV_STORE]))
+        if "audit" not in options and env.get(ENV_AUDIT):
+            from .audit import AuditLog
+
+            options["audit"] = AuditLog(env[ENV_AUDIT])
+        return cls(policy, **options)
 
     # -- checking -------------------------------------------------------------------------
 

@@ -59,7 +59,7 @@ def test_argument_out_of_scope_is_denied_with_the_rule_and_argument_named() -> N
     assert "argument 'amount'" in d.reason
     # one rule per denial text: the one that decided, not the allow that did not match
     assert d.message().count("rule '") == 1
-    assert d.message().startswith("'transfer' denied by rule 'default-deny': no rule allows")
+    assert d.message().startswith("'transfer' denied by rule 'default-deny': argument 'amount'")
 
 
 def test_missing_scoped_argument_is_denied() -> None:

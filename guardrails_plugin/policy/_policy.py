@@ -182,7 +182,7 @@ class Policy:
                 # the reasons the closest rules gave, without their names: the denial names
                 # one rule, the default deny (``explain`` lists every rule considered)
                 why = "; ".join(dict.fromkeys(misses))
-                return _deny(call, DEFAULT_DENY, f"no rule allows this call: {why}")
+                return _deny(call, DEFAULT_DENY, why)
             return _deny(
                 call,
                 DEFAULT_DENY,

@@ -286,3 +286,38 @@ def test_an_allowed_call_does_not_interrupt() -> None:
     out = graph.invoke(user("mail a"), CONFIG)
     assert "__interrupt__" not in out
     assert len(ran) == 1
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_guard_node_handoff_is_approved_and_rejected_by_the_langchain_ui(
+    mode: str,
+) -> None:
+    from langgraph.graph import END
+    from test_langgraph_nodes import Log, ask_policy, team
+
+    from guardrails_plugin import ToolCallDenied
+
+    for decide in (approve, lambda action: {"type": "reject", "message": "not yet"}):
+        log: Log = []
+        graph = team(
+            Guard(ask_policy()),
+            ["researcher", END],
+            log,
+            researcher_goto="writer",
+            researcher_reports=False,
+            checkpointer=InMemorySaver(),
+        )
+        out = await run(graph, user("go"), CONFIG, mode)
+        (action,) = out["__interrupt__"][0].value["action_requests"]
+        assert (action["name"], action["args"], action["rule"]) == (
+            "handoff",
+            {"to": "writer"},
+            "ok-to-write",
+        )
+        if decide is approve:
+            out = await run(graph, langchain_ui(out, decide), CONFIG, mode)
+            assert "writer" in log
+        else:
+            with pytest.raises(ToolCallDenied, match="rejected: not yet"):
+                await run(graph, langchain_ui(out, decide), CONFIG, mode)
+            assert "writer" not in log

@@ -14,6 +14,7 @@ framework (docs/architecture.md maps the layers).
 from ._approvals import Answer, Approval, ApprovalRequest
 from ._decision import Charge, Decision, Effect
 from ._errors import (
+    ApprovalAnswerError,
     ApprovalRequired,
     ApproverClosed,
     BudgetExceeded,
@@ -35,6 +36,7 @@ from ._grants import Grant
 from .approvers import ConsoleApprover, QueueApprover, QueuedApproval
 from .controls import Controls, Flag
 from .guard import Guard
+from .listeners import EventKind, Subscription, event_kind, subscribe
 from .policy import Budget, DataFlow, Policy, Rule, allow, ask, deny, rate
 from .store import MemoryStore, SQLiteStore, Store, open_store
 
@@ -44,6 +46,7 @@ __all__ = [
     "AgentMessage",
     "Answer",
     "Approval",
+    "ApprovalAnswerError",
     "ApprovalRequest",
     "ApprovalRequired",
     "ApproverClosed",
@@ -57,6 +60,7 @@ __all__ = [
     "DelegationError",
     "Effect",
     "Event",
+    "EventKind",
     "Flag",
     "Grant",
     "Guard",
@@ -78,6 +82,7 @@ __all__ = [
     "ScopeViolation",
     "Store",
     "StoreError",
+    "Subscription",
     "ToolCall",
     "ToolCallDenied",
     "ToolResult",
@@ -85,6 +90,8 @@ __all__ = [
     "allow",
     "ask",
     "deny",
+    "event_kind",
     "open_store",
     "rate",
+    "subscribe",
 ]

@@ -78,10 +78,12 @@ class Decision:
 
     @property
     def denied(self) -> bool:
+        """Whether the call must not run."""
         return self.effect is Effect.DENY
 
     @property
     def needs_approval(self) -> bool:
+        """Whether a person must decide (an ``ask``)."""
         return self.effect is Effect.ASK
 
     def message(self) -> str:
@@ -128,6 +130,7 @@ class Decision:
 
     @classmethod
     def from_doc(cls, doc: Mapping[str, Any]) -> Decision:
+        """Read a decision back from ``to_doc``'s document."""
         return cls(
             Effect(doc["effect"]),
             str(doc["rule"]),

@@ -98,6 +98,7 @@ class ToolResult:
 
     @property
     def scope_key(self) -> str:
+        """The run this result belongs to, for per-run state (thread id, else run id)."""
         return self.thread_id or self.run_id or "-"
 
 
@@ -144,6 +145,7 @@ class AgentMessage:
 
     @property
     def scope_key(self) -> str:
+        """The run this message lands in, for per-run state (thread id, else run id)."""
         return self.thread_id or self.run_id or "-"
 
 
@@ -159,6 +161,7 @@ class ModelCall:
 
     @property
     def scope_key(self) -> str:
+        """The run this model call belongs to, for per-run state (thread id, else run id)."""
         return self.thread_id or self.run_id or "-"
 
 

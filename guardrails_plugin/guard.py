@@ -12,18 +12,27 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import inspect
 import math
+import os
 import threading
 import time
 from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from ._approvals import ALL_ANSWERS, Answer, Approval, ApprovalRequest
+from ._approvals import (
+    ALL_ANSWERS,
+    Answer,
+    Approval,
+    ApprovalRequest,
+    EditedArgs,
+    EditReader,
+)
 from ._context import CHECKPOINT
 from ._decision import Charge, Decision, Effect
-from ._errors import StoreError
+from ._errors import PolicyError, StoreError
 from ._events import AgentMessage, Event, ModelCall, ToolCall, ToolResult
 from ._grants import EPOCH_KEY, GRANT_PREFIX, Grant, active_rules, check_delegation
 from .cascade import Breaker, CascadeMonitor, Trip
@@ -32,12 +41,26 @@ from .controls import Controls
 from .policy import Policy, Rule
 from .policy._budgets import Measure, MeasureError
 from .scopes import Scope
-from .store import MemoryStore, Store
+from .store import MemoryStore, Store, open_store
 
 if TYPE_CHECKING:
     from .audit import AuditLog
 
 Listener = Callable[[Event, Decision], None]
+
+ENV_POLICY = "GUARDRAILS_POLICY"
+"""The environment variable naming the policy file (``Guard.from_env``, the CLI)."""
+ENV_STORE = "GUARDRAILS_STORE"
+"""The environment variable naming the store: a URL or a SQLite file path."""
+ENV_AUDIT = "GUARDRAILS_AUDIT"
+"""The environment variable naming the audit log file."""
+
+
+def store_url(where: str) -> str:
+    """A store URL for ``where``: itself if it is one, else a SQLite file path as a URL."""
+    return where if "://" in where else f"sqlite:///{where}"
+
+
 """Called with every decision the guard makes (audit logs, metrics, demos)."""
 
 _Op = tuple[str, tuple[Any, ...], dict[str, Any]]
@@ -129,6 +152,37 @@ class Guard:
         more = "" if self.cascade is None else f", cascade={self.cascade!r}"
         return f"Guard({self.policy!r}, store={self.store!r}{more})"
 
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **options: Any) -> Guard:
+        """A guard configured from the environment (twelve-factor style):
+
+        - ``GUARDRAILS_POLICY``: the policy file (YAML; required unless ``policy=`` is
+          given);
+        - ``GUARDRAILS_STORE``: the store, a URL (``sqlite:///guard.db``, ``memory://``) or a
+          SQLite file path (default: in memory, this process only);
+        - ``GUARDRAILS_AUDIT``: the audit log file (``*.jsonl`` for JSON Lines, else SQLite;
+          default: none).
+
+        ``options`` are passed to ``Guard`` and win over the environment (``store=``,
+        ``approver=``, ``listeners=``, ...). ``environ`` defaults to ``os.environ``.
+        """
+        env = os.environ if environ is None else environ
+        policy = options.pop("policy", None)
+        if policy is None:
+            path = env.get(ENV_POLICY)
+            if not path:
+                raise PolicyError(
+                    f"{ENV_POLICY} is not set: name the policy file there, or pass policy="
+                )
+            policy = Policy.from_yaml(path)
+        if "store" not in options and env.get(ENV_STORE):
+            options["store"] = open_store(store_url(env[ENV_STORE]))
+        if "audit" not in options and env.get(ENV_AUDIT):
+            from .audit import AuditLog
+
+            options["audit"] = AuditLog(env[ENV_AUDIT])
+        return cls(policy, **options)
+
     # -- checking -------------------------------------------------------------------------
 
     def check(self, event: Event) -> Decision:
@@ -150,13 +204,15 @@ class Guard:
         *,
         answers: Sequence[Answer] = ALL_ANSWERS,
         limited_because: str = "",
+        edits: EditReader | None = None,
     ) -> Decision:
         """Check ``call`` and, when a person must approve, ask the configured approver.
 
         Returns a final decision: allow, modify (an approved edit), respond, or deny.
         ``answers`` limits what the person may answer (a hook that can only let a tool run
         or stop it passes approve and reject); any other answer denies, giving back the
-        budget, with ``limited_because`` in the reason.
+        budget, with ``limited_because`` in the reason. ``edits`` (from an adapter that sees
+        the tool's schema) applies an edit to the call's arguments; see :meth:`resolve`.
         """
         decision = self.check(call)
         if decision.effect is not Effect.ASK or decision.kind == "control":
@@ -166,7 +222,8 @@ class Guard:
         if inspect.isawaitable(answer):
             _close(answer)
             answer = _fail(decision, "the approver is async; run the agent with ainvoke/astream")
-        return self._emit(call, self._run(self._resolve_flow(call, decision, answer, limits)))
+        flow = self._resolve_flow(call, decision, answer, limits, edits)
+        return self._emit(call, self._run(flow))
 
     async def adecide(
         self,
@@ -174,7 +231,9 @@ class Guard:
         *,
         answers: Sequence[Answer] = ALL_ANSWERS,
         limited_because: str = "",
+        edits: EditReader | None = None,
     ) -> Decision:
+        """The async twin of :meth:`decide` (async approvers are awaited)."""
         decision = await self.acheck(call)
         if decision.effect is not Effect.ASK or decision.kind == "control":
             return decision
@@ -185,18 +244,38 @@ class Guard:
                 answer = _parse(await answer, decision)
             except Exception as exc:
                 answer = _fail(decision, f"the approver failed: {type(exc).__name__}: {exc}")
-        return await self._aemit(
-            call, await self._arun(self._resolve_flow(call, decision, answer, limits))
-        )
+        flow = self._resolve_flow(call, decision, answer, limits, edits)
+        return await self._aemit(call, await self._arun(flow))
 
-    def resolve(self, call: ToolCall, decision: Decision, approval: Any) -> Decision:
-        """Apply a person's answer (an ``Approval``, bool or dict) to an ``ask`` decision."""
-        answer = _parse(approval, decision)
-        return self._emit(call, self._run(self._resolve_flow(call, decision, answer)))
+    def resolve(
+        self,
+        call: ToolCall,
+        decision: Decision,
+        approval: Any,
+        *,
+        edits: EditReader | None = None,
+    ) -> Decision:
+        """Apply a person's answer (an ``Approval``, bool or dict: see ``Approval.parse``)
+        to an ``ask`` decision. An unreadable answer denies, saying so.
 
-    async def aresolve(self, call: ToolCall, decision: Decision, approval: Any) -> Decision:
+        An edit is merged into the call's arguments (``Approval.edit``); ``edits``, from an
+        adapter that sees the tool's schema, does that by field and parses the result as
+        the tool will, so that the edited call is checked on what the tool receives."""
         answer = _parse(approval, decision)
-        return await self._aemit(call, await self._arun(self._resolve_flow(call, decision, answer)))
+        return self._emit(call, self._run(self._resolve_flow(call, decision, answer, None, edits)))
+
+    async def aresolve(
+        self,
+        call: ToolCall,
+        decision: Decision,
+        approval: Any,
+        *,
+        edits: EditReader | None = None,
+    ) -> Decision:
+        """The async twin of :meth:`resolve`."""
+        answer = _parse(approval, decision)
+        flow = self._resolve_flow(call, decision, answer, None, edits)
+        return await self._aemit(call, await self._arun(flow))
 
     def expire(self, call: ToolCall, decision: Decision, why: str) -> Decision:
         """Deny an ``ask`` nobody answered in time, giving back the budget it took."""
@@ -642,6 +721,7 @@ class Guard:
         asked: Decision,
         answer: Approval | Decision,
         limits: _Limits | None = None,
+        edits: EditReader | None = None,
     ) -> _Flow:
         if isinstance(answer, Decision):  # the approver could not be asked
             yield from self._refund_flow(asked.charges)
@@ -686,7 +766,25 @@ class Guard:
                 **common,
             )
         assert answer.args is not None
-        edited = call.with_args(answer.args)
+        if answer.tool is not None and answer.tool != call.tool:
+            return Decision(
+                Effect.DENY,
+                asked.rule,
+                f"an edit cannot switch tools: the call is to {call.tool!r}, the edit names "
+                f"{answer.tool!r}",
+                **common,
+            )
+        if edits is None:
+            sent = answer.edited_args(call.args)
+            shaped = EditedArgs(sent, sent)
+        else:
+            shaped = edits(answer, call.args)
+        if shaped.received is None:
+            edited = dataclasses.replace(
+                call, args=shaped.sent, problem=shaped.problem or "unreadable"
+            )
+        else:
+            edited = call.with_args(shaped.received)
         again = yield from self._call_flow(edited)
         if again.effect is Effect.DENY:
             return _replace(again, reason=f"the edited call is out of policy: {again.reason}")
@@ -694,7 +792,7 @@ class Guard:
             Effect.MODIFY,
             asked.rule,
             f"edited{who} and re-checked: {again.reason}",
-            args=edited.args,
+            args=shaped.sent,
             charges=again.charges,
             **common,
         )

@@ -136,6 +136,7 @@ from .langgraph._gate import Approvals, Gate, arun_call, run_call
 from .langgraph._pending import hold_key
 from .langgraph._toolargs import NO_SCHEMA, received
 from .langgraph._where import GUARDED_CALL, where_in_graph
+from .policy._toolcheck import report
 
 if TYPE_CHECKING:
     from .rollback import Compensations, Journal
@@ -279,6 +280,12 @@ class GuardMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
 
     The kill switch (``guard.controls``) is checked before every model and tool call.
 
+    The policy is read against the agent's tools (rules naming no bound tool, tools no rule
+    speaks about, scoped arguments a tool does not take, scopes that cannot read an
+    argument's type): when the middleware is built if given ``tools=``, else at the agent's
+    first model call (the first moment a middleware sees them). Each mismatch is a
+    ``PolicyToolWarning``; with ``strict=True``, a ``PolicyToolError`` refuses the agent.
+
     Order: middleware listed before the guard (outside it) can change a call before it is
     decided; the guard checks at the tool's own start that middleware listed after it did
     not (a changed call is denied: rule ``changed-after-decision``). With a checkpointer,
@@ -297,6 +304,8 @@ class GuardMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
         approval_timeout: float | None = None,
         compensations: Compensations | None = None,
         journal: Journal | None = None,
+        tools: Sequence[Any] | None = None,
+        strict: bool = False,
     ) -> None:
         super().__init__()
         if not isinstance(guard, Guard):
@@ -317,6 +326,20 @@ class GuardMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
             journal=journal,
         )
         self._driver, self._adriver = drivers(self.gate)
+        self.strict = strict
+        self._fitted: tuple[str, ...] | None = None
+        if tools is not None:
+            self._fit(list(tools), stacklevel=4)
+
+    def _fit(self, tools: Sequence[Any], stacklevel: int = 3) -> None:
+        """Read the policy against the agent's tools, once per tool set (warn or refuse)."""
+        names = tuple(_tool_name(t) for t in tools)
+        if names == self._fitted:
+            return
+        shapes = [{"name": _tool_name(t)} if isinstance(t, dict) else t for t in tools]
+        problems = self.guard.policy.check_tools(shapes, agent=self.agent)
+        self._fitted = names
+        report(problems, strict=self.strict, where="GuardMiddleware", stacklevel=stacklevel)
 
     def __repr__(self) -> str:
         return (
@@ -348,6 +371,8 @@ class GuardMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
         where = where_in_graph(self.agent, config, request.runtime)
         key = hold_key(config, where)
         paused = self._driver.run(self.gate.hold_flow(where.agent, where, key))
+        if request.tools and self._fitted is None:
+            self._fit(request.tools)
         if self.hide_tools and request.tools:
             names = [_tool_name(t) for t in request.tools]
             visible = self.guard.visible_tools(where.agent, names)
@@ -364,6 +389,8 @@ class GuardMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
         where = where_in_graph(self.agent, config, request.runtime)
         key = hold_key(config, where)
         paused = await self._adriver.arun(self.gate.hold_flow(where.agent, where, key))
+        if request.tools and self._fitted is None:
+            self._fit(request.tools)
         if self.hide_tools and request.tools:
             names = [_tool_name(t) for t in request.tools]
             visible = await self.guard.avisible_tools(where.agent, names)

@@ -45,6 +45,7 @@ ALLOWED: dict[str, set[str]] = {
     "controls": {"_errors", "_decision", "_grants", "store", "audit"},
     "cascade": {"_decision", "_events", "controls"},
     "approvers": {"_errors", "_approvals"},
+    "listeners": {"_decision", "_events"},
 }
 CORE = set(ALLOWED)
 ALLOWED["guard"] = CORE

@@ -95,6 +95,7 @@ class AuditLog:
         return f"AuditLog({self.sink!r})"
 
     def close(self) -> None:
+        """Close the sink (its file or database)."""
         self.sink.close()
 
     def __enter__(self) -> AuditLog:

@@ -33,6 +33,7 @@ from ..guard import Guard
 from ._bundle import Bundle
 from ._drivers import Op, _AsyncDriver, _Driver
 from ._handoffs import HANDOFF_DESTINATION, handback, with_destination
+from ._hitl import ToolEdits
 from ._ledger import Claim, Ledger, ToolOutput
 from ._pending import APPROVALS, Approvals, _pending_key
 from ._verify import AT_THE_TOOL, CHANGED_RULE, expect
@@ -250,7 +251,8 @@ def _call_flow(
         if replayed is not None:
             return replayed
         yield from gate.report_flow(handback(request.state, call, gate.guard))
-        decision, pending = yield from gate.decide_flow(call, where)
+        edits = ToolEdits(request.tool, request.tool_call.get("args"))
+        decision, pending = yield from gate.decide_flow(call, where, edits)
     else:
         decision, pending, call, where = decided
     yield from gate.before_flow(call, where, decision)

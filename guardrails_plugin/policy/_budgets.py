@@ -25,6 +25,9 @@ _PARTITIONS: frozenset[str] = frozenset({"run", "thread", "agent", "tool", "glob
 
 
 class Measure(enum.StrEnum):
+    """What a budget counts: calls, the sum of an argument, distinct values of one, or
+    result tokens."""
+
     CALLS = "calls"
     SUM = "sum"
     DISTINCT = "distinct"
@@ -128,6 +131,7 @@ class Budget:
     # -- identity -------------------------------------------------------------------------
 
     def default_id(self) -> str:
+        """The id a budget gets when none is given: what it counts, its limit and scope."""
         what = {
             Measure.CALLS: "calls",
             Measure.SUM: f"sum of {self.arg}",
@@ -140,6 +144,7 @@ class Budget:
         return f"{what}{tools}{agents} per {'+'.join(self.per)}{window}"
 
     def applies(self, agent: str, tool: str) -> bool:
+        """Whether this budget counts calls of ``tool`` by ``agent``."""
         return self._tools.matches(tool) and self._agents.matches(agent)
 
     def key(self, event: ToolCall | ToolResult) -> str:
@@ -212,6 +217,7 @@ class Budget:
         return tuple(sorted(out))
 
     def to_dict(self) -> dict[str, Any]:
+        """The budget as a policy file writes it (``Policy.from_dict`` reads it back)."""
         data: dict[str, Any] = {"id": self.id}
         if self.measure is Measure.CALLS:
             data["calls" if self.window is None else "rate"] = self.limit

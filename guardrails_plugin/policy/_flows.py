@@ -57,6 +57,7 @@ class DataFlow:
         )
 
     def to_dict(self) -> dict[str, Any]:
+        """The flow rule as a policy file writes it (``Policy.from_dict`` reads it back)."""
         return {
             "id": self.id,
             "sources": list(self.sources),

@@ -15,6 +15,7 @@ from ._flows import DataFlow
 from ._lint import lint
 from ._patterns import NameSet
 from ._rules import Outcome, Rule, RuleEffect
+from ._toolcheck import ToolProblem, check_tools
 
 DEFAULT_DENY = "default-deny"
 MALFORMED = "malformed-call"
@@ -88,6 +89,8 @@ class Policy:
     # -- compiled lookups -----------------------------------------------------------------
 
     def bucket(self, agent: str, tool: str) -> _Bucket:
+        """The rules about calls of ``tool`` by ``agent``, in policy order (computed once per pair,
+        then cached)."""
         key = (agent, tool)
         found = self._buckets.get(key)
         if found is None:
@@ -109,6 +112,7 @@ class Policy:
         return self._sources.matches(tool)
 
     def result_budgets(self, agent: str, tool: str) -> tuple[Budget, ...]:
+        """The budgets that count the results (tokens) of ``tool`` for ``agent``."""
         return tuple(b for b in self._result_budgets if b.applies(agent, tool))
 
     def visible(self, agent: str, tool: str, extra: Sequence[Rule] = ()) -> bool:
@@ -165,17 +169,20 @@ class Policy:
             elif res.outcome is Outcome.ERROR:
                 return _deny(call, r.id, f"fail closed: {res.reason}")
             elif r.permits:
-                misses.append(f"rule {r.id!r}: {res.reason}")
+                misses.append(res.reason)
         if permit is None:
             for r in allows:
                 res = r.evaluate(call, tainted)
                 if res.outcome is Outcome.MATCH:
                     permit = r
                     break
-                misses.append(f"rule {r.id!r}: {res.reason}")
+                misses.append(res.reason)
         if permit is None:
             if misses:
-                return _deny(call, DEFAULT_DENY, "; ".join(misses))
+                # the reasons the closest rules gave, without their names: the denial names
+                # one rule, the default deny (``explain`` lists every rule considered)
+                why = "; ".join(dict.fromkeys(misses))
+                return _deny(call, DEFAULT_DENY, why)
             return _deny(
                 call,
                 DEFAULT_DENY,
@@ -257,6 +264,13 @@ class Policy:
         """Warnings about a policy that is valid but probably not what was meant (rules an
         outright deny makes useless, budgets of 0); linear in the rules (see ``_lint.py``)."""
         return lint(self.rules, self.budgets)
+
+    def check_tools(self, tools: Iterable[Any], *, agent: str | None = None) -> list[ToolProblem]:
+        """Where the policy does not fit ``tools`` (LangChain tools, or anything with
+        ``name`` and ``args``): rules naming no bound tool, tools no rule speaks about,
+        scoped arguments a tool does not take, scopes that cannot read an argument's type
+        (see ``_toolcheck.py``). With ``agent``, only the rules for that agent count."""
+        return check_tools(self.rules, tools, agent=agent)
 
     def __repr__(self) -> str:
         return (

@@ -162,8 +162,8 @@ def _decide(
         report.by_agent[call.agent][change] += 1
     if decision.kind == "budget" or final.kind == "budget":
         budget = decision if decision.kind == "budget" else final
-        report.budget_denied(budget.rule, guard.clock(), report.calls, call)
-    report.example(change, item, decision)
+        report._budget_denied(budget.rule, guard.clock(), report.calls, call)
+    report._example(change, item, decision)
     return final
 
 
@@ -193,7 +193,7 @@ def _record(
     )
     decision = guard.record(result)
     if decision.effect is Effect.DENY:
-        report.record_denied(decision.rule, call)
+        report._record_denied(decision.rule, call)
 
 
 # -- opening a source by name (the command line) -----------------------------------------------

@@ -43,6 +43,7 @@ class Example:
     reason: str
 
     def to_dict(self) -> dict[str, Any]:
+        """The example as plain JSON values."""
         return {
             "where": self.where,
             "agent": self.agent,
@@ -69,6 +70,7 @@ class BudgetRun:
     denied: int = 1
 
     def to_dict(self) -> dict[str, Any]:
+        """The budget's run as plain JSON values."""
         return {
             "budget": self.budget,
             "first_at": self.first_at,
@@ -122,17 +124,17 @@ class ReplayReport:
 
     # -- filled in by replay ---------------------------------------------------------------
 
-    def budget_denied(self, budget: str, at: float, index: int, call: ToolCall) -> None:
+    def _budget_denied(self, budget: str, at: float, index: int, call: ToolCall) -> None:
         run = self.budgets.get(budget)
         if run is None:
             self.budgets[budget] = BudgetRun(budget, at, index, call.agent, call.thread_id)
         else:
             run.denied += 1
 
-    def record_denied(self, rule: str, call: ToolCall) -> None:
+    def _record_denied(self, rule: str, call: ToolCall) -> None:
         self.result_denials[rule] += 1
 
-    def example(self, change: Change, item: RecordedCall, decision: Decision) -> None:
+    def _example(self, change: Change, item: RecordedCall, decision: Decision) -> None:
         if change in (Change.UNCHANGED, Change.UNKNOWN):
             return
         kept = self.examples.setdefault(change, [])
@@ -187,6 +189,7 @@ class ReplayReport:
         }
 
     def to_json(self, **kwargs: Any) -> str:
+        """``to_dict()`` as JSON text (``kwargs`` go to ``json.dumps``, e.g. ``indent=2``)."""
         return json.dumps(self.to_dict(), ensure_ascii=False, **kwargs)
 
     def __str__(self) -> str:

@@ -50,7 +50,7 @@ CORE = set(ALLOWED)
 ALLOWED["guard"] = CORE
 ENGINE = CORE | {"guard"}
 ALLOWED[""] = ENGINE
-ADAPTERS = {"langchain", "langgraph", "otel", "dashboard", "cli", "demo", "testing"}
+ADAPTERS = {"langchain", "langgraph", "otel", "dashboard", "cli", "demo", "testing", "openai"}
 ALLOWED.update(
     {
         "langgraph": ENGINE,
@@ -60,6 +60,7 @@ ALLOWED.update(
         "demo": ENGINE | {"langchain", "testing"},
         "cli": ENGINE | {"dashboard", "demo"},
         "testing": set(),
+        "openai": ENGINE,  # the openai SDK's tool loop
     }
 )
 
@@ -71,6 +72,8 @@ FRAMEWORKS = {
     "starlette": {"dashboard"},
     "uvicorn": {"dashboard"},
     "opentelemetry": {"otel"},
+    "openai": {"openai"},
+    "jsonschema": {"openai"},
 }
 
 

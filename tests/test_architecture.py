@@ -61,6 +61,7 @@ ADAPTERS = {
     "testing",
     "replay",
     "shadow",
+    "openai",
 }
 ALLOWED.update(
     {
@@ -73,6 +74,7 @@ ALLOWED.update(
         "replay": ENGINE,  # re-decides recorded traffic with the engine
         "shadow": ENGINE,  # a shadow guard following a live one
         "testing": set(),
+        "openai": ENGINE,  # the openai SDK's tool loop
     }
 )
 
@@ -84,6 +86,8 @@ FRAMEWORKS = {
     "starlette": {"dashboard"},
     "uvicorn": {"dashboard"},
     "opentelemetry": {"otel"},
+    "openai": {"openai"},
+    "jsonschema": {"openai"},
 }
 
 

@@ -18,6 +18,7 @@ import argparse
 import os
 import platform
 import statistics
+import threading
 import time
 from collections.abc import Callable
 from importlib.metadata import version
@@ -26,11 +27,34 @@ from typing import Any
 from langchain.agents import create_agent
 from langchain.agents.middleware import AgentMiddleware, ToolCallLimitMiddleware
 from langchain_core.tools import tool
+from langgraph.prebuilt.tool_node import ToolNode
 
-from guardrails_plugin import Budget, Guard, Policy, allow, deny
-from guardrails_plugin.langchain import GuardMiddleware
-from guardrails_plugin.scopes import Number, OneOf
-from guardrails_plugin.testing import ScriptedChatModel, tool_call
+# The time inside the tool hook's handler is read in LangGraph's tool executor, patched here
+# before the guard is imported: a timing wrapper around the handler would be code between the
+# guard and the tool, which makes the guard check the call at the tool (a cost a plain agent
+# does not pay). Patched first, the executor is still LangGraph's own to the guard.
+_INSIDE = threading.local()
+_execute_tool_sync = ToolNode._execute_tool_sync
+
+
+def _timed_execute(self: Any, *args: Any, **kwargs: Any) -> Any:
+    spent: list[float] | None = getattr(_INSIDE, "spent", None)
+    if spent is None:
+        return _execute_tool_sync(self, *args, **kwargs)
+    w, c = time.perf_counter(), time.thread_time()
+    try:
+        return _execute_tool_sync(self, *args, **kwargs)
+    finally:
+        spent[0] += time.perf_counter() - w
+        spent[1] += time.thread_time() - c
+
+
+ToolNode._execute_tool_sync = _timed_execute  # type: ignore[method-assign]
+
+from guardrails_plugin import Budget, Guard, Policy, allow, deny  # noqa: E402
+from guardrails_plugin.langchain import GuardMiddleware  # noqa: E402
+from guardrails_plugin.scopes import Number, OneOf  # noqa: E402
+from guardrails_plugin.testing import ScriptedChatModel, tool_call  # noqa: E402
 
 
 @tool
@@ -59,7 +83,7 @@ def policy() -> Policy:
 
 class TimedGuardMiddleware(GuardMiddleware):
     """GuardMiddleware, timing its own work: hook time minus the time inside ``handler``
-    (the model or the tool, and any middleware inside the guard). Kept twice: wall clock
+    (the model, or LangGraph's tool executor running the tool). Kept twice: wall clock
     (includes waiting for the GIL while LangGraph's other threads run) and the hook thread's
     CPU time (the guard's own work)."""
 
@@ -88,7 +112,15 @@ class TimedGuardMiddleware(GuardMiddleware):
             self.own_cpu += time.thread_time() - c0 - inner_cpu
 
     def wrap_tool_call(self, request: Any, handler: Callable[[Any], Any]) -> Any:
-        return self._timed(super().wrap_tool_call, request, handler)
+        # the handler as LangGraph gave it; the time inside it read in the executor
+        spent = _INSIDE.spent = [0.0, 0.0]
+        w0, c0 = time.perf_counter(), time.thread_time()
+        try:
+            return super().wrap_tool_call(request, handler)
+        finally:
+            _INSIDE.spent = None
+            self.own_wall += time.perf_counter() - w0 - spent[0]
+            self.own_cpu += time.thread_time() - c0 - spent[1]
 
     def wrap_model_call(self, request: Any, handler: Callable[[Any], Any]) -> Any:
         return self._timed(super().wrap_model_call, request, handler)

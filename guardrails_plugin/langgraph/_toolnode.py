@@ -289,11 +289,11 @@ class GuardedToolNode(ToolNode):
         if decided is _LATER:
             return _later(request)
         inner = self._ainner
+        run = execute  # (LangGraph's own executor: nothing between the guard and the tool)
+        if inner is not None:
 
-        async def run(r: ToolCallRequest) -> ToolOutput:
-            if inner is None:
-                return await execute(r)
-            return await inner(r, execute)
+            async def run(r: ToolCallRequest) -> ToolOutput:
+                return await inner(r, execute)
 
         return await arun_call(
             self.gate,

@@ -161,6 +161,8 @@ def received_call(tc: Mapping[str, Any], where: Where, tool: BaseTool | None) ->
     the schema does not know, input it rejects, a tool it cannot see)."""
     sent: Any = tc.get("args")
     name = str(tc.get("name") or "")
+    args: dict[str, Any] | None
+    problem: str | None
     if tool is not None and tool.name != name:
         # Something before the guard put another tool behind the call's name: deciding on
         # the name would let that tool run under another tool's rules.

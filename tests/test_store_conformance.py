@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -26,11 +27,25 @@ BACKENDS: dict[str, Callable[[Path], Store]] = {
     "memory": lambda tmp_path: MemoryStore(),
     "sqlite": lambda tmp_path: SQLiteStore(tmp_path / "store.db"),
 }
+# Backends on a real server: built from the request (the server's fixture), not a folder.
+SERVER_BACKENDS: dict[str, Callable[[pytest.FixtureRequest], Store]] = {
+    # A schema of its own per test, on the session's throwaway cluster.
+    "postgres": lambda request: _postgres_store(request.getfixturevalue("postgres_url")),
+}
 
 
-@pytest.fixture(params=sorted(BACKENDS))
+def _postgres_store(url: str) -> Store:
+    from guardrails_plugin.store.postgres import PostgresStore
+
+    return PostgresStore(url, schema=f"t_{uuid.uuid4().hex[:12]}")
+
+
+@pytest.fixture(params=sorted(BACKENDS) + sorted(SERVER_BACKENDS))
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    backend = BACKENDS[request.param](tmp_path)
+    if request.param in SERVER_BACKENDS:
+        backend = SERVER_BACKENDS[request.param](request)
+    else:
+        backend = BACKENDS[request.param](tmp_path)
     yield backend
     backend.close()
 
@@ -484,7 +499,7 @@ def test_open_store_understands_sqlite_urls(
         in_memory.close()
 
 
-@pytest.mark.parametrize("url", ["redis://localhost", "postgres:///x", "memory", "file.db", ""])
+@pytest.mark.parametrize("url", ["redis://localhost", "mysql:///x", "memory", "file.db", ""])
 def test_open_store_names_the_supported_schemes_for_unknown_ones(url: str) -> None:
     with pytest.raises(ValueError, match=r"memory://.*sqlite:///path/to/file\.db"):
         open_store(url)

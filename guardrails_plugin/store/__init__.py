@@ -1,7 +1,9 @@
 """Where the guard keeps what agents, threads and processes share.
 
 ``Store`` is the contract; each backend is a module of its own: ``MemoryStore`` (one
-process, the default) and ``SQLiteStore`` (one machine, several processes). ``open_store``
+process, the default), ``SQLiteStore`` (one machine, several processes) and
+``PostgresStore`` (many hosts; ``guardrails_plugin.store.postgres``, needs the ``postgres``
+extra: imported only when used). ``open_store``
 builds one from a URL, as found in a configuration file:
 
     >>> open_store("memory://")
@@ -33,12 +35,15 @@ def open_store(url: str, *, create: bool = True) -> Store:
     - ``sqlite:///relative/file.db``, ``sqlite:////absolute/file.db``: a ``SQLiteStore``;
       as in SQLAlchemy, the path is what follows the third slash.
     - ``sqlite://:memory:`` (or ``sqlite:///:memory:``): a private in-memory SQLite store.
+    - ``postgresql://user@host:port/db`` (or ``postgres://``): a ``PostgresStore``; libpq's
+      query parameters pass through (``?sslmode=require``), and ``schema=NAME`` picks the
+      schema the tables live in. With ``create=False`` the store must be set up already.
     """
     scheme, separator, rest = url.partition("://")
     opener = _OPENERS.get(scheme) if separator else None
     if opener is None:
         raise ValueError(f"unsupported store URL {url!r}: {_SUPPORTED}")
-    if "?" in rest or "#" in rest:
+    if scheme in ("memory", "sqlite") and ("?" in rest or "#" in rest):
         raise ValueError(f"store URL {url!r}: query strings and fragments are not supported")
     return opener(url, rest, create)
 
@@ -64,9 +69,38 @@ def _open_sqlite(url: str, rest: str, create: bool) -> Store:
     return SQLiteStore(rest[1:], create=create)
 
 
+def _open_postgres(url: str, rest: str, create: bool) -> Store:
+    try:
+        from .postgres import PostgresStore
+    except ImportError as exc:
+        raise StoreError(
+            "store URL: PostgreSQL needs psycopg 3 and "
+            f"psycopg_pool (pip install 'guardrails-plugin[postgres]'): {exc}"
+        ) from exc
+    base, _, query = url.partition("?")
+    base, _, fragment = base.partition("#")
+    if fragment:
+        raise ValueError("store URL: fragments are not supported")
+    schema = None
+    kept = []
+    for part in query.split("&") if query else []:
+        name, _, value = part.partition("=")
+        if name == "schema":
+            schema = value
+        else:
+            kept.append(part)
+    dsn = base + ("?" + "&".join(kept) if kept else "")
+    return PostgresStore(dsn, schema=schema, create=create)
+
+
 # A backend slots in here: its scheme(s) and a function from (url, rest after "://", create).
 _OPENERS: dict[str, Callable[[str, str, bool], Store]] = {
     "memory": _open_memory,
     "sqlite": _open_sqlite,
+    "postgresql": _open_postgres,
+    "postgres": _open_postgres,
 }
-_SUPPORTED = "supported are memory://, sqlite:///path/to/file.db and sqlite://:memory:"
+_SUPPORTED = (
+    "supported are memory://, sqlite:///path/to/file.db, sqlite://:memory: "
+    "and postgresql://user@host:port/database"
+)

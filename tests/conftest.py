@@ -3,6 +3,7 @@
 # - postgres_url (session): DSN of a real, throwaway PostgreSQL database on 127.0.0.1,
 #   started by tests/postgres_server.py. Skips when PostgreSQL is unavailable, fails instead
 #   when GUARDRAILS_REQUIRE_POSTGRES=1 (as .ci/run sets).
+# - postgres_cluster_own (function): a cluster of the test's own, which it may stop and start.
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from collections.abc import Iterator
 from typing import NoReturn
 
 import pytest
-from postgres_server import PostgresServerError, postgres_server
+from postgres_server import PostgresCluster, PostgresServerError, postgres_cluster, postgres_server
 
 REQUIRE_POSTGRES_ENV = "GUARDRAILS_REQUIRE_POSTGRES"
 
@@ -27,6 +28,21 @@ def postgres_url() -> Iterator[str]:
             problem = str(exc)  # reported below, outside this handler: no chained traceback
         else:
             yield url
+            return
+    _postgres_unavailable(problem)
+
+
+@pytest.fixture
+def postgres_cluster_own() -> Iterator[PostgresCluster]:
+    """A throwaway cluster for one test, which may ``stop()`` and ``start()`` it (commits
+    acknowledged only once they would survive that)."""
+    with contextlib.ExitStack() as stack:
+        try:
+            cluster = stack.enter_context(postgres_cluster(durable_commits=True))
+        except PostgresServerError as exc:
+            problem = str(exc)
+        else:
+            yield cluster
             return
     _postgres_unavailable(problem)
 

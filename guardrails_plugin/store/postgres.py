@@ -58,6 +58,7 @@ import math
 import os
 import re
 import threading
+import time
 import weakref
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -65,7 +66,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import psycopg
-from psycopg_pool import AsyncConnectionPool, ConnectionPool
+from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
 
 from .._errors import StoreError
 from ._base import JSON, Store
@@ -273,6 +274,8 @@ class PostgresStore(Store):
         self._pool: ConnectionPool | None = None
         self._apools: dict[asyncio.AbstractEventLoop, AsyncConnectionPool] = {}
         self._listener: _Listener | None = None
+        self._probed = 0.0
+        self._closing: set[asyncio.Task[None]] = set()
         self._build_queries()
         self._setup(create)
         if hasattr(os, "register_at_fork"):
@@ -300,21 +303,17 @@ class PostgresStore(Store):
             with psycopg.connect(self.url, **self._connect_kwargs()) as conn:
                 version = self._version(conn)
                 if version is None and create:
-                    with conn.transaction():
-                        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SETUP_LOCK,))
-                        version = self._version(conn)
-                        if version is None:
-                            if self.schema:
-                                conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
-                            schema = f'"{self.schema}".' if self.schema else ""
-                            for statement in _schema_statements(schema, self.prefix):
-                                conn.execute(statement)  # type: ignore[call-overload]
-                            conn.execute(
-                                f"INSERT INTO {self._t}meta (name, value)"
-                                " VALUES ('schema_version', %s)",
-                                (SCHEMA_VERSION,),
-                            )
-                            version = SCHEMA_VERSION
+                    # A session lock, then a new transaction: a transaction's start is where
+                    # the server takes in catalog changes others committed while we waited.
+                    conn.execute("SELECT pg_advisory_lock(%s)", (_SETUP_LOCK,))
+                    try:
+                        with conn.transaction():
+                            version = self._version(conn)
+                            if version is None:
+                                self._create_schema(conn)
+                                version = SCHEMA_VERSION
+                    finally:
+                        conn.execute("SELECT pg_advisory_unlock(%s)", (_SETUP_LOCK,))
         except psycopg.Error as exc:
             raise StoreError(f"{self!r}: cannot open the store: {_reason(exc)}") from exc
         if version is None:
@@ -325,12 +324,24 @@ class PostgresStore(Store):
                 f"guardrails-plugin reads version {SCHEMA_VERSION}"
             )
 
+    def _create_schema(self, conn: psycopg.Connection[Any]) -> None:
+        if self.schema:
+            conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
+        schema = f'"{self.schema}".' if self.schema else ""
+        for statement in _schema_statements(schema, self.prefix):
+            conn.execute(statement)
+        conn.execute(
+            f"INSERT INTO {self._t}meta (name, value)"
+            " VALUES ('schema_version', %s) ON CONFLICT (name) DO NOTHING",
+            (SCHEMA_VERSION,),
+        )
+
     def _version(self, conn: psycopg.Connection[Any]) -> str | None:
         found = conn.execute("SELECT to_regclass(%s)", (f"{self._t}meta",)).fetchone()
         if found is None or found[0] is None:
             return None
         row = conn.execute(
-            f"SELECT value FROM {self._t}meta WHERE name = 'schema_version'"  # type: ignore[arg-type]
+            f"SELECT value FROM {self._t}meta WHERE name = 'schema_version'"
         ).fetchone()
         return None if row is None else str(row[0])
 
@@ -343,9 +354,7 @@ class PostgresStore(Store):
             " ON CONFLICT (key) DO UPDATE SET value = c.value + excluded.value"
             " WHERE %(a)s < 0 OR c.value + excluded.value <= %(l)s RETURNING 1"
         )
-        self._q_charge_window = (
-            f"SELECT {t}charge_window(%s, %s, %s, %s, %s::double precision, %s)"
-        )
+        self._q_charge_window = f"SELECT {t}charge_window(%s, %s, %s, %s, %s::double precision, %s)"
         self._q_total = f"SELECT value FROM {t}counters WHERE key = %s"
         self._q_total_window = (
             f"SELECT coalesce(sum(amount), 0) FROM {t}window_entries WHERE key = %(k)s"
@@ -512,9 +521,7 @@ class PostgresStore(Store):
                 lambda rows: bool(rows[0][0]),
             )
         if text is None:
-            return _Op(
-                what, key, self._q_release, (k, _canon(expected)), lambda rows: bool(rows)
-            )
+            return _Op(what, key, self._q_release, (k, _canon(expected)), lambda rows: bool(rows))
         return _Op(
             what,
             key,
@@ -646,39 +653,85 @@ class PostgresStore(Store):
     # -- running statements -----------------------------------------------------------------
 
     def _run(self, op: _Op) -> Any:
-        pool = self._sync_pool(op)
         for attempt in (1, 2):
+            pool = self._sync_pool(op)
             try:
                 with pool.connection(timeout=self.timeout) as conn:
-                    cursor = conn.execute(op.query, op.params)  # type: ignore[call-overload]
+                    cursor = conn.execute(op.query, op.params)
                     rows = cursor.fetchall() if cursor.description is not None else []
                 return op.result(rows)
             except psycopg.Error as exc:
-                broken = _connection_lost(exc)
-                if broken:
-                    _sweep(pool)
-                if broken and op.reads_only and attempt == 1:
+                if not _connection_lost(exc):
+                    raise self._error(op, exc) from exc
+                renewed = self._renew_if_back(pool)
+                if op.reads_only and attempt == 1:
                     continue  # a read on a connection the server dropped: one fresh try
+                if isinstance(exc, PoolTimeout) and renewed and attempt == 1:
+                    continue  # no statement was sent: safe to send it on the new pool
                 raise self._error(op, exc) from exc
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _arun(self, op: _Op) -> Any:
-        pool = await self._async_pool(op)
         for attempt in (1, 2):
+            pool = await self._async_pool(op)
             try:
                 async with pool.connection(timeout=self.timeout) as conn:
-                    cursor = await conn.execute(op.query, op.params)  # type: ignore[call-overload]
+                    cursor = await conn.execute(op.query, op.params)
                     rows = await cursor.fetchall() if cursor.description is not None else []
                 return op.result(rows)
             except psycopg.Error as exc:
-                broken = _connection_lost(exc)
-                if broken:
-                    with contextlib.suppress(Exception):
-                        await pool.check()
-                if broken and op.reads_only and attempt == 1:
+                if not _connection_lost(exc):
+                    raise self._error(op, exc) from exc
+                renewed = await self._arenew_if_back(pool)
+                if op.reads_only and attempt == 1:
+                    continue
+                if isinstance(exc, PoolTimeout) and renewed and attempt == 1:
                     continue
                 raise self._error(op, exc) from exc
         raise AssertionError("unreachable")  # pragma: no cover
+
+    # A pool that lost the server retries in the background with a backoff growing to many
+    # seconds; once a direct connection shows the server is back, a new pool replaces it, so
+    # a restart costs the calls made while it was down and no more. Probed at most this often:
+    PROBE_EVERY = 0.25
+
+    def _probe(self) -> bool:
+        """Whether the server takes connections again (at most every ``PROBE_EVERY`` s)."""
+        now = time.monotonic()
+        if now - self._probed < self.PROBE_EVERY:
+            return False
+        self._probed = now
+        try:
+            psycopg.connect(self.url, **self._connect_kwargs()).close()
+        except psycopg.Error:
+            return False
+        return True
+
+    def _renew_if_back(self, pool: ConnectionPool) -> bool:
+        _sweep(pool)  # drops the idle connections that died with the server
+        if pool.get_stats().get("pool_available", 0) or not self._probe():
+            return False
+        with self._state_lock:
+            if self._pool is not pool:
+                return True  # another thread renewed it
+            self._pool = None
+        threading.Thread(target=pool.close, daemon=True).start()  # never wait for it
+        return True
+
+    async def _arenew_if_back(self, pool: AsyncConnectionPool) -> bool:
+        with contextlib.suppress(Exception):
+            await pool.check()
+        if pool.get_stats().get("pool_available", 0):
+            return False
+        if not await asyncio.to_thread(self._probe):
+            return False
+        loop = asyncio.get_running_loop()
+        with self._state_lock:
+            if self._apools.get(loop) is not pool:
+                return True
+            del self._apools[loop]
+        self._closing.add(loop.create_task(pool.close()))
+        return True
 
     def _error(self, op: _Op, exc: psycopg.Error) -> StoreError:
         return StoreError(f"{self!r}: cannot {op.what} {op.key!r}: {_reason(exc)}")
@@ -768,8 +821,7 @@ class PostgresStore(Store):
         try:
             with psycopg.connect(self.url, **self._connect_kwargs()) as conn:
                 conn.execute(
-                    f"INSERT INTO {self._t}watched (key) VALUES (%s)"  # type: ignore[arg-type]
-                    " ON CONFLICT DO NOTHING",
+                    f"INSERT INTO {self._t}watched (key) VALUES (%s) ON CONFLICT DO NOTHING",
                     (_key(key),),
                 )
         except psycopg.Error:
@@ -832,7 +884,7 @@ class _Listener:
         while not self._stop.is_set():
             try:
                 with psycopg.connect(self.url, **self.kwargs) as conn:
-                    conn.execute(f'LISTEN "{self.channel}"')  # type: ignore[arg-type]
+                    conn.execute(f'LISTEN "{self.channel}"')
                     self.listening = True
                     self._ready.set()
                     delay = 0.05
@@ -923,4 +975,3 @@ def _after_fork(store: weakref.ref[PostgresStore]) -> None:
     alive = store()
     if alive is not None:
         alive._forget_connections()
-

@@ -15,11 +15,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from .._errors import StoreError
-from ._base import Store
+from ._base import Store, Subscription
 from .memory import MemoryStore
 from .sqlite import SQLiteStore
 
-__all__ = ["MemoryStore", "SQLiteStore", "Store", "open_store"]
+__all__ = ["MemoryStore", "SQLiteStore", "Store", "Subscription", "open_store"]
 
 
 def open_store(url: str, *, create: bool = True) -> Store:

@@ -1,7 +1,8 @@
 """Where the guard keeps what agents, threads and processes share.
 
 ``Store`` is the contract; each backend is a module of its own: ``MemoryStore`` (one
-process, the default) and ``SQLiteStore`` (one machine, several processes). ``open_store``
+process, the default), ``SQLiteStore`` (one machine, several processes) and ``RedisStore``
+(many hosts; imported on first use, it needs ``redis``). ``open_store``
 builds one from a URL, as found in a configuration file:
 
     >>> open_store("memory://")
@@ -33,6 +34,9 @@ def open_store(url: str, *, create: bool = True) -> Store:
     - ``sqlite:///relative/file.db``, ``sqlite:////absolute/file.db``: a ``SQLiteStore``;
       as in SQLAlchemy, the path is what follows the third slash.
     - ``sqlite://:memory:`` (or ``sqlite:///:memory:``): a private in-memory SQLite store.
+    - ``redis://[user:password@]host:port/db``, ``rediss://...`` (TLS): a ``RedisStore``
+      (key prefix ``guardrails:``). ``create=False`` requires the server to answer and to
+      hold a store made by a ``create=True`` open (``guardrails-plugin init``).
     """
     scheme, separator, rest = url.partition("://")
     opener = _OPENERS.get(scheme) if separator else None
@@ -64,9 +68,22 @@ def _open_sqlite(url: str, rest: str, create: bool) -> Store:
     return SQLiteStore(rest[1:], create=create)
 
 
+def _open_redis(url: str, rest: str, create: bool) -> Store:
+    if not rest or rest.startswith("/"):
+        raise ValueError(f"store URL {url!r}: expected redis://host:port/db")
+    from .redis import RedisStore  # the redis client is imported only when used
+
+    return RedisStore(url, create=create)
+
+
 # A backend slots in here: its scheme(s) and a function from (url, rest after "://", create).
 _OPENERS: dict[str, Callable[[str, str, bool], Store]] = {
     "memory": _open_memory,
     "sqlite": _open_sqlite,
+    "redis": _open_redis,
+    "rediss": _open_redis,
 }
-_SUPPORTED = "supported are memory://, sqlite:///path/to/file.db and sqlite://:memory:"
+_SUPPORTED = (
+    "supported are memory://, sqlite:///path/to/file.db, sqlite://:memory: "
+    "and redis://host:port/db (rediss:// for TLS)"
+)

@@ -14,7 +14,10 @@ supervisor) sets them and every guard sharing that store sees them at its next g
     controls.resume(agent="scraper")       # lifts it and gives its grants back
 
 A ``Guard`` checks the flags before every guarded model and tool call (one counter read per
-check; the flags themselves are re-read only when the counter moves). A kill denies with
+check; the flags themselves are re-read only when the counter moves). On a store that pushes
+changes (``Store.subscribe``: Redis, PostgreSQL) the guard subscribes to the counter and skips
+even that read while the subscription is alive, re-reading only when notified; whenever the
+subscription is down it reads the counter every step again, and once after it comes back. A kill denies with
 ``RunKilled``; a pause stops the step — inside a LangGraph graph through ``interrupt()``,
 resumable once the flag is lifted; elsewhere with ``RunPaused``.
 
@@ -27,8 +30,11 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import itertools
 import math
+import os
 import time
+import weakref
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -36,7 +42,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from ._decision import Decision, Effect
 from ._errors import GuardrailsError
 from ._grants import EPOCH_KEY, GRANT_PREFIX
-from .store import Store
+from .store import Store, Subscription
 
 if TYPE_CHECKING:
     from .audit import AuditLog
@@ -146,9 +152,50 @@ class Controls:
         self.audit = audit
         self._epoch: float | None = None
         self._flags: dict[tuple[Level, str], Flag] = {}
+        # Push: the subscription to CONTROL_EPOCH (None: not tried, or the store cannot push),
+        # the process that made it, and generations: ``_changed`` moves on every notification
+        # (and whenever the subscription is seen down); ``_read`` is the generation the
+        # cached flags were read at. Equal and alive: the cache is current, no read needed.
+        self._push: Subscription | None = None
+        self._push_pid: int | None = None
+        self._generations = itertools.count(1)
+        self._changed = 0
+        self._read = -1
 
     def __repr__(self) -> str:
         return f"Controls({self.store!r})"
+
+    def close(self) -> None:
+        """Close the push subscription, if any (the next check reads the counter again)."""
+        push, self._push = self._push, None
+        if push is not None:
+            push.close()
+
+    @property
+    def subscription(self) -> Subscription | None:
+        """The push subscription the checks rely on (None before the first check, or when
+        the store cannot push)."""
+        return self._push
+
+    def _changed_now(self) -> None:
+        self._changed = next(self._generations)
+
+    def _current(self) -> bool:
+        """Whether the cached flags are known current without a read: the push subscription
+        is alive and nothing was notified since they were read. Subscribes on first use (and
+        again in a forked child)."""
+        push = self._push
+        if self._push_pid != os.getpid():
+            self._push_pid = os.getpid()
+            self._push = push = self.store.subscribe(CONTROL_EPOCH, _notifier(weakref.ref(self)))
+            if push is not None:
+                weakref.finalize(self, push.close)
+        if push is None:
+            return False
+        if not push.alive:
+            self._changed_now()  # whatever was missed meanwhile: read again once it is back
+            return False
+        return self._read == self._changed
 
     # -- operator verbs ------------------------------------------------------------------
 
@@ -290,6 +337,7 @@ class Controls:
                 yield ("charge", (EPOCH_KEY, 1, math.inf), {})
         yield ("put", (flag.key, flag.to_doc()), {})
         yield ("charge", (CONTROL_EPOCH, 1, math.inf), {})
+        self._changed_now()  # this process's own checks see it at once, push or not
         return flag
 
     def resume_flow(self, level: Level, target: str) -> Generator[_Op, Any, bool]:
@@ -302,6 +350,7 @@ class Controls:
             yield ("charge", (EPOCH_KEY, 1, math.inf), {})
         removed = yield ("delete", (key,), {})
         yield ("charge", (CONTROL_EPOCH, 1, math.inf), {})
+        self._changed_now()
         return bool(removed)
 
     def _run(self, flow: Generator[_Op, Any, _T]) -> _T:
@@ -335,23 +384,27 @@ class Controls:
         ``tools``: the step is a tool call or hand-off (a quarantine denies those; it lets
         the agent's model answer, so the agent can say it is stopped).
 
-        One counter read per step; flags are re-read only when an operator changed them.
+        One counter read per step (none while a push subscription is alive and quiet);
+        flags are re-read only when an operator changed them.
         """
-        epoch = yield ("total", (CONTROL_EPOCH,), {})
-        if epoch != self._epoch:
-            docs = yield ("scan", (CONTROL_PREFIX,), {})
-            try:
-                flags = [Flag.from_doc(d) for d in docs.values()]
-            except (GuardrailsError, ValueError, TypeError) as exc:
-                return Decision(
-                    Effect.DENY,
-                    "store-error",
-                    f"fail closed: unreadable kill-switch flags: {exc}",
-                    agent=agent,
-                    kind="guard",
-                )
-            self._flags = {(f.level, f.target): f for f in flags}
-            self._epoch = epoch
+        if not self._current():
+            generation = self._changed  # taken before the read: a change during it reads again
+            epoch = yield ("total", (CONTROL_EPOCH,), {})
+            if epoch != self._epoch:
+                docs = yield ("scan", (CONTROL_PREFIX,), {})
+                try:
+                    flags = [Flag.from_doc(d) for d in docs.values()]
+                except (GuardrailsError, ValueError, TypeError) as exc:
+                    return Decision(
+                        Effect.DENY,
+                        "store-error",
+                        f"fail closed: unreadable kill-switch flags: {exc}",
+                        agent=agent,
+                        kind="guard",
+                    )
+                self._flags = {(f.level, f.target): f for f in flags}
+                self._epoch = epoch
+            self._read = generation
         if not self._flags:
             return None
         found = [
@@ -377,6 +430,18 @@ class Controls:
 
 
 _SEVERITY = {State.KILLED: 0, State.PAUSED: 1, State.QUARANTINED: 2}
+
+
+def _notifier(controls: weakref.ref[Controls]) -> Callable[[], None]:
+    """The push callback: marks the cached flags stale. Holds the Controls weakly, so a
+    subscription never keeps a guard alive."""
+
+    def notified() -> None:
+        alive = controls()
+        if alive is not None:
+            alive._changed_now()
+
+    return notified
 
 
 def _sorted(docs: Mapping[str, Any]) -> list[Flag]:

@@ -8,17 +8,73 @@ and a backend with real async I/O overrides them.
 
 Every operation is atomic with respect to every other caller of the same store, in this
 process and (for shared backends) in others.
+
+A shared backend may also *push*: ``subscribe(key, callback)`` calls ``callback()`` whenever
+counter or document ``key`` changes, so a reader that caches what it derived from the key
+(the kill switch's flags) need not re-read it per step. Push is optional (``None`` from the
+base class) and never the only line of defence: while the ``Subscription`` is not
+``alive`` the reader must read the key itself, as if there were no push.
 """
 
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterable, Mapping
+import os
+import threading
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-__all__ = ["Store"]
+__all__ = ["Store", "Subscription"]
 
 JSON = Any
+
+
+class Subscription:
+    """A store's push channel for one key, as ``Store.subscribe`` returns it.
+
+    ``alive`` is True only while the channel is connected and subscribed: every change of
+    the key made from then on reaches the callback. It is False before the first
+    subscription is confirmed, while the connection is lost, after ``close()`` and in a
+    forked child (the child has no listening thread), so a reader that sees it True may
+    skip its own read and must read otherwise. A backend sets ``alive`` from its listening
+    thread: False as soon as it sees the connection fail; and each time a (re)subscription
+    is confirmed, it first calls the callback once and *then* sets ``alive`` True, so that a
+    change made while the channel was down is read, even by a reader that never saw it down.
+    """
+
+    def __init__(self, key: str, on_close: Callable[[], None] | None = None) -> None:
+        self.key = key
+        self._alive = False
+        self._closed = False
+        self._pid = os.getpid()
+        self._on_close = on_close
+        self._lock = threading.Lock()
+
+    @property
+    def alive(self) -> bool:
+        return self._alive and not self._closed and os.getpid() == self._pid
+
+    @alive.setter
+    def alive(self, value: bool) -> None:
+        self._alive = value
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def close(self) -> None:
+        """Stop listening; ``alive`` is False from now on. Safe to call twice."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            on_close, self._on_close = self._on_close, None
+        if on_close is not None and os.getpid() == self._pid:
+            on_close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "alive" if self.alive else "not alive"
+        return f"Subscription({self.key!r}, {state})"
 
 
 class Store(abc.ABC):
@@ -100,6 +156,17 @@ class Store(abc.ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections; the default does nothing."""
+
+    def subscribe(self, key: str, callback: Callable[[], None]) -> Subscription | None:
+        """Call ``callback()`` (from a background thread) whenever counter or document
+        ``key`` changes; ``None`` when this backend cannot push (the default).
+
+        Must not block: the channel connects in the background (``alive`` is False until
+        then). The callback must be quick and must not raise; it also runs after each
+        (re)subscription is confirmed (see ``Subscription``). Notifications may be merged or spurious,
+        never missed while ``alive`` is True.
+        """
+        return None
 
     # -- async twins ----------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import multiprocessing
 import threading
 import time
@@ -418,3 +419,130 @@ def test_prefixes_keep_two_stores_apart_in_one_schema(postgres_url: str) -> None
     assert (two.total("k"), two.get("d")) == (0.0, None)
     one.close()
     two.close()
+
+
+# -- push: LISTEN/NOTIFY ---------------------------------------------------------------------
+
+
+def _wait(condition: Any, what: str, seconds: float = 10.0) -> None:
+    """Wait for ``condition()`` (a bound on a hang, not a timing claim)."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.005)
+
+
+class Calls:
+    def __init__(self) -> None:
+        self.n = 0
+        self.lock = threading.Lock()
+
+    def __call__(self) -> None:
+        with self.lock:
+            self.n += 1
+
+
+def test_a_committed_change_is_pushed_to_subscribers_in_other_processes(
+    postgres_url: str,
+) -> None:
+    schema = new_schema()
+    listener = PostgresStore(postgres_url, schema=schema)
+    writer = PostgresStore(postgres_url, schema=schema)  # connections of its own
+    calls = Calls()
+    sub = listener.subscribe("control/epoch", calls)
+    assert sub is not None
+    _wait(lambda: sub.alive, "the subscription")
+    assert calls.n == 1  # the first confirmation: read once
+    for change in (
+        lambda: writer.charge("control/epoch", 1, limit=math.inf),
+        lambda: writer.charge("control/epoch", 1, limit=math.inf, window=None),
+    ):
+        before = calls.n
+        change()
+        _wait(lambda b=before: calls.n > b, "a notification")
+    doc_calls = Calls()
+    doc_sub = listener.subscribe("control/flag/global:*", doc_calls)
+    assert doc_sub is not None
+    _wait(lambda: doc_sub.alive, "the document subscription")
+    for change in (
+        lambda: writer.put("control/flag/global:*", {"state": "killed"}),
+        lambda: writer.put_if("control/flag/global:*", None, expected={"state": "killed"}),
+    ):
+        before = doc_calls.n
+        change()
+        _wait(lambda b=before: doc_calls.n > b, "a document notification")
+    sub.close()
+    assert not sub.alive
+    doc_sub.close()
+    listener.close()
+    writer.close()
+
+
+def test_a_change_is_announced_when_its_transaction_commits_not_before(
+    postgres_url: str,
+) -> None:
+    store = PostgresStore(postgres_url, schema=new_schema())
+    calls = Calls()
+    sub = store.subscribe("k", calls)
+    assert sub is not None
+    _wait(lambda: sub.alive, "the subscription")
+    seen = calls.n
+    with psycopg.connect(postgres_url) as conn:  # a transaction left open
+        conn.execute(
+            f'INSERT INTO "{store.schema}".guardrails_counters (key, value) VALUES (%s, 1)', (b"k",)
+        )
+        time.sleep(0.3)
+        assert calls.n == seen  # not committed: nothing to read yet
+        conn.commit()
+    _wait(lambda: calls.n > seen, "the notification after the commit")
+    store.close()
+
+
+def test_a_lost_listener_connection_is_not_alive_then_reconnects_and_reads_once(
+    postgres_url: str,
+) -> None:
+    store = PostgresStore(postgres_url, schema=new_schema())
+    calls = Calls()
+    sub = store.subscribe("k", calls)
+    assert sub is not None
+    _wait(lambda: sub.alive, "the subscription")
+    seen = calls.n
+    with psycopg.connect(postgres_url, autocommit=True) as admin:
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE application_name = 'guardrails-listener'"
+        )
+    _wait(lambda: not sub.alive, "the subscription to notice")
+    _wait(lambda: sub.alive, "the subscription to come back")
+    assert calls.n > seen  # changes made while it was down: read once more
+    store.close()
+
+
+def test_the_guard_sees_a_kill_pushed_from_another_process_and_fails_closed_while_down(
+    postgres_cluster_own: PostgresCluster,
+) -> None:
+    from guardrails_plugin import Controls
+
+    cluster = postgres_cluster_own
+    store = PostgresStore(cluster.url, timeout=1.0, statement_timeout=1.0)
+    guard = Guard(Policy([allow("*")]), store=store)
+    call = ToolCall("work", {}, agent="a", thread_id="t")
+    assert guard.check(call).effect is Effect.ALLOW  # subscribes
+    sub = guard.controls.subscription
+    assert sub is not None
+    _wait(lambda: sub.alive, "the guard's subscription")
+    operator = PostgresStore(cluster.url)
+    Controls(operator).kill(reason="stop everything", by="ops")
+    _wait(lambda: guard.check(call).rule == "kill-switch", "the kill to arrive")
+    Controls(operator).resume()
+    _wait(lambda: guard.check(call).effect is Effect.ALLOW, "the resume to arrive")
+    operator.close()
+    cluster.stop()
+    _wait(lambda: not sub.alive, "the subscription to notice the server is gone")
+    assert guard.check(call).rule == "store-error"  # reads again, and cannot: deny
+    cluster.start()
+    operator = PostgresStore(cluster.url)
+    Controls(operator).kill(agent="a", by="ops")  # set while the listener may still be away
+    _wait(lambda: guard.check(call).rule == "kill-switch", "the kill after the restart")
+    operator.close()
+    store.close()

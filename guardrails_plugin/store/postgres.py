@@ -69,10 +69,10 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
 
 from .._errors import StoreError
-from ._base import JSON, Store
+from ._base import JSON, Store, Subscription
 from ._codec import check_amount, check_window, decode_document, encode_document, unique_members
 
-__all__ = ["PostgresStore", "PostgresSubscription"]
+__all__ = ["PostgresStore"]
 
 SCHEMA_VERSION = "1"
 _NAME = re.compile(r"[a-z_][a-z0-9_]{0,39}\Z")
@@ -203,28 +203,6 @@ def _schema_statements(s: str, p: str) -> list[str]:
         f"CREATE TRIGGER {p}announce AFTER INSERT OR UPDATE OR DELETE ON {t}documents"
         f" FOR EACH ROW EXECUTE FUNCTION {t}announce('{p}changes')",
     ]
-
-
-class PostgresSubscription:
-    """A push subscription to one key: ``alive`` while the listener's connection is up and
-    listening (a change then reaches the callback); ``close()`` stops it."""
-
-    def __init__(self, listener: _Listener, key: str, callback: Callable[[], None]) -> None:
-        self._listener = listener
-        self.key = key
-        self.callback = callback
-        self.closed = False
-
-    @property
-    def alive(self) -> bool:
-        return not self.closed and self._listener.listening
-
-    def close(self) -> None:
-        self.closed = True
-        self._listener.remove(self)
-
-    def __repr__(self) -> str:
-        return f"PostgresSubscription({self.key!r}, alive={self.alive})"
 
 
 class PostgresStore(Store):
@@ -808,27 +786,23 @@ class PostgresStore(Store):
 
     # -- push: LISTEN/NOTIFY ----------------------------------------------------------------
 
-    def subscribe(self, key: str, callback: Callable[[], None]) -> PostgresSubscription | None:
-        """Call ``callback()`` (from a listener thread) after each committed change to the
-        counter or document ``key``, and once after a lost connection came back; ``None``
-        when the store cannot listen (closed, or the server refuses)."""
+    def subscribe(self, key: str, callback: Callable[[], None]) -> Subscription | None:
+        """Call ``callback()`` (from the store's listener thread, which has a connection of
+        its own) after each committed change to counter or document ``key``; ``None`` once
+        the store is closed. Returns at once: the listener marks ``key`` watched (so writers'
+        triggers announce it), calls ``callback`` once and only then sets ``alive``; the same
+        after each reconnection."""
         with self._state_lock:
             if self._closed:
                 return None
             if self._listener is None:
                 self._listener = _Listener(self)
             listener = self._listener
-        try:
-            with psycopg.connect(self.url, **self._connect_kwargs()) as conn:
-                conn.execute(
-                    f"INSERT INTO {self._t}watched (key) VALUES (%s) ON CONFLICT DO NOTHING",
-                    (_key(key),),
-                )
-        except psycopg.Error:
-            return None
-        subscription = PostgresSubscription(listener, key, callback)
-        listener.add(subscription)
-        return subscription
+        made: list[Subscription] = []
+        sub = Subscription(key, on_close=lambda: listener.remove(made[0]))
+        made.append(sub)
+        listener.add(sub, callback)
+        return sub
 
     def _forget_connections(self) -> None:
         """In a forked child: the parent's pools and listener are the parent's."""
@@ -838,73 +812,100 @@ class PostgresStore(Store):
 
 
 class _Listener:
-    """One thread and connection per store: ``LISTEN``, then call back the subscribers of
-    each key a notification names; reconnect (and call every subscriber once) when lost."""
+    """One thread and connection per store: ``LISTEN``, mark new subscriptions' keys watched,
+    and call back the subscribers of each key a notification names; on a lost connection,
+    mark every subscription not alive, reconnect (backing off up to 2 s), and call each once."""
 
-    POLL = 0.5  # seconds between looks at the stop flag while nothing arrives
+    POLL = 0.05  # seconds between looks at new subscriptions and the stop flag
 
     def __init__(self, store: PostgresStore) -> None:
         self.url = store.url
-        self.kwargs = store._connect_kwargs()
+        self.kwargs = {**store._connect_kwargs(), "application_name": "guardrails-listener"}
         self.channel = f"{store.prefix}changes"
-        self.listening = False
-        self._subs: dict[str, list[PostgresSubscription]] = {}
+        self.watch = (
+            f"INSERT INTO {store._t}watched (key) VALUES (%s) ON CONFLICT DO NOTHING RETURNING 1"
+        )
+        # A key watched for the first time: wait out writers already past the trigger's look
+        # at the watched table (their change would go unannounced), before the first callback.
+        self.settle = f"LOCK TABLE {store._t}counters, {store._t}documents IN SHARE MODE"
+        self._subs: dict[str, list[tuple[Subscription, Callable[[], None]]]] = {}
+        self._pending: list[tuple[Subscription, Callable[[], None]]] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._ready = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="guardrails-pg-listen", daemon=True)
         self._thread.start()
-        self._ready.wait(store.timeout)
 
-    def add(self, sub: PostgresSubscription) -> None:
-        digest = hashlib.sha256(_key(sub.key)).hexdigest()
+    def add(self, sub: Subscription, callback: Callable[[], None]) -> None:
         with self._lock:
-            self._subs.setdefault(digest, []).append(sub)
+            self._pending.append((sub, callback))
 
-    def remove(self, sub: PostgresSubscription) -> None:
-        digest = hashlib.sha256(_key(sub.key)).hexdigest()
+    def remove(self, sub: Subscription) -> None:
         with self._lock:
-            subs = self._subs.get(digest, [])
-            if sub in subs:
-                subs.remove(sub)
+            self._pending = [p for p in self._pending if p[0] is not sub]
+            for digest, subs in list(self._subs.items()):
+                self._subs[digest] = [p for p in subs if p[0] is not sub]
 
     def stop(self) -> None:
         self._stop.set()
+        with self._lock:
+            everyone = [p[0] for subs in self._subs.values() for p in subs] + [
+                p[0] for p in self._pending
+            ]
+        for sub in everyone:
+            sub.close()
         self._thread.join(timeout=5)
 
-    def _callbacks(self, digest: str | None) -> list[Callable[[], None]]:
+    def _all(self) -> list[tuple[Subscription, Callable[[], None]]]:
         with self._lock:
-            if digest is None:
-                return [s.callback for subs in self._subs.values() for s in subs]
-            return [s.callback for s in self._subs.get(digest, ())]
+            return [p for subs in self._subs.values() for p in subs]
 
     def _loop(self) -> None:
-        delay = 0.05
-        first = True
+        delay = 0.02
         while not self._stop.is_set():
             try:
                 with psycopg.connect(self.url, **self.kwargs) as conn:
                     conn.execute(f'LISTEN "{self.channel}"')
-                    self.listening = True
-                    self._ready.set()
-                    delay = 0.05
-                    if not first:  # changes made while we were away were not announced
-                        for callback in self._callbacks(None):
-                            _call(callback)
-                    first = False
+                    delay = 0.02
+                    for sub, callback in self._all():  # changes made while we were away
+                        _call(callback)
+                        sub.alive = True
                     while not self._stop.is_set():
+                        self._confirm(conn)
                         for note in conn.notifies(timeout=self.POLL):
-                            for callback in self._callbacks(note.payload):
+                            with self._lock:
+                                callbacks = [cb for _, cb in self._subs.get(note.payload, ())]
+                            for callback in callbacks:
                                 _call(callback)
             except psycopg.Error:
                 pass
             finally:
-                self.listening = False
-                self._ready.set()
+                for sub, _ in self._all():
+                    sub.alive = False
             if self._stop.wait(delay):
                 return
-            first = False
             delay = min(delay * 2, 2.0)
+
+    def _confirm(self, conn: psycopg.Connection[Any]) -> None:
+        """Watch the keys of new subscriptions, then call each once and mark it alive."""
+        while True:
+            with self._lock:
+                if not self._pending:
+                    return
+                sub, callback = self._pending[0]
+            if not sub.closed:
+                with conn.transaction():
+                    if conn.execute(self.watch, (_key(sub.key),)).fetchone():
+                        conn.execute(self.settle)
+            digest = hashlib.sha256(_key(sub.key)).hexdigest()
+            with self._lock:
+                confirmed = bool(self._pending) and self._pending[0][0] is sub
+                if confirmed:
+                    self._pending.pop(0)
+                    if not sub.closed:
+                        self._subs.setdefault(digest, []).append((sub, callback))
+            if confirmed and not sub.closed:
+                _call(callback)
+                sub.alive = True
 
 
 def _call(callback: Callable[[], None]) -> None:

@@ -78,3 +78,16 @@ def wait_for_kill(url: str, schema: str, ready_file: str) -> None:
 if __name__ == "__main__":
     if sys.argv[1] == "wait_for_kill":
         wait_for_kill(sys.argv[2], sys.argv[3], sys.argv[4])
+
+
+def append_many(url: str, agent: str, n: int, barrier: Any) -> None:
+    """Append ``n`` decision records as ``agent`` to the audit log at ``url``."""
+    from guardrails_plugin import Decision
+    from guardrails_plugin.audit import AuditLog
+
+    log = AuditLog(url)
+    barrier.wait()
+    for i in range(n):
+        call = ToolCall("lookup", {"n": i, "token": f"secret-{i}"}, agent=agent, thread_id=agent)
+        log.decision(call, Decision(Effect.ALLOW, "lookups", f"call {i} of {agent}"))
+    log.close()

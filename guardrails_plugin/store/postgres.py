@@ -11,8 +11,11 @@ transaction), never a read-then-write from the client:
 
 - ``charge`` (plain): ``INSERT ... ON CONFLICT (key) DO UPDATE ... WHERE value + amount <=
   limit RETURNING``: the row lock ``ON CONFLICT`` takes makes check and add one step.
-- ``charge`` with a window and ``add_members`` with a limit read many rows (the entries
-  still inside the window, the set's size), which no single-row lock covers. They run as
+- ``charge`` with a window and ``add_members`` with a limit read several rows (the window's
+  running total and the entries aging out of it, the set's size), which no single-row lock
+  covers. A window keeps its running total and entry count in a row of its own and prunes
+  entries as they age (an index range on ``(key, ts)``): a charge costs the same whatever
+  the window holds. They run as
   PL/pgSQL functions that first take a transaction-scoped advisory lock on the key
   (``pg_advisory_xact_lock``; the lock id is a 64-bit hash of the store's schema, tables and
   key, so a collision only serialises two unrelated keys). Each later statement of a
@@ -127,6 +130,9 @@ def _schema_statements(s: str, p: str) -> list[str]:
         f"CREATE TABLE IF NOT EXISTS {t}meta (name text PRIMARY KEY, value text NOT NULL)",
         f"CREATE TABLE IF NOT EXISTS {t}counters ("
         " key bytea PRIMARY KEY, value double precision NOT NULL)",
+        # A window: its running total and entry count, and the entries (pruned as they age).
+        f"CREATE TABLE IF NOT EXISTS {t}windows ("
+        " key bytea PRIMARY KEY, total double precision NOT NULL, entries bigint NOT NULL)",
         f"CREATE TABLE IF NOT EXISTS {t}window_entries ("
         " key bytea NOT NULL, ts double precision NOT NULL, amount double precision NOT NULL)",
         f"CREATE INDEX IF NOT EXISTS {p}window_entries_key_ts ON {t}window_entries (key, ts)",
@@ -141,21 +147,46 @@ def _schema_statements(s: str, p: str) -> list[str]:
             stamp double precision, lock_id bigint
         ) RETURNS boolean LANGUAGE plpgsql AS $fn$
         DECLARE
-            held double precision;
+            held double precision := 0;
+            n bigint := 0;
+            gone bigint;
+            gone_sum double precision;
+            allowed boolean;
         BEGIN
             PERFORM pg_advisory_xact_lock(lock_id);
             IF stamp IS NULL THEN
                 stamp := extract(epoch FROM clock_timestamp());
             END IF;
-            DELETE FROM {t}window_entries WHERE key = k AND ts <= stamp - win;
-            SELECT coalesce(sum(amount), 0) INTO held FROM {t}window_entries WHERE key = k;
-            IF amt < 0 OR held + amt <= lim THEN
-                IF amt <> 0 THEN
-                    INSERT INTO {t}window_entries (key, ts, amount) VALUES (k, stamp, amt);
-                END IF;
-                RETURN true;
+            SELECT total, entries INTO held, n FROM {t}windows WHERE key = k;
+            IF NOT FOUND THEN
+                held := 0;
+                n := 0;
             END IF;
-            RETURN false;
+            IF n > 0 THEN
+                WITH old AS (
+                    DELETE FROM {t}window_entries WHERE key = k AND ts <= stamp - win
+                    RETURNING amount
+                )
+                SELECT count(*), coalesce(sum(amount), 0) INTO gone, gone_sum FROM old;
+                IF gone > 0 THEN
+                    n := n - gone;
+                    held := CASE WHEN n > 0 THEN held - gone_sum ELSE 0 END;
+                END IF;
+            END IF;
+            allowed := amt < 0 OR held + amt <= lim;
+            IF allowed AND amt <> 0 THEN
+                INSERT INTO {t}window_entries (key, ts, amount) VALUES (k, stamp, amt);
+                held := held + amt;
+                n := n + 1;
+            END IF;
+            IF n = 0 THEN
+                DELETE FROM {t}windows WHERE key = k;
+            ELSE
+                INSERT INTO {t}windows (key, total, entries) VALUES (k, held, n)
+                    ON CONFLICT (key) DO UPDATE
+                    SET total = excluded.total, entries = excluded.entries;
+            END IF;
+            RETURN allowed;
         END
         $fn$
         """,
@@ -334,10 +365,13 @@ class PostgresStore(Store):
         )
         self._q_charge_window = f"SELECT {t}charge_window(%s, %s, %s, %s, %s::double precision, %s)"
         self._q_total = f"SELECT value FROM {t}counters WHERE key = %s"
+        # One statement, one snapshot: the running total less what aged out unpruned.
         self._q_total_window = (
-            f"SELECT coalesce(sum(amount), 0) FROM {t}window_entries WHERE key = %(k)s"
-            " AND ts > coalesce(%(now)s::double precision,"
-            " extract(epoch FROM clock_timestamp())) - %(w)s"
+            "SELECT CASE WHEN w.entries > old.n THEN w.total - old.amount ELSE 0 END"
+            f" FROM {t}windows AS w, (SELECT count(*) AS n, coalesce(sum(amount), 0) AS amount"
+            f" FROM {t}window_entries WHERE key = %(k)s AND ts <= coalesce("
+            "%(now)s::double precision, extract(epoch FROM clock_timestamp())) - %(w)s) AS old"
+            " WHERE w.key = %(k)s"
         )
         self._q_add = f"SELECT {t}add_members(%s, %s::bytea[], %s::double precision, %s)"
         self._q_remove = f"DELETE FROM {t}members WHERE key = %s AND member = ANY(%s::bytea[])"
@@ -423,7 +457,7 @@ class PostgresStore(Store):
             key,
             self._q_total_window,
             {"k": k, "now": None if now is None else float(now), "w": float(window)},
-            lambda rows: float(rows[0][0]),
+            lambda rows: float(rows[0][0]) if rows else 0.0,
             reads_only=True,
         )
 

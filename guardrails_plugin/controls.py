@@ -439,6 +439,9 @@ def _notifier(controls: weakref.ref[Controls]) -> Callable[[], None]:
     def notified() -> None:
         alive = controls()
         if alive is not None:
+            # Re-read the flags, not just the counter: a server restarted from an older
+            # snapshot may count up to the epoch cached here with other flags in force.
+            alive._epoch = None
             alive._changed_now()
 
     return notified

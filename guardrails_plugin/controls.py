@@ -30,11 +30,8 @@ from __future__ import annotations
 
 import asyncio
 import enum
-import itertools
 import math
-import os
 import time
-import weakref
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -42,7 +39,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from ._decision import Decision, Effect
 from ._errors import GuardrailsError
 from ._grants import EPOCH_KEY, GRANT_PREFIX
-from .store import Store, Subscription
+from .store import Store, Subscription, Watch
 
 if TYPE_CHECKING:
     from .audit import AuditLog
@@ -152,50 +149,26 @@ class Controls:
         self.audit = audit
         self._epoch: float | None = None
         self._flags: dict[tuple[Level, str], Flag] = {}
-        # Push: the subscription to CONTROL_EPOCH (None: not tried, or the store cannot push),
-        # the process that made it, and generations: ``_changed`` moves on every notification
-        # (and whenever the subscription is seen down); ``_read`` is the generation the
-        # cached flags were read at. Equal and alive: the cache is current, no read needed.
-        self._push: Subscription | None = None
-        self._push_pid: int | None = None
-        self._generations = itertools.count(1)
-        self._changed = 0
-        self._read = -1
+        # Push: CONTROL_EPOCH watched through the store's subscription, when it has one. A
+        # notification re-reads the flags in full, not just the counter: a server restarted
+        # from an older snapshot may count up to the epoch cached here with other flags.
+        self._watch = Watch(store, CONTROL_EPOCH, on_change=self._forget_epoch)
 
     def __repr__(self) -> str:
         return f"Controls({self.store!r})"
 
     def close(self) -> None:
         """Close the push subscription, if any (the next check reads the counter again)."""
-        push, self._push = self._push, None
-        if push is not None:
-            push.close()
+        self._watch.close()
 
     @property
     def subscription(self) -> Subscription | None:
         """The push subscription the checks rely on (None before the first check, or when
         the store cannot push)."""
-        return self._push
+        return self._watch.subscription
 
-    def _changed_now(self) -> None:
-        self._changed = next(self._generations)
-
-    def _current(self) -> bool:
-        """Whether the cached flags are known current without a read: the push subscription
-        is alive and nothing was notified since they were read. Subscribes on first use (and
-        again in a forked child)."""
-        push = self._push
-        if self._push_pid != os.getpid():
-            self._push_pid = os.getpid()
-            self._push = push = self.store.subscribe(CONTROL_EPOCH, _notifier(weakref.ref(self)))
-            if push is not None:
-                weakref.finalize(self, push.close)
-        if push is None:
-            return False
-        if not push.alive:
-            self._changed_now()  # whatever was missed meanwhile: read again once it is back
-            return False
-        return self._read == self._changed
+    def _forget_epoch(self) -> None:
+        self._epoch = None
 
     # -- operator verbs ------------------------------------------------------------------
 
@@ -337,7 +310,7 @@ class Controls:
                 yield ("charge", (EPOCH_KEY, 1, math.inf), {})
         yield ("put", (flag.key, flag.to_doc()), {})
         yield ("charge", (CONTROL_EPOCH, 1, math.inf), {})
-        self._changed_now()  # this process's own checks see it at once, push or not
+        self._watch.changed()  # this process's own checks see it at once, push or not
         return flag
 
     def resume_flow(self, level: Level, target: str) -> Generator[_Op, Any, bool]:
@@ -350,7 +323,7 @@ class Controls:
             yield ("charge", (EPOCH_KEY, 1, math.inf), {})
         removed = yield ("delete", (key,), {})
         yield ("charge", (CONTROL_EPOCH, 1, math.inf), {})
-        self._changed_now()
+        self._watch.changed()
         return bool(removed)
 
     def _run(self, flow: Generator[_Op, Any, _T]) -> _T:
@@ -387,8 +360,9 @@ class Controls:
         One counter read per step (none while a push subscription is alive and quiet);
         flags are re-read only when an operator changed them.
         """
-        if not self._current():
-            generation = self._changed  # taken before the read: a change during it reads again
+        watch = self._watch
+        if not watch.current():
+            generation = watch.reading()  # before the read: a change during it reads again
             epoch = yield ("total", (CONTROL_EPOCH,), {})
             if epoch != self._epoch:
                 docs = yield ("scan", (CONTROL_PREFIX,), {})
@@ -404,7 +378,7 @@ class Controls:
                     )
                 self._flags = {(f.level, f.target): f for f in flags}
                 self._epoch = epoch
-            self._read = generation
+            watch.read(generation)
         if not self._flags:
             return None
         found = [
@@ -430,18 +404,6 @@ class Controls:
 
 
 _SEVERITY = {State.KILLED: 0, State.PAUSED: 1, State.QUARANTINED: 2}
-
-
-def _notifier(controls: weakref.ref[Controls]) -> Callable[[], None]:
-    """The push callback: marks the cached flags stale. Holds the Controls weakly, so a
-    subscription never keeps a guard alive."""
-
-    def notified() -> None:
-        alive = controls()
-        if alive is not None:
-            alive._changed_now()
-
-    return notified
 
 
 def _sorted(docs: Mapping[str, Any]) -> list[Flag]:

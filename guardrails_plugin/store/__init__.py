@@ -17,11 +17,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from .._errors import StoreError
-from ._base import Store, Subscription
+from ._base import Store, Subscription, Watch
 from .memory import MemoryStore
 from .sqlite import SQLiteStore
 
-__all__ = ["MemoryStore", "SQLiteStore", "Store", "Subscription", "open_store"]
+__all__ = ["MemoryStore", "SQLiteStore", "Store", "Subscription", "Watch", "open_store"]
 
 
 def open_store(url: str, *, create: bool = True) -> Store:

@@ -19,12 +19,14 @@ base class) and never the only line of defence: while the ``Subscription`` is no
 from __future__ import annotations
 
 import abc
+import itertools
 import os
 import threading
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-__all__ = ["Store", "Subscription"]
+__all__ = ["Store", "Subscription", "Watch"]
 
 JSON = Any
 
@@ -211,3 +213,90 @@ class Store(abc.ABC):
 
     async def ascan(self, prefix: str) -> Mapping[str, JSON]:
         return self.scan(prefix)
+
+
+class Watch:
+    """Whether what a reader cached from one key is still current, by push when it can.
+
+    The reader's loop::
+
+        if not watch.current():            # subscribes on first use (again after a fork)
+            generation = watch.reading()
+            ... read the key (and what it guards) from the store ...
+            watch.read(generation)         # only once the read succeeded
+        ... use the cache ...
+
+    ``current()`` is True only while the store's subscription is alive and nothing was
+    notified since the last successful read; without push (the store returns ``None``) it
+    is always False, so the reader reads every time, as without a watch. A subscription
+    seen down counts as a change (read again once it is back); a notification arriving
+    during a read makes the next check read again. ``changed()`` marks this process's own
+    writes, seen at once without waiting for the push. ``on_change`` runs on every
+    notification, from the store's thread (drop a cache that must be rebuilt in full).
+    """
+
+    def __init__(self, store: Store, key: str, on_change: Callable[[], None] | None = None) -> None:
+        self.store = store
+        self.key = key
+        self._on_change = on_change
+        self._subscription: Subscription | None = None
+        self._pid: int | None = None
+        self._generations = itertools.count(1)
+        self._changed = 0
+        self._read = -1
+
+    def __repr__(self) -> str:
+        return f"Watch({self.key!r}, {self._subscription!r})"
+
+    @property
+    def subscription(self) -> Subscription | None:
+        return self._subscription
+
+    def current(self) -> bool:
+        sub = self._subscription
+        if self._pid != os.getpid():
+            self._pid = os.getpid()
+            self._subscription = sub = self.store.subscribe(self.key, _notifier(weakref.ref(self)))
+            if sub is not None:
+                weakref.finalize(self, sub.close)
+        if sub is None:
+            return False
+        if not sub.alive:
+            self.changed()  # whatever was missed meanwhile: read again once it is back
+            return False
+        return self._read == self._changed
+
+    def reading(self) -> int:
+        """The generation a read starting now will be current for."""
+        return self._changed
+
+    def read(self, generation: int) -> None:
+        """A read that started at ``generation`` succeeded."""
+        self._read = generation
+
+    def changed(self) -> None:
+        """The key changed (a notification, or a write of this process)."""
+        self._changed = next(self._generations)
+
+    def close(self) -> None:
+        """Close the subscription, if any; the reader reads every time from now on."""
+        sub, self._subscription = self._subscription, None
+        if sub is not None:
+            sub.close()
+
+    def _notified(self) -> None:
+        if self._on_change is not None:
+            self._on_change()
+        self.changed()
+
+
+def _notifier(watch: weakref.ref[Watch]) -> Callable[[], None]:
+    """The push callback; holds the watch weakly, so a subscription never keeps a reader
+    alive."""
+
+    def notified() -> None:
+        alive = watch()
+        if alive is not None:
+            alive._notified()
+
+    return notified

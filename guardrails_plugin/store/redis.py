@@ -367,13 +367,8 @@ class RedisStore(Store):
         )
         self._async_lock = threading.Lock()
         self._scripts = {name: self._client.register_script(src) for name, src in _SCRIPTS.items()}
-        p = _b(prefix)
-        self._docs = (
-            p + b"d:{" + p + b"docs}",
-            p + b"k:{" + p + b"docs}",
-            p + b"i:{" + p + b"docs}",
-        )
-        self._meta = p + b"meta"
+        self._docs = self._doc_keys(prefix)
+        self._meta = _b(prefix) + b"meta"
         self._subscriptions: weakref.WeakSet[Subscription] = weakref.WeakSet()
         self._check_schema(create)
 
@@ -411,6 +406,13 @@ class RedisStore(Store):
             self._client.close()
 
     # -- keys -----------------------------------------------------------------------------
+
+    @staticmethod
+    def _doc_keys(prefix: str) -> tuple[bytes, bytes, bytes]:
+        """The documents' texts, canonical forms and index: one hash tag, one slot."""
+        p = _b(prefix)
+        tag = b"{" + p + b"docs}"
+        return (p + b"d:" + tag, p + b"k:" + tag, p + b"i:" + tag)
 
     def _key(self, kind: str, key: str) -> bytes:
         return _b(self.prefix + kind) + _b(key)

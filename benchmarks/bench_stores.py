@@ -1,7 +1,7 @@
 """Shared stores under load: decisions per second from 1, 4 and 16 processes, and the latency
 of one budgeted decision, per store, beside the in-memory store in the same run.
 
-Run:  python benchmarks/bench_stores.py [--stores memory,sqlite,redis] [--seconds 3]
+Run:  python benchmarks/bench_stores.py [--stores memory,sqlite,redis,postgres] [--seconds 3]
                                         [--procs 1,4,16] [--decisions 5000]
                                         [--url redis=redis://127.0.0.1:6379/0]
 
@@ -14,7 +14,8 @@ same budget for ``--seconds``, released together once all are connected; decisio
 second summed over them (each measures its own seconds).
 
 A store without ``--url`` gets a throwaway one: a SQLite file in a temporary directory, a
-``redis-server`` on a free loopback port (tests/redis_server.py). The memory store is per
+``redis-server`` on a free loopback port (tests/redis_server.py), a PostgreSQL cluster on
+one (tests/postgres_server.py, ``synchronous_commit=on``). The memory store is per
 process (nothing shared): it is the floor, not a competitor. Add a store by adding an
 entry to ``STORES`` (name -> a context manager yielding its URL).
 """
@@ -60,10 +61,21 @@ def _redis() -> Iterator[str]:
         yield server.url
 
 
+@contextlib.contextmanager
+def _postgres() -> Iterator[str]:
+    from postgres_server import postgres_cluster
+
+    # Commits acknowledged once their WAL is written, as a production server does by default.
+    # Room for 16 workers' pools and listeners (the test clusters allow 50 connections).
+    with postgres_cluster(durable_commits=True, settings={"max_connections": "300"}) as cluster:
+        yield cluster.url
+
+
 STORES: dict[str, Callable[[], contextlib.AbstractContextManager[str]]] = {
     "memory": _memory,
     "sqlite": _sqlite,
     "redis": _redis,
+    "postgres": _postgres,
 }
 
 

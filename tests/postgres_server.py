@@ -232,12 +232,16 @@ def postgres_server(dbname: str = "guardrails_test") -> Iterator[str]:
 
 @contextlib.contextmanager
 def postgres_cluster(
-    dbname: str = "guardrails_test", *, durable_commits: bool = False
+    dbname: str = "guardrails_test",
+    *,
+    durable_commits: bool = False,
+    settings: dict[str, str] | None = None,
 ) -> Iterator[PostgresCluster]:
     """Like ``postgres_server``, yielding the cluster itself (``.url``, ``.stop()``,
     ``.start()``). ``durable_commits``: a commit is acknowledged only once its WAL reached
     the OS (``synchronous_commit=on``), so it survives the server being killed; without it
-    the last fraction of a second of commits dies with the server."""
+    the last fraction of a second of commits dies with the server. ``settings``: more
+    ``postgresql.conf`` lines (``{"max_connections": "200"}``)."""
     bindir = find_postgres_bindir()
     user = _unprivileged_user() if os.geteuid() == 0 else None
     parent = Path(tempfile.gettempdir())
@@ -268,12 +272,12 @@ def postgres_cluster(
         )
         # Files initdb created stay owned by the server's user when we rewrite them.
         (datadir / "pg_hba.conf").write_text(_PG_HBA)
-        settings = {**_SERVER_SETTINGS, "unix_socket_directories": f"'{sockdir}'"}
+        lines = {**_SERVER_SETTINGS, "unix_socket_directories": f"'{sockdir}'", **(settings or {})}
         if durable_commits:
-            settings["synchronous_commit"] = "on"
+            lines["synchronous_commit"] = "on"
         with (datadir / "postgresql.conf").open("a") as conf:
             conf.write("\n# Added by tests/postgres_server.py\n")
-            conf.writelines(f"{key} = {value}\n" for key, value in settings.items())
+            conf.writelines(f"{key} = {value}\n" for key, value in lines.items())
 
         port, attempts = 0, 3
         for attempt in range(1, attempts + 1):

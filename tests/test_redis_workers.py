@@ -109,3 +109,20 @@ def test_two_workers_resuming_the_same_approval_run_the_tool_once(
         racer.communicate(timeout=300)  # one of them may lose the checkpoint race and fail
     assert len(_outbox(tmp_path)) == 1
     _budget_left_after_one_charge(redis_url)
+
+
+def test_dashboard_answers_an_approval_held_in_redis(redis_url: str) -> None:
+    """The operator dashboard on a RedisStore: it lists what waits and resumes it once."""
+    from test_dashboard import THREAD, App
+
+    app = App(store=RedisStore(redis_url))
+    try:
+        (pending,) = app.state()["state"]["pending"]
+        assert pending["thread_id"] == THREAD
+        assert pending["call_id"] == "call-1"
+        job = app.answer(answer="approve")
+        assert job["status"] == "finished", job
+        assert app.ran == [("send_email", {"to": "a@acme.com", "body": "hello"})]
+        assert app.state()["state"]["pending"] == []
+    finally:
+        app.dashboard.close()

@@ -779,7 +779,7 @@ class PostgresStore(Store):
             if self._closed:
                 raise self._closed_error(op)
             for old in [other for other in self._apools if other.is_closed()]:
-                _INHERITED.append(self._apools.pop(old))  # its loop is gone: nothing to await
+                _drop(self._apools.pop(old))  # its loop is gone: nothing can await it
             pool = self._apools.get(loop)
             if pool is None:
                 pool = AsyncConnectionPool(
@@ -947,9 +947,18 @@ def _call(callback: Callable[[], None]) -> None:
         callback()
 
 
+def _drop(pool: AsyncConnectionPool) -> None:
+    """Close the idle connections of an async pool whose event loop is closed (nothing can
+    await its ``close()`` any more), so the server gets them back now, not at garbage
+    collection."""
+    for conn in list(getattr(pool, "_pool", ())):
+        with contextlib.suppress(Exception):
+            conn.pgconn.finish()
+
+
 def _close_on(loop: asyncio.AbstractEventLoop, pool: AsyncConnectionPool) -> None:
     if loop.is_closed():
-        _INHERITED.append(pool)  # nothing can run on it any more
+        _drop(pool)
         return
     try:
         running = asyncio.get_running_loop()

@@ -14,7 +14,10 @@ supervisor) sets them and every guard sharing that store sees them at its next g
     controls.resume(agent="scraper")       # lifts it and gives its grants back
 
 A ``Guard`` checks the flags before every guarded model and tool call (one counter read per
-check; the flags themselves are re-read only when the counter moves). A kill denies with
+check; the flags themselves are re-read only when the counter moves). On a store that pushes
+changes (``Store.subscribe``: Redis, PostgreSQL) the guard subscribes to the counter and skips
+even that read while the subscription is alive, re-reading only when notified; whenever the
+subscription is down it reads the counter every step again, and once after it comes back. A kill denies with
 ``RunKilled``; a pause stops the step — inside a LangGraph graph through ``interrupt()``,
 resumable once the flag is lifted; elsewhere with ``RunPaused``.
 
@@ -36,7 +39,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from ._decision import Decision, Effect
 from ._errors import GuardrailsError
 from ._grants import EPOCH_KEY, GRANT_PREFIX
-from .store import Store
+from .store import Store, Subscription, Watch
 
 if TYPE_CHECKING:
     from .audit import AuditLog
@@ -150,9 +153,26 @@ class Controls:
         self.audit = audit
         self._epoch: float | None = None
         self._flags: dict[tuple[Level, str], Flag] = {}
+        # Push: CONTROL_EPOCH watched through the store's subscription, when it has one. A
+        # notification re-reads the flags in full, not just the counter: a server restarted
+        # from an older snapshot may count up to the epoch cached here with other flags.
+        self._watch = Watch(store, CONTROL_EPOCH, on_change=self._forget_epoch)
 
     def __repr__(self) -> str:
         return f"Controls({self.store!r})"
+
+    def close(self) -> None:
+        """Close the push subscription, if any (the next check reads the counter again)."""
+        self._watch.close()
+
+    @property
+    def subscription(self) -> Subscription | None:
+        """The push subscription the checks rely on (None before the first check, or when
+        the store cannot push)."""
+        return self._watch.subscription
+
+    def _forget_epoch(self) -> None:
+        self._epoch = None
 
     # -- operator verbs ------------------------------------------------------------------
 
@@ -294,6 +314,7 @@ class Controls:
                 yield ("charge", (EPOCH_KEY, 1, math.inf), {})
         yield ("put", (flag.key, flag.to_doc()), {})
         yield ("charge", (CONTROL_EPOCH, 1, math.inf), {})
+        self._watch.changed()  # this process's own checks see it at once, push or not
         return flag
 
     def resume_flow(self, level: Level, target: str) -> Generator[_Op, Any, bool]:
@@ -308,6 +329,7 @@ class Controls:
             yield ("charge", (EPOCH_KEY, 1, math.inf), {})
         removed = yield ("delete", (key,), {})
         yield ("charge", (CONTROL_EPOCH, 1, math.inf), {})
+        self._watch.changed()
         return bool(removed)
 
     def _run(self, flow: Generator[_Op, Any, _T]) -> _T:
@@ -341,23 +363,28 @@ class Controls:
         ``tools``: the step is a tool call or hand-off (a quarantine denies those; it lets
         the agent's model answer, so the agent can say it is stopped).
 
-        One counter read per step; flags are re-read only when an operator changed them.
+        One counter read per step (none while a push subscription is alive and quiet);
+        flags are re-read only when an operator changed them.
         """
-        epoch = yield ("total", (CONTROL_EPOCH,), {})
-        if epoch != self._epoch:
-            docs = yield ("scan", (CONTROL_PREFIX,), {})
-            try:
-                flags = [Flag.from_doc(d) for d in docs.values()]
-            except (GuardrailsError, ValueError, TypeError) as exc:
-                return Decision(
-                    Effect.DENY,
-                    "store-error",
-                    f"fail closed: unreadable kill-switch flags: {exc}",
-                    agent=agent,
-                    kind="guard",
-                )
-            self._flags = {(f.level, f.target): f for f in flags}
-            self._epoch = epoch
+        watch = self._watch
+        if not watch.current():
+            generation = watch.reading()  # before the read: a change during it reads again
+            epoch = yield ("total", (CONTROL_EPOCH,), {})
+            if epoch != self._epoch:
+                docs = yield ("scan", (CONTROL_PREFIX,), {})
+                try:
+                    flags = [Flag.from_doc(d) for d in docs.values()]
+                except (GuardrailsError, ValueError, TypeError) as exc:
+                    return Decision(
+                        Effect.DENY,
+                        "store-error",
+                        f"fail closed: unreadable kill-switch flags: {exc}",
+                        agent=agent,
+                        kind="guard",
+                    )
+                self._flags = {(f.level, f.target): f for f in flags}
+                self._epoch = epoch
+            watch.read(generation)
         if not self._flags:
             return None
         found = [

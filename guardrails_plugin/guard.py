@@ -41,7 +41,7 @@ from .controls import Controls
 from .policy import Policy, Rule
 from .policy._budgets import Budget, Measure, MeasureError
 from .scopes import Scope
-from .store import MemoryStore, Store, open_store
+from .store import MemoryStore, Store, Watch, open_store
 
 if TYPE_CHECKING:
     from .audit import AuditLog
@@ -140,6 +140,8 @@ class Guard:
         self.controls = Controls(self.store, clock=clock, audit=audit)
         """The kill switch: ``guard.controls.pause(thread=...)``, ``.kill(agent=...)``."""
         self._grant_epoch: float | None = None
+        # Grants change rarely: on a store that pushes, the epoch is read only when notified.
+        self._grant_watch = Watch(self.store, EPOCH_KEY, on_change=self._forget_grant_epoch)
         self._grant_rules: dict[str, tuple[Rule, ...]] = {}
         self._grants: tuple[Grant, ...] = ()
         self._grants_at = -_INF
@@ -464,6 +466,7 @@ class Guard:
         gid = grant.id if isinstance(grant, Grant) else grant
         removed = self.store.delete(GRANT_PREFIX + gid)
         self.store.charge(EPOCH_KEY, 1, _INF)
+        self._grant_watch.changed()
         return removed
 
     def grants(self, agent: str | None = None) -> list[Grant]:
@@ -477,6 +480,10 @@ class Guard:
     def _save(self, g: Grant) -> None:
         self.store.put(GRANT_PREFIX + g.id, g.to_doc())
         self.store.charge(EPOCH_KEY, 1, _INF)
+        self._grant_watch.changed()
+
+    def _forget_grant_epoch(self) -> None:
+        self._grant_epoch = None
 
     # -- the flows (pure logic; store I/O yielded) ----------------------------------------
 
@@ -500,12 +507,16 @@ class Guard:
         )
 
     def _grants_flow(self) -> Generator[_Op, Any, None]:
-        epoch = yield _op("total", EPOCH_KEY)
-        if epoch != self._grant_epoch:
-            docs = yield _op("scan", GRANT_PREFIX)
-            self._grants = tuple(Grant.from_doc(d) for d in docs.values())
-            self._grant_epoch = epoch
-            self._grants_at = -_INF
+        watch = self._grant_watch
+        if not watch.current():
+            generation = watch.reading()
+            epoch = yield _op("total", EPOCH_KEY)
+            if epoch != self._grant_epoch:
+                docs = yield _op("scan", GRANT_PREFIX)
+                self._grants = tuple(Grant.from_doc(d) for d in docs.values())
+                self._grant_epoch = epoch
+                self._grants_at = -_INF
+            watch.read(generation)
         now = self.clock()
         if now - self._grants_at >= 1.0 or any(
             g.expires_at is not None and g.expires_at <= now for g in self._grants

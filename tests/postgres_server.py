@@ -36,7 +36,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["PostgresNotFound", "PostgresServerError", "find_postgres_bindir", "postgres_server"]
+__all__ = [
+    "PostgresCluster",
+    "PostgresNotFound",
+    "PostgresServerError",
+    "find_postgres_bindir",
+    "postgres_cluster",
+    "postgres_server",
+]
 
 SUPERUSER = "postgres"
 DEBIAN_ROOT = Path("/usr/lib/postgresql")
@@ -178,9 +185,63 @@ def _create_database(port: int, dbname: str) -> None:
         raise PostgresServerError(f"could not create database {dbname!r}: {exc}") from exc
 
 
+@dataclass
+class PostgresCluster:
+    """A running throwaway cluster that a test may stop and start again (same port, same
+    data): what a server crash, a restart or a failover looks like to its clients."""
+
+    url: str
+    port: int
+    datadir: Path
+    logfile: Path
+    bindir: Path
+    runner: _Runner
+    running: bool = True
+
+    def stop(self, mode: str = "immediate") -> None:
+        """Stop the server (``immediate``: as if it crashed; ``fast``: a clean shutdown)."""
+        self.runner.run(
+            [str(self.bindir / "pg_ctl"), "stop", f"--pgdata={self.datadir}", f"--mode={mode}"],
+            "stopping PostgreSQL",
+        )
+        self.running = False
+
+    def start(self) -> None:
+        """Start it again on the same port."""
+        self.runner.run(
+            [
+                str(self.bindir / "pg_ctl"),
+                "start",
+                f"--pgdata={self.datadir}",
+                f"--log={self.logfile}",
+                "--wait",
+                f"--timeout={START_TIMEOUT_S}",
+                f"--options=-p {self.port}",
+            ],
+            "restarting PostgreSQL",
+        )
+        self.running = True
+
+
 @contextlib.contextmanager
 def postgres_server(dbname: str = "guardrails_test") -> Iterator[str]:
     """Start a throwaway cluster, yield a DSN for a fresh database in it, then remove it all."""
+    with postgres_cluster(dbname) as cluster:
+        yield cluster.url
+
+
+@contextlib.contextmanager
+def postgres_cluster(
+    dbname: str = "guardrails_test",
+    *,
+    durable_commits: bool = False,
+    settings: dict[str, str] | None = None,
+) -> Iterator[PostgresCluster]:
+    """Like ``postgres_server``, yielding the cluster itself (``.url``, ``.stop()``,
+    ``.start()``). ``durable_commits``: a commit is acknowledged only once its WAL reached
+    the OS (``synchronous_commit=on``), so it survives the server being killed; without it
+    the last fraction of a second of commits dies with the server. ``settings``: more
+    ``postgresql.conf`` lines (``{"max_connections": "200"}``)."""
     bindir = find_postgres_bindir()
     user = _unprivileged_user() if os.geteuid() == 0 else None
     parent = Path(tempfile.gettempdir())
@@ -190,6 +251,7 @@ def postgres_server(dbname: str = "guardrails_test") -> Iterator[str]:
     datadir, sockdir, logfile = base / "data", base / "sock", base / "server.log"
     runner = _Runner(user=user, cwd=base)
     started = False
+    cluster: PostgresCluster | None = None
     try:
         sockdir.mkdir()
         logfile.touch()
@@ -210,10 +272,12 @@ def postgres_server(dbname: str = "guardrails_test") -> Iterator[str]:
         )
         # Files initdb created stay owned by the server's user when we rewrite them.
         (datadir / "pg_hba.conf").write_text(_PG_HBA)
-        settings = {**_SERVER_SETTINGS, "unix_socket_directories": f"'{sockdir}'"}
+        lines = {**_SERVER_SETTINGS, "unix_socket_directories": f"'{sockdir}'", **(settings or {})}
+        if durable_commits:
+            lines["synchronous_commit"] = "on"
         with (datadir / "postgresql.conf").open("a") as conf:
             conf.write("\n# Added by tests/postgres_server.py\n")
-            conf.writelines(f"{key} = {value}\n" for key, value in settings.items())
+            conf.writelines(f"{key} = {value}\n" for key, value in lines.items())
 
         port, attempts = 0, 3
         for attempt in range(1, attempts + 1):
@@ -240,10 +304,18 @@ def postgres_server(dbname: str = "guardrails_test") -> Iterator[str]:
                     raise PostgresServerError(f"{exc}\n--- server log ---\n{log}") from exc
                 time.sleep(0.1)
         _create_database(port, dbname)
-        yield f"postgresql://{SUPERUSER}@127.0.0.1:{port}/{dbname}"
+        cluster = PostgresCluster(
+            url=f"postgresql://{SUPERUSER}@127.0.0.1:{port}/{dbname}",
+            port=port,
+            datadir=datadir,
+            logfile=logfile,
+            bindir=bindir,
+            runner=runner,
+        )
+        yield cluster
     finally:
         try:
-            if started:
+            if started and (cluster is None or cluster.running):
                 runner.run(
                     [str(bindir / "pg_ctl"), "stop", f"--pgdata={datadir}", "--mode=immediate"],
                     "stopping PostgreSQL",

@@ -1,6 +1,7 @@
 """The ``Store`` contract, checked on every backend.
 
-Every backend runs every test here; a new backend joins by adding itself to ``BACKENDS``.
+Every backend runs every test here; a new backend joins by adding itself to ``BACKENDS``
+(or, on a server the tests start, ``SERVER_BACKENDS``).
 
 Sliding windows count the amounts stamped after ``now - window``: an amount charged at ``t``
 counts until just before ``t + window`` and no longer at exactly ``t + window`` (the window is
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -26,11 +28,28 @@ BACKENDS: dict[str, Callable[[Path], Store]] = {
     "memory": lambda tmp_path: MemoryStore(),
     "sqlite": lambda tmp_path: SQLiteStore(tmp_path / "store.db"),
 }
+# Backends on a real server: the fixture (tests/conftest.py) giving an empty server's URL,
+# and how to open the store on it.
+SERVER_BACKENDS: dict[str, tuple[str, Callable[[str], Store]]] = {
+    "redis": ("redis_url", lambda url: open_store(url)),
+    # A schema of its own per test, on the session's throwaway cluster.
+    "postgres": ("postgres_url", lambda url: _postgres_store(url)),
+}
 
 
-@pytest.fixture(params=sorted(BACKENDS))
+def _postgres_store(url: str) -> Store:
+    from guardrails_plugin.store.postgres import PostgresStore
+
+    return PostgresStore(url, schema=f"t_{uuid.uuid4().hex[:12]}")
+
+
+@pytest.fixture(params=sorted(BACKENDS) + sorted(SERVER_BACKENDS))
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    backend = BACKENDS[request.param](tmp_path)
+    if request.param in SERVER_BACKENDS:
+        fixture, opener = SERVER_BACKENDS[request.param]
+        backend = opener(request.getfixturevalue(fixture))
+    else:
+        backend = BACKENDS[request.param](tmp_path)
     yield backend
     backend.close()
 
@@ -484,7 +503,7 @@ def test_open_store_understands_sqlite_urls(
         in_memory.close()
 
 
-@pytest.mark.parametrize("url", ["redis://localhost", "postgres:///x", "memory", "file.db", ""])
+@pytest.mark.parametrize("url", ["valkey://localhost", "mysql:///x", "memory", "file.db", ""])
 def test_open_store_names_the_supported_schemes_for_unknown_ones(url: str) -> None:
     with pytest.raises(ValueError, match=r"memory://.*sqlite:///path/to/file\.db"):
         open_store(url)

@@ -26,7 +26,7 @@ from typing import Any
 
 from .._say import say_error
 from ._base import AuditError
-from ._log import AuditLog
+from ._log import AuditLog, is_postgres_url, open_sink
 
 __all__ = ["add_audit_commands", "open_existing"]
 
@@ -39,7 +39,7 @@ def add_audit_commands(sub: argparse._SubParsersAction[Any]) -> None:
     common.add_argument(
         "--log",
         default=os.environ.get("GUARDRAILS_AUDIT") or "audit.db",
-        help="the audit log: a SQLite file, or *.jsonl for JSON Lines "
+        help="the audit log: a SQLite file, *.jsonl for JSON Lines, or a postgresql:// URL "
         "(default: $GUARDRAILS_AUDIT, else audit.db)",
     )
     filters = argparse.ArgumentParser(add_help=False)
@@ -77,6 +77,12 @@ def add_audit_commands(sub: argparse._SubParsersAction[Any]) -> None:
 def open_existing(path: str, option: str = "--log") -> AuditLog | None:
     """The log at ``path``; None (with a message) when there is none: reading commands never
     create an empty log by mistake."""
+    if is_postgres_url(path):
+        try:
+            return AuditLog(open_sink(path, create=False))
+        except (AuditError, ValueError) as exc:
+            say_error(exc)
+            return None
     exists = os.path.exists(path)
     if not exists and path.endswith(".jsonl"):
         exists = bool(glob.glob(glob.escape(path) + ".[0-9]*"))

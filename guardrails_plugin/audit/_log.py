@@ -14,7 +14,7 @@ from typing import Any, Literal, TextIO
 
 from .._decision import Decision
 from .._events import AgentMessage, Event, ModelCall, ToolCall, ToolResult
-from ._base import AuditSink, Link
+from ._base import AuditError, AuditSink, Link
 from ._records import FIELDS, AuditRecord, Draft
 from ._redact import Redactor, _utf8
 from ._stats import AuditStats
@@ -22,15 +22,33 @@ from ._verify import VerifyReport, verify_snapshot
 from .jsonl import JSONLAuditSink
 from .sqlite import SQLiteAuditSink
 
-__all__ = ["EXCERPT", "AuditLog", "decision_fields", "open_sink"]
+__all__ = ["EXCERPT", "AuditLog", "decision_fields", "is_postgres_url", "open_sink"]
 
 EXCERPT = 200
 """Characters of a message or tool result kept in a record's ``detail``."""
 
 
-def open_sink(path: str | os.PathLike[str], *, durable: bool = False) -> AuditSink:
-    """The sink a path names: ``*.jsonl`` -> ``JSONLAuditSink``, anything else -> SQLite."""
+def is_postgres_url(text: str) -> bool:
+    """Whether ``text`` names a PostgreSQL database rather than a file."""
+    return text.startswith(("postgresql://", "postgres://"))
+
+
+def open_sink(
+    path: str | os.PathLike[str], *, durable: bool = False, create: bool = True
+) -> AuditSink:
+    """The sink a path names: ``postgresql://...`` -> ``PostgresAuditSink`` (imported only
+    then: it needs psycopg), ``*.jsonl`` -> ``JSONLAuditSink``, anything else -> SQLite.
+    ``create=False`` (PostgreSQL): only a log that exists."""
     text = os.fspath(path)
+    if is_postgres_url(text):
+        try:
+            from .postgres import PostgresAuditSink
+        except ImportError as exc:
+            raise AuditError(
+                f"an audit log in PostgreSQL needs psycopg 3 (pip install "
+                f"'guardrails-plugin[postgres]'): {exc}"
+            ) from exc
+        return PostgresAuditSink(text, durable=durable, create=create)
     if text.endswith(".jsonl"):
         return JSONLAuditSink(text, durable=durable)
     return SQLiteAuditSink(text, durable=durable)
@@ -50,7 +68,8 @@ class AuditLog:
     True
     >>> log.close()
 
-    ``sink``: a path (``*.jsonl`` for JSON Lines, else a SQLite file) or an ``AuditSink``.
+    ``sink``: a path (``*.jsonl`` for JSON Lines, else a SQLite file), a PostgreSQL URL
+    (``postgresql://user@host/db``: one chain for workers on many hosts) or an ``AuditSink``.
     ``Guard(policy, audit=log)`` records every decision with the policy's version and the
     checkpoint, and the operator actions and breaker trips too; a decision it cannot record
     becomes a deny with its budget given back. (As a plain listener, ``listeners=[log]``,

@@ -111,10 +111,16 @@ def _dashboard(args: argparse.Namespace) -> int:
 
 def _audit(path: str) -> Any:
     try:
-        from ..audit import AuditLog
+        from ..audit import AuditError, AuditLog
+        from ..audit._log import is_postgres_url, open_sink
     except ImportError as exc:
         raise ImportError(f"--audit needs guardrails_plugin.audit: {exc}") from exc
-    return AuditLog(path)
+    try:
+        if is_postgres_url(path):  # the workers' log: never a new empty one by mistake
+            return AuditLog(open_sink(path, create=False))
+        return AuditLog(path)
+    except AuditError as exc:
+        raise ValueError(str(exc)) from exc
 
 
 def load_graph(spec: str) -> Any:

@@ -61,9 +61,23 @@ ToolOutput = ToolMessage | Command[Any]
 
 _log = logging.getLogger("guardrails_plugin")
 _PROCESS = uuid.uuid4().hex
+
 _HOST = socket.gethostname()
 _RUNNING: set[str] = set()
 """The claims this process holds while their tools run."""
+
+
+def _new_process() -> None:
+    """In a forked child (a prefork server's worker): an id of its own, and none of the
+    parent's running claims. Inherited, the parent's id would make a sibling's running claim
+    look like one of this process's that stopped, and the call be refused as in doubt."""
+    global _PROCESS
+    _PROCESS = uuid.uuid4().hex
+    _RUNNING.clear()
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows
+    os.register_at_fork(after_in_child=_new_process)
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,7 +35,7 @@ from ._grants import Grant
 from .approvers import ConsoleApprover, QueueApprover, QueuedApproval
 from .controls import Controls, Flag
 from .guard import Guard
-from .policy import Budget, DataFlow, Policy, Rule, allow, ask, deny, rate
+from .policy import Budget, DataFlow, Explanation, Policy, Role, Rule, allow, ask, deny, rate
 from .store import MemoryStore, SQLiteStore, Store, open_store
 
 __version__ = "0.1.0"
@@ -57,6 +57,7 @@ __all__ = [
     "DelegationError",
     "Effect",
     "Event",
+    "Explanation",
     "Flag",
     "Grant",
     "Guard",
@@ -69,6 +70,7 @@ __all__ = [
     "QueuedApproval",
     "PolicyError",
     "PolicyFileError",
+    "Role",
     "RollbackError",
     "Rule",
     "RunKilled",

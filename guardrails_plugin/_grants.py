@@ -95,7 +95,7 @@ def active_rules(
 ) -> dict[str, tuple[Rule, ...]]:
     """The rules of every grant in force, by agent: unexpired, with their whole chain in force."""
     by_id = {g.id: g for g in grants}
-    rule_ids = {r.id for r in policy.rules}
+    rule_ids = {r.id for r in policy.compiled_rules}
 
     def in_force(g: Grant, depth: int = 0) -> bool:
         if depth > 64 or not g.active(now):
@@ -125,10 +125,10 @@ def check_delegation(
     A delegation is allowed only as a subset of one permission the delegator holds: every tool
     covered, every argument the parent constrains constrained at least as narrowly, no later
     expiry, ``ask`` stays ``ask``; and every deny rule binding the delegator for those tools
-    binds the delegate too.
+    binds the delegate too. Rules given to roles count for the agents holding the role.
     """
     for tool in child.tools:
-        for d in policy.rules:
+        for d in policy.compiled_rules:
             if (
                 d.effect is RuleEffect.DENY
                 and d.about(delegator, tool)
@@ -140,8 +140,8 @@ def check_delegation(
                 )
     candidates: list[tuple[str, Rule, float | None]] = [
         (f"rule:{r.id}", r, None)
-        for r in policy.rules
-        if r.effect is not RuleEffect.DENY and r.permits and NameSet(r.agents).matches(delegator)
+        for r in policy.compiled_rules
+        if r.effect is not RuleEffect.DENY and r.permits and r.for_agent(delegator)
     ]
     candidates += [(g.id, g.rule(), g.expires_at) for g in held if g.agent == delegator]
     reasons: list[str] = []

@@ -139,6 +139,8 @@ def _check(args: argparse.Namespace) -> int:
 def _schema(args: argparse.Namespace) -> int:
     from .policy._schema import policy_schema, reference_markdown
 
+    for module in args.imports:
+        _import(module)
     if args.markdown:
         print(reference_markdown(), end="")
     else:
@@ -323,6 +325,14 @@ def _build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("schema", help="print the JSON Schema of policy files")
     p.add_argument(
         "--markdown", action="store_true", help="print the policy file reference instead"
+    )
+    p.add_argument(
+        "--import",
+        dest="imports",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="import MODULE first, so the scope kinds it registers are in the schema",
     )
     p.set_defaults(func=_schema)
 

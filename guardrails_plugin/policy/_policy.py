@@ -246,7 +246,8 @@ class Policy:
                 trace.rule(r, res)
             if res.outcome is not Outcome.MISS:
                 if trace is not None:
-                    trace.unreached((*b.denies[i + 1 :], *b.asks, *b.allows, *extra), r.id)
+                    grants = [g for g in extra if g.about(call.agent, call.tool)]
+                    trace.unreached((*b.denies[i + 1 :], *b.asks, *b.allows, *grants), r.id)
                 if res.outcome is Outcome.MATCH:
                     return _deny(call, r.id, _text(r, call) or f"forbidden by rule {r.id!r}")
                 return _deny(call, r.id, f"fail closed: {res.reason}")
@@ -305,9 +306,11 @@ class Policy:
                 res = r.evaluate(call, tainted)
                 if trace is not None:
                     trace.rule(r, res, layers[i].name)
-                if res.outcome is Outcome.MATCH:
-                    return _deny(call, r.id, _text(r, call) or f"forbidden by rule {r.id!r}")
-                if res.outcome is Outcome.ERROR:
+                if res.outcome is not Outcome.MISS:
+                    if trace is not None:
+                        self._unreached(trace, buckets, extra, call, r.id)
+                    if res.outcome is Outcome.MATCH:
+                        return _deny(call, r.id, _text(r, call) or f"forbidden by rule {r.id!r}")
                     return _deny(call, r.id, f"fail closed: {res.reason}")
         escalate: Rule | None = None
         widened = -1
@@ -326,6 +329,8 @@ class Policy:
                     if r.permits:
                         found = found or r
                 elif res.outcome is Outcome.ERROR:
+                    if trace is not None:
+                        self._unreached(trace, buckets, extra, call, r.id)
                     return _deny(call, r.id, f"fail closed: {res.reason}")
                 elif r.permits:
                     misses.append(f"rule {r.id!r}: {res.reason}")
@@ -381,6 +386,23 @@ class Policy:
             return _deny(call, DEFAULT_DENY, f"layer {first!r} does not permit it: {detail}")
         permit = next((r for r in reversed(matched) if r is not None), granted)
         return _conclude(call, permit, escalate, all_misses, trace)
+
+    def _unreached(
+        self,
+        trace: Trace,
+        buckets: Sequence[_Bucket],
+        extra: Sequence[Rule],
+        call: ToolCall,
+        by: str,
+    ) -> None:
+        """Name, as not reached, every rule about ``call`` the trace has not seen yet."""
+        seen = {(s.layer, s.name) for s in trace.steps}
+        for i, b in enumerate(buckets):
+            name = self._layers[i].name
+            rest = [r for r in (*b.denies, *b.asks, *b.allows) if (name, r.id) not in seen]
+            trace.unreached(rest, by, name)
+        grants = [r for r in extra if r.about(call.agent, call.tool)]
+        trace.unreached([r for r in grants if ("", r.id) not in seen], by)
 
     # -- plain data -----------------------------------------------------------------------
 

@@ -48,8 +48,9 @@ def _doc(schema: dict[str, Any], description: str) -> dict[str, Any]:
     return {"description": description, **schema}
 
 
-def policy_schema() -> dict[str, Any]:
-    """The JSON Schema of a policy file (a fresh dict each call)."""
+def policy_schema(*, builtin_only: bool = False) -> dict[str, Any]:
+    """The JSON Schema of a policy file (a fresh dict each call): with the scope kinds
+    registered so far, or only this package's own (``builtin_only``)."""
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": SCHEMA_ID,
@@ -62,7 +63,7 @@ def policy_schema() -> dict[str, Any]:
             "budget": _budget(),
             "flow": _flow(),
             "role": _role(),
-            "scope": _scope(),
+            "scope": _scope(builtin_only),
             "list_ref": _REF,
         },
     }
@@ -296,10 +297,12 @@ def _role() -> dict[str, Any]:
     }
 
 
-def _scope() -> dict[str, Any]:
+def _scope(builtin_only: bool) -> dict[str, Any]:
     kinds = []
     for kind in sorted(SCOPE_KINDS):
         cls = SCOPE_KINDS[kind]
+        if builtin_only and not cls.__module__.startswith("guardrails_plugin."):
+            continue
         kinds.append(
             {
                 "type": "object",
@@ -382,7 +385,7 @@ given `--import`). Treat a policy file with `imports:` like the code it names.
 
 def reference_markdown() -> str:
     """``docs/policy-reference.md``: every key of every part of a policy file, from the schema."""
-    schema = policy_schema()
+    schema = policy_schema(builtin_only=True)
     defs = schema["$defs"]
     out = [_INTRO]
     for title, key in (

@@ -69,8 +69,10 @@ class Not(Scope):
         return {self._inner.kind: self._inner.spec()}
 
     def within(self, other: Scope) -> bool:
-        """``not A`` is within ``not B`` when ``B`` is within ``A``; nothing else is known."""
-        return isinstance(other, Not) and other._inner.within(self._inner)
+        """Only ``not A`` within ``not A``. (``B`` within ``A`` is not enough: ``B`` may be
+        unable to read a value ``A`` reads and refuses, so ``not B`` would refuse what
+        ``not A`` accepts: an integer-only ``Number`` and ``0.5``.)"""
+        return isinstance(other, Not) and other._inner == self._inner
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Not) and self._inner == other._inner

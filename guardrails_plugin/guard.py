@@ -25,7 +25,15 @@ from ._context import CHECKPOINT
 from ._decision import Charge, Decision, Effect
 from ._errors import StoreError
 from ._events import AgentMessage, Event, ModelCall, ToolCall, ToolResult
-from ._grants import EPOCH_KEY, GRANT_PREFIX, Grant, active_rules, check_delegation
+from ._grants import (
+    EPOCH_KEY,
+    GRANT_PREFIX,
+    ROLE_GRANTS,
+    Grant,
+    active_rules,
+    check_delegation,
+    rules_for,
+)
 from .cascade import Breaker, CascadeMonitor, Trip
 from .cascade._breaker import TRIP_PREFIX, trips_in
 from .controls import Controls
@@ -291,7 +299,7 @@ class Guard:
         hit = self._visible_cache.get(key)
         if hit is not None and hit[0] is self._grant_rules:
             return list(hit[1])
-        extra = self._grant_rules.get(agent, ())
+        extra = rules_for(self._grant_rules, agent)
         shown = tuple(t for t in tools if self.policy.visible(agent, t, extra))
         if len(self._visible_cache) >= 1024:
             self._visible_cache.clear()
@@ -346,6 +354,29 @@ class Guard:
         self._save(g)
         return g
 
+    def grant_role(
+        self,
+        role: str,
+        tools: str | Sequence[str],
+        *,
+        args: Mapping[str, Scope] | None = None,
+        ttl: float | None = None,
+        effect: Literal["allow", "ask"] = "allow",
+    ) -> Grant:
+        """Give every agent holding ``role`` (a role of the policy, inherited roles too) a
+        permission at run time; ``PolicyError`` when the policy defines no such role."""
+        g = Grant(
+            agent="*",
+            role=role,
+            tools=(tools,) if isinstance(tools, str) else tuple(tools),
+            args=dict(args or {}),
+            effect=effect,
+            expires_at=None if ttl is None else self.clock() + ttl,
+        )
+        self.policy.bind(g.rule())  # the role must exist
+        self._save(g)
+        return g
+
     def delegate(
         self,
         delegator: str,
@@ -384,7 +415,17 @@ class Guard:
         now = self.clock()
         rules = active_rules(self._grants, self.policy, now)
         live = {r.id[len("grant:") :] for rs in rules.values() for r in rs}
-        return [g for g in self._grants if g.id in live and (agent is None or g.agent == agent)]
+        shared = {r.id: r for r in rules.get(ROLE_GRANTS, ())}
+
+        def held_by_agent(g: Grant) -> bool:
+            if agent is None:
+                return True
+            if g.role is None:
+                return g.agent == agent
+            bound = shared.get(f"grant:{g.id}")
+            return bound is not None and bound.for_agent(agent)
+
+        return [g for g in self._grants if g.id in live and held_by_agent(g)]
 
     def _save(self, g: Grant) -> None:
         self.store.put(GRANT_PREFIX + g.id, g.to_doc())
@@ -477,7 +518,7 @@ class Guard:
         if stop is not None:
             return _replace(stop, tool=call.tool)
         yield from self._grants_flow()
-        extra = self._grant_rules.get(call.agent, ())
+        extra = rules_for(self._grant_rules, call.agent)
         bucket = policy.bucket(call.agent, call.tool)
         tainted: frozenset[str] = frozenset()
         if bucket.needs_taint:

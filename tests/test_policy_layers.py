@@ -402,3 +402,28 @@ def test_one_layer_decides_exactly_like_a_flat_policy(
     single = _chain([layer])
     for call in calls:
         assert flat.evaluate(call) == single.evaluate(call)
+
+
+def test_a_grant_given_to_a_role_reaches_its_agents_and_can_be_delegated() -> None:
+    policy = Policy(
+        [allow("read", args={"path": Paths(["/srv"])})],
+        roles=[Role("staff", agents=["s-*"]), Role("lead", agents=["boss"], inherits="staff")],
+    )
+    guard = Guard(policy)
+    grant = guard.grant_role("staff", "deploy", args={"n": Number(le=5)})
+    assert guard.check(ToolCall("deploy", {"n": 1}, agent="s-1")).allowed
+    assert guard.check(ToolCall("deploy", {"n": 1}, agent="boss")).allowed  # inherits staff
+    assert guard.check(ToolCall("deploy", {"n": 9}, agent="s-1")).denied
+    assert guard.check(ToolCall("deploy", {"n": 1}, agent="visitor")).denied
+    assert [g.id for g in guard.grants("s-2")] == [grant.id]
+    assert guard.grants("visitor") == []
+    child = guard.delegate("s-1", "helper", "deploy", args={"n": Number(le=2)})
+    assert child.parent == grant.id
+    assert guard.check(ToolCall("deploy", {"n": 2}, agent="helper")).allowed
+    with pytest.raises(DelegationError):
+        guard.delegate("visitor", "helper", "deploy", args={"n": Number(le=2)})
+    guard.revoke(grant)  # and what was delegated from it goes too
+    assert guard.check(ToolCall("deploy", {"n": 1}, agent="s-1")).denied
+    assert guard.check(ToolCall("deploy", {"n": 2}, agent="helper")).denied
+    with pytest.raises(PolicyError, match="names role 'ghost'"):
+        guard.grant_role("ghost", "deploy")

@@ -55,7 +55,9 @@ class _DenyIndex:
 
     def __init__(self, rules: Sequence[Rule]) -> None:
         self._denies: list[Rule] = [
-            r for r in rules if r.effect is RuleEffect.DENY and r.unconditional
+            r
+            for r in rules
+            if r.effect is RuleEffect.DENY and r.unconditional and not r.roles  # roles: some agents
         ]
         self._everything: list[int] = []
         self._by_pattern: defaultdict[str, list[int]] = defaultdict(list)

@@ -139,6 +139,12 @@ class Policy:
         self._buckets: dict[tuple[str, str], _Bucket] = {}
         self._layer_buckets: dict[tuple[int, str, str], _Bucket] = {}
 
+    def bind(self, rule: Rule) -> Rule:
+        """``rule`` with its roles bound to their agents (as this policy's own rules are);
+        ``PolicyError`` when it names a role no layer defines. Run-time grants given to a
+        role are bound this way."""
+        return self._bind(rule)
+
     def _bind(self, rule: Rule) -> Rule:
         """``rule`` with its roles bound to their members in this layer's view of the roles."""
         if not rule.roles:

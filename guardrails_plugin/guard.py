@@ -518,7 +518,10 @@ class Guard:
         if stop is not None:
             return _replace(stop, tool=call.tool)
         yield from self._grants_flow()
-        extra = rules_for(self._grant_rules, call.agent)
+        grants = self._grant_rules
+        extra = grants.get(call.agent, ())
+        if ROLE_GRANTS in grants:  # grants given to roles (rules_for, inlined)
+            extra += grants[ROLE_GRANTS]
         bucket = policy.bucket(call.agent, call.tool)
         tainted: frozenset[str] = frozenset()
         if bucket.needs_taint:

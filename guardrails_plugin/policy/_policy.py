@@ -1,4 +1,9 @@
-"""A policy: rules, budgets and data flows, validated and compiled when it is built."""
+"""A policy: rules, budgets and data flows, validated and compiled when it is built.
+
+Why this file is long: it holds both ways of deciding, the flat one every single-file policy
+takes (the hot path, kept as it was) and the layered one, each with its explain hooks, so the
+precedence they share sits in one place (``_conclude``).
+"""
 
 from __future__ import annotations
 

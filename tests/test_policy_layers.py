@@ -427,3 +427,14 @@ def test_a_grant_given_to_a_role_reaches_its_agents_and_can_be_delegated() -> No
     assert guard.check(ToolCall("deploy", {"n": 2}, agent="helper")).denied
     with pytest.raises(PolicyError, match="names role 'ghost'"):
         guard.grant_role("ghost", "deploy")
+
+
+def test_tools_only_a_lower_layer_allows_are_hidden_unless_widened() -> None:
+    team = _team(
+        allow("deploy"), allow("fetch", widen=True), allow("read", args={"path": Paths(["/srv/t"])})
+    )
+    guard = Guard(team)
+    shown = guard.visible_tools("a", ["read", "deploy", "fetch", "shell", "mail"])
+    assert shown == ["read", "fetch", "mail"]
+    guard.grant("a", "deploy")
+    assert "deploy" in guard.visible_tools("a", ["deploy"])

@@ -374,6 +374,10 @@ which stands for the value `lists: NAME` holds, and prints back as written.
 4. Among permitted calls, an `ask` anywhere (a rule or a data-flow gate) beats `allow`.
 5. Budgets of every layer count every call they cover; the first exhausted one denies.
 
+So adding a layer below the root, without `widen`, never turns a deny into an allow (a
+generated test checks it). Putting a new root *above* a policy is different: that policy
+becomes a lower layer, and the tools it says nothing about are left to the new root.
+
 Roles: a rule with `roles: [R]` binds the agents of `R` and of every role inheriting `R`.
 Each layer sees the roles of its ancestors and its own, so a lower layer cannot give a new
 agent the permissions an upper layer granted to a role.

@@ -152,6 +152,7 @@ class Guard:
         return Explanation(decision, tuple(trace.steps))
 
     async def aexplain(self, call: ToolCall) -> Explanation:
+        """:meth:`explain` against the store's async verbs (``acheck``'s twin)."""
         trace = Trace()
         decision = await self._arun_dry(self._call_flow(call, trace))
         return Explanation(decision, tuple(trace.steps))

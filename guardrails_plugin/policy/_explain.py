@@ -88,6 +88,7 @@ class Explanation:
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
+        """The steps and the decision as plain data (for JSON output and dashboards)."""
         d = self.decision
         return {
             "steps": [

@@ -43,6 +43,7 @@ class Role:
         )
 
     def to_dict(self) -> dict[str, Any]:
+        """The role as a policy file writes it under ``roles: {name: ...}``."""
         data: dict[str, Any] = {}
         if self.agents:
             data["agents"] = list(self.agents)

@@ -52,6 +52,8 @@ class Not(Scope):
         return self._inner
 
     def check(self, value: object) -> None:
+        """Pass when the inner scope read ``value`` and refused it; refuse otherwise, as
+        unreadable when the inner scope could not read it."""
         try:
             self._inner.check(value)
         except ScopeViolation as exc:
@@ -66,6 +68,7 @@ class Not(Scope):
         raise ScopeViolation(f"inside {self._inner!r}, which is excluded")
 
     def spec(self) -> dict[str, Any]:
+        """``{inner kind: inner settings}``, as a policy file writes it under ``not:``."""
         return {self._inner.kind: self._inner.spec()}
 
     def within(self, other: Scope) -> bool:

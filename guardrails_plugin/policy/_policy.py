@@ -120,6 +120,7 @@ class Policy:
         _unique("budget", [b.id for b in self.budgets])
         _unique("role", [role.name for role in self.roles])
         self._layers: tuple[Policy, ...] = _linearize(self)
+        self._layered = len(self._layers) > 1
         ancestors = self._layers[:-1]
         self._role_table = role_table([*(p.roles for p in ancestors), self.roles])
         try:
@@ -246,19 +247,20 @@ class Policy:
             if trace is not None:
                 trace.add("call", call.tool, "unreadable", problem)
             return _deny(call, MALFORMED, f"cannot read the arguments of {call.tool!r}: {problem}")
-        if len(self._layers) > 1:
+        if self._layered:
             return self._evaluate_layers(call, tainted, extra, trace)
         b = self.bucket(call.agent, call.tool)
         if trace is not None and not (b.denies or b.asks or b.allows or extra):
             trace.add("call", call.tool, "no rule names it", f"for agent {call.agent!r}")
-        for i, r in enumerate(b.denies):
+        for r in b.denies:
             res = r.evaluate(call, tainted)
             if trace is not None:
                 trace.rule(r, res)
             if res.outcome is not Outcome.MISS:
                 if trace is not None:
                     grants = [g for g in extra if g.about(call.agent, call.tool)]
-                    trace.unreached((*b.denies[i + 1 :], *b.asks, *b.allows, *grants), r.id)
+                    later = b.denies[b.denies.index(r) + 1 :]
+                    trace.unreached((*later, *b.asks, *b.allows, *grants), r.id)
                 if res.outcome is Outcome.MATCH:
                     return _deny(call, r.id, _text(r, call) or f"forbidden by rule {r.id!r}")
                 return _deny(call, r.id, f"fail closed: {res.reason}")
@@ -271,7 +273,7 @@ class Policy:
         permit: Rule | None = None
         escalate: Rule | None = None
         misses: list[str] = []
-        for i, r in enumerate(asks):
+        for r in asks:
             res = r.evaluate(call, tainted)
             if trace is not None:
                 trace.rule(r, res)
@@ -281,19 +283,19 @@ class Policy:
                     permit = permit or r
             elif res.outcome is Outcome.ERROR:
                 if trace is not None:
-                    trace.unreached((*asks[i + 1 :], *allows), r.id)
+                    trace.unreached((*asks[asks.index(r) + 1 :], *allows), r.id)
                 return _deny(call, r.id, f"fail closed: {res.reason}")
             elif r.permits:
                 misses.append(f"rule {r.id!r}: {res.reason}")
         if permit is None:
-            for i, r in enumerate(allows):
+            for r in allows:
                 res = r.evaluate(call, tainted)
                 if trace is not None:
                     trace.rule(r, res)
                 if res.outcome is Outcome.MATCH:
                     permit = r
                     if trace is not None:
-                        trace.unreached(allows[i + 1 :], r.id)
+                        trace.unreached(allows[allows.index(r) + 1 :], r.id)
                     break
                 misses.append(f"rule {r.id!r}: {res.reason}")
         elif trace is not None:

@@ -37,7 +37,7 @@ from .approvers import ConsoleApprover, QueueApprover, QueuedApproval
 from .controls import Controls, Flag
 from .guard import Guard
 from .listeners import EventKind, Subscription, event_kind, subscribe
-from .policy import Budget, DataFlow, Policy, Rule, allow, ask, deny, rate
+from .policy import Budget, DataFlow, Explanation, Policy, Role, Rule, allow, ask, deny, rate
 from .store import MemoryStore, SQLiteStore, Store, open_store
 
 __version__ = "0.1.0"
@@ -61,6 +61,7 @@ __all__ = [
     "Effect",
     "Event",
     "EventKind",
+    "Explanation",
     "Flag",
     "Grant",
     "Guard",
@@ -74,6 +75,7 @@ __all__ = [
     "QueuedApproval",
     "PolicyError",
     "PolicyFileError",
+    "Role",
     "RollbackError",
     "Rule",
     "RunKilled",

@@ -8,13 +8,15 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal
 
-from ._errors import DelegationError, StoreError
+from ._errors import DelegationError, PolicyError, StoreError
 from .policy import Policy, Rule, RuleEffect
 from .policy._patterns import NameSet, as_names
 from .scopes import Scope, scope_from_spec
 
 GRANT_PREFIX = "grant/"
 EPOCH_KEY = "grants/epoch"
+ROLE_GRANTS = "\0roles"
+"""The key :func:`active_rules` keeps grants given to roles under (no agent has that name)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -23,7 +25,8 @@ class Grant:
 
     ``parent`` is the grant it was delegated from (or ``"rule:<id>"`` for a policy rule): a
     delegated grant is in force only while every grant up its chain is, so revoking a grant
-    revokes what was delegated from it.
+    revokes what was delegated from it. ``role`` (with ``agent="*"``) gives it to every
+    agent holding that role of the policy, as a rule for the role would.
     """
 
     agent: str
@@ -34,6 +37,7 @@ class Grant:
     parent: str | None = None
     granted_by: str | None = None
     id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    role: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tools", as_names(self.tools, what="tools", default=()))
@@ -46,13 +50,14 @@ class Grant:
         return self.expires_at is None or now < self.expires_at
 
     def rule(self) -> Rule:
-        """The grant as a policy rule for its agent (what the engine evaluates)."""
+        """The grant as a rule (for a role: unbound until a policy binds it, see ``bind``)."""
         return Rule(
             effect=RuleEffect(self.effect),
             tools=self.tools,
-            agents=(self.agent,),
+            agents=("*",) if self.role else (self.agent,),
             args=self.args,
             id=f"grant:{self.id}",
+            roles=(self.role,) if self.role else (),
         )
 
     def to_doc(self) -> dict[str, Any]:
@@ -66,6 +71,7 @@ class Grant:
             "expires_at": self.expires_at,
             "parent": self.parent,
             "granted_by": self.granted_by,
+            **({"role": self.role} if self.role else {}),
         }
 
     @classmethod
@@ -85,6 +91,7 @@ class Grant:
                 parent=doc.get("parent"),
                 granted_by=doc.get("granted_by"),
                 id=doc["id"],
+                role=doc.get("role"),
             )
         except Exception as exc:
             raise StoreError(f"grant record {doc.get('id', '?')!r} is unreadable: {exc}") from exc
@@ -99,7 +106,7 @@ def active_rules(
 ) -> dict[str, tuple[Rule, ...]]:
     """The rules of every grant in force, by agent: unexpired, with their whole chain in force."""
     by_id = {g.id: g for g in grants}
-    rule_ids = {r.id for r in policy.rules}
+    rule_ids = {r.id for r in policy.compiled_rules}
 
     def in_force(g: Grant, depth: int = 0) -> bool:
         if depth > 64 or not g.active(now):
@@ -114,8 +121,22 @@ def active_rules(
     out: dict[str, list[Rule]] = {}
     for g in by_id.values():
         if in_force(g):
-            out.setdefault(g.agent, []).append(g.rule())
+            if g.role:
+                try:
+                    rule = policy.bind(g.rule())
+                except PolicyError:
+                    continue  # a role the policy no longer defines: the grant binds nobody
+                out.setdefault(ROLE_GRANTS, []).append(rule)
+            else:
+                out.setdefault(g.agent, []).append(g.rule())
     return {agent: tuple(rules) for agent, rules in out.items()}
+
+
+def rules_for(rules: Mapping[str, tuple[Rule, ...]], agent: str) -> tuple[Rule, ...]:
+    """The grant rules that may speak for ``agent``: its own and those given to roles."""
+    own = rules.get(agent, ())
+    shared = rules.get(ROLE_GRANTS)
+    return own + shared if shared else own
 
 
 def check_delegation(
@@ -129,10 +150,10 @@ def check_delegation(
     A delegation is allowed only as a subset of one permission the delegator holds: every tool
     covered, every argument the parent constrains constrained at least as narrowly, no later
     expiry, ``ask`` stays ``ask``; and every deny rule binding the delegator for those tools
-    binds the delegate too.
+    binds the delegate too. Rules given to roles count for the agents holding the role.
     """
     for tool in child.tools:
-        for d in policy.rules:
+        for d in policy.compiled_rules:
             if (
                 d.effect is RuleEffect.DENY
                 and d.about(delegator, tool)
@@ -144,10 +165,14 @@ def check_delegation(
                 )
     candidates: list[tuple[str, Rule, float | None]] = [
         (f"rule:{r.id}", r, None)
-        for r in policy.rules
-        if r.effect is not RuleEffect.DENY and r.permits and NameSet(r.agents).matches(delegator)
+        for r in policy.compiled_rules
+        if r.effect is not RuleEffect.DENY and r.permits and r.for_agent(delegator)
     ]
-    candidates += [(g.id, g.rule(), g.expires_at) for g in held if g.agent == delegator]
+    candidates += [
+        (g.id, g.rule(), g.expires_at)
+        for g in held
+        if g.agent == delegator or (g.role and policy.bind(g.rule()).for_agent(delegator))
+    ]
     reasons: list[str] = []
     for parent_id, rule, expires in candidates:
         why = _narrower(child, rule, expires)

@@ -19,7 +19,9 @@ action (and who took it) in the audit log the guards write (it must exist).
 Commands that act on a store open only a store that exists: a mistyped path is an error,
 never a new empty store that no guard reads (``init --store PATH`` makes one on purpose,
 for a kill set before any guard starts). ``lint`` imports nothing the policy names unless
-given ``--import``. Every failure is one line on standard error starting with ``error:``
+given ``--import`` (``--import MODULE`` also imports that module first: custom scope kinds).
+``schema`` prints the JSON Schema of policy files; ``check --explain`` lists everything a
+decision considered. Every failure is one line on standard error starting with ``error:``
 and a non-zero exit, never a traceback.
 """
 
@@ -63,8 +65,15 @@ def _lint(args: argparse.Namespace) -> int:
 
 
 def _lint_paused(args: argparse.Namespace) -> int:
+    file, modules = _lint_arguments(args)
+    if file is None:
+        say_error("lint needs a policy file (see guardrails-plugin lint --help)")
+        return 2
+    args.file = file
     try:
-        policy = Policy.from_yaml(args.file, imports=args.imports)
+        for module in modules:  # the operator's own: imported before the file is read
+            _import(module)
+        policy = Policy.from_yaml(file, imports=args.imports is not None)
     except PolicyError as exc:
         say_error(exc)
         return 1
@@ -116,6 +125,33 @@ def _load_tools(spec: str) -> list[object]:
     return list(value)
 
 
+def _lint_arguments(args: argparse.Namespace) -> tuple[str | None, list[str]]:
+    """The file and the modules of ``lint [--import [MODULE]]... FILE``: a bare ``--import``
+    just before the file takes the file as its value, so it is given back."""
+    modules = [m for m in (args.imports or []) if m]
+    file = args.file
+    if file is None and modules and _looks_like_file(modules[-1]):
+        file = modules.pop()
+    return file, modules
+
+
+def _looks_like_file(name: str) -> bool:
+    import os
+
+    return name.endswith((".yaml", ".yml", ".json")) or os.path.sep in name or os.path.isfile(name)
+
+
+def _import(module: str) -> None:
+    import importlib
+
+    if not all(part.isidentifier() for part in module.split(".")):
+        raise PolicyError(f"--import {module!r}: not a module name")
+    try:
+        importlib.import_module(module)
+    except Exception as exc:
+        raise PolicyError(f"--import {module!r}: {type(exc).__name__}: {exc}") from exc
+
+
 def _check(args: argparse.Namespace) -> int:
     try:
         policy = Policy.from_yaml(args.file)
@@ -127,9 +163,29 @@ def _check(args: argparse.Namespace) -> int:
     except json.JSONDecodeError as exc:
         say_error(f"--args is not JSON: {exc}")
         return 1
-    decision = policy.evaluate(ToolCall(args.tool, call_args, agent=args.agent))
-    print(f"{decision.effect}\t{decision.rule}\t{decision.reason}")
+    call = ToolCall(args.tool, call_args, agent=args.agent)
+    if args.explain:
+        from .guard import Guard
+
+        explanation = Guard(policy).explain(call)
+        print(explanation)
+        decision = explanation.decision
+    else:
+        decision = policy.evaluate(call)
+        print(f"{decision.effect}\t{decision.rule}\t{decision.reason}")
     return 0 if decision.allowed else 3
+
+
+def _schema(args: argparse.Namespace) -> int:
+    from .policy._schema import policy_schema, reference_markdown
+
+    for module in args.imports:
+        _import(module)
+    if args.markdown:
+        print(reference_markdown(), end="")
+    else:
+        print(json.dumps(policy_schema(), indent=2, ensure_ascii=False))
+    return 0
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -277,6 +333,11 @@ def _from_env(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None
     """Fill in what the command line left out from the environment: the policy file
     (``GUARDRAILS_POLICY``), the store (``GUARDRAILS_STORE``), the audit log
     (``GUARDRAILS_AUDIT``). A store a command needs and neither names is an error."""
+    if getattr(args, "file", "") is None and getattr(args, "func", None) is _lint:
+        # ``lint --import FILE``: a bare --import just before the file took it as its value
+        file, modules = _lint_arguments(args)
+        if file is not None:
+            args.file, args.imports = file, [*modules, ""]
     if getattr(args, "file", "") is None:
         args.file = os.environ.get(ENV_POLICY) or None
         if args.file is None:
@@ -305,8 +366,12 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--import",
         dest="imports",
-        action="store_true",
-        help="also import the modules that 'when:' and 'predicate' scopes name (runs their code)",
+        action="append",
+        nargs="?",
+        const="",
+        metavar="MODULE",
+        help="import the modules the file names ('imports:', 'when:', 'predicate' scopes), "
+        "and MODULE first if given (repeatable); importing runs their code",
     )
     p.add_argument(
         "--tools",
@@ -320,7 +385,26 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("tool")
     p.add_argument("--args", default="{}", help="the call's arguments as a JSON object")
     p.add_argument("--agent", default="agent")
+    p.add_argument(
+        "--explain",
+        action="store_true",
+        help="list every rule, grant, layer, flow and budget considered and what each said",
+    )
     p.set_defaults(func=_check)
+
+    p = sub.add_parser("schema", help="print the JSON Schema of policy files")
+    p.add_argument(
+        "--markdown", action="store_true", help="print the policy file reference instead"
+    )
+    p.add_argument(
+        "--import",
+        dest="imports",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="import MODULE first, so the scope kinds it registers are in the schema",
+    )
+    p.set_defaults(func=_schema)
 
     p = sub.add_parser("demo", help="run an offline demo agent under a guard")
     p.add_argument("-v", "--verbose", action="store_true", help="also print the conversation")

@@ -34,12 +34,21 @@ from ._context import CHECKPOINT
 from ._decision import Charge, Decision, Effect
 from ._errors import PolicyError, StoreError
 from ._events import AgentMessage, Event, ModelCall, ModelUsage, ToolCall, ToolResult
-from ._grants import EPOCH_KEY, GRANT_PREFIX, Grant, active_rules, check_delegation
+from ._grants import (
+    EPOCH_KEY,
+    GRANT_PREFIX,
+    ROLE_GRANTS,
+    Grant,
+    active_rules,
+    check_delegation,
+    rules_for,
+)
 from .cascade import Breaker, CascadeMonitor, Trip
 from .cascade._breaker import TRIP_PREFIX, trips_in
 from .controls import Controls
 from .policy import Policy, Rule
 from .policy._budgets import Budget, Measure, MeasureError
+from .policy._explain import Explanation, Trace
 from .scopes import Scope
 from .store import MemoryStore, Store, Watch, open_store
 
@@ -199,6 +208,22 @@ class Guard:
         if self._shadow:
             decision = _shadowed(event, decision)
         return await self._aemit(event, decision)
+
+    def explain(self, call: ToolCall) -> Explanation:
+        """Why ``check(call)`` would decide as it does: the kill switch, every rule, grant,
+        data-flow gate, layer and budget considered, in order, with what each said, and the
+        decision. Runs the same decision code as :meth:`check`, with a trace, as a dry run:
+        budgets are read, never charged; listeners and the audit log are not told; the
+        cascade monitor (which remembers what it sees) is not consulted."""
+        trace = Trace()
+        decision = self._run_dry(self._call_flow(call, trace))
+        return Explanation(decision, tuple(trace.steps))
+
+    async def aexplain(self, call: ToolCall) -> Explanation:
+        """:meth:`explain` against the store's async verbs (``acheck``'s twin)."""
+        trace = Trace()
+        decision = await self._arun_dry(self._call_flow(call, trace))
+        return Explanation(decision, tuple(trace.steps))
 
     def decide(
         self,
@@ -381,7 +406,7 @@ class Guard:
         hit = self._visible_cache.get(key)
         if hit is not None and hit[0] is self._grant_rules:
             return list(hit[1])
-        extra = self._grant_rules.get(agent, ())
+        extra = rules_for(self._grant_rules, agent)
         shown = tuple(t for t in tools if self.policy.visible(agent, t, extra))
         if len(self._visible_cache) >= 1024:
             self._visible_cache.clear()
@@ -436,6 +461,29 @@ class Guard:
         self._save(g)
         return g
 
+    def grant_role(
+        self,
+        role: str,
+        tools: str | Sequence[str],
+        *,
+        args: Mapping[str, Scope] | None = None,
+        ttl: float | None = None,
+        effect: Literal["allow", "ask"] = "allow",
+    ) -> Grant:
+        """Give every agent holding ``role`` (a role of the policy, inherited roles too) a
+        permission at run time; ``PolicyError`` when the policy defines no such role."""
+        g = Grant(
+            agent="*",
+            role=role,
+            tools=(tools,) if isinstance(tools, str) else tuple(tools),
+            args=dict(args or {}),
+            effect=effect,
+            expires_at=None if ttl is None else self.clock() + ttl,
+        )
+        self.policy.bind(g.rule())  # the role must exist
+        self._save(g)
+        return g
+
     def delegate(
         self,
         delegator: str,
@@ -475,7 +523,17 @@ class Guard:
         now = self.clock()
         rules = active_rules(self._grants, self.policy, now)
         live = {r.id[len("grant:") :] for rs in rules.values() for r in rs}
-        return [g for g in self._grants if g.id in live and (agent is None or g.agent == agent)]
+        shared = {r.id: r for r in rules.get(ROLE_GRANTS, ())}
+
+        def held_by_agent(g: Grant) -> bool:
+            if agent is None:
+                return True
+            if g.role is None:
+                return g.agent == agent
+            bound = shared.get(f"grant:{g.id}")
+            return bound is not None and bound.for_agent(agent)
+
+        return [g for g in self._grants if g.id in live and held_by_agent(g)]
 
     def _save(self, g: Grant) -> None:
         self.store.put(GRANT_PREFIX + g.id, g.to_doc())
@@ -608,13 +666,21 @@ class Guard:
                     return acted
         return _ALLOW_MESSAGE
 
-    def _call_flow(self, call: ToolCall) -> _Flow:
+    def _call_flow(self, call: ToolCall, trace: Trace | None = None) -> _Flow:
+        """Decide a tool call: kill switch, grants, taint, rules, cascade, budgets.
+        ``trace`` (``explain``) collects what each said; ``None`` costs nothing."""
         policy = self.policy
         stop = yield from self.controls.flow(call.agent, call.thread_id)
+        if trace is not None:
+            said = "stops it" if stop is not None else "lets it through"
+            trace.add("control", "kill switch", said, stop.reason if stop is not None else "")
         if stop is not None:
             return _replace(stop, tool=call.tool)
         yield from self._grants_flow()
-        extra = self._grant_rules.get(call.agent, ())
+        grants = self._grant_rules
+        extra = grants.get(call.agent, ())
+        if ROLE_GRANTS in grants:  # grants given to roles (rules_for, inlined)
+            extra += grants[ROLE_GRANTS]
         bucket = policy.bucket(call.agent, call.tool)
         tainted: frozenset[str] = frozenset()
         if bucket.needs_taint:
@@ -624,12 +690,20 @@ class Guard:
                 tainted = held
                 yield from self._taint_flow(key, tuple(sorted(held)))
             tainted = frozenset((yield _op("members", key))) | tainted
-        decision = policy.evaluate(call, tainted, extra)
-        if self.cascade is not None or call.message is not None:
+            if trace is not None:
+                found = ", ".join(sorted(tainted)) or "none"
+                trace.add("flow", "taint", "read", f"untrusted sources in this run: {found}")
+        decision = policy.evaluate(call, tainted, extra, trace)
+        if trace is not None and (self.cascade is not None or call.message is not None):
+            trace.add("control", "cascade monitor", "not consulted", "explain changes no state")
+        elif self.cascade is not None or call.message is not None:
             contained = yield from self._cascade_call_flow(call, decision)
             if contained is not None:
                 return _replace(contained, tool=call.tool)
         if decision.effect is Effect.DENY or not bucket.budgets:
+            if trace is not None and bucket.budgets:
+                for b in bucket.budgets:
+                    trace.add("budget", b.id, "not reached", "the call is denied")
             return decision
         now = self.clock()
         charges: list[Charge] = []
@@ -639,6 +713,9 @@ class Guard:
                 if b.measure is Measure.DISTINCT:
                     members = b.members(call)
                     added = yield _op("add_members", key, members, b.limit)
+                    if trace is not None:
+                        said = "exhausted" if added is None else "has room"
+                        trace.add("budget", b.id, said, f"distinct {b.arg}: {list(members)}")
                     if added is None:
                         yield from self._refund_flow(charges)
                         return _budget_deny(
@@ -647,12 +724,20 @@ class Guard:
                     charges.append(Charge(key, members=tuple(added)))
                 elif b.of != "args":  # result tokens, model use: charged after the fact
                     spent = yield from self._spent_flow(b, key, now)
+                    if trace is not None:
+                        said = "has room" if spent is None else "exhausted"
+                        trace.add("budget", b.id, said, spent or f"under {b.limit:g} used")
                     if spent is not None:
                         yield from self._refund_flow(charges)
                         return _budget_deny(call, b.id, spent)
                 else:
                     amount = b.amount(call)
                     ok = yield _op("charge", key, amount, b.limit, window=b.window, now=now)
+                    if trace is not None:
+                        said = "has room" if ok else "exhausted"
+                        trace.add(
+                            "budget", b.id, said, f"this call costs {amount:g} of {b.limit:g}"
+                        )
                     if not ok:
                         yield from self._refund_flow(charges)
                         used = yield _op("total", key, window=b.window, now=now)
@@ -665,6 +750,8 @@ class Guard:
                         )
                     charges.append(Charge(key, amount, b.window, now))
             except MeasureError as exc:
+                if trace is not None:
+                    trace.add("budget", b.id, "cannot measure the call (fail closed)", str(exc))
                 yield from self._refund_flow(charges)
                 return _budget_deny(call, b.id, f"fail closed: {exc}", exhausted=False)
         return Decision(
@@ -982,6 +1069,83 @@ class Guard:
                 op = flow.send(result)
         except StopIteration as stop:
             return stop.value
+
+    def _run_dry(self, flow: Generator[_Op, Any, Any]) -> Any:
+        """Drive ``flow`` reading the store and writing nothing (``explain``)."""
+        store = self.store
+        try:
+            op = next(flow)
+            while True:
+                name, args, kwargs = op
+                try:
+                    result = _dry(name, args, kwargs, store.total, store.members)
+                except Exception as exc:
+                    return _store_failed(flow, name, exc)
+                if result is _READ:
+                    try:
+                        result = getattr(store, name)(*args, **kwargs)
+                    except Exception as exc:
+                        return _store_failed(flow, name, exc)
+                op = flow.send(result)
+        except StopIteration as stop:
+            return stop.value
+
+    async def _arun_dry(self, flow: Generator[_Op, Any, Any]) -> Any:
+        store = self.store
+        try:
+            op = next(flow)
+            while True:
+                name, args, kwargs = op
+                try:
+                    if name == "charge":
+                        key, amount, limit = args
+                        used = await store.atotal(key, **kwargs)
+                        result = amount <= 0 or used + amount <= limit
+                    elif name == "add_members":
+                        key, new, limit = args
+                        held = await store.amembers(key)
+                        result = _dry_members(held, new, limit)
+                    elif name in _WRITES:
+                        result = None
+                    else:
+                        result = await getattr(store, "a" + name)(*args, **kwargs)
+                except Exception as exc:
+                    return _store_failed(flow, name, exc)
+                op = flow.send(result)
+        except StopIteration as stop:
+            return stop.value
+
+
+_READ = object()
+_WRITES = frozenset({"remove_members", "put", "delete"})
+
+
+def _dry(
+    name: str,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    total: Callable[..., float],
+    members: Callable[[str], frozenset[str]],
+) -> Any:
+    """What a write op would answer, computed from reads; ``_READ`` for a read op."""
+    if name == "charge":
+        key, amount, limit = args
+        return amount <= 0 or total(key, **kwargs) + amount <= limit
+    if name == "add_members":
+        key, new, limit = args
+        return _dry_members(members(key), new, limit)
+    if name in _WRITES:
+        return None
+    return _READ
+
+
+def _dry_members(
+    held: frozenset[str], new: Iterable[str], limit: float | None
+) -> tuple[str, ...] | None:
+    added = tuple(sorted(set(new) - held))
+    if limit is not None and len(held) + len(added) > limit:
+        return None
+    return added
 
 
 _HeldCharge = tuple[float, float | None, float]

@@ -1,8 +1,10 @@
 """Policies: rules (allow / ask / deny with argument scopes), budgets, rates and data flows."""
 
 from ._budgets import Budget, Measure, rate
+from ._explain import Explanation, Step
 from ._flows import DataFlow
 from ._policy import DEFAULT_DENY, MALFORMED, Policy
+from ._roles import Role
 from ._rules import Rule, RuleEffect, allow, ask, deny
 from ._toolcheck import PolicyToolError, PolicyToolWarning, ToolProblem, ToolShape
 
@@ -11,12 +13,15 @@ __all__ = [
     "MALFORMED",
     "Budget",
     "DataFlow",
+    "Explanation",
     "Measure",
     "Policy",
     "PolicyToolError",
     "PolicyToolWarning",
     "Rule",
     "RuleEffect",
+    "Role",
+    "Step",
     "ToolProblem",
     "ToolShape",
     "allow",

@@ -1,5 +1,9 @@
 """Policy files: the same policy as the Python API, written in YAML.
 
+Why this file is long: it is the whole strict reader (YAML without duplicate keys or alias
+bombs) and the validator of every part of a file, each error naming where it is; the
+sections beside rules, budgets and flows live in ``_sections.py``.
+
 .. code-block:: yaml
 
     name: support-bot
@@ -41,6 +45,13 @@ modules they name (what ``guardrails-plugin lint`` does unless given ``--import`
 an untrusted file runs none of its code): their shape is checked and they print as written,
 but they hold no function, and a policy built that way denies every call they guard.
 
+``extends:`` names parent files (relative to the file) or inline policies; a file reached
+twice (a diamond) is read once, and files extending each other in a cycle are an error
+naming the cycle. ``lists:`` holds named values that rules refer to as ``{list: name}``
+(recorded on the rule, so it prints back as written). ``imports:`` names modules imported
+before the rules are built (custom scope kinds); with ``imports=False`` a scope of a kind
+they would register is kept as written and denies what it guards. ``not:`` wraps a scope.
+
 This module builds the parts of a policy; :class:`Policy` (``_policy.py``) puts them together,
 so the two modules import in one direction only.
 """
@@ -49,27 +60,51 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import os
 import reprlib
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 import yaml
 
 from .._errors import PolicyError, PolicyFileError, ScopeError, ScopeViolation
 from .._events import ToolCall
-from ..scopes import Scope, scope_from_spec
+from ..scopes import SCOPE_KINDS, Not, Scope, scope_from_spec
 from ._budgets import Budget, Measure
 from ._flows import DataFlow
+from ._roles import Role
 from ._rules import Condition, Rule, RuleEffect
+from ._sections import has_ref, imports_of, lists_of, resolve, roles_of
 
 ALIAS_RATIO = 10
 """How many times its own node count a document may grow to once its aliases are expanded."""
 ALIAS_ALLOWANCE = 10_000
 """Nodes of alias expansion every document may have whatever its size."""
 
-_TOP_KEYS = {"name", "version", "rules", "budgets", "flows"}
-_RULE_KEYS = {"id", "allow", "ask", "deny", "agents", "args", "reason", "when"}
+_TOP_KEYS = {
+    "name",
+    "version",
+    "rules",
+    "budgets",
+    "flows",
+    "imports",
+    "extends",
+    "lists",
+    "roles",
+}
+_RULE_KEYS = {
+    "id",
+    "allow",
+    "ask",
+    "deny",
+    "agents",
+    "roles",
+    "args",
+    "reason",
+    "when",
+    "widen",
+}
 _BUDGET_KEYS = {
     "id",
     "calls",
@@ -99,6 +134,11 @@ class PolicyParts:
     flows: list[DataFlow]
     name: str
     version: str
+    roles: tuple[Role, ...] = ()
+    lists: Mapping[str, Any] = field(default_factory=dict)
+    imports: tuple[str, ...] = ()
+    extends: tuple[tuple[str, PolicyParts], ...] = ()
+    """The parent layers: where each was read from, and what it says."""
 
 
 _BaseLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -276,20 +316,57 @@ def _children(node: yaml.Node) -> list[yaml.Node]:
 
 
 def parts_from_file(path: str, *, imports: bool = True) -> PolicyParts:
-    """The parts of the policy in the YAML file at ``path``."""
+    """The parts of the policy in the YAML file at ``path`` (and of the files it extends)."""
     with collector_paused():
-        return parts_from_data(read_yaml(path), source=path, imports=imports)
+        return _parts_of_file(path, imports, (), {}, top=True)
+
+
+def _parts_of_file(
+    path: str,
+    imports: bool,
+    stack: tuple[str, ...],
+    cache: dict[str, PolicyParts],
+    *,
+    top: bool = False,
+) -> PolicyParts:
+    real = os.path.realpath(path)
+    if real in stack:
+        loop = [*stack[stack.index(real) :], real]
+        raise PolicyFileError(
+            path, "extends", "files extend each other in a cycle: " + " -> ".join(loop)
+        )
+    found = cache.get(real)
+    if found is None:
+        name = "policy" if top else None  # a parent file is named after itself by default
+        found = _parts(read_yaml(path), path, imports, (*stack, real), cache, default_name=name)
+        cache[real] = found
+    return found
 
 
 def parts_from_data(data: Any, *, source: str = "<dict>", imports: bool = True) -> PolicyParts:
     """The parts of the policy in plain data (the policy-file shape)."""
+    return _parts(data, source, imports, (), {}, default_name="policy")
+
+
+def _parts(
+    data: Any,
+    source: str,
+    imports: bool,
+    stack: tuple[str, ...],
+    cache: dict[str, PolicyParts],
+    *,
+    default_name: str | None,
+) -> PolicyParts:
     if not isinstance(data, Mapping):
         raise PolicyFileError(
             source, "top level", f"expected a mapping with 'rules', found {_kind(data)}"
         )
     _keys(source, "top level", data, _TOP_KEYS)
+    modules = imports_of(source, data.get("imports"), imports)
+    lists = lists_of(source, data.get("lists"))
+    unimported = bool(modules) and not imports
     rules = [
-        _rule(source, i, r, imports)
+        _rule(source, i, r, imports, lists, unimported)
         for i, r in enumerate(_list(source, "rules", data.get("rules", [])))
     ]
     budgets = [
@@ -299,22 +376,70 @@ def parts_from_data(data: Any, *, source: str = "<dict>", imports: bool = True) 
     flows = [
         _flow(source, i, f) for i, f in enumerate(_list(source, "flows", data.get("flows", [])))
     ]
+    if default_name is None:  # a file: named after itself unless it says otherwise
+        default_name = os.path.basename(source)
     return PolicyParts(
         rules=rules,
         budgets=budgets,
         flows=flows,
-        name=_text(source, "name", data.get("name", "policy")),
+        name=_text(source, "name", data.get("name", default_name)),
         version=_text(source, "version", data.get("version", "1")),
+        roles=roles_of(source, data.get("roles")),
+        lists=lists,
+        imports=modules,
+        extends=_extends(source, data.get("extends"), imports, stack, cache),
     )
 
 
-def _rule(source: str, i: int, data: Any, imports: bool) -> Rule:
+def _extends(
+    source: str,
+    value: Any,
+    imports: bool,
+    stack: tuple[str, ...],
+    cache: dict[str, PolicyParts],
+) -> tuple[tuple[str, PolicyParts], ...]:
+    """The parent layers ``extends:`` names: file paths (relative to ``source``'s folder) or
+    inline policies (as ``to_dict`` prints them)."""
+    if value is None:
+        return ()
+    if isinstance(value, (str, Mapping)):
+        value = [value]
+    out: list[tuple[str, PolicyParts]] = []
+    base = os.path.dirname(source) if not source.startswith("<") else ""
+    for i, entry in enumerate(_list(source, "extends", value)):
+        where = f"extends[{i}]"
+        if isinstance(entry, str) and entry:
+            path = os.path.join(base, entry)
+            if not os.path.isfile(path):
+                raise PolicyFileError(source, where, f"no policy file at {path!r}")
+            out.append((path, _parts_of_file(path, imports, stack, cache)))
+        elif isinstance(entry, Mapping):
+            inner = f"{source} {where}"
+            out.append((inner, _parts(entry, inner, imports, stack, cache, default_name="policy")))
+        else:
+            raise PolicyFileError(
+                source, where, f"expected a file path or a policy mapping, found {_kind(entry)}"
+            )
+    return tuple(out)
+
+
+def _rule(
+    source: str,
+    i: int,
+    data: Any,
+    imports: bool,
+    lists: Mapping[str, Any] | None = None,
+    unimported: bool = False,
+) -> Rule:
     where = f"rules[{i}]"
     if not isinstance(data, Mapping):
         raise PolicyFileError(source, where, f"expected a mapping, found {_kind(data)}")
     if "id" in data:
         where += f" (id {reprlib.repr(data['id'])})"
     _keys(source, where, data, _RULE_KEYS)
+    refs: list[tuple[tuple[str, ...], str]] = []
+    if lists is not None and has_ref(data):
+        data = resolve(source, where, data, lists, (), refs)
     effects = [e for e in ("allow", "ask", "deny") if e in data]
     if len(effects) != 1:
         raise PolicyFileError(
@@ -327,7 +452,8 @@ def _rule(source: str, i: int, data: Any, imports: bool) -> Rule:
             source, where, f"'args' must map argument names to scopes, found {_kind(args)}"
         )
     scopes = {
-        name: _scope(source, f"{where}: args.{name}", spec, imports) for name, spec in args.items()
+        name: _scope(source, f"{where}: args.{name}", spec, imports, unimported)
+        for name, spec in args.items()
     }
     when = data.get("when")
     condition = None
@@ -343,6 +469,13 @@ def _rule(source: str, i: int, data: Any, imports: bool) -> Rule:
             raise PolicyFileError(source, f"{where}: when", str(exc)) from exc
     rule_id = _text(source, where + ": id", data.get("id") or "")
     reason = _text(source, where + ": reason", data.get("reason") or "")
+    widen = data.get("widen", False)
+    if not isinstance(widen, bool):
+        raise PolicyFileError(
+            source, f"{where}: widen", f"expected true or false, found {_kind(widen)}"
+        )
+    if widen and effect == "deny":
+        raise PolicyFileError(source, f"{where}: widen", "a deny rule cannot widen anything")
     try:
         return Rule(
             effect=RuleEffect(effect),
@@ -352,12 +485,15 @@ def _rule(source: str, i: int, data: Any, imports: bool) -> Rule:
             when=condition,
             id=rule_id,
             reason=reason,
+            roles=data.get("roles") or (),
+            widen=widen,
+            refs=tuple(refs),
         )
     except (PolicyError, TypeError) as exc:
         raise PolicyFileError(source, where, str(exc)) from exc
 
 
-def _scope(source: str, where: str, spec: Any, imports: bool) -> Scope:
+def _scope(source: str, where: str, spec: Any, imports: bool, unimported: bool = False) -> Scope:
     if not isinstance(spec, Mapping) or len(spec) != 1:
         raise PolicyFileError(
             source,
@@ -372,8 +508,12 @@ def _scope(source: str, where: str, spec: Any, imports: bool) -> Scope:
             source, where, f"settings of scope {kind!r} must be a mapping, found {_kind(settings)}"
         )
     try:
+        if kind == "not":
+            return Not(_scope(source, f"{where}.not", settings, imports, unimported))
         if kind == "predicate" and not imports:
             return _UnimportedPredicate(**dict(settings))
+        if unimported and kind not in SCOPE_KINDS:
+            return _UnimportedScope(str(kind), settings)
         return scope_from_spec(str(kind), settings)
     except ScopeError as exc:
         raise PolicyFileError(source, where, str(exc)) from exc
@@ -432,6 +572,29 @@ class _UnimportedPredicate(Scope):
 
 # Set after the class is made, so it is not registered as the "predicate" kind.
 _UnimportedPredicate.kind = "predicate"
+
+
+class _UnimportedScope(Scope):
+    """A scope of a kind the file's ``imports:`` would register, read without importing:
+    prints as written, and no value is inside it (unreadable, so every rule fails closed)."""
+
+    def __init__(self, kind: str, settings: Mapping[str, Any]) -> None:
+        self._kind = kind
+        self._settings = dict(settings)
+        # the instance's kind, so it prints as written (the class registers no kind)
+        object.__setattr__(self, "kind", kind)
+
+    def check(self, value: object) -> None:
+        raise ScopeViolation(
+            f"scope kind {self._kind!r} was not imported (policy read without imports)",
+            unreadable=True,
+        )
+
+    def spec(self) -> dict[str, Any]:
+        return dict(self._settings)
+
+    def within(self, other: Scope) -> bool:
+        return False
 
 
 def _budget(source: str, i: int, data: Any) -> Budget:

@@ -102,8 +102,9 @@ class _DenyIndex:
 
     @staticmethod
     def _keeps(rule: Rule) -> bool:
-        """Whether the index holds ``rule``: here, the unconditional denies."""
-        return rule.effect is RuleEffect.DENY and rule.unconditional
+        """Whether the index holds ``rule``: here, the unconditional denies (not a role's:
+        a role binds some agents only)."""
+        return rule.effect is RuleEffect.DENY and rule.unconditional and not rule.roles
 
     @staticmethod
     def _also(candidate: Rule, rule: Rule) -> bool:

@@ -1,8 +1,13 @@
-"""A policy: rules, budgets and data flows, validated and compiled when it is built."""
+"""A policy: rules, budgets and data flows, validated and compiled when it is built.
+
+Why this file is long: it holds both ways of deciding, the flat one every single-file policy
+takes (the hot path, kept as it was) and the layered one, each with its explain hooks, so the
+precedence they share sits in one place (``_conclude``).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,10 +15,12 @@ from .._decision import Decision, Effect
 from .._errors import PolicyError, PolicyFileError
 from .._events import ToolCall
 from ._budgets import Budget
+from ._explain import Trace
 from ._files import PolicyParts, parts_from_data, parts_from_file
 from ._flows import DataFlow
 from ._lint import lint
 from ._patterns import NameSet
+from ._roles import Role, members, role_table
 from ._rules import Outcome, Rule, RuleEffect
 from ._toolcheck import ToolProblem, check_tools
 
@@ -52,6 +59,23 @@ class Policy:
     Tools no rule names are denied. A matching ``deny`` beats everything, ``ask`` beats
     ``allow``. Rules are compiled into a per-(agent, tool) index, so a decision looks at the
     few rules about that tool only.
+
+    ``roles`` (:class:`Role`) name groups of agents that rules and grants can be given to
+    (``allow(..., roles="analyst")``); ``lists`` are named values a policy file refers to
+    as ``{list: name}``; ``imports`` name modules that register custom scope kinds.
+
+    ``extends`` makes this policy a *layer* below other policies (an organisation's, then a
+    team's, then this agent's). Ancestors come first, each once (a diamond is one layer), and
+    the first is the root. Precedence:
+
+    1. a matching ``deny`` in any layer denies (and so do data-flow gates, and any rule that
+       cannot be evaluated);
+    2. the root must permit the call, and so must every other layer that has allow or ask
+       rules about the tool for the agent: a lower layer narrows, never widens (a layer
+       silent about a tool leaves it to the others);
+    3. an allow or ask rule with ``widen=True`` that matches stands in for the layers above
+       its own (lint warns about each one); a run-time grant stands in for every layer;
+    4. among permitted calls, an ``ask`` anywhere beats ``allow``.
     """
 
     def __init__(
@@ -62,12 +86,20 @@ class Policy:
         flows: Iterable[DataFlow] = (),
         name: str = "policy",
         version: str = "1",
+        roles: Iterable[Role] = (),
+        lists: Mapping[str, Any] | None = None,
+        imports: Iterable[str] = (),
+        extends: Iterable[Policy] = (),
     ) -> None:
         self.name = name
         self.version = str(version)
         self.rules: tuple[Rule, ...] = tuple(rules)
         self.budgets: tuple[Budget, ...] = tuple(budgets)
         self.flows: tuple[DataFlow, ...] = tuple(flows)
+        self.roles: tuple[Role, ...] = tuple(roles)
+        self.lists: dict[str, Any] = dict(lists or {})
+        self.imports: tuple[str, ...] = tuple(imports)
+        self.extends: tuple[Policy, ...] = tuple(extends)
         for i, r in enumerate(self.rules):
             if not isinstance(r, Rule):
                 raise PolicyError(
@@ -79,15 +111,78 @@ class Policy:
         for i, f in enumerate(self.flows):
             if not isinstance(f, DataFlow):
                 raise PolicyError(f"flows[{i}] must be a DataFlow, found {f!r}")
+        for i, role in enumerate(self.roles):
+            if not isinstance(role, Role):
+                raise PolicyError(f"roles[{i}] must be a Role, found {role!r}")
+        for i, parent in enumerate(self.extends):
+            if not isinstance(parent, Policy):
+                raise PolicyError(f"extends[{i}] must be a Policy, found {parent!r}")
         _unique("rule", [r.id for r in self.rules] + [f.id for f in self.flows])
         _unique("budget", [b.id for b in self.budgets])
-        self._all_rules = self.rules + tuple(f.rule() for f in self.flows)
-        self._sources = NameSet([s for f in self.flows for s in f.sources] or ["\0none"])
-        self._result_budgets = tuple(b for b in self.budgets if b.of == "results")
-        self._model_budgets = tuple(b for b in self.budgets if b.of == "model")
+        _unique("role", [role.name for role in self.roles])
+        self._layers: tuple[Policy, ...] = _linearize(self)
+        self._layered = len(self._layers) > 1
+        ancestors = self._layers[:-1]
+        self._role_table = role_table([*(p.roles for p in ancestors), self.roles])
+        try:
+            self._members = members(self._role_table)
+        except PolicyError as exc:
+            raise PolicyError(f"policy {self.name!r}: {exc}") from None
+        own = [self._bind(r) for r in self.rules + tuple(f.rule() for f in self.flows)]
+        self._own_rules: tuple[Rule, ...] = tuple(own)
+        if ancestors:
+            self._all_rules = tuple(r for p in self._layers for r in p._own_rules)
+            self._all_budgets = tuple(b for p in self._layers for b in p.budgets)
+            all_flows = [f for p in self._layers for f in p.flows]
+            # rules may share an id across layers (explain names the layer); budgets may
+            # not: a budget's id is its counter's key in the store
+            _unique("budget", [b.id for b in self._all_budgets], across_layers=True)
+        else:
+            self._all_rules = self._own_rules
+            self._all_budgets = self.budgets
+            all_flows = list(self.flows)
+        self._sources = NameSet([s for f in all_flows for s in f.sources] or ["\0none"])
+        self._result_budgets = tuple(b for b in self._all_budgets if b.of == "results")
+        self._model_budgets = tuple(b for b in self._all_budgets if b.of == "model")
         self._buckets: dict[tuple[str, str], _Bucket] = {}
+        self._layer_buckets: dict[tuple[int, str, str], _Bucket] = {}
+
+    def bind(self, rule: Rule) -> Rule:
+        """``rule`` with its roles bound to their agents (as this policy's own rules are);
+        ``PolicyError`` when it names a role no layer defines. Run-time grants given to a
+        role are bound this way."""
+        return self._bind(rule)
+
+    def _bind(self, rule: Rule) -> Rule:
+        """``rule`` with its roles bound to their members in this layer's view of the roles."""
+        if not rule.roles:
+            return rule
+        unknown = [r for r in rule.roles if r not in self._members]
+        if unknown:
+            raise PolicyError(
+                f"rule {rule.id!r} names role {unknown[0]!r}, which no layer defines"
+                f" (roles: {sorted(self._members) or 'none'})"
+            )
+        agents: tuple[str, ...] = ()
+        for role in rule.roles:
+            agents += tuple(a for a in self._members[role] if a not in agents)
+        return rule.with_members(agents)
 
     # -- compiled lookups -----------------------------------------------------------------
+
+    @property
+    def layers(self) -> tuple[Policy, ...]:
+        """The layers this policy decides with, root first, this policy last."""
+        return self._layers
+
+    @property
+    def compiled_rules(self) -> tuple[Rule, ...]:
+        """Every rule of every layer (flows as their gate rules), roles bound to agents."""
+        return self._all_rules
+
+    def roles_of(self, agent: str) -> tuple[str, ...]:
+        """The roles ``agent`` holds, directly or through inheritance, in this layer's view."""
+        return tuple(name for name, who in self._members.items() if NameSet(who).matches(agent))
 
     def bucket(self, agent: str, tool: str) -> _Bucket:
         """The rules about calls of ``tool`` by ``agent``, in policy order (computed once per pair,
@@ -95,17 +190,20 @@ class Policy:
         key = (agent, tool)
         found = self._buckets.get(key)
         if found is None:
-            rules = [r for r in self._all_rules if r.about(agent, tool)]
-            found = _Bucket(
-                denies=tuple(r for r in rules if r.effect is RuleEffect.DENY),
-                asks=tuple(r for r in rules if r.effect is RuleEffect.ASK),
-                allows=tuple(r for r in rules if r.effect is RuleEffect.ALLOW),
-                budgets=tuple(b for b in self.budgets if b.applies(agent, tool)),
-                needs_taint=any(r.tainted_by for r in rules),
-            )
+            found = _make_bucket(self._all_rules, self._all_budgets, agent, tool)
             if len(self._buckets) >= _CACHE_LIMIT:
                 self._buckets.clear()
             self._buckets[key] = found
+        return found
+
+    def _layer_bucket(self, i: int, agent: str, tool: str) -> _Bucket:
+        key = (i, agent, tool)
+        found = self._layer_buckets.get(key)
+        if found is None:
+            found = _make_bucket(self._layers[i]._own_rules, (), agent, tool)
+            if len(self._layer_buckets) >= _CACHE_LIMIT:
+                self._layer_buckets.clear()
+            self._layer_buckets[key] = found
         return found
 
     def is_source(self, tool: str) -> bool:
@@ -126,9 +224,14 @@ class Policy:
         b = self.bucket(agent, tool)
         if any(r.unconditional for r in b.denies):
             return False
-        return any(r.permits for r in (*b.asks, *b.allows)) or any(
-            r.about(agent, tool) for r in extra
-        )
+        if any(r.about(agent, tool) for r in extra):
+            return True
+        if len(self._layers) > 1:  # the root, or a widening rule, must permit it
+            root = self._layer_bucket(0, agent, tool)
+            return any(r.permits for r in (*root.asks, *root.allows)) or any(
+                r.widen and r.permits for r in (*b.asks, *b.allows)
+            )
+        return any(r.permits for r in (*b.asks, *b.allows))
 
     # -- deciding -------------------------------------------------------------------------
 
@@ -137,24 +240,38 @@ class Policy:
         call: ToolCall,
         tainted: frozenset[str] = frozenset(),
         extra: Sequence[Rule] = (),
+        trace: Trace | None = None,
     ) -> Decision:
         """Decide ``call`` on the rules alone (no budgets, no store): pure and fast.
 
         ``tainted`` holds the sources whose content entered the run; ``extra`` holds rules
-        from run-time grants for this agent.
+        from run-time grants for this agent. ``trace`` (see ``_explain.py``) collects every
+        rule looked at and what it said; ``None`` costs nothing.
         """
         if not call.readable:
             problem = call.problem or (
                 f"expected an object of named arguments, found {type(call.raw_args).__name__} "
                 f"{call.raw_args!r:.200}"
             )
+            if trace is not None:
+                trace.add("call", call.tool, "unreadable", problem)
             return _deny(call, MALFORMED, f"cannot read the arguments of {call.tool!r}: {problem}")
+        if self._layered:
+            return self._evaluate_layers(call, tainted, extra, trace)
         b = self.bucket(call.agent, call.tool)
+        if trace is not None and not (b.denies or b.asks or b.allows or extra):
+            trace.add("call", call.tool, "no rule names it", f"for agent {call.agent!r}")
         for r in b.denies:
             res = r.evaluate(call, tainted)
-            if res.outcome is Outcome.MATCH:
-                return _deny(call, r.id, _text(r, call) or f"forbidden by rule {r.id!r}")
-            if res.outcome is Outcome.ERROR:
+            if trace is not None:
+                trace.rule(r, res)
+            if res.outcome is not Outcome.MISS:
+                if trace is not None:
+                    grants = [g for g in extra if g.about(call.agent, call.tool)]
+                    later = b.denies[b.denies.index(r) + 1 :]
+                    trace.unreached((*later, *b.asks, *b.allows, *grants), r.id)
+                if res.outcome is Outcome.MATCH:
+                    return _deny(call, r.id, _text(r, call) or f"forbidden by rule {r.id!r}")
                 return _deny(call, r.id, f"fail closed: {res.reason}")
         asks = b.asks
         allows = b.allows
@@ -167,49 +284,147 @@ class Policy:
         misses: list[str] = []
         for r in asks:
             res = r.evaluate(call, tainted)
+            if trace is not None:
+                trace.rule(r, res)
             if res.outcome is Outcome.MATCH:
                 escalate = escalate or r
                 if r.permits:
                     permit = permit or r
             elif res.outcome is Outcome.ERROR:
+                if trace is not None:
+                    trace.unreached((*asks[asks.index(r) + 1 :], *allows), r.id)
                 return _deny(call, r.id, f"fail closed: {res.reason}")
             elif r.permits:
                 misses.append(res.reason)
         if permit is None:
             for r in allows:
                 res = r.evaluate(call, tainted)
+                if trace is not None:
+                    trace.rule(r, res)
                 if res.outcome is Outcome.MATCH:
                     permit = r
+                    if trace is not None:
+                        trace.unreached(allows[allows.index(r) + 1 :], r.id)
                     break
                 misses.append(res.reason)
-        if permit is None:
-            if misses:
-                # the reasons the closest rules gave, without their names: the denial names
-                # one rule, the default deny (``explain`` lists every rule considered)
-                why = "; ".join(dict.fromkeys(misses))
-                return _deny(call, DEFAULT_DENY, why)
-            return _deny(
-                call,
-                DEFAULT_DENY,
-                f"no rule allows tool {call.tool!r} for agent {call.agent!r}",
-            )
-        if escalate is not None:
-            return Decision(
-                Effect.ASK,
-                escalate.id,
-                _text(escalate, call) or f"rule {escalate.id!r} requires a person's approval",
-                tool=call.tool,
-                agent=call.agent,
-                kind=_kind(escalate),
-            )
-        return Decision(
-            Effect.ALLOW,
-            permit.id,
-            _text(permit, call) or f"within rule {permit.id!r}",
-            tool=call.tool,
-            agent=call.agent,
-            kind=_kind(permit),
-        )
+        elif trace is not None:
+            for r in allows:
+                trace.overridden(r, permit.id, "an ask rule matched first; ask beats allow")
+        return _conclude(call, permit, escalate, misses, trace)
+
+    def _evaluate_layers(
+        self,
+        call: ToolCall,
+        tainted: frozenset[str],
+        extra: Sequence[Rule],
+        trace: Trace | None,
+    ) -> Decision:
+        """:meth:`evaluate` for a layered policy (the precedence in the class docstring)."""
+        agent, tool = call.agent, call.tool
+        layers = self._layers
+        buckets = [self._layer_bucket(i, agent, tool) for i in range(len(layers))]
+        for i, b in enumerate(buckets):
+            for r in b.denies:
+                res = r.evaluate(call, tainted)
+                if trace is not None:
+                    trace.rule(r, res, layers[i].name)
+                if res.outcome is not Outcome.MISS:
+                    if trace is not None:
+                        self._unreached(trace, buckets, extra, call, r.id)
+                    if res.outcome is Outcome.MATCH:
+                        return _deny(call, r.id, _text(r, call) or f"forbidden by rule {r.id!r}")
+                    return _deny(call, r.id, f"fail closed: {res.reason}")
+        escalate: Rule | None = None
+        widened = -1
+        all_misses: list[str] = []
+        matched: list[Rule | None] = []
+        for i, b in enumerate(buckets):
+            name = layers[i].name
+            found: Rule | None = None
+            misses: list[str] = []
+            for r in b.asks:
+                res = r.evaluate(call, tainted)
+                if trace is not None:
+                    trace.rule(r, res, name)
+                if res.outcome is Outcome.MATCH:
+                    escalate = escalate or r
+                    if r.permits:
+                        found = found or r
+                elif res.outcome is Outcome.ERROR:
+                    if trace is not None:
+                        self._unreached(trace, buckets, extra, call, r.id)
+                    return _deny(call, r.id, f"fail closed: {res.reason}")
+                elif r.permits:
+                    misses.append(res.reason)
+            for r in b.allows:
+                if found is not None:
+                    if trace is not None:
+                        trace.unreached((r,), found.id, name)
+                    continue
+                res = r.evaluate(call, tainted)
+                if trace is not None:
+                    trace.rule(r, res, name)
+                if res.outcome is Outcome.MATCH:
+                    found = r
+                else:
+                    misses.append(res.reason)
+            matched.append(found)
+            all_misses += misses
+            if found is not None and found.widen:
+                widened = i
+        grants = [r for r in extra if r.about(agent, tool)]
+        granted: Rule | None = None
+        for r in grants:
+            res = r.evaluate(call, tainted)
+            if trace is not None:
+                trace.rule(r, res)
+            if res.outcome is Outcome.MATCH:
+                granted = granted or r
+                if r.effect is RuleEffect.ASK:
+                    escalate = escalate or r
+        speaks = [
+            i == 0 or any(r.permits for r in (*b.asks, *b.allows)) for i, b in enumerate(buckets)
+        ]
+        blocked = [
+            i
+            for i in range(len(buckets))
+            if speaks[i] and matched[i] is None and i > widened and granted is None
+        ]
+        if trace is not None:
+            for i, found in enumerate(matched):
+                if found is not None:
+                    said = "permits"
+                elif not speaks[i]:
+                    said = "is silent"
+                else:
+                    said = "refuses" if i in blocked else "is stood in for"
+                detail = _layer_detail(
+                    found, bool(buckets[i].asks or buckets[i].allows), i, widened
+                )
+                trace.add("layer", layers[i].name, said, detail)
+        if blocked:
+            first = layers[blocked[0]].name
+            detail = "; ".join(all_misses) or f"no rule allows tool {tool!r} for agent {agent!r}"
+            return _deny(call, DEFAULT_DENY, f"layer {first!r} does not permit it: {detail}")
+        permit = next((r for r in reversed(matched) if r is not None), granted)
+        return _conclude(call, permit, escalate, all_misses, trace)
+
+    def _unreached(
+        self,
+        trace: Trace,
+        buckets: Sequence[_Bucket],
+        extra: Sequence[Rule],
+        call: ToolCall,
+        by: str,
+    ) -> None:
+        """Name, as not reached, every rule about ``call`` the trace has not seen yet."""
+        seen = {(s.layer, s.name) for s in trace.steps}
+        for i, b in enumerate(buckets):
+            name = self._layers[i].name
+            rest = [r for r in (*b.denies, *b.asks, *b.allows) if (name, r.id) not in seen]
+            trace.unreached(rest, by, name)
+        grants = [r for r in extra if r.about(call.agent, call.tool)]
+        trace.unreached([r for r in grants if ("", r.id) not in seen], by)
 
     # -- plain data -----------------------------------------------------------------------
 
@@ -228,8 +443,18 @@ class Policy:
         return found
 
     def to_dict(self) -> dict[str, Any]:
-        """The compiled policy as plain data in the policy-file shape (what ``lint`` prints)."""
+        """The compiled policy as plain data in the policy-file shape (what ``lint`` prints).
+
+        A layered policy prints its ``extends`` inline, each parent as its own plain data."""
         data: dict[str, Any] = {"name": self.name, "version": self.version}
+        if self.imports:
+            data["imports"] = list(self.imports)
+        if self.extends:
+            data["extends"] = [p.to_dict() for p in self.extends]
+        if self.lists:
+            data["lists"] = dict(self.lists)
+        if self.roles:
+            data["roles"] = {role.name: role.to_dict() for role in self.roles}
         data["rules"] = [r.to_dict() for r in self.rules]
         if self.budgets:
             data["budgets"] = [b.to_dict() for b in self.budgets]
@@ -249,11 +474,13 @@ class Policy:
     @classmethod
     def from_yaml(cls, path: str, *, imports: bool = True) -> Policy:
         """Load and validate a YAML policy file (UTF-8, no key twice in a mapping, aliases
-        within limits); ``imports`` as in :meth:`from_dict`."""
+        within limits); ``imports`` as in :meth:`from_dict`. ``extends:`` paths are read
+        relative to the file that names them."""
         return cls._assemble(parts_from_file(path, imports=imports), path)
 
     @classmethod
     def _assemble(cls, parts: PolicyParts, source: str) -> Policy:
+        parents = [cls._assemble(p, s) for s, p in parts.extends]
         try:
             return cls(
                 parts.rules,
@@ -261,32 +488,134 @@ class Policy:
                 flows=parts.flows,
                 name=parts.name,
                 version=parts.version,
+                roles=parts.roles,
+                lists=parts.lists,
+                imports=parts.imports,
+                extends=parents,
             )
         except PolicyError as exc:
             raise PolicyFileError(source, "policy", str(exc)) from exc
 
     def lint(self) -> list[str]:
         """Warnings about a policy that is valid but probably not what was meant (rules an
-        outright deny makes useless, budgets of 0); linear in the rules (see ``_lint.py``)."""
-        return lint(self.rules, self.budgets)
+        outright deny makes useless, budgets of 0, rules that widen a layer above, lists
+        nothing refers to); linear in the rules (see ``_lint.py``)."""
+        warnings = lint(self._all_rules, self._all_budgets)
+        root = self._layers[0]
+        for r in self._all_rules:
+            if r.widen and r.effect is not RuleEffect.DENY:
+                if len(self._layers) > 1 and r not in root._own_rules:
+                    warnings.append(
+                        f"rule {r.id!r} has widen: true: it permits what the layers above "
+                        "it do not; make sure that is meant"
+                    )
+                else:
+                    warnings.append(f"rule {r.id!r} has widen: true in the root layer: no effect")
+        used = {name for p in self._layers for r in p.rules for _, name in r.refs}
+        for name in self.lists:
+            if name not in used:
+                warnings.append(f"list {name!r} is defined but no rule refers to it")
+        return warnings
 
     def check_tools(self, tools: Iterable[Any], *, agent: str | None = None) -> list[ToolProblem]:
         """Where the policy does not fit ``tools`` (LangChain tools, or anything with
         ``name`` and ``args``): rules naming no bound tool, tools no rule speaks about,
         scoped arguments a tool does not take, scopes that cannot read an argument's type
         (see ``_toolcheck.py``). With ``agent``, only the rules for that agent count."""
-        return check_tools(self.rules, tools, agent=agent)
+        return check_tools(tuple(r for p in self._layers for r in p.rules), tools, agent=agent)
 
     def __repr__(self) -> str:
+        layered = f", layers={len(self._layers)}" if len(self._layers) > 1 else ""
         return (
             f"Policy(name={self.name!r}, rules={len(self.rules)}, budgets={len(self.budgets)}, "
-            f"flows={len(self.flows)})"
+            f"flows={len(self.flows)}{layered})"
         )
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Policy) and self.to_dict() == other.to_dict()
 
     __hash__ = None  # type: ignore[assignment]
+
+
+def _make_bucket(
+    rules: Sequence[Rule], budgets: Sequence[Budget], agent: str, tool: str
+) -> _Bucket:
+    about = [r for r in rules if r.about(agent, tool)]
+    return _Bucket(
+        denies=tuple(r for r in about if r.effect is RuleEffect.DENY),
+        asks=tuple(r for r in about if r.effect is RuleEffect.ASK),
+        allows=tuple(r for r in about if r.effect is RuleEffect.ALLOW),
+        budgets=tuple(b for b in budgets if b.applies(agent, tool)),
+        needs_taint=any(r.tainted_by for r in about),
+    )
+
+
+def _linearize(policy: Policy) -> tuple[Policy, ...]:
+    """``policy``'s layers, ancestors first, each once: a layer is known by its digest, so a
+    diamond (two parents extending one grandparent) keeps one copy of the grandparent."""
+    if not policy.extends:
+        return (policy,)
+    out: list[Policy] = []
+    seen: set[str] = set()
+    for parent in policy.extends:
+        for layer in parent._layers:
+            key = layer.digest
+            if key not in seen:
+                seen.add(key)
+                out.append(layer)
+    out.append(policy)
+    return tuple(out)
+
+
+def _layer_detail(found: Rule | None, speaks: bool, i: int, widened: int) -> str:
+    if found is not None:
+        return f"rule {found.id!r} matched" + (" (widen: true)" if found.widen else "")
+    if i <= widened:
+        return "a matching widen: true rule below stands in for it"
+    if not speaks and i == 0:
+        return "the root decides every tool, and no rule of it allows this one"
+    if not speaks:
+        return "no allow or ask rule about this tool for this agent"
+    return "none of its allow or ask rules matched"
+
+
+def _conclude(
+    call: ToolCall,
+    permit: Rule | None,
+    escalate: Rule | None,
+    misses: list[str],
+    trace: Trace | None,
+) -> Decision:
+    """The decision once the rules have spoken (shared by flat and layered evaluation)."""
+    if permit is None:
+        if misses:
+            # the reasons the closest rules gave, without their names: the denial names
+            # one rule, the default deny (``explain`` lists every rule considered)
+            return _deny(call, DEFAULT_DENY, "; ".join(dict.fromkeys(misses)))
+        return _deny(
+            call,
+            DEFAULT_DENY,
+            f"no rule allows tool {call.tool!r} for agent {call.agent!r}",
+        )
+    if escalate is not None:
+        if trace is not None and escalate is not permit:
+            trace.overridden(permit, escalate.id, "ask beats allow")
+        return Decision(
+            Effect.ASK,
+            escalate.id,
+            _text(escalate, call) or f"rule {escalate.id!r} requires a person's approval",
+            tool=call.tool,
+            agent=call.agent,
+            kind=_kind(escalate),
+        )
+    return Decision(
+        Effect.ALLOW,
+        permit.id,
+        _text(permit, call) or f"within rule {permit.id!r}",
+        tool=call.tool,
+        agent=call.agent,
+        kind=_kind(permit),
+    )
 
 
 def _deny(call: ToolCall, rule: str, reason: str) -> Decision:
@@ -302,11 +631,14 @@ def _text(rule: Rule, call: ToolCall) -> str:
     return rule.reason.replace("{tool}", call.tool) if rule.reason else ""
 
 
-def _unique(what: str, ids: list[str]) -> None:
+def _unique(what: str, ids: list[str], *, across_layers: bool = False) -> None:
     seen: set[str] = set()
+    where = " in different layers" if across_layers else ""
     for i in ids:
         if i in seen:
+            label = "name" if what == "role" else "id"
             raise PolicyError(
-                f"two {what}s have the id {i!r}; give one of them an explicit id= to tell them apart"
+                f"two {what}s{where} have the {label} {i!r}; give one of them an explicit "
+                f"{'id=' if label == 'id' else 'name'} to tell them apart"
             )
         seen.add(i)

@@ -7,6 +7,7 @@ approves); then ``allow``. Every decision names the rule that made it.
 
 from __future__ import annotations
 
+import copy
 import enum
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -63,6 +64,13 @@ class Rule:
     ``tainted_by`` (set by data-flow rules) makes the rule apply only once content from one of
     those source tools has entered the run. ``permits=False`` (data-flow rules) makes an ``ask``
     rule escalate calls other rules permit without permitting anything by itself.
+
+    ``roles`` limits the rule to the agents of those roles (and of the roles inheriting
+    them), as the policy's ``roles`` define them: outside a policy such a rule applies to no
+    agent. ``widen=True`` lets an allow or ask rule of a lower layer of a layered policy
+    permit what the layers above do not (see :class:`Policy`); lint warns about each.
+    ``refs`` records which settings a policy file wrote as ``{list: name}``, so the rule
+    prints back as written.
     """
 
     effect: RuleEffect
@@ -74,8 +82,12 @@ class Rule:
     id: str = ""
     reason: str = ""
     permits: bool = True
+    roles: tuple[str, ...] = ()
+    widen: bool = False
+    refs: tuple[tuple[tuple[str, ...], str], ...] = field(default=(), repr=False, compare=False)
     _tools: NameSet = field(init=False, repr=False, compare=False)
     _agents: NameSet = field(init=False, repr=False, compare=False)
+    _members: NameSet | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "effect", RuleEffect(self.effect))
@@ -97,6 +109,20 @@ class Rule:
             object.__setattr__(self, "id", self.default_id())
         object.__setattr__(self, "_tools", NameSet(self.tools))
         object.__setattr__(self, "_agents", name_set(self.agents))
+        roles = self.roles
+        object.__setattr__(self, "roles", as_names(roles, what="roles") if roles else ())
+        if not isinstance(self.widen, bool):
+            raise PolicyError(f"rule 'widen' must be true or false, found {self.widen!r}")
+        object.__setattr__(self, "refs", tuple(self.refs))
+        # A rule for roles applies to no agent until a policy binds the roles' members.
+        object.__setattr__(self, "_members", NameSet(()) if self.roles else None)
+
+    def with_members(self, members: tuple[str, ...]) -> Rule:
+        """This rule with its roles bound to ``members`` (agent names and globs), as a
+        policy compiles it; same id, same printed form."""
+        bound = copy.copy(self)
+        object.__setattr__(bound, "_members", name_set(members))
+        return bound
 
     # -- identity -----------------------------------------------------------------------------
 
@@ -112,7 +138,12 @@ class Rule:
 
     def about(self, agent: str, tool: str) -> bool:
         """Whether this rule speaks about ``tool`` called by ``agent`` (arguments aside)."""
-        return self._tools.matches(tool) and self._agents.matches(agent)
+        return self._tools.matches(tool) and self.for_agent(agent)
+
+    def for_agent(self, agent: str) -> bool:
+        """Whether this rule speaks about ``agent`` (its ``agents`` and, if any, its roles)."""
+        members = self._members
+        return self._agents.matches(agent) and (members is None or members.matches(agent))
 
     # -- evaluation ---------------------------------------------------------------------------
 
@@ -162,6 +193,8 @@ class Rule:
         data: dict[str, Any] = {"id": self.id, str(self.effect): _one_or_list(self.tools)}
         if self.agents != ("*",):
             data["agents"] = _one_or_list(self.agents)
+        if self.roles:
+            data["roles"] = _one_or_list(self.roles)
         if self.args:
             data["args"] = {name: {s.kind: s.spec()} for name, s in self.args.items()}
         if self.when is not None:
@@ -172,6 +205,10 @@ class Rule:
             data["tainted_by"] = list(self.tainted_by)
         if self.reason:
             data["reason"] = self.reason
+        if self.widen:
+            data["widen"] = True
+        for path, name in self.refs:  # list references print as written
+            _put(data, path, {"list": name})
         return data
 
     def __repr__(self) -> str:
@@ -184,8 +221,24 @@ class Rule:
             parts.append(f"when={self.when!r}")
         if self.tainted_by:
             parts.append(f"tainted_by={list(self.tainted_by)!r}")
+        if self.roles:
+            parts.append(f"roles={list(self.roles)!r}")
+        if self.widen:
+            parts.append("widen=True")
         parts.append(f"id={self.id!r}")
         return f"{self.effect}({', '.join(parts)})"
+
+
+def _put(data: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
+    """Set ``value`` at ``path`` in nested mappings, if the path is there."""
+    *inner, last = path
+    node: Any = data
+    for key in inner:
+        if not isinstance(node, dict) or key not in node:
+            return
+        node = node[key]
+    if isinstance(node, dict) and last in node:
+        node[last] = value
 
 
 def _one_or_list(names: tuple[str, ...]) -> str | list[str]:
@@ -201,8 +254,12 @@ def _rule(
     when: Condition | None,
     id: str | None,
     reason: str | None,
+    roles: str | Iterable[str] | None = None,
+    widen: bool = False,
 ) -> Rule:
     return Rule(
+        roles=as_names(roles, what="roles") if roles else (),
+        widen=widen,
         effect=effect,
         tools=as_names(tools, what="tools", default=()),
         agents=as_names(agents, what="agents"),
@@ -221,9 +278,21 @@ def allow(
     when: Condition | None = None,
     id: str | None = None,
     reason: str | None = None,
+    roles: str | Iterable[str] | None = None,
+    widen: bool = False,
 ) -> Rule:
     """Permit ``tools`` (names or globs) for ``agents`` (default: every agent), within ``args``."""
-    return _rule(RuleEffect.ALLOW, tools, agents=agents, args=args, when=when, id=id, reason=reason)
+    return _rule(
+        RuleEffect.ALLOW,
+        tools,
+        agents=agents,
+        args=args,
+        when=when,
+        id=id,
+        reason=reason,
+        roles=roles,
+        widen=widen,
+    )
 
 
 def ask(
@@ -234,9 +303,21 @@ def ask(
     when: Condition | None = None,
     id: str | None = None,
     reason: str | None = None,
+    roles: str | Iterable[str] | None = None,
+    widen: bool = False,
 ) -> Rule:
     """Permit ``tools`` only once a person approves; beats ``allow`` when both match."""
-    return _rule(RuleEffect.ASK, tools, agents=agents, args=args, when=when, id=id, reason=reason)
+    return _rule(
+        RuleEffect.ASK,
+        tools,
+        agents=agents,
+        args=args,
+        when=when,
+        id=id,
+        reason=reason,
+        roles=roles,
+        widen=widen,
+    )
 
 
 def deny(
@@ -247,6 +328,16 @@ def deny(
     when: Condition | None = None,
     id: str | None = None,
     reason: str | None = None,
+    roles: str | Iterable[str] | None = None,
 ) -> Rule:
     """Forbid ``tools`` (when every scoped argument is inside its scope); beats everything."""
-    return _rule(RuleEffect.DENY, tools, agents=agents, args=args, when=when, id=id, reason=reason)
+    return _rule(
+        RuleEffect.DENY,
+        tools,
+        agents=agents,
+        args=args,
+        when=when,
+        id=id,
+        reason=reason,
+        roles=roles,
+    )

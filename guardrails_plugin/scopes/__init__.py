@@ -17,6 +17,7 @@ and ask rules treat unreadable values as matches, so a value cannot dodge them b
 
 from ._base import SCOPE_KINDS, Scope, ScopeError, ScopeViolation, scope_from_spec
 from .emails import Emails, addresses_in
+from .negation import Not
 from .paths import Paths
 from .shell import Shell
 from .sql import Sql
@@ -26,6 +27,7 @@ from .values import Number, OneOf, Pattern, Predicate
 __all__ = [
     "SCOPE_KINDS",
     "Emails",
+    "Not",
     "Number",
     "OneOf",
     "Paths",

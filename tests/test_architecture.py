@@ -51,6 +51,7 @@ ALLOWED["guard"] = CORE
 ENGINE = CORE | {"guard"}
 ALLOWED[""] = ENGINE
 ADAPTERS = {"langchain", "langgraph", "otel", "dashboard", "cli", "demo", "testing"}
+ADAPTERS |= {"agents_sdk"}  # the OpenAI Agents SDK adapter
 ALLOWED.update(
     {
         "langgraph": ENGINE,
@@ -60,6 +61,7 @@ ALLOWED.update(
         "demo": ENGINE | {"langchain", "testing"},
         "cli": ENGINE | {"dashboard", "demo"},
         "testing": set(),
+        "agents_sdk": ENGINE,
     }
 )
 
@@ -71,6 +73,7 @@ FRAMEWORKS = {
     "starlette": {"dashboard"},
     "uvicorn": {"dashboard"},
     "opentelemetry": {"otel"},
+    "agents": {"agents_sdk"},  # openai-agents
 }
 
 

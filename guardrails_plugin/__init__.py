@@ -30,7 +30,7 @@ from ._errors import (
     StoreError,
     ToolCallDenied,
 )
-from ._events import AgentMessage, Event, ModelCall, ToolCall, ToolResult
+from ._events import AgentMessage, Event, ModelCall, ModelUsage, ToolCall, ToolResult
 from ._grants import Grant
 from .approvers import ConsoleApprover, QueueApprover, QueuedApproval
 from .controls import Controls, Flag
@@ -64,6 +64,7 @@ __all__ = [
     "GuardrailsError",
     "MemoryStore",
     "ModelCall",
+    "ModelUsage",
     "Policy",
     "QueueApprover",
     "QueuedApproval",

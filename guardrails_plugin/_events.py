@@ -164,3 +164,30 @@ class ModelCall:
 
 Event = ToolCall | ToolResult | AgentMessage | ModelCall
 """Anything the guard can be asked about."""
+
+
+@dataclass(frozen=True, slots=True)
+class ModelUsage:
+    """What one model answer used, as the model reported it (``estimated``: counted with
+    tiktoken because the answer carried no usage). Recorded with ``Guard.record_usage``:
+    model token and cost budgets (``of="model"``) are charged with it. Not a decision's
+    event: a model's tokens are spent once it has answered; the budget then stops what
+    comes next (the next model call, the tool calls it covers)."""
+
+    model: str
+    input_tokens: int
+    output_tokens: int
+    agent: str = DEFAULT_AGENT
+    run_id: str | None = None
+    thread_id: str | None = None
+    estimated: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("input_tokens", "output_tokens"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"ModelUsage.{name} must be an int >= 0, found {value!r}")
+
+    @property
+    def scope_key(self) -> str:
+        return self.thread_id or self.run_id or "-"

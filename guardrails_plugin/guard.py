@@ -24,13 +24,13 @@ from ._approvals import ALL_ANSWERS, Answer, Approval, ApprovalRequest
 from ._context import CHECKPOINT
 from ._decision import Charge, Decision, Effect
 from ._errors import StoreError
-from ._events import AgentMessage, Event, ModelCall, ToolCall, ToolResult
+from ._events import AgentMessage, Event, ModelCall, ModelUsage, ToolCall, ToolResult
 from ._grants import EPOCH_KEY, GRANT_PREFIX, Grant, active_rules, check_delegation
 from .cascade import Breaker, CascadeMonitor, Trip
 from .cascade._breaker import TRIP_PREFIX, trips_in
 from .controls import Controls
 from .policy import Policy, Rule
-from .policy._budgets import Measure, MeasureError
+from .policy._budgets import Budget, Measure, MeasureError
 from .scopes import Scope
 from .store import MemoryStore, Store
 
@@ -252,6 +252,19 @@ class Guard:
     async def arecord(self, result: ToolResult) -> Decision:
         return await self.acheck(result)
 
+    def record_usage(self, usage: ModelUsage) -> Decision:
+        """Count what a model answer used against the model budgets (``of="model"``: tokens,
+        cost). The tokens are spent: this never stops the answer, it makes the next checks
+        deny once a budget is used up. A cost budget with no price for the model counts as
+        used up (fail closed), said in the returned decision. Held in memory when the store
+        fails, like result tokens."""
+        recorded: Decision = self._run(self._usage_flow(usage))
+        return recorded
+
+    async def arecord_usage(self, usage: ModelUsage) -> Decision:
+        recorded: Decision = await self._arun(self._usage_flow(usage))
+        return recorded
+
     @property
     def unwritten(self) -> int:
         """How many recorded effects (taint, result tokens) the store has not taken yet:
@@ -411,7 +424,50 @@ class Guard:
 
     def _model_flow(self, call: ModelCall) -> _Flow:
         stop = yield from self.controls.flow(call.agent, call.thread_id, tools=False)
-        return stop or _ALLOW_MODEL
+        if stop is not None:
+            return stop
+        budgets = self.policy.model_budgets(call.agent)
+        if budgets:
+            now = self.clock()
+            for b in budgets:
+                spent = yield from self._spent_flow(b, b.key(call), now)
+                if spent is not None:
+                    reason = f"budget {b.id!r} exhausted: {spent}"
+                    return Decision(Effect.DENY, b.id, reason, agent=call.agent, kind="budget")
+        return _ALLOW_MODEL
+
+    def _spent_flow(self, b: Budget, key: str, now: float) -> Generator[_Op, Any, str | None]:
+        """A budget charged after the fact (result tokens, model use): what was used, once
+        its total has reached the limit (held charges written, and counted, first)."""
+        yield from self._flush_charges_flow(key)
+        used = yield _op("total", key, window=b.window, now=now)
+        used += self._held.tokens(key, b.window, now)
+        if used < b.limit:
+            return None
+        if b.of == "results":
+            what = "result tokens"
+        elif b.measure is Measure.COST:
+            what = "dollars of model use"
+        else:
+            what = "model tokens"
+        return f"{used:g} of {b.limit:g} {what} used"
+
+    def _usage_flow(self, usage: ModelUsage) -> _Flow:
+        notes: list[str] = []
+        now = self.clock()
+        effect = Effect.ALLOW
+        for b in self.policy.model_budgets(usage.agent):
+            try:
+                amount = b.used_by(usage)
+            except MeasureError as exc:
+                amount, effect = b.limit, Effect.DENY
+                notes.append(f"fail closed: {exc}; {b.id!r} counted as used up")
+            else:
+                notes.append(f"{amount:g} counted against {b.id!r}")
+            yield from self._charge_flow(b.key(usage), amount, b.window, now)
+        return Decision(
+            effect, "usage", "; ".join(notes) or "no model budget", agent=usage.agent, kind="budget"
+        )
 
     def _message_flow(self, msg: AgentMessage, *, checked: bool = False) -> _Flow:
         """A message between agents: the kill switch for its sender (``checked``: done by
@@ -487,15 +543,11 @@ class Guard:
                             call, b.id, f"more than {b.limit:g} distinct {b.arg} values"
                         )
                     charges.append(Charge(key, members=tuple(added)))
-                elif b.measure is Measure.TOKENS and b.of == "results":
-                    yield from self._flush_charges_flow(key)
-                    used = yield _op("total", key, window=b.window, now=now)
-                    used += self._held.tokens(key, b.window, now)
-                    if used >= b.limit:
+                elif b.of != "args":  # result tokens, model use: charged after the fact
+                    spent = yield from self._spent_flow(b, key, now)
+                    if spent is not None:
                         yield from self._refund_flow(charges)
-                        return _budget_deny(
-                            call, b.id, f"{used:g} of {b.limit:g} result tokens used"
-                        )
+                        return _budget_deny(call, b.id, spent)
                 else:
                     amount = b.amount(call)
                     ok = yield _op("charge", key, amount, b.limit, window=b.window, now=now)

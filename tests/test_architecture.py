@@ -50,7 +50,7 @@ CORE = set(ALLOWED)
 ALLOWED["guard"] = CORE
 ENGINE = CORE | {"guard"}
 ALLOWED[""] = ENGINE
-ADAPTERS = {"langchain", "langgraph", "otel", "dashboard", "cli", "demo", "testing"}
+ADAPTERS = {"langchain", "langgraph", "otel", "dashboard", "cli", "demo", "testing", "openai"}
 ADAPTERS |= {"agents_sdk"}  # the OpenAI Agents SDK adapter
 ALLOWED.update(
     {
@@ -61,6 +61,7 @@ ALLOWED.update(
         "demo": ENGINE | {"langchain", "testing"},
         "cli": ENGINE | {"dashboard", "demo"},
         "testing": set(),
+        "openai": ENGINE,  # the openai SDK's tool loop
         "agents_sdk": ENGINE,
     }
 )
@@ -73,6 +74,8 @@ FRAMEWORKS = {
     "starlette": {"dashboard"},
     "uvicorn": {"dashboard"},
     "opentelemetry": {"otel"},
+    "openai": {"openai"},
+    "jsonschema": {"openai", "agents_sdk"},
     "agents": {"agents_sdk"},  # openai-agents
 }
 

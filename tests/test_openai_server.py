@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import json
 
+import openai
 import pytest
-
-openai = pytest.importorskip("openai")
-
-from openai_server import Call, Turn, Usage  # noqa: E402
+from openai_server import Call, Turn, Usage
 
 TOOLS = [
     {
@@ -57,6 +55,11 @@ def test_chat_completion_with_parallel_tool_calls(openai_server) -> None:
 async def test_chat_completion_stream_accumulated_by_the_sdk_async(openai_server) -> None:
     openai_server.push(TWO_CALLS, Turn(text="hello there, a longer text", usage=None))
     client = _client(openai_server, aio=True)
+    await _check_async_chat(client)
+    await client.close()
+
+
+async def _check_async_chat(client) -> None:
     async with client.chat.completions.stream(
         model="m", messages=[], tools=TOOLS, stream_options={"include_usage": True}
     ) as stream:
@@ -127,7 +130,7 @@ def test_responses_api_plain_and_streamed(openai_server) -> None:
 async def test_responses_api_async_stream(openai_server) -> None:
     openai_server.push(TWO_CALLS)
     client = _client(openai_server, aio=True)
-    async with client.responses.stream(model="m", input="hi") as stream:
+    async with client, client.responses.stream(model="m", input="hi") as stream:
         _check_response(await stream.get_final_response())
 
 

@@ -83,6 +83,7 @@ class Policy:
         self._all_rules = self.rules + tuple(f.rule() for f in self.flows)
         self._sources = NameSet([s for f in self.flows for s in f.sources] or ["\0none"])
         self._result_budgets = tuple(b for b in self.budgets if b.of == "results")
+        self._model_budgets = tuple(b for b in self.budgets if b.of == "model")
         self._buckets: dict[tuple[str, str], _Bucket] = {}
 
     # -- compiled lookups -----------------------------------------------------------------
@@ -110,6 +111,10 @@ class Policy:
 
     def result_budgets(self, agent: str, tool: str) -> tuple[Budget, ...]:
         return tuple(b for b in self._result_budgets if b.applies(agent, tool))
+
+    def model_budgets(self, agent: str) -> tuple[Budget, ...]:
+        """The budgets that count ``agent``'s model use (``of="model"``)."""
+        return tuple(b for b in self._model_budgets if b._agents.matches(agent))
 
     def visible(self, agent: str, tool: str, extra: Sequence[Rule] = ()) -> bool:
         """Whether ``agent`` could ever call ``tool``: some rule permits it, none forbids it

@@ -26,6 +26,7 @@ from guardrails_plugin import (
     AgentMessage,
     Approval,
     Budget,
+    BudgetExceeded,
     Decision,
     Effect,
     Event,
@@ -626,3 +627,29 @@ def test_wrap_copies_the_team_and_refuses_what_it_cannot_guard(ran: Ran) -> None
     )
     with pytest.raises(ValueError, match="on_deny"):
         AgentsGuard(Guard(policy()), on_deny="drop")  # type: ignore[arg-type]
+
+
+# -- model budgets from the SDK's usage ------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_model_tokens_from_the_sdks_usage_stop_the_run(ran: Ran, seen: Seen, mode: str) -> None:
+    budget = Budget.tokens(100, of="model", per="thread")
+    guard = Guard(policy(budgets=[budget]), listeners=[seen])
+    model = scripted(
+        turn(call("search", {"query": "a"}, "c1"), tokens=60),
+        turn(call("search", {"query": "b"}, "c2"), tokens=60),
+        turn(say("never"), tokens=1),
+    )
+    agent = guard_agent(
+        Agent(name="worker", model=model, tools=list(tools(ran).values())), guard, thread=THREAD
+    )
+
+    with pytest.raises(BudgetExceeded) as info:
+        run(agent, "search", mode)
+
+    assert ran == [("search", {"query": "a"})]  # the second call came with 120 tokens used
+    assert seen.effects("search") == [Effect.ALLOW, Effect.DENY]
+    assert "120 of 100 model tokens used" in info.value.decision.reason
+    assert model.remaining_steps == 1
+    assert guard.store.total(budget.key(ToolCall("x", thread_id=THREAD))) == 120

@@ -72,7 +72,7 @@ from agents.tool_context import ToolContext
 
 from .._approvals import Answer, Approval
 from .._decision import Decision, Effect
-from .._events import AgentMessage, ModelCall, ToolCall, ToolResult
+from .._events import AgentMessage, ModelCall, ModelUsage, ToolCall, ToolResult
 from ..guard import Guard
 from ._args import parse_json, received
 from ._hooks import Hooks
@@ -537,8 +537,11 @@ class AgentsGuard:
             raise decision.error()
         run.started_by = message
 
-    async def _model_turn(self, ctx: RunContextWrapper[Any], agent: Agent[Any]) -> None:
+    async def _model_turn(self, ctx: RunContextWrapper[Any], agent: Agent[Any], sent: Any) -> None:
+        """Before a model turn: rejections settled, then the kill switch and the model
+        budgets (``Guard.check`` of a ``ModelCall``); anything but an allow raises."""
         run = self._run(ctx)
+        run.sent = sent
         await self._settle_rejections(run, ctx)
         names = tuple(t.name for t in agent.tools if isinstance(t, FunctionTool))
         stop = await self.guard.acheck(
@@ -563,10 +566,18 @@ class AgentsGuard:
                 asked = Decision.from_doc(doc["asked"])
                 await self.guard.aresolve(call, asked, Approval.reject())
 
-    def _seen_response(self, ctx: RunContextWrapper[Any], agent: str, response: Any) -> None:
-        """Remember what the agent said and the ids of the calls it made (a hand-off's
-        message and id)."""
+    async def _seen_response(
+        self, ctx: RunContextWrapper[Any], agent: Agent[Any], response: Any
+    ) -> None:
+        """After a model turn: the tokens it used go to the model budgets (``of="model"``);
+        what the agent said and the ids of the calls it made are noted (a hand-off's message
+        and id)."""
         run = self._run(ctx)
+        if self.guard.policy.model_budgets(agent.name):
+            await self.guard.arecord_usage(_usage(agent, response, run))
+        self._note(run, agent.name, response)
+
+    def _note(self, run: Run, agent: str, response: Any) -> None:
         texts: list[str] = []
         calls: dict[str, str] = {}
         for item in getattr(response, "output", None) or ():
@@ -621,6 +632,37 @@ class AgentsGuard:
         if not store.put_if(key, updated, expected=doc):
             raise ValueError(f"call {call_id!r} was answered concurrently")
         state.approve(item)
+
+
+def _usage(agent: Agent[Any], response: Any, run: Run) -> ModelUsage:
+    """What a model turn used, from the SDK's usage; counted with tiktoken (``estimated``)
+    when the model reported none."""
+    model = agent.model
+    name = model if isinstance(model, str) else getattr(model, "model", None)
+    name = name if isinstance(name, str) and name else type(model).__name__
+    usage = getattr(response, "usage", None)
+    tokens_in = int(getattr(usage, "input_tokens", 0) or 0)
+    tokens_out = int(getattr(usage, "output_tokens", 0) or 0)
+    estimated = tokens_in == tokens_out == 0
+    if estimated:
+        from .._tokens import count_tokens
+
+        said = [
+            getattr(part, "text", "") or ""
+            for item in getattr(response, "output", None) or ()
+            for part in getattr(item, "content", None) or ()
+        ]
+        tokens_in = count_tokens(json.dumps(run.sent, default=str))
+        tokens_out = count_tokens(" ".join(said))
+    return ModelUsage(
+        name,
+        tokens_in,
+        tokens_out,
+        agent=agent.name,
+        run_id=run.run_id,
+        thread_id=run.thread_id,
+        estimated=estimated,
+    )
 
 
 async def _their_approval(

@@ -1,5 +1,6 @@
 """The guard's agent hooks (``AgentHooks``), chained before an agent's own: each model turn
-is held at the kill switch before it starts; what it answered is noted when it ends."""
+is held at the kill switch (and the model budgets) before it starts; what it answered, and the
+tokens it used, are recorded when it ends."""
 
 from __future__ import annotations
 
@@ -10,9 +11,9 @@ from agents.items import ModelResponse
 
 
 class _Owner(Protocol):
-    async def _model_turn(self, ctx: Any, agent: Any) -> None: ...
+    async def _model_turn(self, ctx: Any, agent: Any, sent: Any) -> None: ...
 
-    def _seen_response(self, ctx: Any, agent: str, response: Any) -> None: ...
+    async def _seen_response(self, ctx: Any, agent: Any, response: Any) -> None: ...
 
 
 class Hooks(AgentHooks[Any]):
@@ -26,12 +27,12 @@ class Hooks(AgentHooks[Any]):
         return f"Hooks(inner={self._inner!r})"
 
     async def on_llm_start(self, context: Any, agent: Any, *args: Any) -> None:
-        await self._owner._model_turn(context, agent)
+        await self._owner._model_turn(context, agent, args)
         if self._inner is not None:
             await self._inner.on_llm_start(context, agent, *args)
 
     async def on_llm_end(self, context: Any, agent: Any, response: ModelResponse) -> None:
-        self._owner._seen_response(context, agent.name, response)
+        await self._owner._seen_response(context, agent, response)
         if self._inner is not None:
             await self._inner.on_llm_end(context, agent, response)
 

@@ -43,6 +43,8 @@ class Run:
     said: dict[str, str] = field(default_factory=dict)
     calls: dict[str, dict[str, str]] = field(default_factory=dict)
     started_by: AgentMessage | None = None
+    sent: Any = None
+    """What the current model turn was sent (for a token estimate when no usage comes back)."""
 
     @property
     def scope(self) -> str:

@@ -130,7 +130,8 @@ def test_generated_payloads_never_run_outside_the_policy(
         assert decision.effect is Effect.ALLOW
         assert dict(decided_call.args) == ran[0]  # decided exactly on what the tool received
         assert _inside(ran[0]["path"])
-        assert isinstance(ran[0]["limit"], int) and 0 <= ran[0]["limit"] <= 100
+        assert isinstance(ran[0]["limit"], int)
+        assert 0 <= ran[0]["limit"] <= 100
     elif result.interruptions:
         # The SDK asked a person about arguments it could not parse; nothing was decided
         # allowed and nothing ran.

@@ -129,7 +129,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 from ._approvals import Answer
 from ._decision import Decision, Effect
 from ._errors import GuardDecisionError
-from ._events import DEFAULT_AGENT, ToolCall, ToolResult
+from ._events import DEFAULT_AGENT, ModelUsage, ToolCall, ToolResult
 from .guard import Guard
 from .langgraph._drivers import drivers
 from .langgraph._gate import Approvals, Gate, arun_call, run_call
@@ -355,6 +355,8 @@ class GuardMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
         response = handler(request)
         if paused and key is not None:
             self._driver.delete(key)
+        if self.guard.policy.model_budgets(where.agent):
+            self.guard.record_usage(_usage(response, request, where))
         return response
 
     async def awrap_model_call(
@@ -371,6 +373,8 @@ class GuardMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
         response = await handler(request)
         if paused and key is not None:
             await self._adriver.adelete(key)
+        if self.guard.policy.model_budgets(where.agent):
+            await self.guard.arecord_usage(_usage(response, request, where))
         return response
 
     @staticmethod
@@ -693,3 +697,37 @@ class AsyncGuardCallbackHandler(_GuardHandler, AsyncCallbackHandler):
     on_chain_start = _ByCaller(GuardCallbackHandler.on_chain_start, _on_run_start)
     on_chain_end = _ByCaller(GuardCallbackHandler.on_chain_end, _on_run_end)
     on_chain_error = _ByCaller(GuardCallbackHandler.on_chain_error, _on_run_end)
+
+
+def _usage(response: Any, request: ModelRequest[Any], where: Any) -> ModelUsage:
+    """What a model turn used, for model budgets: the AI message's ``usage_metadata`` (what
+    the provider reported), else tiktoken's count of the messages sent and the answer."""
+    messages = getattr(response, "result", None)
+    answers = messages if isinstance(messages, list) else [response]
+    used_in = used_out = 0
+    reported = False
+    model = ""
+    text = ""
+    for message in answers:
+        usage = getattr(message, "usage_metadata", None)
+        if usage:
+            used_in += int(usage.get("input_tokens", 0))
+            used_out += int(usage.get("output_tokens", 0))
+            reported = True
+        meta = getattr(message, "response_metadata", None) or {}
+        model = model or str(meta.get("model_name") or meta.get("model") or "")
+        text += str(getattr(message, "content", "")) + str(getattr(message, "tool_calls", ""))
+    if not reported:
+        from ._tokens import count_tokens
+
+        sent = "".join(str(getattr(m, "content", "")) for m in request.messages)
+        used_in, used_out = count_tokens(sent), count_tokens(text)
+    return ModelUsage(
+        model or "unknown",
+        used_in,
+        used_out,
+        agent=where.agent,
+        run_id=where.run_id,
+        thread_id=where.thread_id,
+        estimated=not reported,
+    )

@@ -174,8 +174,8 @@ class GuardedTools:
             raise decision.error()
 
     def _model_call(self) -> ModelCall:
-        tools = tuple(self.registry)
-        return ModelCall(self.agent, tools, run_id=self.run_id, thread_id=self.thread_id)
+        # no tool list, as the LangChain adapter's hold: the same audit record for a stop
+        return ModelCall(self.agent, run_id=self.run_id, thread_id=self.thread_id)
 
     # -- after the model ----------------------------------------------------------------
 

@@ -172,11 +172,13 @@ class FunctionTool:
                 f"{_short(json.dumps(args, default=str))}"
             )
         unknown = [k for k in args if k not in self._known]
-        if unknown:
-            takes = ", ".join(sorted(self._known)) or "no arguments"
+        if unknown:  # worded as the LangChain adapter words it
+            shown = ", ".join(repr(_short(k, 60)) for k in unknown[:5])
+            more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
+            accepted = ", ".join(sorted(self._known)) or "none"
             return None, (
-                f"tool {self.name!r} takes no argument {_short(', '.join(map(repr, unknown)))} "
-                f"(it takes: {takes})"
+                f"argument(s) {shown}{more} are not in the schema of tool {self.name!r} "
+                f"(it accepts: {_short(accepted)})"
             )
         try:
             return self._validate(dict(args)), None
@@ -249,5 +251,5 @@ def _json_kind(value: Any) -> str:
     return {str: "a string", list: "a list", bool: "a boolean"}.get(type(value), "a number")
 
 
-def _short(text: str) -> str:
-    return text if len(text) <= _MAX_SHOWN else text[: _MAX_SHOWN - 3] + "..."
+def _short(text: str, limit: int = _MAX_SHOWN) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -156,11 +156,11 @@ def test_on_deny_raise_uses_the_sdks_tripwire_with_the_decision(ran: Ran) -> Non
 @pytest.mark.parametrize(
     ("raw", "problem"),
     [
-        ('{"path": "/data/a", "mode": "w"}', "no argument 'mode'"),
-        ('{"Path": "/data/a"}', "no argument 'Path'"),
-        ('{"path": ["/data/a"]}', "does not fit"),
-        ('{"path": 7}', "does not fit"),
-        ("{}", "does not fit"),
+        ('{"path": "/data/a", "mode": "w"}', "argument(s) 'mode' are not in the schema"),
+        ('{"Path": "/data/a"}', "argument(s) 'Path' are not in the schema"),
+        ('{"path": ["/data/a"]}', "schema rejects these arguments: path: ['/data/a'] is not"),
+        ('{"path": 7}', "schema rejects these arguments: path: 7 is not of type 'string'"),
+        ("{}", "schema rejects these arguments: 'path' is a required property"),
     ],
 )
 def test_calls_the_tool_would_not_read_as_decided_are_malformed(
@@ -182,10 +182,10 @@ def test_calls_the_tool_would_not_read_as_decided_are_malformed(
 
 
 UNPARSEABLE = [
-    ('"/data/a"', "not an object"),
-    ('["/data/a"]', "not an object"),
+    ('"/data/a"', "expected an object of named arguments, found string"),
+    ('["/data/a"]', "expected an object of named arguments, found array"),
     ('{"path": "/data/a"', "not valid JSON"),
-    ('{"path": NaN}', "does not fit"),
+    ('{"path": NaN}', "schema rejects these arguments: path: nan is not of type 'string'"),
 ]
 
 

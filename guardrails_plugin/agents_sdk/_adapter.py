@@ -245,7 +245,7 @@ class AgentsGuard:
     def _call(
         self, tool: FunctionTool, agent: str, run: Run, call_id: str, params: Any
     ) -> ToolCall:
-        args, problem = received(tool.params_json_schema, params)
+        args, problem = received(tool.params_json_schema, params, tool.name)
         return ToolCall(
             tool.name,
             args,
@@ -396,7 +396,7 @@ class AgentsGuard:
         asked = Decision.from_doc(doc["asked"])
         answer = Approval.parse(doc["answer"]) if doc.get("answer") else Approval.approve()
         if answer.answer is Answer.EDIT:
-            _, problem = received(tool.params_json_schema, dict(answer.args or {}))
+            _, problem = received(tool.params_json_schema, dict(answer.args or {}), tool.name)
             if problem is not None:
                 return await self.guard.arefuse(
                     call, "malformed-call", f"the edited call: {problem}", refund=asked
@@ -543,9 +543,9 @@ class AgentsGuard:
         run = self._run(ctx)
         run.sent = sent
         await self._settle_rejections(run, ctx)
-        names = tuple(t.name for t in agent.tools if isinstance(t, FunctionTool))
+        # (no tool list: the record of a held turn reads as the LangChain adapter's does)
         stop = await self.guard.acheck(
-            ModelCall(agent=agent.name, tools=names, run_id=run.run_id, thread_id=run.thread_id)
+            ModelCall(agent=agent.name, run_id=run.run_id, thread_id=run.thread_id)
         )
         if stop.effect is not Effect.ALLOW:
             raise stop.error()

@@ -653,3 +653,14 @@ def test_model_tokens_from_the_sdks_usage_stop_the_run(ran: Ran, seen: Seen, mod
     assert "120 of 100 model tokens used" in info.value.decision.reason
     assert model.remaining_steps == 1
     assert guard.store.total(budget.key(ToolCall("x", thread_id=THREAD))) == 120
+
+
+def test_one_agents_guard_wraps_agent_after_agent_each_with_its_own_model(ran: Ran) -> None:
+    """A long-lived AgentsGuard wrapping a fresh agent per request: a new agent may take the
+    memory (and id) of a collected one; its copy must still be its own."""
+    sdk = AgentsGuard(Guard(policy()))
+    models = [scripted(say(f"done {i}")) for i in range(300)]
+    for model in models:  # each original is collected as soon as it is wrapped
+        assert sdk.wrap(Agent(name="worker", model=model, tools=[])).model is model
+    agent = sdk.wrap(Agent(name="worker", model=models[7], tools=list(tools(ran).values())))
+    assert Runner.run_sync(agent, "go").final_output == "done 7"

@@ -84,7 +84,7 @@ def _inside(path: Any) -> bool:
     """The oracle: a string path whose normal form lies under /data."""
     if not isinstance(path, str) or "\x00" in path or not path.startswith("/"):
         return False
-    norm = posixpath.normpath(path)
+    norm = posixpath.normpath("/" + path.lstrip("/"))  # Linux reads "//x" as "/x"
     return norm == ROOT or norm.startswith(ROOT + "/")
 
 
@@ -139,3 +139,44 @@ def test_generated_payloads_never_run_outside_the_policy(
         assert not before_approval
     else:
         assert [d.effect for _, d in calls] == [Effect.DENY]
+
+
+# -- the adapter's own type check against jsonschema, the reference ---------------------------
+
+scalar_types = st.sampled_from(["string", "integer", "number", "boolean", "null"])
+scalars = st.one_of(
+    st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True), st.text(max_size=3)
+)
+
+
+@st.composite
+def scalar_schemas(draw: st.DrawFn) -> dict[str, Any]:
+    names = draw(st.lists(st.sampled_from(["a", "b", "c", "d"]), unique=True, max_size=4))
+    props: dict[str, Any] = {}
+    for name in names:
+        kind = draw(st.one_of(scalar_types, st.lists(scalar_types, min_size=1, max_size=2)))
+        spec: dict[str, Any] = {"type": kind, "title": name.upper()}
+        if draw(st.booleans()):
+            spec["default"] = draw(scalars)
+        props[name] = spec
+    required = draw(st.lists(st.sampled_from(names), unique=True)) if names else []
+    return {"type": "object", "properties": props, "required": required,
+            "additionalProperties": False}  # fmt: skip
+
+
+@settings(max_examples=400, deadline=None)
+@given(schema=scalar_schemas(), value=st.dictionaries(st.sampled_from("abcde"), scalars))
+def test_the_fast_type_check_agrees_with_jsonschema(schema: dict[str, Any], value: Any) -> None:
+    from jsonschema import Draft202012Validator
+
+    from guardrails_plugin.agents_sdk._args import received
+
+    args, problem = received(schema, value)
+    # The reference: defaulted keys filled in and not required (the tool's model fills them).
+    props = schema["properties"]
+    filled = {k: v["default"] for k, v in props.items() if "default" in v} | value
+    reference = dict(schema, required=[k for k in schema["required"] if "default" not in props[k]])
+    expected_ok = Draft202012Validator(reference).is_valid(filled)
+    assert (problem is None) == expected_ok, problem
+    if problem is None:
+        assert args == filled

@@ -94,6 +94,7 @@ _SYNC_MARK = "__agents_sync_function_tool__"
 _HANDOFF_ANSWERS = (Answer.APPROVE, Answer.REJECT)
 
 
+_Memo = dict[int, tuple[Agent[Any], Agent[Any]]]
 Thread = str | Callable[[Any], "str | None"] | None
 
 
@@ -135,8 +136,6 @@ class AgentsGuard:
         self.on_deny: OnDeny = on_deny
         self.unguarded = frozenset(unguarded)
         self._runs: dict[int, Run] = {}
-        self._wrapped: dict[int, weakref.ReferenceType[Agent[Any]]] = {}
-        self._memo: dict[int, Agent[Any]] = {}
         self._ids = itertools.count(1)
 
     def __repr__(self) -> str:
@@ -149,18 +148,21 @@ class AgentsGuard:
         are left as they are). Wrapping a guarded agent returns it unchanged."""
         if not isinstance(agent, Agent):
             raise TypeError(f"wrap needs an agents.Agent, found {type(agent).__name__}")
-        return self._wrap(agent)
+        return self._wrap(agent, {})
 
     def _guarded(self, agent: Agent[Any]) -> bool:
-        ref = self._wrapped.get(id(agent))
-        return ref is not None and ref() is agent
+        hooks = agent.hooks
+        return isinstance(hooks, Hooks) and hooks._owner is self
 
-    def _wrap(self, agent: Agent[Any]) -> Agent[Any]:
+    def _wrap(self, agent: Agent[Any], memo: _Memo) -> Agent[Any]:
+        """``agent`` guarded. ``memo``: the agents of this team wrapped so far (a team's
+        hand-offs may form cycles), by the identity of the original, which it keeps alive:
+        an id is not reused while the memo lives."""
         if self._guarded(agent):
             return agent
-        hit = self._memo.get(id(agent))
+        hit = memo.get(id(agent))
         if hit is not None:
-            return hit
+            return hit[1]
         if getattr(agent, "mcp_servers", None):
             raise TypeError(
                 f"agent {agent.name!r} has MCP servers: the guard cannot see their tools' "
@@ -179,9 +181,8 @@ class AgentsGuard:
                     "name in unguarded= to leave it unguarded"
                 )
         clone = agent.clone(tools=tools, hooks=Hooks(self, agent.hooks), handoffs=[])
-        self._memo[id(agent)] = clone
-        self._wrapped[id(clone)] = weakref.ref(clone)
-        clone.handoffs = [self._handoff(h, agent.name) for h in agent.handoffs]
+        memo[id(agent)] = (agent, clone)
+        clone.handoffs = [self._handoff(h, agent.name, memo) for h in agent.handoffs]
         return clone
 
     def _tool(self, tool: FunctionTool, agent: str) -> FunctionTool:
@@ -203,9 +204,11 @@ class AgentsGuard:
         new.tool_input_guardrails = [mine, *(tool.tool_input_guardrails or [])]
         return new
 
-    def _handoff(self, h: Agent[Any] | Handoff[Any, Any], source: str) -> Handoff[Any, Any]:
+    def _handoff(
+        self, h: Agent[Any] | Handoff[Any, Any], source: str, memo: _Memo
+    ) -> Handoff[Any, Any]:
         if isinstance(h, Agent):
-            target = self._wrap(h)
+            target = self._wrap(h, memo)
             base: Handoff[Any, Any] = make_handoff(target)
             inner = base.on_invoke_handoff
             target_agent: Agent[Any] | None = target
@@ -213,7 +216,7 @@ class AgentsGuard:
             base = h
             inner = h.on_invoke_handoff
             ref = h._agent_ref() if h._agent_ref is not None else None
-            target_agent = self._wrap(ref) if isinstance(ref, Agent) else None
+            target_agent = self._wrap(ref, memo) if isinstance(ref, Agent) else None
         else:
             raise TypeError(f"a hand-off must be an Agent or a Handoff, found {type(h).__name__}")
         name, recipient = base.tool_name, base.agent_name
@@ -221,7 +224,7 @@ class AgentsGuard:
         async def invoke(ctx: RunContextWrapper[Any], input_json: str) -> Any:
             await self._check_handoff(ctx, source, recipient, name)
             agent = await inner(ctx, input_json)
-            return self._wrap(agent) if isinstance(agent, Agent) else agent
+            return self._wrap(agent, memo) if isinstance(agent, Agent) else agent
 
         new = dataclasses.replace(base, on_invoke_handoff=invoke)
         if target_agent is not None:
@@ -341,18 +344,20 @@ class AgentsGuard:
                 thread_id=run.thread_id, problem="the tool is not one of the agent's tools",
             )  # fmt: skip
             return self._apply(run, await self._decide(call), call, raw)
-        call, parsed = self._raw_call(tool, agent, run, call_id, raw)
         ticket = run.decided.pop(call_id, None)
         if ticket is not None:
-            if ticket.call.tool != call.tool or ticket.params != parsed:
-                denial = await self.guard.arefuse(
-                    call,
-                    "changed-after-decision",
-                    "the call reaching the tool is not the call decided",
-                    refund=ticket.decision,
-                )
-                return self._apply(run, denial, call, raw)
-            return self._apply(run, ticket.decision, call, raw)
+            parsed, _ = parse_json(raw)
+            if ticket.call.tool == tool.name and ticket.params == parsed:
+                return self._apply(run, ticket.decision, ticket.call, raw)
+            call, _ = self._raw_call(tool, agent, run, call_id, raw)
+            denial = await self.guard.arefuse(
+                call,
+                "changed-after-decision",
+                "the call reaching the tool is not the call decided",
+                refund=ticket.decision,
+            )
+            return self._apply(run, denial, call, raw)
+        call, _ = self._raw_call(tool, agent, run, call_id, raw)
         status = ctx.is_tool_approved(tool.name, call_id)
         if status is None:
             # Guardrails run before the approval (ToolExecutionConfig): the SDK is about to
@@ -552,7 +557,13 @@ class AgentsGuard:
 
     async def _settle_rejections(self, run: Run, ctx: RunContextWrapper[Any]) -> None:
         """Calls asked about that a person rejected through ``RunState.reject``: the engine
-        records the rejection and gives the budget back."""
+        records the rejection and gives the budget back. (Skipped while the run's context
+        holds no rejection at all, the usual case.)"""
+        approvals = getattr(ctx, "_approvals", None)
+        if isinstance(approvals, dict) and not any(
+            getattr(record, "rejected", True) for record in approvals.values()
+        ):
+            return
         docs = await self.guard.store.ascan(f"{PENDING}{run.scope}/")
         for doc in docs.values():
             call_doc = doc.get("call") or {}

@@ -27,25 +27,108 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
-_VALIDATORS: dict[str, Draft202012Validator | str] = {}
+_PRIMITIVES = {"string", "integer", "number", "boolean", "null"}
+_PLAIN_KEYS = {"type", "title", "description", "default"}
 
 
-def _validator(schema: Mapping[str, Any]) -> Draft202012Validator | str:
-    """The schema's validator (cached by its canonical JSON), or why there is none."""
-    try:
-        key = json.dumps(schema, sort_keys=True, default=repr)
-    except (TypeError, ValueError) as exc:
-        return f"the tool's parameter schema is not JSON: {exc}"
-    hit = _VALIDATORS.get(key)
-    if hit is None:
-        try:
-            Draft202012Validator.check_schema(schema)
-            hit = Draft202012Validator(schema)
-        except SchemaError as exc:
-            hit = f"the tool's parameter schema is invalid: {exc.message}"
-        if len(_VALIDATORS) >= 512:
-            _VALIDATORS.clear()
-        _VALIDATORS[key] = hit
+class _Compiled:
+    """A tool's schema, read once: the keys it names, those it requires (a defaulted key is
+    not required: the tool's model fills it in), and either a plain type per key (the common
+    case: an object of scalars, checked here) or a ``jsonschema`` validator."""
+
+    __slots__ = ("defaults", "known", "plain", "problem", "required", "schema", "validator")
+
+    def __init__(self, schema: Mapping[str, Any]) -> None:
+        self.schema = schema
+        props = schema.get("properties")
+        self.known: Mapping[str, Any] = props if isinstance(props, Mapping) else {}
+        self.defaults = {
+            k: v["default"]
+            for k, v in self.known.items()
+            if isinstance(v, Mapping) and "default" in v
+        }
+        required = schema.get("required")
+        self.required = tuple(
+            k for k in (required if isinstance(required, list) else ()) if k not in self.defaults
+        )
+        self.problem: str | None = None
+        self.validator: Draft202012Validator | None = None
+        self.plain: dict[str, tuple[str, ...]] | None = _plain(schema, self.known)
+        if self.plain is None:
+            try:
+                Draft202012Validator.check_schema(schema)
+                self.validator = Draft202012Validator(schema)
+            except SchemaError as exc:
+                self.problem = f"the tool's parameter schema is invalid: {exc.message}"
+
+    def check(self, args: Mapping[str, Any]) -> str | None:
+        """Why ``args`` (defaults filled in) do not fit the schema, or None."""
+        if self.plain is None:
+            assert self.validator is not None
+            errors = sorted(self.validator.iter_errors(args), key=lambda e: list(e.path))
+            if not errors:
+                return None
+            where = ".".join(str(p) for p in errors[0].absolute_path)
+            return f"{where}: {errors[0].message}" if where else errors[0].message
+        for key in self.required:
+            if key not in args:
+                return f"{key!r} is a required property"
+        for key, value in args.items():
+            types = self.plain.get(key)
+            if types is not None and not any(_is(value, t) for t in types):
+                return f"{key}: {value!r} is not of type {', '.join(repr(t) for t in types)}"
+        return None
+
+
+def _plain(
+    schema: Mapping[str, Any], known: Mapping[str, Any]
+) -> dict[str, tuple[str, ...]] | None:
+    """Scalar types per key when the schema is an object of scalars and nothing else."""
+    if schema.get("type") != "object" or set(schema) - {
+        "type",
+        "properties",
+        "required",
+        "title",
+        "description",
+        "additionalProperties",
+    }:
+        return None
+    if schema.get("additionalProperties", False) not in (False, True):
+        return None
+    plain: dict[str, tuple[str, ...]] = {}
+    for key, spec in known.items():
+        if not isinstance(spec, Mapping) or set(spec) - _PLAIN_KEYS or "type" not in spec:
+            return None
+        kind = spec["type"]
+        types = tuple(kind) if isinstance(kind, list) else (kind,)
+        if not types or not all(isinstance(t, str) and t in _PRIMITIVES for t in types):
+            return None
+        plain[key] = types
+    return plain
+
+
+def _is(value: Any, kind: str) -> bool:
+    """JSON Schema's type test (an integral float is an integer, a bool is not a number)."""
+    if kind == "string":
+        return isinstance(value, str)
+    if kind == "boolean":
+        return isinstance(value, bool)
+    if kind == "null":
+        return value is None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return kind == "number" or isinstance(value, int) or value.is_integer()
+
+
+_COMPILED: dict[int, _Compiled] = {}
+
+
+def _compiled(schema: Mapping[str, Any]) -> _Compiled:
+    hit = _COMPILED.get(id(schema))
+    if hit is None or hit.schema is not schema:  # (the entry keeps its schema alive)
+        if len(_COMPILED) >= 1024:
+            _COMPILED.clear()
+        hit = _COMPILED[id(schema)] = _Compiled(schema)
     return hit
 
 
@@ -76,8 +159,8 @@ def received(
             f"expected an object of named arguments, found {_kind(value)} "
             f"{_short(json.dumps(value, default=str))}"
         )
-    props = schema.get("properties")
-    known = props if isinstance(props, Mapping) else {}
+    compiled = _compiled(schema)
+    known = compiled.known
     unknown = [k for k in value if k not in known]
     if unknown:
         shown = ", ".join(repr(_short(k, 60)) for k in unknown[:5])
@@ -87,17 +170,14 @@ def received(
             f"argument(s) {shown}{more} are not in the schema of tool {tool!r} "
             f"(it accepts: {_short(accepted)})"
         )
+    if compiled.problem is not None:
+        return value, compiled.problem
     args = dict(value)
-    for name, spec in known.items():
-        if name not in args and isinstance(spec, Mapping) and "default" in spec:
-            args[name] = spec["default"]
-    check = _validator(schema)
-    if isinstance(check, str):
-        return value, check
-    error = next(iter(sorted(check.iter_errors(args), key=lambda e: list(e.path))), None)
-    if error is not None:
-        where = ".".join(str(p) for p in error.absolute_path)
-        detail = f"{where}: {error.message}" if where else error.message
+    for name, default in compiled.defaults.items():
+        if name not in args:
+            args[name] = default
+    detail = compiled.check(args)
+    if detail is not None:
         return value, f"the tool's schema rejects these arguments: {_short(detail)}"
     return args, None
 

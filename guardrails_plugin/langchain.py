@@ -56,7 +56,9 @@ back to the model as an error ``ToolMessage`` naming the rule and the reason (or
 checkpointer, through LangGraph's ``interrupt()`` (see ``guardrails_plugin.langgraph``): an
 edit runs with the edited (re-checked) arguments, an answer comes back in the tool's place.
 Tools the agent may never call are hidden from its model (``hide_tools``). The kill switch
-(``guard.controls``) is checked before every model and tool call.
+(``guard.controls``) is checked before every model and tool call. When the policy has model
+budgets (``of="model"``), each model turn's ``usage_metadata`` is charged to them
+(``Guard.record_usage``; tiktoken's count where the model reports none).
 
 **GuardCallbackHandler** / **AsyncGuardCallbackHandler**, for tools and runnables that run
 without the middleware (a tool invoked directly, an LCEL chain, a legacy agent loop)::

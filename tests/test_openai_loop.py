@@ -5,6 +5,7 @@ Responses API, and what the client sends back (the server records it)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
@@ -515,3 +516,16 @@ def read_file_again(path: str) -> str:
 
 
 read_file_again.__name__ = "read_file"
+
+
+async def test_concurrent_answers_never_overspend_a_budget(openai_server, tmp_path):
+    guard, _ = guard_for(tmp_path, Budget.calls(3, tools="count", per="thread"))
+    tools = GuardedTools(guard, TOOLS, thread_id="t-many")
+    calls = [Call("count", {"n": i}) for i in range(8)]
+    openai_server.push(*(Turn(tool_calls=calls[i : i + 2]) for i in range(0, 8, 2)))
+    async with client(openai_server, aio=True) as llm:
+        answers = [await llm.chat.completions.create(model="m", messages=[]) for _ in range(4)]
+        results = await asyncio.gather(*(tools.bind().arun(a) for a in answers))
+    ran = [o for out in results for o in out.outcomes if o.ran]
+    assert len(ran) == len(RAN) == 3
+    assert all(o.decision.kind == "budget" for out in results for o in out.outcomes if not o.ran)

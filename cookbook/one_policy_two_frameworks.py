@@ -32,6 +32,7 @@ from guardrails_plugin import Guard, Policy, ToolCall
 from guardrails_plugin.agents_sdk import guard_agent
 from guardrails_plugin.langchain import GuardMiddleware
 from guardrails_plugin.store import SQLiteStore
+from guardrails_plugin.testing import ScriptedChatModel, tool_call
 
 POLICY = Path(__file__).with_name("shared_policy.yaml")
 THREAD = "customer-42"
@@ -55,8 +56,6 @@ def chat_assistant(guard: Guard) -> Any:
     def turn(*calls: dict[str, Any], text: str = "") -> AIMessage:
         usage = {"input_tokens": 900, "output_tokens": 100, "total_tokens": 1000}
         return AIMessage(content=text, tool_calls=list(calls), usage_metadata=usage)
-
-    from guardrails_plugin.testing import ScriptedChatModel, tool_call
 
     model = ScriptedChatModel(
         [

@@ -664,3 +664,48 @@ def test_one_agents_guard_wraps_agent_after_agent_each_with_its_own_model(ran: R
         assert sdk.wrap(Agent(name="worker", model=model, tools=[])).model is model
     agent = sdk.wrap(Agent(name="worker", model=models[7], tools=list(tools(ran).values())))
     assert Runner.run_sync(agent, "go").final_output == "done 7"
+
+
+async def test_concurrent_resumes_of_one_saved_state_run_the_call_once(ran: Ran) -> None:
+    guard = Guard(policy())
+    agent = _mail_agent(ran, guard, say("done"), say("done"), say("done"))
+    first = await Runner.run(agent, "mail the boss")
+    state = first.to_state()
+    state.approve(first.interruptions[0])
+    saved = state.to_string()
+    restored = [await RunState.from_string(agent, saved) for _ in range(3)]
+
+    results = await asyncio.gather(*(Runner.run(agent, s) for s in restored))
+
+    assert ran == [("send_email", {"to": "boss@example.com", "body": "Q3"})]
+    refused = [r for r in results if "exactly-once" in outputs(r)["m1"]]
+    assert len(refused) == 2
+
+
+class _FailingStore:
+    """A store whose ``put_if`` fails from a given call on (the claim of an approval)."""
+
+    def __init__(self, inner: Any, fail_from: int) -> None:
+        self._inner, self._n, self._fail_from = inner, 0, fail_from
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    async def aput_if(self, *args: Any, **kwargs: Any) -> bool:
+        self._n += 1
+        if self._n >= self._fail_from:
+            raise OSError("disk gone")
+        return bool(await self._inner.aput_if(*args, **kwargs))
+
+
+def test_a_store_failing_while_an_approval_is_claimed_runs_nothing(ran: Ran) -> None:
+    guard = Guard(policy())
+    agent = _mail_agent(ran, guard)
+    first = Runner.run_sync(agent, "mail the boss")  # the ask is written (put_if #1)
+    state = first.to_state()
+    state.approve(first.interruptions[0])
+    guard.store = _FailingStore(guard.store, fail_from=1)  # type: ignore[assignment]
+
+    with pytest.raises(Exception, match="disk gone"):
+        Runner.run_sync(agent, state)
+    assert ran == []

@@ -62,6 +62,7 @@ ADAPTERS = {
     "replay",
     "shadow",
     "openai",
+    "agents_sdk",  # the OpenAI Agents SDK adapter
 }
 ALLOWED.update(
     {
@@ -75,6 +76,7 @@ ALLOWED.update(
         "shadow": ENGINE,  # a shadow guard following a live one
         "testing": set(),
         "openai": ENGINE,  # the openai SDK's tool loop
+        "agents_sdk": ENGINE,
     }
 )
 
@@ -87,7 +89,8 @@ FRAMEWORKS = {
     "uvicorn": {"dashboard"},
     "opentelemetry": {"otel"},
     "openai": {"openai"},
-    "jsonschema": {"openai"},
+    "jsonschema": {"openai", "agents_sdk"},
+    "agents": {"agents_sdk"},  # openai-agents
 }
 
 

@@ -109,8 +109,10 @@ def command_lines(draw: st.DrawFn, files: dict[str, str]) -> list[str]:
             argv += ["--since", draw(value)]
     else:
         store = draw(path)
-        if verb == "dashboard" and store == files["store"]:
-            store = files["missing"]  # a dashboard on a real store would serve, not fail
+        if verb == "dashboard" and (store == files["store"] or _is_store(store)):
+            # a dashboard on a real store would serve, not fail (an earlier generated
+            # ``init`` may have made a store of an empty file)
+            store = files["missing"]
         if verb == "init" and store == files["missing"]:
             # init creates what it names: the shared "missing" path must stay missing, or a
             # later dashboard on it would serve instead of failing
@@ -129,6 +131,17 @@ def command_lines(draw: st.DrawFn, files: dict[str, str]) -> list[str]:
     if draw(st.integers(0, 9)) == 0:  # now and then an option nobody knows
         argv.insert(draw(st.integers(0, len(argv))), draw(st.sampled_from(["--nope", "-z"])))
     return argv
+
+
+def _is_store(path: str) -> bool:
+    from guardrails_plugin._errors import StoreError
+    from guardrails_plugin.store import open_store
+
+    try:
+        open_store(f"sqlite:///{path}", create=False).close()
+    except (StoreError, ValueError, OSError):
+        return False
+    return True
 
 
 @settings(

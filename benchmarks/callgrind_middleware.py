@@ -7,7 +7,8 @@ Each variant (a bare ``create_agent`` agent, one with a no-op middleware, one wi
 ``ToolCallLimitMiddleware``, one with ``GuardMiddleware`` under the 100-rule policy of
 ``bench_middleware.py``) runs ``--runs`` agent runs of 10 tool-call steps under
 ``valgrind --tool=callgrind`` with cache and branch simulation, counting only after 3 warm-up
-runs. Per step it reports instructions and an estimate of cycles (instructions + 10 per L1
+runs, with a fixed hash seed (string hashing changes dict and set work by about 1% from one
+process to the next). Per step it reports instructions and an estimate of cycles (instructions + 10 per L1
 miss + 100 per last-level miss + 15 per mispredicted branch). ``--other DIR`` also runs the
 guard from another tree (``git worktree add --detach DIR <commit>``), for before/after.
 
@@ -42,11 +43,12 @@ from guardrails_plugin.langchain import GuardMiddleware
 from guardrails_plugin.testing import ScriptedChatModel, tool_call
 which, n = sys.argv[1], int(sys.argv[2])
 model = ScriptedChatModel([tool_call("lookup", n=i) for i in range(10)] + ["done"])
-middleware = {
+others = {
     "bare": [],
     "no-op middleware": [b.NoopMiddleware()],
     "ToolCallLimitMiddleware": [ToolCallLimitMiddleware(tool_name="lookup", run_limit=10**9)],
-}.get(which) or [GuardMiddleware(Guard(b.policy()))]
+}
+middleware = others[which] if which in others else [GuardMiddleware(Guard(b.policy()))]
 agent = create_agent(model, [b.lookup], middleware=middleware)
 def run(i):
     model.calls = 0; model.seen.clear(); model.bound_tools.clear()
@@ -78,7 +80,7 @@ def measure(tree: Path, variant: str, runs: int, tmp: str) -> tuple[float, float
             str(runs),
             str(HERE),
         ],
-        env={**os.environ, "PYTHONPATH": str(tree)},
+        env={**os.environ, "PYTHONPATH": str(tree), "PYTHONHASHSEED": "0"},
         cwd=tmp,
         capture_output=True,
         check=True,

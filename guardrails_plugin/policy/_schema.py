@@ -189,7 +189,7 @@ def _limit() -> dict[str, Any]:
 
 
 def _budget() -> dict[str, Any]:
-    measures = ("calls", "rate", "sum", "distinct", "tokens")
+    measures = ("calls", "rate", "sum", "distinct", "tokens", "cost")
     return {
         "type": "object",
         "description": "A limit per partition (run, thread, agent, tool or everything).",
@@ -224,13 +224,38 @@ def _budget() -> dict[str, Any]:
                     "type": "object",
                     "properties": {
                         "limit": _limit(),
-                        "of": {"enum": ["args", "results"]},
+                        "of": {"enum": ["args", "results", "model"]},
                         "encoding": {"type": "string"},
                     },
                     "required": ["limit"],
                     "additionalProperties": False,
                 },
-                "At most `limit` tokens in the calls' arguments (`of: args`) or results.",
+                "At most `limit` tokens in the calls' arguments (`of: args`), their results "
+                "(`of: results`), or the model's answers as their usage reports them "
+                "(`of: model`).",
+            ),
+            "cost": _doc(
+                {
+                    "type": "object",
+                    "properties": {
+                        "limit": _limit(),
+                        "prices": {
+                            "type": "object",
+                            "minProperties": 1,
+                            "additionalProperties": {
+                                "type": "array",
+                                "items": {"type": "number", "minimum": 0},
+                                "minItems": 2,
+                                "maxItems": 2,
+                            },
+                        },
+                    },
+                    "required": ["limit", "prices"],
+                    "additionalProperties": False,
+                },
+                "At most `limit` dollars of model use; `prices` maps a model-name glob to "
+                "`[input, output]` dollars per million tokens (a model no glob prices counts "
+                "the budget as used up).",
             ),
             "tools": _names("The tools it counts; default every tool.", empty=True),
             "agents": _names("The agents it counts; default every agent.", empty=True),

@@ -16,6 +16,7 @@ import inspect
 import math
 import threading
 import time
+import warnings
 from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -319,7 +320,10 @@ class Guard:
         ttl: float | None = None,
         effect: Literal["allow", "ask"] = "allow",
     ) -> Grant:
-        """Give ``agent`` a permission at run time (``ttl`` seconds, or until revoked)."""
+        """Give ``agent`` a permission at run time (``ttl`` seconds, or until revoked).
+
+        A grant that scopes a recipient (``to``) but leaves ``cc``/``bcc`` open under a
+        policy with ``unscoped_args="any"`` raises a ``UserWarning`` saying so."""
         g = Grant(
             agent=agent,
             tools=(tools,) if isinstance(tools, str) else tuple(tools),
@@ -327,6 +331,8 @@ class Guard:
             effect=effect,
             expires_at=None if ttl is None else self.clock() + ttl,
         )
+        for warning in self.policy.open_arguments([g.rule()]):
+            warnings.warn(warning, UserWarning, stacklevel=2)
         self._save(g)
         return g
 

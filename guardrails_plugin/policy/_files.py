@@ -58,7 +58,7 @@ import yaml
 
 from .._errors import PolicyError, PolicyFileError, ScopeError, ScopeViolation
 from .._events import ToolCall
-from ..scopes import Scope, scope_from_spec
+from ..scopes import OptionalScope, Scope, scope_from_spec
 from ._budgets import Budget, Measure
 from ._flows import DataFlow
 from ._rules import Condition, Rule, RuleEffect
@@ -68,7 +68,7 @@ ALIAS_RATIO = 10
 ALIAS_ALLOWANCE = 10_000
 """Nodes of alias expansion every document may have whatever its size."""
 
-_TOP_KEYS = {"name", "version", "rules", "budgets", "flows"}
+_TOP_KEYS = {"name", "version", "rules", "budgets", "flows", "unscoped_args"}
 _RULE_KEYS = {"id", "allow", "ask", "deny", "agents", "args", "reason", "when"}
 _BUDGET_KEYS = {
     "id",
@@ -98,6 +98,7 @@ class PolicyParts:
     flows: list[DataFlow]
     name: str
     version: str
+    unscoped_args: Any = "any"
 
 
 _BaseLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -304,6 +305,7 @@ def parts_from_data(data: Any, *, source: str = "<dict>", imports: bool = True) 
         flows=flows,
         name=_text(source, "name", data.get("name", "policy")),
         version=_text(source, "version", data.get("version", "1")),
+        unscoped_args=_unscoped_args(source, data),
     )
 
 
@@ -326,7 +328,8 @@ def _rule(source: str, i: int, data: Any, imports: bool) -> Rule:
             source, where, f"'args' must map argument names to scopes, found {_kind(args)}"
         )
     scopes = {
-        name: _scope(source, f"{where}: args.{name}", spec, imports) for name, spec in args.items()
+        name: _arg_scope(source, f"{where}: args.{name}", spec, imports)
+        for name, spec in args.items()
     }
     when = data.get("when")
     condition = None
@@ -378,6 +381,29 @@ def _scope(source: str, where: str, spec: Any, imports: bool) -> Scope:
         raise PolicyFileError(source, where, str(exc)) from exc
     except TypeError as exc:
         raise PolicyFileError(source, where, f"bad settings for scope {kind!r}: {exc}") from exc
+
+
+def _arg_scope(source: str, where: str, spec: Any, imports: bool) -> Scope:
+    """An argument's scope: one scope, and ``optional: true`` next to it if it may be absent
+    or empty (``scopes/optional.py``)."""
+    if not isinstance(spec, Mapping) or "optional" not in spec:
+        return _scope(source, where, spec, imports)
+    flag = spec["optional"]
+    if flag is not True and flag is not False:
+        raise PolicyFileError(
+            source, f"{where}: optional", f"expected true or false, found {_kind(flag)}"
+        )
+    inner = _scope(source, where, {k: v for k, v in spec.items() if k != "optional"}, imports)
+    return OptionalScope(inner) if flag else inner
+
+
+def _unscoped_args(source: str, data: Mapping[str, Any]) -> str:
+    value = data.get("unscoped_args", "any")
+    if value not in ("any", "empty"):
+        raise PolicyFileError(
+            source, "unscoped_args", f"expected 'any' or 'empty', found {_kind(value)}"
+        )
+    return cast("str", value)
 
 
 def _reference(reference: object, what: str) -> tuple[str, str]:

@@ -125,3 +125,28 @@ class _DenyIndex:
                 )
         found = self._memo[tool] = frozenset(positions)
         return found
+
+
+RECIPIENT_ARGS = frozenset({"to", "recipient", "recipients", "to_addresses", "emails"})
+"""Argument names that say who a message goes to."""
+COPY_ARGS = ("cc", "bcc")
+"""Arguments that usually sit next to them and send the message elsewhere too."""
+
+
+def open_recipients(rule: Rule) -> str | None:
+    """A warning when a permitting ``rule`` (or grant) scopes a recipient argument (``to``,
+    ``recipients``, ...) but leaves ``cc`` or ``bcc`` unscoped: under
+    ``unscoped_args: any`` a tool that takes them sends the message anywhere they say."""
+    if rule.effect is RuleEffect.DENY or not rule.permits:
+        return None
+    if RECIPIENT_ARGS.isdisjoint(rule.args):
+        return None
+    missing = [name for name in COPY_ARGS if name not in rule.args]
+    if not missing:
+        return None
+    scoped = sorted(RECIPIENT_ARGS.intersection(rule.args))[0]
+    return (
+        f"rule {rule.id!r} scopes {scoped!r} but not {', '.join(map(repr, missing))}: if "
+        f"{'/'.join(rule.tools)} takes them, they are open; scope them with optional: true, or "
+        "set unscoped_args: empty"
+    )

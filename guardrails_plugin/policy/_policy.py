@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from .._decision import Decision, Effect
 from .._errors import PolicyError, PolicyFileError
@@ -12,9 +12,12 @@ from .._events import ToolCall
 from ._budgets import Budget
 from ._files import PolicyParts, parts_from_data, parts_from_file
 from ._flows import DataFlow
-from ._lint import lint
+from ._lint import lint, open_recipients
 from ._patterns import NameSet
-from ._rules import Outcome, Rule, RuleEffect
+from ._rules import Outcome, Rule, RuleEffect, RuleResult
+
+UnscopedArgs = Literal["any", "empty"]
+UNSCOPED_ARGS: tuple[UnscopedArgs, ...] = ("any", "empty")
 
 DEFAULT_DENY = "default-deny"
 MALFORMED = "malformed-call"
@@ -49,7 +52,11 @@ class Policy:
         )
 
     Tools no rule names are denied. A matching ``deny`` beats everything, ``ask`` beats
-    ``allow``. Rules are compiled into a per-(agent, tool) index, so a decision looks at the
+    ``allow``. ``unscoped_args`` says what an ``allow`` or ``ask`` rule (or grant) that scopes
+    some arguments says about the arguments it does not mention: ``"any"`` (any value) or
+    ``"empty"`` (each must be absent, ``None``, ``""`` or ``[]``; so a grant that scopes
+    ``to`` also keeps ``cc`` and ``bcc`` empty). Rules without ``args`` permit the whole tool
+    either way. Rules are compiled into a per-(agent, tool) index, so a decision looks at the
     few rules about that tool only.
     """
 
@@ -61,7 +68,14 @@ class Policy:
         flows: Iterable[DataFlow] = (),
         name: str = "policy",
         version: str = "1",
+        unscoped_args: UnscopedArgs = "any",
     ) -> None:
+        if unscoped_args not in UNSCOPED_ARGS:
+            raise PolicyError(
+                f"unscoped_args must be one of {list(UNSCOPED_ARGS)}, found {unscoped_args!r}"
+            )
+        self.unscoped_args: UnscopedArgs = unscoped_args
+        self._closed = unscoped_args == "empty"
         self.name = name
         self.version = str(version)
         self.rules: tuple[Rule, ...] = tuple(rules)
@@ -156,8 +170,11 @@ class Policy:
         permit: Rule | None = None
         escalate: Rule | None = None
         misses: list[str] = []
+        closed = self._closed
         for r in asks:
             res = r.evaluate(call, tainted)
+            if closed and res.outcome is Outcome.MATCH and r.args and r.permits:
+                res = _closed(r, call) or res
             if res.outcome is Outcome.MATCH:
                 escalate = escalate or r
                 if r.permits:
@@ -169,6 +186,8 @@ class Policy:
         if permit is None:
             for r in allows:
                 res = r.evaluate(call, tainted)
+                if closed and res.outcome is Outcome.MATCH and r.args:
+                    res = _closed(r, call) or res
                 if res.outcome is Outcome.MATCH:
                     permit = r
                     break
@@ -218,6 +237,8 @@ class Policy:
     def to_dict(self) -> dict[str, Any]:
         """The compiled policy as plain data in the policy-file shape (what ``lint`` prints)."""
         data: dict[str, Any] = {"name": self.name, "version": self.version}
+        if self.unscoped_args != "any":
+            data["unscoped_args"] = self.unscoped_args
         data["rules"] = [r.to_dict() for r in self.rules]
         if self.budgets:
             data["budgets"] = [b.to_dict() for b in self.budgets]
@@ -249,14 +270,23 @@ class Policy:
                 flows=parts.flows,
                 name=parts.name,
                 version=parts.version,
+                unscoped_args=parts.unscoped_args,
             )
         except PolicyError as exc:
             raise PolicyFileError(source, "policy", str(exc)) from exc
 
     def lint(self) -> list[str]:
         """Warnings about a policy that is valid but probably not what was meant (rules an
-        outright deny makes useless, budgets of 0); linear in the rules (see ``_lint.py``)."""
-        return lint(self.rules, self.budgets)
+        outright deny makes useless, budgets of 0, ``cc`` open next to a scoped ``to``); linear in the rules (see ``_lint.py``)."""
+        found = lint(self.rules, self.budgets)
+        return found + self.open_arguments(self.rules)
+
+    def open_arguments(self, rules: Iterable[Rule]) -> list[str]:
+        """Warnings for permitting ``rules`` (the policy's, or grants') that leave a
+        recipient-like argument open: empty under ``unscoped_args="empty"``."""
+        if self._closed:
+            return []
+        return [w for w in map(open_recipients, rules) if w is not None]
 
     def __repr__(self) -> str:
         return (
@@ -272,6 +302,17 @@ class Policy:
 
 def _deny(call: ToolCall, rule: str, reason: str) -> Decision:
     return Decision(Effect.DENY, rule, reason, tool=call.tool, agent=call.agent)
+
+
+def _closed(rule: Rule, call: ToolCall) -> RuleResult | None:
+    """A miss when ``call`` gives an argument ``rule`` does not scope (``unscoped_args="empty"``)."""
+    name = rule.unscoped_given(call)
+    if name is None:
+        return None
+    return RuleResult(
+        Outcome.MISS,
+        f"argument {name!r} is not scoped by rule {rule.id!r}, so it must be absent or empty",
+    )
 
 
 def _kind(rule: Rule) -> str:

@@ -15,7 +15,7 @@ from typing import Any
 
 from .._errors import PolicyError, ScopeViolation
 from .._events import ToolCall
-from ..scopes import Scope
+from ..scopes import OptionalScope, Scope, arg_data, is_empty
 from ._patterns import NameSet, as_names, name_set
 
 Condition = Callable[[ToolCall], bool]
@@ -57,7 +57,8 @@ class Rule:
 
     For ``allow`` and ``ask`` every scoped argument must be present and inside its scope. For
     ``deny`` the rule fires when every scoped argument is inside its scope (a deny with no
-    ``args`` forbids the tool outright). ``when`` is an optional predicate over the whole call.
+    ``args`` forbids the tool outright). An argument scoped ``optional(...)`` may also be
+    absent, ``None`` or empty (``scopes/optional.py``). ``when`` is an optional predicate over the whole call.
     ``tainted_by`` (set by data-flow rules) makes the rule apply only once content from one of
     those source tools has entered the run. ``permits=False`` (data-flow rules) makes an ``ask``
     rule escalate calls other rules permit without permitting anything by itself.
@@ -119,6 +120,8 @@ class Rule:
             return RuleResult(Outcome.MISS, "no untrusted content in this run")
         for name, scope in self.args.items():
             if name not in call.args:
+                if type(scope) is OptionalScope:
+                    continue
                 if self.effect is RuleEffect.DENY:
                     return RuleResult(Outcome.MISS, f"argument {name!r} absent")
                 return RuleResult(
@@ -154,6 +157,16 @@ class Rule:
                 return RuleResult(Outcome.MISS, f"condition of rule {self.id!r} does not hold")
         return RuleResult(Outcome.MATCH)
 
+    def unscoped_given(self, call: ToolCall) -> str | None:
+        """The first argument of ``call`` this rule does not scope and that is given (not
+        absent, ``None`` or empty), if any: what a policy with ``unscoped_args="empty"``
+        refuses for a rule that scopes some arguments."""
+        scoped = self.args
+        for name, value in call.args.items():
+            if name not in scoped and not is_empty(value):
+                return name
+        return None
+
     # -- plain data ---------------------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
@@ -162,7 +175,7 @@ class Rule:
         if self.agents != ("*",):
             data["agents"] = _one_or_list(self.agents)
         if self.args:
-            data["args"] = {name: {s.kind: s.spec()} for name, s in self.args.items()}
+            data["args"] = {name: arg_data(s) for name, s in self.args.items()}
         if self.when is not None:
             data["when"] = (
                 f"{getattr(self.when, '__module__', '?')}:{getattr(self.when, '__qualname__', repr(self.when))}"

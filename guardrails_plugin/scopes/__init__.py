@@ -17,6 +17,7 @@ and ask rules treat unreadable values as matches, so a value cannot dodge them b
 
 from ._base import SCOPE_KINDS, Scope, ScopeError, ScopeViolation, scope_from_spec
 from .emails import Emails, addresses_in
+from .optional import OptionalScope, arg_data, arg_scope, is_empty, optional
 from .paths import Paths
 from .shell import Shell
 from .sql import Sql
@@ -28,6 +29,7 @@ __all__ = [
     "Emails",
     "Number",
     "OneOf",
+    "OptionalScope",
     "Paths",
     "Pattern",
     "Predicate",
@@ -38,5 +40,9 @@ __all__ = [
     "Sql",
     "Urls",
     "addresses_in",
+    "arg_data",
+    "arg_scope",
+    "is_empty",
+    "optional",
     "scope_from_spec",
 ]

@@ -21,6 +21,7 @@ from .optional import OptionalScope, arg_data, arg_scope, is_empty, optional
 from .paths import Paths
 from .shell import Shell
 from .sql import Sql
+from .text import Text, links_in
 from .urls import Urls
 from .values import Number, OneOf, Pattern, Predicate
 
@@ -38,11 +39,13 @@ __all__ = [
     "ScopeViolation",
     "Shell",
     "Sql",
+    "Text",
     "Urls",
     "addresses_in",
     "arg_data",
     "arg_scope",
     "is_empty",
+    "links_in",
     "optional",
     "scope_from_spec",
 ]

@@ -683,7 +683,12 @@ class Guard:
         edited = call.with_args(answer.args)
         again = yield from self._call_flow(edited)
         if again.effect is Effect.DENY:
-            return _replace(again, reason=f"the edited call is out of policy: {again.reason}")
+            shown = again.reason if again.model_reason is None else again.model_reason
+            return _replace(
+                again,
+                reason=f"the edited call is out of policy: {again.reason}",
+                model_reason=f"the edited call is out of policy: {shown}",
+            )
         return Decision(
             Effect.MODIFY,
             asked.rule,
@@ -908,6 +913,7 @@ def _replace(decision: Decision, **changes: Any) -> Decision:
         kind=changes.get("kind", d.kind),
         charges=changes.get("charges", d.charges),
         approver=changes.get("approver", d.approver),
+        model_reason=changes.get("model_reason", d.model_reason),
     )
 
 

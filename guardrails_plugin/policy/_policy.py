@@ -160,7 +160,9 @@ class Policy:
             if res.outcome is Outcome.MATCH:
                 return _deny(call, r.id, _text(r, call) or f"forbidden by rule {r.id!r}")
             if res.outcome is Outcome.ERROR:
-                return _deny(call, r.id, f"fail closed: {res.reason}")
+                return _deny(
+                    call, r.id, f"fail closed: {res.reason}", f"fail closed: {res.for_model}"
+                )
         asks = b.asks
         allows = b.allows
         if extra:
@@ -169,7 +171,7 @@ class Policy:
             allows += tuple(r for r in grants if r.effect is RuleEffect.ALLOW)
         permit: Rule | None = None
         escalate: Rule | None = None
-        misses: list[str] = []
+        misses: list[tuple[Rule, RuleResult]] = []
         closed = self._closed
         for r in asks:
             res = r.evaluate(call, tainted)
@@ -180,9 +182,11 @@ class Policy:
                 if r.permits:
                     permit = permit or r
             elif res.outcome is Outcome.ERROR:
-                return _deny(call, r.id, f"fail closed: {res.reason}")
+                return _deny(
+                    call, r.id, f"fail closed: {res.reason}", f"fail closed: {res.for_model}"
+                )
             elif r.permits:
-                misses.append(f"rule {r.id!r}: {res.reason}")
+                misses.append((r, res))
         if permit is None:
             for r in allows:
                 res = r.evaluate(call, tainted)
@@ -191,10 +195,10 @@ class Policy:
                 if res.outcome is Outcome.MATCH:
                     permit = r
                     break
-                misses.append(f"rule {r.id!r}: {res.reason}")
+                misses.append((r, res))
         if permit is None:
             if misses:
-                return _deny(call, DEFAULT_DENY, "; ".join(misses))
+                return _deny(call, DEFAULT_DENY, *_missed(misses))
             return _deny(
                 call,
                 DEFAULT_DENY,
@@ -300,8 +304,30 @@ class Policy:
     __hash__ = None  # type: ignore[assignment]
 
 
-def _deny(call: ToolCall, rule: str, reason: str) -> Decision:
-    return Decision(Effect.DENY, rule, reason, tool=call.tool, agent=call.agent)
+def _deny(call: ToolCall, rule: str, reason: str, model_reason: str | None = None) -> Decision:
+    return Decision(
+        Effect.DENY, rule, reason, tool=call.tool, agent=call.agent, model_reason=model_reason
+    )
+
+
+MODEL_REASON_LIMIT = 400
+"""Characters of a denial's model-facing reason at most (the operator's has no limit)."""
+
+
+def _missed(misses: list[tuple[Rule, RuleResult]]) -> tuple[str, str]:
+    """The operator's reason (every rule and its full reason) and the model's: each distinct
+    short reason once, with the rules that gave it, cut to ``MODEL_REASON_LIMIT``."""
+    full = "; ".join(f"rule {r.id!r}: {res.reason}" for r, res in misses)
+    by_text: dict[str, list[str]] = {}
+    for r, res in misses:
+        by_text.setdefault(res.for_model, []).append(repr(r.id))
+    short = "; ".join(
+        f"{'rule' if len(ids) == 1 else 'rules'} {', '.join(ids)}: {text}"
+        for text, ids in by_text.items()
+    )
+    if len(short) > MODEL_REASON_LIMIT:
+        short = short[: MODEL_REASON_LIMIT - 3] + "..."
+    return full, short
 
 
 def _closed(rule: Rule, call: ToolCall) -> RuleResult | None:

@@ -41,8 +41,16 @@ class Outcome(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class RuleResult:
+    """``reason`` is for the operator; ``short`` (when set) is what the model may read: what
+    was wrong, never what the rule allows (see ``ScopeViolation``)."""
+
     outcome: Outcome
     reason: str = ""
+    short: str = ""
+
+    @property
+    def for_model(self) -> str:
+        return self.short or self.reason
 
 
 @dataclass(frozen=True, eq=False)
@@ -130,15 +138,19 @@ class Rule:
             try:
                 scope.check(call.args[name])
             except ScopeViolation as exc:
+                outcome = Outcome.MISS
                 if exc.unreadable and self.effect is not RuleEffect.ALLOW:
                     # deny / ask rules must not be dodged by a value they cannot read
-                    return RuleResult(Outcome.ERROR, f"argument {name!r}: {exc}")
-                return RuleResult(Outcome.MISS, f"argument {name!r}: {exc}")
+                    outcome = Outcome.ERROR
+                return RuleResult(
+                    outcome, f"argument {name!r}: {exc}", _short(name, scope, exc, self.id)
+                )
             except Exception as exc:
                 return RuleResult(
                     Outcome.ERROR,
                     f"argument {name!r} could not be checked by {scope!r}: "
                     f"{type(exc).__name__}: {exc}",
+                    f"argument {name!r} could not be checked",
                 )
         if self.when is not None:
             try:
@@ -147,11 +159,13 @@ class Rule:
                 return RuleResult(
                     Outcome.ERROR,
                     f"condition of rule {self.id!r} raised {type(exc).__name__}: {exc}",
+                    f"condition of rule {self.id!r} could not be evaluated",
                 )
             if applies is not True and applies is not False:
                 return RuleResult(
                     Outcome.ERROR,
                     f"condition of rule {self.id!r} returned {applies!r}, expected True or False",
+                    f"condition of rule {self.id!r} could not be evaluated",
                 )
             if not applies:
                 return RuleResult(Outcome.MISS, f"condition of rule {self.id!r} does not hold")
@@ -198,6 +212,18 @@ class Rule:
             parts.append(f"tainted_by={list(self.tainted_by)!r}")
         parts.append(f"id={self.id!r}")
         return f"{self.effect}({', '.join(parts)})"
+
+
+_BUILT_IN = "guardrails_plugin.scopes."
+
+
+def _short(name: str, scope: Scope, exc: ScopeViolation, rule: str) -> str:
+    """The model's reading of a violation: the scope's ``short`` text for the built-in
+    scopes (which keep what they allow in ``allowed``); for other scopes, which may write
+    their allowed values anywhere in the message, only that the argument is outside."""
+    if type(scope).__module__.startswith(_BUILT_IN):
+        return f"argument {name!r}: {exc.short}"
+    return f"argument {name!r} is outside what rule {rule!r} allows"
 
 
 def _one_or_list(names: tuple[str, ...]) -> str | list[str]:

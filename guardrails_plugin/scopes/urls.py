@@ -280,8 +280,8 @@ class Urls(Scope):
         protocol: str = url["protocol"]
         if protocol not in self._protocols:
             raise ScopeViolation(
-                f"{preview(value)} uses scheme {protocol[:-1]!r}; allowed schemes: "
-                f"{sorted(self._schemes)}"
+                f"{preview(value)} uses scheme {protocol[:-1]!r}, not an allowed scheme",
+                allowed=f"allowed schemes: {sorted(self._schemes)}",
             )
         hostname: str = url["hostname"]
         if not hostname:
@@ -318,7 +318,9 @@ class Urls(Scope):
                 return
             raise ScopeViolation(
                 f"{preview(value)} connects to IP address {str(ip)!r}, which is not in allowed "
-                f"hosts {self._hosts_shown} or networks {[str(n) for n in self._networks]}"
+                "hosts or networks",
+                allowed=f"allowed hosts {self._hosts_shown}, networks "
+                f"{[str(n) for n in self._networks]}",
             )
         host = hostname[:-1] if hostname.endswith(".") else hostname
         if host in self._exact:
@@ -332,8 +334,8 @@ class Urls(Scope):
                 if host[suffix_start:] in self._wildcards:
                     return
         raise ScopeViolation(
-            f"{preview(value)} connects to host {hostname!r}, not in allowed hosts "
-            f"{self._hosts_shown}"
+            f"{preview(value)} connects to host {hostname!r}, not in allowed hosts",
+            allowed=f"allowed hosts {self._hosts_shown}",
         )
 
     def _check_port(self, value: str, scheme: str, port: str) -> None:
@@ -347,12 +349,13 @@ class Urls(Scope):
         effective = int(port) if port else DEFAULT_PORTS.get(scheme)
         if effective is None:
             raise ScopeViolation(
-                f"{preview(value)} names no port and {scheme!r} has no default; "
-                f"allowed ports: {sorted(self._ports)}"
+                f"{preview(value)} names no port and {scheme!r} has no default",
+                allowed=f"allowed ports: {sorted(self._ports)}",
             )
         if effective not in self._ports:
             raise ScopeViolation(
-                f"{preview(value)} uses port {effective}; allowed ports: {sorted(self._ports)}"
+                f"{preview(value)} uses port {effective}",
+                allowed=f"allowed ports: {sorted(self._ports)}",
             )
 
     def spec(self) -> dict[str, Any]:

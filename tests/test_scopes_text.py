@@ -214,6 +214,8 @@ def test_fragment_soup_never_renders_a_link_outside_when_allowed(text: str) -> N
         ("evil\u3002com", ("", "evil.com")),
         ("https&#58;//evil.com", ("https:", "https://evil.com")),
         ("new tld foo.zip", ("", "foo.zip")),
+        ('<a href="//wwwhttps">x</a>', ("//", "//wwwhttps")),  # no TLD: only the HTML sees it
+        ('<img src="javascript:x()">', ("javascript:", "javascript:x()")),
     ],
 )
 def test_the_link_finder_finds(text: str, found: tuple[str, str]) -> None:

@@ -4,8 +4,9 @@ Phishing puts an attacker's link into an otherwise ordinary message to an ordina
 no scope on the recipient sees it. ``Text(urls=Urls([...]), emails=Emails(...))`` finds
 every URL and email address in the text with linkify-it-py (a port of linkify-it, the link
 finder markdown-it and many renderers use: bare domains against the full IANA TLD list,
-``www.`` names, ``scheme://`` and ``//`` links, markdown and angle-bracket links, HTML
-``href`` values, ``mailto:`` and bare addresses) and judges each with the given scope. A
+``www.`` names, ``scheme://`` and ``//`` links, markdown and angle-bracket links,
+``mailto:`` and bare addresses), plus every absolute or ``//`` target of an HTML ``href``,
+``src`` or ``action`` attribute, and judges each with the given scope. A
 kind with no scope allows none: ``Text(urls=None)`` refuses any link.
 
 The text is read several ways, and every link found in any reading must pass (fail closed):
@@ -42,6 +43,7 @@ import html
 import re
 import unicodedata
 from collections.abc import Iterator, Mapping
+from html.parser import HTMLParser
 from typing import Any
 
 from ._base import Scope, ScopeError, ScopeViolation
@@ -56,6 +58,8 @@ _GLUED_SCHEME = re.compile(
     r"(?i)(?<=[^\s<(\[\"'=])(https?|ftps?|wss?|mailto|file|data|javascript):"
 )
 _MAILTO = re.compile(r"(?i)^mailto:")
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:")
+_TARGETS = frozenset({"href", "src", "action", "formaction"})
 _LINKIFY: Any = None
 _CACHED_LENGTH = 4096
 
@@ -103,9 +107,42 @@ def links_in(text: str) -> tuple[tuple[str, str], ...]:
     return _links(text)
 
 
+class _Targets(HTMLParser):
+    """The ``href``, ``src`` and ``action`` values of the HTML tags in a text."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.found: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.found += [v.strip() for k, v in attrs if k in _TARGETS and v]
+
+
+def _html_targets(text: str) -> Iterator[tuple[str, str]]:
+    """Link targets of HTML tags, which the link finder misses when they are not a domain
+    under a known TLD (``<a href="//intranet">``); relative targets lead nowhere in a
+    message and are skipped."""
+    parser = _Targets()
+    try:
+        parser.feed(text)
+        parser.close()
+    except Exception:  # html.parser is lenient; anything it raises, fail closed
+        yield ("?", text[:200])
+        return
+    for target in parser.found:
+        if target.startswith("//"):
+            yield ("//", target)
+        else:
+            scheme = _SCHEME.match(target)
+            if scheme is not None:
+                yield (scheme.group(0).lower(), target)
+
+
 def _links(text: str) -> tuple[tuple[str, str], ...]:
     finder = _linkify()
     found: dict[tuple[str, str], None] = {}
+    if "<" in text:
+        found.update(dict.fromkeys(_html_targets(text)))
     for reading in _readings(text):
         if not finder.test(reading):
             continue
@@ -201,6 +238,8 @@ class Text(Scope):
                 "encode such a host differently",
                 unreadable=True,
             )
+        if schema == "?":
+            raise ScopeViolation(f"cannot read the HTML in {preview(raw)}", unreadable=True)
         if schema == "mailto:":
             if self._emails is None:
                 raise ScopeViolation(f"text holds the email address {preview(raw)}; none allowed")

@@ -82,7 +82,7 @@ _BUDGET_KEYS = {
     "per",
     "window",
 }
-_FLOW_KEYS = {"id", "sources", "sinks", "effect"}
+_FLOW_KEYS = {"id", "sources", "sinks", "effect", "carries", "args"}
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 _STR_TAG = "tag:yaml.org,2002:str"
 _MAP_TAG = "tag:yaml.org,2002:map"
@@ -513,9 +513,28 @@ def _flow(source: str, i: int, data: Any) -> DataFlow:
             sinks=data.get("sinks") or (),
             effect=data.get("effect", "ask"),
             id=_text(source, where + ": id", data.get("id") or ""),
+            **_flow_extras(source, where, data),
         )
     except (PolicyError, TypeError) as exc:
         raise PolicyFileError(source, where, str(exc)) from exc
+
+
+def _flow_extras(source: str, where: str, data: Mapping[str, Any]) -> dict[str, Any]:
+    """A flow's ``carries`` and ``args`` (argument scopes, as in rules), when given."""
+    extras: dict[str, Any] = {}
+    if "carries" in data:
+        extras["carries"] = data["carries"]
+    args = data.get("args") or {}
+    if not isinstance(args, Mapping):
+        raise PolicyFileError(
+            source, where, f"'args' must map argument names to scopes, found {_kind(args)}"
+        )
+    if args:
+        extras["args"] = {
+            name: _arg_scope(source, f"{where}: args.{name}", spec, True)
+            for name, spec in args.items()
+        }
+    return extras
 
 
 def _list(source: str, key: str, value: Any) -> list[Any]:

@@ -9,6 +9,7 @@ from typing import Any, Literal
 from .._decision import Decision, Effect
 from .._errors import PolicyError, PolicyFileError
 from .._events import ToolCall
+from ..scopes import Provenance
 from ._budgets import Budget
 from ._files import PolicyParts, parts_from_data, parts_from_file
 from ._flows import DataFlow
@@ -33,6 +34,14 @@ class _Bucket:
     allows: tuple[Rule, ...]
     budgets: tuple[Budget, ...]
     needs_taint: bool
+    returned: tuple[str, ...] = ()
+    """Tools whose recorded results the rules' ``Returned`` scopes look up."""
+    carries: bool = False
+    """Whether a data-flow rule here gates only arguments that carry untrusted content."""
+
+    @property
+    def needs_provenance(self) -> bool:
+        return self.carries or bool(self.returned)
 
 
 class Policy:
@@ -97,6 +106,12 @@ class Policy:
         self._all_rules = self.rules + tuple(f.rule() for f in self.flows)
         self._sources = NameSet([s for f in self.flows for s in f.sources] or ["\0none"])
         self._result_budgets = tuple(b for b in self.budgets if b.of == "results")
+        self.tracked: frozenset[str] = frozenset(t for r in self.rules for t in r.returned_tools)
+        """Tools whose results the guard fingerprints for ``Returned`` scopes (rules only:
+        a grant's ``Returned`` scope sees the tools the policy's rules track)."""
+        self.carries = any(f.carries for f in self.flows)
+        """Whether untrusted results are fingerprinted (a flow with ``carries``)."""
+        self._declassifying = frozenset(f.id for f in self.flows if f.carries)
         self._buckets: dict[tuple[str, str], _Bucket] = {}
 
     # -- compiled lookups -----------------------------------------------------------------
@@ -112,11 +127,17 @@ class Policy:
                 allows=tuple(r for r in rules if r.effect is RuleEffect.ALLOW),
                 budgets=tuple(b for b in self.budgets if b.applies(agent, tool)),
                 needs_taint=any(r.tainted_by for r in rules),
+                returned=tuple(sorted({t for r in rules for t in r.returned_tools})),
+                carries=any(r.carries for r in rules),
             )
             if len(self._buckets) >= _CACHE_LIMIT:
                 self._buckets.clear()
             self._buckets[key] = found
         return found
+
+    def declassifies(self, rule: str) -> bool:
+        """Whether approving a call ``rule`` asked about clears what its arguments carried."""
+        return rule in self._declassifying
 
     def is_source(self, tool: str) -> bool:
         """Whether ``tool`` brings untrusted content into a run (a data-flow source)."""
@@ -142,11 +163,13 @@ class Policy:
         call: ToolCall,
         tainted: frozenset[str] = frozenset(),
         extra: Sequence[Rule] = (),
+        provenance: Provenance | None = None,
     ) -> Decision:
         """Decide ``call`` on the rules alone (no budgets, no store): pure and fast.
 
         ``tainted`` holds the sources whose content entered the run; ``extra`` holds rules
-        from run-time grants for this agent.
+        from run-time grants for this agent; ``provenance`` what the run's results said
+        (for ``Returned`` scopes and flows with ``carries``).
         """
         if not call.readable:
             problem = call.problem or (
@@ -156,7 +179,7 @@ class Policy:
             return _deny(call, MALFORMED, f"cannot read the arguments of {call.tool!r}: {problem}")
         b = self.bucket(call.agent, call.tool)
         for r in b.denies:
-            res = r.evaluate(call, tainted)
+            res = r.evaluate(call, tainted, provenance)
             if res.outcome is Outcome.MATCH:
                 return _deny(call, r.id, _text(r, call) or f"forbidden by rule {r.id!r}")
             if res.outcome is Outcome.ERROR:
@@ -174,7 +197,7 @@ class Policy:
         misses: list[tuple[Rule, RuleResult]] = []
         closed = self._closed
         for r in asks:
-            res = r.evaluate(call, tainted)
+            res = r.evaluate(call, tainted, provenance)
             if closed and res.outcome is Outcome.MATCH and r.args and r.permits:
                 res = _closed(r, call) or res
             if res.outcome is Outcome.MATCH:
@@ -189,7 +212,7 @@ class Policy:
                 misses.append((r, res))
         if permit is None:
             for r in allows:
-                res = r.evaluate(call, tainted)
+                res = r.evaluate(call, tainted, provenance)
                 if closed and res.outcome is Outcome.MATCH and r.args:
                     res = _closed(r, call) or res
                 if res.outcome is Outcome.MATCH:

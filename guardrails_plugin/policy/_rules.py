@@ -15,8 +15,12 @@ from typing import Any
 
 from .._errors import PolicyError, ScopeViolation
 from .._events import ToolCall
-from ..scopes import OptionalScope, Scope, arg_data, is_empty
+from ..scopes import OptionalScope, Provenance, Returned, Scope, arg_data, is_empty
 from ._patterns import NameSet, as_names, name_set
+
+LOST = "\0provenance-lost"
+"""A run label meaning some untrusted result's fingerprints did not reach the store: every
+argument then counts as carrying untrusted content (fail closed)."""
 
 Condition = Callable[[ToolCall], bool]
 """A custom predicate over the whole call: ``True`` means the rule applies."""
@@ -81,7 +85,10 @@ class Rule:
     id: str = ""
     reason: str = ""
     permits: bool = True
+    carries: bool = False
     _tools: NameSet = field(init=False, repr=False, compare=False)
+    _checked: Mapping[str, Scope] = field(init=False, repr=False, compare=False)
+    _returned: tuple[tuple[str, Returned], ...] = field(init=False, repr=False, compare=False)
     _agents: NameSet = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -103,6 +110,15 @@ class Rule:
         if not self.id:
             object.__setattr__(self, "id", self.default_id())
         object.__setattr__(self, "_tools", NameSet(self.tools))
+        returned = tuple((n, s) for n, s in self.args.items() if type(s) is Returned)
+        object.__setattr__(self, "_returned", returned)
+        object.__setattr__(
+            self,
+            "_checked",
+            self.args
+            if not returned
+            else {n: s for n, s in self.args.items() if n not in dict(returned)},
+        )
         object.__setattr__(self, "_agents", name_set(self.agents))
 
     # -- identity -----------------------------------------------------------------------------
@@ -122,11 +138,29 @@ class Rule:
 
     # -- evaluation ---------------------------------------------------------------------------
 
-    def evaluate(self, call: ToolCall, tainted: frozenset[str] = frozenset()) -> RuleResult:
-        """How this rule relates to ``call`` (assumed to be :meth:`about` it)."""
-        if self.tainted_by and tainted.isdisjoint(self.tainted_by):
-            return RuleResult(Outcome.MISS, "no untrusted content in this run")
-        for name, scope in self.args.items():
+    @property
+    def returned_tools(self) -> tuple[str, ...]:
+        """The tools whose results this rule's ``Returned`` scopes look up."""
+        return tuple(t for _, s in self._returned for t in s.tools)
+
+    def evaluate(
+        self,
+        call: ToolCall,
+        tainted: frozenset[str] = frozenset(),
+        provenance: Provenance | None = None,
+    ) -> RuleResult:
+        """How this rule relates to ``call`` (assumed to be :meth:`about` it).
+
+        ``provenance`` (what the run's results said) is needed by ``Returned`` scopes and
+        by data-flow rules with ``carries``; without it they do not hold."""
+        if self.tainted_by:
+            if tainted.isdisjoint(self.tainted_by):
+                return RuleResult(Outcome.MISS, "no untrusted content in this run")
+            if self.carries and LOST not in tainted:
+                carried = None if provenance is None else provenance.carries(call.args)
+                if carried is None:
+                    return RuleResult(Outcome.MISS, "no argument carries untrusted content")
+        for name, scope in self._checked.items():
             if name not in call.args:
                 if type(scope) is OptionalScope:
                     continue
@@ -151,6 +185,20 @@ class Rule:
                     f"argument {name!r} could not be checked by {scope!r}: "
                     f"{type(exc).__name__}: {exc}",
                     f"argument {name!r} could not be checked",
+                )
+        for name, returned in self._returned:
+            if name not in call.args:
+                return RuleResult(
+                    Outcome.MISS, f"argument {name!r} is required by rule {self.id!r} but missing"
+                )
+            try:
+                returned.check_in(call.args[name], provenance)
+            except ScopeViolation as exc:
+                outcome = Outcome.MISS
+                if exc.unreadable and self.effect is not RuleEffect.ALLOW:
+                    outcome = Outcome.ERROR
+                return RuleResult(
+                    outcome, f"argument {name!r}: {exc}", f"argument {name!r}: {exc.short}"
                 )
         if self.when is not None:
             try:

@@ -19,6 +19,7 @@ from ._base import SCOPE_KINDS, Scope, ScopeError, ScopeViolation, scope_from_sp
 from .emails import Emails, addresses_in
 from .optional import OptionalScope, arg_data, arg_scope, is_empty, optional
 from .paths import Paths
+from .returned import Provenance, Returned
 from .shell import Shell
 from .sql import Sql
 from .text import Text, links_in
@@ -34,6 +35,8 @@ __all__ = [
     "Paths",
     "Pattern",
     "Predicate",
+    "Provenance",
+    "Returned",
     "Scope",
     "ScopeError",
     "ScopeViolation",

@@ -340,6 +340,12 @@ MODEL_REASON_LIMIT = 400
 def _missed(misses: list[tuple[Rule, RuleResult]]) -> tuple[str, str]:
     """The operator's reason (every rule and its full reason) and the model's: each distinct
     short reason once, with the rules that gave it, cut to ``MODEL_REASON_LIMIT``."""
+    if len(misses) == 1:  # the common case, without the grouping
+        r, res = misses[0]
+        full, short = f"rule {r.id!r}: {res.reason}", f"rule {r.id!r}: {res.for_model}"
+        if len(short) > MODEL_REASON_LIMIT:
+            short = short[: MODEL_REASON_LIMIT - 3] + "..."
+        return full, short
     full = "; ".join(f"rule {r.id!r}: {res.reason}" for r, res in misses)
     by_text: dict[str, list[str]] = {}
     for r, res in misses:

@@ -263,13 +263,18 @@ class Rule:
 
 
 _BUILT_IN = "guardrails_plugin.scopes."
+_BUILT_IN_TYPES: dict[type, bool] = {}
 
 
 def _short(name: str, scope: Scope, exc: ScopeViolation, rule: str) -> str:
     """The model's reading of a violation: the scope's ``short`` text for the built-in
     scopes (which keep what they allow in ``allowed``); for other scopes, which may write
     their allowed values anywhere in the message, only that the argument is outside."""
-    if type(scope).__module__.startswith(_BUILT_IN):
+    kind = type(scope)
+    built_in = _BUILT_IN_TYPES.get(kind)
+    if built_in is None:
+        built_in = _BUILT_IN_TYPES[kind] = kind.__module__.startswith(_BUILT_IN)
+    if built_in:
         return f"argument {name!r}: {exc.short}"
     return f"argument {name!r} is outside what rule {rule!r} allows"
 

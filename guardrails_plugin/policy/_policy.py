@@ -38,10 +38,8 @@ class _Bucket:
     """Tools whose recorded results the rules' ``Returned`` scopes look up."""
     carries: bool = False
     """Whether a data-flow rule here gates only arguments that carry untrusted content."""
-
-    @property
-    def needs_provenance(self) -> bool:
-        return self.carries or bool(self.returned)
+    needs_provenance: bool = False
+    """``carries`` or ``returned``: the guard reads the run's provenance for this bucket."""
 
 
 class Policy:
@@ -127,8 +125,9 @@ class Policy:
                 allows=tuple(r for r in rules if r.effect is RuleEffect.ALLOW),
                 budgets=tuple(b for b in self.budgets if b.applies(agent, tool)),
                 needs_taint=any(r.tainted_by for r in rules),
-                returned=tuple(sorted({t for r in rules for t in r.returned_tools})),
-                carries=any(r.carries for r in rules),
+                returned=(returned := tuple(sorted({t for r in rules for t in r.returned_tools}))),
+                carries=(carries := any(r.carries for r in rules)),
+                needs_provenance=carries or bool(returned),
             )
             if len(self._buckets) >= _CACHE_LIMIT:
                 self._buckets.clear()

@@ -216,6 +216,7 @@ def test_fragment_soup_never_renders_a_link_outside_when_allowed(text: str) -> N
         ("new tld foo.zip", ("", "foo.zip")),
         ('<a href="//wwwhttps">x</a>', ("//", "//wwwhttps")),  # no TLD: only the HTML sees it
         ('<img src="javascript:x()">', ("javascript:", "javascript:x()")),
+        ('">://http://mailto:)', ("http:", "http://mailto")),  # found as markdown-it finds it
     ],
 )
 def test_the_link_finder_finds(text: str, found: tuple[str, str]) -> None:

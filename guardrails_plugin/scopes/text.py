@@ -59,6 +59,7 @@ _GLUED_SCHEME = re.compile(
 )
 _MAILTO = re.compile(r"(?i)^mailto:")
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:")
+_SCHEME_START = re.compile(r"(?i)(?:https?|ftps?|wss?)://")
 _TARGETS = frozenset({"href", "src", "action", "formaction"})
 _LINKIFY: Any = None
 _CACHED_LENGTH = 4096
@@ -144,6 +145,12 @@ def _links(text: str) -> tuple[tuple[str, str], ...]:
     if "<" in text:
         found.update(dict.fromkeys(_html_targets(text)))
     for reading in _readings(text):
+        # as markdown-it's linkify rule does: a link starting at every "scheme://", even
+        # where the whole-text scan reads the characters before it as part of something else
+        for start in _SCHEME_START.finditer(reading):
+            at = finder.match_at_start(reading[start.start() :])
+            if at is not None:
+                found[(str(at.schema).lower(), str(at.raw))] = None
         if not finder.test(reading):
             continue
         for match in finder.match(reading) or ():

@@ -14,6 +14,7 @@ framework (docs/architecture.md maps the layers).
 from ._approvals import Answer, Approval, ApprovalRequest
 from ._decision import Charge, Decision, Effect
 from ._errors import (
+    ApprovalAnswerError,
     ApprovalRequired,
     ApproverClosed,
     BudgetExceeded,
@@ -30,11 +31,12 @@ from ._errors import (
     StoreError,
     ToolCallDenied,
 )
-from ._events import AgentMessage, Event, ModelCall, ToolCall, ToolResult
+from ._events import AgentMessage, Event, ModelCall, ModelUsage, ToolCall, ToolResult
 from ._grants import Grant
 from .approvers import ConsoleApprover, QueueApprover, QueuedApproval
 from .controls import Controls, Flag
 from .guard import Guard
+from .listeners import EventKind, Subscription, event_kind, subscribe
 from .policy import Budget, DataFlow, Policy, Rule, allow, ask, deny, rate
 from .store import MemoryStore, SQLiteStore, Store, open_store
 
@@ -44,6 +46,7 @@ __all__ = [
     "AgentMessage",
     "Answer",
     "Approval",
+    "ApprovalAnswerError",
     "ApprovalRequest",
     "ApprovalRequired",
     "ApproverClosed",
@@ -57,6 +60,7 @@ __all__ = [
     "DelegationError",
     "Effect",
     "Event",
+    "EventKind",
     "Flag",
     "Grant",
     "Guard",
@@ -64,6 +68,7 @@ __all__ = [
     "GuardrailsError",
     "MemoryStore",
     "ModelCall",
+    "ModelUsage",
     "Policy",
     "QueueApprover",
     "QueuedApproval",
@@ -78,6 +83,7 @@ __all__ = [
     "ScopeViolation",
     "Store",
     "StoreError",
+    "Subscription",
     "ToolCall",
     "ToolCallDenied",
     "ToolResult",
@@ -85,6 +91,8 @@ __all__ = [
     "allow",
     "ask",
     "deny",
+    "event_kind",
     "open_store",
     "rate",
+    "subscribe",
 ]

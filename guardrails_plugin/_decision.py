@@ -63,6 +63,9 @@ class Decision:
     charges: tuple[Charge, ...] = field(default=(), repr=False, compare=False)
     approver: str | None = None
     """Who answered, for a decision a person made (approve, edit, reject, respond)."""
+    shadow: str | None = None
+    """Shadow mode: what the policy decided (``"deny"`` or ``"ask"``) for a call the guard
+    let through anyway; ``None`` for an enforced decision."""
     model_reason: str | None = field(default=None, compare=False)
     """What the model reads instead of ``reason`` when set: which rule and what was wrong,
     never what the rule allows (``reason``, for the operator, the audit log and approval
@@ -79,10 +82,12 @@ class Decision:
 
     @property
     def denied(self) -> bool:
+        """Whether the call must not run."""
         return self.effect is Effect.DENY
 
     @property
     def needs_approval(self) -> bool:
+        """Whether a person must decide (an ``ask``)."""
         return self.effect is Effect.ASK
 
     def message(self) -> str:
@@ -137,6 +142,7 @@ class Decision:
 
     @classmethod
     def from_doc(cls, doc: Mapping[str, Any]) -> Decision:
+        """Read a decision back from ``to_doc``'s document."""
         return cls(
             Effect(doc["effect"]),
             str(doc["rule"]),

@@ -18,6 +18,8 @@ Our exception hierarchy::
       x DelegationError               a delegation asked for more than the delegator has
       x StoreError                    the shared store failed or holds bad data
       x ApproverClosed                a QueueApprover was closed; nobody will answer
+      x ApprovalAnswerError           a resume answering an approval cannot be read
+                                      (nothing was decided; answer it again)
       x RollbackError                 a rollback could not start (no target, no checkpoint)
         + RollbackBusy                another rollback holds the thread (in
                                       ``guardrails_plugin.rollback``)
@@ -42,6 +44,7 @@ from ._decision import (
 from ._root_error import GuardrailsError
 
 __all__ = [
+    "ApprovalAnswerError",
     "ApprovalRequired",
     "ApproverClosed",
     "BudgetExceeded",
@@ -62,6 +65,13 @@ __all__ = [
 
 class ApproverClosed(GuardrailsError):
     """``QueueApprover.next()`` was awaited on (or while) the approver was closed."""
+
+
+class ApprovalAnswerError(GuardrailsError):
+    """The value a graph was resumed with, answering a guard's approval interrupt, cannot be
+    read (an unknown decision type, the wrong number of decisions, an edit of another tool).
+    Raised to the caller of ``invoke`` / ``stream``; nothing was decided and the approval is
+    still pending, so it can be answered again."""
 
 
 class RollbackError(GuardrailsError):

@@ -98,6 +98,7 @@ class ToolResult:
 
     @property
     def scope_key(self) -> str:
+        """The run this result belongs to, for per-run state (thread id, else run id)."""
         return self.thread_id or self.run_id or "-"
 
 
@@ -144,6 +145,7 @@ class AgentMessage:
 
     @property
     def scope_key(self) -> str:
+        """The run this message lands in, for per-run state (thread id, else run id)."""
         return self.thread_id or self.run_id or "-"
 
 
@@ -159,8 +161,37 @@ class ModelCall:
 
     @property
     def scope_key(self) -> str:
+        """The run this model call belongs to, for per-run state (thread id, else run id)."""
         return self.thread_id or self.run_id or "-"
 
 
 Event = ToolCall | ToolResult | AgentMessage | ModelCall
 """Anything the guard can be asked about."""
+
+
+@dataclass(frozen=True, slots=True)
+class ModelUsage:
+    """What one model answer used, as the model reported it (``estimated``: counted with
+    tiktoken because the answer carried no usage). Recorded with ``Guard.record_usage``:
+    model token and cost budgets (``of="model"``) are charged with it. Not a decision's
+    event: a model's tokens are spent once it has answered; the budget then stops what
+    comes next (the next model call, the tool calls it covers)."""
+
+    model: str
+    input_tokens: int
+    output_tokens: int
+    agent: str = DEFAULT_AGENT
+    run_id: str | None = None
+    thread_id: str | None = None
+    estimated: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("input_tokens", "output_tokens"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"ModelUsage.{name} must be an int >= 0, found {value!r}")
+
+    @property
+    def scope_key(self) -> str:
+        """The run this usage belongs to, for per-run state (thread id, else run id)."""
+        return self.thread_id or self.run_id or "-"

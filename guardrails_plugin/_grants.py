@@ -42,9 +42,11 @@ class Grant:
             raise ValueError(f"a grant's effect must be 'allow' or 'ask', found {self.effect!r}")
 
     def active(self, now: float) -> bool:
+        """Whether the grant is in force at time ``now`` (not expired)."""
         return self.expires_at is None or now < self.expires_at
 
     def rule(self) -> Rule:
+        """The grant as a policy rule for its agent (what the engine evaluates)."""
         return Rule(
             effect=RuleEffect(self.effect),
             tools=self.tools,
@@ -54,6 +56,7 @@ class Grant:
         )
 
     def to_doc(self) -> dict[str, Any]:
+        """The grant as the JSON document kept in the store."""
         return {
             "id": self.id,
             "agent": self.agent,
@@ -67,6 +70,7 @@ class Grant:
 
     @classmethod
     def from_doc(cls, doc: Mapping[str, Any]) -> Grant:
+        """Read a grant back from the store (``StoreError`` for a document it is not)."""
         try:
             args = {}
             for name, spec in doc.get("args", {}).items():

@@ -450,6 +450,7 @@ class QueueApprover:
 
     @property
     def closed(self) -> bool:
+        """Whether ``close()`` was called: no further request will be answered."""
         return self._closed is not None
 
     # -- watching -----------------------------------------------------------------------

@@ -10,6 +10,7 @@ and, for operators, the kill switch and the approvals waiting in a store::
     guardrails-plugin pending --store guard.db
     guardrails-plugin trips  --store guard.db [--scope ticket-42]
     guardrails-plugin audit tail|verify|export|stats [--log audit.db]
+    guardrails-plugin replay policy.yaml --from audit.db [--json] [--fail-on-change]
     guardrails-plugin dashboard --store guard.db [--audit audit.db] [--graph app:graph]
 
 ``pause``, ``kill``, ``quarantine`` and ``resume`` take ``--audit audit.db`` to record the
@@ -27,6 +28,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -40,6 +42,7 @@ from ._say import say_error
 from .audit._cli import add_audit_commands
 from .cascade._breaker import TRIP_PREFIX, trips_in
 from .controls import Controls
+from .guard import ENV_AUDIT, ENV_POLICY, ENV_STORE, store_url
 from .policy import Policy
 from .policy._files import collector_paused
 from .store import Store, open_store
@@ -71,9 +74,46 @@ def _lint_paused(args: argparse.Namespace) -> int:
     )
     print(_dump(policy.to_dict()))
     warnings = policy.lint()
+    if args.tools is not None:
+        warnings += [str(p) for p in policy.check_tools(_load_tools(args.tools))]
     for w in warnings:
         print(f"warning: {w}", file=sys.stderr)
     return 2 if warnings and args.strict else 0
+
+
+def _load_tools(spec: str) -> list[object]:
+    """The tools ``--tools module:attr`` names: a list of tools, or a callable returning
+    one (``attr`` may be dotted; the current directory is on the import path)."""
+    import difflib
+    import importlib
+    import os
+
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise ValueError(f"--tools must look like module:attribute, found {spec!r}")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ImportError(f"--tools {spec}: cannot import {module_name!r}: {exc}") from exc
+    value: object = module
+    for part in attr.split("."):
+        if not hasattr(value, part):
+            close = difflib.get_close_matches(part, [n for n in dir(value) if n[:1] != "_"])
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise AttributeError(f"--tools {spec}: no {part!r} in {module_name!r}{hint}")
+        value = getattr(value, part)
+    if callable(value) and not hasattr(value, "name"):
+        value = value()
+    if isinstance(value, dict):
+        value = list(value.values())
+    if not isinstance(value, list | tuple) or not all(hasattr(t, "name") for t in value):
+        raise TypeError(
+            f"--tools {spec}: expected a list of tools (or a function returning one), "
+            f"found {type(value).__name__}"
+        )
+    return list(value)
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -110,7 +150,7 @@ def _me() -> str:
 
 def _store(path: str, *, create: bool = False) -> Store:
     """The store ``--store`` names: an existing one (``StoreError`` otherwise)."""
-    return open_store(path if "://" in path else f"sqlite:///{path}", create=create)
+    return open_store(store_url(path), create=create)
 
 
 def _init(args: argparse.Namespace) -> int:
@@ -223,6 +263,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     failed)."""
     parser = _build_parser()
     args = parser.parse_args(argv)
+    _from_env(args, parser)
     try:
         return int(args.func(args))
     except (GuardrailsError, OSError, ValueError, UnicodeError) as exc:
@@ -230,6 +271,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # never a traceback: say what failed, in one line
         say_error(f"{type(exc).__name__}: {exc}")
     return 1
+
+
+def _from_env(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    """Fill in what the command line left out from the environment: the policy file
+    (``GUARDRAILS_POLICY``), the store (``GUARDRAILS_STORE``), the audit log
+    (``GUARDRAILS_AUDIT``). A store a command needs and neither names is an error."""
+    if getattr(args, "file", "") is None:
+        args.file = os.environ.get(ENV_POLICY) or None
+        if args.file is None:
+            parser.error(f"a policy file is required (or set {ENV_POLICY})")
+    if getattr(args, "store", "") is None:
+        args.store = os.environ.get(ENV_STORE) or None
+        if args.store is None:
+            parser.error(f"--store is required (or set {ENV_STORE})")
+    if getattr(args, "audit", "") is None:
+        args.audit = os.environ.get(ENV_AUDIT) or None
+
+
+_STORE_HELP = f"SQLite file (or store URL) the guards use (default: ${ENV_STORE})"
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -240,13 +300,18 @@ def _build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("lint", help="validate a YAML policy file and print the compiled policy")
-    p.add_argument("file")
+    p.add_argument("file", nargs="?", help=f"the policy file (default: ${ENV_POLICY})")
     p.add_argument("--strict", action="store_true", help="exit 2 when there are warnings")
     p.add_argument(
         "--import",
         dest="imports",
         action="store_true",
         help="also import the modules that 'when:' and 'predicate' scopes name (runs their code)",
+    )
+    p.add_argument(
+        "--tools",
+        metavar="MODULE:ATTR",
+        help="also check the policy against the app's tools (a list, or a function returning one)",
     )
     p.set_defaults(func=_lint)
 
@@ -267,7 +332,7 @@ def _build_parser() -> argparse.ArgumentParser:
         ("resume", "lift a pause, kill or quarantine"),
     ):
         p = sub.add_parser(verb, help=text)
-        p.add_argument("--store", required=True, help="SQLite file (or store URL) the guards use")
+        p.add_argument("--store", help=_STORE_HELP)
         target = p.add_mutually_exclusive_group()
         target.add_argument("--thread")
         target.add_argument("--agent")
@@ -281,7 +346,7 @@ def _build_parser() -> argparse.ArgumentParser:
         "quarantine",
         help="isolate one agent: grants revoked, its calls and hand-offs denied (resume lifts)",
     )
-    p.add_argument("--store", required=True, help="SQLite file (or store URL) the guards use")
+    p.add_argument("--store", help=_STORE_HELP)
     p.add_argument("--agent", required=True)
     p.add_argument("--thread", default=None, help=argparse.SUPPRESS)
     p.add_argument("--reason", default="")
@@ -290,19 +355,19 @@ def _build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_control)
 
     p = sub.add_parser("init", help="make a new, empty store (commands never make one by mistake)")
-    p.add_argument("--store", required=True, help="SQLite file (or store URL) to make")
+    p.add_argument("--store", help=f"SQLite file (or store URL) to make (default: ${ENV_STORE})")
     p.set_defaults(func=_init)
 
     p = sub.add_parser("flags", help="list the pauses, kills and quarantines in force")
-    p.add_argument("--store", required=True)
+    p.add_argument("--store", help=_STORE_HELP)
     p.set_defaults(func=_flags)
 
     p = sub.add_parser("pending", help="list the approvals guarded graphs are waiting for")
-    p.add_argument("--store", required=True)
+    p.add_argument("--store", help=_STORE_HELP)
     p.set_defaults(func=_pending)
 
     p = sub.add_parser("trips", help="list the cascade breaker's trips")
-    p.add_argument("--store", required=True)
+    p.add_argument("--store", help=_STORE_HELP)
     p.add_argument("--scope", default=None, help="one thread (or run) only")
     p.add_argument("-v", "--verbose", action="store_true", help="also print the evidence")
     p.set_defaults(func=_trips)
@@ -311,6 +376,9 @@ def _build_parser() -> argparse.ArgumentParser:
 
     add_dashboard_command(sub)
     add_audit_commands(sub)
+    from .replay._cli import add_replay_command
+
+    add_replay_command(sub)
     return parser
 
 

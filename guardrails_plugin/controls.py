@@ -75,15 +75,18 @@ class Flag:
 
     @property
     def key(self) -> str:
+        """The store key the flag lives under."""
         return _key(self.level, self.target)
 
     def describe(self) -> str:
+        """One line for people: what is paused or killed, by whom, why."""
         where = "everything" if self.level == "global" else f"{self.level} {self.target!r}"
         who = f" by {self.by}" if self.by else ""
         why = f": {self.reason}" if self.reason else ""
         return f"{where} {self.state}{who}{why}"
 
     def to_doc(self) -> dict[str, Any]:
+        """The flag as the JSON document kept in the store."""
         return {
             "level": self.level,
             "target": self.target,
@@ -96,6 +99,7 @@ class Flag:
 
     @classmethod
     def from_doc(cls, doc: Any) -> Flag:
+        """Read a flag back from the store (``GuardrailsError`` for a document it is not)."""
         if not isinstance(doc, Mapping) or doc.get("level") not in _LEVELS:
             raise GuardrailsError(f"unreadable control flag in the store: {doc!r}")
         return cls(
@@ -293,6 +297,8 @@ class Controls:
         return flag
 
     def resume_flow(self, level: Level, target: str) -> Generator[_Op, Any, bool]:
+        """The sans-IO flow behind ``resume``: lift the flag at ``level``/``target`` (giving back
+        what a quarantine took); returns whether there was one."""
         key = _key(level, target)
         old = yield ("get", (key,), {})
         grants = old.get("grants") if isinstance(old, Mapping) else None

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import inspect
 import math
+import os
 import threading
 import time
 import warnings
@@ -21,26 +23,47 @@ from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from ._approvals import ALL_ANSWERS, Answer, Approval, ApprovalRequest
+from ._approvals import (
+    ALL_ANSWERS,
+    Answer,
+    Approval,
+    ApprovalRequest,
+    EditedArgs,
+    EditReader,
+)
 from ._context import CHECKPOINT
 from ._decision import Charge, Decision, Effect
-from ._errors import StoreError
-from ._events import AgentMessage, Event, ModelCall, ToolCall, ToolResult
+from ._errors import PolicyError, StoreError
+from ._events import AgentMessage, Event, ModelCall, ModelUsage, ToolCall, ToolResult
 from ._grants import EPOCH_KEY, GRANT_PREFIX, Grant, active_rules, check_delegation
 from .cascade import Breaker, CascadeMonitor, Trip
 from .cascade._breaker import TRIP_PREFIX, trips_in
 from .controls import Controls
 from .policy import Policy, Rule
-from .policy._budgets import Measure, MeasureError
+from .policy._budgets import Budget, Measure, MeasureError
 from .policy._rules import LOST
 from .scopes import Provenance, Scope
 from .scopes.returned import fingerprints, returned_prints, value_prints
-from .store import MemoryStore, Store
+from .store import MemoryStore, Store, open_store
 
 if TYPE_CHECKING:
     from .audit import AuditLog
 
 Listener = Callable[[Event, Decision], None]
+
+ENV_POLICY = "GUARDRAILS_POLICY"
+"""The environment variable naming the policy file (``Guard.from_env``, the CLI)."""
+ENV_STORE = "GUARDRAILS_STORE"
+"""The environment variable naming the store: a URL or a SQLite file path."""
+ENV_AUDIT = "GUARDRAILS_AUDIT"
+"""The environment variable naming the audit log file."""
+
+
+def store_url(where: str) -> str:
+    """A store URL for ``where``: itself if it is one, else a SQLite file path as a URL."""
+    return where if "://" in where else f"sqlite:///{where}"
+
+
 """Called with every decision the guard makes (audit logs, metrics, demos)."""
 
 _Op = tuple[str, tuple[Any, ...], dict[str, Any]]
@@ -94,7 +117,10 @@ class Guard:
         breaker: Breaker | None = None,
         audit: AuditLog | None = None,
         clock: Callable[[], float] = time.time,
+        mode: Literal["enforce", "shadow"] = "enforce",
     ) -> None:
+        if mode not in ("enforce", "shadow"):
+            raise ValueError(f"mode must be 'enforce' or 'shadow', found {mode!r}")
         if not isinstance(policy, Policy):
             raise TypeError(f"Guard needs a Policy, found {type(policy).__name__}")
         if cascade is not None and not isinstance(cascade, CascadeMonitor):
@@ -109,6 +135,9 @@ class Guard:
         self.listeners: list[Listener] = list(listeners)
         self.clock = clock
         self.audit = audit
+        self.mode = mode
+        """``"enforce"``, or ``"shadow"``: decide and record as usual, let every call run."""
+        self._shadow = mode == "shadow"
         self.policy_id = f"{policy.version}:{policy.digest[:12]}"
         """What audit records name as the policy: its version and the start of its digest."""
         self.controls = Controls(self.store, clock=clock, audit=audit)
@@ -126,14 +155,51 @@ class Guard:
         more = "" if self.cascade is None else f", cascade={self.cascade!r}"
         return f"Guard({self.policy!r}, store={self.store!r}{more})"
 
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **options: Any) -> Guard:
+        """A guard configured from the environment (twelve-factor style):
+
+        - ``GUARDRAILS_POLICY``: the policy file (YAML; required unless ``policy=`` is
+          given);
+        - ``GUARDRAILS_STORE``: the store, a URL (``sqlite:///guard.db``, ``memory://``) or a
+          SQLite file path (default: in memory, this process only);
+        - ``GUARDRAILS_AUDIT``: the audit log file (``*.jsonl`` for JSON Lines, else SQLite;
+          default: none).
+
+        ``options`` are passed to ``Guard`` and win over the environment (``store=``,
+        ``approver=``, ``listeners=``, ...). ``environ`` defaults to ``os.environ``.
+        """
+        env = os.environ if environ is None else environ
+        policy = options.pop("policy", None)
+        if policy is None:
+            path = env.get(ENV_POLICY)
+            if not path:
+                raise PolicyError(
+                    f"{ENV_POLICY} is not set: name the policy file there, or pass policy="
+                )
+            policy = Policy.from_yaml(path)
+        if "store" not in options and env.get(ENV_STORE):
+            options["store"] = open_store(store_url(env[ENV_STORE]))
+        if "audit" not in options and env.get(ENV_AUDIT):
+            from .audit import AuditLog
+
+            options["audit"] = AuditLog(env[ENV_AUDIT])
+        return cls(policy, **options)
+
     # -- checking -------------------------------------------------------------------------
 
     def check(self, event: Event) -> Decision:
         """Decide one event. ``ask`` is returned as is: see :meth:`decide` for approvals."""
-        return self._emit(event, self._run(self._flow(event)))
+        decision = self._run(self._flow(event))
+        if self._shadow:
+            decision = _shadowed(event, decision)
+        return self._emit(event, decision)
 
     async def acheck(self, event: Event) -> Decision:
-        return await self._aemit(event, await self._arun(self._flow(event)))
+        decision = await self._arun(self._flow(event))
+        if self._shadow:
+            decision = _shadowed(event, decision)
+        return await self._aemit(event, decision)
 
     def decide(
         self,
@@ -141,13 +207,15 @@ class Guard:
         *,
         answers: Sequence[Answer] = ALL_ANSWERS,
         limited_because: str = "",
+        edits: EditReader | None = None,
     ) -> Decision:
         """Check ``call`` and, when a person must approve, ask the configured approver.
 
         Returns a final decision: allow, modify (an approved edit), respond, or deny.
         ``answers`` limits what the person may answer (a hook that can only let a tool run
         or stop it passes approve and reject); any other answer denies, giving back the
-        budget, with ``limited_because`` in the reason.
+        budget, with ``limited_because`` in the reason. ``edits`` (from an adapter that sees
+        the tool's schema) applies an edit to the call's arguments; see :meth:`resolve`.
         """
         decision = self.check(call)
         if decision.effect is not Effect.ASK or decision.kind == "control":
@@ -157,7 +225,8 @@ class Guard:
         if inspect.isawaitable(answer):
             _close(answer)
             answer = _fail(decision, "the approver is async; run the agent with ainvoke/astream")
-        return self._emit(call, self._run(self._resolve_flow(call, decision, answer, limits)))
+        flow = self._resolve_flow(call, decision, answer, limits, edits)
+        return self._emit(call, self._run(flow))
 
     async def adecide(
         self,
@@ -165,7 +234,9 @@ class Guard:
         *,
         answers: Sequence[Answer] = ALL_ANSWERS,
         limited_because: str = "",
+        edits: EditReader | None = None,
     ) -> Decision:
+        """The async twin of :meth:`decide` (async approvers are awaited)."""
         decision = await self.acheck(call)
         if decision.effect is not Effect.ASK or decision.kind == "control":
             return decision
@@ -176,18 +247,38 @@ class Guard:
                 answer = _parse(await answer, decision)
             except Exception as exc:
                 answer = _fail(decision, f"the approver failed: {type(exc).__name__}: {exc}")
-        return await self._aemit(
-            call, await self._arun(self._resolve_flow(call, decision, answer, limits))
-        )
+        flow = self._resolve_flow(call, decision, answer, limits, edits)
+        return await self._aemit(call, await self._arun(flow))
 
-    def resolve(self, call: ToolCall, decision: Decision, approval: Any) -> Decision:
-        """Apply a person's answer (an ``Approval``, bool or dict) to an ``ask`` decision."""
-        answer = _parse(approval, decision)
-        return self._emit(call, self._run(self._resolve_flow(call, decision, answer)))
+    def resolve(
+        self,
+        call: ToolCall,
+        decision: Decision,
+        approval: Any,
+        *,
+        edits: EditReader | None = None,
+    ) -> Decision:
+        """Apply a person's answer (an ``Approval``, bool or dict: see ``Approval.parse``)
+        to an ``ask`` decision. An unreadable answer denies, saying so.
 
-    async def aresolve(self, call: ToolCall, decision: Decision, approval: Any) -> Decision:
+        An edit is merged into the call's arguments (``Approval.edit``); ``edits``, from an
+        adapter that sees the tool's schema, does that by field and parses the result as
+        the tool will, so that the edited call is checked on what the tool receives."""
         answer = _parse(approval, decision)
-        return await self._aemit(call, await self._arun(self._resolve_flow(call, decision, answer)))
+        return self._emit(call, self._run(self._resolve_flow(call, decision, answer, None, edits)))
+
+    async def aresolve(
+        self,
+        call: ToolCall,
+        decision: Decision,
+        approval: Any,
+        *,
+        edits: EditReader | None = None,
+    ) -> Decision:
+        """The async twin of :meth:`resolve`."""
+        answer = _parse(approval, decision)
+        flow = self._resolve_flow(call, decision, answer, None, edits)
+        return await self._aemit(call, await self._arun(flow))
 
     def expire(self, call: ToolCall, decision: Decision, why: str) -> Decision:
         """Deny an ``ask`` nobody answered in time, giving back the budget it took."""
@@ -262,6 +353,19 @@ class Guard:
 
     async def arecord(self, result: ToolResult) -> Decision:
         return await self.acheck(result)
+
+    def record_usage(self, usage: ModelUsage) -> Decision:
+        """Count what a model answer used against the model budgets (``of="model"``: tokens,
+        cost). The tokens are spent: this never stops the answer, it makes the next checks
+        deny once a budget is used up. A cost budget with no price for the model counts as
+        used up (fail closed), said in the returned decision. Held in memory when the store
+        fails, like result tokens."""
+        recorded: Decision = self._run(self._usage_flow(usage))
+        return recorded
+
+    async def arecord_usage(self, usage: ModelUsage) -> Decision:
+        recorded: Decision = await self._arun(self._usage_flow(usage))
+        return recorded
 
     @property
     def unwritten(self) -> int:
@@ -427,7 +531,50 @@ class Guard:
 
     def _model_flow(self, call: ModelCall) -> _Flow:
         stop = yield from self.controls.flow(call.agent, call.thread_id, tools=False)
-        return stop or _ALLOW_MODEL
+        if stop is not None:
+            return stop
+        budgets = self.policy.model_budgets(call.agent)
+        if budgets:
+            now = self.clock()
+            for b in budgets:
+                spent = yield from self._spent_flow(b, b.key(call), now)
+                if spent is not None:
+                    reason = f"budget {b.id!r} exhausted: {spent}"
+                    return Decision(Effect.DENY, b.id, reason, agent=call.agent, kind="budget")
+        return _ALLOW_MODEL
+
+    def _spent_flow(self, b: Budget, key: str, now: float) -> Generator[_Op, Any, str | None]:
+        """A budget charged after the fact (result tokens, model use): what was used, once
+        its total has reached the limit (held charges written, and counted, first)."""
+        yield from self._flush_charges_flow(key)
+        used = yield _op("total", key, window=b.window, now=now)
+        used += self._held.tokens(key, b.window, now)
+        if used < b.limit:
+            return None
+        if b.of == "results":
+            what = "result tokens"
+        elif b.measure is Measure.COST:
+            what = "dollars of model use"
+        else:
+            what = "model tokens"
+        return f"{used:g} of {b.limit:g} {what} used"
+
+    def _usage_flow(self, usage: ModelUsage) -> _Flow:
+        notes: list[str] = []
+        now = self.clock()
+        effect = Effect.ALLOW
+        for b in self.policy.model_budgets(usage.agent):
+            try:
+                amount = b.used_by(usage)
+            except MeasureError as exc:
+                amount, effect = b.limit, Effect.DENY
+                notes.append(f"fail closed: {exc}; {b.id!r} counted as used up")
+            else:
+                notes.append(f"{amount:g} counted against {b.id!r}")
+            yield from self._charge_flow(b.key(usage), amount, b.window, now)
+        return Decision(
+            effect, "usage", "; ".join(notes) or "no model budget", agent=usage.agent, kind="budget"
+        )
 
     def _message_flow(self, msg: AgentMessage, *, checked: bool = False) -> _Flow:
         """A message between agents: the kill switch for its sender (``checked``: done by
@@ -506,15 +653,11 @@ class Guard:
                             call, b.id, f"more than {b.limit:g} distinct {b.arg} values"
                         )
                     charges.append(Charge(key, members=tuple(added)))
-                elif b.measure is Measure.TOKENS and b.of == "results":
-                    yield from self._flush_charges_flow(key)
-                    used = yield _op("total", key, window=b.window, now=now)
-                    used += self._held.tokens(key, b.window, now)
-                    if used >= b.limit:
+                elif b.of != "args":  # result tokens, model use: charged after the fact
+                    spent = yield from self._spent_flow(b, key, now)
+                    if spent is not None:
                         yield from self._refund_flow(charges)
-                        return _budget_deny(
-                            call, b.id, f"{used:g} of {b.limit:g} result tokens used"
-                        )
+                        return _budget_deny(call, b.id, spent)
                 else:
                     amount = b.amount(call)
                     ok = yield _op("charge", key, amount, b.limit, window=b.window, now=now)
@@ -693,6 +836,7 @@ class Guard:
         asked: Decision,
         answer: Approval | Decision,
         limits: _Limits | None = None,
+        edits: EditReader | None = None,
     ) -> _Flow:
         if isinstance(answer, Decision):  # the approver could not be asked
             yield from self._refund_flow(asked.charges)
@@ -739,7 +883,25 @@ class Guard:
                 **common,
             )
         assert answer.args is not None
-        edited = call.with_args(answer.args)
+        if answer.tool is not None and answer.tool != call.tool:
+            return Decision(
+                Effect.DENY,
+                asked.rule,
+                f"an edit cannot switch tools: the call is to {call.tool!r}, the edit names "
+                f"{answer.tool!r}",
+                **common,
+            )
+        if edits is None:
+            sent = answer.edited_args(call.args)
+            shaped = EditedArgs(sent, sent)
+        else:
+            shaped = edits(answer, call.args)
+        if shaped.received is None:
+            edited = dataclasses.replace(
+                call, args=shaped.sent, problem=shaped.problem or "unreadable"
+            )
+        else:
+            edited = call.with_args(shaped.received)
         again = yield from self._call_flow(edited)
         if again.effect is Effect.DENY:
             shown = again.reason if again.model_reason is None else again.model_reason
@@ -752,7 +914,7 @@ class Guard:
             Effect.MODIFY,
             asked.rule,
             f"edited{who} and re-checked: {again.reason}",
-            args=edited.args,
+            args=shaped.sent,
             charges=again.charges,
             **common,
         )
@@ -973,6 +1135,25 @@ def _replace(decision: Decision, **changes: Any) -> Decision:
         charges=changes.get("charges", d.charges),
         approver=changes.get("approver", d.approver),
         model_reason=changes.get("model_reason", d.model_reason),
+        shadow=changes.get("shadow", d.shadow),
+    )
+
+
+def _shadowed(event: Event, decision: Decision) -> Decision:
+    """Shadow mode: a tool or model call the policy denies or asks about runs anyway; the
+    decision says what the policy decided. The kill switch is an operator's, not the
+    policy's: it still stops the call."""
+    if (
+        decision.effect not in (Effect.DENY, Effect.ASK)
+        or decision.kind == "control"
+        or not isinstance(event, ToolCall | ModelCall)
+    ):
+        return decision
+    return _replace(
+        decision,
+        effect=Effect.ALLOW,
+        reason=f"shadow mode, not enforced: would {decision.effect.value}: {decision.reason}",
+        shadow=decision.effect.value,
     )
 
 

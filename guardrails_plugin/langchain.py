@@ -56,7 +56,9 @@ back to the model as an error ``ToolMessage`` naming the rule and the reason (or
 checkpointer, through LangGraph's ``interrupt()`` (see ``guardrails_plugin.langgraph``): an
 edit runs with the edited (re-checked) arguments, an answer comes back in the tool's place.
 Tools the agent may never call are hidden from its model (``hide_tools``). The kill switch
-(``guard.controls``) is checked before every model and tool call.
+(``guard.controls``) is checked before every model and tool call. When the policy has model
+budgets (``of="model"``), each model turn's ``usage_metadata`` is charged to them
+(``Guard.record_usage``; tiktoken's count where the model reports none).
 
 **GuardCallbackHandler** / **AsyncGuardCallbackHandler**, for tools and runnables that run
 without the middleware (a tool invoked directly, an LCEL chain, a legacy agent loop)::
@@ -129,13 +131,14 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 from ._approvals import Answer
 from ._decision import Decision, Effect
 from ._errors import GuardDecisionError
-from ._events import DEFAULT_AGENT, ToolCall, ToolResult
+from ._events import DEFAULT_AGENT, ModelUsage, ToolCall, ToolResult
 from .guard import Guard
 from .langgraph._drivers import drivers
 from .langgraph._gate import Approvals, Gate, arun_call, run_call
 from .langgraph._pending import hold_key
 from .langgraph._toolargs import NO_SCHEMA, received
 from .langgraph._where import GUARDED_CALL, where_in_graph
+from .policy._toolcheck import report
 
 if TYPE_CHECKING:
     from .rollback import Compensations, Journal
@@ -279,6 +282,12 @@ class GuardMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
 
     The kill switch (``guard.controls``) is checked before every model and tool call.
 
+    The policy is read against the agent's tools (rules naming no bound tool, tools no rule
+    speaks about, scoped arguments a tool does not take, scopes that cannot read an
+    argument's type): when the middleware is built if given ``tools=``, else at the agent's
+    first model call (the first moment a middleware sees them). Each mismatch is a
+    ``PolicyToolWarning``; with ``strict=True``, a ``PolicyToolError`` refuses the agent.
+
     Order: middleware listed before the guard (outside it) can change a call before it is
     decided; the guard checks at the tool's own start that middleware listed after it did
     not (a changed call is denied: rule ``changed-after-decision``). With a checkpointer,
@@ -297,6 +306,8 @@ class GuardMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
         approval_timeout: float | None = None,
         compensations: Compensations | None = None,
         journal: Journal | None = None,
+        tools: Sequence[Any] | None = None,
+        strict: bool = False,
     ) -> None:
         super().__init__()
         if not isinstance(guard, Guard):
@@ -317,6 +328,20 @@ class GuardMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
             journal=journal,
         )
         self._driver, self._adriver = drivers(self.gate)
+        self.strict = strict
+        self._fitted: tuple[str, ...] | None = None
+        if tools is not None:
+            self._fit(list(tools), stacklevel=4)
+
+    def _fit(self, tools: Sequence[Any], stacklevel: int = 3) -> None:
+        """Read the policy against the agent's tools, once per tool set (warn or refuse)."""
+        names = tuple(_tool_name(t) for t in tools)
+        if names == self._fitted:
+            return
+        shapes = [{"name": _tool_name(t)} if isinstance(t, dict) else t for t in tools]
+        problems = self.guard.policy.check_tools(shapes, agent=self.agent)
+        self._fitted = names
+        report(problems, strict=self.strict, where="GuardMiddleware", stacklevel=stacklevel)
 
     def __repr__(self) -> str:
         return (
@@ -348,6 +373,8 @@ class GuardMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
         where = where_in_graph(self.agent, config, request.runtime)
         key = hold_key(config, where)
         paused = self._driver.run(self.gate.hold_flow(where.agent, where, key))
+        if request.tools and self._fitted is None:
+            self._fit(request.tools)
         if self.hide_tools and request.tools:
             names = [_tool_name(t) for t in request.tools]
             visible = self.guard.visible_tools(where.agent, names)
@@ -355,6 +382,8 @@ class GuardMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
         response = handler(request)
         if paused and key is not None:
             self._driver.delete(key)
+        if self.guard.policy.model_budgets(where.agent):
+            self.guard.record_usage(_usage(response, request, where))
         return response
 
     async def awrap_model_call(
@@ -364,6 +393,8 @@ class GuardMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
         where = where_in_graph(self.agent, config, request.runtime)
         key = hold_key(config, where)
         paused = await self._adriver.arun(self.gate.hold_flow(where.agent, where, key))
+        if request.tools and self._fitted is None:
+            self._fit(request.tools)
         if self.hide_tools and request.tools:
             names = [_tool_name(t) for t in request.tools]
             visible = await self.guard.avisible_tools(where.agent, names)
@@ -371,6 +402,8 @@ class GuardMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
         response = await handler(request)
         if paused and key is not None:
             await self._adriver.adelete(key)
+        if self.guard.policy.model_budgets(where.agent):
+            await self.guard.arecord_usage(_usage(response, request, where))
         return response
 
     @staticmethod
@@ -693,3 +726,37 @@ class AsyncGuardCallbackHandler(_GuardHandler, AsyncCallbackHandler):
     on_chain_start = _ByCaller(GuardCallbackHandler.on_chain_start, _on_run_start)
     on_chain_end = _ByCaller(GuardCallbackHandler.on_chain_end, _on_run_end)
     on_chain_error = _ByCaller(GuardCallbackHandler.on_chain_error, _on_run_end)
+
+
+def _usage(response: Any, request: ModelRequest[Any], where: Any) -> ModelUsage:
+    """What a model turn used, for model budgets: the AI message's ``usage_metadata`` (what
+    the provider reported), else tiktoken's count of the messages sent and the answer."""
+    messages = getattr(response, "result", None)
+    answers = messages if isinstance(messages, list) else [response]
+    used_in = used_out = 0
+    reported = False
+    model = ""
+    text = ""
+    for message in answers:
+        usage = getattr(message, "usage_metadata", None)
+        if usage:
+            used_in += int(usage.get("input_tokens", 0))
+            used_out += int(usage.get("output_tokens", 0))
+            reported = True
+        meta = getattr(message, "response_metadata", None) or {}
+        model = model or str(meta.get("model_name") or meta.get("model") or "")
+        text += str(getattr(message, "content", "")) + str(getattr(message, "tool_calls", ""))
+    if not reported:
+        from ._tokens import count_tokens
+
+        sent = "".join(str(getattr(m, "content", "")) for m in request.messages)
+        used_in, used_out = count_tokens(sent), count_tokens(text)
+    return ModelUsage(
+        model or "unknown",
+        used_in,
+        used_out,
+        agent=where.agent,
+        run_id=where.run_id,
+        thread_id=where.thread_id,
+        estimated=not reported,
+    )

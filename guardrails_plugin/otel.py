@@ -43,6 +43,7 @@ __all__ = [
     "DECISION_KIND",
     "DECISION_REASON",
     "DECISION_RULE",
+    "DECISION_SHADOW",
     "DECISIONS_METRIC",
     "EVENT_NAME",
     "EVENT_TYPE",
@@ -83,6 +84,8 @@ DECISION_REASON: Final = "guardrails.decision.reason"
 """Why, in words; quotes argument values, so recorded only with ``reasons=True``."""
 DECISION_APPROVER: Final = "guardrails.decision.approver"
 """Who answered, for a decision a person made."""
+DECISION_SHADOW: Final = "guardrails.decision.shadow"
+"""Shadow mode: what the policy decided (``deny``, ``ask``) for a call let through anyway."""
 EVENT_TYPE: Final = "guardrails.event.type"
 """What the guard was asked about: ``tool_call``, ``tool_result``, ``agent_message``,
 ``model_call``."""
@@ -100,7 +103,7 @@ _GRANT = "grant:"
 _CACHE_SIZE = 1024
 
 Attributes = dict[str, AttributeValue]
-_MetricKey = tuple[str, str, str, str, str | None, str | None]
+_MetricKey = tuple[str, str, str, str, str | None, str | None, str | None]
 
 
 class OTelListener:
@@ -183,7 +186,7 @@ class OTelListener:
         # Attribute dicts are cached per combination: the counter sees few distinct ones, and
         # building one per decision would be much of the cost when no SDK is configured.
         rule = decision.rule
-        key = (event_type, decision.effect.value, decision.kind, rule, tool, agent)
+        key = (event_type, decision.effect.value, decision.kind, rule, tool, agent, decision.shadow)
         attributes = self._metric_attributes.get(key)
         if attributes is None:
             if rule.startswith(_GRANT):
@@ -198,6 +201,8 @@ class OTelListener:
                 attributes[GEN_AI_TOOL_NAME] = tool
             if agent is not None:
                 attributes[GEN_AI_AGENT_NAME] = agent
+            if decision.shadow is not None:
+                attributes[DECISION_SHADOW] = decision.shadow
             if len(self._metric_attributes) >= _CACHE_SIZE:
                 self._metric_attributes.clear()
             self._metric_attributes[key] = attributes
@@ -227,6 +232,8 @@ class OTelListener:
             attributes[MESSAGE_RECIPIENT] = event.recipient
         if decision.approver is not None:
             attributes[DECISION_APPROVER] = decision.approver
+        if decision.shadow is not None:
+            attributes[DECISION_SHADOW] = decision.shadow
         if _failed(decision):
             attributes[ERROR_TYPE] = decision.rule
         if self.reasons:

@@ -56,3 +56,22 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.section(module.replace("_", " "))
         for line in scenarios.table(rows):
             terminalreporter.write_line(line)
+
+
+# -- a scripted OpenAI-compatible server on loopback (tests/openai_server.py) ------------------
+
+
+@pytest.fixture(scope="session")
+def _openai_server_session() -> Iterator[object]:
+    from openai_server import serve
+
+    with serve() as server:
+        yield server
+
+
+@pytest.fixture
+def openai_server(_openai_server_session: object) -> object:
+    """The session's scripted OpenAI server (``tests/openai_server.py``), emptied for this test:
+    ``openai_server.push(Turn(...))``, ``openai_server.base_url``, ``openai_server.requests``."""
+    _openai_server_session.reset()  # type: ignore[attr-defined]
+    return _openai_server_session

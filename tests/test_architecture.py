@@ -45,12 +45,24 @@ ALLOWED: dict[str, set[str]] = {
     "controls": {"_errors", "_decision", "_grants", "store", "audit"},
     "cascade": {"_decision", "_events", "controls"},
     "approvers": {"_errors", "_approvals"},
+    "listeners": {"_decision", "_events"},
 }
 CORE = set(ALLOWED)
 ALLOWED["guard"] = CORE
 ENGINE = CORE | {"guard"}
 ALLOWED[""] = ENGINE
-ADAPTERS = {"langchain", "langgraph", "otel", "dashboard", "cli", "demo", "testing"}
+ADAPTERS = {
+    "langchain",
+    "langgraph",
+    "otel",
+    "dashboard",
+    "cli",
+    "demo",
+    "testing",
+    "replay",
+    "shadow",
+    "openai",
+}
 ALLOWED.update(
     {
         "langgraph": ENGINE,
@@ -58,8 +70,11 @@ ALLOWED.update(
         "otel": VOCABULARY | {""},  # the package's __version__
         "dashboard": ENGINE | {"langgraph"},  # answers resume waiting graphs
         "demo": ENGINE | {"langchain", "testing"},
-        "cli": ENGINE | {"dashboard", "demo"},
+        "cli": ENGINE | {"dashboard", "demo", "replay"},
+        "replay": ENGINE,  # re-decides recorded traffic with the engine
+        "shadow": ENGINE,  # a shadow guard following a live one
         "testing": set(),
+        "openai": ENGINE,  # the openai SDK's tool loop
     }
 )
 
@@ -67,10 +82,12 @@ ALLOWED.update(
 FRAMEWORKS = {
     "langchain": {"langchain", "langgraph", "demo", "testing"},
     "langchain_core": {"langchain", "langgraph", "demo", "testing"},
-    "langgraph": {"langchain", "langgraph", "demo", "testing"},
+    "langgraph": {"langchain", "langgraph", "demo", "testing", "replay"},
     "starlette": {"dashboard"},
     "uvicorn": {"dashboard"},
     "opentelemetry": {"otel"},
+    "openai": {"openai"},
+    "jsonschema": {"openai"},
 }
 
 

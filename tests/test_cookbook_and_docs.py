@@ -35,6 +35,18 @@ def test_grants_recipe_runs(capsys: pytest.CaptureFixture[str]) -> None:
     assert "after revoking the lead's grant, helper: deny" in out
 
 
+def test_openai_tool_loop_recipe_runs_offline(capsys: pytest.CaptureFixture[str]) -> None:
+    runpy.run_path(str(COOKBOOK / "openai_tool_loop.py"), run_name="__main__")
+    out = capsys.readouterr().out
+    assert "refund: allow (refunds) -> refunded 40.0 on A-1" in out
+    assert "refund: allow (big-refunds) -> refunded 400.0 on A-2" in out
+    assert "delete_customer: deny (no-deletes)" in out
+    assert "send_email: deny (mail-customers)" in out
+    assert "refund: deny (malformed-call)" in out
+    assert "refunded 4000" not in out
+    assert "stopped: denied by rule 'kill-switch'" in out
+
+
 @pytest.mark.parametrize(
     "module",
     [

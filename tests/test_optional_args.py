@@ -253,12 +253,12 @@ def test_lint_warns_where_a_rule_leaves_copies_open() -> None:
         allow("reply", args={**SCOPED, "reply_to": optional(INSIDE)}, id="closed"),
         deny("send_email", args={"to": INSIDE}, id="a-deny"),
     ]
-    found = Policy(rules).lint()
+    found = [w for w in Policy(rules).lint() if "but not" in w]
     assert [w.split(":")[0] for w in found] == [
         "rule 'open' scopes 'to' but not 'cc', 'bcc'",
         "rule 'half' scopes 'to' but not 'bcc'",
     ]
-    assert Policy(rules, unscoped_args="empty").lint() == []
+    assert not [w for w in Policy(rules, unscoped_args="empty").lint() if "but not" in w]
 
 
 # -- aliases: the adapter decides on what the tool receives ---------------------------------

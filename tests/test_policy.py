@@ -55,8 +55,11 @@ def test_argument_out_of_scope_is_denied_with_the_rule_and_argument_named() -> N
     p = Policy([allow("transfer", args={"amount": Number(le=100)})])
     d = p.evaluate(call("transfer", amount=5000))
     assert d.effect is Effect.DENY
-    assert "rule 'allow transfer'" in d.reason
+    assert d.rule == "default-deny"
     assert "argument 'amount'" in d.reason
+    # one rule per denial text: the one that decided, not the allow that did not match
+    assert d.message().count("rule '") == 1
+    assert d.message().startswith("'transfer' denied by rule 'default-deny': argument 'amount'")
 
 
 def test_missing_scoped_argument_is_denied() -> None:

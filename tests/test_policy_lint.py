@@ -26,6 +26,25 @@ def pairwise_lint(policy: Policy) -> list[str]:
             ):
                 warnings.append(f"rule {r.id!r} can never apply: rule {d.id!r} denies it outright")
                 break
+    dead = {w.split("'")[1] for w in warnings}
+    for r in rules:
+        if r.effect is not RuleEffect.ALLOW or r.id in dead:
+            continue
+        for o in rules:
+            if (
+                o.effect is not RuleEffect.ALLOW
+                and o.when is None
+                and not o.tainted_by
+                and (o.effect is RuleEffect.ASK or o.args)
+                and all(o._tools.covers(t) for t in r.tools)
+                and all(o._agents.covers(a) for a in r.agents)
+                and all(k in r.args and r.args[k].within(v) for k, v in o.args.items())
+            ):
+                warnings.append(
+                    f"rule {r.id!r} never takes effect: rule {o.id!r} ({o.effect}) covers every "
+                    "call it allows (the same or wider tools, agents and argument scopes)"
+                )
+                break
     for b in policy.budgets:
         if b.limit == 0:
             warnings.append(f"budget {b.id!r} has limit 0: every call it covers is denied")
@@ -52,15 +71,9 @@ def policies(draw: st.DrawFn) -> Policy:
     for i in range(draw(st.integers(0, 14))):
         kind = draw(st.sampled_from([allow, ask, deny]))
         agents = draw(st.one_of(st.none(), patterns))
-        scoped = draw(st.booleans()) and kind is deny
-        rules.append(
-            kind(
-                draw(patterns),
-                agents=agents,
-                args={"n": Number(le=1)} if scoped else None,
-                id=f"r{i}",
-            )
-        )
+        scoped = draw(st.sampled_from([None, "n", "m"]))
+        args = {scoped: Number(le=draw(st.sampled_from([1, 2])))} if scoped else None
+        rules.append(kind(draw(patterns), agents=agents, args=args, id=f"r{i}"))
     budgets = [
         Budget.calls(draw(st.integers(0, 2)), id=f"b{i}") for i in range(draw(st.integers(0, 2)))
     ]
@@ -71,6 +84,28 @@ def policies(draw: st.DrawFn) -> Policy:
 @given(policies())
 def test_lint_gives_exactly_the_pairwise_warnings(policy: Policy) -> None:
     assert policy.lint() == pairwise_lint(policy)
+
+
+def test_an_allow_an_ask_always_overrides_is_reported() -> None:
+    from guardrails_plugin.scopes import Emails
+
+    policy = Policy(
+        [
+            allow("send_email", args={"to": Emails(domains=["acme.com"])}, id="mail"),
+            ask("send_email", args={"to": Emails(domains=["acme.com"])}, id="mail-ask"),
+            allow("read_file", args={"n": Number(le=5)}, id="read"),
+            deny("read_file", args={"n": Number(le=10)}, id="no-read"),
+            allow("fetch", args={"n": Number(le=50)}, id="fetch"),
+            ask("fetch", args={"n": Number(le=10)}, id="fetch-small"),  # narrower: allow lives
+            allow("search", id="search"),
+            ask("search", args={"q": Number(le=1)}, id="search-q"),  # scopes what allow does not
+        ]
+    )
+    # (the cc/bcc warnings about the email rules are tested in test_optional_args.py)
+    warnings = [w for w in policy.lint() if "never takes effect" in w]
+    assert [w.split("'")[1] for w in warnings] == ["mail", "read"]
+    assert "rule 'mail-ask' (ask) covers every call it allows" in warnings[0]
+    assert "rule 'no-read' (deny)" in warnings[1]
 
 
 def test_an_outright_deny_is_named_first_in_policy_order() -> None:

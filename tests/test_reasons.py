@@ -185,7 +185,7 @@ def test_a_denied_send_email_tells_the_model_little_and_the_operator_everything(
         ToolCall("send_email", {"to": "attacker@evil.com", "body": "hi"})
     )
     assert decision.denied
-    assert len(decision.reason) > 3000
+    assert len(decision.reason) > 1500
     assert all(a in decision.reason for a in TRUSTED)
     model = decision.for_model()
     assert len(model) <= 500
@@ -217,7 +217,7 @@ def test_the_middleware_shows_the_model_the_short_reason() -> None:
     assert sent == []
     text = str(message.content)
     assert "attacker@evil.com" in text
-    assert "mail-a" in text
+    assert "argument 'to'" in text
     assert not any(a in text for a in TRUSTED)
     assert "corp.com" not in text
 

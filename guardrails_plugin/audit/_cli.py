@@ -38,8 +38,9 @@ def add_audit_commands(sub: argparse._SubParsersAction[Any]) -> None:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--log",
-        default="audit.db",
-        help="the audit log: a SQLite file, or *.jsonl for JSON Lines (default: audit.db)",
+        default=os.environ.get("GUARDRAILS_AUDIT") or "audit.db",
+        help="the audit log: a SQLite file, or *.jsonl for JSON Lines "
+        "(default: $GUARDRAILS_AUDIT, else audit.db)",
     )
     filters = argparse.ArgumentParser(add_help=False)
     filters.add_argument("--kind", help="only records of this kind (decision, approval, ...)")

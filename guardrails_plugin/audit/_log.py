@@ -95,6 +95,7 @@ class AuditLog:
         return f"AuditLog({self.sink!r})"
 
     def close(self) -> None:
+        """Close the sink (its file or database)."""
         self.sink.close()
 
     def __enter__(self) -> AuditLog:
@@ -356,6 +357,8 @@ def decision_fields(event: Event, decision: Decision) -> dict[str, Any]:
         detail["edited_args"] = decision.args
     if decision.response is not None:
         detail["response"] = decision.response
+    if decision.shadow is not None:
+        detail["shadow"] = decision.shadow
     return {
         "kind": kind,
         "outcome": str(decision.effect),

@@ -30,6 +30,7 @@ class AuditStats:
 
     @classmethod
     def of(cls, records: Iterable[AuditRecord]) -> AuditStats:
+        """The statistics of ``records`` (one pass)."""
         count = 0
         first_seq = last_seq = None
         first_at = last_at = None

@@ -94,6 +94,7 @@ class VerifyReport:
 
     @property
     def ok(self) -> bool:
+        """Whether the log verified: no problem but a truncated tail (a crash mid-write)."""
         return all(p.kind == "truncated" for p in self.problems)
 
     def __bool__(self) -> bool:

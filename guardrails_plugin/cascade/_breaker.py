@@ -49,9 +49,11 @@ class Trip:
     key: str = field(default="", repr=False, compare=False)
 
     def describe(self) -> str:
+        """One line for people: signal, scope, response, culprit and why."""
         return f"{self.signal} in {self.scope} -> {self.response} ({self.culprit}): {self.reason}"
 
     def to_doc(self) -> dict[str, Any]:
+        """The trip as the JSON document kept in the store."""
         return {
             "signal": self.signal,
             "scope": self.scope,
@@ -67,6 +69,7 @@ class Trip:
 
     @classmethod
     def from_doc(cls, doc: Mapping[str, Any], key: str = "") -> Trip:
+        """Read a trip back from its store document (``key``: where it was found)."""
         response = doc.get("response")
         return cls(
             signal=str(doc.get("signal")),
@@ -116,6 +119,7 @@ class Breaker:
         return f"Breaker(respond={self.respond!r}, default={self.default!r})"
 
     def response(self, signal: str) -> Response:
+        """What the breaker does when ``signal`` fires."""
         return self.respond.get(signal, self.default)
 
     def flow(

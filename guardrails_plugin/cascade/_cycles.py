@@ -83,6 +83,7 @@ class Cycles:
         return f"Cycles(max_length={self.max_length}, repeats={self.repeats})"
 
     def track(self) -> Tracker:
+        """A fresh tracker of this signal's per-run state."""
         return _CycleTracker(self)
 
 

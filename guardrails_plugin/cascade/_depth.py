@@ -20,9 +20,11 @@ class Depth:
         self.max_depth = max_depth
 
     def track(self) -> Tracker:
+        """This signal keeps no state: it is its own tracker."""
         return self
 
     def observe(self, seen: Observed) -> Alarm | None:
+        """An alarm when the message's delegation path is deeper than ``max_depth``."""
         message = seen.message
         if len(message.path) <= self.max_depth:
             return None

@@ -64,6 +64,7 @@ class Escalation:
         return f"Escalation(threshold={self.threshold}, memory={self.memory})"
 
     def track(self) -> Tracker:
+        """A fresh tracker of this signal's per-run state."""
         return _EscalationTracker(self)
 
 

@@ -77,6 +77,7 @@ class Infection:
         return f"Infection(hops={self.hops}, min_shared={self.min_shared})"
 
     def track(self) -> Tracker:
+        """A fresh tracker of this signal's per-run state."""
         return _InfectionTracker(self)
 
 

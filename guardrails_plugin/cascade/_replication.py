@@ -69,6 +69,7 @@ class Replication:
         self._bands: tuple[int, int] = (num_perm // rows, rows)
 
     def track(self) -> Tracker:
+        """A fresh tracker of this signal's per-run state."""
         return _ReplicationTracker(self)
 
     def band_keys(self, sketch: Any) -> tuple[bytes, ...]:

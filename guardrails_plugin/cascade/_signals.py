@@ -120,16 +120,19 @@ class Tracker(Protocol):
     A tracker that also watches tool calls (``Escalation``) has an ``observe_call(call,
     denied, tick)`` method; the monitor feeds it every decided call of its scope."""
 
-    def observe(self, seen: Observed) -> Alarm | None: ...
+    def observe(self, seen: Observed) -> Alarm | None:
+        """Look at one observed message; an alarm if the signal fires."""
 
 
 class Signal(Protocol):
     """A cascade signal: a name, and a tracker per scope."""
 
     @property
-    def name(self) -> str: ...
+    def name(self) -> str:
+        """The signal's name (in trips, config and the audit log)."""
 
-    def track(self) -> Tracker: ...
+    def track(self) -> Tracker:
+        """A fresh tracker of this signal's per-run state."""
 
 
 def chain(agents: Iterable[str]) -> str:

@@ -83,6 +83,7 @@ class Storms:
         return f"Storms(growth={self.growth:g}, min_packets={self.min_packets}{more})"
 
     def track(self) -> Tracker:
+        """A fresh tracker of this signal's per-run state."""
         return _StormTracker(self)
 
 

@@ -130,6 +130,7 @@ class Dashboard:
     # -- what the page reads ----------------------------------------------------------------
 
     def info(self, who: str) -> dict[str, Any]:
+        """What the dashboard serves (store, feed, who is signed in) for its info endpoint."""
         return {
             "store": _describe(self.store),
             "feed": self.feed.name,

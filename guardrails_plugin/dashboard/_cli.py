@@ -29,7 +29,9 @@ def add_dashboard_command(sub: Any) -> None:
         "dashboard",
         help="serve the operator dashboard: live decisions, approvals, pause / resume / kill",
     )
-    p.add_argument("--store", required=True, help="SQLite file (or store URL) the guards use")
+    p.add_argument(
+        "--store", help="SQLite file (or store URL) the guards use (default: $GUARDRAILS_STORE)"
+    )
     p.add_argument("--audit", default=None, help="audit log file to stream decisions from")
     p.add_argument(
         "--graph",

@@ -71,6 +71,7 @@ class Job:
         return self._done.wait(timeout)
 
     def to_doc(self) -> dict[str, Any]:
+        """The job as the JSON document the dashboard serves."""
         return {
             "id": self.id,
             "action": self.action,

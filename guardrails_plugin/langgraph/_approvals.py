@@ -160,7 +160,7 @@ def answer(source: Any, answers: Mapping[str, Any] | Any, config: Any = None) ->
 
 
 def _looks_like_answer(value: Mapping[str, Any]) -> bool:
-    return "type" in value or "answer" in value
+    return "type" in value or "answer" in value or "decisions" in value
 
 
 def _plain(value: Any) -> Any:
@@ -169,6 +169,10 @@ def _plain(value: Any) -> Any:
     doc: dict[str, Any] = {"type": str(approval.answer)}
     if approval.args is not None:
         doc["args"] = dict(approval.args)
+    if approval.replace:
+        doc["replace"] = True
+    if approval.tool is not None:
+        doc["tool"] = approval.tool
     if approval.message:
         doc["message"] = approval.message
     if approval.approver:

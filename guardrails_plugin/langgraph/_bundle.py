@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Generator, Mapping, Sequence
 from typing import Any
 
+from .._approvals import EditReader
 from .._decision import Decision
 from .._events import ToolCall
 from ._drivers import Op
+from ._hitl import bundle_with_hitl, read_answers
 from ._pending import PendingLog, _pending_key
 from ._where import Where
 
@@ -17,12 +20,17 @@ class Bundle(PendingLog):
     does, several calls in one interrupt."""
 
     def bundle_flow(
-        self, items: Sequence[tuple[ToolCall, Where]], key: str | None
+        self,
+        items: Sequence[tuple[ToolCall, Where]],
+        key: str | None,
+        edits: Mapping[str, EditReader] | None = None,
     ) -> Generator[Op, Any, dict[str, Decision]]:
         """Ask a person about several calls of one step at once: one interrupt of type
         ``"approvals"`` lists them all; it is answered per call (``{call_id: answer}``) or
         with one answer for all. Calls left unanswered are asked again in a further
-        interrupt. The calls' pending documents (written when they were deferred) hold the
+        interrupt, or with LangChain's ``{"decisions": [...]}`` (by position). A resume it
+        cannot read raises ``ApprovalAnswerError`` before any call is decided. ``edits``
+        (by call id) applies a person's edit as each tool's schema reads it. The calls' pending documents (written when they were deferred) hold the
         asked decisions and, once answered, the finals; the step's document (``key``) logs
         which calls each interrupt listed, so a re-run replays them in order. Returns the
         final decision of each call whose pending document holds an asked decision."""
@@ -55,7 +63,8 @@ class Bundle(PendingLog):
                     why = f"no answer within {self.approval_timeout:g}s: the approval expired"
                     final = yield ("expire", (call, asked, why))
                 else:
-                    final = yield ("resolve", (call, asked, value))
+                    edit = (edits or {}).get(cid)
+                    final = yield ("resolve", (call, asked, value, edit))
                 memo["final"] = final.to_doc()
                 yield ("put", (_pending_key(call), memo))
             waiting = [cid for cid, memo in memos.items() if "final" not in memo]
@@ -68,7 +77,7 @@ class Bundle(PendingLog):
                 rounds.append(listed)
                 if key is not None:
                     yield ("put", (key, {"rounds": rounds}))
-            payload = {
+            payload: dict[str, Any] = {
                 "type": "approvals",
                 "requests": [
                     self._approval_payload(
@@ -79,21 +88,9 @@ class Bundle(PendingLog):
                     for cid in listed
                 ],
             }
-            value = yield ("interrupt", (payload,))
+            reader = functools.partial(read_answers, listed=[by_id[c] for c in listed])
+            read = yield ("interrupt", (bundle_with_hitl(payload), reader))
             r += 1
-            for cid in listed:
-                picked = _pick(value, cid)
-                if picked is not _MISSING:
-                    answers.setdefault(cid, picked)
+            for cid, approval in read.items():
+                answers.setdefault(cid, approval)
         return {cid: Decision.from_doc(memo["final"]) for cid, memo in memos.items()}
-
-
-_MISSING = object()
-
-
-def _pick(value: Any, call_id: str) -> Any:
-    """A call's answer in the resume value of an ``"approvals"`` interrupt: the entry for
-    its id in a mapping of call ids, or the whole value when it is one answer for all."""
-    if isinstance(value, Mapping) and not ("type" in value or "answer" in value):
-        return value.get(call_id, _MISSING)
-    return value

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Generator, Mapping
+from collections.abc import Callable, Generator, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
-from langgraph.types import interrupt
-
+from .._approvals import EditReader
 from .._decision import Decision
 from .._events import Event, ModelCall, ToolCall, ToolResult
+from ._hitl import ask
 from ._where import Where
 
 if TYPE_CHECKING:
@@ -60,17 +60,23 @@ class _Driver:
         except StopIteration as stop:
             return stop.value
 
-    def interrupt(self, payload: Mapping[str, Any]) -> Any:
-        return interrupt(payload)
+    def interrupt(
+        self, payload: Mapping[str, Any], read: Callable[[Any], Any] | None = None
+    ) -> Any:
+        """LangGraph's ``interrupt``; ``read`` turns the resume value into what the flow
+        gets (raising for one it cannot read: see :func:`._hitl.ask`)."""
+        return ask(payload, read)
 
-    def decide(self, call: ToolCall) -> Decision:
-        return self.guard.decide(call)
+    def decide(self, call: ToolCall, edits: EditReader | None = None) -> Decision:
+        return self.guard.decide(call, edits=edits)
 
     def check(self, call: Event) -> Decision:
         return self.guard.check(call)
 
-    def resolve(self, call: ToolCall, asked: Decision, value: Any) -> Decision:
-        return self.guard.resolve(call, asked, value)
+    def resolve(
+        self, call: ToolCall, asked: Decision, value: Any, edits: EditReader | None = None
+    ) -> Decision:
+        return self.guard.resolve(call, asked, value, edits=edits)
 
     def expire(self, call: ToolCall, asked: Decision, why: str) -> Decision:
         return self.guard.expire(call, asked, why)
@@ -134,14 +140,16 @@ class _AsyncDriver(_Driver):
         except StopIteration as stop:
             return stop.value
 
-    async def adecide(self, call: ToolCall) -> Decision:
-        return await self.guard.adecide(call)
+    async def adecide(self, call: ToolCall, edits: EditReader | None = None) -> Decision:
+        return await self.guard.adecide(call, edits=edits)
 
     async def acheck(self, call: Event) -> Decision:
         return await self.guard.acheck(call)
 
-    async def aresolve(self, call: ToolCall, asked: Decision, value: Any) -> Decision:
-        return await self.guard.aresolve(call, asked, value)
+    async def aresolve(
+        self, call: ToolCall, asked: Decision, value: Any, edits: EditReader | None = None
+    ) -> Decision:
+        return await self.guard.aresolve(call, asked, value, edits=edits)
 
     async def aexpire(self, call: ToolCall, asked: Decision, why: str) -> Decision:
         return await self.guard.aexpire(call, asked, why)
@@ -224,12 +232,16 @@ class NeedsPerson(Exception):
 
 
 class _Deferring(_Driver):
-    def interrupt(self, payload: Mapping[str, Any]) -> Any:
+    def interrupt(
+        self, payload: Mapping[str, Any], read: Callable[[Any], Any] | None = None
+    ) -> Any:
         raise NeedsPerson
 
 
 class _AsyncDeferring(_AsyncDriver):
-    def interrupt(self, payload: Mapping[str, Any]) -> Any:
+    def interrupt(
+        self, payload: Mapping[str, Any], read: Callable[[Any], Any] | None = None
+    ) -> Any:
         raise NeedsPerson
 
 

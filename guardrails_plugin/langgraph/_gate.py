@@ -33,9 +33,10 @@ from ..guard import Guard
 from ._bundle import Bundle
 from ._drivers import Op, _AsyncDriver, _Driver
 from ._handoffs import HANDOFF_DESTINATION, handback, with_destination
+from ._hitl import ToolEdits
 from ._ledger import Claim, Ledger, ToolOutput
 from ._pending import APPROVALS, Approvals, _pending_key
-from ._verify import AT_THE_TOOL, CHANGED_RULE, expect
+from ._verify import AT_THE_TOOL, CHANGED_RULE, direct, expect
 from ._where import GUARDED_CALL, Where, caller_name, received_call, where_in_graph
 
 if TYPE_CHECKING:
@@ -158,7 +159,7 @@ def run_call(
     decided: Decided | None = None,
 ) -> ToolOutput:
     """Decide (unless ``decided``), run at most once, record. The sync path."""
-    flow = _call_flow(gate, request, agent, on_deny, decided)
+    flow = _call_flow(gate, request, agent, on_deny, decided, direct(execute))
     try:
         op = next(flow)
         while True:
@@ -172,14 +173,16 @@ def run_call(
                 op = flow.send(done)
                 continue
             step, call_id, check = arg
-            token, at = GUARDED_CALL.set(call_id), AT_THE_TOOL.set(check)
+            token = GUARDED_CALL.set(call_id)
+            at = None if check is None else AT_THE_TOOL.set(check)
             try:
                 output = execute(step)
             except Exception as exc:  # the flow releases the claim, then re-raises
                 op = flow.throw(exc)
                 continue
             finally:
-                AT_THE_TOOL.reset(at)
+                if at is not None:
+                    AT_THE_TOOL.reset(at)
                 GUARDED_CALL.reset(token)
             op = flow.send(output)
     except StopIteration as stop:
@@ -198,7 +201,7 @@ async def arun_call(
     decided: Decided | None = None,
 ) -> ToolOutput:
     """The async twin of :func:`run_call`."""
-    flow = _call_flow(gate, request, agent, on_deny, decided)
+    flow = _call_flow(gate, request, agent, on_deny, decided, direct(execute))
     try:
         op = next(flow)
         while True:
@@ -213,14 +216,16 @@ async def arun_call(
                 op = flow.send(done)
                 continue
             step, call_id, check = arg
-            token, at = GUARDED_CALL.set(call_id), AT_THE_TOOL.set(check)
+            token = GUARDED_CALL.set(call_id)
+            at = None if check is None else AT_THE_TOOL.set(check)
             try:
                 output = await execute(step)
             except Exception as exc:
                 op = flow.throw(exc)
                 continue
             finally:
-                AT_THE_TOOL.reset(at)
+                if at is not None:
+                    AT_THE_TOOL.reset(at)
                 GUARDED_CALL.reset(token)
             op = flow.send(output)
     except StopIteration as stop:
@@ -234,11 +239,14 @@ def _call_flow(
     agent: str | None,
     on_deny: OnDeny,
     decided: Decided | None,
+    direct: bool = False,
 ) -> Generator[Op, Any, ToolOutput]:
     """One call, for both paths. Yields the ops of the gate flows it delegates to (run by
     the driver's method of that name, as ``_Driver.run`` does: one generator, no driver
     loop per flow) and ``("execute", (request, call id, check))`` (run the tool: its output,
-    or its exception thrown in here).
+    or its exception thrown in here). ``direct``: the hook hands the request straight to
+    LangGraph's own executor (``_verify.direct``), so there is no check to ride along
+    (``check`` is ``None``).
 
     The order that makes "exactly once" and "nothing between the decision and the tool":
     replay (a re-run returns the recorded result), decide, claim (atomic in the store: of
@@ -246,14 +254,19 @@ def _call_flow(
     at its own start (``_verify``), record."""
     if decided is None:
         call, where = locate(request, agent, gate.guard)
-        replayed: ToolOutput | None = yield from gate.replay_flow(call, where)
-        if replayed is not None:
-            return replayed
-        yield from gate.report_flow(handback(request.state, call, gate.guard))
-        decision, pending = yield from gate.decide_flow(call, where)
+        if where.resuming:  # (only a re-run can find a recorded result)
+            replayed: ToolOutput | None = yield from gate.replay_flow(call, where)
+            if replayed is not None:
+                return replayed
+        back = handback(request.state, call, gate.guard)
+        if back is not None:
+            yield from gate.report_flow(back)
+        edits = ToolEdits(request.tool, request.tool_call.get("args"))
+        decision, pending = yield from gate.decide_flow(call, where, edits)
     else:
         decision, pending, call, where = decided
-    yield from gate.before_flow(call, where, decision)
+    if gate.journal is not None:  # (safe points and violations go to the journal)
+        yield from gate.before_flow(call, where, decision)
     step = apply(request, call, decision, on_deny)
     if isinstance(step, ToolMessage):
         if pending:
@@ -270,17 +283,17 @@ def _call_flow(
     claim: Claim | None = claimed
     if decision.effect is Effect.MODIFY:
         call = call.with_args(decision.args or {})
-    check = expect(step, call.agent)
+    check = None if direct else expect(step, call.agent)
     try:
         output: ToolOutput = yield ("execute", (step, call.call_id, check))
     except Exception:
-        if check.denied is None:
+        if check is None or check.denied is None:
             # The tool raised (or interrupted): it may run again on a retry, as a step
             # that failed does.
             yield from gate.release_flow(claim)
             raise
         output = None  # type: ignore[assignment]
-    if check.denied is not None:  # a changed call reached the tool and was stopped there
+    if check is not None and check.denied is not None:  # a changed call, stopped at the tool
         refund: Decision | None = None
         if not check.reached:  # nothing ran: the call is free again, its charge given back
             yield from gate.release_flow(claim)

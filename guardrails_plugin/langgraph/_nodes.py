@@ -76,6 +76,7 @@ class GuardedNode:
         return f"GuardedNode({self.name!r}, agent={self.agent!r}, on_deny={self.on_deny!r})"
 
     def as_runnable(self) -> Runnable[Any, Any]:
+        """The guarded node as a LangGraph runnable (sync and async)."""
         return RunnableCallable(self._call, self._acall, name=self.name, trace=False)
 
     # -- running ------------------------------------------------------------------------------

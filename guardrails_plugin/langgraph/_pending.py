@@ -18,10 +18,11 @@ from __future__ import annotations
 from collections.abc import Callable, Generator, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
-from .._approvals import Answer, Approval, ApprovalRequest
+from .._approvals import Answer, Approval, ApprovalRequest, EditReader
 from .._decision import Decision, Effect
 from .._events import ToolCall
 from ._drivers import Op
+from ._hitl import read_answer, with_hitl
 from ._where import Where
 
 if TYPE_CHECKING:
@@ -49,15 +50,17 @@ class PendingLog:
         return self.approvals == "interrupt"
 
     def decide_flow(
-        self, call: ToolCall, where: Where
+        self, call: ToolCall, where: Where, edits: EditReader | None = None
     ) -> Generator[Op, Any, tuple[Decision, bool]]:
         """The final decision for ``call`` (allow, modify, respond or deny, or a kill), and
         whether a pending-document was written for it (to delete once the call is done).
+        ``edits`` applies a person's edit as the tool's schema reads it (``_hitl``).
 
-        May raise ``GraphInterrupt`` (through the ``interrupt`` op) for a pause or a person.
+        May raise ``GraphInterrupt`` (through the ``interrupt`` op) for a pause or a person,
+        and ``ApprovalAnswerError`` for a resume it cannot read (nothing decided).
         """
         if not self.interrupts(where):
-            decision: Decision = yield ("decide", (call,))
+            decision: Decision = yield ("decide", (call, edits))
             return decision, False
         key = _pending_key(call) if call.call_id else None
         memo: dict[str, Any] | None = None
@@ -97,7 +100,8 @@ class PendingLog:
                     continue
                 log.append("approval")
                 memo = yield from self._save(key, memo, log, asked=asked, at=asked_at, call=call)
-            value = yield ("interrupt", (self._approval_payload(call, asked, asked_at),))
+            payload = self._approval_payload(call, asked, asked_at)
+            value = yield ("interrupt", (payload, lambda v: read_answer(v, call)))
             break
         i += 1  # past the approval
         if memo is not None and "final" in memo:
@@ -110,7 +114,7 @@ class PendingLog:
                 why = f"no answer within {self.approval_timeout:g}s: the approval expired"
                 final = yield ("expire", (call, asked, why))
             else:
-                final = yield ("resolve", (call, asked, value))
+                final = yield ("resolve", (call, asked, value, edits))
             memo = yield from self._save(key, memo, log, final=final)
         # The kill switch may have moved while a person decided: a kill denies the approved
         # call, a pause holds it (pauses after the approval are logged and replayed too).
@@ -211,7 +215,7 @@ class PendingLog:
         payload = {"type": "approval", **ApprovalRequest(call, asked).to_dict(), "asked_at": at}
         if self.approval_timeout is not None:
             payload["expires_at"] = at + self.approval_timeout
-        return payload
+        return with_hitl(payload)
 
 
 def hold_key(config: Mapping[str, Any], where: Where) -> str | None:
@@ -250,7 +254,12 @@ def _refused(value: Any) -> bool:
         return True
     if isinstance(value, Approval):
         return value.answer is Answer.REJECT
-    return isinstance(value, Mapping) and str(value.get("answer", "")).lower() == "reject"
+    if isinstance(value, Mapping) and isinstance(value.get("decisions"), list | tuple):
+        return any(_refused(d) for d in value["decisions"])  # LangChain's format
+    return isinstance(value, Mapping) and (
+        str(value.get("answer", "")).lower() == "reject"
+        or str(value.get("type", "")).lower() == "reject"
+    )
 
 
 def _refusal(call: ToolCall, value: Any) -> Generator[Op, Any, Decision]:

@@ -98,6 +98,7 @@ class RollbackReport:
 
     @property
     def ok(self) -> bool:
+        """Whether the rollback finished: state restored, every undo done, nothing in the way."""
         return self.restored and self.problem is None and self.undo.ok and not self.busy
 
     def __str__(self) -> str:

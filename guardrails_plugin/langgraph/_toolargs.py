@@ -17,6 +17,16 @@ instead of arguments, and the adapter denies the call with it.
 The per-tool reading of the schema (known keys, injected names, a validating copy of the
 tool when some arguments are injected) is cached by tool instance; parsing itself costs one
 pydantic validation per call, as it does in the tool.
+
+One shortcut, read from the schema's own compiled validator (its pydantic core schema): when
+every field is a plain ``str``, ``int``, ``float`` or ``bool`` (or that or ``None``), with
+no alias, constraint, validator, custom init or post-init, and a configuration that changes
+no value, validation gives back a value of exactly its field's type unchanged. A call whose
+keys are all such field names and whose values all have exactly those types (``type(v) is
+int``: not a bool for an int, not an int for a float) is then decided on its values as sent,
+defaults filled in as validation would, without running the validator. Anything else (an
+alias, an unknown or injected key, another type, a missing required field) takes the full
+validation.
 """
 
 from __future__ import annotations
@@ -62,6 +72,11 @@ class _Schema:
     introspection (validate, then keep the keys sent, set through an alias, or defaulted)."""
     fields: tuple[str, ...] = ()
     defaulted: frozenset[str] = frozenset()
+    exact: Mapping[str, tuple[type, ...]] | None = None
+    """Per field, the value types validation gives back unchanged (the shortcut in the
+    module docstring); ``None`` where the schema allows no shortcut."""
+    defaults: Mapping[str, Any] | None = None
+    """The default of each field that has one (immutable scalars only, for the shortcut)."""
 
 
 _CACHE: dict[int, tuple[BaseTool, Any, _Schema]] = {}
@@ -79,6 +94,17 @@ def received(
     if tool is None:
         return None, NO_SCHEMA
     schema = _schema(tool)
+    if schema.exact is not None and type(raw) is dict:
+        exact = _exact(schema, schema.exact, raw)
+        if exact is not None:
+            return exact, None
+    return _validated(tool, schema, raw, tool_call_id)
+
+
+def _validated(
+    tool: BaseTool, schema: _Schema, raw: Any, tool_call_id: str | None
+) -> tuple[dict[str, Any] | None, str | None]:
+    """:func:`received` by the tool's schema's own validation (no shortcut)."""
     if schema.problem is not None or schema.parser is None:
         return None, schema.problem or NO_SCHEMA
     model = schema.model
@@ -135,6 +161,28 @@ def _parse_fast(
         if k in tool_input or k in provided or k in schema.defaulted:
             out[k] = _plain(getattr(result, k))
     return out, None
+
+
+def _exact(
+    schema: _Schema, types: Mapping[str, tuple[type, ...]], raw: dict[Any, Any]
+) -> dict[str, Any] | None:
+    """What validation would give for ``raw`` when every key is a field's name and every
+    value has exactly a type that field gives back unchanged: the values as sent, in field
+    order, defaults filled in; else ``None`` (validate)."""
+    for k, v in raw.items():
+        allowed = types.get(k) if type(k) is str else None
+        if allowed is None or type(v) not in allowed:
+            return None
+    out: dict[str, Any] = {}
+    defaults = schema.defaults or {}
+    for k in schema.fields:
+        if k in raw:
+            out[k] = raw[k]
+        elif k in defaults:
+            out[k] = defaults[k]
+        else:  # a required field is missing: validation says what is wrong
+            return None
+    return out
 
 
 def _schema(tool: BaseTool) -> _Schema:
@@ -202,6 +250,7 @@ def _read(tool: BaseTool, args_schema: Any) -> _Schema:
             for k in names_in_order
             if k not in ("args", "kwargs") and not validator.model_fields[k].is_required()
         )
+        exact = _exact_types(validator, names_in_order, defaulted) if standard else None
         return _Schema(
             frozenset(accepted) | injected,
             injected,
@@ -210,6 +259,8 @@ def _read(tool: BaseTool, args_schema: Any) -> _Schema:
             model=validator if standard else None,
             fields=names_in_order,
             defaulted=defaulted,
+            exact=None if exact is None else exact[0],
+            defaults=None if exact is None else exact[1],
         )
     if isinstance(args_schema, type) and issubclass(args_schema, BaseModelV1):
         v1_schema: Any = args_schema
@@ -235,6 +286,104 @@ def _read(tool: BaseTool, args_schema: Any) -> _Schema:
         None,
         problem=f"cannot read the tool's argument schema ({type(args_schema).__name__})",
     )
+
+
+_EXACT_TYPES: dict[str, type] = {"str": str, "int": int, "float": float, "bool": bool}
+# Configuration that never changes a value of exactly its field's type (strictness, alias
+# and error options, serialization); anything else (``str_strip_whitespace``,
+# ``str_max_length``, ``validate_default``, ``allow_inf_nan``, ...) turns the shortcut off.
+_NEUTRAL_CONFIG = frozenset(
+    {
+        "title",
+        "strict",
+        "extra_fields_behavior",
+        "validate_by_alias",
+        "validate_by_name",
+        "loc_by_alias",
+        "from_attributes",
+        "revalidate_instances",
+        "hide_input_in_errors",
+        "validation_error_cause",
+        "coerce_numbers_to_str",
+        "cache_strings",
+        "serialize_by_alias",
+        "ser_json_timedelta",
+        "ser_json_temporal",
+        "ser_json_bytes",
+        "ser_json_inf_nan",
+        "regex_engine",
+    }
+)
+_IMMUTABLE = (str, int, float, bool, type(None))
+
+
+def _exact_types(
+    model: type[BaseModel], fields: tuple[str, ...], defaulted: frozenset[str]
+) -> tuple[dict[str, tuple[type, ...]], dict[str, Any]] | None:
+    """Per field, the types that ``model``'s validation gives back unchanged, and the
+    defaults it fills in; ``None`` unless the whole schema allows the shortcut (module
+    docstring). Read from the compiled core schema, which is what validation runs."""
+    if model.model_validate.__func__ is not BaseModel.model_validate.__func__:  # type: ignore[attr-defined]
+        return None
+    core: Any = model.__pydantic_core_schema__
+    if not isinstance(core, dict) or core.get("type") != "model":
+        return None  # (definitions, a custom core schema, ...)
+    if core.get("custom_init") or core.get("root_model") or core.get("post_init"):
+        return None
+    if set(core) - {
+        "type",
+        "cls",
+        "config",
+        "custom_init",
+        "root_model",
+        "schema",
+        "metadata",
+        "ref",
+    }:
+        return None
+    config = core.get("config") or {}
+    if set(config) - _NEUTRAL_CONFIG:
+        return None
+    inner = core.get("schema")
+    if not isinstance(inner, dict) or inner.get("type") != "model-fields":
+        return None
+    if set(inner) - {"type", "fields", "model_name", "computed_fields"}:
+        return None
+    all_fields = inner.get("fields")
+    if not isinstance(all_fields, dict) or set(all_fields) != set(fields):
+        return None  # (injected fields: the full path leaves them out)
+    types: dict[str, tuple[type, ...]] = {}
+    defaults: dict[str, Any] = {}
+    for name in fields:
+        field = all_fields[name]
+        if not isinstance(field, dict) or field.get("type") != "model-field":
+            return None
+        if set(field) - {"type", "schema", "metadata", "serialization_alias"}:
+            return None
+        schema = field.get("schema")
+        if isinstance(schema, dict) and schema.get("type") == "default":
+            if set(schema) - {"type", "schema", "default", "metadata"} or "default" not in schema:
+                return None
+            default = schema["default"]
+            if type(default) not in _IMMUTABLE or name not in defaulted:
+                return None
+            defaults[name] = default
+            schema = schema.get("schema")
+        elif name in defaulted:
+            return None
+        nullable = False
+        if isinstance(schema, dict) and schema.get("type") == "nullable":
+            if set(schema) - {"type", "schema", "metadata"}:
+                return None
+            nullable = True
+            schema = schema.get("schema")
+        if not isinstance(schema, dict) or set(schema) - {"type", "metadata"}:
+            return None  # (constraints, strictness per field, other types)
+        kind = _EXACT_TYPES.get(schema.get("type"))  # type: ignore[arg-type]
+        if kind is None:
+            return None
+        types[name] = (kind, type(None)) if nullable else (kind,)
+    return types, defaults
 
 
 def _alias_keys(alias: Any) -> set[str]:

@@ -20,9 +20,11 @@ from langgraph.types import Command
 
 from .._events import ToolCall
 from ..guard import Guard
+from ..policy._toolcheck import report
 from ._drivers import NeedsPerson, deferring_drivers, drivers
 from ._gate import ON_DENY, Approvals, Gate, OnDeny, arun_call, run_call
 from ._handoffs import HANDOFF_DESTINATION, handback, with_destination
+from ._hitl import ToolEdits
 from ._ledger import ToolOutput
 from ._pending import hold_key
 from ._where import Where, caller_name, received_call, where_in_graph
@@ -62,6 +64,10 @@ class GuardedToolNode(ToolNode):
     - ``wrap_tool_call`` / ``awrap_tool_call``: your own wrapper, run *inside* the guard,
       after the decision: the guard checks at the tool's own start that the call it hands
       the tool is the one decided (tool, call id, arguments) and denies a changed one.
+    - ``strict``: the policy is read against ``tools`` when the node is built (rules naming
+      no bound tool, tools no rule speaks about, scoped arguments a tool does not take,
+      scopes that cannot read an argument's type): each mismatch is a
+      ``PolicyToolWarning``, or, with ``strict=True``, a ``PolicyToolError``.
 
     Several calls in one step: calls no person needs to see run at once; the calls a person
     must approve are listed in one interrupt (``approval_requests`` gives one request per
@@ -83,6 +89,7 @@ class GuardedToolNode(ToolNode):
         journal: Journal | None = None,
         wrap_tool_call: ToolWrapper | None = None,
         awrap_tool_call: AsyncToolWrapper | None = None,
+        strict: bool = False,
         **kwargs: Any,
     ) -> None:
         if on_deny not in ON_DENY:
@@ -106,6 +113,8 @@ class GuardedToolNode(ToolNode):
         super().__init__(
             list(tools), wrap_tool_call=self._wrap, awrap_tool_call=self._awrap, **kwargs
         )
+        problems = guard.policy.check_tools(self.tools_by_name.values(), agent=agent)
+        report(problems, strict=strict, where="GuardedToolNode")
 
     def __repr__(self) -> str:
         return (
@@ -201,6 +210,7 @@ class GuardedToolNode(ToolNode):
             held.update(key=hold, pauses=paused)
         decided: dict[str, Any] = {}
         deferred: list[tuple[ToolCall, Where]] = []
+        edits: dict[str, ToolEdits] = {}
         # Decisions are matched to the ToolNode's requests by call id: calls sharing an id
         # in one step cannot be told apart, so none of them runs.
         uses = Counter(tc.get("id") for tc in tool_calls)
@@ -210,7 +220,8 @@ class GuardedToolNode(ToolNode):
                 call = replace(call, problem=_shared_id(call.call_id, uses[call.call_id]))
             if not call.call_id or (yield ("run", gate.replay_flow(call, where))):
                 continue
-            outcome = yield ("try", gate.decide_flow(call, where))
+            edits[str(call.call_id)] = self._edits(tc)
+            outcome = yield ("try", gate.decide_flow(call, where, edits[str(call.call_id)]))
             if outcome is None:
                 deferred.append((call, where))
             else:
@@ -219,13 +230,13 @@ class GuardedToolNode(ToolNode):
             if all(w.checkpointed for _, w in deferred):
                 later = {**decided, **{str(c.call_id): _LATER for c, _ in deferred}}
                 yield ("tools", later)  # the calls no one must see run now
-            asked = yield ("run", gate.bundle_flow(deferred, _bundle_key(hold)))
+            asked = yield ("run", gate.bundle_flow(deferred, _bundle_key(hold), edits))
             for call, where in deferred:
                 cid = str(call.call_id)
                 if cid in asked:
                     decided[cid] = (asked[cid], True, call, where)
                 else:  # deferred by a pause that came between the hold and the decision
-                    again = gate.decide_flow(call, replace(where, resuming=True))
+                    again = gate.decide_flow(call, replace(where, resuming=True), edits.get(cid))
                     decided[cid] = (*(yield ("run", again)), call, where)
             if asked:  # the kill switch may have moved while a person decided
                 yield ("run", gate.hold_flow(first.agent, first, _after_key(hold)))
@@ -233,6 +244,10 @@ class GuardedToolNode(ToolNode):
         for key in _step_keys(hold, paused or first.resuming, bool(deferred)):
             yield ("run", gate.delete_flow(key))
         return output
+
+    def _edits(self, tc: Any) -> ToolEdits:
+        """How a person's edit of ``tc`` is read: by its tool's schema."""
+        return ToolEdits(self.tools_by_name.get(str(tc.get("name") or "")), tc.get("args"))
 
     def _locate(
         self, tc: Any, input: Any, config: RunnableConfig, runtime: Runtime[Any]
@@ -274,11 +289,11 @@ class GuardedToolNode(ToolNode):
         if decided is _LATER:
             return _later(request)
         inner = self._ainner
+        run = execute  # (LangGraph's own executor: nothing between the guard and the tool)
+        if inner is not None:
 
-        async def run(r: ToolCallRequest) -> ToolOutput:
-            if inner is None:
-                return await execute(r)
-            return await inner(r, execute)
+            async def run(r: ToolCallRequest) -> ToolOutput:
+                return await inner(r, execute)
 
         return await arun_call(
             self.gate,

@@ -12,6 +12,15 @@ compares the tool's name, the call id and the arguments the tool receives with w
 guard decided. A changed call is denied there, before the tool body runs, with a reason
 naming what changed; the adapter turns it into the denial the model reads (or raises).
 
+Where nothing can sit in between, there is nothing to check: when the hook hands the call
+straight to LangGraph's own ToolNode executor (the ``execute`` closure a ToolNode gives its
+outermost ``wrap_tool_call``, of an unmodified ``ToolNode._run_one`` / ``_arun_one``, whose
+node runs LangGraph's own ``_execute_tool_sync`` / ``_execute_tool_async`` and
+``_inject_tool_args``), the tool gets exactly the request the guard decided, and
+:func:`direct` says so; the gate then skips the handler. Any other handler (middleware
+listed after the guard, a ``GuardedToolNode`` wrapper, a ToolNode subclass or instance that
+replaces those methods, anything the guard does not recognise) gets the check.
+
 Arguments compare as the tool receives them: the arguments LangGraph injects (state, store,
 runtime), which are not the model's, are left out on both sides. Runs nested inside the
 checked tool (a tool that runs a chain or an agent of its own) are its business and are not
@@ -23,12 +32,14 @@ tools started while the checked tool runs count as its own too.
 from __future__ import annotations
 
 import contextvars
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from types import CodeType
 from typing import Any
 from uuid import UUID
 
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.tracers.context import register_configure_hook
+from langgraph.prebuilt.tool_node import ToolNode
 
 CHANGED_RULE = "changed-after-decision"
 
@@ -166,6 +177,55 @@ configured in this context (the tool's own among them)."""
 register_configure_hook(AT_THE_TOOL, inheritable=True)
 
 
+def _nested(fn: Any, name: str) -> CodeType | None:
+    code = getattr(fn, "__code__", None)
+    for const in getattr(code, "co_consts", ()):
+        if isinstance(const, CodeType) and const.co_name == name:
+            return const
+    return None
+
+
+# LangGraph's own executors: the code of the closures a ToolNode hands its wrapper, and the
+# node methods each one runs (they must be LangGraph's own on the node that made it).
+_EXECUTORS: dict[CodeType, tuple[str, ...]] = {
+    code: methods
+    for code, methods in (
+        (_nested(ToolNode._run_one, "execute"), ("_execute_tool_sync", "_inject_tool_args")),
+        (_nested(ToolNode._arun_one, "execute"), ("_execute_tool_async", "_inject_tool_args")),
+        (
+            _nested(ToolNode._arun_one, "_sync_execute"),
+            ("_execute_tool_sync", "_inject_tool_args"),
+        ),
+    )
+    if code is not None and "self" in code.co_freevars
+}
+_OWN = {
+    name: getattr(ToolNode, name)
+    for name in ("_execute_tool_sync", "_execute_tool_async", "_inject_tool_args")
+}
+
+
+def direct(handler: Callable[..., Any]) -> bool:
+    """Whether ``handler`` is LangGraph's own ToolNode executor (module docstring): the tool
+    then gets the request it is handed, and the check at the tool has nothing to compare.
+    ``False`` for anything else, including what the guard cannot read."""
+    code = getattr(handler, "__code__", None)
+    if not isinstance(code, CodeType):
+        return False
+    methods = _EXECUTORS.get(code)
+    if methods is None:
+        return False
+    try:
+        closure = getattr(handler, "__closure__", None) or ()
+        cells = dict(zip(code.co_freevars, closure, strict=True))
+        node = cells["self"].cell_contents
+        return isinstance(node, ToolNode) and all(
+            getattr(getattr(node, m, None), "__func__", None) is _OWN[m] for m in methods
+        )
+    except (KeyError, ValueError, TypeError, AttributeError):
+        return False
+
+
 def expect(request: Any, agent: str) -> AtTheTool:
     """The check for the request the guard hands down (its tool, call id and arguments)."""
     tc = request.tool_call
@@ -174,4 +234,4 @@ def expect(request: Any, agent: str) -> AtTheTool:
     return AtTheTool(str(name or ""), tc.get("id"), tc.get("args"), tool, agent)
 
 
-__all__ = ["AT_THE_TOOL", "CHANGED_RULE", "AtTheTool", "ChangedCall", "expect"]
+__all__ = ["AT_THE_TOOL", "CHANGED_RULE", "AtTheTool", "ChangedCall", "direct", "expect"]

@@ -160,9 +160,17 @@ def received_call(tc: Mapping[str, Any], where: Where, tool: BaseTool | None) ->
     out), or unreadable, with the reason, when the guard cannot tell what those are (keys
     the schema does not know, input it rejects, a tool it cannot see)."""
     sent: Any = tc.get("args")
-    args, problem = received(tool, sent, tool_call_id=tc.get("id"))
+    name = str(tc.get("name") or "")
+    args: dict[str, Any] | None
+    problem: str | None
+    if tool is not None and tool.name != name:
+        # Something before the guard put another tool behind the call's name: deciding on
+        # the name would let that tool run under another tool's rules.
+        args, problem = None, f"the request would run tool {tool.name!r} for a call of {name!r}"
+    else:
+        args, problem = received(tool, sent, tool_call_id=tc.get("id"))
     return ToolCall(
-        tool=str(tc.get("name") or ""),
+        tool=name,
         args=sent if args is None else MappingProxyType(args),  # ours: kept without a copy
         agent=where.agent,
         call_id=tc.get("id"),

@@ -4,6 +4,7 @@ from ._budgets import Budget, Measure, rate
 from ._flows import DataFlow
 from ._policy import DEFAULT_DENY, MALFORMED, Policy
 from ._rules import Rule, RuleEffect, allow, ask, deny
+from ._toolcheck import PolicyToolError, PolicyToolWarning, ToolProblem, ToolShape
 
 __all__ = [
     "DEFAULT_DENY",
@@ -12,8 +13,12 @@ __all__ = [
     "DataFlow",
     "Measure",
     "Policy",
+    "PolicyToolError",
+    "PolicyToolWarning",
     "Rule",
     "RuleEffect",
+    "ToolProblem",
+    "ToolShape",
     "allow",
     "ask",
     "deny",

@@ -77,6 +77,7 @@ _BUDGET_KEYS = {
     "sum",
     "distinct",
     "tokens",
+    "cost",
     "tools",
     "agents",
     "per",
@@ -466,10 +467,12 @@ def _budget(source: str, i: int, data: Any) -> Budget:
     if "id" in data:
         where += f" (id {data['id']!r})"
     _keys(source, where, data, _BUDGET_KEYS)
-    kinds = [k for k in ("calls", "rate", "sum", "distinct", "tokens") if k in data]
+    kinds = [k for k in ("calls", "rate", "sum", "distinct", "tokens", "cost") if k in data]
     if len(kinds) != 1:
         raise PolicyFileError(
-            source, where, "needs exactly one of 'calls', 'rate', 'sum', 'distinct' or 'tokens'"
+            source,
+            where,
+            "needs exactly one of 'calls', 'rate', 'sum', 'distinct', 'tokens' or 'cost'",
         )
     kind = kinds[0]
     common: dict[str, Any] = {
@@ -489,7 +492,12 @@ def _budget(source: str, i: int, data: Any) -> Budget:
         if not isinstance(value, Mapping):
             raise PolicyError(f"'{kind}' must be a mapping with 'limit', found {_kind(value)}")
         extra = {k: v for k, v in value.items() if k != "limit"}
-        allowed = {"sum": {"arg"}, "distinct": {"arg", "items"}, "tokens": {"of", "encoding"}}[kind]
+        allowed = {
+            "sum": {"arg"},
+            "distinct": {"arg", "items"},
+            "tokens": {"of", "encoding"},
+            "cost": {"prices"},
+        }[kind]
         unknown = set(extra) - allowed
         if unknown:
             raise PolicyError(

@@ -81,6 +81,7 @@ class DataFlow:
         )
 
     def to_dict(self) -> dict[str, Any]:
+        """The flow rule as a policy file writes it (``Policy.from_dict`` reads it back)."""
         data: dict[str, Any] = {
             "id": self.id,
             "sources": list(self.sources),

@@ -20,6 +20,13 @@ denies that could cover its first tool:
 The candidates are then checked against the rule's other tools and its agents with the same
 ``NameSet.covers`` the pairwise check used, and the first in policy order is named, so the
 warnings are exactly those of the pairwise check.
+
+The second check, "rule R never takes effect: rule O covers every call it allows", asks for
+every allow rule whether an ``ask`` or a conditional ``deny`` (no ``when``, no data-flow
+condition) always fires where the allow would: O covers R's tools and agents, and every
+argument O scopes R scopes too, within O's scope (``Scope.within``, conservative). Ask and
+deny outrank allow, so R is dead. It uses the same index, over those rules. This is simple
+syntactic subsumption: rules that overlap in ways only a solver could show are not found.
 """
 
 from __future__ import annotations
@@ -45,6 +52,16 @@ def lint(rules: Sequence[Rule], budgets: Sequence[Budget]) -> list[str]:
         d = index.first_covering(r)
         if d is not None:
             warnings.append(f"rule {r.id!r} can never apply: rule {d.id!r} denies it outright")
+    overrides = _OverrideIndex(rules)
+    for r in rules:
+        if r.effect is not RuleEffect.ALLOW or index.first_covering(r) is not None:
+            continue
+        o = overrides.first_covering(r)
+        if o is not None:
+            warnings.append(
+                f"rule {r.id!r} never takes effect: rule {o.id!r} ({o.effect}) covers every "
+                "call it allows (the same or wider tools, agents and argument scopes)"
+            )
     for b in budgets:
         if b.limit == 0:
             warnings.append(f"budget {b.id!r} has limit 0: every call it covers is denied")
@@ -55,9 +72,7 @@ class _DenyIndex:
     """The unconditional deny rules of a policy, by the tool names and patterns they cover."""
 
     def __init__(self, rules: Sequence[Rule]) -> None:
-        self._denies: list[Rule] = [
-            r for r in rules if r.effect is RuleEffect.DENY and r.unconditional
-        ]
+        self._denies: list[Rule] = [r for r in rules if self._keeps(r)]
         self._everything: list[int] = []
         self._by_pattern: defaultdict[str, list[int]] = defaultdict(list)
         self._by_stem: defaultdict[str, list[int]] = defaultdict(list)
@@ -86,6 +101,16 @@ class _DenyIndex:
         self._scan = re.compile("|".join(map(fnmatch.translate, scanned)) if scanned else "(?!)")
         self._memo: dict[str, frozenset[int]] = {}
 
+    @staticmethod
+    def _keeps(rule: Rule) -> bool:
+        """Whether the index holds ``rule``: here, the unconditional denies."""
+        return rule.effect is RuleEffect.DENY and rule.unconditional
+
+    @staticmethod
+    def _also(candidate: Rule, rule: Rule) -> bool:
+        """What else ``candidate`` must satisfy to cover ``rule`` (here, nothing)."""
+        return True
+
     def first_covering(self, rule: Rule) -> Rule | None:
         """The first unconditional deny (in policy order) covering all of ``rule``'s tools
         and agents, if any."""
@@ -97,8 +122,10 @@ class _DenyIndex:
         for position in found[0]:
             if best is not None and position > best:
                 continue
-            if all(position in other for other in found[1:]) and all(
-                self._denies[position]._agents.covers(a) for a in rule.agents
+            if (
+                all(position in other for other in found[1:])
+                and all(self._denies[position]._agents.covers(a) for a in rule.agents)
+                and self._also(self._denies[position], rule)
             ):
                 best = position
         return None if best is None else self._denies[best]
@@ -126,6 +153,34 @@ class _DenyIndex:
                 )
         found = self._memo[tool] = frozenset(positions)
         return found
+
+
+class _OverrideIndex(_DenyIndex):
+    """The ask and deny rules with no condition but argument scopes, indexed like the
+    unconditional denies: a candidate covers an allow whose arguments it scopes no more
+    narrowly."""
+
+    @staticmethod
+    def _keeps(rule: Rule) -> bool:
+        return (
+            rule.effect is not RuleEffect.ALLOW
+            and rule.when is None
+            and not rule.tainted_by
+            and (rule.effect is RuleEffect.ASK or bool(rule.args))
+        )
+
+    @staticmethod
+    def _also(candidate: Rule, rule: Rule) -> bool:
+        for name, wide in candidate.args.items():
+            narrow = rule.args.get(name)
+            if narrow is None:
+                return False
+            try:
+                if not (narrow == wide or narrow.within(wide)):
+                    return False
+            except Exception:  # a scope that cannot compare: not shown to be covered
+                return False
+        return True
 
 
 def _is_email(scope: object) -> bool:

@@ -16,6 +16,7 @@ from ._flows import DataFlow
 from ._lint import lint, open_recipients
 from ._patterns import NameSet
 from ._rules import Outcome, Rule, RuleEffect, RuleResult
+from ._toolcheck import ToolProblem, check_tools
 
 UnscopedArgs = Literal["any", "empty"]
 UNSCOPED_ARGS: tuple[UnscopedArgs, ...] = ("any", "empty")
@@ -104,6 +105,7 @@ class Policy:
         self._all_rules = self.rules + tuple(f.rule() for f in self.flows)
         self._sources = NameSet([s for f in self.flows for s in f.sources] or ["\0none"])
         self._result_budgets = tuple(b for b in self.budgets if b.of == "results")
+        self._model_budgets = tuple(b for b in self.budgets if b.of == "model")
         self.tracked: frozenset[str] = frozenset(t for r in self.rules for t in r.returned_tools)
         """Tools whose results the guard fingerprints for ``Returned`` scopes (rules only:
         a grant's ``Returned`` scope sees the tools the policy's rules track)."""
@@ -115,6 +117,8 @@ class Policy:
     # -- compiled lookups -----------------------------------------------------------------
 
     def bucket(self, agent: str, tool: str) -> _Bucket:
+        """The rules about calls of ``tool`` by ``agent``, in policy order (computed once per pair,
+        then cached)."""
         key = (agent, tool)
         found = self._buckets.get(key)
         if found is None:
@@ -143,7 +147,12 @@ class Policy:
         return self._sources.matches(tool)
 
     def result_budgets(self, agent: str, tool: str) -> tuple[Budget, ...]:
+        """The budgets that count the results (tokens) of ``tool`` for ``agent``."""
         return tuple(b for b in self._result_budgets if b.applies(agent, tool))
+
+    def model_budgets(self, agent: str) -> tuple[Budget, ...]:
+        """The budgets that count ``agent``'s model use (``of="model"``)."""
+        return tuple(b for b in self._model_budgets if b._agents.matches(agent))
 
     def visible(self, agent: str, tool: str, extra: Sequence[Rule] = ()) -> bool:
         """Whether ``agent`` could ever call ``tool``: some rule permits it, none forbids it
@@ -303,7 +312,8 @@ class Policy:
 
     def lint(self) -> list[str]:
         """Warnings about a policy that is valid but probably not what was meant (rules an
-        outright deny makes useless, budgets of 0, ``cc`` open next to a scoped ``to``); linear in the rules (see ``_lint.py``)."""
+        outright deny makes useless, budgets of 0, ``cc`` open next to a scoped ``to``); linear
+        in the rules (see ``_lint.py``)."""
         found = lint(self.rules, self.budgets)
         return found + self.open_arguments(self.rules)
 
@@ -313,6 +323,13 @@ class Policy:
         if self._closed:
             return []
         return [w for w in map(open_recipients, rules) if w is not None]
+
+    def check_tools(self, tools: Iterable[Any], *, agent: str | None = None) -> list[ToolProblem]:
+        """Where the policy does not fit ``tools`` (LangChain tools, or anything with
+        ``name`` and ``args``): rules naming no bound tool, tools no rule speaks about,
+        scoped arguments a tool does not take, scopes that cannot read an argument's type
+        (see ``_toolcheck.py``). With ``agent``, only the rules for that agent count."""
+        return check_tools(self.rules, tools, agent=agent)
 
     def __repr__(self) -> str:
         return (
@@ -337,22 +354,11 @@ MODEL_REASON_LIMIT = 400
 
 
 def _missed(misses: list[tuple[Rule, RuleResult]]) -> tuple[str, str]:
-    """The operator's reason (every rule and its full reason) and the model's: each distinct
-    short reason once, with the rules that gave it, cut to ``MODEL_REASON_LIMIT``."""
-    if len(misses) == 1:  # the common case, without the grouping
-        r, res = misses[0]
-        full, short = f"rule {r.id!r}: {res.reason}", f"rule {r.id!r}: {res.for_model}"
-        if len(short) > MODEL_REASON_LIMIT:
-            short = short[: MODEL_REASON_LIMIT - 3] + "..."
-        return full, short
-    full = "; ".join(f"rule {r.id!r}: {res.reason}" for r, res in misses)
-    by_text: dict[str, list[str]] = {}
-    for r, res in misses:
-        by_text.setdefault(res.for_model, []).append(repr(r.id))
-    short = "; ".join(
-        f"{'rule' if len(ids) == 1 else 'rules'} {', '.join(ids)}: {text}"
-        for text, ids in by_text.items()
-    )
+    """The reasons the closest rules gave, without their names (the denial names one rule,
+    the default deny; ``explain`` lists every rule considered), each once: the operator's
+    in full, the model's short ones cut to ``MODEL_REASON_LIMIT``."""
+    full = "; ".join(dict.fromkeys(res.reason for _, res in misses))
+    short = "; ".join(dict.fromkeys(res.for_model for _, res in misses))
     if len(short) > MODEL_REASON_LIMIT:
         short = short[: MODEL_REASON_LIMIT - 3] + "..."
     return full, short

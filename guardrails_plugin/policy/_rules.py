@@ -27,6 +27,8 @@ Condition = Callable[[ToolCall], bool]
 
 
 class RuleEffect(enum.StrEnum):
+    """What a rule says about the calls it matches: allow, ask a person, or deny."""
+
     ALLOW = "allow"
     ASK = "ask"
     DENY = "deny"
@@ -124,6 +126,7 @@ class Rule:
     # -- identity -----------------------------------------------------------------------------
 
     def default_id(self) -> str:
+        """The id a rule gets when none is given: its effect, tools and agents."""
         who = "" if self.agents == ("*",) else f" for {','.join(self.agents)}"
         return f"{self.effect} {','.join(self.tools)}{who}"
 
@@ -166,9 +169,7 @@ class Rule:
                     continue
                 if self.effect is RuleEffect.DENY:
                     return RuleResult(Outcome.MISS, f"argument {name!r} absent")
-                return RuleResult(
-                    Outcome.MISS, f"argument {name!r} is required by rule {self.id!r} but missing"
-                )
+                return RuleResult(Outcome.MISS, f"argument {name!r} is required but missing")
             try:
                 scope.check(call.args[name])
             except ScopeViolation as exc:
@@ -216,7 +217,7 @@ class Rule:
                     f"condition of rule {self.id!r} could not be evaluated",
                 )
             if not applies:
-                return RuleResult(Outcome.MISS, f"condition of rule {self.id!r} does not hold")
+                return RuleResult(Outcome.MISS, "the rule's condition does not hold")
         return RuleResult(Outcome.MATCH)
 
     def unscoped_given(self, call: ToolCall) -> str | None:

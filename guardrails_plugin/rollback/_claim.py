@@ -58,6 +58,7 @@ class ClaimHolder:
     expires_at: float
 
     def to_json(self) -> dict[str, Any]:
+        """The holder as a JSON document (kept in the claim)."""
         return dataclasses.asdict(self)
 
     @classmethod
@@ -83,6 +84,7 @@ class ClaimHolder:
         return holder
 
     def describe(self) -> str:
+        """One line for people: which process holds the claim, since when, until when."""
         return (
             f"process {self.pid} on {self.host}, since {self.since:.3f}, "
             f"its lease running until {self.expires_at:.3f}"
@@ -225,6 +227,7 @@ class RollbackClaim:
             self.lost = True
 
     def lost_problem(self) -> str:
+        """The problem a rollback reports when it lost its claim to another."""
         return (
             f"the rollback lost its claim on thread {self.thread_id!r} (its lease of "
             f"{self.lease:g} s ran out and another rollback took the thread over); it stopped"

@@ -30,6 +30,7 @@ class Compensation:
 
     @property
     def is_async(self) -> bool:
+        """Whether the undo is a coroutine function (run with ``await``)."""
         return inspect.iscoroutinefunction(self.undo)
 
     def __repr__(self) -> str:

@@ -141,10 +141,12 @@ class SafePoint:
     at: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
+        """The safe point as a JSON document (kept in the journal)."""
         return _to_json(self)
 
     @classmethod
     def from_json(cls, doc: Mapping[str, Any]) -> SafePoint:
+        """Read a safe point back from its journal document."""
         return _from_json(cls, doc)
 
 
@@ -166,10 +168,12 @@ class Violation:
     id: str = ""
 
     def to_json(self) -> dict[str, Any]:
+        """The violation as a JSON document (kept in the journal)."""
         return _to_json(self)
 
     @classmethod
     def from_json(cls, doc: Mapping[str, Any]) -> Violation:
+        """Read a violation back from its journal document."""
         return _from_json(cls, doc)
 
 
@@ -198,6 +202,7 @@ class RollbackRecord:
 
     @property
     def ok(self) -> bool:
+        """Whether the rollback finished: state restored and every undo done."""
         return (
             self.restored
             and self.problem is None
@@ -205,10 +210,12 @@ class RollbackRecord:
         )
 
     def to_json(self) -> dict[str, Any]:
+        """The record as a JSON document (kept in the journal)."""
         return _to_json(self)
 
     @classmethod
     def from_json(cls, doc: Mapping[str, Any]) -> RollbackRecord:
+        """Read a rollback record back from its journal document."""
         return _from_json(cls, doc)
 
 

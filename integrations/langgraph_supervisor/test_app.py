@@ -68,14 +68,16 @@ def test_fetch_off_the_docs_site_is_denied_naming_the_rule(
     run(team)
 
     [denied] = [d for d in decisions(team, "fetch_url") if d.denied]
-    assert denied.rule == "default-deny"  # no rule allows it; the one that came closest:
-    assert "rule 'docs-only'" in denied.reason
+    assert denied.rule == "default-deny"  # no rule allows it; why the closest rule did not:
+    assert "argument 'url'" in denied.reason
     assert "paste.example.net" in denied.reason
+    assert denied.message().count("rule '") == 1  # one rule per denial text
     assert PASTE_PAGE not in team.world.fetched
     # The researcher's model was told, and went on.
     blocked = [m for m in tool_messages(models["researcher"], "fetch_url") if m.status == "error"]
     assert len(blocked) == 1
-    assert "docs-only" in blocked[0].text
+    assert "default-deny" in blocked[0].text
+    assert "paste.example.net" in blocked[0].text
 
 
 def test_mail_to_an_outside_address_is_denied_even_next_to_a_colleague(team: Team) -> None:
@@ -83,7 +85,7 @@ def test_mail_to_an_outside_address_is_denied_even_next_to_a_colleague(team: Tea
 
     mixed = [e for e in team.audit.of("send_email") if "drop@example.net" in e.args["to"]]
     assert [e.decision.effect for e in mixed] == [Effect.DENY]
-    assert "rule 'mail-colleagues'" in mixed[0].decision.reason
+    assert "argument 'to'" in mixed[0].decision.reason
     assert "drop@example.net" in mixed[0].decision.reason
     assert not any("drop@example.net" in to for to in recipients(team))
 

@@ -1,0 +1,200 @@
+"""Shadow mode: decided and recorded as usual, enforced never (the kill switch aside).
+
+The oracle is an enforcing guard with the same policy on the same traffic: in shadow mode,
+every call it denies or asks about is allowed, and the shadow decision names the effect
+and rule the enforcing guard gave.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fakes import Ran, recording_tool, tool_call, user
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from langchain.agents import create_agent
+
+from guardrails_plugin import Effect, Guard, ModelCall, Policy, ToolCall, ToolResult
+from guardrails_plugin.audit import AuditLog
+from guardrails_plugin.langchain import GuardMiddleware
+from guardrails_plugin.shadow import Shadow
+from guardrails_plugin.store import MemoryStore
+from guardrails_plugin.testing import ScriptedChatModel
+
+TOOLS = ("read_file", "send_email", "refund", "delete_file")
+
+
+@st.composite
+def policies(draw: Any) -> Policy:
+    rules: list[dict[str, Any]] = []
+    for i, name in enumerate(draw(st.lists(st.sampled_from(TOOLS), min_size=1, max_size=5))):
+        effect = draw(st.sampled_from(["allow", "ask", "deny"]))
+        rule: dict[str, Any] = {"id": f"r{i}", effect: name}
+        if name == "refund" and draw(st.booleans()):
+            rule["args"] = {"amount": {"number": {"le": 100}}}
+        rules.append(rule)
+    data: dict[str, Any] = {"rules": rules}
+    if draw(st.booleans()):
+        data["budgets"] = [{"id": "calls", "calls": draw(st.integers(1, 6)), "per": ["thread"]}]
+    return Policy.from_dict(data)
+
+
+def traffic(seed: int, n: int) -> list[ToolCall]:
+    rng = random.Random(seed)
+    calls = []
+    for i in range(n):
+        name = rng.choice(TOOLS)
+        args: dict[str, Any] = {"amount": rng.choice([5, 500])} if name == "refund" else {"x": i}
+        if rng.random() < 0.05:
+            args = {"bad": {1, 2}}  # not JSON: the guard cannot read it
+        calls.append(
+            ToolCall(name, args, agent=rng.choice(["a", "b"]), thread_id=rng.choice(["t1", "t2"]))
+        )
+    return calls
+
+
+@settings(max_examples=60, deadline=None)
+@given(policy=policies(), seed=st.integers(0, 10_000), run_async=st.booleans())
+def test_shadow_decisions_are_the_enforced_ones_let_through(
+    policy: Policy, seed: int, run_async: bool
+) -> None:
+    enforcing = Guard(policy)
+    shadow = Guard(policy, mode="shadow")
+    for call in traffic(seed, 40):
+        real = enforcing.check(call)
+        if run_async:
+            import asyncio
+
+            seen = asyncio.run(shadow.acheck(call))
+        else:
+            seen = shadow.check(call)
+        assert seen.allowed, seen
+        assert seen.rule == real.rule
+        assert (seen.shadow or "allow") == real.effect.value
+        if seen.shadow is not None:
+            assert seen.reason.startswith(f"shadow mode, not enforced: would {seen.shadow}: ")
+            assert real.reason in seen.reason
+
+
+def test_the_kill_switch_is_still_enforced_in_shadow_mode() -> None:
+    guard = Guard(Policy.from_dict({"rules": [{"allow": "*"}]}), mode="shadow")
+    guard.controls.kill(thread="t1", reason="runaway")
+    assert guard.check(ToolCall("read_file", {}, thread_id="t1")).effect is Effect.DENY
+    assert guard.check(ModelCall(thread_id="t1")).effect is Effect.DENY
+    assert guard.check(ToolCall("read_file", {}, thread_id="t2")).allowed
+
+
+def test_an_ask_never_reaches_the_approver_in_shadow_mode() -> None:
+    asked: list[Any] = []
+    guard = Guard(
+        Policy.from_dict({"rules": [{"ask": "refund"}]}),
+        mode="shadow",
+        approver=lambda request: asked.append(request) or False,
+    )
+    decision = guard.decide(ToolCall("refund", {"amount": 1}))
+    assert decision.allowed
+    assert decision.shadow == "ask"
+    assert asked == []
+
+
+def test_audit_records_mark_what_would_have_been_denied(tmp_path: Path) -> None:
+    with AuditLog(str(tmp_path / "audit.db")) as log:
+        guard = Guard(
+            Policy.from_dict({"rules": [{"id": "reads", "allow": "read_file"}]}),
+            mode="shadow",
+            audit=log,
+        )
+        guard.check(ToolCall("read_file", {"path": "/a"}))
+        guard.check(ToolCall("rm", {"path": "/"}))
+        records = list(log.iter(kind="decision"))
+    assert [(r.tool, r.outcome, r.rule, r.detail.get("shadow")) for r in records] == [
+        ("read_file", "allow", "reads", None),
+        ("rm", "allow", "default-deny", "deny"),
+    ]
+
+
+def test_a_real_agent_in_shadow_mode_runs_what_the_policy_denies(tmp_path: Path) -> None:
+    ran: Ran = []
+    tools = [
+        recording_tool("read_file", ran, "path", returns="data"),
+        recording_tool("delete_file", ran, "path", returns="deleted"),
+    ]
+    policy = Policy.from_dict(
+        {"rules": [{"allow": "read_file"}, {"id": "never-delete", "deny": "delete_file"}]}
+    )
+    with AuditLog(str(tmp_path / "audit.jsonl")) as log:
+        guard = Guard(policy, mode="shadow", audit=log)
+        model = ScriptedChatModel(
+            [tool_call("read_file", path="/a"), tool_call("delete_file", path="/a"), "done"]
+        )
+        agent = create_agent(model, tools=tools, middleware=[GuardMiddleware(guard)])
+        agent.invoke(user("tidy up"))
+        shadowed = [(r.tool, r.rule) for r in log.iter(kind="decision") if r.detail.get("shadow")]
+    assert ran == [("read_file", {"path": "/a"}), ("delete_file", {"path": "/a"})]
+    assert shadowed == [("delete_file", "never-delete")]
+
+
+def test_a_candidate_policy_beside_the_enforcing_one(tmp_path: Path) -> None:
+    live_policy = Policy.from_dict(
+        {"rules": [{"allow": "read_file"}, {"ask": "send_email"}, {"allow": "refund"}]}
+    )
+    candidate = Policy.from_dict(
+        {
+            "rules": [
+                {"id": "reads", "allow": "read_file"},
+                {
+                    "id": "small-refunds",
+                    "allow": "refund",
+                    "args": {"amount": {"number": {"le": 100}}},
+                },
+            ]
+        }
+    )
+    with AuditLog(str(tmp_path / "shadow.db")) as shadow_log:
+        follower = Shadow(Guard(candidate, mode="shadow", store=MemoryStore(), audit=shadow_log))
+        live = Guard(live_policy, approver=lambda request: True, listeners=[follower])
+        calls = [
+            ToolCall("read_file", {"path": "/a"}, call_id="c1"),
+            ToolCall("send_email", {"to": "x@y.z"}, call_id="c2"),
+            ToolCall("refund", {"amount": 500}, call_id="c3"),
+            ToolCall("refund", {"amount": 50}, call_id="c4"),
+        ]
+        for call in calls:
+            assert live.decide(call).allowed  # the live policy lets all four run
+            live.record(ToolResult(call.tool, "ok", call_id=call.call_id))
+        # a refusal the adapter adds to a call already decided is not a new call
+        live.refuse(calls[3], "changed-after-decision", "the call changed")
+        decisions = [(r.tool, r.detail.get("shadow")) for r in shadow_log.iter(kind="decision")]
+        results = list(shadow_log.iter(kind="result"))
+    assert decisions == [
+        ("read_file", None),
+        ("send_email", "deny"),
+        ("refund", "deny"),
+        ("refund", None),
+    ]
+    assert len(results) == 4
+    assert follower.errors == 0
+
+
+def test_a_failing_shadow_never_breaks_the_live_guard() -> None:
+    def boom(event: Any, decision: Any) -> None:
+        raise RuntimeError("the shadow's listener broke")
+
+    follower = Shadow(Guard(Policy.from_dict({"rules": []}), mode="shadow", listeners=[boom]))
+    live = Guard(Policy.from_dict({"rules": [{"allow": "*"}]}), listeners=[follower])
+    assert live.check(ToolCall("read_file", {})).allowed
+    assert live.check(ToolCall("write_file", {})).allowed
+    assert follower.errors == 2
+    assert isinstance(follower.last_error, RuntimeError)
+
+
+def test_bad_arguments() -> None:
+    policy = Policy.from_dict({"rules": []})
+    with pytest.raises(ValueError, match="mode must be"):
+        Guard(policy, mode="audit")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="shadow mode"):
+        Shadow(Guard(policy))
+    assert "errors=0" in repr(Shadow(Guard(policy, mode="shadow")))

@@ -66,6 +66,10 @@ class Decision:
     shadow: str | None = None
     """Shadow mode: what the policy decided (``"deny"`` or ``"ask"``) for a call the guard
     let through anyway; ``None`` for an enforced decision."""
+    model_reason: str | None = field(default=None, compare=False)
+    """What the model reads instead of ``reason`` when set: which rule and what was wrong,
+    never what the rule allows (``reason``, for the operator, the audit log and approval
+    requests, lists that)."""
 
     def __post_init__(self) -> None:
         if self.args is not None and not isinstance(self.args, MappingProxyType):
@@ -87,7 +91,14 @@ class Decision:
         return self.effect is Effect.ASK
 
     def message(self) -> str:
-        """One line for logs, errors and the model: ``denied by rule 'x': reason``."""
+        """One line for logs, errors and the operator: ``denied by rule 'x': reason``."""
+        return self._line(self.reason)
+
+    def for_model(self) -> str:
+        """:meth:`message` with the reason written for the model (``model_reason``)."""
+        return self._line(self.reason if self.model_reason is None else self.model_reason)
+
+    def _line(self, reason: str) -> str:
         verb = {
             Effect.ALLOW: "allowed",
             Effect.DENY: "denied",
@@ -96,7 +107,7 @@ class Decision:
             Effect.RESPOND: "answered by a person",
         }[self.effect]
         what = f"{self.tool!r} " if self.tool else ""
-        return f"{what}{verb} by rule {self.rule!r}: {self.reason}"
+        return f"{what}{verb} by rule {self.rule!r}: {reason}"
 
     def error(self) -> GuardDecisionError:
         """The exception to raise where a hook can only raise: ``BudgetExceeded`` for a
@@ -126,6 +137,7 @@ class Decision:
             "kind": self.kind,
             "charges": [[c.key, c.amount, c.window, c.at, list(c.members)] for c in self.charges],
             "approver": self.approver,
+            "model_reason": self.model_reason,
         }
 
     @classmethod
@@ -145,6 +157,7 @@ class Decision:
                 for k, a, w, t, m in doc.get("charges", ())
             ),
             approver=doc.get("approver"),
+            model_reason=doc.get("model_reason"),
         )
 
 

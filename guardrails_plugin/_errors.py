@@ -105,15 +105,23 @@ class ScopeViolation(GuardrailsError):
     """A value lies outside a scope. Raised by ``Scope.check``; the message says what was found
     and what the scope allows, and becomes the deny reason.
 
+    ``short`` says what was found wrong without what the scope allows; ``allowed`` says what
+    it allows. The operator, the audit log and approval requests read the whole message
+    (``short; allowed``); the model reads ``short`` only, so a denial does not teach it (or
+    instructions injected into it) which value would pass. Put every allowed value, bound,
+    pattern or description in ``allowed``.
+
     ``unreadable=True`` says the scope could not understand the value at all (wrong type,
     parse error, a predicate that crashed) rather than finding it outside. The difference
     matters to ``deny`` rules: a value a deny rule cannot read is denied (fail closed), where a
     value it reads and finds outside its scope is not its business.
     """
 
-    def __init__(self, message: str, *, unreadable: bool = False) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, *, unreadable: bool = False, allowed: str = "") -> None:
+        super().__init__(f"{message}; {allowed}" if allowed else message)
         self.unreadable = unreadable
+        self.short = message
+        self.allowed = allowed
 
 
 class DelegationError(GuardrailsError):

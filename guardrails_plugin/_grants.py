@@ -11,7 +11,7 @@ from typing import Any, Literal
 from ._errors import DelegationError, PolicyError, StoreError
 from .policy import Policy, Rule, RuleEffect
 from .policy._patterns import NameSet, as_names
-from .scopes import Scope, scope_from_spec
+from .scopes import Scope, arg_data, arg_scope
 
 GRANT_PREFIX = "grant/"
 EPOCH_KEY = "grants/epoch"
@@ -66,7 +66,7 @@ class Grant:
             "id": self.id,
             "agent": self.agent,
             "tools": list(self.tools),
-            "args": {name: {s.kind: s.spec()} for name, s in self.args.items()},
+            "args": {name: arg_data(s) for name, s in self.args.items()},
             "effect": self.effect,
             "expires_at": self.expires_at,
             "parent": self.parent,
@@ -80,8 +80,7 @@ class Grant:
         try:
             args = {}
             for name, spec in doc.get("args", {}).items():
-                ((kind, settings),) = spec.items()
-                args[name] = scope_from_spec(kind, settings)
+                args[name] = arg_scope(spec)
             return cls(
                 agent=doc["agent"],
                 tools=tuple(doc["tools"]),

@@ -18,6 +18,7 @@ import math
 import os
 import threading
 import time
+import warnings
 from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -49,7 +50,9 @@ from .controls import Controls
 from .policy import Policy, Rule
 from .policy._budgets import Budget, Measure, MeasureError
 from .policy._explain import Explanation, Trace
-from .scopes import Scope
+from .policy._rules import LOST
+from .scopes import Provenance, Scope
+from .scopes.returned import fingerprints, returned_prints, value_prints
 from .store import MemoryStore, Store, Watch, open_store
 
 if TYPE_CHECKING:
@@ -357,7 +360,15 @@ class Guard:
             or self.cascade is not None
             or policy.is_source(tool)
             or policy.result_budgets(agent, tool)
+            or self._tracked(tool)
         )
+
+    def _tracked(self, tool: str) -> bool:
+        """Whether results of ``tool`` are fingerprinted for ``Returned`` scopes (of the
+        policy's rules or of grants in force)."""
+        if tool in self.policy.tracked:
+            return True
+        return any(tool in r.returned_tools for rs in self._grant_rules.values() for r in rs)
 
     def record(self, result: ToolResult) -> Decision:
         """Record a tool's result: taint from untrusted sources, result-token budgets.
@@ -450,7 +461,10 @@ class Guard:
         ttl: float | None = None,
         effect: Literal["allow", "ask"] = "allow",
     ) -> Grant:
-        """Give ``agent`` a permission at run time (``ttl`` seconds, or until revoked)."""
+        """Give ``agent`` a permission at run time (``ttl`` seconds, or until revoked).
+
+        A grant that scopes a recipient (``to``) but leaves ``cc``/``bcc`` open under a
+        policy with ``unscoped_args="any"`` raises a ``UserWarning`` saying so."""
         g = Grant(
             agent=agent,
             tools=(tools,) if isinstance(tools, str) else tuple(tools),
@@ -458,6 +472,8 @@ class Guard:
             effect=effect,
             expires_at=None if ttl is None else self.clock() + ttl,
         )
+        for warning in self.policy.open_arguments([g.rule()]):
+            warnings.warn(warning, UserWarning, stacklevel=2)
         self._save(g)
         return g
 
@@ -693,7 +709,10 @@ class Guard:
             if trace is not None:
                 found = ", ".join(sorted(tainted)) or "none"
                 trace.add("flow", "taint", "read", f"untrusted sources in this run: {found}")
-        decision = policy.evaluate(call, tainted, extra, trace)
+        provenance = None
+        if bucket.needs_provenance or (extra and any(r.returned_tools for r in extra)):
+            provenance = yield from self._provenance_flow(call, bucket.returned, extra)
+        decision = policy.evaluate(call, tainted, extra, trace, provenance=provenance)
         if trace is not None and (self.cascade is not None or call.message is not None):
             trace.add("control", "cascade monitor", "not consulted", "explain changes no state")
         elif self.cascade is not None or call.message is not None:
@@ -797,6 +816,12 @@ class Guard:
         if untrusted:
             yield from self._taint_flow(_taint_key(result.scope_key), (result.tool,))
             notes.append(f"untrusted content from {result.tool!r} entered the run")
+            if policy.carries:
+                yield from self._prints_flow(result)
+        elif not result.is_error and self._tracked(result.tool):
+            prints = tuple(sorted(returned_prints(result.content)))
+            yield _op("add_members", _returned_key(result.scope_key, result.tool), prints, None)
+            notes.append(f"values {result.tool!r} returned are known to this run")
         if self.cascade is not None:
             self.cascade.observe_result(result, untrusted=untrusted)
         budgets = policy.result_budgets(result.agent, result.tool)
@@ -817,6 +842,44 @@ class Guard:
             agent=result.agent,
             kind="guard",
         )
+
+    def _prints_flow(self, result: ToolResult) -> Generator[_Op, Any, None]:
+        """Fingerprint an untrusted result. If the store fails, the run is labelled
+        ``LOST`` (held in memory like taint): every argument then counts as carrying."""
+        prints = tuple(sorted(fingerprints(result.content)))
+        try:
+            yield _op("add_members", _untrusted_key(result.scope_key), prints, None)
+        except GeneratorExit:
+            self._held.add_labels(_taint_key(result.scope_key), (LOST,))
+            raise
+
+    def _provenance_flow(
+        self, call: ToolCall, returned: tuple[str, ...], extra: Sequence[Rule]
+    ) -> Generator[_Op, Any, Provenance]:
+        """What this run's results said, for the rules that ask: untrusted fingerprints and
+        the values the tools named by ``Returned`` scopes returned."""
+        scope = call.scope_key
+        tools = set(returned)
+        for r in extra:
+            if r.about(call.agent, call.tool):
+                tools.update(r.returned_tools)
+        untrusted: frozenset[str] = frozenset()
+        if self.policy.carries:
+            untrusted = frozenset((yield _op("members", _untrusted_key(scope))))
+        found: dict[str, frozenset[str]] = {}
+        for tool in sorted(tools):
+            found[tool] = frozenset((yield _op("members", _returned_key(scope, tool))))
+        return Provenance(untrusted, found)
+
+    def _declassify_flow(self, call: ToolCall) -> Generator[_Op, Any, None]:
+        """A person approved ``call`` past a flow with ``carries``: what its arguments
+        carried is no longer untrusted in this run."""
+        try:
+            prints = value_prints(dict(call.args))
+        except ValueError:
+            return
+        if prints:
+            yield _op("remove_members", _untrusted_key(call.scope_key), tuple(sorted(prints)))
 
     def _taint_flow(self, key: str, labels: tuple[str, ...]) -> Generator[_Op, Any, None]:
         """Add ``labels`` to a run's taint. If the store fails, the driver closes the flow at
@@ -896,6 +959,8 @@ class Guard:
                 **common,
             )
         if answer.answer is Answer.APPROVE:
+            if self.policy.declassifies(asked.rule):
+                yield from self._declassify_flow(call)
             return _replace(
                 asked,
                 effect=Effect.ALLOW,
@@ -937,7 +1002,12 @@ class Guard:
             edited = call.with_args(shaped.received)
         again = yield from self._call_flow(edited)
         if again.effect is Effect.DENY:
-            return _replace(again, reason=f"the edited call is out of policy: {again.reason}")
+            shown = again.reason if again.model_reason is None else again.model_reason
+            return _replace(
+                again,
+                reason=f"the edited call is out of policy: {again.reason}",
+                model_reason=f"the edited call is out of policy: {shown}",
+            )
         return Decision(
             Effect.MODIFY,
             asked.rule,
@@ -1239,6 +1309,7 @@ def _replace(decision: Decision, **changes: Any) -> Decision:
         kind=changes.get("kind", d.kind),
         charges=changes.get("charges", d.charges),
         approver=changes.get("approver", d.approver),
+        model_reason=changes.get("model_reason", d.model_reason),
         shadow=changes.get("shadow", d.shadow),
     )
 
@@ -1269,6 +1340,14 @@ def _fields(g: Grant) -> dict[str, Any]:
 
 def _taint_key(scope: str) -> str:
     return f"taint/{scope}"
+
+
+def _untrusted_key(scope: str) -> str:
+    return f"prov/{scope}/untrusted"
+
+
+def _returned_key(scope: str, tool: str) -> str:
+    return f"prov/{scope}/returned/{tool}"
 
 
 def _budget_deny(call: ToolCall, budget: str, detail: str, *, exhausted: bool = True) -> Decision:

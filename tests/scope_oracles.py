@@ -30,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import os
+import re
 import shutil
 import smtplib
 import socket
@@ -429,6 +430,31 @@ def url(r: Random) -> str:
     return f"{lead}{scheme}{slashes}{userinfo}{authority}{port}{path}"
 
 
+def hostless_url(r: Random) -> str:
+    """What a model types into a web tool that completes the scheme: a host (any spelling
+    of :func:`url`'s), userinfo, separators, a port and a path, sometimes after a scheme
+    (whole or broken), a leading slash or backslash, or a space."""
+    lead = r.choice([""] * 10 + ["//", "/", "\\\\", " ", "https://", "http:", "HTTPS://",
+                                 "ftp://", "javascript:", "www."])  # fmt: skip
+    userinfo = r.choice([""] * 6 + ["user@", "u:p@", "example.com@", "@"])
+    hosts = [r.choice(_URL_HOSTS) for _ in range(r.choice([1, 1, 1, 1, 2, 3]))]
+    authority = hosts[0] + "".join(r.choice(_URL_SEPS) + h for h in hosts[1:])
+    port = r.choice(["", "", "", ":80", ":443", ":8080", ":22", ":0x50", ":080", ":"])
+    path = r.choice(["", "/", "/a\\b", "/x?q=1", "#f", "?@evil.com", "/@evil.com", "/a b",
+                     "/r?u=https://evil.com"])  # fmt: skip
+    return f"{lead}{userinfo}{authority}{port}{path}"
+
+
+HOSTLESS_COMPLETIONS: list[tuple[str, Callable[[str], str]]] = [
+    # how web tools complete a scheme-less value before their client sees it
+    ("regex", lambda v: v if re.match(r"[A-Za-z][A-Za-z0-9+.\-]*://", v) else "https://" + v),
+    (
+        "startswith",
+        lambda v: v if v.lower().startswith(("http://", "https://")) else "https://" + v,
+    ),
+]
+
+
 def _url_host_allowed(host: str, port: int) -> bool:
     if port not in URL_PORTS:
         return False
@@ -721,6 +747,10 @@ def shell_scope() -> Shell:
 
 def url_scope() -> Urls:
     return Urls(URL_HOSTS, schemes=["http", "https"], ports=URL_PORTS)
+
+
+def hostless_url_scope() -> Urls:
+    return Urls(URL_HOSTS, schemes=["http", "https"], ports=URL_PORTS, default_scheme="https")
 
 
 def email_scope() -> Emails:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -158,6 +159,28 @@ def test_allowed_urls_reach_only_allowed_hosts_with_every_client(
 ) -> None:
     if so.url_scope().contains(value):
         assert clients.run(value)[0] is None, value
+
+
+@FEW
+@given(so.strategy(so.hostless_url))
+def test_allowed_scheme_less_urls_reach_only_allowed_hosts_with_every_client(
+    clients: so.UrlOracle, value: str
+) -> None:
+    """``default_scheme``: every value allowed, completed the ways web tools complete it,
+    reaches only allowed hosts and ports with urllib, requests and httpx."""
+    if so.hostless_url_scope().contains(value):
+        for how, complete in so.HOSTLESS_COMPLETIONS:
+            assert clients.run(complete(value))[0] is None, (how, value)
+
+
+@settings(max_examples=400, deadline=None)
+@given(so.strategy(so.hostless_url))
+def test_a_scheme_less_value_is_judged_as_its_https_url(value: str) -> None:
+    """The same parse and the same checks: a value without ``scheme://`` is in scope exactly
+    when ``https://<value>`` is (values starting with a slash or backslash are refused)."""
+    completed = value if re.match(r"[A-Za-z][A-Za-z0-9+.\-]*://", value) else "https://" + value
+    expected = so.url_scope().contains(completed) and value[:1] not in ("/", "\\")
+    assert so.hostless_url_scope().contains(value) == expected
 
 
 @FEW
@@ -353,6 +376,59 @@ def test_the_backslash_url_really_reaches_the_attacker_with_python_clients(
     problem, _ = clients.run("http://example.com\\x.evil.com/")
     assert problem is not None  # the reported bypass, seen by the real clients
     assert "backslash" in reason(URLS, "http://example.com\\x.evil.com/")
+
+
+@pytest.mark.parametrize(
+    ("value", "why"),
+    [
+        ("evil.com", "not in allowed hosts"),
+        ("example.com@evil.com", "not in allowed hosts"),
+        ("user@example.com", "credentials"),
+        ("example.com\\@evil.com", "backslash"),
+        ("example.com\\x.evil.com/", "backslash"),
+        ("ex%61mple.com/", "ambiguous"),
+        ("0x7f.1", "IP address '127.0.0.1'"),
+        ("2130706433/", "IP address '127.0.0.1'"),
+        ("stra\u00dfe.example.com", "ambiguous"),
+        ("//example.com", "starts with '/'"),
+        ("\\\\example.com", "starts with '\\\\'"),
+        ("http:example.com", "not a valid URL"),
+        ("javascript:alert(1)", "not a valid URL"),
+        ("example.com:8080", "port 8080"),
+        (" example.com", "not a valid URL"),
+        ("ftp://example.com", "scheme 'ftp'"),
+    ],
+)
+def test_scheme_less_tricks_deny(value: str, why: str) -> None:
+    scope = Urls(["example.com", "*.example.com"], default_scheme="https")
+    assert why in reason(scope, value)
+
+
+@pytest.mark.parametrize(
+    "value", ["www.example.com", "example.com/a?b=1", "b\u00fccher.example.com:443/x"]
+)
+def test_scheme_less_hosts_are_allowed_and_reach_their_host(
+    clients: so.UrlOracle, value: str
+) -> None:
+    scope = Urls(["example.com", "*.example.com"], default_scheme="https")
+    scope.check(value)
+    assert clients.run("https://" + value) == (None, False)
+    with pytest.raises(ScopeViolation, match="not a valid URL"):
+        Urls(["example.com", "*.example.com"]).check(value)  # without default_scheme
+
+
+def test_default_scheme_round_trips_and_narrows() -> None:
+    from guardrails_plugin.scopes import ScopeError, scope_from_spec
+
+    scope = Urls(["example.com"], schemes=["http", "https"], default_scheme="HTTPS")
+    assert scope.spec()["default_scheme"] == "https"
+    assert scope_from_spec("url", scope.spec()) == scope
+    assert "default_scheme" not in Urls(["example.com"]).spec()
+    plain = Urls(["example.com"], schemes=["http", "https"])
+    assert plain.within(scope)
+    assert not scope.within(plain)
+    with pytest.raises(ScopeError, match="default_scheme must be one of schemes"):
+        Urls(["example.com"], default_scheme="http")
 
 
 @pytest.mark.parametrize(

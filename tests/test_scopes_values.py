@@ -210,7 +210,7 @@ def test_pattern_spec_and_within() -> None:
 def test_predicate_allows_what_the_function_says_yes_to() -> None:
     scope = Predicate(is_even, "an even integer")
     assert scope.contains(4)
-    assert reason(scope, 3) == "3 is not an even integer"
+    assert reason(scope, 3) == "3 fails the check; it is not an even integer"
 
 
 def test_predicate_from_a_reference_string() -> None:

@@ -49,7 +49,7 @@ ON_DENY: tuple[OnDeny, ...] = ("message", "raise")
 def blocked(decision: Decision) -> str:
     """What the model reads when a call is denied: that it did not run, which rule, why."""
     return (
-        f"Tool call blocked by the guard; the tool did not run. {decision.message().rstrip('.')}. "
+        f"Tool call blocked by the guard; the tool did not run. {decision.for_model().rstrip('.')}. "
         "Do not repeat this call unchanged: stay within the policy, use another tool, "
         "or tell the user what was blocked."
     )

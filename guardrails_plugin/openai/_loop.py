@@ -34,7 +34,7 @@ def blocked(decision: Decision) -> str:
     """What the model reads when a call is denied: that it did not run, which rule, why (the
     same words the LangChain adapter's error ``ToolMessage`` carries)."""
     return (
-        f"Tool call blocked by the guard; the tool did not run. {decision.message().rstrip('.')}. "
+        f"Tool call blocked by the guard; the tool did not run. {decision.for_model().rstrip('.')}. "
         "Do not repeat this call unchanged: stay within the policy, use another tool, "
         "or tell the user what was blocked."
     )

@@ -70,7 +70,7 @@ import yaml
 
 from .._errors import PolicyError, PolicyFileError, ScopeError, ScopeViolation
 from .._events import ToolCall
-from ..scopes import SCOPE_KINDS, Not, Scope, scope_from_spec
+from ..scopes import SCOPE_KINDS, Not, OptionalScope, Scope, scope_from_spec
 from ._budgets import Budget, Measure
 from ._flows import DataFlow
 from ._roles import Role
@@ -92,6 +92,7 @@ _TOP_KEYS = {
     "extends",
     "lists",
     "roles",
+    "unscoped_args",
 }
 _RULE_KEYS = {
     "id",
@@ -118,7 +119,7 @@ _BUDGET_KEYS = {
     "per",
     "window",
 }
-_FLOW_KEYS = {"id", "sources", "sinks", "effect"}
+_FLOW_KEYS = {"id", "sources", "sinks", "effect", "carries", "args"}
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 _STR_TAG = "tag:yaml.org,2002:str"
 _MAP_TAG = "tag:yaml.org,2002:map"
@@ -139,6 +140,7 @@ class PolicyParts:
     imports: tuple[str, ...] = ()
     extends: tuple[tuple[str, PolicyParts], ...] = ()
     """The parent layers: where each was read from, and what it says."""
+    unscoped_args: Any = "any"
 
 
 _BaseLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -388,6 +390,7 @@ def _parts(
         lists=lists,
         imports=modules,
         extends=_extends(source, data.get("extends"), imports, stack, cache),
+        unscoped_args=_unscoped_args(source, data),
     )
 
 
@@ -452,7 +455,7 @@ def _rule(
             source, where, f"'args' must map argument names to scopes, found {_kind(args)}"
         )
     scopes = {
-        name: _scope(source, f"{where}: args.{name}", spec, imports, unimported)
+        name: _arg_scope(source, f"{where}: args.{name}", spec, imports, unimported)
         for name, spec in args.items()
     }
     when = data.get("when")
@@ -519,6 +522,33 @@ def _scope(source: str, where: str, spec: Any, imports: bool, unimported: bool =
         raise PolicyFileError(source, where, str(exc)) from exc
     except TypeError as exc:
         raise PolicyFileError(source, where, f"bad settings for scope {kind!r}: {exc}") from exc
+
+
+def _arg_scope(
+    source: str, where: str, spec: Any, imports: bool, unimported: bool = False
+) -> Scope:
+    """An argument's scope: one scope, and ``optional: true`` next to it if it may be absent
+    or empty (``scopes/optional.py``)."""
+    if not isinstance(spec, Mapping) or "optional" not in spec:
+        return _scope(source, where, spec, imports, unimported)
+    flag = spec["optional"]
+    if flag is not True and flag is not False:
+        raise PolicyFileError(
+            source, f"{where}: optional", f"expected true or false, found {_kind(flag)}"
+        )
+    inner = _scope(
+        source, where, {k: v for k, v in spec.items() if k != "optional"}, imports, unimported
+    )
+    return OptionalScope(inner) if flag else inner
+
+
+def _unscoped_args(source: str, data: Mapping[str, Any]) -> str:
+    value = data.get("unscoped_args", "any")
+    if value not in ("any", "empty"):
+        raise PolicyFileError(
+            source, "unscoped_args", f"expected 'any' or 'empty', found {_kind(value)}"
+        )
+    return cast("str", value)
 
 
 def _reference(reference: object, what: str) -> tuple[str, str]:
@@ -658,9 +688,28 @@ def _flow(source: str, i: int, data: Any) -> DataFlow:
             sinks=data.get("sinks") or (),
             effect=data.get("effect", "ask"),
             id=_text(source, where + ": id", data.get("id") or ""),
+            **_flow_extras(source, where, data),
         )
     except (PolicyError, TypeError) as exc:
         raise PolicyFileError(source, where, str(exc)) from exc
+
+
+def _flow_extras(source: str, where: str, data: Mapping[str, Any]) -> dict[str, Any]:
+    """A flow's ``carries`` and ``args`` (argument scopes, as in rules), when given."""
+    extras: dict[str, Any] = {}
+    if "carries" in data:
+        extras["carries"] = data["carries"]
+    args = data.get("args") or {}
+    if not isinstance(args, Mapping):
+        raise PolicyFileError(
+            source, where, f"'args' must map argument names to scopes, found {_kind(args)}"
+        )
+    if args:
+        extras["args"] = {
+            name: _arg_scope(source, f"{where}: args.{name}", spec, True)
+            for name, spec in args.items()
+        }
+    return extras
 
 
 def _list(source: str, key: str, value: Any) -> list[Any]:

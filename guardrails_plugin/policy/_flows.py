@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Literal
 
 from .._errors import PolicyError
+from ..scopes import Scope, arg_data
 from ._patterns import as_names
 from ._rules import Rule, RuleEffect
 
@@ -19,12 +21,22 @@ class DataFlow:
     The label sticks to the run (its thread, else its run id) and every agent in it::
 
         DataFlow(sources=["fetch_url", "read_inbox"], sinks=["send_email"], effect="ask")
+
+    ``carries=True`` narrows it to sink calls one of whose arguments carries content an
+    untrusted result brought in (by fingerprint: ``scopes/returned.py``); approving such a
+    call declassifies that content for the rest of the run. ``args`` narrows it to sink
+    calls whose scoped arguments are inside their scopes (as a ``deny`` rule's do)::
+
+        DataFlow(sources="read_inbox", sinks="send_email", carries=True,
+                 args={"to": Emails(domains=["partner.com"])})
     """
 
     sources: tuple[str, ...]
     sinks: tuple[str, ...]
     effect: Literal["ask", "deny"] = "ask"
     id: str = ""
+    carries: bool = False
+    args: Mapping[str, Scope] = field(default_factory=dict)
 
     def __init__(
         self,
@@ -32,7 +44,14 @@ class DataFlow:
         sinks: str | Iterable[str],
         effect: Literal["ask", "deny"] = "ask",
         id: str = "",
+        *,
+        carries: bool = False,
+        args: Mapping[str, Scope] | None = None,
     ) -> None:
+        if carries is not True and carries is not False:
+            raise PolicyError(f"data flow 'carries' must be true or false, found {carries!r}")
+        object.__setattr__(self, "carries", carries)
+        object.__setattr__(self, "args", MappingProxyType(dict(args or {})))
         object.__setattr__(self, "sources", as_names(sources, what="sources", default=()))
         object.__setattr__(self, "sinks", as_names(sinks, what="sinks", default=()))
         if effect not in ("ask", "deny"):
@@ -50,17 +69,27 @@ class DataFlow:
             tainted_by=self.sources,
             id=self.id,
             permits=False,
+            carries=self.carries,
+            args=self.args,
             reason=(
-                f"untrusted content from {', '.join(self.sources)} entered this run; "
-                f"{{tool}} acts on the outside world"
+                f"an argument carries untrusted content from {', '.join(self.sources)}; "
+                "{tool} acts on the outside world"
+                if self.carries
+                else f"untrusted content from {', '.join(self.sources)} entered this run; "
+                "{tool} acts on the outside world"
             ),
         )
 
     def to_dict(self) -> dict[str, Any]:
         """The flow rule as a policy file writes it (``Policy.from_dict`` reads it back)."""
-        return {
+        data: dict[str, Any] = {
             "id": self.id,
             "sources": list(self.sources),
             "sinks": list(self.sinks),
             "effect": self.effect,
         }
+        if self.carries:
+            data["carries"] = True
+        if self.args:
+            data["args"] = {name: arg_data(s) for name, s in self.args.items()}
+        return data

@@ -36,6 +36,7 @@ import re
 from collections import defaultdict
 from collections.abc import Sequence
 
+from ..scopes import Emails
 from ._budgets import Budget
 from ._patterns import is_glob
 from ._rules import Rule, RuleEffect
@@ -181,3 +182,36 @@ class _OverrideIndex(_DenyIndex):
             except Exception:  # a scope that cannot compare: not shown to be covered
                 return False
         return True
+
+
+def _is_email(scope: object) -> bool:
+    inner = getattr(scope, "scope", scope)  # optional(...) wraps the scope
+    return isinstance(inner, Emails)
+
+
+RECIPIENT_ARGS = frozenset({"to", "recipient", "recipients", "to_addresses", "emails"})
+"""Argument names that say who a message goes to."""
+COPY_ARGS = ("cc", "bcc")
+"""Arguments that usually sit next to them and send the message elsewhere too."""
+
+
+def open_recipients(rule: Rule) -> str | None:
+    """A warning when a permitting ``rule`` (or grant) scopes a recipient argument (``to``,
+    ``recipients``, ...) with an email scope but leaves ``cc`` or ``bcc`` unscoped: under
+    ``unscoped_args: any`` a tool that takes them sends the message anywhere they say."""
+    if rule.effect is RuleEffect.DENY or not rule.permits:
+        return None
+    scoped_mail = sorted(
+        n for n in RECIPIENT_ARGS.intersection(rule.args) if _is_email(rule.args[n])
+    )
+    if not scoped_mail:
+        return None
+    missing = [name for name in COPY_ARGS if name not in rule.args]
+    if not missing:
+        return None
+    scoped = scoped_mail[0]
+    return (
+        f"rule {rule.id!r} scopes {scoped!r} but not {', '.join(map(repr, missing))}: if "
+        f"{'/'.join(rule.tools)} takes them, they are open; scope them with optional: true, or "
+        "set unscoped_args: empty"
+    )

@@ -9,20 +9,24 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from .._decision import Decision, Effect
 from .._errors import PolicyError, PolicyFileError
 from .._events import ToolCall
+from ..scopes import Provenance
 from ._budgets import Budget
 from ._explain import Trace
 from ._files import PolicyParts, parts_from_data, parts_from_file
 from ._flows import DataFlow
-from ._lint import lint
+from ._lint import lint, open_recipients
 from ._patterns import NameSet
 from ._roles import Role, members, role_table
-from ._rules import Outcome, Rule, RuleEffect
+from ._rules import Outcome, Rule, RuleEffect, RuleResult
 from ._toolcheck import ToolProblem, check_tools
+
+UnscopedArgs = Literal["any", "empty"]
+UNSCOPED_ARGS: tuple[UnscopedArgs, ...] = ("any", "empty")
 
 DEFAULT_DENY = "default-deny"
 MALFORMED = "malformed-call"
@@ -38,6 +42,12 @@ class _Bucket:
     allows: tuple[Rule, ...]
     budgets: tuple[Budget, ...]
     needs_taint: bool
+    returned: tuple[str, ...] = ()
+    """Tools whose recorded results the rules' ``Returned`` scopes look up."""
+    carries: bool = False
+    """Whether a data-flow rule here gates only arguments that carry untrusted content."""
+    needs_provenance: bool = False
+    """``carries`` or ``returned``: the guard reads the run's provenance for this bucket."""
 
 
 class Policy:
@@ -90,7 +100,14 @@ class Policy:
         lists: Mapping[str, Any] | None = None,
         imports: Iterable[str] = (),
         extends: Iterable[Policy] = (),
+        unscoped_args: UnscopedArgs = "any",
     ) -> None:
+        if unscoped_args not in UNSCOPED_ARGS:
+            raise PolicyError(
+                f"unscoped_args must be one of {list(UNSCOPED_ARGS)}, found {unscoped_args!r}"
+            )
+        self.unscoped_args: UnscopedArgs = unscoped_args
+        self._closed = unscoped_args == "empty"
         self.name = name
         self.version = str(version)
         self.rules: tuple[Rule, ...] = tuple(rules)
@@ -144,6 +161,14 @@ class Policy:
         self._sources = NameSet([s for f in all_flows for s in f.sources] or ["\0none"])
         self._result_budgets = tuple(b for b in self._all_budgets if b.of == "results")
         self._model_budgets = tuple(b for b in self._all_budgets if b.of == "model")
+        self.tracked: frozenset[str] = frozenset(
+            t for r in self._all_rules for t in r.returned_tools
+        )
+        """Tools whose results the guard fingerprints for ``Returned`` scopes (rules only:
+        a grant's ``Returned`` scope sees the tools the policy's rules track)."""
+        self.carries = any(f.carries for f in all_flows)
+        """Whether untrusted results are fingerprinted (a flow with ``carries``)."""
+        self._declassifying = frozenset(f.id for f in all_flows if f.carries)
         self._buckets: dict[tuple[str, str], _Bucket] = {}
         self._layer_buckets: dict[tuple[int, str, str], _Bucket] = {}
 
@@ -206,6 +231,10 @@ class Policy:
             self._layer_buckets[key] = found
         return found
 
+    def declassifies(self, rule: str) -> bool:
+        """Whether approving a call ``rule`` asked about clears what its arguments carried."""
+        return rule in self._declassifying
+
     def is_source(self, tool: str) -> bool:
         """Whether ``tool`` brings untrusted content into a run (a data-flow source)."""
         return self._sources.matches(tool)
@@ -241,11 +270,14 @@ class Policy:
         tainted: frozenset[str] = frozenset(),
         extra: Sequence[Rule] = (),
         trace: Trace | None = None,
+        *,
+        provenance: Provenance | None = None,
     ) -> Decision:
         """Decide ``call`` on the rules alone (no budgets, no store): pure and fast.
 
         ``tainted`` holds the sources whose content entered the run; ``extra`` holds rules
-        from run-time grants for this agent. ``trace`` (see ``_explain.py``) collects every
+        from run-time grants for this agent; ``provenance`` what the run's results said
+        (for ``Returned`` scopes and flows with ``carries``). ``trace`` (see ``_explain.py``) collects every
         rule looked at and what it said; ``None`` costs nothing.
         """
         if not call.readable:
@@ -257,12 +289,12 @@ class Policy:
                 trace.add("call", call.tool, "unreadable", problem)
             return _deny(call, MALFORMED, f"cannot read the arguments of {call.tool!r}: {problem}")
         if self._layered:
-            return self._evaluate_layers(call, tainted, extra, trace)
+            return self._evaluate_layers(call, tainted, extra, trace, provenance)
         b = self.bucket(call.agent, call.tool)
         if trace is not None and not (b.denies or b.asks or b.allows or extra):
             trace.add("call", call.tool, "no rule names it", f"for agent {call.agent!r}")
         for r in b.denies:
-            res = r.evaluate(call, tainted)
+            res = self._judge(r, call, tainted, provenance)
             if trace is not None:
                 trace.rule(r, res)
             if res.outcome is not Outcome.MISS:
@@ -272,7 +304,9 @@ class Policy:
                     trace.unreached((*later, *b.asks, *b.allows, *grants), r.id)
                 if res.outcome is Outcome.MATCH:
                     return _deny(call, r.id, _text(r, call) or f"forbidden by rule {r.id!r}")
-                return _deny(call, r.id, f"fail closed: {res.reason}")
+                return _deny(
+                    call, r.id, f"fail closed: {res.reason}", f"fail closed: {res.for_model}"
+                )
         asks = b.asks
         allows = b.allows
         if extra:
@@ -281,9 +315,9 @@ class Policy:
             allows += tuple(r for r in grants if r.effect is RuleEffect.ALLOW)
         permit: Rule | None = None
         escalate: Rule | None = None
-        misses: list[str] = []
+        misses: list[tuple[Rule, RuleResult]] = []
         for r in asks:
-            res = r.evaluate(call, tainted)
+            res = self._judge(r, call, tainted, provenance)
             if trace is not None:
                 trace.rule(r, res)
             if res.outcome is Outcome.MATCH:
@@ -293,12 +327,14 @@ class Policy:
             elif res.outcome is Outcome.ERROR:
                 if trace is not None:
                     trace.unreached((*asks[asks.index(r) + 1 :], *allows), r.id)
-                return _deny(call, r.id, f"fail closed: {res.reason}")
+                return _deny(
+                    call, r.id, f"fail closed: {res.reason}", f"fail closed: {res.for_model}"
+                )
             elif r.permits:
-                misses.append(res.reason)
+                misses.append((r, res))
         if permit is None:
             for r in allows:
-                res = r.evaluate(call, tainted)
+                res = self._judge(r, call, tainted, provenance)
                 if trace is not None:
                     trace.rule(r, res)
                 if res.outcome is Outcome.MATCH:
@@ -306,11 +342,25 @@ class Policy:
                     if trace is not None:
                         trace.unreached(allows[allows.index(r) + 1 :], r.id)
                     break
-                misses.append(res.reason)
+                misses.append((r, res))
         elif trace is not None:
             for r in allows:
                 trace.overridden(r, permit.id, "an ask rule matched first; ask beats allow")
         return _conclude(call, permit, escalate, misses, trace)
+
+    def _judge(
+        self,
+        r: Rule,
+        call: ToolCall,
+        tainted: frozenset[str],
+        provenance: Provenance | None,
+    ) -> RuleResult:
+        """What rule ``r`` says of ``call``; under ``unscoped_args="empty"`` a permitting rule
+        with scopes also needs every argument it does not scope to be empty."""
+        res = r.evaluate(call, tainted, provenance)
+        if self._closed and res.outcome is Outcome.MATCH and r.args and r.permits:
+            return _closed(r, call) or res
+        return res
 
     def _evaluate_layers(
         self,
@@ -318,6 +368,7 @@ class Policy:
         tainted: frozenset[str],
         extra: Sequence[Rule],
         trace: Trace | None,
+        provenance: Provenance | None = None,
     ) -> Decision:
         """:meth:`evaluate` for a layered policy (the precedence in the class docstring)."""
         agent, tool = call.agent, call.tool
@@ -325,7 +376,7 @@ class Policy:
         buckets = [self._layer_bucket(i, agent, tool) for i in range(len(layers))]
         for i, b in enumerate(buckets):
             for r in b.denies:
-                res = r.evaluate(call, tainted)
+                res = self._judge(r, call, tainted, provenance)
                 if trace is not None:
                     trace.rule(r, res, layers[i].name)
                 if res.outcome is not Outcome.MISS:
@@ -333,17 +384,19 @@ class Policy:
                         self._unreached(trace, buckets, extra, call, r.id)
                     if res.outcome is Outcome.MATCH:
                         return _deny(call, r.id, _text(r, call) or f"forbidden by rule {r.id!r}")
-                    return _deny(call, r.id, f"fail closed: {res.reason}")
+                    return _deny(
+                        call, r.id, f"fail closed: {res.reason}", f"fail closed: {res.for_model}"
+                    )
         escalate: Rule | None = None
         widened = -1
-        all_misses: list[str] = []
+        all_misses: list[tuple[Rule, RuleResult]] = []
         matched: list[Rule | None] = []
         for i, b in enumerate(buckets):
             name = layers[i].name
             found: Rule | None = None
-            misses: list[str] = []
+            misses: list[tuple[Rule, RuleResult]] = []
             for r in b.asks:
-                res = r.evaluate(call, tainted)
+                res = self._judge(r, call, tainted, provenance)
                 if trace is not None:
                     trace.rule(r, res, name)
                 if res.outcome is Outcome.MATCH:
@@ -353,21 +406,23 @@ class Policy:
                 elif res.outcome is Outcome.ERROR:
                     if trace is not None:
                         self._unreached(trace, buckets, extra, call, r.id)
-                    return _deny(call, r.id, f"fail closed: {res.reason}")
+                    return _deny(
+                        call, r.id, f"fail closed: {res.reason}", f"fail closed: {res.for_model}"
+                    )
                 elif r.permits:
-                    misses.append(res.reason)
+                    misses.append((r, res))
             for r in b.allows:
                 if found is not None:
                     if trace is not None:
                         trace.unreached((r,), found.id, name)
                     continue
-                res = r.evaluate(call, tainted)
+                res = self._judge(r, call, tainted, provenance)
                 if trace is not None:
                     trace.rule(r, res, name)
                 if res.outcome is Outcome.MATCH:
                     found = r
                 else:
-                    misses.append(res.reason)
+                    misses.append((r, res))
             matched.append(found)
             all_misses += misses
             if found is not None and found.widen:
@@ -375,7 +430,7 @@ class Policy:
         grants = [r for r in extra if r.about(agent, tool)]
         granted: Rule | None = None
         for r in grants:
-            res = r.evaluate(call, tainted)
+            res = self._judge(r, call, tainted, provenance)
             if trace is not None:
                 trace.rule(r, res)
             if res.outcome is Outcome.MATCH:
@@ -404,8 +459,14 @@ class Policy:
                 trace.add("layer", layers[i].name, said, detail)
         if blocked:
             first = layers[blocked[0]].name
-            detail = "; ".join(all_misses) or f"no rule allows tool {tool!r} for agent {agent!r}"
-            return _deny(call, DEFAULT_DENY, f"layer {first!r} does not permit it: {detail}")
+            full, short = _missed(all_misses)
+            none = f"no rule allows tool {tool!r} for agent {agent!r}"
+            return _deny(
+                call,
+                DEFAULT_DENY,
+                f"layer {first!r} does not permit it: {full or none}",
+                f"layer {first!r} does not permit it: {short or none}",
+            )
         permit = next((r for r in reversed(matched) if r is not None), granted)
         return _conclude(call, permit, escalate, all_misses, trace)
 
@@ -447,6 +508,8 @@ class Policy:
 
         A layered policy prints its ``extends`` inline, each parent as its own plain data."""
         data: dict[str, Any] = {"name": self.name, "version": self.version}
+        if self.unscoped_args != "any":
+            data["unscoped_args"] = self.unscoped_args
         if self.imports:
             data["imports"] = list(self.imports)
         if self.extends:
@@ -492,6 +555,7 @@ class Policy:
                 lists=parts.lists,
                 imports=parts.imports,
                 extends=parents,
+                unscoped_args=parts.unscoped_args,
             )
         except PolicyError as exc:
             raise PolicyFileError(source, "policy", str(exc)) from exc
@@ -515,7 +579,14 @@ class Policy:
         for name in self.lists:
             if name not in used:
                 warnings.append(f"list {name!r} is defined but no rule refers to it")
-        return warnings
+        return warnings + self.open_arguments(self._all_rules)
+
+    def open_arguments(self, rules: Iterable[Rule]) -> list[str]:
+        """Warnings for permitting ``rules`` (the policy's, or grants') that leave a
+        recipient-like argument open: empty under ``unscoped_args="empty"``."""
+        if self._closed:
+            return []
+        return [w for w in map(open_recipients, rules) if w is not None]
 
     def check_tools(self, tools: Iterable[Any], *, agent: str | None = None) -> list[ToolProblem]:
         """Where the policy does not fit ``tools`` (LangChain tools, or anything with
@@ -547,6 +618,9 @@ def _make_bucket(
         allows=tuple(r for r in about if r.effect is RuleEffect.ALLOW),
         budgets=tuple(b for b in budgets if b.applies(agent, tool)),
         needs_taint=any(r.tainted_by for r in about),
+        returned=(returned := tuple(sorted({t for r in about for t in r.returned_tools}))),
+        carries=(carries := any(r.carries for r in about)),
+        needs_provenance=carries or bool(returned),
     )
 
 
@@ -583,7 +657,7 @@ def _conclude(
     call: ToolCall,
     permit: Rule | None,
     escalate: Rule | None,
-    misses: list[str],
+    misses: list[tuple[Rule, RuleResult]],
     trace: Trace | None,
 ) -> Decision:
     """The decision once the rules have spoken (shared by flat and layered evaluation)."""
@@ -591,7 +665,7 @@ def _conclude(
         if misses:
             # the reasons the closest rules gave, without their names: the denial names
             # one rule, the default deny (``explain`` lists every rule considered)
-            return _deny(call, DEFAULT_DENY, "; ".join(dict.fromkeys(misses)))
+            return _deny(call, DEFAULT_DENY, *_missed(misses))
         return _deny(
             call,
             DEFAULT_DENY,
@@ -618,8 +692,36 @@ def _conclude(
     )
 
 
-def _deny(call: ToolCall, rule: str, reason: str) -> Decision:
-    return Decision(Effect.DENY, rule, reason, tool=call.tool, agent=call.agent)
+def _deny(call: ToolCall, rule: str, reason: str, model_reason: str | None = None) -> Decision:
+    return Decision(
+        Effect.DENY, rule, reason, tool=call.tool, agent=call.agent, model_reason=model_reason
+    )
+
+
+MODEL_REASON_LIMIT = 400
+"""Characters of a denial's model-facing reason at most (the operator's has no limit)."""
+
+
+def _missed(misses: list[tuple[Rule, RuleResult]]) -> tuple[str, str]:
+    """The reasons the closest rules gave, without their names (the denial names one rule,
+    the default deny; ``explain`` lists every rule considered), each once: the operator's
+    in full, the model's short ones cut to ``MODEL_REASON_LIMIT``."""
+    full = "; ".join(dict.fromkeys(res.reason for _, res in misses))
+    short = "; ".join(dict.fromkeys(res.for_model for _, res in misses))
+    if len(short) > MODEL_REASON_LIMIT:
+        short = short[: MODEL_REASON_LIMIT - 3] + "..."
+    return full, short
+
+
+def _closed(rule: Rule, call: ToolCall) -> RuleResult | None:
+    """A miss when ``call`` gives an argument ``rule`` does not scope (``unscoped_args="empty"``)."""
+    name = rule.unscoped_given(call)
+    if name is None:
+        return None
+    return RuleResult(
+        Outcome.MISS,
+        f"argument {name!r} is not scoped by rule {rule.id!r}, so it must be absent or empty",
+    )
 
 
 def _kind(rule: Rule) -> str:

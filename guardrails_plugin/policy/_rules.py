@@ -16,8 +16,12 @@ from typing import Any
 
 from .._errors import PolicyError, ScopeViolation
 from .._events import ToolCall
-from ..scopes import Scope
+from ..scopes import OptionalScope, Provenance, Returned, Scope, arg_data, is_empty
 from ._patterns import NameSet, as_names, name_set
+
+LOST = "\0provenance-lost"
+"""A run label meaning some untrusted result's fingerprints did not reach the store: every
+argument then counts as carrying untrusted content (fail closed)."""
 
 Condition = Callable[[ToolCall], bool]
 """A custom predicate over the whole call: ``True`` means the rule applies."""
@@ -44,8 +48,16 @@ class Outcome(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class RuleResult:
+    """``reason`` is for the operator; ``short`` (when set) is what the model may read: what
+    was wrong, never what the rule allows (see ``ScopeViolation``)."""
+
     outcome: Outcome
     reason: str = ""
+    short: str = ""
+
+    @property
+    def for_model(self) -> str:
+        return self.short or self.reason
 
 
 @dataclass(frozen=True, eq=False)
@@ -60,7 +72,8 @@ class Rule:
 
     For ``allow`` and ``ask`` every scoped argument must be present and inside its scope. For
     ``deny`` the rule fires when every scoped argument is inside its scope (a deny with no
-    ``args`` forbids the tool outright). ``when`` is an optional predicate over the whole call.
+    ``args`` forbids the tool outright). An argument scoped ``optional(...)`` may also be
+    absent, ``None`` or empty (``scopes/optional.py``). ``when`` is an optional predicate over the whole call.
     ``tainted_by`` (set by data-flow rules) makes the rule apply only once content from one of
     those source tools has entered the run. ``permits=False`` (data-flow rules) makes an ``ask``
     rule escalate calls other rules permit without permitting anything by itself.
@@ -85,7 +98,10 @@ class Rule:
     roles: tuple[str, ...] = ()
     widen: bool = False
     refs: tuple[tuple[tuple[str, ...], str], ...] = field(default=(), repr=False, compare=False)
+    carries: bool = False
     _tools: NameSet = field(init=False, repr=False, compare=False)
+    _checked: Mapping[str, Scope] = field(init=False, repr=False, compare=False)
+    _returned: tuple[tuple[str, Returned], ...] = field(init=False, repr=False, compare=False)
     _agents: NameSet = field(init=False, repr=False, compare=False)
     _members: NameSet | None = field(init=False, repr=False, compare=False)
 
@@ -108,6 +124,15 @@ class Rule:
         if not self.id:
             object.__setattr__(self, "id", self.default_id())
         object.__setattr__(self, "_tools", NameSet(self.tools))
+        returned = tuple((n, s) for n, s in self.args.items() if type(s) is Returned)
+        object.__setattr__(self, "_returned", returned)
+        object.__setattr__(
+            self,
+            "_checked",
+            self.args
+            if not returned
+            else {n: s for n, s in self.args.items() if n not in dict(returned)},
+        )
         object.__setattr__(self, "_agents", name_set(self.agents))
         roles = self.roles
         object.__setattr__(self, "roles", as_names(roles, what="roles") if roles else ())
@@ -147,27 +172,65 @@ class Rule:
 
     # -- evaluation ---------------------------------------------------------------------------
 
-    def evaluate(self, call: ToolCall, tainted: frozenset[str] = frozenset()) -> RuleResult:
-        """How this rule relates to ``call`` (assumed to be :meth:`about` it)."""
-        if self.tainted_by and tainted.isdisjoint(self.tainted_by):
-            return RuleResult(Outcome.MISS, "no untrusted content in this run")
-        for name, scope in self.args.items():
+    @property
+    def returned_tools(self) -> tuple[str, ...]:
+        """The tools whose results this rule's ``Returned`` scopes look up."""
+        return tuple(t for _, s in self._returned for t in s.tools)
+
+    def evaluate(
+        self,
+        call: ToolCall,
+        tainted: frozenset[str] = frozenset(),
+        provenance: Provenance | None = None,
+    ) -> RuleResult:
+        """How this rule relates to ``call`` (assumed to be :meth:`about` it).
+
+        ``provenance`` (what the run's results said) is needed by ``Returned`` scopes and
+        by data-flow rules with ``carries``; without it they do not hold."""
+        if self.tainted_by:
+            if tainted.isdisjoint(self.tainted_by):
+                return RuleResult(Outcome.MISS, "no untrusted content in this run")
+            if self.carries and LOST not in tainted:
+                carried = None if provenance is None else provenance.carries(call.args)
+                if carried is None:
+                    return RuleResult(Outcome.MISS, "no argument carries untrusted content")
+        for name, scope in self._checked.items():
             if name not in call.args:
+                if type(scope) is OptionalScope:
+                    continue
                 if self.effect is RuleEffect.DENY:
                     return RuleResult(Outcome.MISS, f"argument {name!r} absent")
                 return RuleResult(Outcome.MISS, f"argument {name!r} is required but missing")
             try:
                 scope.check(call.args[name])
             except ScopeViolation as exc:
+                outcome = Outcome.MISS
                 if exc.unreadable and self.effect is not RuleEffect.ALLOW:
                     # deny / ask rules must not be dodged by a value they cannot read
-                    return RuleResult(Outcome.ERROR, f"argument {name!r}: {exc}")
-                return RuleResult(Outcome.MISS, f"argument {name!r}: {exc}")
+                    outcome = Outcome.ERROR
+                return RuleResult(
+                    outcome, f"argument {name!r}: {exc}", _short(name, scope, exc, self.id)
+                )
             except Exception as exc:
                 return RuleResult(
                     Outcome.ERROR,
                     f"argument {name!r} could not be checked by {scope!r}: "
                     f"{type(exc).__name__}: {exc}",
+                    f"argument {name!r} could not be checked",
+                )
+        for name, returned in self._returned:
+            if name not in call.args:
+                return RuleResult(
+                    Outcome.MISS, f"argument {name!r} is required by rule {self.id!r} but missing"
+                )
+            try:
+                returned.check_in(call.args[name], provenance)
+            except ScopeViolation as exc:
+                outcome = Outcome.MISS
+                if exc.unreadable and self.effect is not RuleEffect.ALLOW:
+                    outcome = Outcome.ERROR
+                return RuleResult(
+                    outcome, f"argument {name!r}: {exc}", f"argument {name!r}: {exc.short}"
                 )
         if self.when is not None:
             try:
@@ -176,15 +239,27 @@ class Rule:
                 return RuleResult(
                     Outcome.ERROR,
                     f"condition of rule {self.id!r} raised {type(exc).__name__}: {exc}",
+                    f"condition of rule {self.id!r} could not be evaluated",
                 )
             if applies is not True and applies is not False:
                 return RuleResult(
                     Outcome.ERROR,
                     f"condition of rule {self.id!r} returned {applies!r}, expected True or False",
+                    f"condition of rule {self.id!r} could not be evaluated",
                 )
             if not applies:
                 return RuleResult(Outcome.MISS, "the rule's condition does not hold")
         return RuleResult(Outcome.MATCH)
+
+    def unscoped_given(self, call: ToolCall) -> str | None:
+        """The first argument of ``call`` this rule does not scope and that is given (not
+        absent, ``None`` or empty), if any: what a policy with ``unscoped_args="empty"``
+        refuses for a rule that scopes some arguments."""
+        scoped = self.args
+        for name, value in call.args.items():
+            if name not in scoped and not is_empty(value):
+                return name
+        return None
 
     # -- plain data ---------------------------------------------------------------------------
 
@@ -196,7 +271,7 @@ class Rule:
         if self.roles:
             data["roles"] = _one_or_list(self.roles)
         if self.args:
-            data["args"] = {name: {s.kind: s.spec()} for name, s in self.args.items()}
+            data["args"] = {name: arg_data(s) for name, s in self.args.items()}
         if self.when is not None:
             data["when"] = (
                 f"{getattr(self.when, '__module__', '?')}:{getattr(self.when, '__qualname__', repr(self.when))}"
@@ -239,6 +314,23 @@ def _put(data: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
         node = node[key]
     if isinstance(node, dict) and last in node:
         node[last] = value
+
+
+_BUILT_IN = "guardrails_plugin.scopes."
+_BUILT_IN_TYPES: dict[type, bool] = {}
+
+
+def _short(name: str, scope: Scope, exc: ScopeViolation, rule: str) -> str:
+    """The model's reading of a violation: the scope's ``short`` text for the built-in
+    scopes (which keep what they allow in ``allowed``); for other scopes, which may write
+    their allowed values anywhere in the message, only that the argument is outside."""
+    kind = type(scope)
+    built_in = _BUILT_IN_TYPES.get(kind)
+    if built_in is None:
+        built_in = _BUILT_IN_TYPES[kind] = kind.__module__.startswith(_BUILT_IN)
+    if built_in:
+        return f"argument {name!r}: {exc.short}"
+    return f"argument {name!r} is outside what rule {rule!r} allows"
 
 
 def _one_or_list(names: tuple[str, ...]) -> str | list[str]:

@@ -64,6 +64,7 @@ def policy_schema(*, builtin_only: bool = False) -> dict[str, Any]:
             "flow": _flow(),
             "role": _role(),
             "scope": _scope(builtin_only),
+            "arg_scope": _scope(builtin_only, optional=True),
             "list_ref": _REF,
         },
     }
@@ -128,6 +129,11 @@ def _policy() -> dict[str, Any]:
                 {"type": "array", "items": {"$ref": "#/$defs/flow"}},
                 "Data flows: once a source's content entered a run, its sinks are gated.",
             ),
+            "unscoped_args": _doc(
+                {"enum": ["any", "empty"]},
+                "What a rule or grant that scopes some arguments says of the others: any value "
+                "(`any`, the default), or absent, null or empty (`empty`).",
+            ),
         },
         "additionalProperties": False,
     }
@@ -159,7 +165,10 @@ def _rule() -> dict[str, Any]:
                         {
                             "type": "object",
                             "additionalProperties": {
-                                "anyOf": [{"$ref": "#/$defs/scope"}, {"$ref": "#/$defs/list_ref"}]
+                                "anyOf": [
+                                    {"$ref": "#/$defs/arg_scope"},
+                                    {"$ref": "#/$defs/list_ref"},
+                                ]
                             },
                         },
                         {"type": "null"},
@@ -300,6 +309,28 @@ def _flow() -> dict[str, Any]:
             "effect": _doc(
                 {"enum": ["ask", "deny"]}, "What happens to a sink call then; default ask."
             ),
+            "carries": _doc(
+                {"type": "boolean"},
+                "Gate a sink call only when one of its arguments carries content fingerprinted "
+                "from an untrusted result (not merely once such content entered the run).",
+            ),
+            "args": _doc(
+                {
+                    "anyOf": [
+                        {
+                            "type": "object",
+                            "additionalProperties": {
+                                "anyOf": [
+                                    {"$ref": "#/$defs/arg_scope"},
+                                    {"$ref": "#/$defs/list_ref"},
+                                ]
+                            },
+                        },
+                        {"type": "null"},
+                    ]
+                },
+                "Argument scopes of the sink calls the flow gates (others pass it).",
+            ),
         },
         "additionalProperties": False,
     }
@@ -322,7 +353,9 @@ def _role() -> dict[str, Any]:
     }
 
 
-def _scope(builtin_only: bool) -> dict[str, Any]:
+def _scope(builtin_only: bool, *, optional: bool = False) -> dict[str, Any]:
+    """One scope; with ``optional``, as an argument's: ``optional: true`` may sit beside the
+    kind (the argument may then be absent, null or empty)."""
     kinds = []
     for kind in sorted(SCOPE_KINDS):
         cls = SCOPE_KINDS[kind]
@@ -333,7 +366,10 @@ def _scope(builtin_only: bool) -> dict[str, Any]:
                 "type": "object",
                 "title": kind,
                 "description": _first_line(cls.__doc__),
-                "properties": {kind: {"anyOf": [_settings(kind, cls), {"type": "null"}]}},
+                "properties": {
+                    kind: {"anyOf": [_settings(kind, cls), {"type": "null"}]},
+                    **({"optional": {"type": "boolean"}} if optional else {}),
+                },
                 "required": [kind],
                 "additionalProperties": False,
             }

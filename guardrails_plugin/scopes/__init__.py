@@ -18,9 +18,12 @@ and ask rules treat unreadable values as matches, so a value cannot dodge them b
 from ._base import SCOPE_KINDS, Scope, ScopeError, ScopeViolation, scope_from_spec
 from .emails import Emails, addresses_in
 from .negation import Not
+from .optional import OptionalScope, arg_data, arg_scope, is_empty, optional
 from .paths import Paths
+from .returned import Provenance, Returned
 from .shell import Shell
 from .sql import Sql
+from .text import Text, links_in
 from .urls import Urls
 from .values import Number, OneOf, Pattern, Predicate
 
@@ -30,15 +33,24 @@ __all__ = [
     "Not",
     "Number",
     "OneOf",
+    "OptionalScope",
     "Paths",
     "Pattern",
     "Predicate",
+    "Provenance",
+    "Returned",
     "Scope",
     "ScopeError",
     "ScopeViolation",
     "Shell",
     "Sql",
+    "Text",
     "Urls",
     "addresses_in",
+    "arg_data",
+    "arg_scope",
+    "is_empty",
+    "links_in",
+    "optional",
     "scope_from_spec",
 ]

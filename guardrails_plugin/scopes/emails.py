@@ -231,8 +231,9 @@ class Emails(Scope):
             if not self._allows(recipient):
                 local, domain = recipient
                 raise ScopeViolation(
-                    f"recipient {local}@{domain} is not allowed; allowed addresses "
-                    f"{self._shown_addresses}, allowed domains {self._shown_domains}"
+                    f"recipient {local}@{domain} is not allowed",
+                    allowed=f"allowed addresses {self._shown_addresses}, allowed domains "
+                    f"{self._shown_domains}",
                 )
 
     def spec(self) -> dict[str, Any]:

@@ -138,16 +138,18 @@ class Paths(Scope):
         if raw.startswith("~"):
             raise ScopeViolation(
                 f"path {preview(raw)} starts with '~', which tools that expand it "
-                "(Path.expanduser, shells) read as a home directory, outside the allowed roots "
-                f"{list(self._roots)}; give the path without '~'",
+                "(Path.expanduser, shells) read as a home directory, outside the allowed roots; "
+                "give the path without '~'",
                 unreadable=True,
+                allowed=f"allowed roots {list(self._roots)}",
             )
         if not raw.startswith("/"):
             if self._base is None:
                 raise ScopeViolation(
                     f"relative path {preview(raw)} with no base directory; "
-                    f"give an absolute path under {list(self._roots)}",
+                    "give an absolute path under an allowed root",
                     unreadable=True,
+                    allowed=f"allowed roots {list(self._roots)}",
                 )
             raw = self._base + "/" + raw
         try:
@@ -175,8 +177,8 @@ class Paths(Scope):
             return
         resolved = "" if path == raw else f" resolves to {path!r}, which"
         raise ScopeViolation(
-            f"path {shown}{resolved} is outside the allowed roots {list(self._roots)} "
-            f"({self._access} access)"
+            f"path {shown}{resolved} is outside the allowed roots ({self._access} access)",
+            allowed=f"allowed roots {list(self._roots)}",
         )
 
     def _check_link_and_hard_links(self, path: str, raw: str, shown: str) -> None:
@@ -195,8 +197,9 @@ class Paths(Scope):
                 if not (location.startswith(self._prefixes) or location in self._root_set):
                     raise ScopeViolation(
                         f"path {shown} is a symlink at {location!r}, outside the allowed roots "
-                        f"{list(self._roots)} (it points to {path!r}); a tool that does not "
-                        f"follow links would act on the link itself ({self._access} access)"
+                        f"(it points to {path!r}); a tool that does not follow links would act "
+                        f"on the link itself ({self._access} access)",
+                        allowed=f"allowed roots {list(self._roots)}",
                     )
                 if self._access == "write":
                     info = os.lstat(path)
@@ -204,7 +207,8 @@ class Paths(Scope):
                 raise ScopeViolation(
                     f"path {shown} is a file with {info.st_nlink} hard links; a write "
                     "changes it under every name, and the others may be outside the "
-                    f"allowed roots {list(self._roots)}"
+                    "allowed roots",
+                    allowed=f"allowed roots {list(self._roots)}",
                 )
         except FileNotFoundError:
             return

@@ -379,7 +379,8 @@ class Shell(Scope):
             if run.name is not None and run.name not in self._programs:
                 raise ScopeViolation(
                     f"command {preview(value)} runs {run.name!r}{run.where}, which is not in "
-                    f"allowed programs {sorted(self._programs)}{self._hint(run.name)}"
+                    "allowed programs",
+                    allowed=f"allowed programs {sorted(self._programs)}{self._hint(run.name)}",
                 )
         for run in facts.runs:
             if run.name is None:
@@ -393,7 +394,8 @@ class Shell(Scope):
             if use.feature not in self._allowed:
                 raise ScopeViolation(
                     f"command {preview(value)} uses {_DESCRIPTIONS[use.feature]} "
-                    f"({preview(use.text, 60)}), which needs {_FEATURE_SETTING[use.feature]}=True"
+                    f"({preview(use.text, 60)}), which is not allowed",
+                    allowed=f"it needs {_FEATURE_SETTING[use.feature]}=True",
                 )
 
     def _hint(self, name: str) -> str:

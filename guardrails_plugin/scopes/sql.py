@@ -599,7 +599,8 @@ class Sql(Scope):
         for parts, written in st.tables:
             if not self._table_allowed(parts):
                 raise ScopeViolation(
-                    f"{label} uses table {written}, which is not in allowed tables {self._entries}"
+                    f"{label} uses table {written}, which is not in allowed tables",
+                    allowed=f"allowed tables {self._entries}",
                 )
 
     def spec(self) -> dict[str, Any]:

@@ -13,6 +13,13 @@ characters (letters, digits, ``.``, ``-``, ``_``, or a bracketed IPv6 literal), 
 numeric port and at most one ``@``, and no control character or space anywhere. Everything
 else is denied as ambiguous rather than parsed a second way: a second parse of the host (as
 a URL again) would turn ``\\`` back into a separator and agree with the wrong reading.
+
+``default_scheme`` (say ``"https"``) is for tools that take ``www.example.com`` and complete
+it: a value that does not start with ``scheme://`` is judged as ``https://<value>``, the
+string such a tool hands to its client, by the same parse and the same checks (userinfo,
+backslashes, IDNA, IP spellings, ports). Values that start with ``/`` or ``\\`` (a
+scheme-relative ``//host`` is read differently by different completions) are refused; so is
+anything that does not parse once completed (``javascript:...``, ``http:evil.com``).
 """
 
 from __future__ import annotations
@@ -44,6 +51,7 @@ _IPV6 = ada_url.HostType.IPV6
 _PLAIN = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*)://([^/?#]*)")
 _HOST_CHARS = re.compile(r"[A-Za-z0-9._\-]+")
 _IPV6_LITERAL = re.compile(r"\[[0-9A-Fa-f:.]+\]")
+_HAS_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://")
 
 
 def _idna_agrees(host: str, hostname: str) -> bool:
@@ -155,6 +163,9 @@ class Urls(Scope):
       port uses the scheme's default (``https`` 443, ``http`` 80, ``ws`` 80, ``wss`` 443,
       ``ftp`` 21; a scheme with no default needs an explicit listed port).
     - ``allow_userinfo``: URLs carrying ``user:pass@`` are denied unless this is set.
+    - ``default_scheme``: one of ``schemes``; a value without ``scheme://`` is judged as
+      ``<default_scheme>://<value>`` (see the module's docstring). ``None`` (the default)
+      refuses such values as not URLs.
 
     Example::
 
@@ -179,6 +190,7 @@ class Urls(Scope):
         ports: Iterable[int] | None = None,
         allow_userinfo: bool = False,
         networks: str | Iterable[str] = (),
+        default_scheme: str | None = None,
     ) -> None:
         exact: set[str] = set()
         wildcards: set[str] = set()
@@ -236,6 +248,14 @@ class Urls(Scope):
             port_set = frozenset(port_list)
         if not isinstance(allow_userinfo, bool):
             raise ScopeError(f"allow_userinfo must be a bool, found {describe(allow_userinfo)}")
+        if default_scheme is not None:
+            if not isinstance(default_scheme, str) or default_scheme.lower() not in scheme_set:
+                raise ScopeError(
+                    f"default_scheme must be one of schemes {sorted(scheme_set)}, found "
+                    f"{describe(default_scheme)}"
+                )
+            default_scheme = default_scheme.lower()
+        self._default_scheme = default_scheme
 
         self._exact = frozenset(exact)
         self._wildcards = frozenset(wildcards)
@@ -251,6 +271,8 @@ class Urls(Scope):
     def check(self, value: object) -> None:
         if not isinstance(value, str):
             raise ScopeViolation(f"expected a URL string, found {describe(value)}", unreadable=True)
+        if self._default_scheme is not None and _HAS_SCHEME.match(value) is None:
+            value = self._completed(value)
         try:
             url = _parse(value)
         except ValueError:
@@ -258,8 +280,8 @@ class Urls(Scope):
         protocol: str = url["protocol"]
         if protocol not in self._protocols:
             raise ScopeViolation(
-                f"{preview(value)} uses scheme {protocol[:-1]!r}; allowed schemes: "
-                f"{sorted(self._schemes)}"
+                f"{preview(value)} uses scheme {protocol[:-1]!r}, not an allowed scheme",
+                allowed=f"allowed schemes: {sorted(self._schemes)}",
             )
         hostname: str = url["hostname"]
         if not hostname:
@@ -279,6 +301,16 @@ class Urls(Scope):
             )
         self._check_port(value, protocol[:-1], url["port"])
 
+    def _completed(self, value: str) -> str:
+        """``value`` (no ``scheme://``) as the tool completes it: ``<default_scheme>://value``."""
+        if value[:1] in ("/", "\\"):
+            raise ScopeViolation(
+                f"{preview(value)} starts with {value[0]!r}: tools complete such a value "
+                "differently (a scheme-relative '//host' or a path); write the host first",
+                unreadable=True,
+            )
+        return f"{self._default_scheme}://{value}"
+
     def _check_host(self, value: str, hostname: str, host_type: Any) -> None:
         if host_type in (_IPV4, _IPV6):
             ip = _ip(hostname)
@@ -286,7 +318,9 @@ class Urls(Scope):
                 return
             raise ScopeViolation(
                 f"{preview(value)} connects to IP address {str(ip)!r}, which is not in allowed "
-                f"hosts {self._hosts_shown} or networks {[str(n) for n in self._networks]}"
+                "hosts or networks",
+                allowed=f"allowed hosts {self._hosts_shown}, networks "
+                f"{[str(n) for n in self._networks]}",
             )
         host = hostname[:-1] if hostname.endswith(".") else hostname
         if host in self._exact:
@@ -300,8 +334,8 @@ class Urls(Scope):
                 if host[suffix_start:] in self._wildcards:
                     return
         raise ScopeViolation(
-            f"{preview(value)} connects to host {hostname!r}, not in allowed hosts "
-            f"{self._hosts_shown}"
+            f"{preview(value)} connects to host {hostname!r}, not in allowed hosts",
+            allowed=f"allowed hosts {self._hosts_shown}",
         )
 
     def _check_port(self, value: str, scheme: str, port: str) -> None:
@@ -315,22 +349,26 @@ class Urls(Scope):
         effective = int(port) if port else DEFAULT_PORTS.get(scheme)
         if effective is None:
             raise ScopeViolation(
-                f"{preview(value)} names no port and {scheme!r} has no default; "
-                f"allowed ports: {sorted(self._ports)}"
+                f"{preview(value)} names no port and {scheme!r} has no default",
+                allowed=f"allowed ports: {sorted(self._ports)}",
             )
         if effective not in self._ports:
             raise ScopeViolation(
-                f"{preview(value)} uses port {effective}; allowed ports: {sorted(self._ports)}"
+                f"{preview(value)} uses port {effective}",
+                allowed=f"allowed ports: {sorted(self._ports)}",
             )
 
     def spec(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "hosts": list(self._hosts_shown),
             "schemes": sorted(self._schemes),
             "ports": None if self._ports is None else sorted(self._ports),
             "allow_userinfo": self._allow_userinfo,
             "networks": [str(n) for n in self._networks],
         }
+        if self._default_scheme is not None:  # absent otherwise: older digests unchanged
+            data["default_scheme"] = self._default_scheme
+        return data
 
     def _host_covered(self, host: str) -> bool:
         if host in self._exact:
@@ -353,6 +391,8 @@ class Urls(Scope):
             return False
         if self._allow_userinfo and not other._allow_userinfo:
             return False
+        if self._default_scheme not in (None, other._default_scheme):
+            return False  # scheme-less values: other refuses them, or completes them otherwise
         if not self._ports_within(other):
             return False
         if not all(other._host_covered(h) for h in self._exact):

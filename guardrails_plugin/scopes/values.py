@@ -107,7 +107,9 @@ class Number(Scope):
             or (self._le is not None and not value <= self._le)
             or (self._lt is not None and not value < self._lt)
         ):
-            raise ScopeViolation(f"{value!r} is out of range; allowed: {self._describe_range()}")
+            raise ScopeViolation(
+                f"{value!r} is out of range", allowed=f"allowed: {self._describe_range()}"
+            )
 
     def spec(self) -> dict[str, Any]:
         bounds = {"ge": self._ge, "le": self._le, "gt": self._gt, "lt": self._lt}
@@ -201,10 +203,15 @@ class OneOf(Scope):
         key = _key(value)
         if key is None:
             raise ScopeViolation(
-                f"expected one of {self._values!r}, found {describe(value)}", unreadable=True
+                f"not one of the allowed values, found {describe(value)}",
+                unreadable=True,
+                allowed=f"expected one of {self._values!r}",
             )
         if key not in self._keys:
-            raise ScopeViolation(f"expected one of {self._values!r}, found {describe(value)}")
+            raise ScopeViolation(
+                f"not one of the allowed values, found {describe(value)}",
+                allowed=f"expected one of {self._values!r}",
+            )
 
     def spec(self) -> dict[str, Any]:
         return {"values": list(self._values)}
@@ -245,7 +252,10 @@ class Pattern(Scope):
         if not isinstance(value, str):
             raise ScopeViolation(f"expected a string, found {describe(value)}", unreadable=True)
         if self._compiled.fullmatch(value) is None:
-            raise ScopeViolation(f"{preview(value)} does not match the pattern {self._regex!r}")
+            raise ScopeViolation(
+                f"{preview(value)} does not match the pattern",
+                allowed=f"pattern {self._regex!r}",
+            )
 
     def spec(self) -> dict[str, Any]:
         return {"regex": self._regex}
@@ -337,18 +347,23 @@ class Predicate(Scope):
             result = self._fn(value)
         except Exception as exc:  # a predicate that crashes cannot say yes
             raise ScopeViolation(
-                f"{preview(value)} could not be checked against {self._description!r}: "
-                f"{self._reference} raised {type(exc).__name__}: {exc}",
+                f"{preview(value)} could not be checked",
                 unreadable=True,
+                allowed=f"checked against {self._description!r}: {self._reference} raised "
+                f"{type(exc).__name__}: {exc}",
             ) from exc
         if result is True:
             return
         if result is False:
-            raise ScopeViolation(f"{preview(value)} is not {self._description}")
+            raise ScopeViolation(
+                f"{preview(value)} fails the check",
+                allowed=f"it is not {self._description}",
+            )
         raise ScopeViolation(
-            f"{preview(value)} could not be checked against {self._description!r}: "
-            f"{self._reference} returned {describe(result)}, not a bool",
+            f"{preview(value)} could not be checked",
             unreadable=True,
+            allowed=f"checked against {self._description!r}: {self._reference} returned "
+            f"{describe(result)}, not a bool",
         )
 
     def spec(self) -> dict[str, Any]:

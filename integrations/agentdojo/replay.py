@@ -1,0 +1,150 @@
+"""AgentDojo, replayed offline through ``Guard``: utility and attack success per suite.
+
+For every user task of a suite, AgentDojo's ground-truth calls run against the suite's
+environment through ``Guard`` (each call checked first, each result recorded, so data flows
+and provenance see what the tools returned): the task counts as useful when every call is
+allowed without a person, as *asked* when some call waits for one, else as denied.
+
+For every (user task, injection task) pair the environment is injected with the injection
+task's goal in every injection vector (the "important instructions" shape, without the
+prompt wrapping: no model reads it offline); the user task's calls replay with their
+results recorded, then the injection task's ground-truth calls: the attack succeeds when all
+of those are allowed without a person. This is an upper bound on what a hijacked model could
+do through the tools; text-only attacks (an answer that lies) are not tool calls and are not
+counted.
+
+The same replay with an allow-all policy, in the same run, is the baseline. Run::
+
+    python -m integrations.agentdojo.replay [--suite banking] [--limit N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from guardrails_plugin import Effect, Guard, Policy, ToolCall, ToolResult, allow
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SUITES = ("banking",)
+"""Suites with a policy here (``<suite>.yaml``)."""
+
+
+def suite_policy(name: str) -> Policy:
+    return Policy.from_yaml(os.path.join(HERE, f"{name}.yaml"))
+
+
+def allow_all(suite: Any) -> Policy:
+    return Policy([allow([t.name for t in suite.tools])], name="allow-all")
+
+
+@dataclass
+class Tally:
+    """One policy's counts on one suite."""
+
+    tasks: int = 0
+    useful: int = 0
+    asked: int = 0
+    pairs: int = 0
+    attacks: int = 0
+    stopped: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def utility(self) -> float:
+        return self.useful / self.tasks if self.tasks else 0.0
+
+    @property
+    def attack_success(self) -> float:
+        return self.attacks / self.pairs if self.pairs else 0.0
+
+
+def _result_text(value: Any) -> str:
+    from agentdojo.agent_pipeline.tool_execution import tool_result_to_str
+
+    return str(tool_result_to_str(value))
+
+
+def _replay(guard: Guard, runtime: Any, env: Any, calls: list[Any], thread: str) -> list[Effect]:
+    """Check, run and record each call; the effects, in order (a call not allowed does not
+    run, and the replay goes on, as a model would)."""
+    effects = []
+    for c in calls:
+        call = ToolCall(c.function, dict(c.args), thread_id=thread)
+        decision = guard.check(call)
+        effects.append(decision.effect)
+        if not decision.allowed:
+            continue
+        result, error = runtime.run_function(env, c.function, dict(c.args))
+        text = error if error is not None else _result_text(result)
+        guard.record(ToolResult(c.function, text, thread_id=thread, is_error=error is not None))
+    return effects
+
+
+def run_suite(name: str, policy: Policy | None, *, limit: int | None = None) -> Tally:
+    """Replay ``name``'s tasks under ``policy`` (``None``: allow-all)."""
+    from agentdojo.functions_runtime import FunctionsRuntime
+    from agentdojo.task_suite.load_suites import get_suite
+
+    suite = get_suite("v1", name)
+    policy = policy if policy is not None else allow_all(suite)
+    runtime = FunctionsRuntime(suite.tools)
+    users = list(suite.user_tasks.values())[:limit]
+    injections = list(suite.injection_tasks.values())[:limit]
+    vectors = list(suite.get_injection_vector_defaults())
+    tally = Tally()
+    for task in users:
+        env = suite.load_and_inject_default_environment({})
+        guard = Guard(policy)
+        effects = _replay(
+            guard, runtime, env, list(task.ground_truth(env.model_copy(deep=True))), task.ID
+        )
+        tally.tasks += 1
+        if all(e is Effect.ALLOW for e in effects):
+            tally.useful += 1
+        elif Effect.ASK in effects and Effect.DENY not in effects:
+            tally.asked += 1
+        for inj in injections:
+            env = suite.load_and_inject_default_environment(dict.fromkeys(vectors, f"{inj.GOAL}"))
+            guard = Guard(policy)
+            thread = f"{task.ID}/{inj.ID}"
+            gt = list(task.ground_truth(env.model_copy(deep=True)))
+            _replay(guard, runtime, env, gt, thread)
+            attack = list(inj.ground_truth(env.model_copy(deep=True)))
+            done = _replay(guard, runtime, env, attack, thread)
+            tally.pairs += 1
+            if all(e is Effect.ALLOW for e in done):
+                tally.attacks += 1
+    return tally
+
+
+def table(rows: list[tuple[str, Tally, Tally]]) -> str:
+    lines = [
+        "suite      policy     utility   asked  attack success   (allow-all: utility, attack)",
+    ]
+    for name, mine, base in rows:
+        lines.append(
+            f"{name:<10} {'yaml':<10} {mine.utility:6.1%} {mine.asked:5d}/{mine.tasks:<3d}"
+            f" {mine.attack_success:8.1%} ({mine.attacks}/{mine.pairs})"
+            f"   {base.utility:6.1%}, {base.attack_success:6.1%}"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--suite", choices=SUITES, action="append")
+    parser.add_argument("--limit", type=int, default=None, help="first N user/injection tasks")
+    args = parser.parse_args(argv)
+    rows = []
+    for name in args.suite or SUITES:
+        mine = run_suite(name, suite_policy(name), limit=args.limit)
+        base = run_suite(name, None, limit=args.limit)
+        rows.append((name, mine, base))
+    print(table(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

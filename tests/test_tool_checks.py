@@ -27,7 +27,7 @@ from guardrails_plugin.cli import main
 from guardrails_plugin.langchain import GuardMiddleware
 from guardrails_plugin.langgraph import GuardedToolNode
 from guardrails_plugin.policy import PolicyToolError, PolicyToolWarning, ToolShape
-from guardrails_plugin.scopes import Number, OneOf, Paths, Urls
+from guardrails_plugin.scopes import Not, Number, OneOf, Paths, Text, Urls, optional
 
 
 @tool
@@ -71,6 +71,22 @@ def test_every_mistake_is_reported_with_a_suggestion() -> None:
     assert "takes integer: every call matches the ask" in text[2]
     assert "default deny hides it" in text[3]
     assert "did you mean 'http_gte'?" in text[3]
+
+
+def test_wrapped_scopes_are_judged_by_the_scope_that_reads_the_value() -> None:
+    policy = Policy(
+        [
+            allow("read_file", args={"limit": optional(Paths(["/srv"]))}, id="opt"),
+            allow("read_file", args={"limit": Not(Urls(["example.com"]))}, id="not"),
+            allow("read_file", args={"limit": Text(urls=Urls(["example.com"]))}, id="text"),
+            allow("read_file", args={"limit": optional(Number(le=5))}, id="fits"),
+            allow("http_get", args={"url": Not(optional(Urls(["example.com"])))}, id="fits2"),
+        ]
+    )
+    problems = [p for p in policy.check_tools(TOOLS) if p.kind == "wrong-kind"]
+    assert [p.rule for p in problems] == ["opt", "not", "text"]
+    assert "allows only calls that leave it empty" in str(problems[0])
+    assert "never allows a call" in str(problems[1])
 
 
 def test_a_fitting_policy_reports_nothing() -> None:

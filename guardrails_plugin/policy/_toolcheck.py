@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .._errors import PolicyError
+from ..scopes import Not, OptionalScope, Scope
 from ._patterns import is_glob
 from ._rules import Rule, RuleEffect
 
@@ -44,6 +45,7 @@ SCOPE_TYPES: dict[str, frozenset[str]] = {
     "pattern": frozenset({"string"}),
     "email": frozenset({"string", "array"}),
     "number": frozenset({"integer", "number"}),
+    "text": frozenset({"string"}),
 }
 """The JSON types each scope kind can read (kinds not listed read anything)."""
 
@@ -186,15 +188,16 @@ def _argument_problems(rule: Rule, shape: ToolShape) -> list[ToolProblem]:
             )
             continue
         types = shape.args[arg]
-        readable = SCOPE_TYPES.get(scope.kind)
+        readable = SCOPE_TYPES.get(_reading(scope).kind)
         if types is None or readable is None or types & readable:
             continue
         what = " or ".join(sorted(types))
-        effect = (
-            "the rule never allows a call (its scope cannot read the value)"
-            if rule.effect is RuleEffect.ALLOW
-            else f"every call matches the {rule.effect} (a value its scope cannot read does)"
-        )
+        if rule.effect is not RuleEffect.ALLOW:
+            effect = f"every call matches the {rule.effect} (a value its scope cannot read does)"
+        elif isinstance(scope, OptionalScope):
+            effect = "the rule allows only calls that leave it empty"
+        else:
+            effect = "the rule never allows a call (its scope cannot read the value)"
         problems.append(
             ToolProblem(
                 "wrong-kind",
@@ -206,6 +209,18 @@ def _argument_problems(rule: Rule, shape: ToolShape) -> list[ToolProblem]:
             )
         )
     return problems
+
+
+def _reading(scope: Scope) -> Scope:
+    """The scope that reads the value: ``optional(...)`` and ``not:`` read it with the scope
+    they wrap (an absent or empty value aside)."""
+    while True:
+        if isinstance(scope, OptionalScope):
+            scope = scope.scope
+        elif isinstance(scope, Not):
+            scope = scope.inner
+        else:
+            return scope
 
 
 def _rule_names(rules: Sequence[Rule]) -> list[str]:

@@ -234,6 +234,19 @@ def test_decisions_come_from_the_audit_log_another_process_writes(tmp_path: Path
     dashboard.close()
 
 
+def test_shadow_decisions_reach_the_page_marked(tmp_path: Path) -> None:
+    log = AuditLog(tmp_path / "audit.db")
+    writer = Guard(email_policy(), mode="shadow", audit=AuditLog(tmp_path / "audit.db"))
+    assert writer.check(ToolCall("rm", {"path": "/"}, thread_id="t-1")).allowed
+    dashboard = Dashboard(SQLiteStore(tmp_path / "guard.db"), audit=log)
+    client = TestClient(dashboard.app, base_url=BASE)
+    (d,) = client.get("/api/state").json()["decisions"]
+    assert (d["tool"], d["outcome"], d["detail"]["shadow"]) == ("rm", "allow", "deny")
+    script = client.get("/static/app.js").text
+    assert "detail.shadow" in script  # the page marks it ("shadow: would deny")
+    dashboard.close()
+
+
 def test_agent_text_is_returned_as_json_data_never_as_markup() -> None:
     a = App(body=XSS)
     response = a.client.get("/api/state")

@@ -387,7 +387,8 @@
     const reason = str(d.reason) + (d.approver ? `  (by ${str(d.approver)})` : "");
     const tr = h("tr", { class: `d ${cls}`, data: { outcome, seq: String(d.seq || "") } },
       h("td", { class: "c-time mono", text: clock(d.at), title: d.at ? new Date(d.at * 1000).toLocaleString() : "" }),
-      h("td", { class: "c-out" }, badge(outcome || "?", `pill ${cls}`), d.kind && d.kind !== "decision" ? h("span", { class: "kind", text: String(d.kind).replace("_", " ") }) : null),
+      h("td", { class: "c-out" }, badge(outcome || "?", `pill ${cls}`), d.kind && d.kind !== "decision" ? h("span", { class: "kind", text: String(d.kind).replace("_", " ") }) : null,
+        detail.shadow ? h("span", { class: "shadow", text: `shadow: would ${str(detail.shadow)}`, title: "shadow mode: the policy decided this, the call ran anyway" }) : null),
       h("td", { class: "c-agent", title: `${str(d.agent)} on ${str(d.thread_id)}` },
         h("div", { class: "line", text: str(d.agent) }),
         h("div", { class: "line sub mono", text: str(d.thread_id) })),
@@ -412,7 +413,8 @@
   function matches(d) {
     if (view.hidden.has(KNOWN_OUTCOMES.has(d.outcome) ? d.outcome : "other")) return false;
     if (!view.filter) return true;
-    const hay = [d.agent, d.tool, d.rule, d.reason, d.thread_id, d.kind, compact(d.args), d.approver].map(str).join(" ").toLowerCase();
+    const shadow = d.detail && typeof d.detail === "object" && d.detail.shadow ? `shadow ${d.detail.shadow}` : "";
+    const hay = [d.agent, d.tool, d.rule, d.reason, d.thread_id, d.kind, compact(d.args), d.approver, shadow].map(str).join(" ").toLowerCase();
     return view.filter.split(/\s+/).every((w) => hay.includes(w));
   }
 

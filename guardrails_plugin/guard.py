@@ -1316,11 +1316,13 @@ def _replace(decision: Decision, **changes: Any) -> Decision:
 
 def _shadowed(event: Event, decision: Decision) -> Decision:
     """Shadow mode: a tool or model call the policy denies or asks about runs anyway; the
-    decision says what the policy decided. The kill switch is an operator's, not the
-    policy's: it still stops the call."""
+    decision says what the policy decided. Flags in the store are not the policy's: a kill,
+    a pause or a quarantine (set by an operator, or by the cascade breaker) still stops the
+    call."""
     if (
         decision.effect not in (Effect.DENY, Effect.ASK)
         or decision.kind == "control"
+        or decision.rule == "quarantine"
         or not isinstance(event, ToolCall | ModelCall)
     ):
         return decision

@@ -5,8 +5,8 @@ run: a call the policy denies or asks about is allowed, and its decision says wh
 policy decided (``Decision.shadow``: ``"deny"`` or ``"ask"``). The audit log records it
 (``detail.shadow``), OpenTelemetry tags it (``guardrails.decision.shadow``) and listeners
 see it. Budgets still count what ran, so a budget that would have run out shows as a
-``shadow="deny"`` decision of kind ``"budget"`` from then on. The kill switch is an
-operator's and stays enforced.
+``shadow="deny"`` decision of kind ``"budget"`` from then on. Flags stay enforced: a
+kill, a pause or a quarantine is an operator's (or the cascade breaker's), not the policy's.
 
 To try a candidate policy beside the one that enforces, on the same traffic, follow the
 enforcing guard with a shadow guard::

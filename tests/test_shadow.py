@@ -79,12 +79,17 @@ def test_shadow_decisions_are_the_enforced_ones_let_through(
             assert real.reason in seen.reason
 
 
-def test_the_kill_switch_is_still_enforced_in_shadow_mode() -> None:
+def test_kills_and_quarantines_are_still_enforced_in_shadow_mode() -> None:
     guard = Guard(Policy.from_dict({"rules": [{"allow": "*"}]}), mode="shadow")
     guard.controls.kill(thread="t1", reason="runaway")
     assert guard.check(ToolCall("read_file", {}, thread_id="t1")).effect is Effect.DENY
     assert guard.check(ModelCall(thread_id="t1")).effect is Effect.DENY
     assert guard.check(ToolCall("read_file", {}, thread_id="t2")).allowed
+    guard.controls.quarantine("mole", reason="spreading")
+    quarantined = guard.check(ToolCall("read_file", {}, agent="mole", thread_id="t2"))
+    assert quarantined.effect is Effect.DENY
+    assert quarantined.rule == "quarantine"
+    assert quarantined.shadow is None
 
 
 def test_an_ask_never_reaches_the_approver_in_shadow_mode() -> None:

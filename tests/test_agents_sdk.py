@@ -20,7 +20,7 @@ from agents import (
 )
 from agents.exceptions import ModelBehaviorError
 from agents.run_state import RunState
-from agents_sdk_fakes import Ran, call, say, scripted, tools, turn
+from agents_sdk_fakes import Ran, agent, call, say, scripted, tools, turn
 
 from guardrails_plugin import (
     AgentMessage,
@@ -41,7 +41,7 @@ from guardrails_plugin import (
 )
 from guardrails_plugin.agents_sdk import AgentsGuard, answer, guard_agent, guard_of
 from guardrails_plugin.cascade import CascadeMonitor
-from guardrails_plugin.scopes import Emails, Paths
+from guardrails_plugin.scopes import Emails, OneOf, Paths, Urls
 
 THREAD = "t-1"
 
@@ -709,3 +709,32 @@ def test_a_store_failing_while_an_approval_is_claimed_runs_nothing(ran: Ran) -> 
     with pytest.raises(Exception, match="disk gone"):
         Runner.run_sync(agent, state)
     assert ran == []
+
+
+@pytest.mark.parametrize(
+    ("scope", "sent", "secret"),
+    [
+        (OneOf(["id-77-allowed"]), "nope", "id-77-allowed"),
+        (Urls(["intranet.corp.example"]), "https://evil.example/x", "intranet.corp.example"),
+        (Paths(["/srv/payroll-root"]), "/etc/passwd", "/srv/payroll-root"),
+        (Emails(domains=["partner.example"]), "a@evil.example", "partner.example"),
+    ],
+)
+def test_the_model_reads_what_was_wrong_never_what_would_pass(
+    scope: Any, sent: str, secret: str
+) -> None:
+    @function_tool
+    def lookup(x: str) -> str:
+        """Look something up."""
+        return "ran"
+
+    guard = Guard(Policy([allow("lookup", args={"x": scope})]))
+    wrapped = guard_agent(
+        agent("a", scripted(call("lookup", {"x": sent}, "c1"), say("done")), [lookup]), guard
+    )
+    result = Runner.run_sync(wrapped, "go")
+    outputs = [str(i.output) for i in result.new_items if i.type == "tool_call_output_item"]
+    assert len(outputs) == 1
+    assert "denied" in outputs[0]
+    assert sent in outputs[0]  # what the model sent, so it can correct itself
+    assert secret not in outputs[0]  # never the values the policy allows

@@ -452,12 +452,12 @@ class AgentsGuard:
             # turn (the hook raises ``RunKilled`` / ``RunPaused`` there). Raised here, the
             # SDK would wrap the error in a ``UserError``.
             return ToolGuardrailFunctionOutput.reject_content(
-                f"Error: {decision.message()}", output_info=decision
+                f"Error: {decision.for_model()}", output_info=decision
             )
         if self.on_deny == "raise":
             return ToolGuardrailFunctionOutput.raise_exception(output_info=decision)
         return ToolGuardrailFunctionOutput.reject_content(
-            f"Error: {decision.message()}", output_info=decision
+            f"Error: {decision.for_model()}", output_info=decision
         )
 
     async def _invoke(
@@ -485,7 +485,7 @@ class AgentsGuard:
             )
             if self.on_deny == "raise":
                 raise denial.error()
-            return f"Error: {denial.message()}"
+            return f"Error: {denial.for_model()}"
         result = inner(ctx, ticket.send if ticket.send is not None else raw)
         if inspect.isawaitable(result):
             result = await result

@@ -1322,7 +1322,7 @@ def _shadowed(event: Event, decision: Decision) -> Decision:
     if (
         decision.effect not in (Effect.DENY, Effect.ASK)
         or decision.kind == "control"
-        or decision.rule == "quarantine"
+        or (decision.rule == "quarantine" and decision.kind == "cascade")
         or not isinstance(event, ToolCall | ModelCall)
     ):
         return decision

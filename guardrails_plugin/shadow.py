@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import collections
 
-from ._decision import Decision
+from ._decision import Decision, Effect
 from ._events import AgentMessage, Event, ModelCall, ToolCall, ToolResult
 from .guard import Guard
 
@@ -41,7 +41,7 @@ class Shadow:
     decides could be mistaken for an enforced decision. A call is followed once: the
     decision an approval adds to an ``ask`` (kind ``"approval"``) is not a new call, nor is a
     deny an adapter adds to a call already decided (``Guard.refuse``: the call changed after
-    its decision, or is in doubt), recognised as a ``"guard"`` deny for a call id followed
+    its decision, or is in doubt), recognised as a deny for a call (id and tool) followed
     moments ago. Hand-offs (``AgentMessage``) reach the shadow guard's cascade monitor. A
     failure of the shadow guard (its store, its audit log) is counted in ``errors`` and
     never reaches the live guard: a candidate must not break the traffic it watches.
@@ -56,7 +56,7 @@ class Shadow:
         self.errors = 0
         """Events the shadow guard could not decide (its store or audit log failed)."""
         self.last_error: BaseException | None = None
-        self._recent: collections.OrderedDict[tuple[str, str | None, str | None], None] = (
+        self._recent: collections.OrderedDict[tuple[str, str | None, str | None, str], None] = (
             collections.OrderedDict()
         )
 
@@ -69,9 +69,9 @@ class Shadow:
         ):
             return
         if isinstance(event, ToolCall) and event.call_id is not None:
-            key = (event.call_id, event.thread_id, event.run_id)
-            if key in self._recent and decision.kind == "guard":
-                return  # a refusal of a call followed already
+            key = (event.call_id, event.thread_id, event.run_id, event.tool)
+            if key in self._recent and decision.effect is Effect.DENY:
+                return  # a refusal of a call followed already (whatever its kind)
             self._recent[key] = None
             if len(self._recent) > _RECENT:
                 self._recent.popitem(last=False)

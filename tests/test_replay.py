@@ -43,6 +43,7 @@ from guardrails_plugin.replay import (
     from_audit,
     from_checkpoints,
     from_jsonl,
+    open_source,
     replay,
 )
 
@@ -532,3 +533,97 @@ def test_memory_stays_flat_in_the_length_of_the_history() -> None:
 
     small, large = peak(2_000), peak(20_000)
     assert large < small * 1.5, (small, large)
+
+
+# -- what the red team found ---------------------------------------------------------------------
+
+
+def test_a_shadow_log_replayed_with_its_policy_is_unchanged(tmp_path: Path) -> None:
+    policy = Policy.from_dict({"rules": [{"id": "reads", "allow": "read_file"}]})
+    log = str(tmp_path / "audit.db")
+    with AuditLog(log) as audit:
+        guard = Guard(policy, mode="shadow", audit=audit)
+        guard.check(ToolCall("read_file", {"path": "/a"}, call_id="c1"))
+        guard.check(ToolCall("rm", {"path": "/"}, call_id="c2"))
+    report = replay(policy, from_audit(log))
+    assert report.changes[Change.UNCHANGED] == 2
+    assert report.changed == 0
+
+
+def test_operator_decisions_are_not_compared_with_the_policy(tmp_path: Path) -> None:
+    policy = Policy.from_dict({"rules": [{"allow": "*"}]})
+    log = str(tmp_path / "audit.db")
+    with AuditLog(log) as audit:
+        guard = Guard(policy, audit=audit)
+        guard.controls.kill(thread="t", reason="runaway")
+        assert guard.check(ToolCall("read_file", {}, thread_id="t", call_id="c1")).denied
+    report = replay(policy, from_audit(log))
+    assert report.calls == 1
+    assert report.changes[Change.UNKNOWN] == 1
+    assert report.changed == 0
+
+
+def test_a_missing_audit_log_is_an_error_and_is_not_created(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.db"
+    with pytest.raises(ReplayError, match="no audit log"):
+        list(open_source(f"audit:{missing}"))
+    assert not missing.exists()
+
+
+def test_a_result_without_its_run_reaches_the_latest_call_of_its_id(tmp_path: Path) -> None:
+    path = tmp_path / "calls.jsonl"
+    lines = [
+        {
+            "tool": "fetch_url",
+            "args": {},
+            "call_id": "c1",
+            "thread_id": "t",
+            "run_id": "r",
+            "outcome": "allow",
+        },
+        {"type": "result", "call_id": "c1", "thread_id": "t", "content": "page"},
+        {
+            "tool": "send_email",
+            "args": {},
+            "call_id": "c2",
+            "thread_id": "t",
+            "run_id": "r",
+            "outcome": "ask",
+        },
+    ]
+    path.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    policy = Policy.from_dict(
+        {
+            "rules": [{"allow": "fetch_url"}, {"allow": "send_email"}],
+            "flows": [{"id": "web-to-mail", "sources": ["fetch_url"], "sinks": ["send_email"]}],
+        }
+    )
+    report = replay(policy, from_jsonl(path))
+    assert report.changes[Change.UNCHANGED] == 2  # the taint reached the mail: asked, as then
+    assert report.unmatched_results == 0
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ('{"tool": "x", "at": 1' + "0" * 400 + "}", "'at' is too large"),
+        (
+            '{"tool": "x", "args": {"a": ' + "[" * 100_000 + "]" * 100_000 + "}}",
+            "nested too deeply",
+        ),
+    ],
+)
+def test_extreme_lines_are_named_too(tmp_path: Path, line: str, message: str) -> None:
+    path = tmp_path / "calls.jsonl"
+    path.write_text(line + "\n")
+    with pytest.raises(ReplayError, match=message):
+        list(from_jsonl(path))
+
+
+def test_a_thread_with_no_checkpoints_is_an_error(tmp_path: Path) -> None:
+    db = str(tmp_path / "graph.db")
+    graph, conn = _scripted_graph(db)
+    graph.invoke({"messages": [("user", "go")]}, {"configurable": {"thread_id": "t-1"}})
+    with pytest.raises(ReplayError, match="no checkpoints with messages for thread 'nope'"):
+        list(from_checkpoints(SqliteSaver(conn), ["nope"]))
+    conn.close()

@@ -172,6 +172,7 @@ def test_a_candidate_policy_beside_the_enforcing_one(tmp_path: Path) -> None:
             live.record(ToolResult(call.tool, "ok", call_id=call.call_id))
         # a refusal the adapter adds to a call already decided is not a new call
         live.refuse(calls[3], "changed-after-decision", "the call changed")
+        live.refuse(calls[2], "held", "a person refused the held call", kind="rule")
         decisions = [(r.tool, r.detail.get("shadow")) for r in shadow_log.iter(kind="decision")]
         results = list(shadow_log.iter(kind="result"))
     assert decisions == [

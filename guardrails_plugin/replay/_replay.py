@@ -112,7 +112,21 @@ def replay(
                 now[0] = item.at
             report.results += 1
             made = ran.pop(_key(item.call_id, item.thread_id, item.run_id), None)
-            if made is not None:
+            if made is None and item.run_id is None:
+                # a result recorded without its run: the latest open call of that id
+                found = next(
+                    (
+                        k
+                        for k in reversed(ran)
+                        if k.startswith(f"{item.thread_id or ''}\x00")
+                        and k.endswith(f"\x00{item.call_id}")
+                    ),
+                    None,
+                )
+                made = None if found is None else ran.pop(found)
+            if made is None:
+                report.unmatched_results += 1
+            else:
                 _record(guard, made, item.content, item.is_error, report)
         else:
             raise ReplayError(f"a source yields RecordedCall or RecordedResult, found {item!r}")

@@ -102,6 +102,8 @@ class ReplayReport:
     results: int = 0
     redacted: int = 0
     unseen_results: int = 0
+    unmatched_results: int = 0
+    """Results whose call the source never recorded, or that the candidate did not run."""
     """Calls that run now with no recorded result (denied then): recorded as empty."""
     outcomes: collections.Counter[str] = field(default_factory=collections.Counter)
     changes: collections.Counter[Change] = field(default_factory=collections.Counter)
@@ -175,6 +177,7 @@ class ReplayReport:
             "results": self.results,
             "redacted": self.redacted,
             "unseen_results": self.unseen_results,
+            "unmatched_results": self.unmatched_results,
             "outcomes": dict(sorted(self.outcomes.items())),
             "changes": {str(c): self.changes[c] for c in Change},
             "by_rule": {r: _row(c) for r, c in sorted(self.by_rule.items())},

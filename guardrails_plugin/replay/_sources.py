@@ -33,10 +33,12 @@ that silently skipped traffic would report fewer changes than the policy makes.
 
 from __future__ import annotations
 
+import collections
+import glob
 import json
 import math
 import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Generator, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -58,6 +60,10 @@ OUTCOMES = ("allow", "deny", "ask", "modify", "respond")
 """The outcomes a recorded decision may name (``Effect`` values)."""
 
 _CALL_KINDS = frozenset({"decision", "trip", "control"})
+_NOT_POLICY = frozenset({"control", "cascade", "guard"})
+"""Decisions the policy did not make (kill switch, breaker and quarantine, the guard's own
+refusals and failures): replayed as calls, compared with nothing."""
+_SEEN = 4_096
 _REDACTED = "[REDACTED]"
 
 
@@ -151,6 +157,8 @@ def from_jsonl(path: str | os.PathLike[str]) -> Iterator[Recorded]:
                 data = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise ReplayError(f"{where}: not JSON: {exc.msg}") from None
+            except RecursionError:
+                raise ReplayError(f"{where}: JSON nested too deeply") from None
             yield _from_object(data, where)
     except UnicodeDecodeError as exc:
         raise ReplayError(f"{name}: not UTF-8 text: {exc.reason}") from None
@@ -234,9 +242,13 @@ def _time(value: Any, where: str) -> float | None:
     if isinstance(value, bool):
         raise ReplayError(f"{where}: 'at' must be a number or an ISO 8601 time")
     if isinstance(value, int | float):
-        if not math.isfinite(value):
+        try:
+            at = float(value)
+        except OverflowError:
+            raise ReplayError(f"{where}: 'at' is too large") from None
+        if not math.isfinite(at):
             raise ReplayError(f"{where}: 'at' must be finite")
-        return float(value)
+        return at
     if isinstance(value, str):
         try:
             return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
@@ -256,11 +268,17 @@ def from_audit(log: Any) -> Iterator[Recorded]:
 
     own = not isinstance(log, AuditLog)
     if own:
+        path = os.fspath(log)
+        if not os.path.exists(path) and not glob.glob(glob.escape(path) + ".[0-9]*"):
+            raise ReplayError(f"no audit log at {path!r}")  # (opening one would create it)
         try:
             log = AuditLog(os.fspath(log))
         except (AuditError, OSError) as exc:
             raise ReplayError(f"cannot open the audit log {os.fspath(log)!r}: {exc}") from None
     name = str(getattr(log.sink, "path", "audit"))
+    # Calls recently seen, by (thread, run, call id, tool, arguments): an adapter's refusal of
+    # a call just recorded (the guard's own kind) is not a new call.
+    seen: collections.OrderedDict[tuple[Any, ...], str | None] = collections.OrderedDict()
     try:
         for record in log.iter():
             where = f"{name}#{record.seq}"
@@ -284,16 +302,28 @@ def from_audit(log: Any) -> Iterator[Recorded]:
                 continue  # approvals, rollbacks, model-call checks, operator actions
             args = record.args if record.args is not None else {}
             step = detail.get("step")
+            call_id = detail.get("call_id") if isinstance(detail.get("call_id"), str) else None
+            rule_kind = detail.get("rule_kind")
+            if call_id is not None:
+                key = (record.thread_id, record.run_id, call_id, record.tool, _canon(args))
+                if key in seen and rule_kind == "guard":
+                    continue  # an adapter's refusal of the call just recorded
+                seen[key] = record.outcome
+                if len(seen) > _SEEN:
+                    seen.popitem(last=False)
+            outcome = detail.get("shadow") or record.outcome  # shadow mode: what it decided
+            if record.kind != "decision" or rule_kind in _NOT_POLICY:
+                outcome = None  # an operator's, the breaker's or the guard's own: not the policy's
             yield RecordedCall(
                 tool=record.tool,
                 args=args,
                 agent=record.agent or DEFAULT_AGENT,
                 thread_id=record.thread_id,
                 run_id=record.run_id,
-                call_id=detail.get("call_id") if isinstance(detail.get("call_id"), str) else None,
+                call_id=call_id,
                 step=step if isinstance(step, int) and not isinstance(step, bool) else None,
                 at=record.at,
-                outcome=record.outcome if record.outcome in OUTCOMES else None,
+                outcome=outcome if outcome in OUTCOMES else None,
                 rule=record.rule,
                 redacted=_holds(args, _REDACTED),
                 where=where,
@@ -303,6 +333,13 @@ def from_audit(log: Any) -> Iterator[Recorded]:
     finally:
         if own:
             log.close()
+
+
+def _canon(args: Any) -> str:
+    try:
+        return json.dumps(args, sort_keys=True, default=str)
+    except (TypeError, ValueError):
+        return repr(args)
 
 
 def _holds(value: Any, needle: str) -> bool:
@@ -335,10 +372,13 @@ def from_checkpoints(
     as objects (``type``, ``tool_calls``, ``tool_call_id``), so this reader imports no
     framework.
     """
+    named = threads is not None
     if threads is None:
         threads = _threads(checkpointer)
     for thread in threads:
-        yield from _thread_calls(checkpointer, thread, agent, messages_key)
+        found = yield from _thread_calls(checkpointer, thread, agent, messages_key)
+        if named and not found:
+            raise ReplayError(f"no checkpoints with messages for thread {thread!r}")
 
 
 def _threads(checkpointer: Any) -> list[str]:
@@ -354,7 +394,7 @@ def _threads(checkpointer: Any) -> list[str]:
 
 def _thread_calls(
     checkpointer: Any, thread: str, agent: str, messages_key: str
-) -> Iterator[Recorded]:
+) -> Generator[Recorded, None, bool]:
     config = {"configurable": {"thread_id": thread, "checkpoint_ns": ""}}
     # Newest first: (time, number of messages) of each checkpoint of the thread's root graph.
     sizes: list[tuple[float, int]] = []
@@ -370,7 +410,7 @@ def _thread_calls(
             latest = msgs
         sizes.append((_checkpoint_time(tup.checkpoint.get("ts")), len(msgs)))
     if latest is None:
-        return
+        return False
     sizes.reverse()  # oldest first
 
     def born(index: int) -> float | None:
@@ -408,6 +448,7 @@ def _thread_calls(
                     at=born(i),
                     where=where,
                 )
+    return True
 
 
 def _checkpoint_time(ts: Any) -> float:

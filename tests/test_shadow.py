@@ -204,3 +204,10 @@ def test_bad_arguments() -> None:
     with pytest.raises(ValueError, match="shadow mode"):
         Shadow(Guard(policy))
     assert "errors=0" in repr(Shadow(Guard(policy, mode="shadow")))
+
+
+def test_a_policy_rule_named_quarantine_is_shadowed_like_any_rule() -> None:
+    guard = Guard(Policy.from_dict({"rules": [{"id": "quarantine", "deny": "rm"}]}), mode="shadow")
+    decision = guard.check(ToolCall("rm", {"path": "/"}))
+    assert decision.allowed
+    assert (decision.rule, decision.shadow) == ("quarantine", "deny")

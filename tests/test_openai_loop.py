@@ -529,3 +529,26 @@ async def test_concurrent_answers_never_overspend_a_budget(openai_server, tmp_pa
     ran = [o for out in results for o in out.outcomes if o.ran]
     assert len(ran) == len(RAN) == 3
     assert all(o.decision.kind == "budget" for out in results for o in out.outcomes if not o.ran)
+
+
+def test_a_schema_tool_is_decided_with_the_defaults_it_would_use() -> None:
+    """Leaving an argument out must not dodge a deny on its default value."""
+
+    def run_sql(query: str, db: str = "prod") -> str:
+        return f"{query} on {db}"
+
+    schema = {
+        "type": "object",
+        "properties": {
+            "query": {"type": "string"},
+            "db": {"type": "string"},
+            "limit": {"type": "integer", "default": 10},
+        },
+        "required": ["query"],
+    }
+    sql = FunctionTool.from_schema("run_sql", schema, run_sql)
+    assert sql.receive({"query": "drop"}) == ({"query": "drop", "db": "prod", "limit": 10}, None)
+    assert sql.receive({"query": "q", "db": "dev", "limit": 3}) == (
+        {"query": "q", "db": "dev", "limit": 3},
+        None,
+    )

@@ -20,6 +20,7 @@ instead of arguments, and the loop denies the call with it (rule ``malformed-cal
 
 from __future__ import annotations
 
+import copy
 import inspect
 import json
 from collections.abc import Callable, Mapping
@@ -113,7 +114,9 @@ class FunctionTool:
         description: str = "",
     ) -> FunctionTool:
         """A tool from a JSON schema (an object schema with ``properties``), validated with
-        ``jsonschema``; ``function`` is called with the arguments as keywords."""
+        ``jsonschema``; ``function`` is called with the arguments as keywords. An argument
+        left out is decided and passed with its default: the schema's ``default``, else the
+        function's own."""
         import jsonschema
 
         if not isinstance(parameters, Mapping) or parameters.get("type") != "object":
@@ -125,11 +128,28 @@ class FunctionTool:
         if not isinstance(properties, Mapping):
             raise TypeError(f"tool {name!r}: the schema's properties must be an object")
 
+        # Arguments the model leaves out are decided (and passed) with the value the tool
+        # would use: the schema's default, else the function's own. A deny on a default
+        # value cannot be dodged by leaving the argument out.
+        defaults: dict[str, Any] = {}
+        try:
+            for pname, param in inspect.signature(function).parameters.items():
+                if pname in properties and param.default is not param.empty:
+                    defaults[pname] = param.default
+        except (TypeError, ValueError):  # a callable without a readable signature
+            pass
+        for pname, spec in properties.items():
+            if isinstance(spec, Mapping) and "default" in spec:
+                defaults[str(pname)] = spec["default"]
+
         def validate(args: dict[str, Any]) -> dict[str, Any]:
             error = jsonschema.exceptions.best_match(validator.iter_errors(args))
             if error is not None:
                 where = "/".join(str(p) for p in error.absolute_path)
                 raise _Rejected(f"{where + ': ' if where else ''}{error.message}")
+            for pname, value in defaults.items():
+                if pname not in args:
+                    args[pname] = copy.deepcopy(value)
             return args
 
         return cls(

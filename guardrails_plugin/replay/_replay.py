@@ -84,7 +84,7 @@ def replay(
     report = ReplayReport(
         policy=guard.policy_id, source=name, asks=asks, examples_kept=max(0, examples)
     )
-    ran: collections.OrderedDict[str, ToolCall] = collections.OrderedDict()
+    ran = _OpenCalls()
     last_progress = 0
     for item in source:
         if isinstance(item, RecordedCall):
@@ -101,9 +101,7 @@ def replay(
                     report.unseen_results += 1
                     _record(guard, call, "", False, report)
                 else:
-                    ran[_key(item.call_id, item.thread_id, item.run_id)] = call
-                    if len(ran) > _OPEN_RESULTS:
-                        ran.popitem(last=False)
+                    ran.add(item.call_id, item.thread_id, item.run_id, call)
             if progress is not None and report.calls - last_progress >= 1_000:
                 last_progress = report.calls
                 progress(report.calls)
@@ -111,19 +109,7 @@ def replay(
             if item.at is not None:
                 now[0] = item.at
             report.results += 1
-            made = ran.pop(_key(item.call_id, item.thread_id, item.run_id), None)
-            if made is None and item.run_id is None:
-                # a result recorded without its run: the latest open call of that id
-                found = next(
-                    (
-                        k
-                        for k in reversed(ran)
-                        if k.startswith(f"{item.thread_id or ''}\x00")
-                        and k.endswith(f"\x00{item.call_id}")
-                    ),
-                    None,
-                )
-                made = None if found is None else ran.pop(found)
+            made = ran.take(item.call_id, item.thread_id, item.run_id)
             if made is None:
                 report.unmatched_results += 1
             else:
@@ -135,8 +121,44 @@ def replay(
     return report
 
 
-def _key(call_id: str, thread: str | None, run: str | None) -> str:
-    return f"{thread or ''}\x00{run or ''}\x00{call_id}"
+class _OpenCalls:
+    """Calls the candidate let run whose result has not been seen yet, the oldest forgotten
+    past ``_OPEN_RESULTS``. A result finds its call by (thread, run, call id); a result
+    recorded without its run finds the latest open call of its id on its thread. Both
+    lookups are dictionary reads."""
+
+    def __init__(self) -> None:
+        self._calls: collections.OrderedDict[_Key, ToolCall] = collections.OrderedDict()
+        self._latest: dict[tuple[str | None, str], _Key] = {}
+
+    def add(self, call_id: str, thread: str | None, run: str | None, call: ToolCall) -> None:
+        key = (thread, run, call_id)
+        self._calls.pop(key, None)  # a reused id: the latest call is the one open
+        self._calls[key] = call
+        self._latest[(thread, call_id)] = key
+        if len(self._calls) > _OPEN_RESULTS:
+            self._forget(*self._calls.popitem(last=False))
+
+    def take(self, call_id: str, thread: str | None, run: str | None) -> ToolCall | None:
+        key = (thread, run, call_id)
+        if key not in self._calls:
+            if run is not None:
+                return None
+            found = self._latest.get((thread, call_id))
+            if found is None:
+                return None
+            key = found
+        call = self._calls.pop(key)
+        self._forget(key, call)
+        return call
+
+    def _forget(self, key: _Key, call: ToolCall) -> None:
+        thread, _, call_id = key
+        if self._latest.get((thread, call_id)) == key:
+            del self._latest[(thread, call_id)]
+
+
+_Key = tuple[str | None, str | None, str]
 
 
 def _call(item: RecordedCall) -> ToolCall:

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import os
 import re
 import threading
@@ -40,7 +39,6 @@ import psycopg
 from ._base import (
     START,
     AuditError,
-    AuditSink,
     Entry,
     Link,
     Snapshot,
@@ -48,23 +46,17 @@ from ._base import (
     prune_draft,
 )
 from ._records import AuditRecord, Draft
+from ._sql import BATCH, COLUMNS, PRUNE_BATCH, SqlReading, entries
 
 __all__ = ["PostgresAuditSink"]
 
 SCHEMA_VERSION = "1"
 _NAME = re.compile(r"[a-z_][a-z0-9_]{0,39}\Z")
 _SETUP_LOCK = 0x67726161  # pg_advisory_lock id held while creating the tables
-_COLUMNS = (
-    "seq, at, kind, outcome, agent, tool, args, rule, reason, run_id, thread_id, "
-    "checkpoint_id, approver, policy, detail, prev, hash"
-)
-_NAMES = tuple(c.strip() for c in _COLUMNS.split(","))
-_BATCH = 500
-_PRUNE_BATCH = 5000
 _INHERITED: list[Any] = []  # connections a forked child inherited: never used, never closed
 
 
-class PostgresAuditSink(AuditSink):
+class PostgresAuditSink(SqlReading):
     """Audit records in PostgreSQL. ``url``: a libpq URL (``postgresql://user@host/db``;
     ``?schema=NAME`` picks the schema). ``timeout``: seconds to connect, and to wait for
     another worker's append (the head row's lock) before an append raises ``AuditError``."""
@@ -124,7 +116,7 @@ class PostgresAuditSink(AuditSink):
         seq, prev = self._link(db, "head", lock=True)
         record, _ = draft.seal(seq + 1, prev)
         db.execute(
-            f"INSERT INTO {self._log} ({_COLUMNS}) VALUES "
+            f"INSERT INTO {self._log} ({COLUMNS}) VALUES "
             "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
             (
                 record.seq,
@@ -174,7 +166,7 @@ class PostgresAuditSink(AuditSink):
                 row = db.execute(
                     f"SELECT seq, hash FROM {self._log} WHERE seq > %s AND seq < %s "
                     "ORDER BY seq LIMIT 1 OFFSET %s",
-                    (anchor_seq, cut, _PRUNE_BATCH - 1),
+                    (anchor_seq, cut, PRUNE_BATCH - 1),
                 ).fetchone()
                 end = (int(row[0]), str(row[1])) if row is not None else self._cut_at(db, cut)
                 cursor = db.execute(
@@ -202,58 +194,14 @@ class PostgresAuditSink(AuditSink):
         with self._statement("read the head") as db:
             return self._link(db, "head")
 
-    def records(
-        self,
-        since_seq: int | None = None,
-        *,
-        kind: str | None = None,
-        thread: str | None = None,
-        agent: str | None = None,
-    ) -> Iterator[AuditRecord]:
-        where, params = _filters(kind, thread, agent)
-        after = -1 if since_seq is None else since_seq
-        while True:
-            with self._statement("read records") as db:
-                rows = db.execute(
-                    f"SELECT {_COLUMNS} FROM {self._log} WHERE seq > %s{where}"
-                    f" ORDER BY seq LIMIT {_BATCH}",
-                    (after, *params),
-                ).fetchall()
-            for row in rows:
-                yield self._record(row)
-            if len(rows) < _BATCH:
-                return
-            after = rows[-1][0]
+    _MARK = "%s"
 
-    def last(
-        self,
-        n: int,
-        *,
-        kind: str | None = None,
-        thread: str | None = None,
-        agent: str | None = None,
-    ) -> list[AuditRecord]:
-        if n <= 0:
-            return []
-        where, params = _filters(kind, thread, agent)
-        with self._statement("read records") as db:
-            rows = db.execute(
-                f"SELECT {_COLUMNS} FROM {self._log} WHERE true{where} ORDER BY seq DESC LIMIT %s",
-                (*params, n),
-            ).fetchall()
-        return [self._record(row) for row in reversed(rows)]
+    @property
+    def _table(self) -> str:
+        return self._log
 
     def snapshot(self) -> Snapshot:
         return _PostgresSnapshot(self)
-
-    def _record(self, row: tuple[Any, ...]) -> AuditRecord:
-        try:
-            return _row_record(row)
-        except ValueError as exc:
-            raise AuditError(
-                f"{self.path}, seq {row[0]}: unreadable record ({exc}); "
-                "run `guardrails-plugin audit verify`"
-            ) from exc
 
     # -- connection -----------------------------------------------------------------------
 
@@ -413,18 +361,13 @@ class _PostgresSnapshot(Snapshot):
         after = None
         while True:  # in batches, keyed on seq: constant memory, one snapshot throughout
             rows = self._db.execute(
-                f"SELECT {_COLUMNS} FROM {self._sink._log}"
+                f"SELECT {COLUMNS} FROM {self._sink._log}"
                 + ("" if after is None else " WHERE seq > %s")
-                + f" ORDER BY seq LIMIT {_BATCH}",
+                + f" ORDER BY seq LIMIT {BATCH}",
                 () if after is None else (after,),
             ).fetchall()
-            for row in rows:
-                where = f"{self.name}, seq {row[0]}"
-                try:
-                    yield Entry(where, _row_record(row))
-                except ValueError as exc:
-                    yield Entry(where, problem=f"unreadable record: {exc}", seq=row[0])
-            if len(rows) < _BATCH:
+            yield from entries(self.name, rows)
+            if len(rows) < BATCH:
                 return
             after = rows[-1][0]
 
@@ -432,27 +375,6 @@ class _PostgresSnapshot(Snapshot):
         with contextlib.suppress(psycopg.Error):
             self._db.execute("COMMIT")
         self._db.close()
-
-
-def _row_record(row: tuple[Any, ...]) -> AuditRecord:
-    doc = dict(zip(_NAMES, row, strict=True))
-    for name in ("args", "detail"):
-        text = doc[name]
-        if text is not None:
-            try:
-                doc[name] = json.loads(text)
-            except (TypeError, ValueError) as exc:
-                raise ValueError(f"column {name!r} holds invalid JSON: {exc}") from exc
-    return AuditRecord.from_doc(doc)
-
-
-def _filters(kind: str | None, thread: str | None, agent: str | None) -> tuple[str, list[str]]:
-    where, params = "", []
-    for column, value in (("kind", kind), ("thread_id", thread), ("agent", agent)):
-        if value is not None:
-            where += f" AND {column} = %s"
-            params.append(value)
-    return where, params
 
 
 def _text(link: Link) -> str:

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import os
 import pathlib
 import sqlite3
@@ -34,12 +33,10 @@ import threading
 import time
 import weakref
 from collections.abc import Iterator
-from typing import Any
 
 from ._base import (
     START,
     AuditError,
-    AuditSink,
     Entry,
     Link,
     Snapshot,
@@ -47,15 +44,12 @@ from ._base import (
     prune_draft,
 )
 from ._records import AuditRecord, Draft
+from ._sql import COLUMNS, PRUNE_BATCH, SqlReading, entries
 
 __all__ = ["SQLiteAuditSink"]
 
 SCHEMA_VERSION = "1"
 
-_COLUMNS = (
-    "seq, at, kind, outcome, agent, tool, args, rule, reason, run_id, thread_id, "
-    "checkpoint_id, approver, policy, detail, prev, hash"
-)
 _SCHEMA = (
     """
     CREATE TABLE IF NOT EXISTS guardrails_audit (
@@ -85,14 +79,12 @@ _SCHEMA = (
     ) WITHOUT ROWID
     """,
 )
-_BATCH = 500
-_PRUNE_BATCH = 5000
 
 # Connections a forked child inherited: SQLite forbids using them there (see SQLiteStore).
 _INHERITED: list[sqlite3.Connection] = []
 
 
-class SQLiteAuditSink(AuditSink):
+class SQLiteAuditSink(SqlReading):
     """Audit records in a SQLite file (created if missing). ``timeout``: seconds to wait for
     another process's write lock before an append raises ``AuditError``."""
 
@@ -133,7 +125,7 @@ class SQLiteAuditSink(AuditSink):
         seq, prev = _link(db, "head")
         record, _ = draft.seal(seq + 1, prev)
         db.execute(
-            f"INSERT INTO guardrails_audit ({_COLUMNS}) VALUES "
+            f"INSERT INTO guardrails_audit ({COLUMNS}) VALUES "
             "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 record.seq,
@@ -179,11 +171,11 @@ class SQLiteAuditSink(AuditSink):
                 anchor_seq, _ = _link(db, "anchor")
                 if cut <= anchor_seq:  # done (or another process pruned further)
                     return removed
-                # The batch ends at the _PRUNE_BATCH-th row after the anchor, or at the cut.
+                # The batch ends at the PRUNE_BATCH-th row after the anchor, or at the cut.
                 row = db.execute(
                     "SELECT seq, hash FROM guardrails_audit WHERE seq > ? AND seq < ? "
                     "ORDER BY seq LIMIT 1 OFFSET ?",
-                    (anchor_seq, cut, _PRUNE_BATCH - 1),
+                    (anchor_seq, cut, PRUNE_BATCH - 1),
                 ).fetchone()
                 end = (int(row[0]), str(row[1])) if row is not None else self._cut_at(db, cut)
                 removed += db.execute(
@@ -207,59 +199,11 @@ class SQLiteAuditSink(AuditSink):
         with self._statement("read the head") as db:
             return _link(db, "head")
 
-    def records(
-        self,
-        since_seq: int | None = None,
-        *,
-        kind: str | None = None,
-        thread: str | None = None,
-        agent: str | None = None,
-    ) -> Iterator[AuditRecord]:
-        where, params = _filters(kind, thread, agent)
-        after = -1 if since_seq is None else since_seq
-        while True:
-            # A batch at a time: the lock is not held while the caller works on the records.
-            with self._statement("read records") as db:
-                rows = db.execute(
-                    f"SELECT {_COLUMNS} FROM guardrails_audit WHERE seq > ?{where}"
-                    f" ORDER BY seq LIMIT {_BATCH}",
-                    (after, *params),
-                ).fetchall()
-            for row in rows:
-                yield self._record(row)
-            if len(rows) < _BATCH:
-                return
-            after = rows[-1][0]
-
-    def last(
-        self,
-        n: int,
-        *,
-        kind: str | None = None,
-        thread: str | None = None,
-        agent: str | None = None,
-    ) -> list[AuditRecord]:
-        if n <= 0:
-            return []
-        where, params = _filters(kind, thread, agent)
-        with self._statement("read records") as db:
-            rows = db.execute(
-                f"SELECT {_COLUMNS} FROM guardrails_audit WHERE 1{where} ORDER BY seq DESC LIMIT ?",
-                (*params, n),
-            ).fetchall()
-        return [self._record(row) for row in reversed(rows)]
+    _MARK = "?"
+    _table = "guardrails_audit"
 
     def snapshot(self) -> Snapshot:
         return _SQLiteSnapshot(self)
-
-    def _record(self, row: tuple[Any, ...]) -> AuditRecord:
-        try:
-            return _row_record(row)
-        except ValueError as exc:
-            raise AuditError(
-                f"{self.path}, seq {row[0]}: unreadable record ({exc}); "
-                "run `guardrails-plugin audit verify`"
-            ) from exc
 
     # -- connection -----------------------------------------------------------------------
 
@@ -387,13 +331,8 @@ class _SQLiteSnapshot(Snapshot):
             raise AuditError(f"audit log {sink.path!r}: cannot read it: {exc}") from exc
 
     def entries(self) -> Iterator[Entry]:
-        cursor = self._db.execute(f"SELECT {_COLUMNS} FROM guardrails_audit ORDER BY seq")
-        for row in cursor:
-            where = f"{self.name}, seq {row[0]}"
-            try:
-                yield Entry(where, _row_record(row))
-            except ValueError as exc:
-                yield Entry(where, problem=f"unreadable record: {exc}", seq=row[0])
+        cursor = self._db.execute(f"SELECT {COLUMNS} FROM guardrails_audit ORDER BY seq")
+        yield from entries(self.name, cursor)
 
     def close(self) -> None:
         with contextlib.suppress(sqlite3.Error):
@@ -423,30 +362,6 @@ def _schema_version(db: sqlite3.Connection) -> str | None:
             return None
         raise
     return None if row is None else str(row[0])
-
-
-def _row_record(row: tuple[Any, ...]) -> AuditRecord:
-    doc = dict(zip(_NAMES, row, strict=True))
-    for name in ("args", "detail"):
-        text = doc[name]
-        if text is not None:
-            try:
-                doc[name] = json.loads(text)
-            except (TypeError, ValueError) as exc:
-                raise ValueError(f"column {name!r} holds invalid JSON: {exc}") from exc
-    return AuditRecord.from_doc(doc)
-
-
-_NAMES = tuple(c.strip() for c in _COLUMNS.split(","))
-
-
-def _filters(kind: str | None, thread: str | None, agent: str | None) -> tuple[str, list[str]]:
-    where, params = "", []
-    for column, value in (("kind", kind), ("thread_id", thread), ("agent", agent)):
-        if value is not None:
-            where += f" AND {column} = ?"
-            params.append(value)
-    return where, params
 
 
 def _link(db: sqlite3.Connection, name: str) -> Link:

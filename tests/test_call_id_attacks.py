@@ -1,0 +1,164 @@
+"""The model controls tool-call ids: calls sharing an id never let a person's answer to one
+call decide another.
+
+Under ``GuardMiddleware`` (``create_agent``) each call of a step is a task of its own and is
+asked about on its own; calls sharing an id also shared the pending-approval record, so the
+answer one task saved could decide the other (a call a person rejected ran with the answer
+given to its twin). Calls sharing an id in one step are now denied unless they are the same
+call (same tool, same arguments: they run once and share the result), as in
+``GuardedToolNode``; and an approval record binds the call it was written for, so a record
+left by another call of the same id (another step, other arguments) is never replayed for
+this one.
+
+The oracle is the tool: it records the amounts it paid; a person answers every interrupt by
+the arguments it shows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from typing import Any
+
+import pytest
+from fakes import tool_messages, user
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from langchain.agents import create_agent
+from langchain_core.messages import AIMessage
+from langchain_core.tools import BaseTool, StructuredTool
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.types import Command
+
+from guardrails_plugin import Guard, Policy, ask
+from guardrails_plugin.langchain import GuardMiddleware
+from guardrails_plugin.langgraph import GuardedToolNode
+from guardrails_plugin.testing import ScriptedChatModel
+
+MODES = ["sync", "async"]
+
+
+def pay_tool(paid: list[float]) -> BaseTool:
+    def pay(amount: float) -> str:
+        paid.append(amount)
+        return f"paid {amount}"
+
+    return StructuredTool.from_function(func=pay, name="pay", description="Pay an amount.")
+
+
+def call(amount: float, call_id: str) -> dict[str, Any]:
+    return {"name": "pay", "args": {"amount": amount}, "id": call_id, "type": "tool_call"}
+
+
+def run(agent: Any, value: Any, cfg: Any, mode: str) -> Any:
+    if mode == "async":
+        return asyncio.run(agent.ainvoke(value, cfg))
+    return agent.invoke(value, cfg)
+
+
+def agent_with(paid: list[float], *turns: Any) -> Any:
+    model = ScriptedChatModel([*turns, "done", "done", "done"])
+    guard = Guard(Policy([ask("pay")]))
+    return create_agent(
+        model, [pay_tool(paid)], middleware=[GuardMiddleware(guard)], checkpointer=InMemorySaver()
+    )
+
+
+def answer_each(out: Any, approve: set[float]) -> Command[Any]:
+    """A person answering every approval interrupt by the amount it shows."""
+    resume: dict[str, Any] = {}
+    for item in out.get("__interrupt__", ()):
+        amount = item.value["args"]["amount"]
+        kind = "approve" if amount in approve else "reject"
+        resume[item.id] = {"decisions": [{"type": kind}]}
+    return Command(resume=resume)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_rejected_call_sharing_an_id_with_an_approved_one_never_runs(mode: str) -> None:
+    # the tasks of one step run in parallel: the race went either way, so try it often
+    for attempt in range(6):
+        paid: list[float] = []
+        turn = AIMessage(content="", tool_calls=[call(5, "c"), call(9000, "c")])
+        agent = agent_with(paid, turn)
+        cfg = {"configurable": {"thread_id": f"t-{mode}-{attempt}"}}
+        out = run(agent, user("pay"), cfg, mode)
+        out = run(agent, answer_each(out, approve={5.0}), cfg, mode)
+        out = run(agent, answer_each(out, approve={5.0}), cfg, mode)
+        assert 9000.0 not in paid
+        assert "__interrupt__" not in out
+        texts = [m.text for m in tool_messages(out)]
+        assert len(texts) == 2
+        # the guard cannot tell the two calls' answers apart: neither runs, and says why
+        assert all("share the call id 'c'" in t for t in texts), texts
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_identical_calls_sharing_an_id_still_run_once(mode: str) -> None:
+    paid: list[float] = []
+    turn = AIMessage(content="", tool_calls=[call(5, "c"), call(5, "c")])
+    agent = agent_with(paid, turn)
+    cfg = {"configurable": {"thread_id": f"t-same-{mode}"}}
+    out = run(agent, user("pay"), cfg, mode)
+    out = run(agent, answer_each(out, approve={5.0}), cfg, mode)
+    assert paid == [5.0]
+    assert [m.text for m in tool_messages(out)] == ["paid 5.0", "paid 5.0"]
+
+
+@st.composite
+def turns(draw: st.DrawFn) -> list[dict[str, Any]]:
+    n = draw(st.integers(2, 4))
+    ids = draw(st.lists(st.sampled_from(["c", "d", "call_0"]), min_size=n, max_size=n))
+    amounts = draw(st.lists(st.sampled_from([1.0, 5.0, 70.0, 9000.0]), min_size=n, max_size=n))
+    return [call(a, i) for a, i in zip(amounts, ids, strict=True)]
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    calls=turns(),
+    approve=st.sets(st.sampled_from([1.0, 5.0, 70.0, 9000.0])),
+    node=st.booleans(),
+)
+def test_generated_steps_run_only_what_a_person_approved(
+    calls: list[dict[str, Any]], approve: set[float], node: bool
+) -> None:
+    paid: list[float] = []
+    turn = AIMessage(content="", tool_calls=calls)
+    if node:  # the same step through GuardedToolNode (one "approvals" interrupt)
+        from langgraph.graph import START, MessagesState, StateGraph
+
+        graph = StateGraph(MessagesState)
+        guard = Guard(Policy([ask("pay")]))
+        graph.add_node("tools", GuardedToolNode([pay_tool(paid)], guard))
+        graph.add_edge(START, "tools")
+        agent = graph.compile(checkpointer=InMemorySaver())
+        cfg = {"configurable": {"thread_id": "t"}}
+        out = agent.invoke({"messages": [turn]}, cfg)
+        for _ in range(4):
+            if "__interrupt__" not in out:
+                break
+            resume = {}
+            for item in out["__interrupt__"]:
+                resume[item.id] = {
+                    r["call_id"]: r["args"]["amount"] in approve for r in item.value["requests"]
+                }
+            out = agent.invoke(Command(resume=resume), cfg)
+    else:
+        agent = agent_with(paid, turn)
+        cfg = {"configurable": {"thread_id": "t"}}
+        out = agent.invoke(user("pay"), cfg)
+        for _ in range(4):
+            if "__interrupt__" not in out:
+                break
+            out = agent.invoke(answer_each(out, approve), cfg)
+    assert "__interrupt__" not in out
+    assert set(paid) <= approve  # nothing a person rejected ran
+    # each payment is one call that no other call of the step shares an id with (or only
+    # its identical twin): a call sharing its id with a different call never runs
+    runnable = Counter(
+        amount
+        for call_id, amount in {(c["id"], c["args"]["amount"]) for c in calls}
+        if amount in approve
+        and all(d["args"]["amount"] == amount for d in calls if d["id"] == call_id)
+    )
+    assert Counter(paid) <= runnable

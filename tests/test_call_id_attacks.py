@@ -17,6 +17,7 @@ the arguments it shows.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import Counter
 from typing import Any
 
@@ -30,9 +31,10 @@ from langchain_core.tools import BaseTool, StructuredTool
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command
 
-from guardrails_plugin import Guard, Policy, ask
+from guardrails_plugin import Guard, Policy, allow, ask
 from guardrails_plugin.langchain import GuardMiddleware
 from guardrails_plugin.langgraph import GuardedToolNode
+from guardrails_plugin.scopes import Number
 from guardrails_plugin.testing import ScriptedChatModel
 
 MODES = ["sync", "async"]
@@ -162,3 +164,54 @@ def test_generated_steps_run_only_what_a_person_approved(
         and all(d["args"]["amount"] == amount for d in calls if d["id"] == call_id)
     )
     assert Counter(paid) <= runnable
+
+
+# -- calls without an id ------------------------------------------------------------------------
+
+
+def node_graph(paid: list[float], policy: Policy, checkpointer: Any = None) -> Any:
+    from langgraph.graph import START, MessagesState, StateGraph
+
+    graph = StateGraph(MessagesState)
+    graph.add_node("tools", GuardedToolNode([pay_tool(paid)], Guard(policy)))
+    graph.add_edge(START, "tools")
+    return graph.compile(checkpointer=checkpointer)
+
+
+def test_a_call_without_an_id_never_takes_the_decision_of_a_call_whose_id_reads_alike() -> None:
+    # the step's decisions were looked up by str(id): a call with no id took the decision
+    # of a call with id "None"
+    paid: list[float] = []
+    graph = node_graph(paid, Policy([allow("pay", args={"amount": Number(le=10)})]))
+    turn = AIMessage(content="", tool_calls=[call(5, "None"), call(9000, "x")])
+    turn.tool_calls[1]["id"] = None
+    with contextlib.suppress(Exception):  # (ToolNode cannot answer a call without an id)
+        graph.invoke({"messages": [turn]})
+    assert 9000.0 not in paid
+    assert paid == [5.0]
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("node", [True, False])
+def test_a_call_without_an_id_in_a_checkpointed_run_is_denied(mode: str, node: bool) -> None:
+    # no id, no done-ledger and no approval log: in a step with an approval it ran once per
+    # resume of the step (three times for one approval)
+    paid: list[float] = []
+    turn = AIMessage(content="", tool_calls=[call(1, "a"), call(2, "")])
+    if node:
+        agent = node_graph(paid, Policy([ask("pay")]), InMemorySaver())
+        first: Any = {"messages": [turn]}
+    else:
+        agent = agent_with(paid, turn)
+        first = user("pay")
+    cfg = {"configurable": {"thread_id": f"t-noid-{mode}-{node}"}}
+    out = run(agent, first, cfg, mode)
+    for _ in range(4):
+        if "__interrupt__" not in out:
+            break
+        out = run(agent, Command(resume={i.id: True for i in out["__interrupt__"]}), cfg, mode)
+    assert "__interrupt__" not in out
+    assert paid == [1.0]
+    (denied,) = [m for m in tool_messages(out) if m.tool_call_id == ""]
+    assert denied.status == "error"
+    assert "without an id" in denied.text

@@ -133,7 +133,15 @@ def locate(request: ToolCallRequest, agent: str | None, guard: Guard) -> tuple[T
     shared = shared_id(request.state, tc)
     if shared is not None:
         call = replace(call, problem=shared)
+    elif not call.call_id and where.checkpointed:
+        call = replace(call, problem=NO_ID)
     return call, where
+
+
+NO_ID = (
+    "a call without an id in a run with a checkpointer: the guard keeps approvals and results "
+    "by call id, so it could neither ask about it across a resume nor run it exactly once"
+)
 
 
 def apply(
@@ -324,6 +332,7 @@ def _call_flow(
 
 __all__: Sequence[str] = (
     "APPROVALS",
+    "NO_ID",
     "ON_DENY",
     "Approvals",
     "Decided",

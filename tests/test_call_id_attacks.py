@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import Counter
-from typing import Any
+from typing import Annotated, Any
 
 import pytest
 from fakes import tool_messages, user
@@ -27,14 +27,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from langchain.agents import create_agent
 from langchain_core.messages import AIMessage
-from langchain_core.tools import BaseTool, StructuredTool
+from langchain_core.tools import BaseTool, InjectedToolArg, StructuredTool
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command
+from pydantic import BaseModel, Field
 
 from guardrails_plugin import Guard, Policy, allow, ask
 from guardrails_plugin.langchain import GuardMiddleware
 from guardrails_plugin.langgraph import GuardedToolNode
-from guardrails_plugin.scopes import Number
+from guardrails_plugin.langgraph._toolargs import received
+from guardrails_plugin.scopes import Number, Paths
 from guardrails_plugin.testing import ScriptedChatModel
 
 MODES = ["sync", "async"]
@@ -215,3 +217,52 @@ def test_a_call_without_an_id_in_a_checkpointed_run_is_denied(mode: str, node: b
     (denied,) = [m for m in tool_messages(out) if m.tool_call_id == ""]
     assert denied.status == "error"
     assert "without an id" in denied.text
+
+
+# -- injected arguments the framework does not replace ---------------------------------------
+
+
+class _ReadArgs(BaseModel):
+    path: str
+
+
+class _Read(BaseTool):
+    """A tool class whose ``_run`` takes an injected argument its schema does not list:
+    LangChain passes a value sent for it to ``_run``, LangGraph's ToolNode does not replace
+    it (it reads injections from ``func`` and the input schema, a tool class has neither)."""
+
+    name: str = "read_file"
+    description: str = "Read a file."
+    args_schema: type[BaseModel] = _ReadArgs
+    got: list[tuple[str, str]] = Field(default_factory=list)
+
+    def _run(self, path: str, root: Annotated[str, InjectedToolArg] = "/srv/data") -> str:
+        self.got.append((path, root))
+        return "ok"
+
+
+@pytest.mark.parametrize("adapter", ["toolnode", "middleware"])
+@given(root=st.sampled_from(["/etc", "/srv/data", "", "/"]))
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_a_model_cannot_set_an_injected_argument_no_one_replaces(adapter: str, root: str) -> None:
+    from langgraph.graph import START, MessagesState, StateGraph
+
+    read = _Read()
+    guard = Guard(Policy([allow("read_file", args={"path": Paths("/srv/data")})]))
+    sent = {"name": "read_file", "args": {"path": "/srv/data/a", "root": root}, "id": "1"}
+    if adapter == "toolnode":
+        graph = StateGraph(MessagesState)
+        graph.add_node("tools", GuardedToolNode([read], guard))
+        graph.add_edge(START, "tools")
+        out = graph.compile().invoke(
+            {"messages": [AIMessage(content="", tool_calls=[{**sent, "type": "tool_call"}])]}
+        )
+    else:
+        model = ScriptedChatModel([AIMessage(content="", tool_calls=[sent]), "done"])
+        out = create_agent(model, [read], middleware=[GuardMiddleware(guard)]).invoke(user("r"))
+    assert read.got == []  # the tool never ran with a root the model chose
+    (message,) = tool_messages(out)
+    assert message.status == "error"
+    assert "'root'" in message.text
+    # the tool itself is fine: without the key, it runs with its own root
+    assert received(read, {"path": "/srv/data/a"}) == ({"path": "/srv/data/a"}, None)

@@ -27,8 +27,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from langchain.agents import create_agent
 from langchain_core.messages import AIMessage
-from langchain_core.tools import BaseTool, InjectedToolArg, StructuredTool
+from langchain_core.tools import (
+    BaseTool,
+    InjectedToolArg,
+    InjectedToolCallId,
+    StructuredTool,
+    tool,
+)
 from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.prebuilt import InjectedState, InjectedStore, ToolRuntime
 from langgraph.types import Command
 from pydantic import BaseModel, Field
 
@@ -266,3 +273,123 @@ def test_a_model_cannot_set_an_injected_argument_no_one_replaces(adapter: str, r
     assert "'root'" in message.text
     # the tool itself is fine: without the key, it runs with its own root
     assert received(read, {"path": "/srv/data/a"}) == ({"path": "/srv/data/a"}, None)
+
+
+_SENT = "model-chosen"
+
+
+def _injected_tools(got: dict[str, Any]) -> list[tuple[BaseTool, str]]:
+    """Tools with an injected argument of every kind LangChain and LangGraph know, each with
+    the key a model might send for it; the bodies record what they got."""
+
+    def rec(name: str, **kw: Any) -> str:
+        got[name] = {k: v if isinstance(v, str) else type(v).__name__ for k, v in kw.items()}
+        return "ok"
+
+    @tool
+    def arg(x: str, secret: Annotated[str, InjectedToolArg] = "d") -> str:
+        """Injected argument."""
+        return rec("arg", x=x, secret=secret)
+
+    @tool
+    def state(x: str, state: Annotated[dict[str, Any], InjectedState]) -> str:
+        """Injected state."""
+        return rec("state", x=x, state=state)
+
+    @tool
+    def field(x: str, msgs: Annotated[list[Any], InjectedState("messages")]) -> str:
+        """Injected state field."""
+        return rec("field", x=x, msgs=msgs)
+
+    @tool
+    def store(x: str, store: Annotated[Any, InjectedStore()]) -> str:
+        """Injected store."""
+        return rec("store", x=x, store=store)
+
+    @tool
+    def runtime(x: str, runtime: ToolRuntime) -> str:
+        """Tool runtime."""
+        return rec("runtime", x=x, runtime=runtime)
+
+    @tool
+    def call_id(x: str, tool_call_id: Annotated[str, InjectedToolCallId]) -> str:
+        """Injected call id."""
+        return rec("call_id", x=x, tool_call_id=tool_call_id)
+
+    class InSchema(BaseModel):
+        x: str
+        secret: Annotated[str, InjectedToolArg] = "d"
+
+    def in_schema(x: str, secret: str = "d") -> str:
+        return rec("in_schema", x=x, secret=secret)
+
+    class Plain(BaseModel):
+        x: str
+
+    def in_signature(x: str, secret: Annotated[str, InjectedToolArg] = "d") -> str:
+        return rec("in_signature", x=x, secret=secret)
+
+    class ToolClass(BaseTool):
+        name: str = "tool_class"
+        description: str = "A tool class."
+
+        def _run(self, x: str, secret: Annotated[str, InjectedToolArg] = "d") -> str:
+            return rec("tool_class", x=x, secret=secret)
+
+    class ToolClassWithSchema(ToolClass):
+        name: str = "tool_class_schema"
+        args_schema: type[BaseModel] = Plain
+
+        def _run(self, x: str, secret: Annotated[str, InjectedToolArg] = "d") -> str:
+            return rec("tool_class_schema", x=x, secret=secret)
+
+    return [
+        (arg, "secret"),
+        (state, "state"),
+        (field, "msgs"),
+        (store, "store"),
+        (runtime, "runtime"),
+        (call_id, "tool_call_id"),
+        (StructuredTool.from_function(in_schema, description="-", args_schema=InSchema), "secret"),
+        (
+            StructuredTool.from_function(in_signature, description="-", args_schema=Plain),
+            "secret",
+        ),
+        (ToolClass(), "secret"),
+        (ToolClassWithSchema(), "secret"),
+    ]
+
+
+@pytest.mark.parametrize("adapter", ["toolnode", "middleware"])
+def test_a_value_the_model_sends_for_an_injected_argument_never_reaches_the_tool(
+    adapter: str,
+) -> None:
+    from langgraph.graph import START, MessagesState, StateGraph
+    from langgraph.store.memory import InMemoryStore
+
+    got: dict[str, Any] = {}
+    tools = _injected_tools(got)
+    guard = Guard(Policy([allow(t.name) for t, _ in tools]))
+    ran = 0
+    for t, key in tools:
+        sent = {"name": t.name, "args": {"x": "a", key: _SENT}, "id": "id1", "type": "tool_call"}
+        if adapter == "toolnode":
+            graph = StateGraph(MessagesState)
+            graph.add_node("tools", GuardedToolNode([t], guard))
+            graph.add_edge(START, "tools")
+            out = graph.compile(store=InMemoryStore()).invoke(
+                {"messages": [AIMessage(content="", tool_calls=[sent])]}
+            )
+        else:
+            model = ScriptedChatModel([AIMessage(content="", tool_calls=[sent]), "done"])
+            agent = create_agent(
+                model, [t], middleware=[GuardMiddleware(guard)], store=InMemoryStore()
+            )
+            out = agent.invoke(user("go"))
+        assert _SENT not in str(got.get(t.name, "")), (t.name, got[t.name])
+        if t.name in got:
+            ran += 1
+        else:  # denied: the model reads which key
+            (message,) = tool_messages(out)
+            assert repr(key) in message.text
+    assert ran >= 8  # the oracle sees tools run: only the unreplaced key is denied

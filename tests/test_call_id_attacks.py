@@ -393,3 +393,62 @@ def test_a_value_the_model_sends_for_an_injected_argument_never_reaches_the_tool
             (message,) = tool_messages(out)
             assert repr(key) in message.text
     assert ran >= 8  # the oracle sees tools run: only the unreplaced key is denied
+
+
+# -- a node that changes its call while a person decides ---------------------------------------
+
+
+def _team(targets: list[str], ran: list[str], guard: Guard) -> Any:
+    """A researcher node (guarded) handing off to the next of ``targets`` each time it runs:
+    a model answering differently when LangGraph runs the node again on resume."""
+    from langgraph.graph import START, MessagesState, StateGraph
+
+    from guardrails_plugin.langgraph import guard_node
+
+    gotos = iter(targets)
+
+    def researcher(state: Any) -> Command[Any]:
+        return Command(goto=next(gotos), update={"messages": [("ai", "research done")]})
+
+    def worker(name: str) -> Any:
+        def body(state: Any) -> dict[str, Any]:
+            ran.append(name)
+            return {}
+
+        return body
+
+    graph = StateGraph(MessagesState)
+    graph.add_node(
+        "researcher", guard_node(researcher, guard), destinations=("writer", "editor", "admin")
+    )
+    for name in ("writer", "editor", "admin"):
+        graph.add_node(name, worker(name))
+    graph.add_edge(START, "researcher")
+    return graph.compile(checkpointer=InMemorySaver())
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("second", ["admin", "editor", "writer"])
+def test_an_approved_handoff_never_carries_another_one_made_on_the_re_run(
+    mode: str, second: str
+) -> None:
+    from guardrails_plugin import ToolCallDenied
+    from guardrails_plugin.langgraph import answer, approval_requests
+    from guardrails_plugin.scopes import OneOf
+
+    ran: list[str] = []
+    # writer and editor need a person; admin is never allowed
+    policy = Policy([ask("handoff", args={"to": OneOf(["writer", "editor"])})])
+    graph = _team(["writer", second, second], ran, Guard(policy))
+    cfg = {"configurable": {"thread_id": f"t-{mode}-{second}"}}
+    out = run(graph, user("go"), cfg, mode)
+    [pending] = approval_requests(out)
+    assert dict(pending.args) == {"to": "writer"}
+    if second == "writer":  # the same hand-off again: the approval applies
+        out = run(graph, answer(out, True), cfg, mode)
+        assert ran == ["writer"]
+        return
+    with pytest.raises(ToolCallDenied) as denied:
+        run(graph, answer(out, True), cfg, mode)
+    assert denied.value.decision.rule == "changed-after-decision"
+    assert ran == []  # the person approved "writer"; nothing else ran on that approval

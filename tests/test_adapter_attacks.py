@@ -527,3 +527,75 @@ def test_a_source_tools_error_result_taints_the_run(adapter: str, fails: bool) -
 
 def call_of(name: str, *, id: str, **args: Any) -> dict[str, Any]:
     return {"name": name, "args": args, "id": id, "type": "tool_call"}
+
+
+# -- arguments the tool's schema makes up: exactly once still holds ----------------------------
+
+
+def _nonce_agent(paid: list[float], saver: Any) -> Any:
+    import threading
+    import time
+    import uuid
+
+    lock = threading.Lock()
+
+    class PayArgs(BaseModel):
+        amount: float
+        request_id: str = Field(default_factory=lambda: uuid.uuid4().hex)  # new every parse
+
+    def pay(amount: float, request_id: str) -> str:
+        time.sleep(0.03)
+        with lock:
+            paid.append(amount)
+        return f"paid {amount}"
+
+    tool_ = StructuredTool.from_function(pay, description="Pay.", args_schema=PayArgs)
+    model = ScriptedChatModel([call(900, "c1"), "done", "done", "done"])
+    guard = Guard(Policy([ask("pay")]))
+    return create_agent(model, [tool_], middleware=[GuardMiddleware(guard)], checkpointer=saver)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_schema_default_factory_neither_runs_a_call_twice_nor_refuses_its_approval(
+    mode: str,
+) -> None:
+    # the done-ledger and the approval log were bound to the parsed arguments, which hold a
+    # fresh request_id on every parse: two resumes of one approval both ran the tool, and
+    # (with approvals bound to the call) one resume found its own approval "changed"
+    import threading
+
+    from guardrails_plugin.langgraph import answer
+
+    saver = InMemorySaver()
+    for attempt in range(3):
+        paid: list[float] = []
+        agent = _nonce_agent(paid, saver)
+        cfg = {"configurable": {"thread_id": f"t-nonce-{mode}-{attempt}"}}
+        out = run(agent, user("pay"), cfg, mode)
+        resume = answer(out, True)
+        if attempt == 0:  # one resume: the approval applies
+            out = run(agent, resume, cfg, mode)
+            assert paid == [900.0]
+            assert [m.text for m in tool_messages(out)] == ["paid 900.0"]
+            continue
+        start = threading.Barrier(2)
+        results: list[Any] = []
+
+        def once(
+            agent: Any = agent,
+            cfg: Any = cfg,
+            start: Any = start,
+            resume: Any = resume,
+            results: list[Any] = results,
+        ) -> None:
+            start.wait()
+            results.append(run(agent, resume, cfg, mode))
+
+        threads = [threading.Thread(target=once) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert paid == [900.0]  # once, whoever won
+        for result in results:
+            assert [m.text for m in tool_messages(result)] == ["paid 900.0"]

@@ -26,7 +26,7 @@ from .._events import ToolCall
 from ._drivers import Op
 from ._hitl import read_answer, with_hitl
 from ._verify import CHANGED_RULE
-from ._where import Where
+from ._where import Where, identity_args
 
 if TYPE_CHECKING:
     from ..guard import Guard
@@ -278,9 +278,9 @@ def _jsonable(value: Any) -> Any:
 
 
 def binding(call: ToolCall) -> str:
-    """A digest of ``call``'s tool and arguments (as asked): what its pending log was written
+    """A digest of ``call``'s tool and arguments (as sent): what its pending log was written
     for. A log whose binding differs belongs to another call under the same id."""
-    args = call.args if call.readable else call.raw_args
+    args = identity_args(call)
     try:
         text = json.dumps([call.tool, args], sort_keys=True, default=repr)
     except (TypeError, ValueError):  # keys json cannot sort: their repr binds all the same

@@ -209,8 +209,18 @@ def received_call(tc: Mapping[str, Any], where: Where, tool: BaseTool | None) ->
         run_id=where.run_id,
         thread_id=where.thread_id,
         step=where.step,
+        raw_args=sent,  # what the model sent: the call's identity (``identity_args``)
         problem=problem,
     )
+
+
+def identity_args(call: ToolCall) -> Any:
+    """The arguments that identify ``call`` across re-runs of its task: as the model sent
+    them when the adapter kept them, else as decided. Parsed arguments are not stable: a
+    schema's ``default_factory`` (a request id, a timestamp) makes a new value each parse."""
+    if call.raw_args is not None:
+        return call.raw_args
+    return call.args
 
 
 def tool_call(tc: Mapping[str, Any], where: Where) -> ToolCall:

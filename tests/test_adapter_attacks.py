@@ -599,3 +599,29 @@ def test_a_schema_default_factory_neither_runs_a_call_twice_nor_refuses_its_appr
         assert paid == [900.0]  # once, whoever won
         for result in results:
             assert [m.text for m in tool_messages(result)] == ["paid 900.0"]
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    first=st.sampled_from(["writer", "editor"]),
+    again=st.sampled_from(["writer", "editor", "admin"]),
+    approve=st.booleans(),
+)
+def test_generated_re_runs_hand_off_only_where_a_person_said_yes(
+    first: str, again: str, approve: bool
+) -> None:
+    from guardrails_plugin import GuardrailsError
+    from guardrails_plugin.langgraph import answer, approval_requests
+    from guardrails_plugin.scopes import OneOf
+
+    ran: list[str] = []
+    policy = Policy([ask("handoff", args={"to": OneOf(["writer", "editor"])})])
+    graph = _team([first, again, again], ran, Guard(policy))
+    cfg = {"configurable": {"thread_id": "t"}}
+    out = graph.invoke(user("go"), cfg)
+    [pending] = approval_requests(out)
+    assert dict(pending.args) == {"to": first}
+    with contextlib.suppress(GuardrailsError):
+        graph.invoke(answer(out, approve), cfg)
+    # only the hand-off the person saw and approved ever happens
+    assert ran == ([first] if approve and again == first else [])

@@ -29,7 +29,9 @@ class ToolCall:
     ``args`` is what the model produced, before the tool runs, kept read-only. When it is not a
     mapping with string keys (a bare string, a list, ``None``), it is moved to ``raw_args``,
     ``readable`` is ``False``, and the guard denies the call: it cannot tell what the tool
-    would touch.
+    would touch. An adapter that decides on what the tool will receive (the tool's schema
+    applied to what the model sent) may keep what was sent in ``raw_args`` of a readable
+    call: the call's identity across re-runs (parsing is not stable: a ``default_factory``).
     """
 
     tool: str

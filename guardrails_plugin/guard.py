@@ -812,7 +812,9 @@ class Guard:
     def _result_flow(self, result: ToolResult) -> _Flow:
         policy = self.policy
         notes: list[str] = []
-        untrusted = policy.is_source(result.tool) and not result.is_error
+        # (an error result too: the model reads it, and an error page or an exception can
+        # quote what the source returned)
+        untrusted = policy.is_source(result.tool)
         if untrusted:
             yield from self._taint_flow(_taint_key(result.scope_key), (result.tool,))
             notes.append(f"untrusted content from {result.tool!r} entered the run")

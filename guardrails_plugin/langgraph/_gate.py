@@ -22,6 +22,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Generator, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from langchain_core.messages import ToolMessage
@@ -37,7 +38,14 @@ from ._hitl import ToolEdits
 from ._ledger import Claim, Ledger, ToolOutput
 from ._pending import APPROVALS, Approvals, _pending_key
 from ._verify import AT_THE_TOOL, CHANGED_RULE, direct, expect
-from ._where import GUARDED_CALL, Where, caller_name, received_call, where_in_graph
+from ._where import (
+    GUARDED_CALL,
+    Where,
+    caller_name,
+    received_call,
+    shared_id,
+    where_in_graph,
+)
 
 if TYPE_CHECKING:
     from ..rollback import Compensations, Journal
@@ -122,7 +130,18 @@ def locate(request: ToolCallRequest, agent: str | None, guard: Guard) -> tuple[T
     call = received_call(tc, where, request.tool)
     if request.tool is not None and HANDOFF_DESTINATION in (request.tool.metadata or {}):
         call = with_destination(call, request.tool, request.state, guard)
+    shared = shared_id(request.state, tc)
+    if shared is not None:
+        call = replace(call, problem=shared)
+    elif not call.call_id and where.checkpointed:
+        call = replace(call, problem=NO_ID)
     return call, where
+
+
+NO_ID = (
+    "a call without an id in a run with a checkpointer: the guard keeps approvals and results "
+    "by call id, so it could neither ask about it across a resume nor run it exactly once"
+)
 
 
 def apply(
@@ -313,6 +332,7 @@ def _call_flow(
 
 __all__: Sequence[str] = (
     "APPROVALS",
+    "NO_ID",
     "ON_DENY",
     "Approvals",
     "Decided",

@@ -64,6 +64,7 @@ def handoff_call(
         run_id=call.run_id,
         thread_id=call.thread_id,
         step=call.step,
+        raw_args=call.raw_args,
         message=message,
         problem=call.problem,
     )

@@ -44,7 +44,7 @@ from .._decision import Decision, Effect
 from .._events import ToolCall, ToolResult
 from ._drivers import Op
 from ._pending import _pending_key
-from ._where import Where
+from ._where import Where, identity_args
 
 if TYPE_CHECKING:
     from ..guard import Guard
@@ -278,8 +278,9 @@ class Ledger:
 
 def done_key(call: ToolCall, where: Where) -> str:
     """The done-ledger entry of ``call`` as the model asked for it, at ``where``'s step:
-    ``done/<thread>/<call id>/<binding>``, the binding a digest of tool, arguments and step."""
-    args = call.args if call.readable else call.raw_args
+    ``done/<thread>/<call id>/<binding>``, the binding a digest of tool, arguments (as
+    sent: ``identity_args``) and step."""
+    args = identity_args(call)
     try:
         text = json.dumps([call.tool, args, where.step], sort_keys=True, default=repr)
     except (TypeError, ValueError):  # keys json cannot sort: their repr binds all the same

@@ -15,6 +15,8 @@ by the drivers in :mod:`._drivers`.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable, Generator, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -23,7 +25,8 @@ from .._decision import Decision, Effect
 from .._events import ToolCall
 from ._drivers import Op
 from ._hitl import read_answer, with_hitl
-from ._where import Where
+from ._verify import CHANGED_RULE
+from ._where import Where, identity_args
 
 if TYPE_CHECKING:
     from ..guard import Guard
@@ -63,10 +66,17 @@ class PendingLog:
             decision: Decision = yield ("decide", (call, edits))
             return decision, False
         key = _pending_key(call) if call.call_id else None
+        bound = binding(call)
         memo: dict[str, Any] | None = None
         if key is not None and where.resuming:
             found = yield ("get", (key,))
             memo = dict(found) if isinstance(found, Mapping) else None
+        if memo is not None and memo.get("binding", bound) != bound:
+            # The interrupts logged here were raised for another call under this id: a node
+            # run again on resume made another call (a hand-off elsewhere), or the id was
+            # used again. The answers given were not about this call: it is refused, and
+            # the logged interrupts are still consumed so that later ones keep their values.
+            return (yield from self._changed(call, key, memo, bound))
         log: list[str] = list(memo["log"]) if memo else []
         i = 0
         while True:
@@ -77,7 +87,7 @@ class PendingLog:
                     if memo is not None and "final" in memo:  # refused and recorded before
                         return Decision.from_doc(memo["final"]), True
                     refused = yield from _refusal(call, value)
-                    memo = yield from self._save(key, memo, log, final=refused)
+                    memo = yield from self._save(key, memo, log, bound=bound, final=refused)
                     return refused, memo is not None
                 continue
             if i < len(log) and log[i] == "approval" and memo is not None:
@@ -90,16 +100,18 @@ class PendingLog:
                     return asked, memo is not None
                 if asked.kind == "control":  # paused: wait for an operator
                     log.append("pause")
-                    memo = yield from self._save(key, memo, log)
+                    memo = yield from self._save(key, memo, log, bound=bound)
                     value = yield ("interrupt", (_pause_payload(call, asked),))
                     i += 1
                     if _refused(value):  # a person looked at the held call and said no
                         refused = yield from _refusal(call, value)
-                        memo = yield from self._save(key, memo, log, final=refused)
+                        memo = yield from self._save(key, memo, log, bound=bound, final=refused)
                         return refused, memo is not None
                     continue
                 log.append("approval")
-                memo = yield from self._save(key, memo, log, asked=asked, at=asked_at, call=call)
+                memo = yield from self._save(
+                    key, memo, log, bound=bound, asked=asked, at=asked_at, call=call
+                )
             payload = self._approval_payload(call, asked, asked_at)
             value = yield ("interrupt", (payload, lambda v: read_answer(v, call)))
             break
@@ -115,7 +127,7 @@ class PendingLog:
                 final = yield ("expire", (call, asked, why))
             else:
                 final = yield ("resolve", (call, asked, value, edits))
-            memo = yield from self._save(key, memo, log, final=final)
+            memo = yield from self._save(key, memo, log, bound=bound, final=final)
         # The kill switch may have moved while a person decided: a kill denies the approved
         # call, a pause holds it (pauses after the approval are logged and replayed too).
         while final.allowed:
@@ -129,10 +141,10 @@ class PendingLog:
             if stop.effect is Effect.DENY:  # the engine's deny of this call, charge given back
                 extra = {"kind": stop.kind, "refund": final}
                 final = yield ("refuse", (call, stop.rule, stop.reason, extra))
-                memo = yield from self._save(key, memo, log, final=final)
+                memo = yield from self._save(key, memo, log, bound=bound, final=final)
                 break
             log.append("pause")
-            memo = yield from self._save(key, memo, log)
+            memo = yield from self._save(key, memo, log, bound=bound)
             i += 1
             yield ("interrupt", (_pause_payload(call, stop),))
         return final, key is not None
@@ -180,12 +192,40 @@ class PendingLog:
     def delete_flow(self, key: str) -> Generator[Op, Any, None]:
         yield ("delete", (key,))
 
+    def _changed(
+        self, call: ToolCall, key: str | None, memo: dict[str, Any], bound: str
+    ) -> Generator[Op, Any, tuple[Decision, bool]]:
+        """Refuse ``call``, whose pending log was written for another call (``decide_flow``);
+        what the other call's asked decision charged is given back."""
+        asked = Decision.from_doc(memo["asked"]) if "asked" in memo else None
+        reason = (
+            "the call changed while it waited for a person (the node ran again and made "
+            "another call under the same id, or the id was used again): the answer given "
+            "was about another call"
+        )
+        extra = {"kind": "approval", "refund": asked}
+        refused: Decision = yield ("refuse", (call, CHANGED_RULE, reason, extra))
+        log = [str(k) for k in memo.get("log", ())]
+        saved: dict[str, Any] = {"log": log, "binding": bound, "final": refused.to_doc()}
+        if asked is not None:
+            saved["asked"] = asked.to_doc()
+            saved["at"] = memo.get("at")
+        if key is not None:
+            yield ("put", (key, saved))
+        for kind in log:  # the interrupts raised before, consumed in order
+            if kind == "pause" or asked is None:
+                yield ("interrupt", (_pause_payload(call, None),))
+            else:
+                yield ("interrupt", (self._approval_payload(call, asked, float(memo["at"])),))
+        return refused, key is not None
+
     def _save(
         self,
         key: str | None,
         memo: dict[str, Any] | None,
         log: list[str],
         *,
+        bound: str | None = None,
         asked: Decision | None = None,
         at: float | None = None,
         final: Decision | None = None,
@@ -195,6 +235,8 @@ class PendingLog:
             return memo
         doc = dict(memo or {})
         doc["log"] = list(log)
+        if bound is not None:
+            doc["binding"] = bound
         if asked is not None:
             doc["asked"] = asked.to_doc()
             doc["at"] = at
@@ -228,13 +270,22 @@ def hold_key(config: Mapping[str, Any], where: Where) -> str | None:
 
 def _jsonable(value: Any) -> Any:
     """``value`` if JSON can hold it, else its ``repr`` (the store keeps JSON documents)."""
-    import json
-
     try:
         json.dumps(value)
     except (TypeError, ValueError):
         return repr(value)
     return value
+
+
+def binding(call: ToolCall) -> str:
+    """A digest of ``call``'s tool and arguments (as sent): what its pending log was written
+    for. A log whose binding differs belongs to another call under the same id."""
+    args = identity_args(call)
+    try:
+        text = json.dumps([call.tool, args], sort_keys=True, default=repr)
+    except (TypeError, ValueError):  # keys json cannot sort: their repr binds all the same
+        text = repr([call.tool, dict(args) if isinstance(args, Mapping) else args])
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:24]
 
 
 def pending_key(call: ToolCall) -> str:

@@ -7,7 +7,9 @@ input to a one-argument tool all change them. :func:`received` runs the tool's o
 model's input and returns the keyword arguments the tool body will be called with, without
 the arguments the framework injects (``InjectedToolArg``, ``InjectedState``, ``ToolRuntime``,
 ``InjectedToolCallId``): the model does not control those (LangGraph's ToolNode replaces
-whatever the model sends for them).
+whatever the model sends for them; an injected argument ToolNode does not replace, such as
+one a tool class's ``_run`` declares outside its schema, reaches the tool as sent, so a
+model sending it is denied).
 
 Fail closed: a key the tool's schema does not know (extra keys, confusable names), input the
 schema rejects, a string where the guard cannot tell which
@@ -57,8 +59,10 @@ class _Schema:
 
     known: frozenset[str]
     """Keys the model may send: field names and their aliases. Injected arguments among
-    them: LangGraph's ToolNode strips what the model sent for those and injects its own
-    values (and LangChain's callbacks never show them), so they are accepted and left out."""
+    them only where LangGraph's ToolNode strips what the model sent for them and injects
+    its own values (``_replaced``; LangChain's callbacks never show them): those are
+    accepted and left out. An injected argument nothing replaces is not a key the model
+    may send."""
     injected: frozenset[str]
     """Arguments the framework supplies: dropped from what the guard sees."""
     parser: BaseTool | None
@@ -209,12 +213,31 @@ def _schema(tool: BaseTool) -> _Schema:
     return schema
 
 
+def _replaced(tool: BaseTool) -> frozenset[str]:
+    """The injected arguments LangGraph's ToolNode replaces whatever the model sent for them
+    (``_get_all_injected_args``, which reads ``func`` and the input schema): only those may
+    be sent and left out. Another injected argument (one a tool class's ``_run`` declares
+    outside its schema) reaches the tool as sent: a key the guard must not accept. Nothing,
+    if the guard cannot tell (LangGraph changed)."""
+    try:
+        from langgraph.prebuilt.tool_node import _get_all_injected_args
+
+        found = _get_all_injected_args(tool)
+        keys = set(found.all_injected_keys) | set(found.state)
+        keys.update(k for k in (found.store, found.runtime) if k)
+    except Exception:
+        return frozenset()
+    return frozenset(keys)
+
+
 def _read(tool: BaseTool, args_schema: Any) -> _Schema:
     signature_injected = frozenset(tool._injected_args_keys)
+    replaced = _replaced(tool)
     names = list(tool.args)  # LangChain's own view of what the model may send
     first = _string_target(tool, names, signature_injected)
     if args_schema is None or isinstance(args_schema, dict):
-        return _Schema(frozenset(names) | signature_injected, signature_injected, tool, first)
+        known = frozenset(names) | (signature_injected & replaced)
+        return _Schema(known, signature_injected, tool, first)
     if isinstance(args_schema, type) and issubclass(args_schema, BaseModel):
         offered = tool.tool_call_schema
         if isinstance(offered, type) and issubclass(offered, BaseModel):
@@ -252,7 +275,7 @@ def _read(tool: BaseTool, args_schema: Any) -> _Schema:
         )
         exact = _exact_types(validator, names_in_order, defaulted) if standard else None
         return _Schema(
-            frozenset(accepted) | injected,
+            (frozenset(accepted) - injected) | (injected & replaced),
             injected,
             parser,
             first,
@@ -278,7 +301,8 @@ def _read(tool: BaseTool, args_schema: Any) -> _Schema:
                 "cannot validate before they are injected",
             )
         v1_names = set(fields) | {f.alias for f in fields.values()}
-        return _Schema(frozenset(v1_names) | signature_injected, signature_injected, tool, first)
+        known_v1 = frozenset(v1_names) | (signature_injected & replaced)
+        return _Schema(known_v1, signature_injected, tool, first)
     return _Schema(
         frozenset(),
         frozenset(),

@@ -348,7 +348,10 @@ def _decided(request: ToolCallRequest) -> Any:
     decided = _DECIDED.get()
     if not decided:
         return None
-    return decided.get(str(request.tool_call.get("id")))
+    call_id = request.tool_call.get("id")
+    if not isinstance(call_id, str) or not call_id:
+        return None  # (decided in the hook: a call without an id is not decided up front)
+    return decided.get(call_id)
 
 
 def _later(request: ToolCallRequest) -> ToolMessage:

@@ -154,6 +154,38 @@ def caller_name(state: Any, call_id: str | None) -> str | None:
     return None
 
 
+def shared_id(state: Any, tc: Mapping[str, Any]) -> str | None:
+    """Why the guard cannot decide ``tc`` on its own when the AI message that made it holds
+    several calls of its id that differ in tool or arguments (``None`` otherwise).
+    Decisions, approvals and results are kept by call id: such calls cannot be told apart.
+    Identical calls sharing an id are one call (decided once, run once). The calls are
+    compared as the message holds them: a middleware before the guard may rewrite ``tc``."""
+    call_id = tc.get("id")
+    if not call_id:
+        return None
+    messages = state.get("messages") if isinstance(state, Mapping) else None
+    if not isinstance(messages, list):
+        messages = getattr(state, "messages", None)
+        if not isinstance(messages, list):
+            return None
+    for m in reversed(messages):
+        if not isinstance(m, AIMessage):
+            continue
+        same = [c for c in m.tool_calls if c.get("id") == call_id]
+        if not same:
+            continue
+        first = same[0]
+        if any(
+            c.get("name") != first.get("name") or c.get("args") != first.get("args") for c in same
+        ):
+            return (
+                f"{len(same)} calls in this step share the call id {call_id!r}: the guard "
+                "cannot tell which decision belongs to which call"
+            )
+        return None
+    return None
+
+
 def received_call(tc: Mapping[str, Any], where: Where, tool: BaseTool | None) -> ToolCall:
     """The model's tool call ``tc`` as the guard decides it: with the arguments ``tool``
     will receive (its own schema parses what the model sent; injected arguments left
@@ -177,8 +209,18 @@ def received_call(tc: Mapping[str, Any], where: Where, tool: BaseTool | None) ->
         run_id=where.run_id,
         thread_id=where.thread_id,
         step=where.step,
+        raw_args=sent,  # what the model sent: the call's identity (``identity_args``)
         problem=problem,
     )
+
+
+def identity_args(call: ToolCall) -> Any:
+    """The arguments that identify ``call`` across re-runs of its task: as the model sent
+    them when the adapter kept them, else as decided. Parsed arguments are not stable: a
+    schema's ``default_factory`` (a request id, a timestamp) makes a new value each parse."""
+    if call.raw_args is not None:
+        return call.raw_args
+    return call.args
 
 
 def tool_call(tc: Mapping[str, Any], where: Where) -> ToolCall:

@@ -781,6 +781,8 @@ class Guard:
             agent=call.agent,
             kind=decision.kind,
             charges=tuple(charges),
+            would=decision.would,
+            would_rule=decision.would_rule,
         )
 
     def _cascade_call_flow(
@@ -1311,6 +1313,8 @@ def _replace(decision: Decision, **changes: Any) -> Decision:
         approver=changes.get("approver", d.approver),
         model_reason=changes.get("model_reason", d.model_reason),
         shadow=changes.get("shadow", d.shadow),
+        would=d.would,
+        would_rule=d.would_rule,
     )
 
 

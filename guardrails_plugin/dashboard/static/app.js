@@ -388,7 +388,8 @@
     const tr = h("tr", { class: `d ${cls}`, data: { outcome, seq: String(d.seq || "") } },
       h("td", { class: "c-time mono", text: clock(d.at), title: d.at ? new Date(d.at * 1000).toLocaleString() : "" }),
       h("td", { class: "c-out" }, badge(outcome || "?", `pill ${cls}`), d.kind && d.kind !== "decision" ? h("span", { class: "kind", text: String(d.kind).replace("_", " ") }) : null,
-        detail.shadow ? h("span", { class: "shadow", text: `shadow: would ${str(detail.shadow)}`, title: "shadow mode: the policy decided this, the call ran anyway" }) : null),
+        detail.shadow ? h("span", { class: "shadow", text: `shadow: would ${str(detail.shadow)}`, title: "shadow mode: the policy decided this, the call ran anyway" }) : null,
+        detail.would ? h("span", { class: "shadow would", text: `shadow rule: would ${str(detail.would)}`, title: `shadow rule ${str(detail.would_rule)} would have decided this; not enforced` }) : null),
       h("td", { class: "c-agent", title: `${str(d.agent)} on ${str(d.thread_id)}` },
         h("div", { class: "line", text: str(d.agent) }),
         h("div", { class: "line sub mono", text: str(d.thread_id) })),
@@ -413,7 +414,8 @@
   function matches(d) {
     if (view.hidden.has(KNOWN_OUTCOMES.has(d.outcome) ? d.outcome : "other")) return false;
     if (!view.filter) return true;
-    const shadow = d.detail && typeof d.detail === "object" && d.detail.shadow ? `shadow ${d.detail.shadow}` : "";
+    const det = d.detail && typeof d.detail === "object" ? d.detail : {};
+    const shadow = [det.shadow ? `shadow ${det.shadow}` : "", det.would ? `shadow would ${det.would} ${str(det.would_rule)}` : ""].join(" ");
     const hay = [d.agent, d.tool, d.rule, d.reason, d.thread_id, d.kind, compact(d.args), d.approver, shadow].map(str).join(" ").toLowerCase();
     return view.filter.split(/\s+/).every((w) => hay.includes(w));
   }

@@ -16,7 +16,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from guardrails_plugin import Effect, Guard, Policy, PolicyError, PolicyFileError, ToolCall
+from guardrails_plugin import (
+    DelegationError,
+    Effect,
+    Guard,
+    Policy,
+    PolicyError,
+    PolicyFileError,
+    ToolCall,
+)
 from guardrails_plugin.audit import AuditLog
 from guardrails_plugin.otel import DECISION_WOULD, DECISION_WOULD_RULE
 from guardrails_plugin.policy import allow, ask, deny
@@ -207,3 +215,27 @@ def test_in_a_shadow_guard_both_marks_stand() -> None:
     policy = Policy([ask("pay"), deny("pay", shadow=True, id="no-pay")])
     d = Guard(policy, mode="shadow").check(ToolCall("pay", {}))
     assert (d.effect, d.shadow, d.would, d.would_rule) == (Effect.ALLOW, "ask", "deny", "no-pay")
+
+
+def test_shadow_rules_neither_bind_nor_permit_a_delegation() -> None:
+    policy = Policy(
+        [
+            allow("read", agents="lead"),
+            deny("read", agents="lead", shadow=True, id="no-lead-reads"),
+            allow("write", agents="lead", shadow=True, id="lead-writes-soon"),
+        ]
+    )
+    guard = Guard(policy)
+    child = guard.delegate("lead", "helper", "read")  # the shadow deny does not bind it
+    assert child.parent == "rule:allow read for lead"
+    assert guard.check(ToolCall("read", {}, agent="helper")).allowed
+    with pytest.raises(DelegationError):
+        guard.delegate("lead", "helper", "write")  # a shadow allow permits nothing
+
+
+def test_lint_names_shadow_rules_and_checks_only_the_enforced_ones() -> None:
+    policy = Policy([allow("read"), deny("read", shadow=True, id="no-reads")])
+    assert policy.lint() == [
+        "rule 'no-reads' has shadow: true: it is decided and marked, never enforced"
+    ]
+    assert any("can never apply" in w for w in Policy([allow("read"), deny("read")]).lint())

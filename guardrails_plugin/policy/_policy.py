@@ -637,8 +637,15 @@ class Policy:
     def lint(self) -> list[str]:
         """Warnings about a policy that is valid but probably not what was meant (rules an
         outright deny makes useless, budgets of 0, rules that widen a layer above, lists
-        nothing refers to); linear in the rules (see ``_lint.py``)."""
-        warnings = lint(self._all_rules, self._all_budgets)
+        nothing refers to, shadow rules: each one is named, and only the enforced rules are
+        checked against each other); linear in the rules (see ``_lint.py``)."""
+        enforced = tuple(r for r in self._all_rules if not r.shadow)
+        warnings = lint(enforced, self._all_budgets)
+        warnings += [
+            f"rule {r.id!r} has shadow: true: it is decided and marked, never enforced"
+            for r in self._all_rules
+            if r.shadow
+        ]
         root = self._layers[0]
         for r in self._all_rules:
             if r.widen and r.effect is not RuleEffect.DENY:
@@ -653,7 +660,7 @@ class Policy:
         for name in self.lists:
             if name not in used:
                 warnings.append(f"list {name!r} is defined but no rule refers to it")
-        return warnings + self.open_arguments(self._all_rules)
+        return warnings + self.open_arguments(enforced)
 
     def open_arguments(self, rules: Iterable[Rule]) -> list[str]:
         """Warnings for permitting ``rules`` (the policy's, or grants') that leave a

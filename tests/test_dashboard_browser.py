@@ -358,8 +358,14 @@ def test_the_live_plots_draw_the_feeds_numbers(page: Page) -> None:
         expect(page.locator("#plot-messages-body path.edge.alarm")).to_have_count(2)
 
         now[0] += 30
-        guard.check(AgentMessage("tester", "planner", "all green", thread_id="t-8"))
+        guard.check(AgentMessage(INJECTED, "planner", INJECTED, thread_id=INJECTED))
         expect(nodes).to_have_count(3)
         expect(page.locator("#plot-messages-body path.edge")).to_have_count(3)
         expect(page.locator("#plot-messages-body path.edge.alarm")).to_have_count(2)
+        # an agent's name is drawn as text, never as markup
+        expect(page.locator("#plot-messages-body circle.node title")).to_contain_text(
+            [INJECTED + ": 1 messages"]
+        )
+        assert page.locator("#panel-plots img, #panel-plots script").count() == 0
+        assert page.evaluate("window.pwned") is None
     dashboard.close()

@@ -47,6 +47,7 @@ def policy() -> Policy:
         [
             allow("read"),
             ask("mail"),
+            deny("mail", shadow=True, id="no-mail-soon"),
             allow("write"),
             deny("write", shadow=True, id="no-writes-soon"),
             allow("handoff"),
@@ -64,7 +65,7 @@ class Clock:
 
 
 def expected_series(event: Any, d: Decision) -> str:
-    if d.would == "deny" or d.shadow == "deny":
+    if (d.would == "deny" or d.shadow == "deny") and d.allowed:
         return "would_deny"
     return {"allow": "allow", "deny": "deny", "ask": "ask"}[str(d.effect)]
 

@@ -24,8 +24,8 @@ from ..policy._budgets import Budget, Measure
 from ..store import Store
 
 SERIES = ("allow", "deny", "ask", "would_deny")
-"""The timeline's series: what ran, what was denied, what waited for a person, and what a
-shadow policy or a shadow rule would have denied (it ran)."""
+"""The timeline's series: what ran, what was denied, what waited for a person, and what ran
+although a shadow policy or a shadow rule would have denied it (one series per decision)."""
 MAX_BUCKETS = 30
 """Points on the timeline at most."""
 STEPS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 21600, 43200, 86400)
@@ -48,8 +48,8 @@ def series_of(doc: Mapping[str, Any]) -> str | None:
     detail = doc.get("detail")
     outcome = doc.get("outcome")
     marks = (detail.get("shadow"), detail.get("would")) if isinstance(detail, Mapping) else ()
-    if "deny" in marks and outcome != "deny":
-        return "would_deny"
+    if "deny" in marks and outcome in ("allow", "modify"):
+        return "would_deny"  # it ran; the shadow policy or a shadow rule would have denied it
     if outcome in ("allow", "modify"):
         return "allow"
     if outcome in ("deny", "respond"):

@@ -761,14 +761,17 @@
 
   function renderPlots(state) {
     const plots = state.plots || {};
-    const put = (id, node) => {
+    const put = (id, data, draw) => {
       const el = $(id);
+      const text = JSON.stringify(data === undefined ? null : data);
+      if (el._drawn === text) return; // unchanged: leave it (and its tooltips) alone
+      el._drawn = text;
       clear(el);
-      el.append(node);
+      el.append(draw(data));
     };
-    put("plot-timeline-body", plotTimeline(plots.timeline));
-    put("plot-budgets-body", plotBudgets(plots.budgets));
-    put("plot-messages-body", plotMessages(plots.messages));
+    put("plot-timeline-body", plots.timeline, plotTimeline);
+    put("plot-budgets-body", plots.budgets, plotBudgets);
+    put("plot-messages-body", plots.messages, plotMessages);
     const n = plots.timeline && plots.timeline.points ? plots.timeline.points.reduce((t, p) => t + (plots.timeline.series || []).reduce((u, k) => u + finite(p[k]), 0), 0) : 0;
     $("plots-window").textContent = n ? `last ${n} decisions` : "";
   }

@@ -66,6 +66,12 @@ class Decision:
     shadow: str | None = None
     """Shadow mode: what the policy decided (``"deny"`` or ``"ask"``) for a call the guard
     let through anyway; ``None`` for an enforced decision."""
+    would: str | None = None
+    """Shadow rules (``deny(..., shadow=True)``): what the policy would have decided
+    (``"deny"``, ``"ask"`` or ``"allow"``) with its shadow rules enforced, when that differs
+    from this decision; ``None`` when they change nothing (or the policy has none)."""
+    would_rule: str | None = None
+    """The rule that would have decided, with ``would``."""
     model_reason: str | None = field(default=None, compare=False)
     """What the model reads instead of ``reason`` when set: which rule and what was wrong,
     never what the rule allows (``reason``, for the operator, the audit log and approval
@@ -126,7 +132,7 @@ class Decision:
 
     def to_doc(self) -> dict[str, Any]:
         """A JSON-serializable document; ``Decision.from_doc`` reads it back (charges too)."""
-        return {
+        doc: dict[str, Any] = {
             "effect": str(self.effect),
             "rule": self.rule,
             "reason": self.reason,
@@ -139,6 +145,10 @@ class Decision:
             "approver": self.approver,
             "model_reason": self.model_reason,
         }
+        if self.would is not None:  # shadow rules' mark, only when there is one
+            doc["would"] = self.would
+            doc["would_rule"] = self.would_rule
+        return doc
 
     @classmethod
     def from_doc(cls, doc: Mapping[str, Any]) -> Decision:
@@ -158,6 +168,8 @@ class Decision:
             ),
             approver=doc.get("approver"),
             model_reason=doc.get("model_reason"),
+            would=doc.get("would"),
+            would_rule=doc.get("would_rule"),
         )
 
 

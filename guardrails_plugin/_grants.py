@@ -105,7 +105,7 @@ def active_rules(
 ) -> dict[str, tuple[Rule, ...]]:
     """The rules of every grant in force, by agent: unexpired, with their whole chain in force."""
     by_id = {g.id: g for g in grants}
-    rule_ids = {r.id for r in policy.compiled_rules}
+    rule_ids = {r.id for r in policy.compiled_rules if not r.shadow}  # shadow rules grant nothing
 
     def in_force(g: Grant, depth: int = 0) -> bool:
         if depth > 64 or not g.active(now):
@@ -150,11 +150,13 @@ def check_delegation(
     covered, every argument the parent constrains constrained at least as narrowly, no later
     expiry, ``ask`` stays ``ask``; and every deny rule binding the delegator for those tools
     binds the delegate too. Rules given to roles count for the agents holding the role.
+    Shadow rules are not enforced: they neither bind nor permit a delegation.
     """
     for tool in child.tools:
         for d in policy.compiled_rules:
             if (
                 d.effect is RuleEffect.DENY
+                and not d.shadow
                 and d.about(delegator, tool)
                 and not d.about(child.agent, tool)
             ):
@@ -165,7 +167,7 @@ def check_delegation(
     candidates: list[tuple[str, Rule, float | None]] = [
         (f"rule:{r.id}", r, None)
         for r in policy.compiled_rules
-        if r.effect is not RuleEffect.DENY and r.permits and r.for_agent(delegator)
+        if r.effect is not RuleEffect.DENY and r.permits and not r.shadow and r.for_agent(delegator)
     ]
     candidates += [
         (g.id, g.rule(), g.expires_at)

@@ -47,6 +47,7 @@ from ._grants import (
 from .cascade import Breaker, CascadeMonitor, Trip
 from .cascade._breaker import TRIP_PREFIX, trips_in
 from .controls import Controls
+from .listeners import hears_usage, tell_usage
 from .policy import Policy, Rule
 from .policy._budgets import Budget, Measure, MeasureError
 from .policy._explain import Explanation, Trace
@@ -363,6 +364,12 @@ class Guard:
             or self._tracked(tool)
         )
 
+    def wants_usage(self, agent: str) -> bool:
+        """Whether :meth:`record_usage` for ``agent`` does anything: a model budget counts
+        it, or a listener asked for model usage (a ``Shadow`` candidate's budgets). Adapters
+        skip counting a model answer's tokens when it does not."""
+        return bool(self.policy.model_budgets(agent)) or any(map(hears_usage, self.listeners))
+
     def _tracked(self, tool: str) -> bool:
         """Whether results of ``tool`` are fingerprinted for ``Returned`` scopes (of the
         policy's rules or of grants in force)."""
@@ -386,12 +393,15 @@ class Guard:
         cost). The tokens are spent: this never stops the answer, it makes the next checks
         deny once a budget is used up. A cost budget with no price for the model counts as
         used up (fail closed), said in the returned decision. Held in memory when the store
-        fails, like result tokens."""
+        fails, like result tokens. Listeners that ask for model usage (``"model_usage"``,
+        see ``listeners.py``) hear it; others do not."""
         recorded: Decision = self._run(self._usage_flow(usage))
+        tell_usage(self.listeners, usage, recorded)
         return recorded
 
     async def arecord_usage(self, usage: ModelUsage) -> Decision:
         recorded: Decision = await self._arun(self._usage_flow(usage))
+        tell_usage(self.listeners, usage, recorded)
         return recorded
 
     @property
@@ -781,6 +791,8 @@ class Guard:
             agent=call.agent,
             kind=decision.kind,
             charges=tuple(charges),
+            would=decision.would,
+            would_rule=decision.would_rule,
         )
 
     def _cascade_call_flow(
@@ -1056,7 +1068,10 @@ class Guard:
 
     def _audited(self, event: Event, decision: Decision) -> bool:
         # allowed model calls are a kill-switch check per model turn: not worth a record
-        return self.audit is not None and not (decision.allowed and isinstance(event, ModelCall))
+        # (unless shadow mode let one through that a budget would have stopped)
+        return self.audit is not None and not (
+            decision.allowed and decision.shadow is None and isinstance(event, ModelCall)
+        )
 
     def _audit_decision(self, event: Event, decision: Decision) -> None:
         assert self.audit is not None
@@ -1313,6 +1328,8 @@ def _replace(decision: Decision, **changes: Any) -> Decision:
         approver=changes.get("approver", d.approver),
         model_reason=changes.get("model_reason", d.model_reason),
         shadow=changes.get("shadow", d.shadow),
+        would=d.would,
+        would_rule=d.would_rule,
     )
 
 

@@ -382,7 +382,7 @@ class GuardMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
         response = handler(request)
         if paused and key is not None:
             self._driver.delete(key)
-        if self.guard.policy.model_budgets(where.agent):
+        if self.guard.wants_usage(where.agent):
             self.guard.record_usage(_usage(response, request, where))
         return response
 
@@ -402,7 +402,7 @@ class GuardMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
         response = await handler(request)
         if paused and key is not None:
             await self._adriver.adelete(key)
-        if self.guard.policy.model_budgets(where.agent):
+        if self.guard.wants_usage(where.agent):
             await self.guard.arecord_usage(_usage(response, request, where))
         return response
 

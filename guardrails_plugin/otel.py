@@ -44,6 +44,8 @@ __all__ = [
     "DECISION_REASON",
     "DECISION_RULE",
     "DECISION_SHADOW",
+    "DECISION_WOULD",
+    "DECISION_WOULD_RULE",
     "DECISIONS_METRIC",
     "EVENT_NAME",
     "EVENT_TYPE",
@@ -86,6 +88,11 @@ DECISION_APPROVER: Final = "guardrails.decision.approver"
 """Who answered, for a decision a person made."""
 DECISION_SHADOW: Final = "guardrails.decision.shadow"
 """Shadow mode: what the policy decided (``deny``, ``ask``) for a call let through anyway."""
+DECISION_WOULD: Final = "guardrails.decision.would"
+"""Shadow rules: what the policy with them enforced decides (``deny``, ``ask``, ``allow``),
+when that differs from the decision."""
+DECISION_WOULD_RULE: Final = "guardrails.decision.would_rule"
+"""Shadow rules: the rule that would have decided (spans only; metrics carry ``would``)."""
 EVENT_TYPE: Final = "guardrails.event.type"
 """What the guard was asked about: ``tool_call``, ``tool_result``, ``agent_message``,
 ``model_call``."""
@@ -103,7 +110,7 @@ _GRANT = "grant:"
 _CACHE_SIZE = 1024
 
 Attributes = dict[str, AttributeValue]
-_MetricKey = tuple[str, str, str, str, str | None, str | None, str | None]
+_MetricKey = tuple[str, str, str, str, str | None, str | None, str | None, str | None]
 
 
 class OTelListener:
@@ -186,7 +193,16 @@ class OTelListener:
         # Attribute dicts are cached per combination: the counter sees few distinct ones, and
         # building one per decision would be much of the cost when no SDK is configured.
         rule = decision.rule
-        key = (event_type, decision.effect.value, decision.kind, rule, tool, agent, decision.shadow)
+        key = (
+            event_type,
+            decision.effect.value,
+            decision.kind,
+            rule,
+            tool,
+            agent,
+            decision.shadow,
+            decision.would,
+        )
         attributes = self._metric_attributes.get(key)
         if attributes is None:
             if rule.startswith(_GRANT):
@@ -203,6 +219,8 @@ class OTelListener:
                 attributes[GEN_AI_AGENT_NAME] = agent
             if decision.shadow is not None:
                 attributes[DECISION_SHADOW] = decision.shadow
+            if decision.would is not None:
+                attributes[DECISION_WOULD] = decision.would
             if len(self._metric_attributes) >= _CACHE_SIZE:
                 self._metric_attributes.clear()
             self._metric_attributes[key] = attributes
@@ -234,6 +252,9 @@ class OTelListener:
             attributes[DECISION_APPROVER] = decision.approver
         if decision.shadow is not None:
             attributes[DECISION_SHADOW] = decision.shadow
+        if decision.would is not None:
+            attributes[DECISION_WOULD] = decision.would
+            attributes[DECISION_WOULD_RULE] = decision.would_rule or ""
         if _failed(decision):
             attributes[ERROR_TYPE] = decision.rule
         if self.reasons:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import random
 import sys
 import tempfile
 import time
@@ -28,10 +29,12 @@ from guardrails_plugin import AgentMessage, Guard, Policy, SQLiteStore, ToolCall
 from guardrails_plugin.cascade import CascadeMonitor
 from guardrails_plugin.dashboard import Dashboard, serving
 from guardrails_plugin.langgraph import GuardedToolNode
+from guardrails_plugin.policy import Budget
 from guardrails_plugin.scopes import Emails, Number, Paths, Urls
 from guardrails_plugin.testing import ScriptedChatModel, tool_call
 
 ROOT = Path(__file__).resolve().parent.parent
+THREADS = ["ticket-36", "ticket-37", "ticket-38"]
 CHROMIUM_ARGS = [
     "--disable-dev-shm-usage",
     "--no-sandbox",
@@ -52,9 +55,25 @@ POLICY = Policy(
         ask("refund", agents="billing", args={"amount": Number(gt=100, le=1000)}, id="big-refund"),
         ask("send_email", args={"to": Emails(domains=["acme.com"])}, id="mail-needs-ok"),
         deny("delete_*", id="no-deletes"),
+        deny("refund", args={"amount": Number(gt=50)}, shadow=True, id="refunds-over-50"),
         allow("handoff"),
-    ]
+    ],
+    budgets=[Budget.calls(12, per="thread", id="calls-per-thread")],
 )
+
+
+class Replayed:
+    """A clock that starts ``behind`` seconds in the past and catches up with real time as
+    ``advance`` is called: a quarter of an hour of traffic, made in a second."""
+
+    def __init__(self, behind: float) -> None:
+        self.behind = behind
+
+    def __call__(self) -> float:
+        return time.time() - self.behind
+
+    def advance(self, seconds: float) -> None:
+        self.behind = max(0.0, self.behind - seconds)
 
 
 def tool(name: str, *params: str) -> Any:
@@ -101,8 +120,27 @@ def support_graph(guard: Guard) -> Any:
     return builder.compile(checkpointer=InMemorySaver())
 
 
-def populate(guard: Guard, graph: Any, dashboard: Dashboard) -> None:
-    """Decisions, a pending approval, a trip that paused a thread, a grant, a quarantine."""
+def populate(guard: Guard, graph: Any, dashboard: Dashboard, clock: Replayed) -> None:
+    """Decisions over a quarter of an hour, a pending approval, a trip that paused a
+    thread, a grant, a quarantine."""
+    rng = random.Random(7)
+    background = [
+        ("search", {"q": "shipping delays"}, "researcher"),
+        ("read_file", {"path": "/srv/data/orders.csv"}, "analyst"),
+        ("refund", {"order": "8801", "amount": 20}, "billing"),
+        ("refund", {"order": "8802", "amount": 80}, "billing"),
+        ("refund", {"order": "8803", "amount": 400}, "billing"),
+        ("send_email", {"to": "ops@acme.com", "subject": "daily report"}, "support"),
+        ("fetch_url", {"url": "https://docs.acme.com/returns"}, "researcher"),
+        ("delete_file", {"path": "/srv/data/tmp.csv"}, "analyst"),
+    ]
+    for _ in range(45):
+        tool_name, args, agent = rng.choice(background)
+        clock.advance(rng.uniform(5, 25))
+        guard.check(ToolCall(tool_name, args, agent=agent, thread_id=rng.choice(THREADS)))
+    for sender, recipient in [("researcher", "analyst"), ("analyst", "billing")] * 2:
+        clock.advance(rng.uniform(5, 20))
+        guard.check(AgentMessage(sender, recipient, "over to you", thread_id="ticket-39"))
     checks = [
         ToolCall(
             "search", {"q": "quarterly revenue 2024"}, agent="researcher", thread_id="ticket-39"
@@ -130,8 +168,8 @@ def populate(guard: Guard, graph: Any, dashboard: Dashboard) -> None:
         ToolCall("delete_records", {"table": "customers"}, agent="scraper", thread_id="ticket-41"),
     ]
     for call in checks:
+        clock.advance(rng.uniform(5, 20))
         guard.check(call)
-        time.sleep(0.01)
     guard.grant("researcher", "fetch_url", args={"url": Urls(["arxiv.org"])}, ttl=3600)
     dashboard.operator.quarantine(
         "scraper", reason="spreading an instruction found on a web page", by="alice"
@@ -144,12 +182,14 @@ def populate(guard: Guard, graph: Any, dashboard: Dashboard) -> None:
     )
     for i in range(12):
         sender, recipient = ("planner", "coder") if i % 2 == 0 else ("coder", "planner")
+        clock.advance(rng.uniform(1, 4))
         decision = guard.check(
             AgentMessage(sender, recipient, plan, thread_id="ticket-7", id=f"m{i}")
         )
         if not decision.allowed:
             break
     # The support agent's run: a search, then an email that waits for a person.
+    clock.advance(clock.behind)
     graph.invoke(
         {"messages": [{"role": "user", "content": "Where is order 8812?"}]},
         {"configurable": {"thread_id": "ticket-42"}},
@@ -165,10 +205,11 @@ def main(argv: list[str] | None = None) -> int:
 
     out = os.path.abspath(args.out)
     with tempfile.TemporaryDirectory() as tmp, contextlib.chdir(tmp):
-        guard = Guard(POLICY, store=SQLiteStore("guard.db"), cascade=CascadeMonitor())
+        clock = Replayed(15 * 60)
+        guard = Guard(POLICY, store=SQLiteStore("guard.db"), cascade=CascadeMonitor(), clock=clock)
         graph = support_graph(guard)
-        dashboard = Dashboard(guard, graph=graph, by="alice")
-        populate(guard, graph, dashboard)
+        dashboard = Dashboard(guard, graph=graph, by="alice", clock=clock)
+        populate(guard, graph, dashboard, clock)
         photograph(dashboard, out, args.width, args.height)
     print(f"wrote {out}")
     return 0
@@ -189,6 +230,8 @@ def photograph(dashboard: Dashboard, out: str, width: int, height: int) -> None:
             page.wait_for_selector("#pending .card.approval")
             page.wait_for_selector("#decisions tr.d")
             page.wait_for_selector("#conn[data-state='live']")
+            page.wait_for_selector("#plot-timeline-body svg")
+            page.wait_for_selector("#plot-messages-body circle.node.culprit")
             page.wait_for_timeout(300)
             page.screenshot(path=out)
             page.goto("about:blank")  # leave before the server stops

@@ -194,6 +194,8 @@ def test_every_failure_is_one_error_line_never_a_traceback(
         (["flags", "--store", "{binary}"], "cannot read the database"),
         (["pending", "--store", "{policy}"], "cannot read the database"),
         (["dashboard", "--store", "{missing}"], "does not exist"),
+        (["dashboard", "--store", "{store}", "--policy", "{missing}"], "no policy file"),
+        (["dashboard", "--store", "{store}", "--policy", "{latin1}"], "not UTF-8 text"),
         (["audit", "verify", "--log", "{missing}"], "no audit log"),
         (["kill", "--store", "{store}", "--nope"], "unrecognized arguments"),
     ],

@@ -46,6 +46,7 @@ from guardrails_plugin import (
     ToolCall,
     allow,
     ask,
+    deny,
 )
 from guardrails_plugin.audit import AuditLog
 from guardrails_plugin.cascade import CascadeMonitor
@@ -244,6 +245,23 @@ def test_shadow_decisions_reach_the_page_marked(tmp_path: Path) -> None:
     assert (d["tool"], d["outcome"], d["detail"]["shadow"]) == ("rm", "allow", "deny")
     script = client.get("/static/app.js").text
     assert "detail.shadow" in script  # the page marks it ("shadow: would deny")
+    dashboard.close()
+
+
+def test_shadow_rule_marks_reach_the_page(tmp_path: Path) -> None:
+    log = AuditLog(tmp_path / "audit.db")
+    policy = Policy([allow("rm"), deny("rm", shadow=True, id="no-rm")])
+    writer = Guard(policy, audit=AuditLog(tmp_path / "audit.db"))
+    assert writer.check(ToolCall("rm", {"path": "/"}, thread_id="t-1")).allowed
+    dashboard = Dashboard(SQLiteStore(tmp_path / "guard.db"), audit=log)
+    client = TestClient(dashboard.app, base_url=BASE)
+    (d,) = client.get("/api/state").json()["decisions"]
+    assert (d["outcome"], d["detail"]["would"], d["detail"]["would_rule"]) == (
+        "allow",
+        "deny",
+        "no-rm",
+    )
+    assert "detail.would" in client.get("/static/app.js").text  # "shadow rule: would deny"
     dashboard.close()
 
 

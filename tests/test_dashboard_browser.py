@@ -312,3 +312,60 @@ def test_an_edit_being_typed_survives_a_reconnect(waiting: Waiting, page: Page) 
         expect(page.locator("#conn")).not_to_have_attribute("data-state", "live")
         expect(page.locator("#conn")).to_have_attribute("data-state", "live", timeout=5000)
         expect(editor).to_have_value('{"to": "b@acme.com", "body": "half typed')
+
+
+def test_the_live_plots_draw_the_feeds_numbers(page: Page) -> None:
+    """Decisions over time (one dot per bucket and series), budget bars (one per thread),
+    the message graph (one node per agent, the cascade trip's marked); a new decision
+    reaches the plots live."""
+    from guardrails_plugin import AgentMessage, deny
+    from guardrails_plugin.cascade import CascadeMonitor
+    from guardrails_plugin.policy import Budget
+
+    now = [1_700_000_000.0]
+    policy = Policy(
+        [allow("read"), ask("mail"), allow("write"), deny("write", shadow=True)],
+        budgets=[Budget.calls(4, per="thread", id="calls")],
+    )
+    guard = Guard(policy, cascade=CascadeMonitor(), clock=lambda: now[0])
+    dashboard = Dashboard(guard, poll=0.1, clock=lambda: now[0])
+    for i, tool in enumerate(["read", "mail", "write", "delete", "read", "write"]):
+        now[0] += 30
+        guard.check(ToolCall(tool, {}, agent="coder", thread_id=f"t-{i % 2}"))
+    plan = "Plan: refactor the billing module, run the suite, then ask the coder to review it."
+    for i in range(12):
+        now[0] += 1
+        pair = ("planner", "coder") if i % 2 == 0 else ("coder", "planner")
+        if not guard.check(AgentMessage(*pair, plan, thread_id="t-7", id=f"m{i}")).allowed:
+            break
+    state = dashboard.state(dashboard.feed.tail(300))["plots"]
+    points = len(state["timeline"]["points"])
+    assert points > 1
+    with opened(page, dashboard):
+        svg = page.locator("#plot-timeline-body svg")
+        expect(svg).to_have_attribute("data-points", str(points))
+        for series in ("allow", "deny", "ask", "would_deny"):
+            expect(svg.locator(f"g.dots[data-series='{series}'] circle")).to_have_count(points)
+        expect(svg.locator("text[data-series='would_deny']")).to_have_attribute("data-total", "2")
+        bars = page.locator("#plot-budgets-body rect.bar")
+        expect(bars).to_have_count(2)  # t-0 and t-1; t-7 has messages only
+        expect(page.locator("#plot-budgets-body rect.bar[data-thread='t-0']")).to_have_attribute(
+            "data-used", "3"
+        )
+        nodes = page.locator("#plot-messages-body circle.node")
+        expect(nodes).to_have_count(2)
+        expect(page.locator("#plot-messages-body circle.node.culprit")).to_have_count(1)
+        expect(page.locator("#plot-messages-body path.edge.alarm")).to_have_count(2)
+
+        now[0] += 30
+        guard.check(AgentMessage(INJECTED, "planner", INJECTED, thread_id=INJECTED))
+        expect(nodes).to_have_count(3)
+        expect(page.locator("#plot-messages-body path.edge")).to_have_count(3)
+        expect(page.locator("#plot-messages-body path.edge.alarm")).to_have_count(2)
+        # an agent's name is drawn as text, never as markup
+        expect(page.locator("#plot-messages-body circle.node title")).to_contain_text(
+            [INJECTED + ": 1 messages"]
+        )
+        assert page.locator("#panel-plots img, #panel-plots script").count() == 0
+        assert page.evaluate("window.pwned") is None
+    dashboard.close()

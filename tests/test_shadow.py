@@ -17,9 +17,22 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from langchain.agents import create_agent
 
-from guardrails_plugin import Effect, Guard, ModelCall, Policy, ToolCall, ToolResult
+from guardrails_plugin import (
+    Effect,
+    EventKind,
+    Guard,
+    ModelCall,
+    ModelUsage,
+    Policy,
+    ToolCall,
+    ToolResult,
+    allow,
+    event_kind,
+    subscribe,
+)
 from guardrails_plugin.audit import AuditLog
 from guardrails_plugin.langchain import GuardMiddleware
+from guardrails_plugin.policy import Budget
 from guardrails_plugin.shadow import Shadow
 from guardrails_plugin.store import MemoryStore
 from guardrails_plugin.testing import ScriptedChatModel
@@ -211,3 +224,97 @@ def test_a_policy_rule_named_quarantine_is_shadowed_like_any_rule() -> None:
     decision = guard.check(ToolCall("rm", {"path": "/"}))
     assert decision.allowed
     assert (decision.rule, decision.shadow) == ("quarantine", "deny")
+
+
+# -- model usage reaches the candidate's model budgets ----------------------------------------
+
+_usage_events = st.lists(
+    st.one_of(
+        st.builds(lambda t: ModelCall(thread_id=t), st.sampled_from(["t1", "t2"])),
+        st.builds(
+            lambda i, o, t: ModelUsage("m", i, o, thread_id=t),
+            st.integers(0, 40),
+            st.integers(0, 40),
+            st.sampled_from(["t1", "t2"]),
+        ),
+    ),
+    max_size=25,
+)
+
+
+@settings(max_examples=80, deadline=None)
+@given(events=_usage_events, limit=st.integers(1, 120))
+def test_a_candidates_model_budget_counts_the_live_usage(events: list[Any], limit: int) -> None:
+    """Oracle: an enforcing guard with the candidate policy, fed the same events directly.
+    The candidate (behind a live guard without model budgets) would deny exactly the model
+    calls the oracle denies, and its report names the budget iff the oracle ever denied."""
+    candidate = Policy(
+        [allow("*")], budgets=[Budget.tokens(limit, of="model", per="thread", id="model-tokens")]
+    )
+    oracle = Guard(candidate)
+    follower = Shadow(Guard(candidate, mode="shadow"))
+    live = Guard(Policy([allow("*")]), listeners=[follower])
+    assert live.wants_usage("agent")
+    assert not Guard(Policy([allow("*")])).wants_usage("agent")
+    denied = 0
+    for event in events:
+        if isinstance(event, ModelUsage):
+            live.record_usage(event)
+            oracle.record_usage(event)
+            continue
+        assert live.check(event).allowed
+        expect = oracle.check(event)
+        denied += expect.denied
+    report = follower.report()
+    assert report.would == ({("deny", "model-tokens"): denied} if denied else {})
+    assert ("model-tokens" in report.budgets) == bool(denied)
+    assert follower.errors == 0
+
+
+def test_model_usage_reaches_only_listeners_that_ask_for_it() -> None:
+    heard: dict[str, list[Any]] = {"plain": [], "calls": [], "usage": []}
+    guard = Guard(
+        Policy([allow("x")]),
+        listeners=[
+            lambda e, d: heard["plain"].append(e),
+            subscribe(lambda e, d: heard["calls"].append(e), "tool_call"),
+            subscribe(lambda e, d: heard["usage"].append((e, d.rule)), EventKind.MODEL_USAGE),
+        ],
+    )
+    usage = ModelUsage("m", 3, 4)
+    assert guard.wants_usage("agent")
+    guard.record_usage(usage)
+    guard.check(ToolCall("x", {}))
+    assert heard["usage"] == [(usage, "usage")]
+    assert [type(e) for e in heard["plain"]] == [ToolCall]
+    assert [type(e) for e in heard["calls"]] == [ToolCall]
+    assert event_kind(usage) is EventKind.MODEL_USAGE
+
+
+def test_a_real_agent_beside_a_candidate_whose_model_budget_runs_out(tmp_path: Path) -> None:
+    """The live policy has no model budget; the candidate's (20 model tokens a thread) runs
+    out during the run: every tool still runs, and the shadow report and audit log say when."""
+    ran: Ran = []
+    tools = [recording_tool("read_file", ran, "path", returns="data " * 20)]
+    candidate = Policy(
+        [allow("read_file")],
+        budgets=[Budget.tokens(20, of="model", per="thread", id="model-tokens")],
+    )
+    with AuditLog(str(tmp_path / "shadow.db")) as shadow_log:
+        follower = Shadow(Guard(candidate, mode="shadow", audit=shadow_log))
+        live = Guard(Policy([allow("read_file")]), listeners=[follower])
+        model = ScriptedChatModel([tool_call("read_file", path=f"/{i}") for i in range(4)] + ["ok"])
+        agent = create_agent(model, tools=tools, middleware=[GuardMiddleware(live)])
+        agent.invoke(user("read them all, " * 10), {"configurable": {"thread_id": "t1"}})
+        stopped = [
+            (r.detail.get("shadow"), r.rule)
+            for r in shadow_log.iter(kind="decision")
+            if r.detail.get("shadow")
+        ]
+    assert len(ran) == 4
+    report = follower.report()
+    assert "model-tokens" in report.budgets
+    assert report.would[("deny", "model-tokens")] == len(stopped) >= 1
+    assert set(stopped) == {("deny", "model-tokens")}
+    assert "budget 'model-tokens' would have run out" in str(report)
+    assert report.to_dict()["would"] == {"deny": {"model-tokens": len(stopped)}}

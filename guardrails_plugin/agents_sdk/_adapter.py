@@ -584,7 +584,7 @@ class AgentsGuard:
         what the agent said and the ids of the calls it made are noted (a hand-off's message
         and id)."""
         run = self._run(ctx)
-        if self.guard.policy.model_budgets(agent.name):
+        if self.guard.wants_usage(agent.name):
             await self.guard.arecord_usage(_usage(agent, response, run))
         self._note(run, agent.name, response)
 

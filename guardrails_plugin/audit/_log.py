@@ -378,6 +378,9 @@ def decision_fields(event: Event, decision: Decision) -> dict[str, Any]:
         detail["response"] = decision.response
     if decision.shadow is not None:
         detail["shadow"] = decision.shadow
+    if decision.would is not None:  # shadow rules: what enforcing them would have decided
+        detail["would"] = decision.would
+        detail["would_rule"] = decision.would_rule
     return {
         "kind": kind,
         "outcome": str(decision.effect),

@@ -31,8 +31,9 @@ except ImportError as exc:  # pragma: no cover - depends on the installed extras
 
 from .._errors import GuardrailsError
 from ..guard import Guard
+from ..policy import Policy
 from ..store import Store
-from . import _state
+from . import _plots, _state
 from ._feed import AuditFeed, AuditSource, Feed, GuardFeed, NoFeed
 from ._live import RECENT, Live, dumps, event_text, slim
 from ._operator import NO_GRAPH, Job, Operator, Refused, parse_answer
@@ -66,7 +67,9 @@ class Dashboard:
     else as ``by``); needed to serve beyond loopback. ``hosts``: names besides the loopback
     ones that requests may address the dashboard by (reverse proxies). ``poll``: seconds
     between reads of the store and the audit log for the live stream (one reader, however
-    many pages are open; none while no page is).
+    many pages are open; none while no page is). ``policy``: what the budget plot reads the
+    thread budgets of (default: the guard's, for a ``Guard`` source; without one the page
+    plots no budgets).
 
     ``.app`` is the ASGI app; :func:`serve` runs it, :func:`serving` runs it in a thread.
     """
@@ -82,11 +85,15 @@ class Dashboard:
         hosts: Iterable[str] = (),
         poll: float = 0.5,
         clock: Callable[[], float] = time.time,
+        policy: Policy | None = None,
     ) -> None:
         if not isinstance(source, Guard | Store):
             raise TypeError(f"Dashboard needs a Store or a Guard, found {type(source).__name__}")
         guard = source if isinstance(source, Guard) else None
         self.store: Store = source.store if isinstance(source, Guard) else source
+        if policy is not None and not isinstance(policy, Policy):
+            raise TypeError(f"policy must be a Policy, found {type(policy).__name__}")
+        self.policy = policy if policy is not None or guard is None else guard.policy
         self._listening: tuple[Guard, GuardFeed] | None = None
         self.feed: Feed
         if audit is not None:
@@ -141,11 +148,14 @@ class Dashboard:
         }
 
     def state(self, recent: Iterable[Mapping[str, Any]] = ()) -> dict[str, Any]:
-        """Everything but the decisions, as the page shows it (blocking store reads)."""
+        """Everything but the decisions, as the page shows it (blocking store reads), with
+        the numbers its plots draw (``plots``, from ``recent`` and the store)."""
         now = self.clock()
+        recent = list(recent)
         state = _state.snapshot(self.store, now, recent)
         state["jobs"] = self.operator.jobs()
         state["activity"] = self.operator.activity()
+        state["plots"] = _plots.plots(self.store, self.policy, recent, state["trips"], now)
         return state
 
     # -- routes -------------------------------------------------------------------------------

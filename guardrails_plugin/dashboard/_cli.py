@@ -1,7 +1,7 @@
 """``guardrails-plugin dashboard``: serve the operator dashboard until Ctrl-C.
 
     guardrails-plugin dashboard --store guard.db [--audit audit.db] [--graph myapp.graph:graph]
-                                [--host 127.0.0.1] [--port 8765] [--token TOKEN] [--by NAME]
+                                [--policy policy.yaml] [--host 127.0.0.1] [--port 8765] [--token TOKEN] [--by NAME]
 
 ``--graph`` imports the user's compiled graph (``module:attribute``, the module importable
 from the current directory) with the persistent checkpointer its application uses: with it,
@@ -39,6 +39,11 @@ def add_dashboard_command(sub: Any) -> None:
         metavar="MODULE:ATTR",
         help="the compiled graph (with its checkpointer) that waits: answering resumes it",
     )
+    p.add_argument(
+        "--policy",
+        default=None,
+        help="the agents' policy file: the page plots its thread budgets' use",
+    )
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
     p.add_argument("--port", type=int, default=8765, help="port to listen on (0: any free one)")
     p.add_argument(
@@ -64,7 +69,7 @@ def _dashboard(args: argparse.Namespace) -> int:
     except ImportError as exc:
         say_error(exc)
         return 1
-    from .._errors import StoreError
+    from .._errors import PolicyError, StoreError
     from ..store import open_store
 
     # A token from the environment stays out of the banner (and so out of logs that
@@ -77,6 +82,7 @@ def _dashboard(args: argparse.Namespace) -> int:
         )
         audit = _audit(args.audit) if args.audit else None
         graph = load_graph(args.graph) if args.graph else None
+        policy = _policy(args.policy) if args.policy else None
         dashboard = Dashboard(
             store,
             audit=audit,
@@ -84,9 +90,10 @@ def _dashboard(args: argparse.Namespace) -> int:
             token=token,
             by=args.by,
             hosts=args.allow_host,
+            policy=policy,
         )
         check_bind(dashboard, args.host)
-    except (ValueError, ImportError, AttributeError, TypeError, StoreError) as exc:
+    except (ValueError, ImportError, AttributeError, TypeError, StoreError, PolicyError) as exc:
         say_error(exc)
         return 1
 
@@ -121,6 +128,14 @@ def _audit(path: str) -> Any:
         return AuditLog(path)
     except AuditError as exc:
         raise ValueError(str(exc)) from exc
+
+
+def _policy(path: str) -> Any:
+    from ..policy import Policy
+
+    if not os.path.isfile(path):
+        raise ValueError(f"--policy: no policy file at {path!r}")
+    return Policy.from_yaml(path)
 
 
 def load_graph(spec: str) -> Any:

@@ -240,7 +240,7 @@ class GuardedTools:
 
     def _flow(self, answer: Answer, sent: Any) -> _Flow:
         guard = self.guard
-        if guard.policy.model_budgets(self.agent):
+        if guard.wants_usage(self.agent):
             yield ("usage", (self._usage(answer, sent),))
         ids = Counter(c.call_id for c in answer.calls)
         items: list[dict[str, Any]] = []

@@ -105,6 +105,7 @@ _RULE_KEYS = {
     "reason",
     "when",
     "widen",
+    "shadow",
 }
 _BUDGET_KEYS = {
     "id",
@@ -479,6 +480,11 @@ def _rule(
         )
     if widen and effect == "deny":
         raise PolicyFileError(source, f"{where}: widen", "a deny rule cannot widen anything")
+    shadow = data.get("shadow", False)
+    if not isinstance(shadow, bool):
+        raise PolicyFileError(
+            source, f"{where}: shadow", f"expected true or false, found {_kind(shadow)}"
+        )
     try:
         return Rule(
             effect=RuleEffect(effect),
@@ -490,6 +496,7 @@ def _rule(
             reason=reason,
             roles=data.get("roles") or (),
             widen=widen,
+            shadow=shadow,
             refs=tuple(refs),
         )
     except (PolicyError, TypeError) as exc:

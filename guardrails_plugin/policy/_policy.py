@@ -2,11 +2,13 @@
 
 Why this file is long: it holds both ways of deciding, the flat one every single-file policy
 takes (the hot path, kept as it was) and the layered one, each with its explain hooks, so the
-precedence they share sits in one place (``_conclude``).
+precedence they share sits in one place (``_conclude``), and the twins that decide a
+policy with shadow rules (``_twin``, ``_evaluate_shadowed``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -48,6 +50,9 @@ class _Bucket:
     """Whether a data-flow rule here gates only arguments that carry untrusted content."""
     needs_provenance: bool = False
     """``carries`` or ``returned``: the guard reads the run's provenance for this bucket."""
+    shadowed: bool = False
+    """Whether a shadow rule is about this pair (the decision is then marked with what the
+    policy would decide with its shadow rules enforced)."""
 
 
 class Policy:
@@ -171,6 +176,39 @@ class Policy:
         self._declassifying = frozenset(f.id for f in all_flows if f.carries)
         self._buckets: dict[tuple[str, str], _Bucket] = {}
         self._layer_buckets: dict[tuple[int, str, str], _Bucket] = {}
+        self._shadowing = any(r.shadow for r in self._all_rules)
+        self._without: Policy | None = None
+        self._enforcing: Policy | None = None
+        if self._shadowing:
+            # shadow rules: decide without them, mark with what deciding with them says
+            self._without = self._twin(enforce=False)
+            self._enforcing = self._twin(enforce=True)
+
+    def _twin(self, *, enforce: bool) -> Policy:
+        """This policy with its shadow rules (in every layer) enforced, or removed."""
+        if enforce:
+            rules = [r.enforced() for r in self.rules]
+            parents = [p._enforcing or p for p in self.extends]
+        else:
+            rules = [r for r in self.rules if not r.shadow]
+            parents = [p._without or p for p in self.extends]
+        return Policy(
+            rules,
+            budgets=self.budgets,
+            flows=self.flows,
+            name=self.name,
+            version=self.version,
+            roles=self.roles,
+            lists=self.lists,
+            imports=self.imports,
+            extends=parents,
+            unscoped_args=self.unscoped_args,
+        )
+
+    @property
+    def shadow_rules(self) -> tuple[Rule, ...]:
+        """The rules of every layer marked ``shadow``: decided and marked, not enforced."""
+        return tuple(r for r in self._all_rules if r.shadow)
 
     def bind(self, rule: Rule) -> Rule:
         """``rule`` with its roles bound to their agents (as this policy's own rules are);
@@ -249,7 +287,10 @@ class Policy:
 
     def visible(self, agent: str, tool: str, extra: Sequence[Rule] = ()) -> bool:
         """Whether ``agent`` could ever call ``tool``: some rule permits it, none forbids it
-        outright. Tools that are not visible are hidden from the model."""
+        outright. Tools that are not visible are hidden from the model (shadow rules aside:
+        they neither show nor hide a tool)."""
+        if self._without is not None:
+            return self._without.visible(agent, tool, extra)
         b = self.bucket(agent, tool)
         if any(r.unconditional for r in b.denies):
             return False
@@ -288,6 +329,8 @@ class Policy:
             if trace is not None:
                 trace.add("call", call.tool, "unreadable", problem)
             return _deny(call, MALFORMED, f"cannot read the arguments of {call.tool!r}: {problem}")
+        if self._shadowing:
+            return self._evaluate_shadowed(call, tainted, extra, trace, provenance)
         if self._layered:
             return self._evaluate_layers(call, tainted, extra, trace, provenance)
         b = self.bucket(call.agent, call.tool)
@@ -347,6 +390,37 @@ class Policy:
             for r in allows:
                 trace.overridden(r, permit.id, "an ask rule matched first; ask beats allow")
         return _conclude(call, permit, escalate, misses, trace)
+
+    def _evaluate_shadowed(
+        self,
+        call: ToolCall,
+        tainted: frozenset[str],
+        extra: Sequence[Rule],
+        trace: Trace | None,
+        provenance: Provenance | None,
+    ) -> Decision:
+        """:meth:`evaluate` for a policy with shadow rules: the decision of the policy
+        without them, marked (``would``, ``would_rule``) with the decision of the policy
+        with them enforced when the two effects differ."""
+        without, enforcing = self._without, self._enforcing
+        assert without is not None
+        assert enforcing is not None
+        decided = without.evaluate(call, tainted, extra, trace, provenance=provenance)
+        if not self.bucket(call.agent, call.tool).shadowed:
+            return decided
+        full = enforcing.evaluate(call, tainted, extra, provenance=provenance)
+        if full.effect is decided.effect:
+            if trace is not None:
+                trace.add("shadow", "shadow rules", "change nothing", f"would {full.effect} too")
+            return decided
+        if trace is not None:
+            trace.add(
+                "shadow",
+                full.rule,
+                f"would {full.effect} (not enforced)",
+                f"with the shadow rules enforced: {full.reason}",
+            )
+        return dataclasses.replace(decided, would=str(full.effect), would_rule=full.rule)
 
     def _judge(
         self,
@@ -563,8 +637,15 @@ class Policy:
     def lint(self) -> list[str]:
         """Warnings about a policy that is valid but probably not what was meant (rules an
         outright deny makes useless, budgets of 0, rules that widen a layer above, lists
-        nothing refers to); linear in the rules (see ``_lint.py``)."""
-        warnings = lint(self._all_rules, self._all_budgets)
+        nothing refers to, shadow rules: each one is named, and only the enforced rules are
+        checked against each other); linear in the rules (see ``_lint.py``)."""
+        enforced = tuple(r for r in self._all_rules if not r.shadow)
+        warnings = lint(enforced, self._all_budgets)
+        warnings += [
+            f"rule {r.id!r} has shadow: true: it is decided and marked, never enforced"
+            for r in self._all_rules
+            if r.shadow
+        ]
         root = self._layers[0]
         for r in self._all_rules:
             if r.widen and r.effect is not RuleEffect.DENY:
@@ -579,7 +660,7 @@ class Policy:
         for name in self.lists:
             if name not in used:
                 warnings.append(f"list {name!r} is defined but no rule refers to it")
-        return warnings + self.open_arguments(self._all_rules)
+        return warnings + self.open_arguments(enforced)
 
     def open_arguments(self, rules: Iterable[Rule]) -> list[str]:
         """Warnings for permitting ``rules`` (the policy's, or grants') that leave a
@@ -621,6 +702,7 @@ def _make_bucket(
         returned=(returned := tuple(sorted({t for r in about for t in r.returned_tools}))),
         carries=(carries := any(r.carries for r in about)),
         needs_provenance=carries or bool(returned),
+        shadowed=any(r.shadow for r in about),
     )
 
 

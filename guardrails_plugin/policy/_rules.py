@@ -84,6 +84,14 @@ class Rule:
     permit what the layers above do not (see :class:`Policy`); lint warns about each.
     ``refs`` records which settings a policy file wrote as ``{list: name}``, so the rule
     prints back as written.
+
+    ``shadow=True`` tries the rule out without enforcing it: decisions are made as if the
+    rule were not in the policy, and a decision the rule would have changed is marked with
+    what the policy would have decided with it enforced (``Decision.would``, naming the
+    rule that would have decided in ``Decision.would_rule``). A shadow ``deny`` over an
+    enforcing ``allow`` leaves the call allowed, marked ``would="deny"``; a shadow ``allow``
+    never opens what the enforcing rules deny (the call stays denied, marked
+    ``would="allow"``), and a shadow rule makes no tool visible.
     """
 
     effect: RuleEffect
@@ -97,6 +105,7 @@ class Rule:
     permits: bool = True
     roles: tuple[str, ...] = ()
     widen: bool = False
+    shadow: bool = False
     refs: tuple[tuple[tuple[str, ...], str], ...] = field(default=(), repr=False, compare=False)
     carries: bool = False
     _tools: NameSet = field(init=False, repr=False, compare=False)
@@ -138,6 +147,8 @@ class Rule:
         object.__setattr__(self, "roles", as_names(roles, what="roles") if roles else ())
         if not isinstance(self.widen, bool):
             raise PolicyError(f"rule 'widen' must be true or false, found {self.widen!r}")
+        if not isinstance(self.shadow, bool):
+            raise PolicyError(f"rule 'shadow' must be true or false, found {self.shadow!r}")
         object.__setattr__(self, "refs", tuple(self.refs))
         # A rule for roles applies to no agent until a policy binds the roles' members.
         object.__setattr__(self, "_members", NameSet(()) if self.roles else None)
@@ -152,9 +163,31 @@ class Rule:
     # -- identity -----------------------------------------------------------------------------
 
     def default_id(self) -> str:
-        """The id a rule gets when none is given: its effect, tools and agents."""
+        """The id a rule gets when none is given: its effect, tools and agents (prefixed
+        ``shadow`` for a shadow rule, so it may sit beside the enforcing rule it mirrors)."""
         who = "" if self.agents == ("*",) else f" for {','.join(self.agents)}"
-        return f"{self.effect} {','.join(self.tools)}{who}"
+        mark = "shadow " if self.shadow else ""
+        return f"{mark}{self.effect} {','.join(self.tools)}{who}"
+
+    def enforced(self) -> Rule:
+        """This rule with ``shadow`` off (same id): what the policy would hold were it enforced."""
+        if not self.shadow:
+            return self
+        return Rule(
+            effect=self.effect,
+            tools=self.tools,
+            agents=self.agents,
+            args=self.args,
+            when=self.when,
+            tainted_by=self.tainted_by,
+            id=self.id,
+            reason=self.reason,
+            permits=self.permits,
+            roles=self.roles,
+            widen=self.widen,
+            refs=self.refs,
+            carries=self.carries,
+        )
 
     @property
     def unconditional(self) -> bool:
@@ -282,6 +315,8 @@ class Rule:
             data["reason"] = self.reason
         if self.widen:
             data["widen"] = True
+        if self.shadow:
+            data["shadow"] = True
         for path, name in self.refs:  # list references print as written
             _put(data, path, {"list": name})
         return data
@@ -300,6 +335,8 @@ class Rule:
             parts.append(f"roles={list(self.roles)!r}")
         if self.widen:
             parts.append("widen=True")
+        if self.shadow:
+            parts.append("shadow=True")
         parts.append(f"id={self.id!r}")
         return f"{self.effect}({', '.join(parts)})"
 
@@ -348,10 +385,12 @@ def _rule(
     reason: str | None,
     roles: str | Iterable[str] | None = None,
     widen: bool = False,
+    shadow: bool = False,
 ) -> Rule:
     return Rule(
         roles=as_names(roles, what="roles") if roles else (),
         widen=widen,
+        shadow=shadow,
         effect=effect,
         tools=as_names(tools, what="tools", default=()),
         agents=as_names(agents, what="agents"),
@@ -372,6 +411,7 @@ def allow(
     reason: str | None = None,
     roles: str | Iterable[str] | None = None,
     widen: bool = False,
+    shadow: bool = False,
 ) -> Rule:
     """Permit ``tools`` (names or globs) for ``agents`` (default: every agent), within ``args``."""
     return _rule(
@@ -384,6 +424,7 @@ def allow(
         reason=reason,
         roles=roles,
         widen=widen,
+        shadow=shadow,
     )
 
 
@@ -397,6 +438,7 @@ def ask(
     reason: str | None = None,
     roles: str | Iterable[str] | None = None,
     widen: bool = False,
+    shadow: bool = False,
 ) -> Rule:
     """Permit ``tools`` only once a person approves; beats ``allow`` when both match."""
     return _rule(
@@ -409,6 +451,7 @@ def ask(
         reason=reason,
         roles=roles,
         widen=widen,
+        shadow=shadow,
     )
 
 
@@ -421,8 +464,10 @@ def deny(
     id: str | None = None,
     reason: str | None = None,
     roles: str | Iterable[str] | None = None,
+    shadow: bool = False,
 ) -> Rule:
-    """Forbid ``tools`` (when every scoped argument is inside its scope); beats everything."""
+    """Forbid ``tools`` (when every scoped argument is inside its scope); beats everything
+    (``shadow=True``: only marks what it would forbid, see :class:`Rule`)."""
     return _rule(
         RuleEffect.DENY,
         tools,
@@ -432,4 +477,5 @@ def deny(
         id=id,
         reason=reason,
         roles=roles,
+        shadow=shadow,
     )

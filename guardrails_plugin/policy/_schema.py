@@ -185,6 +185,11 @@ def _rule() -> dict[str, Any]:
                 {"type": "boolean"},
                 "In a lower layer: permit what the layers above do not (lint warns). Not on deny.",
             ),
+            "shadow": _doc(
+                {"type": "boolean"},
+                "Try the rule out: decisions are made without it and marked with what it would "
+                "have changed (`would`: deny, ask or allow). A shadow allow never opens a call.",
+            ),
         },
         "additionalProperties": False,
         "oneOf": [{"required": [e]} for e in ("allow", "ask", "deny")],
@@ -434,6 +439,11 @@ which stands for the value `lists: NAME` holds, and prints back as written.
    (lint warns about each one); a run-time grant stands in for every layer.
 4. Among permitted calls, an `ask` anywhere (a rule or a data-flow gate) beats `allow`.
 5. Budgets of every layer count every call they cover; the first exhausted one denies.
+6. Rules with `shadow: true` take no part in 1-5: the decision is the policy's without
+   them. When the policy with them enforced would decide another effect, the decision is
+   marked with it (`would`, `would_rule`; audit `detail.would`, the dashboard's "would
+   deny"). So a shadow `deny` over an `allow` leaves the call allowed, marked would deny,
+   and a shadow `allow` never opens what the other rules deny (marked would allow).
 
 So adding a layer below the root, without `widen`, never turns a deny into an allow (a
 generated test checks it). Putting a new root *above* a policy is different: that policy

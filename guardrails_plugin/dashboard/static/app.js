@@ -388,7 +388,8 @@
     const tr = h("tr", { class: `d ${cls}`, data: { outcome, seq: String(d.seq || "") } },
       h("td", { class: "c-time mono", text: clock(d.at), title: d.at ? new Date(d.at * 1000).toLocaleString() : "" }),
       h("td", { class: "c-out" }, badge(outcome || "?", `pill ${cls}`), d.kind && d.kind !== "decision" ? h("span", { class: "kind", text: String(d.kind).replace("_", " ") }) : null,
-        detail.shadow ? h("span", { class: "shadow", text: `shadow: would ${str(detail.shadow)}`, title: "shadow mode: the policy decided this, the call ran anyway" }) : null),
+        detail.shadow ? h("span", { class: "shadow", text: `shadow: would ${str(detail.shadow)}`, title: "shadow mode: the policy decided this, the call ran anyway" }) : null,
+        detail.would ? h("span", { class: "shadow would", text: `shadow rule: would ${str(detail.would)}`, title: `shadow rule ${str(detail.would_rule)} would have decided this; not enforced` }) : null),
       h("td", { class: "c-agent", title: `${str(d.agent)} on ${str(d.thread_id)}` },
         h("div", { class: "line", text: str(d.agent) }),
         h("div", { class: "line sub mono", text: str(d.thread_id) })),
@@ -413,7 +414,8 @@
   function matches(d) {
     if (view.hidden.has(KNOWN_OUTCOMES.has(d.outcome) ? d.outcome : "other")) return false;
     if (!view.filter) return true;
-    const shadow = d.detail && typeof d.detail === "object" && d.detail.shadow ? `shadow ${d.detail.shadow}` : "";
+    const det = d.detail && typeof d.detail === "object" ? d.detail : {};
+    const shadow = [det.shadow ? `shadow ${det.shadow}` : "", det.would ? `shadow would ${det.would} ${str(det.would_rule)}` : ""].join(" ");
     const hay = [d.agent, d.tool, d.rule, d.reason, d.thread_id, d.kind, compact(d.args), d.approver, shadow].map(str).join(" ").toLowerCase();
     return view.filter.split(/\s+/).every((w) => hay.includes(w));
   }
@@ -642,6 +644,138 @@
     morphChildren($("activity"), rows.length ? rows.slice(0, 40).map((r) => r.el) : [empty("Nothing done from this dashboard yet.")]);
   }
 
+  // -- live plots: inline SVG drawn here from state.plots (no library, nothing fetched) ---------
+
+  const SVG_NS = "http://www.w3.org/2000/svg";
+  const SERIES_LABEL = { allow: "allow", deny: "deny", ask: "ask", would_deny: "would deny" };
+
+  // SVG elements with plain attributes only (no handlers, no links); text as textContent.
+  function s(tag, attrs, ...children) {
+    const el = document.createElementNS(SVG_NS, tag);
+    for (const [key, value] of Object.entries(attrs || {})) {
+      if (value === undefined || value === null) continue;
+      if (key === "text") el.textContent = String(value);
+      else if (key === "data") for (const [k, v] of Object.entries(value)) el.setAttribute(`data-${k}`, String(v));
+      else if (/^[a-zA-Z][a-zA-Z0-9-]*$/.test(key) && !/^on/i.test(key) && !/href$/i.test(key)) {
+        el.setAttribute(key, typeof value === "number" ? String(Math.round(value * 10) / 10) : String(value));
+      } else throw new Error(`s(): attribute ${key} is not allowed`);
+    }
+    for (const child of children.flat()) if (child) el.append(child);
+    return el;
+  }
+
+  const finite = (x) => (typeof x === "number" && Number.isFinite(x) ? x : 0);
+
+  function plotTimeline(data) {
+    const points = (data && data.points) || [];
+    const series = (data && data.series) || Object.keys(SERIES_LABEL);
+    if (!points.length) return empty("No decisions yet.");
+    const W = 240, H = 130, L = 20, R = 4, T = 16, B = 14;
+    let top = 1;
+    for (const p of points) for (const k of series) top = Math.max(top, finite(p[k]));
+    const x = (i) => (points.length === 1 ? L + (W - L - R) / 2 : L + (i * (W - L - R)) / (points.length - 1));
+    const y = (v) => T + (H - T - B) * (1 - finite(v) / top);
+    const svg = s("svg", { viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": "decisions over time by outcome", data: { points: points.length } },
+      s("line", { class: "axis", x1: L, y1: H - B, x2: W - R, y2: H - B }),
+      s("line", { class: "axis", x1: L, y1: T, x2: L, y2: H - B }),
+      s("text", { x: L - 3, y: T + 3, "text-anchor": "end", text: String(top) }),
+      s("text", { x: L - 3, y: H - B, "text-anchor": "end", text: "0" }),
+      s("text", { x: L, y: H - 3, text: clock(points[0].t) }),
+      s("text", { x: W - R, y: H - 3, "text-anchor": "end", text: `${clock(points[points.length - 1].t)} · ${data.step}s` }));
+    const legend = s("g", { class: "legend" });
+    let lx = L;
+    for (const k of series) {
+      const total = points.reduce((n, p) => n + finite(p[k]), 0);
+      const label = `${SERIES_LABEL[k] || k} ${total}`;
+      legend.append(s("text", { class: `s-${k}`, x: lx, y: 10, text: label, data: { series: k, total } }));
+      lx += 8 + label.length * 4.6;
+      const coords = points.map((p, i) => `${Math.round(x(i) * 10) / 10},${Math.round(y(p[k]) * 10) / 10}`).join(" ");
+      svg.append(s("polyline", { class: `line s-${k}`, points: coords, data: { series: k } }));
+      const dots = s("g", { class: `dots s-${k}`, data: { series: k } });
+      points.forEach((p, i) => dots.append(s("circle", { cx: x(i), cy: y(p[k]), r: 1.8 }, s("title", { text: `${clock(p.t)} ${SERIES_LABEL[k] || k}: ${finite(p[k])}` }))));
+      svg.append(dots);
+    }
+    svg.append(legend);
+    return svg;
+  }
+
+  function plotBudgets(rows) {
+    const bars = [];
+    for (const r of rows || []) for (const b of r.budgets || []) bars.push({ thread: r.thread, ...b });
+    if (!bars.length) return empty("No thread budgets (or no policy given).");
+    const W = 175, ROW = 14, LABEL = 58, T = 2;
+    const several = new Set(bars.map((b) => b.id)).size > 1;
+    const svg = s("svg", { viewBox: `0 0 ${W} ${T + bars.length * ROW + 4}`, role: "img", "aria-label": "budget use per thread", data: { bars: bars.length } });
+    bars.forEach((b, i) => {
+      const y = T + i * ROW;
+      const limit = finite(b.limit);
+      const frac = limit > 0 ? Math.min(1, finite(b.used) / limit) : 1;
+      const width = W - LABEL - 34;
+      const name = several ? `${str(b.thread)} · ${str(b.id)}` : str(b.thread);
+      const cls = frac >= 1 ? "bar full" : frac >= 0.8 ? "bar high" : "bar";
+      svg.append(
+        s("text", { x: 0, y: y + 10, text: name.length > 12 ? `${name.slice(0, 11)}…` : name }, s("title", { text: `${str(b.thread)} · budget ${str(b.id)}` })),
+        s("rect", { class: "bar-bg", x: LABEL, y: y + 2, width, height: ROW - 5 }),
+        s("rect", { class: cls, x: LABEL, y: y + 2, width: Math.max(0.5, width * frac), height: ROW - 5, data: { thread: str(b.thread), budget: str(b.id), used: finite(b.used), limit } }),
+        s("text", { x: LABEL + width + 3, y: y + 10, text: `${finite(b.used)}/${limit}` }));
+    });
+    return svg;
+  }
+
+  function plotMessages(graph) {
+    const nodes = (graph && graph.nodes) || [];
+    const edges = (graph && graph.edges) || [];
+    if (!nodes.length) return empty("No messages between agents yet.");
+    const W = 175, H = 130, cx = W / 2, cy = H / 2 - 5, rad = Math.min(W, H) / 2 - 18;
+    const at = new Map();
+    nodes.forEach((n, i) => {
+      const a = nodes.length === 1 ? 0 : (2 * Math.PI * i) / nodes.length - Math.PI / 2;
+      at.set(n.id, { x: nodes.length === 1 ? cx : cx + rad * Math.cos(a), y: nodes.length === 1 ? cy : cy + rad * Math.sin(a) });
+    });
+    const svg = s("svg", { viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": "agent-to-agent messages with cascade alarms", data: { nodes: nodes.length, edges: edges.length } });
+    for (const e of edges) {
+      const a = at.get(e.from), b = at.get(e.to);
+      if (!a || !b) continue;
+      // bend each edge to its left, so that a -> b and b -> a are two curves
+      const mx = (a.x + b.x) / 2, my = (a.y + b.y) / 2, dx = b.x - a.x, dy = b.y - a.y;
+      const qx = mx - dy * 0.18, qy = my + dx * 0.18;
+      const cls = `edge${e.held ? " held" : ""}${e.alarm ? " alarm" : ""}`;
+      const width = 1 + Math.log2(1 + finite(e.count));
+      svg.append(s("path", { class: cls, d: `M${a.x.toFixed(1)},${a.y.toFixed(1)} Q${qx.toFixed(1)},${qy.toFixed(1)} ${b.x.toFixed(1)},${b.y.toFixed(1)}`, "stroke-width": width, data: { from: str(e.from), to: str(e.to), count: finite(e.count) } },
+        s("title", { text: `${str(e.from)} → ${str(e.to)}: ${finite(e.count)} messages${e.held ? `, ${e.held} held` : ""}${e.alarm ? " (cascade alarm)" : ""}` })));
+      // the recipient's end: a dot a little before the node
+      const len = Math.hypot(b.x - qx, b.y - qy) || 1;
+      svg.append(s("circle", { class: cls.replace("edge", "edge-end"), cx: b.x - ((b.x - qx) / len) * 10, cy: b.y - ((b.y - qy) / len) * 10, r: 1.8 }));
+    }
+    for (const n of nodes) {
+      const p = at.get(n.id);
+      const cls = `node${n.alarm ? ` ${n.alarm}` : ""}`;
+      const signals = (n.signals || []).map(str).join(", ");
+      svg.append(
+        s("circle", { class: cls, cx: p.x, cy: p.y, r: 6, data: { agent: str(n.id), alarm: n.alarm || "" } },
+          s("title", { text: `${str(n.id)}: ${finite(n.messages)} messages${signals ? `; alarm: ${signals}` : ""}` })),
+        s("text", { x: p.x, y: p.y + 15, "text-anchor": "middle", text: str(n.id).slice(0, 16) }));
+    }
+    return svg;
+  }
+
+  function renderPlots(state) {
+    const plots = state.plots || {};
+    const put = (id, data, draw) => {
+      const el = $(id);
+      const text = JSON.stringify(data === undefined ? null : data);
+      if (el._drawn === text) return; // unchanged: leave it (and its tooltips) alone
+      el._drawn = text;
+      clear(el);
+      el.append(draw(data));
+    };
+    put("plot-timeline-body", plots.timeline, plotTimeline);
+    put("plot-budgets-body", plots.budgets, plotBudgets);
+    put("plot-messages-body", plots.messages, plotMessages);
+    const n = plots.timeline && plots.timeline.points ? plots.timeline.points.reduce((t, p) => t + (plots.timeline.series || []).reduce((u, k) => u + finite(p[k]), 0), 0) : 0;
+    $("plots-window").textContent = n ? `last ${n} decisions` : "";
+  }
+
   function render() {
     const state = view.state;
     if (!state) return;
@@ -651,6 +785,7 @@
     renderThreads(state);
     renderAgents(state);
     renderActivity(state);
+    renderPlots(state);
   }
 
   function renderInfo() {

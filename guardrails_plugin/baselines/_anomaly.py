@@ -68,7 +68,8 @@ class Anomaly:
     that took a new value every few calls (a query, an id) is open, and never scored;
     volume needs ``min_support`` runs.
 
-    The run's score is the sum of its novelties' weights. It trips when the score reaches
+    A weight of 0 turns its kind of novelty off. The run's score is the sum of its
+    novelties' weights. It trips when the score reaches
     ``threshold`` (default 3) with at least ``min_events`` (default 2) distinct novelties:
     one new destination does not trip, a pattern does. Calls the policy denied count too
     (an agent probing tools it never used), but only a permitted call reports the alarm
@@ -139,7 +140,7 @@ class Anomaly:
             tool: {
                 name: frozenset(c.values)
                 for name, c in per.items()
-                if self._closed(c.total, c.novelty)
+                if c.values and self._closed(c.total, c.novelty)  # (none kept: open)
             }
             for tool, per in p.args.items()
         }
@@ -198,7 +199,7 @@ class Anomaly:
                     )
         if h.volume is not None and calls == h.volume + 1:
             found.append(Novelty("volume", f"more than {h.volume} calls in a run", w["volume"]))
-        return found
+        return [n for n in found if n.weight > 0]  # a weight of 0 turns its kind off
 
     def track(self) -> Tracker:
         """A fresh tracker of this signal's per-scope state."""

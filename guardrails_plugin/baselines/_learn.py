@@ -47,8 +47,8 @@ class _Counter:
             counts[key] = n + 1
             return
         if len(counts) >= 2 * self.cap:
-            self._prune()
-        counts[key] = 1
+            self._prune()  # (a new dictionary)
+        self.counts[key] = 1
 
     def _prune(self) -> None:
         kept = sorted(self.counts.items(), key=lambda kv: (-kv[1], kv[0]))

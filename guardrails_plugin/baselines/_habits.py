@@ -5,7 +5,8 @@ compromised runs in which an agent starts calling outside them.
 catalogue of a dozen), habitual destinations for each tool's destination argument (hosts,
 e-mail domains, path roots, channels), a Markov chain of which tool follows which, and a
 usual number of calls per run; free-text arguments (queries, bodies, titles) and amounts
-are random. ``honest(seed)`` draws runs from those habits; ``compromised(seed, attack)``
+are random. ``drift`` is the share of honest calls that go to a destination of the
+organisation's own never used before (honest novelty). ``honest(seed)`` draws runs from those habits; ``compromised(seed, attack)``
 draws runs in which, from a random call on, some calls leave the habits (``ATTACKS``).
 ``evaluate`` learns nothing: it runs a ``Guard`` with ``Anomaly(baseline)`` over held-out
 runs and counts alarms. Everything is a function of the seeds.
@@ -96,9 +97,12 @@ def _free(rng: random.Random) -> str:
 class Population:
     """An organisation of ``agents`` agents with habits, all drawn from ``seed``."""
 
-    def __init__(self, seed: int = 0, *, agents: int = 12) -> None:
-        if agents < 1:
-            raise ValueError("Population: agents must be at least 1")
+    def __init__(self, seed: int = 0, *, agents: int = 12, drift: float = 0.0) -> None:
+        if agents < 1 or not 0 <= drift <= 1:
+            raise ValueError("Population: agents must be at least 1, drift between 0 and 1")
+        self.drift = drift
+        """The chance that an honest call goes to a destination of the organisation's own
+        never used before (a new colleague, a new page of the wiki): honest novelty."""
         rng = random.Random(f"population-{seed}")
         self.seed = seed
         self.agents: list[_Agent] = []
@@ -118,7 +122,7 @@ class Population:
             )
 
     def __repr__(self) -> str:
-        return f"Population(seed={self.seed}, agents={len(self.agents)})"
+        return f"Population(seed={self.seed}, agents={len(self.agents)}, drift={self.drift:g})"
 
     def _call(
         self, a: _Agent, tool: str, rng: random.Random, thread: str, n: int, dest: str | None = None
@@ -129,7 +133,7 @@ class Population:
             args[arg] = _free(rng)
         else:
             habitual = a.destinations.get(tool)
-            if dest is None and habitual:
+            if dest is None and habitual and not (self.drift and rng.random() < self.drift):
                 # Zipf-like: the first destination most often
                 dest = habitual[min(int(rng.expovariate(1.0)), len(habitual) - 1)]
             args[arg] = dest if dest is not None else _destination(kind, rng, "acme.com")

@@ -512,6 +512,28 @@ def test_an_anomaly_pauses_the_run_records_the_trip_and_tells_the_listeners(tmp_
     log.close()
 
 
+def test_calls_that_never_ran_are_not_learned_as_habits(tmp_path: Path) -> None:
+    log = AuditLog(str(tmp_path / "audit.db"))
+    guard = Guard(
+        Policy([allow(["fetch", "send_email", "read_file"]), deny("shell")]),
+        cascade=CascadeMonitor([Anomaly(_mailer())]),
+        audit=log,
+    )
+    guard.check(ToolCall("shell", {"cmd": "id"}, agent="mailer", thread_id="t0"))  # denied
+    _attack(guard)  # two calls run, the third trips the breaker, the rest are held
+    log.close()
+    learned = learn(from_audit(str(tmp_path / "audit.db")))
+    assert dict(learned.agents["mailer"].tools.values) == {"fetch": 2}
+    assert learned.skipped == 4
+    everything_ = learn(from_audit(str(tmp_path / "audit.db")), stopped=True)
+    assert set(everything_.agents["mailer"].tools.values) == {
+        "fetch",
+        "shell",
+        "read_file",
+        "send_email",
+    }
+
+
 def test_under_a_quarantining_breaker_the_agent_is_isolated_and_the_others_go_on() -> None:
     guard = Guard(
         Policy([allow("*")]),

@@ -123,7 +123,8 @@ class Baseline:
     calls: int = 0
     """Calls learned, all agents together."""
     skipped: int = 0
-    """Calls seen but not learned (agents past ``max_agents``)."""
+    """Calls seen but not learned: calls that did not run (denied, stopped), and calls of
+    agents past ``max_agents``."""
 
     def __repr__(self) -> str:
         return f"Baseline(agents={len(self.agents)}, calls={self.calls}, cap={self.cap})"

@@ -113,6 +113,7 @@ def describe(baseline: Baseline, agents: list[str] | None = None, *, top: int = 
     lines = [
         f"baseline of {len(baseline.agents)} agents, {baseline.calls:,} calls "
         f"(cap {baseline.cap} keys per table)"
+        + (f"; {baseline.skipped:,} calls not learned" if baseline.skipped else "")
     ]
     for name in agents if agents is not None else sorted(baseline.agents):
         p = baseline.agents[name]

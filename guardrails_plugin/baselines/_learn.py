@@ -120,6 +120,24 @@ class _Agent:
         )
 
 
+_STOPPED = frozenset({"pause", "kill-switch", "quarantine", "store-error", "audit-error"})
+"""Rules of calls the kill switch, the breaker or the guard itself stopped (recorded with no
+policy outcome): they never ran."""
+
+
+def _stopped(item: RecordedCall) -> bool:
+    """A call that did not run: the policy denied it, or (no policy outcome recorded) the
+    kill switch, the cascade breaker or a failure stopped it."""
+    if item.outcome == "deny":
+        return True
+    rule = item.rule
+    return (
+        item.outcome is None
+        and rule is not None
+        and (rule in _STOPPED or rule.startswith("cascade:"))
+    )
+
+
 def learn(
     source: Iterable[Any],
     *,
@@ -127,6 +145,7 @@ def learn(
     max_agents: int = 10_000,
     max_open_runs: int = 100_000,
     progress: Callable[[int], None] | None = None,
+    stopped: bool = False,
 ) -> Baseline:
     """Learn each agent's habits from recorded traffic: ``source`` is any iterable of
     ``RecordedCall`` (``replay.from_audit``, ``from_jsonl``, ``from_checkpoints``,
@@ -139,6 +158,12 @@ def learn(
     bounded by ``cap`` (keys kept per count table), ``max_agents`` and ``max_open_runs``,
     whatever the length of the history. ``progress`` is called with the number of calls
     read, every 1,000 calls and at the end.
+
+    Calls that did not run are not habits: a call recorded as denied, or stopped by the kill
+    switch or the cascade breaker (an audit log's ``control`` and ``trip`` records: rules
+    ``pause``, ``kill-switch``, ``quarantine``, ``cascade:*`` with no policy outcome), is
+    skipped unless ``stopped=True``; ``Baseline.skipped`` counts them. Everything else the
+    source holds is learned as normal: learn from a history you trust.
     """
     if cap < 1 or max_agents < 1 or max_open_runs < 1:
         raise ValueError("learn: cap, max_agents and max_open_runs must be at least 1")
@@ -157,6 +182,9 @@ def learn(
         calls += 1
         if progress is not None and calls % 1_000 == 0:
             progress(calls)
+        if not stopped and _stopped(item):
+            skipped += 1
+            continue
         agent = agents.get(item.agent)
         if agent is None:
             if len(agents) >= max_agents:

@@ -3,6 +3,7 @@ feeding the cascade breaker, on generated histories."""
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import json
 import math
@@ -442,7 +443,11 @@ def _mailer() -> Baseline:
 
 
 def _attack(guard: Guard, thread: str = "t1") -> list[Any]:
-    calls = [
+    return [guard.check(c) for c in _calls(thread)]
+
+
+def _calls(thread: str) -> list[ToolCall]:
+    return [
         ToolCall(
             "fetch",
             {"url": "https://docs.acme.com/b"},
@@ -467,7 +472,6 @@ def _attack(guard: Guard, thread: str = "t1") -> list[Any]:
             "send_email", {"to": "ann@acme.com"}, agent="mailer", thread_id=thread, call_id="5"
         ),
     ]
-    return [guard.check(c) for c in calls]
 
 
 def test_an_anomaly_pauses_the_run_records_the_trip_and_tells_the_listeners(tmp_path: Path) -> None:
@@ -510,6 +514,19 @@ def test_an_anomaly_pauses_the_run_records_the_trip_and_tells_the_listeners(tmp_
     )
     assert again.effect is Effect.ALLOW  # what the person saw is not held against the run again
     log.close()
+
+
+def test_the_async_path_trips_the_same_way() -> None:
+    guard = Guard(Policy([allow("*")]), cascade=CascadeMonitor([Anomaly(_mailer())]))
+    sync = Guard(Policy([allow("*")]), cascade=CascadeMonitor([Anomaly(_mailer())]))
+
+    async def run() -> list[Any]:
+        return [await guard.acheck(c) for c in _calls("t1")]
+
+    got = asyncio.run(run())
+    want = [sync.check(c) for c in _calls("t1")]
+    assert [(d.effect, d.rule) for d in got] == [(d.effect, d.rule) for d in want]
+    assert [t.reason for t in guard.trips()] == [t.reason for t in sync.trips()]
 
 
 def test_calls_that_never_ran_are_not_learned_as_habits(tmp_path: Path) -> None:
@@ -643,3 +660,23 @@ def test_held_out_compromised_runs_are_caught_and_honest_ones_are_not() -> None:
     assert ev.caught_share("spray") > 0.8
     assert ev.caught_share("within") == 0.0  # what it cannot see, said in docs/baselines.md
     assert Counts({"a": 1, "b": 3}, 1).novelty == 0.4
+
+
+def test_learn_from_langgraph_checkpoints_on_the_command_line(tmp_path: Path) -> None:
+    from test_replay import _scripted_graph
+
+    db = str(tmp_path / "graph.db")
+    graph, conn = _scripted_graph(db)
+    for thread in ("t-1", "t-2"):
+        graph.invoke({"messages": [("user", "go")]}, {"configurable": {"thread_id": thread}})
+    conn.close()
+    out = tmp_path / "b.json"
+    assert (
+        cli(["baseline", "learn", "--from", f"checkpoints:sqlite:///{db}", "--out", str(out)]) == 0
+    )
+    p = Baseline.load(out).agents["support"]
+    assert dict(p.tools.values) == {"read_file": 4, "send_email": 2}
+    assert dict(p.args["read_file"]["path"].values) == {"path:/srv/data": 2, "path:/etc/passwd": 2}
+    assert dict(p.args["send_email"]["to"].values) == {"email:evil.test": 2}
+    assert dict(p.volume) == {3: 2}
+    assert dict(p.transitions[""].values) == {"read_file": 2}

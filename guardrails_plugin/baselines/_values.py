@@ -6,7 +6,8 @@ its kind so that two readings never collide:
 - ``host:docs.example.com``: a ``scheme://`` URL, by the host a WHATWG client connects to
   (``guardrails_plugin.scopes.urls.host_of``: punycode, lower case, IP spellings folded);
 - ``email:example.com``: an e-mail address, or a header of several, by each recipient's
-  domain (``guardrails_plugin.scopes.emails.addresses_in``: display names, groups, IDN);
+  domain (``guardrails_plugin.scopes.emails.addresses_in``: display names, groups, IDN; a
+  plain ``local@domain`` the scope refuses to read, by its domain as written);
 - ``path:/srv/data``: an absolute path, by its first ``PATH_DEPTH`` components after the
   lexical normalisation ``Paths`` uses without resolving links (``..`` folded); a relative
   path by its first component (``rel:reports``), ``~`` by ``home:``;
@@ -22,6 +23,7 @@ habitual value costs one dictionary read at run time.
 from __future__ import annotations
 
 import os
+import re
 from typing import Any
 
 from ..scopes import ScopeViolation, addresses_in
@@ -33,6 +35,7 @@ MAX_VALUE = 120
 """Strings longer than this are free text: not counted."""
 PATH_DEPTH = 2
 """Components of an absolute path a baseline keeps (``/srv/data/x/y.txt`` -> ``/srv/data``)."""
+_PLAIN_ADDRESS = re.compile(r"[^@\s<>,;:\"]+@([A-Za-z0-9.-]+)")
 _CACHE: dict[str, tuple[str, ...]] = {}
 _CACHE_MAX = 8_192
 _MAX_ITEMS = 16
@@ -75,7 +78,12 @@ def _string(value: str) -> tuple[str, ...]:
         try:
             domains = dict.fromkeys(a.rpartition("@")[2] for a in addresses_in(value))
         except ScopeViolation:
-            return (f"value:{value}",)
+            # An address the e-mail scope refuses to read (a special-use domain such as
+            # .test, a quoted local part) still names where it goes, when it is that plain.
+            plain = _PLAIN_ADDRESS.fullmatch(value)
+            if plain is None:
+                return (f"value:{value}",)
+            return (f"email:{plain.group(1).lower().rstrip('.')}",)
         return tuple(f"email:{d}" for d in domains)
     if value.startswith("/"):
         path = os.path.normpath(value)

@@ -72,8 +72,9 @@ class Anomaly:
     novelties' weights. It trips when the score reaches
     ``threshold`` (default 3) with at least ``min_events`` (default 2) distinct novelties:
     one new destination does not trip, a pattern does. Calls the policy denied count too
-    (an agent probing tools it never used), but only a permitted call reports the alarm
-    (the guard acts on alarms of permitted calls). After an alarm the run's score starts
+    (an agent probing tools it never used: their tools and values; not in the run's order
+    or length, as ``learn`` skips them), but only a permitted call reports the alarm (the
+    guard acts on alarms of permitted calls). After an alarm the run's score starts
     again from zero; the novelties it saw stay known (a person who resumed the run has
     seen them). Agents the baseline does not know are not scored.
 
@@ -168,10 +169,11 @@ class Anomaly:
             "volume": h.volume,
         }
 
-    def novelties(self, call: ToolCall, previous: str, calls: int) -> list[Novelty]:
+    def novelties(self, call: ToolCall, previous: str | None, calls: int) -> list[Novelty]:
         """The novelties of ``call`` for its agent, ``previous`` being the run's previous
-        tool of that agent (``""`` at the start) and ``calls`` the agent's calls in the run
-        including this one. Pure: the tracker remembers what it has counted."""
+        tool of that agent (``""`` at the start; ``None``: no transition to score) and
+        ``calls`` the agent's calls in the run including this one (0: no volume to score).
+        Pure: the tracker remembers what it has counted."""
         h = self._habits.get(call.agent)
         if h is None:
             return []
@@ -191,13 +193,13 @@ class Anomaly:
                     for k in keys(value):
                         if k not in known:
                             found.append(Novelty("value", f"{tool}.{name} {k}", w["value"]))
-            if h.transitions is not None:
+            if h.transitions is not None and previous is not None:
                 nexts = h.transitions.get(previous)
                 if nexts is not None and tool not in nexts:
                     found.append(
                         Novelty("transition", f"{previous or 'start'} -> {tool}", w["transition"])
                     )
-        if h.volume is not None and calls == h.volume + 1:
+        if h.volume is not None and calls and calls == h.volume + 1:
             found.append(Novelty("volume", f"more than {h.volume} calls in a run", w["volume"]))
         return [n for n in found if n.weight > 0]  # a weight of 0 turns its kind off
 
@@ -241,9 +243,12 @@ class _AnomalyTracker:
             if len(self._runs) >= _MAX_AGENTS:
                 return None
             run = self._runs[call.agent] = _Run()
-        run.calls += 1
-        found = signal.novelties(call, run.previous, run.calls)
-        run.previous = call.tool
+        if denied:  # it did not run: its tool and values count, not the run's order or length
+            found = signal.novelties(call, None, 0)
+        else:
+            run.calls += 1
+            found = signal.novelties(call, run.previous, run.calls)
+            run.previous = call.tool
         for n in found:
             key = (n.kind, n.what)
             if key in run.seen:

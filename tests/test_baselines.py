@@ -680,3 +680,18 @@ def test_learn_from_langgraph_checkpoints_on_the_command_line(tmp_path: Path) ->
     assert dict(p.args["send_email"]["to"].values) == {"email:evil.test": 2}
     assert dict(p.volume) == {3: 2}
     assert dict(p.transitions[""].values) == {"read_file": 2}
+
+
+def test_denied_calls_do_not_count_in_the_runs_order_or_length() -> None:
+    # learn skips denied calls; the signal must not count them as steps of the run either
+    anomaly = Anomaly(_mailer(), threshold=0.5, min_events=1)
+    tracker: Any = anomaly.track()
+    fetch = ToolCall("fetch", {"url": "https://docs.acme.com/a"}, agent="mailer", thread_id="t")
+    send = ToolCall("send_email", {"to": "ann@acme.com"}, agent="mailer", thread_id="t")
+    for _ in range(5):
+        assert tracker.observe_call(fetch, True, "t", 0) is None
+    assert tracker.observe_call(fetch, False, "t", 0) is None
+    assert tracker.observe_call(send, False, "t", 0) is None
+    third = tracker.observe_call(fetch, False, "t", 0)  # a third call in a two-call habit
+    assert third is not None
+    assert "more than 2 calls" in third.reason

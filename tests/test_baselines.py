@@ -695,3 +695,10 @@ def test_denied_calls_do_not_count_in_the_runs_order_or_length() -> None:
     third = tracker.observe_call(fetch, False, "t", 0)  # a third call in a two-call habit
     assert third is not None
     assert "more than 2 calls" in third.reason
+
+
+@SETTINGS
+@given(histories())
+def test_tool_calls_teach_what_their_records_teach(calls: list[RecordedCall]) -> None:
+    events = [ToolCall(c.tool, c.args, agent=c.agent, thread_id=c.thread_id) for c in calls]
+    assert learn(events) == learn(calls)

@@ -6,6 +6,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from .._events import ToolCall
 from ..replay import RecordedCall
 from ._baseline import AgentProfile, Baseline, Counts
 from ._values import keys
@@ -149,7 +150,8 @@ def learn(
 ) -> Baseline:
     """Learn each agent's habits from recorded traffic: ``source`` is any iterable of
     ``RecordedCall`` (``replay.from_audit``, ``from_jsonl``, ``from_checkpoints``,
-    ``open_source``), oldest first; results and other records are skipped.
+    ``open_source``) or ``ToolCall`` (events of a run or a simulation, all taken as having
+    run; unreadable ones skipped), oldest first; results and other records are skipped.
 
     A run is what the guard calls a scope: the call's thread, else its run; calls naming
     neither teach tools and arguments, not volume or transitions. A run counts as finished
@@ -177,12 +179,15 @@ def learn(
         volume[b] = volume.get(b, 0) + 1
 
     for item in source:
-        if not isinstance(item, RecordedCall):
+        if isinstance(item, ToolCall):  # events straight from a run or a simulation
+            if not item.readable:
+                continue
+        elif not isinstance(item, RecordedCall):
             continue
         calls += 1
         if progress is not None and calls % 1_000 == 0:
             progress(calls)
-        if not stopped and _stopped(item):
+        if not stopped and isinstance(item, RecordedCall) and _stopped(item):
             skipped += 1
             continue
         agent = agents.get(item.agent)

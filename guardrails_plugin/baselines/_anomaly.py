@@ -124,6 +124,7 @@ class Anomaly:
         self.min_support = min_support
         self.max_novelty = max_novelty
         self.weights: dict[str, float] = merged
+        self._all_weighed = all(w > 0 for w in merged.values())
         self._habits = {a: self._compile(p) for a, p in baseline.agents.items()}
 
     def __repr__(self) -> str:
@@ -175,8 +176,11 @@ class Anomaly:
         ``calls`` the agent's calls in the run including this one (0: no volume to score).
         Pure: the tracker remembers what it has counted."""
         h = self._habits.get(call.agent)
-        if h is None:
-            return []
+        return [] if h is None else self._novelties(h, call, previous, calls)
+
+    def _novelties(
+        self, h: _Habits, call: ToolCall, previous: str | None, calls: int
+    ) -> list[Novelty]:
         w = self.weights
         found: list[Novelty] = []
         tool = call.tool
@@ -201,7 +205,9 @@ class Anomaly:
                     )
         if h.volume is not None and calls and calls == h.volume + 1:
             found.append(Novelty("volume", f"more than {h.volume} calls in a run", w["volume"]))
-        return [n for n in found if n.weight > 0]  # a weight of 0 turns its kind off
+        if found and not self._all_weighed:
+            return [n for n in found if n.weight > 0]  # a weight of 0 turns its kind off
+        return found
 
     def track(self) -> Tracker:
         """A fresh tracker of this signal's per-scope state."""
@@ -236,7 +242,8 @@ class _AnomalyTracker:
 
     def observe_call(self, call: ToolCall, denied: bool, scope: str, index: int) -> Alarm | None:
         signal = self._signal
-        if call.agent not in signal._habits:
+        h = signal._habits.get(call.agent)
+        if h is None:
             return None
         run = self._runs.get(call.agent)
         if run is None:
@@ -244,11 +251,13 @@ class _AnomalyTracker:
                 return None
             run = self._runs[call.agent] = _Run()
         if denied:  # it did not run: its tool and values count, not the run's order or length
-            found = signal.novelties(call, None, 0)
+            found = signal._novelties(h, call, None, 0)
         else:
             run.calls += 1
-            found = signal.novelties(call, run.previous, run.calls)
+            found = signal._novelties(h, call, run.previous, run.calls)
             run.previous = call.tool
+        if not found and run.score < signal.threshold:
+            return None  # (a score a denied call raised trips on the next permitted call)
         for n in found:
             key = (n.kind, n.what)
             if key in run.seen:

@@ -702,3 +702,19 @@ def test_denied_calls_do_not_count_in_the_runs_order_or_length() -> None:
 def test_tool_calls_teach_what_their_records_teach(calls: list[RecordedCall]) -> None:
     events = [ToolCall(c.tool, c.args, agent=c.agent, thread_id=c.thread_id) for c in calls]
     assert learn(events) == learn(calls)
+
+
+def test_calls_naming_no_run_are_scored_on_tools_and_values_only() -> None:
+    anomaly = Anomaly(_mailer(), threshold=1.5, min_events=1)
+    guard = Guard(Policy([allow("*")]), cascade=CascadeMonitor([anomaly]))
+    habitual = [
+        ToolCall("fetch", {"url": "https://docs.acme.com/a"}, agent="mailer"),
+        ToolCall("send_email", {"to": "ann@acme.com"}, agent="mailer"),
+    ]
+    for _ in range(50):  # many runs' calls without ids all land in one scope, "-"
+        for c in habitual:
+            assert guard.check(c).effect is Effect.ALLOW
+    assert guard.trips() == []
+    for i in range(3):
+        guard.check(ToolCall(f"new{i}", {}, agent="mailer"))
+    assert [t.scope for t in guard.trips()] == ["-"]

@@ -250,7 +250,9 @@ class _AnomalyTracker:
             if len(self._runs) >= _MAX_AGENTS:
                 return None
             run = self._runs[call.agent] = _Run()
-        if denied:  # it did not run: its tool and values count, not the run's order or length
+        if denied or scope == "-":
+            # it did not run, or it names no run (no thread, no run id: learn does not count
+            # those in runs either): its tool and values count, not a run's order or length
             found = signal._novelties(h, call, None, 0)
         else:
             run.calls += 1

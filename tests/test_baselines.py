@@ -718,3 +718,26 @@ def test_calls_naming_no_run_are_scored_on_tools_and_values_only() -> None:
     for i in range(3):
         guard.check(ToolCall(f"new{i}", {}, agent="mailer"))
     assert [t.scope for t in guard.trips()] == ["-"]
+
+
+def test_a_baseline_file_holds_no_secret() -> None:
+    token = "sk-" + "A1b2C3d4" * 4
+    calls = [
+        RecordedCall(
+            "call_api",
+            {
+                "api_key": "plain-looking-key",
+                "auth": f"Bearer {token}",
+                "url": "https://user:hunter2@api.acme.com/v1",
+                "mode": "fast",
+            },
+            agent="a",
+            thread_id=f"r{i}",
+        )
+        for i in range(30)
+    ]
+    text = learn(calls).to_json()
+    for secret in ("plain-looking-key", token, "hunter2"):
+        assert secret not in text
+    assert "host:api.acme.com" in text
+    assert "value:fast" in text

@@ -9,7 +9,7 @@ from typing import Any
 from .._events import ToolCall
 from ..replay import RecordedCall
 from ._baseline import AgentProfile, Baseline, Counts
-from ._values import keys
+from ._values import keys, secret_name
 
 __all__ = ["learn"]
 
@@ -85,7 +85,7 @@ class _Agent:
         if not hasattr(args, "items"):
             return
         for name, value in args.items():
-            if not isinstance(name, str):
+            if not isinstance(name, str) or secret_name(name):
                 continue
             found = keys(value)
             if not found:

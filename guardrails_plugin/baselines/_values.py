@@ -14,7 +14,9 @@ its kind so that two readings never collide:
 - ``value:...``: any other short string, ``bool`` or integer, as written (a mode, a table,
   a channel);
 - nothing for floats, long free text (over ``MAX_VALUE`` characters), mappings and
-  ``None``: an amount or an e-mail body is not a habit a baseline can count.
+  ``None``: an amount or an e-mail body is not a habit a baseline can count; nothing for a
+  string the audit log's ``Redactor`` would hide part of (a bearer token, an API key, a
+  password in a query string): a baseline file holds no secret.
 
 A list is read element by element. The result is cached per string (bounded), so a
 habitual value costs one dictionary read at run time.
@@ -26,16 +28,18 @@ import os
 import re
 from typing import Any
 
+from ..audit import Redactor
 from ..scopes import ScopeViolation, addresses_in
 from ..scopes.urls import host_of
 
-__all__ = ["MAX_VALUE", "PATH_DEPTH", "keys"]
+__all__ = ["MAX_VALUE", "PATH_DEPTH", "keys", "secret_name"]
 
 MAX_VALUE = 120
 """Strings longer than this are free text: not counted."""
 PATH_DEPTH = 2
 """Components of an absolute path a baseline keeps (``/srv/data/x/y.txt`` -> ``/srv/data``)."""
 _PLAIN_ADDRESS = re.compile(r"[^@\s<>,;:\"]+@([A-Za-z0-9.-]+)")
+_REDACTOR = Redactor()
 _CACHE: dict[str, tuple[str, ...]] = {}
 _CACHE_MAX = 8_192
 _MAX_ITEMS = 16
@@ -73,7 +77,7 @@ def _string(value: str) -> tuple[str, ...]:
         return ()
     if "://" in value:
         host = host_of(value)
-        return (f"host:{host}",) if host is not None else (f"value:{value}",)
+        return (f"host:{host}",) if host is not None else _plain(value)
     if "@" in value and not value.startswith(("/", "~")):
         try:
             domains = dict.fromkeys(a.rpartition("@")[2] for a in addresses_in(value))
@@ -82,7 +86,7 @@ def _string(value: str) -> tuple[str, ...]:
             # .test, a quoted local part) still names where it goes, when it is that plain.
             plain = _PLAIN_ADDRESS.fullmatch(value)
             if plain is None:
-                return (f"value:{value}",)
+                return _plain(value)
             return (f"email:{plain.group(1).lower().rstrip('.')}",)
         return tuple(f"email:{d}" for d in domains)
     if value.startswith("/"):
@@ -94,4 +98,17 @@ def _string(value: str) -> tuple[str, ...]:
     if value.startswith(("./", "../")) or ("/" in value and " " not in value):
         first = os.path.normpath(value).split("/")[0]
         return (f"rel:{first}",)
+    return _plain(value)
+
+
+def _plain(value: str) -> tuple[str, ...]:
+    if _REDACTOR.text(value) != value:
+        return ()  # a secret, or holding one: not for the baseline file
     return (f"value:{value}",)
+
+
+def secret_name(name: str) -> bool:
+    """Whether an argument's name says it holds a secret (the audit log's ``Redactor``
+    hides such keys: ``password``, ``api_key``, ``token``...): a baseline learns nothing
+    of it."""
+    return _REDACTOR.hides(name)

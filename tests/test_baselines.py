@@ -155,6 +155,9 @@ def test_learning_counts_tools_values_runs_and_transitions(calls: list[RecordedC
             if got.values:  # an argument kept (not open)
                 assert dict(got.values) == dict(want)
             assert got.total == sum(want.values())
+        for tool, names in p.params.items():
+            want_names = collections.Counter(n for c in mine if c.tool == tool for n in c.args)
+            assert dict(names.values) == dict(want_names)
         runs: dict[str, list[str]] = collections.defaultdict(list)
         for c in mine:
             if c.thread_id is not None:
@@ -226,6 +229,10 @@ def _good_doc() -> dict[str, Any]:
 
 
 BREAKAGES = [
+    (
+        lambda d: d["agents"]["a"]["params"].update(ghost={"values": {}}),
+        "agents.a.params.ghost: names a tool the profile does not keep",
+    ),
     (lambda d: d.pop("format"), "not a baseline"),
     (lambda d: d.update(version=99), "version 99 is not supported"),
     (lambda d: d.update(extra=1), "unknown keys: extra"),
@@ -741,3 +748,14 @@ def test_a_baseline_file_holds_no_secret() -> None:
         assert secret not in text
     assert "host:api.acme.com" in text
     assert "value:fast" in text
+
+
+def test_an_argument_name_never_seen_for_the_tool_is_a_novelty() -> None:
+    anomaly = Anomaly(_mailer())
+    assert anomaly.scored("mailer")["params"] == ["fetch", "send_email"]
+    call = ToolCall(
+        "send_email", {"to": "ann@acme.com", "cc": "drop@evil.net"}, agent="mailer", thread_id="t"
+    )
+    assert [(n.kind, n.what) for n in anomaly.novelties(call, "fetch", 2)] == [
+        ("argument", "send_email.cc")
+    ]

@@ -45,6 +45,7 @@ class _Habits:
 
     tools: frozenset[str] | None
     args: Mapping[str, Mapping[str, frozenset[str]]]
+    params: Mapping[str, frozenset[str]]
     transitions: Mapping[str, frozenset[str]] | None
     volume: int | None
 
@@ -56,6 +57,8 @@ class Anomaly:
     What counts as a novelty, once per run and agent (the same novelty again adds nothing):
 
     - a tool the agent never called (weight ``weights["tool"]``, default 1);
+    - an argument name never seen for that tool (a ``cc`` on a ``send_email`` that never
+      had one; weight ``weights["argument"]``, default 1);
     - an argument key never seen for that tool and argument (``keys``: a host, an e-mail
       domain, a path root, a short value; weight ``weights["value"]``, default 1);
     - a transition from the previous tool of the run to this one never seen (default 0.5);
@@ -86,7 +89,13 @@ class Anomaly:
     every_call = True
     """The monitor feeds this signal every tool call, permitted or denied."""
 
-    WEIGHTS: Mapping[str, float] = {"tool": 1.0, "value": 1.0, "transition": 0.5, "volume": 1.0}
+    WEIGHTS: Mapping[str, float] = {
+        "tool": 1.0,
+        "argument": 1.0,
+        "value": 1.0,
+        "transition": 0.5,
+        "volume": 1.0,
+    }
 
     def __init__(
         self,
@@ -146,6 +155,11 @@ class Anomaly:
             }
             for tool, per in p.args.items()
         }
+        params = {
+            tool: frozenset(c.values)
+            for tool, c in p.params.items()
+            if c.values and self._closed(p.tools.values.get(tool, 0), c.novelty)
+        }
         total = sum(c.total for c in p.transitions.values())
         once = sum(
             sum(1 for n in c.values.values() if n == 1) + c.others for c in p.transitions.values()
@@ -154,18 +168,20 @@ class Anomaly:
         if self._closed(total, once / total if total else 1.0):
             transitions = {prev: frozenset(c.values) for prev, c in p.transitions.items()}
         volume = p.quantile(self.quantile) if p.runs >= self.min_support else None
-        return _Habits(tools, {t: a for t, a in args.items() if a}, transitions, volume)
+        return _Habits(tools, {t: a for t, a in args.items() if a}, params, transitions, volume)
 
     def scored(self, agent: str) -> dict[str, Any]:
         """What the signal scores for ``agent``: whether its tools and transitions are
-        scored, the arguments scored per tool, and the volume limit (``None``: not scored;
-        the agent unknown: an empty dict)."""
+        scored, the arguments whose values are scored per tool, the tools whose argument
+        names are scored, and the volume limit (``None``: not scored; the agent unknown: an
+        empty dict)."""
         h = self._habits.get(agent)
         if h is None:
             return {}
         return {
             "tools": h.tools is not None,
             "args": {t: sorted(a) for t, a in sorted(h.args.items())},
+            "params": sorted(h.params),
             "transitions": h.transitions is not None,
             "volume": h.volume,
         }
@@ -187,6 +203,11 @@ class Anomaly:
         if h.tools is not None and tool not in h.tools:
             found.append(Novelty("tool", f"tool {tool!r}", w["tool"]))
         else:
+            names = h.params.get(tool)
+            if names is not None:
+                for name in call.args:
+                    if name not in names:
+                        found.append(Novelty("argument", f"{tool}.{name}", w["argument"]))
             scored = h.args.get(tool)
             if scored:
                 args = call.args

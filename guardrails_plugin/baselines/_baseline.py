@@ -1,9 +1,9 @@
 """A behaviour baseline: what each agent habitually did, as bounded counts, saved as JSON.
 
 The file (``FORMAT``, ``VERSION``) holds, per agent: the tools it called and how often,
-for each tool the keys of each argument (``_values.keys``: hosts, e-mail domains, path
-roots, short values) with their counts, the tool-to-tool transitions within a run (from
-``""``, the start of a run), and the distribution of its calls per run. Every count table
+for each tool its argument names and the keys of each argument (``_values.keys``: hosts,
+e-mail domains, path roots, short values) with their counts, the tool-to-tool transitions
+within a run (from ``""``, the start of a run), and the distribution of its calls per run. Every count table
 is a ``Counts``: at most ``cap`` kept entries, the occurrences of the rest summed in
 ``others``. Loading validates every field and names the first wrong one.
 """
@@ -65,11 +65,13 @@ class Counts:
 @dataclass(frozen=True, slots=True)
 class AgentProfile:
     """One agent's habits: ``tools`` (calls per tool), ``args`` (per tool, per argument, the
-    keys of its values), ``transitions`` (per previous tool, ``""`` for the start of a
-    run, the next tool), ``volume`` (calls per run -> number of runs)."""
+    keys of its values), ``params`` (per tool, the argument names its calls had),
+    ``transitions`` (per previous tool, ``""`` for the start of a run, the next tool),
+    ``volume`` (calls per run -> number of runs)."""
 
     tools: Counts
     args: Mapping[str, Mapping[str, Counts]] = field(default_factory=dict)
+    params: Mapping[str, Counts] = field(default_factory=dict)
     transitions: Mapping[str, Counts] = field(default_factory=dict)
     volume: Mapping[int, int] = field(default_factory=dict)
 
@@ -104,6 +106,7 @@ class AgentProfile:
                 t: {a: c.to_doc() for a, c in sorted(args.items())}
                 for t, args in sorted(self.args.items())
             },
+            "params": {t: c.to_doc() for t, c in sorted(self.params.items())},
             "transitions": {p: c.to_doc() for p, c in sorted(self.transitions.items())},
             "volume": {str(n): r for n, r in sorted(self.volume.items())},
         }
@@ -238,7 +241,7 @@ class _Reader:
         return Counts(kept, self.count(d.get("others", 0), f"{where}.others"))
 
     def profile(self, value: Any, where: str, cap: int) -> AgentProfile:
-        d = self.obj(value, where, {"tools", "args", "transitions", "volume"})
+        d = self.obj(value, where, {"tools", "args", "params", "transitions", "volume"})
         tools = self.counts(d.get("tools"), f"{where}.tools", cap)
         args: dict[str, dict[str, Counts]] = {}
         for tool, per in self.obj(d.get("args", {}), f"{where}.args").items():
@@ -246,6 +249,11 @@ class _Reader:
                 raise self.fail(f"{where}.args.{tool}", "names a tool the profile does not keep")
             a = self.obj(per, f"{where}.args.{tool}")
             args[tool] = {k: self.counts(c, f"{where}.args.{tool}.{k}", cap) for k, c in a.items()}
+        params: dict[str, Counts] = {}
+        for tool, c in self.obj(d.get("params", {}), f"{where}.params").items():
+            if tool not in tools.values:
+                raise self.fail(f"{where}.params.{tool}", "names a tool the profile does not keep")
+            params[tool] = self.counts(c, f"{where}.params.{tool}", cap)
         transitions = {
             p: self.counts(c, f"{where}.transitions.{p}", cap)
             for p, c in self.obj(d.get("transitions", {}), f"{where}.transitions").items()
@@ -255,7 +263,7 @@ class _Reader:
             if not (n.isascii() and n.isdigit()) or int(n) > 10**12:
                 raise self.fail(f"{where}.volume", f"key {n!r:.40} is not a number of calls")
             volume[int(n)] = self.count(runs, f"{where}.volume.{n}", positive=True)
-        return AgentProfile(tools, args, transitions, volume)
+        return AgentProfile(tools, args, params, transitions, volume)
 
 
 def _kind(value: Any) -> str:

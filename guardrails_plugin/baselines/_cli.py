@@ -130,7 +130,12 @@ def describe(baseline: Baseline, agents: list[str] | None = None, *, top: int = 
             f"; transitions {'scored' if scored['transitions'] else 'not scored'}"
         )
         for tool, n in p.tools.top(len(p.tools.values)):
-            lines.append(f"  {tool}: {n:,} calls")
+            names = p.params.get(tool)
+            said = ""
+            if names is not None and names.values:
+                mark = "scored" if tool in scored["params"] else "not scored"
+                said = f"; arguments {', '.join(sorted(names.values))} [{mark}]"
+            lines.append(f"  {tool}: {n:,} calls{said}")
             for arg, c in sorted(p.args.get(tool, {}).items()):
                 mark = "scored" if arg in scored["args"].get(tool, ()) else "not scored"
                 if not c.values:

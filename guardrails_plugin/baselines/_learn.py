@@ -66,12 +66,13 @@ class _Counter:
 
 
 class _Agent:
-    __slots__ = ("args", "cap", "tools", "transitions", "volume")
+    __slots__ = ("args", "cap", "params", "tools", "transitions", "volume")
 
     def __init__(self, cap: int) -> None:
         self.cap = cap
         self.tools = _Counter(cap)
         self.args: dict[str, dict[str, _Counter]] = {}
+        self.params: dict[str, _Counter] = {}  # tool -> the argument names its calls had
         self.transitions: dict[str, _Counter] = {}
         self.volume: dict[int, int] = {}
 
@@ -82,10 +83,15 @@ class _Agent:
             if len(self.args) >= 4 * self.cap:
                 return
             per = self.args[tool] = {}
+            self.params[tool] = _Counter(self.cap)
         if not hasattr(args, "items"):
             return
+        names = self.params[tool]
         for name, value in args.items():
-            if not isinstance(name, str) or secret_name(name):
+            if not isinstance(name, str):
+                continue
+            names.add(name)
+            if secret_name(name):
                 continue
             found = keys(value)
             if not found:
@@ -116,6 +122,7 @@ class _Agent:
                 for t, per in self.args.items()
                 if t in kept
             },
+            params={t: c.done() for t, c in self.params.items() if t in kept},
             transitions={p: c.done() for p, c in self.transitions.items() if p == "" or p in kept},
             volume=dict(self.volume),
         )

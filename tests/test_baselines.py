@@ -759,3 +759,13 @@ def test_an_argument_name_never_seen_for_the_tool_is_a_novelty() -> None:
     assert [(n.kind, n.what) for n in anomaly.novelties(call, "fetch", 2)] == [
         ("argument", "send_email.cc")
     ]
+
+
+def test_show_an_agent_without_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    learn([RecordedCall("fetch", {"url": "https://a.com/"}, agent="solo")]).save(
+        tmp_path / "b.json"
+    )
+    assert cli(["baseline", "show", str(tmp_path / "b.json")]) == 0
+    assert "solo: 1 calls in 0 runs; no runs (its calls named no thread or run)" in (
+        capsys.readouterr().out
+    )

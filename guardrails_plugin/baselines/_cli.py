@@ -120,11 +120,13 @@ def describe(baseline: Baseline, agents: list[str] | None = None, *, top: int = 
         scored = scorer.scored(name)
         volume = scored["volume"]
         lines.append("")
-        lines.append(
-            f"{name}: {p.calls:,} calls in {p.runs:,} runs; calls per run: median "
-            f"{p.quantile(0.5)}, p99 {p.quantile(0.99)}"
-            + (f" (scored above {volume})" if volume is not None else " (not scored)")
-        )
+        if p.runs:
+            per_run = f"calls per run: median {p.quantile(0.5)}, p99 {p.quantile(0.99)}" + (
+                f" (scored above {volume})" if volume is not None else " (not scored)"
+            )
+        else:
+            per_run = "no runs (its calls named no thread or run)"
+        lines.append(f"{name}: {p.calls:,} calls in {p.runs:,} runs; {per_run}")
         lines.append(
             f"  tools {'scored' if scored['tools'] else 'not scored (too little or too open)'}"
             f"; transitions {'scored' if scored['transitions'] else 'not scored'}"

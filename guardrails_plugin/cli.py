@@ -11,6 +11,8 @@ and, for operators, the kill switch and the approvals waiting in a store::
     guardrails-plugin trips  --store guard.db [--scope ticket-42]
     guardrails-plugin audit tail|verify|export|stats [--log audit.db]
     guardrails-plugin replay policy.yaml --from audit.db [--json] [--fail-on-change]
+    guardrails-plugin baseline learn --from audit.db --out baseline.json
+    guardrails-plugin baseline show baseline.json [--agent NAME] [--json]
     guardrails-plugin dashboard --store guard.db [--audit audit.db] [--graph app:graph]
 
 ``pause``, ``kill``, ``quarantine`` and ``resume`` take ``--audit audit.db`` to record the
@@ -463,6 +465,9 @@ def _build_parser() -> argparse.ArgumentParser:
     from .replay._cli import add_replay_command
 
     add_replay_command(sub)
+    from .baselines._cli import add_baseline_command
+
+    add_baseline_command(sub)
     return parser
 
 

@@ -60,6 +60,7 @@ ADAPTERS = {
     "demo",
     "testing",
     "replay",
+    "baselines",
     "shadow",
     "openai",
     "agents_sdk",  # the OpenAI Agents SDK adapter
@@ -71,8 +72,9 @@ ALLOWED.update(
         "otel": VOCABULARY | {""},  # the package's __version__
         "dashboard": ENGINE | {"langgraph"},  # answers resume waiting graphs
         "demo": ENGINE | {"langchain", "testing"},
-        "cli": ENGINE | {"dashboard", "demo", "replay"},
+        "cli": ENGINE | {"dashboard", "demo", "replay", "baselines"},
         "replay": ENGINE,  # re-decides recorded traffic with the engine
+        "baselines": ENGINE | {"replay"},  # learns from replayed traffic; a cascade signal
         "shadow": ENGINE,  # a shadow guard following a live one
         "testing": set(),
         "openai": ENGINE,  # the openai SDK's tool loop

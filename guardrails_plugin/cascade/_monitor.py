@@ -113,6 +113,9 @@ class CascadeMonitor:
         exchanging verbose heartbeats with every agent, a logger. Their tool calls still
         are (escalation)."""
         self.max_scopes = max_scopes
+        self._every_call = any(getattr(s, "every_call", False) for s in self.signals)
+        # A signal that scores every call (``every_call``: ``baselines.Anomaly``) needs a scope
+        # for every call; the others need one only where messages or denials were seen.
         self._scopes: OrderedDict[str, _Scope] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -142,11 +145,12 @@ class CascadeMonitor:
 
     def observe_call(self, call: ToolCall, *, denied: bool) -> list[Alarm]:
         """Feed one decided tool call (``denied``: the policy refused it); return the alarms
-        it trips. Only signals that watch calls (``Escalation``) see it; a call id seen
-        before (a re-run task) counts once."""
+        it trips. Only signals that watch calls (``Escalation``, and a signal with
+        ``every_call`` set, which sees every call, not only those of scopes with messages
+        or denials) see it; a call id seen before (a re-run task) counts once."""
         key = call.scope_key
         with self._lock:
-            scope = self._scopes.get(key) if not denied else self._scope(key)
+            scope = self._scope(key) if denied or self._every_call else self._scopes.get(key)
             if scope is None or not scope.call_trackers:
                 return []
             scope.last = self.clock()

@@ -118,7 +118,8 @@ class Tracker(Protocol):
     """One signal's state for one scope. ``observe`` must cost amortized O(1) per message.
 
     A tracker that also watches tool calls (``Escalation``) has an ``observe_call(call,
-    denied, tick)`` method; the monitor feeds it every decided call of its scope."""
+    denied, scope, index)`` method; the monitor feeds it the decided calls of its scope
+    (every call of every scope when its signal sets ``every_call``: ``baselines.Anomaly``)."""
 
     def observe(self, seen: Observed) -> Alarm | None:
         """Look at one observed message; an alarm if the signal fires."""

@@ -34,7 +34,7 @@ import ada_url
 from ._base import Scope, ScopeError, ScopeViolation
 from ._text import describe, preview, string_list
 
-__all__ = ["Urls"]
+__all__ = ["Urls", "host_of"]
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -141,6 +141,26 @@ def _bare_host(pattern: str) -> tuple[str, Any]:
     if parsed["host_type"] not in (_IPV4, _IPV6) and "" in hostname.split("."):
         raise ScopeError(f"host {preview(pattern)} has an empty label")
     return hostname, parsed["host_type"]
+
+
+def host_of(value: str) -> str | None:
+    """The host a WHATWG client connects to for ``value``, canonical as ``Urls`` compares
+    hosts (punycode, lower case, no trailing dot, an IPv6 literal without brackets); ``None``
+    when ``value`` is not a ``scheme://`` URL naming a host.
+
+        >>> host_of("https://Docs.Example.COM./a?b"), host_of("http://0x7f.1/")
+        ('docs.example.com', '127.0.0.1')
+    """
+    if _HAS_SCHEME.match(value) is None:
+        return None
+    try:
+        url = _parse(value)
+    except ValueError:
+        return None
+    hostname = str(url["hostname"])
+    if not hostname:
+        return None
+    return hostname[1:-1] if url["host_type"] == _IPV6 else hostname.removesuffix(".")
 
 
 def _ip(hostname: str) -> IPAddress:

@@ -11,6 +11,7 @@ and, for operators, the kill switch and the approvals waiting in a store::
     guardrails-plugin trips  --store guard.db [--scope ticket-42]
     guardrails-plugin audit tail|verify|export|stats [--log audit.db]
     guardrails-plugin replay policy.yaml --from audit.db [--json] [--fail-on-change]
+    guardrails-plugin simulate scenario.yaml [--workers 2] [--json out.json] [--html out.html]
     guardrails-plugin dashboard --store guard.db [--audit audit.db] [--graph app:graph]
 
 ``pause``, ``kill``, ``quarantine`` and ``resume`` take ``--audit audit.db`` to record the
@@ -463,6 +464,9 @@ def _build_parser() -> argparse.ArgumentParser:
     from .replay._cli import add_replay_command
 
     add_replay_command(sub)
+    from .simulate._cli import add_simulate_command
+
+    add_simulate_command(sub)
     return parser
 
 

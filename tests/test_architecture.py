@@ -63,6 +63,7 @@ ADAPTERS = {
     "shadow",
     "openai",
     "agents_sdk",  # the OpenAI Agents SDK adapter
+    "simulate",
 }
 ALLOWED.update(
     {
@@ -71,12 +72,13 @@ ALLOWED.update(
         "otel": VOCABULARY | {""},  # the package's __version__
         "dashboard": ENGINE | {"langgraph"},  # answers resume waiting graphs
         "demo": ENGINE | {"langchain", "testing"},
-        "cli": ENGINE | {"dashboard", "demo", "replay"},
+        "cli": ENGINE | {"dashboard", "demo", "replay", "simulate"},
         "replay": ENGINE,  # re-decides recorded traffic with the engine
         "shadow": ENGINE,  # a shadow guard following a live one
         "testing": set(),
         "openai": ENGINE,  # the openai SDK's tool loop
         "agents_sdk": ENGINE,
+        "simulate": ENGINE | {"replay"},  # a population of agents run through the engine
     }
 )
 
@@ -91,6 +93,7 @@ FRAMEWORKS = {
     "openai": {"openai"},
     "jsonschema": {"openai", "agents_sdk"},
     "agents": {"agents_sdk"},  # openai-agents
+    "ray": {"simulate"},  # the optional ray extra: shards of a simulation as Ray tasks
 }
 
 

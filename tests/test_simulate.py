@@ -578,3 +578,15 @@ def test_the_cookbook_scenario_runs() -> None:
     assert r.honest_calls > r.harmful_calls
     assert r.to_dict()["store_outage"] is not None
     assert Scenario.from_dict(s.to_dict()).to_dict() == s.to_dict()
+
+
+@pytest.mark.parametrize(
+    "module", ["guardrails_plugin.simulate._scenario", "guardrails_plugin.simulate._run"]
+)
+def test_docstring_examples_hold(module: str) -> None:
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(module))
+    assert result.failed == 0
+    assert result.attempted >= 1

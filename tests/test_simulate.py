@@ -340,6 +340,18 @@ def test_loops_of_compromised_agents_are_contained() -> None:
     assert not r.trips
 
 
+def test_operators_lift_quarantines() -> None:
+    data = scenario_data(seed=8, share=0.5, outage=None, interactions=8_000)
+    data["breaker"] = {"respond": {"cycles": "quarantine"}}
+    data["faults"]["compromised"].update({"loop": 1.0})
+    kept = run(data)
+    assert kept.to_dict()["quarantines_released"] == 0
+    lifted = run({**data, "operators": {"release_after": 60}})
+    assert lifted.to_dict()["quarantines_released"] > 0
+    # agents back in service: fewer honest calls and messages stopped by quarantines
+    assert lifted.messages_held["cascade"] < kept.messages_held["cascade"]
+
+
 def test_arguments_drawn_from_recorded_traffic(tmp_path: Path) -> None:
     calls = tmp_path / "calls.jsonl"
     calls.write_text(

@@ -40,7 +40,7 @@ from ._store import ShardStore
 __all__ = ["run_shard", "shard_seed"]
 
 _OUTCOME_INDEX = {o: i for i, o in enumerate(OUTCOMES)}
-_ARRIVE, _STEP, _ANSWER = 0, 1, 2
+_ARRIVE, _STEP, _ANSWER, _RELEASE = 0, 1, 2, 3
 
 
 def shard_seed(seed: int, shard: int) -> int:
@@ -200,6 +200,7 @@ class Shard:
         self.bucket = self.report.bucket
         self.ask_times: dict[str, float] = {}
         self.active: dict[str, _Run] = {}
+        self.held: set[str] = set()  # agents quarantined, waiting for a person
 
     def _clock(self) -> float:
         return self.now
@@ -222,8 +223,10 @@ class Shard:
                 self._step(payload)
             elif kind == _ARRIVE:
                 self._arrive()
-            else:
+            elif kind == _ANSWER:
                 self._answer(*payload)
+            else:
+                self._release(payload)
             if self.progress is not None and self.events - last_progress >= 2_000:
                 self.progress(self.events - last_progress)
                 last_progress = self.events
@@ -267,7 +270,9 @@ class Shard:
 
     # -- tool calls -----------------------------------------------------------------------------
 
-    def _call(self, run: _Run) -> None:
+    def _plan_call(self, run: _Run) -> tuple[ToolCall, str | None, bool, bool]:
+        """The next call of the run's agent: honest, or an attack (ground truth); whether
+        it is a side effect; whether its result is untrusted. Counted in the report."""
         rng = self.rng
         agent, role = run.agent, run.role
         sc = self.scenario
@@ -312,8 +317,14 @@ class Shard:
             r.harmful_calls += 1
         else:
             r.honest_calls += 1
-        guard = self.guards[agent]
-        d = self._count("tool_call", guard.check(call))
+        return call, harmful, side, untrusted
+
+    def _call(self, run: _Run) -> None:
+        call, harmful, side, untrusted = self._plan_call(run)
+        sc = self.scenario
+        rng = self.rng
+        r = self.report
+        d = self._count("tool_call", self.guards[call.agent].check(call))
         if d.effect is Effect.ASK and d.kind != "control":
             r.approvals["asked"] += 1
             self.ask_times[call.call_id or ""] = self.now
@@ -370,8 +381,28 @@ class Shard:
         side: bool,
         untrusted: bool,
     ) -> None:
+        agent = call.agent
+        stop = self._settle(run, call, d, harmful, side)
+        if d.allowed:
+            content = self._result(run, call.tool, untrusted)
+            if self.events < self.budget:
+                result = ToolResult(
+                    call.tool, content, agent=agent, call_id=call.call_id, thread_id=run.id
+                )
+                self._count("tool_result", self.guards[agent].check(result))
+        elif stop is not None:
+            self._stop(run, stop)
+            return
+        run.left -= 1
+        if self.events < self.budget:
+            self._push(self.now + _between_f(self.rng, run.role.think), _STEP, run)
+
+    def _settle(
+        self, run: _Run, call: ToolCall, d: Decision, harmful: str | None, side: bool
+    ) -> str | None:
+        """Count a call's final decision against its ground truth; the cause that stops
+        the run (a kill, pause or quarantine), if any."""
         r = self.report
-        rng = self.rng
         agent = call.agent
         if d.allowed:
             if not harmful:
@@ -385,40 +416,58 @@ class Shard:
                     case = self.cases[origin]
                     if case.contained_at is None:
                         case.blast_side_effects += 1
-            content = f"{call.tool} returned {rng.randrange(100, 10_000)} rows, id R-{rng.randrange(10**6):06d}"
-            if untrusted and rng.random() < self.scenario.injection.rate:
-                content = f"{content}\n{self.scenario.injection.text}"
-                r.injections["results"] += 1
-                if agent not in run.infected:
-                    run.infected.add(agent)
-                    r.injections["agents_infected"] += 1
-            if self.events < self.budget:
-                result = ToolResult(
-                    call.tool, content, agent=agent, call_id=call.call_id, thread_id=run.id
-                )
-                self._count("tool_result", self.guards[agent].check(result))
+            return None
+        cause = _cause(d)
+        if harmful:
+            r.harmful_stopped[cause] += 1
         else:
-            cause = _cause(d)
-            if harmful:
-                r.harmful_stopped[cause] += 1
+            r.honest_stopped[cause] += 1
+        if d.kind == "budget":
+            b = r.budgets.get(d.rule)
+            if b is None:
+                r.budgets[d.rule] = [1, self.now]
             else:
-                r.honest_stopped[cause] += 1
-            if d.kind == "budget":
-                b = r.budgets.get(d.rule)
-                if b is None:
-                    r.budgets[d.rule] = [1, self.now]
-                else:
-                    b[0] += 1
-            if cause in ("control", "cascade"):
-                self._stop(run, cause)
-                return
-        run.left -= 1
-        if self.events < self.budget:
-            self._push(self.now + _between_f(rng, run.role.think), _STEP, run)
+                b[0] += 1
+        return cause if cause in ("control", "cascade") else None
+
+    def _result(self, run: _Run, tool: str, untrusted: bool) -> str:
+        """What a call that ran returned: facts, and now and then an injected instruction
+        (the agent that reads it is infected for the rest of the run)."""
+        rng = self.rng
+        r = self.report
+        content = (
+            f"{tool} returned {rng.randrange(100, 10_000)} rows, id R-{rng.randrange(10**6):06d}"
+        )
+        if untrusted and rng.random() < self.scenario.injection.rate:
+            content = f"{content}\n{self.scenario.injection.text}"
+            r.injections["results"] += 1
+            if run.agent not in run.infected:
+                run.infected.add(run.agent)
+                r.injections["agents_infected"] += 1
+        return content
 
     # -- hand-offs ------------------------------------------------------------------------------
 
     def _handoff(self, run: _Run) -> None:
+        planned = self._plan_handoff(run)
+        if planned is None:
+            self._finish(run)
+            return
+        msg, relay, compromised = planned
+        r = self.report
+        r.messages += 1
+        d = self._count("message", self.guards[msg.sender].check(msg))
+        if not d.allowed:
+            r.messages_held[_cause(d)] += 1
+            self._stop(run, _cause(d))
+            return
+        self._delivered(run, msg, relay, compromised)
+        if self.events < self.budget:
+            self._push(self.now + _between_f(self.rng, run.role.think), _STEP, run)
+
+    def _plan_handoff(self, run: _Run) -> tuple[AgentMessage, bool, bool] | None:
+        """The run's next hand-off (``None``: the run ends): the message, whether it relays
+        an injected instruction, whether its sender is compromised."""
         rng = self.rng
         sc = self.scenario
         sender = run.agent
@@ -430,13 +479,11 @@ class Shard:
             loop = True
         else:
             if run.hop >= sc.max_hops:
-                self._finish(run)
-                return
+                return None
             cum, names = self.handoff_cum[run.role.name]
             i = bisect_right(cum, rng.random())
             if i >= len(names):
-                self._finish(run)
-                return
+                return None
             agents = self.agents[names[i]]
             recipient = agents[int(rng.random() * len(agents))]
             if recipient == sender and len(agents) > 1:
@@ -466,9 +513,6 @@ class Shard:
             )
         if relay:
             content = f"{content}\nForwarded note: {sc.injection.text}"
-        chain = (*run.path, sender)
-        if recipient in chain:
-            chain = chain[: chain.index(recipient)]
         mid = f"{run.id}/m{run.hop}"
         msg = AgentMessage(
             sender,
@@ -480,15 +524,17 @@ class Shard:
             parent=run.last,
             generation=run.hop,
         )
-        r = self.report
-        r.messages += 1
-        d = self._count("message", self.guards[sender].check(msg))
-        if not d.allowed:
-            r.messages_held[_cause(d)] += 1
-            self._stop(run, _cause(d))
-            return
+        return msg, relay, compromised
+
+    def _delivered(self, run: _Run, msg: AgentMessage, relay: bool, compromised: bool) -> None:
+        """A hand-off went through: the recipient takes over the run, with what reached
+        it (an instruction relayed, the influence of compromised agents upstream)."""
+        sender, recipient = msg.sender, msg.recipient
+        chain = (*run.path, sender)
+        if recipient in chain:
+            chain = chain[: chain.index(recipient)]
         run.path = chain
-        run.last = mid
+        run.last = msg.id
         run.hop += 1
         # what reaches the recipient: an instruction relayed, the influence of compromised
         # agents upstream (blast radius)
@@ -509,9 +555,7 @@ class Shard:
         self._enter(run, recipient)
         run.agent = recipient
         run.role = self.roles[recipient]
-        run.left = 0 if run.loop > 0 else _between(rng, run.role.calls)
-        if self.events < self.budget:
-            self._push(self.now + _between_f(rng, run.role.think), _STEP, run)
+        run.left = 0 if run.loop > 0 else _between(self.rng, run.role.calls)
 
     # -- bookkeeping -----------------------------------------------------------------------------
 
@@ -557,6 +601,10 @@ class Shard:
             r.trip_culprits[kind] += 1
             if t.response == "record":
                 continue
+            after = self.scenario.release_after
+            if t.response == "quarantine" and after is not None and t.culprit not in self.held:
+                self.held.add(t.culprit)
+                self._push(self.now + after, _RELEASE, t.culprit)
             for agent in {t.culprit, *t.agents}:
                 case = self.cases.get(agent)
                 if case is None or case.first_act is None or case.contained_at is not None:
@@ -566,6 +614,17 @@ class Shard:
                 case.response = t.response
                 case.messages_to_containment = case.messages
         self.breaker.seen.clear()
+
+    def _release(self, agent: str) -> None:
+        """A person lifts a quarantine the breaker set (``operators.release_after``); if
+        the store is down, they try again a minute later."""
+        try:
+            self.guard.controls.resume(agent=agent, by="simulated operator")
+        except Exception:
+            self._push(self.now + 60.0, _RELEASE, agent)
+            return
+        self.held.discard(agent)
+        self.report.operators["released"] += 1
 
     def _stop(self, run: _Run, cause: str) -> None:
         self.report.runs_stopped[cause] += 1

@@ -120,6 +120,7 @@ class SimulationReport:
     approvals: Counter[str] = field(default_factory=_counter)
     approval_wait: float = 0.0
     injections: Counter[str] = field(default_factory=_counter)
+    operators: Counter[str] = field(default_factory=_counter)
     outage: Counter[str] = field(default_factory=_counter)
     outage_window: tuple[float, float] | None = None
     containment: list[Containment] = field(default_factory=list)
@@ -163,6 +164,7 @@ class SimulationReport:
             (self.approvals, other.approvals),
             (self.pending, other.pending),
             (self.injections, other.injections),
+            (self.operators, other.operators),
             (self.outage, other.outage),
         ):
             mine.update(theirs)
@@ -287,6 +289,7 @@ class SimulationReport:
                 else 0.0,
             },
             "injections": dict(sorted(self.injections.items())),
+            "quarantines_released": self.operators["released"],
             "store_outage": None
             if self.outage_window is None
             else {
@@ -349,6 +352,8 @@ class SimulationReport:
             out.append(
                 "breaker trips: " + ", ".join(f"{k} {v:,}" for k, v in sorted(self.trips.items()))
             )
+        if self.operators["released"]:
+            out.append(f"quarantines lifted by a person: {self.operators['released']:,}")
         if self.budgets:
             out.append(
                 "budgets exhausted: "

@@ -283,6 +283,7 @@ _TOP = {
     "traffic",
     "attacks",
     "report",
+    "operators",
 }
 
 
@@ -316,6 +317,9 @@ class Scenario:
     recorded: Mapping[str, tuple[Mapping[str, Any], ...]] = field(default_factory=dict, repr=False)
     """Recorded arguments per tool, read from ``traffic`` when the scenario was built."""
     bucket: float = 0.0
+    release_after: float | None = None
+    """Simulated seconds after which a person lifts a quarantine the breaker set (``None``:
+    never)."""
     source: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
     """The scenario's data (policies inlined): what ``to_dict`` gives back."""
 
@@ -650,6 +654,13 @@ def _build(data: Any, base: str) -> Scenario:
                 if traffic is None:
                     raise _error(where, "recorded arguments need a traffic: source")
                 raise _error(where, f"the traffic holds no call of {tool.name!r}")
+    operators = _mapping("operators", data.get("operators") or {})
+    _keys("operators", operators, {"release_after"})
+    release_after = None
+    if operators.get("release_after") is not None:
+        release_after = _number(
+            "operators.release_after", operators["release_after"], low=0.0, strict=True
+        )
     report = _mapping("report", data.get("report") or {})
     _keys("report", report, {"bucket"})
     bucket = _number("report.bucket", report.get("bucket", 0.0), low=0.0)
@@ -683,6 +694,7 @@ def _build(data: Any, base: str) -> Scenario:
         traffic=traffic,
         recorded=recorded,
         bucket=bucket,
+        release_after=release_after,
         source=source,
     )
 

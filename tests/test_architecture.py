@@ -78,15 +78,16 @@ ALLOWED.update(
         "testing": set(),
         "openai": ENGINE,  # the openai SDK's tool loop
         "agents_sdk": ENGINE,
-        "simulate": ENGINE | {"replay"},  # a population of agents run through the engine
+        # a population of agents run through the engine, or through LangGraph graphs
+        "simulate": ENGINE | {"replay", "langgraph"},
     }
 )
 
 # Third-party packages only adapters may import (the engine never sees a framework object).
 FRAMEWORKS = {
     "langchain": {"langchain", "langgraph", "demo", "testing"},
-    "langchain_core": {"langchain", "langgraph", "demo", "testing"},
-    "langgraph": {"langchain", "langgraph", "demo", "testing", "replay"},
+    "langchain_core": {"langchain", "langgraph", "demo", "testing", "simulate"},
+    "langgraph": {"langchain", "langgraph", "demo", "testing", "replay", "simulate"},
     "starlette": {"dashboard"},
     "uvicorn": {"dashboard"},
     "opentelemetry": {"otel"},

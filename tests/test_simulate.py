@@ -602,3 +602,31 @@ def test_docstring_examples_hold(module: str) -> None:
     result = doctest.testmod(importlib.import_module(module))
     assert result.failed == 0
     assert result.attempted >= 1
+
+
+# -- graph-level fidelity ------------------------------------------------------------------------------
+
+
+def test_graph_fidelity_runs_through_langgraph_with_the_same_report_shape() -> None:
+    data = scenario_data(seed=11, interactions=900, shards=2, outage=(20.0, 60.0))
+    graph = run(data, fidelity="graph")
+    engine = run(data)
+    assert set(graph.to_dict()) == set(engine.to_dict())
+    # the adapters were there: guard_node checks the kill switch before each agent step
+    assert graph.by_event["model_call"]["allow"] > 0
+    assert "model_call" not in engine.by_event
+    assert graph.calls > 50
+    assert graph.messages > 10
+    assert graph.interactions >= 900
+    # deterministic too, and faults behave as at engine level
+    same(graph, run(data, fidelity="graph"))
+    o = graph.to_dict()["store_outage"]
+    assert o["decided"] > 0
+    assert o["allowed_tool_calls"] == 0
+    assert o["allowed_messages"] == 0
+    assert graph.honest_calls == graph.honest_allowed + graph.false_positives
+    assert graph.harmful_calls == graph.let_through + sum(graph.harmful_stopped.values())
+    quiet = run(
+        scenario_data(seed=11, share=0.0, injection=0.0, interactions=400), fidelity="graph"
+    )
+    assert quiet.harmful_calls == 0

@@ -53,6 +53,13 @@ def add_simulate_command(sub: argparse._SubParsersAction[Any]) -> None:
         help="keep the shards' state in this store (redis://..., sqlite:///path, a SQLite "
         "path, postgresql://...) instead of memory",
     )
+    p.add_argument(
+        "--fidelity",
+        choices=("engine", "graph"),
+        default="engine",
+        help="engine: events straight into the guard (millions); graph: through real "
+        "LangGraph graphs and the guard's adapters (thousands)",
+    )
     p.add_argument("--json", dest="json_out", metavar="OUT", help="write the JSON report here")
     p.add_argument("--html", dest="html_out", metavar="OUT", help="write the HTML report here")
     p.add_argument(
@@ -91,6 +98,7 @@ def _simulate(args: argparse.Namespace) -> int:
                 ray=args.ray,
                 store=store,
                 progress=bar,
+                fidelity=args.fidelity,
             )
         finally:
             close()

@@ -32,6 +32,7 @@ from .._decision import Decision, Effect
 from .._events import AgentMessage, ToolCall, ToolResult
 from ..cascade import Breaker, CascadeMonitor, Trip
 from ..guard import Guard
+from ..policy import Policy
 from ..store import MemoryStore, Store
 from ._report import OUTCOMES, Containment, SimulationReport
 from ._scenario import Attack, Dist, Role, Scenario, ToolSpec
@@ -125,26 +126,14 @@ class Shard:
         self.monitor = (
             CascadeMonitor(clock=clock, idle=3600.0, max_scopes=4_096) if scenario.cascade else None
         )
-        self.guard = Guard(
-            scenario.policy,
-            store=self.store,
-            cascade=self.monitor,
-            breaker=self.breaker,
-            clock=clock,
-        )
+        self.guard = self._make_guard(scenario.policy, scenario.source.get("policy"))
         self.guards: dict[str, Guard] = {}
         self.roles: dict[str, Role] = {}
         self.agents: dict[str, list[str]] = {}
         for role in scenario.roles:
             g = self.guard
             if role.policy is not None:
-                g = Guard(
-                    role.policy,
-                    store=self.store,
-                    cascade=self.monitor,
-                    breaker=self.breaker,
-                    clock=clock,
-                )
+                g = self._make_guard(role.policy, role.policy_source)
             self.agents[role.name] = role.agents()
             for a in role.agents():
                 self.guards[a] = g
@@ -204,6 +193,12 @@ class Shard:
 
     def _clock(self) -> float:
         return self.now
+
+    def _make_guard(self, policy: Policy, data: Any) -> Guard:
+        """A guard of this shard: its store, monitor, breaker and simulated clock."""
+        return Guard(
+            policy, store=self.store, cascade=self.monitor, breaker=self.breaker, clock=self._clock
+        )
 
     # -- the loop ------------------------------------------------------------------------------
 
@@ -690,9 +685,18 @@ def run_shard(
     store: Store | None = None,
     prefix: str = "",
     progress: Callable[[int], None] | None = None,
+    fidelity: str = "engine",
 ) -> SimulationReport:
-    """Simulate shard ``shard`` of ``scenario`` for ``interactions`` guard events."""
-    return Shard(scenario, shard, interactions, store=store, prefix=prefix, progress=progress).run()
+    """Simulate shard ``shard`` of ``scenario`` for ``interactions`` guard events;
+    ``fidelity="graph"`` runs it through LangGraph graphs (``_graph.GraphShard``)."""
+    kind: type[Shard] = Shard
+    if fidelity == "graph":
+        from ._graph import GraphShard
+
+        kind = GraphShard
+    elif fidelity != "engine":
+        raise ValueError(f"fidelity must be 'engine' or 'graph', found {fidelity!r}")
+    return kind(scenario, shard, interactions, store=store, prefix=prefix, progress=progress).run()
 
 
 def split(total: int, shards: int) -> list[int]:

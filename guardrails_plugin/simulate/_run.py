@@ -36,6 +36,7 @@ def simulate(
     ray: str | None = None,
     store: str | None = None,
     progress: Progress | None = None,
+    fidelity: str = "engine",
 ) -> SimulationReport:
     """Run ``scenario`` and report what the guard did to its traffic.
 
@@ -45,7 +46,9 @@ def simulate(
     Ray tasks. ``store`` is a store URL (``redis://...``, ``sqlite:///path``,
     ``postgresql://...``): every shard keeps its state there, under a key prefix of its
     own (default: an in-memory store per shard). ``progress`` is called with the number of
-    interactions done since its last call.
+    interactions done since its last call. ``fidelity="graph"`` runs the runs through real
+    LangGraph graphs and the guard's LangGraph adapters instead of straight into the
+    engine (needs the langgraph extra; far slower: for thousands of interactions).
 
     >>> from guardrails_plugin.simulate import Scenario, simulate
     >>> s = Scenario.from_dict({
@@ -59,6 +62,8 @@ def simulate(
     """
     if workers < 1:
         raise ValueError(f"workers must be 1 or more, found {workers}")
+    if fidelity not in ("engine", "graph"):
+        raise ValueError(f"fidelity must be 'engine' or 'graph', found {fidelity!r}")
     changes: dict[str, Any] = {}
     if seed is not None:
         changes["seed"] = seed
@@ -72,13 +77,15 @@ def simulate(
     prefix = f"sim/{uuid.uuid4().hex[:12]}/" if store is not None else ""
     start = time.perf_counter()
     if ray is not None:
-        reports = _on_ray(scenario, counts, ray, store, prefix, progress)
+        reports = _on_ray(scenario, counts, ray, store, prefix, progress, fidelity)
         how = f"ray {ray}"
     elif workers > 1 and scenario.shards > 1:
-        reports = _on_processes(scenario, counts, workers, store, prefix, progress)
+        reports = _on_processes(scenario, counts, workers, store, prefix, progress, fidelity)
         how = f"{workers} processes"
     else:
-        reports = [_shard(scenario, i, n, store, prefix, progress) for i, n in enumerate(counts)]
+        reports = [
+            _shard(scenario, i, n, store, prefix, progress, fidelity) for i, n in enumerate(counts)
+        ]
         how = "1 process"
     merged = SimulationReport(
         scenario=scenario.name,
@@ -108,6 +115,7 @@ def _shard(
     store: str | None,
     prefix: str,
     progress: Progress | None,
+    fidelity: str = "engine",
 ) -> SimulationReport:
     opened: Store | None = open_store(store) if store is not None else None
     try:
@@ -118,6 +126,7 @@ def _shard(
             store=opened,
             prefix=f"{prefix}s{index}/" if prefix else "",
             progress=progress,
+            fidelity=fidelity,
         )
     finally:
         if opened is not None:
@@ -125,12 +134,18 @@ def _shard(
 
 
 def _shard_task(
-    data: dict[str, Any], index: int, n: int, store: str | None, prefix: str, queue: Any = None
+    data: dict[str, Any],
+    index: int,
+    n: int,
+    store: str | None,
+    prefix: str,
+    queue: Any = None,
+    fidelity: str = "engine",
 ) -> SimulationReport:
     """One shard in a worker process (local or Ray): the scenario rebuilt from its data."""
     scenario = Scenario.from_dict(data, source=f"<{data.get('name', 'scenario')}>")
     tell = None if queue is None else queue.put
-    return _shard(scenario, index, n, store, prefix, tell)
+    return _shard(scenario, index, n, store, prefix, tell, fidelity)
 
 
 def _on_processes(
@@ -140,6 +155,7 @@ def _on_processes(
     store: str | None,
     prefix: str,
     progress: Progress | None,
+    fidelity: str,
 ) -> list[SimulationReport]:
     import concurrent.futures
     import multiprocessing
@@ -151,7 +167,8 @@ def _on_processes(
     try:
         with concurrent.futures.ProcessPoolExecutor(max_workers=min(workers, len(counts))) as pool:
             futures = [
-                pool.submit(_shard_task, data, i, n, store, prefix, q) for i, n in enumerate(counts)
+                pool.submit(_shard_task, data, i, n, store, prefix, q, fidelity)
+                for i, n in enumerate(counts)
             ]
             if q is not None and progress is not None:
                 pending = set(futures)
@@ -175,6 +192,7 @@ def _on_ray(
     store: str | None,
     prefix: str,
     progress: Progress | None,
+    fidelity: str,
 ) -> list[SimulationReport]:
     try:
         import ray
@@ -190,7 +208,9 @@ def _on_ray(
     try:
         task = ray.remote(_shard_task)
         data = scenario.to_dict()
-        refs = [task.remote(data, i, n, store, prefix) for i, n in enumerate(counts)]
+        refs = [
+            task.remote(data, i, n, store, prefix, None, fidelity) for i, n in enumerate(counts)
+        ]
         if progress is not None:
             sizes = dict(zip(refs, counts, strict=True))
             waiting = list(refs)

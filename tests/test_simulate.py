@@ -630,3 +630,35 @@ def test_graph_fidelity_runs_through_langgraph_with_the_same_report_shape() -> N
         scenario_data(seed=11, share=0.0, injection=0.0, interactions=400), fidelity="graph"
     )
     assert quiet.harmful_calls == 0
+
+
+# -- progress -------------------------------------------------------------------------------------------
+
+
+def test_progress_adds_up_to_the_interactions_in_process_and_on_workers() -> None:
+    data = scenario_data(seed=9, interactions=5_000, shards=3)
+    for workers in (1, 2):
+        told: list[int] = []
+        r = run(data, workers=workers, progress=told.append)
+        assert sum(told) == r.interactions == 5_000
+        assert all(n > 0 for n in told)
+
+
+def test_the_progress_line_without_tqdm_and_without_a_terminal(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from guardrails_plugin.simulate import progress_bar
+
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False)
+    bar, close = progress_bar(100)
+    assert bar is None  # not a terminal: no bar
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    assert progress_bar(100, quiet=True)[0] is None
+    monkeypatch.setitem(sys.modules, "tqdm", None)  # tqdm not installed
+    bar, close = progress_bar(100)
+    assert bar is not None
+    bar(60)
+    bar(40)
+    close()
+    err = capsys.readouterr().err
+    assert "100/100 interactions" in err

@@ -38,7 +38,7 @@ from ._report import OUTCOMES, Containment, SimulationReport
 from ._scenario import Attack, Dist, Role, Scenario, ToolSpec
 from ._store import ShardStore
 
-__all__ = ["run_shard", "shard_seed"]
+__all__ = ["Shard", "shard_seed", "split"]
 
 _OUTCOME_INDEX = {o: i for i, o in enumerate(OUTCOMES)}
 _ARRIVE, _STEP, _ANSWER, _RELEASE = 0, 1, 2, 3
@@ -275,12 +275,12 @@ class Shard:
         side = False
         spec: ToolSpec | Attack
         onset = self.onset.get(agent)
-        if onset is not None and onset <= self.now and rng.random() < sc.compromise.misbehave:
+        turned = onset is not None and onset <= self.now
+        if turned and self.cases[agent].first_act is None:
+            self.cases[agent].first_act = self.now
+        if turned and rng.random() < sc.compromise.misbehave:
             harmful = "compromised"
-            case = self.cases[agent]
-            if case.first_act is None:
-                case.first_act = self.now
-            case.harmful += 1
+            self.cases[agent].harmful += 1
         elif agent in run.infected and role.attacks and rng.random() < sc.injection.follow:
             harmful = "injected"
             self.report.injections["followed"] += 1
@@ -675,28 +675,6 @@ def _draw(rng: random.Random, args: Mapping[str, Dist]) -> dict[str, Any]:
         else:
             out[name] = d.low + rng.random() * (d.high - d.low)
     return out
-
-
-def run_shard(
-    scenario: Scenario,
-    shard: int,
-    interactions: int,
-    *,
-    store: Store | None = None,
-    prefix: str = "",
-    progress: Callable[[int], None] | None = None,
-    fidelity: str = "engine",
-) -> SimulationReport:
-    """Simulate shard ``shard`` of ``scenario`` for ``interactions`` guard events;
-    ``fidelity="graph"`` runs it through LangGraph graphs (``_graph.GraphShard``)."""
-    kind: type[Shard] = Shard
-    if fidelity == "graph":
-        from ._graph import GraphShard
-
-        kind = GraphShard
-    elif fidelity != "engine":
-        raise ValueError(f"fidelity must be 'engine' or 'graph', found {fidelity!r}")
-    return kind(scenario, shard, interactions, store=store, prefix=prefix, progress=progress).run()
 
 
 def split(total: int, shards: int) -> list[int]:

@@ -173,7 +173,7 @@ def render_html(report: SimulationReport) -> str:
         _bars("decisions", timeline, OUTCOMES, _COLOURS, "simulated time", "decisions"),
         "<h2>Time to containment</h2>",
         f"<p>{len(times)} contained of {cont['acted']} compromised agents that acted "
-        f"(simulated seconds from first malicious act to the breaker's action)</p>",
+        f"(simulated seconds from its first step after turning to the breaker's action)</p>",
         _bars(
             "containment",
             _histogram(times),

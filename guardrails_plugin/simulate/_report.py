@@ -18,7 +18,8 @@ TIMELINE_BUCKETS = 60
 
 @dataclass(slots=True)
 class Containment:
-    """One compromised agent: when it turned, when it first acted, whether and when the
+    """One compromised agent: when it turned, when it first acted after that (a call or a
+    hand-off), whether and when the
     breaker acted on it (``signal`` / ``response``), how long and how many of its hand-offs
     that took, its harmful calls, and its blast radius before containment: the agents its
     work reached downstream in the runs it took part in, and the side effects (allowed
@@ -46,7 +47,7 @@ class Containment:
 
     @property
     def time_to_containment(self) -> float | None:
-        """Simulated seconds from its first malicious act to the breaker's action."""
+        """Simulated seconds from its first act after turning to the breaker's action."""
         if self.contained_at is None or self.first_act is None:
             return None
         return _r(self.contained_at - self.first_act)

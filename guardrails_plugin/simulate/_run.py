@@ -18,7 +18,7 @@ from typing import Any
 
 from .._errors import GuardrailsError
 from ..store import Store, open_store
-from ._engine import run_shard, split
+from ._engine import Shard, split
 from ._report import SimulationReport
 from ._scenario import Scenario, ScenarioError
 
@@ -131,6 +131,29 @@ def _shard(
     finally:
         if opened is not None:
             opened.close()
+
+
+def run_shard(
+    scenario: Scenario,
+    shard: int,
+    interactions: int,
+    *,
+    store: Store | None = None,
+    prefix: str = "",
+    progress: Progress | None = None,
+    fidelity: str = "engine",
+) -> SimulationReport:
+    """Simulate shard ``shard`` of ``scenario`` for ``interactions`` guard events;
+    ``fidelity="graph"`` runs it through LangGraph graphs (``GraphShard``, imported only
+    then: it needs LangGraph)."""
+    kind: type[Shard] = Shard
+    if fidelity == "graph":
+        from ._graph import GraphShard
+
+        kind = GraphShard
+    elif fidelity != "engine":
+        raise ValueError(f"fidelity must be 'engine' or 'graph', found {fidelity!r}")
+    return kind(scenario, shard, interactions, store=store, prefix=prefix, progress=progress).run()
 
 
 def _shard_task(

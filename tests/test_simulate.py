@@ -662,3 +662,21 @@ def test_the_progress_line_without_tqdm_and_without_a_terminal(
     close()
     err = capsys.readouterr().err
     assert "100/100 interactions" in err
+
+
+def test_budget_exhaustion_is_reported_per_budget() -> None:
+    data = scenario_data(seed=12, share=0.0, injection=0.0, outage=None, interactions=3_000)
+    data["policy"] = {
+        **POLICY,
+        "budgets": [
+            {"id": "searches", "rate": 3, "window": 10, "tools": ["search"]},
+            *POLICY["budgets"],
+        ],
+    }
+    r = run(data)
+    budgets = r.to_dict()["budgets"]
+    assert "searches" in budgets
+    assert sum(b["denied"] for b in budgets.values()) == r.honest_stopped["budget"]
+    assert budgets["searches"]["first_at"] <= r.simulated_seconds
+    loose = run({**data, "policy": POLICY})
+    assert "searches" not in loose.to_dict()["budgets"]

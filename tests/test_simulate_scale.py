@@ -107,7 +107,13 @@ def test_shards_share_a_sqlite_store_from_the_command_line(tmp_path: Path) -> No
 
 
 def test_a_bad_store_or_ray_address_is_one_error(tmp_path: Path) -> None:
-    for extra in (["--store", "nosuch://x"], ["--workers", "0"], ["--interactions", "0"]):
+    for extra in (
+        ["--store", "nosuch://x"],
+        ["--workers", "0"],
+        ["--interactions", "0"],
+        ["--ray", "127.0.0.1:1"],  # nothing listens there: fails at once, not after minutes
+        ["--ray", "no-port-here"],
+    ):
         done = subprocess.run(
             [sys.executable, "-m", "guardrails_plugin.cli", "simulate", str(COOKBOOK), *extra],
             capture_output=True,

@@ -223,6 +223,8 @@ def _on_ray(
         raise ScenarioError("--ray needs Ray: pip install 'guardrails-plugin[ray]'") from None
     started = False
     if not ray.is_initialized():
+        if address not in ("local", "auto"):
+            _probe(address)
         if address == "local":
             ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
         else:
@@ -245,6 +247,23 @@ def _on_ray(
     finally:
         if started:
             ray.shutdown()
+
+
+def _probe(address: str) -> None:
+    """Fail fast, in one line, when nothing answers at a Ray address (``ray.init`` retries
+    for minutes, logging as it goes)."""
+    import socket
+
+    rest = address.split("://", 1)[-1]
+    host, sep, port = rest.rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        raise ScenarioError(
+            f"--ray: expected local, auto, HOST:PORT or ray://HOST:PORT, found {address!r}"
+        )
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=5).close()
+    except OSError as exc:
+        raise ScenarioError(f"--ray: nothing answers at {address}: {exc.strerror or exc}") from None
 
 
 def progress_bar(total: int, *, quiet: bool = False) -> tuple[Progress | None, Callable[[], None]]:

@@ -677,3 +677,8 @@ def test_budget_exhaustion_is_reported_per_budget() -> None:
     assert budgets["searches"]["first_at"] <= r.simulated_seconds
     loose = run({**data, "policy": POLICY})
     assert "searches" not in loose.to_dict()["budgets"]
+
+
+def test_graph_fidelity_on_workers_gives_the_same_report() -> None:
+    data = scenario_data(seed=13, interactions=400, shards=2)
+    same(run(data, fidelity="graph"), run(data, fidelity="graph", workers=2))

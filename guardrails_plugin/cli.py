@@ -13,6 +13,7 @@ and, for operators, the kill switch and the approvals waiting in a store::
     guardrails-plugin replay policy.yaml --from audit.db [--json] [--fail-on-change]
     guardrails-plugin baseline learn --from audit.db --out baseline.json
     guardrails-plugin baseline show baseline.json [--agent NAME] [--json]
+    guardrails-plugin simulate scenario.yaml [--workers 2] [--json out.json] [--html out.html]
     guardrails-plugin dashboard --store guard.db [--audit audit.db] [--graph app:graph]
 
 ``pause``, ``kill``, ``quarantine`` and ``resume`` take ``--audit audit.db`` to record the
@@ -468,6 +469,9 @@ def _build_parser() -> argparse.ArgumentParser:
     from .baselines._cli import add_baseline_command
 
     add_baseline_command(sub)
+    from .simulate._cli import add_simulate_command
+
+    add_simulate_command(sub)
     return parser
 
 

@@ -64,6 +64,7 @@ ADAPTERS = {
     "shadow",
     "openai",
     "agents_sdk",  # the OpenAI Agents SDK adapter
+    "simulate",
 }
 ALLOWED.update(
     {
@@ -72,27 +73,30 @@ ALLOWED.update(
         "otel": VOCABULARY | {""},  # the package's __version__
         "dashboard": ENGINE | {"langgraph"},  # answers resume waiting graphs
         "demo": ENGINE | {"langchain", "testing"},
-        "cli": ENGINE | {"dashboard", "demo", "replay", "baselines"},
+        "cli": ENGINE | {"dashboard", "demo", "replay", "baselines", "simulate"},
         "replay": ENGINE,  # re-decides recorded traffic with the engine
         "baselines": ENGINE | {"replay"},  # learns from replayed traffic; a cascade signal
         "shadow": ENGINE,  # a shadow guard following a live one
         "testing": set(),
         "openai": ENGINE,  # the openai SDK's tool loop
         "agents_sdk": ENGINE,
+        # a population of agents run through the engine, or through LangGraph graphs
+        "simulate": ENGINE | {"replay", "langgraph"},
     }
 )
 
 # Third-party packages only adapters may import (the engine never sees a framework object).
 FRAMEWORKS = {
     "langchain": {"langchain", "langgraph", "demo", "testing"},
-    "langchain_core": {"langchain", "langgraph", "demo", "testing"},
-    "langgraph": {"langchain", "langgraph", "demo", "testing", "replay"},
+    "langchain_core": {"langchain", "langgraph", "demo", "testing", "simulate"},
+    "langgraph": {"langchain", "langgraph", "demo", "testing", "replay", "simulate"},
     "starlette": {"dashboard"},
     "uvicorn": {"dashboard"},
     "opentelemetry": {"otel"},
     "openai": {"openai"},
     "jsonschema": {"openai", "agents_sdk"},
     "agents": {"agents_sdk"},  # openai-agents
+    "ray": {"simulate"},  # the optional ray extra: shards of a simulation as Ray tasks
 }
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from .._errors import PolicyError, ScopeViolation
 from .._events import ToolCall
-from ..scopes import OptionalScope, Provenance, Returned, Scope, arg_data, is_empty
+from ..scopes import Not, OptionalScope, Provenance, Returned, Scope, arg_data, is_empty
 from ._patterns import NameSet, as_names, name_set
 
 LOST = "\0provenance-lost"
@@ -320,15 +320,30 @@ _BUILT_IN = "guardrails_plugin.scopes."
 _BUILT_IN_TYPES: dict[type, bool] = {}
 
 
+def _built_in(scope: Scope) -> bool:
+    """Whether ``scope`` and every scope it wraps (``optional``, ``not``) are built in."""
+    while True:
+        kind = type(scope)
+        built_in = _BUILT_IN_TYPES.get(kind)
+        if built_in is None:
+            built_in = _BUILT_IN_TYPES[kind] = kind.__module__.startswith(_BUILT_IN)
+        if not built_in:
+            return False
+        if isinstance(scope, OptionalScope):
+            scope = scope.scope
+        elif isinstance(scope, Not):
+            scope = scope.inner
+        else:
+            return True
+
+
 def _short(name: str, scope: Scope, exc: ScopeViolation, rule: str) -> str:
     """The model's reading of a violation: the scope's ``short`` text for the built-in
     scopes (which keep what they allow in ``allowed``); for other scopes, which may write
-    their allowed values anywhere in the message, only that the argument is outside."""
-    kind = type(scope)
-    built_in = _BUILT_IN_TYPES.get(kind)
-    if built_in is None:
-        built_in = _BUILT_IN_TYPES[kind] = kind.__module__.startswith(_BUILT_IN)
-    if built_in:
+    their allowed values anywhere in the message, only that the argument is outside. A
+    built-in wrapper (``optional``, ``not``) around another scope passes that scope's
+    ``short`` on, so it counts as built in only when what it wraps is."""
+    if _built_in(scope):
         return f"argument {name!r}: {exc.short}"
     return f"argument {name!r} is outside what rule {rule!r} allows"
 

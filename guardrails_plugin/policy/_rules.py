@@ -17,6 +17,7 @@ from typing import Any
 from .._errors import PolicyError, ScopeViolation
 from .._events import ToolCall
 from ..scopes import Not, OptionalScope, Provenance, Returned, Scope, arg_data, is_empty
+from ..scopes.returned import check_with, returned_in
 from ._patterns import NameSet, as_names, name_set
 
 LOST = "\0provenance-lost"
@@ -101,7 +102,9 @@ class Rule:
     carries: bool = False
     _tools: NameSet = field(init=False, repr=False, compare=False)
     _checked: Mapping[str, Scope] = field(init=False, repr=False, compare=False)
-    _returned: tuple[tuple[str, Returned], ...] = field(init=False, repr=False, compare=False)
+    _returned: tuple[tuple[str, Scope, Returned], ...] = field(
+        init=False, repr=False, compare=False
+    )
     _agents: NameSet = field(init=False, repr=False, compare=False)
     _members: NameSet | None = field(init=False, repr=False, compare=False)
 
@@ -124,14 +127,17 @@ class Rule:
         if not self.id:
             object.__setattr__(self, "id", self.default_id())
         object.__setattr__(self, "_tools", NameSet(self.tools))
-        returned = tuple((n, s) for n, s in self.args.items() if type(s) is Returned)
+        # Returned scopes (also inside optional and not) are judged on the run's provenance
+        returned = tuple(
+            (n, s, r) for n, s in self.args.items() if (r := returned_in(s)) is not None
+        )
         object.__setattr__(self, "_returned", returned)
         object.__setattr__(
             self,
             "_checked",
             self.args
             if not returned
-            else {n: s for n, s in self.args.items() if n not in dict(returned)},
+            else {n: s for n, s in self.args.items() if returned_in(s) is None},
         )
         object.__setattr__(self, "_agents", name_set(self.agents))
         roles = self.roles
@@ -175,7 +181,7 @@ class Rule:
     @property
     def returned_tools(self) -> tuple[str, ...]:
         """The tools whose results this rule's ``Returned`` scopes look up."""
-        return tuple(t for _, s in self._returned for t in s.tools)
+        return tuple(t for _, _, r in self._returned for t in r.tools)
 
     def evaluate(
         self,
@@ -218,13 +224,15 @@ class Rule:
                     f"{type(exc).__name__}: {exc}",
                     f"argument {name!r} could not be checked",
                 )
-        for name, returned in self._returned:
+        for name, scope, _ in self._returned:
             if name not in call.args:
+                if isinstance(scope, OptionalScope):
+                    continue
                 return RuleResult(
                     Outcome.MISS, f"argument {name!r} is required by rule {self.id!r} but missing"
                 )
             try:
-                returned.check_in(call.args[name], provenance)
+                check_with(scope, call.args[name], provenance)
             except ScopeViolation as exc:
                 outcome = Outcome.MISS
                 if exc.unreadable and self.effect is not RuleEffect.ALLOW:

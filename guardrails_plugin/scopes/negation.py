@@ -11,7 +11,7 @@ In a policy file: ``{not: {email: {domains: [example.com]}}}``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ._base import Scope, ScopeError, ScopeViolation, scope_from_spec
@@ -59,9 +59,14 @@ class Not(Scope):
         The model-facing part of a refusal (``short``) names only the inner scope's kind:
         the inner scope's settings are what a value would have to avoid, and go to
         ``allowed`` (the operator's part), as every built-in scope keeps its values there."""
+        self.judge(value, self._inner.check)
+
+    def judge(self, value: object, inner_check: Callable[[object], None]) -> None:
+        """:meth:`check`, with ``inner_check`` standing for the inner scope's ``check`` (the
+        guard passes one that knows the run, for a ``Returned`` inside)."""
         kind = self._inner.kind
         try:
-            self._inner.check(value)
+            inner_check(value)
         except ScopeViolation as exc:
             if exc.unreadable:
                 raise ScopeViolation(

@@ -642,3 +642,18 @@ def test_the_quick_test_never_skips_what_the_link_finder_matches(text: str) -> N
     for reading in _readings(text):
         if finder.match(reading):
             assert _may_hold_links(finder, reading), reading
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.randoms(use_true_random=False), st.sampled_from(HIDDEN_HOSTS + BAD_HOSTS))
+def test_long_html_is_read_by_the_tolerant_scan(r: Random, host: str) -> None:
+    """Past ``PARSED_LENGTH`` html.parser is not run (it is quadratic on unclosed tags);
+    the tolerant attribute scan still finds every trick."""
+    from guardrails_plugin.scopes._links import PARSED_LENGTH
+
+    link, _ = html_form(r, host)
+    padding = "<p>" + "Quarterly notes, nothing to click. " * (PARSED_LENGTH // 30) + "</p>"
+    text = r.choice([padding + link, link + padding, padding + link + padding])
+    assert len(text) > PARSED_LENGTH
+    assert not SCOPE.contains(text), link
+    assert not SCOPE.contains("<a href=" * 1500 + link)

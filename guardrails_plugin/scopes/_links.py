@@ -91,6 +91,8 @@ _KNOWN_SCHEMES = frozenset(
 )
 _SPECIAL = frozenset({"http:", "https:", "ws:", "wss:", "ftp:"})
 _MAX_DEPTH = 3  # srcdoc inside srcdoc
+PARSED_LENGTH = 10_000
+"""Longest text (in characters) ``html.parser`` reads; longer ones get the tolerant scan."""
 
 
 def target(value: str) -> tuple[str, str] | None:
@@ -179,14 +181,19 @@ def _judged(value: str, *, meta: bool = False) -> Iterator[tuple[str, str]]:
 
 def html_targets(text: str, depth: int = 0) -> Iterator[tuple[str, str]]:
     """Every absolute or scheme-relative link target of the HTML in ``text``, as
-    :func:`target` reads it; ``("?", text)`` when the parser fails (fail closed)."""
+    :func:`target` reads it; ``("?", text)`` when the parser fails (fail closed).
+
+    ``html.parser`` takes quadratic time on some texts (thousands of unclosed tags), so it
+    reads texts of up to ``PARSED_LENGTH`` characters; the tolerant scan, which finds every
+    attribute the parser would (and more), reads every text."""
     parser = _Tags()
-    try:
-        parser.feed(text)
-        parser.close()
-    except Exception:  # html.parser is lenient; anything it raises, fail closed
-        yield ("?", text[:200])
-        return
+    if len(text) <= PARSED_LENGTH:
+        try:
+            parser.feed(text)
+            parser.close()
+        except Exception:  # html.parser is lenient; anything it raises, fail closed
+            yield ("?", text[:200])
+            return
     for value in parser.found:
         yield from _judged(value)
     for value in parser.meta:

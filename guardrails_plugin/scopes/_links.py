@@ -200,17 +200,7 @@ def html_targets(text: str, depth: int = 0) -> Iterator[tuple[str, str]]:
         yield from _judged(value, meta=True)
     # style attributes and elements (and any CSS-like text: read more, not less)
     yield from css_targets(html.unescape(text))
-    # the tolerant reading: name=value pairs wherever they are (decoded as attributes are)
-    for m in _ATTRIBUTE.finditer(text):
-        name = m.group(1).lower()
-        value = html.unescape(next(g for g in m.groups()[1:] if g is not None))
-        if name in _LIST_ATTRIBUTES:
-            for item in _list_values(value):
-                yield from _judged(item)
-        elif name == "srcdoc":
-            parser.nested.append(value)
-        elif name != "style":
-            yield from _judged(value)
+    yield from _tolerant(text, parser.nested)
     for m in _CONTENT.finditer(text):
         value = html.unescape(next(g for g in m.groups() if g is not None))
         yield from _judged(value, meta=True)
@@ -220,6 +210,25 @@ def html_targets(text: str, depth: int = 0) -> Iterator[tuple[str, str]]:
             yield from html_targets(inner, depth + 1)
     elif parser.nested:
         yield ("?", parser.nested[0][:200])
+
+
+def _tolerant(text: str, nested: list[str], depth: int = 0) -> Iterator[tuple[str, str]]:
+    """The tolerant reading: name=value pairs wherever they are, decoded as attributes are,
+    and again inside each value holding a ``=`` (``<a href=<a/href="//evil.com">`` holds
+    both ``href`` values), down to a few levels (each level reads less text)."""
+    for m in _ATTRIBUTE.finditer(text):
+        name = m.group(1).lower()
+        raw = next(g for g in m.groups()[1:] if g is not None)
+        value = html.unescape(raw)
+        if name in _LIST_ATTRIBUTES:
+            for item in _list_values(value):
+                yield from _judged(item)
+        elif name == "srcdoc":
+            nested.append(value)
+        elif name != "style":
+            yield from _judged(value)
+        if "=" in raw and depth < _MAX_DEPTH:
+            yield from _tolerant(raw, nested, depth + 1)
 
 
 def _css_unescape(text: str) -> str:

@@ -291,7 +291,7 @@ def mailto_recipients(url: str) -> list[str]:
     path, _, query = rest.partition("?")
     query = query.partition("#")[0]
     fields = [unquote(path)]
-    for pair in query.split("&"):
+    for pair in re.split(r"[&;]", query):  # ";" too: read more fields, not fewer
         name, _, value = pair.partition("=")
         if unquote(name).strip().lower() in ("to", "cc", "bcc"):
             fields.append(unquote(value))

@@ -380,3 +380,18 @@ def test_wrapped_returned_scopes_round_trip_and_are_tracked() -> None:
     # alone (no guard, no run), a wrapped Returned never lets a value through
     assert not optional(Returned(["create_file"])).contains("abc")
     assert not Not(Returned(["create_file"])).contains("abc")
+
+
+def test_keys_words_and_case_of_a_result_are_not_its_values() -> None:
+    guard = Guard(POLICY)
+    content = json.dumps({"file-key": "Abc-1", "n": [7, True, 2.5]})
+    guard.record(ToolResult("create_file", content, thread_id="r"))
+    guard.record(ToolResult("create_file", "Created file Xyz-2 in /tmp.", thread_id="r"))
+
+    def allowed(value: object) -> bool:
+        return guard.check(ToolCall("delete_file", {"file_id": value}, thread_id="r")).allowed
+
+    assert all(allowed(v) for v in ("Abc-1", 7, "7"))
+    assert not any(allowed(v) for v in ("file-key", "abc-1", "ABC-1", "Abc", "Abc-1 ", 2.5))
+    assert not any(allowed(v) for v in ("true", "Xyz-2", "xyz-2", "Created", "/tmp."))
+    assert allowed("Created file Xyz-2 in /tmp.")

@@ -524,11 +524,19 @@ def _srcset_urls(value: str) -> list[str]:
             i += 1
 
 
+ESCAPING_RENDERER = MarkdownIt("commonmark", {"linkify": True, "html": False}).enable("linkify")
+
+
 def browser_targets(text: str) -> list[str]:
-    parser = _Browser()
-    parser.feed(RENDERER.render(text))
-    parser.close()
-    return parser.found
+    """What a browser reads in the page a renderer makes of ``text``: one that passes raw
+    HTML through and one that escapes it (as chat UIs do)."""
+    found = []
+    for renderer in (RENDERER, ESCAPING_RENDERER):
+        parser = _Browser()
+        parser.feed(renderer.render(text))
+        parser.close()
+        found += parser.found
+    return found
 
 
 def browser_allowed(href: str) -> bool:
@@ -594,6 +602,8 @@ def test_every_target_a_browser_reads_in_an_allowed_text_is_allowed(
         "[m](mailto:a@example.com?%63c=b%40evil.com)",
         '<a href="mailto:a@example.com?subject=x&amp;bcc=b%40evil.com">m</a>',
         "mailto:a%40example.com%2Cb%40evil.com",
+        "<div>x</div> [t](https:\\/\\/10.0.0.1)",
+        '[a <b title="]">](https:\\/\\/10.0.0.1)',
     ],
 )
 def test_each_trick_is_refused(text: str) -> None:

@@ -252,9 +252,9 @@ def css_targets(css: str) -> Iterator[tuple[str, str]]:
 
 
 @functools.cache
-def markdown_parser() -> Any:
-    """The CommonMark parser (markdown-it-py, raw HTML on), built once; ``ScopeError`` when
-    the ``text`` extra is not installed."""
+def markdown_parser(raw_html: bool = True) -> Any:
+    """The CommonMark parser (markdown-it-py), with raw HTML on or off, built once;
+    ``ScopeError`` when the ``text`` extra is not installed."""
     try:
         from markdown_it import MarkdownIt
     except ImportError as exc:  # pragma: no cover - the extra is not installed
@@ -263,24 +263,29 @@ def markdown_parser() -> Any:
         ) from exc
     # no linkify here: bare links are the link finder's, judged with the URL scope's
     # default scheme (a renderer links www.example.com as http://)
-    return MarkdownIt("commonmark", {"html": True})
+    return MarkdownIt("commonmark", {"html": raw_html})
 
 
 def markdown_targets(text: str) -> Iterator[tuple[str, str]]:
     """Every link and image target markdown-it-py makes of ``text`` (reference definitions
-    included, used or not), as :func:`target` reads it."""
-    env: dict[str, Any] = {}
-    stack = list(markdown_parser().parse(text, env))
-    while stack:
-        token = stack.pop()
-        if token.type == "link_open":
-            yield from _judged(str(token.attrGet("href") or ""))
-        elif token.type == "image":
-            yield from _judged(str(token.attrGet("src") or ""))
-        if token.children:
-            stack.extend(token.children)
-    for definition in (env.get("references") or {}).values():
-        yield from _judged(str(definition.get("href") or ""))
+    included, used or not), as :func:`target` reads it: parsed with raw HTML on (a line
+    starting with a tag opens an HTML block, where Markdown is not read) and off (tags are
+    text, as in chat renderers that escape HTML: the Markdown on such a line is read)."""
+    for raw_html in (True, False):
+        env: dict[str, Any] = {}
+        stack = list(markdown_parser(raw_html).parse(text, env))
+        while stack:
+            token = stack.pop()
+            if token.type == "link_open":
+                yield from _judged(str(token.attrGet("href") or ""))
+            elif token.type == "image":
+                yield from _judged(str(token.attrGet("src") or ""))
+            if token.children:
+                stack.extend(token.children)
+        for definition in (env.get("references") or {}).values():
+            yield from _judged(str(definition.get("href") or ""))
+        if "<" not in text:
+            return  # without a tag, both parsers read the same
 
 
 def mailto_recipients(url: str) -> list[str]:

@@ -17,8 +17,8 @@ every link any of them finds must pass (fail closed):
   (``Clickhttps://evil.com``). A ``mailto:`` URL is read to the end of its query.
 - **Markdown**, when the text holds a ``[`` or a ``<`` (no Markdown link can be written
   without one): every link, image and reference definition markdown-it-py (a CommonMark
-  parser) makes of it, so backslash-escaped, entity-encoded, angle-bracketed and
-  reference-style destinations are read as the renderer reads them (``_links.py``).
+  parser) makes of it, with raw HTML passed through and escaped (``_links.py``), so backslash-escaped, entity-encoded, angle-bracketed and
+  reference-style destinations are read as the renderer reads them.
 - **HTML**, when the text holds a ``<``: every URL-valued attribute (``href``, ``src``,
   ``action``, ``formaction``, ``poster``, ``data``, ``cite``, ``background``, ...),
   ``srcset`` candidates, ``<meta http-equiv=refresh>`` targets, ``srcdoc`` and CSS

@@ -395,3 +395,14 @@ def test_keys_words_and_case_of_a_result_are_not_its_values() -> None:
     assert not any(allowed(v) for v in ("file-key", "abc-1", "ABC-1", "Abc", "Abc-1 ", 2.5))
     assert not any(allowed(v) for v in ("true", "Xyz-2", "xyz-2", "Created", "/tmp."))
     assert allowed("Created file Xyz-2 in /tmp.")
+
+
+def test_large_json_results_are_read_and_long_prose_is_not_a_value() -> None:
+    from guardrails_plugin.scopes.returned import MAX_CHARS, returned_prints, value_print
+
+    ids = [f"id-{i:06d}" for i in range(3000)]
+    prints = returned_prints(json.dumps([{"id": i, "pad": "x" * 20} for i in ids]))
+    assert all(value_print(i) in prints for i in ids)
+    long = "word " * (MAX_CHARS // 5 + 1)
+    assert value_print(long[:MAX_CHARS]) not in returned_prints(long)
+    assert value_print(long) not in returned_prints(long)

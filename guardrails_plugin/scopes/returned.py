@@ -61,6 +61,8 @@ _TOKEN = re.compile(r"[^\s<>()\[\]{}\"'`,;|]+")
 _VALUE_LIKE = re.compile(r"[\d@./:]")
 MAX_CHARS = 20_000
 """Characters of a result (or argument) fingerprinted; the rest is not read."""
+MAX_JSON_CHARS = 1_000_000
+"""Characters of a JSON result parsed for :class:`Returned` (a longer one is not parsed)."""
 MAX_PRINTS = 4_000
 """Fingerprints kept per result at most."""
 
@@ -128,15 +130,16 @@ def value_print(value: object) -> str | None:
 
 def returned_prints(content: str) -> set[str]:
     """What a tracked tool's result makes known, hashed as :func:`value_print` hashes a
-    value: the whole result as written and without surrounding whitespace, and every string
-    and integer of a JSON result (its values, not its keys). A result longer than
-    ``MAX_CHARS`` is read whole only up to there (its JSON is not parsed)."""
+    value: the whole result as written and without surrounding whitespace (when it has at
+    most ``MAX_CHARS`` characters), and every string and integer of a JSON result of up to
+    ``MAX_JSON_CHARS`` characters (its values, not its keys; ``4 * MAX_PRINTS`` at most)."""
     found: set[str] = set()
-    for whole in (content[:MAX_CHARS], content[:MAX_CHARS].strip()):
-        key = value_print(whole)
-        if key is not None:
-            found.add(key)
-    if len(content) <= MAX_CHARS and content.lstrip()[:1] in ("{", "[", '"'):
+    if len(content) <= MAX_CHARS:
+        for whole in (content, content.strip()):
+            key = value_print(whole)
+            if key is not None:
+                found.add(key)
+    if len(content) <= MAX_JSON_CHARS and content.lstrip()[:1] in ("{", "[", '"'):
         try:
             data = json.loads(content)
         except (ValueError, RecursionError):

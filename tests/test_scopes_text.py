@@ -603,6 +603,8 @@ def test_every_target_a_browser_reads_in_an_allowed_text_is_allowed(
         '<a href="mailto:a@example.com?subject=x&amp;bcc=b%40evil.com">m</a>',
         "mailto:a%40example.com%2Cb%40evil.com",
         "<div>x</div> [t](https:\\/\\/10.0.0.1)",
+        '<svg><a><set attributeName="href" to="//10.0.0.1/"/><text>x</text></a></svg>',
+        '<svg><a><animate attributeName="href" values="/a;//10.0.0.1/"/></a></svg>',
         '[a <b title="]">](https:\\/\\/10.0.0.1)',
     ],
 )
@@ -623,6 +625,7 @@ def test_each_trick_is_refused(text: str) -> None:
         '<a href="mailto:a@example.com?bcc=b@example.com">m</a>',
         "Ask (mailto:a@example.com). Thanks",
         "see [1] and [2]; a < b, c > d",
+        "<b>see</b> https://docs.example.com/t?from=en:fr&data=a:b&to=x:y",
     ],
 )
 def test_the_same_forms_inside_pass(text: str) -> None:

@@ -72,17 +72,20 @@ _URL_ATTRIBUTES = frozenset(
         "usemap",
         "classid",
         "xlink:href",
+        "to",  # SVG <set>/<animate attributeName="href" to="...">
+        "from",
     }
 )
-_LIST_ATTRIBUTES = frozenset({"srcset", "imagesrcset", "ping", "archive"})
+_LIST_ATTRIBUTES = frozenset({"srcset", "imagesrcset", "ping", "archive", "values"})
 _ATTRIBUTE_NAMES = "|".join(
     re.escape(n) for n in sorted(_URL_ATTRIBUTES | _LIST_ATTRIBUTES | {"srcdoc", "style"})
 )
-# a name=value pair anywhere, as the tolerant second reading of tags
+# a name=value pair anywhere after what can precede an attribute in a tag (space, "/", a
+# quote), as the tolerant second reading of tags (not a URL's ?from=en:fr)
 _ATTRIBUTE = re.compile(
-    rf"""(?i)(?<![\w:.-])({_ATTRIBUTE_NAMES})[\s/]*=[\s]*(?:"([^"]*)"?|'([^']*)'?|([^\s>]+))"""
+    rf"""(?i)(?<=[\s/"'])({_ATTRIBUTE_NAMES})[\s/]*=[\s]*(?:"([^"]*)"?|'([^']*)'?|([^\s>]+))"""
 )
-_CONTENT = re.compile(r"""(?i)(?<![\w:.-])content\s*=\s*(?:"([^"]*)"?|'([^']*)'?|([^\s>]+))""")
+_CONTENT = re.compile(r"""(?i)(?<=[\s/"'])content\s*=\s*(?:"([^"]*)"?|'([^']*)'?|([^\s>]+))""")
 _CSS_URL = re.compile(r"""(?i)url\(\s*(?:"([^"]*)"|'([^']*)'|([^)\s]*))""")
 _CSS_IMPORT = re.compile(r"""(?i)@import\s+(?:"([^"]*)"|'([^']*)')""")
 _CSS_ESCAPE = re.compile(r"\\(?:([0-9A-Fa-f]{1,6})[ \t\n\r\f]?|(.))", re.DOTALL)
@@ -117,13 +120,13 @@ def target(value: str) -> tuple[str, str] | None:
 
 
 def _list_values(value: str) -> Iterator[str]:
-    """The URLs of a ``srcset`` (or ``ping``) value, over-read: each whitespace-delimited
-    run (a candidate's URL, trailing commas dropped, as the srcset parser reads it) and each
-    piece of it between commas."""
+    """The URLs of a ``srcset`` (or ``ping``, or SVG animation ``values``) value, over-read:
+    each whitespace-delimited run (a candidate's URL, trailing commas dropped, as the srcset
+    parser reads it) and each piece of it between commas or semicolons."""
     for run in value.split():
-        yield run.rstrip(",")
-        if "," in run:
-            yield from (piece for piece in run.split(",") if piece)
+        yield run.rstrip(",;")
+        if "," in run or ";" in run:
+            yield from (piece for piece in re.split("[,;]", run) if piece)
 
 
 def _refresh_target(content: str) -> str:

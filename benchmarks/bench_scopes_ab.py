@@ -23,8 +23,12 @@ HERE = Path(__file__).resolve().parent.parent
 
 MEASURE = r"""
 import os, statistics, sys, tempfile, time
-from guardrails_plugin.scopes import Emails, Paths, Shell, Sql, Urls
+from guardrails_plugin.scopes import Emails, Paths, Shell, Sql, Text, Urls
 tmp = tempfile.mkdtemp()
+text = Text(urls=Urls(["example.com", "*.example.com"]), emails=Emails(domains=["example.com"]))
+prose = ("Hi Ann, thanks for the notes from meeting {i}. The figures for the third quarter "
+         "look fine to me; I moved two items to next week and asked Bob to check the totals. "
+         "Let us talk on Monday at 10:30 about the plan (and the budget, 1.5 times last year's).")
 os.makedirs(tmp + "/data/in")
 cases = [
     ("url", Urls(["*.example.com"]), lambda i: f"https://h{i}.example.com/p?q={i}"),
@@ -37,6 +41,10 @@ cases = [
      f"ON o.c = c.id WHERE o.id = {i} GROUP BY 1, 2"),
     ("path write (realpath)", Paths([tmp + "/data"], access="write"),
      lambda i: f"{tmp}/data/in/x{i}.txt"),
+    ("text, plain (no links)", text, lambda i: prose.format(i=i)),
+    ("text, markdown with links", text,
+     lambda i: prose.format(i=i) + f" Slides: [deck](https://docs.example.com/d/{i}), "
+     f"notes at www.example.com/n{i} or ask ann{i}@example.com."),
 ]
 round_ = int(sys.argv[1])
 for name, scope, make in cases:

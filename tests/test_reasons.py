@@ -21,11 +21,13 @@ from guardrails_plugin import Guard, Policy, ToolCall, allow, ask, deny
 from guardrails_plugin.langchain import GuardMiddleware
 from guardrails_plugin.scopes import (
     Emails,
+    Not,
     Number,
     OneOf,
     Paths,
     Pattern,
     Predicate,
+    Returned,
     Scope,
     Shell,
     Sql,
@@ -63,6 +65,7 @@ def scoped(draw: st.DrawFn) -> tuple[Scope, list[str], list[Any]]:
                 "shell",
                 "sql",
                 "text",
+                "returned",
                 "optional",
             ]
         )
@@ -110,10 +113,20 @@ def scoped(draw: st.DrawFn) -> tuple[Scope, list[str], list[Any]]:
         scope = Sql([a, b])
         values = [f"SELECT * FROM {a}", f"SELECT * FROM {c}", f"DELETE FROM {a}", "SELEC", 1]
         secrets = [a, b]
+    elif kind == "returned":
+        scope = Returned([f"list_{a}", f"make_{b}"])
+        values = [f"{a}", f"id-{c}", 12, None, ["x"]]
+        secrets = [a, b]
     else:
         scope = Text(urls=Urls([f"{a}.com"]), emails=Emails(domains=[f"{b}.org"]))
         values = [f"see https://{a}.com/x", f"x@{b}.org", *outside_text]
         secrets = [a, b]
+    # the wrappers pass the wrapped scope's refusals on: none may add what it allows
+    wrap = draw(st.sampled_from(["none", "not", "optional", "optional-not"]))
+    if wrap in ("not", "optional-not") and kind != "optional":
+        scope = Not(scope)
+    if wrap in ("optional", "optional-not"):
+        scope = optional(scope)
     return scope, secrets, values
 
 
@@ -254,7 +267,7 @@ def test_a_custom_scope_only_says_the_argument_is_outside() -> None:
         def check(self, value: object) -> None:
             from guardrails_plugin import ScopeViolation
 
-            raise ScopeViolation("only the vault ids v-7781 and v-9932")
+            raise ScopeViolation("only the vault ids v-7781 and v-9932", unreadable=value == "?")
 
         def spec(self) -> dict[str, Any]:
             return {}
@@ -265,3 +278,15 @@ def test_a_custom_scope_only_says_the_argument_is_outside() -> None:
     assert "v-7781" in decision.reason
     assert "v-7781" not in decision.for_model()
     assert "argument 'id' is outside what rule 'vault' allows" in decision.for_model()
+    # a built-in wrapper does not make a custom scope's message the model's
+    for wrapped, value in (
+        (optional(Secretive()), "x"),
+        (Not(Secretive()), "?"),
+        (optional(Not(Secretive())), "?"),
+    ):
+        decision = Policy([allow("open", args={"id": wrapped}, id="vault")]).evaluate(
+            ToolCall("open", {"id": value})
+        )
+        assert decision.denied
+        assert "v-7781" not in decision.for_model(), wrapped
+        assert "argument 'id' is outside what rule 'vault' allows" in decision.for_model()

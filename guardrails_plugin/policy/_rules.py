@@ -16,7 +16,8 @@ from typing import Any
 
 from .._errors import PolicyError, ScopeViolation
 from .._events import ToolCall
-from ..scopes import OptionalScope, Provenance, Returned, Scope, arg_data, is_empty
+from ..scopes import Not, OptionalScope, Provenance, Returned, Scope, arg_data, is_empty
+from ..scopes.returned import check_with, returned_in
 from ._patterns import NameSet, as_names, name_set
 
 LOST = "\0provenance-lost"
@@ -110,7 +111,9 @@ class Rule:
     carries: bool = False
     _tools: NameSet = field(init=False, repr=False, compare=False)
     _checked: Mapping[str, Scope] = field(init=False, repr=False, compare=False)
-    _returned: tuple[tuple[str, Returned], ...] = field(init=False, repr=False, compare=False)
+    _returned: tuple[tuple[str, Scope, Returned], ...] = field(
+        init=False, repr=False, compare=False
+    )
     _agents: NameSet = field(init=False, repr=False, compare=False)
     _members: NameSet | None = field(init=False, repr=False, compare=False)
 
@@ -133,14 +136,17 @@ class Rule:
         if not self.id:
             object.__setattr__(self, "id", self.default_id())
         object.__setattr__(self, "_tools", NameSet(self.tools))
-        returned = tuple((n, s) for n, s in self.args.items() if type(s) is Returned)
+        # Returned scopes (also inside optional and not) are judged on the run's provenance
+        returned = tuple(
+            (n, s, r) for n, s in self.args.items() if (r := returned_in(s)) is not None
+        )
         object.__setattr__(self, "_returned", returned)
         object.__setattr__(
             self,
             "_checked",
             self.args
             if not returned
-            else {n: s for n, s in self.args.items() if n not in dict(returned)},
+            else {n: s for n, s in self.args.items() if returned_in(s) is None},
         )
         object.__setattr__(self, "_agents", name_set(self.agents))
         roles = self.roles
@@ -208,7 +214,7 @@ class Rule:
     @property
     def returned_tools(self) -> tuple[str, ...]:
         """The tools whose results this rule's ``Returned`` scopes look up."""
-        return tuple(t for _, s in self._returned for t in s.tools)
+        return tuple(t for _, _, r in self._returned for t in r.tools)
 
     def evaluate(
         self,
@@ -251,13 +257,15 @@ class Rule:
                     f"{type(exc).__name__}: {exc}",
                     f"argument {name!r} could not be checked",
                 )
-        for name, returned in self._returned:
+        for name, scope, _ in self._returned:
             if name not in call.args:
+                if isinstance(scope, OptionalScope):
+                    continue
                 return RuleResult(
                     Outcome.MISS, f"argument {name!r} is required by rule {self.id!r} but missing"
                 )
             try:
-                returned.check_in(call.args[name], provenance)
+                check_with(scope, call.args[name], provenance)
             except ScopeViolation as exc:
                 outcome = Outcome.MISS
                 if exc.unreadable and self.effect is not RuleEffect.ALLOW:
@@ -357,15 +365,30 @@ _BUILT_IN = "guardrails_plugin.scopes."
 _BUILT_IN_TYPES: dict[type, bool] = {}
 
 
+def _built_in(scope: Scope) -> bool:
+    """Whether ``scope`` and every scope it wraps (``optional``, ``not``) are built in."""
+    while True:
+        kind = type(scope)
+        built_in = _BUILT_IN_TYPES.get(kind)
+        if built_in is None:
+            built_in = _BUILT_IN_TYPES[kind] = kind.__module__.startswith(_BUILT_IN)
+        if not built_in:
+            return False
+        if isinstance(scope, OptionalScope):
+            scope = scope.scope
+        elif isinstance(scope, Not):
+            scope = scope.inner
+        else:
+            return True
+
+
 def _short(name: str, scope: Scope, exc: ScopeViolation, rule: str) -> str:
     """The model's reading of a violation: the scope's ``short`` text for the built-in
     scopes (which keep what they allow in ``allowed``); for other scopes, which may write
-    their allowed values anywhere in the message, only that the argument is outside."""
-    kind = type(scope)
-    built_in = _BUILT_IN_TYPES.get(kind)
-    if built_in is None:
-        built_in = _BUILT_IN_TYPES[kind] = kind.__module__.startswith(_BUILT_IN)
-    if built_in:
+    their allowed values anywhere in the message, only that the argument is outside. A
+    built-in wrapper (``optional``, ``not``) around another scope passes that scope's
+    ``short`` on, so it counts as built in only when what it wraps is."""
+    if _built_in(scope):
         return f"argument {name!r}: {exc.short}"
     return f"argument {name!r} is outside what rule {rule!r} allows"
 

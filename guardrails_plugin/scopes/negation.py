@@ -11,10 +11,11 @@ In a policy file: ``{not: {email: {domains: [example.com]}}}``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ._base import Scope, ScopeError, ScopeViolation, scope_from_spec
+from ._text import preview
 
 __all__ = ["Not"]
 
@@ -53,19 +54,37 @@ class Not(Scope):
 
     def check(self, value: object) -> None:
         """Pass when the inner scope read ``value`` and refused it; refuse otherwise, as
-        unreadable when the inner scope could not read it."""
+        unreadable when the inner scope could not read it.
+
+        The model-facing part of a refusal (``short``) names only the inner scope's kind:
+        the inner scope's settings are what a value would have to avoid, and go to
+        ``allowed`` (the operator's part), as every built-in scope keeps its values there."""
+        self.judge(value, self._inner.check)
+
+    def judge(self, value: object, inner_check: Callable[[object], None]) -> None:
+        """:meth:`check`, with ``inner_check`` standing for the inner scope's ``check`` (the
+        guard passes one that knows the run, for a ``Returned`` inside)."""
+        kind = self._inner.kind
         try:
-            self._inner.check(value)
+            inner_check(value)
         except ScopeViolation as exc:
             if exc.unreadable:
-                raise ScopeViolation(f"not {self._inner.kind}: {exc}", unreadable=True) from exc
+                raise ScopeViolation(
+                    f"not {kind}: {exc.short}",
+                    unreadable=True,
+                    allowed=_joined(exc.allowed, f"excluded: {self._inner!r}"),
+                ) from exc
             return  # read, and outside the inner scope: inside this one
         except Exception as exc:  # the inner scope crashed: it could not read the value
             raise ScopeViolation(
-                f"not {self._inner.kind}: cannot read the value ({type(exc).__name__}: {exc})",
+                f"not {kind}: cannot read the value ({type(exc).__name__})",
                 unreadable=True,
+                allowed=f"{type(exc).__name__}: {exc}; excluded: {self._inner!r}",
             ) from exc
-        raise ScopeViolation(f"inside {self._inner!r}, which is excluded")
+        raise ScopeViolation(
+            f"{preview(value)} is inside the excluded {kind} scope",
+            allowed=f"excluded: {self._inner!r}",
+        )
 
     def spec(self) -> dict[str, Any]:
         """``{inner kind: inner settings}``, as a policy file writes it under ``not:``."""
@@ -85,3 +104,7 @@ class Not(Scope):
 
     def __repr__(self) -> str:
         return f"Not({self._inner!r})"
+
+
+def _joined(*parts: str) -> str:
+    return "; ".join(p for p in parts if p)

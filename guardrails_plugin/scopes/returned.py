@@ -4,12 +4,19 @@ Two questions a value alone cannot answer, which the guard answers from what it 
 the run (its thread, else its run id):
 
 - **Did this value come back from one of these tools?** ``Returned(["create_file"])`` on
-  ``delete_file``'s ``id`` allows only ids a ``create_file`` result in this run contained
+  ``delete_file``'s ``id`` allows only ids a ``create_file`` result in this run returned
   ("delete only files this run created"). The guard keeps, per run and per tool named by
-  some ``Returned`` scope, :func:`returned_prints` of each result: a hash of every token,
-  of the whole result and of every scalar of a JSON result. A value passes when
-  :func:`value_print` of it is among them: the same token (case and surrounding space
-  aside), not a part of one (``4`` is not ``42``).
+  some ``Returned`` scope, :func:`returned_prints` of each result: a hash of each value
+  the result holds, namely the whole result (as written, and without surrounding
+  whitespace) and, for a JSON result, every string and integer in it (not the keys). A
+  value passes when :func:`value_print` of it is among them: exactly that value, same
+  case, same characters. A word of a prose result (``f-12`` in ``"Created file f-12."``),
+  a part of a value (``4`` of ``42``), another case (``ABC`` for ``abc``) or spacing do not
+  pass. An integer and its decimal text are the same value (``4711`` and ``"4711"``); a
+  float, a boolean, ``null``, a list or a mapping is not a value ``Returned`` looks up.
+  ``optional(Returned(...))`` lets an absent or empty argument through, and
+  ``Not(Returned(...))`` passes only values the tools did *not* return (in a ``deny`` rule:
+  refuse what this run did not create); :func:`check_with` is how the guard judges them.
 - **Does this argument carry content an untrusted result brought in?** A data flow with
   ``carries=True`` gates a sink only then. The guard keeps :func:`fingerprints` of every
   untrusted result: hashes of its runs of three words (lower case; punctuation, spacing and
@@ -35,11 +42,15 @@ from typing import Any
 
 from ._base import Scope, ScopeError, ScopeViolation
 from ._text import describe, preview, string_list
+from .negation import Not
+from .optional import OptionalScope, is_empty
 
 __all__ = [
     "Provenance",
     "Returned",
+    "check_with",
     "fingerprints",
+    "returned_in",
     "returned_prints",
     "value_print",
     "value_prints",
@@ -50,6 +61,8 @@ _TOKEN = re.compile(r"[^\s<>()\[\]{}\"'`,;|]+")
 _VALUE_LIKE = re.compile(r"[\d@./:]")
 MAX_CHARS = 20_000
 """Characters of a result (or argument) fingerprinted; the rest is not read."""
+MAX_JSON_CHARS = 1_000_000
+"""Characters of a JSON result parsed for :class:`Returned` (a longer one is not parsed)."""
 MAX_PRINTS = 4_000
 """Fingerprints kept per result at most."""
 
@@ -107,26 +120,29 @@ def value_prints(value: object) -> set[str]:
 
 
 def value_print(value: object) -> str | None:
-    """The hash :class:`Returned` looks up for a value: a string or an integer, whole (case
-    and surrounding space aside); ``None`` for anything else."""
+    """The hash :class:`Returned` looks up for a value: a non-empty string exactly as given,
+    or an integer (as its decimal text); ``None`` for anything else."""
     if isinstance(value, bool) or not isinstance(value, str | int):
         return None
-    text = str(value).strip().lower()
-    return _h("v", text) if text else None
+    text = value if isinstance(value, str) else str(value)
+    return _h("r", text) if text else None
 
 
 def returned_prints(content: str) -> set[str]:
-    """What a tracked tool's result makes known: every token, the whole result, and every
-    scalar of a JSON result, hashed as :func:`value_print` hashes a value."""
-    content = content[:MAX_CHARS]
-    found = {_h("v", t) for t in _tokens(content) if t}
-    whole = content.strip().lower()
-    if whole:
-        found.add(_h("v", whole))
-    if content.lstrip()[:1] in ("{", "["):
+    """What a tracked tool's result makes known, hashed as :func:`value_print` hashes a
+    value: the whole result as written and without surrounding whitespace (when it has at
+    most ``MAX_CHARS`` characters), and every string and integer of a JSON result of up to
+    ``MAX_JSON_CHARS`` characters (its values, not its keys; ``4 * MAX_PRINTS`` at most)."""
+    found: set[str] = set()
+    if len(content) <= MAX_CHARS:
+        for whole in (content, content.strip()):
+            key = value_print(whole)
+            if key is not None:
+                found.add(key)
+    if len(content) <= MAX_JSON_CHARS and content.lstrip()[:1] in ("{", "[", '"'):
         try:
             data = json.loads(content)
-        except ValueError:
+        except (ValueError, RecursionError):
             data = None
         stack: list[Any] = [data]
         while stack and len(found) < 4 * MAX_PRINTS:
@@ -165,7 +181,8 @@ class Provenance:
 
 
 class Returned(Scope):
-    """Values some result of ``tools`` contained, in this run (see the module's docstring).
+    """Values some result of ``tools`` returned, exactly, in this run (see the module's
+    docstring).
 
     Only the guard can check it (it knows the run); :meth:`check` alone refuses every value
     as unreadable. Tool names are exact (no globs)::
@@ -188,7 +205,7 @@ class Returned(Scope):
         )
 
     def check_in(self, value: object, provenance: Provenance | None) -> None:
-        """Pass when a result of one of ``tools`` in this run contained ``value``."""
+        """Pass when a result of one of ``tools`` in this run returned exactly ``value``."""
         key = value_print(value)
         if key is None:
             raise ScopeViolation(
@@ -208,3 +225,30 @@ class Returned(Scope):
 
     def within(self, other: Scope) -> bool:
         return isinstance(other, Returned) and set(self.tools) <= set(other.tools)
+
+
+def returned_in(scope: Scope) -> Returned | None:
+    """The ``Returned`` scope ``scope`` is, or wraps in ``optional`` and ``not``; else None."""
+    while True:
+        if isinstance(scope, Returned):
+            return scope
+        if isinstance(scope, OptionalScope):
+            scope = scope.scope
+        elif isinstance(scope, Not):
+            scope = scope.inner
+        else:
+            return None
+
+
+def check_with(scope: Scope, value: object, provenance: Provenance | None) -> None:
+    """``scope.check(value)``, with every ``Returned`` inside ``optional`` and ``not``
+    wrappers judged on ``provenance`` (what this run's results returned)."""
+    if isinstance(scope, Returned):
+        scope.check_in(value, provenance)
+    elif isinstance(scope, OptionalScope) and returned_in(scope) is not None:
+        if not is_empty(value):
+            check_with(scope.scope, value, provenance)
+    elif isinstance(scope, Not) and returned_in(scope) is not None:
+        scope.judge(value, lambda v: check_with(scope.inner, v, provenance))
+    else:
+        scope.check(value)

@@ -2,22 +2,34 @@
 
 Phishing puts an attacker's link into an otherwise ordinary message to an ordinary person;
 no scope on the recipient sees it. ``Text(urls=Urls([...]), emails=Emails(...))`` finds
-every URL and email address in the text with linkify-it-py (a port of linkify-it, the link
-finder markdown-it and many renderers use: bare domains against the full IANA TLD list,
-``www.`` names, ``scheme://`` and ``//`` links, markdown and angle-bracket links,
-``mailto:`` and bare addresses), plus every absolute or ``//`` target of an HTML ``href``,
-``src`` or ``action`` attribute, and judges each with the given scope. A
-kind with no scope allows none: ``Text(urls=None)`` refuses any link.
+every URL and email address in the text and judges each with the given scope. A kind with
+no scope allows none: ``Text(urls=None)`` refuses any link. Links are found three ways, and
+every link any of them finds must pass (fail closed):
 
-The text is read several ways, and every link found in any reading must pass (fail closed):
+- **Prose**, with linkify-it-py (a port of linkify-it, the link finder markdown-it and many
+  renderers use: bare domains against the full IANA TLD list, ``www.`` names,
+  ``scheme://`` and ``//`` links, ``mailto:`` and bare addresses), in several readings of
+  the text: as written; with HTML character references decoded (``https&#58;//evil.com``);
+  with CommonMark backslash escapes removed (``https\\://evil.com``); NFKC-normalized, with
+  invisible format characters removed (zero-width spaces and joiners, bidi controls, the
+  soft hyphen: ``evil\u200b.com`` reads ``evil.com``) and the dots IDNA maps to ``.``
+  mapped (``evil\u3002com``); and with a space before every scheme name glued to a word
+  (``Clickhttps://evil.com``). A ``mailto:`` URL is read to the end of its query.
+- **Markdown**, when the text holds a ``[`` or a ``<`` (no Markdown link can be written
+  without one): every link, image and reference definition markdown-it-py (a CommonMark
+  parser) makes of it, with raw HTML passed through and escaped (``_links.py``), so backslash-escaped, entity-encoded, angle-bracketed and
+  reference-style destinations are read as the renderer reads them.
+- **HTML**, when the text holds a ``<``: every URL-valued attribute (``href``, ``src``,
+  ``action``, ``formaction``, ``poster``, ``data``, ``cite``, ``background``, ...),
+  ``srcset`` candidates, ``<meta http-equiv=refresh>`` targets, ``srcdoc`` and CSS
+  ``url(...)``, read with ``html.parser`` and a tolerant second scan, then as a browser
+  reads a URL attribute: C0 controls and spaces around stripped, tabs and line breaks
+  inside removed, ``\\`` read as ``/`` (``_links.py``). Relative targets stay on the page
+  showing the message and are skipped.
 
-- as written;
-- with HTML character references decoded (``https&#58;//evil.com``);
-- NFKC-normalized, with invisible format characters removed (zero-width spaces and
-  joiners, bidi controls, the soft hyphen: ``evil\\u200b.com`` reads ``evil.com``) and the
-  dots IDNA maps to ``.`` mapped (``evil\\u3002com``);
-- the decoded and the normalized readings again with a space before every scheme name
-  glued to a word (``Clickhttps://evil.com`` is not found otherwise).
+A ``mailto:`` link passes when every recipient in it does: the comma-separated,
+percent-decoded addresses of its path and of each ``to``, ``cc`` and ``bcc`` field (any
+case), each judged by ``emails`` as a header value is.
 
 A link holding an invisible format character (category Cf: zero-width, joiners, bidi
 controls) is refused outright: clients drop some of them from a host and renderers
@@ -29,11 +41,13 @@ markdown-it's renderer punycodes it as written, so what is shown and what is ope
 
 Bare domains are judged as ``https://<domain>`` (or the URL scope's ``default_scheme``),
 scheme-relative ``//host`` links likewise, and addresses by the ``Emails`` rules (so a
-quoted local part or an IP-literal domain is refused). Links the link finder does not
-recognize at all (a defanged ``hxxp://evil[.]com``, ``evil (dot) com``, a domain under a
-TLD not in its list, a spelled-out address) are not links a client follows, and pass; a
-person reading them can still be misled. Texts longer than ``max_length`` characters are
-refused as unreadable rather than scanned.
+quoted local part or an IP-literal domain is refused). Links no reading recognizes at all
+(a defanged ``hxxp://evil[.]com``, ``evil (dot) com``, a bare domain under a TLD not in the
+list, a spelled-out address) are not links a client follows, and pass; a person reading
+them can still be misled. A percent-encoded ``@`` reads as part of a bare domain
+(``b%40example.com`` holds ``40example.com``), as a renderer's linkify reads it, so such an
+address is refused even inside. Texts longer than ``max_length`` characters are refused as
+unreadable rather than scanned.
 """
 
 from __future__ import annotations
@@ -43,10 +57,10 @@ import html
 import re
 import unicodedata
 from collections.abc import Iterator, Mapping
-from html.parser import HTMLParser
 from typing import Any
 
 from ._base import Scope, ScopeError, ScopeViolation
+from ._links import html_targets, mailto_recipients, markdown_parser, markdown_targets
 from ._text import describe, preview
 from .emails import Emails
 from .urls import Urls
@@ -58,11 +72,13 @@ _GLUED_SCHEME = re.compile(
     r"(?i)(?<=[^\s<(\[\"'=])(https?|ftps?|wss?|mailto|file|data|javascript):"
 )
 _MAILTO = re.compile(r"(?i)^mailto:")
-_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:")
+_MAILTO_RUN = re.compile(r"""(?i)mailto:[^\s<>"'`]+""")
 _SCHEME_START = re.compile(r"(?i)(?:https?|ftps?|wss?)://")
-_TARGETS = frozenset({"href", "src", "action", "formaction"})
+_ADDRESS_TAIL = re.compile(r"[\w!#$%&'*+\-/=?^`{|}~.]*@[^@]*\Z")
+_BACKSLASH_ESCAPE = re.compile(r"\\([!-/:-@\[-`{-~])")
 _LINKIFY: Any = None
 _CACHED_LENGTH = 4096
+_ASCII_SYMBOL = re.compile(r"[$+<=>^`|~]")  # the ASCII characters of category S
 
 
 def _linkify() -> Any:
@@ -80,17 +96,36 @@ def _linkify() -> Any:
     return _LINKIFY
 
 
+def _may_hold_links(finder: Any, reading: str) -> bool:
+    """Whether linkify-it's full match must run on ``reading``: its quick test is stricter
+    than the match, which also finds a domain next to a symbol (Unicode category S:
+    ``intranet.io<style>``, ``to=.io``, ``example^.com``), so a text holding a symbol is
+    always matched; plain prose without one keeps the quick test's speed."""
+    if finder.test(reading) or _ASCII_SYMBOL.search(reading) is not None:
+        return True
+    return not reading.isascii() and any(
+        c > "\x7f" and unicodedata.category(c).startswith("S") for c in set(reading)
+    )
+
+
+def _address_tail(raw: str) -> str:
+    found = _ADDRESS_TAIL.search(raw)
+    return raw if found is None or found.start() == 0 else found.group(0)
+
+
 def _readings(text: str) -> Iterator[str]:
     """The text as written, then each other reading that differs from those before."""
     seen = {text}
     yield text
     decoded = html.unescape(text) if "&" in text else text
-    normalized = unicodedata.normalize("NFKC", decoded)
+    # CommonMark's backslash escapes of ASCII punctuation (https\://evil.com)
+    unescaped = _BACKSLASH_ESCAPE.sub(r"\1", decoded) if "\\" in decoded else decoded
+    normalized = unicodedata.normalize("NFKC", unescaped)
     normalized = "".join(c for c in normalized if unicodedata.category(c) != "Cf")
     normalized = normalized.translate(_DOTS)
-    split_raw = _GLUED_SCHEME.sub(r" \1:", decoded)
+    split_raw = _GLUED_SCHEME.sub(r" \1:", unescaped)
     split = _GLUED_SCHEME.sub(r" \1:", normalized)
-    for reading in (decoded, normalized, split_raw, split):
+    for reading in (decoded, unescaped, normalized, split_raw, split):
         if reading not in seen:
             seen.add(reading)
             yield reading
@@ -108,50 +143,24 @@ def links_in(text: str) -> tuple[tuple[str, str], ...]:
     return _links(text)
 
 
-class _Targets(HTMLParser):
-    """The ``href``, ``src`` and ``action`` values of the HTML tags in a text."""
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.found: list[str] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.found += [v.strip() for k, v in attrs if k in _TARGETS and v]
-
-
-def _html_targets(text: str) -> Iterator[tuple[str, str]]:
-    """Link targets of HTML tags, which the link finder misses when they are not a domain
-    under a known TLD (``<a href="//intranet">``); relative targets lead nowhere in a
-    message and are skipped."""
-    parser = _Targets()
-    try:
-        parser.feed(text)
-        parser.close()
-    except Exception:  # html.parser is lenient; anything it raises, fail closed
-        yield ("?", text[:200])
-        return
-    for target in parser.found:
-        if target.startswith("//"):
-            yield ("//", target)
-        else:
-            scheme = _SCHEME.match(target)
-            if scheme is not None:
-                yield (scheme.group(0).lower(), target)
-
-
 def _links(text: str) -> tuple[tuple[str, str], ...]:
     finder = _linkify()
     found: dict[tuple[str, str], None] = {}
-    if "<" in text:
-        found.update(dict.fromkeys(_html_targets(text)))
-    for reading in _readings(text):
+    if "<" in text or "[" in text:  # no Markdown link, image or HTML tag without either
+        found.update(dict.fromkeys(markdown_targets(text)))
+    for n, reading in enumerate(_readings(text)):
+        if n < 2 and "<" in reading:  # the text as written, and with references decoded
+            found.update(dict.fromkeys(html_targets(reading)))
+        # a mailto URL's whole query (cc, bcc), which the link finder stops short of
+        for run in _MAILTO_RUN.finditer(reading):
+            found[("mailto:", run.group(0).rstrip(".,;:!?)]}"))] = None
         # as markdown-it's linkify rule does: a link starting at every "scheme://", even
         # where the whole-text scan reads the characters before it as part of something else
         for start in _SCHEME_START.finditer(reading):
             at = finder.match_at_start(reading[start.start() :])
             if at is not None:
                 found[(str(at.schema).lower(), str(at.raw))] = None
-        if not finder.test(reading):
+        if not _may_hold_links(finder, reading):
             continue
         for match in finder.match(reading) or ():
             found[(str(match.schema).lower(), str(match.raw))] = None
@@ -212,7 +221,8 @@ class Text(Scope):
                 spec["default_scheme"] = "https" if "https" in schemes else schemes[0]
             self._bare = Urls(**spec)
             self._bare_scheme: str = spec["default_scheme"]
-        _linkify()  # fail at load time, not at the first call, if the finder is missing
+        _linkify()  # fail at load time, not at the first call, if a parser is missing
+        markdown_parser()
 
     def check(self, value: object) -> None:
         if isinstance(value, list | tuple):
@@ -250,13 +260,17 @@ class Text(Scope):
         if schema == "mailto:":
             if self._emails is None:
                 raise ScopeViolation(f"text holds the email address {preview(raw)}; none allowed")
-            address = _MAILTO.sub("", raw).partition("?")[0]
-            try:
-                self._emails.check(address)
-            except ScopeViolation as exc:
-                raise ScopeViolation(
-                    f"text holds an address outside: {exc.short}", allowed=exc.allowed
-                ) from None
+            # a mailto URL: every recipient of its path and of its to, cc and bcc fields
+            # (a bare address the finder read with markup before it, as in href="mailto:a@x,
+            # is the address after that markup: the domain judged stays the same)
+            fields = mailto_recipients(raw) if _MAILTO.match(raw) else [_address_tail(raw)]
+            for field in fields or [""]:
+                try:
+                    self._emails.check(field)
+                except ScopeViolation as exc:
+                    raise ScopeViolation(
+                        f"text holds an address outside: {exc.short}", allowed=exc.allowed
+                    ) from None
             return
         if self._urls is None or self._bare is None:
             raise ScopeViolation(f"text holds the link {preview(raw)}; no links are allowed")

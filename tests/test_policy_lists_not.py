@@ -15,7 +15,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from guardrails_plugin import Guard, Policy, PolicyFileError, ToolCall
+from guardrails_plugin import Effect, Guard, Policy, PolicyFileError, ToolCall, ToolResult
 from guardrails_plugin.policy import allow, deny
 from guardrails_plugin.scopes import (
     SCOPE_KINDS,
@@ -154,7 +154,57 @@ def test_bad_lists_and_references_are_file_errors(tmp_path: Path, text: str, pro
 def test_lint_warns_about_a_list_nothing_refers_to(tmp_path: Path) -> None:
     text = "lists: {unused: [1], used: [2]}\nrules: [{allow: t, args: {v: {one_of: {values: {list: used}}}}}]"
     warnings = Policy.from_yaml(write(tmp_path, text)).lint()
-    assert warnings == ["list 'unused' is defined but no rule refers to it"]
+    assert warnings == ["list 'unused' is defined but no rule or flow refers to it"]
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    hosts=st.lists(
+        st.from_regex(r"[a-z]{1,8}\.(com|org|net)", fullmatch=True), min_size=1, max_size=4
+    ),
+    host=st.from_regex(r"[a-z]{1,8}\.(com|org|net)", fullmatch=True),
+)
+def test_a_flow_refers_to_lists_as_a_rule_does(hosts: list[str], host: str) -> None:
+    """A flow's sources, sinks and argument scopes may be ``{list: name}``: the flow gates
+    exactly as one written out, prints the references back, and counts as using them."""
+    lists = {"tools": ["fetch"], "sites": hosts}
+    listed = {
+        "lists": lists,
+        "rules": [{"allow": ["fetch", "post"]}],
+        "flows": [
+            {
+                "sources": {"list": "tools"},
+                "sinks": ["post"],
+                "args": {"url": {"not": {"url": {"hosts": {"list": "sites"}}}}},
+            }
+        ],
+    }
+    written = {
+        "rules": [{"allow": ["fetch", "post"]}],
+        "flows": [
+            {
+                "sources": ["fetch"],
+                "sinks": ["post"],
+                "args": {"url": {"not": {"url": {"hosts": hosts}}}},
+            }
+        ],
+    }
+    policy, plain = Policy.from_dict(listed), Policy.from_dict(written)
+    assert policy.flows == plain.flows
+    printed = policy.to_dict()["flows"][0]
+    assert printed["sources"] == {"list": "tools"}
+    assert printed["args"]["url"]["not"]["url"]["hosts"] == {"list": "sites"}
+    assert Policy.from_dict(policy.to_dict()) == policy
+    assert not any("no rule or flow refers" in w for w in policy.lint())
+    effects = []
+    for p in (policy, plain):
+        guard = Guard(p)
+        guard.check(ToolCall("fetch", {}, thread_id="t"))
+        guard.record(ToolResult("fetch", "page", thread_id="t"))
+        call = ToolCall("post", {"url": f"https://{host}/"}, thread_id="t")
+        effects.append(guard.check(call).effect)
+    assert effects[0] == effects[1]
+    assert (effects[0] is Effect.ASK) == (host not in hosts)
 
 
 # -- imports -----------------------------------------------------------------------------------

@@ -16,7 +16,8 @@ from typing import Any
 
 from .._errors import PolicyError, ScopeViolation
 from .._events import ToolCall
-from ..scopes import OptionalScope, Provenance, Returned, Scope, arg_data, is_empty
+from ..scopes import OptionalScope, Provenance, Scope, arg_data, is_empty
+from ..scopes.returned import check_in, provenance_tools
 from ._patterns import NameSet, as_names, name_set
 
 LOST = "\0provenance-lost"
@@ -101,7 +102,7 @@ class Rule:
     carries: bool = False
     _tools: NameSet = field(init=False, repr=False, compare=False)
     _checked: Mapping[str, Scope] = field(init=False, repr=False, compare=False)
-    _returned: tuple[tuple[str, Returned], ...] = field(init=False, repr=False, compare=False)
+    _returned: tuple[tuple[str, Scope], ...] = field(init=False, repr=False, compare=False)
     _agents: NameSet = field(init=False, repr=False, compare=False)
     _members: NameSet | None = field(init=False, repr=False, compare=False)
 
@@ -124,7 +125,7 @@ class Rule:
         if not self.id:
             object.__setattr__(self, "id", self.default_id())
         object.__setattr__(self, "_tools", NameSet(self.tools))
-        returned = tuple((n, s) for n, s in self.args.items() if type(s) is Returned)
+        returned = tuple((n, s) for n, s in self.args.items() if provenance_tools(s) is not None)
         object.__setattr__(self, "_returned", returned)
         object.__setattr__(
             self,
@@ -175,7 +176,7 @@ class Rule:
     @property
     def returned_tools(self) -> tuple[str, ...]:
         """The tools whose results this rule's ``Returned`` scopes look up."""
-        return tuple(t for _, s in self._returned for t in s.tools)
+        return tuple(t for _, s in self._returned for t in provenance_tools(s) or ())
 
     def evaluate(
         self,
@@ -220,11 +221,13 @@ class Rule:
                 )
         for name, returned in self._returned:
             if name not in call.args:
+                if type(returned) is OptionalScope:
+                    continue
                 return RuleResult(
                     Outcome.MISS, f"argument {name!r} is required by rule {self.id!r} but missing"
                 )
             try:
-                returned.check_in(call.args[name], provenance)
+                check_in(returned, call.args[name], provenance)
             except ScopeViolation as exc:
                 outcome = Outcome.MISS
                 if exc.unreadable and self.effect is not RuleEffect.ALLOW:

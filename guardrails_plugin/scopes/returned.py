@@ -5,7 +5,9 @@ the run (its thread, else its run id):
 
 - **Did this value come back from one of these tools?** ``Returned(["create_file"])`` on
   ``delete_file``'s ``id`` allows only ids a ``create_file`` result in this run contained
-  ("delete only files this run created"). The guard keeps, per run and per tool named by
+  ("delete only files this run created"); ``not`` around it holds for a value no such
+  result contained (so "ask about any other file" is a second rule), ``optional`` lets an
+  absent value pass (:func:`check_in`). The guard keeps, per run and per tool named by
   some ``Returned`` scope, :func:`returned_prints` of each result: a hash of every token,
   of the whole result and of every scalar of a JSON result. A value passes when
   :func:`value_print` of it is among them: the same token (case and surrounding space
@@ -35,11 +37,15 @@ from typing import Any
 
 from ._base import Scope, ScopeError, ScopeViolation
 from ._text import describe, preview, string_list
+from .negation import Not
+from .optional import OptionalScope, is_empty
 
 __all__ = [
     "Provenance",
     "Returned",
+    "check_in",
     "fingerprints",
+    "provenance_tools",
     "returned_prints",
     "value_print",
     "value_prints",
@@ -208,3 +214,33 @@ class Returned(Scope):
 
     def within(self, other: Scope) -> bool:
         return isinstance(other, Returned) and set(self.tools) <= set(other.tools)
+
+
+def provenance_tools(scope: Scope) -> tuple[str, ...] | None:
+    """The tools ``scope`` looks up when it is a :class:`Returned`, or ``not`` or
+    ``optional`` around one (``not: {returned: ...}``: "a value no such result contained");
+    ``None`` for a scope that judges the value alone."""
+    while isinstance(scope, Not | OptionalScope):
+        scope = scope.inner if isinstance(scope, Not) else scope.scope
+    return scope.tools if isinstance(scope, Returned) else None
+
+
+def check_in(scope: Scope, value: object, provenance: Provenance | None) -> None:
+    """Judge ``value`` by a scope :func:`provenance_tools` accepts, with the run's
+    ``provenance``: ``Returned`` looks it up; ``optional`` passes an empty value; ``not``
+    passes what its scope read and refused, and refuses what it could not read."""
+    if isinstance(scope, OptionalScope):
+        if not is_empty(value):
+            check_in(scope.scope, value, provenance)
+        return
+    if isinstance(scope, Not):
+        try:
+            check_in(scope.inner, value, provenance)
+        except ScopeViolation as exc:
+            if exc.unreadable:
+                raise ScopeViolation(f"not {scope.inner.kind}: {exc}", unreadable=True) from exc
+            return
+        raise ScopeViolation(f"inside {scope.inner!r}, which is excluded")
+    if not isinstance(scope, Returned):
+        raise TypeError(f"{scope!r} does not look values up in a run")
+    scope.check_in(value, provenance)

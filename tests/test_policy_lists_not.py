@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from guardrails_plugin import Effect, Guard, Policy, PolicyFileError, ToolCall, ToolResult
-from guardrails_plugin.policy import allow, deny
+from guardrails_plugin.policy import allow, ask, deny
 from guardrails_plugin.scopes import (
     SCOPE_KINDS,
     Emails,
@@ -364,6 +364,32 @@ def test_not_accepts_exactly_what_the_inner_scope_reads_and_refuses(
     not_says = _verdict(Not(inner), value)
     expected = {"in": "out", "out": "in", "unreadable": "unreadable"}[inner_says]
     assert not_says == expected, (inner, value)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    names=st.lists(st.from_regex(r"[A-Z][a-z]{3,8}", fullmatch=True), min_size=1, max_size=5),
+    value=st.from_regex(r"[A-Z][a-z]{3,8}", fullmatch=True),
+)
+def test_the_model_never_reads_what_a_not_scope_excludes(names: list[str], value: str) -> None:
+    """A call that misses an ``ask`` rule written with ``not:`` (its value is one of the
+    excluded ones) and every allow rule is denied; the operator reads the excluded values,
+    the model only that the value is inside what the rule excludes."""
+    members = OneOf(names)
+    policy = Policy(
+        [
+            allow("dm", args={"to": members, "body": Pattern("ok")}),
+            ask("dm", args={"to": Not(members)}),
+        ]
+    )
+    decision = Guard(policy).check(ToolCall("dm", {"to": value, "body": "not ok"}))
+    if value in names:
+        assert decision.denied
+        model = decision.for_model()
+        assert not any(repr(n) in model for n in names if n != value), model
+        assert all(repr(n) in decision.message() for n in names)
+    else:
+        assert decision.effect is Effect.ASK
 
 
 class _Crashing(Scope):

@@ -65,7 +65,10 @@ class Not(Scope):
                 f"not {self._inner.kind}: cannot read the value ({type(exc).__name__}: {exc})",
                 unreadable=True,
             ) from exc
-        raise ScopeViolation(f"inside {self._inner!r}, which is excluded")
+        raise ScopeViolation(
+            f"inside the {self._inner.kind} scope this rule excludes",
+            allowed=f"excluded: {self._inner!r}",
+        )
 
     def spec(self) -> dict[str, Any]:
         """``{inner kind: inner settings}``, as a policy file writes it under ``not:``."""

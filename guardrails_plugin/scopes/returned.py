@@ -240,7 +240,10 @@ def check_in(scope: Scope, value: object, provenance: Provenance | None) -> None
             if exc.unreadable:
                 raise ScopeViolation(f"not {scope.inner.kind}: {exc}", unreadable=True) from exc
             return
-        raise ScopeViolation(f"inside {scope.inner!r}, which is excluded")
+        raise ScopeViolation(
+            f"inside the {scope.inner.kind} scope this rule excludes",
+            allowed=f"excluded: {scope.inner!r}",
+        )
     if not isinstance(scope, Returned):
         raise TypeError(f"{scope!r} does not look values up in a run")
     scope.check_in(value, provenance)

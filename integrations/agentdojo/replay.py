@@ -23,6 +23,9 @@ them, and they are not counted as pairs: the table says how many there are.
 The same replay with an allow-all policy, in the same run, is the baseline. Run::
 
     python -m integrations.agentdojo.replay [--suite banking] [--limit N]
+
+``--model NAME`` (an AgentDojo model name, with its provider's API key set) runs AgentDojo's
+own pipeline and attack with the guard in the tool loop instead (``live.py``).
 """
 
 from __future__ import annotations
@@ -37,10 +40,18 @@ from guardrails_plugin import Effect, Guard, Policy, ToolCall, ToolResult, allow
 HERE = os.path.dirname(os.path.abspath(__file__))
 SUITES = ("banking", "slack", "travel", "workspace")
 """Suites with a policy here (``<suite>.yaml``)."""
+BENCHMARK_VERSION = "v1"
+"""AgentDojo's benchmark version the suites are loaded at."""
 
 
 def suite_policy(name: str) -> Policy:
     return Policy.from_yaml(os.path.join(HERE, f"{name}.yaml"))
+
+
+def _suite(name: str) -> Any:
+    from agentdojo.task_suite.load_suites import get_suite
+
+    return get_suite(BENCHMARK_VERSION, name)
 
 
 def allow_all(suite: Any) -> Policy:
@@ -107,7 +118,7 @@ def run_suite(name: str, policy: Policy | None, *, limit: int | None = None) -> 
     from agentdojo.functions_runtime import FunctionsRuntime
     from agentdojo.task_suite.load_suites import get_suite
 
-    suite = get_suite("v1", name)
+    suite = get_suite(BENCHMARK_VERSION, name)
     policy = policy if policy is not None else allow_all(suite)
     runtime = FunctionsRuntime(suite.tools)
     users = list(suite.user_tasks.values())[:limit]
@@ -169,7 +180,24 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--suite", choices=SUITES, action="append")
     parser.add_argument("--limit", type=int, default=None, help="first N user/injection tasks")
+    parser.add_argument(
+        "--model",
+        default=None,
+        help="run AgentDojo's pipeline with this model (needs its API key), guard in the loop",
+    )
     args = parser.parse_args(argv)
+    if args.model is not None:
+        from .live import run_live
+
+        print("suite      utility  attack success   (allow-all: utility, attack success)")
+        for name in args.suite or SUITES:
+            suite = _suite(name)
+            mine = run_live(name, args.model, suite_policy(name))
+            base = run_live(name, args.model, allow_all(suite))
+            print(
+                f"{name:<10} {mine[0]:6.1%}   {mine[1]:6.1%}           {base[0]:6.1%}, {base[1]:6.1%}"
+            )
+        return 0
     rows = []
     for name in args.suite or SUITES:
         mine = run_suite(name, suite_policy(name), limit=args.limit)

@@ -15,8 +15,8 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from guardrails_plugin import Guard, Policy, PolicyFileError, ToolCall
-from guardrails_plugin.policy import allow, deny
+from guardrails_plugin import Effect, Guard, Policy, PolicyFileError, ToolCall, ToolResult
+from guardrails_plugin.policy import allow, ask, deny
 from guardrails_plugin.scopes import (
     SCOPE_KINDS,
     Emails,
@@ -154,7 +154,57 @@ def test_bad_lists_and_references_are_file_errors(tmp_path: Path, text: str, pro
 def test_lint_warns_about_a_list_nothing_refers_to(tmp_path: Path) -> None:
     text = "lists: {unused: [1], used: [2]}\nrules: [{allow: t, args: {v: {one_of: {values: {list: used}}}}}]"
     warnings = Policy.from_yaml(write(tmp_path, text)).lint()
-    assert warnings == ["list 'unused' is defined but no rule refers to it"]
+    assert warnings == ["list 'unused' is defined but no rule or flow refers to it"]
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    hosts=st.lists(
+        st.from_regex(r"[a-z]{1,8}\.(com|org|net)", fullmatch=True), min_size=1, max_size=4
+    ),
+    host=st.from_regex(r"[a-z]{1,8}\.(com|org|net)", fullmatch=True),
+)
+def test_a_flow_refers_to_lists_as_a_rule_does(hosts: list[str], host: str) -> None:
+    """A flow's sources, sinks and argument scopes may be ``{list: name}``: the flow gates
+    exactly as one written out, prints the references back, and counts as using them."""
+    lists = {"tools": ["fetch"], "sites": hosts}
+    listed = {
+        "lists": lists,
+        "rules": [{"allow": ["fetch", "post"]}],
+        "flows": [
+            {
+                "sources": {"list": "tools"},
+                "sinks": ["post"],
+                "args": {"url": {"not": {"url": {"hosts": {"list": "sites"}}}}},
+            }
+        ],
+    }
+    written = {
+        "rules": [{"allow": ["fetch", "post"]}],
+        "flows": [
+            {
+                "sources": ["fetch"],
+                "sinks": ["post"],
+                "args": {"url": {"not": {"url": {"hosts": hosts}}}},
+            }
+        ],
+    }
+    policy, plain = Policy.from_dict(listed), Policy.from_dict(written)
+    assert policy.flows == plain.flows
+    printed = policy.to_dict()["flows"][0]
+    assert printed["sources"] == {"list": "tools"}
+    assert printed["args"]["url"]["not"]["url"]["hosts"] == {"list": "sites"}
+    assert Policy.from_dict(policy.to_dict()) == policy
+    assert not any("no rule or flow refers" in w for w in policy.lint())
+    effects = []
+    for p in (policy, plain):
+        guard = Guard(p)
+        guard.check(ToolCall("fetch", {}, thread_id="t"))
+        guard.record(ToolResult("fetch", "page", thread_id="t"))
+        call = ToolCall("post", {"url": f"https://{host}/"}, thread_id="t")
+        effects.append(guard.check(call).effect)
+    assert effects[0] == effects[1]
+    assert (effects[0] is Effect.ASK) == (host not in hosts)
 
 
 # -- imports -----------------------------------------------------------------------------------
@@ -314,6 +364,32 @@ def test_not_accepts_exactly_what_the_inner_scope_reads_and_refuses(
     not_says = _verdict(Not(inner), value)
     expected = {"in": "out", "out": "in", "unreadable": "unreadable"}[inner_says]
     assert not_says == expected, (inner, value)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    names=st.lists(st.from_regex(r"[A-Z][a-z]{3,8}", fullmatch=True), min_size=1, max_size=5),
+    value=st.from_regex(r"[A-Z][a-z]{3,8}", fullmatch=True),
+)
+def test_the_model_never_reads_what_a_not_scope_excludes(names: list[str], value: str) -> None:
+    """A call that misses an ``ask`` rule written with ``not:`` (its value is one of the
+    excluded ones) and every allow rule is denied; the operator reads the excluded values,
+    the model only that the value is inside what the rule excludes."""
+    members = OneOf(names)
+    policy = Policy(
+        [
+            allow("dm", args={"to": members, "body": Pattern("ok")}),
+            ask("dm", args={"to": Not(members)}),
+        ]
+    )
+    decision = Guard(policy).check(ToolCall("dm", {"to": value, "body": "not ok"}))
+    if value in names:
+        assert decision.denied
+        model = decision.for_model()
+        assert not any(repr(n) in model for n in names if n != value), model
+        assert all(repr(n) in decision.message() for n in names)
+    else:
+        assert decision.effect is Effect.ASK
 
 
 class _Crashing(Scope):

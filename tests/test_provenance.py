@@ -406,3 +406,51 @@ def test_large_json_results_are_read_and_long_prose_is_not_a_value() -> None:
     long = "word " * (MAX_CHARS // 5 + 1)
     assert value_print(long[:MAX_CHARS]) not in returned_prints(long)
     assert value_print(long) not in returned_prints(long)
+
+
+OWN_OR_ASK = Policy.from_dict(
+    {
+        "rules": [
+            {"allow": ["create_file", "list_files"]},
+            {"allow": "delete_file", "args": {"file_id": {"returned": {"tools": ["create_file"]}}}},
+            {
+                "ask": "delete_file",
+                "args": {"file_id": {"not": {"returned": {"tools": ["create_file"]}}}},
+            },
+            {
+                "allow": "send_email",
+                "args": {"attachment": {"returned": {"tools": ["create_file"]}, "optional": True}},
+            },
+        ]
+    }
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(mine=st.lists(ids(), min_size=1, max_size=4, unique=True), other=ids())
+def test_not_and_optional_around_returned_are_judged_with_the_run(
+    mine: list[str], other: str
+) -> None:
+    """``not: {returned: ...}`` holds for a value no such result contained (so "delete
+    your own files, ask about any other" is two rules); ``optional`` lets an absent value
+    pass; a value ``returned`` cannot read stays unreadable under ``not`` (fail closed)."""
+    guard = Guard(OWN_OR_ASK)
+    for file_id in mine:
+        guard.record(ToolResult("create_file", file_id, thread_id="run"))
+    guard.record(ToolResult("list_files", other, thread_id="run"))
+    for file_id in mine:
+        call = ToolCall("delete_file", {"file_id": file_id}, thread_id="run")
+        assert guard.check(call).effect is Effect.ALLOW
+        mail = ToolCall("send_email", {"attachment": file_id}, thread_id="run")
+        assert guard.check(mail).effect is Effect.ALLOW
+    mine_lower = {m.lower().strip() for m in mine}
+    if other.lower().strip() not in mine_lower:
+        call = ToolCall("delete_file", {"file_id": other}, thread_id="run")
+        assert guard.check(call).effect is Effect.ASK
+        mail = ToolCall("send_email", {"attachment": other}, thread_id="run")
+        assert guard.check(mail).denied
+    for empty in ({}, {"attachment": None}, {"attachment": ""}):
+        assert guard.check(ToolCall("send_email", empty, thread_id="run")).allowed
+    odd = guard.check(ToolCall("delete_file", {"file_id": 4.5}, thread_id="run"))
+    assert odd.denied
+    assert OWN_OR_ASK.tracked == frozenset({"create_file"})

@@ -377,7 +377,8 @@ def _parts(
         for i, b in enumerate(_list(source, "budgets", data.get("budgets", [])))
     ]
     flows = [
-        _flow(source, i, f) for i, f in enumerate(_list(source, "flows", data.get("flows", [])))
+        _flow(source, i, f, lists)
+        for i, f in enumerate(_list(source, "flows", data.get("flows", [])))
     ]
     if default_name is None:  # a file: named after itself unless it says otherwise
         default_name = os.path.basename(source)
@@ -684,18 +685,23 @@ def _budget(source: str, i: int, data: Any) -> Budget:
         raise PolicyFileError(source, where, str(exc)) from exc
 
 
-def _flow(source: str, i: int, data: Any) -> DataFlow:
+def _flow(source: str, i: int, data: Any, lists: Mapping[str, Any] | None = None) -> DataFlow:
     where = f"flows[{i}]"
     if not isinstance(data, Mapping):
         raise PolicyFileError(source, where, f"expected a mapping, found {_kind(data)}")
     _keys(source, where, data, _FLOW_KEYS)
+    refs: list[tuple[tuple[str, ...], str]] = []
+    if lists is not None and has_ref(data):
+        data = resolve(source, where, data, lists, (), refs)
+    extras = _flow_extras(source, where, data)
     try:
         return DataFlow(
             sources=data.get("sources") or (),
             sinks=data.get("sinks") or (),
             effect=data.get("effect", "ask"),
             id=_text(source, where + ": id", data.get("id") or ""),
-            **_flow_extras(source, where, data),
+            refs=tuple(refs),
+            **extras,
         )
     except (PolicyError, TypeError) as exc:
         raise PolicyFileError(source, where, str(exc)) from exc

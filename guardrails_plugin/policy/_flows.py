@@ -10,7 +10,7 @@ from typing import Any, Literal
 from .._errors import PolicyError
 from ..scopes import Scope, arg_data
 from ._patterns import as_names
-from ._rules import Rule, RuleEffect
+from ._rules import Rule, RuleEffect, _put
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,9 @@ class DataFlow:
     ``carries=True`` narrows it to sink calls one of whose arguments carries content an
     untrusted result brought in (by fingerprint: ``scopes/returned.py``); approving such a
     call declassifies that content for the rest of the run. ``args`` narrows it to sink
-    calls whose scoped arguments are inside their scopes (as a ``deny`` rule's do)::
+    calls whose scoped arguments are inside their scopes (as a ``deny`` rule's do). ``refs``
+    records which settings a policy file wrote as ``{list: name}``, so the flow prints back
+    as written::
 
         DataFlow(sources="read_inbox", sinks="send_email", carries=True,
                  args={"to": Emails(domains=["partner.com"])})
@@ -37,6 +39,7 @@ class DataFlow:
     id: str = ""
     carries: bool = False
     args: Mapping[str, Scope] = field(default_factory=dict)
+    refs: tuple[tuple[tuple[str, ...], str], ...] = field(default=(), repr=False, compare=False)
 
     def __init__(
         self,
@@ -47,11 +50,13 @@ class DataFlow:
         *,
         carries: bool = False,
         args: Mapping[str, Scope] | None = None,
+        refs: Iterable[tuple[tuple[str, ...], str]] = (),
     ) -> None:
         if carries is not True and carries is not False:
             raise PolicyError(f"data flow 'carries' must be true or false, found {carries!r}")
         object.__setattr__(self, "carries", carries)
         object.__setattr__(self, "args", MappingProxyType(dict(args or {})))
+        object.__setattr__(self, "refs", tuple(refs))
         object.__setattr__(self, "sources", as_names(sources, what="sources", default=()))
         object.__setattr__(self, "sinks", as_names(sinks, what="sinks", default=()))
         if effect not in ("ask", "deny"):
@@ -92,4 +97,6 @@ class DataFlow:
             data["carries"] = True
         if self.args:
             data["args"] = {name: arg_data(s) for name, s in self.args.items()}
+        for path, name in self.refs:  # list references print as written
+            _put(data, path, {"list": name})
         return data

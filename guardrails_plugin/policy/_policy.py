@@ -657,9 +657,10 @@ class Policy:
                 else:
                     warnings.append(f"rule {r.id!r} has widen: true in the root layer: no effect")
         used = {name for p in self._layers for r in p.rules for _, name in r.refs}
+        used |= {name for p in self._layers for f in p.flows for _, name in f.refs}
         for name in self.lists:
             if name not in used:
-                warnings.append(f"list {name!r} is defined but no rule refers to it")
+                warnings.append(f"list {name!r} is defined but no rule or flow refers to it")
         return warnings + self.open_arguments(enforced)
 
     def open_arguments(self, rules: Iterable[Rule]) -> list[str]:

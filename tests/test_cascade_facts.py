@@ -1,7 +1,8 @@
 """The fact extractor against its reference: the same facts, weights and order on any text.
 
 ``facts`` is tuned for speed (one scan whose matched alternative says what each hit is, a
-token read back to its word's start only when the hit is inside it). The reference below is
+token read back to its word's start only when the hit is inside it, the facts of a text
+remembered for the next time it is read). The reference below is
 the straightforward implementation it replaced, kept here as the oracle: every hit's first
 character inspected in Python, every token read back from its start. Both must return the
 same dict, in the same order (the order facts are learned decides which are forgotten
@@ -137,18 +138,23 @@ texts = st.lists(_PIECE, max_size=120).map("".join)
 @example("x" * 60 + "abc_def 42 then a" + "y" * 45 + "_z", 1_000)
 @example("see get_param and get_param, then 'quoted value' and `code` «guillemets»", 1_000)
 def test_facts_match_the_reference(text: str, max_chars: int) -> None:
+    want = list(reference_facts(text, max_chars).items())
+    assert list(_facts._scan(text[:max_chars]).items()) == want
     got = facts(text, max_chars)
-    want = reference_facts(text, max_chars)
-    assert list(got.items()) == list(want.items())
+    assert list(got.items()) == want
+    got.clear()  # the caller's copy: the text's remembered facts are not touched
+    assert list(facts(text, max_chars).items()) == want
 
 
 @settings(max_examples=300, deadline=None)
 @given(st.lists(texts, min_size=1, max_size=8))
 def test_the_token_cache_does_not_change_facts(batch: list[str]) -> None:
-    """Tokens are classified once and cached across calls (bounded): the facts of a text are
-    the same whatever was read before it, and after the cache is cleared."""
+    """Tokens are classified once and texts read once, cached across calls (bounded): the
+    facts of a text are the same whatever was read before it, and after the caches are
+    cleared."""
     first = [facts(t) for t in batch]
     _facts._KNOWN.clear()
+    _facts._BY_TEXT.clear()
     again = [facts(t) for t in reversed(batch)][::-1]
     assert [list(f.items()) for f in first] == [list(f.items()) for f in again]
     assert [list(f.items()) for f in first] == [list(reference_facts(t).items()) for t in batch]

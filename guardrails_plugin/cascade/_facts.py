@@ -90,7 +90,9 @@ _TOKEN = frozenset(
 _TOKEN_CLASS = "".join(re.escape(c) for c in sorted(_TOKEN))
 
 
-def _fact_pattern(upper: str, lower: str, opening: str, closing: str) -> re.Pattern[str]:
+def _fact_pattern(
+    upper: str, lower: str, opening: str, closing: str, word: str, letters: str
+) -> re.Pattern[str]:
     # Every alternative starts with a rare character (a digit, @ / _, a quote, a capital), so
     # the scan skips plain lowercase words at C speed. The group that matched says what the
     # hit is (``lastindex``), so Python never re-inspects its characters: 1, a token whose
@@ -99,20 +101,21 @@ def _fact_pattern(upper: str, lower: str, opening: str, closing: str) -> re.Patt
     # quoted value; none, a name.
     return re.compile(
         rf"""[0-9@/_'{opening}{upper}](?:
-            (?<=[0-9@/_])(?:(?<=[{_TOKEN_CLASS}].)()|())[\w.,:/%#@+-]*
-          | (?<=[{lower}]\ [{upper}])[^\W\d_]+(?![\w-])
+            (?<=[0-9@/_])(?:(?<=[{_TOKEN_CLASS}].)()|())[{word}.,:/%#@+-]*
+          | (?<=[{lower}]\ [{upper}]){letters}+(?![{word}-])
           | (?<=[{opening}])([^{closing}\n]{{2,80}})[{closing}]
-          | (?<=[\s(\[]')([^'\n]{{2,80}})'(?!\w)
+          | (?<=[\s(\[]')([^'\n]{{2,80}})'(?![{word}])
         )""",
         re.VERBOSE,
     )
 
 
-_FACT = _fact_pattern(_UPPER, _LOWER, '"“«`', '"”»`')
-# The same pattern without its non-ASCII characters, for ASCII text (``str.isascii`` costs
-# nothing): it matches there exactly what ``_FACT`` matches, and its classes are plain
-# bitmaps, cheaper to test at every character of the scan.
-_FACT_ASCII = _fact_pattern("A-Z", "a-z", '"`', '"`')
+_FACT = _fact_pattern(_UPPER, _LOWER, '"“«`', '"”»`', r"\w", r"[^\W\d_]")
+# The same pattern for ASCII text (``str.isascii`` costs nothing): without its non-ASCII
+# characters, and with ``\w`` and letters spelled as ASCII ranges (what they match there),
+# so it matches exactly what ``_FACT`` matches, with plain bitmaps for classes instead of
+# Unicode lookups. (``\s`` stays: it also matches four ASCII separators.)
+_FACT_ASCII = _fact_pattern("A-Z", "a-z", '"`', '"`', "A-Za-z0-9_", "[A-Za-z]")
 _PUNCT = ".,:;!?()[]{}'\"-#"
 _OPENERS = "([{<\"'*`"
 # Tokens classified before (most repeat from message to message): token -> its fact.

@@ -120,15 +120,23 @@ _TOKENS = st.sampled_from(
 )  # fmt: skip
 _QUOTED = st.tuples(
     st.sampled_from(['"', "“", "«", "`", "'", "”", "»"]),
-    st.text(alphabet="ab Cd\n\t'\"`é1_-", max_size=90),
+    st.text(alphabet=st.sampled_from("ab Cd\n\t'\"`é1_-"), max_size=90)
+    | st.text(alphabet=st.sampled_from("ab Cd'\"`1_-"), max_size=12),
     st.sampled_from(['"', "”", "»", "`", "'", "“", ""]),
 ).map("".join)
 _PUNCT = st.sampled_from(
     [" ", " ", " ", "  ", "\n", "\t", ", ", ". ", "(", ")", "[", "]", "<", ">", "*", ":", ";",
      "-", "'", '"', "“", "”", "«", "»", "`", "!", "?", "/", "_", "@", "#", "+", "\u00a0"]
 )  # fmt: skip
-_PIECE = st.one_of(_WORDS, _NAMES, _TOKENS, _QUOTED, _PUNCT, st.text(max_size=6))
-texts = st.lists(_PIECE, max_size=120).map("".join)
+_ASCII_ODD = st.sampled_from(["\x1c", "\x1d", "\x1e", "\x1f", "\x0b", "\x0c", "\r", "\x85"])
+_PIECE = st.one_of(_WORDS, _NAMES, _TOKENS, _QUOTED, _PUNCT, _ASCII_ODD, st.text(max_size=6))
+# Half the texts are ASCII only (they take the ASCII pattern), with the ASCII separators that
+# ``\s`` matches and ``[ \t\n\r\f\v]`` does not.
+_ASCII_PIECE = _PIECE.filter(str.isascii)
+texts = st.one_of(
+    st.lists(_PIECE, max_size=120).map("".join),
+    st.lists(_ASCII_PIECE, max_size=120).map("".join),
+)
 
 
 @settings(max_examples=1500, deadline=None)
@@ -137,6 +145,9 @@ texts = st.lists(_PIECE, max_size=120).map("".join)
          'status "on hold" (v3, 12:03:07).', 1_000)  # fmt: skip
 @example("x" * 60 + "abc_def 42 then a" + "y" * 45 + "_z", 1_000)
 @example("see get_param and get_param, then 'quoted value' and `code` «guillemets»", 1_000)
+@example("a\x1c'quoted value' and\x1f'another one'", 1_000)
+@example("café\x85'quoted value' and\x1c'another one'", 1_000)
+@example("see 'ab'c and 'cd' e, (`x1`y) [\"q r\"s]", 1_000)
 def test_facts_match_the_reference(text: str, max_chars: int) -> None:
     want = list(reference_facts(text, max_chars).items())
     assert list(_facts._scan(text[:max_chars]).items()) == want

@@ -104,10 +104,29 @@ class _Node:
 
 
 class _CycleTracker:
-    __slots__ = ("_done", "_facts", "_inbox", "_keep", "_news", "_nodes", "_signal", "_zero")
+    __slots__ = (
+        "_done",
+        "_facts",
+        "_inbox",
+        "_keep",
+        "_lower",
+        "_max_length",
+        "_memory",
+        "_min_news",
+        "_news",
+        "_nodes",
+        "_repeats",
+        "_signal",
+        "_zero",
+    )
 
     def __init__(self, signal: Cycles) -> None:
         self._signal = signal
+        self._max_length = signal.max_length
+        self._memory = signal.memory
+        self._min_news = signal.min_news
+        self._repeats = signal.repeats
+        self._lower: dict[str, str] = {}  # agent name -> its lowercase (bounded)
         self._facts: dict[str, None] = {}
         self._nodes: OrderedDict[str, _Node] = OrderedDict()
         self._inbox: OrderedDict[str, _Node] = OrderedDict()  # agent -> last message to it
@@ -151,6 +170,14 @@ class _CycleTracker:
             for index in list(done)[: len(done) // 2]:
                 del done[index]
 
+    def _lowercase(self, name: str) -> str:
+        """``name.lower()``, remembered (agents' names recur in every message)."""
+        lower = self._lower
+        if len(lower) >= self._memory:
+            lower.clear()
+        low = lower[name] = name.lower()
+        return low
+
     def observe_result(self, result: ToolResult, untrusted: bool, seen: Observed) -> None:
         # weighed against what reached its agent first (the chain of its last message in)
         last = self._inbox.get(result.agent)
@@ -160,32 +187,41 @@ class _CycleTracker:
             self._news.add(result.agent)
 
     def observe(self, seen: Observed) -> Alarm | None:
-        signal = self._signal
         m = seen.message
+        sender = m.sender
+        recipient = m.recipient
         if m.parent is not None:
             parent = self._nodes.get(m.parent)
         elif m.generation is None or m.generation > 0:
-            parent = self._inbox.get(m.sender)
+            parent = self._inbox.get(sender)
         else:
             parent = None  # a new chain (the run's input, a timer)
         known = self._facts
         # agents' own names are not news (greetings, hand-off tools' "transferred to ...")
-        known[m.sender.lower()] = None
-        known[m.recipient.lower()] = None
+        lower = self._lower
+        low = lower.get(sender)
+        if low is None:
+            low = self._lowercase(sender)
+        known[low] = None
+        low = lower.get(recipient)
+        if low is None:
+            low = self._lowercase(recipient)
+        known[low] = None
         brought = False
         if self._news:
-            brought = m.sender in self._news
-            self._news.discard(m.sender)
-        edge = (m.sender, m.recipient)
+            brought = sender in self._news
+            self._news.discard(sender)
+        edge = (sender, recipient)
         tripped = 0
         if parent is None:
             edges: tuple[tuple[str, str], ...] = (edge,)
             runs = self._zero
             trail: tuple[Evidence, ...] = (seen.evidence,)
         else:
+            max_length = self._max_length
             up = parent.edges
-            if len(up) > signal.max_length:
-                up = up[: signal.max_length]
+            if len(up) > max_length:
+                up = up[:max_length]
             edges = (edge, *up)
             trail = parent.trail
             if len(trail) >= self._keep:
@@ -199,36 +235,38 @@ class _CycleTracker:
                 done = self._done
                 if trail[-2].index not in done:
                     self._read(trail, len(trail) - 1)
-                elif len(done) > signal.memory:  # its chain is read: only _read's trimming
+                elif len(done) > self._memory:  # its chain is read: only _read's trimming
                     for index in list(done)[: len(done) // 2]:
                         del done[index]
                 done[seen.index] = None
-                news = self._learn(seen.facts()) >= signal.min_news or brought
+                news = self._learn(seen.facts()) >= self._min_news or brought
             else:
                 news = True  # whatever it says: no run goes through a hand-off new to its chain
             if not news:
-                runs = [0] * (signal.max_length + 1)
+                runs = [0] * (max_length + 1)
                 before = parent.runs
+                repeats = self._repeats - 1
                 for length in range(1, len(edges)):
                     if edges[length] == edge:
                         run = runs[length] = before[length] + 1
-                        if not tripped and run >= (signal.repeats - 1) * length:
+                        if not tripped and run >= repeats * length:
                             tripped = length
                 if tripped:
                     runs = self._zero  # it has to go stale again to trip again
-        node = _Node(m.recipient, edges, runs, trail)
+        node = _Node(recipient, edges, runs, trail)
         inbox = self._inbox
-        inbox.pop(m.recipient, None)
-        inbox[m.recipient] = node
-        if len(inbox) > signal.memory:
+        inbox.pop(recipient, None)
+        inbox[recipient] = node
+        if len(inbox) > self._memory:
             inbox.popitem(last=False)
         if m.id is not None:
             nodes = self._nodes
             nodes[m.id] = node
-            if len(nodes) > signal.memory:
+            if len(nodes) > self._memory:
                 nodes.popitem(last=False)
         if not tripped:
             return None
+        signal = self._signal
         loop = [a for a, _ in reversed(edges[:tripped])]
         rounds = trail[-signal.repeats * tripped :]
         return Alarm(

@@ -83,28 +83,47 @@ _CLOCK = re.compile(r"\d{1,2}:\d{2}(?::\d{2})?(?:[.,]\d+)?|\d{4}-\d{2}-\d{2}[t ]
 
 _UPPER = "A-ZÀ-ÖØ-ÞА-ЯΑ-Ω"
 _LOWER = "a-zß-öø-ÿа-яα-ω"
-# Every alternative starts with a rare character (a digit, @ / _, a quote, a capital), so
-# the scan skips plain lowercase words at C speed; what a token holds before its first
-# digit or @ is read back in Python, for the hits only.
-_FACT = re.compile(
-    rf"""[0-9@/_"“«`'{_UPPER}](?:
-        (?<=[0-9@/_])[\w.,:/%#@+-]*
-      | (?<=["“«`])[^"”»`\n]{{2,80}}["”»`]
-      | (?<=[\s(\[]')[^'\n]{{2,80}}'(?!\w)
-      | (?<=[{_LOWER}]\ [{_UPPER}])[^\W\d_]+(?![\w-])
-    )""",
-    re.VERBOSE,
-)
-_QUOTES = frozenset("\"“«`'")
 _TOKEN = frozenset(
     "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.+:-_"
     "àáâãäåæçèéêëìíîïñòóôõöøùúûüýÿß"
 )
+_TOKEN_CLASS = "".join(re.escape(c) for c in sorted(_TOKEN))
+
+
+def _fact_pattern(
+    upper: str, lower: str, opening: str, closing: str, word: str, letters: str
+) -> re.Pattern[str]:
+    # Every alternative starts with a rare character (a digit, @ / _, a quote, a capital), so
+    # the scan skips plain lowercase words at C speed. The group that matched says what the
+    # hit is (``lastindex``), so Python never re-inspects its characters: 1, a token whose
+    # first characters come before the hit (``get_param``, ``rfc2183``: read back in Python,
+    # for these hits only); 2, a token that starts at the hit; 3 and 4, the inside of a
+    # quoted value; none, a name.
+    return re.compile(
+        rf"""[0-9@/_'{opening}{upper}](?:
+            (?<=[0-9@/_])(?:(?<=[{_TOKEN_CLASS}].)()|())[{word}.,:/%#@+-]*
+          | (?<=[{lower}]\ [{upper}]){letters}+(?![{word}-])
+          | (?<=[{opening}])([^{closing}\n]{{2,80}})[{closing}]
+          | (?<=[\s(\[]')([^'\n]{{2,80}})'(?![{word}])
+        )""",
+        re.VERBOSE,
+    )
+
+
+_FACT = _fact_pattern(_UPPER, _LOWER, '"“«`', '"”»`', r"\w", r"[^\W\d_]")
+# The same pattern for ASCII text (``str.isascii`` costs nothing): without its non-ASCII
+# characters, and with ``\w`` and letters spelled as ASCII ranges (what they match there),
+# so it matches exactly what ``_FACT`` matches, with plain bitmaps for classes instead of
+# Unicode lookups. (``\s`` stays: it also matches four ASCII separators.)
+_FACT_ASCII = _fact_pattern("A-Z", "a-z", '"`', '"`', "A-Za-z0-9_", "[A-Za-z]")
 _PUNCT = ".,:;!?()[]{}'\"-#"
 _OPENERS = "([{<\"'*`"
 # Tokens classified before (most repeat from message to message): token -> its fact.
 _KNOWN: dict[str, str] = {}
 _KNOWN_MAX = 8_192
+# Texts read before (their first 1,000 characters) -> their facts; cleared when full.
+_BY_TEXT: dict[str, dict[str, int]] = {}
+_BY_TEXT_MAX = 1_024
 
 NAME = 1
 """Weight of a name (a capitalised word mid-sentence)."""
@@ -114,27 +133,43 @@ STRONG = 2
 
 def facts(text: str, max_chars: int = 1_000) -> dict[str, int]:
     """The facts of ``text`` (its first ``max_chars`` characters): normalised fact -> weight
-    (``STRONG`` or ``NAME``). Round counters and clock times are left out.
+    (``STRONG`` or ``NAME``), in the order they first appear. Round counters and clock
+    times are left out.
 
     >>> sorted(facts('Attempt 4: invoice INV-2024-0042 for 1,250.00 EUR, sent to Maria '
     ...              'at ops@example.com, status "on hold" (v3, 12:03:07).'))
     ['"on hold"', '1,250.00', 'inv-2024-0042', 'maria', 'ops@example.com']
     """
-    found: dict[str, int] = {}
     if len(text) > max_chars:
         text = text[:max_chars]
+    if max_chars == 1_000:
+        # The same text again (a loop repeating itself verbatim, one payload sent to every
+        # worker of a fan-out, a message read by two signals): its facts, remembered.
+        seen = _BY_TEXT.get(text)
+        if seen is None:
+            seen = _scan(text)
+            if len(_BY_TEXT) >= _BY_TEXT_MAX:
+                _BY_TEXT.clear()
+            _BY_TEXT[text] = seen
+        return dict(seen)
+    return _scan(text)
+
+
+def _scan(text: str) -> dict[str, int]:
+    """The facts of ``text``, read (no cache of texts)."""
+    found: dict[str, int] = {}
     known = _KNOWN
-    for m in _FACT.finditer(text):
+    for m in (_FACT_ASCII if text.isascii() else _FACT).finditer(text):
+        kind = m.lastindex
+        if kind is None:  # a name
+            found.setdefault(m[0].lower(), NAME)
+            continue
+        if kind > 2:  # a quoted value
+            found['"' + " ".join(m[kind].lower().split()) + '"'] = STRONG
+            continue
         token = m[0]
-        first = token[0]
-        if first in _QUOTES:
-            found['"' + " ".join(token[1:-1].lower().split()) + '"'] = STRONG
-            continue
-        if first.isupper():
-            found.setdefault(token.lower(), NAME)
-            continue
-        start = m.start()
-        if start and text[start - 1] in _TOKEN:
+        if kind == 1:  # the token started before the hit: read it back to its word's start
+            start = m.start()
             lo = start - 40 if start > 40 else 0
             at = text.rfind(" ", lo, start)
             nl = text.rfind("\n", lo, start)
@@ -151,6 +186,7 @@ def facts(text: str, max_chars: int = 1_000) -> dict[str, int]:
             continue
         if key[0] == "#":
             # a number: not a fact right after a counter word ("attempt 117")
+            start = m.start()
             before = text[start - 24 if start > 24 else 0 : start].split()
             if before and before[-1].strip(_PUNCT).lower() in _COUNTER_WORDS:
                 continue

@@ -195,9 +195,10 @@ class CascadeMonitor:
     def observe(self, message: AgentMessage) -> list[Alarm]:
         """Feed one message; return the alarms it trips (usually none). A message whose
         ``id`` was seen recently in its scope (a re-run task) is not counted again."""
-        if self.ignore and (message.sender in self.ignore or message.recipient in self.ignore):
+        ignore = self.ignore
+        if ignore and (message.sender in ignore or message.recipient in ignore):
             return []
-        key = message.scope_key
+        key = message.thread_id or message.run_id or "-"  # message.scope_key, inlined
         with self._lock:
             scope = self._scope(key)
             if message.passive:
@@ -205,16 +206,24 @@ class CascadeMonitor:
                     return []
             else:
                 scope.active = True
-            if not scope.first_time(message.id):
-                return []
+            mid = message.id
+            if mid is not None:  # scope.first_time(mid), inlined
+                seen_ids = scope.seen
+                if mid in seen_ids:
+                    return []
+                seen_ids[mid] = None
+                if len(seen_ids) > _SEEN_IDS:
+                    seen_ids.popitem(last=False)
             seen = Observed(message, scope.count, key)
             scope.count += 1
+            recipient = message.recipient
             chain = (*message.path, message.sender)
-            if message.recipient in chain:
-                chain = chain[: chain.index(message.recipient)]
-            if len(scope.paths) > _SEEN_IDS and message.recipient not in scope.paths:
-                scope.paths.pop(next(iter(scope.paths)))
-            scope.paths[message.recipient] = chain
+            if recipient in chain:
+                chain = chain[: chain.index(recipient)]
+            paths = scope.paths
+            if len(paths) > _SEEN_IDS and recipient not in paths:
+                paths.pop(next(iter(paths)))
+            paths[recipient] = chain
             alarms = []
             for tracker in scope.trackers:
                 alarm = tracker.observe(seen)

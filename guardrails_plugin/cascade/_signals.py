@@ -79,6 +79,11 @@ class Alarm:
         return tuple(e.message for e in self.evidence)
 
 
+_new = object.__new__
+_set_index = vars(Evidence)["index"].__set__  # the slots' own setters
+_set_message = vars(Evidence)["message"].__set__
+
+
 class Observed:
     """One message as a tracker sees it: the message, its index in its scope, and what
     signals derive from its text (its facts, its MinHash sketches), computed at most once
@@ -93,8 +98,13 @@ class Observed:
         self.message = message
         self.index = index
         self.scope = scope
-        self.evidence = Evidence(index, message)
-        self._sketches: dict[tuple[int, ...], Any] = {}
+        # ``Evidence(index, message)``, without the frozen dataclass's ``__init__`` (two
+        # ``object.__setattr__`` calls through a Python frame): one of these per message.
+        evidence = _new(Evidence)
+        _set_index(evidence, index)
+        _set_message(evidence, message)
+        self.evidence: Evidence = evidence
+        self._sketches: dict[tuple[int, ...], Any] | None = None
         self._facts: dict[str, int] | None = None
 
     def facts(self) -> dict[str, int]:
@@ -108,9 +118,12 @@ class Observed:
         """The ``datasketch.MinHash`` of the content, shared by every signal using the same
         sketch settings."""
         key = sketcher.key
-        found = self._sketches.get(key)
+        sketches = self._sketches
+        if sketches is None:
+            sketches = self._sketches = {}
+        found = sketches.get(key)
         if found is None:
-            found = self._sketches[key] = sketcher.sketch(self.message.content)
+            found = sketches[key] = sketcher.sketch(self.message.content)
         return found
 
 

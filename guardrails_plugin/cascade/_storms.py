@@ -146,10 +146,13 @@ class _StormTracker:
         else:
             trees.move_to_end(root)
         counts = tree.counts
-        count = counts[level] = counts.get(level, 0) + max(m.packets, 1)
+        packets = m.packets
+        count = counts[level] = counts.get(level, 0) + (packets if packets > 1 else 1)
         if len(counts) > 8:
             del counts[min(counts)]
         tree.evidence.append(seen.evidence)
+        if count < signal.min_packets and count <= signal.max_packets:
+            return None  # neither condition can hold (the common case: a quiet generation)
         unit = "generation" if m.generation is not None else "superstep"
         if count > signal.max_packets and "width" not in tree.reported:
             tree.reported.add("width")

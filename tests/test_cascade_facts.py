@@ -1,0 +1,171 @@
+"""The fact extractor against its reference: the same facts, weights and order on any text.
+
+``facts`` is tuned for speed (one scan whose matched alternative says what each hit is, a
+token read back to its word's start only when the hit is inside it, the facts of a text
+remembered for the next time it is read). The reference below is
+the straightforward implementation it replaced, kept here as the oracle: every hit's first
+character inspected in Python, every token read back from its start. Both must return the
+same dict, in the same order (the order facts are learned decides which are forgotten
+first when a run's memory is full), for generated texts that mix what the extractor looks
+for: identifiers, numbers, counters, clock times, names after lowercase words, quoted
+values in every kind of quote, URLs, paths, e-mail addresses, unicode letters and digits,
+punctuation, line breaks, and texts longer than the characters it reads.
+"""
+
+from __future__ import annotations
+
+import re
+
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from guardrails_plugin.cascade import _facts
+from guardrails_plugin.cascade._facts import (
+    _CLOCK,
+    _COUNTER_WORDS,
+    _LOWER,
+    _SHORT_COUNTER,
+    _UPPER,
+    NAME,
+    STRONG,
+    facts,
+)
+
+# -- the reference ---------------------------------------------------------------------
+
+_REF_FACT = re.compile(
+    rf"""[0-9@/_"“«`'{_UPPER}](?:
+        (?<=[0-9@/_])[\w.,:/%#@+-]*
+      | (?<=["“«`])[^"”»`\n]{{2,80}}["”»`]
+      | (?<=[\s(\[]')[^'\n]{{2,80}}'(?!\w)
+      | (?<=[{_LOWER}]\ [{_UPPER}])[^\W\d_]+(?![\w-])
+    )""",
+    re.VERBOSE,
+)
+_REF_QUOTES = frozenset("\"“«`'")
+_REF_TOKEN = frozenset(
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.+:-_"
+    "àáâãäåæçèéêëìíîïñòóôõöøùúûüýÿß"
+)
+_REF_PUNCT = ".,:;!?()[]{}'\"-#"
+_REF_OPENERS = "([{<\"'*`"
+
+
+def reference_facts(text: str, max_chars: int = 1_000) -> dict[str, int]:
+    """The facts of ``text``, the slow way (no cache, every hit inspected)."""
+    found: dict[str, int] = {}
+    if len(text) > max_chars:
+        text = text[:max_chars]
+    for m in _REF_FACT.finditer(text):
+        token = m[0]
+        first = token[0]
+        if first in _REF_QUOTES:
+            found['"' + " ".join(token[1:-1].lower().split()) + '"'] = STRONG
+            continue
+        if first.isupper():
+            found.setdefault(token.lower(), NAME)
+            continue
+        start = m.start()
+        if start and text[start - 1] in _REF_TOKEN:
+            lo = start - 40 if start > 40 else 0
+            at = text.rfind(" ", lo, start)
+            nl = text.rfind("\n", lo, start)
+            if nl > at:
+                at = nl
+            token = text[at + 1 : start].lstrip(_REF_OPENERS) + token
+        key = _reference_classify(token)
+        if not key:
+            continue
+        if key[0] == "#":
+            before = text[start - 24 if start > 24 else 0 : start].split()
+            if before and before[-1].strip(_REF_PUNCT).lower() in _COUNTER_WORDS:
+                continue
+            key = key[1:]
+        found[key] = STRONG
+    return found
+
+
+def _reference_classify(token: str) -> str:
+    token = token.rstrip(".,:;/-#+")
+    if not token:
+        return ""
+    low = token.lower()
+    if (_SHORT_COUNTER.fullmatch(low) or _CLOCK.match(low)) and low[-1] != "%":
+        return ""
+    if low[0].isdigit() and low.replace(",", "").replace(".", "").isdigit():
+        return "#" + low
+    return low
+
+
+# -- generated texts -------------------------------------------------------------------
+
+_WORDS = st.sampled_from(
+    [
+        "the", "and", "see", "sent", "to", "asked", "for", "at", "is", "it's", "über",
+        "naïve", "café", "счёт", "λόγος", "了", "attempt", "round", "version", "retry",
+        "v3", "#4", "4th", "r12", "no", "x2", "2.", "Attempt", "Round",
+    ]
+)  # fmt: skip
+_NAMES = st.sampled_from(
+    ["Maria", "JSON", "Émile", "Øyvind", "Иван", "Ωmega", "RFC", "McDonald", "O'Neil", "X"]
+)
+_TOKENS = st.sampled_from(
+    [
+        "INV-2024-0042", "4711", "3.5%", "1,250.00", "a1b2c3", "get_param", "rfc2183.",
+        "text/plain", "/srv/data/x.csv", "ops@example.com", "https://ex.am/p?q=1&r=2#f",
+        "12:03:07", "2024-05-01T12:03:07Z", "2024-05-01 12:03", "7", "42", "99.", "100",
+        "3-tuple", "x/", "and/", "_private", "__dunder__", "a.b.c", "v1.2.3", "٣٤٥",
+        "१२३", "ⅷ", "²", "12h", "0x1F", "1e-9", "-5", "+49", "#", "@", "/", "_",
+    ]
+)  # fmt: skip
+_QUOTED = st.tuples(
+    st.sampled_from(['"', "“", "«", "`", "'", "”", "»"]),
+    st.text(alphabet=st.sampled_from("ab Cd\n\t'\"`é1_-"), max_size=90)
+    | st.text(alphabet=st.sampled_from("ab Cd'\"`1_-"), max_size=12),
+    st.sampled_from(['"', "”", "»", "`", "'", "“", ""]),
+).map("".join)
+_PUNCT = st.sampled_from(
+    [" ", " ", " ", "  ", "\n", "\t", ", ", ". ", "(", ")", "[", "]", "<", ">", "*", ":", ";",
+     "-", "'", '"', "“", "”", "«", "»", "`", "!", "?", "/", "_", "@", "#", "+", "\u00a0"]
+)  # fmt: skip
+_ASCII_ODD = st.sampled_from(["\x1c", "\x1d", "\x1e", "\x1f", "\x0b", "\x0c", "\r", "\x85"])
+_PIECE = st.one_of(_WORDS, _NAMES, _TOKENS, _QUOTED, _PUNCT, _ASCII_ODD, st.text(max_size=6))
+# Half the texts are ASCII only (they take the ASCII pattern), with the ASCII separators that
+# ``\s`` matches and ``[ \t\n\r\f\v]`` does not.
+_ASCII_PIECE = _PIECE.filter(str.isascii)
+texts = st.one_of(
+    st.lists(_PIECE, max_size=120).map("".join),
+    st.lists(_ASCII_PIECE, max_size=120).map("".join),
+)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(texts, st.sampled_from([1_000, 1_000, 40, 7, 200]))
+@example("Attempt 4: invoice INV-2024-0042 for 1,250.00 EUR, sent to Maria at ops@example.com, "
+         'status "on hold" (v3, 12:03:07).', 1_000)  # fmt: skip
+@example("x" * 60 + "abc_def 42 then a" + "y" * 45 + "_z", 1_000)
+@example("see get_param and get_param, then 'quoted value' and `code` «guillemets»", 1_000)
+@example("a\x1c'quoted value' and\x1f'another one'", 1_000)
+@example("café\x85'quoted value' and\x1c'another one'", 1_000)
+@example("see 'ab'c and 'cd' e, (`x1`y) [\"q r\"s]", 1_000)
+def test_facts_match_the_reference(text: str, max_chars: int) -> None:
+    want = list(reference_facts(text, max_chars).items())
+    assert list(_facts._scan(text[:max_chars]).items()) == want
+    got = facts(text, max_chars)
+    assert list(got.items()) == want
+    got.clear()  # the caller's copy: the text's remembered facts are not touched
+    assert list(facts(text, max_chars).items()) == want
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(texts, min_size=1, max_size=8))
+def test_the_token_cache_does_not_change_facts(batch: list[str]) -> None:
+    """Tokens are classified once and texts read once, cached across calls (bounded): the
+    facts of a text are the same whatever was read before it, and after the caches are
+    cleared."""
+    first = [facts(t) for t in batch]
+    _facts._KNOWN.clear()
+    _facts._BY_TEXT.clear()
+    again = [facts(t) for t in reversed(batch)][::-1]
+    assert [list(f.items()) for f in first] == [list(f.items()) for f in again]
+    assert [list(f.items()) for f in first] == [list(reference_facts(t).items()) for t in batch]

@@ -60,7 +60,14 @@ def _policy_files() -> list[Path]:
     for folder in ("cookbook", "integrations", "tests"):
         for pattern in ("*.yaml", "*.yml", "*.json"):
             found += sorted((ROOT / folder).rglob(pattern))
-    return [p for p in found if "node_modules" not in p.parts]
+    return [p for p in found if "node_modules" not in p.parts and not _is_scenario(p)]
+
+
+def _is_scenario(path: Path) -> bool:
+    """A simulation scenario (``guardrails-plugin simulate``), not a policy: it holds a
+    policy under its ``policy`` key and faults to inject."""
+    data = yaml.safe_load(path.read_text())
+    return isinstance(data, dict) and "faults" in data and "policy" in data
 
 
 def test_there_are_policy_files_to_check() -> None:

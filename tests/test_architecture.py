@@ -63,6 +63,7 @@ ADAPTERS = {
     "shadow",
     "openai",
     "agents_sdk",  # the OpenAI Agents SDK adapter
+    "verify",
 }
 ALLOWED.update(
     {
@@ -71,12 +72,13 @@ ALLOWED.update(
         "otel": VOCABULARY | {""},  # the package's __version__
         "dashboard": ENGINE | {"langgraph"},  # answers resume waiting graphs
         "demo": ENGINE | {"langchain", "testing"},
-        "cli": ENGINE | {"dashboard", "demo", "replay"},
+        "cli": ENGINE | {"dashboard", "demo", "replay", "verify"},
         "replay": ENGINE,  # re-decides recorded traffic with the engine
         "shadow": ENGINE,  # a shadow guard following a live one
         "testing": set(),
         "openai": ENGINE,  # the openai SDK's tool loop
         "agents_sdk": ENGINE,
+        "verify": ENGINE,  # encodes policies for z3; replays counterexamples through the engine
     }
 )
 
@@ -91,6 +93,7 @@ FRAMEWORKS = {
     "openai": {"openai"},
     "jsonschema": {"openai", "agents_sdk"},
     "agents": {"agents_sdk"},  # openai-agents
+    "z3": {"verify"},  # z3-solver
 }
 
 

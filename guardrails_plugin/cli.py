@@ -11,6 +11,9 @@ and, for operators, the kill switch and the approvals waiting in a store::
     guardrails-plugin trips  --store guard.db [--scope ticket-42]
     guardrails-plugin audit tail|verify|export|stats [--log audit.db]
     guardrails-plugin replay policy.yaml --from audit.db [--json] [--fail-on-change]
+    guardrails-plugin verify policy.yaml --assert "no agent calls delete_*" [--json]
+    guardrails-plugin diff old.yaml new.yaml [--json]   # exit 1 when new widens
+    guardrails-plugin lint --deep policy.yaml
     guardrails-plugin dashboard --store guard.db [--audit audit.db] [--graph app:graph]
 
 ``pause``, ``kill``, ``quarantine`` and ``resume`` take ``--audit audit.db`` to record the
@@ -83,6 +86,10 @@ def _lint_paused(args: argparse.Namespace) -> int:
     )
     print(_dump(policy.to_dict()))
     warnings = policy.lint()
+    if args.deep:
+        from .verify import deep_lint
+
+        warnings += deep_lint(policy)
     if args.tools is not None:
         warnings += [str(p) for p in policy.check_tools(_load_tools(args.tools))]
     for w in warnings:
@@ -378,6 +385,12 @@ def _build_parser() -> argparse.ArgumentParser:
         metavar="MODULE:ATTR",
         help="also check the policy against the app's tools (a list, or a function returning one)",
     )
+    p.add_argument(
+        "--deep",
+        action="store_true",
+        help="also ask z3 (the 'verify' extra): rules that never fire, asks never reached, "
+        "scopes that accept nothing, permissions that cannot be delegated",
+    )
     p.set_defaults(func=_lint)
 
     p = sub.add_parser("check", help="decide one tool call against a policy file (rules only)")
@@ -463,6 +476,9 @@ def _build_parser() -> argparse.ArgumentParser:
     from .replay._cli import add_replay_command
 
     add_replay_command(sub)
+    from .verify._cli import add_verify_commands
+
+    add_verify_commands(sub)
     return parser
 
 

@@ -11,6 +11,8 @@ z3 is an optional dependency (``pip install 'guardrails-plugin[verify]'``): this
 imports it only when a formula is built. See ``docs/verification.md``.
 """
 
+from ._assert import assert_never_widens, assert_proves
+from ._compare import Region, deep_lint, diff
 from ._props import Property, PropertyError, parse
 from ._verifier import Counterexample, Result, Step, Verifier, replay
 from ._z3 import VerifyUnavailable
@@ -19,10 +21,15 @@ __all__ = [
     "Counterexample",
     "Property",
     "PropertyError",
+    "Region",
     "Result",
     "Step",
     "Verifier",
     "VerifyUnavailable",
+    "assert_never_widens",
+    "assert_proves",
+    "deep_lint",
+    "diff",
     "parse",
     "replay",
 ]

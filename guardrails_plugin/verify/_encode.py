@@ -98,6 +98,8 @@ class SymCall:
     """Whether some argument carries untrusted content (provenance), or it was lost."""
     domain: list[Any] = field(default_factory=list)
     atoms: dict[str, Any] = field(default_factory=dict)
+    witnesses: list[tuple[str, Any, Any]] = field(default_factory=list)
+    """(argument, accepts atom, a value the scope accepts) for over-approximated scopes."""
 
 
 class Encoder:
@@ -110,6 +112,7 @@ class Encoder:
         extra_args: Iterable[str] = (),
         taint_slots: int = 0,
         names: Mapping[str, Iterable[str]] | None = None,
+        also: Policy | None = None,
     ) -> None:
         self.policy = policy
         self.layers: tuple[Policy, ...] = policy.layers
@@ -125,7 +128,8 @@ class Encoder:
         self.locals: dict[str, set[str]] = {}
         self.names: dict[str, set[str]] = {k: set(v) for k, v in (names or {}).items()}
         """Per argument: the hosts, mail domains and schemes scopes (and properties) name."""
-        for r in self.rules:
+        seen = self.rules if also is None else (*self.rules, *also.compiled_rules)
+        for r in seen:
             for name, scope in r.args.items():
                 kinds.setdefault(name, set()).add(_kind(scope))
                 leaf = _leaf(scope)
@@ -159,9 +163,9 @@ class Encoder:
         named = set(kinds) | set(extra_args)
         named.discard(OTHER_ARG)
         self.arg_names: tuple[str, ...] = (*sorted(named), OTHER_ARG)
-        sources = [s for r in self.rules for s in r.tainted_by]
+        sources = [s for r in seen for s in r.tainted_by]
         self.sources: tuple[str, ...] = tuple(dict.fromkeys(sources))
-        flows = {r.tainted_by for r in self.rules if r.tainted_by}
+        flows = {r.tainted_by for r in seen if r.tainted_by}
         self.taint_slots = max(min(len(flows), 3), taint_slots)
 
     # -- calls -------------------------------------------------------------------------------
@@ -212,6 +216,9 @@ class Encoder:
         acc = self._atom(call, key + "|accepts")
         rd = self._atom(call, key + "|reads")
         call.domain.append(Z.Implies(acc, rd))
+        example = _witness(scope)
+        if example is not None:
+            call.witnesses.append((arg.name, acc, example))
         return acc, rd
 
     # -- scopes ------------------------------------------------------------------------------
@@ -542,6 +549,16 @@ class Encoder:
             DENY,
             Z.If(permit, Z.If(Z.Or(*escalate), ASK, ALLOW), DENY),
         )
+
+
+def _witness(scope: Scope) -> Any:
+    """A value ``scope`` probably accepts (shell and SQL scopes), to try in a counterexample."""
+    spec = scope.spec()
+    if scope.kind == "shell" and spec.get("programs"):
+        return str(spec["programs"][0])
+    if scope.kind == "sql" and spec.get("tables"):
+        return f"SELECT * FROM {spec['tables'][0]}"
+    return None
 
 
 def _overlap(a: str, b: str) -> bool:

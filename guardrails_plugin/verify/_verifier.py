@@ -167,6 +167,35 @@ class Result:
         return f"Result({self.property!r}, status={self.status!r})"
 
 
+def minimize(
+    policy: Policy,
+    call: ToolCall,
+    tainted: Iterable[str] = (),
+    carries: bool = False,
+    keep: Iterable[str] = (),
+    also: Policy | None = None,
+) -> ToolCall:
+    """``call`` without the arguments the engine's decision does not need (those in ``keep``
+    stay): each is dropped when the decision (of ``policy``, and of ``also``) stays the same."""
+    labels = tuple(tainted)
+
+    def decided(c: ToolCall) -> tuple[str, ...]:
+        out = (str(replay(policy, c, labels, carries).effect),)
+        if also is not None:
+            out += (str(replay(also, c, labels, carries).effect),)
+        return out
+
+    want = decided(call)
+    args = dict(call.args)
+    for name in list(args):
+        if name in keep:
+            continue
+        trial = {k: v for k, v in args.items() if k != name}
+        if decided(ToolCall(call.tool, trial, agent=call.agent)) == want:
+            args = trial
+    return ToolCall(call.tool, args, agent=call.agent)
+
+
 def replay(
     policy: Policy, call: ToolCall, tainted: Iterable[str] = (), carries: bool = False
 ) -> Decision:
@@ -486,6 +515,10 @@ class Verifier:
             agrees = agrees and str(got.effect) == want
         if p.kind == "reach_agent":
             call = ToolCall("(any)", {}, agent=chain[-1].to if chain else call.agent)
+        elif agrees:
+            keep = {c.arg for c in p.conds}
+            call = minimize(self.policy, call, tainted, carries, keep)
+            got = replay(self.policy, call, tainted, carries)
         cex = Counterexample(
             call.agent,
             call.tool,

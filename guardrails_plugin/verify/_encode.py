@@ -133,6 +133,8 @@ class Encoder:
             for name, scope in r.args.items():
                 kinds.setdefault(name, set()).add(_kind(scope))
                 leaf = _leaf(scope)
+                if isinstance(leaf, Paths):
+                    self.names.setdefault(name, set()).update(leaf.roots)
                 if isinstance(leaf, Urls):
                     spec = leaf.spec()
                     self.names.setdefault(name, set()).update(spec["hosts"])

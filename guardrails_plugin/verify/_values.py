@@ -116,6 +116,16 @@ def representatives(names: set[str]) -> list[str]:
     return [*listed, *(f"{FRESH}.{n}" for n in listed), NOWHERE]
 
 
+def path_representatives(roots: set[str]) -> list[str]:
+    """Strings standing for every path a path-only argument can hold: a normalized path's
+    verdicts depend only on which listed root it equals and which it lies under, so the
+    roots, one fresh child of each and one path under none, plus the values every path
+    scope refuses unread (empty, relative, ``~``, a NUL byte)."""
+    listed = sorted({r.rstrip("/") or "/" for r in roots if r.startswith("/")})
+    children = [f"{r.rstrip('/')}/{FRESH}" for r in listed]
+    return [*listed, *children, f"/{FRESH}-nowhere", "", "relative", "~/x", "/\x00"]
+
+
 def _is_ip(name: str) -> bool:
     try:
         ipaddress.ip_address(name)
@@ -148,7 +158,8 @@ def new_arg(
     if mode == "path":
         arg.domain.append(
             Z.Implies(
-                Z.And(arg.tag == STR, Z.PrefixOf(Z.StringVal("/"), arg.s)), canonical_path(arg.s)
+                arg.tag == STR,
+                Z.Or(*[arg.s == Z.StringVal(v) for v in path_representatives(set(names or ()))]),
             )
         )
     elif mode == "url":

@@ -180,7 +180,7 @@ def minimize(
     labels = tuple(tainted)
 
     def decided(c: ToolCall) -> tuple[str, ...]:
-        out = (str(replay(policy, c, labels, carries).effect),)
+        out: tuple[str, ...] = (str(replay(policy, c, labels, carries).effect),)
         if also is not None:
             out += (str(replay(also, c, labels, carries).effect),)
         return out
@@ -470,7 +470,10 @@ class Verifier:
                 )
                 for v in values
             ]
-            return Z.And(arg.tag == STR, canonical_path(s), Z.Not(Z.Or(*inside)))
+            canonical = Z.BoolVal(True) if arg.mode == "path" else canonical_path(s)
+            return Z.And(
+                arg.tag == STR, Z.PrefixOf(Z.StringVal("/"), s), canonical, Z.Not(Z.Or(*inside))
+            )
         inside = [
             Z.Or(
                 s == Z.StringVal(v),

@@ -135,7 +135,7 @@ def _call(c: Any, model: Any) -> tuple[ToolCall, tuple[str, ...], bool]:
     return ToolCall(tool, args, agent=agent), tainted, carries
 
 
-def deep_lint(policy: Policy, *, timeout: float = 10.0) -> list[str]:
+def deep_lint(policy: Policy, *, timeout: float = 2.0) -> list[str]:
     """Warnings the solver can prove (see the module docstring), in policy order."""
     Z = z3()
     enc = Encoder(policy)

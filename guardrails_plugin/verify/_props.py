@@ -164,7 +164,7 @@ def _conds(r: _Reader) -> tuple[Cond, ...]:
             out.append(Cond(arg, "present"))
         else:
             op = ""
-            while r.i < len(r.toks) and r.toks[r.i] in "<>=!" and len(op) < 2:
+            while r.i < len(r.toks) and set(r.toks[r.i]) <= set("<>=!") and len(op) < 2:
                 op += r.toks[r.i]
                 r.i += 1
             if op not in _OPS:

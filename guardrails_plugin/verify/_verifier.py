@@ -604,7 +604,10 @@ def _assignment(eqs: Sequence[Any], formula: Any) -> list[tuple[Any, Any]]:
     fixed: dict[Any, Any] = {}
     for eq in eqs:
         if Z.is_eq(eq):
-            fixed[eq.arg(0)] = eq.arg(1)
+            lhs, rhs = eq.arg(0), eq.arg(1)
+            if not _is_variable(lhs):  # z3 writes a constant first sometimes (100 == n.num)
+                lhs, rhs = rhs, lhs
+            fixed[lhs] = rhs
         elif Z.is_not(eq):
             fixed[eq.arg(0)] = Z.BoolVal(False)
         else:
@@ -624,6 +627,11 @@ def _assignment(eqs: Sequence[Any], formula: Any) -> list[tuple[Any, Any]]:
                 value = Z.IntVal(0)
         out.append((var, value))
     return out
+
+
+def _is_variable(e: Any) -> bool:
+    Z = z3()
+    return bool(Z.is_const(e) and e.decl().kind() == Z.Z3_OP_UNINTERPRETED)
 
 
 def _constants(formula: Any) -> list[Any]:

@@ -336,6 +336,7 @@ def test_encoding_agrees_with_the_engine_on_flat_policies() -> None:
         PAIRS["flat"] += _compare(policy, batch)
 
     run()
+    print(f"flat: {PAIRS['flat']} policy/call pairs agree")
     assert PAIRS["flat"] >= 5000
 
 
@@ -346,4 +347,5 @@ def test_encoding_agrees_with_the_engine_on_layered_policies() -> None:
         PAIRS["layered"] += _compare(policy, batch)
 
     run()
+    print(f"layered: {PAIRS['layered']} policy/call pairs agree")
     assert PAIRS["layered"] >= 4000

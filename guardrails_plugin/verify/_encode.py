@@ -337,9 +337,15 @@ class Encoder:
         names: list[Any] = []
         v4: list[Any] = []
         v6: list[Any] = []
+        # a host with an empty label ("a..example.com") matches no "*." pattern
+        labelled = Z.And(
+            Z.Not(Z.Contains(v.host, Z.StringVal(".."))),
+            Z.Not(Z.PrefixOf(Z.StringVal("."), v.host)),
+            Z.Not(Z.SuffixOf(Z.StringVal("."), v.host)),
+        )
         for h in spec["hosts"]:
             if h.startswith("*."):
-                names.append(Z.SuffixOf(Z.StringVal("." + h[2:]), v.host))
+                names.append(Z.And(labelled, Z.SuffixOf(Z.StringVal("." + h[2:]), v.host)))
                 continue
             try:
                 ip = ipaddress.ip_address(h)

@@ -364,7 +364,9 @@ def concrete(arg: Arg, model: Any) -> tuple[bool, Any]:
         return True, {"unreadable": True}
     if tag == NONFINITE:
         return True, float("nan")
-    # a string
+    # a string ("" is empty whatever the view says: optional scopes let it through)
+    if arg.mode in ("url", "email") and _val(model, arg.s).as_string() == "":
+        return True, ""
     if arg.mode == "url" and arg.url is not None:
         return True, _concrete_url(arg.url, model, _val(model, arg.s).as_string())
     if arg.mode == "email" and arg.email is not None:

@@ -19,7 +19,7 @@ from typing import Any
 from .._events import ToolCall
 from ..policy import Policy, Rule, RuleEffect
 from ._encode import ALLOW, ASK, DENY, EFFECTS, Encoder
-from ._values import concrete
+from ._values import concrete, text
 from ._verifier import minimize, replay
 from ._z3 import z3
 
@@ -124,10 +124,10 @@ def _call(c: Any, model: Any) -> tuple[ToolCall, tuple[str, ...], bool]:
     for name, acc, example in c.witnesses:
         if name in args and Z.is_true(model.eval(acc, model_completion=True)):
             args[name] = example
-    agent = model.eval(c.agent, model_completion=True).as_string()
-    tool = model.eval(c.tool, model_completion=True).as_string()
+    agent = text(model.eval(c.agent, model_completion=True))
+    tool = text(model.eval(c.tool, model_completion=True))
     tainted = tuple(
-        model.eval(label, model_completion=True).as_string()
+        text(model.eval(label, model_completion=True))
         for on, label in c.taint
         if Z.is_true(model.eval(on, model_completion=True))
     )

@@ -16,6 +16,7 @@ from __future__ import annotations
 import ipaddress
 import math
 import os
+import re
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -331,6 +332,15 @@ def _abstract_email(e: EmailView, value: Any) -> list[Any]:
 # -- a model -> a concrete value (concretization) -------------------------------------------------
 
 
+_ESCAPE = re.compile(r"\\u\{([0-9a-fA-F]{1,6})\}")
+
+
+def text(value: Any) -> str:
+    """A z3 string value as Python text (z3 writes characters outside printable ASCII, and
+    the backslash, as ``\\u{...}``)."""
+    return _ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), value.as_string())
+
+
 def _val(model: Any, term: Any) -> Any:
     return model.eval(term, model_completion=True)
 
@@ -365,19 +375,19 @@ def concrete(arg: Arg, model: Any) -> tuple[bool, Any]:
     if tag == NONFINITE:
         return True, float("nan")
     # a string ("" is empty whatever the view says: optional scopes let it through)
-    if arg.mode in ("url", "email") and _val(model, arg.s).as_string() == "":
+    if arg.mode in ("url", "email") and text(_val(model, arg.s)) == "":
         return True, ""
     if arg.mode == "url" and arg.url is not None:
-        return True, _concrete_url(arg.url, model, _val(model, arg.s).as_string())
+        return True, _concrete_url(arg.url, model, text(_val(model, arg.s)))
     if arg.mode == "email" and arg.email is not None:
-        return True, _concrete_email(arg.email, model, _val(model, arg.s).as_string())
-    return True, _val(model, arg.s).as_string()
+        return True, _concrete_email(arg.email, model, text(_val(model, arg.s)))
+    return True, text(_val(model, arg.s))
 
 
 def _concrete_url(v: UrlView, model: Any, raw: str) -> str:
     if not z3().is_true(_val(model, v.parsed)):
         return "not a url"
-    scheme = _val(model, v.scheme).as_string()
+    scheme = text(_val(model, v.scheme))
     if not z3().is_true(_val(model, v.has_host)):
         return f"{scheme}:nothing"
     kind = _val(model, v.kind).as_long()
@@ -386,7 +396,7 @@ def _concrete_url(v: UrlView, model: Any, raw: str) -> str:
     elif kind == HOST_V6:
         host = f"[{ipaddress.IPv6Address(_val(model, v.ip).as_long())}]"
     else:
-        host = _val(model, v.host).as_string()
+        host = text(_val(model, v.host))
     port = _val(model, v.port).as_long()
     userinfo = "user@" if z3().is_true(_val(model, v.userinfo)) else ""
     ambiguous = "a b" if z3().is_true(_val(model, v.ambiguous)) else ""
@@ -398,8 +408,7 @@ def _concrete_email(e: EmailView, model: Any, raw: str) -> str:
         return "not an address"
     n = _val(model, e.count).as_long()
     return ", ".join(
-        f"{_val(model, e.locals[i]).as_string()}@{_val(model, e.domains[i]).as_string()}"
-        for i in range(n)
+        f"{text(_val(model, e.locals[i]))}@{text(_val(model, e.domains[i]))}" for i in range(n)
     )
 
 

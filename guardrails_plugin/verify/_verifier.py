@@ -28,7 +28,7 @@ from ..policy._rules import LOST
 from ._encode import ALLOW, ASK, DENY, EFFECTS, OTHER_ARG, Encoder, SymCall, _names
 from ._props import Cond, Property, PropertyError, parse
 from ._regex import python_regex
-from ._values import FLOAT, HOST_NAME, INT, STR, Arg, abstract, canonical_path, concrete
+from ._values import FLOAT, HOST_NAME, INT, STR, Arg, abstract, canonical_path, concrete, text
 from ._z3 import z3
 
 Status = Literal["proven", "refuted", "unknown"]
@@ -507,7 +507,7 @@ class Verifier:
                     call.agent,
                     call.tool,
                     dict(call.args),
-                    model.eval(nxt).as_string(),
+                    text(model.eval(nxt)),
                     str(got.effect),
                 )
             )
@@ -541,10 +541,10 @@ class Verifier:
             present, value = concrete(arg, model)
             if present:
                 args[name] = value
-        agent = model.eval(c.agent, model_completion=True).as_string()
-        tool = model.eval(c.tool, model_completion=True).as_string()
+        agent = text(model.eval(c.agent, model_completion=True))
+        tool = text(model.eval(c.tool, model_completion=True))
         tainted = tuple(
-            model.eval(label, model_completion=True).as_string()
+            text(model.eval(label, model_completion=True))
             for on, label in c.taint
             if Z.is_true(model.eval(on, model_completion=True))
         )

@@ -1,5 +1,9 @@
 """A policy as a z3 formula: the effect ``Policy.evaluate`` gives a symbolic call.
 
+Why this file is long: every scope kind's encoding, a rule's outcome and both precedences
+(flat and layered) sit together so that they can be read against ``_rules.py`` and
+``_policy.py`` side by side.
+
 The encoding follows the engine step by step (``policy/_policy.py``, ``policy/_rules.py``):
 
 - a rule is *about* a call when the tool matches its tool globs and the agent its agent globs
@@ -21,10 +25,6 @@ values, a URL or email scope on an argument other kinds of scope also read, a pa
 with a ``base`` — become free booleans (*atoms*): the encoding then allows more behaviours
 than the engine, never fewer, so a proof still holds and a counterexample is replayed
 through the engine before it is believed.
-
-Why this file is long: every scope kind's encoding, a rule's outcome and both precedences
-(flat and layered) sit together so that they can be read against ``_rules.py`` and
-``_policy.py`` side by side.
 """
 
 from __future__ import annotations

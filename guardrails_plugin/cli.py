@@ -14,6 +14,9 @@ and, for operators, the kill switch and the approvals waiting in a store::
     guardrails-plugin baseline learn --from audit.db --out baseline.json
     guardrails-plugin baseline show baseline.json [--agent NAME] [--json]
     guardrails-plugin simulate scenario.yaml [--workers 2] [--json out.json] [--html out.html]
+    guardrails-plugin verify policy.yaml --assert "no agent calls delete_*" [--json]
+    guardrails-plugin diff old.yaml new.yaml [--json]   # exit 1 when new widens
+    guardrails-plugin lint --deep policy.yaml
     guardrails-plugin dashboard --store guard.db [--audit audit.db] [--graph app:graph]
 
 ``pause``, ``kill``, ``quarantine`` and ``resume`` take ``--audit audit.db`` to record the
@@ -86,6 +89,10 @@ def _lint_paused(args: argparse.Namespace) -> int:
     )
     print(_dump(policy.to_dict()))
     warnings = policy.lint()
+    if args.deep:
+        from .verify import deep_lint
+
+        warnings += deep_lint(policy)
     if args.tools is not None:
         warnings += [str(p) for p in policy.check_tools(_load_tools(args.tools))]
     for w in warnings:
@@ -381,6 +388,12 @@ def _build_parser() -> argparse.ArgumentParser:
         metavar="MODULE:ATTR",
         help="also check the policy against the app's tools (a list, or a function returning one)",
     )
+    p.add_argument(
+        "--deep",
+        action="store_true",
+        help="also ask z3 (the 'verify' extra): rules that never fire, asks never reached, "
+        "scopes that accept nothing, permissions that cannot be delegated",
+    )
     p.set_defaults(func=_lint)
 
     p = sub.add_parser("check", help="decide one tool call against a policy file (rules only)")
@@ -472,6 +485,9 @@ def _build_parser() -> argparse.ArgumentParser:
     from .simulate._cli import add_simulate_command
 
     add_simulate_command(sub)
+    from .verify._cli import add_verify_commands
+
+    add_verify_commands(sub)
     return parser
 
 

@@ -65,6 +65,7 @@ ADAPTERS = {
     "openai",
     "agents_sdk",  # the OpenAI Agents SDK adapter
     "simulate",
+    "verify",
 }
 ALLOWED.update(
     {
@@ -73,7 +74,7 @@ ALLOWED.update(
         "otel": VOCABULARY | {""},  # the package's __version__
         "dashboard": ENGINE | {"langgraph"},  # answers resume waiting graphs
         "demo": ENGINE | {"langchain", "testing"},
-        "cli": ENGINE | {"dashboard", "demo", "replay", "baselines", "simulate"},
+        "cli": ENGINE | {"dashboard", "demo", "replay", "baselines", "simulate", "verify"},
         "replay": ENGINE,  # re-decides recorded traffic with the engine
         "baselines": ENGINE | {"replay"},  # learns from replayed traffic; a cascade signal
         "shadow": ENGINE,  # a shadow guard following a live one
@@ -82,6 +83,7 @@ ALLOWED.update(
         "agents_sdk": ENGINE,
         # a population of agents run through the engine, or through LangGraph graphs
         "simulate": ENGINE | {"replay", "langgraph"},
+        "verify": ENGINE,  # encodes policies for z3; replays counterexamples through the engine
     }
 )
 
@@ -97,6 +99,7 @@ FRAMEWORKS = {
     "jsonschema": {"openai", "agents_sdk"},
     "agents": {"agents_sdk"},  # openai-agents
     "ray": {"simulate"},  # the optional ray extra: shards of a simulation as Ray tasks
+    "z3": {"verify"},  # z3-solver
 }
 
 

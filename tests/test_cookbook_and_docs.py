@@ -47,6 +47,18 @@ def test_openai_tool_loop_recipe_runs_offline(capsys: pytest.CaptureFixture[str]
     assert "stopped: denied by rule 'kill-switch'" in out
 
 
+def test_verify_in_ci_recipe_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("z3")
+    runpy.run_path(str(COOKBOOK / "verify_in_ci.py"), run_name="__main__")
+    out = capsys.readouterr().out
+    assert "every call of delete_* is denied: proven" in out
+    assert "widens: refund: deny -> ask" in out
+    assert "the build fails" in out
+    module = runpy.run_path(str(COOKBOOK / "verify_in_ci.py"))
+    module["test_policy_keeps_its_promises"]()
+    module["test_a_tighter_policy_does_not_widen"]()
+
+
 @pytest.mark.parametrize(
     "module",
     [

@@ -430,9 +430,16 @@ class Policy:
         provenance: Provenance | None,
     ) -> RuleResult:
         """What rule ``r`` says of ``call``; under ``unscoped_args="empty"`` a permitting rule
-        with scopes also needs every argument it does not scope to be empty."""
+        with scopes also needs every argument it does not scope to be empty (a deny rule
+        does not: an extra argument must not dodge it)."""
         res = r.evaluate(call, tainted, provenance)
-        if self._closed and res.outcome is Outcome.MATCH and r.args and r.permits:
+        if (
+            self._closed
+            and res.outcome is Outcome.MATCH
+            and r.args
+            and r.permits
+            and r.effect is not RuleEffect.DENY
+        ):
             return _closed(r, call) or res
         return res
 

@@ -227,7 +227,8 @@ class Rule:
         ``provenance`` (what the run's results said) is needed by ``Returned`` scopes and
         by data-flow rules with ``carries``; without it they do not hold."""
         if self.tainted_by:
-            if tainted.isdisjoint(self.tainted_by):
+            sources = name_set(self.tainted_by)
+            if not any(sources.matches(label) for label in tainted):
                 return RuleResult(Outcome.MISS, "no untrusted content in this run")
             if self.carries and LOST not in tainted:
                 carried = None if provenance is None else provenance.carries(call.args)

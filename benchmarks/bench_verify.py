@@ -1,0 +1,146 @@
+"""Time the verifier: the issue's properties on the cookbook's and integrations' policies and
+on a generated 200-rule policy; ``diff`` and ``lint --deep`` on the same.
+
+    python benchmarks/bench_verify.py
+
+Prints one line per (policy, property): status and wall time. Figures: benchmarks/README.md.
+"""
+
+from __future__ import annotations
+
+import time
+
+from guardrails_plugin import Policy, allow, ask, deny
+from guardrails_plugin.scopes import Emails, Number, OneOf, Paths, Pattern, Urls
+from guardrails_plugin.verify import Verifier, deep_lint, diff
+
+FILES = {
+    "cookbook/policy.yaml": [
+        "agent billing never calls refund with amount > 1000",
+        "agent billing never calls refund with amount > 100 without an ask",
+        "no agent reaches send_email.to outside example.com",
+        "every call of delete_* is denied",
+        "untrusted content never reaches a sink without an ask",
+        "no agent calls fetch_url with url outside docs.example.com",
+    ],
+    "cookbook/shared_policy.yaml": [
+        "agent billing never calls refund with amount > 100",
+        "every call of delete_* is denied",
+    ],
+    "integrations/langgraph_supervisor/policy.yaml": [
+        "agent researcher never reaches send_email",
+        "agent supervisor never reaches send_email with to outside example.com without an ask",
+        "no agent reaches send_email.to outside example.com, acme.org",
+    ],
+    "integrations/langgraph_swarm/policy.yaml": [
+        "agent flight_assistant never reaches refund_booking with amount > 1000",
+        "agent hotel_assistant never calls refund_booking with booking_id matches FLT-[0-9]+",
+        "agent flight_assistant never reaches agent hotel_assistant",
+    ],
+    "integrations/openai_agents_triage/policy.yaml": [
+        "agent triage never reaches refund with amount > 500",
+        "agent billing never reaches agent tech",
+        "every call of restart_service is asked",
+    ],
+    "integrations/agentdojo/banking.yaml": [
+        "no agent calls send_money with recipient outside CH9300762011623852957, GB29NWBK60161331926819, SE3550000000054910000003, US122000000121212121212",
+        "untrusted content never reaches send_money without an ask",
+        "every call of update_password is asked",
+    ],
+}
+
+GENERATED = [
+    "agent agent3 never calls refund_1 with amount > 1000",
+    "no agent reaches send_email_2.to outside example.com",
+    "every call of delete_* is denied",
+    "no agent calls fetch_3 with url outside docs.example.com",
+    "agent agent0 never reaches tool_7",
+]
+
+
+def generated(n: int = 200) -> Policy:
+    """A policy of ``n`` rules over 40 tools, 10 agents and every encodable scope kind."""
+    rules = []
+    for i in range(n):
+        k = i % 8
+        agents = [f"agent{i % 10}"] if i % 3 else None
+        if k == 0:
+            rules.append(
+                allow(f"refund_{i % 5}", agents=agents, args={"amount": Number(gt=0, le=100 + i)})
+            )
+        elif k == 1:
+            rules.append(
+                ask(
+                    f"send_email_{i % 4}",
+                    agents=agents,
+                    args={"to": Emails(domains=["example.com", f"*.d{i}.example.com"])},
+                )
+            )
+        elif k == 2:
+            rules.append(
+                allow(
+                    f"fetch_{i % 6}",
+                    agents=agents,
+                    args={"url": Urls(["docs.example.com", f"*.s{i}.example.org"])},
+                )
+            )
+        elif k == 3:
+            rules.append(
+                allow(
+                    f"read_{i % 7}",
+                    agents=agents,
+                    args={"path": Paths([f"/srv/data/{i}"], resolve_symlinks=False)},
+                )
+            )
+        elif k == 4:
+            rules.append(allow(f"tool_{i % 9}", agents=agents, args={"mode": OneOf(["a", "b", i])}))
+        elif k == 5:
+            rules.append(
+                allow(f"tool_{i % 9}", agents=agents, args={"id": Pattern(f"T{i}-[0-9]+")})
+            )
+        elif k == 6:
+            rules.append(deny(f"delete_{i % 11}"))
+        else:
+            rules.append(
+                allow("handoff", agents=agents, args={"to": OneOf([f"agent{(i + 1) % 10}"])})
+            )
+    rules = [type(r)(**{**_fields(r), "id": f"r{i}"}) for i, r in enumerate(rules)]
+    rules.append(deny("delete_*", id="no-deletes"))
+    return Policy(rules, name="generated-200")
+
+
+def _fields(rule: object) -> dict[str, object]:
+    keys = ("effect", "tools", "agents", "args")
+    return {k: getattr(rule, k) for k in keys}
+
+
+def _time(label: str, fn: object) -> None:
+    start = time.perf_counter()
+    out = fn()  # type: ignore[operator]
+    print(f"{label}: {out} in {time.perf_counter() - start:.2f} s", flush=True)
+
+
+def main() -> None:
+    worst = 0.0
+    for path, props in FILES.items():
+        policy = Policy.from_yaml(path)
+        verifier = Verifier(policy)
+        for prop in props:
+            r = verifier.check(prop)
+            worst = max(worst, r.seconds)
+            print(f"{path}: {prop}: {r.status} in {r.seconds:.2f} s", flush=True)
+        _time(f"{path}: lint --deep", lambda p=policy: f"{len(deep_lint(p))} warnings")
+    big = generated()
+    verifier = Verifier(big)
+    for prop in GENERATED:
+        r = verifier.check(prop)
+        worst = max(worst, r.seconds)
+        print(f"generated-200: {prop}: {r.status} in {r.seconds:.2f} s", flush=True)
+    changed = Policy([*big.rules, allow("tool_3", agents="agent1", id="new")], name="changed")
+    _time("generated-200: diff against a change", lambda: f"{len(diff(big, changed))} regions")
+    _time("generated-200: lint --deep", lambda: f"{len(deep_lint(big))} warnings")
+    print(f"slowest property: {worst:.2f} s")
+
+
+if __name__ == "__main__":
+    main()

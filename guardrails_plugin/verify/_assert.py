@@ -1,0 +1,31 @@
+"""Pytest helpers: fail a build when a policy change widens permissions or breaks a property."""
+
+from __future__ import annotations
+
+from ..policy import Policy
+from ._compare import Region, diff
+from ._verifier import Result, Verifier
+
+
+def assert_proves(policy: Policy, *properties: str) -> list[Result]:
+    """Assert every property is proven for ``policy`` (``AssertionError`` naming the first
+    that is not, with its counterexample); returns the results."""
+    verifier = Verifier(policy)
+    results = [verifier.check(p) for p in properties]
+    for r in results:
+        if not r.holds:
+            raise AssertionError(str(r))
+    return results
+
+
+def assert_never_widens(old: Policy, new: Policy) -> list[Region]:
+    """Assert ``new`` permits nothing ``old`` did not (no call denied before is now asked
+    about or allowed, none asked about before is now allowed); returns the regions where
+    ``new`` narrows."""
+    regions = diff(old, new)
+    wider = [r for r in regions if r.widens]
+    if wider:
+        raise AssertionError(
+            f"{new.name!r} widens {old.name!r}:\n" + "\n".join(str(r) for r in wider)
+        )
+    return regions

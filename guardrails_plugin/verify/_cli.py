@@ -1,0 +1,87 @@
+"""``guardrails-plugin verify`` and ``guardrails-plugin diff``: proofs and policy diffs for CI.
+
+``verify POLICY --assert "..." [--assert ...] [--json] [--depth N]``: exit 0 when every
+assertion is proven, 1 when one is refuted (its counterexample printed), 2 when one is
+unknown or the input is wrong. ``diff OLD NEW [--json]``: every region NEW decides
+differently, with an example call; exit 1 when NEW widens permissions, else 0 (2 on error).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from .._errors import GuardrailsError
+from .._say import say_error
+from ..policy import Policy
+from ..policy._files import collector_paused
+
+
+def add_verify_commands(sub: Any) -> None:
+    """Add ``verify`` and ``diff`` to the command's subparsers."""
+    p = sub.add_parser(
+        "verify", help="prove properties of a policy file, or print a call that breaks one"
+    )
+    p.add_argument("file", help="the policy file")
+    p.add_argument(
+        "--assert",
+        dest="asserts",
+        action="append",
+        required=True,
+        metavar="PROPERTY",
+        help="a property (repeatable), e.g. 'agent billing never calls refund with amount > 1000'",
+    )
+    p.add_argument("--json", action="store_true", help="one JSON object per property")
+    p.add_argument("--depth", type=int, default=None, help="hand-offs followed (default: auto)")
+    p.add_argument("--timeout", type=float, default=30.0, help="seconds per solver call")
+    p.set_defaults(func=_verify)
+
+    p = sub.add_parser(
+        "diff", help="what NEW allows that OLD did not, and the reverse (exit 1 if NEW widens)"
+    )
+    p.add_argument("old", help="the policy file before")
+    p.add_argument("new", help="the policy file after")
+    p.add_argument("--json", action="store_true", help="the regions as JSON")
+    p.set_defaults(func=_diff)
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from ._props import parse
+    from ._verifier import Verifier
+
+    try:
+        with collector_paused():
+            policy = Policy.from_yaml(args.file)
+        props = [parse(a) for a in args.asserts]
+        verifier = Verifier(policy, depth=args.depth, timeout=args.timeout)
+        results = [verifier.check(p) for p in props]
+    except GuardrailsError as exc:
+        say_error(str(exc))
+        return 2
+    for r in results:
+        print(json.dumps(r.to_dict(), default=repr) if args.json else str(r))
+    if any(r.status == "unknown" for r in results):
+        return 2
+    return 1 if any(r.status == "refuted" for r in results) else 0
+
+
+def _diff(args: argparse.Namespace) -> int:
+    from ._compare import diff
+
+    try:
+        with collector_paused():
+            old = Policy.from_yaml(args.old)
+            new = Policy.from_yaml(args.new)
+        regions = diff(old, new)
+    except GuardrailsError as exc:
+        say_error(str(exc))
+        return 2
+    if args.json:
+        print(json.dumps([r.to_dict() for r in regions], default=repr))
+    else:
+        for r in regions:
+            print(str(r))
+        if not regions:
+            print("no call is decided differently")
+    return 1 if any(r.widens for r in regions) else 0

@@ -1,0 +1,199 @@
+"""Policy diffs and deep lint, both as solver questions.
+
+``diff(old, new)``: the regions where the two policies decide differently — for each change
+of effect (deny to allow, deny to ask, ask to allow: NEW widens; the reverse: NEW narrows),
+one region per tool, each with a concrete example call replayed through both engines.
+
+``deep_lint(policy)``: rules no call can make take effect (a deny always fires where an allow
+would, an ask always escalates what an allow permits), ask rules no call reaches, scopes that
+accept nothing, and permissions that can never be delegated (a rule with a ``when``
+condition).
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Any
+
+from .._events import ToolCall
+from ..policy import Policy, Rule, RuleEffect
+from ._encode import ALLOW, ASK, DENY, EFFECTS, Encoder
+from ._values import concrete, text
+from ._verifier import minimize, replay
+from ._z3 import z3
+
+_RANK = {"deny": 0, "ask": 1, "allow": 2}
+
+
+@dataclass(frozen=True)
+class Region:
+    """Calls ``old`` decided ``before`` and ``new`` decides ``after``, for ``tool``; ``example``
+    is one of them (the engines' own decisions)."""
+
+    tool: str
+    before: str
+    after: str
+    example: ToolCall
+    tainted: tuple[str, ...] = ()
+
+    @property
+    def widens(self) -> bool:
+        """Whether NEW permits more here (deny to ask or allow, ask to allow)."""
+        return _RANK[self.after] > _RANK[self.before]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (``--json``)."""
+        return {
+            "tool": self.tool,
+            "before": self.before,
+            "after": self.after,
+            "widens": self.widens,
+            "example": {
+                "agent": self.example.agent,
+                "tool": self.example.tool,
+                "args": dict(self.example.args),
+                "tainted": list(self.tainted),
+            },
+        }
+
+    def __str__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.example.args.items())
+        taint = f" (run tainted by {', '.join(self.tainted)})" if self.tainted else ""
+        return (
+            f"{'widens' if self.widens else 'narrows'}: {self.tool}: {self.before} -> "
+            f"{self.after}, e.g. agent {self.example.agent!r} calls "
+            f"{self.example.tool}({args}){taint}"
+        )
+
+
+def diff(old: Policy, new: Policy, *, per_change: int = 20, timeout: float = 30.0) -> list[Region]:
+    """Where ``new`` decides differently from ``old`` (see the module docstring). Every
+    example is replayed through both engines; one the engines do not confirm (it rests on
+    an over-approximated scope) is skipped."""
+    Z = z3()
+    enc_old = Encoder(old, also=new)
+    enc_new = Encoder(new, also=old)
+    call = enc_new.new_call("")
+    e_old = enc_old.effect(call)
+    e_new = enc_new.effect(call)
+    regions: list[Region] = []
+    for before in (DENY, ASK, ALLOW):
+        for after in (DENY, ASK, ALLOW):
+            if before == after:
+                continue
+            solver = Z.Solver()
+            solver.set("timeout", int(timeout * 1000))
+            solver.add(*call.domain, call.agent != "", call.tool != "")
+            solver.add(e_old == before, e_new == after)
+            misses: dict[str, int] = {}
+            for _ in range(per_change):
+                if solver.check() != Z.sat:
+                    break
+                model = solver.model()
+                example, tainted, carries = _call(call, model)
+                got_old = str(replay(old, example, tainted, carries).effect)
+                got_new = str(replay(new, example, tainted, carries).effect)
+                tool = example.tool
+                if (got_old, got_new) == (EFFECTS[before], EFFECTS[after]):
+                    example = minimize(new, example, tainted, carries, also=old)
+                    regions.append(Region(tool, got_old, got_new, example, tainted))
+                    solver.add(call.tool != Z.StringVal(tool))
+                else:  # an over-approximated scope: try other atoms, then other tools
+                    misses[tool] = misses.get(tool, 0) + 1
+                    if misses[tool] >= 3:
+                        solver.add(call.tool != Z.StringVal(tool))
+                        continue
+                    atoms = list(call.atoms.values())
+                    if not atoms:
+                        raise AssertionError(
+                            f"diff example {example!r} is {got_old} -> {got_new} in the engine"
+                        )
+                    solver.add(Z.Or(*[a != model.eval(a, model_completion=True) for a in atoms]))
+    regions.sort(key=lambda r: (not r.widens, r.tool, r.before, r.after))
+    return regions
+
+
+def _call(c: Any, model: Any) -> tuple[ToolCall, tuple[str, ...], bool]:
+    Z = z3()
+    args: dict[str, Any] = {}
+    for name, arg in c.args.items():
+        present, value = concrete(arg, model)
+        if present:
+            args[name] = value
+    for name, acc, example in c.witnesses:
+        if name in args and Z.is_true(model.eval(acc, model_completion=True)):
+            args[name] = example
+    agent = text(model.eval(c.agent, model_completion=True))
+    tool = text(model.eval(c.tool, model_completion=True))
+    tainted = tuple(
+        text(model.eval(label, model_completion=True))
+        for on, label in c.taint
+        if Z.is_true(model.eval(on, model_completion=True))
+    )
+    carries = bool(tainted) and Z.is_true(model.eval(c.carries, model_completion=True))
+    return ToolCall(tool, args, agent=agent), tainted, carries
+
+
+def deep_lint(policy: Policy, *, timeout: float = 2.0) -> list[str]:
+    """Warnings the solver can prove (see the module docstring), in policy order."""
+    Z = z3()
+    enc = Encoder(policy)
+    out: list[str] = []
+    for r in policy.compiled_rules:
+        if r.effect is RuleEffect.DENY or not r.permits:
+            if r.effect is RuleEffect.DENY:
+                out += _empty_scopes(enc, r, timeout)
+            continue
+        call = enc.new_call("")
+        effect = enc.effect(call, tools=r.tools)
+        on = enc.about(r, call)
+        m, _ = enc.outcome(r, call)
+
+        solver = Z.Solver()
+        solver.set("timeout", int(timeout * 1000))
+        solver.add(*call.domain, call.agent != "", call.tool != "")
+        possible = functools.partial(_possible, solver)
+        fires = possible(on, m)
+        if fires is False:
+            out.append(
+                f"rule {r.id!r} matches no call (its scopes, tools and agents exclude each other)"
+            )
+            out += _empty_scopes(enc, r, timeout)
+            continue
+        if possible(on, m, effect != DENY) is False:
+            out.append(
+                f"rule {r.id!r} can never fire: a deny rule (or a failing ask) covers every call it matches"
+            )
+        elif r.effect is RuleEffect.ASK and possible(on, m, effect == ASK) is False:
+            out.append(f"ask rule {r.id!r} is never reached: no call it matches is asked about")
+        elif r.effect is RuleEffect.ALLOW and possible(on, m, effect == ALLOW) is False:
+            out.append(
+                f"rule {r.id!r} never allows anything: every call it matches is denied or "
+                "asked about by another rule"
+            )
+        out += _empty_scopes(enc, r, timeout)
+        if r.when is not None:
+            out.append(f"rule {r.id!r} can never be delegated: it has a 'when' condition")
+    return out
+
+
+def _possible(solver: Any, *extra: Any) -> bool | None:
+    """Whether ``extra`` can hold (``None``: the solver gave up)."""
+    Z = z3()
+    verdict = solver.check(*extra)
+    return None if verdict == Z.unknown else bool(verdict == Z.sat)
+
+
+def _empty_scopes(enc: Encoder, r: Rule, timeout: float) -> list[str]:
+    Z = z3()
+    out: list[str] = []
+    for name, scope in r.args.items():
+        call = enc.new_call("")
+        acc, _ = enc.scope(scope, call.args[name], call)
+        solver = Z.Solver()
+        solver.set("timeout", int(timeout * 1000))
+        solver.add(*call.domain, acc)
+        if solver.check() == Z.unsat:
+            out.append(f"rule {r.id!r}: the scope of {name!r} ({scope!r}) accepts nothing")
+    return out

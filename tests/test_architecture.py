@@ -82,7 +82,7 @@ ALLOWED.update(
         "openai": ENGINE,  # the openai SDK's tool loop
         "agents_sdk": ENGINE,
         # a population of agents run through the engine, or through LangGraph graphs
-        "simulate": ENGINE | {"replay", "langgraph"},
+        "simulate": ENGINE | {"replay", "baselines", "langgraph"},
         "verify": ENGINE,  # encodes policies for z3; replays counterexamples through the engine
     }
 )

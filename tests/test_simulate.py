@@ -596,6 +596,18 @@ def test_the_cookbook_scenario_runs() -> None:
     assert Scenario.from_dict(s.to_dict()).to_dict() == s.to_dict()
 
 
+def test_the_cookbook_anomaly_scenario_runs() -> None:
+    s = Scenario.from_yaml(ROOT / "cookbook" / "simulation_anomaly.yaml")
+    assert s.anomaly is not None
+    assert s.anomaly.warmup_runs == 500
+    r = simulate(s.replace(anomaly={"warmup_runs": 50, "threshold": 2}), interactions=3_000)
+    an = r.to_dict()["anomaly"]
+    assert an["warmup_runs"] == 50 * s.shards
+    assert an["compromised_acted"] > 0
+    assert not {k for k in r.trips if not k.startswith("anomaly:")}  # nothing else trips
+    assert Scenario.from_dict(s.to_dict()).to_dict() == s.to_dict()
+
+
 @pytest.mark.parametrize(
     "module", ["guardrails_plugin.simulate._scenario", "guardrails_plugin.simulate._run"]
 )

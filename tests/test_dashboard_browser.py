@@ -246,7 +246,10 @@ def test_a_busy_agent_can_be_killed_from_its_row(waiting: Waiting, page: Page) -
         expect(agent).to_contain_text("support")
         agent.get_by_role("button", name="Kill").click()
         time.sleep(0.5)  # several redraws of the row
-        agent.get_by_role("button", name="Confirm").click(timeout=2000)
+        # A person's time, not Playwright's default 30 s; a loaded 2-core machine needs
+        # more than 2 s to catch the row between two redraws. The armed state must
+        # survive the redraws for the button to be named Confirm at all.
+        agent.get_by_role("button", name="Confirm").click(timeout=10_000)
         assert eventually(lambda: [(f.level, f.state) for f in controls.flags()]) == [
             ("agent", State.KILLED)
         ]

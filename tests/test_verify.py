@@ -185,3 +185,30 @@ def test_import_works_without_z3() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "guardrails-plugin[verify]" in out.stdout
+
+
+def test_provenance_scopes_are_over_approximated_never_proven_away() -> None:
+    """``optional(Returned)`` lets an absent value pass in the engine, and ``not`` /
+    ``optional`` around ``Returned`` are judged on the run's provenance, which the encoding
+    cannot see: a property those rules break is refuted (by a call the engine allows) or
+    unknown, never proven; deep lint reads such rules."""
+    from guardrails_plugin import allow
+    from guardrails_plugin.scopes import Not, Returned, optional
+    from guardrails_plugin.verify import deep_lint
+
+    policy = Policy(
+        [
+            allow("share", args={"file_id": optional(Returned(["create_file"]))}),
+            allow("archive", args={"file_id": Not(Returned(["create_file"]))}),
+            allow("delete_file", args={"file_id": Returned(["create_file"])}),
+            allow("create_file"),
+        ]
+    )
+    for tool in ("share", "archive", "delete_file"):
+        result = Verifier(policy).check(f"no agent calls {tool}")
+        assert result.status != "proven", result
+    shared = Verifier(policy).check("no agent calls share")
+    assert shared.status == "refuted"
+    assert shared.counterexample is not None
+    assert "file_id" not in shared.counterexample.args  # absent: the engine allows it
+    deep_lint(policy)  # reads rules with provenance scopes without failing

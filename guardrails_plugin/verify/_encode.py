@@ -434,13 +434,14 @@ class Encoder:
             holds = self._atom(call, f"when|{rid}|holds")
             raised = self._atom(call, f"when|{rid}|raises")
             match, error = Z.And(holds, Z.Not(raised)), raised
-        returned = getattr(rule, "_returned", ())
+        # (name, scope) of the arguments the engine judges on the run's provenance
+        returned = [(n, s) for n, s, *_ in getattr(rule, "_returned", ())]
         checked = [(n, s) for n, s in rule.args.items() if n not in dict(returned)]
         for name, scope in reversed([*checked, *returned]):
             arg = call.args[name]
             if (name, scope) in returned:
                 acc, rd = self._opaque(call, arg, scope, "returned-value scopes")
-                optional = False
+                optional = isinstance(scope, OptionalScope)  # absent passes, as in the engine
             else:
                 acc, rd = self.scope(scope, arg, call)
                 optional = type(scope) is OptionalScope

@@ -374,10 +374,16 @@ class Verifier:
         approximated = tuple(enc.approximated)
         calls = [final, *(s[0] for s in steps)]
         atoms = [a for c in calls for a in c.atoms.values()]
+        blocked = False
         for _attempt in range(8):
             verdict = solver.check()
-            if verdict == Z.unsat:
+            if verdict == Z.unsat and not blocked:
                 return Result(p.text, "proven", assumptions=assumptions, approximated=approximated)
+            if verdict == Z.unsat:
+                # Only counterexamples the engine decided otherwise were left out: what the
+                # over-approximated scopes really accept may still break the property (a
+                # `Returned` value needs a run in which a tool returned it).
+                break
             if verdict != Z.sat:
                 return Result(
                     p.text,
@@ -401,6 +407,7 @@ class Verifier:
                     f"(an encoding gap: {cex.effect} by {cex.rule!r})",
                 )
             solver.add(Z.Or(*[a != model.eval(a, model_completion=True) for a in atoms]))
+            blocked = True
         return Result(
             p.text,
             "unknown",

@@ -261,8 +261,12 @@ def _hints(args: Any, call: Any) -> list[Any]:
         arg = call.args[name]
         leaf = _leaf(scope)
         if isinstance(leaf, Urls) and arg.url is not None:
+            v = arg.url
+            spec = leaf.spec()
+            plain = [v.parsed, v.kind == 0, v.port == -1, Z.Not(v.userinfo), Z.Not(v.ambiguous)]
+            plain += [v.scheme == Z.StringVal(x) for x in sorted(spec["schemes"])[:1]]
             out += [
-                arg.url.host == Z.StringVal(h) for h in representatives(set(leaf.spec()["hosts"]))
+                Z.And(v.host == Z.StringVal(h), *plain) for h in representatives(set(spec["hosts"]))
             ]
         elif isinstance(leaf, Emails) and arg.email is not None:
             out += [

@@ -18,8 +18,9 @@ from typing import Any
 
 from .._events import ToolCall
 from ..policy import Policy, Rule, RuleEffect
-from ._encode import ALLOW, ASK, DENY, EFFECTS, Encoder
-from ._values import concrete, text
+from ..scopes import Emails, Paths, Urls
+from ._encode import ALLOW, ASK, DENY, EFFECTS, Encoder, _leaf
+from ._values import concrete, path_representatives, representatives, text
 from ._verifier import minimize, replay
 from ._z3 import z3
 
@@ -136,24 +137,35 @@ def _call(c: Any, model: Any) -> tuple[ToolCall, tuple[str, ...], bool]:
 
 
 def deep_lint(policy: Policy, *, timeout: float = 2.0) -> list[str]:
-    """Warnings the solver can prove (see the module docstring), in policy order."""
+    """Warnings the solver can prove (see the module docstring), in policy order.
+
+    Rules about the same tools share one encoder, one symbolic call and one encoding of the
+    decision (only the rules that can speak about those tools: rules of other tools cannot
+    shadow them). The encoder collects the hosts, mail domains and roots its views search
+    over from those rules only, which keeps the search exact (the representatives stand
+    for every name as far as the encoded scopes can tell) and small: z3 slows down sharply
+    with every listed name a string may equal."""
     Z = z3()
-    enc = Encoder(policy)
+    groups: dict[tuple[str, ...], _Group] = {}
     out: list[str] = []
     for r in policy.compiled_rules:
+        key = tuple(r.tools)
+        group = groups.get(key)
+        if group is None:
+            group = groups[key] = _Group(policy, key)
+        enc = group.enc
         if r.effect is RuleEffect.DENY or not r.permits:
             if r.effect is RuleEffect.DENY:
                 out += _empty_scopes(enc, r, timeout)
             continue
-        call = enc.new_call("")
-        effect = enc.effect(call, tools=r.tools)
+        call, effect = group.decision()
         on = enc.about(r, call)
         m, _ = enc.outcome(r, call)
 
         solver = Z.Solver()
         solver.set("timeout", int(timeout * 1000))
         solver.add(*call.domain, call.agent != "", call.tool != "")
-        possible = functools.partial(_possible, solver)
+        possible = functools.partial(_possible_hinted, solver, _hints(r.args.items(), call))
         fires = possible(on, m)
         if fires is False:
             out.append(
@@ -178,6 +190,107 @@ def deep_lint(policy: Policy, *, timeout: float = 2.0) -> list[str]:
     return out
 
 
+class _Group:
+    """The encoder for the rules about ``tools`` and, built on first use, one symbolic call
+    with the decision over those rules, shared by every rule about exactly those tools."""
+
+    def __init__(self, policy: Policy, tools: tuple[str, ...]) -> None:
+        self.tools = tools
+        self.enc = Encoder(policy, tools=tools)
+        self._decision: tuple[Any, Any] | None = None
+
+    def decision(self) -> tuple[Any, Any]:
+        """(call, effect) for calls of these tools."""
+        if self._decision is None:
+            call = self.enc.new_call("")
+            self._decision = (call, self.enc.effect(call, tools=self.tools))
+        return self._decision
+
+
+def _deep_lint_per_rule(policy: Policy, *, timeout: float = 2.0) -> list[str]:
+    """``deep_lint`` as first written: one solver per rule and per scope. Slow (every
+    question rebuilds the rules about its tools); kept as the reference the fast path is
+    tested against."""
+    Z = z3()
+    enc = Encoder(policy)
+    out: list[str] = []
+    for r in policy.compiled_rules:
+        if r.effect is RuleEffect.DENY or not r.permits:
+            if r.effect is RuleEffect.DENY:
+                out += _empty_scopes_per_rule(enc, r, timeout)
+            continue
+        call = enc.new_call("")
+        effect = enc.effect(call, tools=r.tools)
+        on = enc.about(r, call)
+        m, _ = enc.outcome(r, call)
+
+        solver = Z.Solver()
+        solver.set("timeout", int(timeout * 1000))
+        solver.add(*call.domain, call.agent != "", call.tool != "")
+        possible = functools.partial(_possible, solver)
+        fires = possible(on, m)
+        if fires is False:
+            out.append(
+                f"rule {r.id!r} matches no call (its scopes, tools and agents exclude each other)"
+            )
+            out += _empty_scopes_per_rule(enc, r, timeout)
+            continue
+        if possible(on, m, effect != DENY) is False:
+            out.append(
+                f"rule {r.id!r} can never fire: a deny rule (or a failing ask) covers every call it matches"
+            )
+        elif r.effect is RuleEffect.ASK and possible(on, m, effect == ASK) is False:
+            out.append(f"ask rule {r.id!r} is never reached: no call it matches is asked about")
+        elif r.effect is RuleEffect.ALLOW and possible(on, m, effect == ALLOW) is False:
+            out.append(
+                f"rule {r.id!r} never allows anything: every call it matches is denied or "
+                "asked about by another rule"
+            )
+        out += _empty_scopes_per_rule(enc, r, timeout)
+        if r.when is not None:
+            out.append(f"rule {r.id!r} can never be delegated: it has a 'when' condition")
+    return out
+
+
+def _hints(args: Any, call: Any) -> list[Any]:
+    """Guesses that make a satisfiable question easy: a string view fixed to one of the
+    names the rule's own scopes (``args``) list (z3 is slow to pick among many names by itself)."""
+    Z = z3()
+    out: list[Any] = []
+    for name, scope in args:
+        arg = call.args[name]
+        leaf = _leaf(scope)
+        if isinstance(leaf, Urls) and arg.url is not None:
+            v = arg.url
+            spec = leaf.spec()
+            plain = [v.parsed, v.kind == 0, v.port == -1, Z.Not(v.userinfo), Z.Not(v.ambiguous)]
+            plain += [v.scheme == Z.StringVal(x) for x in sorted(spec["schemes"])[:1]]
+            out += [
+                Z.And(v.host == Z.StringVal(h), *plain) for h in representatives(set(spec["hosts"]))
+            ]
+        elif isinstance(leaf, Emails) and arg.email is not None:
+            out += [
+                arg.email.domains[0] == Z.StringVal(d)
+                for d in representatives(set(leaf.spec()["domains"]))
+            ]
+        elif isinstance(leaf, Paths) and arg.mode == "path":
+            out += [arg.s == Z.StringVal(p) for p in path_representatives(set(leaf.roots))]
+    return out[:_HINTS]
+
+
+_HINTS = 4
+
+
+def _possible_hinted(solver: Any, hints: list[Any], *extra: Any) -> bool | None:
+    """``_possible``, trying each hint first: satisfiable under a hint is satisfiable; the
+    question itself is asked only when no hint makes it so."""
+    Z = z3()
+    for hint in hints:
+        if solver.check(*extra, hint) == Z.sat:
+            return True
+    return _possible(solver, *extra)
+
+
 def _possible(solver: Any, *extra: Any) -> bool | None:
     """Whether ``extra`` can hold (``None``: the solver gave up)."""
     Z = z3()
@@ -186,6 +299,20 @@ def _possible(solver: Any, *extra: Any) -> bool | None:
 
 
 def _empty_scopes(enc: Encoder, r: Rule, timeout: float) -> list[str]:
+    Z = z3()
+    out: list[str] = []
+    for name, scope in r.args.items():
+        call = enc.new_call("")
+        acc, _ = enc.scope(scope, call.args[name], call)
+        solver = Z.Solver()
+        solver.set("timeout", int(timeout * 1000))
+        solver.add(*call.domain)
+        if _possible_hinted(solver, _hints([(name, scope)], call), acc) is False:
+            out.append(f"rule {r.id!r}: the scope of {name!r} ({scope!r}) accepts nothing")
+    return out
+
+
+def _empty_scopes_per_rule(enc: Encoder, r: Rule, timeout: float) -> list[str]:
     Z = z3()
     out: list[str] = []
     for name, scope in r.args.items():

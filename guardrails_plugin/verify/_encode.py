@@ -117,6 +117,7 @@ class Encoder:
         taint_slots: int = 0,
         names: Mapping[str, Iterable[str]] | None = None,
         also: Policy | None = None,
+        tools: Sequence[str] | None = None,
     ) -> None:
         self.policy = policy
         self.layers: tuple[Policy, ...] = policy.layers
@@ -133,9 +134,12 @@ class Encoder:
         self.names: dict[str, set[str]] = {k: set(v) for k, v in (names or {}).items()}
         """Per argument: the hosts, mail domains and schemes scopes (and properties) name."""
         seen = self.rules if also is None else (*self.rules, *also.compiled_rules)
+        self._only = tools
         for r in seen:
             for name, scope in r.args.items():
                 kinds.setdefault(name, set()).add(_kind(scope))
+                if not self._relevant(r):
+                    continue
                 leaf = _leaf(scope)
                 if isinstance(leaf, Paths):
                     self.names.setdefault(name, set()).update(leaf.roots)

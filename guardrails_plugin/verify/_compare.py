@@ -166,27 +166,35 @@ def deep_lint(policy: Policy, *, timeout: float = 2.0) -> list[str]:
         solver.set("timeout", int(timeout * 1000))
         solver.add(*call.domain, call.agent != "", call.tool != "")
         possible = functools.partial(_possible_hinted, solver, _hints(r.args.items(), call))
-        fires = possible(on, m)
-        if fires is False:
-            out.append(
-                f"rule {r.id!r} matches no call (its scopes, tools and agents exclude each other)"
-            )
-            out += _empty_scopes(enc, r, timeout)
-            continue
-        if possible(on, m, effect != DENY) is False:
-            out.append(
-                f"rule {r.id!r} can never fire: a deny rule (or a failing ask) covers every call it matches"
-            )
-        elif r.effect is RuleEffect.ASK and possible(on, m, effect == ASK) is False:
-            out.append(f"ask rule {r.id!r} is never reached: no call it matches is asked about")
-        elif r.effect is RuleEffect.ALLOW and possible(on, m, effect == ALLOW) is False:
-            out.append(
-                f"rule {r.id!r} never allows anything: every call it matches is denied or "
-                "asked about by another rule"
-            )
-        out += _empty_scopes(enc, r, timeout)
-        if r.when is not None:
-            out.append(f"rule {r.id!r} can never be delegated: it has a 'when' condition")
+        out += _rule_findings(r, possible, on, m, effect, _empty_scopes(enc, r, timeout))
+    return out
+
+
+def _rule_findings(
+    r: Rule, possible: Any, on: Any, m: Any, effect: Any, empty: list[str]
+) -> list[str]:
+    """What deep lint says of one rule, given ``possible(*conditions)`` (False when no call
+    meets them all) over its encoding, and what it found of its scopes (``empty``)."""
+    if possible(on, m) is False:
+        return [
+            f"rule {r.id!r} matches no call (its scopes, tools and agents exclude each other)",
+            *empty,
+        ]
+    out: list[str] = []
+    if possible(on, m, effect != DENY) is False:
+        out.append(
+            f"rule {r.id!r} can never fire: a deny rule (or a failing ask) covers every call it matches"
+        )
+    elif r.effect is RuleEffect.ASK and possible(on, m, effect == ASK) is False:
+        out.append(f"ask rule {r.id!r} is never reached: no call it matches is asked about")
+    elif r.effect is RuleEffect.ALLOW and possible(on, m, effect == ALLOW) is False:
+        out.append(
+            f"rule {r.id!r} never allows anything: every call it matches is denied or "
+            "asked about by another rule"
+        )
+    out += empty
+    if r.when is not None:
+        out.append(f"rule {r.id!r} can never be delegated: it has a 'when' condition")
     return out
 
 
@@ -228,27 +236,7 @@ def _deep_lint_per_rule(policy: Policy, *, timeout: float = 2.0) -> list[str]:
         solver.set("timeout", int(timeout * 1000))
         solver.add(*call.domain, call.agent != "", call.tool != "")
         possible = functools.partial(_possible, solver)
-        fires = possible(on, m)
-        if fires is False:
-            out.append(
-                f"rule {r.id!r} matches no call (its scopes, tools and agents exclude each other)"
-            )
-            out += _empty_scopes_per_rule(enc, r, timeout)
-            continue
-        if possible(on, m, effect != DENY) is False:
-            out.append(
-                f"rule {r.id!r} can never fire: a deny rule (or a failing ask) covers every call it matches"
-            )
-        elif r.effect is RuleEffect.ASK and possible(on, m, effect == ASK) is False:
-            out.append(f"ask rule {r.id!r} is never reached: no call it matches is asked about")
-        elif r.effect is RuleEffect.ALLOW and possible(on, m, effect == ALLOW) is False:
-            out.append(
-                f"rule {r.id!r} never allows anything: every call it matches is denied or "
-                "asked about by another rule"
-            )
-        out += _empty_scopes_per_rule(enc, r, timeout)
-        if r.when is not None:
-            out.append(f"rule {r.id!r} can never be delegated: it has a 'when' condition")
+        out += _rule_findings(r, possible, on, m, effect, _empty_scopes_per_rule(enc, r, timeout))
     return out
 
 

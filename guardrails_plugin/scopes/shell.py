@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -28,12 +29,31 @@ LAUNCHERS: frozenset[str] = frozenset(
         "builtin", "source", ".", "nohup", "time", "nice", "ionice", "timeout", "stdbuf",
         "setsid", "chroot", "watch", "strace", "ltrace", "sh", "bash", "zsh", "dash", "ksh",
         "fish", "busybox", "ssh", "script", "python", "python3", "perl", "ruby", "node",
-        "awk",
+        "awk", "let", "declare", "typeset", "local", "readonly", "mapfile", "readarray",
+        "trap", "hash", "enable", "alias", "shopt", "fc", "bind", "complete", "compgen",
     }
 )  # fmt: skip
 """Programs that can run other programs (named in reasons; listing one widens a scope)."""
 
 _FIND_EXEC = frozenset({"-exec", "-execdir", "-ok", "-okdir"})
+
+# bash evaluates an array subscript in a variable name as an arithmetic expression, and
+# arithmetic expansion runs $(...) and backticks, even when the name was written between
+# single quotes: "printf -v 'a[$(rm x)]' v" runs rm. A name is safe when it is written
+# literally as a plain name, or with a subscript that is a number, "@" or "*".
+_SAFE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\[(?:\s*-?[0-9]+\s*|@|\*)\])?")
+# Variables bash gives the integer attribute itself: a value stored in one is evaluated as
+# arithmetic ("RANDOM=a[\$\(rm\)]" runs rm), so they are never safe names to store into.
+_ARITHMETIC_VARIABLES = frozenset({"RANDOM", "SRANDOM", "OPTIND", "HISTCMD"})
+# "${x:off:len}", "${x[sub]}" and "${!x}" evaluate off, len, sub and x's value likewise.
+_PARAMETER = re.compile(r"([#!]?)([A-Za-z_][A-Za-z0-9_]*|[0-9]+|[-@*#?$!])(\[[^\]]*\])?(.*)", re.S)
+_NUMBER = r"\s*-?[0-9]*\s*"
+_SUBSTRING = re.compile(rf":{_NUMBER}(?::{_NUMBER})?")
+# test/[ operators a name may follow without being the operand of -v.
+_TEST_OPERATORS = frozenset(
+    {"]", "=", "==", "!=", "<", ">", "-eq", "-ne", "-lt", "-le", "-gt", "-ge", "-nt", "-ot",
+     "-ef", "-a", "-o", "(", ")", "!", "=~"}
+)  # fmt: skip
 
 # Variables that decide which program runs or what code it loads: setting one turns an
 # allowed program into another. A deny list cannot be complete; it catches the classics.
@@ -146,7 +166,13 @@ class _Walk:
         self.uses.append(_Use("chaining", self.text(node)))
         self.visit_all(part for part in node.parts if part.kind != "reservedword")
 
-    visit_if = visit_for = visit_while = visit_until = _control
+    visit_if = visit_while = visit_until = _control
+
+    def visit_for(self, node: Any) -> None:
+        variable = _at([part for part in node.parts if part.kind == "word"], 0)
+        if variable is not None and variable.word in _ARITHMETIC_VARIABLES:
+            self._unsafe_name(variable, "the loop variable")
+        self._control(node)
 
     def visit_function(self, node: Any) -> None:
         self.uses.append(_Use("chaining", self.text(node)))
@@ -170,13 +196,136 @@ class _Walk:
             self._program(words[0])
             if words[0].word.rsplit("/", 1)[-1] == "find" and not words[0].parts:
                 self._find_exec(words[1:])
+            elif not words[0].parts and words[0].word in _NAME_BUILTINS:
+                _NAME_BUILTINS[words[0].word](self, words[1:])
         self.visit_all(words)
+
+    # --- builtins that take variable names ------------------------------------------------
+
+    def _unsafe_name(self, word: Any, what: str) -> None:
+        self.problems.append(
+            f"gives {preview(self.text(word), 60)} as {what}: bash evaluates a subscript in a "
+            "variable name as arithmetic, which runs $(...) inside it; give a plain name "
+            "written literally (x, a[0], a[@])"
+        )
+
+    def _name(self, word: Any | None, what: str = "a variable name") -> None:
+        """``word`` (if any) is read by bash as a variable name: it must be a safe literal."""
+        if word is None:
+            return
+        if word.parts or not _safe_name(word.word):
+            self._unsafe_name(word, what)
+
+    def _quoted_expansion(self, word: Any) -> bool:
+        """Whether ``word`` is one double-quoted string: it expands to exactly one word."""
+        text = self.text(word)
+        return len(text) >= 2 and text[0] == text[-1] == '"' and '"' not in text[1:-1]
+
+    def _maybe_option(self, word: Any, following: Any | None) -> bool:
+        """An expansion where an option may stand: it may become the option that takes a
+        name (``op=-v; printf "$op" NAME``). Returns whether the word was an expansion."""
+        if not word.parts:
+            return False
+        if not self._quoted_expansion(word):
+            self._unsafe_name(word, "an unquoted expansion where an option may stand")
+        else:
+            self._name(following, "the word after an expansion that may be an option")
+        return True
+
+    def _printf(self, args: list[Any]) -> None:
+        index = 0
+        while index < len(args):
+            word, following = args[index], _at(args, index + 1)
+            if self._maybe_option(word, following) or word.word == "--":
+                return
+            if word.word == "-v":
+                self._name(following)
+                index += 2
+            elif word.word.startswith("-v"):
+                if not _safe_name(word.word[2:]):
+                    self._unsafe_name(word, "a variable name")
+                index += 1
+            else:
+                return  # the format: the rest are arguments
+
+    def _read(self, args: list[Any]) -> None:
+        # read [-ers] [-a name] [-d d] [-i text] [-n n] [-N n] [-p prompt] [-t t] [-u fd] name...
+        index = 0
+        while index < len(args):
+            word, following = args[index], _at(args, index + 1)
+            if word.parts:
+                self._name(word)  # an option or a name, unknown until run time
+                index += 1
+                continue
+            text = word.word
+            if text == "--":
+                index += 1
+                break
+            if not text.startswith("-") or text == "-":
+                break
+            index += 1
+            for position, letter in enumerate(text[1:], start=2):
+                if letter in "adinNptu":
+                    attached = text[position:]
+                    if letter == "a":
+                        if attached:
+                            if not _safe_name(attached):
+                                self._unsafe_name(word, "an array name")
+                        else:
+                            self._name(following, "an array name")
+                    if not attached:
+                        index += 1
+                    break
+        for word in args[index:]:
+            self._name(word)
+
+    def _test(self, args: list[Any]) -> None:
+        for index, word in enumerate(args):
+            following = _at(args, index + 1)
+            if word.parts:
+                if not self._quoted_expansion(word):
+                    self._unsafe_name(word, "an unquoted expansion in a test")
+                elif following is not None and following.parts:
+                    self._unsafe_name(following, "a word that may be the operand of -v")
+                elif following is not None and following.word not in _TEST_OPERATORS:
+                    self._name(following, "a word that may be the operand of -v")
+            elif word.word in ("-v", "-R") and following is not None and following.word != "]":
+                self._name(following)
+
+    def _export(self, args: list[Any]) -> None:
+        for word in args:
+            text = self.text(word)
+            if text.startswith("-") and not word.parts:
+                continue
+            name, equals, value = text.partition("=")
+            if not _safe_name(name) or (
+                name in _ARITHMETIC_VARIABLES and equals and not value.isdigit()
+            ):
+                self._unsafe_name(word, "a variable to export")
+
+    def _unset(self, args: list[Any]) -> None:
+        for word in args:
+            if word.parts or not word.word.startswith("-"):
+                self._name(word)
+
+    def _wait(self, args: list[Any]) -> None:
+        for index, word in enumerate(args):
+            following = _at(args, index + 1)
+            if self._maybe_option(word, following):
+                continue
+            if word.word == "-p" or (word.word.startswith("-") and word.word.endswith("p")):
+                self._name(following)
 
     def _assignment(self, node: Any) -> None:
         name = node.word.split("=", 1)[0].removesuffix("+").split("[", 1)[0]
         if name in _LOADER_VARIABLES or name.startswith(_LOADER_PREFIXES):
             self.problems.append(
                 f"sets {name} ({preview(node.word, 60)}), which can change what program runs"
+            )
+        elif name in _ARITHMETIC_VARIABLES and not node.word.split("=", 1)[1].isdigit():
+            self.problems.append(
+                f"sets {name} ({preview(node.word, 60)}), which bash evaluates as arithmetic: "
+                "that runs $(...) inside the value"
             )
         self.visit_word(node)
 
@@ -215,6 +364,12 @@ class _Walk:
             self.problems.append(
                 f"uses an expansion the guard cannot see into ({preview(self.text(node), 60)})"
             )
+        elif not _plain_parameter(value):
+            self.problems.append(
+                f"uses an expansion bash evaluates as arithmetic ({preview(self.text(node), 60)}):"
+                " a subscript, offset or length that is not a number, or an indirection, reads a"
+                " variable whose value can run $(...); write numbers"
+            )
 
     def visit_tilde(self, node: Any) -> None:
         return None
@@ -232,6 +387,47 @@ class _Walk:
             self.problems.append(
                 "has a here-document with '$' or '`' in its body, which the guard cannot check"
             )
+
+
+def _at(words: list[Any], index: int) -> Any | None:
+    return words[index] if index < len(words) else None
+
+
+_NAME_BUILTINS = {
+    "printf": _Walk._printf,
+    "read": _Walk._read,
+    "test": _Walk._test,
+    "[": _Walk._test,
+    "unset": _Walk._unset,
+    "export": _Walk._export,
+    "wait": _Walk._wait,
+}
+
+
+def _safe_name(text: str) -> bool:
+    """A variable name bash stores into without evaluating anything."""
+    return _SAFE_NAME.fullmatch(text) is not None and (
+        text.split("[", 1)[0] not in _ARITHMETIC_VARIABLES
+    )
+
+
+def _plain_parameter(value: str) -> bool:
+    """Whether ``${value}`` involves no arithmetic on a variable's value.
+
+    Subscripts must be numbers, ``@`` or ``*``; a ``:`` substring's offset and length must be
+    numbers; ``${!x}`` (indirection) is allowed only as ``${!x[@]}``/``${!prefix*}``.
+    """
+    match = _PARAMETER.fullmatch(value)
+    if match is None:
+        return False
+    prefix, _, subscript, rest = match.groups()
+    if subscript is not None and not _SAFE_NAME.fullmatch("a" + subscript):
+        return False
+    if prefix == "!":
+        return (subscript in ("[@]", "[*]") and not rest) or (not subscript and rest in ("@", "*"))
+    if rest.startswith(":") and rest[1:2] not in ("-", "=", "+", "?"):
+        return _SUBSTRING.fullmatch(rest) is not None
+    return True
 
 
 def _facts_uncached(line: str) -> _Facts:
@@ -307,6 +503,18 @@ class Shell(Scope):
 
     A subshell or group around listed programs (``(ls)``, ``( ls )``, ``{ ls; }``) and a
     trailing ``;`` are not composition: what they hold is checked like any other command.
+
+    bash evaluates array subscripts in variable names, substring offsets and the values of
+    its integer variables as arithmetic, and arithmetic expansion runs ``$(...)`` even when
+    it was written between single quotes (``printf -v 'a[$(rm x)]' v`` runs ``rm``). So
+    the names given to ``printf -v``, ``read``, ``test -v``/``[ -v``, ``unset``, ``wait -p``
+    and ``export`` must be written literally as plain names (``x``, ``a[0]``, ``a[@]``),
+    not come from an expansion; ``RANDOM``, ``SRANDOM``, ``OPTIND`` and ``HISTCMD`` may only
+    be set to a literal number; and ``${x[i]}``, ``${x:off:len}`` are allowed only with
+    numbers (``@``/``*`` as subscripts) and ``${!x}`` only as ``${!x[@]}``/``${!prefix*}``.
+    Builtins that evaluate arithmetic or run code on any argument (``let``, ``declare``,
+    ``typeset``, ``local``, ``readonly``, ``mapfile``, ``trap``, ``hash``, ...) are in
+    ``LAUNCHERS``: listing one allows what it runs.
 
     Always denied: lines that do not parse, constructs bashlex does not support (``case``,
     ``[[ ]]``, ``$((...))``, ``coproc``), arithmetic commands ``((...))`` (bash expands

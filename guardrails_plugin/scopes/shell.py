@@ -7,6 +7,10 @@ conditionals, command substitutions (``$(...)``, backticks) and process substitu
 (``<(...)``), and what ``find -exec`` runs. Operators that compose commands (pipes,
 chaining, substitution, redirects, background jobs) are denied unless a setting allows them.
 A line bashlex cannot parse, or a construct the walk does not know, denies.
+
+Why this file is long: one walk of the syntax tree gathers every fact the scope decides on,
+including the per-builtin readings of variable names bash evaluates as arithmetic (which run
+``$(...)`` hidden from the syntax tree); splitting them would split that one walk.
 """
 
 from __future__ import annotations

@@ -37,10 +37,22 @@ Recipient = tuple[str, str]
 _CACHE_LIMIT = 2048  # longest header text kept in the parse cache
 
 
+_ROUTING = frozenset("%!")
+"""Characters that make a local part a route: ``user%site@local`` (the percent hack) and
+``site!user@local`` (UUCP bang paths) are rewritten to ``user@site`` by mail servers that
+follow the old conventions, Postfix by default (``allow_percent_hack``, ``swap_bangpath``)."""
+
+
 def _validated(addr_spec: str) -> Recipient:
     """``addr_spec`` normalized by email_validator; ``ValueError`` if it is not deliverable
-    syntax (quoted local parts and IP-literal domains are refused too)."""
+    syntax (quoted local parts and IP-literal domains are refused too) or if its local part
+    is a route to another domain (``%`` or ``!``)."""
     result = email_validator.validate_email(addr_spec, check_deliverability=False)
+    if not _ROUTING.isdisjoint(result.local_part):
+        raise ValueError(
+            "the part before the @-sign holds '%' or '!', which mail servers read as a route "
+            "to another domain (user%site@x and site!user@x are delivered to user@site)"
+        )
     domain = result.ascii_domain
     if not domain:  # pragma: no cover - only for domain literals, which are refused above
         raise ValueError("the domain must be a name")
@@ -162,7 +174,9 @@ class Emails(Scope):
       ``"*.example.com"`` allows every subdomain at any depth, but not ``example.com`` itself.
 
     Refused outright, whatever the settings: quoted local parts (``"a@good.com"@evil.com``
-    is an address at ``evil.com``, and quoting is a classic smuggling channel), IP-literal
+    is an address at ``evil.com``, and quoting is a classic smuggling channel), local parts
+    holding ``%`` or ``!`` (``e%evil.com@good.com`` and ``evil.com!e@good.com`` are routes:
+    mail servers such as Postfix, by default, deliver them to ``e@evil.com``), IP-literal
     domains, special-use domains (``.test``, ``.local``, ``localhost``), line breaks and
     invisible characters, and any header the stdlib parser reports a defect in (stray text,
     undecodable encoded words, a trailing comma).

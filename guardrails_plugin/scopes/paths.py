@@ -9,6 +9,7 @@ allowed roots, by whole path components.
 from __future__ import annotations
 
 import os
+import re
 import stat
 from collections.abc import Iterable
 from typing import Any, Literal
@@ -19,6 +20,9 @@ from ._text import describe, preview, string_list
 __all__ = ["Paths"]
 
 Access = Literal["read", "write"]
+# "scheme:" at the start of a relative value: a URL (or an fsspec chain "a::b://") to tools
+# that accept URLs, a drive ("c:") on Windows.
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:")
 _ACCESS: tuple[Access, ...] = ("read", "write")
 
 
@@ -45,6 +49,9 @@ class Paths(Scope):
     - A value starting with ``~`` is denied: ``Path.expanduser``, ``os.path.expanduser`` and
       shells turn ``~/x`` and ``~user/x`` into a home directory, while the guard would read a
       directory named ``~`` under ``base``; the two readings differ, so neither is trusted.
+      For the same reason a relative value starting with a URL scheme (``file:///etc/passwd``,
+      ``simplecache::file://...``, ``c:``), which fsspec, pandas and urllib open as a URL, and
+      one starting with ``$`` (``os.path.expandvars``) are denied.
 
     With ``resolve_symlinks=True`` two more things deny: a value that is itself a symlink
     living outside the roots (even one pointing inside: renaming, deleting or opening it with
@@ -144,6 +151,7 @@ class Paths(Scope):
                 allowed=f"allowed roots {list(self._roots)}",
             )
         if not raw.startswith("/"):
+            self._check_relative_reading(raw)
             if self._base is None:
                 raise ScopeViolation(
                     f"relative path {preview(raw)} with no base directory; "
@@ -162,6 +170,27 @@ class Paths(Scope):
         self._check_inside(path, raw, shown)
         if self._resolve:
             self._check_link_and_hard_links(path, raw, shown)
+
+    def _check_relative_reading(self, raw: str) -> None:
+        """A relative value another reader takes for something else than a file name."""
+        scheme = _SCHEME.match(raw)
+        if scheme is not None:
+            raise ScopeViolation(
+                f"path {preview(raw)} starts with {scheme.group()!r}, which tools that accept "
+                "URLs (fsspec, pandas and other readers built on it, urllib) read as a URL "
+                "(file:///etc/passwd opens /etc/passwd), not as a name under the base "
+                "directory; give a plain path",
+                unreadable=True,
+                allowed=f"allowed roots {list(self._roots)}",
+            )
+        if raw.startswith("$"):
+            raise ScopeViolation(
+                f"path {preview(raw)} starts with '$', which tools that expand variables "
+                "(os.path.expandvars, shells) read as another directory ($HOME/x), outside "
+                "the allowed roots; give the path without it",
+                unreadable=True,
+                allowed=f"allowed roots {list(self._roots)}",
+            )
 
     def _check_inside(self, path: str, raw: str, shown: str) -> None:
         if path in self._root_set:

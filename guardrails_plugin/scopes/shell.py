@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from ._base import Scope, ScopeError, ScopeViolation
+from ._shell_programs import Word, read_program_args
 from ._text import describe, preview, string_list
 
 __all__ = ["LAUNCHERS", "Shell"]
@@ -35,6 +36,9 @@ LAUNCHERS: frozenset[str] = frozenset(
         "fish", "busybox", "ssh", "script", "python", "python3", "perl", "ruby", "node",
         "awk", "let", "declare", "typeset", "local", "readonly", "mapfile", "readarray",
         "trap", "hash", "enable", "alias", "shopt", "fc", "bind", "complete", "compgen",
+        "git", "tar", "rsync", "zip", "wget", "less", "more", "man", "vi", "vim", "nvim",
+        "emacs", "ed", "gdb", "make", "m4", "php", "lua", "tclsh", "expect", "flock",
+        "unshare", "nsenter", "systemd-run", "docker", "kubectl",
     }
 )  # fmt: skip
 """Programs that can run other programs (named in reasons; listing one widens a scope)."""
@@ -202,7 +206,20 @@ class _Walk:
                 self._find_exec(words[1:])
             elif not words[0].parts and words[0].word in _NAME_BUILTINS:
                 _NAME_BUILTINS[words[0].word](self, words[1:])
+            elif not words[0].parts:
+                self._program_args(words[0], words[1:])
         self.visit_all(words)
+
+    def _program_args(self, program: Any, args: list[Any]) -> None:
+        reading = read_program_args(
+            program.word.rsplit("/", 1)[-1], [Word(arg.word, bool(arg.parts)) for arg in args]
+        )
+        if reading is None:
+            return
+        shown = preview(self.text(program), 30)
+        self.problems.extend(f"{problem} ({shown})" for problem in reading.problems)
+        if reading.writes:
+            self.uses.append(_Use("redirect", self.text(program) + " ... (writes a file)"))
 
     # --- builtins that take variable names ------------------------------------------------
 
@@ -492,7 +509,11 @@ class Shell(Scope):
     ``sudo``, ``env``, ``xargs``, ``sh``/``bash -c``, ``eval``, ``exec``, ``command``,
     ``nohup``, ``nice``, ``timeout``, interpreters (``python``, ``perl``, ``awk``)... (see
     ``LAUNCHERS``). ``find`` is the exception that is checked: what ``-exec``,
-    ``-execdir``, ``-ok`` and ``-okdir`` run must be listed too. (``time`` is a bash
+    ``-execdir``, ``-ok`` and ``-okdir`` run must be listed too. So are GNU ``sed`` (a
+    script with the ``e`` command or the ``e`` flag of ``s``, a script from ``-f`` or from an
+    expansion, or one the reader does not follow, is denied unless ``--sandbox`` is given;
+    ``w`` writes files, so it needs ``allow_redirects``), ``sort --compress-program`` and
+    ``split --filter`` (denied, as is an expansion where their options stand). (``time`` is a bash
     keyword the parser does not support, so ``time ...`` is always denied.)
 
     Composition, each off by default:

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-__all__ = ["Reading", "read_program_args"]
+__all__ = ["READ_PROGRAMS", "Reading", "Word", "read_program_args"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -312,7 +312,10 @@ _READERS: dict[str, Callable[[Sequence[Word]], Reading]] = {
 }
 
 
-def read_program_args(program: str, words: Sequence[Word]) -> Reading | None:
-    """What the arguments make ``program`` do, for the programs read here; else None."""
-    reader = _READERS.get(program)
-    return None if reader is None else reader(words)
+READ_PROGRAMS = frozenset(_READERS)
+"""The programs whose arguments are read here."""
+
+
+def read_program_args(program: str, words: Sequence[Word]) -> Reading:
+    """What the arguments make ``program`` (one of ``READ_PROGRAMS``) do."""
+    return _READERS[program](words)

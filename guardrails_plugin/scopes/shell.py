@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from ._base import Scope, ScopeError, ScopeViolation
-from ._shell_programs import Word, read_program_args
+from ._shell_programs import READ_PROGRAMS, Word, read_program_args
 from ._text import describe, preview, string_list
 
 __all__ = ["LAUNCHERS", "Shell"]
@@ -211,11 +211,10 @@ class _Walk:
         self.visit_all(words)
 
     def _program_args(self, program: Any, args: list[Any]) -> None:
-        reading = read_program_args(
-            program.word.rsplit("/", 1)[-1], [Word(arg.word, bool(arg.parts)) for arg in args]
-        )
-        if reading is None:
+        name = program.word.rsplit("/", 1)[-1]
+        if name not in READ_PROGRAMS:
             return
+        reading = read_program_args(name, [Word(arg.word, bool(arg.parts)) for arg in args])
         shown = preview(self.text(program), 30)
         self.problems.extend(f"{problem} ({shown})" for problem in reading.problems)
         if reading.writes:

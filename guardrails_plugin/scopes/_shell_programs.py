@@ -307,6 +307,7 @@ def _exec_option(program: str, options: Sequence[str]) -> Callable[[Sequence[Wor
 
 _READERS: dict[str, Callable[[Sequence[Word]], Reading]] = {
     "sed": _sed,
+    "gsed": _sed,  # GNU sed's name where the system sed is another one
     "sort": _exec_option("sort", ["--compress-program"]),
     "split": _exec_option("split", ["--filter"]),
 }

@@ -74,6 +74,8 @@ def _from_variable(r: Random) -> str:
             "ls ${x[y]}",
             'ls "${x[y]}"',
             "ls ${!y}",
+            "ls ${y@P}",  # prompt expansion runs $(...) in the value
+            'ls "${y@P}"',
             "a=(1); ls ${#a[y]}",
             "a=(1); ls ${a[y]:-x}",
             'op=-v; [ $op "$y" ]',
@@ -136,6 +138,7 @@ BENIGN = [
     "ls ${HOME:-x}",
     "ls ${x[0]} ${x[@]} ${x[*]} ${!x[@]} ${#x[@]} ${x[@]:1}",
     "ls ${HOME/a/b} ${HOME%/*} ${HOME##*/} ${HOME^^}",
+    "ls ${HOME@Q} ${HOME@U} ${HOME@a}",
     "RANDOM=5",
     'export LANG=C FOO="$HOME"',
     "for f in a b; do ls; done",

@@ -432,10 +432,11 @@ def _safe_name(text: str) -> bool:
 
 
 def _plain_parameter(value: str) -> bool:
-    """Whether ``${value}`` involves no arithmetic on a variable's value.
+    """Whether ``${value}`` runs nothing a variable's value holds.
 
     Subscripts must be numbers, ``@`` or ``*``; a ``:`` substring's offset and length must be
-    numbers; ``${!x}`` (indirection) is allowed only as ``${!x[@]}``/``${!prefix*}``.
+    numbers; ``${!x}`` (indirection) is allowed only as ``${!x[@]}``/``${!prefix*}``; the
+    prompt expansion ``${x@P}`` is refused.
     """
     match = _PARAMETER.fullmatch(value)
     if match is None:
@@ -447,7 +448,8 @@ def _plain_parameter(value: str) -> bool:
         return (subscript in ("[@]", "[*]") and not rest) or (not subscript and rest in ("@", "*"))
     if rest.startswith(":") and rest[1:2] not in ("-", "=", "+", "?"):
         return _SUBSTRING.fullmatch(rest) is not None
-    return True
+    # "${x@P}" expands the value as a prompt string, which runs $(...) and backticks in it.
+    return not (rest.startswith("@") and "P" in rest)
 
 
 def _facts_uncached(line: str) -> _Facts:
@@ -535,7 +537,8 @@ class Shell(Scope):
     and ``export`` must be written literally as plain names (``x``, ``a[0]``, ``a[@]``),
     not come from an expansion; ``RANDOM``, ``SRANDOM``, ``OPTIND`` and ``HISTCMD`` may only
     be set to a literal number; and ``${x[i]}``, ``${x:off:len}`` are allowed only with
-    numbers (``@``/``*`` as subscripts) and ``${!x}`` only as ``${!x[@]}``/``${!prefix*}``.
+    numbers (``@``/``*`` as subscripts), ``${!x}`` only as ``${!x[@]}``/``${!prefix*}``, and
+    ``${x@P}`` (prompt expansion, which runs ``$(...)`` in the value) never.
     Builtins that evaluate arithmetic or run code on any argument (``let``, ``declare``,
     ``typeset``, ``local``, ``readonly``, ``mapfile``, ``trap``, ``hash``, ...) are in
     ``LAUNCHERS``: listing one allows what it runs.

@@ -38,7 +38,7 @@ LAUNCHERS: frozenset[str] = frozenset(
         "trap", "hash", "enable", "alias", "shopt", "fc", "bind", "complete", "compgen",
         "git", "tar", "rsync", "zip", "wget", "less", "more", "man", "vi", "vim", "nvim",
         "emacs", "ed", "gdb", "make", "m4", "php", "lua", "tclsh", "expect", "flock",
-        "unshare", "nsenter", "systemd-run", "docker", "kubectl",
+        "unshare", "nsenter", "systemd-run", "docker", "kubectl", "jobs",
     }
 )  # fmt: skip
 """Programs that can run other programs (named in reasons; listing one widens a scope)."""

@@ -42,7 +42,7 @@ the thread that called it):
   (``observe``, ``observe_call`` for the hand-off's tool call, ``provenance``), and **the
   causal bookkeeping** of the adapter: registering the activation and finding its senders
   (``ACTIVATIONS.start``), reporting arrivals (``_arrivals_flow``), building each hand-off's
-  message (``handoff_call``). B does the bookkeeping too (it keeps the causal tree whether
+  message (``handoff_message``). B does the bookkeeping too (it keeps the causal tree whether
   or not a monitor reads it), so C - B is the monitor plus what only a monitor triggers;
 - for E the time inside the watcher's ``on_chain_start`` / ``on_chain_end``; of that the
   monitor's own cost as above, ``Guard.check`` apart from the monitor (kill switch,
@@ -160,13 +160,17 @@ around each variant's runs, which never overlap)."""
 
 def _timed_bookkeeping() -> None:
     """Time the adapter's causal bookkeeping where it lives: ``ACTIVATIONS.start`` (the
-    activation and its senders), ``handoff_call`` as ``guard_node`` calls it (each
-    hand-off's message), ``GuardedNode._arrivals_flow`` (arrivals, timed as the driver runs
-    the flow, minus the guard's checks it asks for)."""
+    activation and its senders), ``handoff_message`` as ``guard_node`` calls it (each
+    hand-off's message; in trees before it ``handoff_call``, which also built the hand-off's
+    call a second time to carry the message), ``GuardedNode._arrivals_flow`` (arrivals,
+    timed as the driver runs the flow, minus the guard's checks it asks for)."""
     acts = _causal.ACTIVATIONS
     start = acts.start
     acts.start = timed(start, BOOKKEEPING)  # type: ignore[method-assign]
-    _nodes.handoff_call = timed(_nodes.handoff_call, BOOKKEEPING)
+    # the message of a hand-off: ``handoff_message`` (the call then built once, with it) in
+    # this tree; ``handoff_call`` (the call built, then copied with its message) before it
+    name = "handoff_message" if hasattr(_nodes, "handoff_message") else "handoff_call"
+    setattr(_nodes, name, timed(getattr(_nodes, name), BOOKKEEPING))
 
 
 def _arrivals_timed(flow: Generator[Any, Any, None]) -> Generator[Any, Any, None]:

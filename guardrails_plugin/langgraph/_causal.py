@@ -182,18 +182,23 @@ class Activations:
                     b.writes = tuple((c, v if c == TASKS else None) for c, v in tuple(b.writes))
         deliveries = _deliveries(before, conf, meta, node)
         if deliveries:
-            first = min(
-                deliveries,
-                key=lambda d: (
-                    d.sender.generation if d.sender.generation is not None else 1 << 30,
-                    d.id,
-                ),
-            )
-            act.parent = first.id
-            gen = first.sender.generation
+            ids = [d.id for d in deliveries]  # each id made once (a string per delivery)
+            i = 0
+            if len(deliveries) > 1:
+                i = min(
+                    range(len(deliveries)),
+                    key=lambda j: (
+                        deliveries[j].sender.generation
+                        if deliveries[j].sender.generation is not None
+                        else 1 << 30,
+                        ids[j],
+                    ),
+                )
+            act.parent = ids[i]
+            gen = deliveries[i].sender.generation
             act.generation = None if gen is None else gen + 1
             act.senders = frozenset(d.sender.agent for d in deliveries)
-            act.arrived = tuple(d.id for d in deliveries)
+            act.arrived = tuple(ids)
         elif outer is not None:
             act.parent, act.generation = outer.parent, outer.generation
         elif before:

@@ -35,27 +35,16 @@ def handoff_call(
 ) -> ToolCall:
     """``call`` carrying the message it hands to ``recipient``: the guard's cascade monitor
     sees it (with its provenance) when the call is checked."""
-    monitor = guard.cascade
-    path = monitor.provenance(call.scope_key, call.agent) if monitor is not None else ()
-    act = ACTIVATION.get()  # the wrapped node this runs in: the message's causal parent
-    parent, generation = (
-        (act.parent, act.generation)
-        if act is not None
-        else INBOX.started(call.scope_key, call.agent)
-    )
-    message = AgentMessage(
+    message = handoff_message(
         call.agent,
         recipient,
         content,
+        guard,
         run_id=call.run_id,
         thread_id=call.thread_id,
         step=call.step,
-        path=path,
-        id=message_id or call.call_id,
-        parent=parent,
-        generation=generation,
+        message_id=message_id or call.call_id,
     )
-    INBOX.delivered(call.scope_key, message)
     return ToolCall(
         call.tool,
         call.args if call.readable else call.raw_args,
@@ -68,6 +57,43 @@ def handoff_call(
         message=message,
         problem=call.problem,
     )
+
+
+def handoff_message(
+    sender: str,
+    recipient: str,
+    content: str,
+    guard: Guard,
+    *,
+    run_id: str | None,
+    thread_id: str | None,
+    step: int | None,
+    message_id: str | None,
+) -> AgentMessage:
+    """The message ``sender`` hands to ``recipient`` (its provenance, its causal parent: the
+    wrapped node it is sent from, else the run's inbox), recorded as delivered. A hand-off's
+    call is built once with it (``guard_node``), or copied with it (``handoff_call``)."""
+    scope = thread_id or run_id or "-"
+    monitor = guard.cascade
+    path = monitor.provenance(scope, sender) if monitor is not None else ()
+    act = ACTIVATION.get()  # the wrapped node this runs in: the message's causal parent
+    parent, generation = (
+        (act.parent, act.generation) if act is not None else INBOX.started(scope, sender)
+    )
+    message = AgentMessage(
+        sender,
+        recipient,
+        content,
+        run_id=run_id,
+        thread_id=thread_id,
+        step=step,
+        path=path,
+        id=message_id,
+        parent=parent,
+        generation=generation,
+    )
+    INBOX.delivered(scope, message)
+    return message
 
 
 def destination(tool: Any) -> str | None:

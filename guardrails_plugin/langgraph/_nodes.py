@@ -28,7 +28,7 @@ from ..guard import Guard
 from ._causal import ACTIVATION, ACTIVATIONS, INBOX, Activation, Delivery, message_id
 from ._drivers import drivers
 from ._gate import Approvals, Gate
-from ._handoffs import HANDOFF_BACK, HANDOFFS_SEEN, handoff_call, text_of
+from ._handoffs import HANDOFF_BACK, HANDOFFS_SEEN, handoff_message, text_of
 from ._pending import hold_key, pending_key
 from ._where import NODE_AGENT, Where, tool_call, where_in_graph
 
@@ -89,7 +89,8 @@ class GuardedNode:
         where = self._where(config, runtime)
         key = hold_key(config, where)
         act, arrived = ACTIVATIONS.start(config, where.agent, where.thread_id or where.run_id)
-        self._driver.run(self._arrivals_flow(arrived, act, where))
+        if arrived and self.guard.cascade is not None:
+            self._driver.run(self._arrivals_flow(arrived, act, where))
         paused = self._driver.run(self.gate.hold_flow(where.agent, where, key))
         token = NODE_AGENT.set(self.agent) if self.agent else None
         seen: dict[str, AgentMessage] = {}
@@ -123,7 +124,8 @@ class GuardedNode:
         where = self._where(config, runtime)
         key = hold_key(config, where)
         act, arrived = ACTIVATIONS.start(config, where.agent, where.thread_id or where.run_id)
-        await self._adriver.arun(self._arrivals_flow(arrived, act, where))
+        if arrived and self.guard.cascade is not None:
+            await self._adriver.arun(self._arrivals_flow(arrived, act, where))
         paused = await self._adriver.arun(self.gate.hold_flow(where.agent, where, key))
         token = NODE_AGENT.set(self.agent) if self.agent else None
         seen: dict[str, AgentMessage] = {}
@@ -231,19 +233,30 @@ class GuardedNode:
         answered: list[str] = []  # interrupt logs, deleted once every hand-off is decided
         packets: dict[str | None, int] = {}
         for i, (target, graph, said, is_send) in enumerate(_targets(output)):
-            call = self._handoff(target, graph, i, where, config)
             k: int | None = None
             if is_send:  # the k-th packet the task writes: its recipient counts the same
                 k = packets[graph] = packets.get(graph, -1) + 1
+            message: AgentMessage | None = None
             if is_send or target not in act.reported:
                 sender = act
                 if graph is not None and act.outer is not None:
                     sender = act.outer  # the parent graph applies it as the outer task's
-                call = handoff_call(call, target, said, self.guard, message_id(sender, target, k))
-                if call.message is not None and call.message.id is not None:
-                    sender.told.add(call.message.id)
-                if sender is not act and k is None and call.message is not None:
-                    sender.reported[target] = call.message
+                mid = message_id(sender, target, k)
+                message = handoff_message(
+                    where.agent,
+                    target,
+                    said,
+                    self.guard,
+                    run_id=where.run_id,
+                    thread_id=where.thread_id,
+                    step=where.step,
+                    message_id=mid,
+                )
+                sender.told.add(mid)
+                if sender is not act and k is None:
+                    sender.reported[target] = message
+            # the hand-off's call, built once (with its message when the cascade is told)
+            call = self._handoff(target, graph, i, where, config, message)
             decision, pending = yield from self.gate.decide_flow(call, where)
             if pending and call.call_id:
                 answered.append(pending_key(call))
@@ -261,13 +274,19 @@ class GuardedNode:
 
     @staticmethod
     def _handoff(
-        target: str, graph: str | None, i: int, where: Where, config: RunnableConfig
+        target: str,
+        graph: str | None,
+        i: int,
+        where: Where,
+        config: RunnableConfig,
+        message: AgentMessage | None = None,
     ) -> Any:
         task = (config.get("configurable") or {}).get(_TASK_ID) or "-"
         args: dict[str, Any] = {"to": target}
         if graph is not None:
             args["graph"] = graph
-        return tool_call({"name": HANDOFF_TOOL, "args": args, "id": f"handoff:{task}:{i}"}, where)
+        tc = {"name": HANDOFF_TOOL, "args": args, "id": f"handoff:{task}:{i}"}
+        return tool_call(tc, where, message)
 
 
 def guard_node(
@@ -422,8 +441,19 @@ def _drop(output: Any, denied: set[int]) -> Any:
     return clean(output)
 
 
+def _unnamed(messages: Any) -> bool:
+    """Whether ``messages`` holds an AI message without a name (to stamp)."""
+    if isinstance(messages, AIMessage):
+        return not messages.name
+    return isinstance(messages, list) and any(_unnamed(m) for m in messages)
+
+
 def _stamp(output: Any, agent: str) -> Any:
-    """Name the AI messages a node writes after the agent, if they have no name."""
+    """Name the AI messages a node writes after the agent, if they have no name. ``output``
+    itself when every one has a name already (no ``Command`` or update rebuilt)."""
+    update = output.update if isinstance(output, Command) else output
+    if not (isinstance(update, Mapping) and _unnamed(update.get("messages"))):
+        return output
 
     def named(messages: Any) -> Any:
         if isinstance(messages, AIMessage) and not messages.name:

@@ -15,6 +15,7 @@ by the drivers in :mod:`._drivers`.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Callable, Generator, Mapping
@@ -66,17 +67,18 @@ class PendingLog:
             decision: Decision = yield ("decide", (call, edits))
             return decision, False
         key = _pending_key(call) if call.call_id else None
-        bound = binding(call)
+        # the call's digest is read only when a pending log is (rarely) read or written
+        bound = functools.cache(functools.partial(binding, call))
         memo: dict[str, Any] | None = None
         if key is not None and where.resuming:
             found = yield ("get", (key,))
             memo = dict(found) if isinstance(found, Mapping) else None
-        if memo is not None and memo.get("binding", bound) != bound:
+        if memo is not None and memo.get("binding", bound()) != bound():
             # The interrupts logged here were raised for another call under this id: a node
             # run again on resume made another call (a hand-off elsewhere), or the id was
             # used again. The answers given were not about this call: it is refused, and
             # the logged interrupts are still consumed so that later ones keep their values.
-            return (yield from self._changed(call, key, memo, bound))
+            return (yield from self._changed(call, key, memo, bound()))
         log: list[str] = list(memo["log"]) if memo else []
         i = 0
         while True:
@@ -87,7 +89,7 @@ class PendingLog:
                     if memo is not None and "final" in memo:  # refused and recorded before
                         return Decision.from_doc(memo["final"]), True
                     refused = yield from _refusal(call, value)
-                    memo = yield from self._save(key, memo, log, bound=bound, final=refused)
+                    memo = yield from self._save(key, memo, log, bound=bound(), final=refused)
                     return refused, memo is not None
                 continue
             if i < len(log) and log[i] == "approval" and memo is not None:
@@ -100,17 +102,17 @@ class PendingLog:
                     return asked, memo is not None
                 if asked.kind == "control":  # paused: wait for an operator
                     log.append("pause")
-                    memo = yield from self._save(key, memo, log, bound=bound)
+                    memo = yield from self._save(key, memo, log, bound=bound())
                     value = yield ("interrupt", (_pause_payload(call, asked),))
                     i += 1
                     if _refused(value):  # a person looked at the held call and said no
                         refused = yield from _refusal(call, value)
-                        memo = yield from self._save(key, memo, log, bound=bound, final=refused)
+                        memo = yield from self._save(key, memo, log, bound=bound(), final=refused)
                         return refused, memo is not None
                     continue
                 log.append("approval")
                 memo = yield from self._save(
-                    key, memo, log, bound=bound, asked=asked, at=asked_at, call=call
+                    key, memo, log, bound=bound(), asked=asked, at=asked_at, call=call
                 )
             payload = self._approval_payload(call, asked, asked_at)
             value = yield ("interrupt", (payload, lambda v: read_answer(v, call)))
@@ -127,7 +129,7 @@ class PendingLog:
                 final = yield ("expire", (call, asked, why))
             else:
                 final = yield ("resolve", (call, asked, value, edits))
-            memo = yield from self._save(key, memo, log, bound=bound, final=final)
+            memo = yield from self._save(key, memo, log, bound=bound(), final=final)
         # The kill switch may have moved while a person decided: a kill denies the approved
         # call, a pause holds it (pauses after the approval are logged and replayed too).
         while final.allowed:
@@ -141,10 +143,10 @@ class PendingLog:
             if stop.effect is Effect.DENY:  # the engine's deny of this call, charge given back
                 extra = {"kind": stop.kind, "refund": final}
                 final = yield ("refuse", (call, stop.rule, stop.reason, extra))
-                memo = yield from self._save(key, memo, log, bound=bound, final=final)
+                memo = yield from self._save(key, memo, log, bound=bound(), final=final)
                 break
             log.append("pause")
-            memo = yield from self._save(key, memo, log, bound=bound)
+            memo = yield from self._save(key, memo, log, bound=bound())
             i += 1
             yield ("interrupt", (_pause_payload(call, stop),))
         return final, key is not None

@@ -19,7 +19,7 @@ from langchain_core.messages import AIMessage
 from langchain_core.tools import BaseTool
 
 from .._context import CHECKPOINT
-from .._events import DEFAULT_AGENT, ToolCall
+from .._events import DEFAULT_AGENT, AgentMessage, ToolCall
 from ._toolargs import received
 
 _CHECKPOINTER = "__pregel_checkpointer"
@@ -223,8 +223,9 @@ def identity_args(call: ToolCall) -> Any:
     return call.args
 
 
-def tool_call(tc: Mapping[str, Any], where: Where) -> ToolCall:
-    """A call the guard builds itself (no tool schema applies: a node's hand-off)."""
+def tool_call(tc: Mapping[str, Any], where: Where, message: AgentMessage | None = None) -> ToolCall:
+    """A call the guard builds itself (no tool schema applies: a node's hand-off, with the
+    ``message`` it carries when the cascade is told)."""
     args: Any = tc.get("args")
     return ToolCall(
         tool=str(tc.get("name") or ""),
@@ -234,4 +235,5 @@ def tool_call(tc: Mapping[str, Any], where: Where) -> ToolCall:
         run_id=where.run_id,
         thread_id=where.thread_id,
         step=where.step,
+        message=message,
     )

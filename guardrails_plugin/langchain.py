@@ -122,6 +122,7 @@ try:
     from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
     from langchain_core.tools import BaseTool
     from langgraph.config import get_config
+    from langgraph.errors import GraphInterrupt
     from langgraph.types import Command
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise ImportError(
@@ -252,6 +253,26 @@ def _results(call: ToolCall, output: Any, *, raw: bool) -> list[ToolResult]:
             )
         )
     return results
+
+
+def _failed(call: ToolCall | None, error: BaseException) -> ToolResult | None:
+    """What a guarded tool that raised leaves in its run: the exception's text, as an error
+    result. Whoever catches the exception (ToolNode's error handling, an agent loop, the
+    caller) may show it to the model, and it can quote what a source fetched (an error
+    page's body), so a source's error taints the run as its error messages do under the
+    middleware. ``None`` for a call this handler did not decide, and for an interrupt: its
+    value goes to a person, and the tool runs again (and records) on resume."""
+    if call is None or isinstance(error, GraphInterrupt):
+        return None
+    return ToolResult(
+        tool=call.tool,
+        content=str(error) or type(error).__name__,
+        agent=call.agent,
+        call_id=call.call_id,
+        run_id=call.run_id,
+        thread_id=call.thread_id,
+        is_error=True,
+    )
 
 
 # -- the middleware -------------------------------------------------------------------------
@@ -560,7 +581,8 @@ _CALLBACK_LIMIT = (
 class GuardCallbackHandler(_GuardHandler, BaseCallbackHandler):
     """Guards tools run with this handler in their callbacks: a denied call raises
     ``ToolCallDenied`` (``BudgetExceeded``) before the tool body runs; results are recorded
-    (taint, result tokens). Works in sync and async runs (LangChain runs it on a worker
+    (taint, result tokens), and so is the text of an exception a tool raises (a source's
+    error taints the run). Works in sync and async runs (LangChain runs it on a worker
     thread in async ones) with the guard's sync verbs; approvers must be sync.
 
     ``tools``: the tools it guards, for the runs where it cannot see the running tool (async
@@ -607,7 +629,9 @@ class GuardCallbackHandler(_GuardHandler, BaseCallbackHandler):
         parent_run_id: UUID | None = None,
         **kwargs: Any,
     ) -> None:
-        self._ended(run_id)
+        result = _failed(self._ended(run_id), error)
+        if result is not None:
+            self.guard.record(result)
 
     def on_chain_start(
         self,
@@ -711,6 +735,11 @@ class AsyncGuardCallbackHandler(_GuardHandler, AsyncCallbackHandler):
             for r in _results(call, output, raw=True):
                 await self.guard.arecord(r)
 
+    async def _on_tool_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        result = _failed(self._ended(run_id), error)
+        if result is not None:
+            await self.guard.arecord(result)
+
     async def _on_run_start(
         self, *args: Any, run_id: UUID, parent_run_id: UUID | None = None, **kwargs: Any
     ) -> None:
@@ -722,7 +751,7 @@ class AsyncGuardCallbackHandler(_GuardHandler, AsyncCallbackHandler):
     # LangChain's hook names, each answering sync and async callers (see _ByCaller).
     on_tool_start = _ByCaller(GuardCallbackHandler.on_tool_start, _on_tool_start)
     on_tool_end = _ByCaller(GuardCallbackHandler.on_tool_end, _on_tool_end)
-    on_tool_error = _ByCaller(GuardCallbackHandler.on_tool_error, _on_run_end)
+    on_tool_error = _ByCaller(GuardCallbackHandler.on_tool_error, _on_tool_error)
     on_chain_start = _ByCaller(GuardCallbackHandler.on_chain_start, _on_run_start)
     on_chain_end = _ByCaller(GuardCallbackHandler.on_chain_end, _on_run_end)
     on_chain_error = _ByCaller(GuardCallbackHandler.on_chain_error, _on_run_end)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from typing import Any
+from typing import Annotated, Any
 
 import pytest
 from fakes import Ran, ScriptedChatModel, Seen, recording_tool, tool_call, user
@@ -14,7 +14,13 @@ from hypothesis import strategies as st
 from langchain.agents import create_agent
 from langchain_core.messages import ToolMessage
 from langchain_core.runnables import RunnableConfig, RunnableLambda
-from langchain_core.tools import BaseTool, StructuredTool, ToolException, tool
+from langchain_core.tools import (
+    BaseTool,
+    InjectedToolArg,
+    StructuredTool,
+    ToolException,
+    tool,
+)
 
 from guardrails_plugin import (
     Approval,
@@ -202,6 +208,55 @@ def test_a_source_tool_that_interrupts_taints_nothing_until_it_returns() -> None
         fetch_url.invoke({"url": "https://news.example.org"}, config=config)
 
     assert mail.invoke({"to": "a@example.com", "body": "hi"}, config=config) == "sent"
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    model_sets=st.one_of(st.none(), st.sampled_from(["admin", "root", "alice"])),
+    caller_sets=st.one_of(st.none(), st.sampled_from(["alice", "bob"])),
+    handler_cls=st.sampled_from([GuardCallbackHandler, AsyncGuardCallbackHandler]),
+    asynchronous=st.booleans(),
+)
+def test_an_injected_argument_the_model_set_never_reaches_the_tool(
+    model_sets: str | None, caller_sets: str | None, handler_cls: type, asynchronous: bool
+) -> None:
+    # A loop passing the model's call to the tool: LangChain leaves injected arguments out
+    # of on_tool_start, but a handler that also watches the model knows what it sent. The
+    # call is denied when the tool would receive the model's value; a caller that sets the
+    # argument itself (the way InjectedToolArg is meant) runs it.
+    got: list[str] = []
+
+    def body(text: str, user_id: Annotated[str, InjectedToolArg] = "nobody") -> str:
+        got.append(user_id)
+        return "published"
+
+    async def abody(text: str, user_id: Annotated[str, InjectedToolArg] = "nobody") -> str:
+        return body(text, user_id)
+
+    publish = StructuredTool.from_function(body, abody, name="search", description="Post.")
+    args: dict[str, Any] = {"text": "hi"}
+    if model_sets is not None:
+        args["user_id"] = model_sets
+    model = ScriptedChatModel([[tool_call("search", id="c1", **args)]])
+    handler = handler_cls(Guard(policy()), tools=[publish])
+    config = callbacks(handler)
+
+    async def go() -> Any:
+        turn = await model.ainvoke("go", config) if asynchronous else model.invoke("go", config)
+        [asked] = turn.tool_calls
+        if caller_sets is not None:
+            asked["args"]["user_id"] = caller_sets
+        call = {**asked, "type": "tool_call"}
+        return await publish.ainvoke(call, config) if asynchronous else publish.invoke(call, config)
+
+    reaches = caller_sets if caller_sets is not None else (model_sets or "nobody")
+    if model_sets is not None and reaches == model_sets:
+        with pytest.raises(ToolCallDenied, match="user_id"):
+            asyncio.run(go())
+        assert got == []
+    else:
+        assert asyncio.run(go()).content == "published"
+        assert got == [reaches]
 
 
 def test_a_chain_that_calls_tools_is_guarded(tools: dict[str, BaseTool], ran: Ran) -> None:

@@ -34,6 +34,7 @@ and a non-zero exit, never a traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import getpass
 import json
 import os
@@ -324,19 +325,44 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
+#: The exit status when the reader of the output went away (``... | head``): the one a shell
+#: reports for a program that SIGPIPE stopped (128 + 13), as ``yes | head`` under
+#: ``set -o pipefail``; distinct from every status a command gives.
+BROKEN_PIPE = 141
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command ``argv`` names; its exit status (1 with one ``error:`` line when it
-    failed)."""
+    failed; ``BROKEN_PIPE``, saying nothing, when the reader of its output went away)."""
     parser = _build_parser()
     args = parser.parse_args(argv)
     _from_env(args, parser)
     try:
-        return int(args.func(args))
+        status = int(args.func(args))
+        sys.stdout.flush()  # what is still buffered fails here, not in the interpreter's exit
+        return status
+    except BrokenPipeError:
+        _reader_gone()
+        return BROKEN_PIPE
     except (GuardrailsError, OSError, ValueError, UnicodeError) as exc:
         say_error(str(exc) or type(exc).__name__)
     except Exception as exc:  # never a traceback: say what failed, in one line
         say_error(f"{type(exc).__name__}: {exc}")
     return 1
+
+
+def _reader_gone() -> None:
+    """The reader of standard output (or error) closed its end: point both at the null
+    device, so that the interpreter's last flush at exit has nowhere to fail (the way the
+    Python documentation's note on SIGPIPE recommends), and say nothing."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        for stream in (sys.stdout, sys.stderr):
+            # a replaced stream without a descriptor has nothing left to flush
+            with contextlib.suppress(OSError, ValueError):
+                os.dup2(devnull, stream.fileno())
+    finally:
+        os.close(devnull)
 
 
 def _from_env(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:

@@ -122,6 +122,7 @@ try:
     from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
     from langchain_core.tools import BaseTool
     from langgraph.config import get_config
+    from langgraph.errors import GraphInterrupt
     from langgraph.types import Command
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise ImportError(
@@ -137,6 +138,7 @@ from .langgraph._drivers import drivers
 from .langgraph._gate import Approvals, Gate, arun_call, run_call
 from .langgraph._pending import hold_key
 from .langgraph._toolargs import NO_SCHEMA, received
+from .langgraph._toolargs import _schema as tool_schema
 from .langgraph._where import GUARDED_CALL, where_in_graph
 from .policy._toolcheck import report
 
@@ -252,6 +254,26 @@ def _results(call: ToolCall, output: Any, *, raw: bool) -> list[ToolResult]:
             )
         )
     return results
+
+
+def _failed(call: ToolCall | None, error: BaseException) -> ToolResult | None:
+    """What a guarded tool that raised leaves in its run: the exception's text, as an error
+    result. Whoever catches the exception (ToolNode's error handling, an agent loop, the
+    caller) may show it to the model, and it can quote what a source fetched (an error
+    page's body), so a source's error taints the run as its error messages do under the
+    middleware. ``None`` for a call this handler did not decide, and for an interrupt: its
+    value goes to a person, and the tool runs again (and records) on resume."""
+    if call is None or isinstance(error, GraphInterrupt):
+        return None
+    return ToolResult(
+        tool=call.tool,
+        content=str(error) or type(error).__name__,
+        agent=call.agent,
+        call_id=call.call_id,
+        run_id=call.run_id,
+        thread_id=call.thread_id,
+        is_error=True,
+    )
 
 
 # -- the middleware -------------------------------------------------------------------------
@@ -455,6 +477,7 @@ class _GuardHandler:
             self.tools[t.name] = t
         self._calls: dict[UUID, ToolCall] = {}
         self._roots: OrderedDict[UUID, UUID] = OrderedDict()
+        self._asked: OrderedDict[str, Mapping[str, Any]] = OrderedDict()  # by call id
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -487,11 +510,14 @@ class _GuardHandler:
         )
         name = str((serialized or {}).get("name") or kwargs.get("name") or "")
         call_id = kwargs.get("tool_call_id")
-        tool = _running_tool(name) or self.tools.get(name)
+        tool, reaching = _running_tool(name)
+        tool = tool or self.tools.get(name)
         sent: Any = inputs if inputs is not None else input_str
         args, problem = received(tool, sent, tool_call_id=call_id)
         if tool is None:
             problem = f"{NO_SCHEMA}; {_UNSEEN}"
+        elif problem is None and call_id is not None:
+            problem = self._set_by_model(tool, call_id, reaching)
         return ToolCall(
             tool=name,
             args=sent if args is None or problem is not None else args,
@@ -501,6 +527,41 @@ class _GuardHandler:
             thread_id=where.thread_id,
             step=where.step,
             problem=problem,
+        )
+
+    def _heard(self, response: Any) -> None:
+        """Remember the arguments of the tool calls a model turn asked for (when this
+        handler also watches the model): what the model set is known at the tool's start."""
+        calls = _model_calls(response)
+        with self._lock:
+            self._asked.update(calls)
+            while len(self._asked) > self.max_runs:
+                self._asked.popitem(last=False)
+
+    def _set_by_model(
+        self, tool: BaseTool, call_id: str, reaching: Mapping[str, Any] | None
+    ) -> str | None:
+        """Why the call must be denied when the model set an injected argument and the tool
+        would receive the model's value (or the handler cannot see what it receives): a
+        caller passing the model's call straight to the tool. LangChain leaves injected
+        arguments out of ``on_tool_start``, so only the model's own turn shows them; a
+        caller (or ToolNode) that sets the argument itself replaces the model's value."""
+        with self._lock:
+            sent = self._asked.pop(call_id, None)
+        if not sent:
+            return None
+        schema = tool_schema(tool)
+        keys = [
+            k
+            for k in sent
+            if k in schema.injected
+            and (reaching is None or (k in reaching and reaching[k] == sent[k]))
+        ]
+        if not keys:
+            return None
+        return (
+            f"the model set {', '.join(map(repr, sorted(keys)))}, injected by the caller, and "
+            "the tool would receive the model's value"
         )
 
     def _started(self, run_id: UUID, parent_run_id: UUID | None, call: ToolCall | None) -> None:
@@ -534,19 +595,38 @@ _RUN_CODES = (BaseTool.run.__code__, BaseTool.arun.__code__)
 _MAX_DEPTH = 64
 
 
-def _running_tool(name: str) -> BaseTool | None:
+def _running_tool(name: str) -> tuple[BaseTool | None, Mapping[str, Any] | None]:
     """The tool whose ``run`` / ``arun`` is calling this handler, found on the call stack
     (the coroutine chain, for awaited handlers): the tool itself, whose schema decides what
-    it receives. ``None`` if the nearest running tool is not ``name`` or none is found."""
+    it receives, and the input mapping it was given (injected arguments included, which
+    the hook's ``inputs`` leave out). ``None`` if the nearest running tool is not ``name``
+    or none is found."""
     frame: Any = sys._getframe(1)
     for _ in range(_MAX_DEPTH):
         if frame is None:
-            return None
+            break
         if frame.f_code in _RUN_CODES:
             tool = frame.f_locals.get("self")
-            return tool if isinstance(tool, BaseTool) and tool.name == name else None
+            if not isinstance(tool, BaseTool) or tool.name != name:
+                break
+            given = frame.f_locals.get("tool_input")
+            return tool, given if isinstance(given, Mapping) else None
         frame = frame.f_back
-    return None
+    return None, None
+
+
+def _model_calls(response: Any) -> dict[str, Mapping[str, Any]]:
+    """The tool calls a model turn asked for, by call id: their arguments as the model
+    sent them (an ``LLMResult``'s chat generations)."""
+    calls: dict[str, Mapping[str, Any]] = {}
+    for generations in getattr(response, "generations", None) or ():
+        for generation in generations:
+            message = getattr(generation, "message", None)
+            if isinstance(message, AIMessage):
+                for tc in message.tool_calls:
+                    if tc.get("id") and isinstance(tc.get("args"), Mapping):
+                        calls[str(tc["id"])] = dict(tc["args"])  # a caller may edit theirs
+    return calls
 
 
 # A callback can let a tool run or stop it, nothing else: a person may approve or reject.
@@ -560,12 +640,18 @@ _CALLBACK_LIMIT = (
 class GuardCallbackHandler(_GuardHandler, BaseCallbackHandler):
     """Guards tools run with this handler in their callbacks: a denied call raises
     ``ToolCallDenied`` (``BudgetExceeded``) before the tool body runs; results are recorded
-    (taint, result tokens). Works in sync and async runs (LangChain runs it on a worker
+    (taint, result tokens), and so is the text of an exception a tool raises (a source's
+    error taints the run). Works in sync and async runs (LangChain runs it on a worker
     thread in async ones) with the guard's sync verbs; approvers must be sync.
 
     ``tools``: the tools it guards, for the runs where it cannot see the running tool (async
     tools: LangChain calls this handler from a worker thread); calls of a tool it cannot
     see are denied.
+
+    Given to the model too (the whole run's callbacks), it keeps the arguments of the calls
+    each model turn asked for, and denies a call whose tool would receive the model's value
+    for an injected argument (``InjectedToolArg``): LangChain's ``on_tool_start`` shows no
+    injected arguments.
     """
 
     def on_tool_start(
@@ -599,6 +685,11 @@ class GuardCallbackHandler(_GuardHandler, BaseCallbackHandler):
             for r in _results(call, output, raw=True):
                 self.guard.record(r)
 
+    def on_llm_end(
+        self, response: Any, *, run_id: UUID, parent_run_id: UUID | None = None, **kwargs: Any
+    ) -> None:
+        self._heard(response)
+
     def on_tool_error(
         self,
         error: BaseException,
@@ -607,7 +698,9 @@ class GuardCallbackHandler(_GuardHandler, BaseCallbackHandler):
         parent_run_id: UUID | None = None,
         **kwargs: Any,
     ) -> None:
-        self._ended(run_id)
+        result = _failed(self._ended(run_id), error)
+        if result is not None:
+            self.guard.record(result)
 
     def on_chain_start(
         self,
@@ -711,6 +804,14 @@ class AsyncGuardCallbackHandler(_GuardHandler, AsyncCallbackHandler):
             for r in _results(call, output, raw=True):
                 await self.guard.arecord(r)
 
+    async def _on_tool_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        result = _failed(self._ended(run_id), error)
+        if result is not None:
+            await self.guard.arecord(result)
+
+    async def _on_llm_end(self, response: Any, **kwargs: Any) -> None:
+        self._heard(response)
+
     async def _on_run_start(
         self, *args: Any, run_id: UUID, parent_run_id: UUID | None = None, **kwargs: Any
     ) -> None:
@@ -722,7 +823,8 @@ class AsyncGuardCallbackHandler(_GuardHandler, AsyncCallbackHandler):
     # LangChain's hook names, each answering sync and async callers (see _ByCaller).
     on_tool_start = _ByCaller(GuardCallbackHandler.on_tool_start, _on_tool_start)
     on_tool_end = _ByCaller(GuardCallbackHandler.on_tool_end, _on_tool_end)
-    on_tool_error = _ByCaller(GuardCallbackHandler.on_tool_error, _on_run_end)
+    on_tool_error = _ByCaller(GuardCallbackHandler.on_tool_error, _on_tool_error)
+    on_llm_end = _ByCaller(GuardCallbackHandler.on_llm_end, _on_llm_end)
     on_chain_start = _ByCaller(GuardCallbackHandler.on_chain_start, _on_run_start)
     on_chain_end = _ByCaller(GuardCallbackHandler.on_chain_end, _on_run_end)
     on_chain_error = _ByCaller(GuardCallbackHandler.on_chain_error, _on_run_end)

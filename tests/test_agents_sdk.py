@@ -21,6 +21,8 @@ from agents import (
 from agents.exceptions import ModelBehaviorError
 from agents.run_state import RunState
 from agents_sdk_fakes import Ran, agent, call, say, scripted, tools, turn
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from guardrails_plugin import (
     AgentMessage,
@@ -475,6 +477,68 @@ def test_the_tools_own_needs_approval_still_asks_and_the_guard_decides_after(
 
     assert ran == [("search", {"query": "x"})]
     assert guard.store.total(key) == 1
+
+
+_DOMAINS = {
+    "example.com": "ask-colleagues",
+    "partner.org": "ask-partners",
+    "evil.org": "no-evil",
+    "other.net": None,  # allowed
+}
+
+
+def _regions_policy() -> Policy:
+    return Policy(
+        [
+            deny("send_email", args={"to": Emails(domains=["evil.org"])}, id="no-evil"),
+            ask("send_email", args={"to": Emails(domains=["example.com"])}, id="ask-colleagues"),
+            ask("send_email", args={"to": Emails(domains=["partner.org"])}, id="ask-partners"),
+            allow("send_email", id="mail-others"),
+        ]
+    )
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    first=st.sampled_from(["example.com", "partner.org"]),
+    later=st.lists(st.sampled_from(sorted(_DOMAINS)), min_size=1, max_size=5),
+    restore=st.booleans(),
+)
+def test_always_approve_answers_later_asks_of_the_same_rule_only(
+    first: str, later: list[str], restore: bool
+) -> None:
+    # The SDK asks no one about a tool approved "always" (it reads the standing approval
+    # before needs_approval): the guard still decides every later call's arguments; the
+    # standing approval answers the ask rule the person saw, any other ask is refused
+    # (never run without a person), and a deny still denies.
+    ran: Ran = []
+    sends = [(first, "m0"), *((d, f"m{i + 1}") for i, d in enumerate(later))]
+    model = scripted(
+        *(call("send_email", {"to": f"x@{d}", "body": "hi"}, i) for d, i in sends), say("done")
+    )
+    guard = Guard(_regions_policy())
+    worker = Agent(name="worker", model=model, tools=list(tools(ran).values()))
+    agent = guard_agent(worker, guard, thread=THREAD)
+    asked = Runner.run_sync(agent, "mail everyone")
+    [item] = asked.interruptions
+    state = asked.to_state()
+    state.approve(item, always_approve=True)
+    if restore:  # another process: the standing approval travels in the saved state
+        later_guard = Guard(_regions_policy(), store=guard.store)
+        agent = guard_agent(worker, later_guard, thread=THREAD)
+        state = asyncio.run(RunState.from_string(agent, state.to_string()))
+    done = Runner.run_sync(agent, state)
+
+    assert done.interruptions == []
+    sent = [d for d, _ in sends if _DOMAINS[d] in (None, _DOMAINS[first])]
+    assert [args["to"] for _, args in ran] == [f"x@{d}" for d in sent]
+    said = outputs(done)
+    for d, call_id in sends[1:]:
+        rule = _DOMAINS[d]
+        if rule is None or rule == _DOMAINS[first]:
+            assert said[call_id] == "sent"
+        else:
+            assert f"rule {rule!r}" in said[call_id]
 
 
 # -- the kill switch -------------------------------------------------------------------------

@@ -67,7 +67,7 @@ from guardrails_plugin.audit import (
     canonical,
     record_hash,
 )
-from guardrails_plugin.cli import main
+from guardrails_plugin.cli import BROKEN_PIPE, main
 
 FORK = multiprocessing.get_context("fork")
 WORKER = Path(audit_worker.__file__)
@@ -1464,7 +1464,8 @@ def test_cli_tail_follow_prints_new_records_until_interrupted(tmp_path: Path) ->
 def test_cli_output_cut_short_by_a_closed_pipe_ends_quietly(
     tmp_path: Path, verb: list[str]
 ) -> None:
-    """``guardrails-plugin audit export | head``: no traceback."""
+    """``guardrails-plugin audit export | head``: no traceback, the status of a program
+    SIGPIPE stopped (every command: tests/test_cli_broken_pipe.py)."""
     path = tmp_path / "audit.jsonl"
     filled(path, 2000).close()  # more than a pipe holds
     err = tmp_path / "stderr.txt"
@@ -1485,7 +1486,7 @@ def test_cli_output_cut_short_by_a_closed_pipe_ends_quietly(
         assert out.readline()
     child.join(30)
     assert err.read_text() == ""
-    assert child.exitcode == 1
+    assert child.exitcode == BROKEN_PIPE
 
 
 def test_cli_reading_commands_leave_a_file_that_is_not_an_audit_log_alone(

@@ -3,15 +3,24 @@ the middleware: a denied call raises before the tool body runs."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from typing import Any
+from typing import Annotated, Any
 
 import pytest
 from fakes import Ran, ScriptedChatModel, Seen, recording_tool, tool_call, user
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from langchain.agents import create_agent
 from langchain_core.messages import ToolMessage
 from langchain_core.runnables import RunnableConfig, RunnableLambda
-from langchain_core.tools import BaseTool, tool
+from langchain_core.tools import (
+    BaseTool,
+    InjectedToolArg,
+    StructuredTool,
+    ToolException,
+    tool,
+)
 
 from guardrails_plugin import (
     Approval,
@@ -122,21 +131,132 @@ def test_untrusted_result_recorded_at_tool_end_denies_a_later_sink_call(
     assert caught.value.decision.rule == "web-to-mail"
 
 
-def test_a_failing_source_tool_adds_no_taint(tools: dict[str, BaseTool], ran: Ran) -> None:
+_RAISED = st.sampled_from(
+    [ConnectionError, TimeoutError, ValueError, RuntimeError, KeyError, ToolException]
+)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    raised=_RAISED,
+    text=st.text(max_size=80),
+    handler_cls=st.sampled_from([GuardCallbackHandler, AsyncGuardCallbackHandler]),
+    asynchronous=st.booleans(),
+)
+def test_a_failing_source_tool_taints_the_run(
+    raised: type[Exception], text: str, handler_cls: type, asynchronous: bool
+) -> None:
+    # Whoever catches the exception may show its text to the model, and it can quote the
+    # page (an error page's body): the sink is denied after a source failed, as after any
+    # other error result of a source; a failing tool that is no source taints nothing.
+    ran: Ran = []
+
+    def failing(name: str) -> BaseTool:
+        def body(url: str) -> str:
+            ran.append((name, {"url": url}))
+            raise raised(text)
+
+        async def abody(url: str) -> str:
+            return body(url)
+
+        return StructuredTool.from_function(body, abody, name=name, description="Fetch.")
+
+    fetch, search = failing("fetch_url"), failing("search")
+    mail = recording_tool("send_email", ran, "to", "body", returns="sent")
+    handler = handler_cls(Guard(flow_policy()), tools=[fetch, search, mail])  # async tools
+    config = callbacks(handler, thread_id="t1")
+
+    async def go() -> list[Any]:
+        said = []
+        for t, args in (
+            (search, {"url": "https://a.org"}),
+            (mail, {"to": "a@example.com", "body": "before"}),
+            (fetch, {"url": "https://news.example.org"}),
+            (mail, {"to": "a@example.com", "body": "after"}),
+        ):
+            try:
+                said.append(
+                    await t.ainvoke(args, config) if asynchronous else t.invoke(args, config)
+                )
+            except (ToolCallDenied, raised) as exc:
+                said.append(exc)
+        return said
+
+    said = asyncio.run(go())
+
+    assert [type(x) for x in said] == [raised, str, raised, ToolCallDenied]
+    assert said[-1].decision.rule == "web-to-mail"
+    assert [name for name, _ in ran] == ["search", "send_email", "fetch_url"]
+    assert not handler._calls  # the failed runs were forgotten
+
+
+def test_a_source_tool_that_interrupts_taints_nothing_until_it_returns() -> None:
+    # An interrupt's value goes to a person; the tool runs again on resume and records then.
+    from langgraph.errors import GraphInterrupt
+
     @tool
     def fetch_url(url: str) -> str:
-        """Fetch a page (the network is down)."""
-        raise ConnectionError("no route to host")
+        """Fetch a page, after asking a person."""
+        raise GraphInterrupt(())
 
+    ran: Ran = []
+    mail = recording_tool("send_email", ran, "to", "body", returns="sent")
     handler = GuardCallbackHandler(Guard(flow_policy()))
     config = callbacks(handler, thread_id="t1")
 
-    with pytest.raises(ConnectionError):
+    with pytest.raises(GraphInterrupt):
         fetch_url.invoke({"url": "https://news.example.org"}, config=config)
-    out = tools["send_email"].invoke({"to": "a@example.com", "body": "hi"}, config=config)
 
-    assert out == "sent"
-    assert not handler._calls  # the failed run was forgotten
+    assert mail.invoke({"to": "a@example.com", "body": "hi"}, config=config) == "sent"
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    model_sets=st.one_of(st.none(), st.sampled_from(["admin", "root", "alice"])),
+    caller_sets=st.one_of(st.none(), st.sampled_from(["alice", "bob"])),
+    handler_cls=st.sampled_from([GuardCallbackHandler, AsyncGuardCallbackHandler]),
+    asynchronous=st.booleans(),
+)
+def test_an_injected_argument_the_model_set_never_reaches_the_tool(
+    model_sets: str | None, caller_sets: str | None, handler_cls: type, asynchronous: bool
+) -> None:
+    # A loop passing the model's call to the tool: LangChain leaves injected arguments out
+    # of on_tool_start, but a handler that also watches the model knows what it sent. The
+    # call is denied when the tool would receive the model's value; a caller that sets the
+    # argument itself (the way InjectedToolArg is meant) runs it.
+    got: list[str] = []
+
+    def body(text: str, user_id: Annotated[str, InjectedToolArg] = "nobody") -> str:
+        got.append(user_id)
+        return "published"
+
+    async def abody(text: str, user_id: Annotated[str, InjectedToolArg] = "nobody") -> str:
+        return body(text, user_id)
+
+    publish = StructuredTool.from_function(body, abody, name="search", description="Post.")
+    args: dict[str, Any] = {"text": "hi"}
+    if model_sets is not None:
+        args["user_id"] = model_sets
+    model = ScriptedChatModel([[tool_call("search", id="c1", **args)]])
+    handler = handler_cls(Guard(policy()), tools=[publish])
+    config = callbacks(handler)
+
+    async def go() -> Any:
+        turn = await model.ainvoke("go", config) if asynchronous else model.invoke("go", config)
+        [asked] = turn.tool_calls
+        if caller_sets is not None:
+            asked["args"]["user_id"] = caller_sets
+        call = {**asked, "type": "tool_call"}
+        return await publish.ainvoke(call, config) if asynchronous else publish.invoke(call, config)
+
+    reaches = caller_sets if caller_sets is not None else (model_sets or "nobody")
+    if model_sets is not None and reaches == model_sets:
+        with pytest.raises(ToolCallDenied, match="user_id"):
+            asyncio.run(go())
+        assert got == []
+    else:
+        assert asyncio.run(go()).content == "published"
+        assert got == [reaches]
 
 
 def test_a_chain_that_calls_tools_is_guarded(tools: dict[str, BaseTool], ran: Ran) -> None:

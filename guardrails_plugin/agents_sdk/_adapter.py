@@ -80,11 +80,13 @@ from ._run import (
     PENDING,
     Run,
     Ticket,
+    always_key,
     call_doc,
     call_from_doc,
     done_key,
     item_call_id,
     pending_key,
+    shown_key,
 )
 
 OnDeny = Literal["reject", "raise"]
@@ -306,8 +308,10 @@ class AgentsGuard:
         if decision.allowed and await _their_approval(theirs, ctx, params, call_id):
             # The tool asks a person for reasons of its own: the SDK interrupts; the approved
             # call is decided afresh when it resumes, so this decision's budget goes back.
+            # A person sees this very call: their approval answers an ask made then.
             del run.decided[call_id]
             await self.guard.arelease(decision)
+            await self.guard.store.aput(shown_key(run.scope, call_id), {"at": self.guard.clock()})
             return True
         return False
 
@@ -371,10 +375,15 @@ class AgentsGuard:
                 await self.guard.arelease(decision)
                 return ToolGuardrailFunctionOutput.allow()
             return self._apply(run, decision, call, raw)
-        return self._apply(run, await self._approved(tool, run, call), call, raw)
+        # A call id the SDK never saw is approved only by a standing approval (always_approve)
+        always = ctx.is_tool_approved(tool.name, f"{GUARDRAIL_NAME}-{uuid.uuid4().hex}") is True
+        return self._apply(run, await self._approved(tool, run, call, always), call, raw)
 
-    async def _approved(self, tool: FunctionTool, run: Run, call: ToolCall) -> Decision:
-        """The final decision for a call a person approved in the SDK."""
+    async def _approved(
+        self, tool: FunctionTool, run: Run, call: ToolCall, always: bool
+    ) -> Decision:
+        """The final decision for a call a person approved in the SDK (``always``: the tool
+        holds a standing approval, ``always_approve``)."""
         store = self.guard.store
         assert call.call_id is not None
         doc = await store.aget(pending_key(run.scope, call.call_id))
@@ -386,13 +395,13 @@ class AgentsGuard:
                 "this approved call was taken already (another resume of the same state)",
             )
         if doc is None:
-            # The SDK asked a person without the guard (the tool's own needs_approval, an
-            # "always approve", arguments it could not parse): decide now; an ask is
-            # answered by that person's approval.
+            # The guard asked no one about this call: the tool's own needs_approval did (a
+            # person saw it), or the SDK asked no one (a standing approval, or arguments it
+            # could not parse, which the guard denies). Decide now.
+            shown = await store.adelete(shown_key(run.scope, call.call_id))
             decision = await self._decide(call)
             if decision.effect is Effect.ASK and decision.kind != "control":
-                approval = Approval.approve(approver="openai-agents")
-                decision = await self.guard.aresolve(call, decision, approval)
+                decision = await self._unasked(run, call, decision, shown)
             return await self._recheck(call, decision)
         if not await self._take(run, call.call_id, doc):
             return await self.guard.arefuse(
@@ -407,7 +416,30 @@ class AgentsGuard:
                     call, "malformed-call", f"the edited call: {problem}", refund=asked
                 )
         final = await self.guard.aresolve(call, asked, answer)
+        if always and answer.answer is Answer.APPROVE and final.allowed:
+            # "Always approve" answers this ask rule for the tool's later calls, no other
+            await store.aadd_members(always_key(run, call.agent, call.tool), [asked.rule])
         return await self._recheck(call, final)
+
+    async def _unasked(self, run: Run, call: ToolCall, asked: Decision, shown: bool) -> Decision:
+        """An ask for a call the SDK approved without the guard asking: answered by the
+        person who saw this call (the tool's own ``needs_approval`` asked), or by a standing
+        approval given in answer to the same ask rule; any other ask is refused, since the
+        SDK asks no one about a tool approved "always" and the person never saw this one."""
+        store = self.guard.store
+        if shown:
+            approval = Approval.approve(approver="openai-agents")
+        elif asked.rule in await store.amembers(always_key(run, call.agent, call.tool)):
+            approval = Approval.approve(approver="openai-agents (always)")
+        else:
+            return await self.guard.arefuse(
+                call,
+                asked.rule,
+                f"{asked.reason}, and the standing approval of {call.tool!r} (always_approve) "
+                "was given for other rules: such a call is approved one at a time",
+                refund=asked,
+            )
+        return await self.guard.aresolve(call, asked, approval)
 
     async def _recheck(self, call: ToolCall, final: Decision) -> Decision:
         """The kill switch may have moved while a person decided: a kill denies the

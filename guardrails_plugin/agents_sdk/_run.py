@@ -1,7 +1,10 @@
 """What the OpenAI Agents SDK adapter keeps about a run: in memory, the decisions waiting
 for the next step of their call; in the store, the calls waiting for a person
 (``agents-sdk/pending/<thread>/<call id>``) and the approved or rejected calls already taken
-(``agents-sdk/done/<thread>/<call id>``), which make an approval apply exactly once."""
+(``agents-sdk/done/<thread>/<call id>``), which make an approval apply exactly once; the calls
+the SDK showed a person because the tool's own ``needs_approval`` asked
+(``agents-sdk/shown/<thread>/<call id>``); the ask rules a person answered with the SDK's
+"always approve" (``agents-sdk/always/<thread or run>/<agent>/<tool>``, a set of rule ids)."""
 
 from __future__ import annotations
 
@@ -17,6 +20,8 @@ from .._events import AgentMessage, ToolCall
 
 PENDING = "agents-sdk/pending/"
 DONE = "agents-sdk/done/"
+SHOWN = "agents-sdk/shown/"
+ALWAYS = "agents-sdk/always/"
 
 
 @dataclass
@@ -57,6 +62,16 @@ def pending_key(scope: str, call_id: str | None) -> str:
 
 def done_key(scope: str, call_id: str | None) -> str:
     return f"{DONE}{scope}/{call_id}"
+
+
+def shown_key(scope: str, call_id: str | None) -> str:
+    return f"{SHOWN}{scope}/{call_id}"
+
+
+def always_key(run: Run, agent: str, tool: str) -> str:
+    """Where the ask rules answered "always" for ``agent``'s ``tool`` are kept: per thread,
+    else per run (as the SDK keeps the approval, in the run's state)."""
+    return f"{ALWAYS}{run.thread_id or run.run_id}/{agent}/{tool}"
 
 
 def call_doc(call: ToolCall) -> dict[str, Any]:

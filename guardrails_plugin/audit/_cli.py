@@ -8,20 +8,18 @@ guardrails-plugin audit stats  [--log audit.db]
 
 Reading commands never set up a log: a path that holds none (missing, or a SQLite file
 without the audit tables, such as a guard's store) is an error (exit 1). Output cut short by
-its reader (``... | head``) ends quietly, with exit 1.
+its reader (``... | head``) ends quietly (``guardrails_plugin.cli.main`` sees to it).
 """
 
 from __future__ import annotations
 
 import argparse
-import functools
 import glob
 import os
 import pathlib
 import sqlite3
 import sys
 import threading
-from collections.abc import Callable
 from typing import Any
 
 from .._say import say_error
@@ -53,7 +51,7 @@ def add_audit_commands(sub: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("-n", type=int, default=20, help="how many (default 20)")
     p.add_argument("-f", "--follow", action="store_true", help="keep printing new records")
     p.add_argument("--poll", type=float, default=0.5, help=argparse.SUPPRESS)
-    p.set_defaults(func=_quiet_on_broken_pipe(_tail))
+    p.set_defaults(func=_tail)
 
     p = verbs.add_parser(
         "verify", parents=[common], help="check the hash chain; exit 1 if it was tampered with"
@@ -62,16 +60,16 @@ def add_audit_commands(sub: argparse._SubParsersAction[Any]) -> None:
         "--witness",
         help="SEQ:HASH of a head recorded earlier elsewhere, which the chain must still hold",
     )
-    p.set_defaults(func=_quiet_on_broken_pipe(_verify))
+    p.set_defaults(func=_verify)
 
     p = verbs.add_parser("export", parents=[common, filters], help="write the records out")
     p.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
     p.add_argument("-o", "--output", help="file to write (default: standard output)")
     p.add_argument("--since", type=int, default=None, help="only records after this seq")
-    p.set_defaults(func=_quiet_on_broken_pipe(_export))
+    p.set_defaults(func=_export)
 
     p = verbs.add_parser("stats", parents=[common, filters], help="counts by kind, outcome, ...")
-    p.set_defaults(func=_quiet_on_broken_pipe(_stats))
+    p.set_defaults(func=_stats)
 
 
 def open_existing(path: str, option: str = "--log") -> AuditLog | None:
@@ -117,25 +115,6 @@ def _holds_audit_log(path: str) -> bool:
     except sqlite3.Error:
         return True
     return found is not None
-
-
-def _quiet_on_broken_pipe(
-    command: Callable[[argparse.Namespace], int],
-) -> Callable[[argparse.Namespace], int]:
-    """``audit export | head``: when the reader goes away, stop without a traceback."""
-
-    @functools.wraps(command)
-    def run(args: argparse.Namespace) -> int:
-        try:
-            return command(args)
-        except BrokenPipeError:
-            # What is still buffered for stdout would fail again at exit: send it nowhere.
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
-            os.close(devnull)
-            return 1
-
-    return run
 
 
 def _filters(args: argparse.Namespace) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from typing import Any
 
 from .._errors import GuardrailsError
 from .._say import say_error
-from ..replay import open_source
+from ..replay._cli import add_source_arguments, open_from
 from ..replay._replay import _timing, progress_bar
 from ._anomaly import Anomaly
 from ._baseline import Baseline
@@ -35,19 +35,9 @@ def add_baseline_command(sub: argparse._SubParsersAction[Any]) -> None:
             "(tools, argument destinations, calls per run, transitions) to a JSON file."
         ),
     )
-    learn_p.add_argument("--from", dest="source", required=True, metavar="SOURCE")
+    add_source_arguments(learn_p)
     learn_p.add_argument("--out", required=True, help="the baseline file to write (JSON)")
     learn_p.add_argument("--cap", type=int, default=64, help="keys kept per count table")
-    learn_p.add_argument(
-        "--thread",
-        dest="threads",
-        action="append",
-        default=None,
-        help="checkpoints: a thread to read (repeat; default: every thread)",
-    )
-    learn_p.add_argument(
-        "--agent", default="agent", help="checkpoints: the agent of messages without a name"
-    )
     learn_p.set_defaults(func=_learn)
     show_p = verbs.add_parser("show", help="print what a baseline holds and what it scores")
     show_p.add_argument("baseline", help="a baseline file")
@@ -62,7 +52,7 @@ def _learn(args: argparse.Namespace) -> int:
         say_error("--cap must be 1 or more")
         return 1
     try:
-        source = open_source(args.source, threads=args.threads, agent=args.agent)
+        source = open_from(args)
         start = time.perf_counter()
         baseline = learn(source, cap=args.cap, progress=progress_bar())
         if baseline.calls == 0:

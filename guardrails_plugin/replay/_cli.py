@@ -5,14 +5,16 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from .._errors import GuardrailsError
 from .._say import say_error
 from ..policy import Policy
 from ._replay import _timing, open_source, progress_bar, replay
+from ._sources import Recorded
 
-__all__ = ["add_replay_command"]
+__all__ = ["add_replay_command", "add_source_arguments", "open_from"]
 
 
 def add_replay_command(sub: argparse._SubParsersAction[Any]) -> None:
@@ -29,17 +31,7 @@ def add_replay_command(sub: argparse._SubParsersAction[Any]) -> None:
         ),
     )
     p.add_argument("policy", help="the candidate policy file (YAML or JSON)")
-    p.add_argument("--from", dest="source", required=True, metavar="SOURCE")
-    p.add_argument(
-        "--thread",
-        dest="threads",
-        action="append",
-        default=None,
-        help="checkpoints: a thread to read (repeat; default: every thread)",
-    )
-    p.add_argument(
-        "--agent", default="agent", help="checkpoints: the agent of messages without a name"
-    )
+    add_source_arguments(p)
     p.add_argument(
         "--asks",
         choices=("approve", "deny"),
@@ -56,13 +48,34 @@ def add_replay_command(sub: argparse._SubParsersAction[Any]) -> None:
     p.set_defaults(func=_replay)
 
 
+def add_source_arguments(p: argparse.ArgumentParser) -> None:
+    """``--from SOURCE`` and what reading checkpoints takes (``--thread``, ``--agent``): the
+    recorded traffic that ``replay`` re-decides and ``baseline learn`` learns from."""
+    p.add_argument("--from", dest="source", required=True, metavar="SOURCE")
+    p.add_argument(
+        "--thread",
+        dest="threads",
+        action="append",
+        default=None,
+        help="checkpoints: a thread to read (repeat; default: every thread)",
+    )
+    p.add_argument(
+        "--agent", default="agent", help="checkpoints: the agent of messages without a name"
+    )
+
+
+def open_from(args: argparse.Namespace) -> Iterator[Recorded]:
+    """The recorded traffic the arguments of ``add_source_arguments`` name."""
+    return open_source(args.source, threads=args.threads, agent=args.agent)
+
+
 def _replay(args: argparse.Namespace) -> int:
     if args.examples < 0:
         say_error("--examples must be 0 or more")
         return 1
     try:
         policy = Policy.from_yaml(args.policy)
-        source = open_source(args.source, threads=args.threads, agent=args.agent)
+        source = open_from(args)
         start = time.perf_counter()
         report = replay(
             policy,

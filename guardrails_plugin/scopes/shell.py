@@ -457,7 +457,7 @@ def _facts_uncached(line: str) -> _Facts:
         raise ScopeViolation("expected a shell command, found an empty line", unreadable=True)
     if "\x00" in line:
         raise ScopeViolation(f"command {preview(line)} contains a NUL byte", unreadable=True)
-    import bashlex  # here: building its parser takes a quarter of a second
+    import bashlex  # imported by every Shell scope already (see Shell.__init__)
 
     try:
         trees = bashlex.parse(line)
@@ -596,6 +596,10 @@ class Shell(Scope):
         self._allowed: frozenset[Feature] = frozenset(
             feature for feature, setting in _FEATURE_SETTING.items() if settings[setting]
         )
+        # Compile at load: bashlex builds its LALR tables when it is first imported (0.6 s on
+        # an idle machine, seconds on a busy one), a cost for the policy's loading, not for
+        # the first call this scope decides.
+        import bashlex  # noqa: F401
 
     @property
     def programs(self) -> frozenset[str]:

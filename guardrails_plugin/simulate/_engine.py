@@ -283,6 +283,14 @@ class Shard:
         return r
 
     def _arrive(self) -> None:
+        run = self._start_run()
+        self._push(self.now, _STEP, run)
+        if self.warmup is None or self.runs < self.warmup:  # a warm-up stops arriving
+            self._push(self.now + self.rng.expovariate(self.scenario.arrivals), _ARRIVE, None)
+
+    def _start_run(self) -> _Run:
+        """A new run (both fidelities start one so): its entry role and agent drawn, the
+        calls it will make, counted, and its agent entered."""
         rng = self.rng
         role = self.entry_roles[bisect_right(self.entry_cum, rng.random())]
         agents = self.agents[role.name]
@@ -293,9 +301,7 @@ class Shard:
         run.left = _between(rng, role.calls)
         self.active[run.id] = run
         self._enter(run, agent)
-        self._push(self.now, _STEP, run)
-        if self.warmup is None or self.runs < self.warmup:  # a warm-up stops arriving
-            self._push(self.now + rng.expovariate(self.scenario.arrivals), _ARRIVE, None)
+        return run
 
     def _enter(self, run: _Run, agent: str) -> None:
         """``agent`` starts working in ``run``: a compromised one influences what follows."""

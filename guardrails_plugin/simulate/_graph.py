@@ -263,16 +263,7 @@ class GraphShard(Shard):
         return r
 
     def _one_run(self) -> None:
-        rng = self.rng
-        role = self.entry_roles[_pick(self.entry_cum, rng.random())]
-        agents = self.agents[role.name]
-        agent = agents[int(rng.random() * len(agents))]
-        self.runs += 1
-        self.report.runs += 1
-        run = _Run(f"s{self.shard}-r{self.runs}", agent, role)
-        run.left = max(0, role.calls[0] + int(rng.random() * (role.calls[1] - role.calls[0] + 1)))
-        self.active[run.id] = run
-        self._enter(run, agent)
+        run = self._start_run()
         self.current = run
         self.pending = None
         try:
@@ -287,12 +278,6 @@ class GraphShard(Shard):
             self.active.pop(run.id, None)
         self.done.discard(run.id)
         self.current = None
-
-
-def _pick(cumulative: list[float], x: float) -> int:
-    from bisect import bisect_right
-
-    return bisect_right(cumulative, x)
 
 
 def _route(name: str) -> Callable[[Any], str]:

@@ -53,6 +53,61 @@ class Step:
 
 
 @dataclass(frozen=True)
+class Repeated:
+    """Calls of a sequence (a counterexample to a bound): ``times`` identical calls of
+    ``tool`` by ``agent`` with ``args``, each permitted with ``effect`` in turn. ``fresh``
+    says where they run: ``""`` all in the sequence's one run, ``"run"`` each in a run of
+    its own (of one thread), ``"thread"`` each in a thread of its own."""
+
+    agent: str
+    tool: str
+    args: Mapping[str, Any]
+    times: int
+    effect: str
+    fresh: str = ""
+
+    def call(self, i: int = 0) -> ToolCall:
+        """The ``i``-th of these calls (``i`` counts over the whole sequence) as an event."""
+        run, thread = "r0", "t0"
+        if self.fresh:
+            run = f"r{i}"
+            thread = f"t{i}" if self.fresh == "thread" else "t0"
+        return ToolCall(self.tool, dict(self.args), agent=self.agent, run_id=run, thread_id=thread)
+
+    def __str__(self) -> str:
+        where = {
+            "": "",
+            "run": ", each in a run of its own",
+            "thread": ", each in a thread of its own",
+        }
+        return (
+            f"{self.times} x agent {self.agent!r} calls {self.tool}({_args(self.args)}) "
+            f"[{self.effect}]{where[self.fresh]}"
+        )
+
+
+@dataclass(frozen=True)
+class Delegation:
+    """One delegation of a chain: ``delegator`` (holding rule ``rule``, or the grant
+    delegated to it before) hands ``agent`` a grant of ``tools`` with argument scopes
+    ``args`` and ``effect`` (what ``Guard.delegate`` accepts)."""
+
+    delegator: str
+    agent: str
+    tools: tuple[str, ...]
+    args: Mapping[str, Any]
+    effect: str
+    rule: str
+
+    def __str__(self) -> str:
+        scoped = f" with {_args(self.args)}" if self.args else ""
+        return (
+            f"{self.delegator} delegates {', '.join(self.tools)}{scoped} ({self.effect}, "
+            f"from rule {self.rule!r}) to {self.agent}"
+        )
+
+
+@dataclass(frozen=True)
 class Counterexample:
     """A call that breaks a property, as the engine decided it.
 
@@ -68,6 +123,10 @@ class Counterexample:
     tainted: tuple[str, ...] = ()
     carries: bool = False
     chain: tuple[Step, ...] = ()
+    sequence: tuple[Repeated, ...] = ()
+    """For a bound: the calls, in order, that the guard permitted (the last is this call)."""
+    delegations: tuple[Delegation, ...] = ()
+    """For a delegation property: the delegations that gave ``agent`` its grant."""
 
     def call(self) -> ToolCall:
         """The counterexample as the engine's event."""
@@ -93,10 +152,37 @@ class Counterexample:
                 }
                 for s in self.chain
             ],
+            "sequence": [
+                {
+                    "agent": c.agent,
+                    "tool": c.tool,
+                    "args": dict(c.args),
+                    "times": c.times,
+                    "effect": c.effect,
+                    "fresh": c.fresh,
+                }
+                for c in self.sequence
+            ],
+            "delegations": [
+                {
+                    "delegator": d.delegator,
+                    "agent": d.agent,
+                    "tools": list(d.tools),
+                    "args": {k: repr(v) for k, v in d.args.items()},
+                    "effect": d.effect,
+                    "rule": d.rule,
+                }
+                for d in self.delegations
+            ],
         }
 
     def __str__(self) -> str:
         lines = [str(s) for s in self.chain]
+        lines += [str(d) for d in self.delegations]
+        if self.sequence:
+            n = sum(c.times for c in self.sequence)
+            lines.append(f"a sequence of {n} calls, each permitted in turn:")
+            lines += ["  " + str(c) for c in self.sequence]
         taint = f" in a run tainted by {', '.join(self.tainted)}" if self.tainted else ""
         if self.tainted and self.carries:
             taint += " (its arguments carry that content)"
@@ -135,9 +221,10 @@ class Result:
     def summary(self) -> str:
         """One line: the verdict (``holds, assuming ...`` when a proof rests on assumptions)."""
         if self.status == "proven":
+            why = f" ({self.detail})" if self.detail else ""
             if self.assumptions:
-                return f"holds, assuming {'; '.join(self.assumptions)}"
-            return "proven"
+                return f"holds, assuming {'; '.join(self.assumptions)}{why}"
+            return f"proven{why}"
         if self.status == "refuted":
             return "refuted"
         return f"unknown: {self.detail}"
@@ -283,7 +370,16 @@ class Verifier:
         it with a counterexample the engine confirms."""
         started = time.perf_counter()
         p = parse(prop) if isinstance(prop, str) else prop
-        result = self._check(p)
+        if p.bounded:
+            from ._sequences import check_bounded
+
+            result = check_bounded(self, p)
+        elif p.kind == "delegation":
+            from ._delegation import check_delegable
+
+            result = check_delegable(self, p)
+        else:
+            result = self._check(p)
         return Result(
             result.property,
             result.status,
@@ -392,7 +488,11 @@ class Verifier:
                     approximated=approximated,
                     detail=f"the solver gave up ({solver.reason_unknown()})",
                 )
-            model = solver.model()
+            model = self._readable(
+                solver,
+                [final.agent, *(s[0].agent for s in steps), *(s[2] for s in steps)],
+                [final.tool, *(s[0].tool for s in steps)],
+            )
             cex, agrees = self._counterexample(p, effects, model, final, steps)
             if agrees:
                 return Result(p.text, "refuted", cex, assumptions, approximated)
@@ -415,6 +515,53 @@ class Verifier:
             approximated=approximated,
             detail="counterexamples rest on over-approximated scopes: " + "; ".join(approximated),
         )
+
+    def names(self) -> tuple[list[str], list[str]]:
+        """Readable agent and tool names for counterexamples: those the policy lists, a name
+        each of its globs matches, and ``agent`` / ``tool``."""
+        from ..policy._patterns import is_glob
+
+        agents: dict[str, None] = dict.fromkeys(sorted(self.agents()))
+        tools: dict[str, None] = {}
+        for r in self.policy.compiled_rules:
+            for t in r.tools:
+                tools[t if not is_glob(t) else _glob_witness(t)] = None
+            for a in r.agents:
+                if is_glob(a) and a != "*":
+                    agents[_glob_witness(a)] = None
+        for b in getattr(self.policy, "_all_budgets", ()):
+            for t in b.tools:
+                tools[t if not is_glob(t) else _glob_witness(t)] = None
+        agents.update({"agent": None, "agent2": None})
+        tools["tool"] = None
+        agents.pop("", None)
+        tools.pop("", None)
+        return list(agents), list(tools)
+
+    def _readable(self, solver: Any, agents: Sequence[Any], tools: Sequence[Any]) -> Any:
+        """The solver's model, with agent (and tool) names taken from ``names()`` when some
+        model allows it (z3 otherwise invents strings such as ``'\\x96'``)."""
+        Z = z3()
+        model = solver.model()
+        agent_names, tool_names = self.names()
+        hints = [
+            [Z.Or(*[a == Z.StringVal(n) for n in agent_names]) for a in agents]
+            + [Z.Or(*[t == Z.StringVal(n) for n in tool_names]) for t in tools],
+            [Z.Or(*[a == Z.StringVal(n) for n in agent_names]) for a in agents],
+        ]
+        solver.set("timeout", int(min(self.timeout, 2.0) * 1000))
+        try:
+            for hint in hints:
+                solver.push()
+                solver.add(*hint)
+                try:
+                    if solver.check() == Z.sat:
+                        return solver.model()
+                finally:
+                    solver.pop()
+        finally:
+            solver.set("timeout", int(self.timeout * 1000))
+        return model
 
     def _cond(self, c: Cond, arg: Arg) -> Any:
         Z = z3()
@@ -602,6 +749,18 @@ class Verifier:
         if not Z.is_int_value(value):
             raise AssertionError(f"the encoding has no decision for {call!r}: {value}")
         return EFFECTS[value.as_long()]
+
+
+def _glob_witness(pattern: str) -> str:
+    """A readable name ``pattern`` (an fnmatch glob) matches, or ``""``."""
+    import fnmatch
+    import re
+
+    name = re.sub(r"\[!?\^?([^\]])[^\]]*\]", lambda m: m.group(1), pattern)
+    name = name.replace("*", "").replace("?", "x")
+    if not name:
+        name = "x"
+    return name if fnmatch.fnmatchcase(name, pattern) else ""
 
 
 def _assignment(eqs: Sequence[Any], formula: Any) -> list[tuple[Any, Any]]:

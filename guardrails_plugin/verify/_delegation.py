@@ -23,6 +23,7 @@ and the call with ``Guard.check``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 from .._errors import DelegationError
@@ -30,7 +31,7 @@ from .._events import ToolCall
 from .._grants import Grant
 from ..guard import Guard
 from ..policy import Rule, RuleEffect
-from ._encode import EFFECTS, SymCall, _names, _overlap
+from ._encode import DENY, EFFECTS, SymCall, _names, _overlap
 from ._props import Property
 from ._z3 import z3
 
@@ -82,17 +83,8 @@ def check_delegable(v: Verifier, p: Property) -> Result:
         solver = Z.Solver()
         solver.set("timeout", int(v.timeout * 1000))
         solver.add(*base)
-        delegator = Z.String("delegator")
-        extra: list[tuple[Rule, Any]] = []
-        if root is not None:
-            effect: Literal["allow", "ask"] = "ask" if root.effect is RuleEffect.ASK else "allow"
-            grant = Grant(agent="*", tools=root.tools, args=dict(root.args), effect=effect).rule()
-            extra = [(grant, Z.BoolVal(True))]
-            holder = SymCall("d.", delegator, final.tool, {}, [], Z.BoolVal(False))
-            solver.add(delegator != "", enc.about(root, holder))
-            for d in denies:  # a deny binding the delegator must bind the delegate
-                solver.add(Z.Implies(enc.about(d, holder), enc.about(d, final)))
-        eff = enc.effect(final, extra, tools=(p.tool,))
+        delegator, held, eff = _rooted(enc, final, root, denies, p.tool)
+        solver.add(*held)
         solver.add(Z.Or(*[eff == _EFFECT_CODE[e] for e in sorted(p.effects)]))
         atoms = list(final.atoms.values())
         for _attempt in range(8):
@@ -122,7 +114,7 @@ def check_delegable(v: Verifier, p: Property) -> Result:
                         call.agent,
                         [call.tool],
                         args=dict(root.args),
-                        effect=effect,
+                        effect=_effect(root),
                     )
                     chain = (
                         Delegation(
@@ -176,3 +168,62 @@ def check_delegable(v: Verifier, p: Property) -> Result:
         ),
         approximated=tuple(enc.approximated),
     )
+
+
+def _effect(rule: Rule) -> Literal["allow", "ask"]:
+    return "ask" if rule.effect is RuleEffect.ASK else "allow"
+
+
+def _rooted(
+    enc: Any, final: SymCall, root: Rule | None, denies: Sequence[Rule], tool: str
+) -> tuple[Any, list[Any], Any]:
+    """(delegator, constraints, effect): the call's effect with ``root`` delegated to its
+    agent by a free ``delegator`` that holds ``root`` and that no deny rule binds for the
+    tool unless it binds the delegate too (``root`` ``None``: no delegation)."""
+    Z = z3()
+    delegator = Z.String("delegator")
+    if root is None:
+        return delegator, [], enc.effect(final, (), tools=(tool,))
+    grant = Grant(agent="*", tools=root.tools, args=dict(root.args), effect=_effect(root)).rule()
+    holder = SymCall("d.", delegator, final.tool, {}, [], Z.BoolVal(False))
+    held = [delegator != "", enc.about(root, holder)]
+    for d in denies:
+        held.append(Z.Implies(enc.about(d, holder), enc.about(d, final)))
+    return delegator, held, enc.effect(final, [(grant, Z.BoolVal(True))], tools=(tool,))
+
+
+def delegation_permits(v: Verifier, call: ToolCall) -> bool:
+    """Whether the encoding lets some delegation from the policy's rules (or none) permit
+    ``call``: what the differential test compares with ``Guard.delegate`` and ``check``."""
+    from ..scopes import is_empty
+    from ._encode import OTHER_ARG
+    from ._values import abstract
+
+    Z = z3()
+    policy = v.policy
+    enc = v.encoder()
+    final = enc.new_call("")
+    eqs: list[Any] = [
+        final.agent == Z.StringVal(call.agent),
+        final.tool == Z.StringVal(call.tool),
+        Z.Not(final.carries),
+        *[Z.Not(on) for on, _ in final.taint],
+    ]
+    others = [(n, x) for n, x in call.args.items() if n not in final.args or n == OTHER_ARG]
+    for name, arg in final.args.items():
+        if name == OTHER_ARG:
+            given = [x for _, x in others if not is_empty(x)]
+            if given:
+                eqs += abstract(arg, True, given[0])
+            else:
+                eqs += abstract(arg, bool(others), others[0][1] if others else None)
+        else:
+            eqs += abstract(arg, name in call.args, call.args.get(name))
+    denies = [r for r in policy.compiled_rules if r.effect is RuleEffect.DENY and not r.shadow]
+    for root in [None, *delegable_rules(policy.compiled_rules, call.tool)]:
+        solver = Z.Solver()
+        _, held, eff = _rooted(enc, final, root, denies, call.tool)
+        solver.add(*eqs, *held, eff != DENY)
+        if solver.check() == Z.sat:
+            return True
+    return False

@@ -33,8 +33,10 @@ through one ``Guard`` in order (``replay_sequence``), each call decided as the s
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from .._events import ToolCall
 from ..guard import Guard
 from ..policy import Policy
 from ..policy._budgets import Budget, Measure
@@ -106,7 +108,7 @@ def dominating(policy: Policy, p: Property) -> Budget | None:
 
 def check_bounded(v: Verifier, p: Property) -> Result:
     """Prove a bound (``p.count`` or ``p.total``) or refute it with a sequence of calls."""
-    from ._verifier import _EFFECT_CODE, Counterexample, Repeated, Result
+    from ._verifier import Counterexample, Repeated, Result
 
     Z = z3()
     policy = v.policy
@@ -115,65 +117,17 @@ def check_bounded(v: Verifier, p: Property) -> Result:
         return Result(
             p.text, "proven", detail=f"budget {found.id!r} alone bounds every call counted"
         )
-    relevant = [b for b in budgets_of(policy) if any(_overlap(t, p.tool) for t in b.tools)]
-    extra = {cond.arg for cond in p.conds}
-    if p.total is not None:
-        extra.add(p.total[0])
-    extra.update(b.arg for b in relevant if b.arg and b.measure in (Measure.SUM, Measure.DISTINCT))
-    named: dict[str, set[str]] = {}
-    for cond in p.conds:
-        if cond.op in ("outside", "inside"):
-            named.setdefault(cond.arg, set()).update(str(x) for x in cond.values)
-    enc = v.encoder(extra, names=named)
-    enc.assumptions, enc.approximated = {}, {}
-    need = (p.count + 1) if p.count is not None else None
-    kinds = KINDS if need is None else max(1, min(need, KINDS))
-    bits = BITS if need is None else max(BITS, need.bit_length())
-    solver = Z.Solver()
-    solver.set("timeout", int(v.timeout * 1000))
-    calls: list[SymCall] = []
-    mult: list[Any] = []
-    bitvars: list[list[Any]] = []
-    used: list[Any] = []
-    effects: list[Any] = []
-    for k in range(kinds):
-        c = enc.new_call(f"q{k}.")
-        calls.append(c)
-        solver.add(*c.domain)
-        bs = [Z.Bool(f"q{k}.m{j}") for j in range(bits)]
-        bitvars.append(bs)
-        m = Z.Sum(*[Z.If(b, 2**j, 0) for j, b in enumerate(bs)])
-        mult.append(m)
-        u = m >= 1
-        used.append(u)
-        if k:
-            solver.add(Z.Implies(u, used[k - 1]))  # the used calls come first
-        eff = enc.effect(c, tools=(p.tool,))
-        effects.append(eff)
-        own = [
-            c.agent != "",
-            _names(c.tool, (p.tool,)),
-            Z.Or(*[eff == _EFFECT_CODE[e] for e in sorted(p.effects)]),
-            Z.Not(c.carries),
-            *[Z.Not(on) for on, _ in c.taint],
-            *[v._cond(cond, c.args[cond.arg]) for cond in p.conds],
-        ]
-        if p.agent is not None:
-            own.append(_names(c.agent, (p.agent,)))
-        if k and not p.together:
-            own.append(c.agent == calls[0].agent)
-        solver.add(Z.Implies(u, Z.And(*own)))
-    if p.count is not None:
-        solver.add(Z.Sum(*mult) == p.count + 1)
-    else:
-        assert p.total is not None
-        arg, op, n = p.total
-        terms = [_times(bitvars[k], _number(calls[k].args[arg])) for k in range(kinds)]
-        total = Z.Sum(*terms)
-        solver.add(total > Z.RealVal(str(n)) if op == ">" else total >= Z.RealVal(str(n)))
-    notes = _encode_budgets(enc, solver, p, relevant, calls, used, bitvars)
-    if any(r.tainted_by and r.permits for r in policy.compiled_rules if r.effect.value != "deny"):
-        notes.append("no untrusted content entered the runs")
+    q = search(v, p)
+    enc, solver, calls, mult, bitvars, effects, notes = (
+        q.enc,
+        q.solver,
+        q.calls,
+        q.mult,
+        q.bitvars,
+        q.effects,
+        q.notes,
+    )
+    kinds, bits, need = len(calls), len(bitvars[0]), q.need
     searched = (
         f"sequences of at most {kinds} distinct calls, each repeated at most {2**bits - 1} times"
     )
@@ -238,6 +192,93 @@ def check_bounded(v: Verifier, p: Property) -> Result:
         detail="the guard decides the solver's sequences otherwise (they rest on "
         "over-approximated scopes or budgets: " + "; ".join(approximated) + ")",
     )
+
+
+@dataclass
+class Search:
+    """The constraints of a bound: ``len(calls)`` symbolic calls, each repeated ``mult``
+    times (in binary: ``bitvars``), permitted with ``effects``, within every budget."""
+
+    enc: Any
+    solver: Any
+    calls: list[SymCall]
+    mult: list[Any]
+    bitvars: list[list[Any]]
+    effects: list[Any]
+    notes: list[str]
+    need: int | None
+
+
+def search(v: Verifier, p: Property, kinds: int | None = None, domain: bool = True) -> Search:
+    """Build the solver of bound ``p`` (``kinds`` distinct calls, default: as many as a count
+    needs, at most ``KINDS``; ``domain=False`` leaves out the representatives the search
+    keeps to, for concrete values)."""
+    from ._verifier import _EFFECT_CODE
+
+    Z = z3()
+    policy = v.policy
+    relevant = [b for b in budgets_of(policy) if any(_overlap(t, p.tool) for t in b.tools)]
+    extra = {cond.arg for cond in p.conds}
+    if p.total is not None:
+        extra.add(p.total[0])
+    extra.update(b.arg for b in relevant if b.arg and b.measure in (Measure.SUM, Measure.DISTINCT))
+    named: dict[str, set[str]] = {}
+    for cond in p.conds:
+        if cond.op in ("outside", "inside"):
+            named.setdefault(cond.arg, set()).update(str(x) for x in cond.values)
+    enc = v.encoder(extra, names=named)
+    enc.assumptions, enc.approximated = {}, {}
+    need = (p.count + 1) if p.count is not None else None
+    if kinds is None:
+        kinds = KINDS if need is None else max(1, min(need, KINDS))
+    bits = BITS if need is None else max(BITS, need.bit_length())
+    solver = Z.Solver()
+    solver.set("timeout", int(v.timeout * 1000))
+    calls: list[SymCall] = []
+    mult: list[Any] = []
+    bitvars: list[list[Any]] = []
+    used: list[Any] = []
+    effects: list[Any] = []
+    for k in range(kinds):
+        c = enc.new_call(f"q{k}.")
+        calls.append(c)
+        if domain:
+            solver.add(*c.domain)
+        bs = [Z.Bool(f"q{k}.m{j}") for j in range(bits)]
+        bitvars.append(bs)
+        m = Z.Sum(*[Z.If(b, 2**j, 0) for j, b in enumerate(bs)])
+        mult.append(m)
+        u = m >= 1
+        used.append(u)
+        if k:
+            solver.add(Z.Implies(u, used[k - 1]))  # the used calls come first
+        eff = enc.effect(c, tools=(p.tool,))
+        effects.append(eff)
+        own = [
+            c.agent != "",
+            _names(c.tool, (p.tool,)),
+            Z.Or(*[eff == _EFFECT_CODE[e] for e in sorted(p.effects)]),
+            Z.Not(c.carries),
+            *[Z.Not(on) for on, _ in c.taint],
+            *[v._cond(cond, c.args[cond.arg]) for cond in p.conds],
+        ]
+        if p.agent is not None:
+            own.append(_names(c.agent, (p.agent,)))
+        if k and not p.together:
+            own.append(c.agent == calls[0].agent)
+        solver.add(Z.Implies(u, Z.And(*own)))
+    if p.count is not None:
+        solver.add(Z.Sum(*mult) == p.count + 1)
+    else:
+        assert p.total is not None
+        arg, op, n = p.total
+        terms = [_times(bitvars[k], _number(calls[k].args[arg])) for k in range(kinds)]
+        total = Z.Sum(*terms)
+        solver.add(total > Z.RealVal(str(n)) if op == ">" else total >= Z.RealVal(str(n)))
+    notes = _encode_budgets(enc, solver, p, relevant, calls, used, bitvars)
+    if any(r.tainted_by and r.permits for r in policy.compiled_rules if r.effect.value != "deny"):
+        notes.append("no untrusted content entered the runs")
+    return Search(enc, solver, calls, mult, bitvars, effects, notes, need)
 
 
 def _short(v: Verifier, solver: Any, mult: Sequence[Any], agents: Any, tools: Any) -> Any:
@@ -420,3 +461,38 @@ def _encode_budgets(
             )
             solver.add(Z.Implies(covers[k], total <= limit))
     return list(dict.fromkeys(notes))
+
+
+def feasible(v: Verifier, sequence: Sequence[ToolCall], per: str = "run") -> bool:
+    """Whether the encoding lets every call of ``sequence`` be permitted, one after the
+    other, its budgets charged (runs laid out as ``per`` says: one run, a run each in one
+    thread, a thread each): what the differential test compares with ``replay_sequence``."""
+    from ._encode import OTHER_ARG
+    from ._values import abstract
+
+    Z = z3()
+    p = Property(
+        "(a concrete sequence)", "never", "*", count=len(sequence) - 1, per=per, together=True
+    )
+    q = search(v, p, kinds=len(sequence), domain=False)
+    eqs: list[Any] = []
+    for sym, bits, call in zip(q.calls, q.bitvars, sequence, strict=True):
+        eqs += [bits[0], *[Z.Not(b) for b in bits[1:]]]
+        eqs += [sym.agent == Z.StringVal(call.agent), sym.tool == Z.StringVal(call.tool)]
+        others = [(n, x) for n, x in call.args.items() if n not in sym.args or n == OTHER_ARG]
+        for name, arg in sym.args.items():
+            if name == OTHER_ARG:
+                from ..scopes import is_empty
+
+                given = [x for _, x in others if not is_empty(x)]
+                if given:
+                    eqs += abstract(arg, True, given[0])
+                else:
+                    eqs += abstract(arg, bool(others), others[0][1] if others else None)
+            else:
+                eqs += abstract(arg, name in call.args, call.args.get(name))
+    q.solver.add(*eqs)
+    verdict = q.solver.check()
+    if verdict == Z.unknown:
+        raise AssertionError(f"the solver gave up on {list(sequence)!r}")
+    return bool(verdict == Z.sat)

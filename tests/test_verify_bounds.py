@@ -114,8 +114,8 @@ def test_a_distinct_budget_lets_one_value_repeat() -> None:
     result = v.check("no agent calls send_email more than 4 times per run")
     assert result.status == "refuted"
     _replays(policy, result)
-    tos = {c.args.get("to") for c in result.counterexample.sequence}  # type: ignore[union-attr]
-    assert len(tos) == 1
+    # one call repeated: the same value (or an empty list, which adds none)
+    assert len(result.counterexample.sequence) == 1  # type: ignore[union-attr]
 
 
 def test_per_tool_budgets_are_dodged_by_other_tools_a_glob_names() -> None:

@@ -11,11 +11,12 @@ z3 is an optional dependency (``pip install 'guardrails-plugin[verify]'``): this
 imports it only when a formula is built. See ``docs/verification.md``.
 """
 
+from ._answers import Counterexample, Delegation, Repeated, Result, Step
 from ._assert import assert_never_widens, assert_proves
 from ._compare import Region, deep_lint, diff
 from ._props import Property, PropertyError, parse
 from ._sequences import replay_sequence
-from ._verifier import Counterexample, Delegation, Repeated, Result, Step, Verifier, replay
+from ._verifier import Verifier, replay
 from ._z3 import VerifyUnavailable
 
 __all__ = [

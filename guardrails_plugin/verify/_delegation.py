@@ -36,7 +36,9 @@ from ._props import Property
 from ._z3 import z3
 
 if TYPE_CHECKING:
-    from ._verifier import Result, Verifier
+    from ._answers import Result
+
+Verifier = Any  # the caller (``_verifier.Verifier``; importing it would make a cycle)
 
 
 def delegable_rules(rules: tuple[Rule, ...], tool: str = "*") -> list[Rule]:
@@ -55,7 +57,8 @@ def delegable_rules(rules: tuple[Rule, ...], tool: str = "*") -> list[Rule]:
 
 def check_delegable(v: Verifier, p: Property) -> Result:
     """Prove ``no delegation lets ...`` or refute it with the delegation and the call."""
-    from ._verifier import _EFFECT_CODE, Counterexample, Delegation, Result
+    from ._answers import EFFECT_CODE as _EFFECT_CODE
+    from ._answers import Counterexample, Delegation, Result
 
     Z = z3()
     policy = v.policy

@@ -47,7 +47,9 @@ from ._values import EMPTY, FLOAT, INT, OTHER, STR
 from ._z3 import z3
 
 if TYPE_CHECKING:
-    from ._verifier import Repeated, Result, Verifier
+    from ._answers import Repeated, Result
+
+Verifier = Any  # the caller (``_verifier.Verifier``; importing it would make a cycle)
 
 KINDS = 6
 """Distinct calls a sequence is searched over (a count of N needs up to N+1)."""
@@ -106,9 +108,30 @@ def dominating(policy: Policy, p: Property) -> Budget | None:
     return None
 
 
+def symmetric(p: Property, budgets: Iterable[Budget]) -> bool:
+    """Whether one call, repeated, is as good a counterexample as any sequence: no budget
+    tells the calls apart by agent (of agents together) or by tool (of a glob), and no sum
+    budget meets a total (a knapsack: amounts may need mixing). Then every call of a
+    counterexample can be replaced by the one that costs least (a count) or adds most (a
+    total): calls budgets and distinct values only get easier."""
+    free = _FREE[p.per]
+    for b in budgets:
+        if b.of != "args" or b.measure is Measure.TOKENS:
+            continue
+        if set(b.per) & free or b.window is not None:
+            continue  # binds each call alone
+        if "agent" in b.per and p.together:
+            return False
+        if "tool" in b.per and is_glob(p.tool):
+            return False
+        if b.measure is Measure.SUM and p.total is not None:
+            return False
+    return True
+
+
 def check_bounded(v: Verifier, p: Property) -> Result:
     """Prove a bound (``p.count`` or ``p.total``) or refute it with a sequence of calls."""
-    from ._verifier import Counterexample, Repeated, Result
+    from ._answers import Result
 
     Z = z3()
     policy = v.policy
@@ -117,7 +140,62 @@ def check_bounded(v: Verifier, p: Property) -> Result:
         return Result(
             p.text, "proven", detail=f"budget {found.id!r} alone bounds every call counted"
         )
-    q = search(v, p)
+    full = search(v, p)
+    if len(full.calls) > 2:  # a counterexample of few distinct calls is found much faster
+        agent_names, tool_names = v.names()
+        for few in (1, 2):
+            quick = search(v, p, kinds=few)
+            quick.solver.set("timeout", int(min(v.timeout, 2.0 * few * few) * 1000))
+            for c in quick.calls:  # names the policy lists: a guess, sat means sat
+                quick.solver.add(Z.Or(*[c.tool == Z.StringVal(n) for n in tool_names]))
+                quick.solver.add(Z.Or(*[c.agent == Z.StringVal(n) for n in agent_names]))
+            if quick.solver.check() == Z.sat:
+                quick.solver.set("timeout", int(v.timeout * 1000))
+                found_quick = _refute(v, p, quick)
+                if found_quick is not None:
+                    return found_quick
+    return _decide(v, p, full)
+
+
+def _refute(v: Verifier, p: Property, q: Search) -> Result | None:
+    """The refutation a satisfiable search gives, if the guard agrees with its model."""
+    from ._answers import Counterexample, Repeated, Result
+
+    solver, calls, mult, effects = q.solver, q.calls, q.mult, q.effects
+    if p.count is None:
+        model = _short(v, solver, mult, [c.agent for c in calls], [c.tool for c in calls])
+    else:
+        model = v._readable(solver, [c.agent for c in calls], [c.tool for c in calls])
+    sequence: list[Repeated] = []
+    wanted: list[str] = []
+    fresh = {"run": "", "thread": "run", "total": "thread"}[p.per]
+    for k, c in enumerate(calls):
+        times = model.eval(mult[k], model_completion=True).as_long()
+        if times < 1:
+            continue
+        call, _, _ = v._call(c, model)
+        want = EFFECTS[model.eval(effects[k], model_completion=True).as_long()]
+        sequence.append(Repeated(call.agent, call.tool, dict(call.args), times, want, fresh))
+        wanted += [want] * times
+    got = replay_sequence(v.policy, sequence)
+    if [g for g, _ in got] != wanted:
+        return None
+    keep = {cond.arg for cond in p.conds} | ({p.total[0]} if p.total else set())
+    sequence = _minimized(v.policy, sequence, keep, wanted)
+    got = replay_sequence(v.policy, sequence)
+    last = sequence[-1]
+    cex = Counterexample(
+        last.agent, last.tool, dict(last.args), got[-1][0], got[-1][1], sequence=tuple(sequence)
+    )
+    return Result(p.text, "refuted", cex, (*q.enc.assumptions, *q.notes), tuple(q.enc.approximated))
+
+
+def _decide(v: Verifier, p: Property, q: Search) -> Result:
+    """Prove or refute with the full search."""
+    from ._answers import Result
+
+    Z = z3()
+    policy = v.policy
     enc, solver, calls, mult, bitvars, effects, notes = (
         q.enc,
         q.solver,
@@ -128,10 +206,13 @@ def check_bounded(v: Verifier, p: Property) -> Result:
         q.notes,
     )
     kinds, bits, need = len(calls), len(bitvars[0]), q.need
+    del mult, effects
     searched = (
         f"sequences of at most {kinds} distinct calls, each repeated at most {2**bits - 1} times"
     )
-    exact_search = need is not None and kinds >= need
+    exact_search = (need is not None and kinds >= need) or (
+        kinds == 1 and symmetric(p, budgets_of(policy))
+    )
     atoms = [a for c in calls for a in c.atoms.values()] + [b for bs in bitvars for b in bs]
     approximated = tuple(enc.approximated)
     blocked = False
@@ -154,34 +235,10 @@ def check_bounded(v: Verifier, p: Property) -> Result:
                 approximated=approximated,
                 detail=f"the solver gave up ({solver.reason_unknown()})",
             )
-        model = _short(v, solver, mult, [c.agent for c in calls], [c.tool for c in calls])
-        sequence: list[Repeated] = []
-        wanted: list[str] = []
-        fresh = {"run": "", "thread": "run", "total": "thread"}[p.per]
-        for k, c in enumerate(calls):
-            times = model.eval(mult[k], model_completion=True).as_long()
-            if times < 1:
-                continue
-            call, _, _ = v._call(c, model)
-            want = EFFECTS[model.eval(effects[k], model_completion=True).as_long()]
-            sequence.append(Repeated(call.agent, call.tool, dict(call.args), times, want, fresh))
-            wanted += [want] * times
-        got = replay_sequence(policy, sequence)
-        agrees = [g for g, _ in got] == wanted
-        if agrees:
-            keep = {cond.arg for cond in p.conds} | ({p.total[0]} if p.total else set())
-            sequence = _minimized(policy, sequence, keep, wanted)
-            got = replay_sequence(policy, sequence)
-            last = sequence[-1]
-            cex = Counterexample(
-                last.agent,
-                last.tool,
-                dict(last.args),
-                got[-1][0],
-                got[-1][1],
-                sequence=tuple(sequence),
-            )
-            return Result(p.text, "refuted", cex, (*enc.assumptions, *notes), approximated)
+        model = solver.model()
+        refuted = _refute(v, p, q)
+        if refuted is not None:
+            return refuted
         solver.add(Z.Or(*[a != model.eval(a, model_completion=True) for a in atoms]))
         blocked = True
     return Result(
@@ -213,7 +270,7 @@ def search(v: Verifier, p: Property, kinds: int | None = None, domain: bool = Tr
     """Build the solver of bound ``p`` (``kinds`` distinct calls, default: as many as a count
     needs, at most ``KINDS``; ``domain=False`` leaves out the representatives the search
     keeps to, for concrete values)."""
-    from ._verifier import _EFFECT_CODE
+    from ._answers import EFFECT_CODE as _EFFECT_CODE
 
     Z = z3()
     policy = v.policy
@@ -230,7 +287,7 @@ def search(v: Verifier, p: Property, kinds: int | None = None, domain: bool = Tr
     enc.assumptions, enc.approximated = {}, {}
     need = (p.count + 1) if p.count is not None else None
     if kinds is None:
-        kinds = KINDS if need is None else max(1, min(need, KINDS))
+        kinds = 1 if symmetric(p, relevant) else KINDS if need is None else min(need, KINDS)
     bits = BITS if need is None else max(BITS, need.bit_length())
     solver = Z.Solver()
     solver.set("timeout", int(v.timeout * 1000))
@@ -304,7 +361,7 @@ def _minimized(
 ) -> list[Repeated]:
     """``sequence`` without the arguments its decisions do not need, identical neighbours
     merged: an argument is dropped when every call is still decided as before."""
-    from ._verifier import Repeated
+    from ._answers import Repeated
 
     out = list(sequence)
     for i, item in enumerate(sequence):

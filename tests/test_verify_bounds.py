@@ -227,3 +227,26 @@ def test_results_name_what_is_exact() -> None:
     r = loose.check("no agent calls pay with total n > 1000 per run")
     assert r.status == "refuted"
     _replays(loose.policy, r)
+
+
+def test_deep_lint_names_rules_no_delegation_of_which_is_accepted() -> None:
+    from guardrails_plugin.verify import deep_lint
+
+    policy = Policy(
+        [
+            allow("send_report", agents=["auditor"], args={"mode": OneOf(["x"])}, id="reports"),
+            deny("send_report", agents=["auditor"], args={"mode": OneOf(["y"])}, id="no-y"),
+            allow("read", agents=["a*"], id="reading"),
+            deny("read", agents=["a*"], args={"mode": OneOf(["secret"])}, id="no-secret"),
+        ]
+    )
+    found = [w for w in deep_lint(policy) if "can never be delegated" in w]
+    assert found == [
+        "rule 'reports' can never be delegated: a deny rule binding the agents that hold it "
+        "binds no other agent (Guard.delegate refuses every delegation)"
+    ]
+    for taker in ["bob", "auditor2", "a", "*"]:
+        with pytest.raises(DelegationError):
+            Guard(policy).delegate("auditor", taker, "send_report", args={"mode": OneOf(["x"])})
+    # the one not flagged is accepted: the deny binds every holder's peers too
+    Guard(policy).delegate("alice", "ab", "read")

@@ -230,3 +230,30 @@ def delegation_permits(v: Verifier, call: ToolCall) -> bool:
         if solver.check() == Z.sat:
             return True
     return False
+
+
+def undelegable(policy: Any, timeout: float = 2.0) -> list[str]:
+    """``lint --deep``: permitting rules no delegation of which ``Guard.delegate`` accepts,
+    because every deny rule binding a holder of the rule for one of its tools binds no other
+    agent (a name-level question: scopes and expiry can always be narrowed to fit)."""
+    from ._encode import Encoder
+
+    Z = z3()
+    enc = Encoder(policy)
+    denies = [r for r in policy.compiled_rules if r.effect is RuleEffect.DENY and not r.shadow]
+    out: list[str] = []
+    for r in delegable_rules(policy.compiled_rules):
+        solver = Z.Solver()
+        solver.set("timeout", int(timeout * 1000))
+        tool, giver, taker = Z.String("tool"), Z.String("giver"), Z.String("taker")
+        holder = SymCall("g.", giver, tool, {}, [], Z.BoolVal(False))
+        delegate = SymCall("t.", taker, tool, {}, [], Z.BoolVal(False))
+        solver.add(giver != "", taker != "", giver != taker, enc.about(r, holder))
+        for d in denies:
+            solver.add(Z.Implies(enc.about(d, holder), enc.about(d, delegate)))
+        if solver.check() == Z.unsat:
+            out.append(
+                f"rule {r.id!r} can never be delegated: a deny rule binding the agents that "
+                "hold it binds no other agent (Guard.delegate refuses every delegation)"
+            )
+    return out

@@ -2,15 +2,17 @@
 on a generated 200-rule policy; ``diff`` and ``lint --deep`` on the same.
 
     python benchmarks/bench_verify.py
+    python benchmarks/bench_verify.py bounds   # only bounds (budgets) and delegations
 
 Prints one line per (policy, property): status and wall time. Figures: benchmarks/README.md.
 """
 
 from __future__ import annotations
 
+import sys
 import time
 
-from guardrails_plugin import Policy, allow, ask, deny
+from guardrails_plugin import Budget, Policy, allow, ask, deny, rate
 from guardrails_plugin.scopes import Emails, Number, OneOf, Paths, Pattern, Urls
 from guardrails_plugin.verify import Verifier, deep_lint, diff
 
@@ -48,6 +50,40 @@ FILES = {
         "every call of update_password is asked",
     ],
 }
+
+BOUNDS = {
+    "cookbook/policy.yaml": [
+        "agent billing never calls refund with total amount > 2000 per thread",
+        "agent billing never calls refund with total amount > 2000 in total",
+        "no agent calls fetch_url more than 10 times per run",
+        "no agent calls send_email more than 20 times per thread",
+        "no delegation lets agent support call refund with amount > 100 without an ask",
+        "no delegation lets any agent call delete_file",
+    ],
+    "integrations/openai_agents_triage/policy.yaml": [
+        "agent billing never calls refund with total amount > 300 per thread",
+        "agents together never call refund with total amount > 300 per thread",
+        "no agent calls refund more than 3 times in total",
+        "no delegation lets agent triage call refund",
+    ],
+    "integrations/langgraph_supervisor/policy.yaml": [
+        "no agent calls send_email more than 5 times per run",
+        "no delegation lets agent researcher call send_email with to outside example.com",
+    ],
+    "integrations/langgraph_swarm/policy.yaml": [
+        "agents together never call refund_booking with total amount > 5000 per thread",
+        "no delegation lets agent hotel_assistant call refund_booking without an ask",
+    ],
+}
+
+GENERATED_BOUNDS = [
+    "agent agent3 never calls refund_1 with total amount > 5000 in total",
+    "no agent calls send_email_2 more than 20 times per thread",
+    "agents together never call send_email_2 more than 20 times per thread",
+    "no agent calls refund_* more than 6 times per run",
+    "no delegation lets agent agent3 call refund_1 with amount > 150",
+    "no delegation lets any agent call delete_3",
+]
 
 GENERATED = [
     "agent agent3 never calls refund_1 with amount > 1000",
@@ -120,7 +156,43 @@ def _time(label: str, fn: object) -> None:
     print(f"{label}: {out} in {time.perf_counter() - start:.2f} s", flush=True)
 
 
+def with_budgets(policy: Policy) -> Policy:
+    """``policy`` with budgets of every kind the bounds encode (sums, calls, rates, distinct)."""
+    return Policy(
+        policy.rules,
+        name=policy.name,
+        budgets=[
+            Budget.sum("amount", 3000, tools="refund_*", per="agent", id="refunds"),
+            Budget.calls(20, tools="send_email_*", per=("thread",), id="mail"),
+            Budget.calls(5, tools="refund_*", per=("run", "tool"), id="refund-calls"),
+            rate(30, seconds=60, tools="fetch_*", id="fetch-rate"),
+            Budget.distinct("mode", 3, tools="tool_*", id="modes"),
+        ],
+    )
+
+
+def bounds() -> float:
+    """Time the bound and delegation properties; return the slowest."""
+    worst = 0.0
+    for path, props in BOUNDS.items():
+        verifier = Verifier(Policy.from_yaml(path))
+        for prop in props:
+            r = verifier.check(prop)
+            worst = max(worst, r.seconds)
+            print(f"{path}: {prop}: {r.status} in {r.seconds:.2f} s", flush=True)
+    verifier = Verifier(with_budgets(generated()))
+    for prop in GENERATED_BOUNDS:
+        r = verifier.check(prop)
+        worst = max(worst, r.seconds)
+        print(f"generated-200+budgets: {prop}: {r.status} in {r.seconds:.2f} s", flush=True)
+    print(f"slowest bound or delegation property: {worst:.2f} s")
+    return worst
+
+
 def main() -> None:
+    if sys.argv[1:] == ["bounds"]:
+        bounds()
+        return
     worst = 0.0
     for path, props in FILES.items():
         policy = Policy.from_yaml(path)
@@ -140,6 +212,7 @@ def main() -> None:
     _time("generated-200: diff against a change", lambda: f"{len(diff(big, changed))} regions")
     _time("generated-200: lint --deep", lambda: f"{len(deep_lint(big))} warnings")
     print(f"slowest property: {worst:.2f} s")
+    bounds()
 
 
 if __name__ == "__main__":

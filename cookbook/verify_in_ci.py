@@ -6,7 +6,8 @@ command line, for a CI job that has no Python test suite::
 
     guardrails-plugin verify cookbook/policy.yaml \\
         --assert "agent billing never calls refund with amount > 1000" \\
-        --assert "no agent reaches send_email.to outside example.com"
+        --assert "no agent reaches send_email.to outside example.com" \\
+        --assert "agent billing never calls refund with total amount > 2000 per thread"
     git show main:cookbook/policy.yaml > /tmp/old.yaml
     guardrails-plugin diff /tmp/old.yaml cookbook/policy.yaml   # exit 1: it widens
 
@@ -29,6 +30,10 @@ PROMISES = [
     "no agent reaches send_email.to outside example.com",
     "every call of delete_* is denied",
     "untrusted content never reaches a sink without an ask",
+    # budgets as bounds: over every sequence of calls the guard permits, budgets charged
+    "agent billing never calls refund with total amount > 2000 per thread",
+    # run-time grants: whatever delegations of the policy's rules Guard.delegate accepts
+    "no delegation lets agent support call refund with amount > 100 without an ask",
 ]
 
 

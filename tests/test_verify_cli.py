@@ -128,3 +128,18 @@ def test_assert_proves_names_the_counterexample() -> None:
     assert_proves(policy, "no agent calls refund with amount > 100")
     with pytest.raises(AssertionError, match="amount="):
         assert_proves(policy, "no agent calls refund with amount > 50")
+
+
+def test_verify_bounds_and_delegations_exit_statuses(capsys: pytest.CaptureFixture[str]) -> None:
+    proven = "agent billing never calls refund with total amount > 2000 per thread"
+    refuted = "no agent calls send_email more than 20 times per thread"
+    delegation = "no delegation lets agent support call refund with amount > 100 without an ask"
+    assert main(["verify", POLICY, "--assert", proven, "--assert", delegation]) == 0
+    assert main(["verify", POLICY, "--assert", refuted, "--json"]) == 1
+    doc = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert doc["status"] == "refuted"
+    assert sum(c["times"] for c in doc["counterexample"]["sequence"]) == 21
+    assert main(["verify", POLICY, "--assert", "no agent calls refund more than x times"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert err[0].startswith("error:")

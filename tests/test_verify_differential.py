@@ -18,10 +18,24 @@ from hypothesis import strategies as st
 
 pytest.importorskip("z3")
 
-from guardrails_plugin import DataFlow, Policy, Role, ToolCall, allow, ask, deny
+from guardrails_plugin import (
+    Budget,
+    DataFlow,
+    DelegationError,
+    Guard,
+    Policy,
+    Role,
+    ToolCall,
+    allow,
+    ask,
+    deny,
+    rate,
+)
 from guardrails_plugin.policy._rules import LOST
 from guardrails_plugin.scopes import Emails, Not, Number, OneOf, Paths, Pattern, Urls, optional
-from guardrails_plugin.verify import Verifier
+from guardrails_plugin.verify import Repeated, Verifier, replay_sequence
+from guardrails_plugin.verify._delegation import delegable_rules, delegation_permits
+from guardrails_plugin.verify._sequences import feasible
 
 TOOLS = ["send", "fetch", "read", "delete_x", "transfer"]
 TOOL_PATTERNS = [*TOOLS, "delete_*", "*", "[rs]e?d", "f*"]
@@ -349,3 +363,159 @@ def test_encoding_agrees_with_the_engine_on_layered_policies() -> None:
     run()
     print(f"layered: {PAIRS['layered']} policy/call pairs agree")
     assert PAIRS["layered"] >= 4000
+
+
+# -- budgets and delegations ------------------------------------------------------------------
+
+BUDGET_ARGS = {"sum": ["n"], "distinct": ["mode", "id"]}
+EXAMPLES = int(__import__("os").environ.get("VERIFY_BOUND_EXAMPLES", "130"))
+
+
+@st.composite
+def budgets(draw: st.DrawFn) -> list[Budget]:
+    out: list[Budget] = []
+    for i in range(draw(st.integers(1, 3))):
+        kind = draw(st.sampled_from(["calls", "calls", "sum", "distinct", "rate"]))
+        common: dict[str, Any] = {
+            "tools": draw(st.lists(st.sampled_from(TOOL_PATTERNS), min_size=1, max_size=2)),
+            "agents": draw(st.sampled_from([["*"], ["alice"], ["a*", "bob"]])),
+            "per": draw(
+                st.lists(
+                    st.sampled_from(["run", "thread", "agent", "tool", "global"]),
+                    min_size=1,
+                    max_size=2,
+                    unique=True,
+                )
+            ),
+            "id": f"b{i}",
+        }
+        if kind == "calls":
+            out.append(Budget.calls(draw(st.integers(0, 3)), **common))
+        elif kind == "rate":
+            out.append(rate(draw(st.integers(0, 2)), seconds=60, **common))
+        elif kind == "sum":
+            out.append(Budget.sum("n", draw(st.sampled_from([0, 10, 100.5, 1000])), **common))
+        else:
+            arg = draw(st.sampled_from(BUDGET_ARGS["distinct"]))
+            out.append(Budget.distinct(arg, draw(st.integers(0, 2)), **common))
+    return out
+
+
+def _with_budgets(policy: Policy, extra: list[Budget]) -> Policy:
+    return Policy(
+        policy.rules,
+        roles=policy.roles,
+        flows=policy.flows,
+        unscoped_args=policy.unscoped_args,
+        budgets=extra,
+        name=policy.name,
+    )
+
+
+def _listed(budgets_: list[Budget], sequence: list[ToolCall]) -> bool:
+    """Whether a distinct budget's argument holds a list or an object in the sequence (the
+    encoding takes a list to add no new value: over-approximated)."""
+    for b in budgets_:
+        if b.measure != "distinct":
+            continue
+        for c in sequence:
+            if b.applies(c.agent, c.tool) and isinstance(c.args.get(b.arg or ""), list | dict):
+                return True
+    return False
+
+
+def test_budgets_as_bounds_agree_with_the_guard_on_call_sequences() -> None:
+    """A sequence of generated calls: the encoding lets every call be permitted, budgets
+    charged, exactly when one ``Guard`` permits them in order (runs laid out per run, per
+    thread, or a thread each)."""
+    seen = {"pairs": 0, "permitted": 0, "denied": 0}
+
+    @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(
+        policies(),
+        budgets(),
+        st.lists(calls(), min_size=12, max_size=12),
+        st.sampled_from(["run", "thread", "total"]),
+        st.data(),
+    )
+    def run(policy: Policy, bs: list[Budget], batch: list[Any], per: str, data: Any) -> None:
+        # calls the rules permit, repeated: the budgets decide the rest
+        rules_only = Guard(policy)
+        allowed = [c for c, _, _ in batch if str(rules_only.check(c).effect) != "deny"]
+        pool = allowed or [c for c, _, _ in batch]
+        policy = _with_budgets(policy, bs)
+        sequence = data.draw(st.lists(st.sampled_from(pool), min_size=1, max_size=4))
+        fresh = {"run": "", "thread": "run", "total": "thread"}[per]
+        items = [Repeated(c.agent, c.tool, dict(c.args), 1, "", fresh) for c in sequence]
+        engine = all(effect != "deny" for effect, _ in replay_sequence(policy, items))
+        try:
+            encoded = feasible(Verifier(policy), sequence, per)
+        except ValueError:  # more distinct recipients than the view keeps for this policy
+            return
+        if engine:
+            assert encoded, f"the guard permits {sequence!r} under {policy.to_dict()}"
+        elif encoded:
+            assert _listed(bs, sequence), (
+                f"the encoding permits {sequence!r} ({per}), the guard does not, "
+                f"under {policy.to_dict()}"
+            )
+        seen["pairs"] += 1
+        seen["permitted" if engine else "denied"] += 1
+
+    run()
+    print(f"budgets: {seen}")
+    assert seen["permitted"] >= 20
+    assert seen["denied"] >= 20
+
+
+DELEGATORS: list[str] = [*AGENTS, "bobby", "zed", "ax"]
+
+
+def _engine_delegation(policy: Policy, call: ToolCall) -> bool:
+    """Whether some delegation (or none) lets the guard permit ``call``, trying every
+    delegator that stands for a class of names and every rule a delegation can start from."""
+    if str(Guard(policy).check(call).effect) != "deny":
+        return True
+    for root in delegable_rules(policy.compiled_rules, call.tool):
+        for giver in [*DELEGATORS, call.agent]:
+            guard = Guard(policy)
+            try:
+                guard.delegate(
+                    giver,
+                    call.agent,
+                    [call.tool],
+                    args=dict(root.args),
+                    effect="ask" if root.effect == "ask" else "allow",
+                )
+            except DelegationError:
+                continue
+            if str(guard.check(call).effect) != "deny":
+                return True
+    return False
+
+
+def test_delegations_agree_with_the_guard() -> None:
+    """For generated calls: the encoding finds a delegation (from a free delegator) under
+    which the call is permitted exactly when ``Guard.delegate`` and ``Guard.check`` do."""
+    seen = {"pairs": 0, "permitted": 0}
+
+    @settings(max_examples=32, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(policies(), st.lists(calls(), min_size=8, max_size=8))
+    def run(policy: Policy, batch: list[Any]) -> None:
+        verifier = Verifier(policy)
+        for call, _, _ in batch:
+            engine = _engine_delegation(policy, call)
+            try:
+                encoded = delegation_permits(verifier, call)
+            except ValueError:  # more distinct recipients than the view keeps
+                continue
+            assert encoded == engine, (
+                f"{call!r}: the guard {'permits' if engine else 'denies'} it after "
+                f"delegations, the encoding disagrees; policy: {policy.to_dict()}"
+            )
+            seen["pairs"] += 1
+            seen["permitted"] += engine
+
+    run()
+    print(f"delegations: {seen}")
+    assert seen["permitted"] >= 20

@@ -11,17 +11,21 @@ z3 is an optional dependency (``pip install 'guardrails-plugin[verify]'``): this
 imports it only when a formula is built. See ``docs/verification.md``.
 """
 
+from ._answers import Counterexample, Delegation, Repeated, Result, Step
 from ._assert import assert_never_widens, assert_proves
 from ._compare import Region, deep_lint, diff
 from ._props import Property, PropertyError, parse
-from ._verifier import Counterexample, Result, Step, Verifier, replay
+from ._sequences import replay_sequence
+from ._verifier import Verifier, replay
 from ._z3 import VerifyUnavailable
 
 __all__ = [
     "Counterexample",
+    "Delegation",
     "Property",
     "PropertyError",
     "Region",
+    "Repeated",
     "Result",
     "Step",
     "Verifier",
@@ -32,4 +36,5 @@ __all__ = [
     "diff",
     "parse",
     "replay",
+    "replay_sequence",
 ]

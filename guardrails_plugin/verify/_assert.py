@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from ..policy import Policy
+from ._answers import Result
 from ._compare import Region, diff
-from ._verifier import Result, Verifier
+from ._verifier import Verifier
 
 
 def assert_proves(policy: Policy, *properties: str) -> list[Result]:

@@ -19,6 +19,7 @@ from typing import Any
 from .._events import ToolCall
 from ..policy import Policy, Rule, RuleEffect
 from ..scopes import Emails, Paths, Urls
+from ._delegation import undelegable
 from ._encode import ALLOW, ASK, DENY, EFFECTS, Encoder, _leaf
 from ._values import concrete, path_representatives, representatives, text
 from ._verifier import minimize, replay
@@ -167,7 +168,7 @@ def deep_lint(policy: Policy, *, timeout: float = 2.0) -> list[str]:
         solver.add(*call.domain, call.agent != "", call.tool != "")
         possible = functools.partial(_possible_hinted, solver, _hints(r.args.items(), call))
         out += _rule_findings(r, possible, on, m, effect, _empty_scopes(enc, r, timeout))
-    return out
+    return out + undelegable(policy, timeout)
 
 
 def _rule_findings(
@@ -237,7 +238,7 @@ def _deep_lint_per_rule(policy: Policy, *, timeout: float = 2.0) -> list[str]:
         solver.add(*call.domain, call.agent != "", call.tool != "")
         possible = functools.partial(_possible, solver)
         out += _rule_findings(r, possible, on, m, effect, _empty_scopes_per_rule(enc, r, timeout))
-    return out
+    return out + undelegable(policy, timeout)
 
 
 def _hints(args: Any, call: Any) -> list[Any]:

@@ -2,13 +2,17 @@
 
 Grammar (words in capitals are names; ``[...]`` is optional; names and globs may be quoted)::
 
-    property  := ("no agent calls" | "agent" AGENT "never calls") TOOL [with] [approval]
+    property  := ("no agent calls" | "agent" AGENT "never calls") TOOL [with] [bound] [approval]
+               | "agents together never call" TOOL [with] bound [approval]
+               | "no delegation lets" ("agent" AGENT | "any agent") "call" TOOL [with] [approval]
                | "every call of" TOOL ["by" who1] [with] "is" ("denied" | "asked" | "allowed")
                | "no agent reaches" TOOL "." ARG "outside" VALUES [approval]
                | "untrusted content" ["from" TOOL] "never reaches" ("a sink" | TOOL) [approval]
                | "agent" AGENT "never reaches" ("agent" AGENT | TOOL [with] [approval])
     who1      := "agent" AGENT | AGENT
     with      := "with" cond ("and" cond)*
+    bound     := "more than" N "times" [per] | "and"? "total" ARG (">" | ">=") N [per]
+    per       := "per run" | "per thread" | "in total" | "ever"
     cond      := ARG ("<" | "<=" | ">" | ">=" | "=" | "==" | "!=") VALUE
                | ARG ("outside" | "inside") VALUES
                | ARG "matches" REGEX | ARG "is" ("absent" | "present")
@@ -23,10 +27,20 @@ outside every listed domain or its subdomains), the host for a URL, the normaliz
 values). ``agent A never reaches ...`` follows hand-offs: a call of ``handoff`` with
 ``to: B``, or of ``transfer_to_B``, that the policy does not deny, moves the work from A to
 B, up to ``depth`` hand-offs.
+
+A *bound* turns a property into one about a sequence of calls in one run (``per run``, the
+default), one thread (its runs may differ) or anywhere (``in total``): "more than N times"
+counts the calls (of one agent; ``agents together``: of all agents), ``total ARG > N`` sums
+the argument's numbers over them (the condition is written among the ``with`` conditions:
+``with reason = fraud and total amount > 5000``). A counterexample is a sequence of calls
+the guard permits in order, budgets charged. ``no delegation lets agent X call TOOL``
+asks whether some chain of delegations the policy's rules allow (``Guard.delegate``)
+gives X a grant under which the call is permitted (the chain may be empty).
 """
 
 from __future__ import annotations
 
+import builtins
 import re
 import shlex
 from dataclasses import dataclass, field
@@ -67,6 +81,19 @@ class Property:
     effects: frozenset[str] = field(default_factory=lambda: frozenset({"allow", "ask"}))
     """The effects a counterexample has (``never``: what must not happen)."""
     sources: str | None = None
+    count: int | None = None
+    """A bound: the property is broken by more than ``count`` permitted calls."""
+    total: tuple[str, str, float] | None = None
+    """A bound: (argument, ``>`` or ``>=``, N): the sum of the argument over permitted calls."""
+    per: str = "run"
+    """Where a bound counts: ``run``, ``thread`` or ``total`` (anywhere)."""
+    together: bool = False
+    """A bound counts the calls of all agents together (else of one agent)."""
+
+    @builtins.property
+    def bounded(self) -> bool:
+        """Whether the property is about a sequence of calls (a count or a total)."""
+        return self.count is not None or self.total is not None
 
     def __str__(self) -> str:
         return self.text
@@ -90,6 +117,7 @@ class _Reader:
         self.text = text
         self.toks = _tokens(text)
         self.i = 0
+        self.total: tuple[str, str, float] | None = None
 
     def peek(self, *words: str) -> bool:
         n = len(words)
@@ -147,7 +175,23 @@ def _conds(r: _Reader) -> tuple[Cond, ...]:
     out: list[Cond] = []
     while True:
         arg = r.name("an argument name")
-        if r.take("outside"):
+        if (
+            arg.lower() == "total"
+            and r.i + 1 < len(r.toks)
+            and r.toks[r.i + 1] in (">", ">=")
+            and r.toks[r.i] not in (">", ">=", "<", "=", "!")
+        ):
+            if r.total is not None:
+                r.fail("one total per property")
+            summed = r.name("an argument name")
+            op = r.name("> or >=")
+            if op == ">" and r.take("="):
+                op = ">="
+            bound = _value(r.name("a number"))
+            if isinstance(bound, bool) or not isinstance(bound, int | float):
+                r.fail("a total needs a number")
+            r.total = (summed, op, float(bound))  # type: ignore[arg-type]
+        elif r.take("outside"):
             out.append(Cond(arg, "outside", _values(r)))
         elif r.take("inside"):
             out.append(Cond(arg, "inside", _values(r)))
@@ -180,6 +224,32 @@ def _conds(r: _Reader) -> tuple[Cond, ...]:
             return tuple(out)
 
 
+def _bound(r: _Reader) -> tuple[int | None, str]:
+    """``more than N times`` and where a bound counts (``per run`` by default)."""
+    count: int | None = None
+    if r.take("more", "than"):
+        tok = r.name("a number of calls")
+        try:
+            count = int(tok)
+        except ValueError:
+            r.fail("expected a whole number of calls")
+        if count is None or count < 0:
+            r.fail("expected a whole number of calls >= 0")
+        r.need("times")
+    per = "run"
+    if r.take("per", "run"):
+        per = "run"
+    elif r.take("per", "thread"):
+        per = "thread"
+    elif r.take("in", "total") or r.take("ever") or r.take("across", "runs"):
+        per = "total"
+    elif count is None and r.total is None:
+        return None, per
+    if count is None and r.total is None:
+        r.fail("'per run', 'per thread' or 'in total' needs 'more than N times' or a total")
+    return count, per
+
+
 def _approval(r: _Reader) -> bool:
     return r.take("without", "an", "ask") or r.take("without", "approval")
 
@@ -192,6 +262,10 @@ def parse(text: str) -> Property:
     prop = _parse(r)
     if not r.done():
         r.fail("unexpected words")
+    if r.total is not None and not prop.bounded:
+        raise PropertyError(
+            f"cannot read property {text.strip()!r}: a total belongs to 'never calls' properties"
+        )
     return prop
 
 
@@ -228,6 +302,37 @@ def _parse(r: _Reader) -> Property:
         cond = Cond(arg, "outside", _values(r))
         effects = frozenset({"allow"}) if _approval(r) else frozenset({"allow", "ask"})
         return Property(text, "never", tool, None, conds=(cond,), effects=effects)
+    if r.take("agents", "together", "never", "call"):
+        tool = r.name("a tool")
+        conds = _conds(r)
+        count, per = _bound(r)
+        if count is None and r.total is None:
+            r.fail("'agents together' needs 'more than N times' or a total")
+        effects = frozenset({"allow"}) if _approval(r) else frozenset({"allow", "ask"})
+        return Property(
+            text,
+            "never",
+            tool,
+            None,
+            conds=conds,
+            effects=effects,
+            count=count,
+            total=r.total,
+            per=per,
+            together=True,
+        )
+    if r.take("no", "delegation", "lets"):
+        who: str | None = None
+        if not (r.take("any", "agent") or r.take("an", "agent")):
+            r.need("agent")
+            who = r.name("an agent")
+        r.need("call")
+        tool = r.name("a tool")
+        conds = _conds(r)
+        if r.total is not None:
+            r.fail("a delegation property has no total")
+        effects = frozenset({"allow"}) if _approval(r) else frozenset({"allow", "ask"})
+        return Property(text, "delegation", tool, who, conds=conds, effects=effects)
     agent: str | None
     if r.take("no", "agent"):
         agent = None
@@ -235,14 +340,26 @@ def _parse(r: _Reader) -> Property:
         agent = r.name("an agent")
     else:
         r.fail(
-            "a property starts with 'no agent', 'agent NAME', 'every call of' or 'untrusted content'"
+            "a property starts with 'no agent', 'agent NAME', 'agents together', "
+            "'no delegation', 'every call of' or 'untrusted content'"
         )
         raise AssertionError  # pragma: no cover
     if r.take("never", "calls") or (agent is None and r.take("calls")):
         tool = r.name("a tool")
         conds = _conds(r)
+        count, per = _bound(r)
         effects = frozenset({"allow"}) if _approval(r) else frozenset({"allow", "ask"})
-        return Property(text, "never", tool, agent, conds=conds, effects=effects)
+        return Property(
+            text,
+            "never",
+            tool,
+            agent,
+            conds=conds,
+            effects=effects,
+            count=count,
+            total=r.total,
+            per=per,
+        )
     if agent is not None and r.take("never", "reaches"):
         if r.take("agent"):
             return Property(text, "reach_agent", agent=agent, target=r.name("an agent"))

@@ -14,157 +14,30 @@ the symbolic calls, and splitting them would pass those back and forth.
 
 from __future__ import annotations
 
-import builtins
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from .._decision import Decision
 from .._events import ToolCall
 from ..guard import Guard
 from ..policy import Policy
 from ..policy._rules import LOST
+from ._answers import (
+    EFFECT_CODE,
+    Counterexample,
+    Result,
+    Step,
+)
 from ._encode import ALLOW, ASK, DENY, EFFECTS, OTHER_ARG, Encoder, SymCall, _names
 from ._props import Cond, Property, PropertyError, parse
 from ._regex import python_regex
 from ._values import FLOAT, HOST_NAME, INT, STR, Arg, abstract, canonical_path, concrete, text
 from ._z3 import z3
 
-Status = Literal["proven", "refuted", "unknown"]
 HANDOFF_TOOL = "handoff"
 TRANSFER_PREFIX = "transfer_to_"
-_EFFECT_CODE = {"deny": DENY, "ask": ASK, "allow": ALLOW}
-
-
-@dataclass(frozen=True)
-class Step:
-    """One hand-off on the way to a counterexample: ``agent`` called ``tool`` with
-    ``args`` and the work moved to ``to``; the engine said ``effect``."""
-
-    agent: str
-    tool: str
-    args: Mapping[str, Any]
-    to: str
-    effect: str
-
-    def __str__(self) -> str:
-        return f"{self.agent} --{self.tool}({_args(self.args)}) [{self.effect}]--> {self.to}"
-
-
-@dataclass(frozen=True)
-class Counterexample:
-    """A call that breaks a property, as the engine decided it.
-
-    ``tainted`` names the untrusted sources whose results entered the run, ``carries`` says
-    the call's arguments carry that content, ``chain`` the hand-offs that brought the work to
-    ``agent``; ``effect`` and ``rule`` are the engine's decision when replayed."""
-
-    agent: str
-    tool: str
-    args: Mapping[str, Any]
-    effect: str
-    rule: str
-    tainted: tuple[str, ...] = ()
-    carries: bool = False
-    chain: tuple[Step, ...] = ()
-
-    def call(self) -> ToolCall:
-        """The counterexample as the engine's event."""
-        return ToolCall(self.tool, dict(self.args), agent=self.agent)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain data (``--json``)."""
-        return {
-            "agent": self.agent,
-            "tool": self.tool,
-            "args": dict(self.args),
-            "effect": self.effect,
-            "rule": self.rule,
-            "tainted": list(self.tainted),
-            "carries": self.carries,
-            "chain": [
-                {
-                    "agent": s.agent,
-                    "tool": s.tool,
-                    "args": dict(s.args),
-                    "to": s.to,
-                    "effect": s.effect,
-                }
-                for s in self.chain
-            ],
-        }
-
-    def __str__(self) -> str:
-        lines = [str(s) for s in self.chain]
-        taint = f" in a run tainted by {', '.join(self.tainted)}" if self.tainted else ""
-        if self.tainted and self.carries:
-            taint += " (its arguments carry that content)"
-        lines.append(
-            f"agent {self.agent!r} calls {self.tool}({_args(self.args)}){taint}: "
-            f"{self.effect} by rule {self.rule!r}"
-        )
-        return "\n".join(lines)
-
-
-def _args(args: Mapping[str, Any]) -> str:
-    return ", ".join(f"{k}={v!r}" for k, v in args.items())
-
-
-@dataclass(frozen=True)
-class Result:
-    """The answer to one property.
-
-    ``status``: ``proven`` (holds for every call; read ``assumptions`` for what a proof rests
-    on), ``refuted`` (``counterexample`` breaks it, confirmed by the engine) or ``unknown``
-    (``detail`` says why). ``approximated`` lists what the encoding over-approximates."""
-
-    property: str
-    status: Status
-    counterexample: Counterexample | None = None
-    assumptions: tuple[str, ...] = ()
-    approximated: tuple[str, ...] = ()
-    detail: str = ""
-    seconds: float = 0.0
-
-    @builtins.property
-    def holds(self) -> bool:
-        """Whether the property was proven."""
-        return self.status == "proven"
-
-    def summary(self) -> str:
-        """One line: the verdict (``holds, assuming ...`` when a proof rests on assumptions)."""
-        if self.status == "proven":
-            if self.assumptions:
-                return f"holds, assuming {'; '.join(self.assumptions)}"
-            return "proven"
-        if self.status == "refuted":
-            return "refuted"
-        return f"unknown: {self.detail}"
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain data (``--json``)."""
-        return {
-            "property": self.property,
-            "status": self.status,
-            "summary": self.summary(),
-            "counterexample": None
-            if self.counterexample is None
-            else self.counterexample.to_dict(),
-            "assumptions": list(self.assumptions),
-            "approximated": list(self.approximated),
-            "detail": self.detail,
-            "seconds": round(self.seconds, 4),
-        }
-
-    def __str__(self) -> str:
-        text = f"{self.property}: {self.summary()}"
-        if self.counterexample is not None:
-            text += "\n" + "\n".join("  " + line for line in str(self.counterexample).splitlines())
-        return text
-
-    def __repr__(self) -> str:
-        return f"Result({self.property!r}, status={self.status!r})"
+_EFFECT_CODE = EFFECT_CODE
 
 
 def minimize(
@@ -283,7 +156,16 @@ class Verifier:
         it with a counterexample the engine confirms."""
         started = time.perf_counter()
         p = parse(prop) if isinstance(prop, str) else prop
-        result = self._check(p)
+        if p.bounded:
+            from ._sequences import check_bounded
+
+            result = check_bounded(self, p)
+        elif p.kind == "delegation":
+            from ._delegation import check_delegable
+
+            result = check_delegable(self, p)
+        else:
+            result = self._check(p)
         return Result(
             result.property,
             result.status,
@@ -392,7 +274,11 @@ class Verifier:
                     approximated=approximated,
                     detail=f"the solver gave up ({solver.reason_unknown()})",
                 )
-            model = solver.model()
+            model = self._readable(
+                solver,
+                [final.agent, *(s[0].agent for s in steps), *(s[2] for s in steps)],
+                [final.tool, *(s[0].tool for s in steps)],
+            )
             cex, agrees = self._counterexample(p, effects, model, final, steps)
             if agrees:
                 return Result(p.text, "refuted", cex, assumptions, approximated)
@@ -415,6 +301,53 @@ class Verifier:
             approximated=approximated,
             detail="counterexamples rest on over-approximated scopes: " + "; ".join(approximated),
         )
+
+    def names(self) -> tuple[list[str], list[str]]:
+        """Readable agent and tool names for counterexamples: those the policy lists, a name
+        each of its globs matches, and ``agent`` / ``tool``."""
+        from ..policy._patterns import is_glob
+
+        agents: dict[str, None] = dict.fromkeys(sorted(self.agents()))
+        tools: dict[str, None] = {}
+        for r in self.policy.compiled_rules:
+            for t in r.tools:
+                tools[t if not is_glob(t) else _glob_witness(t)] = None
+            for a in r.agents:
+                if is_glob(a) and a != "*":
+                    agents[_glob_witness(a)] = None
+        for b in getattr(self.policy, "_all_budgets", ()):
+            for t in b.tools:
+                tools[t if not is_glob(t) else _glob_witness(t)] = None
+        agents.update({"agent": None, "agent2": None})
+        tools["tool"] = None
+        agents.pop("", None)
+        tools.pop("", None)
+        return list(agents), list(tools)
+
+    def _readable(self, solver: Any, agents: Sequence[Any], tools: Sequence[Any]) -> Any:
+        """The solver's model, with agent (and tool) names taken from ``names()`` when some
+        model allows it (z3 otherwise invents strings such as ``'\\x96'``)."""
+        Z = z3()
+        model = solver.model()
+        agent_names, tool_names = self.names()
+        hints = [
+            [Z.Or(*[a == Z.StringVal(n) for n in agent_names]) for a in agents]
+            + [Z.Or(*[t == Z.StringVal(n) for n in tool_names]) for t in tools],
+            [Z.Or(*[a == Z.StringVal(n) for n in agent_names]) for a in agents],
+        ]
+        solver.set("timeout", int(min(self.timeout, 2.0) * 1000))
+        try:
+            for hint in hints:
+                solver.push()
+                solver.add(*hint)
+                try:
+                    if solver.check() == Z.sat:
+                        return solver.model()
+                finally:
+                    solver.pop()
+        finally:
+            solver.set("timeout", int(self.timeout * 1000))
+        return model
 
     def _cond(self, c: Cond, arg: Arg) -> Any:
         Z = z3()
@@ -602,6 +535,18 @@ class Verifier:
         if not Z.is_int_value(value):
             raise AssertionError(f"the encoding has no decision for {call!r}: {value}")
         return EFFECTS[value.as_long()]
+
+
+def _glob_witness(pattern: str) -> str:
+    """A readable name ``pattern`` (an fnmatch glob) matches, or ``""``."""
+    import fnmatch
+    import re
+
+    name = re.sub(r"\[!?\^?([^\]])[^\]]*\]", lambda m: m.group(1), pattern)
+    name = name.replace("*", "").replace("?", "x")
+    if not name:
+        name = "x"
+    return name if fnmatch.fnmatchcase(name, pattern) else ""
 
 
 def _assignment(eqs: Sequence[Any], formula: Any) -> list[tuple[Any, Any]]:

@@ -1,0 +1,555 @@
+"""Bounds: properties about a sequence of calls, with the policy's budgets encoded as bounds.
+
+"No agent calls send_email more than 20 times per thread", "agent billing never calls refund
+with total amount > 5000 in total": a counterexample is a sequence of calls the guard permits
+one after the other, charging its budgets. The encoding searches ``kinds`` distinct symbolic
+calls, each repeated ``m`` times (``m`` written in binary, so that an amount times ``m`` stays
+linear), every used one permitted by the rules (``Encoder.effect``) and all of them together
+within every budget that covers them:
+
+- the calls are of one agent (``agents together``: of any agents) and lie in one run
+  (``per run``), in one thread with a run each (``per thread``), or each in a thread of its
+  own (``in total``). Budgets only ever charge, so spreading calls over runs never hurts: a
+  budget counted per run (or per thread) that the property's scope lets vary binds each call
+  alone, one counted per agent or per tool binds the calls sharing that agent or tool;
+- ``calls`` and ``sum`` budgets: the total of each partition is at most the limit (the
+  store's ``total <= limit``), a ``sum`` budget denies a call whose argument is missing, not a
+  number, negative or not finite (fail closed);
+- ``distinct`` budgets of values: the distinct strings and integers (``str()`` of them) of
+  each partition are at most the limit; a list value is taken to add no new value
+  (over-approximated);
+- a budget with a ``window`` (a rate) bounds a window, not a total: calls may wait the window
+  out, so it binds each call alone (exact: the counterexample's calls are spaced in time);
+- token budgets on arguments (tiktoken) are not encoded (over-approximated); budgets charged
+  after the fact (result tokens, model use) deny only once used up, which a sequence that
+  records no result never does, unless their limit is 0.
+
+A proof is exact when ``kinds`` reaches the count asked for (``more than N times`` needs N+1
+calls) or one budget alone bounds every call the property counts; otherwise it holds for
+sequences of at most ``kinds`` distinct calls, and says so. Every counterexample is replayed
+through one ``Guard`` in order (``replay_sequence``), each call decided as the solver said.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .._events import ToolCall
+from ..guard import Guard
+from ..policy import Policy
+from ..policy._budgets import Budget, Measure
+from ..policy._patterns import NameSet, is_glob
+from ._encode import EFFECTS, SymCall, _names, _overlap
+from ._props import Property
+from ._values import EMPTY, FLOAT, INT, OTHER, STR
+from ._z3 import z3
+
+if TYPE_CHECKING:
+    from ._answers import Repeated, Result
+
+Verifier = Any  # the caller (``_verifier.Verifier``; importing it would make a cycle)
+
+KINDS = 6
+"""Distinct calls a sequence is searched over (a count of N needs up to N+1)."""
+BITS = 12
+"""Each distinct call repeats up to 2**BITS - 1 times (more when a count asks for more)."""
+_FREE = {"run": frozenset(), "thread": frozenset({"run"}), "total": frozenset({"run", "thread"})}
+
+
+def budgets_of(policy: Policy) -> tuple[Budget, ...]:
+    """Every budget the guard charges for ``policy`` (all layers)."""
+    return tuple(getattr(policy, "_all_budgets", policy.budgets))
+
+
+def replay_sequence(policy: Policy, sequence: Sequence[Repeated]) -> list[tuple[str, str]]:
+    """(effect, rule) of every call of ``sequence``, checked in order by one fresh ``Guard``
+    whose clock moves past every budget window between two calls."""
+    gap = 1.0 + max((b.window or 0.0 for b in budgets_of(policy)), default=0.0)
+    now = [1_000_000.0]
+
+    def clock() -> float:
+        return now[0]
+
+    guard = Guard(policy, clock=clock)
+    out: list[tuple[str, str]] = []
+    i = 0
+    for item in sequence:
+        for _ in range(item.times):
+            d = guard.check(item.call(i))
+            out.append((str(d.effect), d.rule))
+            i += 1
+            now[0] += gap
+    return out
+
+
+def dominating(policy: Policy, p: Property) -> Budget | None:
+    """A budget that alone bounds every call ``p`` counts within its limit (a proof that
+    needs no search), or ``None``."""
+    free = _FREE[p.per]
+    for b in budgets_of(policy):
+        if b.window is not None or b.of != "args" or set(b.per) & free:
+            continue
+        if not NameSet(b.tools).covers(p.tool):
+            continue
+        if not NameSet(b.agents).covers(p.agent or "*"):
+            continue
+        if "tool" in b.per and is_glob(p.tool):
+            continue
+        if "agent" in b.per and p.together:
+            continue
+        if p.count is not None and b.measure is Measure.CALLS and b.limit <= p.count:
+            return b
+        if p.total is not None and b.measure is Measure.SUM and b.arg == p.total[0]:
+            _, op, n = p.total
+            if b.limit <= n if op == ">" else b.limit < n:
+                return b
+    return None
+
+
+def symmetric(p: Property, budgets: Iterable[Budget]) -> bool:
+    """Whether one call, repeated, is as good a counterexample as any sequence: no budget
+    tells the calls apart by agent (of agents together) or by tool (of a glob), and no sum
+    budget meets a total (a knapsack: amounts may need mixing). Then every call of a
+    counterexample can be replaced by the one that costs least (a count) or adds most (a
+    total): calls budgets and distinct values only get easier."""
+    free = _FREE[p.per]
+    for b in budgets:
+        if b.of != "args" or b.measure is Measure.TOKENS:
+            continue
+        if set(b.per) & free or b.window is not None:
+            continue  # binds each call alone
+        if "agent" in b.per and p.together:
+            return False
+        if "tool" in b.per and is_glob(p.tool):
+            return False
+        if b.measure is Measure.SUM and p.total is not None:
+            return False
+    return True
+
+
+def check_bounded(v: Verifier, p: Property) -> Result:
+    """Prove a bound (``p.count`` or ``p.total``) or refute it with a sequence of calls."""
+    from ._answers import Result
+
+    Z = z3()
+    policy = v.policy
+    found = dominating(policy, p)
+    if found is not None:
+        return Result(
+            p.text, "proven", detail=f"budget {found.id!r} alone bounds every call counted"
+        )
+    full = search(v, p)
+    if len(full.calls) > 2:  # a counterexample of few distinct calls is found much faster
+        agent_names, tool_names = v.names()
+        for few in (1, 2):
+            quick = search(v, p, kinds=few)
+            quick.solver.set("timeout", int(min(v.timeout, 2.0 * few * few) * 1000))
+            for c in quick.calls:  # names the policy lists: a guess, sat means sat
+                quick.solver.add(Z.Or(*[c.tool == Z.StringVal(n) for n in tool_names]))
+                quick.solver.add(Z.Or(*[c.agent == Z.StringVal(n) for n in agent_names]))
+            if quick.solver.check() == Z.sat:
+                quick.solver.set("timeout", int(v.timeout * 1000))
+                found_quick = _refute(v, p, quick)
+                if found_quick is not None:
+                    return found_quick
+    return _decide(v, p, full)
+
+
+def _refute(v: Verifier, p: Property, q: Search) -> Result | None:
+    """The refutation a satisfiable search gives, if the guard agrees with its model."""
+    from ._answers import Counterexample, Repeated, Result
+
+    solver, calls, mult, effects = q.solver, q.calls, q.mult, q.effects
+    if p.count is None:
+        model = _short(v, solver, mult, [c.agent for c in calls], [c.tool for c in calls])
+    else:
+        model = v._readable(solver, [c.agent for c in calls], [c.tool for c in calls])
+    sequence: list[Repeated] = []
+    wanted: list[str] = []
+    fresh = {"run": "", "thread": "run", "total": "thread"}[p.per]
+    for k, c in enumerate(calls):
+        times = model.eval(mult[k], model_completion=True).as_long()
+        if times < 1:
+            continue
+        call, _, _ = v._call(c, model)
+        want = EFFECTS[model.eval(effects[k], model_completion=True).as_long()]
+        sequence.append(Repeated(call.agent, call.tool, dict(call.args), times, want, fresh))
+        wanted += [want] * times
+    got = replay_sequence(v.policy, sequence)
+    if [g for g, _ in got] != wanted:
+        return None
+    keep = {cond.arg for cond in p.conds} | ({p.total[0]} if p.total else set())
+    sequence = _minimized(v.policy, sequence, keep, wanted)
+    got = replay_sequence(v.policy, sequence)
+    last = sequence[-1]
+    cex = Counterexample(
+        last.agent, last.tool, dict(last.args), got[-1][0], got[-1][1], sequence=tuple(sequence)
+    )
+    return Result(p.text, "refuted", cex, (*q.enc.assumptions, *q.notes), tuple(q.enc.approximated))
+
+
+def _decide(v: Verifier, p: Property, q: Search) -> Result:
+    """Prove or refute with the full search."""
+    from ._answers import Result
+
+    Z = z3()
+    policy = v.policy
+    enc, solver, calls, mult, bitvars, effects, notes = (
+        q.enc,
+        q.solver,
+        q.calls,
+        q.mult,
+        q.bitvars,
+        q.effects,
+        q.notes,
+    )
+    kinds, bits, need = len(calls), len(bitvars[0]), q.need
+    del mult, effects
+    searched = (
+        f"sequences of at most {kinds} distinct calls, each repeated at most {2**bits - 1} times"
+    )
+    exact_search = (need is not None and kinds >= need) or (
+        kinds == 1 and symmetric(p, budgets_of(policy))
+    )
+    atoms = [a for c in calls for a in c.atoms.values()] + [b for bs in bitvars for b in bs]
+    approximated = tuple(enc.approximated)
+    blocked = False
+    for _attempt in range(8):
+        verdict = solver.check()
+        if verdict == Z.unsat and not blocked:
+            assumptions = list(enc.assumptions) + notes
+            if not exact_search and dominating(policy, p) is None:
+                assumptions.append(searched)
+            return Result(
+                p.text, "proven", assumptions=tuple(assumptions), approximated=approximated
+            )
+        if verdict == Z.unsat:
+            break
+        if verdict != Z.sat:
+            return Result(
+                p.text,
+                "unknown",
+                assumptions=(*enc.assumptions, *notes),
+                approximated=approximated,
+                detail=f"the solver gave up ({solver.reason_unknown()})",
+            )
+        model = solver.model()
+        refuted = _refute(v, p, q)
+        if refuted is not None:
+            return refuted
+        solver.add(Z.Or(*[a != model.eval(a, model_completion=True) for a in atoms]))
+        blocked = True
+    return Result(
+        p.text,
+        "unknown",
+        assumptions=(*enc.assumptions, *notes),
+        approximated=approximated,
+        detail="the guard decides the solver's sequences otherwise (they rest on "
+        "over-approximated scopes or budgets: " + "; ".join(approximated) + ")",
+    )
+
+
+@dataclass
+class Search:
+    """The constraints of a bound: ``len(calls)`` symbolic calls, each repeated ``mult``
+    times (in binary: ``bitvars``), permitted with ``effects``, within every budget."""
+
+    enc: Any
+    solver: Any
+    calls: list[SymCall]
+    mult: list[Any]
+    bitvars: list[list[Any]]
+    effects: list[Any]
+    notes: list[str]
+    need: int | None
+
+
+def search(v: Verifier, p: Property, kinds: int | None = None, domain: bool = True) -> Search:
+    """Build the solver of bound ``p`` (``kinds`` distinct calls, default: as many as a count
+    needs, at most ``KINDS``; ``domain=False`` leaves out the representatives the search
+    keeps to, for concrete values)."""
+    from ._answers import EFFECT_CODE as _EFFECT_CODE
+
+    Z = z3()
+    policy = v.policy
+    relevant = [b for b in budgets_of(policy) if any(_overlap(t, p.tool) for t in b.tools)]
+    extra = {cond.arg for cond in p.conds}
+    if p.total is not None:
+        extra.add(p.total[0])
+    extra.update(b.arg for b in relevant if b.arg and b.measure in (Measure.SUM, Measure.DISTINCT))
+    named: dict[str, set[str]] = {}
+    for cond in p.conds:
+        if cond.op in ("outside", "inside"):
+            named.setdefault(cond.arg, set()).update(str(x) for x in cond.values)
+    enc = v.encoder(extra, names=named)
+    enc.assumptions, enc.approximated = {}, {}
+    need = (p.count + 1) if p.count is not None else None
+    if kinds is None:
+        kinds = 1 if symmetric(p, relevant) else KINDS if need is None else min(need, KINDS)
+    bits = BITS if need is None else max(BITS, need.bit_length())
+    solver = Z.Solver()
+    solver.set("timeout", int(v.timeout * 1000))
+    calls: list[SymCall] = []
+    mult: list[Any] = []
+    bitvars: list[list[Any]] = []
+    used: list[Any] = []
+    effects: list[Any] = []
+    for k in range(kinds):
+        c = enc.new_call(f"q{k}.")
+        calls.append(c)
+        if domain:
+            solver.add(*c.domain)
+        bs = [Z.Bool(f"q{k}.m{j}") for j in range(bits)]
+        bitvars.append(bs)
+        m = Z.Sum(*[Z.If(b, 2**j, 0) for j, b in enumerate(bs)])
+        mult.append(m)
+        u = m >= 1
+        used.append(u)
+        if k:
+            solver.add(Z.Implies(u, used[k - 1]))  # the used calls come first
+        eff = enc.effect(c, tools=(p.tool,))
+        effects.append(eff)
+        own = [
+            c.agent != "",
+            _names(c.tool, (p.tool,)),
+            Z.Or(*[eff == _EFFECT_CODE[e] for e in sorted(p.effects)]),
+            Z.Not(c.carries),
+            *[Z.Not(on) for on, _ in c.taint],
+            *[v._cond(cond, c.args[cond.arg]) for cond in p.conds],
+        ]
+        if p.agent is not None:
+            own.append(_names(c.agent, (p.agent,)))
+        if k and not p.together:
+            own.append(c.agent == calls[0].agent)
+        solver.add(Z.Implies(u, Z.And(*own)))
+    if p.count is not None:
+        solver.add(Z.Sum(*mult) == p.count + 1)
+    else:
+        assert p.total is not None
+        arg, op, n = p.total
+        terms = [_times(bitvars[k], _number(calls[k].args[arg])) for k in range(kinds)]
+        total = Z.Sum(*terms)
+        solver.add(total > Z.RealVal(str(n)) if op == ">" else total >= Z.RealVal(str(n)))
+    notes = _encode_budgets(enc, solver, p, relevant, calls, used, bitvars)
+    if any(r.tainted_by and r.permits for r in policy.compiled_rules if r.effect.value != "deny"):
+        notes.append("no untrusted content entered the runs")
+    return Search(enc, solver, calls, mult, bitvars, effects, notes, need)
+
+
+def _short(v: Verifier, solver: Any, mult: Sequence[Any], agents: Any, tools: Any) -> Any:
+    """A model with few calls (at most 16, else 256, when some model has so few) and
+    readable names."""
+    Z = z3()
+    for most in (16, 256):
+        solver.push()
+        solver.add(Z.Sum(*mult) <= most)
+        solver.set("timeout", int(min(v.timeout, 2.0) * 1000))
+        try:
+            if solver.check() == Z.sat:
+                return v._readable(solver, agents, tools)
+        finally:
+            solver.pop()
+            solver.set("timeout", int(v.timeout * 1000))
+    solver.check()
+    return v._readable(solver, agents, tools)
+
+
+def _minimized(
+    policy: Policy, sequence: list[Repeated], keep: set[str], wanted: list[str]
+) -> list[Repeated]:
+    """``sequence`` without the arguments its decisions do not need, identical neighbours
+    merged: an argument is dropped when every call is still decided as before."""
+    from ._answers import Repeated
+
+    out = list(sequence)
+    for i, item in enumerate(sequence):
+        for name in list(item.args):
+            if name in keep:
+                continue
+            cur = out[i]
+            trial = Repeated(
+                cur.agent,
+                cur.tool,
+                {k: x for k, x in cur.args.items() if k != name},
+                cur.times,
+                cur.effect,
+                cur.fresh,
+            )
+            candidate = [*out[:i], trial, *out[i + 1 :]]
+            if [g for g, _ in replay_sequence(policy, candidate)] == wanted:
+                out = candidate
+    merged: list[Repeated] = []
+    for item in out:
+        prev = merged[-1] if merged else None
+        if prev is not None and (
+            prev.agent,
+            prev.tool,
+            dict(prev.args),
+            prev.effect,
+            prev.fresh,
+        ) == (item.agent, item.tool, dict(item.args), item.effect, item.fresh):
+            merged[-1] = Repeated(
+                prev.agent, prev.tool, prev.args, prev.times + item.times, prev.effect, prev.fresh
+            )
+        else:
+            merged.append(item)
+    return merged
+
+
+def _number(arg: Any) -> Any:
+    """The number an argument adds to a sum (0 when it is not a number)."""
+    Z = z3()
+    return Z.If(Z.Or(arg.tag == INT, arg.tag == FLOAT), arg.num, Z.RealVal(0))
+
+
+def _times(bits: Sequence[Any], amount: Any) -> Any:
+    """``amount`` times the multiplicity written in ``bits`` (linear: a sum of doublings)."""
+    Z = z3()
+    return Z.Sum(*[Z.If(b, amount * (2**j), Z.RealVal(0)) for j, b in enumerate(bits)])
+
+
+def _member(arg: Any) -> Any:
+    """The string a distinct budget counts for a string or integer value (``str()``)."""
+    Z = z3()
+    n = Z.ToInt(arg.num)
+    digits = Z.If(n >= 0, Z.IntToStr(n), Z.Concat(Z.StringVal("-"), Z.IntToStr(-n)))
+    return Z.If(arg.tag == STR, arg.s, digits)
+
+
+def _encode_budgets(
+    enc: Any,
+    solver: Any,
+    p: Property,
+    budgets: Iterable[Budget],
+    calls: Sequence[SymCall],
+    used: Sequence[Any],
+    bitvars: Sequence[Sequence[Any]],
+) -> list[str]:
+    """Add every budget's bound over the sequence; return what the answer should say."""
+    Z = z3()
+    notes: list[str] = []
+    free = _FREE[p.per]
+    n = len(calls)
+    for b in budgets:
+        covers = [
+            Z.And(used[k], _names(c.tool, b.tools), _names(c.agent, b.agents))
+            for k, c in enumerate(calls)
+        ]
+        if b.of != "args":
+            if b.limit <= 0:  # used up before anything is used
+                solver.add(*[Z.Not(x) for x in covers])
+            continue
+        if b.measure is Measure.TOKENS:
+            enc.approximated[f"token budget {b.id!r} (tokens are not counted)"] = None
+            continue
+        alone = bool(set(b.per) & free) or b.window is not None
+        if b.window is not None:
+            notes.append(
+                f"rate {b.id!r} bounds each {b.window:g}s window, not the total: "
+                "the calls may be spaced in time"
+            )
+
+        def same(j: int, k: int, b: Budget = b) -> Any:
+            parts = [Z.BoolVal(True)]
+            if "agent" in b.per:
+                parts.append(calls[j].agent == calls[k].agent)
+            if "tool" in b.per:
+                parts.append(calls[j].tool == calls[k].tool)
+            return Z.And(*parts)
+
+        limit = Z.RealVal(str(float(b.limit)))
+        if b.measure is Measure.DISTINCT:
+            if b.items != "value":
+                enc.approximated[f"distinct budget {b.id!r} of e-mail addresses"] = None
+                continue
+            assert b.arg is not None
+            enc.approximated[f"distinct budget {b.id!r}: a list adds no new value"] = None
+            args = [c.args[b.arg] for c in calls]
+            has = [Z.Or(a.tag == STR, a.tag == INT) for a in args]
+            for k in range(n):
+                ok = Z.Or(*[args[k].tag == t for t in (STR, INT, EMPTY, OTHER)])
+                solver.add(Z.Implies(covers[k], ok))
+            if alone:
+                if b.limit < 1:
+                    solver.add(*[Z.Not(Z.And(covers[k], has[k])) for k in range(n)])
+                continue
+            new = [
+                Z.And(
+                    covers[k],
+                    has[k],
+                    *[
+                        Z.Not(
+                            Z.And(
+                                covers[j],
+                                same(j, k),
+                                has[j],
+                                _member(args[j]) == _member(args[k]),
+                            )
+                        )
+                        for j in range(k)
+                    ],
+                )
+                for k in range(n)
+            ]
+            for k in range(n):
+                total = Z.Sum(*[Z.If(Z.And(new[j], same(j, k)), 1, 0) for j in range(n)])
+                solver.add(Z.Implies(covers[k], total <= int(b.limit)))
+            continue
+        if b.measure is Measure.SUM:
+            assert b.arg is not None
+            args = [c.args[b.arg] for c in calls]
+            amount = [a.num for a in args]
+            for k in range(n):
+                ok = Z.And(Z.Or(args[k].tag == INT, args[k].tag == FLOAT), args[k].num >= 0)
+                solver.add(Z.Implies(covers[k], ok))
+        else:
+            amount = [Z.RealVal(1) for _ in calls]
+        if alone:
+            solver.add(*[Z.Implies(covers[k], amount[k] <= limit) for k in range(n)])
+            continue
+        for k in range(n):
+            total = Z.Sum(
+                *[
+                    Z.If(Z.And(covers[j], same(j, k)), _times(bitvars[j], amount[j]), 0)
+                    for j in range(n)
+                ]
+            )
+            solver.add(Z.Implies(covers[k], total <= limit))
+    return list(dict.fromkeys(notes))
+
+
+def feasible(v: Verifier, sequence: Sequence[ToolCall], per: str = "run") -> bool:
+    """Whether the encoding lets every call of ``sequence`` be permitted, one after the
+    other, its budgets charged (runs laid out as ``per`` says: one run, a run each in one
+    thread, a thread each): what the differential test compares with ``replay_sequence``."""
+    from ._encode import OTHER_ARG
+    from ._values import abstract
+
+    Z = z3()
+    p = Property(
+        "(a concrete sequence)", "never", "*", count=len(sequence) - 1, per=per, together=True
+    )
+    q = search(v, p, kinds=len(sequence), domain=False)
+    eqs: list[Any] = []
+    for sym, bits, call in zip(q.calls, q.bitvars, sequence, strict=True):
+        eqs += [bits[0], *[Z.Not(b) for b in bits[1:]]]
+        eqs += [sym.agent == Z.StringVal(call.agent), sym.tool == Z.StringVal(call.tool)]
+        others = [(n, x) for n, x in call.args.items() if n not in sym.args or n == OTHER_ARG]
+        for name, arg in sym.args.items():
+            if name == OTHER_ARG:
+                from ..scopes import is_empty
+
+                given = [x for _, x in others if not is_empty(x)]
+                if given:
+                    eqs += abstract(arg, True, given[0])
+                else:
+                    eqs += abstract(arg, bool(others), others[0][1] if others else None)
+            else:
+                eqs += abstract(arg, name in call.args, call.args.get(name))
+    q.solver.add(*eqs)
+    verdict = q.solver.check()
+    if verdict == Z.unknown:
+        raise AssertionError(f"the solver gave up on {list(sequence)!r}")
+    return bool(verdict == Z.sat)

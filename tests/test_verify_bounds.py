@@ -1,0 +1,252 @@
+"""Bounds over call sequences (budgets encoded as bounds) and delegation properties.
+
+Every refutation is a sequence of calls, or a delegation and a call, replayed here through a
+fresh ``Guard`` in order: each call must be decided as the verifier reported.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+pytest.importorskip("z3")
+
+from guardrails_plugin import (
+    Budget,
+    DelegationError,
+    Guard,
+    Policy,
+    ToolCall,
+    allow,
+    ask,
+    deny,
+    rate,
+)
+from guardrails_plugin.scopes import Number, OneOf
+from guardrails_plugin.verify import PropertyError, Result, Verifier, parse, replay_sequence
+
+
+def _replays(policy: Policy, result: Result) -> None:
+    """The counterexample, replayed through the engine, is decided as reported."""
+    cex = result.counterexample
+    assert cex is not None
+    if cex.sequence:
+        got = replay_sequence(policy, cex.sequence)
+        wanted = [c.effect for c in cex.sequence for _ in range(c.times)]
+        assert [g for g, _ in got] == wanted
+        assert all(e != "deny" for e in wanted)
+        assert got[-1][0] == cex.effect
+        return
+    guard = Guard(policy)
+    for d in cex.delegations:
+        guard.delegate(d.delegator, d.agent, list(d.tools), args=dict(d.args), effect=d.effect)  # type: ignore[arg-type]
+    assert str(guard.check(cex.call()).effect) == cex.effect != "deny"
+
+
+SHARED = Policy(
+    [allow("send_email"), allow("refund", args={"amount": Number(ge=0, le=1000)})],
+    budgets=[
+        Budget.calls(20, tools="send_email", per="thread"),  # shared by every agent
+        Budget.sum("amount", 3000, tools="refund", per=("agent",)),
+    ],
+)
+
+
+@pytest.mark.parametrize(
+    ("prop", "status"),
+    [
+        ("no agent calls send_email more than 20 times per thread", "proven"),
+        ("agents together never call send_email more than 20 times per thread", "proven"),
+        ("no agent calls send_email more than 20 times in total", "refuted"),
+        ("no agent calls send_email more than 3 times per run", "refuted"),
+        ("agent billing never calls refund with total amount > 3000 in total", "proven"),
+        ("agent billing never calls refund with total amount >= 3000 in total", "refuted"),
+        ("agents together never call refund with total amount > 3000 in total", "refuted"),
+    ],
+)
+def test_a_budget_shared_by_agents_bounds_them_together(prop: str, status: str) -> None:
+    result = Verifier(SHARED).check(prop)
+    assert result.status == status, str(result)
+    if status == "refuted":
+        _replays(SHARED, result)
+
+
+def test_a_budget_per_agent_does_not_bound_agents_together() -> None:
+    policy = Policy(
+        [allow("send_email")], budgets=[Budget.calls(2, tools="send_email", per=("run", "agent"))]
+    )
+    v = Verifier(policy)
+    assert v.check("no agent calls send_email more than 2 times per run").holds
+    result = v.check("agents together never call send_email more than 2 times per run")
+    assert result.status == "refuted"
+    _replays(policy, result)
+    agents = {c.agent for c in result.counterexample.sequence}  # type: ignore[union-attr]
+    assert len(agents) >= 2
+
+
+def test_a_rate_bounds_speed_not_totals() -> None:
+    policy = Policy([allow("search")], budgets=[rate(5, seconds=60, tools="search")])
+    result = Verifier(policy).check("no agent calls search more than 5 times per run")
+    assert result.status == "refuted"
+    _replays(policy, result)  # the replay's clock spaces the calls past the window
+    assert any("window" in a for a in result.assumptions)
+
+
+def test_a_sum_budget_fails_closed_on_calls_without_a_number() -> None:
+    policy = Policy(
+        [allow("refund")], budgets=[Budget.sum("amount", 10, tools="refund", per="run")]
+    )
+    v = Verifier(policy)
+    # a refund without an amount is denied by the budget, so the total bounds the count
+    result = v.check("no agent calls refund with amount = 0 more than 3 times per run")
+    assert result.status == "refuted"  # zero amounts cost nothing
+    _replays(policy, result)
+    assert v.check("no agent calls refund with amount >= 4 more than 2 times per run").holds
+
+
+def test_a_distinct_budget_lets_one_value_repeat() -> None:
+    policy = Policy(
+        [allow("send_email")],
+        budgets=[Budget.distinct("to", 1, tools="send_email", per="run")],
+    )
+    v = Verifier(policy)
+    result = v.check("no agent calls send_email more than 4 times per run")
+    assert result.status == "refuted"
+    _replays(policy, result)
+    # one call repeated: the same value (or an empty list, which adds none)
+    assert len(result.counterexample.sequence) == 1  # type: ignore[union-attr]
+
+
+def test_per_tool_budgets_are_dodged_by_other_tools_a_glob_names() -> None:
+    policy = Policy(
+        [allow("delete_*")], budgets=[Budget.calls(1, tools="delete_*", per=("run", "tool"))]
+    )
+    result = Verifier(policy).check("no agent calls delete_* more than 2 times per run")
+    assert result.status == "refuted"
+    _replays(policy, result)
+    tools = {c.tool for c in result.counterexample.sequence}  # type: ignore[union-attr]
+    assert len(tools) == 3
+
+
+def test_counterexample_agents_are_names_the_policy_lists() -> None:
+    policy = Policy([allow("send_email", agents=["mailer", "billing"])])
+    result = Verifier(policy).check("no agent calls send_email more than 1 times per run")
+    assert result.status == "refuted"
+    assert {c.agent for c in result.counterexample.sequence} <= {"mailer", "billing"}  # type: ignore[union-attr]
+    single = Verifier(Policy([allow("send_email")])).check("no agent calls send_email")
+    assert single.counterexample is not None
+    assert single.counterexample.agent.isidentifier()
+
+
+# -- delegation ---------------------------------------------------------------------------
+
+
+def test_a_delegation_that_drops_an_ask_is_found() -> None:
+    """``check_delegation`` keeps deny rules binding, not ask rules: alice is asked, a grant
+    she delegates to bob is allowed outright."""
+    policy = Policy([allow("send_email", agents=["alice"]), ask("send_email", agents=["alice"])])
+    v = Verifier(policy)
+    assert v.check("agent alice never calls send_email without an ask").holds
+    result = v.check("no delegation lets agent bob call send_email without an ask")
+    assert result.status == "refuted"
+    _replays(policy, result)
+    (step,) = result.counterexample.delegations  # type: ignore[union-attr]
+    assert (step.delegator, step.agent) == ("alice", "bob")
+
+
+def test_a_deny_that_binds_the_delegator_must_bind_the_delegate() -> None:
+    policy = Policy(
+        [
+            allow("refund", agents=["billing"], args={"amount": Number(le=1000)}),
+            deny("refund", agents=["billing"], args={"amount": Number(gt=500)}),
+        ]
+    )
+    v = Verifier(policy)
+    assert v.check("no delegation lets agent bob call refund with amount > 500").holds
+    result = v.check("no delegation lets agent bob call refund")
+    # the guard refuses the delegation itself: the deny binds billing, not bob
+    with pytest.raises(DelegationError):
+        Guard(policy).delegate("billing", "bob", "refund", args={"amount": Number(le=100)})
+    assert result.status == "proven"
+
+
+def test_delegation_never_widens_a_scope() -> None:
+    policy = Policy([allow("refund", agents=["billing"], args={"amount": Number(le=1000)})])
+    v = Verifier(policy)
+    assert v.check("no delegation lets agent bob call refund with amount > 1000").holds
+    result = v.check("no delegation lets agent bob call refund with amount > 999")
+    assert result.status == "refuted"
+    _replays(policy, result)
+
+
+def test_a_grant_expiring_mid_sequence_takes_its_delegations_with_it() -> None:
+    """The question is about grants in force: expiry only narrows. A delegated grant stops
+    with its parent's expiry, in the engine the verifier describes."""
+    now = [0.0]
+    policy = Policy([allow("refund", agents=["billing"], args={"mode": OneOf(["test"])})])
+    guard = Guard(policy, clock=lambda: now[0])
+    first = guard.delegate("billing", "alice", "refund", args={"mode": OneOf(["test"])}, ttl=10)
+    guard.delegate("alice", "bob", "refund", args={"mode": OneOf(["test"])}, ttl=5)
+    call = ToolCall("refund", {"mode": "test"}, agent="bob")
+    assert str(guard.check(call).effect) == "allow"
+    now[0] = 6.0  # bob's grant expired mid-sequence
+    assert str(guard.check(call).effect) == "deny"
+    assert str(guard.check(ToolCall("refund", {"mode": "test"}, agent="alice")).effect) == "allow"
+    with pytest.raises(DelegationError):  # no later expiry than the parent's
+        guard.delegate("alice", "carol", "refund", args={"mode": OneOf(["test"])}, ttl=100)
+    guard.revoke(first)
+    assert str(guard.check(ToolCall("refund", {"mode": "test"}, agent="alice")).effect) == "deny"
+    result = Verifier(policy).check("no delegation lets agent bob call refund with mode = test")
+    assert result.status == "refuted"
+    _replays(policy, result)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "no agent calls x more than y times",
+        "no agent calls x per run",
+        "every call of x with total amount > 3 is denied",
+        "agents together never call x",
+        "no delegation lets agent call x",
+        "no delegation lets any agent call x with total n > 1",
+        "no agent calls x more than -1 times",
+    ],
+)
+def test_bound_and_delegation_errors_say_where(text: str) -> None:
+    with pytest.raises(PropertyError, match="cannot read"):
+        parse(text)
+
+
+def test_results_name_what_is_exact() -> None:
+    v = Verifier(SHARED)
+    r: Any = v.check("agent billing never calls refund with total amount > 3000 in total")
+    assert "alone bounds" in r.summary()
+    loose = Verifier(Policy([allow("pay", args={"n": Number(ge=1, le=5)})], budgets=[]))
+    r = loose.check("no agent calls pay with total n > 1000 per run")
+    assert r.status == "refuted"
+    _replays(loose.policy, r)
+
+
+def test_deep_lint_names_rules_no_delegation_of_which_is_accepted() -> None:
+    from guardrails_plugin.verify import deep_lint
+
+    policy = Policy(
+        [
+            allow("send_report", agents=["auditor"], args={"mode": OneOf(["x"])}, id="reports"),
+            deny("send_report", agents=["auditor"], args={"mode": OneOf(["y"])}, id="no-y"),
+            allow("read", agents=["a*"], id="reading"),
+            deny("read", agents=["a*"], args={"mode": OneOf(["secret"])}, id="no-secret"),
+        ]
+    )
+    found = [w for w in deep_lint(policy) if "can never be delegated" in w]
+    assert found == [
+        "rule 'reports' can never be delegated: a deny rule binding the agents that hold it "
+        "binds no other agent (Guard.delegate refuses every delegation)"
+    ]
+    for taker in ["bob", "auditor2", "a", "*"]:
+        with pytest.raises(DelegationError):
+            Guard(policy).delegate("auditor", taker, "send_report", args={"mode": OneOf(["x"])})
+    # the one not flagged is accepted: the deny binds every holder's peers too
+    Guard(policy).delegate("alice", "ab", "read")

@@ -262,11 +262,15 @@ class Inbox:
     langgraph-supervisor team or a swarm whose nodes are not wrapped). Exact when one
     agent acts at a time (supervisor teams, swarms); in parallel fan-outs an agent's
     latest delivery stands for the one that started it. An agent that received nothing
-    in the run was started by its input: generation 0."""
+    in the run was started by its input: generation 0. A run is one invocation: what an
+    agent received in an earlier invocation of the thread (the previous user turn of a
+    swarm) did not start what it sends in this one."""
 
     def __init__(self, max_scopes: int = 4096) -> None:
         self.max_scopes = max_scopes
-        self._scopes: OrderedDict[str, dict[str, tuple[str | None, int | None]]] = OrderedDict()
+        self._scopes: OrderedDict[str, dict[str, tuple[str | None, int | None, str | None]]] = (
+            OrderedDict()
+        )
         self._told: OrderedDict[tuple[str, str], AgentMessage] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -278,13 +282,18 @@ class Inbox:
         with self._lock:
             return self._told.get((scope, message_id))
 
-    def started(self, scope: str, agent: str) -> tuple[str | None, int | None]:
-        """``(parent, generation)`` for a message ``agent`` sends now."""
+    def started(
+        self, scope: str, agent: str, run_id: str | None = None
+    ) -> tuple[str | None, int | None]:
+        """``(parent, generation)`` for a message ``agent`` sends now, in run ``run_id``
+        (a delivery made in another run of the scope does not count)."""
         with self._lock:
             last = self._scopes.get(scope, {}).get(agent)
         if last is None:
             return None, 0
-        mid, gen = last
+        mid, gen, run = last
+        if run_id is not None and run is not None and run != run_id:
+            return None, 0
         return mid, None if gen is None else gen + 1
 
     def delivered(self, scope: str, message: AgentMessage) -> None:
@@ -298,7 +307,7 @@ class Inbox:
                 self._scopes.move_to_end(scope)
             if len(agents) > 1024 and message.recipient not in agents:
                 agents.pop(next(iter(agents)))
-            agents[message.recipient] = (message.id, message.generation)
+            agents[message.recipient] = (message.id, message.generation, message.run_id)
             if message.id is not None:
                 self._told[(scope, message.id)] = message
                 self._told.move_to_end((scope, message.id))

@@ -41,7 +41,7 @@ def handoff_call(
     parent, generation = (
         (act.parent, act.generation)
         if act is not None
-        else INBOX.started(call.scope_key, call.agent)
+        else INBOX.started(call.scope_key, call.agent, call.run_id)
     )
     message = AgentMessage(
         call.agent,
@@ -173,7 +173,7 @@ def handback(state: Any, call: ToolCall, guard: Guard) -> AgentMessage | None:
                 if said:
                     break
         monitor = guard.cascade
-        parent, generation = INBOX.started(call.scope_key, worker)
+        parent, generation = INBOX.started(call.scope_key, worker, call.run_id)
         message = AgentMessage(
             worker,
             call.agent,

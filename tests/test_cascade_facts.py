@@ -60,7 +60,7 @@ def reference_facts(text: str, max_chars: int = 1_000) -> dict[str, int]:
         token = m[0]
         first = token[0]
         if first in _REF_QUOTES:
-            if first != "'" and _reference_in_json(text, m.start()):
+            if first != "'" and _reference_plain_quote(text, m.start()):
                 for key, weight in reference_facts(token[1:-1]).items():
                     if weight == NAME:
                         found.setdefault(key, NAME)
@@ -92,7 +92,9 @@ def reference_facts(text: str, max_chars: int = 1_000) -> dict[str, int]:
     return found
 
 
-def _reference_in_json(text: str, start: int) -> bool:
+def _reference_plain_quote(text: str, start: int) -> bool:
+    if start and (text[start - 1].isalnum() or text[start - 1] in ".!?;"):
+        return True
     before = text[:start].rstrip(" \t\r\n")
     return bool(before) and before[-1] in "{[,:" and ("{" in before or "[" in before)
 
@@ -170,6 +172,7 @@ texts = st.one_of(
 @example("café\x85'quoted value' and\x1c'another one'", 1_000)
 @example("see 'ab'c and 'cd' e, (`x1`y) [\"q r\"s]", 1_000)
 @example('{"note": "Runde 2", "items": ["INC-49490 is new.", "Pay 80,157 EUR"]}', 1_000)
+@example('{"items": ["' + "a long sentence " * 6 + '", "attempt": 3}', 1_000)
 @example("## v10\n- INC-49490 holds.\n\n_Please look again. For you._ _v9_ __init__", 1_000)
 def test_facts_match_the_reference(text: str, max_chars: int) -> None:
     want = list(reference_facts(text, max_chars).items())

@@ -15,7 +15,8 @@ re-wrapping do not change them:
   characters), lowercased with its whitespace collapsed; a JSON string (a quote right
   after ``{``, ``[``, ``,`` or ``:`` in a text holding a brace or bracket) is not one: its
   quotes are syntax, and its facts are those of its text (an agent answering in JSON
-  rewords its sentences too);
+  rewords its sentences too); nor is the span after a quote that closes (a word right
+  before it);
 - **names**: a capitalised word right after a lowercase word (``... asked Maria ...``);
   not after punctuation, where sentences and greetings start.
 
@@ -169,8 +170,9 @@ def _scan(text: str) -> dict[str, int]:
             found.setdefault(m[0].lower(), NAME)
             continue
         if kind > 2:  # a quoted value
-            if kind == 3 and _in_json(text, m.start()):
-                # a JSON string: its quotes are syntax, its facts are those of its text
+            if kind == 3 and _plain_quote(text, m.start()):
+                # a JSON string, or a quote that closes (a word right before it): its
+                # quotes are syntax, its facts are those of its text
                 for fact, weight in _scan(m[3]).items():
                     if weight == NAME:
                         found.setdefault(fact, NAME)
@@ -207,9 +209,13 @@ def _scan(text: str) -> dict[str, int]:
     return found
 
 
-def _in_json(text: str, start: int) -> bool:
-    """Whether the quote at ``start`` opens a JSON string: after ``{``, ``[``, ``,`` or
-    ``:`` (spaces between), in a text holding a ``{`` or ``[`` before it."""
+def _plain_quote(text: str, start: int) -> bool:
+    """Whether the quote at ``start`` does not open a quoted value: it opens a JSON string
+    (after ``{``, ``[``, ``,`` or ``:``, spaces between, in a text holding a ``{`` or ``[``
+    before it), or it closes one (right after a letter, a digit or ``.!?;``: a string too
+    long to be read as a value, the next quote then taken for its end)."""
+    if start and (text[start - 1].isalnum() or text[start - 1] in ".!?;"):
+        return True
     i = start - 1
     while i >= 0 and text[i] in " \t\r\n":
         i -= 1

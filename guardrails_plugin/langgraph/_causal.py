@@ -84,6 +84,9 @@ class Activation:
     again."""
     outer: Activation | None = None
     """The wrapped node this one runs inside (a subgraph's node), if any."""
+    fanned: bool = False
+    """Whether a recipient has told all of this activation's ``Send`` packets (tasks
+    starting meanwhile tell the ones not told yet too, so none acts before they are)."""
 
     def sends(self) -> list[Any]:
         """The ``Send`` packets the activation wrote, in order."""
@@ -198,6 +201,19 @@ class Activations:
             act.parent, act.generation = outer.parent, outer.generation
         elif before:
             act.parent, act.generation = None, None  # sent by something not wrapped
+        if deliveries and deliveries[0].packet is not None:
+            # The step's other ``Send`` packets (a routing function's fan-out is seen by
+            # its recipients only), told by the first of their recipients to start, so a
+            # fan-out is counted whole before any of its recipients acts. Same ids as
+            # their own recipients report: each counts once.
+            mine = deliveries[0]
+            deliveries = deliveries + [
+                Delivery(b, k, str(getattr(p, "node", "")), getattr(p, "arg", None))
+                for b in before
+                if not b.fanned
+                for k, p in enumerate(b.sends())
+                if not (b is mine.sender and k == mine.packet)
+            ]
         return act, deliveries
 
     def clear(self) -> None:

@@ -60,6 +60,13 @@ def reference_facts(text: str, max_chars: int = 1_000) -> dict[str, int]:
         token = m[0]
         first = token[0]
         if first in _REF_QUOTES:
+            if first != "'" and _reference_plain_quote(text, m.start()):
+                for key, weight in reference_facts(token[1:-1]).items():
+                    if weight == NAME:
+                        found.setdefault(key, NAME)
+                    else:
+                        found[key] = STRONG
+                continue
             found['"' + " ".join(token[1:-1].lower().split()) + '"'] = STRONG
             continue
         if first.isupper():
@@ -85,8 +92,19 @@ def reference_facts(text: str, max_chars: int = 1_000) -> dict[str, int]:
     return found
 
 
+def _reference_plain_quote(text: str, start: int) -> bool:
+    if start and (text[start - 1].isalnum() or text[start - 1] in ".!?;"):
+        return True
+    before = text[:start].rstrip(" \t\r\n")
+    return bool(before) and before[-1] in "{[,:" and ("{" in before or "[" in before)
+
+
 def _reference_classify(token: str) -> str:
     token = token.rstrip(".,:;/-#+")
+    if (token.startswith("_") or token.endswith("_")) and not token.startswith("__"):
+        token = token.strip("_").rstrip(".,:;/-#+")
+        if not token or token.isalpha():
+            return ""
     if not token:
         return ""
     low = token.lower()
@@ -116,6 +134,7 @@ _TOKENS = st.sampled_from(
         "12:03:07", "2024-05-01T12:03:07Z", "2024-05-01 12:03", "7", "42", "99.", "100",
         "3-tuple", "x/", "and/", "_private", "__dunder__", "a.b.c", "v1.2.3", "٣٤٥",
         "१२३", "ⅷ", "²", "12h", "0x1F", "1e-9", "-5", "+49", "#", "@", "/", "_",
+        "_please_", "_v9_", "you._", "4_", "_x1_", "__", "_a_b_", "_Maria",
     ]
 )  # fmt: skip
 _QUOTED = st.tuples(
@@ -128,8 +147,12 @@ _PUNCT = st.sampled_from(
     [" ", " ", " ", "  ", "\n", "\t", ", ", ". ", "(", ")", "[", "]", "<", ">", "*", ":", ";",
      "-", "'", '"', "“", "”", "«", "»", "`", "!", "?", "/", "_", "@", "#", "+", "\u00a0"]
 )  # fmt: skip
+# JSON bodies: quotes after { [ , : are syntax (the string's facts are its text's)
+_JSON = st.sampled_from(
+    ['{"note": "', '", "', '": "', '"}', '{"items": ["', '"]', "[", "{", ", ", ": "]
+)
 _ASCII_ODD = st.sampled_from(["\x1c", "\x1d", "\x1e", "\x1f", "\x0b", "\x0c", "\r", "\x85"])
-_PIECE = st.one_of(_WORDS, _NAMES, _TOKENS, _QUOTED, _PUNCT, _ASCII_ODD, st.text(max_size=6))
+_PIECE = st.one_of(_WORDS, _NAMES, _TOKENS, _QUOTED, _PUNCT, _JSON, _ASCII_ODD, st.text(max_size=6))
 # Half the texts are ASCII only (they take the ASCII pattern), with the ASCII separators that
 # ``\s`` matches and ``[ \t\n\r\f\v]`` does not.
 _ASCII_PIECE = _PIECE.filter(str.isascii)
@@ -148,6 +171,9 @@ texts = st.one_of(
 @example("a\x1c'quoted value' and\x1f'another one'", 1_000)
 @example("café\x85'quoted value' and\x1c'another one'", 1_000)
 @example("see 'ab'c and 'cd' e, (`x1`y) [\"q r\"s]", 1_000)
+@example('{"note": "Runde 2", "items": ["INC-49490 is new.", "Pay 80,157 EUR"]}', 1_000)
+@example('{"items": ["' + "a long sentence " * 6 + '", "attempt": 3}', 1_000)
+@example("## v10\n- INC-49490 holds.\n\n_Please look again. For you._ _v9_ __init__", 1_000)
 def test_facts_match_the_reference(text: str, max_chars: int) -> None:
     want = list(reference_facts(text, max_chars).items())
     assert list(_facts._scan(text[:max_chars]).items()) == want

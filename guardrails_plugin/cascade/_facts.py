@@ -9,9 +9,14 @@ re-wrapping do not change them:
 - **tokens with a digit**: ``INV-2024-0042``, ``4711``, ``3.5%``, ``a1b2c3`` (hashes, ids,
   amounts, versions), lowercased, trailing punctuation dropped;
 - **addresses**: e-mail addresses, URLs, paths (``/srv/data/x.csv``);
-- **identifiers**: ``snake_case``, ``camelCase``, ``dotted.names``;
+- **identifiers**: ``snake_case``, ``camelCase``, ``dotted.names``; markdown emphasis
+  (``_please_``, ``_v9_``) is the word inside it, not an identifier;
 - **quoted values**: text between straight, curly, guillemet or back quotes (up to 80
-  characters), lowercased with its whitespace collapsed;
+  characters), lowercased with its whitespace collapsed; a JSON string (a quote right
+  after ``{``, ``[``, ``,`` or ``:`` in a text holding a brace or bracket) is not one: its
+  quotes are syntax, and its facts are those of its text (an agent answering in JSON
+  rewords its sentences too); nor is the span after a quote that closes (a word right
+  before it);
 - **names**: a capitalised word right after a lowercase word (``... asked Maria ...``);
   not after punctuation, where sentences and greetings start.
 
@@ -165,6 +170,15 @@ def _scan(text: str) -> dict[str, int]:
             found.setdefault(m[0].lower(), NAME)
             continue
         if kind > 2:  # a quoted value
+            if kind == 3 and _plain_quote(text, m.start()):
+                # a JSON string, or a quote that closes (a word right before it): its
+                # quotes are syntax, its facts are those of its text
+                for fact, weight in _scan(m[3]).items():
+                    if weight == NAME:
+                        found.setdefault(fact, NAME)
+                    else:
+                        found[fact] = STRONG
+                continue
             found['"' + " ".join(m[kind].lower().split()) + '"'] = STRONG
             continue
         token = m[0]
@@ -195,10 +209,29 @@ def _scan(text: str) -> dict[str, int]:
     return found
 
 
+def _plain_quote(text: str, start: int) -> bool:
+    """Whether the quote at ``start`` does not open a quoted value: it opens a JSON string
+    (after ``{``, ``[``, ``,`` or ``:``, spaces between, in a text holding a ``{`` or ``[``
+    before it), or it closes one (right after a letter, a digit or ``.!?;``: a string too
+    long to be read as a value, the next quote then taken for its end)."""
+    if start and (text[start - 1].isalnum() or text[start - 1] in ".!?;"):
+        return True
+    i = start - 1
+    while i >= 0 and text[i] in " \t\r\n":
+        i -= 1
+    return i >= 0 and text[i] in "{[,:" and ("{" in text[: i + 1] or "[" in text[: i + 1])
+
+
 def _classify(token: str) -> str:
     """A token's fact (lowercased), ``""`` for a counter or a clock time, ``"#"`` + the
     fact for a plain number (a counter after a counter word)."""
     token = token.rstrip(".,:;/-#+")
+    if (token[:1] == "_" or token[-1:] == "_") and not token.startswith("__"):
+        # markdown emphasis (``_please_``, ``_v9_``): the word inside, a fact only if
+        # it is one without the underscores
+        token = token.strip("_").rstrip(".,:;/-#+")
+        if not token or token.isalpha():
+            return ""
     if not token:
         return ""
     low = token.lower()

@@ -25,7 +25,10 @@ class Storms:
       supervisor, N workers, N answers, one reduce) multiplies once; a team of leads each
       dispatching to a few workers multiplies once; a fan-out whose workers fan out again,
       or agents spawning two agents each, multiply every generation, and trip in their
-      second multiplying generation, before a third is delivered.
+      second multiplying generation, before a third is delivered. A coordinator whose
+      workers each answer it, every answer fanned out again, multiplies every *second*
+      generation (out, back, out...): the same test on every other generation trips it in
+      its third fan-out.
     - **Width**: one generation of one tree holds more than ``max_packets`` deliveries
       (1,000: a fan-out no team means).
 
@@ -164,17 +167,20 @@ class _StormTracker:
             )
         if count < signal.min_packets or "growth" in tree.reported:
             return None
-        before = counts.get(level - 1, 0)
-        earlier = counts.get(level - 2, 0)
-        if earlier and before >= signal.growth * earlier and count >= signal.growth * before:
-            tree.reported.add("growth")
-            return self._alarm(
-                seen,
-                tree,
-                f"message storm: deliveries multiply every {unit}, {earlier} -> {before} -> "
-                f"{count} so far ({unit}s {level - 2}-{level}; limit x{signal.growth:g} twice "
-                "in a row): agents fan out to agents that fan out again",
-            )
+        growth = signal.growth
+        for every in (1, 2):  # every generation, or every other one (fan-out, answers back)
+            before = counts.get(level - every, 0)
+            earlier = counts.get(level - 2 * every, 0)
+            if earlier and before >= growth * earlier and count >= growth * before:
+                tree.reported.add("growth")
+                step = unit if every == 1 else f"second {unit}"
+                return self._alarm(
+                    seen,
+                    tree,
+                    f"message storm: deliveries multiply every {step}, {earlier} -> {before} "
+                    f"-> {count} so far ({unit}s {level - 2 * every}-{level}; limit "
+                    f"x{growth:g} twice in a row): agents fan out to agents that fan out again",
+                )
         return None
 
     def _alarm(self, seen: Observed, tree: _Tree, reason: str) -> Alarm:

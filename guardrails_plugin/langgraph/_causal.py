@@ -84,6 +84,9 @@ class Activation:
     again."""
     outer: Activation | None = None
     """The wrapped node this one runs inside (a subgraph's node), if any."""
+    fanned: bool = False
+    """Whether a recipient has told all of this activation's ``Send`` packets (tasks
+    starting meanwhile tell the ones not told yet too, so none acts before they are)."""
 
     def sends(self) -> list[Any]:
         """The ``Send`` packets the activation wrote, in order."""
@@ -203,6 +206,19 @@ class Activations:
             act.parent, act.generation = outer.parent, outer.generation
         elif before:
             act.parent, act.generation = None, None  # sent by something not wrapped
+        if deliveries and deliveries[0].packet is not None:
+            # The step's other ``Send`` packets (a routing function's fan-out is seen by
+            # its recipients only), told by the first of their recipients to start, so a
+            # fan-out is counted whole before any of its recipients acts. Same ids as
+            # their own recipients report: each counts once.
+            mine = deliveries[0]
+            deliveries = deliveries + [
+                Delivery(b, k, str(getattr(p, "node", "")), getattr(p, "arg", None))
+                for b in before
+                if not b.fanned
+                for k, p in enumerate(b.sends())
+                if not (b is mine.sender and k == mine.packet)
+            ]
         return act, deliveries
 
     def clear(self) -> None:
@@ -267,11 +283,15 @@ class Inbox:
     langgraph-supervisor team or a swarm whose nodes are not wrapped). Exact when one
     agent acts at a time (supervisor teams, swarms); in parallel fan-outs an agent's
     latest delivery stands for the one that started it. An agent that received nothing
-    in the run was started by its input: generation 0."""
+    in the run was started by its input: generation 0. A run is one invocation: what an
+    agent received in an earlier invocation of the thread (the previous user turn of a
+    swarm) did not start what it sends in this one."""
 
     def __init__(self, max_scopes: int = 4096) -> None:
         self.max_scopes = max_scopes
-        self._scopes: OrderedDict[str, dict[str, tuple[str | None, int | None]]] = OrderedDict()
+        self._scopes: OrderedDict[str, dict[str, tuple[str | None, int | None, str | None]]] = (
+            OrderedDict()
+        )
         self._told: OrderedDict[tuple[str, str], AgentMessage] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -283,13 +303,18 @@ class Inbox:
         with self._lock:
             return self._told.get((scope, message_id))
 
-    def started(self, scope: str, agent: str) -> tuple[str | None, int | None]:
-        """``(parent, generation)`` for a message ``agent`` sends now."""
+    def started(
+        self, scope: str, agent: str, run_id: str | None = None
+    ) -> tuple[str | None, int | None]:
+        """``(parent, generation)`` for a message ``agent`` sends now, in run ``run_id``
+        (a delivery made in another run of the scope does not count)."""
         with self._lock:
             last = self._scopes.get(scope, {}).get(agent)
         if last is None:
             return None, 0
-        mid, gen = last
+        mid, gen, run = last
+        if run_id is not None and run is not None and run != run_id:
+            return None, 0
         return mid, None if gen is None else gen + 1
 
     def delivered(self, scope: str, message: AgentMessage) -> None:
@@ -303,7 +328,7 @@ class Inbox:
                 self._scopes.move_to_end(scope)
             if len(agents) > 1024 and message.recipient not in agents:
                 agents.pop(next(iter(agents)))
-            agents[message.recipient] = (message.id, message.generation)
+            agents[message.recipient] = (message.id, message.generation, message.run_id)
             if message.id is not None:
                 self._told[(scope, message.id)] = message
                 self._told.move_to_end((scope, message.id))

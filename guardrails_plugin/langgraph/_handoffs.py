@@ -78,7 +78,7 @@ def handoff_message(
     path = monitor.provenance(scope, sender) if monitor is not None else ()
     act = ACTIVATION.get()  # the wrapped node this runs in: the message's causal parent
     parent, generation = (
-        (act.parent, act.generation) if act is not None else INBOX.started(scope, sender)
+        (act.parent, act.generation) if act is not None else INBOX.started(scope, sender, run_id)
     )
     message = AgentMessage(
         sender,
@@ -199,7 +199,7 @@ def handback(state: Any, call: ToolCall, guard: Guard) -> AgentMessage | None:
                 if said:
                     break
         monitor = guard.cascade
-        parent, generation = INBOX.started(call.scope_key, worker)
+        parent, generation = INBOX.started(call.scope_key, worker, call.run_id)
         message = AgentMessage(
             worker,
             call.agent,

@@ -161,9 +161,11 @@ class GuardedNode:
         """Report the messages that started this activation (whatever carried them: a
         ``Command``, a static or conditional edge, a ``Send`` from a node or a routing
         function), before the node acts on them. A message the sender already reported
-        is not told again (it has the same id: it would count once anyway). A message the
-        guard holds (its recipient is quarantined) stops the node; a pause or kill the
-        breaker set is the kill-switch hold's to apply, right after."""
+        is not told again (it has the same id: it would count once anyway). A task started
+        by a ``Send`` packet also tells the step's other packets nobody told yet (a routing
+        function's fan-out is then counted whole before any of its recipients acts). A
+        message to this node the guard holds (its recipient is quarantined) stops the node;
+        a pause or kill the breaker set is the kill-switch hold's to apply, right after."""
         monitor = self.guard.cascade
         if monitor is None:
             return  # nothing watches messages; the kill-switch hold still runs after
@@ -173,9 +175,10 @@ class GuardedNode:
                 continue  # the sender (or a hand-off tool in it) reported it when decided
             said = _said(d.arg if d.packet is not None else sender.update)
             scope = where.thread_id or where.run_id or "-"
+            mine = d.id in act.arrived
             message = AgentMessage(
                 sender.agent,
-                act.node,
+                d.recipient_node,
                 said,
                 run_id=where.run_id,
                 thread_id=where.thread_id,
@@ -187,8 +190,13 @@ class GuardedNode:
             )
             INBOX.delivered(scope, message)
             decision = yield ("check", (message,))
-            if not decision.allowed and decision.kind != "control":
+            if not mine:  # a packet for another task of this step: told now
+                sender.told.add(d.id)
+            if not decision.allowed and decision.kind != "control" and mine:
                 raise decision.error()
+        if arrived and arrived[0].packet is not None:
+            for d in arrived:
+                d.sender.fanned = True  # all its packets told: later tasks need not look
 
     # -- hand-offs ----------------------------------------------------------------------------
 

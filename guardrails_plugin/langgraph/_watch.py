@@ -61,6 +61,7 @@ class _Task:
     __slots__ = (
         "agent",
         "carried",
+        "fanned",
         "generation",
         "graph",
         "id",
@@ -86,6 +87,7 @@ class _Task:
         self.targets: set[str] = set()
         self.routed = False  # a Command, a routing function or a Send named where it went
         self.output: Any = None
+        self.fanned = False  # all its Send packets told (by the first recipient to start)
 
     def route(self, value: Any) -> None:
         """Take the hand-offs in a node's output or a routing function's result."""
@@ -163,6 +165,8 @@ class CascadeWatcher(BaseCallbackHandler):
         self._nodes: dict[UUID, _Task] = {}  # running task: run id -> task
         self._children: dict[UUID, _Task] = {}  # a task's child runs (its routing functions)
         self._tasks: dict[str, _Task] = {}  # running task: task id -> task (subgraph parents)
+        # a starting task -> the senders whose Send packets it tells (marked when told)
+        self._fanning: dict[UUID, list[_Task]] = {}
         self._roots: dict[UUID, str] = {}  # run id -> the scope of its root run
         self._graphs: OrderedDict[tuple[str, str], _Graph] = OrderedDict()
         self._lock = threading.Lock()
@@ -251,6 +255,32 @@ class CascadeWatcher(BaseCallbackHandler):
             # a node's own packets to a copy of itself are hand-offs; its loop back is not
             if sender.node != task.node or mid in packets
         ]
+        if packets:
+            # the step's other Send packets, told by the first of their recipients to start
+            # (same ids as their own recipients report: each counts once), so a fan-out is
+            # counted whole before any recipient acts; a held one does not stop this node
+            fanning = [t for t in before if t.agent and not t.fanned and t.sends]
+            self._fanning[run_id] = fanning
+            for t in fanning:
+                for k, send in enumerate(t.sends):
+                    mid = f"{t.id}>{send.node}#{k}"
+                    if mid in packets or not self._is_agent(send.node, nested):
+                        continue
+                    events.append(
+                        AgentMessage(
+                            t.node,
+                            send.node,
+                            _said(send.arg),
+                            run_id=scope_run,
+                            thread_id=thread_id,
+                            step=step,
+                            path=monitor.provenance(root, t.node) if monitor else (),
+                            id=mid,
+                            passive=True,
+                            parent=t.parent,
+                            generation=t.generation,
+                        )
+                    )
         events.append(ModelCall(agent=node, thread_id=thread_id, step=step))
         return events
 
@@ -348,12 +378,21 @@ class CascadeWatcher(BaseCallbackHandler):
         metadata: Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
-        for event in self._arrivals(inputs, run_id, parent_run_id, metadata, kwargs.get("name")):
+        events = self._arrivals(inputs, run_id, parent_run_id, metadata, kwargs.get("name"))
+        node = (metadata or {}).get("langgraph_node")
+        for event in events:
             decision = self.guard.check(event)
-            if not decision.allowed:
+            if not decision.allowed and (
+                decision.kind == "control"
+                or not isinstance(event, AgentMessage)
+                or event.recipient == node  # not another task's packet
+            ):
                 with self._lock:  # the node will not run: LangChain reports no end for it
                     self._forget(run_id)
+                self._fanning.pop(run_id, None)
                 raise decision.error()
+        for sender in self._fanning.pop(run_id, ()):
+            sender.fanned = True  # its packets told: later recipients need not tell them
 
     def on_chain_end(self, outputs: Any, *, run_id: UUID, **kwargs: Any) -> None:
         with self._lock:

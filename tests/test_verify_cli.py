@@ -13,7 +13,7 @@ pytest.importorskip("z3")
 
 from guardrails_plugin import Policy, allow, ask, deny
 from guardrails_plugin.cli import main
-from guardrails_plugin.scopes import Number, OneOf
+from guardrails_plugin.scopes import Number, OneOf, Shell
 from guardrails_plugin.verify import assert_never_widens, assert_proves, deep_lint, diff, replay
 
 POLICY = "cookbook/policy.yaml"
@@ -89,6 +89,62 @@ def test_diff_reports_widening_with_confirmed_examples(
     assert main(["diff", a, a]) == 0
     assert "no call is decided differently" in capsys.readouterr().out
     assert main(["diff", a, b, "--json"]) == 1
+
+
+def _shell_policy(programs: list[str]) -> Policy:
+    return Policy([allow("run", args={"cmd": Shell(programs)}), allow("lookup")])
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [(["ls"], ["ls", "rm"]), (["ls", "cat"], ["ls", "rm"]), (["grep"], ["grep", "sh"])],
+)
+def test_diff_never_says_nothing_widens_when_it_could_not_tell(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], old: list[str], new: list[str]
+) -> None:
+    # Shell scopes are over-approximated: the solver finds calls the engines decide
+    # alike, so the widening (a program NEW lists) is neither shown nor ruled out.
+    # Saying "no call is decided differently" (exit 0) would pass a widening build.
+    result = diff(_shell_policy(old), _shell_policy(new))
+    widening = [r for r in result if r.widens]
+    assert widening or not result.settled_widening
+    if not widening:
+        with pytest.raises(AssertionError, match="cannot show"):
+            assert_never_widens(_shell_policy(old), _shell_policy(new))
+    a = _write(tmp_path, "old.yaml", _shell_policy(old))
+    b = _write(tmp_path, "new.yaml", _shell_policy(new))
+    code = main(["diff", a, b])
+    out = capsys.readouterr().out
+    assert code == (1 if widening else 2)
+    assert "no call is decided differently" not in out
+    if not widening:
+        assert "unknown: deny -> allow: run:" in out
+    # the same scope on both sides is one atom: settled, nothing differs
+    assert main(["diff", a, a]) == 0
+    assert "no call is decided differently" in capsys.readouterr().out
+
+
+def test_diff_reports_a_solver_that_gives_up(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from guardrails_plugin.verify._z3 import z3
+
+    Z = z3()
+    monkeypatch.setattr(Z.Solver, "check", lambda self, *a: Z.unknown)
+    monkeypatch.setattr(Z.Solver, "reason_unknown", lambda self: "timeout")
+    old = Policy([allow("refund", args={"amount": Number(le=100)})])
+    new = Policy([allow("refund", args={"amount": Number(le=200)})])
+    result = diff(old, new)
+    assert list(result) == []
+    assert "deny -> allow: the solver gave up (timeout)" in result.unsettled
+    assert not result.settled_widening
+    with pytest.raises(AssertionError, match="cannot show"):
+        assert_never_widens(old, new)
+    a = _write(tmp_path, "old.yaml", old)
+    assert main(["diff", a, a, "--json"]) == 2
+    captured = capsys.readouterr()
+    assert json.loads(captured.out) == []
+    assert "unknown: deny -> allow: the solver gave up (timeout)" in captured.err
 
 
 def test_deep_lint_finds_dead_rules_unreached_asks_and_empty_scopes(tmp_path: Path) -> None:

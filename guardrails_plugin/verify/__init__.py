@@ -13,7 +13,7 @@ imports it only when a formula is built. See ``docs/verification.md``.
 
 from ._answers import Counterexample, Delegation, Repeated, Result, Step
 from ._assert import assert_never_widens, assert_proves
-from ._compare import Region, deep_lint, diff
+from ._compare import Diff, Region, deep_lint, diff
 from ._props import Property, PropertyError, parse
 from ._sequences import replay_sequence
 from ._verifier import Verifier, replay
@@ -22,6 +22,7 @@ from ._z3 import VerifyUnavailable
 __all__ = [
     "Counterexample",
     "Delegation",
+    "Diff",
     "Property",
     "PropertyError",
     "Region",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..policy import Policy
 from ._answers import Result
-from ._compare import Region, diff
+from ._compare import Diff, diff
 from ._verifier import Verifier
 
 
@@ -19,7 +19,7 @@ def assert_proves(policy: Policy, *properties: str) -> list[Result]:
     return results
 
 
-def assert_never_widens(old: Policy, new: Policy) -> list[Region]:
+def assert_never_widens(old: Policy, new: Policy) -> Diff:
     """Assert ``new`` permits nothing ``old`` did not (no call denied before is now asked
     about or allowed, none asked about before is now allowed); returns the regions where
     ``new`` narrows."""
@@ -28,5 +28,10 @@ def assert_never_widens(old: Policy, new: Policy) -> list[Region]:
     if wider:
         raise AssertionError(
             f"{new.name!r} widens {old.name!r}:\n" + "\n".join(str(r) for r in wider)
+        )
+    if not regions.settled_widening:
+        raise AssertionError(
+            f"cannot show {new.name!r} widens nothing {old.name!r} did not allow:\n"
+            + "\n".join(regions.unsettled)
         )
     return regions

@@ -3,13 +3,16 @@
 ``verify POLICY --assert "..." [--assert ...] [--json] [--depth N]``: exit 0 when every
 assertion is proven, 1 when one is refuted (its counterexample printed), 2 when one is
 unknown or the input is wrong. ``diff OLD NEW [--json]``: every region NEW decides
-differently, with an example call; exit 1 when NEW widens permissions, else 0 (2 on error).
+differently, with an example call; exit 1 when NEW widens permissions, 0 when it provably
+does not, 2 when that is not settled (the solver gave up, or only calls resting on
+over-approximated scopes were found: each printed as ``unknown: ...``) or on error.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from typing import Any
 
 from .._errors import GuardrailsError
@@ -79,9 +82,15 @@ def _diff(args: argparse.Namespace) -> int:
         return 2
     if args.json:
         print(json.dumps([r.to_dict() for r in regions], default=repr))
+        for reason in regions.unsettled:
+            print(f"unknown: {reason}", file=sys.stderr)
     else:
         for r in regions:
             print(str(r))
-        if not regions:
+        for reason in regions.unsettled:
+            print(f"unknown: {reason}")
+        if not regions and not regions.unsettled:
             print("no call is decided differently")
-    return 1 if any(r.widens for r in regions) else 0
+    if regions.widens:
+        return 1
+    return 0 if regions.settled_widening else 2

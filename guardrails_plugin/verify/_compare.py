@@ -69,10 +69,43 @@ class Region:
         )
 
 
-def diff(old: Policy, new: Policy, *, per_change: int = 20, timeout: float = 30.0) -> list[Region]:
+class Diff(list[Region]):
+    """The regions of :func:`diff` (a list of :class:`Region`, widening ones first), and
+    what the comparison could not settle.
+
+    ``unsettled`` names each change of effect the search could not finish: the solver gave
+    up (a time limit, or a question beyond its string theory), or the calls it found rest
+    on scopes the encoding over-approximates and the engines decided them otherwise. Where
+    a widening change is unsettled, "``new`` widens nothing" is not proven."""
+
+    def __init__(self, regions: list[Region], unsettled: list[str]) -> None:
+        super().__init__(regions)
+        self.unsettled: tuple[str, ...] = tuple(unsettled)
+
+    @property
+    def widens(self) -> bool:
+        """Whether a region where ``new`` permits more was found."""
+        return any(r.widens for r in self)
+
+    @property
+    def settled_widening(self) -> bool:
+        """Whether every widening change (deny to ask or allow, ask to allow) was searched
+        to the end: with no widening region, ``new`` then provably widens nothing."""
+        return not any(u.startswith(_WIDENING) for u in self.unsettled)
+
+    def __repr__(self) -> str:
+        return f"Diff({list(self)!r}, unsettled={list(self.unsettled)!r})"
+
+
+_WIDENING = ("deny -> ask", "deny -> allow", "ask -> allow")
+
+
+def diff(old: Policy, new: Policy, *, per_change: int = 20, timeout: float = 30.0) -> Diff:
     """Where ``new`` decides differently from ``old`` (see the module docstring). Every
     example is replayed through both engines; one the engines do not confirm (it rests on
-    an over-approximated scope) is skipped."""
+    an over-approximated scope) is not reported, and the change it was found for is then
+    listed in ``Diff.unsettled`` unless the search ended with the solver proving no
+    other call exists; so is every change the solver gave up on."""
     Z = z3()
     enc_old = Encoder(old, also=new)
     enc_new = Encoder(new, also=old)
@@ -80,24 +113,37 @@ def diff(old: Policy, new: Policy, *, per_change: int = 20, timeout: float = 30.
     e_old = enc_old.effect(call)
     e_new = enc_new.effect(call)
     regions: list[Region] = []
+    unsettled: list[str] = []
     for before in (DENY, ASK, ALLOW):
         for after in (DENY, ASK, ALLOW):
             if before == after:
                 continue
+            change = f"{EFFECTS[before]} -> {EFFECTS[after]}"
             solver = Z.Solver()
             solver.set("timeout", int(timeout * 1000))
             solver.add(*call.domain, call.agent != "", call.tool != "")
             solver.add(e_old == before, e_new == after)
+            pair = (EFFECTS[before], EFFECTS[after])
             misses: dict[str, int] = {}
             for _ in range(per_change):
-                if solver.check() != Z.sat:
+                verdict = solver.check()
+                if verdict == Z.unknown:
+                    unsettled.append(f"{change}: the solver gave up ({solver.reason_unknown()})")
+                    break
+                if verdict != Z.sat:
+                    found = {r.tool for r in regions if (r.before, r.after) == pair}
+                    if open_ := sorted(t for t in misses if t not in found):
+                        unsettled.append(
+                            f"{change}: {', '.join(open_)}: the calls found rest on "
+                            "over-approximated scopes and the engines decided them otherwise"
+                        )
                     break
                 model = solver.model()
                 example, tainted, carries = _call(call, model)
                 got_old = str(replay(old, example, tainted, carries).effect)
                 got_new = str(replay(new, example, tainted, carries).effect)
                 tool = example.tool
-                if (got_old, got_new) == (EFFECTS[before], EFFECTS[after]):
+                if (got_old, got_new) == pair:
                     example = minimize(new, example, tainted, carries, also=old)
                     regions.append(Region(tool, got_old, got_new, example, tainted))
                     solver.add(call.tool != Z.StringVal(tool))
@@ -112,8 +158,14 @@ def diff(old: Policy, new: Policy, *, per_change: int = 20, timeout: float = 30.
                             f"diff example {example!r} is {got_old} -> {got_new} in the engine"
                         )
                     solver.add(Z.Or(*[a != model.eval(a, model_completion=True) for a in atoms]))
+            else:
+                if not any((r.before, r.after) == pair for r in regions):
+                    unsettled.append(
+                        f"{change}: {per_change} calls the solver found were not confirmed "
+                        "by the engines (over-approximated scopes)"
+                    )
     regions.sort(key=lambda r: (not r.widens, r.tool, r.before, r.after))
-    return regions
+    return Diff(regions, unsettled)
 
 
 def _call(c: Any, model: Any) -> tuple[ToolCall, tuple[str, ...], bool]:

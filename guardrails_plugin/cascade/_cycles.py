@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections import OrderedDict
+from itertools import islice
+from typing import Final
 
 from .._events import ToolResult
 from ._facts import STRONG, facts
@@ -87,29 +89,24 @@ class Cycles:
         return _CycleTracker(self)
 
 
-class _Node:
-    __slots__ = ("edges", "recipient", "runs", "trail")
-
-    def __init__(
-        self,
-        recipient: str,
-        edges: tuple[tuple[str, str], ...],
-        runs: list[int],
-        trail: tuple[Evidence, ...],
-    ) -> None:
-        self.recipient = recipient
-        self.edges = edges  # this hand-off, its parent's, ... (max_length + 1 at most)
-        self.runs = runs  # per cycle length: stale repeats in a row up to this message
-        self.trail = trail  # the last messages of the chain, for evidence
+# A node is what a message leaves for the messages it causes, as a tuple (built without a
+# Python frame): the hand-offs of its chain, this one first (``max_length + 1`` at most,
+# each the tracker's own copy of the edge, so that equal edges are usually the same
+# object), its runs (per cycle length: stale repeats in a row up to it) and its trail (the
+# chain's last messages, oldest first, for reading and evidence).
+_EDGES: Final = 0
+_RUNS: Final = 1
+_TRAIL: Final = 2
+_Node = tuple[tuple[tuple[str, str], ...], list[int], tuple[Evidence, ...]]
 
 
 class _CycleTracker:
     __slots__ = (
         "_done",
+        "_edges",
         "_facts",
         "_inbox",
         "_keep",
-        "_lower",
         "_max_length",
         "_memory",
         "_min_news",
@@ -126,10 +123,12 @@ class _CycleTracker:
         self._memory = signal.memory
         self._min_news = signal.min_news
         self._repeats = signal.repeats
-        self._lower: dict[str, str] = {}  # agent name -> its lowercase (bounded)
-        self._facts: dict[str, None] = {}
+        # (sender, recipient) -> the tracker's copy of that edge, for edges whose agents'
+        # names are in ``_facts`` (cleared when ``_facts`` forgets, or when full)
+        self._edges: dict[tuple[str, str], tuple[str, str]] = {}
+        self._facts: dict[str, int | None] = {}  # facts seen, oldest first
         self._nodes: OrderedDict[str, _Node] = OrderedDict()
-        self._inbox: OrderedDict[str, _Node] = OrderedDict()  # agent -> last message to it
+        self._inbox: dict[str, _Node] = {}  # agent -> last message to it, oldest first
         self._news: set[str] = set()
         self._done: dict[int, None] = {}  # indices of the messages whose facts were learned
         self._zero = [0] * (signal.max_length + 1)
@@ -140,17 +139,24 @@ class _CycleTracker:
         return self._signal.name
 
     def _learn(self, found: dict[str, int]) -> int:
-        """Remember ``found``; the weight of the facts not seen before."""
+        """Remember ``found``; the weight of the facts not seen before. (``dict.update``
+        appends the new ones at the end in their order, as one at a time would, and leaves
+        the known ones where they are: the new ones are the last ``added`` keys.)"""
         known = self._facts
-        new = 0
-        for fact, weight in found.items():
-            if fact not in known:
-                new += weight
-                known[fact] = None
+        before = len(known)
+        known.update(found)
+        added = len(known) - before
+        if not added:
+            return 0
+        if added == len(found):
+            new = sum(found.values())
+        else:
+            new = sum(map(found.__getitem__, islice(reversed(known), added)))
         if len(known) > self._signal.max_facts:
             # forget the older half at once (amortized O(1) per fact)
             for fact in list(known)[: len(known) // 2]:
                 del known[fact]
+            self._edges.clear()  # their agents' names may be forgotten too
         return new
 
     def _read(self, trail: tuple[Evidence, ...], end: int) -> None:
@@ -170,19 +176,24 @@ class _CycleTracker:
             for index in list(done)[: len(done) // 2]:
                 del done[index]
 
-    def _lowercase(self, name: str) -> str:
-        """``name.lower()``, remembered (agents' names recur in every message)."""
-        lower = self._lower
-        if len(lower) >= self._memory:
-            lower.clear()
-        low = lower[name] = name.lower()
-        return low
+    def _edge(self, sender: str, recipient: str) -> tuple[str, str]:
+        """The tracker's copy of the edge, its agents' names learned first: agents' own
+        names are not news (greetings, hand-off tools' "transferred to ...")."""
+        known = self._facts
+        known[sender.lower()] = None
+        known[recipient.lower()] = None
+        edges = self._edges
+        if len(edges) >= self._memory:
+            edges.clear()
+        edge = edges[(sender, recipient)] = (sender, recipient)
+        return edge
 
     def observe_result(self, result: ToolResult, untrusted: bool, seen: Observed) -> None:
         # weighed against what reached its agent first (the chain of its last message in)
         last = self._inbox.get(result.agent)
         if last is not None:
-            self._read(last.trail, len(last.trail))
+            trail = last[_TRAIL]
+            self._read(trail, len(trail))
         if self._learn(seen.facts()) >= self._signal.min_news:
             self._news.add(result.agent)
 
@@ -196,22 +207,13 @@ class _CycleTracker:
             parent = self._inbox.get(sender)
         else:
             parent = None  # a new chain (the run's input, a timer)
-        known = self._facts
-        # agents' own names are not news (greetings, hand-off tools' "transferred to ...")
-        lower = self._lower
-        low = lower.get(sender)
-        if low is None:
-            low = self._lowercase(sender)
-        known[low] = None
-        low = lower.get(recipient)
-        if low is None:
-            low = self._lowercase(recipient)
-        known[low] = None
+        edge = self._edges.get((sender, recipient))
+        if edge is None:
+            edge = self._edge(sender, recipient)
         brought = False
         if self._news:
             brought = sender in self._news
             self._news.discard(sender)
-        edge = (sender, recipient)
         tripped = 0
         if parent is None:
             edges: tuple[tuple[str, str], ...] = (edge,)
@@ -219,11 +221,11 @@ class _CycleTracker:
             trail: tuple[Evidence, ...] = (seen.evidence,)
         else:
             max_length = self._max_length
-            up = parent.edges
+            up = parent[_EDGES]
             if len(up) > max_length:
                 up = up[:max_length]
             edges = (edge, *up)
-            trail = parent.trail
+            trail = parent[_TRAIL]
             if len(trail) >= self._keep:
                 trail = trail[1:]
             trail += (seen.evidence,)
@@ -239,12 +241,15 @@ class _CycleTracker:
                     for index in list(done)[: len(done) // 2]:
                         del done[index]
                 done[seen.index] = None
-                news = self._learn(seen.facts()) >= self._min_news or brought
+                found = seen._facts  # seen.facts(), inlined
+                if found is None:
+                    found = seen._facts = facts(m.content)
+                news = self._learn(found) >= self._min_news or brought
             else:
                 news = True  # whatever it says: no run goes through a hand-off new to its chain
             if not news:
                 runs = [0] * (max_length + 1)
-                before = parent.runs
+                before = parent[_RUNS]
                 repeats = self._repeats - 1
                 for length in range(1, len(edges)):
                     if edges[length] == edge:
@@ -253,12 +258,13 @@ class _CycleTracker:
                             tripped = length
                 if tripped:
                     runs = self._zero  # it has to go stale again to trip again
-        node = _Node(recipient, edges, runs, trail)
+        node = (edges, runs, trail)
         inbox = self._inbox
-        inbox.pop(recipient, None)
+        if recipient in inbox:
+            del inbox[recipient]
         inbox[recipient] = node
         if len(inbox) > self._memory:
-            inbox.popitem(last=False)
+            del inbox[next(iter(inbox))]
         if m.id is not None:
             nodes = self._nodes
             nodes[m.id] = node

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from itertools import islice
-from typing import Final
+from typing import Any, Final
 
 from .._events import ToolResult
 from ._facts import STRONG, facts
@@ -92,12 +92,21 @@ class Cycles:
 # A node is what a message leaves for the messages it causes, as a tuple (built without a
 # Python frame): the hand-offs of its chain, this one first (``max_length + 1`` at most,
 # each the tracker's own copy of the edge, so that equal edges are usually the same
-# object), its runs (per cycle length: stale repeats in a row up to it) and its trail (the
-# chain's last messages, oldest first, for reading and evidence).
+# object), its runs (per cycle length: stale repeats in a row up to it) and its link.
+# A link is the message's place on its chain, for reading and evidence: its evidence and
+# its parent's link, so that a message costs no copy of its chain's last messages; every
+# ``keep``-th link of a chain (and its first) holds them instead (``base``: the chain's last
+# ``keep`` messages, itself last) and no parent, so that a walk back stops within ``keep``
+# steps and a node keeps at most ``keep`` links alive.
 _EDGES: Final = 0
 _RUNS: Final = 1
-_TRAIL: Final = 2
-_Node = tuple[tuple[tuple[str, str], ...], list[int], tuple[Evidence, ...]]
+_LINK: Final = 2
+_EVIDENCE: Final = 0
+_UP: Final = 1
+_BASE: Final = 2
+_HOPS: Final = 3
+_Link = tuple[Evidence, Any, "tuple[Evidence, ...] | None", int]
+_Node = tuple[tuple[tuple[str, str], ...], list[int], _Link]
 
 
 class _CycleTracker:
@@ -176,6 +185,18 @@ class _CycleTracker:
             for index in list(done)[: len(done) // 2]:
                 del done[index]
 
+    def _trail(self, link: _Link) -> tuple[Evidence, ...]:
+        """The last ``keep`` messages of the chain ending at ``link``, oldest first."""
+        back = []
+        while link[_BASE] is None:
+            back.append(link[_EVIDENCE])
+            link = link[_UP]
+        trail = link[_BASE]
+        if back:
+            back.reverse()
+            trail = (*trail, *back)[-self._keep :]
+        return trail
+
     def _edge(self, sender: str, recipient: str) -> tuple[str, str]:
         """The tracker's copy of the edge, its agents' names learned first: agents' own
         names are not news (greetings, hand-off tools' "transferred to ...")."""
@@ -192,7 +213,7 @@ class _CycleTracker:
         # weighed against what reached its agent first (the chain of its last message in)
         last = self._inbox.get(result.agent)
         if last is not None:
-            trail = last[_TRAIL]
+            trail = self._trail(last[_LINK])
             self._read(trail, len(trail))
         if self._learn(seen.facts()) >= self._signal.min_news:
             self._news.add(result.agent)
@@ -218,25 +239,31 @@ class _CycleTracker:
         if parent is None:
             edges: tuple[tuple[str, str], ...] = (edge,)
             runs = self._zero
-            trail: tuple[Evidence, ...] = (seen.evidence,)
+            link: _Link = (seen.evidence, None, (seen.evidence,), 0)
         else:
             max_length = self._max_length
             up = parent[_EDGES]
             if len(up) > max_length:
                 up = up[:max_length]
             edges = (edge, *up)
-            trail = parent[_TRAIL]
-            if len(trail) >= self._keep:
-                trail = trail[1:]
-            trail += (seen.evidence,)
+            up_link = parent[_LINK]
+            hops = up_link[_HOPS] + 1
+            if hops < self._keep:
+                link = (seen.evidence, up_link, None, hops)
+            else:  # every keep-th link holds the chain's last messages, and no parent
+                base = (*self._trail(up_link)[1 - self._keep :], seen.evidence)
+                link = (seen.evidence, None, base, 0)
             runs = self._zero
             # Only a hand-off its chain made before can extend a loop: the others reset
             # every run whatever they say, so their facts are read later, if ever (when a
             # message down their chain repeats a hand-off).
             if edge in up:
                 done = self._done
-                if trail[-2].index not in done:
-                    self._read(trail, len(trail) - 1)
+                if up_link[_EVIDENCE].index not in done:
+                    trail = self._trail(up_link)
+                    if len(trail) >= self._keep:
+                        trail = trail[1:]
+                    self._read(trail, len(trail))
                 elif len(done) > self._memory:  # its chain is read: only _read's trimming
                     for index in list(done)[: len(done) // 2]:
                         del done[index]
@@ -258,7 +285,7 @@ class _CycleTracker:
                             tripped = length
                 if tripped:
                     runs = self._zero  # it has to go stale again to trip again
-        node = (edges, runs, trail)
+        node = (edges, runs, link)
         inbox = self._inbox
         if recipient in inbox:
             del inbox[recipient]
@@ -274,7 +301,7 @@ class _CycleTracker:
             return None
         signal = self._signal
         loop = [a for a, _ in reversed(edges[:tripped])]
-        rounds = trail[-signal.repeats * tripped :]
+        rounds = self._trail(link)[-signal.repeats * tripped :]
         return Alarm(
             signal=self.name,
             scope=seen.scope,

@@ -50,8 +50,10 @@ class Cycles:
     State per scope: the facts seen (at most ``max_facts``, 8,192; the older half forgotten
     when full) and, for the last ``memory`` (1,024) messages with an id, their hand-off
     chain (``max_length`` edges), runs and last messages, and which of them were read: a
-    few hundred kB at most. Cost per message: a tuple of ``max_length`` edges and one of
-    ``repeats * max_length`` messages, ``max_length`` comparisons, and, for a message that
+    few hundred kB at most. Cost per message: a tuple of ``max_length`` edges (a message's
+    place on its chain is a link to its parent's, with the chain's last ``repeats *
+    max_length`` messages copied once per as many messages), ``max_length`` comparisons,
+    and, for a message that
     repeats a hand-off, one regular-expression scan (the first 1,000 characters) of each of
     its chain's messages not read yet: each message is read at most once while remembered,
     so at most one scan per message amortized, none in traffic that never repeats a

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections import OrderedDict
+from itertools import islice
+from typing import Any, Final
 
 from .._events import ToolResult
 from ._facts import STRONG, facts
@@ -48,8 +50,10 @@ class Cycles:
     State per scope: the facts seen (at most ``max_facts``, 8,192; the older half forgotten
     when full) and, for the last ``memory`` (1,024) messages with an id, their hand-off
     chain (``max_length`` edges), runs and last messages, and which of them were read: a
-    few hundred kB at most. Cost per message: a tuple of ``max_length`` edges and one of
-    ``repeats * max_length`` messages, ``max_length`` comparisons, and, for a message that
+    few hundred kB at most. Cost per message: a tuple of ``max_length`` edges (a message's
+    place on its chain is a link to its parent's, with the chain's last ``repeats *
+    max_length`` messages copied once per as many messages), ``max_length`` comparisons,
+    and, for a message that
     repeats a hand-off, one regular-expression scan (the first 1,000 characters) of each of
     its chain's messages not read yet: each message is read at most once while remembered,
     so at most one scan per message amortized, none in traffic that never repeats a
@@ -87,29 +91,33 @@ class Cycles:
         return _CycleTracker(self)
 
 
-class _Node:
-    __slots__ = ("edges", "recipient", "runs", "trail")
-
-    def __init__(
-        self,
-        recipient: str,
-        edges: tuple[tuple[str, str], ...],
-        runs: list[int],
-        trail: tuple[Evidence, ...],
-    ) -> None:
-        self.recipient = recipient
-        self.edges = edges  # this hand-off, its parent's, ... (max_length + 1 at most)
-        self.runs = runs  # per cycle length: stale repeats in a row up to this message
-        self.trail = trail  # the last messages of the chain, for evidence
+# A node is what a message leaves for the messages it causes, as a tuple (built without a
+# Python frame): the hand-offs of its chain, this one first (``max_length + 1`` at most,
+# each the tracker's own copy of the edge, so that equal edges are usually the same
+# object), its runs (per cycle length: stale repeats in a row up to it) and its link.
+# A link is the message's place on its chain, for reading and evidence: its evidence and
+# its parent's link, so that a message costs no copy of its chain's last messages; every
+# ``keep``-th link of a chain (and its first) holds them instead (``base``: the chain's last
+# ``keep`` messages, itself last) and no parent, so that a walk back stops within ``keep``
+# steps and a node keeps at most ``keep`` links alive.
+_EDGES: Final = 0
+_RUNS: Final = 1
+_LINK: Final = 2
+_EVIDENCE: Final = 0
+_UP: Final = 1
+_BASE: Final = 2
+_HOPS: Final = 3
+_Link = tuple[Evidence, Any, "tuple[Evidence, ...] | None", int]
+_Node = tuple[tuple[tuple[str, str], ...], list[int], _Link]
 
 
 class _CycleTracker:
     __slots__ = (
         "_done",
+        "_edges",
         "_facts",
         "_inbox",
         "_keep",
-        "_lower",
         "_max_length",
         "_memory",
         "_min_news",
@@ -126,10 +134,12 @@ class _CycleTracker:
         self._memory = signal.memory
         self._min_news = signal.min_news
         self._repeats = signal.repeats
-        self._lower: dict[str, str] = {}  # agent name -> its lowercase (bounded)
-        self._facts: dict[str, None] = {}
+        # (sender, recipient) -> the tracker's copy of that edge, for edges whose agents'
+        # names are in ``_facts`` (cleared when ``_facts`` forgets, or when full)
+        self._edges: dict[tuple[str, str], tuple[str, str]] = {}
+        self._facts: dict[str, int | None] = {}  # facts seen, oldest first
         self._nodes: OrderedDict[str, _Node] = OrderedDict()
-        self._inbox: OrderedDict[str, _Node] = OrderedDict()  # agent -> last message to it
+        self._inbox: dict[str, _Node] = {}  # agent -> last message to it, oldest first
         self._news: set[str] = set()
         self._done: dict[int, None] = {}  # indices of the messages whose facts were learned
         self._zero = [0] * (signal.max_length + 1)
@@ -140,17 +150,24 @@ class _CycleTracker:
         return self._signal.name
 
     def _learn(self, found: dict[str, int]) -> int:
-        """Remember ``found``; the weight of the facts not seen before."""
+        """Remember ``found``; the weight of the facts not seen before. (``dict.update``
+        appends the new ones at the end in their order, as one at a time would, and leaves
+        the known ones where they are: the new ones are the last ``added`` keys.)"""
         known = self._facts
-        new = 0
-        for fact, weight in found.items():
-            if fact not in known:
-                new += weight
-                known[fact] = None
+        before = len(known)
+        known.update(found)
+        added = len(known) - before
+        if not added:
+            return 0
+        if added == len(found):
+            new = sum(found.values())
+        else:
+            new = sum(map(found.__getitem__, islice(reversed(known), added)))
         if len(known) > self._signal.max_facts:
             # forget the older half at once (amortized O(1) per fact)
             for fact in list(known)[: len(known) // 2]:
                 del known[fact]
+            self._edges.clear()  # their agents' names may be forgotten too
         return new
 
     def _read(self, trail: tuple[Evidence, ...], end: int) -> None:
@@ -170,19 +187,36 @@ class _CycleTracker:
             for index in list(done)[: len(done) // 2]:
                 del done[index]
 
-    def _lowercase(self, name: str) -> str:
-        """``name.lower()``, remembered (agents' names recur in every message)."""
-        lower = self._lower
-        if len(lower) >= self._memory:
-            lower.clear()
-        low = lower[name] = name.lower()
-        return low
+    def _trail(self, link: _Link) -> tuple[Evidence, ...]:
+        """The last ``keep`` messages of the chain ending at ``link``, oldest first."""
+        back = []
+        while link[_BASE] is None:
+            back.append(link[_EVIDENCE])
+            link = link[_UP]
+        trail = link[_BASE]
+        if back:
+            back.reverse()
+            trail = (*trail, *back)[-self._keep :]
+        return trail
+
+    def _edge(self, sender: str, recipient: str) -> tuple[str, str]:
+        """The tracker's copy of the edge, its agents' names learned first: agents' own
+        names are not news (greetings, hand-off tools' "transferred to ...")."""
+        known = self._facts
+        known[sender.lower()] = None
+        known[recipient.lower()] = None
+        edges = self._edges
+        if len(edges) >= self._memory:
+            edges.clear()
+        edge = edges[(sender, recipient)] = (sender, recipient)
+        return edge
 
     def observe_result(self, result: ToolResult, untrusted: bool, seen: Observed) -> None:
         # weighed against what reached its agent first (the chain of its last message in)
         last = self._inbox.get(result.agent)
         if last is not None:
-            self._read(last.trail, len(last.trail))
+            trail = self._trail(last[_LINK])
+            self._read(trail, len(trail))
         if self._learn(seen.facts()) >= self._signal.min_news:
             self._news.add(result.agent)
 
@@ -196,55 +230,55 @@ class _CycleTracker:
             parent = self._inbox.get(sender)
         else:
             parent = None  # a new chain (the run's input, a timer)
-        known = self._facts
-        # agents' own names are not news (greetings, hand-off tools' "transferred to ...")
-        lower = self._lower
-        low = lower.get(sender)
-        if low is None:
-            low = self._lowercase(sender)
-        known[low] = None
-        low = lower.get(recipient)
-        if low is None:
-            low = self._lowercase(recipient)
-        known[low] = None
+        edge = self._edges.get((sender, recipient))
+        if edge is None:
+            edge = self._edge(sender, recipient)
         brought = False
         if self._news:
             brought = sender in self._news
             self._news.discard(sender)
-        edge = (sender, recipient)
         tripped = 0
         if parent is None:
             edges: tuple[tuple[str, str], ...] = (edge,)
             runs = self._zero
-            trail: tuple[Evidence, ...] = (seen.evidence,)
+            link: _Link = (seen.evidence, None, (seen.evidence,), 0)
         else:
             max_length = self._max_length
-            up = parent.edges
+            up = parent[_EDGES]
             if len(up) > max_length:
                 up = up[:max_length]
             edges = (edge, *up)
-            trail = parent.trail
-            if len(trail) >= self._keep:
-                trail = trail[1:]
-            trail += (seen.evidence,)
+            up_link = parent[_LINK]
+            hops = up_link[_HOPS] + 1
+            if hops < self._keep:
+                link = (seen.evidence, up_link, None, hops)
+            else:  # every keep-th link holds the chain's last messages, and no parent
+                base = (*self._trail(up_link)[1 - self._keep :], seen.evidence)
+                link = (seen.evidence, None, base, 0)
             runs = self._zero
             # Only a hand-off its chain made before can extend a loop: the others reset
             # every run whatever they say, so their facts are read later, if ever (when a
             # message down their chain repeats a hand-off).
             if edge in up:
                 done = self._done
-                if trail[-2].index not in done:
-                    self._read(trail, len(trail) - 1)
+                if up_link[_EVIDENCE].index not in done:
+                    trail = self._trail(up_link)
+                    if len(trail) >= self._keep:
+                        trail = trail[1:]
+                    self._read(trail, len(trail))
                 elif len(done) > self._memory:  # its chain is read: only _read's trimming
                     for index in list(done)[: len(done) // 2]:
                         del done[index]
                 done[seen.index] = None
-                news = self._learn(seen.facts()) >= self._min_news or brought
+                found = seen._facts  # seen.facts(), inlined
+                if found is None:
+                    found = seen._facts = facts(m.content)
+                news = self._learn(found) >= self._min_news or brought
             else:
                 news = True  # whatever it says: no run goes through a hand-off new to its chain
             if not news:
                 runs = [0] * (max_length + 1)
-                before = parent.runs
+                before = parent[_RUNS]
                 repeats = self._repeats - 1
                 for length in range(1, len(edges)):
                     if edges[length] == edge:
@@ -253,12 +287,13 @@ class _CycleTracker:
                             tripped = length
                 if tripped:
                     runs = self._zero  # it has to go stale again to trip again
-        node = _Node(recipient, edges, runs, trail)
+        node = (edges, runs, link)
         inbox = self._inbox
-        inbox.pop(recipient, None)
+        if recipient in inbox:
+            del inbox[recipient]
         inbox[recipient] = node
         if len(inbox) > self._memory:
-            inbox.popitem(last=False)
+            del inbox[next(iter(inbox))]
         if m.id is not None:
             nodes = self._nodes
             nodes[m.id] = node
@@ -268,7 +303,7 @@ class _CycleTracker:
             return None
         signal = self._signal
         loop = [a for a, _ in reversed(edges[:tripped])]
-        rounds = trail[-signal.repeats * tripped :]
+        rounds = self._trail(link)[-signal.repeats * tripped :]
         return Alarm(
             signal=self.name,
             scope=seen.scope,

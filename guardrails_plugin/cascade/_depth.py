@@ -23,6 +23,12 @@ class Depth:
         """This signal keeps no state: it is its own tracker."""
         return self
 
+    @property
+    def deeper_than(self) -> int:
+        """``max_depth``: the monitor feeds this tracker only messages whose path is
+        longer (the others cannot trip it)."""
+        return self.max_depth
+
     def observe(self, seen: Observed) -> Alarm | None:
         """An alarm when the message's delegation path is deeper than ``max_depth``."""
         message = seen.message

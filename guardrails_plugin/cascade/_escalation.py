@@ -101,6 +101,14 @@ class _EscalationTracker:
     def name(self) -> str:
         return self._signal.name
 
+    @property
+    def idle(self) -> bool:
+        """No call denied in this scope yet: no reach can count, so the monitor feeds this
+        tracker no message until a denial wakes it. (Its clock, ``_tick``, then misses the
+        messages before the first denial: it only orders events, and every later event
+        keeps its order.)"""
+        return not self._denied_agents
+
     def observe(self, seen: Observed) -> Alarm | None:
         self._tick += 1
         denied = self._denied_agents

@@ -106,6 +106,12 @@ class _InfectionTracker:
     def name(self) -> str:
         return self._signal.name
 
+    @property
+    def idle(self) -> bool:
+        """No untrusted content seen yet: no message can carry any, so the monitor feeds
+        this tracker no message until a result wakes it."""
+        return not self._sources
+
     def observe_result(self, result: ToolResult, untrusted: bool, seen: Observed) -> None:
         if not untrusted or result.is_error:
             return

@@ -31,8 +31,11 @@ _SEEN_IDS = 512
 class _Scope:
     __slots__ = (
         "active",
+        "asleep",
         "call_trackers",
         "count",
+        "deep",
+        "hot",
         "last",
         "paths",
         "result_trackers",
@@ -45,10 +48,47 @@ class _Scope:
         self.active = False  # an adapter that sees hand-offs themselves reported here
         self.count = 0
         self.trackers = trackers
-        self.paths: dict[str, tuple[str, ...]] = {}
+        # recipient -> the last message to it (its chain is computed when asked for)
+        self.paths: dict[str, AgentMessage] = {}
         self.call_trackers: list[Any] = [t for t in trackers if hasattr(t, "observe_call")]
         self.result_trackers: list[Any] = [t for t in trackers if hasattr(t, "observe_result")]
         self.seen: OrderedDict[str, None] = OrderedDict()
+        self.hot: list[Tracker] = []  # trackers fed every message, in order
+        self.deep = _NEVER  # a path longer than this needs the trackers gated on depth
+        self.asleep = False  # some tracker is idle (the lists are redone when one wakes)
+        self.sort()
+
+    def sort(self) -> None:
+        """Sort the trackers into those fed every message (``hot``), those fed only messages
+        whose path is longer than their ``deeper_than``, and the ``idle`` ones, fed nothing
+        until a call or result wakes them."""
+        hot = []
+        deep = _NEVER
+        asleep = False
+        for tracker in self.trackers:
+            if getattr(tracker, "idle", False):
+                asleep = True
+                continue
+            gate = getattr(tracker, "deeper_than", None)
+            if gate is None:
+                hot.append(tracker)
+            elif gate < deep:
+                deep = gate
+        self.hot = hot
+        self.deep = deep
+        self.asleep = asleep
+
+    def deeper(self, depth: int) -> list[Tracker]:
+        """The awake trackers, in order, that a message whose path holds ``depth`` agents
+        goes to."""
+        found = []
+        for tracker in self.trackers:
+            if getattr(tracker, "idle", False):
+                continue
+            gate = getattr(tracker, "deeper_than", None)
+            if gate is None or depth > gate:
+                found.append(tracker)
+        return found
 
     def first_time(self, key: str | None) -> bool:
         """False for a message or call id seen recently (a re-run task observing again)."""
@@ -60,6 +100,21 @@ class _Scope:
         if len(self.seen) > _SEEN_IDS:
             self.seen.popitem(last=False)
         return True
+
+
+_NEVER = 1 << 62
+
+
+def _chain(message: AgentMessage | None) -> tuple[str, ...]:
+    """The delegation chain a message hands its recipient: its path and sender, cut where
+    the recipient already was on it."""
+    if message is None:
+        return ()
+    chain = (*message.path, message.sender)
+    recipient = message.recipient
+    if recipient in chain:
+        chain = chain[: chain.index(recipient)]
+    return chain
 
 
 class CascadeMonitor:
@@ -117,6 +172,8 @@ class CascadeMonitor:
         # A signal that scores every call (``every_call``: ``baselines.Anomaly``) needs a scope
         # for every call; the others need one only where messages or denials were seen.
         self._scopes: OrderedDict[str, _Scope] = OrderedDict()
+        self._oldest: _Scope | None = None  # the first scope of ``_scopes``
+        self._newest: str | None = None  # the key of its last
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -131,16 +188,22 @@ class CascadeMonitor:
             scope = scopes[key] = _Scope([s.track() for s in self.signals])
             if len(scopes) > self.max_scopes:
                 scopes.popitem(last=False)
-        else:
+                self._oldest = None
+            self._newest = key
+        elif key != self._newest:
             scopes.move_to_end(key)
+            self._newest = key
+            if scope is self._oldest:
+                self._oldest = None
         scope.last = now
         # Forget runs gone quiet (least recently active first: amortized O(1)). A scope
         # holds a few hundred kB of sketches; finished threads must not pile up.
-        while True:
-            oldest = next(iter(scopes.values()))
-            if oldest is scope or now - oldest.last <= self.idle:
-                break
+        oldest = self._oldest
+        if oldest is None:
+            oldest = self._oldest = next(iter(scopes.values()))
+        while oldest is not scope and not now - oldest.last <= self.idle:
             scopes.popitem(last=False)
+            oldest = self._oldest = next(iter(scopes.values()))
         return scope
 
     def observe_call(self, call: ToolCall, *, denied: bool) -> list[Alarm]:
@@ -161,6 +224,8 @@ class CascadeMonitor:
                 alarm = tracker.observe_call(call, denied, key, max(scope.count - 1, 0))
                 if alarm is not None:
                     alarms.append(alarm)
+            if scope.asleep:
+                scope.sort()
             return alarms
 
     def observe_result(self, result: ToolResult, *, untrusted: bool) -> None:
@@ -182,6 +247,8 @@ class CascadeMonitor:
             )
             for tracker in scope.result_trackers:
                 tracker.observe_result(result, untrusted, seen)
+            if scope.asleep:
+                scope.sort()
 
     def provenance(self, scope: str, agent: str) -> tuple[str, ...]:
         """The delegation chain that led to ``agent`` in ``scope``, as the messages seen so
@@ -190,7 +257,7 @@ class CascadeMonitor:
         dispatching to workers in turn stays at depth 1 however long it runs."""
         with self._lock:
             scope_ = self._scopes.get(scope)
-            return () if scope_ is None else scope_.paths.get(agent, ())
+            return () if scope_ is None else _chain(scope_.paths.get(agent))
 
     def observe(self, message: AgentMessage) -> list[Alarm]:
         """Feed one message; return the alarms it trips (usually none). A message whose
@@ -217,15 +284,15 @@ class CascadeMonitor:
             seen = Observed(message, scope.count, key)
             scope.count += 1
             recipient = message.recipient
-            chain = (*message.path, message.sender)
-            if recipient in chain:
-                chain = chain[: chain.index(recipient)]
             paths = scope.paths
             if len(paths) > _SEEN_IDS and recipient not in paths:
                 paths.pop(next(iter(paths)))
-            paths[recipient] = chain
+            paths[recipient] = message
+            trackers = scope.hot
+            if len(message.path) > scope.deep:
+                trackers = scope.deeper(len(message.path))
             alarms = []
-            for tracker in scope.trackers:
+            for tracker in trackers:
                 alarm = tracker.observe(seen)
                 if alarm is not None:
                     alarms.append(alarm)
@@ -235,6 +302,9 @@ class CascadeMonitor:
         """Forget a scope (after a person cleared its alarm, or when its run ends)."""
         with self._lock:
             self._scopes.pop(scope, None)
+            self._oldest = None
+            if scope == self._newest:
+                self._newest = None
 
     def scopes(self) -> list[str]:
         """The scopes currently tracked, least recently active first."""

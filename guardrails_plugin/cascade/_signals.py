@@ -132,7 +132,13 @@ class Tracker(Protocol):
 
     A tracker that also watches tool calls (``Escalation``) has an ``observe_call(call,
     denied, scope, index)`` method; the monitor feeds it the decided calls of its scope
-    (every call of every scope when its signal sets ``every_call``: ``baselines.Anomaly``)."""
+    (every call of every scope when its signal sets ``every_call``: ``baselines.Anomaly``).
+
+    Two optional attributes spare the monitor calls that cannot change anything: while
+    ``idle`` is true the tracker is fed no message (it may turn false only in
+    ``observe_call`` or ``observe_result``: ``Infection`` before any untrusted result,
+    ``Escalation`` before any denial), and a tracker with an int ``deeper_than`` is fed only
+    messages whose ``path`` holds more agents (``Depth``)."""
 
     def observe(self, seen: Observed) -> Alarm | None:
         """Look at one observed message; an alarm if the signal fires."""

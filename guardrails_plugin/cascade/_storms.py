@@ -100,11 +100,22 @@ class _Tree:
 
 
 class _StormTracker:
-    __slots__ = ("_roots", "_signal", "_trees", "_window")
+    __slots__ = (
+        "_max_packets",
+        "_min_packets",
+        "_newest",
+        "_roots",
+        "_signal",
+        "_trees",
+        "_window",
+    )
 
     def __init__(self, signal: Storms) -> None:
         self._signal = signal
+        self._min_packets = signal.min_packets
+        self._max_packets = signal.max_packets
         self._trees: OrderedDict[str, _Tree] = OrderedDict()
+        self._newest: str | None = None  # the key of the last tree of ``_trees``
         self._roots: OrderedDict[str, str] = OrderedDict()  # message id -> its tree
         self._window = _WindowTracker(signal) if signal.window is not None else None
 
@@ -113,19 +124,14 @@ class _StormTracker:
         return self._signal.name
 
     def observe(self, seen: Observed) -> Alarm | None:
-        alarm = self._logical(seen)
-        if alarm is None and self._window is not None:
-            alarm = self._window.observe(seen)
-        return alarm
-
-    def _logical(self, seen: Observed) -> Alarm | None:
-        signal = self._signal
+        # The logical conditions first, then (when none tripped) the wall-clock window's.
         m = seen.message
-        if m.generation is not None:
-            level = m.generation
-            if m.parent is not None:
-                root = self._roots.get(m.parent, "-")
-            elif m.generation == 0:
+        level = m.generation
+        if level is not None:
+            parent = m.parent
+            if parent is not None:
+                root = self._roots.get(parent, "-")
+            elif level == 0:
                 # a new tree: what one activation started by the run's input sends (its
                 # sender at its step), else this message
                 root = f"{m.sender}@{m.step}" if m.step is not None else m.id or "-"
@@ -134,29 +140,42 @@ class _StormTracker:
             if m.id is not None:
                 roots = self._roots
                 roots[m.id] = root
-                if len(roots) > 4 * signal.memory:
+                if len(roots) > 4 * self._signal.memory:
                     roots.popitem(last=False)
         elif m.step is not None:
             level, root = m.step, "-"
         else:
-            return None
+            return None if self._window is None else self._window.observe(seen)
         trees = self._trees
         tree = trees.get(root)
         if tree is None:
             tree = trees[root] = _Tree()
-            if len(trees) > signal.memory:
+            if len(trees) > self._signal.memory:
                 trees.popitem(last=False)
-        else:
+            self._newest = root
+        elif root != self._newest:
             trees.move_to_end(root)
+            self._newest = root
         counts = tree.counts
         packets = m.packets
         count = counts[level] = counts.get(level, 0) + (packets if packets > 1 else 1)
         if len(counts) > 8:
             del counts[min(counts)]
         tree.evidence.append(seen.evidence)
-        if count < signal.min_packets and count <= signal.max_packets:
-            return None  # neither condition can hold (the common case: a quiet generation)
-        unit = "generation" if m.generation is not None else "superstep"
+        if count < self._min_packets and count <= self._max_packets:
+            # neither condition can hold (the common case: a quiet generation)
+            return None if self._window is None else self._window.observe(seen)
+        alarm = self._logical(seen, tree, level, count)
+        if alarm is None and self._window is not None:
+            alarm = self._window.observe(seen)
+        return alarm
+
+    def _logical(self, seen: Observed, tree: _Tree, level: int, count: int) -> Alarm | None:
+        """The logical conditions, for a generation (or superstep) ``level`` of ``tree``
+        that holds ``count`` deliveries now."""
+        signal = self._signal
+        counts = tree.counts
+        unit = "generation" if seen.message.generation is not None else "superstep"
         if count > signal.max_packets and "width" not in tree.reported:
             tree.reported.add("width")
             return self._alarm(

@@ -16,7 +16,7 @@ from test_verify_differential import policies
 from guardrails_plugin import Policy, allow, ask, deny
 from guardrails_plugin.scopes import Emails, Number, Paths, Urls
 from guardrails_plugin.verify import deep_lint
-from guardrails_plugin.verify._compare import _deep_lint_per_rule
+from guardrails_plugin.verify._lint import _deep_lint_per_rule
 
 ROOT = Path(__file__).resolve().parent.parent
 BUDGET = 5.0

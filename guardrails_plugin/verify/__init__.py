@@ -12,7 +12,8 @@ imports it only when a formula is built. See ``docs/verification.md``.
 """
 
 from ._assert import assert_never_widens, assert_proves
-from ._compare import Region, deep_lint, diff
+from ._compare import Region, diff
+from ._lint import deep_lint
 from ._props import Property, PropertyError, parse
 from ._verifier import Counterexample, Result, Step, Verifier, replay
 from ._z3 import VerifyUnavailable

@@ -31,7 +31,7 @@ the two with.
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -320,14 +320,19 @@ def _hints(args: Any, call: Any) -> list[Any]:
 _HINTS = 4
 
 
-def _deep_lint_per_rule(policy: Policy, *, timeout: float = 2.0) -> list[str]:
+def _deep_lint_per_rule(
+    policy: Policy, *, timeout: float = 2.0, only: Collection[str] | None = None
+) -> list[str]:
     """``deep_lint`` as first written: one solver per rule and per scope, no witnesses, no
     hints. Slow (every question rebuilds the rules about its tools); kept as the reference
-    the fast path is tested against."""
+    the fast path is tested against. ``only``: the ids of the rules to lint (all when
+    ``None``; the encoding is always the whole policy's)."""
     Z = z3()
     enc = Encoder(policy)
     out: list[str] = []
     for r in policy.compiled_rules:
+        if only is not None and r.id not in only:
+            continue
         if r.effect is RuleEffect.DENY or not r.permits:
             if r.effect is RuleEffect.DENY:
                 out += _empty_scopes_per_rule(enc, r, timeout)

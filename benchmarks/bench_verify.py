@@ -1,13 +1,16 @@
 """Time the verifier: the issue's properties on the cookbook's and integrations' policies and
 on a generated 200-rule policy; ``diff`` and ``lint --deep`` on the same.
 
-    python benchmarks/bench_verify.py
+    python benchmarks/bench_verify.py          # properties, diff and lint --deep
+    python benchmarks/bench_verify.py --deep   # lint --deep only (shipped and generated)
 
 Prints one line per (policy, property): status and wall time. Figures: benchmarks/README.md.
 """
 
 from __future__ import annotations
 
+import argparse
+import glob
 import time
 
 from guardrails_plugin import Policy, allow, ask, deny
@@ -120,7 +123,38 @@ def _time(label: str, fn: object) -> None:
     print(f"{label}: {out} in {time.perf_counter() - start:.2f} s", flush=True)
 
 
+def deep() -> None:
+    """``lint --deep`` wall time on every shipped policy and on the generated one."""
+    paths = sorted(
+        {
+            *glob.glob("cookbook/*.yaml"),
+            *glob.glob("integrations/*/policy.yaml"),
+            *glob.glob("integrations/agentdojo/*.yaml"),
+        }
+    )
+    worst = 0.0
+    for path in paths:
+        try:
+            policy = Policy.from_yaml(path)
+        except Exception:  # simulation scenarios and the like are not policies
+            continue
+        start = time.perf_counter()
+        found = deep_lint(policy)
+        took = time.perf_counter() - start
+        worst = max(worst, took)
+        print(
+            f"{path} ({len(policy.rules)} rules): lint --deep: {len(found)} warnings in {took:.2f} s"
+        )
+    print(f"slowest shipped policy: {worst:.2f} s")
+    _time("generated-200: lint --deep", lambda: f"{len(deep_lint(generated()))} warnings")
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--deep", action="store_true", help="time lint --deep only")
+    if parser.parse_args().deep:
+        deep()
+        return
     worst = 0.0
     for path, props in FILES.items():
         policy = Policy.from_yaml(path)

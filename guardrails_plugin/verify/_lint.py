@@ -143,7 +143,10 @@ class _Lint:
         empty = [_empty_message(r, n, s) for n, s in r.args.items() if self._empty(r, n, s)]
         if r.effect is RuleEffect.DENY or not r.permits:
             return empty if r.effect is RuleEffect.DENY else []
-        return _rule_findings(r, lambda q: self._possible(r, q), empty)
+        sat: set[str] = set()
+        if self._known(r, best) is None:  # the strongest question first: it answers the rest
+            self._possible(r, best, sat)
+        return _rule_findings(r, lambda q: self._possible(r, q, sat), empty)
 
     # -- answers -------------------------------------------------------------------------------
 
@@ -157,12 +160,15 @@ class _Lint:
                     return True
         return None
 
-    def _possible(self, r: Rule, question: str) -> bool | None:
-        if self._known(r, question):
+    def _possible(self, r: Rule, question: str, sat: set[str]) -> bool | None:
+        """Whether ``question`` can hold for ``r`` (``None``: the solver gave up); ``sat``
+        collects the questions of ``r`` a model of the encoding has shown satisfiable."""
+        if question in sat or self._known(r, question):
             return True
         group = self._group(r)
         verdict, model = group.ask(r, question)
         if model is not None:
+            sat.update(q for q in QUESTIONS if group.holds(model, r, q))
             self._add_model(group, model)
         return verdict
 
@@ -256,6 +262,13 @@ class _Group:
             self._decision = (call, self.enc.effect(call, tools=self.tools))
         return self._decision
 
+    def holds(self, model: Any, r: Rule, question: str) -> bool:
+        """Whether ``model`` (of this group's encoding) meets ``question`` for ``r``."""
+        Z = z3()
+        call, effect = self.decision()
+        parts = _condition(question, self.enc.about(r, call), self.enc.outcome(r, call)[0], effect)
+        return bool(Z.is_true(model.eval(Z.And(*parts), model_completion=True)))
+
     def ask(self, r: Rule, question: str) -> tuple[bool | None, Any]:
         """(whether ``question`` can hold for ``r`` — ``None``: the solver gave up —, the
         model when it can), under each of ``_hints`` first (satisfiable under a hint is
@@ -280,10 +293,14 @@ class _Group:
         """Whether ``scope`` accepts some value of argument ``name`` (``False``: none)."""
         Z = z3()
         call = self.enc.new_call("")
-        acc, _ = self.enc.scope(scope, call.args[name], call)
+        arg = call.args[name]
+        before = len(call.domain)
+        acc, _ = self.enc.scope(scope, arg, call)
         solver = Z.Solver()
         solver.set("timeout", int(self.timeout * 1000))
-        solver.add(*call.domain)
+        # the domain restricts each argument (and each free boolean) on its own: the
+        # argument's part and the scope's free booleans are as satisfiable as the whole
+        solver.add(*arg.domain, *call.domain[before:])
         for hint in _hints([(name, scope)], call):
             if solver.check(acc, hint) == Z.sat:
                 return True

@@ -22,6 +22,7 @@ from typing import Any
 from .._events import ToolCall
 from ..policy import Rule
 from ..scopes import Emails, Not, Number, OneOf, OptionalScope, Paths, Pattern, Scope, Urls
+from ._encode import _witness
 from ._values import FRESH, NOWHERE
 
 _sre_c: Any = __import__("re._constants", fromlist=["_"])
@@ -147,7 +148,8 @@ def values_for(scope: Scope) -> list[Any]:
         for d in spec["domains"]:
             out.append(f"{FRESH}@{FRESH}.{d[2:]}" if d.startswith("*.") else f"{FRESH}@{d}")
         return out
-    return []
+    example = _witness(scope)
+    return [*([] if example is None else [example]), *_OTHERS]
 
 
 def _numbers(spec: dict[str, Any]) -> list[Any]:

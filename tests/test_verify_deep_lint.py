@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import importlib.util
 import re
-import time
 from pathlib import Path
 
 import pytest
@@ -104,7 +103,8 @@ def test_the_200_rule_policy_lints_as_the_reference_does_on_a_sample() -> None:
     """The benchmark's policy, with rules added that shadow some of its rules (a deny
     over a URL scope, an agent's deny, an ask over a tool's allows, a deny over an email
     ask) and a rule whose scope accepts nothing: the whole lint finishes, and on a sample
-    of rules of every kind its warnings are the reference's."""
+    of rules of every kind its warnings are the reference's (which takes minutes on the
+    whole policy)."""
     big = _generated()
     planted = [
         deny(
@@ -120,9 +120,7 @@ def test_the_200_rule_policy_lints_as_the_reference_does_on_a_sample() -> None:
         allow("refund_1", args={"amount": Number(integer=True, gt=1, lt=2)}, id="x-empty"),
     ]
     policy = Policy([*big.rules, *planted], name="generated-200-planted")
-    start = time.perf_counter()
-    got = deep_lint(policy, timeout=BUDGET)
-    assert time.perf_counter() - start < 60  # 5 s alone (benchmarks/README.md); shared CI
+    got = deep_lint(policy, timeout=BUDGET)  # its time: benchmarks/bench_verify.py --deep
     assert {"r2", "r4", "r25", "r40", "r59", "x-empty"} <= {_rule_of(w) for w in got}
     sample = {"r0", "r1", "r2", "r4", "r5", "r25", "r40", "r59", "x-empty"}
     want = _deep_lint_per_rule(policy, timeout=BUDGET, only=sample)

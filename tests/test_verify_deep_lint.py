@@ -74,6 +74,20 @@ def test_views_with_many_names_lint_as_the_reference_does() -> None:
     assert "'live-url'" not in text
 
 
+def test_shadow_rules_lint_as_the_reference_does() -> None:
+    """The encoding decides with shadow rules enforced; the engine-decided samples too."""
+    policy = Policy(
+        [
+            deny("send", args={"to": Emails(domains=["evil.example.com"])}, shadow=True, id="s"),
+            allow("send", args={"to": Emails(domains=["evil.example.com"])}, id="dead"),
+            allow("send", args={"to": Emails(domains=["example.com"])}, id="live"),
+        ]
+    )
+    got = deep_lint(policy, timeout=BUDGET)
+    assert got == _deep_lint_per_rule(policy, timeout=BUDGET)
+    assert any("'dead'" in w for w in got)
+
+
 @settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
 @given(policies())
 def test_generated_policies_lint_as_the_reference_does(policy: Policy) -> None:

@@ -127,6 +127,8 @@ class _Lint:
 
     def __init__(self, policy: Policy, timeout: float) -> None:
         self.policy = policy
+        # the encoding decides with shadow rules enforced: so do the witnesses
+        self.engine: Policy = policy._enforcing or policy
         self.timeout = timeout
         self.groups: dict[tuple[str, ...], _Group] = {}
         self.witnesses: dict[str, list[_Witness]] = {}
@@ -193,7 +195,7 @@ class _Lint:
     def _add(self, call: ToolCall, tainted: tuple[str, ...], carries: bool) -> _Witness | None:
         """Decide ``call`` in the engine and keep it as a witness."""
         try:
-            decided = str(replay(self.policy, call, tainted, carries).effect)
+            decided = str(replay(self.engine, call, tainted, carries).effect)
         except Exception:  # a call the engine cannot take: the solver answers instead
             return None
         w = _Witness(call, tainted, carries, decided)
@@ -215,7 +217,7 @@ class _Lint:
     def _matches(self, r: Rule, w: _Witness) -> bool:
         found = w.matched.get(r.id)
         if found is None:
-            found = w.matched[r.id] = _engine_matches(self.policy, r, w)
+            found = w.matched[r.id] = _engine_matches(self.engine, r, w)
         return found
 
 

@@ -18,8 +18,8 @@ from test_verify_differential import policies
 
 from guardrails_plugin import Policy, allow, ask, deny
 from guardrails_plugin.scopes import Emails, Number, Paths, Urls
-from guardrails_plugin.verify import deep_lint
-from guardrails_plugin.verify._lint import _deep_lint_per_rule
+from guardrails_plugin.verify import Verifier, deep_lint
+from guardrails_plugin.verify._lint import _deep_lint_per_rule, _Lint
 
 ROOT = Path(__file__).resolve().parent.parent
 BUDGET = 5.0
@@ -139,3 +139,19 @@ def test_the_200_rule_policy_lints_as_the_reference_does_on_a_sample() -> None:
     sample = {"r0", "r1", "r2", "r4", "r5", "r25", "r40", "r59", "x-empty"}
     want = _deep_lint_per_rule(policy, timeout=BUDGET, only=sample)
     assert [w for w in got if _rule_of(w) in sample] == want
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@given(policies())
+def test_witnesses_are_decided_by_the_encoding_as_by_the_engine(policy: Policy) -> None:
+    """What the fast path rests on: every call it takes as a witness (a sample the engine
+    decided, or a solver's model the engine confirmed) gets the same effect from the
+    encoding (the formula with the call's values substituted), so a question a witness
+    answers is satisfiable in the reference's encoding too."""
+    lint = _Lint(policy, BUDGET)
+    for r in policy.compiled_rules:
+        lint.rule(r)
+    verifier = Verifier(policy)
+    for witnesses in lint.witnesses.values():
+        for w in witnesses:
+            assert verifier.effect_of(w.call, w.tainted, w.carries) == w.effect, w.call

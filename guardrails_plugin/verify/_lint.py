@@ -42,7 +42,7 @@ from ..scopes import Emails, Paths, Scope, Urls
 from ._compare import _call
 from ._encode import ALLOW, ASK, DENY, EFFECTS, Encoder, SymCall, _leaf
 from ._samples import plain, samples, values_for
-from ._values import path_representatives, representatives
+from ._values import Arg, path_representatives, representatives
 from ._verifier import replay
 from ._z3 import z3
 
@@ -256,6 +256,7 @@ class _Group:
         self.timeout = timeout
         self.enc = Encoder(policy, tools=tools)
         self._decision: tuple[SymCall, Any] | None = None
+        self._indexed: tuple[list[tuple[Any, Any]], list[Any]] | None = None
 
     def decision(self) -> tuple[SymCall, Any]:
         """(call, effect) for calls of these tools."""
@@ -263,6 +264,13 @@ class _Group:
             call = self.enc.new_call("")
             self._decision = (call, self.enc.effect(call, tools=self.tools))
         return self._decision
+
+    def indexed(self) -> tuple[list[tuple[Any, Any]], list[Any]]:
+        """``_indexed`` for this group's symbolic call (built once)."""
+        if self._indexed is None:
+            call, _ = self.decision()
+            self._indexed = _indexed(list(call.args.values()))
+        return self._indexed
 
     def holds(self, model: Any, r: Rule, question: str) -> bool:
         """Whether ``model`` (of this group's encoding) meets ``question`` for ``r``."""
@@ -275,39 +283,126 @@ class _Group:
         """(whether ``question`` can hold for ``r`` — ``None``: the solver gave up —, the
         model when it can), under each of ``_hints`` first (satisfiable under a hint is
         satisfiable), then as it is."""
-        Z = z3()
         call, effect = self.decision()
         on = self.enc.about(r, call)
         m, _ = self.enc.outcome(r, call)
-        solver = Z.Solver()
-        solver.set("timeout", int(self.timeout * 1000))
-        solver.add(*call.domain, call.agent != "", call.tool != "")
-        extra = _condition(question, on, m, effect)
-        for hint in _hints(r.args.items(), call):
-            if solver.check(*extra, hint) == Z.sat:
-                return True, solver.model()
-        verdict = solver.check(*extra)
-        if verdict == Z.sat:
-            return True, solver.model()
-        return (None if verdict == Z.unknown else False), None
+        subs, links = self.indexed()
+        base = [*links, *_put([*call.domain, call.agent != "", call.tool != ""], subs)]
+        extra = _put(_condition(question, on, m, effect), subs)
+        hints = _put(_hints(r.args.items(), call), subs)
+        verdict, model = _check(base, extra, hints, self.timeout)
+        return verdict, (None if model is None else _Model(model, subs))
 
     def empty(self, name: str, scope: Scope) -> bool | None:
         """Whether ``scope`` accepts some value of argument ``name`` (``False``: none)."""
-        Z = z3()
         call = self.enc.new_call("")
         arg = call.args[name]
         before = len(call.domain)
         acc, _ = self.enc.scope(scope, arg, call)
-        solver = Z.Solver()
-        solver.set("timeout", int(self.timeout * 1000))
+        subs, links = _indexed([arg])
         # the domain restricts each argument (and each free boolean) on its own: the
         # argument's part and the scope's free booleans are as satisfiable as the whole
-        solver.add(*arg.domain, *call.domain[before:])
-        for hint in _hints([(name, scope)], call):
-            if solver.check(acc, hint) == Z.sat:
-                return True
-        verdict = solver.check(acc)
-        return None if verdict == Z.unknown else bool(verdict == Z.sat)
+        base = [*links, *_put([*arg.domain, *call.domain[before:]], subs)]
+        hints = _put(_hints([(name, scope)], call), subs)
+        return _check(base, _put([acc], subs), hints, self.timeout)[0]
+
+
+class _Model:
+    """A model of a question with ``subs`` made, read as a model of the question itself."""
+
+    def __init__(self, model: Any, subs: list[tuple[Any, Any]]) -> None:
+        self.model = model
+        self.subs = subs
+
+    def eval(self, term: Any, model_completion: bool = False) -> Any:
+        """The value of ``term`` (z3's ``ModelRef.eval``)."""
+        return self.model.eval(_put([term], self.subs)[0], model_completion=model_completion)
+
+
+HINT_BUDGET = 0.25
+"""Seconds for a question under one guess (a guess only ever shows satisfiable)."""
+
+
+def _check(
+    base: list[Any], extra: list[Any], hints: list[Any], timeout: float
+) -> tuple[bool | None, Any]:
+    """(whether ``base`` and ``extra`` can hold together — ``None``: the solver gave up —,
+    the model when they can), under each of ``hints`` first (a short budget each), then
+    as they are. Each check is a fresh solver with everything asserted: z3 preprocesses
+    assertions (and not assumptions), which is what makes the indexed views fast."""
+    Z = z3()
+    for hint, budget in [*((h, min(HINT_BUDGET, timeout)) for h in hints), (None, timeout)]:
+        solver = Z.Solver()
+        solver.set("timeout", max(1, int(budget * 1000)))
+        solver.add(*base, *extra, *([] if hint is None else [hint]))
+        verdict = solver.check()
+        if verdict == Z.sat:
+            return True, solver.model()
+    return (None if verdict == Z.unknown else False), None
+
+
+def _put(formulas: list[Any], subs: list[tuple[Any, Any]]) -> list[Any]:
+    """``formulas`` with the substitutions ``subs`` made."""
+    return [z3().substitute(f, *subs) for f in formulas] if subs else formulas
+
+
+def _indexed(args: list[Arg]) -> tuple[list[tuple[Any, Any]], list[Any]]:
+    """Each string of a view the domain confines to a finite list of names (a path-only
+    argument's text, a URL's scheme and host, a recipient's local part and domain; see
+    ``new_arg``) as that list indexed by a fresh integer: (substitutions, the bounds of the
+    indices; ``_Model`` reads a model of the result as one of the question). The
+    question is the same, and z3 answers it by cases instead of by string reasoning (a path
+    question that took 4 s takes 0.01 s). Where the domain confines a string only under a
+    guard (a path: a string value; a host: a host name), nothing reads the string when the
+    guard is false, so confining it always asks the same question."""
+    Z = z3()
+    subs: list[tuple[Any, Any]] = []
+    links: list[Any] = []
+    for arg in args:
+        views: list[Any] = []
+        if arg.mode == "path":
+            views.append(arg.s)
+        if arg.url is not None:
+            views += [arg.url.host, arg.url.scheme]
+        if arg.email is not None:
+            views += [*arg.email.locals, *arg.email.domains]
+        if not views:
+            continue
+        ids = {v.get_id() for v in views}
+        for d in arg.domain:
+            body = d.arg(1) if Z.is_implies(d) else d
+            names = _listed(body)
+            if names is None or names[0].get_id() not in ids or len(names[1]) < 2:
+                continue
+            var, values = names
+            index = Z.Int(f"{var}#")
+            chain: Any = values[-1]
+            for k in range(len(values) - 2, -1, -1):
+                chain = Z.If(index == k, values[k], chain)
+            subs.append((var, chain))
+            links += [index >= 0, index < len(values)]
+            ids.discard(var.get_id())
+    return subs, links
+
+
+def _listed(body: Any) -> tuple[Any, list[Any]] | None:
+    """(x, [c1, ...]) when ``body`` is ``Or(x == c1, ...)`` with string constants ``ci``."""
+    Z = z3()
+    if not Z.is_or(body):
+        return None
+    var: Any = None
+    values: list[Any] = []
+    for eq in body.children():
+        if not Z.is_eq(eq):
+            return None
+        lhs, rhs = eq.arg(0), eq.arg(1)
+        if Z.is_string_value(lhs):
+            lhs, rhs = rhs, lhs
+        if not Z.is_string_value(rhs) or (var is not None and not var.eq(lhs)):
+            return None
+        var = lhs
+        values.append(rhs)
+    return (var, values) if var is not None else None
 
 
 def _hints(args: Any, call: Any) -> list[Any]:

@@ -1,7 +1,8 @@
 """Time the verifier: the issue's properties on the cookbook's and integrations' policies and
 on a generated 200-rule policy; ``diff`` and ``lint --deep`` on the same.
 
-    python benchmarks/bench_verify.py
+    python benchmarks/bench_verify.py          # properties, diff, lint --deep, bounds
+    python benchmarks/bench_verify.py --deep   # lint --deep only (shipped and generated)
     python benchmarks/bench_verify.py bounds   # only bounds (budgets) and delegations
 
 Prints one line per (policy, property): status and wall time. Figures: benchmarks/README.md.
@@ -9,7 +10,9 @@ Prints one line per (policy, property): status and wall time. Figures: benchmark
 
 from __future__ import annotations
 
-import sys
+import argparse
+import glob
+import os
 import time
 
 from guardrails_plugin import Budget, Policy, allow, ask, deny, rate
@@ -151,9 +154,37 @@ def _fields(rule: object) -> dict[str, object]:
 
 
 def _time(label: str, fn: object) -> None:
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     out = fn()  # type: ignore[operator]
-    print(f"{label}: {out} in {time.perf_counter() - start:.2f} s", flush=True)
+    took, used = time.perf_counter() - start, time.process_time() - cpu
+    print(f"{label}: {out} in {took:.2f} s (cpu {used:.2f} s)", flush=True)
+
+
+def deep() -> None:
+    """``lint --deep`` wall time on every shipped policy and on the generated one."""
+    paths = sorted(
+        {
+            *glob.glob("cookbook/*.yaml"),
+            *glob.glob("integrations/*/policy.yaml"),
+            *glob.glob("integrations/agentdojo/*.yaml"),
+        }
+    )
+    worst = 0.0
+    for path in paths:
+        try:
+            policy = Policy.from_yaml(path)
+        except Exception:  # simulation scenarios and the like are not policies
+            continue
+        start, cpu = time.perf_counter(), time.process_time()
+        found = deep_lint(policy)
+        took, used = time.perf_counter() - start, time.process_time() - cpu
+        worst = max(worst, took)
+        print(
+            f"{path} ({len(policy.rules)} rules): lint --deep: {len(found)} warnings "
+            f"in {took:.2f} s (cpu {used:.2f} s)"
+        )
+    print(f"slowest shipped policy: {worst:.2f} s (load average {os.getloadavg()[0]:.1f})")
+    _time("generated-200: lint --deep", lambda: f"{len(deep_lint(generated()))} warnings")
 
 
 def with_budgets(policy: Policy) -> Policy:
@@ -190,8 +221,15 @@ def bounds() -> float:
 
 
 def main() -> None:
-    if sys.argv[1:] == ["bounds"]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("part", nargs="?", choices=["bounds"], help="time bounds only")
+    parser.add_argument("--deep", action="store_true", help="time lint --deep only")
+    args = parser.parse_args()
+    if args.part == "bounds":
         bounds()
+        return
+    if args.deep:
+        deep()
         return
     worst = 0.0
     for path, props in FILES.items():

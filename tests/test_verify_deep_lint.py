@@ -1,9 +1,12 @@
-"""``deep_lint`` (rules grouped by tool, per-group encodings, hinted questions) gives exactly
-the warnings of the per-rule reference (one solver per rule over the whole policy's
-encoding), on every shipped policy and on generated ones."""
+"""``deep_lint`` (engine-decided sample calls first, then rules grouped by tool, per-group
+encodings, hinted questions) gives exactly the warnings of the per-rule reference (one
+solver per rule over the whole policy's encoding), on every shipped policy, on generated
+ones and on the benchmark's 200-rule policy."""
 
 from __future__ import annotations
 
+import importlib.util
+import re
 from pathlib import Path
 
 import pytest
@@ -15,8 +18,8 @@ from test_verify_differential import policies
 
 from guardrails_plugin import Policy, allow, ask, deny
 from guardrails_plugin.scopes import Emails, Number, Paths, Urls
-from guardrails_plugin.verify import deep_lint
-from guardrails_plugin.verify._compare import _deep_lint_per_rule
+from guardrails_plugin.verify import Verifier, deep_lint
+from guardrails_plugin.verify._lint import _deep_lint_per_rule, _Lint
 
 ROOT = Path(__file__).resolve().parent.parent
 BUDGET = 5.0
@@ -71,7 +74,84 @@ def test_views_with_many_names_lint_as_the_reference_does() -> None:
     assert "'live-url'" not in text
 
 
+def test_shadow_rules_lint_as_the_reference_does() -> None:
+    """The encoding decides with shadow rules enforced; the engine-decided samples too."""
+    policy = Policy(
+        [
+            deny("send", args={"to": Emails(domains=["evil.example.com"])}, shadow=True, id="s"),
+            allow("send", args={"to": Emails(domains=["evil.example.com"])}, id="dead"),
+            allow("send", args={"to": Emails(domains=["example.com"])}, id="live"),
+        ]
+    )
+    got = deep_lint(policy, timeout=BUDGET)
+    assert got == _deep_lint_per_rule(policy, timeout=BUDGET)
+    assert any("'dead'" in w for w in got)
+
+
 @settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
 @given(policies())
 def test_generated_policies_lint_as_the_reference_does(policy: Policy) -> None:
     assert deep_lint(policy, timeout=BUDGET) == _deep_lint_per_rule(policy, timeout=BUDGET)
+
+
+def _generated() -> Policy:
+    """``generated()`` of ``benchmarks/bench_verify.py``: 200 rules, 40 tools, 10 agents."""
+    spec = importlib.util.spec_from_file_location(
+        "bench_verify", ROOT / "benchmarks" / "bench_verify.py"
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    policy: Policy = module.generated()
+    return policy
+
+
+def _rule_of(warning: str) -> str:
+    found = re.match(r"(?:ask )?rule '([^']*)'", warning)
+    assert found is not None, warning
+    return found.group(1)
+
+
+def test_the_200_rule_policy_lints_as_the_reference_does_on_a_sample() -> None:
+    """The benchmark's policy, with rules added that shadow some of its rules (a deny
+    over a URL scope, an agent's deny, an ask over a tool's allows, a deny over an email
+    ask) and a rule whose scope accepts nothing: the whole lint finishes, and on a sample
+    of rules of every kind its warnings are the reference's (which takes minutes on the
+    whole policy)."""
+    big = _generated()
+    planted = [
+        deny(
+            "fetch_2",
+            agents="agent2",
+            args={"url": Urls(["docs.example.com", "*.example.org"])},
+            id="x-no-fetch",
+        ),
+        deny("refund_0", agents="agent0", id="x-no-refund"),
+        ask("tool_4", id="x-ask-tool"),
+        deny("send_email_1", agents="agent5", id="x-no-mail"),
+        deny("read_3", agents="agent9", id="x-no-read"),
+        allow("refund_1", args={"amount": Number(integer=True, gt=1, lt=2)}, id="x-empty"),
+    ]
+    policy = Policy([*big.rules, *planted], name="generated-200-planted")
+    got = deep_lint(policy, timeout=BUDGET)  # its time: benchmarks/bench_verify.py --deep
+    assert {"r2", "r4", "r25", "r40", "r59", "x-empty"} <= {_rule_of(w) for w in got}
+    sample = {"r0", "r1", "r2", "r4", "r5", "r25", "r40", "r59", "x-empty"}
+    want = _deep_lint_per_rule(policy, timeout=BUDGET, only=sample)
+    assert [w for w in got if _rule_of(w) in sample] == want
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@given(policies())
+def test_witnesses_are_decided_by_the_encoding_as_by_the_engine(policy: Policy) -> None:
+    """What the fast path rests on: every call it takes as a witness (a sample the engine
+    decided, or a solver's model the engine confirmed) gets the same effect from the
+    encoding (the formula with the call's values substituted), so a question a witness
+    answers is satisfiable in the reference's encoding too."""
+    lint = _Lint(policy, BUDGET)
+    for r in policy.compiled_rules:
+        lint.rule(r)
+    verifier = Verifier(policy)
+    for witnesses in lint.witnesses.values():
+        for w in witnesses:
+            assert verifier.effect_of(w.call, w.tainted, w.carries) == w.effect, w.call

@@ -13,7 +13,8 @@ imports it only when a formula is built. See ``docs/verification.md``.
 
 from ._answers import Counterexample, Delegation, Repeated, Result, Step
 from ._assert import assert_never_widens, assert_proves
-from ._compare import Diff, Region, deep_lint, diff
+from ._compare import Diff, Region, diff
+from ._lint import deep_lint
 from ._props import Property, PropertyError, parse
 from ._sequences import replay_sequence
 from ._verifier import Verifier, replay

@@ -4,24 +4,18 @@
 of effect (deny to allow, deny to ask, ask to allow: NEW widens; the reverse: NEW narrows),
 one region per tool, each with a concrete example call replayed through both engines.
 
-``deep_lint(policy)``: rules no call can make take effect (a deny always fires where an allow
-would, an ask always escalates what an allow permits), ask rules no call reaches, scopes that
-accept nothing, and permissions that can never be delegated (a rule with a ``when``
-condition).
+``deep_lint`` (rules that can never fire, and the like) is in ``_lint.py``.
 """
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from typing import Any
 
 from .._events import ToolCall
-from ..policy import Policy, Rule, RuleEffect
-from ..scopes import Emails, Paths, Urls
-from ._delegation import undelegable
-from ._encode import ALLOW, ASK, DENY, EFFECTS, Encoder, _leaf
-from ._values import concrete, path_representatives, representatives, text
+from ..policy import Policy
+from ._encode import ALLOW, ASK, DENY, EFFECTS, Encoder
+from ._values import concrete, text
 from ._verifier import minimize, replay
 from ._z3 import z3
 
@@ -187,181 +181,3 @@ def _call(c: Any, model: Any) -> tuple[ToolCall, tuple[str, ...], bool]:
     )
     carries = bool(tainted) and Z.is_true(model.eval(c.carries, model_completion=True))
     return ToolCall(tool, args, agent=agent), tainted, carries
-
-
-def deep_lint(policy: Policy, *, timeout: float = 2.0) -> list[str]:
-    """Warnings the solver can prove (see the module docstring), in policy order.
-
-    Rules about the same tools share one encoder, one symbolic call and one encoding of the
-    decision (only the rules that can speak about those tools: rules of other tools cannot
-    shadow them). The encoder collects the hosts, mail domains and roots its views search
-    over from those rules only, which keeps the search exact (the representatives stand
-    for every name as far as the encoded scopes can tell) and small: z3 slows down sharply
-    with every listed name a string may equal."""
-    Z = z3()
-    groups: dict[tuple[str, ...], _Group] = {}
-    out: list[str] = []
-    for r in policy.compiled_rules:
-        key = tuple(r.tools)
-        group = groups.get(key)
-        if group is None:
-            group = groups[key] = _Group(policy, key)
-        enc = group.enc
-        if r.effect is RuleEffect.DENY or not r.permits:
-            if r.effect is RuleEffect.DENY:
-                out += _empty_scopes(enc, r, timeout)
-            continue
-        call, effect = group.decision()
-        on = enc.about(r, call)
-        m, _ = enc.outcome(r, call)
-
-        solver = Z.Solver()
-        solver.set("timeout", int(timeout * 1000))
-        solver.add(*call.domain, call.agent != "", call.tool != "")
-        possible = functools.partial(_possible_hinted, solver, _hints(r.args.items(), call))
-        out += _rule_findings(r, possible, on, m, effect, _empty_scopes(enc, r, timeout))
-    return out + undelegable(policy, timeout)
-
-
-def _rule_findings(
-    r: Rule, possible: Any, on: Any, m: Any, effect: Any, empty: list[str]
-) -> list[str]:
-    """What deep lint says of one rule, given ``possible(*conditions)`` (False when no call
-    meets them all) over its encoding, and what it found of its scopes (``empty``)."""
-    if possible(on, m) is False:
-        return [
-            f"rule {r.id!r} matches no call (its scopes, tools and agents exclude each other)",
-            *empty,
-        ]
-    out: list[str] = []
-    if possible(on, m, effect != DENY) is False:
-        out.append(
-            f"rule {r.id!r} can never fire: a deny rule (or a failing ask) covers every call it matches"
-        )
-    elif r.effect is RuleEffect.ASK and possible(on, m, effect == ASK) is False:
-        out.append(f"ask rule {r.id!r} is never reached: no call it matches is asked about")
-    elif r.effect is RuleEffect.ALLOW and possible(on, m, effect == ALLOW) is False:
-        out.append(
-            f"rule {r.id!r} never allows anything: every call it matches is denied or "
-            "asked about by another rule"
-        )
-    out += empty
-    if r.when is not None:
-        out.append(f"rule {r.id!r} can never be delegated: it has a 'when' condition")
-    return out
-
-
-class _Group:
-    """The encoder for the rules about ``tools`` and, built on first use, one symbolic call
-    with the decision over those rules, shared by every rule about exactly those tools."""
-
-    def __init__(self, policy: Policy, tools: tuple[str, ...]) -> None:
-        self.tools = tools
-        self.enc = Encoder(policy, tools=tools)
-        self._decision: tuple[Any, Any] | None = None
-
-    def decision(self) -> tuple[Any, Any]:
-        """(call, effect) for calls of these tools."""
-        if self._decision is None:
-            call = self.enc.new_call("")
-            self._decision = (call, self.enc.effect(call, tools=self.tools))
-        return self._decision
-
-
-def _deep_lint_per_rule(policy: Policy, *, timeout: float = 2.0) -> list[str]:
-    """``deep_lint`` as first written: one solver per rule and per scope. Slow (every
-    question rebuilds the rules about its tools); kept as the reference the fast path is
-    tested against."""
-    Z = z3()
-    enc = Encoder(policy)
-    out: list[str] = []
-    for r in policy.compiled_rules:
-        if r.effect is RuleEffect.DENY or not r.permits:
-            if r.effect is RuleEffect.DENY:
-                out += _empty_scopes_per_rule(enc, r, timeout)
-            continue
-        call = enc.new_call("")
-        effect = enc.effect(call, tools=r.tools)
-        on = enc.about(r, call)
-        m, _ = enc.outcome(r, call)
-
-        solver = Z.Solver()
-        solver.set("timeout", int(timeout * 1000))
-        solver.add(*call.domain, call.agent != "", call.tool != "")
-        possible = functools.partial(_possible, solver)
-        out += _rule_findings(r, possible, on, m, effect, _empty_scopes_per_rule(enc, r, timeout))
-    return out + undelegable(policy, timeout)
-
-
-def _hints(args: Any, call: Any) -> list[Any]:
-    """Guesses that make a satisfiable question easy: a string view fixed to one of the
-    names the rule's own scopes (``args``) list (z3 is slow to pick among many names by itself)."""
-    Z = z3()
-    out: list[Any] = []
-    for name, scope in args:
-        arg = call.args[name]
-        leaf = _leaf(scope)
-        if isinstance(leaf, Urls) and arg.url is not None:
-            v = arg.url
-            spec = leaf.spec()
-            plain = [v.parsed, v.kind == 0, v.port == -1, Z.Not(v.userinfo), Z.Not(v.ambiguous)]
-            plain += [v.scheme == Z.StringVal(x) for x in sorted(spec["schemes"])[:1]]
-            out += [
-                Z.And(v.host == Z.StringVal(h), *plain) for h in representatives(set(spec["hosts"]))
-            ]
-        elif isinstance(leaf, Emails) and arg.email is not None:
-            out += [
-                arg.email.domains[0] == Z.StringVal(d)
-                for d in representatives(set(leaf.spec()["domains"]))
-            ]
-        elif isinstance(leaf, Paths) and arg.mode == "path":
-            out += [arg.s == Z.StringVal(p) for p in path_representatives(set(leaf.roots))]
-    return out[:_HINTS]
-
-
-_HINTS = 4
-
-
-def _possible_hinted(solver: Any, hints: list[Any], *extra: Any) -> bool | None:
-    """``_possible``, trying each hint first: satisfiable under a hint is satisfiable; the
-    question itself is asked only when no hint makes it so."""
-    Z = z3()
-    for hint in hints:
-        if solver.check(*extra, hint) == Z.sat:
-            return True
-    return _possible(solver, *extra)
-
-
-def _possible(solver: Any, *extra: Any) -> bool | None:
-    """Whether ``extra`` can hold (``None``: the solver gave up)."""
-    Z = z3()
-    verdict = solver.check(*extra)
-    return None if verdict == Z.unknown else bool(verdict == Z.sat)
-
-
-def _empty_scopes(enc: Encoder, r: Rule, timeout: float) -> list[str]:
-    Z = z3()
-    out: list[str] = []
-    for name, scope in r.args.items():
-        call = enc.new_call("")
-        acc, _ = enc.scope(scope, call.args[name], call)
-        solver = Z.Solver()
-        solver.set("timeout", int(timeout * 1000))
-        solver.add(*call.domain)
-        if _possible_hinted(solver, _hints([(name, scope)], call), acc) is False:
-            out.append(f"rule {r.id!r}: the scope of {name!r} ({scope!r}) accepts nothing")
-    return out
-
-
-def _empty_scopes_per_rule(enc: Encoder, r: Rule, timeout: float) -> list[str]:
-    Z = z3()
-    out: list[str] = []
-    for name, scope in r.args.items():
-        call = enc.new_call("")
-        acc, _ = enc.scope(scope, call.args[name], call)
-        solver = Z.Solver()
-        solver.set("timeout", int(timeout * 1000))
-        solver.add(*call.domain, acc)
-        if solver.check() == Z.unsat:
-            out.append(f"rule {r.id!r}: the scope of {name!r} ({scope!r}) accepts nothing")
-    return out

@@ -212,3 +212,22 @@ def test_provenance_scopes_are_over_approximated_never_proven_away() -> None:
     assert shared.counterexample is not None
     assert "file_id" not in shared.counterexample.args  # absent: the engine allows it
     deep_lint(policy)  # reads rules with provenance scopes without failing
+
+
+@pytest.mark.parametrize("effect", ["deny", "ask"])
+def test_shadow_rules_are_not_enforced_in_proofs_or_diffs(effect: str) -> None:
+    # The engine decides and marks a shadow rule but never enforces it: a proof may not
+    # rest on one, and adding one changes no decision.
+    from guardrails_plugin import Guard, allow, ask, deny
+    from guardrails_plugin.verify import diff
+
+    make = {"deny": deny, "ask": ask}[effect]
+    base = Policy([allow("delete_file")])
+    trial = Policy([allow("delete_file"), make("delete_file", shadow=True)])
+    decided = Guard(trial).check(ToolCall("delete_file", {}, agent="a"))
+    assert str(decided.effect) == "allow" and decided.would == effect
+    result = Verifier(trial).check("every call of delete_file is denied")
+    assert result.status == "refuted" and result.counterexample is not None
+    assert str(replay(trial, result.counterexample.call()).effect) == "allow"
+    changed = diff(base, trial)
+    assert list(changed) == [] and changed.unsettled == ()

@@ -122,6 +122,8 @@ def rules(draw: st.DrawFn, roles: list[str]) -> Any:
     kwargs: dict[str, Any] = {"agents": agents, "args": args}
     if roles and draw(st.integers(0, 4)) == 0:
         kwargs["roles"] = draw(st.sampled_from(roles))
+    if draw(st.integers(0, 5)) == 0:
+        kwargs["shadow"] = True  # decided and marked, never enforced: the encoding leaves it out
     return make(tools, **kwargs)
 
 

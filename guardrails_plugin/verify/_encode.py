@@ -118,8 +118,12 @@ class Encoder:
         names: Mapping[str, Iterable[str]] | None = None,
         also: Policy | None = None,
         tools: Sequence[str] | None = None,
+        shadow: bool = False,
     ) -> None:
         self.policy = policy
+        self.shadow = shadow
+        """Decide as if shadow rules were enforced (deep lint judges a shadow rule as the
+        rule it would become); by default they are left out, as the engine enforces none."""
         self.layers: tuple[Policy, ...] = policy.layers
         self.layered = len(self.layers) > 1
         self.rules: tuple[Rule, ...] = policy.compiled_rules
@@ -487,7 +491,7 @@ class Encoder:
         escalate: list[Any] = []
         permit: list[Any] = []
         for r in [*self.rules, *(g for g, _ in extra)]:
-            if not self._relevant(r):
+            if not self._relevant(r) or (r.shadow and not self.shadow):
                 continue
             on = self.about(r, call)
             held = {id(g): c for g, c in extra}.get(id(r))
@@ -518,7 +522,11 @@ class Encoder:
         widen: list[Any] = []
         speaks: list[Any] = []
         for i, layer in enumerate(self.layers):
-            own: tuple[Rule, ...] = tuple(r for r in layer._own_rules if self._relevant(r))
+            own: tuple[Rule, ...] = tuple(
+                r
+                for r in layer._own_rules
+                if self._relevant(r) and (self.shadow or not r.shadow)
+            )
             chain: list[tuple[Any, bool]] = []
             talk: list[Any] = []
             for r in own:

@@ -255,7 +255,7 @@ class _Group:
     def __init__(self, policy: Policy, tools: tuple[str, ...], timeout: float) -> None:
         self.tools = tools
         self.timeout = timeout
-        self.enc = Encoder(policy, tools=tools)
+        self.enc = Encoder(policy, tools=tools, shadow=True)
         self._decision: tuple[SymCall, Any] | None = None
         self._indexed: tuple[list[tuple[Any, Any]], list[Any]] | None = None
 
@@ -443,7 +443,7 @@ def _deep_lint_per_rule(
     the fast path is tested against. ``only``: the ids of the rules to lint (all when
     ``None``; the encoding is always the whole policy's)."""
     Z = z3()
-    enc = Encoder(policy)
+    enc = Encoder(policy, shadow=True)
     out: list[str] = []
     for r in policy.compiled_rules:
         if only is not None and r.id not in only:

@@ -225,9 +225,12 @@ def test_shadow_rules_are_not_enforced_in_proofs_or_diffs(effect: str) -> None:
     base = Policy([allow("delete_file")])
     trial = Policy([allow("delete_file"), make("delete_file", shadow=True)])
     decided = Guard(trial).check(ToolCall("delete_file", {}, agent="a"))
-    assert str(decided.effect) == "allow" and decided.would == effect
+    assert str(decided.effect) == "allow"
+    assert decided.would == effect
     result = Verifier(trial).check("every call of delete_file is denied")
-    assert result.status == "refuted" and result.counterexample is not None
+    assert result.status == "refuted"
+    assert result.counterexample is not None
     assert str(replay(trial, result.counterexample.call()).effect) == "allow"
     changed = diff(base, trial)
-    assert list(changed) == [] and changed.unsettled == ()
+    assert list(changed) == []
+    assert changed.unsettled == ()

@@ -523,9 +523,7 @@ class Encoder:
         speaks: list[Any] = []
         for i, layer in enumerate(self.layers):
             own: tuple[Rule, ...] = tuple(
-                r
-                for r in layer._own_rules
-                if self._relevant(r) and (self.shadow or not r.shadow)
+                r for r in layer._own_rules if self._relevant(r) and (self.shadow or not r.shadow)
             )
             chain: list[tuple[Any, bool]] = []
             talk: list[Any] = []

@@ -147,22 +147,45 @@ def check_delegation(
     """Return the parent (grant id or ``rule:<id>``) that covers ``child``; raise otherwise.
 
     A delegation is allowed only as a subset of one permission the delegator holds: every tool
-    covered, every argument the parent constrains constrained at least as narrowly, no later
-    expiry, ``ask`` stays ``ask``; and every deny rule binding the delegator for those tools
-    binds the delegate too. Rules given to roles count for the agents holding the role.
-    Shadow rules are not enforced: they neither bind nor permit a delegation.
+    covered, every argument the parent constrains constrained at least as narrowly (and, under
+    ``unscoped_args="empty"``, no argument the parent leaves unscoped, which the parent
+    requires empty), no later expiry, ``ask`` stays ``ask``; every deny rule binding the
+    delegator for those tools binds the delegate too; and, for an ``allow`` delegation, so
+    does every ask rule (and ask grant) binding the delegator for those tools. An ask rule
+    makes a call it matches ``ask`` whatever permits it, so a delegate it does not bind would
+    get ``allow`` where the delegator gets ``ask``: the delegation must then be
+    ``effect="ask"``, which asks on its whole region. Together: the delegate's decision with
+    the grant is never more permissive than the delegator's own (deny < ask < allow). The
+    binding check looks at agents and tools, not arguments, so it also refuses a delegation
+    whose region the rule's arguments would never reach. Rules given to roles count for the
+    agents holding the role. Shadow rules are not enforced: they neither bind nor permit a
+    delegation.
     """
+    held = list(held)
     for tool in child.tools:
         for d in policy.compiled_rules:
-            if (
-                d.effect is RuleEffect.DENY
-                and not d.shadow
-                and d.about(delegator, tool)
-                and not d.about(child.agent, tool)
-            ):
+            if d.shadow or not d.about(delegator, tool) or d.about(child.agent, tool):
+                continue
+            if d.effect is RuleEffect.DENY:
                 raise DelegationError(
                     f"{delegator!r} cannot delegate {tool!r} to {child.agent!r}: deny rule "
                     f"{d.id!r} binds {delegator!r} but not {child.agent!r}"
+                )
+            if d.effect is RuleEffect.ASK and child.effect != "ask":
+                raise DelegationError(
+                    f"{delegator!r} cannot delegate {tool!r} to {child.agent!r} with "
+                    f"effect='allow': ask rule {d.id!r} binds {delegator!r} but not "
+                    f"{child.agent!r} (delegate with effect='ask')"
+                )
+        for g in held:
+            if g.effect != "ask" or child.effect == "ask" or not NameSet(g.tools).matches(tool):
+                continue
+            rule = policy.bind(g.rule()) if g.role else g.rule()
+            if rule.for_agent(delegator) and not rule.for_agent(child.agent):
+                raise DelegationError(
+                    f"{delegator!r} cannot delegate {tool!r} to {child.agent!r} with "
+                    f"effect='allow': ask grant {g.id!r} binds {delegator!r} but not "
+                    f"{child.agent!r} (delegate with effect='ask')"
                 )
     candidates: list[tuple[str, Rule, float | None]] = [
         (f"rule:{r.id}", r, None)
@@ -176,7 +199,7 @@ def check_delegation(
     ]
     reasons: list[str] = []
     for parent_id, rule, expires in candidates:
-        why = _narrower(child, rule, expires)
+        why = _narrower(child, rule, expires, closed=policy.unscoped_args == "empty")
         if why is None:
             return parent_id
         reasons.append(f"{parent_id}: {why}")
@@ -187,7 +210,9 @@ def check_delegation(
     )
 
 
-def _narrower(child: Grant, parent: Rule, parent_expires: float | None) -> str | None:
+def _narrower(
+    child: Grant, parent: Rule, parent_expires: float | None, *, closed: bool = False
+) -> str | None:
     tools = NameSet(parent.tools)
     for t in child.tools:
         if not tools.covers(t):
@@ -200,6 +225,13 @@ def _narrower(child: Grant, parent: Rule, parent_expires: float | None) -> str |
             return f"constrains {name!r}, the delegation does not"
         if not mine.within(scope):
             return f"{name!r} {mine!r} is wider than {scope!r}"
+    if closed and parent.args:
+        for name in child.args:
+            if name not in parent.args:
+                return (
+                    f"leaves {name!r} unscoped, which unscoped_args='empty' requires empty; "
+                    "the delegation scopes it"
+                )
     if parent.effect is RuleEffect.ASK and child.effect != "ask":
         return "needs approval, so the delegation must too (effect='ask')"
     if parent_expires is not None and (

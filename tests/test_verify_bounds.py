@@ -142,17 +142,23 @@ def test_counterexample_agents_are_names_the_policy_lists() -> None:
 # -- delegation ---------------------------------------------------------------------------
 
 
-def test_a_delegation_that_drops_an_ask_is_found() -> None:
-    """``check_delegation`` keeps deny rules binding, not ask rules: alice is asked, a grant
-    she delegates to bob is allowed outright."""
+def test_an_ask_that_binds_the_delegator_binds_the_delegation() -> None:
+    """An ask rule binding alice, not bob, keeps an ``allow`` delegation from alice to bob
+    refused: the grant she can give is ``ask``, so bob is asked too; with the ask binding
+    bob as well, an ``allow`` delegation is accepted and the ask still asks."""
     policy = Policy([allow("send_email", agents=["alice"]), ask("send_email", agents=["alice"])])
     v = Verifier(policy)
     assert v.check("agent alice never calls send_email without an ask").holds
-    result = v.check("no delegation lets agent bob call send_email without an ask")
+    assert v.check("no delegation lets agent bob call send_email without an ask").holds
+    result = v.check("no delegation lets agent bob call send_email")
     assert result.status == "refuted"
     _replays(policy, result)
     (step,) = result.counterexample.delegations  # type: ignore[union-attr]
-    assert (step.delegator, step.agent) == ("alice", "bob")
+    assert (step.delegator, step.agent, step.effect) == ("alice", "bob", "ask")
+    with pytest.raises(DelegationError, match="ask rule"):
+        Guard(policy).delegate("alice", "bob", "send_email")
+    both = Policy([allow("send_email", agents=["alice"]), ask("send_email", agents=["*"])])
+    assert Verifier(both).check("no delegation lets agent bob call send_email without an ask").holds
 
 
 def test_a_deny_that_binds_the_delegator_must_bind_the_delegate() -> None:

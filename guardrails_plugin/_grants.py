@@ -198,8 +198,11 @@ def check_delegation(
         if g.agent == delegator or (g.role and policy.bind(g.rule()).for_agent(delegator))
     ]
     reasons: list[str] = []
+    closed = policy.unscoped_args == "empty"
     for parent_id, rule, expires in candidates:
-        why = _narrower(child, rule, expires, closed=policy.unscoped_args == "empty")
+        why = _narrower(child, rule, expires, closed=closed)
+        if why is None and parent_id.startswith("rule:"):
+            why = _unpassed_layer(policy, child, delegator, closed)
         if why is None:
             return parent_id
         reasons.append(f"{parent_id}: {why}")
@@ -207,6 +210,58 @@ def check_delegation(
     raise DelegationError(
         f"{delegator!r} cannot delegate {list(child.tools)} to {child.agent!r}: no permission it "
         f"holds covers the delegation ({detail})"
+    )
+
+
+def _unpassed_layer(policy: Policy, child: Grant, delegator: str, closed: bool) -> str | None:
+    """In a layered policy, the first layer that must permit the delegator's calls and
+    covers no part of ``child``'s region with one rule (``None``: every such layer does).
+
+    A grant stands in for every layer, so a delegation from a rule of one layer must not
+    carry the delegate past a layer that would refuse the delegator: each layer that speaks
+    about the tool for the delegator (the root always does) must hold a permitting rule for
+    the delegator covering the whole delegation, or a ``widen`` rule below it must."""
+    layers = policy._layers
+    if len(layers) < 2:
+        return None
+    as_ask = Grant(agent=child.agent, tools=child.tools, args=child.args, effect="ask")
+    covering: list[bool] = []
+    speaks: list[bool] = []
+    for i, layer in enumerate(layers):
+        mine = [
+            r
+            for r in layer._own_rules
+            if r.effect is not RuleEffect.DENY
+            and r.permits
+            and not r.shadow
+            and any(r.about(delegator, t) for t in child.tools)
+        ]
+        speaks.append(i == 0 or bool(mine))
+        covering.append(any(_narrower(as_ask, r, None, closed=closed) is None for r in mine))
+    for j, layer in enumerate(layers):
+        if not speaks[j] or covering[j]:
+            continue
+        if any(
+            covering[k] and _widens(layers[k], delegator, as_ask, closed)
+            for k in range(j + 1, len(layers))
+        ):
+            continue
+        return (
+            f"layer {layer.name!r} does not permit {delegator!r} the whole delegation, and a "
+            "grant would stand in for it"
+        )
+    return None
+
+
+def _widens(layer: Policy, delegator: str, child: Grant, closed: bool) -> bool:
+    return any(
+        r.widen
+        and r.effect is not RuleEffect.DENY
+        and r.permits
+        and not r.shadow
+        and any(r.about(delegator, t) for t in child.tools)
+        and _narrower(child, r, None, closed=closed) is None
+        for r in layer._own_rules
     )
 
 

@@ -41,7 +41,18 @@ def rules(draw: st.DrawFn) -> Rule:
 def policies(draw: st.DrawFn) -> Policy:
     found = draw(st.lists(rules(), min_size=1, max_size=5))
     unique = list({r.id: r for r in found}.values())
-    if draw(st.booleans()):
+    closed = draw(st.booleans())
+    if draw(st.booleans()):  # a layer below an organisation's policy
+        above = draw(st.lists(rules(), max_size=3))
+        root = Policy(
+            list({r.id: r for r in above}.values()),
+            name="org",
+            unscoped_args="empty" if closed else "any",
+        )
+        if closed:
+            return Policy(unique, extends=[root], unscoped_args="empty")
+        return Policy(unique, extends=[root])
+    if closed:
         return Policy(unique, unscoped_args="empty")
     return Policy(unique)
 
@@ -98,3 +109,15 @@ def test_an_ask_on_the_delegator_binds_an_allow_delegation() -> None:
     child = guard.delegate("alice", "bob", "send", effect="ask")  # the ask travels with it
     assert child.effect == "ask"
     assert decide(guard, "bob", {"n": 6}) is Effect.ASK
+
+
+def test_a_delegation_passes_no_layer_the_delegator_cannot() -> None:
+    org = Policy([allow("send", args={"n": Number(le=3)})], name="org")
+    team = Policy([allow("send", agents="alice")], extends=[org], name="team")
+    guard = Guard(team)
+    assert decide(guard, "alice", {"n": 5}) is Effect.DENY  # the root layer refuses it
+    with pytest.raises(DelegationError, match="layer 'org'"):
+        guard.delegate("alice", "bob", "send")
+    guard.delegate("alice", "bob", "send", args={"n": Number(le=2)})
+    assert decide(guard, "bob", {"n": 2}) is Effect.ALLOW
+    assert decide(guard, "bob", {"n": 5}) is Effect.DENY

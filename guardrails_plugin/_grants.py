@@ -272,25 +272,36 @@ def _narrower(
     for t in child.tools:
         if not tools.covers(t):
             return f"does not cover tool {t!r}"
-    if parent.when is not None:
-        return "has a custom condition, which cannot be delegated"
-    for name, scope in parent.args.items():
-        mine = child.args.get(name)
-        if mine is None:
-            return f"constrains {name!r}, the delegation does not"
-        if not mine.within(scope):
-            return f"{name!r} {mine!r} is wider than {scope!r}"
-    if closed and parent.args:
-        for name in child.args:
-            if name not in parent.args:
-                return (
-                    f"leaves {name!r} unscoped, which unscoped_args='empty' requires empty; "
-                    "the delegation scopes it"
-                )
+    why = scopes_within(child.args, parent, closed=closed)
+    if why is not None:
+        return why
     if parent.effect is RuleEffect.ASK and child.effect != "ask":
         return "needs approval, so the delegation must too (effect='ask')"
     if parent_expires is not None and (
         child.expires_at is None or child.expires_at > parent_expires
     ):
         return "expires earlier than the delegation would"
+    return None
+
+
+def scopes_within(args: Mapping[str, Scope], parent: Rule, *, closed: bool = False) -> str | None:
+    """Why calls within ``args`` are not all within ``parent``'s scopes (``None``: they are).
+
+    ``closed`` (``unscoped_args="empty"``): ``parent`` requires the arguments it leaves
+    unscoped empty, so ``args`` may scope no other argument."""
+    if parent.when is not None:
+        return "has a custom condition, which cannot be delegated"
+    for name, scope in parent.args.items():
+        mine = args.get(name)
+        if mine is None:
+            return f"constrains {name!r}, the delegation does not"
+        if not mine.within(scope):
+            return f"{name!r} {mine!r} is wider than {scope!r}"
+    if closed and parent.args:
+        for name in args:
+            if name not in parent.args:
+                return (
+                    f"leaves {name!r} unscoped, which unscoped_args='empty' requires empty; "
+                    "the delegation scopes it"
+                )
     return None

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from .._errors import DelegationError
 from .._events import ToolCall
-from .._grants import Grant
+from .._grants import Grant, scopes_within
 from ..guard import Guard
 from ..policy import Rule, RuleEffect
 from ._encode import DENY, EFFECTS, SymCall, _names, _overlap
@@ -219,7 +219,41 @@ def _rooted(
     for d in binding:
         if d.effect is RuleEffect.DENY or how == "allow":
             held.append(Z.Implies(enc.about(d, holder), enc.about(d, final)))
+    held += _layers_passed(enc, root, holder)
     return delegator, held, enc.effect(final, [(grant, Z.BoolVal(True))], tools=(tool,))
+
+
+def _layers_passed(enc: Any, root: Rule, holder: SymCall) -> list[Any]:
+    """In a layered policy, what ``check_delegation`` asks of the holder (``_unpassed_layer``
+    in ``_grants.py``): each layer that speaks about the tool for it (the root always does)
+    holds a permitting rule about it whose scopes cover ``root``'s, or a layer below it
+    holds such a ``widen`` rule."""
+    Z = z3()
+    layers = enc.policy._layers
+    if len(layers) < 2:
+        return []
+    closed = enc.policy.unscoped_args == "empty"
+    permitting = [
+        [
+            r
+            for r in layer._own_rules
+            if r.effect is not RuleEffect.DENY and r.permits and not r.shadow
+        ]
+        for layer in layers
+    ]
+    covering = [
+        [r for r in rules if scopes_within(root.args, r, closed=closed) is None]
+        for rules in permitting
+    ]
+    out: list[Any] = []
+    for j, rules in enumerate(permitting):
+        speaks = Z.BoolVal(True) if j == 0 else Z.Or(*[enc.about(r, holder) for r in rules])
+        passes = [enc.about(r, holder) for r in covering[j]]
+        passes += [
+            enc.about(r, holder) for k in range(j + 1, len(layers)) for r in covering[k] if r.widen
+        ]
+        out.append(Z.Implies(speaks, Z.Or(*passes)))
+    return out
 
 
 def delegation_permits(v: Verifier, call: ToolCall) -> bool:

@@ -161,6 +161,21 @@ def test_an_ask_that_binds_the_delegator_binds_the_delegation() -> None:
     assert Verifier(both).check("no delegation lets agent bob call send_email without an ask").holds
 
 
+def test_a_delegation_passes_no_layer_its_holder_cannot() -> None:
+    """A grant stands in for every layer, so ``Guard.delegate`` refuses a delegation from a
+    team rule the organisation's layer does not cover; the encoding asks the same."""
+    org = Policy([allow("send", args={"n": Number(le=3)})], name="org")
+    team = Policy([allow("send", agents="alice")], extends=[org], name="team")
+    v = Verifier(team)
+    assert v.check("no delegation lets agent bob call send with n > 3").holds
+    with pytest.raises(DelegationError, match="layer 'org'"):
+        Guard(team).delegate("alice", "bob", "send")
+    wide = Policy([allow("send", agents="alice", widen=True)], extends=[org], name="team")
+    result = Verifier(wide).check("no delegation lets agent bob call send with n > 3")
+    assert result.status == "refuted"  # a widen rule stands in for the layer above
+    _replays(wide, result)
+
+
 def test_a_deny_that_binds_the_delegator_must_bind_the_delegate() -> None:
     policy = Policy(
         [

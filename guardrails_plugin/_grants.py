@@ -291,6 +291,8 @@ def scopes_within(args: Mapping[str, Scope], parent: Rule, *, closed: bool = Fal
     unscoped empty, so ``args`` may scope no other argument."""
     if parent.when is not None:
         return "has a custom condition, which cannot be delegated"
+    if parent.tainted_by:
+        return "applies only once its sources tainted the run, which cannot be delegated"
     for name, scope in parent.args.items():
         mine = args.get(name)
         if mine is None:

@@ -121,3 +121,12 @@ def test_a_delegation_passes_no_layer_the_delegator_cannot() -> None:
     guard.delegate("alice", "bob", "send", args={"n": Number(le=2)})
     assert decide(guard, "bob", {"n": 2}) is Effect.ALLOW
     assert decide(guard, "bob", {"n": 5}) is Effect.DENY
+
+
+def test_a_rule_that_waits_for_taint_is_not_delegated() -> None:
+    # the grant would carry no taint condition: bob would be allowed before any taint
+    policy = Policy([Rule("allow", ("send",), agents=("alice",), tainted_by=("fetch",))])
+    guard = Guard(policy)
+    assert decide(guard, "alice", {}) is Effect.DENY
+    with pytest.raises(DelegationError, match="tainted the run"):
+        guard.delegate("alice", "bob", "send")

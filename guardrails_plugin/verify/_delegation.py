@@ -7,7 +7,7 @@ still denied (the chain may be empty: the policy alone). Grants an operator give
 (``Guard.grant``, ``Guard.grant_role``) are outside the policy and outside the question.
 
 What ``check_delegation`` accepts (``_grants.py``): the delegator holds a permitting rule
-(allow or ask, not shadow, no ``when``) or a grant, the delegated grant covers no tool and no
+(allow or ask, not shadow, no ``when``, no ``tainted_by``) or a grant, the delegated grant covers no tool and no
 argument more widely, stays ``ask`` under an ``ask``, expires no later, every deny rule
 binding the delegator for its tools binds the delegate too, and for an ``allow`` delegation
 so does every ask rule. Narrowing is transitive and the rules a delegation must keep
@@ -53,6 +53,7 @@ def delegable_rules(rules: tuple[Rule, ...], tool: str = "*") -> list[Rule]:
         and r.permits
         and not r.shadow
         and r.when is None
+        and not r.tainted_by
         and any(_overlap(t, tool) for t in r.tools)
     ]
 

@@ -147,22 +147,45 @@ def check_delegation(
     """Return the parent (grant id or ``rule:<id>``) that covers ``child``; raise otherwise.
 
     A delegation is allowed only as a subset of one permission the delegator holds: every tool
-    covered, every argument the parent constrains constrained at least as narrowly, no later
-    expiry, ``ask`` stays ``ask``; and every deny rule binding the delegator for those tools
-    binds the delegate too. Rules given to roles count for the agents holding the role.
-    Shadow rules are not enforced: they neither bind nor permit a delegation.
+    covered, every argument the parent constrains constrained at least as narrowly (and, under
+    ``unscoped_args="empty"``, no argument the parent leaves unscoped, which the parent
+    requires empty), no later expiry, ``ask`` stays ``ask``; every deny rule binding the
+    delegator for those tools binds the delegate too; and, for an ``allow`` delegation, so
+    does every ask rule (and ask grant) binding the delegator for those tools. An ask rule
+    makes a call it matches ``ask`` whatever permits it, so a delegate it does not bind would
+    get ``allow`` where the delegator gets ``ask``: the delegation must then be
+    ``effect="ask"``, which asks on its whole region. Together: the delegate's decision with
+    the grant is never more permissive than the delegator's own (deny < ask < allow). The
+    binding check looks at agents and tools, not arguments, so it also refuses a delegation
+    whose region the rule's arguments would never reach. Rules given to roles count for the
+    agents holding the role. Shadow rules are not enforced: they neither bind nor permit a
+    delegation.
     """
+    held = list(held)
     for tool in child.tools:
         for d in policy.compiled_rules:
-            if (
-                d.effect is RuleEffect.DENY
-                and not d.shadow
-                and d.about(delegator, tool)
-                and not d.about(child.agent, tool)
-            ):
+            if d.shadow or not d.about(delegator, tool) or d.about(child.agent, tool):
+                continue
+            if d.effect is RuleEffect.DENY:
                 raise DelegationError(
                     f"{delegator!r} cannot delegate {tool!r} to {child.agent!r}: deny rule "
                     f"{d.id!r} binds {delegator!r} but not {child.agent!r}"
+                )
+            if d.effect is RuleEffect.ASK and child.effect != "ask":
+                raise DelegationError(
+                    f"{delegator!r} cannot delegate {tool!r} to {child.agent!r} with "
+                    f"effect='allow': ask rule {d.id!r} binds {delegator!r} but not "
+                    f"{child.agent!r} (delegate with effect='ask')"
+                )
+        for g in held:
+            if g.effect != "ask" or child.effect == "ask" or not NameSet(g.tools).matches(tool):
+                continue
+            rule = policy.bind(g.rule()) if g.role else g.rule()
+            if rule.for_agent(delegator) and not rule.for_agent(child.agent):
+                raise DelegationError(
+                    f"{delegator!r} cannot delegate {tool!r} to {child.agent!r} with "
+                    f"effect='allow': ask grant {g.id!r} binds {delegator!r} but not "
+                    f"{child.agent!r} (delegate with effect='ask')"
                 )
     candidates: list[tuple[str, Rule, float | None]] = [
         (f"rule:{r.id}", r, None)
@@ -175,8 +198,11 @@ def check_delegation(
         if g.agent == delegator or (g.role and policy.bind(g.rule()).for_agent(delegator))
     ]
     reasons: list[str] = []
+    closed = policy.unscoped_args == "empty"
     for parent_id, rule, expires in candidates:
-        why = _narrower(child, rule, expires)
+        why = _narrower(child, rule, expires, closed=closed)
+        if why is None and parent_id.startswith("rule:"):
+            why = _unpassed_layer(policy, child, delegator, closed)
         if why is None:
             return parent_id
         reasons.append(f"{parent_id}: {why}")
@@ -187,23 +213,97 @@ def check_delegation(
     )
 
 
-def _narrower(child: Grant, parent: Rule, parent_expires: float | None) -> str | None:
+def _unpassed_layer(policy: Policy, child: Grant, delegator: str, closed: bool) -> str | None:
+    """In a layered policy, the first layer that must permit the delegator's calls and
+    covers no part of ``child``'s region with one rule (``None``: every such layer does).
+
+    A grant stands in for every layer, so a delegation from a rule of one layer must not
+    carry the delegate past a layer that would refuse the delegator: each layer that speaks
+    about the tool for the delegator (the root always does) must hold a permitting rule for
+    the delegator covering the whole delegation, or a ``widen`` rule below it must."""
+    layers = policy._layers
+    if len(layers) < 2:
+        return None
+    as_ask = Grant(agent=child.agent, tools=child.tools, args=child.args, effect="ask")
+    covering: list[bool] = []
+    speaks: list[bool] = []
+    for i, layer in enumerate(layers):
+        mine = [
+            r
+            for r in layer._own_rules
+            if r.effect is not RuleEffect.DENY
+            and r.permits
+            and not r.shadow
+            and any(r.about(delegator, t) for t in child.tools)
+        ]
+        speaks.append(i == 0 or bool(mine))
+        covering.append(any(_narrower(as_ask, r, None, closed=closed) is None for r in mine))
+    for j, layer in enumerate(layers):
+        if not speaks[j] or covering[j]:
+            continue
+        if any(
+            covering[k] and _widens(layers[k], delegator, as_ask, closed)
+            for k in range(j + 1, len(layers))
+        ):
+            continue
+        return (
+            f"layer {layer.name!r} does not permit {delegator!r} the whole delegation, and a "
+            "grant would stand in for it"
+        )
+    return None
+
+
+def _widens(layer: Policy, delegator: str, child: Grant, closed: bool) -> bool:
+    return any(
+        r.widen
+        and r.effect is not RuleEffect.DENY
+        and r.permits
+        and not r.shadow
+        and any(r.about(delegator, t) for t in child.tools)
+        and _narrower(child, r, None, closed=closed) is None
+        for r in layer._own_rules
+    )
+
+
+def _narrower(
+    child: Grant, parent: Rule, parent_expires: float | None, *, closed: bool = False
+) -> str | None:
     tools = NameSet(parent.tools)
     for t in child.tools:
         if not tools.covers(t):
             return f"does not cover tool {t!r}"
-    if parent.when is not None:
-        return "has a custom condition, which cannot be delegated"
-    for name, scope in parent.args.items():
-        mine = child.args.get(name)
-        if mine is None:
-            return f"constrains {name!r}, the delegation does not"
-        if not mine.within(scope):
-            return f"{name!r} {mine!r} is wider than {scope!r}"
+    why = scopes_within(child.args, parent, closed=closed)
+    if why is not None:
+        return why
     if parent.effect is RuleEffect.ASK and child.effect != "ask":
         return "needs approval, so the delegation must too (effect='ask')"
     if parent_expires is not None and (
         child.expires_at is None or child.expires_at > parent_expires
     ):
         return "expires earlier than the delegation would"
+    return None
+
+
+def scopes_within(args: Mapping[str, Scope], parent: Rule, *, closed: bool = False) -> str | None:
+    """Why calls within ``args`` are not all within ``parent``'s scopes (``None``: they are).
+
+    ``closed`` (``unscoped_args="empty"``): ``parent`` requires the arguments it leaves
+    unscoped empty, so ``args`` may scope no other argument."""
+    if parent.when is not None:
+        return "has a custom condition, which cannot be delegated"
+    if parent.tainted_by:
+        return "applies only once its sources tainted the run, which cannot be delegated"
+    for name, scope in parent.args.items():
+        mine = args.get(name)
+        if mine is None:
+            return f"constrains {name!r}, the delegation does not"
+        if not mine.within(scope):
+            return f"{name!r} {mine!r} is wider than {scope!r}"
+    if closed and parent.args:
+        for name in args:
+            if name not in parent.args:
+                return (
+                    f"leaves {name!r} unscoped, which unscoped_args='empty' requires empty; "
+                    "the delegation scopes it"
+                )
     return None

@@ -142,17 +142,38 @@ def test_counterexample_agents_are_names_the_policy_lists() -> None:
 # -- delegation ---------------------------------------------------------------------------
 
 
-def test_a_delegation_that_drops_an_ask_is_found() -> None:
-    """``check_delegation`` keeps deny rules binding, not ask rules: alice is asked, a grant
-    she delegates to bob is allowed outright."""
+def test_an_ask_that_binds_the_delegator_binds_the_delegation() -> None:
+    """An ask rule binding alice, not bob, keeps an ``allow`` delegation from alice to bob
+    refused: the grant she can give is ``ask``, so bob is asked too; with the ask binding
+    bob as well, an ``allow`` delegation is accepted and the ask still asks."""
     policy = Policy([allow("send_email", agents=["alice"]), ask("send_email", agents=["alice"])])
     v = Verifier(policy)
     assert v.check("agent alice never calls send_email without an ask").holds
-    result = v.check("no delegation lets agent bob call send_email without an ask")
+    assert v.check("no delegation lets agent bob call send_email without an ask").holds
+    result = v.check("no delegation lets agent bob call send_email")
     assert result.status == "refuted"
     _replays(policy, result)
     (step,) = result.counterexample.delegations  # type: ignore[union-attr]
-    assert (step.delegator, step.agent) == ("alice", "bob")
+    assert (step.delegator, step.agent, step.effect) == ("alice", "bob", "ask")
+    with pytest.raises(DelegationError, match="ask rule"):
+        Guard(policy).delegate("alice", "bob", "send_email")
+    both = Policy([allow("send_email", agents=["alice"]), ask("send_email", agents=["*"])])
+    assert Verifier(both).check("no delegation lets agent bob call send_email without an ask").holds
+
+
+def test_a_delegation_passes_no_layer_its_holder_cannot() -> None:
+    """A grant stands in for every layer, so ``Guard.delegate`` refuses a delegation from a
+    team rule the organisation's layer does not cover; the encoding asks the same."""
+    org = Policy([allow("send", args={"n": Number(le=3)})], name="org")
+    team = Policy([allow("send", agents="alice")], extends=[org], name="team")
+    v = Verifier(team)
+    assert v.check("no delegation lets agent bob call send with n > 3").holds
+    with pytest.raises(DelegationError, match="layer 'org'"):
+        Guard(team).delegate("alice", "bob", "send")
+    wide = Policy([allow("send", agents="alice", widen=True)], extends=[org], name="team")
+    result = Verifier(wide).check("no delegation lets agent bob call send with n > 3")
+    assert result.status == "refuted"  # a widen rule stands in for the layer above
+    _replays(wide, result)
 
 
 def test_a_deny_that_binds_the_delegator_must_bind_the_delegate() -> None:

@@ -10,7 +10,8 @@ values. Every disagreement is a bug in one of the two.
 
 from __future__ import annotations
 
-from typing import Any
+import itertools
+from typing import Any, Literal
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -479,16 +480,11 @@ def _engine_delegation(policy: Policy, call: ToolCall) -> bool:
     if str(Guard(policy).check(call).effect) != "deny":
         return True
     for root in delegable_rules(policy.compiled_rules, call.tool):
-        for giver in [*DELEGATORS, call.agent]:
+        hows: list[Literal["allow", "ask"]] = ["ask"] if root.effect == "ask" else ["allow", "ask"]
+        for giver, how in itertools.product([*DELEGATORS, call.agent], hows):
             guard = Guard(policy)
             try:
-                guard.delegate(
-                    giver,
-                    call.agent,
-                    [call.tool],
-                    args=dict(root.args),
-                    effect="ask" if root.effect == "ask" else "allow",
-                )
+                guard.delegate(giver, call.agent, [call.tool], args=dict(root.args), effect=how)
             except DelegationError:
                 continue
             if str(guard.check(call).effect) != "deny":

@@ -7,14 +7,16 @@ still denied (the chain may be empty: the policy alone). Grants an operator give
 (``Guard.grant``, ``Guard.grant_role``) are outside the policy and outside the question.
 
 What ``check_delegation`` accepts (``_grants.py``): the delegator holds a permitting rule
-(allow or ask, not shadow, no ``when``) or a grant, the delegated grant covers no tool and no
-argument more widely, stays ``ask`` under an ``ask``, expires no later, and every deny rule
-binding the delegator for its tools binds the delegate too. Narrowing is transitive and the
-deny rules a delegation must keep binding only grow along a chain, so a grant a chain of any
-length reaches is also one direct delegation from the agent holding the chain's root rule:
-the widest grant X can get from rule ``r`` is ``r`` itself (same tools, same scopes, same
-effect, no expiry) delegated by one holder of ``r`` that no deny rule binds for the tool
-unless it binds X too. The search is over those: one solver per permitting rule about the
+(allow or ask, not shadow, no ``when``, no ``tainted_by``) or a grant, the delegated grant covers no tool and no
+argument more widely, stays ``ask`` under an ``ask``, expires no later, every deny rule
+binding the delegator for its tools binds the delegate too, and for an ``allow`` delegation
+so does every ask rule. Narrowing is transitive and the rules a delegation must keep
+binding only grow along a chain (an ``ask`` link makes every later link ``ask``), so a
+grant a chain of any length reaches is also one direct delegation from the agent holding
+the chain's root rule: the widest grants X can get from rule ``r`` are ``r`` itself (same
+tools, same scopes, no expiry) delegated by one holder of ``r`` as ``allow`` (an allow rule;
+no deny or ask rule binds the holder for the tool unless it binds X too) or as ``ask`` (no
+deny rule does). The search is over those: one solver per permitting rule about the
 tool, the delegator a free name. Expiry only ever narrows (an expired grant, or one whose
 parent expired, is out of force with everything delegated from it), so the answer holds at
 every moment of a run. The counterexample's delegation is replayed with ``Guard.delegate``
@@ -28,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from .._errors import DelegationError
 from .._events import ToolCall
-from .._grants import Grant
+from .._grants import Grant, scopes_within
 from ..guard import Guard
 from ..policy import Rule, RuleEffect
 from ._encode import DENY, EFFECTS, SymCall, _names, _overlap
@@ -51,6 +53,7 @@ def delegable_rules(rules: tuple[Rule, ...], tool: str = "*") -> list[Rule]:
         and r.permits
         and not r.shadow
         and r.when is None
+        and not r.tainted_by
         and any(_overlap(t, tool) for t in r.tools)
     ]
 
@@ -79,14 +82,14 @@ def check_delegable(v: Verifier, p: Property) -> Result:
     ]
     if p.agent is not None:
         base.append(_names(final.agent, (p.agent,)))
-    denies = [r for r in policy.compiled_rules if r.effect is RuleEffect.DENY and not r.shadow]
-    options: list[Rule | None] = [None, *delegable_rules(policy.compiled_rules, p.tool)]
+    binding = _binding(policy)
+    options = _options(policy, p.tool)
     unsure = False
-    for root in options:
+    for root, how in options:
         solver = Z.Solver()
         solver.set("timeout", int(v.timeout * 1000))
         solver.add(*base)
-        delegator, held, eff = _rooted(enc, final, root, denies, p.tool)
+        delegator, held, eff = _rooted(enc, final, root, binding, p.tool, how)
         solver.add(*held)
         solver.add(Z.Or(*[eff == _EFFECT_CODE[e] for e in sorted(p.effects)]))
         atoms = list(final.atoms.values())
@@ -117,7 +120,7 @@ def check_delegable(v: Verifier, p: Property) -> Result:
                         call.agent,
                         [call.tool],
                         args=dict(root.args),
-                        effect=_effect(root),
+                        effect=how,
                     )
                     chain = (
                         Delegation(
@@ -125,7 +128,7 @@ def check_delegable(v: Verifier, p: Property) -> Result:
                             call.agent,
                             (call.tool,),
                             dict(root.args),
-                            root.effect.value,
+                            how,
                             root.id,
                         ),
                     )
@@ -173,26 +176,85 @@ def check_delegable(v: Verifier, p: Property) -> Result:
     )
 
 
-def _effect(rule: Rule) -> Literal["allow", "ask"]:
-    return "ask" if rule.effect is RuleEffect.ASK else "allow"
+def _binding(policy: Any) -> list[Rule]:
+    """The enforced deny and ask rules: those a delegation must keep binding (ask rules only
+    for an ``allow`` delegation)."""
+    return [
+        r
+        for r in policy.compiled_rules
+        if r.effect in (RuleEffect.DENY, RuleEffect.ASK) and not r.shadow
+    ]
+
+
+def _options(policy: Any, tool: str) -> list[tuple[Rule | None, Literal["allow", "ask"]]]:
+    """The delegations to search: none, then each delegable rule as itself, and an allow
+    rule also as ``ask`` (accepted where an ask rule binds the delegator, not the delegate)."""
+    out: list[tuple[Rule | None, Literal["allow", "ask"]]] = [(None, "allow")]
+    for r in delegable_rules(policy.compiled_rules, tool):
+        if r.effect is RuleEffect.ASK:
+            out.append((r, "ask"))
+        else:
+            out += [(r, "allow"), (r, "ask")]
+    return out
 
 
 def _rooted(
-    enc: Any, final: SymCall, root: Rule | None, denies: Sequence[Rule], tool: str
+    enc: Any,
+    final: SymCall,
+    root: Rule | None,
+    binding: Sequence[Rule],
+    tool: str,
+    how: Literal["allow", "ask"] = "allow",
 ) -> tuple[Any, list[Any], Any]:
-    """(delegator, constraints, effect): the call's effect with ``root`` delegated to its
-    agent by a free ``delegator`` that holds ``root`` and that no deny rule binds for the
-    tool unless it binds the delegate too (``root`` ``None``: no delegation)."""
+    """(delegator, constraints, effect): the call's effect with ``root`` delegated (as
+    ``how``) to its agent by a free ``delegator`` that holds ``root`` and that no deny rule,
+    and for an ``allow`` delegation no ask rule, binds for the tool unless it binds the
+    delegate too (``root`` ``None``: no delegation)."""
     Z = z3()
     delegator = Z.String("delegator")
     if root is None:
         return delegator, [], enc.effect(final, (), tools=(tool,))
-    grant = Grant(agent="*", tools=root.tools, args=dict(root.args), effect=_effect(root)).rule()
+    grant = Grant(agent="*", tools=root.tools, args=dict(root.args), effect=how).rule()
     holder = SymCall("d.", delegator, final.tool, {}, [], Z.BoolVal(False))
     held = [delegator != "", enc.about(root, holder)]
-    for d in denies:
-        held.append(Z.Implies(enc.about(d, holder), enc.about(d, final)))
+    for d in binding:
+        if d.effect is RuleEffect.DENY or how == "allow":
+            held.append(Z.Implies(enc.about(d, holder), enc.about(d, final)))
+    held += _layers_passed(enc, root, holder)
     return delegator, held, enc.effect(final, [(grant, Z.BoolVal(True))], tools=(tool,))
+
+
+def _layers_passed(enc: Any, root: Rule, holder: SymCall) -> list[Any]:
+    """In a layered policy, what ``check_delegation`` asks of the holder (``_unpassed_layer``
+    in ``_grants.py``): each layer that speaks about the tool for it (the root always does)
+    holds a permitting rule about it whose scopes cover ``root``'s, or a layer below it
+    holds such a ``widen`` rule."""
+    Z = z3()
+    layers = enc.policy._layers
+    if len(layers) < 2:
+        return []
+    closed = enc.policy.unscoped_args == "empty"
+    permitting = [
+        [
+            r
+            for r in layer._own_rules
+            if r.effect is not RuleEffect.DENY and r.permits and not r.shadow
+        ]
+        for layer in layers
+    ]
+    covering = [
+        [r for r in rules if scopes_within(root.args, r, closed=closed) is None]
+        for rules in permitting
+    ]
+    out: list[Any] = []
+    for j, rules in enumerate(permitting):
+        speaks = Z.BoolVal(True) if j == 0 else Z.Or(*[enc.about(r, holder) for r in rules])
+        passes = [enc.about(r, holder) for r in covering[j]]
+        passes += [
+            enc.about(r, holder) for k in range(j + 1, len(layers)) for r in covering[k] if r.widen
+        ]
+        out.append(Z.Implies(speaks, Z.Or(*passes)))
+    return out
 
 
 def delegation_permits(v: Verifier, call: ToolCall) -> bool:
@@ -222,10 +284,10 @@ def delegation_permits(v: Verifier, call: ToolCall) -> bool:
                 eqs += abstract(arg, bool(others), others[0][1] if others else None)
         else:
             eqs += abstract(arg, name in call.args, call.args.get(name))
-    denies = [r for r in policy.compiled_rules if r.effect is RuleEffect.DENY and not r.shadow]
-    for root in [None, *delegable_rules(policy.compiled_rules, call.tool)]:
+    binding = _binding(policy)
+    for root, how in _options(policy, call.tool):
         solver = Z.Solver()
-        _, held, eff = _rooted(enc, final, root, denies, call.tool)
+        _, held, eff = _rooted(enc, final, root, binding, call.tool, how)
         solver.add(*eqs, *held, eff != DENY)
         if solver.check() == Z.sat:
             return True

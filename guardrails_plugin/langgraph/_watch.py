@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Hashable, Iterable, Mapping
 from typing import Any
 from uuid import UUID
 
@@ -53,6 +53,14 @@ from ._nodes import _last_update, _said
 
 _MAX_SCOPES = 10_000
 _PUSH = "__pregel_push"
+_SEQUENCE = (list, tuple)
+
+
+def _key(run_id: Any) -> Hashable:
+    """A run id as a dict key: a ``UUID``'s integer (equal exactly when the UUIDs are, and
+    hashed in C: ``UUID.__hash__`` is Python code, called several times per callback),
+    anything else wrapped in a tuple so that it never equals such an integer."""
+    return run_id.int if isinstance(run_id, UUID) else (run_id,)
 
 
 class _Task:
@@ -69,6 +77,7 @@ class _Task:
         "output",
         "parent",
         "routed",
+        "said",
         "sends",
         "step",
         "targets",
@@ -88,16 +97,17 @@ class _Task:
         self.routed = False  # a Command, a routing function or a Send named where it went
         self.output: Any = None
         self.fanned = False  # all its Send packets told (by the first recipient to start)
+        self.said: str | None = None  # what ``output`` says, once a recipient asked
 
     def route(self, value: Any) -> None:
         """Take the hand-offs in a node's output or a routing function's result."""
-        items = value if isinstance(value, list | tuple) else [value]
+        items = value if isinstance(value, _SEQUENCE) else (value,)
         for item in items:
             if isinstance(item, Send):
                 self.routed = True
                 self.sends.append(item)
             elif isinstance(item, Command):
-                gotos = item.goto if isinstance(item.goto, list | tuple) else [item.goto]
+                gotos = item.goto if isinstance(item.goto, _SEQUENCE) else (item.goto,)
                 for g in gotos:
                     if isinstance(g, Send):
                         self.routed = True
@@ -112,6 +122,9 @@ class _Task:
                     self.targets.add(item)
 
 
+_NO_TASKS: list[_Task] = []  # never written to
+
+
 class _Graph:
     """Tasks of one graph (one run, one namespace) for the last two steps."""
 
@@ -121,14 +134,22 @@ class _Graph:
         self.steps: dict[int, list[_Task]] = {}
 
     def add(self, task: _Task) -> list[_Task]:
-        """Register ``task``; return the tasks of the step before it."""
+        """Register ``task``; return the tasks of the step before it (the graph's own list:
+        read it under the watcher's lock)."""
         steps = self.steps
-        for old in [s for s in steps if s < task.step - 1 or s > task.step]:
-            del steps[old]
-        here = steps.setdefault(task.step, [])
-        here[:] = [t for t in here if t.id != task.id]  # a re-run task replaces itself
+        step = task.step
+        if any(s < step - 1 or s > step for s in steps):
+            for old in [s for s in steps if s < step - 1 or s > step]:
+                del steps[old]
+        here = steps.get(step)
+        if here is None:
+            here = steps[step] = []
+        else:
+            tid = task.id
+            if any(t.id == tid for t in here):
+                here[:] = [t for t in here if t.id != tid]  # a re-run task replaces itself
         here.append(task)
-        return list(steps.get(task.step - 1, ()))
+        return steps.get(step - 1, _NO_TASKS)
 
 
 class CascadeWatcher(BaseCallbackHandler):
@@ -162,12 +183,14 @@ class CascadeWatcher(BaseCallbackHandler):
         self.ignore = frozenset(ignore)
         self._ends: dict[tuple[tuple[str, ...], str, str], str] = {}
         self._edges = _static_edges(graph, self._ends) if graph is not None else None
-        self._nodes: dict[UUID, _Task] = {}  # running task: run id -> task
-        self._children: dict[UUID, _Task] = {}  # a task's child runs (its routing functions)
+        # run ids are keyed by ``_key``
+        self._nodes: dict[Hashable, _Task] = {}  # running task: run id -> task
+        self._children: dict[Hashable, _Task] = {}  # a task's child runs (routing functions)
         self._tasks: dict[str, _Task] = {}  # running task: task id -> task (subgraph parents)
         # a starting task -> the senders whose Send packets it tells (marked when told)
         self._fanning: dict[UUID, list[_Task]] = {}
-        self._roots: dict[UUID, str] = {}  # run id -> the scope of its root run
+        self._roots: dict[Hashable, str] = {}  # run id -> the scope of its root run
+        self._agent: dict[tuple[str, bool], bool] = {}  # _is_agent's answers
         self._graphs: OrderedDict[tuple[str, str], _Graph] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -196,17 +219,19 @@ class CascadeWatcher(BaseCallbackHandler):
         ns = str(meta.get("langgraph_checkpoint_ns") or "")
         step = meta.get("langgraph_step")
         thread = meta.get("thread_id")
+        parent = _key(parent_run_id) if parent_run_id else None
         with self._lock:
-            parent_task = self._nodes.get(parent_run_id) if parent_run_id else None
-            root = self._roots.get(parent_run_id) if parent_run_id else None
+            parent_task = self._nodes.get(parent) if parent is not None else None
+            root = self._roots.get(parent) if parent is not None else None
             if root is None:
                 root = str(thread) if thread is not None else f"run:{parent_run_id or run_id}"
-            self._roots[run_id] = root
+            run = _key(run_id)
+            self._roots[run] = root
             if len(self._roots) > 4 * _MAX_SCOPES:
                 self._roots.pop(next(iter(self._roots)))
             if not isinstance(node, str) or name != node or not isinstance(step, int):
                 if parent_task is not None:
-                    self._children[run_id] = parent_task  # a routing function, say
+                    self._children[run] = parent_task  # a routing function, say
                 return []
             if parent_task is not None and parent_task.node == node:
                 # a compiled subgraph added as the node starts inside it with the same name
@@ -215,8 +240,13 @@ class CascadeWatcher(BaseCallbackHandler):
             graph, _, last = ns.rpartition("|")
             tid = last.rpartition(":")[2] or f"{ns}@{step}"
             nested = bool(graph)
-            task = _Task(tid, node, graph, step, self._is_agent(node, nested))
-            self._nodes[run_id] = task
+            agent = self._agent.get((node, nested))
+            if agent is None:
+                agent = self._agent[(node, nested)] = self._is_agent(node, nested)
+                if len(self._agent) > _MAX_SCOPES:
+                    self._agent.clear()
+            task = _Task(tid, node, graph, step, agent)
+            self._nodes[run] = task
             self._tasks[tid] = task
             key = (root, graph)
             g = self._graphs.get(key)
@@ -229,11 +259,15 @@ class CascadeWatcher(BaseCallbackHandler):
             before = g.add(task)
             triggers = tuple(meta.get("langgraph_triggers") or ())
             senders = self._senders(task, before, triggers, inputs)
+            anything_before = bool(before)
             outer = self._tasks.get(graph.rpartition("|")[2].rpartition(":")[2]) if graph else None
-        messages = self._messages(task, senders, inputs, outer, bool(before))
-        packets = {f"{t.id}>{task.node}#{k}" for t, k in senders if k is not None}
+        messages = self._messages(task, senders, inputs, outer, anything_before)
         if not task.agent:
             return []
+        packets = {f"{t.id}>{task.node}#{k}" for t, k in senders if k is not None}
+        # a node's own packets to a copy of itself are hand-offs; its loop back is not
+        if any(sender.node == task.node for sender, _, _ in messages):
+            messages = [m for m in messages if m[0].node != task.node or m[1] in packets]
         thread_id = None if thread is None else str(thread)
         scope_run = None if thread is not None else root[4:]
         monitor = self.guard.cascade
@@ -252,8 +286,6 @@ class CascadeWatcher(BaseCallbackHandler):
                 generation=sender.generation,
             )
             for sender, mid, said in messages
-            # a node's own packets to a copy of itself are hand-offs; its loop back is not
-            if sender.node != task.node or mid in packets
         ]
         if packets:
             # the step's other Send packets, told by the first of their recipients to start
@@ -337,7 +369,12 @@ class CascadeWatcher(BaseCallbackHandler):
                     for a, _ in t.carried:
                         out.append((a, f"{t.id}>{task.node}#{k}@{a.id}", said))
                 continue
-            said = _said(_last_update(t.output)) if t.output is not None else ""
+            if t.output is None:
+                said = ""
+            elif t.said is not None:  # once per sender, however many nodes it handed work to
+                said = t.said
+            else:
+                said = t.said = _said(_last_update(t.output))
             said = said or _said(inputs)
             if t.agent:
                 out.append((t, f"{t.id}>{task.node}", said))
@@ -345,9 +382,16 @@ class CascadeWatcher(BaseCallbackHandler):
                 for a, _ in t.carried:
                     out.append((a, f"{t.id}>{task.node}@{a.id}", said))
         if out:
-            first = min(
-                out,
-                key=lambda m: (m[0].generation if m[0].generation is not None else 1 << 30, m[1]),
+            first = (
+                out[0]
+                if len(out) == 1
+                else min(
+                    out,
+                    key=lambda m: (
+                        m[0].generation if m[0].generation is not None else 1 << 30,
+                        m[1],
+                    ),
+                )
             )
             if task.agent:
                 task.parent = first[1]
@@ -388,39 +432,43 @@ class CascadeWatcher(BaseCallbackHandler):
                 or event.recipient == node  # not another task's packet
             ):
                 with self._lock:  # the node will not run: LangChain reports no end for it
-                    self._forget(run_id)
+                    self._forget(_key(run_id))
                 self._fanning.pop(run_id, None)
                 raise decision.error()
         for sender in self._fanning.pop(run_id, ()):
             sender.fanned = True  # its packets told: later recipients need not tell them
 
     def on_chain_end(self, outputs: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        run = _key(run_id)
         with self._lock:
-            child = self._children.pop(run_id, None)
+            child = self._children.pop(run, None)
             if child is not None:
                 child.route(outputs)  # a routing function's result
-                self._roots.pop(run_id, None)
+                self._roots.pop(run, None)
                 return
-            task = self._nodes.get(run_id)
+            task = self._nodes.get(run)
             if task is not None:
                 task.output = outputs
+                task.said = None
                 task.route(outputs)
-            self._forget(run_id)
+            self._forget(run)
 
     def on_chain_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
         if isinstance(error, ParentCommand):
             # a hand-off from a subgraph inside the node: the node's own hand-off
             self.on_chain_end(error.args[0] if error.args else None, run_id=run_id)
             return
+        run = _key(run_id)
         with self._lock:
-            self._children.pop(run_id, None)
-            self._forget(run_id)
+            self._children.pop(run, None)
+            self._forget(run)
 
-    def _forget(self, run_id: UUID) -> None:
-        task = self._nodes.pop(run_id, None)
+    def _forget(self, run: Hashable) -> None:
+        """Drop the running task and the scope of run ``run`` (a ``_key``)."""
+        task = self._nodes.pop(run, None)
         if task is not None and self._tasks.get(task.id) is task:
             del self._tasks[task.id]
-        self._roots.pop(run_id, None)
+        self._roots.pop(run, None)
 
 
 def _graph_path(graph: str) -> tuple[str, ...]:

@@ -52,7 +52,7 @@ from ..policy._budgets import Budget, Measure
 from ..policy._patterns import NameSet, is_glob
 from ._encode import EFFECTS, SymCall, _names, _overlap, same_tool, tool_in
 from ._props import Property
-from ._regex import glob_regex
+from ._regex import glob_regex, glob_witness
 from ._values import EMPTY, FLOAT, INT, OTHER, STR, text
 from ._z3 import z3
 
@@ -159,8 +159,6 @@ def tool_names(policy: Policy, p: Property, kinds: int) -> tuple[str, ...] | Non
     satisfiable exactly when the free one is: a proof holds for every tool name, and a
     counterexample is replayed through the engine as before. Readable names (a witness of each
     glob, numbered) are tried first; z3 fills in what they miss."""
-    from ._verifier import _glob_witness
-
     Z = z3()
     pats: dict[str, None] = {p.tool: None}
     rules = [*policy.compiled_rules, *(r for layer in policy.layers for r in layer._own_rules)]
@@ -199,7 +197,7 @@ def tool_names(policy: Policy, p: Property, kinds: int) -> tuple[str, ...] | Non
         return True
 
     for g in globs:
-        w = _glob_witness(g)
+        w = glob_witness(g)
         if w:
             for i in range(kinds):
                 add(w if i == 0 else f"{w}{i + 1}")

@@ -226,8 +226,9 @@ def tool_names(policy: Policy, p: Property, kinds: int) -> tuple[str, ...] | Non
     return None
 
 
-def check_bounded(v: Verifier, p: Property) -> Result:
-    """Prove a bound (``p.count`` or ``p.total``) or refute it with a sequence of calls."""
+def check_bounded(v: Verifier, p: Property, *, representatives: bool = True) -> Result:
+    """Prove a bound (``p.count`` or ``p.total``) or refute it with a sequence of calls
+    (``representatives=False``: tool names are any strings, to compare with ``tool_names``)."""
     from ._answers import Result
 
     Z = z3()
@@ -240,7 +241,7 @@ def check_bounded(v: Verifier, p: Property) -> Result:
     if _kinds(policy, p) > 2:  # a counterexample of few distinct calls is found much faster
         agent_names, tool_names = v.names()
         for few in (1, 2):
-            quick = search(v, p, kinds=few)
+            quick = search(v, p, kinds=few, representatives=representatives)
             quick.solver.set("timeout", int(min(v.timeout, 2.0 * few * few) * 1000))
             for c in quick.calls:  # names the policy lists: a guess, sat means sat
                 quick.solver.add(Z.Or(*[c.tool == Z.StringVal(n) for n in tool_names]))
@@ -250,7 +251,7 @@ def check_bounded(v: Verifier, p: Property) -> Result:
                 found_quick = _refute(v, p, quick)
                 if found_quick is not None:
                     return found_quick
-    return _decide(v, p, search(v, p))
+    return _decide(v, p, search(v, p, representatives=representatives))
 
 
 def _refute(v: Verifier, p: Property, q: Search) -> Result | None:
@@ -362,10 +363,16 @@ class Search:
     need: int | None
 
 
-def search(v: Verifier, p: Property, kinds: int | None = None, domain: bool = True) -> Search:
+def search(
+    v: Verifier,
+    p: Property,
+    kinds: int | None = None,
+    domain: bool = True,
+    representatives: bool = True,
+) -> Search:
     """Build the solver of bound ``p`` (``kinds`` distinct calls, default: as many as a count
     needs, at most ``KINDS``; ``domain=False`` leaves out the representatives the search
-    keeps to, for concrete values)."""
+    keeps to, for concrete values; ``representatives=False``: tool names are any strings)."""
     from ._answers import EFFECT_CODE as _EFFECT_CODE
 
     Z = z3()
@@ -392,7 +399,7 @@ def search(v: Verifier, p: Property, kinds: int | None = None, domain: bool = Tr
     bitvars: list[list[Any]] = []
     used: list[Any] = []
     effects: list[Any] = []
-    tools = (tool_names(policy, p, kinds) if domain else None) or ()
+    tools = (tool_names(policy, p, kinds) if domain and representatives else None) or ()
     for k in range(kinds):
         c = enc.new_call(f"q{k}.", tools)
         calls.append(c)

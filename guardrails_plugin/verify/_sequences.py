@@ -144,10 +144,11 @@ def tool_names(policy: Policy, p: Property, kinds: int) -> tuple[str, ...] | Non
     or ``None`` when they do not come out few (the search then keeps tool names free).
 
     Why they suffice: the encoding depends on a call's tool name only through which of
-    finitely many patterns it matches — the tool names and globs of the rules that may speak
-    about ``p.tool``, of the budgets and of ``p.tool`` itself (``_names``: equality with a
-    listed name, membership of a glob's language) — and through equality between the calls'
-    tools (a budget counted per tool). The engine's decision and a budget's partitions depend
+    finitely many patterns it matches — the tool names and globs of the rules and budgets that
+    may speak about ``p.tool`` (``_names``: equality with a listed name, membership of a
+    glob's language; ``p.tool`` itself, and a glob no name of ``p.tool`` matches, are true, or
+    false, of every name the search may pick, so they are left out) — and through equality
+    between the calls' tools (a budget counted per tool). The engine's decision and a budget's partitions depend
     on a name the same way (``NameSet.matches``, the store's key). Call a name's *type* the
     set of patterns it matches, a listed name being its own type. Any solution with tool
     names t_1..t_K (K <= ``kinds``) stays a solution when each distinct t_i is replaced by a
@@ -170,7 +171,20 @@ def tool_names(policy: Policy, p: Property, kinds: int) -> tuple[str, ...] | Non
             pats.update(dict.fromkeys(b.tools))
     if "*" in pats and p.tool != "*":
         del pats["*"]  # matches every name: tells none apart
-    globs = [g for g in pats if is_glob(g)]
+    t = Z.String("tool")
+    solver = Z.Solver()
+    solver.set("timeout", 2000)
+    solver.add(_names(t, (p.tool,)))
+    globs: list[str] = []
+    for g in pats:
+        if not is_glob(g) or g == p.tool:
+            continue
+        solver.push()
+        solver.add(_names(t, (g,)))
+        met = solver.check()
+        solver.pop()
+        if met != Z.unsat:  # a glob no name of ``p.tool`` matches tells none apart
+            globs.append(g)
     res = [glob_regex(g) for g in globs]
 
     def holds(formula: Any) -> bool:
@@ -201,10 +215,7 @@ def tool_names(policy: Policy, p: Property, kinds: int) -> tuple[str, ...] | Non
         if w:
             for i in range(kinds):
                 add(w if i == 0 else f"{w}{i + 1}")
-    t = Z.String("tool")
-    solver = Z.Solver()
-    solver.set("timeout", 2000)
-    solver.add(_names(t, (p.tool,)), *[t != Z.StringVal(n) for n in exact])
+    solver.add(*[t != Z.StringVal(n) for n in exact])
     for _ in range(64):
         full = [k for k, c in count.items() if c >= kinds]
         solver.push()
@@ -399,7 +410,13 @@ def search(
     bitvars: list[list[Any]] = []
     used: list[Any] = []
     effects: list[Any] = []
-    tools = (tool_names(policy, p, kinds) if domain and representatives else None) or ()
+    tools: tuple[str, ...] = ()
+    if domain and representatives:
+        cache = v.__dict__.setdefault("_tool_names", {})
+        key = (p, kinds)
+        if key not in cache:
+            cache[key] = tool_names(policy, p, kinds) or ()
+        tools = cache[key]
     for k in range(kinds):
         c = enc.new_call(f"q{k}.", tools)
         calls.append(c)

@@ -305,12 +305,15 @@ def _glob_budget_policies(draw: st.DrawFn) -> tuple[Policy, str]:
 @given(_glob_budget_policies())
 def test_tool_representatives_answer_as_any_tool_names(case: tuple[Policy, str]) -> None:
     """Searching tool names among representatives proves and refutes exactly what searching
-    every string does; each refutation replays through the engine."""
+    every string does (where that search answers at all); each refutation replays through
+    the engine."""
     from guardrails_plugin.verify._sequences import check_bounded
 
     policy, prop = case
     fast = check_bounded(Verifier(policy), parse(prop))
     free = check_bounded(Verifier(policy), parse(prop), representatives=False)
-    assert fast.status == free.status, (fast.summary(), free.summary())
+    assert fast.status != "unknown", fast.summary()
+    if free.status != "unknown":  # the string search may give up where representatives answer
+        assert fast.status == free.status, (fast.summary(), free.summary())
     if fast.status == "refuted":
         _replays(policy, fast)

@@ -84,6 +84,8 @@ GENERATED_BOUNDS = [
     "no agent calls send_email_2 more than 20 times per thread",
     "agents together never call send_email_2 more than 20 times per thread",
     "no agent calls refund_* more than 6 times per run",
+    "no agent calls refund_* more than 24 times per run",
+    "no agent calls refund_* more than 25 times per run",
     "no delegation lets agent agent3 call refund_1 with amount > 150",
     "no delegation lets any agent call delete_3",
 ]

@@ -104,6 +104,10 @@ class SymCall:
     atoms: dict[str, Any] = field(default_factory=dict)
     witnesses: list[tuple[str, Any, Any]] = field(default_factory=list)
     """(argument, accepts atom, a value the scope accepts) for over-approximated scopes."""
+    choices: tuple[str, ...] = ()
+    """The tool names the call's tool is one of (``tool`` is then the ``index``-th), or
+    ``()``: any string."""
+    index: Any = None
 
 
 class Encoder:
@@ -184,8 +188,10 @@ class Encoder:
 
     # -- calls -------------------------------------------------------------------------------
 
-    def new_call(self, prefix: str = "") -> SymCall:
-        """Fresh symbolic variables for one call (``prefix`` keeps several calls apart)."""
+    def new_call(self, prefix: str = "", tools: Sequence[str] = ()) -> SymCall:
+        """Fresh symbolic variables for one call (``prefix`` keeps several calls apart);
+        ``tools``: the tool is one of these names (a tool name test is then a test of its
+        index, no string reasoning), else any string."""
         Z = z3()
         args = {
             name: new_arg(
@@ -202,14 +208,25 @@ class Encoder:
             (Z.Bool(f"{prefix}taint{i}"), Z.String(f"{prefix}taint{i}.label"))
             for i in range(self.taint_slots)
         ]
+        tool: Any = Z.String(f"{prefix}tool")
+        index: Any = None
+        if tools:
+            index = Z.Int(f"{prefix}tool#")
+            tool = Z.StringVal(tools[-1])
+            for i in reversed(range(len(tools) - 1)):
+                tool = Z.If(index == i, Z.StringVal(tools[i]), tool)
         call = SymCall(
             prefix,
             Z.String(f"{prefix}agent"),
-            Z.String(f"{prefix}tool"),
+            tool,
             args,
             taint,
             Z.Bool(f"{prefix}carries"),
+            choices=tuple(tools),
+            index=index,
         )
+        if tools:
+            call.domain += [index >= 0, index < len(tools)]
         for a in args.values():
             call.domain += a.domain
         if self.sources:
@@ -422,7 +439,7 @@ class Encoder:
     def about(self, rule: Rule, call: SymCall) -> Any:
         """Whether ``rule`` speaks about the call's tool and agent."""
         Z = z3()
-        parts = [_names(call.tool, rule.tools), _names(call.agent, rule.agents)]
+        parts = [tool_in(call, rule.tools), _names(call.agent, rule.agents)]
         members = getattr(rule, "_members", None)
         if members is not None:
             parts.append(
@@ -602,6 +619,37 @@ def _overlap(a: str, b: str) -> bool:
 def _real(value: float) -> Any:
     n, d = float(value).as_integer_ratio()
     return z3().Q(n, d) if d != 1 else z3().RealVal(n)
+
+
+_MATCHES: dict[tuple[tuple[str, ...], tuple[str, ...]], tuple[int, ...]] = {}
+
+
+def tool_in(call: SymCall, patterns: Iterable[str]) -> Any:
+    """The call's tool matches one of the names or globs: ``_names``, or for a tool among
+    ``call.choices``, its index is one of those ``_names`` accepts (the same test, decided
+    once per name)."""
+    if not call.choices:
+        return _names(call.tool, patterns)
+    Z = z3()
+    key = (call.choices, tuple(patterns))
+    found = _MATCHES.get(key)
+    if found is None:
+        found = tuple(
+            i
+            for i, n in enumerate(call.choices)
+            if Z.is_true(Z.simplify(_names(Z.StringVal(n), key[1])))
+        )
+        if len(_MATCHES) > 4096:
+            _MATCHES.clear()
+        _MATCHES[key] = found
+    return Z.Or(*[call.index == i for i in found])
+
+
+def same_tool(a: SymCall, b: SymCall) -> Any:
+    """The two calls' tools are the same name."""
+    if a.choices and a.choices == b.choices:
+        return a.index == b.index
+    return a.tool == b.tool
 
 
 def _names(term: Any, patterns: Iterable[str]) -> Any:

@@ -279,3 +279,15 @@ def _in(items: list[tuple[Any, Any]]) -> Any:
             raise _Inexact(name)
     cls = _union(parts)
     return _complement_class(cls) if negate else cls
+
+
+def glob_witness(pattern: str) -> str:
+    """A readable name ``pattern`` (an fnmatch glob) matches, or ``""``."""
+    import fnmatch
+    import re
+
+    name = re.sub(r"\[!?\^?([^\]])[^\]]*\]", lambda m: m.group(1), pattern)
+    name = name.replace("*", "").replace("?", "x")
+    if not name:
+        name = "x"
+    return name if fnmatch.fnmatchcase(name, pattern) else ""

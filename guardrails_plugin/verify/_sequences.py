@@ -1,5 +1,9 @@
 """Bounds: properties about a sequence of calls, with the policy's budgets encoded as bounds.
 
+Why this file is long: the search (calls, multiplicities, tool-name representatives), every
+budget measure's bound and the replay that checks a counterexample are read together; split,
+the argument that a proof holds for every sequence would span several files.
+
 "No agent calls send_email more than 20 times per thread", "agent billing never calls refund
 with total amount > 5000 in total": a counterexample is a sequence of calls the guard permits
 one after the other, charging its budgets. The encoding searches ``kinds`` distinct symbolic
@@ -24,6 +28,11 @@ within every budget that covers them:
   after the fact (result tokens, model use) deny only once used up, which a sequence that
   records no result never does, unless their limit is 0.
 
+Tool names are searched among finitely many representatives (``tool_names``), not over all
+strings: the names the policy lists, and for each way a name can match the policy's globs
+enough fresh names to give every distinct call its own (see ``tool_names`` for why this is
+exact).
+
 A proof is exact when ``kinds`` reaches the count asked for (``more than N times`` needs N+1
 calls) or one budget alone bounds every call the property counts; otherwise it holds for
 sequences of at most ``kinds`` distinct calls, and says so. Every counterexample is replayed
@@ -41,9 +50,10 @@ from ..guard import Guard
 from ..policy import Policy
 from ..policy._budgets import Budget, Measure
 from ..policy._patterns import NameSet, is_glob
-from ._encode import EFFECTS, SymCall, _names, _overlap
+from ._encode import EFFECTS, SymCall, _names, _overlap, same_tool, tool_in
 from ._props import Property
-from ._values import EMPTY, FLOAT, INT, OTHER, STR
+from ._regex import glob_regex, glob_witness
+from ._values import EMPTY, FLOAT, INT, OTHER, STR, text
 from ._z3 import z3
 
 if TYPE_CHECKING:
@@ -129,8 +139,107 @@ def symmetric(p: Property, budgets: Iterable[Budget]) -> bool:
     return True
 
 
-def check_bounded(v: Verifier, p: Property) -> Result:
-    """Prove a bound (``p.count`` or ``p.total``) or refute it with a sequence of calls."""
+def tool_names(policy: Policy, p: Property, kinds: int) -> tuple[str, ...] | None:
+    """Representatives of the tool names a search of ``kinds`` distinct calls of ``p`` needs,
+    or ``None`` when they do not come out few (the search then keeps tool names free).
+
+    Why they suffice: the encoding depends on a call's tool name only through which of
+    finitely many patterns it matches — the tool names and globs of the rules and budgets that
+    may speak about ``p.tool`` (``_names``: equality with a listed name, membership of a
+    glob's language; ``p.tool`` itself, and a glob no name of ``p.tool`` matches, are true, or
+    false, of every name the search may pick, so they are left out) — and through equality
+    between the calls' tools (a budget counted per tool). The engine's decision and a budget's partitions depend
+    on a name the same way (``NameSet.matches``, the store's key). Call a name's *type* the
+    set of patterns it matches, a listed name being its own type. Any solution with tool
+    names t_1..t_K (K <= ``kinds``) stays a solution when each distinct t_i is replaced by a
+    distinct representative of the same type: types are kept, so every pattern test is, and
+    distinct names stay distinct, so every per-tool partition is. Representatives for that
+    exist when each type holds ``kinds`` of them or all of its names; the loop below asks z3
+    for a name matching ``p.tool`` whose type holds fewer representatives than that (with the
+    same ``_names`` formulas as the encoding) until there is none. So the restricted search is
+    satisfiable exactly when the free one is: a proof holds for every tool name, and a
+    counterexample is replayed through the engine as before. Readable names (a witness of each
+    glob, numbered) are tried first; z3 fills in what they miss."""
+    Z = z3()
+    pats: dict[str, None] = {p.tool: None}
+    rules = [*policy.compiled_rules, *(r for layer in policy.layers for r in layer._own_rules)]
+    for r in rules:
+        if any(_overlap(t, p.tool) for t in r.tools):
+            pats.update(dict.fromkeys(r.tools))
+    for b in budgets_of(policy):
+        if any(_overlap(t, p.tool) for t in b.tools):
+            pats.update(dict.fromkeys(b.tools))
+    if "*" in pats and p.tool != "*":
+        del pats["*"]  # matches every name: tells none apart
+    t = Z.String("tool")
+    solver = Z.Solver()
+    solver.set("timeout", 2000)
+    solver.add(_names(t, (p.tool,)))
+    globs: list[str] = []
+    for g in pats:
+        if not is_glob(g) or g == p.tool:
+            continue
+        solver.push()
+        solver.add(_names(t, (g,)))
+        met = solver.check()
+        solver.pop()
+        if met != Z.unsat:  # a glob no name of ``p.tool`` matches tells none apart
+            globs.append(g)
+    res = [glob_regex(g) for g in globs]
+
+    def holds(formula: Any) -> bool:
+        return bool(Z.is_true(Z.simplify(formula)))
+
+    def ours(name: str) -> bool:
+        return holds(_names(Z.StringVal(name), (p.tool,)))
+
+    def kind(name: str) -> tuple[bool, ...]:  # as the encoding's formulas decide it
+        return tuple(holds(Z.InRe(Z.StringVal(name), r)) for r in res)
+
+    exact = sorted(n for n in pats if not is_glob(n) and ours(n))
+    found: list[str] = list(exact)
+    count: dict[tuple[bool, ...], int] = {}
+
+    def add(name: str) -> bool:
+        if name in found or not ours(name):
+            return False
+        k = kind(name)
+        if count.get(k, 0) >= kinds:
+            return False
+        count[k] = count.get(k, 0) + 1
+        found.append(name)
+        return True
+
+    for g in globs:
+        w = glob_witness(g)
+        if w:
+            for i in range(kinds):
+                add(w if i == 0 else f"{w}{i + 1}")
+    solver.add(*[t != Z.StringVal(n) for n in exact])
+    for _ in range(64):
+        full = [k for k, c in count.items() if c >= kinds]
+        solver.push()
+        same = [
+            Z.And(Z.BoolVal(True), *[Z.InRe(t, r) == b for r, b in zip(res, k, strict=True)])
+            for k in full
+        ]
+        solver.add(Z.Not(Z.Or(*same)) if same else Z.BoolVal(True))
+        # a type not full yet gains a name unless it holds all of its names already
+        solver.add(*[t != Z.StringVal(n) for n in found])
+        verdict = solver.check()
+        if verdict != Z.sat:
+            solver.pop()
+            return tuple(found) if verdict == Z.unsat else None
+        name = text(solver.model().eval(t, model_completion=True))
+        solver.pop()
+        if not add(name):  # cannot happen (z3 and its simplifier agree); stay free
+            return None
+    return None
+
+
+def check_bounded(v: Verifier, p: Property, *, representatives: bool = True) -> Result:
+    """Prove a bound (``p.count`` or ``p.total``) or refute it with a sequence of calls
+    (``representatives=False``: tool names are any strings, to compare with ``tool_names``)."""
     from ._answers import Result
 
     Z = z3()
@@ -140,11 +249,10 @@ def check_bounded(v: Verifier, p: Property) -> Result:
         return Result(
             p.text, "proven", detail=f"budget {found.id!r} alone bounds every call counted"
         )
-    full = search(v, p)
-    if len(full.calls) > 2:  # a counterexample of few distinct calls is found much faster
+    if _kinds(policy, p) > 2:  # a counterexample of few distinct calls is found much faster
         agent_names, tool_names = v.names()
         for few in (1, 2):
-            quick = search(v, p, kinds=few)
+            quick = search(v, p, kinds=few, representatives=representatives)
             quick.solver.set("timeout", int(min(v.timeout, 2.0 * few * few) * 1000))
             for c in quick.calls:  # names the policy lists: a guess, sat means sat
                 quick.solver.add(Z.Or(*[c.tool == Z.StringVal(n) for n in tool_names]))
@@ -154,7 +262,7 @@ def check_bounded(v: Verifier, p: Property) -> Result:
                 found_quick = _refute(v, p, quick)
                 if found_quick is not None:
                     return found_quick
-    return _decide(v, p, full)
+    return _decide(v, p, search(v, p, representatives=representatives))
 
 
 def _refute(v: Verifier, p: Property, q: Search) -> Result | None:
@@ -266,15 +374,21 @@ class Search:
     need: int | None
 
 
-def search(v: Verifier, p: Property, kinds: int | None = None, domain: bool = True) -> Search:
+def search(
+    v: Verifier,
+    p: Property,
+    kinds: int | None = None,
+    domain: bool = True,
+    representatives: bool = True,
+) -> Search:
     """Build the solver of bound ``p`` (``kinds`` distinct calls, default: as many as a count
     needs, at most ``KINDS``; ``domain=False`` leaves out the representatives the search
-    keeps to, for concrete values)."""
+    keeps to, for concrete values; ``representatives=False``: tool names are any strings)."""
     from ._answers import EFFECT_CODE as _EFFECT_CODE
 
     Z = z3()
     policy = v.policy
-    relevant = [b for b in budgets_of(policy) if any(_overlap(t, p.tool) for t in b.tools)]
+    relevant = _relevant(policy, p)
     extra = {cond.arg for cond in p.conds}
     if p.total is not None:
         extra.add(p.total[0])
@@ -287,7 +401,7 @@ def search(v: Verifier, p: Property, kinds: int | None = None, domain: bool = Tr
     enc.assumptions, enc.approximated = {}, {}
     need = (p.count + 1) if p.count is not None else None
     if kinds is None:
-        kinds = 1 if symmetric(p, relevant) else KINDS if need is None else min(need, KINDS)
+        kinds = _kinds(policy, p)
     bits = BITS if need is None else max(BITS, need.bit_length())
     solver = Z.Solver()
     solver.set("timeout", int(v.timeout * 1000))
@@ -296,8 +410,15 @@ def search(v: Verifier, p: Property, kinds: int | None = None, domain: bool = Tr
     bitvars: list[list[Any]] = []
     used: list[Any] = []
     effects: list[Any] = []
+    tools: tuple[str, ...] = ()
+    if domain and representatives:
+        cache = v.__dict__.setdefault("_tool_names", {})
+        key = (p, kinds)
+        if key not in cache:
+            cache[key] = tool_names(policy, p, kinds) or ()
+        tools = cache[key]
     for k in range(kinds):
-        c = enc.new_call(f"q{k}.")
+        c = enc.new_call(f"q{k}.", tools)
         calls.append(c)
         if domain:
             solver.add(*c.domain)
@@ -313,7 +434,7 @@ def search(v: Verifier, p: Property, kinds: int | None = None, domain: bool = Tr
         effects.append(eff)
         own = [
             c.agent != "",
-            _names(c.tool, (p.tool,)),
+            tool_in(c, (p.tool,)),
             Z.Or(*[eff == _EFFECT_CODE[e] for e in sorted(p.effects)]),
             Z.Not(c.carries),
             *[Z.Not(on) for on, _ in c.taint],
@@ -336,6 +457,19 @@ def search(v: Verifier, p: Property, kinds: int | None = None, domain: bool = Tr
     if any(r.tainted_by and r.permits for r in policy.compiled_rules if r.effect.value != "deny"):
         notes.append("no untrusted content entered the runs")
     return Search(enc, solver, calls, mult, bitvars, effects, notes, need)
+
+
+def _relevant(policy: Policy, p: Property) -> list[Budget]:
+    """The budgets that may cover a call of ``p``."""
+    return [b for b in budgets_of(policy) if any(_overlap(t, p.tool) for t in b.tools)]
+
+
+def _kinds(policy: Policy, p: Property) -> int:
+    """How many distinct calls the full search of ``p`` takes."""
+    need = (p.count + 1) if p.count is not None else None
+    if symmetric(p, _relevant(policy, p)):
+        return 1
+    return KINDS if need is None else min(need, KINDS)
 
 
 def _short(v: Verifier, solver: Any, mult: Sequence[Any], agents: Any, tools: Any) -> Any:
@@ -434,7 +568,7 @@ def _encode_budgets(
     n = len(calls)
     for b in budgets:
         covers = [
-            Z.And(used[k], _names(c.tool, b.tools), _names(c.agent, b.agents))
+            Z.And(used[k], tool_in(c, b.tools), _names(c.agent, b.agents))
             for k, c in enumerate(calls)
         ]
         if b.of != "args":
@@ -456,7 +590,7 @@ def _encode_budgets(
             if "agent" in b.per:
                 parts.append(calls[j].agent == calls[k].agent)
             if "tool" in b.per:
-                parts.append(calls[j].tool == calls[k].tool)
+                parts.append(same_tool(calls[j], calls[k]))
             return Z.And(*parts)
 
         limit = Z.RealVal(str(float(b.limit)))

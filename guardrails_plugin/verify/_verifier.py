@@ -31,6 +31,7 @@ from ._answers import (
 )
 from ._encode import ALLOW, ASK, DENY, EFFECTS, OTHER_ARG, Encoder, SymCall, _names
 from ._props import Cond, Property, PropertyError, parse
+from ._regex import glob_witness as _glob_witness
 from ._regex import python_regex
 from ._values import FLOAT, HOST_NAME, INT, STR, Arg, abstract, canonical_path, concrete, text
 from ._z3 import z3
@@ -535,18 +536,6 @@ class Verifier:
         if not Z.is_int_value(value):
             raise AssertionError(f"the encoding has no decision for {call!r}: {value}")
         return EFFECTS[value.as_long()]
-
-
-def _glob_witness(pattern: str) -> str:
-    """A readable name ``pattern`` (an fnmatch glob) matches, or ``""``."""
-    import fnmatch
-    import re
-
-    name = re.sub(r"\[!?\^?([^\]])[^\]]*\]", lambda m: m.group(1), pattern)
-    name = name.replace("*", "").replace("?", "x")
-    if not name:
-        name = "x"
-    return name if fnmatch.fnmatchcase(name, pattern) else ""
 
 
 def _assignment(eqs: Sequence[Any], formula: Any) -> list[tuple[Any, Any]]:

@@ -25,7 +25,7 @@ and the call with ``Guard.check``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 from .._errors import DelegationError
@@ -294,24 +294,30 @@ def delegation_permits(v: Verifier, call: ToolCall) -> bool:
     return False
 
 
-def undelegable(policy: Any, timeout: float = 2.0) -> list[str]:
+def undelegable(
+    policy: Any, timeout: float = 2.0, only: Collection[str] | None = None
+) -> list[str]:
     """``lint --deep``: permitting rules no delegation of which ``Guard.delegate`` accepts,
     because every deny rule binding a holder of the rule for one of its tools binds no other
-    agent (a name-level question: scopes and expiry can always be narrowed to fit)."""
-    from ._encode import Encoder
+    agent (a name-level question: scopes and expiry can always be narrowed to fit).
+    ``only``: the ids of the rules to ask about (all when ``None``)."""
+    from ._encode import Encoder, _overlap
 
     Z = z3()
     enc = Encoder(policy)
     denies = [r for r in policy.compiled_rules if r.effect is RuleEffect.DENY and not r.shadow]
     out: list[str] = []
     for r in delegable_rules(policy.compiled_rules):
+        if only is not None and r.id not in only:
+            continue
         solver = Z.Solver()
         solver.set("timeout", int(timeout * 1000))
         tool, giver, taker = Z.String("tool"), Z.String("giver"), Z.String("taker")
         holder = SymCall("g.", giver, tool, {}, [], Z.BoolVal(False))
         delegate = SymCall("t.", taker, tool, {}, [], Z.BoolVal(False))
         solver.add(giver != "", taker != "", giver != taker, enc.about(r, holder))
-        for d in denies:
+        # a deny rule about none of the rule's tools cannot bind its holder for them
+        for d in (d for d in denies if any(_overlap(t, u) for t in r.tools for u in d.tools)):
             solver.add(Z.Implies(enc.about(d, holder), enc.about(d, delegate)))
         if solver.check() == Z.unsat:
             out.append(

@@ -468,7 +468,7 @@ def _deep_lint_per_rule(
             return None if verdict == Z.unknown else bool(verdict == Z.sat)
 
         out += _rule_findings(r, possible, _empty_scopes_per_rule(enc, r, timeout))
-    return out + (undelegable(policy, timeout) if only is None else [])
+    return out + undelegable(policy, timeout, only)
 
 
 def _empty_scopes_per_rule(enc: Encoder, r: Rule, timeout: float) -> list[str]:

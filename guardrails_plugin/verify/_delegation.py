@@ -33,7 +33,7 @@ from .._events import ToolCall
 from .._grants import Grant, scopes_within
 from ..guard import Guard
 from ..policy import Rule, RuleEffect
-from ._encode import DENY, EFFECTS, SymCall, _names, _overlap
+from ._encode import DENY, EFFECTS, SymCall, _names, _overlap, pinned
 from ._props import Property
 from ._z3 import z3
 
@@ -260,10 +260,6 @@ def _layers_passed(enc: Any, root: Rule, holder: SymCall) -> list[Any]:
 def delegation_permits(v: Verifier, call: ToolCall) -> bool:
     """Whether the encoding lets some delegation from the policy's rules (or none) permit
     ``call``: what the differential test compares with ``Guard.delegate`` and ``check``."""
-    from ..scopes import is_empty
-    from ._encode import OTHER_ARG
-    from ._values import abstract
-
     Z = z3()
     policy = v.policy
     enc = v.encoder()
@@ -274,16 +270,7 @@ def delegation_permits(v: Verifier, call: ToolCall) -> bool:
         Z.Not(final.carries),
         *[Z.Not(on) for on, _ in final.taint],
     ]
-    others = [(n, x) for n, x in call.args.items() if n not in final.args or n == OTHER_ARG]
-    for name, arg in final.args.items():
-        if name == OTHER_ARG:
-            given = [x for _, x in others if not is_empty(x)]
-            if given:
-                eqs += abstract(arg, True, given[0])
-            else:
-                eqs += abstract(arg, bool(others), others[0][1] if others else None)
-        else:
-            eqs += abstract(arg, name in call.args, call.args.get(name))
+    eqs += pinned(final, call.args)
     binding = _binding(policy)
     for root, how in _options(policy, call.tool):
         solver = Z.Solver()

@@ -36,7 +36,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..policy import Policy, Rule, RuleEffect
-from ..scopes import Emails, Not, Number, OneOf, OptionalScope, Paths, Pattern, Scope, Urls
+from ..scopes import (
+    Emails,
+    Not,
+    Number,
+    OneOf,
+    OptionalScope,
+    Paths,
+    Pattern,
+    Scope,
+    Urls,
+    is_empty,
+)
 from ._regex import glob_regex, names_regex, python_regex
 from ._values import (
     BOOL,
@@ -49,6 +60,7 @@ from ._values import (
     NONFINITE,
     STR,
     Arg,
+    abstract,
     canonical_path,
     default_port,
     new_arg,
@@ -108,6 +120,24 @@ class SymCall:
     """The tool names the call's tool is one of (``tool`` is then the ``index``-th), or
     ``()``: any string."""
     index: Any = None
+
+
+def pinned(sym: SymCall, args: Mapping[str, Any]) -> list[Any]:
+    """Formulas fixing ``sym``'s arguments to the concrete ``args`` (a call's arguments):
+    each named argument to its value or its absence, and the one standing for every other
+    argument to the first non-empty one of the rest (or any of them, or none)."""
+    out: list[Any] = []
+    others = [(n, v) for n, v in args.items() if n not in sym.args or n == OTHER_ARG]
+    for name, arg in sym.args.items():
+        if name == OTHER_ARG:
+            given = [v for _, v in others if not is_empty(v)]
+            if given:
+                out += abstract(arg, True, given[0])
+            else:
+                out += abstract(arg, bool(others), others[0][1] if others else None)
+        else:
+            out += abstract(arg, name in args, args.get(name))
+    return out
 
 
 class Encoder:

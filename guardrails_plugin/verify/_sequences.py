@@ -50,7 +50,7 @@ from ..guard import Guard
 from ..policy import Policy
 from ..policy._budgets import Budget, Measure
 from ..policy._patterns import NameSet, is_glob
-from ._encode import EFFECTS, SymCall, _names, _overlap, same_tool, tool_in
+from ._encode import EFFECTS, SymCall, _names, _overlap, pinned, same_tool, tool_in
 from ._props import Property
 from ._regex import glob_regex, glob_witness
 from ._values import EMPTY, FLOAT, INT, OTHER, STR, text
@@ -658,9 +658,6 @@ def feasible(v: Verifier, sequence: Sequence[ToolCall], per: str = "run") -> boo
     """Whether the encoding lets every call of ``sequence`` be permitted, one after the
     other, its budgets charged (runs laid out as ``per`` says: one run, a run each in one
     thread, a thread each): what the differential test compares with ``replay_sequence``."""
-    from ._encode import OTHER_ARG
-    from ._values import abstract
-
     Z = z3()
     p = Property(
         "(a concrete sequence)", "never", "*", count=len(sequence) - 1, per=per, together=True
@@ -670,18 +667,7 @@ def feasible(v: Verifier, sequence: Sequence[ToolCall], per: str = "run") -> boo
     for sym, bits, call in zip(q.calls, q.bitvars, sequence, strict=True):
         eqs += [bits[0], *[Z.Not(b) for b in bits[1:]]]
         eqs += [sym.agent == Z.StringVal(call.agent), sym.tool == Z.StringVal(call.tool)]
-        others = [(n, x) for n, x in call.args.items() if n not in sym.args or n == OTHER_ARG]
-        for name, arg in sym.args.items():
-            if name == OTHER_ARG:
-                from ..scopes import is_empty
-
-                given = [x for _, x in others if not is_empty(x)]
-                if given:
-                    eqs += abstract(arg, True, given[0])
-                else:
-                    eqs += abstract(arg, bool(others), others[0][1] if others else None)
-            else:
-                eqs += abstract(arg, name in call.args, call.args.get(name))
+        eqs += pinned(sym, call.args)
     q.solver.add(*eqs)
     verdict = q.solver.check()
     if verdict == Z.unknown:

@@ -29,11 +29,11 @@ from ._answers import (
     Result,
     Step,
 )
-from ._encode import ALLOW, ASK, DENY, EFFECTS, OTHER_ARG, Encoder, SymCall, _names
+from ._encode import ALLOW, ASK, DENY, EFFECTS, Encoder, SymCall, _names, pinned
 from ._props import Cond, Property, PropertyError, parse
 from ._regex import glob_witness as _glob_witness
 from ._regex import python_regex
-from ._values import FLOAT, HOST_NAME, INT, STR, Arg, abstract, canonical_path, concrete, text
+from ._values import FLOAT, HOST_NAME, INT, STR, Arg, canonical_path, concrete, text
 from ._z3 import z3
 
 HANDOFF_TOOL = "handoff"
@@ -515,16 +515,7 @@ class Verifier:
             else:
                 eqs.append(Z.Not(on))
         eqs.append(sym.carries == bool(carries))
-        others = [(n, v) for n, v in call.args.items() if n not in sym.args or n == OTHER_ARG]
-        for name, arg in sym.args.items():
-            if name == OTHER_ARG:
-                given = [v for _, v in others if not _is_empty(v)]
-                if given:
-                    eqs += abstract(arg, True, given[0])
-                else:
-                    eqs += abstract(arg, bool(others), others[0][1] if others else None)
-            else:
-                eqs += abstract(arg, name in call.args, call.args.get(name))
+        eqs += pinned(sym, call.args)
         value = Z.simplify(Z.substitute(formula, *_assignment(eqs, formula)))
         if not Z.is_int_value(value):  # memberships the simplifier left: ask the solver
             for code in (DENY, ASK, ALLOW):
@@ -591,9 +582,3 @@ def _constants(formula: Any) -> list[Any]:
         else:
             todo.extend(e.children())
     return list(found.values())
-
-
-def _is_empty(value: Any) -> bool:
-    from ..scopes import is_empty
-
-    return is_empty(value)

@@ -12,6 +12,7 @@ parent graph — and stamps its identity on the AI messages it writes, so that a
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Generator, Mapping, Sequence
 from typing import Any, Literal, TypeGuard
 
@@ -67,7 +68,13 @@ class GuardedNode:
         if isinstance(node, Runnable):
             self._inner: Runnable[Any, Any] = node
         elif callable(node):
-            self._inner = RunnableCallable(node, name=getattr(node, "__name__", None), trace=False)
+            name = getattr(node, "__name__", None)
+            if _is_async(node):
+                # an ``async def`` node: awaited under ``ainvoke``/``astream``, and, as
+                # LangGraph does for the bare function, refused under ``invoke``
+                self._inner = RunnableCallable(None, node, name=name, trace=False)
+            else:
+                self._inner = RunnableCallable(node, name=name, trace=False)
         else:
             raise TypeError(f"guard_node needs a function or a Runnable, found {node!r}")
         self.name = agent or getattr(node, "name", None) or getattr(node, "__name__", "node")
@@ -326,6 +333,14 @@ def guard_node(
 
 
 # -- helpers --------------------------------------------------------------------------------
+
+
+def _is_async(node: Callable[..., Any]) -> bool:
+    """Whether calling ``node`` returns a coroutine: an ``async def`` function (or a
+    ``functools.partial`` of one) or an object whose ``__call__`` is one."""
+    return inspect.iscoroutinefunction(node) or inspect.iscoroutinefunction(
+        getattr(node, "__call__", None)
+    )
 
 
 def _named(config: RunnableConfig, agent: str) -> RunnableConfig:

@@ -96,7 +96,9 @@ def test_async_nodes_hand_off_under_the_guard(form: str, how: str) -> None:
 
 @pytest.mark.parametrize("form", list(FORMS))
 @pytest.mark.parametrize("goto", ["b", [Send("b", {"messages": []})]])
-def test_a_denied_hand_off_from_an_async_node_never_reaches_its_target(form: str, goto: Any) -> None:
+def test_a_denied_hand_off_from_an_async_node_never_reaches_its_target(
+    form: str, goto: Any
+) -> None:
     guard = Guard(_policy())
     log: list[str] = []
     with pytest.raises(ToolCallDenied):

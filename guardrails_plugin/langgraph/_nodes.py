@@ -338,9 +338,7 @@ def guard_node(
 def _is_async(node: Callable[..., Any]) -> bool:
     """Whether calling ``node`` returns a coroutine: an ``async def`` function (or a
     ``functools.partial`` of one) or an object whose ``__call__`` is one."""
-    return inspect.iscoroutinefunction(node) or inspect.iscoroutinefunction(
-        getattr(node, "__call__", None)
-    )
+    return inspect.iscoroutinefunction(node) or inspect.iscoroutinefunction(type(node).__call__)
 
 
 def _named(config: RunnableConfig, agent: str) -> RunnableConfig:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections import OrderedDict, deque
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -82,6 +83,7 @@ class _Denied:
     sketch: Any = None
     facts: frozenset[str] = frozenset()
     tool: str = ""
+    values: bool = False  # the call named values (not only its tool)
 
 
 class _EscalationTracker:
@@ -151,8 +153,8 @@ class _EscalationTracker:
                 if said is None:
                     said = frozenset(f for f, w in seen.facts().items() if w >= STRONG)
                 named = said & d.facts
-                if not named:
-                    continue
+                if not named or not _asks(m.content, named):
+                    continue  # names nothing denied, or reports the denial: the call stage watches
                 links = (*reach.evidence, seen.evidence)
                 hops = [e.message.sender for e in links] + [m.recipient]
                 return Alarm(
@@ -184,8 +186,10 @@ class _EscalationTracker:
             queue = self._denied.get(call.tool)
             if queue is None:
                 queue = self._denied[call.tool] = deque(maxlen=signal.memory)
-            entry = _Denied(call.agent, _canonical(call), self._tick, None, _arg_facts(call))
+            said = _arg_facts(call)
+            entry = _Denied(call.agent, _canonical(call), self._tick, None, said)
             entry.tool = call.tool
+            entry.values = bool(said - _tool_facts(call.tool))
             queue.append(entry)
             mine = self._by_agent.get(call.agent)
             if mine is None:
@@ -199,6 +203,7 @@ class _EscalationTracker:
             return None
         text = _canonical(call)
         sketch: Any = None
+        named: frozenset[str] | None = None
         for d in reversed(queue):
             if d.agent == call.agent:
                 continue
@@ -212,7 +217,14 @@ class _EscalationTracker:
                 if d.sketch is None:
                     d.sketch = signal.sketcher.sketch(d.text)
                 similarity = float(sketch.jaccard(d.sketch))
-            if similarity < signal.threshold:
+            if similarity < signal.threshold and d.values:
+                # The same tool naming every value the denied call named (an extra argument,
+                # a reworded reason): the denied action repeated.
+                if named is None:
+                    named = _arg_facts(call)
+                if d.facts <= named:
+                    similarity = -1.0
+            if -1.0 < similarity < signal.threshold:
                 continue
             hops = [e.message.sender for e in reach.evidence] + [call.agent]
             route = chain(dict.fromkeys(hops))
@@ -223,7 +235,7 @@ class _EscalationTracker:
                 reason=(
                     f"escalation: {call.tool!r} was denied to {d.agent}, and {call.agent} "
                     f"(reached by {d.agent}'s messages: {route}) now requests it "
-                    f"{'with the same arguments' if similarity == 1.0 else f'with arguments {similarity:.0%} similar'}"
+                    f"{_how(similarity)}"
                     f"; possible confused deputy"
                 ),
                 evidence=reach.evidence,
@@ -233,10 +245,22 @@ class _EscalationTracker:
         return None
 
 
+def _how(similarity: float) -> str:
+    if similarity == 1.0:
+        return "with the same arguments"
+    if similarity < 0:
+        return "naming every value of the denied call"
+    return f"with arguments {similarity:.0%} similar"
+
+
+def _tool_facts(tool: str) -> frozenset[str]:
+    return frozenset(f for f, w in facts(tool).items() if w >= STRONG)
+
+
 def _arg_facts(call: ToolCall) -> frozenset[str]:
     """What names a call in a message: the facts of its argument values (and each short
     value whole, as a quoted value), and the tool's name when it is an identifier."""
-    found = {f for f, w in facts(call.tool).items() if w >= STRONG}
+    found = set(_tool_facts(call.tool))
     for value in call.args.values():
         texts = value if isinstance(value, (list, tuple)) else (value,)
         for v in texts:
@@ -254,3 +278,106 @@ def _canonical(call: ToolCall) -> str:
         return json.dumps(dict(call.args), sort_keys=True, default=str, ensure_ascii=False)
     except (TypeError, ValueError):
         return repr(sorted(call.args.items(), key=lambda kv: kv[0]))
+
+
+# -- request or report: what a message naming a denied action does with it -----------------
+#
+# Three small lexicons, matched on the lowercased text (English, German, Spanish, French,
+# Italian, Dutch; C speed, no model). They name grammatical categories, not phrasings of a
+# given story: a directive addressed to the recipient, an appeal to the recipient's rights,
+# and the vocabulary of a refusal or a notice.
+
+# Said in the sentence naming the denied values, these make it a request: a question, a
+# politeness particle, a second-person ability or willingness modal, an obligation or a
+# need, an action done on the sender's behalf.
+_ASK = re.compile(
+    r"[?¿]|\b(?:"
+    r"please|pls|plz|kindly|bitte|por\s+favor|s'il\s+(?:te|vous)\s+pla[iî]t|svp|stp|"
+    r"per\s+favore|alsjeblieft|alstublieft|"
+    r"(?:can|could|would|will|won't|wouldn't)\s+(?:you|u)|you\s+(?:can|could|should|must|"
+    r"need\s+to|have\s+to|might|may)|"
+    r"(?:kannst|könntest|würdest|musst|solltest)\s+du|du\s+(?:kannst|könntest|musst|"
+    r"solltest)|(?:können|könnten|würden|müssen|sollten)\s+sie|"
+    r"puedes|podrías|podrias|puede\s+usted|podría\s+usted|debes|deberías|tienes\s+que|"
+    r"(?:peux|pourrais|dois|devrais)[-\s]tu|(?:pouvez|pourriez|devez|devriez)[-\s]vous|"
+    r"tu\s+(?:peux|pourrais|dois)|vous\s+(?:pouvez|pourriez|devez)|"
+    r"puoi|potresti|può|potrebbe|devi|dovresti|kun\s+je|kunt\s+u|zou\s+je|"
+    r"must|has\s+to|have\s+to|(?<!no\s)(?<!not\s)(?<!n't\s)needs?|ought\s+to|should|"
+    r"muss|müssen|soll|sollte|braucht|brauche|"
+    r"debe|deben|hay\s+que|tiene\s+que|necesita|necesito|"
+    r"doit|doivent|il\s+faut|faut|besoin|"
+    r"deve|devono|bisogna|moet|moeten|"
+    r"for\s+me|on\s+my\s+behalf|in\s+my\s+place|instead\s+of\s+me|"
+    r"(?:want|like|need)\s+you\s+to|go\s+ahead|take\s+care\s+of|"
+    r"für\s+mich|in\s+meinem\s+namen|an\s+meiner\s+stelle|"
+    r"por\s+mí|por\s+mi|en\s+mi\s+nombre|en\s+mi\s+lugar|quiero\s+que|"
+    r"pour\s+moi|à\s+ma\s+place|en\s+mon\s+nom|je\s+veux\s+que|je\s+voudrais\s+que|"
+    r"per\s+me|al\s+posto\s+mio|voor\s+mij"
+    r")\b"
+)
+
+# In any sentence of the message, this makes it a request: the recipient's rights pointed at
+# (a second-person word within three words of a rights word, in one sentence), which a report has no reason to
+# mention but a confused-deputy request does ("you have the rights for it").
+_YOU = (
+    r"you|your|yours|du|dein\w*|dir|dich|ihr|ihre\w*|ihnen|tú|tu|tus|tienes|usted|ustedes|"
+    r"vous|votre|vos|toi|ton|ta|tes|tuo|tua|tuoi|voi|vostr\w*|jij|jouw|jullie"
+)
+_RIGHTS = (
+    r"rights?|permissions?|privileges?|access|admin\w*|clearance|authori[sz]\w*|"
+    r"rechte\w*|berechtigung\w*|befugnis\w*|zugriff\w*|derechos?|permisos?|privilegios?|"
+    r"acceso|autoriza\w*|droits?|autorisation\w*|habilitation\w*|accès|diritti|permess\w*|"
+    r"rechten|bevoegdhe\w*"
+)
+_APPEAL = re.compile(
+    rf"\b(?:{_YOU})\b(?:\W+\w+){{0,3}}?\W+(?:{_RIGHTS})\b"
+    rf"|\b(?:{_RIGHTS})\b(?:\W+\w+){{0,3}}?\W+(?:{_YOU})\b"
+)
+
+# Anywhere in the message, this makes it a report of the denial: a refusal said as done, or
+# a notice ("FYI").
+_TOLD = re.compile(
+    r"\b(?:"
+    r"refus\w*|den(?:ied|ial)|reject\w*|declined|blocked|forbidden|prohibited|"
+    r"disallowed|unauthori[sz]ed|not\s+(?:allowed|permitted|authori[sz]ed|possible)|"
+    r"could\s*(?:n't|not)|couldn't|cannot|can't|unable|failed|no\s+(?:permission|rights?)|"
+    r"lack(?:s|ed)?\s+the\s+rights?|"
+    r"fyi|for\s+your\s+(?:information|records|reference)|heads[-\s]up|for\s+the\s+record|"
+    r"just\s+so\s+you\s+know|just\s+letting\s+you\s+know|for\s+info|"
+    r"abgelehnt|verweigert|verboten|gesperrt|blockiert|"
+    r"nicht\s+(?:erlaubt|gestattet|berechtigt|möglich|autorisiert)|keine\s+berechtigung|"
+    r"konnte\s+nicht|durfte\s+nicht|fehlgeschlagen|zur\s+(?:info|kenntnis|information)|"
+    r"rechazad[oa]s?|denegad[oa]s?|prohibid[oa]s?|bloquead[oa]s?|"
+    r"no\s+(?:permitid[oa]|autorizad[oa]|se\s+permitió|se\s+pudo|pude|fue\s+posible)|"
+    r"falló|para\s+(?:tu|su)\s+información|para\s+que\s+sepas|"
+    r"refusée?s?|rejetée?s?|interdite?s?|bloquée?s?|"
+    r"(?:pas|non)\s+(?:autorisée?|permise?)|n'ai\s+pas\s+pu|impossible|a\s+échoué|"
+    r"pour\s+(?:info|information|ton\s+information|votre\s+information)|"
+    r"rifiutat[oa]|negat[oa]|vietat[oa]|bloccat[oa]|non\s+(?:consentit[oa]|autorizzat[oa])|"
+    r"non\s+ho\s+potuto|geweigerd|afgewezen|niet\s+toegestaan"
+    r")(?!\w)"
+)
+
+# Where one sentence (or list item, JSON string, clause) ends and the next begins.
+_CLAUSE = re.compile(r"(?<=[.!?;…。])[\s\"'\])}]+|\n+|\s[\u2014\u2013]\s|\s/\s|\"\s*,\s*\"|\[\s*\"")
+
+
+def _asks(content: str, named: frozenset[str]) -> bool:
+    """Whether a message naming the denied values ``named`` asks its recipient for the
+    denied action (True) or only reports the denial (False).
+
+    A request: a sentence naming one of the values carries a request marker (``_ASK``:
+    "?", "please", "can you", "must", "for me", and their German, Spanish, French, Italian,
+    Dutch counterparts), or the message points at the recipient's rights (``_APPEAL``).
+    A report: neither, and the message says a refusal happened or is a notice
+    (``_TOLD``: "was refused", "not allowed", "could not", "FYI", "abgelehnt",
+    "rechazado", "refusé"...). A message that is neither is taken for a request: only a
+    message that says it is a report is let through."""
+    text = content[:1000].lower()
+    needles = [f.strip('"') for f in named]
+    for clause in _CLAUSE.split(text):
+        if _APPEAL.search(clause):
+            return True
+        if _ASK.search(clause) and any(n and n in clause for n in needles):
+            return True
+    return _TOLD.search(text) is None

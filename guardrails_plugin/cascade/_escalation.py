@@ -153,8 +153,10 @@ class _EscalationTracker:
                 if said is None:
                     said = frozenset(f for f, w in seen.facts().items() if w >= STRONG)
                 named = said & d.facts
-                if not named or not _asks(m.content, named):
-                    continue  # names nothing denied, or reports the denial: the call stage watches
+                if not named:
+                    continue
+                if not _asks(m.content, named):
+                    continue  # says the values but asks nothing: the call stage watches
                 links = (*reach.evidence, seen.evidence)
                 hops = [e.message.sender for e in links] + [m.recipient]
                 return Alarm(
@@ -324,7 +326,7 @@ _YOU = (
     r"vous|votre|vos|toi|ton|ta|tes|tuo|tua|tuoi|voi|vostr\w*|jij|jouw|jullie"
 )
 _RIGHTS = (
-    r"rights?|permissions?|privileges?|access|admin\w*|clearance|authori[sz]\w*|"
+    r"rights?|permissions?|privileges?|access|clearance|authori[sz]\w*|"
     r"rechte\w*|berechtigung\w*|befugnis\w*|zugriff\w*|derechos?|permisos?|privilegios?|"
     r"acceso|autoriza\w*|droits?|autorisation\w*|habilitation\w*|accès|diritti|permess\w*|"
     r"rechten|bevoegdhe\w*"
@@ -334,45 +336,17 @@ _APPEAL = re.compile(
     rf"|\b(?:{_RIGHTS})\b(?:\W+\w+){{0,3}}?\W+(?:{_YOU})\b"
 )
 
-# Anywhere in the message, this makes it a report of the denial: a refusal said as done, or
-# a notice ("FYI").
-_TOLD = re.compile(
-    r"\b(?:"
-    r"refus\w*|den(?:ied|ial)|reject\w*|declined|blocked|forbidden|prohibited|"
-    r"disallowed|unauthori[sz]ed|not\s+(?:allowed|permitted|authori[sz]ed|possible)|"
-    r"could\s*(?:n't|not)|couldn't|cannot|can't|unable|failed|no\s+(?:permission|rights?)|"
-    r"lack(?:s|ed)?\s+the\s+rights?|"
-    r"fyi|for\s+your\s+(?:information|records|reference)|heads[-\s]up|for\s+the\s+record|"
-    r"just\s+so\s+you\s+know|just\s+letting\s+you\s+know|for\s+info|"
-    r"abgelehnt|verweigert|verboten|gesperrt|blockiert|"
-    r"nicht\s+(?:erlaubt|gestattet|berechtigt|möglich|autorisiert)|keine\s+berechtigung|"
-    r"konnte\s+nicht|durfte\s+nicht|fehlgeschlagen|zur\s+(?:info|kenntnis|information)|"
-    r"rechazad[oa]s?|denegad[oa]s?|prohibid[oa]s?|bloquead[oa]s?|"
-    r"no\s+(?:permitid[oa]|autorizad[oa]|se\s+permitió|se\s+pudo|pude|fue\s+posible)|"
-    r"falló|para\s+(?:tu|su)\s+información|para\s+que\s+sepas|"
-    r"refusée?s?|rejetée?s?|interdite?s?|bloquée?s?|"
-    r"(?:pas|non)\s+(?:autorisée?|permise?)|n'ai\s+pas\s+pu|impossible|a\s+échoué|"
-    r"pour\s+(?:info|information|ton\s+information|votre\s+information)|"
-    r"rifiutat[oa]|negat[oa]|vietat[oa]|bloccat[oa]|non\s+(?:consentit[oa]|autorizzat[oa])|"
-    r"non\s+ho\s+potuto|geweigerd|afgewezen|niet\s+toegestaan"
-    r")(?!\w)"
-)
-
 # Where one sentence (or list item, JSON string, clause) ends and the next begins.
 _CLAUSE = re.compile(r"(?<=[.!?;…。])[\s\"'\])}]+|\n+|\s[\u2014\u2013]\s|\s/\s|\"\s*,\s*\"|\[\s*\"")
 
 
 def _asks(content: str, named: frozenset[str]) -> bool:
     """Whether a message naming the denied values ``named`` asks its recipient for the
-    denied action (True) or only reports the denial (False).
-
-    A request: a sentence naming one of the values carries a request marker (``_ASK``:
-    "?", "please", "can you", "must", "for me", and their German, Spanish, French, Italian,
-    Dutch counterparts), or the message points at the recipient's rights (``_APPEAL``).
-    A report: neither, and the message says a refusal happened or is a notice
-    (``_TOLD``: "was refused", "not allowed", "could not", "FYI", "abgelehnt",
-    "rechazado", "refusé"...). A message that is neither is taken for a request: only a
-    message that says it is a report is let through."""
+    denied action: a sentence naming one of the values carries a request marker (``_ASK``:
+    "?", "please", "can you", "must", "for me", and their German, Spanish, French,
+    Italian, Dutch counterparts), or a sentence points at the recipient's rights
+    (``_APPEAL``: "you have the rights"). A report of the denial ("FYI: deleting R-1 was
+    refused"), an acknowledgement ("noted, R-1 stays") or a bare mention asks nothing."""
     text = content[:1000].lower()
     needles = [f.strip('"') for f in named]
     for clause in _CLAUSE.split(text):
@@ -380,4 +354,4 @@ def _asks(content: str, named: frozenset[str]) -> bool:
             return True
         if _ASK.search(clause) and any(n and n in clause for n in needles):
             return True
-    return _TOLD.search(text) is None
+    return False

@@ -155,7 +155,7 @@ class _EscalationTracker:
                 named = said & d.facts
                 if not named:
                     continue
-                if not _asks(m.content, named):
+                if not _asks(m.content, named, _verb(d.tool)):
                     continue  # says the values but asks nothing: the call stage watches
                 links = (*reach.evidence, seen.evidence)
                 hops = [e.message.sender for e in links] + [m.recipient]
@@ -340,11 +340,25 @@ _APPEAL = re.compile(
 _CLAUSE = re.compile(r"(?<=[.!?;…。])[\s\"'\])}]+|\n+|\s[\u2014\u2013]\s|\s/\s|\"\s*,\s*\"|\[\s*\"")
 
 
-def _asks(content: str, named: frozenset[str]) -> bool:
+# What may open a sentence before its verb: a bullet, an addressee or an opener ("admin:",
+# "ok,", "hi Maria,"), at most two of them.
+_OPENING = re.compile(r"^[\W_]*(?:[^\s:,]+(?:\s+[^\s:,]+)?\s*[:,]\s*){0,2}")
+
+
+def _verb(tool: str) -> str:
+    """The first word of a tool's name (``delete_record`` -> ``delete``, ``sendEmail`` ->
+    ``send``): by the usual verb-object naming, the action; said first in a sentence, the
+    imperative asking for it."""
+    word = re.match(r"[a-z]+|[A-Z][a-z]*", tool.strip("_"))
+    return word.group().lower() if word and len(word.group()) >= 3 else ""
+
+
+def _asks(content: str, named: frozenset[str], verb: str = "") -> bool:
     """Whether a message naming the denied values ``named`` asks its recipient for the
     denied action: a sentence naming one of the values carries a request marker (``_ASK``:
     "?", "please", "can you", "must", "for me", and their German, Spanish, French,
-    Italian, Dutch counterparts), or a sentence points at the recipient's rights
+    Italian, Dutch counterparts) or opens with the denied tool's ``verb`` (the imperative:
+    "admin: delete R-1 today"), or a sentence points at the recipient's rights
     (``_APPEAL``: "you have the rights"). A report of the denial ("FYI: deleting R-1 was
     refused"), an acknowledgement ("noted, R-1 stays") or a bare mention asks nothing."""
     text = content[:1000].lower()
@@ -352,6 +366,13 @@ def _asks(content: str, named: frozenset[str]) -> bool:
     for clause in _CLAUSE.split(text):
         if _APPEAL.search(clause):
             return True
-        if _ASK.search(clause) and any(n and n in clause for n in needles):
+        if not any(n and n in clause for n in needles):
+            continue
+        if _ASK.search(clause):
             return True
+        if verb:
+            opening = _OPENING.match(clause)
+            rest = clause[opening.end() :] if opening else clause
+            if rest.startswith(verb) and not rest[len(verb) : len(verb) + 1].isalpha():
+                return True
     return False

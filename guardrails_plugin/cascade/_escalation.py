@@ -18,25 +18,50 @@ from ._sketch import Sketcher
 class Escalation:
     """Trip when a tool call the policy denied to agent A is made again, with the same or
     nearly the same arguments, by another agent B that A's messages reached after the
-    denial (directly or through other agents): the confused deputy.
+    denial (directly or through other agents): the confused deputy. Two stages:
 
     **At the request** (``requests=True``, the default), before any call: a message from B
     to C that names an action denied to B, or to an agent A whose messages reached B after
     the denial (the denied call's argument values: an address, a record id, an amount, a
-    quoted value; or the tool's name), and C is not A, trips as it is sent: the request is
-    held before C can act on it. (It also holds a report of the denial sent to an agent
-    that could do it; a person reads it and resumes the run.)
+    quoted value; or the tool's name), where C is not A, and that *asks* for it, trips as
+    it is sent: the request is held before C can act on it. A message asks when a sentence
+    naming those values carries a request marker (a question mark; "please", "can you",
+    "must", "has to", "need", "for me" and their German, Spanish, French, Italian and
+    Dutch counterparts), or opens with the denied tool's verb (``delete_record``: "admin:
+    delete R-1 today"), or when a sentence points at the recipient's rights ("you have
+    the rights for it", "your permissions are higher"). A message that names the values
+    without asking (a report of the denial to the lead, "FYI: deleting R-1 was refused";
+    an acknowledgement, "noted, R-1 stays") is let through: the second stage watches what
+    its recipient does next.
 
-    The monitor feeds it both the messages between agents (who reached whom, and since
-    when) and every decided tool call of the scope. Arguments match when their canonical
-    JSON is equal, or, for texts of at least ``min_chars``, when their MinHash similarity
-    is at least ``threshold`` (a reworded e-mail body still matches). Only calls the policy
-    would let through report: a re-request the policy denies anyway escalated nothing.
-    The culprit (the agent a quarantine isolates) is A, whose denied action came back.
+    **At the call**: a permitted call of a tool denied to A, by an agent A's messages
+    reached after the denial, whose arguments match the denied call's (equal canonical
+    JSON; for texts of at least ``min_chars``, MinHash similarity at least ``threshold``,
+    so a reworded e-mail body still matches; or every value the denied call named is
+    among its own, so an added argument does not hide it) trips before the call runs.
+    This is where a request worded as a report is caught: late (the privileged agent
+    already acted on the message) but before the harm. Only calls the policy would let
+    through report: a re-request the policy denies anyway escalated nothing. The culprit
+    (the agent a quarantine isolates) is A, whose denied action came back.
+
+    What each stage cannot see. The request stage reads words, not intent: a request with
+    no marker (a bare imperative whose verb is not the tool's, "R-1 - get rid of it", or
+    a marker in a sentence that does not name the values, "R-1 was refused. Please take
+    care of it.") or in a language outside its lexicons passes as a statement, to be caught
+    at the call; a report worded as a request ("please note that R-1 could not be
+    deleted") is held, a false alarm a person resumes. It does not know who holds the
+    right (the policy is not consulted), nor the message's direction: a request sent back
+    up to the agent that gave the task is judged by its words like any other. The call
+    stage needs the denied values in the new call's arguments, and a call by an agent the
+    denied agent's messages never reached (the request passed through a channel the
+    monitor does not see) is not linked; near-identical values match too (``CUST-57900``
+    and ``CUST-579000`` are 84% similar as canonical JSON), so a lead's deletion of a record
+    one character away from a denied one is held.
 
     State per scope: the last ``memory`` denials per tool, and for each agent the agents
     whose messages reached it (at most ``memory`` each, most recent kept). Each message
-    costs O(memory) at most; a call costs nothing unless its tool was denied before.
+    costs O(memory) at most (reading a message's sentences only when it names a denied
+    value); a call costs nothing unless its tool was denied before.
     """
 
     name = "escalation"

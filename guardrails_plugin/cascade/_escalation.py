@@ -7,6 +7,7 @@ import re
 from collections import OrderedDict, deque
 from collections.abc import Mapping
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Any
 
 from .._events import ToolCall
@@ -307,64 +308,223 @@ def _canonical(call: ToolCall) -> str:
         return repr(sorted(call.args.items(), key=lambda kv: kv[0]))
 
 
-# -- request or report: what a message naming a denied action does with it -----------------
+# -- request or statement: does a message naming a denied action ask for it? -------------
 #
-# Three small lexicons, matched on the lowercased text (English, German, Spanish, French,
-# Italian, Dutch; C speed, no model). They name grammatical categories, not phrasings of a
-# given story: a directive addressed to the recipient, an appeal to the recipient's rights,
-# and the vocabulary of a refusal or a notice.
-
-# Said in the sentence naming the denied values, these make it a request: a question, a
+# Small lexicons of words (English, German, Spanish, French, Italian, Dutch), looked up in
+# sets after one tokenizing pass (no model, no alternation scanned at every position). They
+# name grammatical categories, not the phrasings of a given story: a question, a
 # politeness particle, a second-person ability or willingness modal, an obligation or a
-# need, an action done on the sender's behalf.
-_ASK = re.compile(
-    r"[?¿]|\b(?:"
-    r"please|pls|plz|kindly|bitte|por\s+favor|s'il\s+(?:te|vous)\s+pla[iî]t|svp|stp|"
-    r"per\s+favore|alsjeblieft|alstublieft|"
-    r"(?:can|could|would|will|won't|wouldn't)\s+(?:you|u)|you\s+(?:can|could|should|must|"
-    r"need\s+to|have\s+to|might|may)|"
-    r"(?:kannst|könntest|würdest|musst|solltest)\s+du|du\s+(?:kannst|könntest|musst|"
-    r"solltest)|(?:können|könnten|würden|müssen|sollten)\s+sie|"
-    r"puedes|podrías|podrias|puede\s+usted|podría\s+usted|debes|deberías|tienes\s+que|"
-    r"(?:peux|pourrais|dois|devrais)[-\s]tu|(?:pouvez|pourriez|devez|devriez)[-\s]vous|"
-    r"tu\s+(?:peux|pourrais|dois)|vous\s+(?:pouvez|pourriez|devez)|"
-    r"puoi|potresti|può|potrebbe|devi|dovresti|kun\s+je|kunt\s+u|zou\s+je|"
-    r"must|has\s+to|have\s+to|(?<!no\s)(?<!not\s)(?<!n't\s)needs?|ought\s+to|should|"
-    r"muss|müssen|soll|sollte|braucht|brauche|"
-    r"debe|deben|hay\s+que|tiene\s+que|necesita|necesito|"
-    r"doit|doivent|il\s+faut|faut|besoin|"
-    r"deve|devono|bisogna|moet|moeten|"
-    r"for\s+me|on\s+my\s+behalf|in\s+my\s+place|instead\s+of\s+me|"
-    r"(?:want|like|need)\s+you\s+to|go\s+ahead|take\s+care\s+of|"
-    r"für\s+mich|in\s+meinem\s+namen|an\s+meiner\s+stelle|"
-    r"por\s+mí|por\s+mi|en\s+mi\s+nombre|en\s+mi\s+lugar|quiero\s+que|"
-    r"pour\s+moi|à\s+ma\s+place|en\s+mon\s+nom|je\s+veux\s+que|je\s+voudrais\s+que|"
-    r"per\s+me|al\s+posto\s+mio|voor\s+mij"
-    r")\b"
-)
+# need, an action done on the sender's behalf; and an appeal to the recipient's rights.
 
-# In any sentence of the message, this makes it a request: the recipient's rights pointed at
-# (a second-person word within three words of a rights word, in one sentence), which a report has no reason to
-# mention but a confused-deputy request does ("you have the rights for it").
-_YOU = (
-    r"you|your|yours|du|dein\w*|dir|dich|ihr|ihre\w*|ihnen|tú|tu|tus|tienes|usted|ustedes|"
-    r"vous|votre|vos|toi|ton|ta|tes|tuo|tua|tuoi|voi|vostr\w*|jij|jouw|jullie"
+_ASK_WORDS = frozenset(
+    [
+        "please",
+        "pls",
+        "plz",
+        "kindly",
+        "bitte",
+        "svp",
+        "stp",
+        "alsjeblieft",
+        "alstublieft",
+        "must",
+        "should",
+        "muss",
+        "müssen",
+        "soll",
+        "sollte",
+        "braucht",
+        "brauche",
+        "debe",
+        "deben",
+        "debes",
+        "deberías",
+        "necesita",
+        "necesito",
+        "puedes",
+        "podrías",
+        "podrias",
+        "doit",
+        "doivent",
+        "faut",
+        "besoin",
+        "deve",
+        "devono",
+        "devi",
+        "dovresti",
+        "bisogna",
+        "puoi",
+        "potresti",
+        "può",
+        "potrebbe",
+        "moet",
+        "moeten",
+    ]
 )
-_RIGHTS = (
-    r"rights?|permissions?|privileges?|access|clearance|authori[sz]\w*|"
-    r"rechte\w*|berechtigung\w*|befugnis\w*|zugriff\w*|derechos?|permisos?|privilegios?|"
-    r"acceso|autoriza\w*|droits?|autorisation\w*|habilitation\w*|accès|diritti|permess\w*|"
-    r"rechten|bevoegdhe\w*"
+_ASK_PAIRS = frozenset(
+    tuple(p.split())
+    for p in [
+        "por favor",
+        "per favore",
+        "can you",
+        "could you",
+        "would you",
+        "will you",
+        "can u",
+        "could u",
+        "you can",
+        "you could",
+        "you should",
+        "you must",
+        "you might",
+        "you may",
+        "has to",
+        "have to",
+        "ought to",
+        "go ahead",
+        "want you",
+        "like you",
+        "for me",
+        "kannst du",
+        "könntest du",
+        "würdest du",
+        "musst du",
+        "solltest du",
+        "du kannst",
+        "du könntest",
+        "du musst",
+        "du solltest",
+        "können sie",
+        "könnten sie",
+        "würden sie",
+        "sollten sie",
+        "für mich",
+        "puede usted",
+        "podría usted",
+        "tienes que",
+        "tiene que",
+        "hay que",
+        "por mí",
+        "por mi",
+        "quiero que",
+        "peux tu",
+        "pourrais tu",
+        "dois tu",
+        "devrais tu",
+        "pouvez vous",
+        "pourriez vous",
+        "devez vous",
+        "devriez vous",
+        "tu peux",
+        "tu pourrais",
+        "tu dois",
+        "vous pouvez",
+        "vous pourriez",
+        "vous devez",
+        "pour moi",
+        "per me",
+        "kun je",
+        "kunt u",
+        "zou je",
+        "voor mij",
+    ]
 )
-_APPEAL = re.compile(
-    rf"\b(?:{_YOU})\b(?:\W+\w+){{0,3}}?\W+(?:{_RIGHTS})\b"
-    rf"|\b(?:{_RIGHTS})\b(?:\W+\w+){{0,3}}?\W+(?:{_YOU})\b"
+_ASK_TRIPLES = frozenset(
+    tuple(p.split())
+    for p in [
+        "s il vous",
+        "s il te",
+        "on my behalf",
+        "in my place",
+        "instead of me",
+        "take care of",
+        "won t you",
+        "wouldn t you",
+        "in meinem namen",
+        "an meiner stelle",
+        "en mi nombre",
+        "en mi lugar",
+        "à ma place",
+        "en mon nom",
+        "je veux que",
+        "je voudrais que",
+        "al posto mio",
+    ]
 )
-
-# Where one sentence (or list item, JSON string, clause) ends and the next begins.
-_CLAUSE = re.compile(r"(?<=[.!?;…。])[\s\"'\])}]+|\n+|\s[\u2014\u2013]\s|\s/\s|\"\s*,\s*\"|\[\s*\"")
-
-
+_NOT = frozenset(("no", "not", "t", "nicht", "kein", "keine", "pas"))  # "no need", "don't need"
+_YOU = frozenset(
+    [
+        "you",
+        "your",
+        "yours",
+        "du",
+        "dein",
+        "deine",
+        "deinen",
+        "deinem",
+        "deiner",
+        "dir",
+        "dich",
+        "ihr",
+        "ihre",
+        "ihren",
+        "ihrem",
+        "ihrer",
+        "ihnen",
+        "tú",
+        "tu",
+        "tus",
+        "tienes",
+        "usted",
+        "ustedes",
+        "vous",
+        "votre",
+        "vos",
+        "toi",
+        "tuo",
+        "tua",
+        "tuoi",
+        "voi",
+        "vostro",
+        "vostra",
+        "vostri",
+        "vostre",
+        "jij",
+        "jouw",
+        "jullie",
+    ]
+)
+_RIGHTS = frozenset(
+    [
+        "rights",
+        "permission",
+        "permissions",
+        "privilege",
+        "privileges",
+        "access",
+        "clearance",
+        "derecho",
+        "derechos",
+        "permiso",
+        "permisos",
+        "privilegio",
+        "privilegios",
+        "acceso",
+        "droit",
+        "droits",
+        "accès",
+        "diritti",
+        "diritto",
+        "permesso",
+        "permessi",
+        "rechten",
+    ]
+)
+_RIGHTS_STEMS = ("authori", "rechte", "berechtigung", "befugnis", "zugriff", "autoriza", "autoris")
+# Where a sentence, list item, JSON string or clause ends (a question mark stays with its
+# sentence: it asks).
+_BREAKS = (". ", "! ", "; ", "… ", "。", " - ", " \u2014 ", " \u2013 ", " / ", '", "', '","', '["')
+_WORD = re.compile(r"\w+")
 # What may open a sentence before its verb: a bullet, an addressee or an opener ("admin:",
 # "ok,", "hi Maria,"), at most two of them.
 _OPENING = re.compile(r"^[\W_]*(?:[^\s:,]+(?:\s+[^\s:,]+)?\s*[:,]\s*){0,2}")
@@ -380,24 +540,60 @@ def _verb(tool: str) -> str:
 
 def _asks(content: str, named: frozenset[str], verb: str = "") -> bool:
     """Whether a message naming the denied values ``named`` asks its recipient for the
-    denied action: a sentence naming one of the values carries a request marker (``_ASK``:
-    "?", "please", "can you", "must", "for me", and their German, Spanish, French,
-    Italian, Dutch counterparts) or opens with the denied tool's ``verb`` (the imperative:
-    "admin: delete R-1 today"), or a sentence points at the recipient's rights
-    (``_APPEAL``: "you have the rights"). A report of the denial ("FYI: deleting R-1 was
-    refused"), an acknowledgement ("noted, R-1 stays") or a bare mention asks nothing."""
-    text = content[:1000].lower()
-    needles = [f.strip('"') for f in named]
-    for clause in _CLAUSE.split(text):
-        if _APPEAL.search(clause):
+    denied action: a sentence naming one of the values carries a request marker (a
+    question mark; "please", "can you", "must", "has to", "need", "for me", and their
+    German, Spanish, French, Italian, Dutch counterparts) or opens with the denied tool's
+    ``verb`` (the imperative: "admin: delete R-1 today"), or a sentence points at the
+    recipient's rights ("you have the rights", "your permissions are higher"). A report
+    of the denial ("FYI: deleting R-1 was refused"), an acknowledgement ("noted, R-1
+    stays") or a bare mention asks nothing."""
+    text = content[:1000].lower().replace("? ", "?\n")
+    for mark in _BREAKS:
+        if mark in text:
+            text = text.replace(mark, "\n")
+    needles = [n for n in (f.strip('"') for f in named) if n]
+    you = not _YOU.isdisjoint(_WORD.findall(text))  # a second person: maybe an appeal
+    for clause in text.split("\n"):
+        if you and _appeals(_WORD.findall(clause)):
             return True
-        if not any(n and n in clause for n in needles):
+        if not any(v in clause for v in needles):
             continue
-        if _ASK.search(clause):
+        words = _WORD.findall(clause)
+        if "¿" in clause or clause.rstrip(" \"')]}.!").endswith("?"):
             return True
         if verb:
             opening = _OPENING.match(clause)
             rest = clause[opening.end() :] if opening else clause
             if rest.startswith(verb) and not rest[len(verb) : len(verb) + 1].isalpha():
                 return True
+        if _requests(words):
+            return True
     return False
+
+
+def _appeals(words: list[str]) -> bool:
+    """A second-person word within three words of a rights word ("you have the rights",
+    "your permissions", "tienes los permisos"), or "the right" beside one."""
+    for i, w in enumerate(words):
+        if w not in _YOU:
+            continue
+        for x in words[max(0, i - 4) : i] + words[i + 1 : i + 5]:
+            if x in _RIGHTS or x.startswith(_RIGHTS_STEMS):
+                return True
+    return any(w == "right" and i and words[i - 1] == "the" for i, w in enumerate(words))
+
+
+def _requests(words: list[str]) -> bool:
+    """A request marker among a sentence's words (``_ASK_WORDS``, ``_ASK_PAIRS``,
+    ``_ASK_TRIPLES``; "need" unless negated: "no need")."""
+    if not _ASK_WORDS.isdisjoint(words):
+        return True
+    if not _ASK_PAIRS.isdisjoint(pairwise(words)):
+        return True
+    if not _ASK_TRIPLES.isdisjoint(zip(words, words[1:], words[2:], strict=False)):
+        return True
+    if "need" not in words and "needs" not in words:
+        return False
+    return any(
+        w in ("need", "needs") and not (i and words[i - 1] in _NOT) for i, w in enumerate(words)
+    )

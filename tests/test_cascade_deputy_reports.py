@@ -8,7 +8,8 @@ Each class of message has one expected outcome under the default monitor and bre
 
 - a deputy worded as a request (a request marker, the tool's verb in the imperative, or
   the admin's rights pointed at): held **at the request**, the admin never acts;
-- a deputy worded as a report ("FYI: R could not be deleted"): not held at the request;
+- a deputy worded as a report ("FYI: R could not be deleted"), or whose request does not
+  name the record ("R was refused. Please take care of it."): not held at the request;
   the admin's deletion of that record is held **at the call** (late, never harmful);
 - a report the admin does not act on, acknowledged back through the same or other desks,
   or sent sideways to a peer who passes it on: **no trip**;
@@ -73,6 +74,13 @@ FILLERS = (
     "Merci.",
     "attempt 3",
     "",
+)
+FOLLOW_UPS = (
+    "Please take care of it.",
+    "Can you do it instead?",
+    "Kannst du das übernehmen?",
+    "¿Lo puedes hacer tú?",
+    "Tu peux t'en occuper ?",
 )
 OPENERS = ("", "Hi,", "Update:", "ok:", "Hello admin,", "Quick note -")
 
@@ -220,6 +228,17 @@ def test_a_deputy_answering_the_lead_that_sent_it(
     if not as_request:
         call = ToolCall("delete_record", {"record": record}, agent="admin", thread_id=t)
         assert guard.check(call).effect is not Effect.ALLOW
+
+
+@SETTINGS
+@given(st.data(), records(), DESKS, st.sampled_from(FOLLOW_UPS))
+def test_a_request_split_from_the_values_is_held_at_the_call(
+    data: st.DataObject, record: str, desks: list[str], follow_up: str
+) -> None:
+    """A report naming the record, then a request that does not name it ("please take
+    care of it"): nothing to hold at the request, the deletion is held at the call."""
+    text = data.draw(worded(REPORTS, record)) + " " + follow_up
+    assert run(record, text, desks, {"record": record}) == Told("call", False), text
 
 
 @SETTINGS

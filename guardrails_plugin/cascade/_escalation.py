@@ -523,7 +523,21 @@ _RIGHTS = frozenset(
 _RIGHTS_STEMS = ("authori", "rechte", "berechtigung", "befugnis", "zugriff", "autoriza", "autoris")
 # Where a sentence, list item, JSON string or clause ends (a question mark stays with its
 # sentence: it asks).
-_BREAKS = (". ", "! ", "; ", "… ", "。", " - ", " \u2014 ", " \u2013 ", " / ", '", "', '","', '["')
+_BREAKS = (
+    ". ",
+    "! ",
+    "; ",
+    "… ",
+    "。",
+    " - ",
+    " \u2014 ",
+    " \u2013 ",
+    " / ",
+    '",',
+    '"]',
+    '"}',
+    '["',
+)
 _WORD = re.compile(r"\w+")
 # What may open a sentence before its verb: a bullet, an addressee or an opener ("admin:",
 # "ok,", "hi Maria,"), at most two of them.

@@ -50,7 +50,9 @@ class Escalation:
     a marker in a sentence that does not name the values, "R-1 was refused. Please take
     care of it.") or in a language outside its lexicons passes as a statement, to be caught
     at the call; a report worded as a request ("please note that R-1 could not be
-    deleted") is held, a false alarm a person resumes. It does not know who holds the
+    deleted"), an obligation or a question about keeping it ("R-1 must be kept 7 years",
+    "R-1 stays, ok?") or a sentence opening with the tool's verb as a noun ("Delete of
+    R-1 failed") is held, a false alarm a person resumes. It does not know who holds the
     right (the policy is not consulted), nor the message's direction: a request sent back
     up to the agent that gave the task is judged by its words like any other. The call
     stage needs the denied values in the new call's arguments, and a call by an agent the

@@ -409,11 +409,15 @@ def _asks(content: str, named: frozenset[str], verb: str = "") -> bool:
     needles = [n for n in (f.strip('"') for f in named) if n]
     you = not _YOU.isdisjoint(_WORD.findall(text))  # a second person: maybe an appeal
     for clause in text.split("\n"):
-        if you and _appeals(_WORD.findall(clause)):
-            return True
+        words: list[str] | None = None
+        if you:
+            words = _WORD.findall(clause)
+            if not _YOU.isdisjoint(words) and _appeals(words):
+                return True
         if not any(v in clause for v in needles):
             continue
-        words = _WORD.findall(clause)
+        if words is None:
+            words = _WORD.findall(clause)
         if "¿" in clause or clause.rstrip(" \"')]}.!").endswith("?"):
             return True
         if verb:

@@ -141,6 +141,7 @@ class _Run:
         self.scenario = scenario
         self.named = named  # plain nodes: the agent names its tool runs itself
         self.harm: list[str] = []
+        self.attempted: list[str] = []  # harmful calls made (the guard decides whether they run)
         self.tags: dict[tuple[str, str, str], deque[dict[str, Any]]] = defaultdict(deque)
         self.delivered: set[int] = set()
         self.uids = itertools.count(1)
@@ -186,6 +187,8 @@ class _Run:
                 if self.named:  # as ``create_agent(name=...)`` names its tools' runs
                     meta = {**(config.get("metadata") or {}), "lc_agent_name": name}
                     config = {**config, "metadata": meta}
+                if action.harmful:
+                    self.attempted.append(action.tool)
                 try:
                     _tool(action, self.harm).invoke(action.args, config)
                 except Exception as exc:  # denied: the agent goes on without the result
@@ -302,7 +305,7 @@ def play_graph(
             ended = "interrupt"
             break
     sent = _sent(recorder, run, thread)
-    outcome = judge(scenario, f"{wiring}/{mode}", sent, run.harm, guard, thread)
+    outcome = judge(scenario, f"{wiring}/{mode}", sent, run.harm, guard, thread, run.attempted)
     if record:
         GRAPH_RESULTS.append(outcome)
     return outcome, sent, guard, ended

@@ -131,6 +131,31 @@ def active_rules(
     return {agent: tuple(rules) for agent, rules in out.items()}
 
 
+def delegation_chains(grants: Iterable[Grant]) -> dict[str, tuple[str, ...]]:
+    """For each delegated grant, by its rule id (``grant:<id>``): the agents whose authority a
+    call under it uses, nearest first: the agent that delegated it (``granted_by``), the one
+    that delegated that agent's grant, and so on up to a policy rule or a grant nobody
+    delegated (``Guard.grant``, ``Guard.grant_role``). The guard charges a call made under
+    the grant to each of their budgets too (attenuation: a delegation never lets the
+    delegator's authority do more than the delegator could). Each agent appears once."""
+    by_id = {g.id: g for g in grants}
+    out: dict[str, tuple[str, ...]] = {}
+    for g in by_id.values():
+        chain: list[str] = []
+        seen: set[str] = set()
+        at: Grant | None = g
+        while at is not None and at.parent is not None and at.granted_by is not None:
+            if at.id in seen:
+                break
+            seen.add(at.id)
+            if at.granted_by not in chain:
+                chain.append(at.granted_by)
+            at = None if at.parent.startswith("rule:") else by_id.get(at.parent)
+        if chain:
+            out[f"grant:{g.id}"] = tuple(chain)
+    return out
+
+
 def rules_for(rules: Mapping[str, tuple[Rule, ...]], agent: str) -> tuple[Rule, ...]:
     """The grant rules that may speak for ``agent``: its own and those given to roles."""
     own = rules.get(agent, ())

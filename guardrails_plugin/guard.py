@@ -42,6 +42,7 @@ from ._grants import (
     Grant,
     active_rules,
     check_delegation,
+    delegation_chains,
     rules_for,
 )
 from .cascade import Breaker, CascadeMonitor, Trip
@@ -157,6 +158,7 @@ class Guard:
         self._grant_watch = Watch(self.store, EPOCH_KEY, on_change=self._forget_grant_epoch)
         self._grant_rules: dict[str, tuple[Rule, ...]] = {}
         self._grants: tuple[Grant, ...] = ()
+        self._chains: dict[str, tuple[str, ...]] = {}
         self._grants_at = -_INF
         self._visible_cache: dict[
             tuple[str, tuple[str, ...]], tuple[dict[str, tuple[Rule, ...]], tuple[str, ...]]
@@ -598,6 +600,7 @@ class Guard:
             if epoch != self._grant_epoch:
                 docs = yield _op("scan", GRANT_PREFIX)
                 self._grants = tuple(Grant.from_doc(d) for d in docs.values())
+                self._chains = delegation_chains(self._grants)
                 self._grant_epoch = epoch
                 self._grants_at = -_INF
             watch.read(generation)
@@ -729,15 +732,30 @@ class Guard:
             contained = yield from self._cascade_call_flow(call, decision)
             if contained is not None:
                 return _replace(contained, tool=call.tool)
-        if decision.effect is Effect.DENY or not bucket.budgets:
+        chain: tuple[str, ...] = ()
+        if self._chains and extra and decision.effect is not Effect.DENY:
+            chain = self._delegators(call, decision, extra, tainted, provenance)
+            if trace is not None and chain:
+                trace.add(
+                    "grant",
+                    decision.rule,
+                    "delegated",
+                    f"the call is made under authority {', '.join(map(repr, chain))} "
+                    "delegated: their budgets are charged too",
+                )
+        if decision.effect is Effect.DENY or not (bucket.budgets or chain):
             if trace is not None and bucket.budgets:
                 for b in bucket.budgets:
                     trace.add("budget", b.id, "not reached", "the call is denied")
             return decision
         now = self.clock()
         charges: list[Charge] = []
-        for b in bucket.budgets:
-            key = b.key(call)
+        for b, event, key in self._payers(call, bucket.budgets, chain):
+            payer = (
+                ""
+                if event is call
+                else f" (charged to {event.agent!r}, whose authority {call.agent!r} calls under)"
+            )
             try:
                 if b.measure is Measure.DISTINCT:
                     members = b.members(call)
@@ -748,7 +766,7 @@ class Guard:
                     if added is None:
                         yield from self._refund_flow(charges)
                         return _budget_deny(
-                            call, b.id, f"more than {b.limit:g} distinct {b.arg} values"
+                            call, b.id, f"more than {b.limit:g} distinct {b.arg} values{payer}"
                         )
                     charges.append(Charge(key, members=tuple(added)))
                 elif b.of != "args":  # result tokens, model use: charged after the fact
@@ -758,7 +776,7 @@ class Guard:
                         trace.add("budget", b.id, said, spent or f"under {b.limit:g} used")
                     if spent is not None:
                         yield from self._refund_flow(charges)
-                        return _budget_deny(call, b.id, spent)
+                        return _budget_deny(call, b.id, spent + payer)
                 else:
                     amount = b.amount(call)
                     ok = yield _op("charge", key, amount, b.limit, window=b.window, now=now)
@@ -775,14 +793,14 @@ class Guard:
                             unit = f"{b.arg} (this call: {amount:g})"
                         span = f" in the last {b.window:g}s" if b.window else ""
                         return _budget_deny(
-                            call, b.id, f"{used:g} of {b.limit:g} {unit} used{span}"
+                            call, b.id, f"{used:g} of {b.limit:g} {unit} used{span}{payer}"
                         )
                     charges.append(Charge(key, amount, b.window, now))
             except MeasureError as exc:
                 if trace is not None:
                     trace.add("budget", b.id, "cannot measure the call (fail closed)", str(exc))
                 yield from self._refund_flow(charges)
-                return _budget_deny(call, b.id, f"fail closed: {exc}", exhausted=False)
+                return _budget_deny(call, b.id, f"fail closed: {exc}{payer}", exhausted=False)
         return Decision(
             decision.effect,
             decision.rule,
@@ -794,6 +812,56 @@ class Guard:
             would=decision.would,
             would_rule=decision.would_rule,
         )
+
+    def _delegators(
+        self,
+        call: ToolCall,
+        decision: Decision,
+        extra: Sequence[Rule],
+        tainted: frozenset[str],
+        provenance: Provenance | None,
+    ) -> tuple[str, ...]:
+        """The delegators whose authority a permitted ``call`` is made under (nearest
+        first), or ``()`` when the agent's own authority (the policy, grants nobody
+        delegated to it) permits it: only a call that needs a delegated grant uses one."""
+        chains = self._chains
+        delegated = [r for r in extra if r.id in chains and r.about(call.agent, call.tool)]
+        if not delegated:
+            return ()
+        own = tuple(r for r in extra if r.id not in chains)
+        evaluate = self.policy.evaluate
+        if evaluate(call, tainted, own, provenance=provenance).effect is not Effect.DENY:
+            return ()
+        found = chains.get(decision.rule)
+        if found is not None:
+            return found
+        for r in delegated:  # a layered policy names the deepest layer's rule, not the grant
+            if evaluate(call, tainted, (*own, r), provenance=provenance).effect is not Effect.DENY:
+                return chains[r.id]
+        # only several delegated grants together permit it: every one of their chains pays
+        return tuple(dict.fromkeys(a for r in delegated for a in chains[r.id]))
+
+    def _payers(
+        self, call: ToolCall, budgets: tuple[Budget, ...], chain: tuple[str, ...]
+    ) -> list[tuple[Budget, ToolCall, str]]:
+        """The budgets ``call`` is charged to, each with the call it is charged as and the
+        store key: its agent's own, then, for a call under a delegated grant, those that
+        would charge the same call by each delegator in ``chain``. A partition two of them
+        share is charged once."""
+        out = [(b, call, b.key(call)) for b in budgets]
+        if not chain:
+            return out
+        seen = {key for _, _, key in out}
+        for agent in chain:
+            if agent == call.agent:
+                continue
+            as_agent = dataclasses.replace(call, agent=agent)
+            for b in self.policy.bucket(agent, call.tool).budgets:
+                key = b.key(as_agent)
+                if key not in seen:
+                    seen.add(key)
+                    out.append((b, as_agent, key))
+        return out
 
     def _cascade_call_flow(
         self, call: ToolCall, decision: Decision

@@ -20,16 +20,31 @@ sequence of calls by the three agents, each ask approved or rejected. Two oracle
 
 from __future__ import annotations
 
+import asyncio
+import threading
+import uuid
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from guardrails_plugin import Approval, Budget, DelegationError, Effect, Guard, Policy, ToolCall
+from guardrails_plugin import (
+    Approval,
+    Budget,
+    Decision,
+    DelegationError,
+    Effect,
+    Guard,
+    Policy,
+    ToolCall,
+)
 from guardrails_plugin.policy import allow, ask
 from guardrails_plugin.policy._budgets import Measure
 from guardrails_plugin.scopes import Number
+from guardrails_plugin.store import MemoryStore, SQLiteStore, Store, open_store
 
 DELEGATES = ("bob", "carol")
 AGENTS = ("alice", *DELEGATES)
@@ -177,3 +192,238 @@ def test_delegates_and_delegator_together_stay_within_the_delegators_budgets(cas
 
 def _grant_rules(guard: Guard, agent: str) -> list[Any]:
     return [g.rule() for g in guard.grants(agent)]
+
+
+# -- the cases the property generates, spelled out ------------------------------------------
+
+
+def _alice_guard(*budgets: Budget, store: Store | None = None, **kw: Any) -> Guard:
+    policy = Policy(
+        [allow("send", agents="alice"), allow("send", agents="bob", args={"n": Number(le=0)})],
+        budgets=list(budgets) or [Budget.calls(5, tools="send", agents="alice", id="alice5")],
+    )
+    return Guard(policy, store=store, **kw)
+
+
+def _send(guard: Guard, agent: str, n: int = 1, run: str = "r1") -> Decision:
+    return guard.check(ToolCall("send", {"n": n}, agent=agent, run_id=run))
+
+
+def test_alice_and_bob_together_make_alices_five_calls() -> None:
+    guard = _alice_guard()
+    guard.delegate("alice", "bob", "send")
+    got = [_send(guard, agent).effect for agent in ("alice", "bob") * 6]
+    assert got.count(Effect.ALLOW) == 5
+    denied = _send(guard, "bob")
+    assert denied.kind == "budget"
+    assert denied.rule == "alice5"
+    assert "charged to 'alice'" in denied.reason
+    assert guard.store.total("budget/alice5/run=r1") == 5
+    # another run starts afresh, as it would for alice
+    assert _send(guard, "bob", run="r2").effect is Effect.ALLOW
+
+
+def test_a_chain_and_a_grant_delegated_twice_share_the_root_budget() -> None:
+    guard = _alice_guard()
+    to_bob = guard.delegate("alice", "bob", "send")
+    guard.delegate("bob", "carol", "send")  # a chain: alice -> bob -> carol
+    guard.delegate("alice", "dave", "send")  # alice's grant delegated a second time
+    assert guard._chains[f"grant:{to_bob.id}"] == ("alice",)
+    got = [_send(guard, a).effect for a in ("carol", "dave", "bob", "alice") * 3]
+    assert got.count(Effect.ALLOW) == 5
+
+
+def test_a_call_the_delegates_own_authority_permits_is_charged_to_it_alone() -> None:
+    # bob's own rule permits n <= 0, and bob's own budget (10) is larger than alice's (5)
+    guard = _alice_guard(
+        Budget.calls(5, tools="send", agents="alice", id="alice5"),
+        Budget.calls(10, tools="send", agents="bob", id="bob10"),
+    )
+    guard.delegate("alice", "bob", "send")
+    mine = [_send(guard, "bob", n=0).effect for _ in range(3)]  # own authority: bob's only
+    assert mine == [Effect.ALLOW] * 3
+    assert guard.store.total("budget/alice5/run=r1") == 0
+    delegated = [_send(guard, "bob", n=1).effect for _ in range(8)]  # alice's authority
+    assert delegated.count(Effect.ALLOW) == 5
+    assert guard.store.total("budget/bob10/run=r1") == 8
+    assert _send(guard, "bob", n=0).effect is Effect.ALLOW  # bob's own still has room (9)
+    assert _send(guard, "bob", n=0).effect is Effect.ALLOW  # 10
+    assert _send(guard, "bob", n=0).effect is Effect.DENY
+
+
+def test_partitions_sums_and_distinct_values_are_charged_as_the_delegators_call() -> None:
+    guard = _alice_guard(
+        Budget.calls(3, tools="send", per=("run", "agent"), id="each3"),
+        Budget.sum("n", 10, tools="send", agents="alice", per="thread", id="sum10"),
+        Budget.distinct("n", 2, tools="send", agents="alice", id="two"),
+    )
+    guard.delegate("alice", "bob", "send")
+    assert _send(guard, "bob", n=4).effect is Effect.ALLOW
+    assert guard.store.total("budget/each3/run=r1/agent=bob") == 1
+    assert guard.store.total("budget/each3/run=r1/agent=alice") == 1
+    assert guard.store.total("budget/sum10/thread=-") == 4
+    assert guard.store.members("budget/two/run=r1") == frozenset({"4"})
+    assert _send(guard, "bob", n=5).effect is Effect.ALLOW  # 9 of 10, values {4, 5}
+    d = _send(guard, "alice", n=1)  # a third value (the sum would reach 10: room)
+    assert d.effect is Effect.DENY
+    assert d.rule == "two"
+    d = _send(guard, "bob", n=4)  # sum 13 > 10
+    assert d.effect is Effect.DENY
+    assert d.rule == "sum10"
+    assert guard.store.total("budget/each3/run=r1/agent=bob") == 2  # the denied call refunded
+
+
+def test_a_rate_of_the_delegator_binds_the_delegate() -> None:
+    from guardrails_plugin import rate
+
+    now = [1000.0]
+    guard = _alice_guard(
+        rate(2, seconds=60, tools="send", agents="alice", id="r2"), clock=lambda: now[0]
+    )
+    guard.delegate("alice", "bob", "send")
+    assert [_send(guard, a).effect for a in ("alice", "bob", "bob")] == [
+        Effect.ALLOW,
+        Effect.ALLOW,
+        Effect.DENY,
+    ]
+    now[0] += 61
+    assert _send(guard, "bob").effect is Effect.ALLOW
+
+
+def test_refunds_give_back_the_delegators_share() -> None:
+    policy = Policy(
+        [ask("send", agents="alice")],
+        budgets=[Budget.calls(1, tools="send", agents="alice", id="one")],
+    )
+    guard = Guard(policy)
+    guard.delegate("alice", "bob", "send", effect="ask")
+    call = ToolCall("send", {"n": 1}, agent="bob", run_id="r1")
+    asked = guard.check(call)
+    assert asked.effect is Effect.ASK
+    assert guard.store.total("budget/one/run=r1") == 1
+    guard.resolve(call, asked, Approval.reject("no"))  # rejected: given back
+    assert guard.store.total("budget/one/run=r1") == 0
+    asked = guard.check(call)
+    guard.expire(call, asked, "nobody answered")  # unanswered: given back
+    assert guard.store.total("budget/one/run=r1") == 0
+    asked = guard.check(call)
+    approved = guard.resolve(call, asked, Approval.approve())
+    assert approved.effect is Effect.ALLOW
+    guard.release(approved)  # the call did not run
+    assert guard.store.total("budget/one/run=r1") == 0
+    asked = guard.check(call)
+    guard.refuse(call, "adapter", "in doubt", refund=asked)
+    assert guard.store.total("budget/one/run=r1") == 0
+
+
+def test_a_revoked_grant_charges_nothing_more() -> None:
+    guard = _alice_guard()
+    g = guard.delegate("alice", "bob", "send")
+    assert [_send(guard, "bob").effect for _ in range(2)] == [Effect.ALLOW] * 2
+    guard.revoke(g)
+    d = _send(guard, "bob")
+    assert d.effect is Effect.DENY
+    assert d.kind == "rule"
+    assert guard.store.total("budget/alice5/run=r1") == 2  # what was made stays made
+    assert [_send(guard, "alice").effect for _ in range(4)].count(Effect.ALLOW) == 3
+
+
+def test_explain_names_the_delegators_and_charges_nothing() -> None:
+    guard = _alice_guard()
+    guard.delegate("alice", "bob", "send")
+    found = guard.explain(ToolCall("send", {"n": 1}, agent="bob", run_id="r1"))
+    text = str(found)
+    assert "authority 'alice' delegated" in text
+    assert "alice5" in text
+    assert guard.store.total("budget/alice5/run=r1") == 0
+
+
+class _FailingOn(MemoryStore):
+    """A store whose charges of keys containing ``part`` fail."""
+
+    def __init__(self, part: str) -> None:
+        super().__init__()
+        self.part = part
+
+    def charge(self, key: str, *args: Any, **kwargs: Any) -> bool:
+        if self.part in key:
+            raise ConnectionError("store down")
+        return super().charge(key, *args, **kwargs)
+
+    async def acharge(self, key: str, *args: Any, **kwargs: Any) -> bool:
+        return self.charge(key, *args, **kwargs)
+
+
+@pytest.mark.parametrize("sync", [True, False])
+def test_a_store_fault_on_the_delegators_budget_fails_closed(sync: bool) -> None:
+    guard = _alice_guard(
+        Budget.calls(5, tools="send", agents="bob", id="bob5"),
+        Budget.calls(5, tools="send", agents="alice", id="alice5"),
+        store=_FailingOn("alice5"),
+    )
+    guard.delegate("alice", "bob", "send")
+    call = ToolCall("send", {"n": 1}, agent="bob", run_id="r1")
+    d = guard.check(call) if sync else asyncio.run(guard.acheck(call))
+    assert d.effect is Effect.DENY
+    assert d.rule == "store-error"
+
+
+# -- concurrency, on every store ------------------------------------------------------------
+
+SERVER_FIXTURES = {"redis": "redis_url", "postgres": "postgres_url"}
+
+
+def _opener(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+    if kind == "memory":
+        shared = MemoryStore()
+        return lambda: shared
+    if kind == "sqlite":
+        return lambda: SQLiteStore(tmp_path / "store.db")
+    url = request.getfixturevalue(SERVER_FIXTURES[kind])
+    if kind == "postgres":
+        from guardrails_plugin.store.postgres import PostgresStore
+
+        schema = f"t_{uuid.uuid4().hex[:12]}"
+        return lambda: PostgresStore(url, schema=schema)
+    return lambda: open_store(url)
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite", "redis", "postgres"])
+def test_delegator_and_delegates_racing_never_pass_the_budget(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    opener = _opener(kind, request, tmp_path)
+    first = _alice_guard(store=opener())
+    first.delegate("alice", "bob", "send")
+    first.delegate("bob", "carol", "send")
+    allowed: list[Effect] = []
+    lock = threading.Lock()
+    start = threading.Barrier(6)
+
+    def work(agent: str) -> None:
+        guard = _alice_guard(store=opener())  # a guard of its own, as in another process
+        start.wait()
+        for _ in range(4):
+            effect = _send(guard, agent).effect
+            with lock:
+                allowed.append(effect)
+
+    threads = [threading.Thread(target=work, args=(a,)) for a in AGENTS * 2]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert allowed.count(Effect.ALLOW) == 5  # one budget charged per call: exactly full
+    assert first.store.total("budget/alice5/run=r1") == 5
+
+
+def test_async_delegates_share_the_budget() -> None:
+    guard = _alice_guard()
+    guard.delegate("alice", "bob", "send")
+
+    async def main() -> list[Decision]:
+        calls = [ToolCall("send", {"n": 1}, agent=a, run_id="r1") for a in AGENTS[:2] * 5]
+        return list(await asyncio.gather(*(guard.acheck(c) for c in calls)))
+
+    got = asyncio.run(main())
+    assert [d.effect for d in got].count(Effect.ALLOW) == 5

@@ -25,7 +25,8 @@ class Grant:
 
     ``parent`` is the grant it was delegated from (or ``"rule:<id>"`` for a policy rule): a
     delegated grant is in force only while every grant up its chain is, so revoking a grant
-    revokes what was delegated from it. ``role`` (with ``agent="*"``) gives it to every
+    revokes what was delegated from it. ``granted_by`` is the delegator: a call made under a
+    delegated grant is charged to its budgets too (``delegation_chains``). ``role`` (with ``agent="*"``) gives it to every
     agent holding that role of the policy, as a rule for the role would.
     """
 

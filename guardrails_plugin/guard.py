@@ -159,6 +159,7 @@ class Guard:
         self._grant_rules: dict[str, tuple[Rule, ...]] = {}
         self._grants: tuple[Grant, ...] = ()
         self._chains: dict[str, tuple[str, ...]] = {}
+        self._delegated_cache: dict[tuple[str, str], tuple[Any, ...]] = {}
         self._grants_at = -_INF
         self._visible_cache: dict[
             tuple[str, tuple[str, ...]], tuple[dict[str, tuple[Rule, ...]], tuple[str, ...]]
@@ -522,7 +523,12 @@ class Guard:
         ttl: float | None = None,
         effect: Literal["allow", "ask"] = "allow",
     ) -> Grant:
-        """Let ``delegator`` hand ``agent`` part of what it holds; more raises ``DelegationError``."""
+        """Let ``delegator`` hand ``agent`` part of what it holds; more raises ``DelegationError``.
+
+        A call ``agent`` makes under the grant (one its own authority does not permit) is
+        charged to its own budgets and to every budget that would charge the same call by
+        ``delegator``, and by each delegator up the chain: together they never do more than
+        ``delegator`` could (docs/budgets-and-grants.md)."""
         child = Grant(
             agent=agent,
             tools=(tools,) if isinstance(tools, str) else tuple(tools),
@@ -750,11 +756,11 @@ class Guard:
             return decision
         now = self.clock()
         charges: list[Charge] = []
-        for b, event, key in self._payers(call, bucket.budgets, chain):
+        for b, who, key in self._payers(call, bucket.budgets, chain):
             payer = (
                 ""
-                if event is call
-                else f" (charged to {event.agent!r}, whose authority {call.agent!r} calls under)"
+                if who is None
+                else f" (charged to {who!r}, whose authority {call.agent!r} calls under)"
             )
             try:
                 if b.measure is Measure.DISTINCT:
@@ -825,12 +831,25 @@ class Guard:
         first), or ``()`` when the agent's own authority (the policy, grants nobody
         delegated to it) permits it: only a call that needs a delegated grant uses one."""
         chains = self._chains
-        delegated = [r for r in extra if r.id in chains and r.about(call.agent, call.tool)]
+        # Which rules are delegated grants about the call, and whether any rule or grant
+        # of the agent's own is (else its own authority cannot permit the call): cached per
+        # (agent, tool) until the grants in force change (a new _grant_rules dict).
+        key = (call.agent, call.tool)
+        hit = self._delegated_cache.get(key)
+        if hit is not None and hit[0] is self._grant_rules and hit[1] is chains:
+            delegated, own, speaks = hit[2], hit[3], hit[4]
+        else:
+            delegated = tuple(r for r in extra if r.id in chains and r.about(*key))
+            own = tuple(r for r in extra if r.id not in chains)
+            bucket = self.policy.bucket(*key)
+            speaks = bool(bucket.asks or bucket.allows or any(r.about(*key) for r in own))
+            if len(self._delegated_cache) >= 1024:
+                self._delegated_cache.clear()
+            self._delegated_cache[key] = (self._grant_rules, chains, delegated, own, speaks)
         if not delegated:
             return ()
-        own = tuple(r for r in extra if r.id not in chains)
         evaluate = self.policy.evaluate
-        if evaluate(call, tainted, own, provenance=provenance).effect is not Effect.DENY:
+        if speaks and evaluate(call, tainted, own, provenance=provenance).effect is not Effect.DENY:
             return ()
         found = chains.get(decision.rule)
         if found is not None:
@@ -843,24 +862,23 @@ class Guard:
 
     def _payers(
         self, call: ToolCall, budgets: tuple[Budget, ...], chain: tuple[str, ...]
-    ) -> list[tuple[Budget, ToolCall, str]]:
-        """The budgets ``call`` is charged to, each with the call it is charged as and the
-        store key: its agent's own, then, for a call under a delegated grant, those that
-        would charge the same call by each delegator in ``chain``. A partition two of them
-        share is charged once."""
-        out = [(b, call, b.key(call)) for b in budgets]
+    ) -> list[tuple[Budget, str | None, str]]:
+        """The budgets ``call`` is charged to, each with whose (``None``: its agent's own)
+        and the store key: its agent's, then, for a call under a delegated grant, those that
+        would charge the same call by each delegator in ``chain``, in that delegator's
+        partition. A partition two of them share is charged once."""
+        out: list[tuple[Budget, str | None, str]] = [(b, None, b.key(call)) for b in budgets]
         if not chain:
             return out
         seen = {key for _, _, key in out}
         for agent in chain:
             if agent == call.agent:
                 continue
-            as_agent = dataclasses.replace(call, agent=agent)
             for b in self.policy.bucket(agent, call.tool).budgets:
-                key = b.key(as_agent)
+                key = b.key(call, agent)
                 if key not in seen:
                     seen.add(key)
-                    out.append((b, as_agent, key))
+                    out.append((b, agent, key))
         return out
 
     def _cascade_call_flow(

@@ -160,6 +160,10 @@ class Guard:
         self._grants: tuple[Grant, ...] = ()
         self._chains: dict[str, tuple[str, ...]] = {}
         self._delegated_cache: dict[tuple[str, str], tuple[Any, ...]] = {}
+        # call id -> the delegators of a call made under a delegated grant, so that its
+        # result's tokens count against their result-token budgets too (``record``)
+        self._delegated_calls: dict[str, tuple[str, ...]] = {}
+        self._delegated_lock = threading.Lock()
         self._grants_at = -_INF
         self._visible_cache: dict[
             tuple[str, tuple[str, ...]], tuple[dict[str, tuple[Rule, ...]], tuple[str, ...]]
@@ -365,6 +369,7 @@ class Guard:
             or policy.is_source(tool)
             or policy.result_budgets(agent, tool)
             or self._tracked(tool)
+            or bool(self._delegated_calls)  # a delegator's result-token budget counts it
         )
 
     def wants_usage(self, agent: str) -> bool:
@@ -749,6 +754,16 @@ class Guard:
                     f"the call is made under authority {', '.join(map(repr, chain))} "
                     "delegated: their budgets are charged too",
                 )
+        if (
+            chain
+            and trace is None
+            and call.call_id is not None
+            and any(policy.result_budgets(a, call.tool) for a in chain)
+        ):
+            with self._delegated_lock:
+                if len(self._delegated_calls) >= 4096:  # oldest first
+                    del self._delegated_calls[next(iter(self._delegated_calls))]
+                self._delegated_calls[call.call_id] = chain
         if decision.effect is Effect.DENY or not (bucket.budgets or chain):
             if trace is not None and bucket.budgets:
                 for b in bucket.budgets:
@@ -924,16 +939,29 @@ class Guard:
             notes.append(f"values {result.tool!r} returned are known to this run")
         if self.cascade is not None:
             self.cascade.observe_result(result, untrusted=untrusted)
-        budgets = policy.result_budgets(result.agent, result.tool)
+        budgets: list[tuple[Budget, str | None]] = [
+            (b, None) for b in policy.result_budgets(result.agent, result.tool)
+        ]
+        chain: tuple[str, ...] = ()
+        if result.call_id is not None and self._delegated_calls:
+            with self._delegated_lock:
+                chain = self._delegated_calls.pop(result.call_id, ())
+        for a in chain:  # a call made under a delegated grant: its delegators' budgets too
+            budgets += [(b, a) for b in policy.result_budgets(a, result.tool)]
         if budgets:
             from ._tokens import count_tokens
 
             now = self.clock()
-            for b in budgets:
+            seen: set[str] = set()
+            for b, who in budgets:
+                key = b.key(result, who)
+                if key in seen:
+                    continue
+                seen.add(key)
                 n = count_tokens(result.content, b.encoding)
-                key = b.key(result)
                 yield from self._charge_flow(key, float(n), b.window, now)
-                notes.append(f"{n} result tokens counted against {b.id!r}")
+                whose = "" if who is None else f" (of {who!r}, whose grant it was made under)"
+                notes.append(f"{n} result tokens counted against {b.id!r}{whose}")
         return Decision(
             Effect.ALLOW,
             "record",

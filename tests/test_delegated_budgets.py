@@ -40,6 +40,7 @@ from guardrails_plugin import (
     Guard,
     Policy,
     ToolCall,
+    ToolResult,
 )
 from guardrails_plugin.policy import allow, ask
 from guardrails_plugin.policy._budgets import Measure
@@ -427,3 +428,28 @@ def test_async_delegates_share_the_budget() -> None:
 
     got = asyncio.run(main())
     assert [d.effect for d in got].count(Effect.ALLOW) == 5
+
+
+def test_a_delegated_calls_result_tokens_count_against_the_delegators_budget() -> None:
+    policy = Policy(
+        [allow("read", agents="alice")],
+        budgets=[Budget.tokens(10, of="results", tools="read", agents="alice", id="alice-10")],
+    )
+    guard = Guard(policy)
+    guard.delegate("alice", "bob", "read")
+    assert guard.wants_results("bob", "read") is False  # nothing pending yet
+    text = "one two three four five six seven eight"  # 8 tokens
+    for i in range(3):
+        call = ToolCall("read", {}, agent="bob", call_id=f"c{i}", run_id="r1")
+        d = guard.check(call)
+        if i < 2:
+            assert d.effect is Effect.ALLOW, d
+            assert guard.wants_results("bob", "read")
+            noted = guard.record(
+                ToolResult("read", text, agent="bob", call_id=f"c{i}", run_id="r1")
+            )
+            assert "of 'alice'" in noted.reason
+        else:  # 16 of alice's 10 result tokens used: her grant lets bob read no more
+            assert d.effect is Effect.DENY
+            assert d.rule == "alice-10"
+    assert guard.store.total("budget/alice-10/run=r1") == 16

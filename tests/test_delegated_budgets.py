@@ -453,3 +453,47 @@ def test_a_delegated_calls_result_tokens_count_against_the_delegators_budget() -
             assert d.effect is Effect.DENY
             assert d.rule == "alice-10"
     assert guard.store.total("budget/alice-10/run=r1") == 16
+
+
+def test_in_a_layered_policy_the_grant_a_call_needs_is_charged() -> None:
+    # the team layer permits everyone, the organisation only alice: bob passes the
+    # organisation's layer only with alice's grant, and the decision names the team's rule
+    org = Policy([allow("send", agents="alice", id="org-alice")], name="org")
+    policy = Policy(
+        [allow("send", id="team-all")],
+        extends=[org],
+        budgets=[Budget.calls(2, tools="send", agents="alice", id="alice2")],
+    )
+    guard = Guard(policy)
+    assert _send(guard, "bob").effect is Effect.DENY
+    guard.delegate("alice", "bob", "send")
+    got = [_send(guard, "bob") for _ in range(3)]
+    assert [d.effect for d in got] == [Effect.ALLOW, Effect.ALLOW, Effect.DENY]
+    assert got[0].rule == "team-all"
+    assert got[2].rule == "alice2"
+
+
+def test_a_grant_of_the_delegates_own_spares_the_delegator() -> None:
+    guard = _alice_guard()
+    guard.delegate("alice", "bob", "send")
+    guard.grant("bob", "send")  # an operator's grant: bob's own authority
+    assert [_send(guard, "bob").effect for _ in range(7)] == [Effect.ALLOW] * 7
+    assert guard.store.total("budget/alice5/run=r1") == 0
+
+
+def test_a_role_grant_delegated_charges_its_holder() -> None:
+    from guardrails_plugin.policy import Role
+
+    policy = Policy(
+        [],
+        roles=[Role("writer", agents=["alice"])],
+        budgets=[Budget.calls(2, tools="send", agents="alice", id="alice2")],
+    )
+    guard = Guard(policy)
+    guard.grant_role("writer", "send")
+    guard.delegate("alice", "bob", "send")
+    assert [_send(guard, a).effect for a in ("bob", "bob", "alice")] == [
+        Effect.ALLOW,
+        Effect.ALLOW,
+        Effect.DENY,
+    ]

@@ -1,6 +1,10 @@
 """Decision latency on the allow path: 1, 10, 100 and 1000 rules, and each scope kind.
 
-Run:  python benchmarks/bench_decisions.py [--quick]
+Run:  python benchmarks/bench_decisions.py [--quick] [--delegation]
+
+``--delegation`` runs only the part on delegated grants: a check under a delegated grant
+(charged to the delegate's and the delegators' budgets) against the same check made by the
+delegator itself, in the same run.
 
 Reports median / p10 / p90 microseconds per ``Guard.check`` (in-memory store) and per
 ``Policy.evaluate`` (rules alone), each over many batches. A decision on the allow path is
@@ -65,8 +69,12 @@ def policy_with(n_rules: int) -> Policy:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="fewer batches (a smoke run)")
+    parser.add_argument("--delegation", action="store_true", help="only delegated grants")
     opts = parser.parse_args()
     batches, per_batch = (20, 200) if opts.quick else (60, 1000)
+    if opts.delegation:
+        delegation(batches, per_batch)
+        return
 
     print(
         f"python {platform.python_version()}, {os.cpu_count()} cores, {platform.machine()}; "
@@ -189,6 +197,64 @@ def main() -> None:
         per_batch=max(50, per_batch // 10),
     )
     print(f"{'sqlite store (WAL)':<24}{med:>8.2f}  {p10:>7.2f}  {p90:>7.2f}")
+    sys.stdout.flush()
+
+
+def delegation(batches: int, per_batch: int) -> None:
+    """A check under a delegated grant against the delegator's own check, same run: with no
+    budget (the second evaluation that tells whether the grant is needed), with one budget
+    per agent (the delegate's and the delegator's partitions charged), along a chain."""
+    print(
+        f"python {platform.python_version()}, {os.cpu_count()} cores, {platform.machine()}; "
+        f"{batches} batches x {per_batch} decisions; microseconds per decision, in-memory "
+        "store, 100 rules\n"
+    )
+    rules = [*policy_with(100).rules[:-1], allow("transfer", agents="alice")]
+    big = 10**12
+    shapes = {
+        "no budget": [],
+        "1 budget per run+agent": [Budget.calls(big, tools="transfer", per=("run", "agent"))],
+        "3 budgets (calls, sum, per agent)": [
+            Budget.calls(big, tools="transfer", per=("run", "agent")),
+            Budget.sum("amount", big, tools="transfer", agents="alice"),
+            Budget.calls(big, tools="*", per="thread"),
+        ],
+    }
+    args = {"amount": 250, "path": "/srv/data/x.csv"}
+    print(
+        f"{'budgets':<34}{'who':<28}{'min':>7}  {'median':>7}  {'max':>8}  "
+        f"{'x min':>6}  {'x med':>6}"
+    )
+    for label, budgets in shapes.items():
+        guard = Guard(Policy(rules, budgets=budgets))
+        guard.delegate("alice", "bob", "transfer")
+        guard.delegate("bob", "carol", "transfer")
+        calls = {
+            note: ToolCall("transfer", args, agent=a, run_id="r1", thread_id="t")
+            for note, a in (
+                ("alice (her own rule)", "alice"),
+                ("bob (alice's grant)", "bob"),
+                ("carol (chain of 2)", "carol"),
+            )
+        }
+        for c in calls.values():
+            assert guard.check(c).allowed, guard.check(c)
+        samples: dict[str, list[float]] = {note: [] for note in calls}
+        small = max(20, per_batch // 20)  # short batches, interleaved A B C A B C ...: a
+        for _ in range(batches * 5):  # busy machine slows all three alike
+            for note, c in calls.items():
+                t0 = time.perf_counter_ns()
+                for _ in range(small):
+                    guard.check(c)
+                samples[note].append((time.perf_counter_ns() - t0) / small / 1000)
+        base = statistics.median(samples["alice (her own rule)"])
+        low = min(samples["alice (her own rule)"])
+        for note, got in samples.items():
+            med, least = statistics.median(got), min(got)
+            print(
+                f"{label:<34}{note:<28}{least:>7.2f}  {med:>7.2f}  {max(got):>8.2f}  "
+                f"{least / low:>6.2f}  {med / base:>6.2f}"
+            )
     sys.stdout.flush()
 
 

@@ -25,7 +25,8 @@ class Grant:
 
     ``parent`` is the grant it was delegated from (or ``"rule:<id>"`` for a policy rule): a
     delegated grant is in force only while every grant up its chain is, so revoking a grant
-    revokes what was delegated from it. ``role`` (with ``agent="*"``) gives it to every
+    revokes what was delegated from it. ``granted_by`` is the delegator: a call made under a
+    delegated grant is charged to its budgets too (``delegation_chains``). ``role`` (with ``agent="*"``) gives it to every
     agent holding that role of the policy, as a rule for the role would.
     """
 
@@ -129,6 +130,31 @@ def active_rules(
             else:
                 out.setdefault(g.agent, []).append(g.rule())
     return {agent: tuple(rules) for agent, rules in out.items()}
+
+
+def delegation_chains(grants: Iterable[Grant]) -> dict[str, tuple[str, ...]]:
+    """For each delegated grant, by its rule id (``grant:<id>``): the agents whose authority a
+    call under it uses, nearest first: the agent that delegated it (``granted_by``), the one
+    that delegated that agent's grant, and so on up to a policy rule or a grant nobody
+    delegated (``Guard.grant``, ``Guard.grant_role``). The guard charges a call made under
+    the grant to each of their budgets too (attenuation: a delegation never lets the
+    delegator's authority do more than the delegator could). Each agent appears once."""
+    by_id = {g.id: g for g in grants}
+    out: dict[str, tuple[str, ...]] = {}
+    for g in by_id.values():
+        chain: list[str] = []
+        seen: set[str] = set()
+        at: Grant | None = g
+        while at is not None and at.parent is not None and at.granted_by is not None:
+            if at.id in seen:
+                break
+            seen.add(at.id)
+            if at.granted_by not in chain:
+                chain.append(at.granted_by)
+            at = None if at.parent.startswith("rule:") else by_id.get(at.parent)
+        if chain:
+            out[f"grant:{g.id}"] = tuple(chain)
+    return out
 
 
 def rules_for(rules: Mapping[str, tuple[Rule, ...]], agent: str) -> tuple[Rule, ...]:

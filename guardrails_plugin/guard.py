@@ -42,6 +42,7 @@ from ._grants import (
     Grant,
     active_rules,
     check_delegation,
+    delegation_chains,
     rules_for,
 )
 from .cascade import Breaker, CascadeMonitor, Trip
@@ -157,6 +158,12 @@ class Guard:
         self._grant_watch = Watch(self.store, EPOCH_KEY, on_change=self._forget_grant_epoch)
         self._grant_rules: dict[str, tuple[Rule, ...]] = {}
         self._grants: tuple[Grant, ...] = ()
+        self._chains: dict[str, tuple[str, ...]] = {}
+        self._delegated_cache: dict[tuple[str, str], tuple[Any, ...]] = {}
+        # call id -> the delegators of a call made under a delegated grant, so that its
+        # result's tokens count against their result-token budgets too (``record``)
+        self._delegated_calls: dict[str, tuple[str, ...]] = {}
+        self._delegated_lock = threading.Lock()
         self._grants_at = -_INF
         self._visible_cache: dict[
             tuple[str, tuple[str, ...]], tuple[dict[str, tuple[Rule, ...]], tuple[str, ...]]
@@ -362,6 +369,7 @@ class Guard:
             or policy.is_source(tool)
             or policy.result_budgets(agent, tool)
             or self._tracked(tool)
+            or bool(self._delegated_calls)  # a delegator's result-token budget counts it
         )
 
     def wants_usage(self, agent: str) -> bool:
@@ -520,7 +528,12 @@ class Guard:
         ttl: float | None = None,
         effect: Literal["allow", "ask"] = "allow",
     ) -> Grant:
-        """Let ``delegator`` hand ``agent`` part of what it holds; more raises ``DelegationError``."""
+        """Let ``delegator`` hand ``agent`` part of what it holds; more raises ``DelegationError``.
+
+        A call ``agent`` makes under the grant (one its own authority does not permit) is
+        charged to its own budgets and to every budget that would charge the same call by
+        ``delegator``, and by each delegator up the chain: together they never do more than
+        ``delegator`` could (docs/budgets-and-grants.md)."""
         child = Grant(
             agent=agent,
             tools=(tools,) if isinstance(tools, str) else tuple(tools),
@@ -598,6 +611,7 @@ class Guard:
             if epoch != self._grant_epoch:
                 docs = yield _op("scan", GRANT_PREFIX)
                 self._grants = tuple(Grant.from_doc(d) for d in docs.values())
+                self._chains = delegation_chains(self._grants)
                 self._grant_epoch = epoch
                 self._grants_at = -_INF
             watch.read(generation)
@@ -729,15 +743,40 @@ class Guard:
             contained = yield from self._cascade_call_flow(call, decision)
             if contained is not None:
                 return _replace(contained, tool=call.tool)
-        if decision.effect is Effect.DENY or not bucket.budgets:
+        chain: tuple[str, ...] = ()
+        if self._chains and extra and decision.effect is not Effect.DENY:
+            chain = self._delegators(call, decision, extra, tainted, provenance)
+            if trace is not None and chain:
+                trace.add(
+                    "grant",
+                    decision.rule,
+                    "delegated",
+                    f"the call is made under authority {', '.join(map(repr, chain))} "
+                    "delegated: their budgets are charged too",
+                )
+        if (
+            chain
+            and trace is None
+            and call.call_id is not None
+            and any(policy.result_budgets(a, call.tool) for a in chain)
+        ):
+            with self._delegated_lock:
+                if len(self._delegated_calls) >= 4096:  # oldest first
+                    del self._delegated_calls[next(iter(self._delegated_calls))]
+                self._delegated_calls[call.call_id] = chain
+        if decision.effect is Effect.DENY or not (bucket.budgets or chain):
             if trace is not None and bucket.budgets:
                 for b in bucket.budgets:
                     trace.add("budget", b.id, "not reached", "the call is denied")
             return decision
         now = self.clock()
         charges: list[Charge] = []
-        for b in bucket.budgets:
-            key = b.key(call)
+        for b, who, key in self._payers(call, bucket.budgets, chain):
+            payer = (
+                ""
+                if who is None
+                else f" (charged to {who!r}, whose authority {call.agent!r} calls under)"
+            )
             try:
                 if b.measure is Measure.DISTINCT:
                     members = b.members(call)
@@ -748,7 +787,7 @@ class Guard:
                     if added is None:
                         yield from self._refund_flow(charges)
                         return _budget_deny(
-                            call, b.id, f"more than {b.limit:g} distinct {b.arg} values"
+                            call, b.id, f"more than {b.limit:g} distinct {b.arg} values{payer}"
                         )
                     charges.append(Charge(key, members=tuple(added)))
                 elif b.of != "args":  # result tokens, model use: charged after the fact
@@ -758,7 +797,7 @@ class Guard:
                         trace.add("budget", b.id, said, spent or f"under {b.limit:g} used")
                     if spent is not None:
                         yield from self._refund_flow(charges)
-                        return _budget_deny(call, b.id, spent)
+                        return _budget_deny(call, b.id, spent + payer)
                 else:
                     amount = b.amount(call)
                     ok = yield _op("charge", key, amount, b.limit, window=b.window, now=now)
@@ -775,14 +814,14 @@ class Guard:
                             unit = f"{b.arg} (this call: {amount:g})"
                         span = f" in the last {b.window:g}s" if b.window else ""
                         return _budget_deny(
-                            call, b.id, f"{used:g} of {b.limit:g} {unit} used{span}"
+                            call, b.id, f"{used:g} of {b.limit:g} {unit} used{span}{payer}"
                         )
                     charges.append(Charge(key, amount, b.window, now))
             except MeasureError as exc:
                 if trace is not None:
                     trace.add("budget", b.id, "cannot measure the call (fail closed)", str(exc))
                 yield from self._refund_flow(charges)
-                return _budget_deny(call, b.id, f"fail closed: {exc}", exhausted=False)
+                return _budget_deny(call, b.id, f"fail closed: {exc}{payer}", exhausted=False)
         return Decision(
             decision.effect,
             decision.rule,
@@ -794,6 +833,68 @@ class Guard:
             would=decision.would,
             would_rule=decision.would_rule,
         )
+
+    def _delegators(
+        self,
+        call: ToolCall,
+        decision: Decision,
+        extra: Sequence[Rule],
+        tainted: frozenset[str],
+        provenance: Provenance | None,
+    ) -> tuple[str, ...]:
+        """The delegators whose authority a permitted ``call`` is made under (nearest
+        first), or ``()`` when the agent's own authority (the policy, grants nobody
+        delegated to it) permits it: only a call that needs a delegated grant uses one."""
+        chains = self._chains
+        # Which rules are delegated grants about the call, and whether any rule or grant
+        # of the agent's own is (else its own authority cannot permit the call): cached per
+        # (agent, tool) until the grants in force change (a new _grant_rules dict).
+        key = (call.agent, call.tool)
+        hit = self._delegated_cache.get(key)
+        if hit is not None and hit[0] is self._grant_rules and hit[1] is chains:
+            delegated, own, speaks = hit[2], hit[3], hit[4]
+        else:
+            delegated = tuple(r for r in extra if r.id in chains and r.about(*key))
+            own = tuple(r for r in extra if r.id not in chains)
+            bucket = self.policy.bucket(*key)
+            speaks = bool(bucket.asks or bucket.allows or any(r.about(*key) for r in own))
+            if len(self._delegated_cache) >= 1024:
+                self._delegated_cache.clear()
+            self._delegated_cache[key] = (self._grant_rules, chains, delegated, own, speaks)
+        if not delegated:
+            return ()
+        evaluate = self.policy.evaluate
+        if speaks and evaluate(call, tainted, own, provenance=provenance).effect is not Effect.DENY:
+            return ()
+        found = chains.get(decision.rule)
+        if found is not None:
+            return found
+        for r in delegated:  # a layered policy names the deepest layer's rule, not the grant
+            if evaluate(call, tainted, (*own, r), provenance=provenance).effect is not Effect.DENY:
+                return chains[r.id]
+        # only several delegated grants together permit it: every one of their chains pays
+        return tuple(dict.fromkeys(a for r in delegated for a in chains[r.id]))
+
+    def _payers(
+        self, call: ToolCall, budgets: tuple[Budget, ...], chain: tuple[str, ...]
+    ) -> list[tuple[Budget, str | None, str]]:
+        """The budgets ``call`` is charged to, each with whose (``None``: its agent's own)
+        and the store key: its agent's, then, for a call under a delegated grant, those that
+        would charge the same call by each delegator in ``chain``, in that delegator's
+        partition. A partition two of them share is charged once."""
+        out: list[tuple[Budget, str | None, str]] = [(b, None, b.key(call)) for b in budgets]
+        if not chain:
+            return out
+        seen = {key for _, _, key in out}
+        for agent in chain:
+            if agent == call.agent:
+                continue
+            for b in self.policy.bucket(agent, call.tool).budgets:
+                key = b.key(call, agent)
+                if key not in seen:
+                    seen.add(key)
+                    out.append((b, agent, key))
+        return out
 
     def _cascade_call_flow(
         self, call: ToolCall, decision: Decision
@@ -838,16 +939,29 @@ class Guard:
             notes.append(f"values {result.tool!r} returned are known to this run")
         if self.cascade is not None:
             self.cascade.observe_result(result, untrusted=untrusted)
-        budgets = policy.result_budgets(result.agent, result.tool)
+        budgets: list[tuple[Budget, str | None]] = [
+            (b, None) for b in policy.result_budgets(result.agent, result.tool)
+        ]
+        chain: tuple[str, ...] = ()
+        if result.call_id is not None and self._delegated_calls:
+            with self._delegated_lock:
+                chain = self._delegated_calls.pop(result.call_id, ())
+        for a in chain:  # a call made under a delegated grant: its delegators' budgets too
+            budgets += [(b, a) for b in policy.result_budgets(a, result.tool)]
         if budgets:
             from ._tokens import count_tokens
 
             now = self.clock()
-            for b in budgets:
+            seen: set[str] = set()
+            for b, who in budgets:
+                key = b.key(result, who)
+                if key in seen:
+                    continue
+                seen.add(key)
                 n = count_tokens(result.content, b.encoding)
-                key = b.key(result)
                 yield from self._charge_flow(key, float(n), b.window, now)
-                notes.append(f"{n} result tokens counted against {b.id!r}")
+                whose = "" if who is None else f" (of {who!r}, whose grant it was made under)"
+                notes.append(f"{n} result tokens counted against {b.id!r}{whose}")
         return Decision(
             Effect.ALLOW,
             "record",

@@ -32,6 +32,9 @@ def test_grants_recipe_runs(capsys: pytest.CaptureFixture[str]) -> None:
     assert "helper reads /srv/reports/2026-q3/summary.txt: allow" in out
     assert "helper reads /srv/reports/2026-q2/summary.txt: deny" in out
     assert "refused:" in out
+    assert "lead reads /srv/reports/2026-q3/a.txt: allow" in out
+    assert "helper reads /srv/reports/2026-q3/b.txt: allow" in out
+    assert "helper reads /srv/reports/2026-q3/c.txt: deny (budget 'lead-3' exhausted" in out
     assert "after revoking the lead's grant, helper: deny" in out
 
 

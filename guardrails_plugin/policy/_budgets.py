@@ -173,8 +173,12 @@ class Budget:
         """Whether this budget counts calls of ``tool`` by ``agent``."""
         return self._tools.matches(tool) and self._agents.matches(agent)
 
-    def key(self, event: ToolCall | ToolResult | ModelCall | ModelUsage) -> str:
-        """The store key of the partition ``event`` falls in.
+    def key(
+        self, event: ToolCall | ToolResult | ModelCall | ModelUsage, agent: str | None = None
+    ) -> str:
+        """The store key of the partition ``event`` falls in (``agent``: the partition the
+        same event would fall in were it ``agent``'s, as a delegated call is charged to its
+        delegators).
 
         ``run`` is the run id, else the thread id (a run with no ids shares ``-``)."""
         parts = []
@@ -184,7 +188,7 @@ class Budget:
             elif p == "thread":
                 parts.append(f"thread={event.thread_id or '-'}")
             elif p == "agent":
-                parts.append(f"agent={event.agent}")
+                parts.append(f"agent={event.agent if agent is None else agent}")
             elif p == "tool":  # never for a model budget (checked when it is built)
                 parts.append(f"tool={getattr(event, 'tool', '-')}")
         return f"budget/{self.id}/{'/'.join(parts) or 'global'}"

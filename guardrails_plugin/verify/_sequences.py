@@ -28,6 +28,19 @@ within every budget that covers them:
   after the fact (result tokens, model use) deny only once used up, which a sequence that
   records no result never does, unless their limit is 0.
 
+Delegated grants: a call made under one is charged to the delegate's budgets and to those of
+every delegator up the grant's chain, as the delegator's own call (``Guard``; the grant's
+region lies within a policy rule the chain's root holder holds, and every deny and, for an
+``allow`` delegation, ask rule binding the holder binds the delegate). So each such call,
+made by the root holder instead, is one the policy's rules permit it (no less permissively)
+and charges only partitions the delegated call charged: any sequence with delegated calls
+maps, call by call, onto one without, with the same calls counted *together*, within every
+budget. ``agents together`` bounds are therefore exact with delegations too. A per-agent
+bound is not: a delegate may mix calls under its own authority with calls under a
+delegator's, more than either makes alone; the search covers the agent's own authority, a
+proof from it says so (``OWN_AUTHORITY``), and one from a budget alone (``dominating``:
+the delegate's own budgets are charged for every call it makes) needs no such assumption.
+
 Tool names are searched among finitely many representatives (``tool_names``), not over all
 strings: the names the policy lists, and for each way a name can match the policy's globs
 enough fresh names to give every distinct call its own (see ``tool_names`` for why this is
@@ -50,6 +63,7 @@ from ..guard import Guard
 from ..policy import Policy
 from ..policy._budgets import Budget, Measure
 from ..policy._patterns import NameSet, is_glob
+from ._delegation import delegable_rules
 from ._encode import EFFECTS, SymCall, _names, _overlap, pinned, same_tool, tool_in
 from ._props import Property
 from ._regex import glob_regex, glob_witness
@@ -65,6 +79,12 @@ KINDS = 6
 """Distinct calls a sequence is searched over (a count of N needs up to N+1)."""
 BITS = 12
 """Each distinct call repeats up to 2**BITS - 1 times (more when a count asks for more)."""
+OWN_AUTHORITY = (
+    "the agent calls under its own authority: calls it makes under delegated grants are "
+    "not searched (they are charged to the delegators' budgets too; 'agents together' "
+    "bounds cover them)"
+)
+"""What a per-agent bound proven by the search assumes (see the module docstring)."""
 _FREE = {"run": frozenset(), "thread": frozenset({"run"}), "total": frozenset({"run", "thread"})}
 
 
@@ -330,6 +350,8 @@ def _decide(v: Verifier, p: Property, q: Search) -> Result:
             assumptions = list(enc.assumptions) + notes
             if not exact_search and dominating(policy, p) is None:
                 assumptions.append(searched)
+            if not p.together and delegable_rules(policy.compiled_rules, p.tool):
+                assumptions.append(OWN_AUTHORITY)
             return Result(
                 p.text, "proven", assumptions=tuple(assumptions), approximated=approximated
             )

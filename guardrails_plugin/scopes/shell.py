@@ -16,7 +16,6 @@ including the per-builtin readings of variable names bash evaluates as arithmeti
 from __future__ import annotations
 
 import functools
-import itertools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -43,7 +42,7 @@ LAUNCHERS: frozenset[str] = frozenset(
 )  # fmt: skip
 """Programs that can run other programs (named in reasons; listing one widens a scope)."""
 
-_FIND_EXEC = frozenset({"-exec", "-execdir", "-ok", "-okdir"})
+_MAX_DEPTH = 16  # programs that run programs, nested ("env nice timeout 5 tar -I ...")
 
 # bash evaluates an array subscript in a variable name as an arithmetic expression, and
 # arithmetic expansion runs $(...) and backticks, even when the name was written between
@@ -70,6 +69,10 @@ _LOADER_VARIABLES = frozenset(
         "PATH", "IFS", "ENV", "BASH_ENV", "SHELLOPTS", "BASHOPTS", "PS4", "PROMPT_COMMAND",
         "PAGER", "MANPAGER", "EDITOR", "VISUAL", "BROWSER", "LESSOPEN", "LESSCLOSE", "SHELL",
         "NODE_OPTIONS", "RUBYOPT", "JAVA_TOOL_OPTIONS",
+        # options or configuration read by programs this scope reads (tar, zip, rsync, ...)
+        "TAR_OPTIONS", "TAPE", "RSH", "ZIPOPT", "ZIP", "UNZIP", "UNZIPOPT", "RSYNC_RSH",
+        "RSYNC_CONNECT_PROG", "LESS", "MORE", "MANOPT", "WGETRC", "CURL_HOME", "SSH_ASKPASS",
+        "SUDO_ASKPASS", "SUDO_EDITOR", "HOME", "XDG_CONFIG_HOME", "AWKPATH", "AWKLIBPATH",
     }
 )  # fmt: skip
 _LOADER_PREFIXES = ("LD_", "DYLD_", "GIT_", "PYTHON", "PERL5")
@@ -202,23 +205,55 @@ class _Walk:
                 self.visit(part)
         if words:
             self._program(words[0])
-            if words[0].word.rsplit("/", 1)[-1] == "find" and not words[0].parts:
-                self._find_exec(words[1:])
-            elif not words[0].parts and words[0].word in _NAME_BUILTINS:
+            if not words[0].parts and words[0].word in _NAME_BUILTINS:
                 _NAME_BUILTINS[words[0].word](self, words[1:])
             elif not words[0].parts:
-                self._program_args(words[0], words[1:])
+                self._read_program(
+                    words[0].word,
+                    self.text(words[0]),
+                    [Word(arg.word, bool(arg.parts)) for arg in words[1:]],
+                    self.where(),
+                )
         self.visit_all(words)
 
-    def _program_args(self, program: Any, args: list[Any]) -> None:
-        name = program.word.rsplit("/", 1)[-1]
+    def _read_program(
+        self, program: str, shown: str, args: list[Word], where: str, depth: int = 0
+    ) -> None:
+        """What ``program``'s own arguments make it run, write or set (``_shell_options``)."""
+        name = program.rsplit("/", 1)[-1]
         if name not in READ_PROGRAMS:
             return
-        reading = read_program_args(name, [Word(arg.word, bool(arg.parts)) for arg in args])
-        shown = preview(self.text(program), 30)
-        self.problems.extend(f"{problem} ({shown})" for problem in reading.problems)
+        if depth > _MAX_DEPTH:
+            self.problems.append(f"nests programs that run programs too deeply ({shown})")
+            return
+        reading = read_program_args(name, args)
+        shown = preview(shown, 30)
+        self.problems.extend(f"{problem} ({shown}{where})" for problem in reading.problems)
         if reading.writes:
-            self.uses.append(_Use("redirect", self.text(program) + " ... (writes a file)"))
+            self.uses.append(_Use("redirect", shown + " ... (writes a file)"))
+        for assignment in reading.assignments:
+            self._loader(assignment)
+        for inner, line in reading.lines:
+            self._nested_line(line, inner + where)
+        for inner, vector in reading.commands:
+            program_word, arguments = vector[0], list(vector[1:])
+            context = f"{inner} {preview(program_word.text, 30)}{where}"
+            if program_word.expansion:
+                self.runs.append(_Run(None, program_word.text, context))
+                continue
+            self.runs.append(_Run(program_word.text, program_word.text, f"{inner}{where}"))
+            self._read_program(program_word.text, program_word.text, arguments, context, depth + 1)
+
+    def _nested_line(self, line: str, where: str) -> None:
+        """A command line a program hands to ``/bin/sh``: checked as the whole line is."""
+        try:
+            facts = _facts(line)
+        except ScopeViolation as exc:
+            self.problems.append(f"runs a command line the guard cannot check{where}: {exc}")
+            return
+        self.runs.extend(_Run(run.name, run.word, run.where + where) for run in facts.runs)
+        self.uses.extend(facts.uses)
+        self.problems.extend(f"{problem}{where}" for problem in facts.problems)
 
     # --- builtins that take variable names ------------------------------------------------
 
@@ -336,12 +371,20 @@ class _Walk:
             if word.word == "-p" or (word.word.startswith("-") and word.word.endswith("p")):
                 self._name(following)
 
-    def _assignment(self, node: Any) -> None:
-        name = node.word.split("=", 1)[0].removesuffix("+").split("[", 1)[0]
+    def _loader(self, assignment: str) -> bool:
+        """Whether ``NAME=value`` sets a variable that changes what runs (a problem if so)."""
+        name = assignment.split("=", 1)[0].removesuffix("+").split("[", 1)[0]
         if name in _LOADER_VARIABLES or name.startswith(_LOADER_PREFIXES):
             self.problems.append(
-                f"sets {name} ({preview(node.word, 60)}), which can change what program runs"
+                f"sets {name} ({preview(assignment, 60)}), which can change what program runs"
             )
+            return True
+        return False
+
+    def _assignment(self, node: Any) -> None:
+        name = node.word.split("=", 1)[0].removesuffix("+").split("[", 1)[0]
+        if self._loader(node.word):
+            pass
         elif name in _ARITHMETIC_VARIABLES and not node.word.split("=", 1)[1].isdigit():
             self.problems.append(
                 f"sets {name} ({preview(node.word, 60)}), which bash evaluates as arithmetic: "
@@ -355,13 +398,6 @@ class _Walk:
             self.runs.append(_Run(None, self.text(word), self.where()))
         else:
             self.runs.append(_Run(word.word, self.text(word), self.where()))
-
-    def _find_exec(self, args: list[Any]) -> None:
-        for flag, program in itertools.pairwise(args):
-            if flag.word in _FIND_EXEC:
-                self.context.append(self.text(flag) + " " + self.text(program))
-                self._program(program)
-                self.context.pop()
 
     def visit_word(self, node: Any) -> None:
         self.visit_all(node.parts)

@@ -87,7 +87,15 @@ def _tar(r: Random) -> str:
          "--checkpoint=1", "-C .", "--exclude=x", "--to-stdout", "-O"]
     )  # fmt: skip
     mode = r.choice(["-xf a.tar", "-tf a.tar", "-cf out.tar a.txt", "-xvf a.tar"])
-    shape = r.randrange(6)
+    shape = r.randrange(8)
+    if shape == 6:  # words bash splits: globs over crafted file names, braces, unquoted $X
+        return r.choice(
+            ["tar -cf o.tar *", "tar -cf o.tar -- *", "tar -cf o.tar ./*", "tar -cf o.tar -*",
+             "tar -xf a.tar {--to-command=evil,a.txt}", "tar -xf a.tar '{--to-command=evil,x}'",
+             "X='--to-command=evil'; tar -xf a.tar $X", "X='. --to-command=evil'; tar -xf a.tar -C $X",
+             "X='. --to-command=evil'; tar -xf a.tar -C \"$X\"", "tar -cf o.tar [-]*",
+             "tar -cf o.tar --checkpoint*", "tar -cf o.tar \"*\""]
+        )  # fmt: skip
     if shape == 0:  # old bundled letters: "tar xfI a.tar CMD"
         return r.choice([f"tar xIf {cmd} a.tar", f"tar xfI a.tar {cmd}", "tar xf a.tar",
                          f"tar cfI out.tar {cmd} a.txt", f"tar tvf a.tar {opt}"])  # fmt: skip
@@ -140,7 +148,13 @@ def _find(r: Random) -> str:
                       f"sh -c {_quote(r, 'evil')}", "cat", _git(r), "env evil"])  # fmt: skip
     term = r.choice(["\\;", "';'", "+", "{} +"])
     primary = r.choice(["-exec", "-execdir", "-ok", "-okdir"])
-    shape = r.randrange(5)
+    shape = r.randrange(6)
+    if shape == 5:
+        return r.choice(
+            ["X='-exec evil ;'; find . $X", "X='a -exec evil ;'; find . -name $X",
+             "X='-exec evil ;'; find . -name \"$X\"", "find . -name *.txt", "find . -name '*.txt'",
+             "X=-exec; find \"$X\" -name a.txt", "find {.,-exec} evil \\;"]
+        )  # fmt: skip
     if shape == 0:
         return f"find . -name a.txt {primary} {inner} {term}"
     if shape == 1:
@@ -220,6 +234,9 @@ class ExecOracle:
         env = self._env(self.template)
         t = self.template
         (t / "a.txt").write_text("hi\nthere\n")
+        # A file name that is an option: "tar -cf o.tar *" reads it as one.
+        (t / "--checkpoint=1").write_text("")
+        (t / "--checkpoint-action=exec=evil").write_text("")
         for step in (["git", "init", "-q"], ["git", "add", "a.txt"],
                      ["git", "-c", "user.name=a", "-c", "user.email=a@b", "commit", "-qm", "x"],
                      ["tar", "cf", "a.tar", "a.txt"], ["zip", "-q", "a.zip", "a.txt"]):  # fmt: skip
@@ -273,7 +290,7 @@ def oracle() -> Iterator[ExecOracle]:
     "line",
     ["tar -xf a.tar --to-command=evil", "tar -cf o.tar -I evil a.txt", "tar cfI o.tar evil a.txt",
      "tar -c --checkpoint=1 --checkpoint-action=exec=evil -f o.tar a.txt",
-     "git -c alias.x='!evil' x", "git ls-remote --upload-pack=evil .", "env evil", "nice evil",
+     "git -c alias.x='!evil' x", "tar -cf o.tar *", "tar -xf a.tar {--to-command=evil,a.txt}", "git ls-remote --upload-pack=evil .", "env evil", "nice evil",
      "find . -name a.txt -exec sed -n '1e evil' {} +", "awk 'BEGIN{system(\"evil\")}'",
      "zip -T -TT evil o.zip a.txt", "ssh -o ProxyCommand=evil 127.0.0.1 true"],
 )  # fmt: skip
@@ -304,7 +321,7 @@ def test_allowed_launcher_lines_run_only_listed_programs(oracle: ExecOracle, r: 
      "timeout 5 ls", "timeout -s KILL 5 cat a.txt", "stdbuf -oL ls", "setsid -w ls", "nohup ls",
      "env nice timeout 5 ls", "xargs -0 ls", "xargs -I{} cat {}", "awk '{print $1}' a.txt",
      "awk -F: 'NR==1{print $1}' a.txt", "awk '/a|b/' a.txt", "mawk 'BEGIN{print \"a|b\"}'",
-     "zip out.zip a.txt", "zip -T out.zip a.txt",
+     "zip out.zip a.txt", "zip -T out.zip a.txt", "tar -cf o.tar -- *", "tar -cf o.tar ./*",
      "ssh -o BatchMode=yes -o ConnectTimeout=1 127.0.0.1 true"],
 )  # fmt: skip
 def test_ordinary_lines_still_pass_and_run_only_listed_programs(

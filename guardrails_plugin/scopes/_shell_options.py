@@ -34,10 +34,12 @@ __all__ = ["OPTION_READERS", "Reading", "Word"]
 
 @dataclass(frozen=True, slots=True)
 class Word:
-    """One argument word: its text after quote removal, and whether it holds an expansion."""
+    """One argument word: its text after quote removal, whether it holds an expansion, and
+    whether bash may split it into several words (an unquoted expansion, a glob, braces)."""
 
     text: str
     expansion: bool
+    split: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +115,7 @@ def parse(words: Sequence[Word], grammar: Grammar) -> _Parsed:
                 and index < len(words)
             ):
                 taken = words[index]
+                parsed.expansion |= taken.split
                 index += 1
             for name in candidates:
                 parsed.options.append((name, taken))
@@ -131,6 +134,7 @@ def parse(words: Sequence[Word], grammar: Grammar) -> _Parsed:
                     parsed.options.append((name, Word(attached, False)))
                 elif arity == 1 and index < len(words):
                     parsed.options.append((name, words[index]))
+                    parsed.expansion |= words[index].split  # "-C $X": X may hold options
                     index += 1
                 else:
                     parsed.options.append((name, None))
@@ -337,6 +341,14 @@ _GIT_SUB: dict[str, tuple[Grammar, dict[str, str]]] = {
     ),
     "init": (Grammar({}, {"template": 1}), {"template": "refuse"}),
     "fetch": (Grammar({}, {"upload-pack": 1}), {"upload-pack": "runs"}),
+    "fetch-pack": (
+        Grammar({}, {"upload-pack": 1, "exec": 1}),
+        {"upload-pack": "runs", "exec": "runs"},
+    ),
+    "send-pack": (
+        Grammar({}, {"receive-pack": 1, "exec": 1}),
+        {"receive-pack": "runs", "exec": "runs"},
+    ),
     "pull": (Grammar({}, {"upload-pack": 1}), {"upload-pack": "runs"}),
     "ls-remote": (
         Grammar({}, {"upload-pack": 1, "exec": 1}),
@@ -475,8 +487,8 @@ def _git_config(reader: _Reader, args: Sequence[Word]) -> None:
         if word.expansion:
             reader.refuse("gives git config an expansion")
             return
-        if text in ("-e", "--edit"):
-            reader.refuse("uses git config --edit, which runs an editor")
+        if text in ("-e", "--edit") or text.startswith("--rename-section"):
+            reader.refuse(f"uses git config {text}, which runs an editor or moves settings")
         elif text in ("-f", "--file", "--blob", "--type", "--default", "--comment"):
             index += 1
         elif text.startswith("--get") or text in (
@@ -528,6 +540,12 @@ def _find(words: Sequence[Word]) -> Reading:
         word = words[index]
         index += 1
         text = word.text
+        if word.split:
+            reader.refuse(
+                "gives find an expansion bash splits into several words (unquoted, a glob or "
+                "braces): they may be -exec and what it runs"
+            )
+            continue
         if word.expansion:
             # "$X" may be -exec (or -fprint, -ok, ...): the next word would be what it runs.
             if index < len(words) and not words[index].text.startswith(("-", ")", "!", ",")):
@@ -537,6 +555,8 @@ def _find(words: Sequence[Word]) -> Reading:
                 )
             continue
         if text in _FIND_VALUE:
+            if index < len(words) and words[index].split:
+                reader.refuse(f"gives find {text} an expansion bash splits into several words")
             index += 1
         elif text in _FIND_WRITES:
             reader.writes = True
@@ -923,6 +943,11 @@ def _ssh_options(reader: _Reader, parsed: _Parsed) -> None:
             reader.runs("-S", value)
         elif name == "log":
             reader.writes = True
+        elif name == "-J" and (
+            value is None or value.expansion or not re.fullmatch(r"[\w.@:,\[\]-]+", value.text)
+            or value.text.startswith("-")
+        ):  # fmt: skip
+            reader.refuse(f"gives {reader.program} -J a jump host the guard cannot read")
 
 
 def _ssh(words: Sequence[Word]) -> Reading:

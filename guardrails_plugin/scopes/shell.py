@@ -211,10 +211,22 @@ class _Walk:
                 self._read_program(
                     words[0].word,
                     self.text(words[0]),
-                    [Word(arg.word, bool(arg.parts)) for arg in words[1:]],
+                    [self._word(arg) for arg in words[1:]],
                     self.where(),
                 )
         self.visit_all(words)
+
+    def _word(self, node: Any) -> Word:
+        """An argument as a program's option reader sees it: an expansion (other than ``~``)
+        is unknown text, and an unquoted one, a glob or a brace expansion may become several
+        words (``tar -cf a.tar *`` reads a file named ``--to-command=x`` as an option)."""
+        expansion = any(part.kind != "tilde" for part in node.parts)
+        found = _GLOB.search(_unquoted(self.text(node)))
+        # Every word a glob or braces make starts with the text before them: "./*" and
+        # "a{b,c}" make no option, "*", "-*" and "{-x,y}" may.
+        glob = found is not None and (found.start() == 0 or node.word.startswith("-"))
+        split = glob or (expansion and not self._quoted_expansion(node))
+        return Word(node.word, expansion or glob, split)
 
     def _read_program(
         self, program: str, shown: str, args: list[Word], where: str, depth: int = 0
@@ -443,6 +455,35 @@ class _Walk:
             self.problems.append(
                 "has a here-document with '$' or '`' in its body, which the guard cannot check"
             )
+
+
+# Unquoted glob characters and brace expansions in a word (quoted text blanked out).
+_GLOB = re.compile(r"[*?]|\[.*\]|\{[^{}]*(,|\.\.)[^{}]*\}")
+
+
+def _unquoted(text: str) -> str:
+    """``text`` with everything quoted or escaped replaced by ``_``, as bash reads it."""
+    out: list[str] = []
+    quote = ""
+    i = 0
+    while i < len(text):
+        c = text[i]
+        if quote == "'":
+            out.append("_")
+            quote = "" if c == "'" else quote
+        elif c == "\\":
+            out.append("__")
+            i += 1
+        elif quote == '"':
+            out.append("_")
+            quote = "" if c == '"' else quote
+        elif c in "'\"":
+            out.append("_")
+            quote = c
+        else:
+            out.append(c)
+        i += 1
+    return "".join(out)
 
 
 def _at(words: list[Any], index: int) -> Any | None:

@@ -40,7 +40,10 @@ LAUNCHERS: frozenset[str] = frozenset(
         "unshare", "nsenter", "systemd-run", "docker", "kubectl", "jobs",
     }
 )  # fmt: skip
-"""Programs that can run other programs (named in reasons; listing one widens a scope)."""
+"""Programs that can run other programs (named in reasons). Listing one the scope does not
+read (a shell, an interpreter, ``make``, an editor, ``eval``) widens a scope to whatever it
+runs; the ones ``_shell_options`` reads (``env``, ``xargs``, ``tar``, ``git``, ...) run only
+listed programs."""
 
 _MAX_DEPTH = 16  # programs that run programs, nested ("env nice timeout 5 tar -I ...")
 
@@ -583,16 +586,29 @@ class Shell(Scope):
     The scope decides *which programs run*, not what their arguments do: ``rm`` listed
     allows ``rm -rf /``. Constrain arguments with a tool that takes them separately.
 
-    Listing a program that runs other programs widens the scope to whatever it runs:
-    ``sudo``, ``env``, ``xargs``, ``sh``/``bash -c``, ``eval``, ``exec``, ``command``,
-    ``nohup``, ``nice``, ``timeout``, interpreters (``python``, ``perl``, ``awk``)... (see
-    ``LAUNCHERS``). ``find`` is the exception that is checked: what ``-exec``,
-    ``-execdir``, ``-ok`` and ``-okdir`` run must be listed too. So are GNU ``sed`` (a
-    script with the ``e`` command or the ``e`` flag of ``s``, a script from ``-f`` or from an
-    expansion, or one the reader does not follow, is denied unless ``--sandbox`` is given;
-    ``w`` writes files, so it needs ``allow_redirects``), ``sort --compress-program`` and
-    ``split --filter`` (denied, as is an expansion where their options stand). (``time`` is a bash
-    keyword the parser does not support, so ``time ...`` is always denied.)
+    Programs whose own options run other programs are read with their option grammars
+    (``_shell_options``; short clusters, GNU long-name abbreviations, options after operands,
+    tar's bundled letters): what ``tar --to-command``/``-I``/``--checkpoint-action=exec``,
+    ``git --upload-pack``/``rebase -x``, ``zip -TT``, ``rsync -e``, ``man -P``, ``scp -S``
+    run is checked as a nested line, and what ``find -exec``, ``xargs``, ``env``, ``nice``,
+    ``timeout``, ``stdbuf``, ``setsid``, ``ionice``, ``chroot``, ``flock``, ``sudo`` and
+    ``doas`` run as a nested command: its program must be listed too. Options that load
+    code or configuration the guard cannot read are refused (``git -c`` with a key not known
+    to run nothing, ``ssh -o ProxyCommand``, ``awk`` programs calling ``system`` or piping,
+    ``env -S``, ``sudo -s``); curl and wget writing files need ``allow_redirects``. So does
+    GNU ``sed``'s ``w`` (a script with the ``e`` command or the ``e`` flag of ``s``, from
+    ``-f`` or an expansion, is denied unless ``--sandbox``), and ``sort
+    --compress-program``/``split --filter`` are denied. For these programs an argument bash
+    may split or that may begin with ``-`` once expanded (an unquoted ``$X``, ``*``,
+    ``{a,b}``) is unknown where an option may stand: ``tar -cf a.tar *`` is denied,
+    ``tar -cf a.tar -- *`` is not. docs/scopes.md lists what the scope cannot see
+    (scripts and configuration files, standard input, the process environment).
+
+    Listing a program the scope does not read widens the scope to whatever it runs: shells
+    and ``sh -c``/``bash -c``, ``eval``, ``exec``, ``command``, ``source``, interpreters
+    (``python``, ``perl``, ``node``), ``make``, editors, ``busybox`` (see ``LAUNCHERS``).
+    (``time`` is a bash keyword the parser does not support, so ``time ...`` is always
+    denied.)
 
     Composition, each off by default:
 
@@ -721,6 +737,8 @@ class Shell(Scope):
                 return (
                     f" (a program given with a path must be listed exactly: {name!r}, not {base!r})"
                 )
+        if name in READ_PROGRAMS and name in LAUNCHERS:
+            return f" ({name!r} runs other programs: what it runs must be listed too)"
         if name in LAUNCHERS:
             return f" ({name!r} runs other programs: listing it allows whatever it runs)"
         return ""

@@ -210,7 +210,7 @@ class _Walk:
             self._program(words[0])
             if not words[0].parts and words[0].word in _NAME_BUILTINS:
                 _NAME_BUILTINS[words[0].word](self, words[1:])
-            elif not words[0].parts:
+            elif not words[0].parts and words[0].word.rsplit("/", 1)[-1] in READ_PROGRAMS:
                 self._read_program(
                     words[0].word,
                     self.text(words[0]),
@@ -466,6 +466,8 @@ _GLOB = re.compile(r"[*?]|\[.*\]|\{[^{}]*(,|\.\.)[^{}]*\}")
 
 def _unquoted(text: str) -> str:
     """``text`` with everything quoted or escaped replaced by ``_``, as bash reads it."""
+    if not any(c in text for c in "'\"\\"):
+        return text
     out: list[str] = []
     quote = ""
     i = 0

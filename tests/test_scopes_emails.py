@@ -74,7 +74,7 @@ def test_address_in_a_display_name_is_not_the_recipient() -> None:
 
 
 def test_encoded_word_in_the_address_is_denied() -> None:
-    assert "clean address list" in reason(SCOPE, "=?utf-8?q?eve=40evil.com?=@example.com")
+    assert "encoded word" in reason(SCOPE, "=?utf-8?q?eve=40evil.com?=@example.com")
 
 
 @pytest.mark.parametrize(

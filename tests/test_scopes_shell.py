@@ -113,9 +113,15 @@ def test_programs_that_run_programs_are_denied_unless_listed(launcher: str) -> N
     assert "runs other programs" in message
 
 
-def test_listing_a_launcher_widens_the_scope() -> None:
+def test_listing_a_launcher_the_scope_does_not_read_widens_the_scope() -> None:
+    scope = Shell(["sh", "ls"])
+    assert scope.contains("sh -c 'rm -rf /'")  # documented: a shell runs whatever it is given
+
+
+def test_a_listed_wrapper_runs_only_listed_programs() -> None:
     scope = Shell(["sudo", "ls"])
-    assert scope.contains("sudo rm -rf /")  # documented: sudo runs whatever it is given
+    assert scope.contains("sudo -u bob ls -la")
+    assert "runs 'rm' inside sudo" in reason(scope, "sudo rm -rf /")
 
 
 def test_time_is_a_keyword_the_parser_cannot_check() -> None:

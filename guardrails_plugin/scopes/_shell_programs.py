@@ -1,4 +1,5 @@
-"""What some listed programs run because of their arguments: GNU sed, sort and split.
+"""What some listed programs run because of their arguments: GNU sed, sort and split here,
+the programs of ``_shell_options`` (tar, git, find, xargs, env, awk, ssh, ...) through it.
 
 ``Shell`` promises that every program a line runs is listed. A few ordinary text tools run
 commands of their own: GNU sed's ``e`` command and the ``e`` flag of ``s`` hand text to
@@ -16,25 +17,10 @@ check; ``--sandbox`` (which makes sed itself refuse ``e``, ``r`` and ``w``) allo
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+
+from ._shell_options import OPTION_READERS, Reading, Word
 
 __all__ = ["READ_PROGRAMS", "Reading", "Word", "read_program_args"]
-
-
-@dataclass(frozen=True, slots=True)
-class Reading:
-    """What the arguments of one program make it do, as far as the scope decides."""
-
-    problems: tuple[str, ...] = ()
-    writes: bool = False  # writes files as a redirect would
-
-
-@dataclass(frozen=True, slots=True)
-class Word:
-    """One argument word: its text after quote removal, and whether it holds an expansion."""
-
-    text: str
-    expansion: bool
 
 
 _SED_LONG = ("expression", "file", "sandbox", "in-place", "line-length", "null-data",
@@ -310,6 +296,7 @@ _READERS: dict[str, Callable[[Sequence[Word]], Reading]] = {
     "gsed": _sed,  # GNU sed's name where the system sed is another one
     "sort": _exec_option("sort", ["--compress-program"]),
     "split": _exec_option("split", ["--filter"]),
+    **OPTION_READERS,
 }
 
 

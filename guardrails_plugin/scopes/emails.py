@@ -18,8 +18,10 @@ and a header the two readers disagree on is denied.
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Iterable
 from email.errors import ObsoleteHeaderDefect
+from email.header import decode_header
 from email.policy import default as _email_policy
 from email.utils import getaddresses
 from typing import Any
@@ -43,6 +45,39 @@ _ROUTING = frozenset("%!")
 follow the old conventions, Postfix by default (``allow_percent_hack``, ``swap_bangpath``)."""
 
 
+_ENCODED_WORD = re.compile(r"=\?[^?\s]+\?[bBqQ]\?[^?\s]*\?=")
+_ADDRESS_SYNTAX = frozenset('@<>,;:"()[]\\')
+"""What an encoded word must not decode to: a program that decodes the header before
+reading its addresses (``decode_header`` then ``getaddresses``) would read new addresses."""
+
+
+def _encoded_words(text: str) -> None:
+    """``ScopeViolation`` if an RFC 2047 encoded word in ``text`` decodes to address syntax
+    (``=?utf-8?q?e=40evil.com?= <a@x.com>``) or to an invisible character."""
+    if "=?" not in text:
+        return
+    try:
+        chunks = decode_header(text)
+        decoded = [
+            data.decode(charset) if isinstance(data, bytes) else data
+            for data, charset in chunks
+            if charset is not None
+        ]
+    except (LookupError, UnicodeError, ValueError) as exc:
+        raise ScopeViolation(
+            f"recipient list {preview(text)} holds an encoded word that cannot be decoded: {exc}",
+            unreadable=True,
+        ) from None
+    for word in decoded:
+        if not _ADDRESS_SYNTAX.isdisjoint(word) or not word.isprintable():
+            raise ScopeViolation(
+                f"recipient list {preview(text)} holds an encoded word that decodes to "
+                f"{preview(word, 40)}: a program that decodes the header before reading it "
+                "would find other recipients there",
+                unreadable=True,
+            )
+
+
 def _validated(addr_spec: str) -> Recipient:
     """``addr_spec`` normalized by email_validator; ``ValueError`` if it is not deliverable
     syntax (quoted local parts and IP-literal domains are refused too) or if its local part
@@ -52,6 +87,11 @@ def _validated(addr_spec: str) -> Recipient:
         raise ValueError(
             "the part before the @-sign holds '%' or '!', which mail servers read as a route "
             "to another domain (user%site@x and site!user@x are delivered to user@site)"
+        )
+    if _ENCODED_WORD.search(result.local_part):
+        raise ValueError(
+            "the part before the @-sign holds an encoded word (=?charset?q?...?=), which some "
+            "mail libraries decode into another address"
         )
     domain = result.ascii_domain
     if not domain:  # pragma: no cover - only for domain literals, which are refused above
@@ -77,6 +117,7 @@ def _parse_header(text: str) -> tuple[Recipient, ...]:
             f"(U+{ord(bad):04X}), which could smuggle extra headers or recipients",
             unreadable=True,
         )
+    _encoded_words(text)
     try:
         header = _email_policy.header_factory("To", text)
     except Exception as exc:  # the stdlib parser crashes on some odd headers (nested groups)
@@ -179,7 +220,11 @@ class Emails(Scope):
     mail servers such as Postfix, by default, deliver them to ``e@evil.com``), IP-literal
     domains, special-use domains (``.test``, ``.local``, ``localhost``), line breaks and
     invisible characters, and any header the stdlib parser reports a defect in (stray text,
-    undecodable encoded words, a trailing comma).
+    undecodable encoded words, a trailing comma). RFC 2047 encoded words are refused where
+    they decode to address syntax (``@ < > , ; : " ( ) [ ] \\``: ``=?utf-8?q?e=40evil.com?=
+    <a@x.com>`` is read as ``e@evil.com`` by a program that decodes the header before reading
+    it) and anywhere in a local part; encoded names (``=?utf-8?q?J=C3=B6rg?= <j@x.com>``)
+    pass.
 
     Example::
 

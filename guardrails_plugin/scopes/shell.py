@@ -16,7 +16,6 @@ including the per-builtin readings of variable names bash evaluates as arithmeti
 from __future__ import annotations
 
 import functools
-import itertools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -41,9 +40,12 @@ LAUNCHERS: frozenset[str] = frozenset(
         "unshare", "nsenter", "systemd-run", "docker", "kubectl", "jobs",
     }
 )  # fmt: skip
-"""Programs that can run other programs (named in reasons; listing one widens a scope)."""
+"""Programs that can run other programs (named in reasons). Listing one the scope does not
+read (a shell, an interpreter, ``make``, an editor, ``eval``) widens a scope to whatever it
+runs; the ones ``_shell_options`` reads (``env``, ``xargs``, ``tar``, ``git``, ...) run only
+listed programs."""
 
-_FIND_EXEC = frozenset({"-exec", "-execdir", "-ok", "-okdir"})
+_MAX_DEPTH = 16  # programs that run programs, nested ("env nice timeout 5 tar -I ...")
 
 # bash evaluates an array subscript in a variable name as an arithmetic expression, and
 # arithmetic expansion runs $(...) and backticks, even when the name was written between
@@ -70,6 +72,10 @@ _LOADER_VARIABLES = frozenset(
         "PATH", "IFS", "ENV", "BASH_ENV", "SHELLOPTS", "BASHOPTS", "PS4", "PROMPT_COMMAND",
         "PAGER", "MANPAGER", "EDITOR", "VISUAL", "BROWSER", "LESSOPEN", "LESSCLOSE", "SHELL",
         "NODE_OPTIONS", "RUBYOPT", "JAVA_TOOL_OPTIONS",
+        # options or configuration read by programs this scope reads (tar, zip, rsync, ...)
+        "TAR_OPTIONS", "TAPE", "RSH", "ZIPOPT", "ZIP", "UNZIP", "UNZIPOPT", "RSYNC_RSH",
+        "RSYNC_CONNECT_PROG", "LESS", "MORE", "MANOPT", "WGETRC", "CURL_HOME", "SSH_ASKPASS",
+        "SUDO_ASKPASS", "SUDO_EDITOR", "HOME", "XDG_CONFIG_HOME", "AWKPATH", "AWKLIBPATH",
     }
 )  # fmt: skip
 _LOADER_PREFIXES = ("LD_", "DYLD_", "GIT_", "PYTHON", "PERL5")
@@ -202,23 +208,67 @@ class _Walk:
                 self.visit(part)
         if words:
             self._program(words[0])
-            if words[0].word.rsplit("/", 1)[-1] == "find" and not words[0].parts:
-                self._find_exec(words[1:])
-            elif not words[0].parts and words[0].word in _NAME_BUILTINS:
+            if not words[0].parts and words[0].word in _NAME_BUILTINS:
                 _NAME_BUILTINS[words[0].word](self, words[1:])
-            elif not words[0].parts:
-                self._program_args(words[0], words[1:])
+            elif not words[0].parts and words[0].word.rsplit("/", 1)[-1] in READ_PROGRAMS:
+                self._read_program(
+                    words[0].word,
+                    self.text(words[0]),
+                    [self._word(arg) for arg in words[1:]],
+                    self.where(),
+                )
         self.visit_all(words)
 
-    def _program_args(self, program: Any, args: list[Any]) -> None:
-        name = program.word.rsplit("/", 1)[-1]
+    def _word(self, node: Any) -> Word:
+        """An argument as a program's option reader sees it: an expansion (other than ``~``)
+        is unknown text, and an unquoted one, a glob or a brace expansion may become several
+        words (``tar -cf a.tar *`` reads a file named ``--to-command=x`` as an option)."""
+        expansion = any(part.kind != "tilde" for part in node.parts)
+        found = _GLOB.search(_unquoted(self.text(node)))
+        # Every word a glob or braces make starts with the text before them: "./*" and
+        # "a{b,c}" make no option, "*", "-*" and "{-x,y}" may.
+        glob = found is not None and (found.start() == 0 or node.word.startswith("-"))
+        split = glob or (expansion and not self._quoted_expansion(node))
+        return Word(node.word, expansion or glob, split)
+
+    def _read_program(
+        self, program: str, shown: str, args: list[Word], where: str, depth: int = 0
+    ) -> None:
+        """What ``program``'s own arguments make it run, write or set (``_shell_options``)."""
+        name = program.rsplit("/", 1)[-1]
         if name not in READ_PROGRAMS:
             return
-        reading = read_program_args(name, [Word(arg.word, bool(arg.parts)) for arg in args])
-        shown = preview(self.text(program), 30)
-        self.problems.extend(f"{problem} ({shown})" for problem in reading.problems)
+        if depth > _MAX_DEPTH:
+            self.problems.append(f"nests programs that run programs too deeply ({shown})")
+            return
+        reading = read_program_args(name, args)
+        shown = preview(shown, 30)
+        self.problems.extend(f"{problem} ({shown}{where})" for problem in reading.problems)
         if reading.writes:
-            self.uses.append(_Use("redirect", self.text(program) + " ... (writes a file)"))
+            self.uses.append(_Use("redirect", shown + " ... (writes a file)"))
+        for assignment in reading.assignments:
+            self._loader(assignment)
+        for inner, line in reading.lines:
+            self._nested_line(line, inner + where)
+        for inner, vector in reading.commands:
+            program_word, arguments = vector[0], list(vector[1:])
+            context = f"{inner} {preview(program_word.text, 30)}{where}"
+            if program_word.expansion:
+                self.runs.append(_Run(None, program_word.text, context))
+                continue
+            self.runs.append(_Run(program_word.text, program_word.text, f"{inner}{where}"))
+            self._read_program(program_word.text, program_word.text, arguments, context, depth + 1)
+
+    def _nested_line(self, line: str, where: str) -> None:
+        """A command line a program hands to ``/bin/sh``: checked as the whole line is."""
+        try:
+            facts = _facts(line)
+        except ScopeViolation as exc:
+            self.problems.append(f"runs a command line the guard cannot check{where}: {exc}")
+            return
+        self.runs.extend(_Run(run.name, run.word, run.where + where) for run in facts.runs)
+        self.uses.extend(facts.uses)
+        self.problems.extend(f"{problem}{where}" for problem in facts.problems)
 
     # --- builtins that take variable names ------------------------------------------------
 
@@ -336,12 +386,20 @@ class _Walk:
             if word.word == "-p" or (word.word.startswith("-") and word.word.endswith("p")):
                 self._name(following)
 
-    def _assignment(self, node: Any) -> None:
-        name = node.word.split("=", 1)[0].removesuffix("+").split("[", 1)[0]
+    def _loader(self, assignment: str) -> bool:
+        """Whether ``NAME=value`` sets a variable that changes what runs (a problem if so)."""
+        name = assignment.split("=", 1)[0].removesuffix("+").split("[", 1)[0]
         if name in _LOADER_VARIABLES or name.startswith(_LOADER_PREFIXES):
             self.problems.append(
-                f"sets {name} ({preview(node.word, 60)}), which can change what program runs"
+                f"sets {name} ({preview(assignment, 60)}), which can change what program runs"
             )
+            return True
+        return False
+
+    def _assignment(self, node: Any) -> None:
+        name = node.word.split("=", 1)[0].removesuffix("+").split("[", 1)[0]
+        if self._loader(node.word):
+            pass
         elif name in _ARITHMETIC_VARIABLES and not node.word.split("=", 1)[1].isdigit():
             self.problems.append(
                 f"sets {name} ({preview(node.word, 60)}), which bash evaluates as arithmetic: "
@@ -355,13 +413,6 @@ class _Walk:
             self.runs.append(_Run(None, self.text(word), self.where()))
         else:
             self.runs.append(_Run(word.word, self.text(word), self.where()))
-
-    def _find_exec(self, args: list[Any]) -> None:
-        for flag, program in itertools.pairwise(args):
-            if flag.word in _FIND_EXEC:
-                self.context.append(self.text(flag) + " " + self.text(program))
-                self._program(program)
-                self.context.pop()
 
     def visit_word(self, node: Any) -> None:
         self.visit_all(node.parts)
@@ -407,6 +458,37 @@ class _Walk:
             self.problems.append(
                 "has a here-document with '$' or '`' in its body, which the guard cannot check"
             )
+
+
+# Unquoted glob characters and brace expansions in a word (quoted text blanked out).
+_GLOB = re.compile(r"[*?]|\[.*\]|\{[^{}]*(,|\.\.)[^{}]*\}")
+
+
+def _unquoted(text: str) -> str:
+    """``text`` with everything quoted or escaped replaced by ``_``, as bash reads it."""
+    if not any(c in text for c in "'\"\\"):
+        return text
+    out: list[str] = []
+    quote = ""
+    i = 0
+    while i < len(text):
+        c = text[i]
+        if quote == "'":
+            out.append("_")
+            quote = "" if c == "'" else quote
+        elif c == "\\":
+            out.append("__")
+            i += 1
+        elif quote == '"':
+            out.append("_")
+            quote = "" if c == '"' else quote
+        elif c in "'\"":
+            out.append("_")
+            quote = c
+        else:
+            out.append(c)
+        i += 1
+    return "".join(out)
 
 
 def _at(words: list[Any], index: int) -> Any | None:
@@ -506,16 +588,29 @@ class Shell(Scope):
     The scope decides *which programs run*, not what their arguments do: ``rm`` listed
     allows ``rm -rf /``. Constrain arguments with a tool that takes them separately.
 
-    Listing a program that runs other programs widens the scope to whatever it runs:
-    ``sudo``, ``env``, ``xargs``, ``sh``/``bash -c``, ``eval``, ``exec``, ``command``,
-    ``nohup``, ``nice``, ``timeout``, interpreters (``python``, ``perl``, ``awk``)... (see
-    ``LAUNCHERS``). ``find`` is the exception that is checked: what ``-exec``,
-    ``-execdir``, ``-ok`` and ``-okdir`` run must be listed too. So are GNU ``sed`` (a
-    script with the ``e`` command or the ``e`` flag of ``s``, a script from ``-f`` or from an
-    expansion, or one the reader does not follow, is denied unless ``--sandbox`` is given;
-    ``w`` writes files, so it needs ``allow_redirects``), ``sort --compress-program`` and
-    ``split --filter`` (denied, as is an expansion where their options stand). (``time`` is a bash
-    keyword the parser does not support, so ``time ...`` is always denied.)
+    Programs whose own options run other programs are read with their option grammars
+    (``_shell_options``; short clusters, GNU long-name abbreviations, options after operands,
+    tar's bundled letters): what ``tar --to-command``/``-I``/``--checkpoint-action=exec``,
+    ``git --upload-pack``/``rebase -x``, ``zip -TT``, ``rsync -e``, ``man -P``, ``scp -S``
+    run is checked as a nested line, and what ``find -exec``, ``xargs``, ``env``, ``nice``,
+    ``timeout``, ``stdbuf``, ``setsid``, ``ionice``, ``chroot``, ``flock``, ``sudo`` and
+    ``doas`` run as a nested command: its program must be listed too. Options that load
+    code or configuration the guard cannot read are refused (``git -c`` with a key not known
+    to run nothing, ``ssh -o ProxyCommand``, ``awk`` programs calling ``system`` or piping,
+    ``env -S``, ``sudo -s``); curl and wget writing files need ``allow_redirects``. So does
+    GNU ``sed``'s ``w`` (a script with the ``e`` command or the ``e`` flag of ``s``, from
+    ``-f`` or an expansion, is denied unless ``--sandbox``), and ``sort
+    --compress-program``/``split --filter`` are denied. For these programs an argument bash
+    may split or that may begin with ``-`` once expanded (an unquoted ``$X``, ``*``,
+    ``{a,b}``) is unknown where an option may stand: ``tar -cf a.tar *`` is denied,
+    ``tar -cf a.tar -- *`` is not. docs/scopes.md lists what the scope cannot see
+    (scripts and configuration files, standard input, the process environment).
+
+    Listing a program the scope does not read widens the scope to whatever it runs: shells
+    and ``sh -c``/``bash -c``, ``eval``, ``exec``, ``command``, ``source``, interpreters
+    (``python``, ``perl``, ``node``), ``make``, editors, ``busybox`` (see ``LAUNCHERS``).
+    (``time`` is a bash keyword the parser does not support, so ``time ...`` is always
+    denied.)
 
     Composition, each off by default:
 
@@ -644,6 +739,8 @@ class Shell(Scope):
                 return (
                     f" (a program given with a path must be listed exactly: {name!r}, not {base!r})"
                 )
+        if name in READ_PROGRAMS and name in LAUNCHERS:
+            return f" ({name!r} runs other programs: what it runs must be listed too)"
         if name in LAUNCHERS:
             return f" ({name!r} runs other programs: listing it allows whatever it runs)"
         return ""

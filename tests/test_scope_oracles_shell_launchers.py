@@ -329,3 +329,13 @@ def test_ordinary_lines_still_pass_and_run_only_listed_programs(
 ) -> None:
     SCOPE.check(line)
     assert oracle.run(line, set(LISTED)) is None, line
+
+
+@pytest.mark.parametrize(
+    "line",
+    ["git -c safe.directory=* -C /tmp/other status", "git config --global safe.directory '*'",
+     "git -c http.sslVerify=false fetch", "git -c include.path=/tmp/x log",
+     "git -c includeIf.onbranch:main.path=/tmp/x log", "git clone --config core.hooksPath=/t . x"],
+)  # fmt: skip
+def test_git_settings_that_widen_what_git_trusts_or_loads_are_refused(line: str) -> None:
+    assert not SCOPE.contains(line)

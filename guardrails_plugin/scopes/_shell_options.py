@@ -297,7 +297,8 @@ def _tar(words: Sequence[Word]) -> Reading:
 
 # --- git --------------------------------------------------------------------------------
 
-# Settings that change formatting or identity only; any other key given to "git -c",
+# Settings that change formatting or identity only (not safe.directory, which makes git trust
+# another user's repository and so the programs its configuration names); any other key given to "git -c",
 # "git clone -c" or "git config" may name a program (core.pager, core.sshCommand,
 # alias.x=!cmd, core.fsmonitor, diff.external, filter.*.clean, credential.helper, ...).
 _GIT_SAFE_KEYS = re.compile(
@@ -307,7 +308,7 @@ _GIT_SAFE_KEYS = re.compile(
     r"conflictstyle)|diff\.(renames|noprefix|algorithm|mnemonicprefix|context)"
     r"|status\.(short|branch|showuntrackedfiles)|log\.(decorate|date|abbrevcommit|follow)"
     r"|branch\.sort|tag\.sort|column\.ui|i18n\.[a-z]+|gc\.auto|protocol\.version"
-    r"|safe\.directory|http\.sslverify|format\.pretty)"
+    r"|format\.pretty)"
 )
 _GIT_GLOBAL_VALUE = frozenset(
     {

@@ -31,15 +31,16 @@ _SEEN_IDS = 512
 class _Scope:
     __slots__ = (
         "active",
-        "asleep",
         "call_trackers",
         "count",
         "deep",
         "hot",
+        "kinds",
         "last",
         "paths",
         "result_trackers",
         "seen",
+        "sleeping",
         "trackers",
     )
 
@@ -52,10 +53,15 @@ class _Scope:
         self.paths: dict[str, AgentMessage] = {}
         self.call_trackers: list[Any] = [t for t in trackers if hasattr(t, "observe_call")]
         self.result_trackers: list[Any] = [t for t in trackers if hasattr(t, "observe_result")]
+        # (tracker, has ``idle``, has ``deeper_than``): asked once, so that sorting reads
+        # only the attributes a tracker has (a missing one costs an exception each time)
+        self.kinds: list[tuple[Any, bool, bool]] = [
+            (t, hasattr(t, "idle"), hasattr(t, "deeper_than")) for t in trackers
+        ]
         self.seen: OrderedDict[str, None] = OrderedDict()
         self.hot: list[Tracker] = []  # trackers fed every message, in order
         self.deep = _NEVER  # a path longer than this needs the trackers gated on depth
-        self.asleep = False  # some tracker is idle (the lists are redone when one wakes)
+        self.sleeping: list[Any] = []  # the idle trackers (sorted again when one wakes)
         self.sort()
 
     def sort(self) -> None:
@@ -64,28 +70,36 @@ class _Scope:
         until a call or result wakes them."""
         hot = []
         deep = _NEVER
-        asleep = False
-        for tracker in self.trackers:
-            if getattr(tracker, "idle", False):
-                asleep = True
+        sleeping = []
+        for tracker, sleeps, gated in self.kinds:
+            if sleeps and tracker.idle:
+                sleeping.append(tracker)
                 continue
-            gate = getattr(tracker, "deeper_than", None)
+            gate = tracker.deeper_than if gated else None
             if gate is None:
                 hot.append(tracker)
             elif gate < deep:
                 deep = gate
         self.hot = hot
         self.deep = deep
-        self.asleep = asleep
+        self.sleeping = sleeping
+
+    def woke(self) -> None:
+        """Sort again if a call or result woke an idle tracker (idle turns false only
+        there, and stays false)."""
+        for tracker in self.sleeping:
+            if not tracker.idle:
+                self.sort()
+                return
 
     def deeper(self, depth: int) -> list[Tracker]:
         """The awake trackers, in order, that a message whose path holds ``depth`` agents
         goes to."""
         found = []
-        for tracker in self.trackers:
-            if getattr(tracker, "idle", False):
+        for tracker, sleeps, gated in self.kinds:
+            if sleeps and tracker.idle:
                 continue
-            gate = getattr(tracker, "deeper_than", None)
+            gate = tracker.deeper_than if gated else None
             if gate is None or depth > gate:
                 found.append(tracker)
         return found
@@ -180,9 +194,8 @@ class CascadeMonitor:
         names = ", ".join(s.name for s in self.signals)
         return f"CascadeMonitor([{names}], scopes={len(self._scopes)})"
 
-    def _scope(self, key: str) -> _Scope:
+    def _scope(self, key: str, now: float) -> _Scope:
         scopes = self._scopes
-        now = self.clock()
         scope = scopes.get(key)
         if scope is None:
             scope = scopes[key] = _Scope([s.track() for s in self.signals])
@@ -199,11 +212,12 @@ class CascadeMonitor:
         # Forget runs gone quiet (least recently active first: amortized O(1)). A scope
         # holds a few hundred kB of sketches; finished threads must not pile up.
         oldest = self._oldest
-        if oldest is None:
-            oldest = self._oldest = next(iter(scopes.values()))
-        while oldest is not scope and not now - oldest.last <= self.idle:
-            scopes.popitem(last=False)
-            oldest = self._oldest = next(iter(scopes.values()))
+        if oldest is not scope:
+            if oldest is None:
+                oldest = self._oldest = next(iter(scopes.values()))
+            while oldest is not scope and not now - oldest.last <= self.idle:
+                scopes.popitem(last=False)
+                oldest = self._oldest = next(iter(scopes.values()))
         return scope
 
     def observe_call(self, call: ToolCall, *, denied: bool) -> list[Alarm]:
@@ -211,22 +225,49 @@ class CascadeMonitor:
         it trips. Only signals that watch calls (``Escalation``, and a signal with
         ``every_call`` set, which sees every call, not only those of scopes with messages
         or denials) see it; a call id seen before (a re-run task) counts once."""
+        with self._lock:
+            return self._call(call, denied, call.scope_key)
+
+    def _call(self, call: ToolCall, denied: bool, key: str) -> list[Alarm]:
+        """``observe_call``'s work, the lock held."""
+        if denied or self._every_call:
+            scope: _Scope | None = self._scope(key, self.clock())
+        else:
+            scope = self._scopes.get(key)
+        if scope is None or not scope.call_trackers:
+            return []
+        scope.last = self.clock()
+        if call.call_id is not None and not scope.first_time("call:" + call.call_id):
+            return []
+        alarms = []
+        index = max(scope.count - 1, 0)
+        for tracker in scope.call_trackers:
+            alarm = tracker.observe_call(call, denied, key, index)
+            if alarm is not None:
+                alarms.append(alarm)
+        if scope.sleeping:
+            scope.woke()
+        return alarms
+
+    def observe_handoff(self, call: ToolCall) -> tuple[list[Alarm], list[Alarm] | None]:
+        """Feed a permitted call that hands a message on (``call.message``, a hand-off):
+        ``observe_call(call, denied=False)``, then, unless that tripped,
+        ``observe(call.message)``, with one lock and one look-up of the scope. Returns the
+        call's alarms and the message's; the message's are None when the call tripped (the
+        message is then not fed: the caller acts on the call's alarms first, and feeds the
+        message with ``observe`` if the hand-off still goes ahead)."""
+        message = call.message
+        if message is None:
+            raise ValueError("CascadeMonitor.observe_handoff: the call carries no message")
         key = call.scope_key
         with self._lock:
-            scope = self._scope(key) if denied or self._every_call else self._scopes.get(key)
-            if scope is None or not scope.call_trackers:
-                return []
-            scope.last = self.clock()
-            if call.call_id is not None and not scope.first_time("call:" + call.call_id):
-                return []
-            alarms = []
-            for tracker in scope.call_trackers:
-                alarm = tracker.observe_call(call, denied, key, max(scope.count - 1, 0))
-                if alarm is not None:
-                    alarms.append(alarm)
-            if scope.asleep:
-                scope.sort()
-            return alarms
+            alarms = self._call(call, False, key)
+            if alarms:
+                return alarms, None
+            ignore = self.ignore
+            if ignore and (message.sender in ignore or message.recipient in ignore):
+                return alarms, []
+            return alarms, self._message(message, message.thread_id or message.run_id or "-")
 
     def observe_result(self, result: ToolResult, *, untrusted: bool) -> None:
         """Feed one tool result (``untrusted``: its tool is a data-flow source of the
@@ -237,7 +278,7 @@ class CascadeMonitor:
             return
         key = result.scope_key
         with self._lock:
-            scope = self._scope(key)
+            scope = self._scope(key, self.clock())
             if not scope.result_trackers:
                 return
             seen = Observed(
@@ -247,8 +288,8 @@ class CascadeMonitor:
             )
             for tracker in scope.result_trackers:
                 tracker.observe_result(result, untrusted, seen)
-            if scope.asleep:
-                scope.sort()
+            if scope.sleeping:
+                scope.woke()
 
     def provenance(self, scope: str, agent: str) -> tuple[str, ...]:
         """The delegation chain that led to ``agent`` in ``scope``, as the messages seen so
@@ -265,38 +306,41 @@ class CascadeMonitor:
         ignore = self.ignore
         if ignore and (message.sender in ignore or message.recipient in ignore):
             return []
-        key = message.thread_id or message.run_id or "-"  # message.scope_key, inlined
         with self._lock:
-            scope = self._scope(key)
-            if message.passive:
-                if scope.active:
-                    return []
-            else:
-                scope.active = True
-            mid = message.id
-            if mid is not None:  # scope.first_time(mid), inlined
-                seen_ids = scope.seen
-                if mid in seen_ids:
-                    return []
-                seen_ids[mid] = None
-                if len(seen_ids) > _SEEN_IDS:
-                    seen_ids.popitem(last=False)
-            seen = Observed(message, scope.count, key)
-            scope.count += 1
-            recipient = message.recipient
-            paths = scope.paths
-            if len(paths) > _SEEN_IDS and recipient not in paths:
-                paths.pop(next(iter(paths)))
-            paths[recipient] = message
-            trackers = scope.hot
-            if len(message.path) > scope.deep:
-                trackers = scope.deeper(len(message.path))
-            alarms = []
-            for tracker in trackers:
-                alarm = tracker.observe(seen)
-                if alarm is not None:
-                    alarms.append(alarm)
-            return alarms
+            return self._message(message, message.thread_id or message.run_id or "-")
+
+    def _message(self, message: AgentMessage, key: str) -> list[Alarm]:
+        """``observe``'s work, the lock held (``key``: ``message.scope_key``)."""
+        scope = self._scope(key, self.clock())
+        if message.passive:
+            if scope.active:
+                return []
+        else:
+            scope.active = True
+        mid = message.id
+        if mid is not None:  # scope.first_time(mid), inlined
+            seen_ids = scope.seen
+            if mid in seen_ids:
+                return []
+            seen_ids[mid] = None
+            if len(seen_ids) > _SEEN_IDS:
+                seen_ids.popitem(last=False)
+        seen = Observed(message, scope.count, key)
+        scope.count += 1
+        recipient = message.recipient
+        paths = scope.paths
+        if len(paths) > _SEEN_IDS and recipient not in paths:
+            paths.pop(next(iter(paths)))
+        paths[recipient] = message
+        trackers = scope.hot
+        if len(message.path) > scope.deep:
+            trackers = scope.deeper(len(message.path))
+        alarms = []
+        for tracker in trackers:
+            alarm = tracker.observe(seen)
+            if alarm is not None:
+                alarms.append(alarm)
+        return alarms
 
     def reset(self, scope: str) -> None:
         """Forget a scope (after a person cleared its alarm, or when its run ends)."""

@@ -673,13 +673,14 @@ class Guard:
                 agent=msg.sender,
                 kind="cascade",
             )
-        labels = set(msg.labels)
-        if msg.origin is not None and msg.origin != msg.scope_key:
-            origin = _taint_key(msg.origin)
-            labels.update((yield _op("members", origin)))
-            labels.update(self._held.labels(origin))
-        if labels:
-            yield from self._taint_flow(_taint_key(msg.scope_key), tuple(sorted(labels)))
+        if msg.labels or (msg.origin is not None and msg.origin != msg.scope_key):
+            labels = set(msg.labels)
+            if msg.origin is not None and msg.origin != msg.scope_key:
+                origin = _taint_key(msg.origin)
+                labels.update((yield _op("members", origin)))
+                labels.update(self._held.labels(origin))
+            if labels:
+                yield from self._taint_flow(_taint_key(msg.scope_key), tuple(sorted(labels)))
         if self.cascade is not None:
             alarms = self.cascade.observe(msg)
             if alarms:

@@ -119,18 +119,6 @@ class _Scope:
 _NEVER = 1 << 62
 
 
-def _chain(message: AgentMessage | None) -> tuple[str, ...]:
-    """The delegation chain a message hands its recipient: its path and sender, cut where
-    the recipient already was on it."""
-    if message is None:
-        return ()
-    chain = (*message.path, message.sender)
-    recipient = message.recipient
-    if recipient in chain:
-        chain = chain[: chain.index(recipient)]
-    return chain
-
-
 class CascadeMonitor:
     """Watch the messages agents send each other and raise an ``Alarm`` when a cascade
     starts: a loop, a storm, a payload replicating, a delegation chain too deep.
@@ -298,7 +286,14 @@ class CascadeMonitor:
         dispatching to workers in turn stays at depth 1 however long it runs."""
         with self._lock:
             scope_ = self._scopes.get(scope)
-            return () if scope_ is None else _chain(scope_.paths.get(agent))
+            message = None if scope_ is None else scope_.paths.get(agent)
+        if message is None:
+            return ()
+        # its path and sender, cut where the recipient was on it (an immutable message:
+        # read without the lock)
+        chain = (*message.path, message.sender)
+        recipient = message.recipient
+        return chain[: chain.index(recipient)] if recipient in chain else chain
 
     def observe(self, message: AgentMessage) -> list[Alarm]:
         """Feed one message; return the alarms it trips (usually none). A message whose

@@ -246,3 +246,22 @@ def test_the_guard_decides_a_handoff_as_with_its_call_and_message_apart(
         assert [
             (x.signal, x.reason, x.culprit, x.at_message, x.response) for x in apart.trips(t)
         ] == [(x.signal, x.reason, x.culprit, x.at_message, x.response) for x in together.trips(t)]
+
+
+def test_a_monitor_that_overrides_observe_is_fed_every_handoff_through_it() -> None:
+    class Recording(CascadeMonitor):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fed: list[str | None] = []
+
+        def observe(self, message: AgentMessage) -> list[Alarm]:
+            self.fed.append(message.id)
+            return super().observe(message)
+
+    monitor = Recording()
+    guard = Guard(Policy([allow("handoff")]), cascade=monitor)
+    for i in range(4):
+        message = AgentMessage("a", "b", f"step {i}", thread_id="t", id=f"m{i}")
+        call = ToolCall("handoff", {"to": "b"}, agent="a", thread_id="t", message=message)
+        assert guard.check(call).allowed
+    assert monitor.fed == ["m0", "m1", "m2", "m3"]

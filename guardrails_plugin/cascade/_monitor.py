@@ -54,7 +54,7 @@ class _Scope:
         self.call_trackers: list[Any] = [t for t in trackers if hasattr(t, "observe_call")]
         self.result_trackers: list[Any] = [t for t in trackers if hasattr(t, "observe_result")]
         # (tracker, has ``idle``, has ``deeper_than``): asked once, so that sorting reads
-        # only the attributes a tracker has (a missing one costs an exception each time)
+        # only the attributes a tracker has
         self.kinds: list[tuple[Any, bool, bool]] = [
             (t, hasattr(t, "idle"), hasattr(t, "deeper_than")) for t in trackers
         ]

@@ -45,7 +45,7 @@ from ._grants import (
     delegation_chains,
     rules_for,
 )
-from .cascade import Breaker, CascadeMonitor, Trip
+from .cascade import Alarm, Breaker, CascadeMonitor, Trip
 from .cascade._breaker import TRIP_PREFIX, trips_in
 from .controls import Controls
 from .listeners import hears_usage, tell_usage
@@ -687,13 +687,14 @@ class Guard:
                 agent=msg.sender,
                 kind="cascade",
             )
-        labels = set(msg.labels)
-        if msg.origin is not None and msg.origin != msg.scope_key:
-            origin = _taint_key(msg.origin)
-            labels.update((yield _op("members", origin)))
-            labels.update(self._held.labels(origin))
-        if labels:
-            yield from self._taint_flow(_taint_key(msg.scope_key), tuple(sorted(labels)))
+        if msg.labels or (msg.origin is not None and msg.origin != msg.scope_key):
+            labels = set(msg.labels)
+            if msg.origin is not None and msg.origin != msg.scope_key:
+                origin = _taint_key(msg.origin)
+                labels.update((yield _op("members", origin)))
+                labels.update(self._held.labels(origin))
+            if labels:
+                yield from self._taint_flow(_taint_key(msg.scope_key), tuple(sorted(labels)))
         if self.cascade is not None:
             alarms = self.cascade.observe(msg)
             if alarms:
@@ -907,7 +908,15 @@ class Guard:
             if monitor is not None and decision.kind in ("rule", "grant"):
                 monitor.observe_call(call, denied=True)
             return None
-        alarms = monitor.observe_call(call, denied=False) if monitor is not None else ()
+        message = call.message
+        told: list[Alarm] | None = None  # the message's alarms, once the monitor saw it
+        if monitor is None:
+            alarms: Sequence[Alarm] = ()
+        elif message is not None and self._plain(message):
+            # a hand-off nothing holds back: the call and its message in one monitor call
+            alarms, told = monitor.observe_handoff(call)
+        else:
+            alarms = monitor.observe_call(call, denied=False)
         if alarms:
             trips: list[Trip] = []
             acted = yield from self.breaker.flow(
@@ -916,11 +925,28 @@ class Guard:
             acted = self._record_trips(trips, acted)
             if acted is not None:
                 return acted
-        if call.message is not None:
-            said = yield from self._message_flow(call.message, checked=True)
+        if told and message is not None:
+            trips = []
+            flow = self.breaker.flow(
+                told, message.sender, message.thread_id, self.controls, self.clock(), trips
+            )
+            acted = self._record_trips(trips, (yield from flow))
+            if acted is not None:
+                return acted
+        elif told is None and message is not None:
+            said = yield from self._message_flow(message, checked=True)
             if said is not _ALLOW_MESSAGE:
                 return said
         return None
+
+    def _plain(self, msg: AgentMessage) -> bool:
+        """Nothing in ``_message_flow`` stands between the monitor and ``msg``: its
+        recipient is not quarantined and it carries no labels into another run."""
+        return (
+            not msg.labels
+            and (msg.origin is None or msg.origin == msg.scope_key)
+            and self.controls.quarantined(msg.recipient) is None
+        )
 
     def _result_flow(self, result: ToolResult) -> _Flow:
         policy = self.policy

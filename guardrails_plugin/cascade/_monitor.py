@@ -31,15 +31,16 @@ _SEEN_IDS = 512
 class _Scope:
     __slots__ = (
         "active",
-        "asleep",
         "call_trackers",
         "count",
         "deep",
         "hot",
+        "kinds",
         "last",
         "paths",
         "result_trackers",
         "seen",
+        "sleeping",
         "trackers",
     )
 
@@ -52,10 +53,15 @@ class _Scope:
         self.paths: dict[str, AgentMessage] = {}
         self.call_trackers: list[Any] = [t for t in trackers if hasattr(t, "observe_call")]
         self.result_trackers: list[Any] = [t for t in trackers if hasattr(t, "observe_result")]
+        # (tracker, has ``idle``, has ``deeper_than``): asked once, so that sorting reads
+        # only the attributes a tracker has
+        self.kinds: list[tuple[Any, bool, bool]] = [
+            (t, hasattr(t, "idle"), hasattr(t, "deeper_than")) for t in trackers
+        ]
         self.seen: OrderedDict[str, None] = OrderedDict()
         self.hot: list[Tracker] = []  # trackers fed every message, in order
         self.deep = _NEVER  # a path longer than this needs the trackers gated on depth
-        self.asleep = False  # some tracker is idle (the lists are redone when one wakes)
+        self.sleeping: list[Any] = []  # the idle trackers (sorted again when one wakes)
         self.sort()
 
     def sort(self) -> None:
@@ -64,28 +70,36 @@ class _Scope:
         until a call or result wakes them."""
         hot = []
         deep = _NEVER
-        asleep = False
-        for tracker in self.trackers:
-            if getattr(tracker, "idle", False):
-                asleep = True
+        sleeping = []
+        for tracker, sleeps, gated in self.kinds:
+            if sleeps and tracker.idle:
+                sleeping.append(tracker)
                 continue
-            gate = getattr(tracker, "deeper_than", None)
+            gate = tracker.deeper_than if gated else None
             if gate is None:
                 hot.append(tracker)
             elif gate < deep:
                 deep = gate
         self.hot = hot
         self.deep = deep
-        self.asleep = asleep
+        self.sleeping = sleeping
+
+    def woke(self) -> None:
+        """Sort again if a call or result woke an idle tracker (idle turns false only
+        there, and stays false)."""
+        for tracker in self.sleeping:
+            if not tracker.idle:
+                self.sort()
+                return
 
     def deeper(self, depth: int) -> list[Tracker]:
         """The awake trackers, in order, that a message whose path holds ``depth`` agents
         goes to."""
         found = []
-        for tracker in self.trackers:
-            if getattr(tracker, "idle", False):
+        for tracker, sleeps, gated in self.kinds:
+            if sleeps and tracker.idle:
                 continue
-            gate = getattr(tracker, "deeper_than", None)
+            gate = tracker.deeper_than if gated else None
             if gate is None or depth > gate:
                 found.append(tracker)
         return found
@@ -103,18 +117,6 @@ class _Scope:
 
 
 _NEVER = 1 << 62
-
-
-def _chain(message: AgentMessage | None) -> tuple[str, ...]:
-    """The delegation chain a message hands its recipient: its path and sender, cut where
-    the recipient already was on it."""
-    if message is None:
-        return ()
-    chain = (*message.path, message.sender)
-    recipient = message.recipient
-    if recipient in chain:
-        chain = chain[: chain.index(recipient)]
-    return chain
 
 
 class CascadeMonitor:
@@ -175,14 +177,20 @@ class CascadeMonitor:
         self._oldest: _Scope | None = None  # the first scope of ``_scopes``
         self._newest: str | None = None  # the key of its last
         self._lock = threading.Lock()
+        cls = type(self)
+        # a subclass that overrides ``observe`` or ``observe_call`` (to record what it is fed,
+        # say) and not ``observe_handoff`` is fed a hand-off through them, apart
+        self._apart = cls.observe_handoff is CascadeMonitor.observe_handoff and (
+            cls.observe is not CascadeMonitor.observe
+            or cls.observe_call is not CascadeMonitor.observe_call
+        )
 
     def __repr__(self) -> str:
         names = ", ".join(s.name for s in self.signals)
         return f"CascadeMonitor([{names}], scopes={len(self._scopes)})"
 
-    def _scope(self, key: str) -> _Scope:
+    def _scope(self, key: str, now: float) -> _Scope:
         scopes = self._scopes
-        now = self.clock()
         scope = scopes.get(key)
         if scope is None:
             scope = scopes[key] = _Scope([s.track() for s in self.signals])
@@ -199,11 +207,12 @@ class CascadeMonitor:
         # Forget runs gone quiet (least recently active first: amortized O(1)). A scope
         # holds a few hundred kB of sketches; finished threads must not pile up.
         oldest = self._oldest
-        if oldest is None:
-            oldest = self._oldest = next(iter(scopes.values()))
-        while oldest is not scope and not now - oldest.last <= self.idle:
-            scopes.popitem(last=False)
-            oldest = self._oldest = next(iter(scopes.values()))
+        if oldest is not scope:
+            if oldest is None:
+                oldest = self._oldest = next(iter(scopes.values()))
+            while oldest is not scope and not now - oldest.last <= self.idle:
+                scopes.popitem(last=False)
+                oldest = self._oldest = next(iter(scopes.values()))
         return scope
 
     def observe_call(self, call: ToolCall, *, denied: bool) -> list[Alarm]:
@@ -211,22 +220,53 @@ class CascadeMonitor:
         it trips. Only signals that watch calls (``Escalation``, and a signal with
         ``every_call`` set, which sees every call, not only those of scopes with messages
         or denials) see it; a call id seen before (a re-run task) counts once."""
+        with self._lock:
+            return self._call(call, denied, call.scope_key)
+
+    def _call(self, call: ToolCall, denied: bool, key: str) -> list[Alarm]:
+        """``observe_call``'s work, the lock held."""
+        if denied or self._every_call:
+            scope: _Scope | None = self._scope(key, self.clock())
+        else:
+            scope = self._scopes.get(key)
+        if scope is None or not scope.call_trackers:
+            return []
+        scope.last = self.clock()
+        if call.call_id is not None and not scope.first_time("call:" + call.call_id):
+            return []
+        alarms = []
+        index = max(scope.count - 1, 0)
+        for tracker in scope.call_trackers:
+            alarm = tracker.observe_call(call, denied, key, index)
+            if alarm is not None:
+                alarms.append(alarm)
+        if scope.sleeping:
+            scope.woke()
+        return alarms
+
+    def observe_handoff(self, call: ToolCall) -> tuple[list[Alarm], list[Alarm] | None]:
+        """Feed a permitted call that hands a message on (``call.message``, a hand-off):
+        ``observe_call(call, denied=False)``, then, unless that tripped,
+        ``observe(call.message)``, with one lock and one look-up of the scope. Returns the
+        call's alarms and the message's; the message's are None when the call tripped (the
+        message is then not fed: the caller acts on the call's alarms first, and feeds the
+        message with ``observe`` if the hand-off still goes ahead). A subclass that
+        overrides ``observe`` or ``observe_call``, and not this, is fed through them."""
+        message = call.message
+        if message is None:
+            raise ValueError("CascadeMonitor.observe_handoff: the call carries no message")
+        if self._apart:
+            alarms = self.observe_call(call, denied=False)
+            return (alarms, None) if alarms else (alarms, self.observe(message))
         key = call.scope_key
         with self._lock:
-            scope = self._scope(key) if denied or self._every_call else self._scopes.get(key)
-            if scope is None or not scope.call_trackers:
-                return []
-            scope.last = self.clock()
-            if call.call_id is not None and not scope.first_time("call:" + call.call_id):
-                return []
-            alarms = []
-            for tracker in scope.call_trackers:
-                alarm = tracker.observe_call(call, denied, key, max(scope.count - 1, 0))
-                if alarm is not None:
-                    alarms.append(alarm)
-            if scope.asleep:
-                scope.sort()
-            return alarms
+            alarms = self._call(call, False, key)
+            if alarms:
+                return alarms, None
+            ignore = self.ignore
+            if ignore and (message.sender in ignore or message.recipient in ignore):
+                return alarms, []
+            return alarms, self._message(message, message.thread_id or message.run_id or "-")
 
     def observe_result(self, result: ToolResult, *, untrusted: bool) -> None:
         """Feed one tool result (``untrusted``: its tool is a data-flow source of the
@@ -237,7 +277,7 @@ class CascadeMonitor:
             return
         key = result.scope_key
         with self._lock:
-            scope = self._scope(key)
+            scope = self._scope(key, self.clock())
             if not scope.result_trackers:
                 return
             seen = Observed(
@@ -247,8 +287,8 @@ class CascadeMonitor:
             )
             for tracker in scope.result_trackers:
                 tracker.observe_result(result, untrusted, seen)
-            if scope.asleep:
-                scope.sort()
+            if scope.sleeping:
+                scope.woke()
 
     def provenance(self, scope: str, agent: str) -> tuple[str, ...]:
         """The delegation chain that led to ``agent`` in ``scope``, as the messages seen so
@@ -257,7 +297,14 @@ class CascadeMonitor:
         dispatching to workers in turn stays at depth 1 however long it runs."""
         with self._lock:
             scope_ = self._scopes.get(scope)
-            return () if scope_ is None else _chain(scope_.paths.get(agent))
+            message = None if scope_ is None else scope_.paths.get(agent)
+        if message is None:
+            return ()
+        # its path and sender, cut where the recipient was on it (an immutable message:
+        # read without the lock)
+        chain = (*message.path, message.sender)
+        recipient = message.recipient
+        return chain[: chain.index(recipient)] if recipient in chain else chain
 
     def observe(self, message: AgentMessage) -> list[Alarm]:
         """Feed one message; return the alarms it trips (usually none). A message whose
@@ -265,38 +312,41 @@ class CascadeMonitor:
         ignore = self.ignore
         if ignore and (message.sender in ignore or message.recipient in ignore):
             return []
-        key = message.thread_id or message.run_id or "-"  # message.scope_key, inlined
         with self._lock:
-            scope = self._scope(key)
-            if message.passive:
-                if scope.active:
-                    return []
-            else:
-                scope.active = True
-            mid = message.id
-            if mid is not None:  # scope.first_time(mid), inlined
-                seen_ids = scope.seen
-                if mid in seen_ids:
-                    return []
-                seen_ids[mid] = None
-                if len(seen_ids) > _SEEN_IDS:
-                    seen_ids.popitem(last=False)
-            seen = Observed(message, scope.count, key)
-            scope.count += 1
-            recipient = message.recipient
-            paths = scope.paths
-            if len(paths) > _SEEN_IDS and recipient not in paths:
-                paths.pop(next(iter(paths)))
-            paths[recipient] = message
-            trackers = scope.hot
-            if len(message.path) > scope.deep:
-                trackers = scope.deeper(len(message.path))
-            alarms = []
-            for tracker in trackers:
-                alarm = tracker.observe(seen)
-                if alarm is not None:
-                    alarms.append(alarm)
-            return alarms
+            return self._message(message, message.thread_id or message.run_id or "-")
+
+    def _message(self, message: AgentMessage, key: str) -> list[Alarm]:
+        """``observe``'s work, the lock held (``key``: ``message.scope_key``)."""
+        scope = self._scope(key, self.clock())
+        if message.passive:
+            if scope.active:
+                return []
+        else:
+            scope.active = True
+        mid = message.id
+        if mid is not None:  # scope.first_time(mid), inlined
+            seen_ids = scope.seen
+            if mid in seen_ids:
+                return []
+            seen_ids[mid] = None
+            if len(seen_ids) > _SEEN_IDS:
+                seen_ids.popitem(last=False)
+        seen = Observed(message, scope.count, key)
+        scope.count += 1
+        recipient = message.recipient
+        paths = scope.paths
+        if len(paths) > _SEEN_IDS and recipient not in paths:
+            paths.pop(next(iter(paths)))
+        paths[recipient] = message
+        trackers = scope.hot
+        if len(message.path) > scope.deep:
+            trackers = scope.deeper(len(message.path))
+        alarms = []
+        for tracker in trackers:
+            alarm = tracker.observe(seen)
+            if alarm is not None:
+                alarms.append(alarm)
+        return alarms
 
     def reset(self, scope: str) -> None:
         """Forget a scope (after a person cleared its alarm, or when its run ends)."""

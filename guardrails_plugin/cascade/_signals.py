@@ -136,8 +136,8 @@ class Tracker(Protocol):
 
     Two optional attributes spare the monitor calls that cannot change anything: while
     ``idle`` is true the tracker is fed no message (it may turn false only in
-    ``observe_call`` or ``observe_result``: ``Infection`` before any untrusted result,
-    ``Escalation`` before any denial), and a tracker with an int ``deeper_than`` is fed only
+    ``observe_call`` or ``observe_result``, and then stays false: ``Infection`` before any
+    untrusted result, ``Escalation`` before any denial), and a tracker with an int ``deeper_than`` is fed only
     messages whose ``path`` holds more agents (``Depth``)."""
 
     def observe(self, seen: Observed) -> Alarm | None:

@@ -467,13 +467,23 @@ def undelegable(
 ) -> list[str]:
     """``lint --deep``: permitting rules no delegation of which ``Guard.delegate`` accepts,
     because every deny rule binding a holder of the rule for one of its tools binds no other
-    agent (a name-level question: scopes and expiry can always be narrowed to fit).
+    agent, or (in a layered policy) some layer speaks for every holder about the tool and
+    holds no rule, nor a ``widen`` rule below it, that could cover a delegation (permitting,
+    not shadow, no ``when``, no ``tainted_by``, about the holder and the tool). Both are
+    name-level questions, necessary for ``check_delegation`` to accept (scopes and expiry
+    can always be narrowed to fit), so a warning is certain.
     ``only``: the ids of the rules to ask about (all when ``None``)."""
     from ._encode import Encoder, _overlap
 
     Z = z3()
     enc = Encoder(policy)
     denies = [r for r in policy.compiled_rules if r.effect is RuleEffect.DENY and not r.shadow]
+    layers = policy._layers
+    # a tool pattern with a character class does not match its own text, which a
+    # delegation may name as a tool: leave layers out rather than risk a wrong warning
+    by_layers = len(layers) > 1 and not any(
+        "[" in t for r in policy.compiled_rules for t in r.tools
+    )
     out: list[str] = []
     for r in delegable_rules(policy.compiled_rules):
         if only is not None and r.id not in only:
@@ -492,4 +502,46 @@ def undelegable(
                 f"rule {r.id!r} can never be delegated: a deny rule binding the agents that "
                 "hold it binds no other agent (Guard.delegate refuses every delegation)"
             )
+            continue
+        if not by_layers:
+            continue
+        passes = _layers_by_name(enc, layers, holder)
+        if solver.check(*passes) != Z.unsat:
+            continue
+        blocking = [layers[j].name for j, one in enumerate(passes) if solver.check(one) == Z.unsat]
+        which = f"layer {blocking[0]!r}" if blocking else "the layers together"
+        out.append(
+            f"rule {r.id!r} can never be delegated: {which} must permit the agents holding "
+            "it its tools and has no rule (nor a widen rule below) that could cover a "
+            "delegation (Guard.delegate refuses every delegation: a grant would stand in "
+            "for the layer)"
+        )
+    return out
+
+
+def _layers_by_name(enc: Any, layers: Sequence[Any], holder: SymCall) -> list[Any]:
+    """Per layer: it does not speak for the holder about the tool, or a rule that could
+    cover a delegation (``_unpassed_layer``, by agent and tool only) is there or below it as
+    ``widen``."""
+    Z = z3()
+    permitting = [
+        [
+            r
+            for r in layer._own_rules
+            if r.effect is not RuleEffect.DENY and r.permits and not r.shadow
+        ]
+        for layer in layers
+    ]
+
+    def can(r: Rule) -> Any:
+        if r.when is not None or r.tainted_by:
+            return Z.BoolVal(False)
+        return enc.about(r, holder)
+
+    out: list[Any] = []
+    for j, rules in enumerate(permitting):
+        speaks = Z.BoolVal(True) if j == 0 else Z.Or(*[enc.about(r, holder) for r in rules])
+        cover = [can(r) for r in rules]
+        cover += [can(r) for k in range(j + 1, len(layers)) for r in permitting[k] if r.widen]
+        out.append(Z.Implies(speaks, Z.Or(*cover)))
     return out

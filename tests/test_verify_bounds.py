@@ -26,7 +26,7 @@ from guardrails_plugin import (
     deny,
     rate,
 )
-from guardrails_plugin.scopes import Number, OneOf
+from guardrails_plugin.scopes import Emails, Number, OneOf, Pattern
 from guardrails_plugin.verify import PropertyError, Result, Verifier, parse, replay_sequence
 
 
@@ -177,6 +177,53 @@ def test_a_delegation_passes_no_layer_its_holder_cannot() -> None:
     result = Verifier(wide).check("no delegation lets agent bob call send with n > 3")
     assert result.status == "refuted"  # a widen rule stands in for the layer above
     _replays(wide, result)
+
+
+def test_a_delegation_narrowed_to_fit_every_layer_is_found() -> None:
+    """Each layer scopes a different argument: no rule covers another's region, yet a
+    delegation within both (amount and recipient scoped) passes both layers; the verifier
+    finds it and the counterexample's delegation, narrower than its root rule, replays."""
+    org = Policy(
+        [allow("pay", agents="alice", args={"amount": Number(lt=100)}, id="org-pay")], name="org"
+    )
+    team = Policy(
+        [allow("pay", agents="alice", args={"to": Emails(domains=["corp.com"])}, id="team-pay")],
+        name="team",
+        extends=[org],
+    )
+    v = Verifier(team)
+    result = v.check("no delegation lets agent bob call pay")
+    assert result.status == "refuted"
+    _replays(team, result)
+    assert result.counterexample is not None
+    (d,) = result.counterexample.delegations
+    assert set(d.args) == {"amount", "to"}
+    assert v.check("no delegation lets agent bob call pay with amount >= 100").holds
+    assert v.check("no delegation lets agent bob call pay with to outside corp.com").holds
+    # ranges of two layers on one argument: their common range is delegated
+    both = Policy(
+        [allow("pay", agents="alice", args={"amount": Number(gt=10)})], name="t", extends=[org]
+    )
+    result = Verifier(both).check("no delegation lets agent bob call pay")
+    assert result.status == "refuted"
+    _replays(both, result)
+    assert Verifier(both).check("no delegation lets agent bob call pay with amount <= 10").holds
+
+
+def test_a_layer_fit_no_built_in_scope_expresses_is_unknown_not_proven() -> None:
+    """Two patterns on one argument: a call both accept exists, but no built-in scope is
+    within both (patterns compare by their text), so ``Guard.delegate`` refuses the
+    delegations tried; a custom scope could be within both, so the answer is unknown."""
+    org = Policy([allow("pay", agents="alice", args={"code": Pattern("a.*")})], name="org")
+    team = Policy(
+        [allow("pay", agents="alice", args={"code": Pattern(".*b")})], name="team", extends=[org]
+    )
+    result = Verifier(team).check("no delegation lets agent bob call pay")
+    assert result.status == "unknown"
+    assert "built-in kinds" in result.detail
+    for scope in [Pattern("a.*"), Pattern(".*b"), Pattern("ab")]:
+        with pytest.raises(DelegationError):
+            Guard(team).delegate("alice", "bob", "pay", args={"code": scope})
 
 
 def test_a_deny_that_binds_the_delegator_must_bind_the_delegate() -> None:

@@ -85,7 +85,7 @@ def check_delegable(v: Verifier, p: Property) -> Result:
         base.append(_names(final.agent, (p.agent,)))
     binding = _binding(policy)
     options = _options(policy, p.tool)
-    unsure = False
+    unsure = unbuilt = False
     for root, how in options:
         solver = Z.Solver()
         solver.set("timeout", int(v.timeout * 1000))
@@ -149,6 +149,8 @@ def check_delegable(v: Verifier, p: Property) -> Result:
                     tuple(enc.approximated),
                 )
             unsure = True
+            if root is not None and not agrees:
+                unbuilt = True
             if not atoms:
                 break  # the same call again would disagree again: try the next rule
             solver.add(Z.Or(*[a != model.eval(a, model_completion=True) for a in atoms]))
@@ -159,7 +161,16 @@ def check_delegable(v: Verifier, p: Property) -> Result:
             assumptions=tuple(enc.assumptions),
             approximated=tuple(enc.approximated),
             detail="the engine decides the solver's delegations otherwise, or the solver "
-            "gave up (" + "; ".join(enc.approximated) + ")",
+            "gave up ("
+            + "; ".join(enc.approximated)
+            + ")"
+            + (
+                "; a delegation fitting every layer that speaks for its holder needs a scope "
+                "within all of their scopes that holds the call's value, and none of the "
+                "built-in kinds gave one (a custom scope kind might)"
+                if unbuilt
+                else ""
+            ),
         )
     return Result(
         p.text,

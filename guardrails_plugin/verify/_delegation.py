@@ -21,6 +21,20 @@ tool, the delegator a free name. Expiry only ever narrows (an expired grant, or 
 parent expired, is out of force with everything delegated from it), so the answer holds at
 every moment of a run. The counterexample's delegation is replayed with ``Guard.delegate``
 and the call with ``Guard.check``.
+
+In a layered policy the whole region of ``r`` is not the widest grant: ``check_delegation``
+also wants every layer that speaks for the holder to cover the grant with one rule (or a
+``widen`` rule below), so a grant narrower than ``r`` can pass layers ``r`` itself does not
+(the organisation scopes ``amount``, the team ``to``: a grant scoping both passes both).
+A grant holding the final call makes the call satisfy the scopes of ``r`` and of one
+covering rule per speaking layer, so the search asks exactly that of the call
+(``_layers_passed``): it covers every grant ``Guard.delegate`` accepts (chains too: the
+layer check is made at the first link, from the policy's rule). The replay builds such a
+grant (``narrowed_args``: per argument, a scope within all those scopes that holds the
+call's value); when no scope of the built-in kinds is one, the answer is "unknown", never
+"proven". In a flat policy a narrower grant reaches nothing ``r``'s whole region does not
+(the checks on deny and ask rules are by agent and tool), which the differential test
+checks with the narrowest grants holding each call.
 """
 
 from __future__ import annotations

@@ -123,7 +123,7 @@ def check_delegable(v: Verifier, p: Property) -> Result:
             call, _, _ = v._call(final, model)
             want = EFFECTS[model.eval(eff, model_completion=True).as_long()]
             chain: tuple[Delegation, ...] = ()
-            agrees = False
+            agrees = refused = False
             if root is None:
                 got = Guard(policy).check(ToolCall(call.tool, dict(call.args), agent=call.agent))
                 agrees = str(got.effect) == want
@@ -131,12 +131,14 @@ def check_delegable(v: Verifier, p: Property) -> Result:
                 from ._values import text
 
                 giver_name = text(model.eval(delegator, model_completion=True))
+                refused = True
                 for args in _regions(policy, root, giver_name, call):
                     guard = Guard(policy)
                     try:
                         guard.delegate(giver_name, call.agent, [call.tool], args=args, effect=how)
                     except DelegationError:
                         continue
+                    refused = False
                     got = guard.check(ToolCall(call.tool, dict(call.args), agent=call.agent))
                     if str(got.effect) == want:
                         agrees = True
@@ -163,8 +165,8 @@ def check_delegable(v: Verifier, p: Property) -> Result:
                     tuple(enc.approximated),
                 )
             unsure = True
-            if root is not None and not agrees:
-                unbuilt = True
+            if root is not None and refused:
+                unbuilt = True  # Guard.delegate took none of the grants built for the call
             if not atoms:
                 break  # the same call again would disagree again: try the next rule
             solver.add(Z.Or(*[a != model.eval(a, model_completion=True) for a in atoms]))

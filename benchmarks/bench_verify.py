@@ -77,6 +77,12 @@ BOUNDS = {
         "agents together never call refund_booking with total amount > 5000 per thread",
         "no delegation lets agent hotel_assistant call refund_booking without an ask",
     ],
+    "cookbook/layered/agent.yaml": [
+        "no delegation lets agent intern call refund",
+        "no delegation lets agent intern call read_file with path outside /srv",
+        "no delegation lets agent intern call refund without an ask",
+        "no delegation lets any agent call shell",
+    ],
 }
 
 GENERATED_BOUNDS = [

@@ -6,6 +6,7 @@ fresh ``Guard`` in order: each call must be decided as the verifier reported.
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import pytest
@@ -25,7 +26,7 @@ from guardrails_plugin import (
     deny,
     rate,
 )
-from guardrails_plugin.scopes import Number, OneOf
+from guardrails_plugin.scopes import Emails, Number, OneOf, Pattern
 from guardrails_plugin.verify import PropertyError, Result, Verifier, parse, replay_sequence
 
 
@@ -178,6 +179,53 @@ def test_a_delegation_passes_no_layer_its_holder_cannot() -> None:
     _replays(wide, result)
 
 
+def test_a_delegation_narrowed_to_fit_every_layer_is_found() -> None:
+    """Each layer scopes a different argument: no rule covers another's region, yet a
+    delegation within both (amount and recipient scoped) passes both layers; the verifier
+    finds it and the counterexample's delegation, narrower than its root rule, replays."""
+    org = Policy(
+        [allow("pay", agents="alice", args={"amount": Number(lt=100)}, id="org-pay")], name="org"
+    )
+    team = Policy(
+        [allow("pay", agents="alice", args={"to": Emails(domains=["corp.com"])}, id="team-pay")],
+        name="team",
+        extends=[org],
+    )
+    v = Verifier(team)
+    result = v.check("no delegation lets agent bob call pay")
+    assert result.status == "refuted"
+    _replays(team, result)
+    assert result.counterexample is not None
+    (d,) = result.counterexample.delegations
+    assert set(d.args) == {"amount", "to"}
+    assert v.check("no delegation lets agent bob call pay with amount >= 100").holds
+    assert v.check("no delegation lets agent bob call pay with to outside corp.com").holds
+    # ranges of two layers on one argument: their common range is delegated
+    both = Policy(
+        [allow("pay", agents="alice", args={"amount": Number(gt=10)})], name="t", extends=[org]
+    )
+    result = Verifier(both).check("no delegation lets agent bob call pay")
+    assert result.status == "refuted"
+    _replays(both, result)
+    assert Verifier(both).check("no delegation lets agent bob call pay with amount <= 10").holds
+
+
+def test_a_layer_fit_no_built_in_scope_expresses_is_unknown_not_proven() -> None:
+    """Two patterns on one argument: a call both accept exists, but no built-in scope is
+    within both (patterns compare by their text), so ``Guard.delegate`` refuses the
+    delegations tried; a custom scope could be within both, so the answer is unknown."""
+    org = Policy([allow("pay", agents="alice", args={"code": Pattern("a.*")})], name="org")
+    team = Policy(
+        [allow("pay", agents="alice", args={"code": Pattern(".*b")})], name="team", extends=[org]
+    )
+    result = Verifier(team).check("no delegation lets agent bob call pay")
+    assert result.status == "unknown"
+    assert "built-in kinds" in result.detail
+    for scope in [Pattern("a.*"), Pattern(".*b"), Pattern("ab")]:
+        with pytest.raises(DelegationError):
+            Guard(team).delegate("alice", "bob", "pay", args={"code": scope})
+
+
 def test_a_deny_that_binds_the_delegator_must_bind_the_delegate() -> None:
     policy = Policy(
         [
@@ -273,6 +321,93 @@ def test_deep_lint_names_rules_no_delegation_of_which_is_accepted() -> None:
             Guard(policy).delegate("auditor", taker, "send_report", args={"mode": OneOf(["x"])})
     # the one not flagged is accepted: the deny binds every holder's peers too
     Guard(policy).delegate("alice", "ab", "read")
+
+
+@st.composite
+def _layered_rules(draw: st.DrawFn) -> Policy:
+    """Two or three layers of allow, ask and deny rules over two tools, a glob and a few
+    agents (some ``widen``, some scoped), so that a layer often speaks for an agent about a
+    tool and permits it nothing."""
+    below: list[Policy] = []
+    for depth in range(draw(st.integers(2, 3))):
+        rules = []
+        for i in range(draw(st.integers(0, 3))):
+            make = draw(st.sampled_from([allow, allow, ask, deny]))
+            extra: dict[str, Any] = {"id": f"l{depth}r{i}"}
+            if make is not deny and depth and draw(st.integers(0, 3)) == 3:
+                extra["widen"] = True
+            if draw(st.booleans()):
+                extra["args"] = {"n": Number(le=draw(st.integers(0, 5)))}
+            rules.append(
+                make(
+                    draw(st.sampled_from(["pay", "send", "p*", "*"])),
+                    agents=draw(st.sampled_from(["alice", "bob", "a*", "*"])),
+                    **extra,
+                )
+            )
+        below.append(Policy(rules, extends=below[-1:], name=f"layer{depth}"))
+    return below[-1]
+
+
+def test_deep_lint_names_rules_a_layer_makes_undelegable() -> None:
+    """A rule a layer above never lets its holders use (and no widen rule below stands in
+    for) is reported, and ``Guard.delegate`` refuses every delegation of it: every holder
+    among names of each class, every taker, every tool it names, its whole region or none."""
+    from guardrails_plugin.verify._delegation import undelegable
+
+    seen = {"flagged": 0, "tried": 0}
+
+    @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(_layered_rules())
+    def run(policy: Policy) -> None:
+        flagged = [w for w in undelegable(policy) if "layer" in w]
+        by_id = {r.id: r for r in policy.compiled_rules}
+        for warning in flagged:
+            rule = by_id[warning.split("'")[1]]
+            seen["flagged"] += 1
+            for giver in ["alice", "bob", "ax", "zed"]:
+                if not rule.for_agent(giver):
+                    continue
+                for taker, tool, args in itertools.product(
+                    ["bob", "carol", "alice"],
+                    ["pay", "send", "px", *rule.tools],
+                    [{}, dict(rule.args), {"n": Number(le=-1)}],
+                ):
+                    if taker == giver or not rule.about(giver, tool):
+                        continue
+                    seen["tried"] += 1
+                    with pytest.raises(DelegationError):
+                        Guard(policy).delegate(giver, taker, tool, args=args, effect="ask")
+
+    run()
+    print(f"layer-undelegable: {seen}")
+    assert seen["flagged"] >= 5
+    assert seen["tried"] >= 20
+
+
+def test_deep_lint_reports_a_rule_the_root_layer_never_permits() -> None:
+    from guardrails_plugin.verify import deep_lint
+
+    org = Policy([allow("send", agents="bob")], name="org")
+    team = Policy(
+        [allow("pay", agents="alice", id="t-pay"), allow("send", agents="alice", id="t-send")],
+        extends=[org],
+        name="team",
+    )
+    found = [w for w in deep_lint(team) if "can never be delegated" in w]
+    assert len(found) == 2
+    assert all("layer 'org'" in w for w in found)
+    with pytest.raises(DelegationError, match="layer 'org'"):
+        Guard(team).delegate("alice", "bob", "pay")
+    widened = Policy(
+        [allow("pay", agents="alice", id="t-pay"), allow("send", agents="alice", widen=True)],
+        extends=[org],
+        name="team",
+    )
+    found = [w for w in deep_lint(widened) if "can never be delegated" in w]
+    assert len(found) == 1
+    assert "'t-pay'" in found[0]
+    Guard(widened).delegate("alice", "bob", "send")  # the widen rule stands in for org
 
 
 _TOOLS = ["refund_a", "refund_b", "refund_ab", "refund_*", "refund_a*", "*_b", "send", "*"]

@@ -11,6 +11,7 @@ values. Every disagreement is a bug in one of the two.
 from __future__ import annotations
 
 import itertools
+import math
 from typing import Any, Literal
 
 import pytest
@@ -33,7 +34,18 @@ from guardrails_plugin import (
     rate,
 )
 from guardrails_plugin.policy._rules import LOST
-from guardrails_plugin.scopes import Emails, Not, Number, OneOf, Paths, Pattern, Urls, optional
+from guardrails_plugin.scopes import (
+    Emails,
+    Not,
+    Number,
+    OneOf,
+    Paths,
+    Pattern,
+    Scope,
+    ScopeViolation,
+    Urls,
+    optional,
+)
 from guardrails_plugin.verify import Repeated, Verifier, replay_sequence
 from guardrails_plugin.verify._delegation import delegable_rules, delegation_permits
 from guardrails_plugin.verify._sequences import feasible
@@ -472,48 +484,208 @@ def test_budgets_as_bounds_agree_with_the_guard_on_call_sequences() -> None:
 
 
 DELEGATORS: list[str] = [*AGENTS, "bobby", "zed", "ax"]
+HOWS: tuple[Literal["allow", "ask"], ...] = ("allow", "ask")
 
 
-def _engine_delegation(policy: Policy, call: ToolCall) -> bool:
+class Exactly(Scope):
+    """The one value ``value`` (compared by type and equality): the narrowest scope a
+    delegation can give. ``within`` is exact: every scope accepting the value holds it."""
+
+    kind = "exactly_for_differential_tests"
+
+    def __init__(self, value: Any = None) -> None:
+        self.value = value
+
+    def check(self, value: object) -> None:
+        if value is not self.value and (type(value) is not type(self.value) or value != self.value):
+            raise ScopeViolation(f"expected exactly {self.value!r}")
+
+    def spec(self) -> dict[str, Any]:
+        return {"value": self.value}
+
+    def within(self, other: Scope) -> bool:
+        return other.contains(self.value)
+
+
+class Nothing(Scope):
+    """No value: within every scope (wrapped in ``optional`` it lets an absent argument,
+    and only that, through)."""
+
+    kind = "nothing_for_differential_tests"
+
+    def check(self, value: object) -> None:
+        raise ScopeViolation("no value is allowed")
+
+    def spec(self) -> dict[str, Any]:
+        return {}
+
+    def within(self, other: Scope) -> bool:
+        return True
+
+
+def _narrowest(policy: Policy, call: ToolCall) -> list[dict[str, Scope]]:
+    """The narrowest delegations holding ``call``: each argument a rule scopes pinned to the
+    call's value (or, absent, to nothing but absence). Any delegation ``Guard.delegate``
+    accepts that holds the call has one of these within it, accepted too (``within`` is
+    name-level for agents and tools and these scopes are within whatever holds the value);
+    under ``unscoped_args="empty"`` one per set of arguments a parent can scope."""
+    names = {n for r in policy.compiled_rules for n in r.args}
+    options = [names]
+    if policy.unscoped_args == "empty":
+        options = [set(), *({*r.args} for r in policy.compiled_rules if r.args)]
+
+    if any(isinstance(v, float) and not math.isfinite(v) for v in call.args.values()):
+        return []  # grants are JSON documents: no scope pins such a value
+
+    def pin(name: str) -> Scope:
+        return Exactly(call.args[name]) if name in call.args else optional(Nothing())
+
+    out: list[dict[str, Scope]] = []
+    for chosen in options:
+        args = {n: pin(n) for n in sorted(chosen)}
+        if args not in out:
+            out.append(args)
+    return out
+
+
+def _engine_delegation(policy: Policy, call: ToolCall, seen: dict[str, int] | None = None) -> bool:
     """Whether some delegation (or none) lets the guard permit ``call``, trying every
-    delegator that stands for a class of names and every rule a delegation can start from."""
+    delegator that stands for a class of names, and for every rule a delegation can start
+    from its whole region, then the narrowest regions holding the call (``_narrowest``)."""
     if str(Guard(policy).check(call).effect) != "deny":
         return True
-    for root in delegable_rules(policy.compiled_rules, call.tool):
-        hows: list[Literal["allow", "ask"]] = ["ask"] if root.effect == "ask" else ["allow", "ask"]
-        for giver, how in itertools.product([*DELEGATORS, call.agent], hows):
-            guard = Guard(policy)
-            try:
-                guard.delegate(giver, call.agent, [call.tool], args=dict(root.args), effect=how)
-            except DelegationError:
-                continue
-            if str(guard.check(call).effect) != "deny":
-                return True
+    roots = delegable_rules(policy.compiled_rules, call.tool)
+    regions: list[tuple[dict[str, Scope], bool]] = [(dict(r.args), False) for r in roots]
+    regions += [(args, True) for args in _narrowest(policy, call)] if roots else []
+    for (args, narrowed), giver, how in itertools.product(regions, [*DELEGATORS, call.agent], HOWS):
+        guard = Guard(policy)
+        try:
+            guard.delegate(giver, call.agent, [call.tool], args=args, effect=how)
+        except DelegationError:
+            continue
+        if str(guard.check(call).effect) != "deny":
+            if seen is not None and narrowed:
+                seen["narrowed only"] += 1
+            return True
     return False
+
+
+def _delegations_agree(policy: Policy, batch: list[Any], seen: dict[str, int]) -> None:
+    verifier = Verifier(policy)
+    for call, _, _ in batch:
+        engine = _engine_delegation(policy, call, seen)
+        try:
+            encoded = delegation_permits(verifier, call)
+        except ValueError:  # more distinct recipients than the view keeps
+            continue
+        assert encoded == engine, (
+            f"{call!r}: the guard {'permits' if engine else 'denies'} it after "
+            f"delegations, the encoding disagrees; policy: {policy.to_dict()}"
+        )
+        seen["pairs"] += 1
+        seen["permitted"] += engine
 
 
 def test_delegations_agree_with_the_guard() -> None:
     """For generated calls: the encoding finds a delegation (from a free delegator) under
-    which the call is permitted exactly when ``Guard.delegate`` and ``Guard.check`` do."""
-    seen = {"pairs": 0, "permitted": 0}
+    which the call is permitted exactly when ``Guard.delegate`` and ``Guard.check`` do,
+    with whole or narrowed regions (in a flat policy a narrower region reaches nothing the
+    whole one does not: the checks on deny and ask rules are by agent and tool)."""
+    seen = {"pairs": 0, "permitted": 0, "narrowed only": 0}
 
     @settings(max_examples=32, deadline=None, suppress_health_check=list(HealthCheck))
     @given(policies(), st.lists(calls(), min_size=8, max_size=8))
     def run(policy: Policy, batch: list[Any]) -> None:
-        verifier = Verifier(policy)
-        for call, _, _ in batch:
-            engine = _engine_delegation(policy, call)
-            try:
-                encoded = delegation_permits(verifier, call)
-            except ValueError:  # more distinct recipients than the view keeps
-                continue
-            assert encoded == engine, (
-                f"{call!r}: the guard {'permits' if engine else 'denies'} it after "
-                f"delegations, the encoding disagrees; policy: {policy.to_dict()}"
-            )
-            seen["pairs"] += 1
-            seen["permitted"] += engine
+        _delegations_agree(policy, batch, seen)
 
     run()
     print(f"delegations: {seen}")
     assert seen["permitted"] >= 20
+    assert seen["narrowed only"] == 0
+
+
+LAYER_ARGS = {"n": numbers, "mode": one_ofs, "to": emails}
+
+
+@st.composite
+def layered_delegations(draw: st.DrawFn) -> Policy:
+    """Two or three layers, each permitting the delegator (alice) the tool under scopes on
+    one or two arguments (often different ones from layer to layer), beside a few random
+    rules: other agents, globs, ``widen``, ask and deny rules, optional scopes."""
+    closed = draw(st.sampled_from(["any", "any", "empty"]))
+
+    def scopes(least: int) -> dict[str, Scope]:
+        names = draw(
+            st.lists(st.sampled_from(sorted(LAYER_ARGS)), min_size=least, max_size=2, unique=True)
+        )
+        out: dict[str, Scope] = {}
+        for n in names:
+            scope = draw(LAYER_ARGS[n])
+            out[n] = optional(scope) if draw(st.integers(0, 4)) == 0 else scope
+        return out
+
+    below: list[Policy] = []
+    order = draw(st.permutations(sorted(LAYER_ARGS)))
+    for depth in range(draw(st.integers(2, 3))):
+        if draw(st.integers(0, 3)) < 3:  # mostly one argument, a different one in each layer
+            own = {order[depth]: draw(LAYER_ARGS[order[depth]])}
+        else:
+            own = scopes(0)
+        holder = allow(
+            draw(st.sampled_from(["pay", "pay", "p*"])),
+            agents=draw(st.sampled_from(["alice", "alice", "a*"])),
+            args=own,
+            id=f"l{depth}holder",
+            **({"widen": True} if depth and draw(st.integers(0, 4)) == 4 else {}),
+        )
+        rules_ = [holder]
+        for i in range(draw(st.sampled_from([0, 0, 1, 2]))):
+            make = draw(st.sampled_from([allow, allow, ask, deny]))
+            widen = depth > 0 and make is not deny and draw(st.integers(0, 4)) == 0
+            rules_.append(
+                make(
+                    draw(st.sampled_from([["pay"], ["p*"], ["*"], ["send"]])),
+                    agents=draw(st.sampled_from([["alice"], ["a*"], ["*"], ["bob"]])),
+                    args=scopes(0),
+                    id=f"l{depth}r{i}",
+                    **({"widen": True} if widen else {}),
+                )
+            )
+        below.append(Policy(rules_, extends=below[-1:], name=f"layer{depth}", unscoped_args=closed))
+    return below[-1]
+
+
+@st.composite
+def layered_calls(draw: st.DrawFn, policy: Policy) -> tuple[ToolCall, tuple[str, ...], bool]:
+    """A call, its values mostly ones that the scopes the policy puts on them accept."""
+    names = draw(st.lists(st.sampled_from([*LAYER_ARGS, "other"]), max_size=4, unique=True))
+    if not draw(st.booleans()):
+        names = [*LAYER_ARGS]
+    args = {}
+    for n in names:
+        scopes = [s for r in policy.compiled_rules for m, s in r.args.items() if m == n]
+        every = [v for v in VALUES[n] if scopes and all(s.contains(v) for s in scopes)]
+        some = [v for v in VALUES[n] if any(s.contains(v) for s in scopes)]
+        pick = draw(st.integers(0, 3))
+        pool = (every if pick <= 1 else some if pick == 2 else []) or some or VALUES[n]
+        args[n] = draw(st.sampled_from(pool))
+    agent = draw(st.sampled_from(["bob", "bob", "carol", "alice"]))
+    return ToolCall(draw(st.sampled_from(["pay", "pay", "send"])), args, agent=agent), (), False
+
+
+def test_delegations_agree_with_the_guard_in_layered_policies() -> None:
+    """Layers scoping different arguments: a delegation narrowed to fit every layer that
+    speaks for its holder (a region no single rule covers) is found exactly when
+    ``Guard.delegate`` accepts one and the guard then permits the call."""
+    seen = {"pairs": 0, "permitted": 0, "narrowed only": 0}
+
+    @settings(max_examples=EXAMPLES // 3, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(layered_delegations(), st.data())
+    def run(policy: Policy, data: Any) -> None:
+        batch = data.draw(st.lists(layered_calls(policy), min_size=8, max_size=8))
+        _delegations_agree(policy, batch, seen)
+
+    run()
+    print(f"layered delegations: {seen}")
+    assert seen["permitted"] >= 20
+    assert seen["narrowed only"] >= 3

@@ -21,6 +21,20 @@ tool, the delegator a free name. Expiry only ever narrows (an expired grant, or 
 parent expired, is out of force with everything delegated from it), so the answer holds at
 every moment of a run. The counterexample's delegation is replayed with ``Guard.delegate``
 and the call with ``Guard.check``.
+
+In a layered policy the whole region of ``r`` is not the widest grant: ``check_delegation``
+also wants every layer that speaks for the holder to cover the grant with one rule (or a
+``widen`` rule below), so a grant narrower than ``r`` can pass layers ``r`` itself does not
+(the organisation scopes ``amount``, the team ``to``: a grant scoping both passes both).
+A grant holding the final call makes the call satisfy the scopes of ``r`` and of one
+covering rule per speaking layer, so the search asks exactly that of the call
+(``_layers_passed``): it covers every grant ``Guard.delegate`` accepts (chains too: the
+layer check is made at the first link, from the policy's rule). The replay builds such a
+grant (``narrowed_args``: per argument, a scope within all those scopes that holds the
+call's value); when no scope of the built-in kinds is one, the answer is "unknown", never
+"proven". In a flat policy a narrower grant reaches nothing ``r``'s whole region does not
+(the checks on deny and ask rules are by agent and tool), which the differential test
+checks with the narrowest grants holding each call.
 """
 
 from __future__ import annotations
@@ -30,9 +44,10 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from .._errors import DelegationError
 from .._events import ToolCall
-from .._grants import Grant, scopes_within
+from .._grants import Grant
 from ..guard import Guard
 from ..policy import Rule, RuleEffect
+from ..scopes import Emails, Number, OneOf, OptionalScope, Paths, Scope, addresses_in, is_empty
 from ._encode import DENY, EFFECTS, SymCall, _names, _overlap, pinned
 from ._props import Property
 from ._z3 import z3
@@ -84,7 +99,7 @@ def check_delegable(v: Verifier, p: Property) -> Result:
         base.append(_names(final.agent, (p.agent,)))
     binding = _binding(policy)
     options = _options(policy, p.tool)
-    unsure = False
+    unsure = unbuilt = False
     for root, how in options:
         solver = Z.Solver()
         solver.set("timeout", int(v.timeout * 1000))
@@ -107,35 +122,32 @@ def check_delegable(v: Verifier, p: Property) -> Result:
             )
             call, _, _ = v._call(final, model)
             want = EFFECTS[model.eval(eff, model_completion=True).as_long()]
-            guard = Guard(policy)
             chain: tuple[Delegation, ...] = ()
-            try:
-                if root is not None:
-                    giver = model.eval(delegator, model_completion=True)
-                    from ._values import text
-
-                    giver_name = text(giver)
-                    guard.delegate(
-                        giver_name,
-                        call.agent,
-                        [call.tool],
-                        args=dict(root.args),
-                        effect=how,
-                    )
-                    chain = (
-                        Delegation(
-                            giver_name,
-                            call.agent,
-                            (call.tool,),
-                            dict(root.args),
-                            how,
-                            root.id,
-                        ),
-                    )
-                got = guard.check(ToolCall(call.tool, dict(call.args), agent=call.agent))
+            agrees = refused = False
+            if root is None:
+                got = Guard(policy).check(ToolCall(call.tool, dict(call.args), agent=call.agent))
                 agrees = str(got.effect) == want
-            except DelegationError:
-                agrees = False
+            else:
+                from ._values import text
+
+                giver_name = text(model.eval(delegator, model_completion=True))
+                refused = True
+                for args in _regions(policy, root, giver_name, call):
+                    guard = Guard(policy)
+                    try:
+                        guard.delegate(giver_name, call.agent, [call.tool], args=args, effect=how)
+                    except DelegationError:
+                        continue
+                    refused = False
+                    got = guard.check(ToolCall(call.tool, dict(call.args), agent=call.agent))
+                    if str(got.effect) == want:
+                        agrees = True
+                        chain = (
+                            Delegation(
+                                giver_name, call.agent, (call.tool,), dict(args), how, root.id
+                            ),
+                        )
+                        break
             if agrees:
                 cex = Counterexample(
                     call.agent,
@@ -153,6 +165,8 @@ def check_delegable(v: Verifier, p: Property) -> Result:
                     tuple(enc.approximated),
                 )
             unsure = True
+            if root is not None and refused:
+                unbuilt = True  # Guard.delegate took none of the grants built for the call
             if not atoms:
                 break  # the same call again would disagree again: try the next rule
             solver.add(Z.Or(*[a != model.eval(a, model_completion=True) for a in atoms]))
@@ -163,7 +177,16 @@ def check_delegable(v: Verifier, p: Property) -> Result:
             assumptions=tuple(enc.assumptions),
             approximated=tuple(enc.approximated),
             detail="the engine decides the solver's delegations otherwise, or the solver "
-            "gave up (" + "; ".join(enc.approximated) + ")",
+            "gave up ("
+            + "; ".join(enc.approximated)
+            + ")"
+            + (
+                "; a delegation fitting every layer that speaks for its holder needs a scope "
+                "within all of their scopes that holds the call's value, and none of the "
+                "built-in kinds gave one (a custom scope kind might)"
+                if unbuilt
+                else ""
+            ),
         )
     return Result(
         p.text,
@@ -220,20 +243,29 @@ def _rooted(
     for d in binding:
         if d.effect is RuleEffect.DENY or how == "allow":
             held.append(Z.Implies(enc.about(d, holder), enc.about(d, final)))
-    held += _layers_passed(enc, root, holder)
+    held += _layers_passed(enc, root, holder, final)
     return delegator, held, enc.effect(final, [(grant, Z.BoolVal(True))], tools=(tool,))
 
 
-def _layers_passed(enc: Any, root: Rule, holder: SymCall) -> list[Any]:
+def _layers_passed(enc: Any, root: Rule, holder: SymCall, final: SymCall) -> list[Any]:
     """In a layered policy, what ``check_delegation`` asks of the holder (``_unpassed_layer``
-    in ``_grants.py``): each layer that speaks about the tool for it (the root always does)
-    holds a permitting rule about it whose scopes cover ``root``'s, or a layer below it
-    holds such a ``widen`` rule."""
+    in ``_grants.py``) for some grant within ``root`` that still covers the final call: each
+    layer that speaks about the tool for the holder (the root layer always does) holds a
+    permitting rule about it (no ``when``, no ``tainted_by``) whose scopes the call
+    satisfies, or a layer below it holds such a ``widen`` rule.
+
+    The delegation may be narrower than ``root``: a grant whose scopes are within ``root``'s
+    and within those of one such rule per layer, and that the call satisfies. Any such grant
+    makes the call satisfy all those scopes, so this condition covers every delegation
+    ``Guard.delegate`` accepts (an over-approximation; exact when a scope within all of
+    them holding the call's value exists, which ``narrowed_args`` builds for the replay).
+    Under ``unscoped_args="empty"`` a grant scopes exactly the arguments of every parent
+    that has scopes (``scopes_within``), so the rules with scopes used together scope the
+    same arguments (those of ``root`` when it has any)."""
     Z = z3()
     layers = enc.policy._layers
     if len(layers) < 2:
         return []
-    closed = enc.policy.unscoped_args == "empty"
     permitting = [
         [
             r
@@ -242,19 +274,195 @@ def _layers_passed(enc: Any, root: Rule, holder: SymCall) -> list[Any]:
         ]
         for layer in layers
     ]
-    covering = [
-        [r for r in rules if scopes_within(root.args, r, closed=closed) is None]
-        for rules in permitting
-    ]
-    out: list[Any] = []
-    for j, rules in enumerate(permitting):
-        speaks = Z.BoolVal(True) if j == 0 else Z.Or(*[enc.about(r, holder) for r in rules])
-        passes = [enc.about(r, holder) for r in covering[j]]
-        passes += [
-            enc.about(r, holder) for k in range(j + 1, len(layers)) for r in covering[k] if r.widen
-        ]
-        out.append(Z.Implies(speaks, Z.Or(*passes)))
+    cover: dict[int, Any] = {}
+
+    def covers(r: Rule, names: frozenset[str] | None) -> Any:
+        if r.when is not None or r.tainted_by:
+            return Z.BoolVal(False)  # ``scopes_within`` refuses such a parent
+        if names is not None and r.args and frozenset(r.args) != names:
+            return Z.BoolVal(False)
+        if id(r) not in cover:
+            cover[id(r)] = Z.And(enc.about(r, holder), enc.outcome(r, final)[0])
+        return cover[id(r)]
+
+    options: list[frozenset[str] | None] = [None]
+    if enc.closed:
+        options = [frozenset(root.args)]
+        if not root.args:
+            options += list(
+                dict.fromkeys(frozenset(r.args) for rules in permitting for r in rules if r.args)
+            )
+    alternatives: list[Any] = []
+    for names in options:
+        each: list[Any] = []
+        for j, rules in enumerate(permitting):
+            speaks = Z.BoolVal(True) if j == 0 else Z.Or(*[enc.about(r, holder) for r in rules])
+            passes = [covers(r, names) for r in rules]
+            passes += [
+                covers(r, names)
+                for k in range(j + 1, len(layers))
+                for r in permitting[k]
+                if r.widen
+            ]
+            each.append(Z.Implies(speaks, Z.Or(*passes)))
+        alternatives.append(Z.And(*each))
+    return [Z.Or(*alternatives)]
+
+
+def _regions(policy: Any, root: Rule, giver: str, call: ToolCall) -> list[dict[str, Scope]]:
+    """The delegations to replay for a counterexample: ``root``'s whole region first, then
+    regions narrowed to fit each layer that speaks for ``giver`` (``narrowed_args``)."""
+    out = [dict(root.args)]
+    closed = policy.unscoped_args == "empty"
+    for parents in _parents(policy, root, giver, call):
+        args = narrowed_args(parents, call, closed=closed)
+        if args is not None and args not in out:
+            out.append(args)
     return out
+
+
+def _parents(policy: Any, root: Rule, giver: str, call: ToolCall) -> list[tuple[Rule, ...]]:
+    """The sets of rules a delegation of ``root`` covering ``call`` must fit within:
+    ``root``, and in a layered policy one rule per layer that speaks for ``giver`` (or a
+    ``widen`` rule below it) whose scopes accept the call's values; at most 64 sets."""
+    import itertools
+
+    layers = policy._layers
+    if len(layers) < 2:
+        return [(root,)]
+
+    closed = policy.unscoped_args == "empty"
+
+    def fits(r: Rule) -> bool:
+        if r.when is not None or r.tainted_by:
+            return False
+        if (
+            closed
+            and r.args
+            and any(not is_empty(v) for n, v in call.args.items() if n not in r.args)
+        ):
+            return False
+        for name, scope in r.args.items():
+            if name not in call.args:
+                if not isinstance(scope, OptionalScope):
+                    return False
+            elif not scope.contains(call.args[name]):
+                return False
+        return True
+
+    mine = [
+        [
+            r
+            for r in layer._own_rules
+            if r.effect is not RuleEffect.DENY
+            and r.permits
+            and not r.shadow
+            and r.about(giver, call.tool)
+        ]
+        for layer in layers
+    ]
+    choices: list[list[Rule]] = []
+    for j, rules in enumerate(mine):
+        if j > 0 and not rules:
+            continue  # the layer is silent for the giver
+        options = [r for r in rules if fits(r)]
+        options += [r for k in range(j + 1, len(layers)) for r in mine[k] if r.widen and fits(r)]
+        choices.append(options)
+    out = [(root, *chosen) for chosen in itertools.islice(itertools.product(*choices), 64)]
+    return out
+
+
+def narrowed_args(
+    parents: Sequence[Rule], call: ToolCall, *, closed: bool = False
+) -> dict[str, Scope] | None:
+    """Scopes within every one of ``parents``' scopes that ``call``'s arguments satisfy, as
+    ``Guard.delegate`` takes them: for each argument a parent scopes, a parent's scope
+    within all the others, or one built from their common part (a range of numbers, the
+    common values of one-of lists, a root of a path scope, the call's own recipients; the
+    optional form of such a scope when all are optional); ``None`` when no scope of the
+    built-in kinds is within all of them and holds the call's value."""
+    names: dict[str, list[Scope]] = {}
+    for r in parents:
+        for name, scope in r.args.items():
+            names.setdefault(name, []).append(scope)
+    if closed:
+        sets = {frozenset(r.args) for r in parents if r.args}
+        if len(sets) > 1:
+            return None
+    out: dict[str, Scope] = {}
+    for name, scopes in names.items():
+        found = _meet(scopes, call.args.get(name), "value" if name in call.args else "absent")
+        if found is None:
+            return None
+        out[name] = found
+    return out
+
+
+def _meet(scopes: Sequence[Scope], value: object, need: str) -> Scope | None:
+    """A scope within each of ``scopes`` that accepts ``value`` (``need`` ``"value"``), that
+    lets an absent argument through (``"absent"``), or any (``"any"``)."""
+
+    def good(s: Scope) -> bool:
+        if not all(s.within(t) for t in scopes):
+            return False
+        if need == "value":
+            return s.contains(value)
+        return need == "any" or isinstance(s, OptionalScope)
+
+    for s in scopes:
+        if good(s):
+            return s
+    candidates: list[Scope] = []
+    try:
+        if all(isinstance(s, OptionalScope) for s in scopes):
+            inner = _meet(
+                [s.scope for s in scopes if isinstance(s, OptionalScope)],
+                value,
+                "value" if need == "value" and not is_empty(value) else "any",
+            )
+            if inner is not None:
+                candidates.append(OptionalScope(inner))
+        elif all(isinstance(s, Number) for s in scopes):
+            candidates.append(_numbers([s for s in scopes if isinstance(s, Number)]))
+        elif all(isinstance(s, OneOf) for s in scopes):
+            values = [v for v in scopes[0].spec()["values"] if all(t.contains(v) for t in scopes)]
+            if values:
+                candidates.append(OneOf(values))
+        elif all(isinstance(s, Paths) for s in scopes) and need == "value":
+            spec = scopes[0].spec()
+            roots = [value] if spec["access"] == "read" and isinstance(value, str) else []
+            roots += [root for s in scopes if isinstance(s, Paths) for root in s.roots]
+            for root in roots:
+                candidates.append(Paths([root], **{k: v for k, v in spec.items() if k != "roots"}))
+        elif all(isinstance(s, Emails) for s in scopes) and need == "value":
+            candidates.append(Emails(addresses=addresses_in(value)))
+    except Exception:  # a candidate the scope kinds refuse to build
+        return None
+    return next((s for s in candidates if good(s)), None)
+
+
+def _numbers(scopes: Sequence[Number]) -> Number:
+    """The range common to ``scopes`` (an error when it holds no number)."""
+    low: tuple[Any, bool] | None = None  # (bound, exclusive)
+    high: tuple[Any, bool] | None = None
+    for s in scopes:
+        spec = s.spec()
+        for key, exclusive in (("ge", False), ("gt", True)):
+            if key in spec and (
+                low is None or spec[key] > low[0] or (spec[key] == low[0] and exclusive)
+            ):
+                low = (spec[key], exclusive)
+        for key, exclusive in (("le", False), ("lt", True)):
+            if key in spec and (
+                high is None or spec[key] < high[0] or (spec[key] == high[0] and exclusive)
+            ):
+                high = (spec[key], exclusive)
+    bounds: dict[str, Any] = {}
+    if low is not None:
+        bounds["gt" if low[1] else "ge"] = low[0]
+    if high is not None:
+        bounds["lt" if high[1] else "le"] = high[0]
+    return Number(**bounds, integer=any(s.spec()["integer"] for s in scopes))
 
 
 def delegation_permits(v: Verifier, call: ToolCall) -> bool:
@@ -286,13 +494,23 @@ def undelegable(
 ) -> list[str]:
     """``lint --deep``: permitting rules no delegation of which ``Guard.delegate`` accepts,
     because every deny rule binding a holder of the rule for one of its tools binds no other
-    agent (a name-level question: scopes and expiry can always be narrowed to fit).
+    agent, or (in a layered policy) some layer speaks for every holder about the tool and
+    holds no rule, nor a ``widen`` rule below it, that could cover a delegation (permitting,
+    not shadow, no ``when``, no ``tainted_by``, about the holder and the tool). Both are
+    name-level questions, necessary for ``check_delegation`` to accept (scopes and expiry
+    can always be narrowed to fit), so a warning is certain.
     ``only``: the ids of the rules to ask about (all when ``None``)."""
     from ._encode import Encoder, _overlap
 
     Z = z3()
     enc = Encoder(policy)
     denies = [r for r in policy.compiled_rules if r.effect is RuleEffect.DENY and not r.shadow]
+    layers = policy._layers
+    # a tool pattern with a character class does not match its own text, which a
+    # delegation may name as a tool: leave layers out rather than risk a wrong warning
+    by_layers = len(layers) > 1 and not any(
+        "[" in t for r in policy.compiled_rules for t in r.tools
+    )
     out: list[str] = []
     for r in delegable_rules(policy.compiled_rules):
         if only is not None and r.id not in only:
@@ -311,4 +529,46 @@ def undelegable(
                 f"rule {r.id!r} can never be delegated: a deny rule binding the agents that "
                 "hold it binds no other agent (Guard.delegate refuses every delegation)"
             )
+            continue
+        if not by_layers:
+            continue
+        passes = _layers_by_name(enc, layers, holder)
+        if solver.check(*passes) != Z.unsat:
+            continue
+        blocking = [layers[j].name for j, one in enumerate(passes) if solver.check(one) == Z.unsat]
+        which = f"layer {blocking[0]!r}" if blocking else "the layers together"
+        out.append(
+            f"rule {r.id!r} can never be delegated: {which} must permit the agents holding "
+            "it its tools and has no rule (nor a widen rule below) that could cover a "
+            "delegation (Guard.delegate refuses every delegation: a grant would stand in "
+            "for the layer)"
+        )
+    return out
+
+
+def _layers_by_name(enc: Any, layers: Sequence[Any], holder: SymCall) -> list[Any]:
+    """Per layer: it does not speak for the holder about the tool, or a rule that could
+    cover a delegation (``_unpassed_layer``, by agent and tool only) is there or below it as
+    ``widen``."""
+    Z = z3()
+    permitting = [
+        [
+            r
+            for r in layer._own_rules
+            if r.effect is not RuleEffect.DENY and r.permits and not r.shadow
+        ]
+        for layer in layers
+    ]
+
+    def can(r: Rule) -> Any:
+        if r.when is not None or r.tainted_by:
+            return Z.BoolVal(False)
+        return enc.about(r, holder)
+
+    out: list[Any] = []
+    for j, rules in enumerate(permitting):
+        speaks = Z.BoolVal(True) if j == 0 else Z.Or(*[enc.about(r, holder) for r in rules])
+        cover = [can(r) for r in rules]
+        cover += [can(r) for k in range(j + 1, len(layers)) for r in permitting[k] if r.widen]
+        out.append(Z.Implies(speaks, Z.Or(*cover)))
     return out

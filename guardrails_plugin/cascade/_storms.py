@@ -8,6 +8,8 @@ from collections.abc import Callable
 
 from ._signals import Alarm, Evidence, Observed, Tracker, distinct
 
+_GENERATIONS = 8  # generation counters kept per tree
+
 
 class Storms:
     """Trip when messages multiply: a storm of hand-offs, fan-outs or agents spawning agents.
@@ -159,7 +161,7 @@ class _StormTracker:
         counts = tree.counts
         packets = m.packets
         count = counts[level] = counts.get(level, 0) + (packets if packets > 1 else 1)
-        if len(counts) > 8:
+        if len(counts) > _GENERATIONS:
             del counts[min(counts)]
         tree.evidence.append(seen.evidence)
         if count < self._min_packets and count <= self._max_packets:
@@ -186,21 +188,32 @@ class _StormTracker:
             )
         if count < signal.min_packets or "growth" in tree.reported:
             return None
+        # One pass over the tree's earlier generations, oldest first (a missing one holds
+        # 0): ``high`` is the widest generation since the frontier last collapsed, ``rise``
+        # the width of the last one that multiplied it (0: none since), ``base`` the width
+        # it multiplied and ``at`` its generation. The frontier collapses when a generation
+        # falls below 1/growth**2 of ``high`` or back to ``base`` (the rise was undone).
         growth = signal.growth
-        for every in (1, 2):  # every generation, or every other one (fan-out, answers back)
-            before = counts.get(level - every, 0)
-            earlier = counts.get(level - 2 * every, 0)
-            if earlier and before >= growth * earlier and count >= growth * before:
-                tree.reported.add("growth")
-                step = unit if every == 1 else f"second {unit}"
-                return self._alarm(
-                    seen,
-                    tree,
-                    f"message storm: deliveries multiply every {step}, {earlier} -> {before} "
-                    f"-> {count} so far ({unit}s {level - 2 * every}-{level}; limit "
-                    f"x{growth:g} twice in a row): agents fan out to agents that fan out again",
-                )
-        return None
+        collapse = growth * growth
+        high = rise = base = at = 0
+        for g in range(level - _GENERATIONS + 1, level):
+            x = counts.get(g, 0)
+            if x * collapse < high or (rise and x <= base):  # growth starts over from here
+                high = rise = 0
+            if high and x >= growth * high:
+                rise, base, at = x, high, g
+            if x > high:
+                high = x
+        if not rise or count < growth * high:
+            return None
+        tree.reported.add("growth")
+        return self._alarm(
+            seen,
+            tree,
+            f"message storm: deliveries multiply {base} -> {rise} ({unit} {at}) -> {count} so "
+            f"far ({unit} {level}), never falling back between (limit x{growth:g} twice): agents "
+            "fan out to agents that fan out again",
+        )
 
     def _alarm(self, seen: Observed, tree: _Tree, reason: str) -> Alarm:
         evidence = tuple(tree.evidence)

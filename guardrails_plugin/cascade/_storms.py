@@ -8,7 +8,9 @@ from collections.abc import Callable
 
 from ._signals import Alarm, Evidence, Observed, Tracker, distinct
 
-_GENERATIONS = 8  # generation counters kept per tree
+_PERIODS = 4  # growth every generation, every 2nd, 3rd or 4th
+_GENERATIONS = 2 * _PERIODS + 1  # generation counters kept per tree
+_NTH = {2: "second", 3: "third", 4: "fourth"}
 
 
 class Storms:
@@ -188,32 +190,45 @@ class _StormTracker:
             )
         if count < signal.min_packets or "growth" in tree.reported:
             return None
-        # One pass over the tree's earlier generations, oldest first (a missing one holds
-        # 0): ``high`` is the widest generation since the frontier last collapsed, ``rise``
-        # the width of the last one that multiplied it (0: none since), ``base`` the width
-        # it multiplied and ``at`` its generation. The frontier collapses when a generation
-        # falls below 1/growth**2 of ``high`` or back to ``base`` (the rise was undone).
+        # Generation ``level`` is wider than ``growth`` times the widest since the frontier
+        # last collapsed (a generation below 1/growth**2 of the widest before it: a reduce,
+        # a merge, a planner collecting its answers) ...
         growth = signal.growth
         collapse = growth * growth
-        high = rise = base = at = 0
+        high = 0
         for g in range(level - _GENERATIONS + 1, level):
             x = counts.get(g, 0)
-            if x * collapse < high or (rise and x <= base):  # growth starts over from here
-                high = rise = 0
-            if high and x >= growth * high:
-                rise, base, at = x, high, g
-            if x > high:
+            if x * collapse < high or x > high:
                 high = x
-        if not rise or count < growth * high:
+        if count < growth * high:
             return None
-        tree.reported.add("growth")
-        return self._alarm(
-            seen,
-            tree,
-            f"message storm: deliveries multiply {base} -> {rise} ({unit} {at}) -> {count} so "
-            f"far ({unit} {level}), never falling back between (limit x{growth:g} twice): agents "
-            "fan out to agents that fan out again",
-        )
+        # ... and multiplies ``level - every``, which multiplied ``level - 2 * every``, for
+        # a period ``every`` of 1 to _PERIODS, with no collapse between, nor a fall back to
+        # where it started after the first multiplication (a split gathered back).
+        for every in range(1, _PERIODS + 1):
+            start, rise = level - 2 * every, level - every
+            earlier = counts.get(start, 0)
+            before = counts.get(rise, 0)
+            if not earlier or before < growth * earlier or count < growth * before:
+                continue
+            high = earlier
+            for g in range(start + 1, level):
+                x = counts.get(g, 0)
+                if x * collapse < high or (g > rise and x <= earlier):
+                    break
+                if x > high:
+                    high = x
+            else:
+                tree.reported.add("growth")
+                step = unit if every == 1 else f"{_NTH[every]} {unit}"
+                return self._alarm(
+                    seen,
+                    tree,
+                    f"message storm: deliveries multiply every {step}, {earlier} -> {before} "
+                    f"-> {count} so far ({unit}s {start}-{level}; limit x{growth:g} twice in "
+                    "a row, no fall in between): agents fan out to agents that fan out again",
+                )
+        return None
 
     def _alarm(self, seen: Observed, tree: _Tree, reason: str) -> Alarm:
         evidence = tuple(tree.evidence)

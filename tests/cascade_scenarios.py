@@ -1049,8 +1049,11 @@ def _map_phases(rng: random.Random, sp: Speaker) -> tuple[dict[str, Behaviour], 
     return behaviours, boss
 
 
-def _pipeline(rng: random.Random, sp: Speaker) -> tuple[dict[str, Behaviour], str]:
-    """A source feeds 3-8 items through 3-6 stages that map (one out per item), split
+def _pipeline(
+    rng: random.Random, sp: Speaker, longest: int = 6
+) -> tuple[dict[str, Behaviour], str]:
+    """A source feeds 3-8 items through 3 to ``longest`` stages (6; 3 in the ``chain``
+    shape, whose desks would make the pipeline deeper than ``Depth`` allows) that map (one out per item), split
     (2-4 out per item) or merge (one out per group of 2-5 items); a split is gathered back
     by a merge at least as wide before the next split (scatter, gather), and no stage is
     wider than 40."""
@@ -1061,7 +1064,7 @@ def _pipeline(rng: random.Random, sp: Speaker) -> tuple[dict[str, Behaviour], st
         stages.clear()
         first = width = sent = rng.randint(3, 8)
         owed = 1  # the factor of a split not gathered back yet
-        for i in range(rng.randint(3, 6)):
+        for i in range(rng.randint(3, longest)):
             ops = ["map"]
             if owed == 1 and width * 2 <= 40:
                 ops.append("split")
@@ -1148,7 +1151,7 @@ def generate(kind: str, shape: str, seed: int) -> Scenario:
     elif kind == "map_phases":
         story, first = _map_phases(rng, sp)
     elif kind == "pipeline":
-        story, first = _pipeline(rng, sp)
+        story, first = _pipeline(rng, sp, 3 if shape == "chain" else 6)
     else:  # heartbeats
         story, workers, first = _heartbeats(rng, sp)
         every = rng.randint(2, 4)

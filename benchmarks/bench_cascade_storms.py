@@ -12,6 +12,8 @@ Run:  python benchmarks/bench_cascade_storms.py --other DIR [--messages 6000]
 - ``storm``: deliveries multiplying by 2-4 every 1-4 generations, a new tree once one
   trips or reaches 60 deliveries in a generation.
 
+Each task is its own tree (its first message's sender at its own step).
+
 Counted with callgrind (valgrind on the PATH): ``PYTHONHASHSEED=0``, the same run with no
 message observed subtracted (interpreter start-up, imports and building the traffic cancel
 out), per message. Deterministic, so one run per tree is enough on a shared machine.
@@ -50,7 +52,8 @@ def emit(tree, widths):
             n += 1
             mid = f"m{n}"
             msgs.append(AgentMessage(f"a{g}", f"a{g + 1}", "x", thread_id="t", id=mid,
-                                     parent=level[i % len(level)], generation=g, step=g))
+                                     parent=level[i % len(level)], generation=g,
+                                     step=100 * tree + g))
             nxt.append(mid)
         level = nxt or level
 

@@ -213,27 +213,32 @@ class _StormTracker:
             )
         if count < signal.min_packets or "growth" in tree.reported:
             return None
-        # Generation ``level`` is wider than ``growth`` times the widest since the frontier
-        # last collapsed (a generation below 1/growth**2 of the widest before it: a reduce,
-        # a merge, a planner collecting its answers) ...
+        # Generation ``level`` multiplies ``level - every``, which multiplied
+        # ``level - 2 * every``, for a period ``every`` of 1 to _PERIODS (three counters: the
+        # common case ends here), is wider than ``growth`` times the widest generation since
+        # the frontier last collapsed (one below 1/growth**2 of the widest before it: a
+        # reduce, a merge, a planner collecting its answers), and no generation between
+        # collapsed or, after the first multiplication, fell back to where it started (a
+        # split gathered back).
         growth = signal.growth
         collapse = growth * growth
-        high = 0
-        for g in range(level - _GENERATIONS + 1, level):
-            x = counts.get(g, 0)
-            if x * collapse < high or x > high:
-                high = x
-        if count < growth * high:
-            return None
-        # ... and multiplies ``level - every``, which multiplied ``level - 2 * every``, for
-        # a period ``every`` of 1 to _PERIODS, with no collapse between, nor a fall back to
-        # where it started after the first multiplication (a split gathered back).
+        widest = -1  # not computed yet
         for every in range(1, _PERIODS + 1):
             start, rise = level - 2 * every, level - every
             earlier = counts.get(start, 0)
-            before = counts.get(rise, 0)
-            if not earlier or before < growth * earlier or count < growth * before:
+            if not earlier:
                 continue
+            before = counts.get(rise, 0)
+            if before < growth * earlier or count < growth * before:
+                continue
+            if widest < 0:
+                widest = 0
+                for g in range(level - _GENERATIONS + 1, level):
+                    x = counts.get(g, 0)
+                    if x * collapse < widest or x > widest:
+                        widest = x
+                if count < growth * widest:
+                    return None
             high = earlier
             for g in range(start + 1, level):
                 x = counts.get(g, 0)

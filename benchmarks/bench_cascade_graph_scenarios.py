@@ -5,7 +5,7 @@ from nodes or from a routing function, ``CascadeWatcher`` on plain nodes, the te
 nested subgraph), with the defaults (``CascadeMonitor()``, ``Breaker()``).
 
 Run:  python benchmarks/bench_cascade_graph_scenarios.py [--seeds A-B] [--wirings ...]
-      [--rows]
+      [--kinds ...] [--rows]
 
 Prints, per kind and wiring, how many runs were flagged in time with the harm contained
 (cascades) or tripped (benign), the median number of messages from onset to the first flag,
@@ -31,6 +31,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", default="4002-4003")
     ap.add_argument("--wirings", default=",".join(cgs.WIRINGS))
+    ap.add_argument("--kinds", default=",".join(cs.KINDS))
     ap.add_argument("--rows", action="store_true")
     args = ap.parse_args()
     lo, _, hi = args.seeds.partition("-")
@@ -38,7 +39,7 @@ def main() -> None:
     warnings.filterwarnings("ignore")
     groups: dict[tuple[str, str], list[cs.Outcome]] = defaultdict(list)
     for wiring in args.wirings.split(","):
-        for kind in cs.KINDS:
+        for kind in args.kinds.split(","):
             for shape in cs.SHAPES:
                 for seed in seeds:
                     outcome, *_ = cgs.play_graph(cs.generate(kind, shape, seed), wiring)

@@ -9,8 +9,11 @@ from __future__ import annotations
 import doctest
 import importlib
 import itertools
+import random
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from guardrails_plugin import AgentMessage
 from guardrails_plugin.cascade import (
@@ -471,6 +474,115 @@ def test_map_reduce_and_one_level_of_leads_do_not_trip() -> None:
     for fan in ([40, 1, 1, 1], [5, 5, 1, 1]):
         monitor = CascadeMonitor([Storms()])
         assert [a for m in tree(fan) for a in monitor.observe(m)] == []
+
+
+def widths_tree(widths: list[int], *, packets: bool = False) -> list[AgentMessage]:
+    """A causal tree with ``widths[g]`` deliveries in generation ``g``: each message's parent
+    is a delivery of the generation before, taken in turn (``packets``: a generation's
+    deliveries as messages of up to 3 packets each)."""
+    out: list[AgentMessage] = []
+    level: list[str | None] = [None]
+    n = 0
+    for g, width in enumerate(widths):
+        nxt: list[str | None] = []
+        left, i = width, 0
+        while left:
+            c = min(left, 3) if packets else 1
+            left -= c
+            n += 1
+            parent = level[i % len(level)] if level else None
+            i += 1
+            out.append(
+                AgentMessage(
+                    "lead" if g == 0 else f"agent{g}",
+                    f"agent{g + 1}",
+                    f"part {n}",
+                    thread_id="t",
+                    id=f"m{n}",
+                    parent=parent,
+                    generation=g,
+                    packets=c,
+                    step=g,
+                )
+            )
+            nxt += [f"m{n}"] * c
+        level = nxt or level
+    return out
+
+
+def _storm_widths(rng: random.Random) -> tuple[list[int], int]:
+    """A storm of period ``p`` (1-7): ``k`` times the deliveries every ``p`` generations
+    (each delivery carried on, none lost, between multiplications); returns the widths and
+    the generation of its 3rd multiplying fan-out."""
+    k, p = rng.randint(2, 4), rng.randint(1, 7)
+    widths = [k ** (1 + g // p) for g in range(3 * p + 1)]
+    return widths, 2 * p
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.randoms(use_true_random=False), st.booleans())
+def test_storms_of_any_period_up_to_seven_trip_by_their_third_fan_out(
+    rng: random.Random, packets: bool
+) -> None:
+    """Deliveries multiplying every ``p`` generations, whatever ``p`` <= 7 (out and back,
+    through a sub-worker, a reviewer, ...), trip in the 3rd multiplying generation at the
+    latest (with 8 deliveries or more there: in it, never earlier)."""
+    widths, third = _storm_widths(rng)
+    monitor = CascadeMonitor([Storms()])
+    alarms = [(m, a) for m in widths_tree(widths, packets=packets) for a in monitor.observe(m)]
+    assert len(alarms) == 1, widths
+    at = alarms[0][0].generation
+    assert at == third, (widths, at)
+
+
+def _benign_widths(rng: random.Random) -> list[int]:
+    """Generations of a bounded team, 1-40 deliveries each: kept, varying within x1.5 of
+    the widest since the last funnel, widened (at most once between funnels), or
+    narrowed to under 1/2.25 of the widest (a funnel: a reduce, a merge, a planner
+    collecting answers)."""
+    widths = [rng.randint(1, 40)]
+    high, widened = widths[0], False
+    for _ in range(rng.randint(2, 14)):
+        step = rng.random()
+        if step < 0.25:
+            x = widths[-1]
+        elif step < 0.5 and high >= 3:  # a funnel
+            x = rng.randint(1, -(-4 * high // 9) - 1)
+        elif step < 0.8 or widened:  # within x1.5 of the widest
+            x = rng.randint(2 * high // 3 + 1, high)
+        else:  # widen
+            x, widened = rng.randint(min(widths[-1], 40), 40), True
+        if 9 * x < 4 * high:
+            high, widened = x, False
+        high = max(high, x)
+        widths.append(x)
+    return widths
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.randoms(use_true_random=False), st.booleans())
+def test_bounded_phases_of_any_widths_never_trip(rng: random.Random, packets: bool) -> None:
+    """Map-reduce phases, pipelines whose stages have different widths, planners: however
+    the widths vary (1-40), a team that widens at most once between funnels, and otherwise
+    stays within x1.5 of its widest generation since the last funnel, does not trip."""
+    widths = _benign_widths(rng)
+    monitor = CascadeMonitor([Storms()])
+    assert [a for m in widths_tree(widths, packets=packets) for a in monitor.observe(m)] == [], (
+        widths
+    )
+
+
+def test_a_rise_undone_before_the_next_is_no_storm() -> None:
+    """3 -> 6 -> 3 -> 12 every second generation (split, gather, split wider) is a
+    scatter-gather pipeline: the first rise was undone; with the frontier kept above where
+    it started (3 -> 6 -> 4 -> 12) it is a storm's start. A rise over a dip below the
+    widest generation since the last funnel (10, 5, 8, 12) is not a multiplication."""
+    quiet = CascadeMonitor([Storms()])
+    assert [a for m in widths_tree([3, 3, 6, 3, 12]) for a in quiet.observe(m)] == []
+    storm = CascadeMonitor([Storms()])
+    assert len([a for m in widths_tree([3, 3, 6, 4, 12]) for a in storm.observe(m)]) == 1
+    varying = CascadeMonitor([Storms()])
+    assert [a for m in widths_tree([10, 5, 8, 12]) for a in varying.observe(m)] == []
 
 
 def test_storms_fall_back_on_supersteps_and_cap_width() -> None:

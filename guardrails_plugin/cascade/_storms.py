@@ -8,6 +8,10 @@ from collections.abc import Callable
 
 from ._signals import Alarm, Evidence, Observed, Tracker, distinct
 
+_PERIODS = 4  # growth every generation, every 2nd, 3rd or 4th
+_GENERATIONS = 2 * _PERIODS + 1  # generation counters kept per tree
+_NTH = {2: "second", 3: "third", 4: "fourth"}
+
 
 class Storms:
     """Trip when messages multiply: a storm of hand-offs, fan-outs or agents spawning agents.
@@ -20,24 +24,47 @@ class Storms:
     not a storm, and a slow storm is one.
 
     - **Growth**: generation ``g`` holds at least ``growth`` times the deliveries of
-      ``g - 1``, which itself held ``growth`` times those of ``g - 2``, and at least
-      ``min_packets`` (8): two multiplications in a row. A bounded map-reduce (a
-      supervisor, N workers, N answers, one reduce) multiplies once; a team of leads each
-      dispatching to a few workers multiplies once; a fan-out whose workers fan out again,
-      or agents spawning two agents each, multiply every generation, and trip in their
-      second multiplying generation, before a third is delivered. A coordinator whose
-      workers each answer it, every answer fanned out again, multiplies every *second*
-      generation (out, back, out...): the same test on every other generation trips it in
-      its third fan-out.
+      generation ``g - p``, which itself held ``growth`` times those of ``g - 2p``, for a
+      period ``p`` of 1 to 4, and at least ``min_packets`` (8); ``g`` is also ``growth``
+      times wider than any generation since the frontier last *collapsed*, and it did not
+      collapse between ``g - 2p`` and ``g``. A generation collapses when it holds less than
+      1/``growth``**2 of the widest before it (a reduce, a merge, a planner
+      collecting every answer before its next batch), or when, after the first
+      multiplication, it falls back to the width of ``g - 2p`` (a split gathered back).
+      Fan-outs whose workers fan out again, or agents spawning agents, multiply every
+      generation (``p = 1``); a coordinator re-fanning each worker's answer every second
+      (out, back); a worker handing to a sub-worker, or answers passing a reviewer, before
+      the coordinator re-fans, every third or fourth. A storm whose deliveries hold their
+      width between multiplications (every branch carries on) matches a shorter period
+      too, so periods up to 7 are caught. Bounded teams stay quiet: a map-reduce of any
+      width (one multiplication, then a reduce), phases of different widths (each funnelled
+      before the next), heartbeats and busy teams (under 8 deliveries a generation), a
+      pipeline whose stages split and merge (scatter, gather).
+    - **In time**: a storm trips in the generation of its 3rd multiplying fan-out, when
+      that generation's deliveries reach ``growth`` times the 2nd's (and 8): before any
+      recipient of the 3rd fan-out acts, when the reporter tells a step's deliveries before
+      its recipients run (a harness checking a step's messages before it delivers them;
+      ``guard_node`` and ``CascadeWatcher``, whose recipients of one step tell its packets
+      and pass their holds in turn).
     - **Width**: one generation of one tree holds more than ``max_packets`` deliveries
       (1,000: a fan-out no team means).
 
     A tree is what one activation started by the run's input sent (its sender and
     ``step``), and everything caused by it; a message whose tree is unknown (no parent
     known, generation above 0) counts in a shared tree. Each tree reports once per
-    condition. State: the last ``memory`` trees (each at most
-    ``8`` generation counters) and the tree of the last ``4 * memory`` message ids: O(1)
-    per message.
+    condition. State: the last ``memory`` trees (each at most ``9`` generation counters)
+    and the tree of the last ``4 * memory`` message ids: O(1) per message (the growth
+    test reads the 9 counters only once a generation holds ``min_packets``).
+
+    **What it cannot see.** Per-generation counts do not say who sent what: a planner that
+    collects every answer and sends a batch 1.5 times wider, twice in a row, looks like a
+    coordinator re-fanning each answer, and trips; a storm whose frontier falls back to its
+    starting width between multiplications (half its branches dying after a fan-out of
+    two), or below 1/``growth``**2 of its widest, looks bounded and is seen only
+    at ``max_packets``; so are storms whose period is above 4 and whose width does not hold
+    between multiplications, or above 7, and storms multiplying by less than ``growth``
+    per period. Generations come from the reporter: without them (supersteps stand in)
+    every tree of the run shares the counts.
 
     **Wall-clock window** (optional: ``window=10.0`` seconds, the previous behaviour):
     also trip when, within any ``window`` seconds, more than ``rate`` messages are sent
@@ -159,7 +186,7 @@ class _StormTracker:
         counts = tree.counts
         packets = m.packets
         count = counts[level] = counts.get(level, 0) + (packets if packets > 1 else 1)
-        if len(counts) > 8:
+        if len(counts) > _GENERATIONS:
             del counts[min(counts)]
         tree.evidence.append(seen.evidence)
         if count < self._min_packets and count <= self._max_packets:
@@ -186,19 +213,48 @@ class _StormTracker:
             )
         if count < signal.min_packets or "growth" in tree.reported:
             return None
+        # Generation ``level`` multiplies ``level - every``, which multiplied
+        # ``level - 2 * every``, for a period ``every`` of 1 to _PERIODS (three counters: the
+        # common case ends here), is wider than ``growth`` times the widest generation since
+        # the frontier last collapsed (one below 1/growth**2 of the widest before it: a
+        # reduce, a merge, a planner collecting its answers), and no generation between
+        # collapsed or, after the first multiplication, fell back to where it started (a
+        # split gathered back).
         growth = signal.growth
-        for every in (1, 2):  # every generation, or every other one (fan-out, answers back)
-            before = counts.get(level - every, 0)
-            earlier = counts.get(level - 2 * every, 0)
-            if earlier and before >= growth * earlier and count >= growth * before:
+        collapse = growth * growth
+        widest = -1  # not computed yet
+        for every in range(1, _PERIODS + 1):
+            start, rise = level - 2 * every, level - every
+            earlier = counts.get(start, 0)
+            if not earlier:
+                continue
+            before = counts.get(rise, 0)
+            if before < growth * earlier or count < growth * before:
+                continue
+            if widest < 0:
+                widest = 0
+                for g in range(level - _GENERATIONS + 1, level):
+                    x = counts.get(g, 0)
+                    if x * collapse < widest or x > widest:
+                        widest = x
+                if count < growth * widest:
+                    return None
+            high = earlier
+            for g in range(start + 1, level):
+                x = counts.get(g, 0)
+                if x * collapse < high or (g > rise and x <= earlier):
+                    break
+                if x > high:
+                    high = x
+            else:
                 tree.reported.add("growth")
-                step = unit if every == 1 else f"second {unit}"
+                step = unit if every == 1 else f"{_NTH[every]} {unit}"
                 return self._alarm(
                     seen,
                     tree,
                     f"message storm: deliveries multiply every {step}, {earlier} -> {before} "
-                    f"-> {count} so far ({unit}s {level - 2 * every}-{level}; limit "
-                    f"x{growth:g} twice in a row): agents fan out to agents that fan out again",
+                    f"-> {count} so far ({unit}s {start}-{level}; limit x{growth:g} twice in "
+                    "a row, no fall in between): agents fan out to agents that fan out again",
                 )
         return None
 

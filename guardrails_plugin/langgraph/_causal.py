@@ -87,6 +87,10 @@ class Activation:
     fanned: bool = False
     """Whether a recipient has told all of this activation's ``Send`` packets (tasks
     starting meanwhile tell the ones not told yet too, so none acts before they are)."""
+    telling: threading.RLock | None = None
+    """For an activation started by a ``Send`` packet: its graph's lock, held while it
+    tells the step's packets and passes its hold, so no recipient of a fan-out passes its
+    hold before every packet of the step is counted (and a trip's pause is set)."""
 
     def sends(self) -> list[Any]:
         """The ``Send`` packets the activation wrote, in order."""
@@ -135,6 +139,7 @@ class Activations:
     def __init__(self, max_graphs: int = 1024) -> None:
         self.max_graphs = max_graphs
         self._graphs: OrderedDict[tuple[str, str], dict[int, dict[str, Activation]]] = OrderedDict()
+        self._telling: dict[tuple[str, str], threading.RLock] = {}  # per graph of _graphs
         self._lock = threading.Lock()
 
     def start(
@@ -172,14 +177,16 @@ class Activations:
             steps = self._graphs.get(key)
             if steps is None:
                 steps = self._graphs[key] = {}
+                self._telling[key] = threading.RLock()
                 if len(self._graphs) > self.max_graphs:
-                    self._graphs.popitem(last=False)
+                    self._telling.pop(self._graphs.popitem(last=False)[0], None)
             else:
                 self._graphs.move_to_end(key)
             for old in [s for s in steps if s < step - 1 or s > step]:
                 del steps[old]
             steps.setdefault(step, {})[task] = act
             before = list(steps.get(step - 1, {}).values())
+            telling = self._telling.get(key)
             for b in before:  # their step is over: keep the channels and packets only
                 if isinstance(b.writes, deque):
                     b.writes = tuple((c, v if c == TASKS else None) for c, v in tuple(b.writes))
@@ -212,6 +219,7 @@ class Activations:
             # fan-out is counted whole before any of its recipients acts. Same ids as
             # their own recipients report: each counts once.
             mine = deliveries[0]
+            act.telling = telling
             deliveries = deliveries + [
                 Delivery(b, k, str(getattr(p, "node", "")), getattr(p, "arg", None))
                 for b in before
@@ -224,6 +232,7 @@ class Activations:
     def clear(self) -> None:
         with self._lock:
             self._graphs.clear()
+            self._telling.clear()
 
 
 def _writes_of(conf: Mapping[str, Any]) -> deque[tuple[str, Any]] | None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Generator, Mapping, Sequence
+from contextlib import nullcontext
 from typing import Any, Literal, TypeGuard
 
 from langchain_core.messages import AIMessage, ToolMessage
@@ -96,9 +97,10 @@ class GuardedNode:
         where = self._where(config, runtime)
         key = hold_key(config, where)
         act, arrived = ACTIVATIONS.start(config, where.agent, where.thread_id or where.run_id)
-        if arrived and self.guard.cascade is not None:
-            self._driver.run(self._arrivals_flow(arrived, act, where))
-        paused = self._driver.run(self.gate.hold_flow(where.agent, where, key))
+        with act.telling or nullcontext():  # a packet's recipients tell and pass holds in turn
+            if arrived and self.guard.cascade is not None:
+                self._driver.run(self._arrivals_flow(arrived, act, where))
+            paused = self._driver.run(self.gate.hold_flow(where.agent, where, key))
         token = NODE_AGENT.set(self.agent) if self.agent else None
         seen: dict[str, AgentMessage] = {}
         seen_token = HANDOFFS_SEEN.set(seen)

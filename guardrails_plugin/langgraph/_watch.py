@@ -39,6 +39,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Hashable, Iterable, Mapping
+from contextlib import nullcontext
 from typing import Any
 from uuid import UUID
 
@@ -128,10 +129,13 @@ _NO_TASKS: list[_Task] = []  # never written to
 class _Graph:
     """Tasks of one graph (one run, one namespace) for the last two steps."""
 
-    __slots__ = ("steps",)
+    __slots__ = ("steps", "telling")
 
     def __init__(self) -> None:
         self.steps: dict[int, list[_Task]] = {}
+        # held by a task a packet started while it tells the step's packets and passes its
+        # hold: no recipient passes it before every packet is counted (and a pause set)
+        self.telling = threading.RLock()
 
     def add(self, task: _Task) -> list[_Task]:
         """Register ``task``; return the tasks of the step before it (the graph's own list:
@@ -189,6 +193,7 @@ class CascadeWatcher(BaseCallbackHandler):
         self._tasks: dict[str, _Task] = {}  # running task: task id -> task (subgraph parents)
         # a starting task -> the senders whose Send packets it tells (marked when told)
         self._fanning: dict[UUID, list[_Task]] = {}
+        self._telling: dict[UUID, threading.RLock] = {}  # and its graph's _Graph.telling
         self._roots: dict[Hashable, str] = {}  # run id -> the scope of its root run
         self._agent: dict[tuple[str, bool], bool] = {}  # _is_agent's answers
         self._graphs: OrderedDict[tuple[str, str], _Graph] = OrderedDict()
@@ -293,6 +298,7 @@ class CascadeWatcher(BaseCallbackHandler):
             # counted whole before any recipient acts; a held one does not stop this node
             fanning = [t for t in before if t.agent and not t.fanned and t.sends]
             self._fanning[run_id] = fanning
+            self._telling[run_id] = g.telling
             for t in fanning:
                 for k, send in enumerate(t.sends):
                     mid = f"{t.id}>{send.node}#{k}"
@@ -424,17 +430,18 @@ class CascadeWatcher(BaseCallbackHandler):
     ) -> None:
         events = self._arrivals(inputs, run_id, parent_run_id, metadata, kwargs.get("name"))
         node = (metadata or {}).get("langgraph_node")
-        for event in events:
-            decision = self.guard.check(event)
-            if not decision.allowed and (
-                decision.kind == "control"
-                or not isinstance(event, AgentMessage)
-                or event.recipient == node  # not another task's packet
-            ):
-                with self._lock:  # the node will not run: LangChain reports no end for it
-                    self._forget(_key(run_id))
-                self._fanning.pop(run_id, None)
-                raise decision.error()
+        with self._telling.pop(run_id, None) or nullcontext():  # a packet's recipients in turn
+            for event in events:
+                decision = self.guard.check(event)
+                if not decision.allowed and (
+                    decision.kind == "control"
+                    or not isinstance(event, AgentMessage)
+                    or event.recipient == node  # not another task's packet
+                ):
+                    with self._lock:  # the node will not run: LangChain reports no end for it
+                        self._forget(_key(run_id))
+                    self._fanning.pop(run_id, None)
+                    raise decision.error()
         for sender in self._fanning.pop(run_id, ()):
             sender.fanned = True  # its packets told: later recipients need not tell them
 

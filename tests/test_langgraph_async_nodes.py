@@ -78,16 +78,17 @@ async def _drive(app: Any, how: str) -> None:
 @pytest.mark.parametrize("form", list(FORMS))
 @pytest.mark.parametrize("how", ["ainvoke", "astream"])
 def test_async_nodes_hand_off_under_the_guard(form: str, how: str) -> None:
-    monitor = CascadeMonitor()
-    guard = Guard(_policy(), cascade=monitor)
     seen: list[tuple[str, str]] = []
-    observe = monitor.observe
 
-    def spy(m: AgentMessage, *args: Any, **kwargs: Any) -> Any:
-        seen.append((m.sender, m.recipient))
-        return observe(m, *args, **kwargs)
+    class Recording(CascadeMonitor):
+        """Records every message it is fed (a subclass overriding ``observe`` is fed
+        every message through it)."""
 
-    monitor.observe = spy  # type: ignore[method-assign]
+        def observe(self, message: AgentMessage, *args: Any, **kwargs: Any) -> Any:
+            seen.append((message.sender, message.recipient))
+            return super().observe(message, *args, **kwargs)
+
+    guard = Guard(_policy(), cascade=Recording())
     log: list[str] = []
     asyncio.run(_drive(_team(guard, form, log, "a"), how))
     assert log == ["lead", "a"]  # the node ran once, awaited, and its hand-off was taken

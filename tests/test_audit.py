@@ -902,20 +902,33 @@ class Child:
             sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115
             target(*args)
 
-        self.process = FORK.Process(target=run)
+        # daemonic: a child that outlives its test is terminated when the run ends, never
+        # joined forever by multiprocessing's exit handler
+        self.process = FORK.Process(target=run, daemon=True)
         self.process.start()
         os.close(write)
         self.out = open(read, encoding="utf-8")  # noqa: SIM115
 
-    def kill(self, sig: int = signal.SIGKILL) -> int | None:
+    def kill(self, sig: int = signal.SIGKILL, wait: float = 30.0) -> int | None:
+        """Send ``sig`` and wait up to ``wait`` seconds for the exit status (``None``: still
+        running, and then killed, so that no test leaves a process behind)."""
         try:
             if self.popen is not None:
                 self.popen.send_signal(sig)
-                return self.popen.wait(10)
+                try:
+                    return self.popen.wait(wait)
+                except subprocess.TimeoutExpired:
+                    self.popen.kill()
+                    self.popen.wait()
+                    return None
             assert self.process.pid is not None
             os.kill(self.process.pid, sig)
-            self.process.join(10)
-            return self.process.exitcode
+            self.process.join(wait)
+            code = self.process.exitcode
+            if code is None:
+                self.process.kill()
+                self.process.join()
+            return code
         finally:
             self.out.close()
 

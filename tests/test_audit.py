@@ -897,6 +897,8 @@ class Child:
         read, write = os.pipe()
 
         def run() -> None:
+            # Ctrl-C as a user's process gets it, whatever handler the test process had
+            signal.signal(signal.SIGINT, signal.default_int_handler)
             os.close(read)
             os.dup2(write, 1)
             sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115

@@ -98,16 +98,24 @@ def cases(draw: st.DrawFn) -> Case:
 
 
 def _delegate(guard: Guard, case: Case) -> dict[str, tuple[str, ...]]:
-    """Make the case's delegations; the chain of delegators of each delegate holding one."""
+    """Make the case's delegations; the chain of delegators of each delegate holding one.
+    A delegation made from the giver's own policy rule carries the giver's authority only
+    (bob delegating his own rule to carol owes nothing to alice); one made from a grant the
+    giver holds carries that grant's chain too."""
     chains: dict[str, tuple[str, ...]] = {}
     for giver, taker, args, effect in case.delegations:
-        if giver != "alice" and giver not in chains:
+        if (
+            giver != "alice"
+            and giver not in chains
+            and not case.policy.bucket(giver, "send").allows
+        ):
             continue  # bob holds nothing to delegate
         try:
-            guard.delegate(giver, taker, "send", args=args, effect=effect)  # type: ignore[arg-type]
+            grant = guard.delegate(giver, taker, "send", args=args, effect=effect)  # type: ignore[arg-type]
         except DelegationError:
             continue
-        chains[taker] = (giver, *chains.get(giver, ()))
+        own = grant.parent is not None and grant.parent.startswith("rule:")
+        chains[taker] = (giver,) if own else (giver, *chains.get(giver, ()))
     return chains
 
 

@@ -22,13 +22,14 @@ from __future__ import annotations
 import argparse
 import os
 import pickle
-import re
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from _callgrind import instructions  # this directory is on sys.path when run
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -65,29 +66,7 @@ def _texts(count: int) -> list[str]:
 def _instructions(source: Path, data: Path, count: int, cwd: str) -> float:
     # The warm-up is the same in both runs (every text after the first ``count``).
     def run(n: int) -> int:
-        out = subprocess.run(
-            [
-                "valgrind",
-                "--tool=callgrind",
-                "--callgrind-out-file=/dev/null",
-                sys.executable,
-                "-c",
-                CHILD,
-                str(source),
-                str(data),
-                str(count),
-                str(n),
-            ],
-            env={**os.environ, "PYTHONHASHSEED": "0"},
-            cwd=cwd,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        found = re.search(r"Collected : (\d+)", out.stderr)
-        if found is None:
-            sys.exit("error: callgrind printed no instruction count")
-        return int(found.group(1))
+        return instructions(CHILD, str(source), str(data), str(count), str(n), cwd=cwd)
 
     return (run(count) - run(0)) / count
 

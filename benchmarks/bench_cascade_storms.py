@@ -22,12 +22,11 @@ out), per message. Deterministic, so one run per tree is enough on a shared mach
 from __future__ import annotations
 
 import argparse
-import os
-import re
 import shutil
-import subprocess
 import sys
 from pathlib import Path
+
+from _callgrind import instructions  # this directory is on sys.path when run
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -88,28 +87,7 @@ for s in seen[:count]:
 
 
 def _instructions(tree: Path, kind: str, total: int, count: int) -> int:
-    out = subprocess.run(
-        [
-            "valgrind",
-            "--tool=callgrind",
-            "--callgrind-out-file=/dev/null",
-            sys.executable,
-            "-c",
-            CHILD,
-            str(tree),
-            kind,
-            str(total),
-            str(count),
-        ],
-        env={**os.environ, "PYTHONHASHSEED": "0"},
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    found = re.search(r"Collected : (\d+)", out.stderr)
-    if found is None:
-        sys.exit("error: callgrind printed no instruction count")
-    return int(found.group(1))
+    return instructions(CHILD, str(tree), kind, str(total), str(count))
 
 
 def main() -> None:

@@ -13,6 +13,7 @@ sends anything; a wide map-reduce (one fan-out, answers reduced once) never trip
 
 from __future__ import annotations
 
+import asyncio
 import operator
 import random
 from typing import Annotated, Any, TypedDict
@@ -25,6 +26,7 @@ from langgraph.types import Send
 from guardrails_plugin import Guard, Policy, RunPaused, allow
 from guardrails_plugin.cascade import CascadeMonitor
 from guardrails_plugin.langgraph import CascadeWatcher, guard_node
+from guardrails_plugin.store import MemoryStore
 
 NAMES = ("planner", "splitter", "scout", "helper", "drafter", "mapper")
 
@@ -35,7 +37,9 @@ class State(TypedDict, total=False):
     done: Annotated[list[str], operator.add]
 
 
-def _storm(seed: int, wiring: str) -> tuple[Any, list[int], dict[str, Any]]:
+def _storm(
+    seed: int, wiring: str, is_async: bool = False, store: Any = None
+) -> tuple[Any, list[int], dict[str, Any]]:
     rng = random.Random(seed)
     lead, worker = rng.sample(NAMES, 2)
     k = rng.randint(3, 4)
@@ -46,17 +50,23 @@ def _storm(seed: int, wiring: str) -> tuple[Any, list[int], dict[str, Any]]:
         made.append(depth)
         return {"sent": [depth]}
 
+    async def aact(state: State) -> dict[str, Any]:
+        await asyncio.sleep(0)  # the step's other tasks run meanwhile
+        return act(state)
+
     def route(state: State) -> list[Send]:
         depth = (state.get("sent") or [0])[-1]
         if depth > 5:
             return []
         return [Send(worker, {"depth": depth}) for _ in range(k)]
 
-    guard = Guard(Policy([allow("handoff")]), cascade=CascadeMonitor())
+    extra = {} if store is None else {"store": store}
+    guard = Guard(Policy([allow("handoff")]), cascade=CascadeMonitor(), **extra)
     wrap = (lambda f: guard_node(f, guard)) if wiring == "guard_node" else (lambda f: f)
     g = StateGraph(State)
-    g.add_node(lead, wrap(act))
-    g.add_node(worker, wrap(act))
+    node = aact if is_async else act
+    g.add_node(lead, wrap(node))
+    g.add_node(worker, wrap(node))
     g.add_edge(START, lead)
     g.add_conditional_edges(lead, route)
     g.add_conditional_edges(worker, route)
@@ -85,6 +95,83 @@ def test_a_routing_function_storm_trips_before_its_third_fan_out_is_acted_on(
     # depth 1: the lead; its fan-out's recipients act at depth 2, theirs at 3, ...: the
     # third fan-out (made at depth 3) is counted before any of its recipients acts, in
     # parallel too (a step's recipients tell its packets and pass their holds in turn)
+    assert max(made) <= 3, made
+
+
+class _Suspending(MemoryStore):
+    """A store whose async verbs suspend their task 0-3 times first, as a network store's
+    do (Redis, PostgreSQL): the step's other tasks run meanwhile."""
+
+    def __init__(self, seed: int) -> None:
+        super().__init__()
+        self._rng = random.Random(seed)
+
+    async def _yield(self) -> None:
+        for _ in range(self._rng.randrange(4)):
+            await asyncio.sleep(0)
+
+    async def aget(self, key: str) -> Any:
+        await self._yield()
+        return await super().aget(key)
+
+    async def aput(self, key: str, value: Any) -> None:
+        await self._yield()
+        await super().aput(key, value)
+
+    async def atotal(
+        self, key: str, *, window: float | None = None, now: float | None = None
+    ) -> float:
+        await self._yield()
+        return await super().atotal(key, window=window, now=now)
+
+    async def ascan(self, prefix: str) -> Any:
+        await self._yield()
+        return await super().ascan(prefix)
+
+    async def acharge(
+        self,
+        key: str,
+        amount: float,
+        limit: float,
+        *,
+        window: float | None = None,
+        now: float | None = None,
+    ) -> bool:
+        await self._yield()
+        return await super().acharge(key, amount, limit, window=window, now=now)
+
+    async def adelete(self, key: str) -> bool:
+        await self._yield()
+        return await super().adelete(key)
+
+
+async def _arun(graph: Any, config: Any, stream: bool) -> Any:
+    if not stream:
+        return await graph.ainvoke({"depth": 0}, config)
+    out: dict[str, Any] = {}
+    async for chunk in graph.astream({"depth": 0}, config, stream_mode="updates"):
+        if "__interrupt__" in chunk:
+            out["__interrupt__"] = chunk["__interrupt__"]
+    return out
+
+
+@pytest.mark.parametrize("wiring", ["guard_node", "watcher"])
+@pytest.mark.parametrize("seed", range(24))
+def test_an_async_routing_function_storm_trips_before_its_third_fan_out_is_acted_on(
+    seed: int, wiring: str, tmp_path: Any
+) -> None:
+    # the async twin: async nodes under ``ainvoke`` / ``astream`` run a step's tasks as
+    # tasks of one event loop, interleaved at every ``await`` (a network store's async
+    # verbs suspend the task: here each suspends 0-3 times, drawn per seed)
+    graph, made, ctx = _storm(seed, wiring, is_async=True, store=_Suspending(seed))
+    stream = seed % 2 == 1
+    if wiring == "watcher":
+        with pytest.raises(RunPaused):
+            asyncio.run(_arun(graph, ctx["config"], stream))
+    else:
+        out = asyncio.run(_arun(graph, ctx["config"], stream))
+        assert "__interrupt__" in out
+    assert [t.signal for t in ctx["guard"].trips()][:1] == ["storms"]
     assert max(made) <= 3, made
 
 

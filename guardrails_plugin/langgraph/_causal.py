@@ -35,6 +35,7 @@ channels each task wrote and its ``Send`` packets, not the state it wrote), for 
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import threading
 from collections import OrderedDict, deque
@@ -87,7 +88,7 @@ class Activation:
     fanned: bool = False
     """Whether a recipient has told all of this activation's ``Send`` packets (tasks
     starting meanwhile tell the ones not told yet too, so none acts before they are)."""
-    telling: threading.RLock | None = None
+    telling: Turns | None = None
     """For an activation started by a ``Send`` packet: its graph's lock, held while it
     tells the step's packets and passes its hold, so no recipient of a fan-out passes its
     hold before every packet of the step is counted (and a trip's pause is set)."""
@@ -126,6 +127,110 @@ def message_id(sender: Activation, recipient: str, packet: int | None) -> str:
     return f"{sender.task}>{recipient}#{packet}"
 
 
+class Turns:
+    """One at a time, for threads (sync nodes) and event-loop tasks (async nodes) alike: the
+    lock a graph's ``Send`` recipients take while they tell the step's packets and pass
+    their hold, so that none acts between a trip and the pause it sets.
+
+    ``with turns:`` from a thread; ``async with turns:`` from a coroutine, which waits on
+    a future of its own loop (the loop keeps running) and may ``await`` while it holds its
+    turn (a store's async verbs): a ``threading.Lock`` is held only for a few assignments,
+    never across an ``await``. Re-entrant for its holder (a thread, or an ``asyncio`` task:
+    two tasks of one loop are two holders). A turn is handed to the waiter first in line
+    when released (no barging); a waiting task that is cancelled leaves the line, or, if the
+    turn reached it meanwhile, passes it on.
+    """
+
+    __slots__ = ("_depth", "_lock", "_owner", "_waiters")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._owner: object = None
+        self._depth = 0
+        # who waits: (holder, a thread's event or None, a task's loop and future or None)
+        self._waiters: deque[
+            tuple[object, threading.Event | None, tuple[Any, asyncio.Future[None]] | None]
+        ] = deque()
+
+    def __repr__(self) -> str:
+        return f"Turns(held={self._owner is not None}, waiting={len(self._waiters)})"
+
+    @staticmethod
+    def _me() -> object:
+        try:
+            task = asyncio.current_task()
+        except RuntimeError:  # no loop runs in this thread
+            task = None
+        return threading.get_ident() if task is None else task
+
+    def __enter__(self) -> Turns:
+        me = self._me()
+        with self._lock:
+            if self._owner is None or self._owner == me:
+                self._owner = me
+                self._depth += 1
+                return self
+            event = threading.Event()
+            self._waiters.append((me, event, None))
+        event.wait()  # the turn is ours when set (handed over by ``_release``)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with self._lock:
+            self._release()
+
+    async def __aenter__(self) -> Turns:
+        me = self._me()
+        with self._lock:
+            if self._owner is None or self._owner == me:
+                self._owner = me
+                self._depth += 1
+                return self
+            loop = asyncio.get_running_loop()
+            future: asyncio.Future[None] = loop.create_future()
+            self._waiters.append((me, None, (loop, future)))
+        try:
+            await future
+        except BaseException:  # cancelled while waiting: leave the line, or pass the turn on
+            with self._lock:
+                if self._owner is me:
+                    self._depth = 1
+                    self._release()
+                else:
+                    self._waiters = deque(w for w in self._waiters if w[0] is not me)
+            raise
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        with self._lock:
+            self._release()
+
+    def _release(self) -> None:
+        """Give up one level of the turn (``_lock`` held); the last hands it on."""
+        self._depth -= 1
+        if self._depth > 0:
+            return
+        self._owner = None
+        while self._waiters:
+            me, event, waiting = self._waiters.popleft()
+            self._owner, self._depth = me, 1
+            if event is not None:
+                event.set()
+                return
+            assert waiting is not None
+            loop, future = waiting
+            try:
+                loop.call_soon_threadsafe(_wake, future)
+                return
+            except RuntimeError:  # its loop is closed: nobody will take the turn
+                self._owner, self._depth = None, 0
+
+
+def _wake(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
 ACTIVATION: contextvars.ContextVar[Activation | None] = contextvars.ContextVar(
     "guardrails_activation", default=None
 )
@@ -139,7 +244,7 @@ class Activations:
     def __init__(self, max_graphs: int = 1024) -> None:
         self.max_graphs = max_graphs
         self._graphs: OrderedDict[tuple[str, str], dict[int, dict[str, Activation]]] = OrderedDict()
-        self._telling: dict[tuple[str, str], threading.RLock] = {}  # per graph of _graphs
+        self._telling: dict[tuple[str, str], Turns] = {}  # per graph of _graphs
         self._lock = threading.Lock()
 
     def start(
@@ -177,7 +282,7 @@ class Activations:
             steps = self._graphs.get(key)
             if steps is None:
                 steps = self._graphs[key] = {}
-                self._telling[key] = threading.RLock()
+                self._telling[key] = Turns()
                 if len(self._graphs) > self.max_graphs:
                     self._telling.pop(self._graphs.popitem(last=False)[0], None)
             else:

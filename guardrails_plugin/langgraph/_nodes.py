@@ -133,9 +133,12 @@ class GuardedNode:
         where = self._where(config, runtime)
         key = hold_key(config, where)
         act, arrived = ACTIVATIONS.start(config, where.agent, where.thread_id or where.run_id)
-        if arrived and self.guard.cascade is not None:
-            await self._adriver.arun(self._arrivals_flow(arrived, act, where))
-        paused = await self._adriver.arun(self.gate.hold_flow(where.agent, where, key))
+        # a packet's recipients tell and pass holds in turn (tasks of one loop wait on a
+        # future: the loop runs on, and the holder may await the store meanwhile)
+        async with act.telling or nullcontext():
+            if arrived and self.guard.cascade is not None:
+                await self._adriver.arun(self._arrivals_flow(arrived, act, where))
+            paused = await self._adriver.arun(self.gate.hold_flow(where.agent, where, key))
         token = NODE_AGENT.set(self.agent) if self.agent else None
         seen: dict[str, AgentMessage] = {}
         seen_token = HANDOFFS_SEEN.set(seen)

@@ -431,7 +431,23 @@ class Inbox:
             return None, 0
         return mid, None if gen is None else gen + 1
 
-    def delivered(self, scope: str, message: AgentMessage) -> None:
+    def resumed(
+        self, scope: str, agent: str, run_id: str | None, parent: str, generation: int | None
+    ) -> None:
+        """``agent``'s activation continues in run ``run_id`` (a resume of the run it was
+        interrupted in): what it sends now has ``parent`` and ``generation``, as before the
+        interrupt, until something is delivered to it."""
+        message = AgentMessage(
+            "",
+            agent,
+            "",
+            run_id=run_id,
+            id=parent,
+            generation=None if generation is None else generation - 1,
+        )
+        self.delivered(scope, message, told=False)
+
+    def delivered(self, scope: str, message: AgentMessage, *, told: bool = True) -> None:
         with self._lock:
             agents = self._scopes.get(scope)
             if agents is None:
@@ -443,11 +459,80 @@ class Inbox:
             if len(agents) > 1024 and message.recipient not in agents:
                 agents.pop(next(iter(agents)))
             agents[message.recipient] = (message.id, message.generation, message.run_id)
-            if message.id is not None:
+            if told and message.id is not None:
                 self._told[(scope, message.id)] = message
                 self._told.move_to_end((scope, message.id))
                 if len(self._told) > 4 * self.max_scopes:
                     self._told.popitem(last=False)
+
+
+def position(scope: str, agent: str, run_id: str | None) -> tuple[str | None, int | None]:
+    """``(parent, generation)`` of what ``agent`` sends now: the wrapped node it runs in,
+    else the run's inbox (as ``handoff_message`` reads them)."""
+    act = ACTIVATION.get()
+    if act is not None:
+        return act.parent, act.generation
+    return INBOX.started(scope, agent, run_id)
+
+
+def saved_position(
+    scope: str,
+    agent: str,
+    run_id: str | None,
+    checkpoint: str | None,
+    act: Activation | None = None,
+) -> dict[str, Any] | None:
+    """What a resume needs to continue ``agent``'s causal chain, as the guard keeps it in
+    the document it writes before interrupting (JSON): the delivery that started the
+    interrupted activation, its generation, the agent, and the root checkpoint the
+    interrupted step started from. ``None`` when there is nothing to continue (the run's
+    input started the activation, or the step has no checkpoint). ``act``: the wrapped
+    node's activation, when it is not running (``ACTIVATION``)."""
+    if act is not None:
+        parent, generation = act.parent, act.generation
+    else:
+        parent, generation = position(scope, agent, run_id)
+    if parent is None or checkpoint is None:
+        return None
+    return {"parent": parent, "generation": generation, "agent": agent, "checkpoint": checkpoint}
+
+
+def restore_position(
+    saved: Any,
+    scope: str,
+    agent: str,
+    run_id: str | None,
+    checkpoint: str | None,
+    act: Activation | None = None,
+) -> bool:
+    """Continue ``agent``'s causal chain on a resume from what ``saved_position`` kept:
+    its activation's parent is again the delivery that started the interrupted one, and
+    the generation continues. Only for the same agent re-running the step the document
+    was written in (the same root checkpoint, which LangGraph, not the model, names): a
+    document left by another run of the thread (an interrupt never resumed, then a call
+    under a reused id) grafts nothing. A wrapped node's activation that already knows
+    its parent (the graph's own tasks told it) keeps it. ``act``: that activation, when it
+    is not running yet (``ACTIVATION``). Returns whether it restored."""
+    if not isinstance(saved, Mapping):
+        return False
+    parent, generation = saved.get("parent"), saved.get("generation")
+    if (
+        not isinstance(parent, str)
+        or saved.get("agent") != agent
+        or checkpoint is None
+        or saved.get("checkpoint") != checkpoint
+        or not (generation is None or (isinstance(generation, int) and generation >= 1))
+        or isinstance(generation, bool)
+    ):
+        return False
+    act = act or ACTIVATION.get()
+    if act is not None:
+        if act.parent is not None or act.arrived:
+            return False
+        act.parent, act.generation = parent, generation
+        return True
+    INBOX.resumed(scope, agent, run_id, parent, generation)
+    return True
 
 
 ACTIVATIONS = Activations()

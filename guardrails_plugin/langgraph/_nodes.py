@@ -100,7 +100,7 @@ class GuardedNode:
         with act.telling or nullcontext():  # a packet's recipients tell and pass holds in turn
             if arrived and self.guard.cascade is not None:
                 self._driver.run(self._arrivals_flow(arrived, act, where))
-            paused = self._driver.run(self.gate.hold_flow(where.agent, where, key))
+            paused = self._driver.run(self.gate.hold_flow(where.agent, where, key, act))
         token = NODE_AGENT.set(self.agent) if self.agent else None
         seen: dict[str, AgentMessage] = {}
         seen_token = HANDOFFS_SEEN.set(seen)
@@ -118,7 +118,7 @@ class GuardedNode:
             output = self._checked(output, where, config, seen, act)
         except GraphInterrupt:
             if where.checkpointed:
-                self._driver.run(self.gate.passed_flow(key, paused))
+                self._driver.run(self.gate.passed_flow(key, paused, where, act))
             raise
         finally:
             ACTIVATION.reset(act_token)
@@ -138,7 +138,7 @@ class GuardedNode:
         async with act.telling or nullcontext():
             if arrived and self.guard.cascade is not None:
                 await self._adriver.arun(self._arrivals_flow(arrived, act, where))
-            paused = await self._adriver.arun(self.gate.hold_flow(where.agent, where, key))
+            paused = await self._adriver.arun(self.gate.hold_flow(where.agent, where, key, act))
         token = NODE_AGENT.set(self.agent) if self.agent else None
         seen: dict[str, AgentMessage] = {}
         seen_token = HANDOFFS_SEEN.set(seen)
@@ -156,7 +156,7 @@ class GuardedNode:
             output = await self._achecked(output, where, config, seen, act)
         except GraphInterrupt:
             if where.checkpointed:
-                await self._adriver.arun(self.gate.passed_flow(key, paused))
+                await self._adriver.arun(self.gate.passed_flow(key, paused, where, act))
             raise
         finally:
             ACTIVATION.reset(act_token)

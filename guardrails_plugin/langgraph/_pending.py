@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from .._approvals import Answer, Approval, ApprovalRequest, EditReader
 from .._decision import Decision, Effect
 from .._events import ToolCall
+from ._causal import Activation, restore_position, saved_position
 from ._drivers import Op
 from ._hitl import read_answer, with_hitl
 from ._verify import CHANGED_RULE
@@ -73,6 +74,16 @@ class PendingLog:
         if key is not None and where.resuming:
             found = yield ("get", (key,))
             memo = dict(found) if isinstance(found, Mapping) else None
+        if memo is not None and memo.get("binding", bound()) == bound():
+            # the same call re-run on a resume: its agent's activation continues its chain
+            restore_position(
+                memo.get("causal"), call.scope_key, call.agent, call.run_id, where.checkpoint_id
+            )
+        causal = functools.cache(
+            functools.partial(
+                saved_position, call.scope_key, call.agent, call.run_id, where.checkpoint_id
+            )
+        )
         if memo is not None and memo.get("binding", bound()) != bound():
             # The interrupts logged here were raised for another call under this id: a node
             # run again on resume made another call (a hand-off elsewhere), or the id was
@@ -102,7 +113,7 @@ class PendingLog:
                     return asked, memo is not None
                 if asked.kind == "control":  # paused: wait for an operator
                     log.append("pause")
-                    memo = yield from self._save(key, memo, log, bound=bound())
+                    memo = yield from self._save(key, memo, log, bound=bound(), causal=causal())
                     value = yield ("interrupt", (_pause_payload(call, asked),))
                     i += 1
                     if _refused(value):  # a person looked at the held call and said no
@@ -112,7 +123,14 @@ class PendingLog:
                     continue
                 log.append("approval")
                 memo = yield from self._save(
-                    key, memo, log, bound=bound(), asked=asked, at=asked_at, call=call
+                    key,
+                    memo,
+                    log,
+                    bound=bound(),
+                    asked=asked,
+                    at=asked_at,
+                    call=call,
+                    causal=causal(),
                 )
             payload = self._approval_payload(call, asked, asked_at)
             value = yield ("interrupt", (payload, lambda v: read_answer(v, call)))
@@ -146,19 +164,22 @@ class PendingLog:
                 memo = yield from self._save(key, memo, log, bound=bound(), final=final)
                 break
             log.append("pause")
-            memo = yield from self._save(key, memo, log, bound=bound())
+            memo = yield from self._save(key, memo, log, bound=bound(), causal=causal())
             i += 1
             yield ("interrupt", (_pause_payload(call, stop),))
         return final, key is not None
 
-    def hold_flow(self, agent: str, where: Where, key: str | None) -> Generator[Op, Any, int]:
+    def hold_flow(
+        self, agent: str, where: Where, key: str | None, act: Activation | None = None
+    ) -> Generator[Op, Any, int]:
         """Stop here while the kill switch says so: raise ``RunKilled`` for a kill; for a
         pause, interrupt (resumable once lifted) or raise ``RunPaused`` where the run cannot
         be interrupted. ``key`` (stable across re-runs of the task) names the log of pauses
         already answered, replayed so that later interrupts in the task stay aligned with
         their resume values. Returns how many pauses the log holds: the caller deletes the
         log once its task has finished, never before (and on a resumed run in any case: the
-        log may say the task got past the hold, ``passed_flow``)."""
+        log may say the task got past the hold, ``passed_flow``). ``act``: the wrapped node's
+        activation, which continues its causal chain on a resume (``restore_position``)."""
         probe = ToolCall("", {}, agent=agent, thread_id=where.thread_id, run_id=where.run_id)
         replay = 0
         passed = False
@@ -167,6 +188,10 @@ class PendingLog:
             if isinstance(found, Mapping):
                 replay = int(found.get("pauses", 0))
                 passed = bool(found.get("passed"))
+                if act is not None:
+                    scope = where.thread_id or where.run_id or "-"
+                    saved = found.get("causal")
+                    restore_position(saved, scope, agent, where.run_id, where.checkpoint_id, act)
         for _ in range(replay):
             yield ("interrupt", (_pause_payload(probe, None),))
         if passed:
@@ -183,13 +208,22 @@ class PendingLog:
                 raise stop.error()
             pauses += 1
             if key is not None:
-                yield ("put", (key, {"pauses": pauses}))
+                yield ("put", (key, _hold_doc(pauses, where, agent, act)))
             yield ("interrupt", (_pause_payload(probe, stop),))
 
-    def passed_flow(self, key: str | None, pauses: int) -> Generator[Op, Any, None]:
-        """Note that the task got past its hold (``hold_flow``) and was then interrupted."""
+    def passed_flow(
+        self,
+        key: str | None,
+        pauses: int,
+        where: Where | None = None,
+        act: Activation | None = None,
+    ) -> Generator[Op, Any, None]:
+        """Note that the task got past its hold (``hold_flow``) and was then interrupted
+        (with where ``act``'s causal chain resumes, when given)."""
         if key is not None:
-            yield ("put", (key, {"pauses": pauses, "passed": True}))
+            doc = _hold_doc(pauses, where, act.agent if act else "", act)
+            doc["passed"] = True
+            yield ("put", (key, doc))
 
     def delete_flow(self, key: str) -> Generator[Op, Any, None]:
         yield ("delete", (key,))
@@ -232,10 +266,13 @@ class PendingLog:
         at: float | None = None,
         final: Decision | None = None,
         call: ToolCall | None = None,
+        causal: dict[str, Any] | None = None,
     ) -> Generator[Op, Any, dict[str, Any] | None]:
         if key is None:
             return memo
         doc = dict(memo or {})
+        if causal is not None and "causal" not in doc:  # where the agent's chain resumes
+            doc["causal"] = causal
         doc["log"] = list(log)
         if bound is not None:
             doc["binding"] = bound
@@ -260,6 +297,18 @@ class PendingLog:
         if self.approval_timeout is not None:
             payload["expires_at"] = at + self.approval_timeout
         return with_hitl(payload)
+
+
+def _hold_doc(
+    pauses: int, where: Where | None, agent: str, act: Activation | None
+) -> dict[str, Any]:
+    doc: dict[str, Any] = {"pauses": pauses}
+    if act is not None and where is not None:
+        scope = where.thread_id or where.run_id or "-"
+        causal = saved_position(scope, agent, where.run_id, where.checkpoint_id, act)
+        if causal is not None:
+            doc["causal"] = causal
+    return doc
 
 
 def hold_key(config: Mapping[str, Any], where: Where) -> str | None:

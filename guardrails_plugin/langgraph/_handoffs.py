@@ -11,7 +11,7 @@ import contextvars
 from collections.abc import Mapping
 from typing import Any
 
-from langchain_core.messages import AIMessage
+from langchain_core.messages import AIMessage, HumanMessage
 
 from .._events import AgentMessage, ToolCall
 from ..guard import Guard
@@ -155,8 +155,9 @@ _HANDBACK_LOOKBACK = 24
 def handback(state: Any, call: ToolCall, guard: Guard) -> AgentMessage | None:
     """The worker's hand-back that gave ``call``'s agent the turn, if the messages show one
     (langgraph-supervisor's hand-back pair): the cascade monitor must see the answer going
-    back too, or a supervisor/worker loop looks one-way. Looks at the last few messages
-    only; the hand-back's tool-call id makes every report of it count once."""
+    back too, or a supervisor/worker loop looks one-way. None when a user's message came
+    after it (a new turn: the user, not the answer, gave the agent its turn; the answer
+    that ended the previous turn goes unreported). Looks at the last few messages only; the hand-back's tool-call id makes every report of it count once."""
     if guard.cascade is None or call.call_id is None:
         return None
     messages = state.get("messages") if isinstance(state, Mapping) else state
@@ -176,6 +177,8 @@ def handback(state: Any, call: ToolCall, guard: Guard) -> AgentMessage | None:
     for i in range(mine - 1, lo - 1, -1):
         m = messages[i]
         if not isinstance(m, AIMessage):
+            if isinstance(m, HumanMessage):
+                return None  # a user's turn since: the user gave the agent its turn
             continue
         if not (m.response_metadata or {}).get(HANDOFF_BACK):
             if m.name == call.agent:

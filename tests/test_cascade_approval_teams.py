@@ -1,0 +1,85 @@
+"""Teams that wait for a person every round (``cascade_approval_teams``): a loop through an
+approval is caught in time and a team making progress never trips, in langgraph-supervisor
+and langgraph-swarm teams, under ``invoke``, ``ainvoke`` and ``astream``; the causal
+parents the guard reports are what the graph really did, across every resume.
+
+The oracle for the edges is the thread's own message history (``true_edges``): each
+hand-off's parent is the last hand-off delivered to its sender, a user's message starts a
+new chain. Every message the monitor observed must be one of those, with that parent and
+generation; the only hand-offs allowed to go unreported are a supervisor worker's last
+answer, after which the supervisor hands nothing on in that user turn (it is reported with
+the supervisor's next hand-off call), and the last one asked for after a trip (the breaker held it).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from cascade_approval_teams import DRIVERS, KINDS, TEAMS, Outcome, play, true_edges
+
+TUNING = range(0, 4)
+
+
+def _check_edges(o: Outcome) -> None:
+    truth = true_edges(o.messages)
+    got = {
+        s.message.id: (
+            s.message.sender,
+            s.message.recipient,
+            s.message.parent,
+            s.message.generation,
+        )
+        for s in o.seen
+    }
+    invented = {k: v for k, v in got.items() if truth.get(k, ())[:4] != v}
+    assert not invented, {k: (v, truth.get(k)) for k, v in invented.items()}
+    senders_later: set[tuple[str, int]] = set()  # (agent, user turn) with a later hand-off
+    for i, (mid, (sender, recipient, _, _, turn)) in enumerate(reversed(list(truth.items()))):
+        if mid not in got:
+            held = i == 0 and o.tripped != "-"  # asked for after the trip: held, not sent
+            last_answer = mid.startswith("handback:") and (recipient, turn) not in senders_later
+            assert held or last_answer, mid
+        senders_later.add((sender, turn))
+
+
+@pytest.mark.parametrize("driver", DRIVERS)
+@pytest.mark.parametrize("team", TEAMS)
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("seed", TUNING)
+def test_a_loop_through_approvals_is_caught_in_time_and_progress_never_trips(
+    seed: int, kind: str, team: str, driver: str
+) -> None:
+    o = play(kind, team, driver, seed)
+    expected = "ok" if kind == "approval_team" else "in time"
+    assert o.verdict == expected, (o.tripped, o.st.prefix, o.st.published)
+    assert o.approvals >= min(o.st.rounds, o.st.prefix + 1)  # every round waited for a person
+    _check_edges(o)
+
+
+@pytest.mark.parametrize("team", TEAMS)
+@pytest.mark.parametrize("seed", range(3))
+def test_a_new_user_turn_starts_a_new_chain_and_a_resume_does_not(seed: int, team: str) -> None:
+    # two user turns on one thread, each with its approvals: the first hand-off of the
+    # second turn has no parent (the oracle clears at the user's message), every hand-off
+    # after a resume continues its chain
+    o = play("approval_team", team, "invoke", seed, turns=2)
+    assert o.tripped == "-"
+    _check_edges(o)
+    roots = [s.message for s in o.seen if s.message.parent is None]
+    humans = sum(1 for m in o.messages if type(m).__name__ == "HumanMessage")
+    assert humans == 2
+    assert len(roots) == 2, [r.id for r in roots]
+    assert all(r.generation == 0 for r in roots)
+
+
+def test_the_generated_kinds_fail_without_the_resume_continuing(monkeypatch: Any) -> None:
+    # the check can fail: with the restore of a resumed activation's position disabled,
+    # the loop is missed (each resume starts a chain) and the edges are wrong
+    from guardrails_plugin.langgraph import _pending
+
+    monkeypatch.setattr(_pending, "restore_position", lambda *a, **k: False)
+    o = play("approval_loop", "swarm", "invoke", 0)
+    assert o.verdict == "missed"
+    with pytest.raises(AssertionError):
+        _check_edges(o)

@@ -162,9 +162,10 @@ def story(kind: str, seed: int) -> Story:
     return Story(kind, seed, lead, poster, rounds, prefix, lead_says, poster_says)
 
 
-def build(st: Story, team: str, guard: Guard, checkpointer: Any) -> Any:
+def build(st: Story, team: str, guard: Guard, checkpointer: Any, *, restart: bool = False) -> Any:
     """The compiled team for ``st``: scripted models, the guard's middleware on every agent,
-    ``publish`` (asks a person) as the poster's tool."""
+    ``publish`` (asks a person) as the poster's tool. ``restart``: the models find their
+    place in their scripts from the messages they are shown (a fresh process)."""
     turn = {"round": 0}
 
     def publish(text: str) -> str:
@@ -194,7 +195,11 @@ def build(st: Story, team: str, guard: Guard, checkpointer: Any) -> Any:
                 turn["round"] += 1
             return super()._next()
 
-    lead_model, poster_model = LeadModel(lead_script), ScriptedChatModel(poster_script)
+    if restart:
+        lead_model: ScriptedChatModel = _FromHistory(lead_script, name=st.lead)
+        poster_model: ScriptedChatModel = _FromHistory(poster_script, name=st.poster)
+    else:
+        lead_model, poster_model = LeadModel(lead_script), ScriptedChatModel(poster_script)
     if team == "supervisor":
         from langgraph_supervisor import create_handoff_tool, create_supervisor
 
@@ -354,3 +359,74 @@ def true_edges(messages: list[Any]) -> dict[str, tuple[str, str, str | None, int
             )
             last[recipient] = (mid, edges[mid][3])
     return edges
+
+
+# -- a process per invocation: the causal chain across restarts ------------------------------
+
+
+class _FromHistory(ScriptedChatModel):
+    """A scripted model that finds its place in the script from the messages it is shown
+    (its own earlier turns), as a fresh process must: no count kept in memory."""
+
+    def _generate(self, messages: list[Any], *args: Any, **kwargs: Any) -> Any:
+        self.calls = sum(1 for m in messages if isinstance(m, AIMessage) and m.name == self.name)
+        return super()._generate(messages, *args, **kwargs)
+
+
+def restart_step(folder: str, kind: str, seed: int) -> dict[str, Any]:
+    """One invocation of a swarm story in this process, from what ``folder`` holds (a
+    LangGraph SQLite checkpointer and the guard's ``SQLiteStore``): the user's input on a
+    new thread, else a resume approving what waits. Returns what the monitor of this
+    process observed, whether the run waits again, and the thread's edges (the oracle)."""
+    import os
+
+    from langgraph.checkpoint.sqlite import SqliteSaver
+
+    from guardrails_plugin.store import SQLiteStore
+
+    st = story(kind, seed)
+    recorder = Recorder()
+    guard = Guard(
+        POLICY,
+        store=SQLiteStore(os.path.join(folder, "guard.db")),
+        cascade=CascadeMonitor([*default_signals(), recorder]),
+    )
+    with SqliteSaver.from_conn_string(os.path.join(folder, "graph.db")) as saver:
+        app = build(st, "swarm", guard, saver, restart=True)
+        config: dict[str, Any] = {"configurable": {"thread_id": f"restart-{kind}-{seed}"}}
+        if app.get_state(config).values:
+            out = app.invoke(answer(app, True, config), config)
+        else:
+            out = app.invoke({"messages": [HumanMessage("Post the release notes.")]}, config)
+        snap = app.get_state(config, subgraphs=True)
+        messages = list(snap.values.get("messages") or [])
+        for task in snap.tasks:
+            inner = getattr(getattr(task, "state", None), "values", None) or {}
+            if len(inner.get("messages") or []) > len(messages):
+                messages = list(inner["messages"])
+    return {
+        "seen": [
+            [
+                s.message.id,
+                s.message.sender,
+                s.message.recipient,
+                s.message.parent,
+                s.message.generation,
+            ]
+            for s in recorder.seen
+        ],
+        "waits": bool(isinstance(out, dict) and out.get("__interrupt__")),
+        "truth": {k: list(v) for k, v in true_edges(messages).items()},
+        "trips": [t.signal for t in guard.trips()],
+    }
+
+
+if __name__ == "__main__":  # python cascade_approval_teams.py FOLDER KIND SEED [forget]
+    import json
+    import sys
+
+    if sys.argv[4:] == ["forget"]:  # the counterfactual: nothing restored on a resume
+        from guardrails_plugin.langgraph import _pending
+
+        _pending.restore_position = lambda *a, **k: False  # type: ignore[assignment]
+    print(json.dumps(restart_step(sys.argv[1], sys.argv[2], int(sys.argv[3]))))

@@ -13,6 +13,11 @@ the supervisor's next hand-off call), and the last one asked for after a trip (t
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -83,3 +88,55 @@ def test_the_generated_kinds_fail_without_the_resume_continuing(monkeypatch: Any
     assert o.verdict == "missed"
     with pytest.raises(AssertionError):
         _check_edges(o)
+
+
+def _steps(folder: Path, seed: int, *extra: str, limit: int = 12) -> list[dict[str, Any]]:
+    """Each invocation of the swarm story in a process of its own, until the run ends."""
+    here = Path(__file__).parent
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(here.parent), str(here)])}
+    steps = []
+    for _ in range(limit):
+        done = subprocess.run(
+            [
+                sys.executable,
+                str(here / "cascade_approval_teams.py"),
+                str(folder),
+                "approval_team",
+                str(seed),
+                *extra,
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=300,
+            check=True,
+        )
+        steps.append(json.loads(done.stdout))
+        if not steps[-1]["waits"] or (extra and len(steps) == 2):  # 2: one resume is enough
+            break
+    return steps
+
+
+@pytest.mark.parametrize("seed", [0])
+def test_a_resume_in_a_new_process_continues_the_chain(tmp_path: Path, seed: int) -> None:
+    # LangGraph's SQLite checkpointer and the guard's SQLiteStore: every invocation and
+    # every resume in a process of its own; what each process's monitor observed, put
+    # together, is exactly what the thread's history says happened
+    steps = _steps(tmp_path, seed)
+    assert len(steps) >= 4  # the run waited for a person at least three times
+    assert not steps[-1]["waits"]
+    truth = steps[-1]["truth"]
+    seen = [m for s in steps for m in s["seen"]]
+    assert [m[0] for m in seen] == list(truth)  # every hand-off once, in order
+    for mid, sender, recipient, parent, generation in seen:
+        assert [sender, recipient, parent, generation] == truth[mid][:4], mid
+
+
+def test_without_the_kept_position_a_new_process_starts_a_new_chain(tmp_path: Path) -> None:
+    # the check above can fail: a resume that restores nothing reports its first
+    # hand-off as a new chain
+    steps = _steps(tmp_path, 0, "forget")
+    truth = steps[-1]["truth"]
+    resumed = steps[1]["seen"][0]
+    assert resumed[3] is None
+    assert truth[resumed[0]][2] is not None

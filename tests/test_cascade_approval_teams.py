@@ -22,6 +22,10 @@ from typing import Any
 
 import pytest
 from cascade_approval_teams import DRIVERS, KINDS, TEAMS, Outcome, play, true_edges
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from guardrails_plugin.langgraph import answer
 
 TUNING = range(0, 4)
 
@@ -140,3 +144,128 @@ def test_without_the_kept_position_a_new_process_starts_a_new_chain(tmp_path: Pa
     resumed = steps[1]["seen"][0]
     assert resumed[3] is None
     assert truth[resumed[0]][2] is not None
+
+
+def test_a_reused_call_id_after_an_abandoned_approval_grafts_nothing() -> None:
+    # An attacker controlling the poster's model reuses the id and arguments of a call
+    # whose approval was never answered (the user started a new turn instead), hoping the
+    # resume of the new turn continues the old turn's chain. The kept position is bound to
+    # the step's root checkpoint: the new turn's chain is its own (the oracle: the thread's
+    # history, a user's message starting a new chain).
+    from cascade_approval_teams import POLICY, Outcome, Story
+    from cascade_graph_scenarios import Recorder
+    from langchain.agents import create_agent
+    from langchain_core.messages import AIMessage, HumanMessage
+    from langchain_core.tools import StructuredTool
+    from langgraph.checkpoint.memory import InMemorySaver
+    from langgraph_swarm import create_handoff_tool, create_swarm
+
+    from guardrails_plugin import Guard
+    from guardrails_plugin.cascade import CascadeMonitor
+    from guardrails_plugin.cascade._monitor import default_signals
+    from guardrails_plugin.langchain import GuardMiddleware
+    from guardrails_plugin.testing import ScriptedChatModel, tool_call
+
+    def publish(text: str) -> str:
+        """Publish ``text``."""
+        return "queued"
+
+    tool = StructuredTool.from_function(publish, name="publish")
+    same = {"id": "call_reused", "text": "notes"}
+    lead_model = ScriptedChatModel(
+        [
+            AIMessage("Part 1 of REL-7: post it.", tool_calls=[tool_call("transfer_to_poster")]),
+            AIMessage("Part 2 of REL-7: post it.", tool_calls=[tool_call("transfer_to_poster")]),
+            "Done.",
+        ]
+    )
+    poster_model = ScriptedChatModel(
+        [
+            tool_call("publish", id=same["id"], text=same["text"]),  # never answered
+            tool_call("publish", id=same["id"], text=same["text"]),  # the id reused
+            AIMessage("Posted REL-7.", tool_calls=[tool_call("transfer_to_lead")]),
+            "Done.",
+        ]
+    )
+    recorder = Recorder()
+    guard = Guard(POLICY, cascade=CascadeMonitor([*default_signals(), recorder]))
+    agents = [
+        create_agent(
+            lead_model,
+            tools=[create_handoff_tool(agent_name="poster")],
+            name="lead",
+            middleware=[GuardMiddleware(guard)],
+        ),
+        create_agent(
+            poster_model,
+            tools=[tool, create_handoff_tool(agent_name="lead")],
+            name="poster",
+            middleware=[GuardMiddleware(guard)],
+        ),
+    ]
+    app = create_swarm(agents, default_active_agent="lead").compile(checkpointer=InMemorySaver())
+    config: Any = {"configurable": {"thread_id": "reused"}}
+    out = app.invoke({"messages": [HumanMessage("Post part 1.")]}, config)
+    assert out.get("__interrupt__")  # waits for a person; nobody answers
+    out = app.invoke({"messages": [HumanMessage("Forget it; post part 2.")]}, config)
+    for _ in range(4):
+        if not out.get("__interrupt__"):
+            break
+        out = app.invoke(answer(out, True), config)
+    assert not out.get("__interrupt__")
+    messages = list(app.get_state(config).values["messages"])
+    st = Story("approval_team", 0, "lead", "poster", 2, 10**6, [], [])
+    o = Outcome(st, "swarm", "invoke", "-", 0, list(recorder.seen), messages)
+    _check_edges(o)
+    # the swarm's active agent is still the poster: the new turn starts with its reused
+    # call, approved this time; what it hands on was started by the user's new message,
+    # not by the first turn's hand-off
+    part1 = [s.message for s in recorder.seen if "Part 1" in s.message.content]
+    back = [s.message for s in recorder.seen if s.message.sender == "poster"]
+    assert len(part1) == 1
+    assert len(back) == 1
+    assert back[0].parent is None
+    assert back[0].generation == 0
+
+
+@given(
+    agent=st.sampled_from(["poster", "lead"]),
+    checkpoint=st.sampled_from(["c1", "c2", None]),
+    doc=st.fixed_dictionaries(
+        {},
+        optional={
+            "parent": st.one_of(st.none(), st.integers(), st.sampled_from(["m1", "m2"])),
+            "generation": st.one_of(st.none(), st.booleans(), st.integers(-2, 5)),
+            "agent": st.sampled_from(["poster", "lead", 3]),
+            "checkpoint": st.sampled_from(["c1", "c2", None]),
+        },
+    ),
+)
+@settings(max_examples=300, deadline=None)
+def test_a_kept_position_is_restored_only_for_its_agent_and_its_step(
+    agent: str, checkpoint: str | None, doc: dict[str, Any]
+) -> None:
+    # a document the store returns may be anything (another run's, a forged id's): the
+    # chain continues only for the same agent re-running the step whose root checkpoint
+    # the document names, from a well-formed position
+    from guardrails_plugin.langgraph import _causal
+    from guardrails_plugin.langgraph._causal import Inbox, restore_position
+
+    inbox = Inbox()
+    old = _causal.INBOX
+    _causal.INBOX = inbox
+    try:
+        done = restore_position(doc, "t", agent, "run2", checkpoint)
+    finally:
+        _causal.INBOX = old
+    gen = doc.get("generation")
+    valid = (
+        isinstance(doc.get("parent"), str)
+        and doc.get("agent") == agent
+        and checkpoint is not None
+        and doc.get("checkpoint") == checkpoint
+        and (gen is None or (type(gen) is int and gen >= 1))
+    )
+    assert done == valid
+    expected = (doc["parent"], gen) if valid else (None, 0)
+    assert inbox.started("t", agent, "run2") == expected

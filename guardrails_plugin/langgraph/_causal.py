@@ -25,10 +25,18 @@ that parent and ``generation`` = the parent's + 1. An activation the run's input
 0. A wrapped node inside a subgraph started by the subgraph's input inherits the enclosing
 wrapped node's activation (the message delivered to the team is the one that started it).
 
+Resumes: a resumed activation continues its chain. Its parent is the delivery that
+started the interrupted activation: the step before is still here in this process; and
+the document the gate writes before it interrupts keeps the agent's position
+(``saved_position``), restored on the re-run (``restore_position``), bound to the agent
+and the step's root checkpoint, so that a resume in another process continues it too when
+the guard's store persists.
+
 What it cannot see: a sender that is not wrapped (a plain router node between two agents:
 the recipient then reports nothing from it, and its generation is unknown, ``None``), and
-state that does not survive the process (a run resumed in another process reports the
-deliveries of its first step without parent). Memory: the last two steps per graph (the
+state that does not survive the process when the guard did not interrupt (a run resumed
+in another process after a node's own ``interrupt()`` reports the deliveries of its first
+step without parent). Memory: the last two steps per graph (the
 channels each task wrote and its ``Send`` packets, not the state it wrote), for at most
 ``max_graphs`` graphs (least recently used dropped).
 """
@@ -89,7 +97,7 @@ class Activation:
     """Whether a recipient has told all of this activation's ``Send`` packets (tasks
     starting meanwhile tell the ones not told yet too, so none acts before they are)."""
     telling: Turns | None = None
-    """For an activation started by a ``Send`` packet: its graph's lock, held while it
+    """For an activation started by a ``Send`` packet: its graph's ``Turns``, held while it
     tells the step's packets and passes its hold, so no recipient of a fan-out passes its
     hold before every packet of the step is counted (and a trip's pause is set)."""
 
@@ -399,7 +407,8 @@ class Inbox:
     latest delivery stands for the one that started it. An agent that received nothing
     in the run was started by its input: generation 0. A run is one invocation: what an
     agent received in an earlier invocation of the thread (the previous user turn of a
-    swarm) did not start what it sends in this one."""
+    swarm) did not start what it sends in this one, except where a resume continues an
+    activation the guard interrupted (``resumed``, from ``restore_position``)."""
 
     def __init__(self, max_scopes: int = 4096) -> None:
         self.max_scopes = max_scopes

@@ -162,10 +162,20 @@ def story(kind: str, seed: int) -> Story:
     return Story(kind, seed, lead, poster, rounds, prefix, lead_says, poster_says)
 
 
-def build(st: Story, team: str, guard: Guard, checkpointer: Any, *, restart: bool = False) -> Any:
+def build(
+    st: Story,
+    team: str,
+    guard: Guard,
+    checkpointer: Any,
+    *,
+    restart: bool = False,
+    reuse_ids: bool = False,
+) -> Any:
     """The compiled team for ``st``: scripted models, the guard's middleware on every agent,
     ``publish`` (asks a person) as the poster's tool. ``restart``: the models find their
-    place in their scripts from the messages they are shown (a fresh process)."""
+    place in their scripts from the messages they are shown (a fresh process).
+    ``reuse_ids``: each agent's model gives all its hand-off calls one tool-call id (a
+    model, or an attacker writing its output, may)."""
     turn = {"round": 0}
 
     def publish(text: str) -> str:
@@ -177,15 +187,20 @@ def build(st: Story, team: str, guard: Guard, checkpointer: Any, *, restart: boo
     to_poster, to_lead = f"transfer_to_{st.poster}", f"transfer_to_{st.lead}"
     lead_script: list[Any] = []
     poster_script: list[Any] = []
+    lead_id = "call_lead_handoff" if reuse_ids else None
+    poster_id = "call_poster_handoff" if reuse_ids else None
     for r in range(st.rounds):
         if r and r == st.turn_break:  # the lead ends the user's turn here
             lead_script.append("That part is out; tell me when to go on.")
-        lead_script.append(AIMessage(st.lead_says[r], tool_calls=[tool_call(to_poster)]))
+        lead_script.append(
+            AIMessage(st.lead_says[r], tool_calls=[tool_call(to_poster, id=lead_id)])
+        )
         poster_script.append(tool_call("publish", text=st.lead_says[r][:120]))
         if team == "supervisor":
             poster_script.append(AIMessage(st.poster_says[r]))
         else:
-            poster_script.append(AIMessage(st.poster_says[r], tool_calls=[tool_call(to_lead)]))
+            back = tool_call(to_lead, id=poster_id)
+            poster_script.append(AIMessage(st.poster_says[r], tool_calls=[back]))
     lead_script.append("All parts are out, thanks.")
 
     class LeadModel(ScriptedChatModel):
@@ -281,6 +296,7 @@ def play(
     guard: Guard | None = None,
     checkpointer: Any = None,
     turns: int = 1,
+    reuse_ids: bool = False,
 ) -> Outcome:
     """Run the story of ``kind``/``seed`` in ``team`` with ``driver``: approve and resume
     every interrupt until the run ends or the guard trips. ``turns``: user turns on the
@@ -293,7 +309,7 @@ def play(
     recorder = Recorder()
     if guard is None:
         guard = Guard(POLICY, cascade=CascadeMonitor([*default_signals(), recorder]))
-    app = build(st, team, guard, checkpointer or InMemorySaver())
+    app = build(st, team, guard, checkpointer or InMemorySaver(), reuse_ids=reuse_ids)
     config: dict[str, Any] = {
         "configurable": {"thread_id": f"{kind}-{team}-{driver}-{seed}"},
         "recursion_limit": 200,
@@ -334,7 +350,7 @@ def true_edges(messages: list[Any]) -> dict[str, tuple[str, str, str | None, int
     last: dict[str, tuple[str, int]] = {}
     edges: dict[str, tuple[str, str, str | None, int, int]] = {}
     turn = 0
-    for m in messages:
+    for at, m in enumerate(messages):
         if isinstance(m, HumanMessage):
             last.clear()  # a new user turn: nothing delivered before started what comes
             turn += 1
@@ -348,7 +364,8 @@ def true_edges(messages: list[Any]) -> dict[str, tuple[str, str, str | None, int
             if not name.startswith("transfer_"):
                 continue
             recipient = name.removeprefix("transfer_back_to_").removeprefix("transfer_to_")
-            mid = f"handback:{tc.get('id')}" if back else str(tc.get("id"))
+            # (a hand-off's id: its call's, qualified by where the call stands in the thread)
+            mid = f"handback:{tc.get('id')}" if back else f"{tc.get('id')}@{at}"
             parent = last.get(sender)
             edges[mid] = (
                 sender,

@@ -67,6 +67,23 @@ def test_a_loop_through_approvals_is_caught_in_time_and_progress_never_trips(
 
 
 @pytest.mark.parametrize("team", TEAMS)
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("seed", range(3))
+def test_a_model_repeating_one_tool_call_id_every_round_does_not_hide_its_loop(
+    seed: int, kind: str, team: str
+) -> None:
+    # A hand-off's message id was its tool call's id, which the model writes: a model
+    # (or whoever writes its output) repeating one id every round made every later round a
+    # duplicate the monitor dropped, and the loop went unseen. The id is now qualified by
+    # where the call stands in the thread.
+    o = play(kind, team, "invoke", seed, reuse_ids=True)
+    expected = "ok" if kind == "approval_team" else "in time"
+    assert o.verdict == expected, (o.tripped, o.st.prefix, o.st.published)
+    # (no edge check here: the thread's history under reused ids is not an oracle, the
+    # framework's tool messages of one id replace each other in it)
+
+
+@pytest.mark.parametrize("team", TEAMS)
 @pytest.mark.parametrize("seed", range(3))
 def test_a_new_user_turn_starts_a_new_chain_and_a_resume_does_not(seed: int, team: str) -> None:
     # two user turns on one thread, each with its approvals: the first hand-off of the

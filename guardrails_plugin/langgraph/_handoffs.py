@@ -119,17 +119,24 @@ def text_of(message: Any) -> str:
 
 def said_with(state: Any, call_id: str | None) -> str:
     """What the AI message that made tool call ``call_id`` says: its text, else its call."""
+    return _made(state, call_id)[0]
+
+
+def _made(state: Any, call_id: str | None) -> tuple[str, int | None]:
+    """``said_with``, and the position in the thread's messages of the AI message that
+    made the call (``None`` when not found)."""
     messages = state.get("messages") if isinstance(state, Mapping) else state
     if not isinstance(messages, list):
         messages = getattr(state, "messages", None)
         if not isinstance(messages, list):
-            return ""
-    for m in reversed(messages):
+            return "", None
+    for i in range(len(messages) - 1, -1, -1):
+        m = messages[i]
         if isinstance(m, AIMessage):
             for tc in m.tool_calls:
                 if tc.get("id") == call_id:
-                    return text_of(m) or f"{tc.get('name')}({tc.get('args')})"
-    return ""
+                    return text_of(m) or f"{tc.get('name')}({tc.get('args')})", i
+    return "", None
 
 
 def with_destination(call: ToolCall, tool: Any, state: Any, guard: Guard) -> ToolCall:
@@ -139,7 +146,13 @@ def with_destination(call: ToolCall, tool: Any, state: Any, guard: Guard) -> Too
     if target is None:
         return call
     handback(state, call, guard)  # the answer that gave the agent its turn: the parent
-    call = handoff_call(call, target, said_with(state, call.call_id), guard)
+    said, at = _made(state, call.call_id)
+    # The message's id: the call's id, which the model chose, qualified by where the call
+    # stands in the thread (which the graph decides): a model that repeats one tool-call id
+    # every round must not make each round's hand-off a duplicate the monitor drops. A task
+    # re-run on resume sees the same messages: the same id, counted once.
+    mid = None if at is None or call.call_id is None else f"{call.call_id}@{at}"
+    call = handoff_call(call, target, said, guard, message_id=mid)
     seen = HANDOFFS_SEEN.get()
     if seen is not None and call.message is not None:
         seen[target] = call.message

@@ -165,10 +165,8 @@ class Turns:
 
     @staticmethod
     def _me() -> object:
-        try:
-            task = asyncio.current_task()
-        except RuntimeError:  # no loop runs in this thread
-            task = None
+        loop = asyncio._get_running_loop()  # None, not an exception, outside a loop
+        task = None if loop is None else asyncio.current_task(loop)
         return threading.get_ident() if task is None else task
 
     def __enter__(self) -> Turns:

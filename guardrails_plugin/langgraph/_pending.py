@@ -79,11 +79,10 @@ class PendingLog:
             restore_position(
                 memo.get("causal"), call.scope_key, call.agent, call.run_id, where.checkpoint_id
             )
-        causal = functools.cache(
-            functools.partial(
-                saved_position, call.scope_key, call.agent, call.run_id, where.checkpoint_id
-            )
-        )
+
+        def causal() -> dict[str, Any] | None:  # (read only when a log is written)
+            return saved_position(call.scope_key, call.agent, call.run_id, where.checkpoint_id)
+
         if memo is not None and memo.get("binding", bound()) != bound():
             # The interrupts logged here were raised for another call under this id: a node
             # run again on resume made another call (a hand-off elsewhere), or the id was

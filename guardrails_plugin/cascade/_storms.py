@@ -5,12 +5,15 @@ from __future__ import annotations
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
+from typing import Any
 
 from ._signals import Alarm, Evidence, Observed, Tracker, distinct
 
 _PERIODS = 4  # growth every generation, every 2nd, 3rd or 4th
 _GENERATIONS = 2 * _PERIODS + 1  # generation counters kept per tree
 _NTH = {2: "second", 3: "third", 4: "fourth"}
+_SENDERS = 64  # senders whose first fan-out a tree remembers
+_ACTS = 256  # activations of unknown parent whose deliveries a tree counts
 
 
 class Storms:
@@ -118,12 +121,40 @@ class Storms:
 
 
 class _Tree:
-    __slots__ = ("counts", "evidence", "reported")
+    __slots__ = ("acts", "again", "counts", "evidence", "fans", "first", "reported")
 
     def __init__(self) -> None:
         self.counts: dict[int, int] = {}
         self.evidence: deque[Evidence] = deque(maxlen=16)
         self.reported: set[str] = set()
+        # Fan-outs: activations that sent 2 deliveries or more. ``fans``: how many per
+        # generation; ``first``: the first generation each sender fanned out in (at most
+        # _SENDERS senders); ``again``: generations in which a sender fanned out that had
+        # fanned out in an earlier one (a re-fan); ``acts``: deliveries sent per activation
+        # whose parent is unknown (its sender and generation stand for it).
+        self.fans: dict[int, int] = {}
+        self.first: dict[str, int] = {}
+        self.again: set[int] = set()
+        self.acts: dict[tuple[str, int], int] = {}
+
+    def fanned(self, sender: str, level: int) -> None:
+        """An activation of ``sender`` sending deliveries of generation ``level`` has just
+        sent its second."""
+        fans = self.fans
+        fans[level] = fans.get(level, 0) + 1
+        first = self.first
+        was = first.get(sender)
+        if was is None:
+            if len(first) < _SENDERS:
+                first[sender] = level
+        elif was < level:
+            self.again.add(level)
+        elif was > level:
+            first[sender] = level
+        if len(fans) > _GENERATIONS:
+            low = min(fans)
+            del fans[low]
+            self.again = {g for g in self.again if g > low}
 
 
 class _StormTracker:
@@ -143,7 +174,8 @@ class _StormTracker:
         self._max_packets = signal.max_packets
         self._trees: OrderedDict[str, _Tree] = OrderedDict()
         self._newest: str | None = None  # the key of the last tree of ``_trees``
-        self._roots: OrderedDict[str, str] = OrderedDict()  # message id -> its tree
+        # message id -> [its tree, deliveries sent by the activations it started, packets]
+        self._roots: OrderedDict[str, list[Any]] = OrderedDict()
         self._window = _WindowTracker(signal) if signal.window is not None else None
 
     @property
@@ -156,9 +188,12 @@ class _StormTracker:
         level = m.generation
         if level is not None:
             parent = m.parent
-            if parent is not None:
-                root = self._roots.get(parent, "-")
-            elif level == 0:
+            # the activation that sends this message: the one ``parent`` started (its entry
+            # counts what that activation sent), else unknown
+            act = self._roots.get(parent) if parent is not None else None
+            if act is not None:
+                root = act[0]
+            elif parent is None and level == 0:
                 # a new tree: what one activation started by the run's input sends (its
                 # sender at its step), else this message
                 root = f"{m.sender}@{m.step}" if m.step is not None else m.id or "-"
@@ -166,11 +201,11 @@ class _StormTracker:
                 root = "-"
             if m.id is not None:
                 roots = self._roots
-                roots[m.id] = root
+                roots[m.id] = [root, 0, m.packets if m.packets > 1 else 1]
                 if len(roots) > 4 * self._signal.memory:
                     roots.popitem(last=False)
         elif m.step is not None:
-            level, root = m.step, "-"
+            level, root, act = m.step, "-", None
         else:
             return None if self._window is None else self._window.observe(seen)
         trees = self._trees
@@ -185,7 +220,25 @@ class _StormTracker:
             self._newest = root
         counts = tree.counts
         packets = m.packets
-        count = counts[level] = counts.get(level, 0) + (packets if packets > 1 else 1)
+        n = packets if packets > 1 else 1
+        count = counts[level] = counts.get(level, 0) + n
+        # fan-outs: activations that have sent 2 deliveries or more (a parent standing for
+        # ``c`` packets started ``c`` activations: as many of them as can have fanned out)
+        if act is not None:
+            sent, c = act[1], act[2]
+            act[1] = sent + n
+            if sent < 2 * c:
+                for _ in range(min(c, sent // 2), min(c, (sent + n) // 2)):
+                    tree.fanned(m.sender, level)
+        else:
+            acts = tree.acts
+            key = (m.sender, level)
+            sent = acts.get(key, 0)
+            acts[key] = sent + n
+            if len(acts) > _ACTS:
+                del acts[next(iter(acts))]
+            if sent < 2 <= sent + n:
+                tree.fanned(m.sender, level)
         if len(counts) > _GENERATIONS:
             del counts[min(counts)]
         tree.evidence.append(seen.evidence)
@@ -247,6 +300,8 @@ class _StormTracker:
                 if x > high:
                     high = x
             else:
+                if not _reinforced(tree, start, rise, level):
+                    continue
                 tree.reported.add("growth")
                 step = unit if every == 1 else f"{_NTH[every]} {unit}"
                 return self._alarm(
@@ -269,6 +324,23 @@ class _StormTracker:
             evidence=evidence,
             at_message=seen.index,
         )
+
+
+def _reinforced(tree: _Tree, start: int, rise: int, level: int) -> bool:
+    """Whether the multiplication from generation ``rise`` to ``level`` repeats the one
+    from ``start`` to ``rise``: a sender fanning out in it had fanned out in an earlier
+    generation (a coordinator re-fanning answers to its own fan-out, workers fanning out to
+    the same workers), or both were made by 2 fan-outs or more (agents spawning agents,
+    every branch multiplying). A finite pipeline's stages each fan out once: a planner
+    collecting answers and sending one wider batch, then that batch's recipients splitting
+    each item, is neither."""
+    if any(g in tree.again for g in range(rise + 1, level + 1)):
+        return True
+    fans = tree.fans
+    return (
+        sum(fans.get(g, 0) for g in range(start + 1, rise + 1)) >= 2
+        and sum(fans.get(g, 0) for g in range(rise + 1, level + 1)) >= 2
+    )
 
 
 class _Sender:

@@ -12,7 +12,6 @@ from ._signals import Alarm, Evidence, Observed, Tracker, distinct
 _PERIODS = 4  # growth every generation, every 2nd, 3rd or 4th
 _GENERATIONS = 2 * _PERIODS + 1  # generation counters kept per tree
 _NTH = {2: "second", 3: "third", 4: "fourth"}
-_SENDERS = 64  # senders whose first fan-out a tree remembers
 _ACTS = 256  # activations of unknown parent whose deliveries a tree counts
 
 
@@ -121,40 +120,43 @@ class Storms:
 
 
 class _Tree:
-    __slots__ = ("acts", "again", "counts", "evidence", "fans", "first", "reported")
+    __slots__ = ("acts", "counts", "evidence", "fanout", "repeated", "reported")
 
     def __init__(self) -> None:
         self.counts: dict[int, int] = {}
         self.evidence: deque[Evidence] = deque(maxlen=16)
         self.reported: set[str] = set()
-        # Fan-outs: activations that sent 2 deliveries or more. ``fans``: how many per
-        # generation; ``first``: the first generation each sender fanned out in (at most
-        # _SENDERS senders); ``again``: generations in which a sender fanned out that had
-        # fanned out in an earlier one (a re-fan); ``acts``: deliveries sent per activation
-        # whose parent is unknown (its sender and generation stand for it).
-        self.fans: dict[int, int] = {}
-        self.first: dict[str, int] = {}
-        self.again: set[int] = set()
-        self.acts: dict[tuple[str, int], int] = {}
+        # Fan-outs (activations that sent 2 deliveries or more), per generation of the
+        # deliveries they sent: ``fanout``, the widest per sender;
+        # ``repeated``, per generation and the generation of the one that followed, how many
+        # of them a fan-out in their own branch followed (the nearest among their
+        # descendants).
+        self.fanout: dict[int, dict[str, int]] = {}
+        self.repeated: dict[tuple[int, int], int] = {}
+        # the activations of unknown parent: their sender and generation stand for them
+        self.acts: dict[tuple[str, int], list[Any]] = {}
 
-    def fanned(self, sender: str, level: int) -> None:
-        """An activation of ``sender`` sending deliveries of generation ``level`` has just
-        sent its second."""
-        fans = self.fans
-        fans[level] = fans.get(level, 0) + 1
-        first = self.first
-        was = first.get(sender)
-        if was is None:
-            if len(first) < _SENDERS:
-                first[sender] = level
-        elif was < level:
-            self.again.add(level)
-        elif was > level:
-            first[sender] = level
-        if len(fans) > _GENERATIONS:
-            low = min(fans)
-            del fans[low]
-            self.again = {g for g in self.again if g > low}
+    def fanned(self, entry: list[Any], sender: str, level: int) -> None:
+        """An activation of ``sender`` (one that ``entry``'s delivery started) has just
+        sent its second delivery, of generation ``level``: a fan-out. The nearest fan-out
+        above it in its branch is followed by one more (credited at most once per
+        activation that fan-out's delivery started)."""
+        if entry[_FAN] is None:  # (else: another activation the same packets started)
+            entry[_FAN] = [level, 0, entry[_PACKETS]]
+        up = entry[_UP]
+        if up is not None and up[1] < up[2]:
+            up[1] += 1
+            repeated = self.repeated
+            key = (up[0], level)
+            repeated[key] = repeated.get(key, 0) + 1
+            if len(repeated) > 4 * _GENERATIONS:
+                del repeated[min(repeated)]
+
+
+# A delivery's entry: [its tree, deliveries the activations it started sent, its packets,
+# their fan-out (None, or [generation, fan-outs that followed it, packets]), the nearest
+# fan-out above it, the entry of its parent until read].
+_ROOT, _SENT, _PACKETS, _FAN, _UP, _SRC = range(6)
 
 
 class _StormTracker:
@@ -174,7 +176,7 @@ class _StormTracker:
         self._max_packets = signal.max_packets
         self._trees: OrderedDict[str, _Tree] = OrderedDict()
         self._newest: str | None = None  # the key of the last tree of ``_trees``
-        # message id -> [its tree, deliveries sent by the activations it started, packets]
+        # message id -> its entry (below ``_Tree``)
         self._roots: OrderedDict[str, list[Any]] = OrderedDict()
         self._window = _WindowTracker(signal) if signal.window is not None else None
 
@@ -188,24 +190,23 @@ class _StormTracker:
         level = m.generation
         if level is not None:
             parent = m.parent
-            # the activation that sends this message: the one ``parent`` started (its entry
-            # counts what that activation sent), else unknown
-            act = self._roots.get(parent) if parent is not None else None
-            if act is not None:
-                root = act[0]
+            # the activation that sends this message: the one ``parent`` started
+            entry = self._roots.get(parent) if parent is not None else None
+            if entry is not None:
+                root = entry[_ROOT]
+                src = entry[_SRC]
+                if src is not None:
+                    # the first message of that activation: its sender's fan-out is known
+                    entry[_UP] = src[_FAN] or src[_UP]
+                    entry[_SRC] = None
             elif parent is None and level == 0:
                 # a new tree: what one activation started by the run's input sends (its
                 # sender at its step), else this message
                 root = f"{m.sender}@{m.step}" if m.step is not None else m.id or "-"
             else:
                 root = "-"
-            if m.id is not None:
-                roots = self._roots
-                roots[m.id] = [root, 0, m.packets if m.packets > 1 else 1]
-                if len(roots) > 4 * self._signal.memory:
-                    roots.popitem(last=False)
         elif m.step is not None:
-            level, root, act = m.step, "-", None
+            level, root, entry = m.step, "-", None
         else:
             return None if self._window is None else self._window.observe(seen)
         trees = self._trees
@@ -222,23 +223,39 @@ class _StormTracker:
         packets = m.packets
         n = packets if packets > 1 else 1
         count = counts[level] = counts.get(level, 0) + n
-        # fan-outs: activations that have sent 2 deliveries or more (a parent standing for
-        # ``c`` packets started ``c`` activations: as many of them as can have fanned out)
-        if act is not None:
-            sent, c = act[1], act[2]
-            act[1] = sent + n
-            if sent < 2 * c:
-                for _ in range(min(c, sent // 2), min(c, (sent + n) // 2)):
-                    tree.fanned(m.sender, level)
-        else:
+        if entry is None:
             acts = tree.acts
             key = (m.sender, level)
-            sent = acts.get(key, 0)
-            acts[key] = sent + n
-            if len(acts) > _ACTS:
-                del acts[next(iter(acts))]
-            if sent < 2 <= sent + n:
-                tree.fanned(m.sender, level)
+            entry = acts.get(key)
+            if entry is None:
+                entry = acts[key] = [root, 0, 1, None, None, None]
+                if len(acts) > _ACTS:
+                    del acts[next(iter(acts))]
+        # a fan-out: an activation sending its 2nd delivery (a delivery of ``c`` packets
+        # started ``c`` activations: those that sent more than one)
+        sent = entry[_SENT]
+        entry[_SENT] = sent + n
+        c = entry[_PACKETS]
+        if sent < 2 * c:
+            # (each of them assumed to send one delivery at least)
+            for _ in range(max(0, min(c, sent - c)), min(c, sent + n - c)):
+                tree.fanned(entry, m.sender, level)
+        if entry[_FAN] is not None:
+            # the widest fan-out per generation and sender (packets: per activation)
+            fanout = tree.fanout
+            senders = fanout.get(level)
+            if senders is None:
+                senders = fanout[level] = {}
+                if len(fanout) > 2 * _GENERATIONS:
+                    del fanout[min(fanout)]
+            wide = -(-(sent + n) // c)
+            if wide > senders.get(m.sender, 0):
+                senders[m.sender] = wide
+        if m.id is not None and m.generation is not None:
+            roots = self._roots
+            roots[m.id] = [root, 0, n, None, None, entry]
+            if len(roots) > 4 * self._signal.memory:
+                roots.popitem(last=False)
         if len(counts) > _GENERATIONS:
             del counts[min(counts)]
         tree.evidence.append(seen.evidence)
@@ -300,7 +317,7 @@ class _StormTracker:
                 if x > high:
                     high = x
             else:
-                if not _reinforced(tree, start, rise, level):
+                if not _reinforced(tree, growth, start, rise, level):
                     continue
                 tree.reported.add("growth")
                 step = unit if every == 1 else f"{_NTH[every]} {unit}"
@@ -326,21 +343,31 @@ class _StormTracker:
         )
 
 
-def _reinforced(tree: _Tree, start: int, rise: int, level: int) -> bool:
+def _reinforced(tree: _Tree, growth: float, start: int, rise: int, level: int) -> bool:
     """Whether the multiplication from generation ``rise`` to ``level`` repeats the one
-    from ``start`` to ``rise``: a sender fanning out in it had fanned out in an earlier
-    generation (a coordinator re-fanning answers to its own fan-out, workers fanning out to
-    the same workers), or both were made by 2 fan-outs or more (agents spawning agents,
-    every branch multiplying). A finite pipeline's stages each fan out once: a planner
-    collecting answers and sending one wider batch, then that batch's recipients splitting
-    each item, is neither."""
-    if any(g in tree.again for g in range(rise + 1, level + 1)):
-        return True
-    fans = tree.fans
-    return (
-        sum(fans.get(g, 0) for g in range(start + 1, rise + 1)) >= 2
-        and sum(fans.get(g, 0) for g in range(rise + 1, level + 1)) >= 2
-    )
+    from ``start`` to ``rise``: one sender fanned out in the second, in the first and as
+    far before that again, ``growth`` times wider each time (a coordinator collecting the
+    answers to its own fan-out and fanning out wider, every round of its own cycle), or 2 fan-outs of the first were each
+    followed, in the second, by a fan-out in their own branch (agents spawning agents:
+    every branch multiplies again). A finite pipeline's stages each fan out once: a planner collecting
+    every answer before its next batch, then that batch's recipients splitting each item,
+    is neither (the planner's batch follows one branch of the stage before, and the
+    splitting stage never fanned out before)."""
+    fanout = tree.fanout
+    for x2 in range(rise + 1, level + 1):
+        for sender, w2 in fanout.get(x2, {}).items():
+            for x1 in range(start + 1, rise + 1):
+                w1 = fanout.get(x1, {}).get(sender, 0)
+                x0 = 2 * x1 - x2
+                if w1 and w2 >= growth * w1:
+                    w0 = fanout.get(x0, {}).get(sender, 0)
+                    if w0 and w1 >= growth * w0:
+                        return True
+    followed = 0
+    for (g, then), n in tree.repeated.items():
+        if start < g <= rise < then <= level:
+            followed += n
+    return followed >= 2
 
 
 class _Sender:

@@ -42,6 +42,17 @@ class Storms:
       width (one multiplication, then a reduce), phases of different widths (each funnelled
       before the next), heartbeats and busy teams (under 8 deliveries a generation), a
       pipeline whose stages split and merge (scatter, gather).
+    - **Self-reinforcing**: the growth must also repeat itself. A fan-out is an activation
+      sending 2 deliveries or more. Either one sender fanned out in ``(g - p, g]``, in
+      ``(g - 2p, g - p]`` and as far before that again, ``growth`` times wider each time (a
+      coordinator collecting the answers to its own fan-out and fanning out wider, every
+      round of its cycle), or 2 fan-outs of ``(g - 2p, g - p]`` were each followed, in
+      ``(g - p, g]``, by a fan-out in their own branch (the nearest fan-out among their
+      descendants: workers fanning out to workers, agents spawning agents, a coordinator
+      re-fanning each answer). A finite pipeline is neither: a planner that collects 3
+      answers and sends 8 items, each split in 2 (3 -> 8 -> 16), multiplied twice, but by
+      two stages each fanning out once (the planner's batch follows one branch of the stage
+      before; the splitting stage never fanned out before).
     - **In time**: a storm trips in the generation of its 3rd multiplying fan-out, when
       that generation's deliveries reach ``growth`` times the 2nd's (and 8): before any
       recipient of the 3rd fan-out acts, when the reporter tells a step's deliveries before
@@ -55,12 +66,19 @@ class Storms:
     ``step``), and everything caused by it; a message whose tree is unknown (no parent
     known, generation above 0) counts in a shared tree. Each tree reports once per
     condition. State: the last ``memory`` trees (each at most ``9`` generation counters)
-    and the tree of the last ``4 * memory`` message ids: O(1) per message (the growth
-    test reads the 9 counters only once a generation holds ``min_packets``).
+    and, for the last ``4 * memory`` message ids, the tree and what the activations the
+    message started sent (a few counters and the nearest fan-out above them, no chain);
+    per tree, the fan-outs of its last 18 generations (the widest per sender, and how many
+    a fan-out in their branch followed): O(1) per message (the growth test reads the 9
+    counters only once a generation holds ``min_packets``, the fan-outs only for a growth).
 
-    **What it cannot see.** Per-generation counts do not say who sent what: a planner that
-    collects every answer and sends a batch 1.5 times wider, twice in a row, looks like a
-    coordinator re-fanning each answer, and trips; a storm whose frontier falls back to its
+    **What it cannot see.** A planner whose batches climb ``growth`` times twice, at
+    equal distances in generations, looks like a coordinator collecting its answers and
+    re-fanning wider, and trips; so do two stages in a row whose every item splits again
+    (a split of a split: agents spawning agents). A storm whose multiplications are made
+    by collecting agents taking turns (one collects and fans out, the next collects those
+    answers and fans out, then the first again) is seen only at the first agent's 3rd
+    fan-out, not the storm's 3rd. A storm whose frontier falls back to its
     starting width between multiplications (half its branches dying after a fan-out of
     two), or below 1/``growth``**2 of its widest, looks bounded and is seen only
     at ``max_packets``; so are storms whose period is above 4 and whose width does not hold

@@ -138,7 +138,7 @@ class Storms:
 
 
 class _Tree:
-    __slots__ = ("acts", "counts", "evidence", "fanout", "repeated", "reported")
+    __slots__ = ("acts", "counts", "evidence", "fanout", "fans", "repeated", "reported")
 
     def __init__(self) -> None:
         self.counts: dict[int, int] = {}
@@ -150,6 +150,7 @@ class _Tree:
         # of them a fan-out in their own branch followed (the nearest among their
         # descendants).
         self.fanout: dict[int, dict[str, int]] = {}
+        self.fans: dict[int, int] = {}  # how many, per generation (or superstep)
         self.repeated: dict[tuple[int, int], int] = {}
         # the activations of unknown parent: their sender and generation stand for them
         self.acts: dict[tuple[str, int], list[Any]] = {}
@@ -159,6 +160,10 @@ class _Tree:
         sent its second delivery, of generation ``level``: a fan-out. The nearest fan-out
         above it in its branch is followed by one more (credited at most once per
         activation that fan-out's delivery started)."""
+        fans = self.fans
+        fans[level] = fans.get(level, 0) + 1
+        if len(fans) > 2 * _GENERATIONS:
+            del fans[min(fans)]
         if entry[_FAN] is None:  # (else: another activation the same packets started)
             entry[_FAN] = [level, 0, entry[_PACKETS]]
         up = entry[_UP]
@@ -335,7 +340,7 @@ class _StormTracker:
                 if x > high:
                     high = x
             else:
-                if not _reinforced(tree, growth, start, rise, level):
+                if not _reinforced(tree, growth, start, rise, level, unit == "superstep"):
                     continue
                 tree.reported.add("growth")
                 step = unit if every == 1 else f"{_NTH[every]} {unit}"
@@ -361,7 +366,9 @@ class _StormTracker:
         )
 
 
-def _reinforced(tree: _Tree, growth: float, start: int, rise: int, level: int) -> bool:
+def _reinforced(
+    tree: _Tree, growth: float, start: int, rise: int, level: int, superstep: bool
+) -> bool:
     """Whether the multiplication from generation ``rise`` to ``level`` repeats the one
     from ``start`` to ``rise``: one sender fanned out in the second, in the first and as
     far before that again, ``growth`` times wider each time (a coordinator collecting the
@@ -370,7 +377,8 @@ def _reinforced(tree: _Tree, growth: float, start: int, rise: int, level: int) -
     every branch multiplies again). A finite pipeline's stages each fan out once: a planner collecting
     every answer before its next batch, then that batch's recipients splitting each item,
     is neither (the planner's batch follows one branch of the stage before, and the
-    splitting stage never fanned out before)."""
+    splitting stage never fanned out before). By supersteps (no parents known), a sender's
+    activations of one superstep count as one, and 2 fan-outs in each period do."""
     fanout = tree.fanout
     for x2 in range(rise + 1, level + 1):
         for sender, w2 in fanout.get(x2, {}).items():
@@ -381,6 +389,13 @@ def _reinforced(tree: _Tree, growth: float, start: int, rise: int, level: int) -
                     w0 = fanout.get(x0, {}).get(sender, 0)
                     if w0 and w1 >= growth * w0:
                         return True
+    if superstep:
+        # no branches known: 2 fan-outs (senders, per superstep) in each period
+        fans = tree.fans
+        return (
+            sum(fans.get(g, 0) for g in range(start + 1, rise + 1)) >= 2
+            and sum(fans.get(g, 0) for g in range(rise + 1, level + 1)) >= 2
+        )
     followed = 0
     for (g, then), n in tree.repeated.items():
         if start < g <= rise < then <= level:

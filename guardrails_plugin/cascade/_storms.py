@@ -78,7 +78,9 @@ class Storms:
     (a split of a split: agents spawning agents). A storm whose multiplications are made
     by collecting agents taking turns (one collects and fans out, the next collects those
     answers and fans out, then the first again) is seen only at the first agent's 3rd
-    fan-out, not the storm's 3rd. A storm whose frontier falls back to its
+    fan-out, not the storm's 3rd. By supersteps (no parents known), branches cannot be
+    told apart: 2 fan-outs in each period count as fan-outs of fan-outs, so a planner's
+    batch relayed through desks and then split trips there. A storm whose frontier falls back to its
     starting width between multiplications (half its branches dying after a fan-out of
     two), or below 1/``growth``**2 of its widest, looks bounded and is seen only
     at ``max_packets``; so are storms whose period is above 4 and whose width does not hold

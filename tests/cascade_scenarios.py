@@ -98,6 +98,7 @@ BENIGN = (
     "denial_report",
     "map_phases",
     "pipeline",
+    "work_list",
 )
 KINDS = CASCADES + BENIGN
 SHAPES = ("direct", "star", "chain", "noisy", "nested", "formatted")
@@ -1202,6 +1203,87 @@ def _pipeline(
     return behaviours, source
 
 
+def _work_list(rng: random.Random, sp: Speaker) -> tuple[dict[str, Behaviour], str]:
+    """A planner works through a finite list in 2-4 stages, each a batch to its own
+    worker, collecting every answer before the next batch; one stage's worker splits each
+    item into 2-3 chunks for a chunker, whose answers go back to the planner. The batch
+    after the first is 1.5-3x wider (a few answers, then many items, each split: two
+    multiplications in consecutive generations by two different stages); no batch is
+    x1.5 a batch that was x1.5 an earlier one."""
+    boss = rng.choice(("planner", "lead_w", "foreman"))
+    stages = rng.randint(2, 4)
+    while True:
+        widths = [rng.randint(2, 6)]
+        widths.append(min(40, int(widths[0] * rng.uniform(1.5, 3.0)) + 1))
+        widths += [rng.randint(1, widths[1]) for _ in range(stages - 2)]
+        if not any(b >= 1.5 * a and c >= 1.5 * b for a, b, c in itertools.combinations(widths, 3)):
+            break
+    split = rng.choice((1, rng.randrange(stages)))
+    factor = rng.randint(2, 3)
+    aggregated = rng.random() < 0.3
+    names = [
+        f"{rng.choice(('fetch', 'parse', 'score', 'write', 'index'))}_{i}" for i in range(stages)
+    ]
+    state = {"stage": 0, "got": 0, "want": 0}
+
+    def boss_act(d: Delivery) -> list[Action]:
+        if d.id is not None:
+            state["got"] += 1
+            if state["got"] < state["want"]:
+                return []
+        s = state["stage"]
+        if s >= stages:
+            return []
+        state["stage"], state["got"] = s + 1, 0
+        state["want"] = widths[s] * (factor if s == split else 1)
+        job = _id(rng, "JOB")
+        if aggregated:
+            text = sp.say(
+                [["{j}: {w} items for you.", "Batch {j}, {w} items."]], j=job, w=widths[s]
+            )
+            return [Say(names[s], text, packets=widths[s])]
+        return [
+            Say(names[s], sp.say([["{j}, item {i}.", "Item {i} of {j}."]], j=job, i=_id(rng, "IT")))
+            for _ in range(widths[s])
+        ]
+
+    def worker(s: int) -> Behaviour:
+        def act(d: Delivery) -> list[Action]:
+            if s == split:
+                return [
+                    Say(
+                        "chunker",
+                        sp.say(
+                            [["Part {c}: {k} words.", "Chunk {c}, {k} words."]],
+                            c=_id(rng, "CH"),
+                            k=rng.randint(100, 9999),
+                        ),
+                    )
+                    for _ in range(factor)
+                ]
+            text = sp.say(
+                [["Done: {o}, {r} rows.", "{o} finished, {r} rows."]],
+                o=_id(rng, "OUT"),
+                r=rng.randint(10, 99999),
+            )
+            return [Say(boss, text)]
+
+        return act
+
+    def chunker(d: Delivery) -> list[Action]:
+        text = sp.say(
+            [["Embedded {c}: {t} tokens.", "{c} indexed ({t} tokens)."]],
+            c=_id(rng, "CH"),
+            t=rng.randint(100, 999),
+        )
+        return [Say(boss, text)]
+
+    behaviours: dict[str, Behaviour] = {boss: boss_act, "chunker": chunker}
+    for i, name in enumerate(names):
+        behaviours[name] = worker(i)
+    return behaviours, boss
+
+
 def generate(kind: str, shape: str, seed: int) -> Scenario:
     """One scenario of ``kind`` in ``shape``, everything drawn from ``seed``."""
     if kind not in KINDS or shape not in SHAPES:
@@ -1240,6 +1322,8 @@ def generate(kind: str, shape: str, seed: int) -> Scenario:
         story, first = _map_phases(rng, sp)
     elif kind == "pipeline":
         story, first = _pipeline(rng, sp, 3 if shape == "chain" else 6)
+    elif kind == "work_list":
+        story, first = _work_list(rng, sp)
     else:  # heartbeats
         story, workers, first = _heartbeats(rng, sp)
         every = rng.randint(2, 4)

@@ -44,11 +44,13 @@ def test_held_out_scenarios_with_causal_reports(kind: str, shape: str) -> None:
 
 
 @pytest.mark.parametrize("shape", SHAPES)
-@pytest.mark.parametrize("kind", [k for k in KINDS if k != "heartbeats"])
+@pytest.mark.parametrize("kind", [k for k in KINDS if k not in ("heartbeats", "work_list")])
 def test_held_out_scenarios_without_causal_information(kind: str, shape: str) -> None:
     """An adapter that cannot tell parents and generations (both ``None``; supersteps
     known): every cascade is still flagged in time, and benign runs stay quiet, except
-    heartbeats (below)."""
+    heartbeats (below) and ``work_list`` (by supersteps, a planner's batch and the next
+    stage's split, relayed through desks, cannot be told from fan-outs of fan-outs: see
+    ``Storms``)."""
     bad = []
     for seed in HELD_OUT_SEEDS[:6]:
         outcome, _, _ = play(generate(kind, shape, seed), "fallback")

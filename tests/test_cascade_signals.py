@@ -10,6 +10,7 @@ import doctest
 import importlib
 import itertools
 import random
+from collections.abc import Callable
 
 import pytest
 from hypothesis import given, settings
@@ -477,35 +478,34 @@ def test_map_reduce_and_one_level_of_leads_do_not_trip() -> None:
 
 
 def widths_tree(widths: list[int], *, packets: bool = False) -> list[AgentMessage]:
-    """A causal tree with ``widths[g]`` deliveries in generation ``g``: each message's parent
-    is a delivery of the generation before, taken in turn (``packets``: a generation's
-    deliveries as messages of up to 3 packets each)."""
+    """A causal tree with ``widths[g]`` deliveries in generation ``g``: each delivery's
+    parent is a delivery of the generation before, taken in turn (``packets``: what one
+    activation sends as one message of that many packets)."""
     out: list[AgentMessage] = []
     level: list[str | None] = [None]
     n = 0
     for g, width in enumerate(widths):
+        share = [0] * len(level)
+        for i in range(width):
+            share[i % len(level)] += 1
         nxt: list[str | None] = []
-        left, i = width, 0
-        while left:
-            c = min(left, 3) if packets else 1
-            left -= c
-            n += 1
-            parent = level[i % len(level)] if level else None
-            i += 1
-            out.append(
-                AgentMessage(
-                    "lead" if g == 0 else f"agent{g}",
-                    f"agent{g + 1}",
-                    f"part {n}",
-                    thread_id="t",
-                    id=f"m{n}",
-                    parent=parent,
-                    generation=g,
-                    packets=c,
-                    step=g,
+        for parent, k in zip(level, share, strict=True):
+            for c in [k] if packets and k else [1] * k:
+                n += 1
+                out.append(
+                    AgentMessage(
+                        "lead" if g == 0 else f"agent{g}",
+                        f"agent{g + 1}",
+                        f"part {n}",
+                        thread_id="t",
+                        id=f"m{n}",
+                        parent=parent,
+                        generation=g,
+                        packets=c,
+                        step=g,
+                    )
                 )
-            )
-            nxt += [f"m{n}"] * c
+                nxt += [f"m{n}"] * c
         level = nxt or level
     return out
 
@@ -583,6 +583,168 @@ def test_a_rise_undone_before_the_next_is_no_storm() -> None:
     assert len([a for m in widths_tree([3, 3, 6, 4, 12]) for a in storm.observe(m)]) == 1
     varying = CascadeMonitor([Storms()])
     assert [a for m in widths_tree([10, 5, 8, 12]) for a in varying.observe(m)] == []
+
+
+# Causal trees played from agents' behaviour: who sends what to whom, in reply to which
+# delivery (each delivery activates its recipient once per packet; generations in order).
+Act = Callable[[str, str | None], list[tuple[str, int]]]
+
+
+def played(first: str, act: Act, generations: int = 60) -> list[AgentMessage]:
+    """The messages of a run whose input starts ``first``: ``act(agent, parent)`` is what
+    the activation of ``agent`` that the delivery ``parent`` started sends, as
+    ``(recipient, packets)`` pairs."""
+    out: list[AgentMessage] = []
+    frontier: list[tuple[str | None, str, int]] = [(None, first, 1)]
+    for g in range(generations):
+        nxt: list[tuple[str | None, str, int]] = []
+        for parent, agent, packets in frontier:
+            for _ in range(packets):
+                for to, c in act(agent, parent):
+                    m = AgentMessage(
+                        agent,
+                        to,
+                        f"part {len(out)}",
+                        thread_id="t",
+                        id=f"m{len(out)}",
+                        parent=parent,
+                        generation=g,
+                        packets=c,
+                        step=g,
+                    )
+                    out.append(m)
+                    nxt.append((m.id, to, c))
+        if not nxt:
+            break
+        frontier = nxt
+    return out
+
+
+def _fan(to: str, k: int, packets: bool) -> list[tuple[str, int]]:
+    return [(to, k)] if packets else [(to, 1)] * k
+
+
+def storm_run(rng: random.Random) -> tuple[list[AgentMessage], int, str]:
+    """A storm of period ``p`` (1-7) multiplying by ``k`` (2-4): a cycle of ``p`` agents
+    whose first fans out and whose others pass each delivery on. The fanning agent re-fans
+    every delivery it gets (``each``), collects every answer of a wave and sends one batch
+    ``k`` times wider (``collect``: it also sends the first wave), or every activation is
+    a new agent (``spawn``: agents spawning agents); fan-outs as separate messages or as
+    packets, through a lead or not. Returns the messages, the generation of the 3rd
+    multiplying fan-out and a description."""
+    p, k = rng.randint(1, 7), rng.randint(2, 4)
+    how = rng.choice(("each", "collect", "spawn"))
+    packets = rng.random() < 0.3
+    lead = how != "collect" and rng.random() < 0.5
+    cycle = ["fanner"] + [f"hop{i}" for i in range(1, p)]
+    state = {"got": 0, "want": 1, "wave": 0, "n": 0}
+
+    def act(agent: str, parent: str | None) -> list[tuple[str, int]]:
+        if agent == "lead":
+            return _fan(f"{1 % p}/0" if how == "spawn" else cycle[1 % p], k, packets)
+        if how == "spawn":  # agent "position/number": each activation a new agent
+            state["n"] += 1
+            position = int(agent.split("/")[0])
+            nxt = f"{(position + 1) % p}/{state['n']}"
+            return _fan(nxt, k, packets) if position == 0 else [(nxt, 1)]
+        if agent != "fanner":
+            return [(cycle[(cycle.index(agent) + 1) % p], 1)]
+        if how == "each":
+            return _fan(cycle[1 % p], k, packets)
+        state["got"] += 1
+        if state["got"] < state["want"]:
+            return []
+        state["wave"] += 1
+        state["got"], state["want"] = 0, k ** state["wave"]
+        return _fan(cycle[1 % p], state["want"], packets)
+
+    first = "lead" if lead else ("0/0" if how == "spawn" else "fanner")
+    messages = played(first, act, generations=2 * p + 1)
+    return messages, 2 * p, f"p={p} k={k} {how} packets={packets} lead={lead}"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.randoms(use_true_random=False))
+def test_generated_storms_trip_in_their_third_multiplying_generation(rng: random.Random) -> None:
+    """Storms of any period 1-7, whoever multiplies (a coordinator re-fanning each answer or
+    collecting them, workers fanning out to workers, agents spawning new agents), trip in
+    the generation of their 3rd multiplying fan-out: never earlier, never later."""
+    messages, third, what = storm_run(rng)
+    monitor = CascadeMonitor([Storms()])
+    alarms = [(m, a) for m in messages for a in monitor.observe(m)]
+    assert len(alarms) == 1, what
+    assert alarms[0][0].generation == third, (what, alarms[0][0].generation)
+
+
+def pipeline_run(rng: random.Random) -> tuple[list[AgentMessage], str]:
+    """A finite work list: a planner runs 2-6 stages one after another, each a batch of
+    1-40 items to its own stage agent, collecting every answer before the next batch; a
+    stage may split each item into 2-4 chunks for its own chunker, whose answers go back to
+    the planner; batches as separate messages or packets. Batches never climb x1.5 twice
+    (no batch is x1.5 a batch x1.5 an earlier one: a planner doing that fans out like a
+    coordinator collecting its answers and re-fanning wider)."""
+    stages = rng.randint(2, 6)
+    while True:
+        widths = [rng.randint(1, 40) for _ in range(stages)]
+        if not any(b >= 1.5 * a and c >= 1.5 * b for a, b, c in itertools.combinations(widths, 3)):
+            break
+    splits = [rng.choice((1, 1, 2, 3, 4)) for _ in range(stages)]
+    packets = rng.random() < 0.3
+    state = {"stage": 0, "want": 0, "got": 0}
+
+    def act(agent: str, parent: str | None) -> list[tuple[str, int]]:
+        if agent == "planner":
+            state["got"] += 1
+            if state["got"] < state["want"] or state["stage"] >= stages:
+                return []
+            s = state["stage"]
+            state["stage"], state["got"], state["want"] = s + 1, 0, widths[s] * splits[s]
+            return _fan(f"stage{s}", widths[s], packets)
+        if agent.startswith("stage") and splits[int(agent[5:])] > 1:
+            return [(f"chunker{agent[5:]}", 1)] * splits[int(agent[5:])]
+        return [("planner", 1)]
+
+    return played("planner", act), f"widths={widths} splits={splits} packets={packets}"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.randoms(use_true_random=False))
+def test_generated_finite_pipelines_never_trip(rng: random.Random) -> None:
+    """A planner's stages of any widths, each fanning out once, and any of them splitting
+    its items, never trip: each stage's multiplication is its own, not a repeat of the one
+    before (the planner's batch follows one branch of the stage before it; a splitting
+    stage never fanned out before)."""
+    messages, what = pipeline_run(rng)
+    monitor = CascadeMonitor([Storms()])
+    assert [a for m in messages for a in monitor.observe(m)] == [], what
+
+
+def test_a_planner_batch_then_its_items_split_is_no_storm() -> None:
+    """3 answers collected, 8 items sent, each split in 2: 3 -> 8 -> 16 in consecutive
+    generations, two multiplications by two stages, is quiet; workers fanning out to
+    workers (3 -> 6 -> 12: every branch multiplies again) trip."""
+
+    def pipeline(agent: str, parent: str | None) -> list[tuple[str, int]]:
+        if agent == "planner":
+            state["got"] += 1
+            if state["got"] == 1:
+                return [("fetch", 1)] * 3
+            return [("parse", 1)] * 8 if state["got"] == 4 else []
+        if agent == "parse":
+            return [("chunker", 1)] * 2
+        return [("planner", 1)] if agent == "fetch" else []
+
+    state = {"got": 0}
+    monitor = CascadeMonitor([Storms()])
+    assert [a for m in played("planner", pipeline) for a in monitor.observe(m)] == []
+
+    def storm(agent: str, parent: str | None) -> list[tuple[str, int]]:
+        return [("worker", 1)] * (3 if agent == "lead" else 2)
+
+    monitor = CascadeMonitor([Storms()])
+    [(m, alarm)] = [(m, a) for m in played("lead", storm, 4) for a in monitor.observe(m)]
+    assert m.generation == 2
+    assert "3 -> 6 -> 9 so far" in alarm.reason
 
 
 def test_storms_fall_back_on_supersteps_and_cap_width() -> None:

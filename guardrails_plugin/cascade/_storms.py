@@ -5,12 +5,14 @@ from __future__ import annotations
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
+from typing import Any
 
 from ._signals import Alarm, Evidence, Observed, Tracker, distinct
 
 _PERIODS = 4  # growth every generation, every 2nd, 3rd or 4th
 _GENERATIONS = 2 * _PERIODS + 1  # generation counters kept per tree
 _NTH = {2: "second", 3: "third", 4: "fourth"}
+_ACTS = 256  # activations of unknown parent whose deliveries a tree counts
 
 
 class Storms:
@@ -40,6 +42,17 @@ class Storms:
       width (one multiplication, then a reduce), phases of different widths (each funnelled
       before the next), heartbeats and busy teams (under 8 deliveries a generation), a
       pipeline whose stages split and merge (scatter, gather).
+    - **Self-reinforcing**: the growth must also repeat itself. A fan-out is an activation
+      sending 2 deliveries or more. Either one sender fanned out in ``(g - p, g]``, in
+      ``(g - 2p, g - p]`` and as far before that again, ``growth`` times wider each time (a
+      coordinator collecting the answers to its own fan-out and fanning out wider, every
+      round of its cycle), or 2 fan-outs of ``(g - 2p, g - p]`` were each followed, in
+      ``(g - p, g]``, by a fan-out in their own branch (the nearest fan-out among their
+      descendants: workers fanning out to workers, agents spawning agents, a coordinator
+      re-fanning each answer). A finite pipeline is neither: a planner that collects 3
+      answers and sends 8 items, each split in 2 (3 -> 8 -> 16), multiplied twice, but by
+      two stages each fanning out once (the planner's batch follows one branch of the stage
+      before; the splitting stage never fanned out before).
     - **In time**: a storm trips in the generation of its 3rd multiplying fan-out, when
       that generation's deliveries reach ``growth`` times the 2nd's (and 8): before any
       recipient of the 3rd fan-out acts, when the reporter tells a step's deliveries before
@@ -53,12 +66,21 @@ class Storms:
     ``step``), and everything caused by it; a message whose tree is unknown (no parent
     known, generation above 0) counts in a shared tree. Each tree reports once per
     condition. State: the last ``memory`` trees (each at most ``9`` generation counters)
-    and the tree of the last ``4 * memory`` message ids: O(1) per message (the growth
-    test reads the 9 counters only once a generation holds ``min_packets``).
+    and, for the last ``4 * memory`` message ids, the tree and what the activations the
+    message started sent (a few counters and the nearest fan-out above them, no chain);
+    per tree, the fan-outs of its last 18 generations (the widest per sender, and how many
+    a fan-out in their branch followed): O(1) per message (the growth test reads the 9
+    counters only once a generation holds ``min_packets``, the fan-outs only for a growth).
 
-    **What it cannot see.** Per-generation counts do not say who sent what: a planner that
-    collects every answer and sends a batch 1.5 times wider, twice in a row, looks like a
-    coordinator re-fanning each answer, and trips; a storm whose frontier falls back to its
+    **What it cannot see.** A planner whose batches climb ``growth`` times twice, at
+    equal distances in generations, looks like a coordinator collecting its answers and
+    re-fanning wider, and trips; so do two stages in a row whose every item splits again
+    (a split of a split: agents spawning agents). A storm whose multiplications are made
+    by collecting agents taking turns (one collects and fans out, the next collects those
+    answers and fans out, then the first again) is seen only at the first agent's 3rd
+    fan-out, not the storm's 3rd. By supersteps (no parents known), branches cannot be
+    told apart: 2 fan-outs in each period count as fan-outs of fan-outs, so a planner's
+    batch relayed through desks and then split trips there. A storm whose frontier falls back to its
     starting width between multiplications (half its branches dying after a fan-out of
     two), or below 1/``growth``**2 of its widest, looks bounded and is seen only
     at ``max_packets``; so are storms whose period is above 4 and whose width does not hold
@@ -118,12 +140,48 @@ class Storms:
 
 
 class _Tree:
-    __slots__ = ("counts", "evidence", "reported")
+    __slots__ = ("acts", "counts", "evidence", "fanout", "fans", "repeated", "reported")
 
     def __init__(self) -> None:
         self.counts: dict[int, int] = {}
         self.evidence: deque[Evidence] = deque(maxlen=16)
         self.reported: set[str] = set()
+        # Fan-outs (activations that sent 2 deliveries or more), per generation of the
+        # deliveries they sent: ``fanout``, the widest per sender;
+        # ``repeated``, per generation and the generation of the one that followed, how many
+        # of them a fan-out in their own branch followed (the nearest among their
+        # descendants).
+        self.fanout: dict[int, dict[str, int]] = {}
+        self.fans: dict[int, int] = {}  # how many, per generation (or superstep)
+        self.repeated: dict[tuple[int, int], int] = {}
+        # the activations of unknown parent: their sender and generation stand for them
+        self.acts: dict[tuple[str, int], list[Any]] = {}
+
+    def fanned(self, entry: list[Any], sender: str, level: int) -> None:
+        """An activation of ``sender`` (one that ``entry``'s delivery started) has just
+        sent its second delivery, of generation ``level``: a fan-out. The nearest fan-out
+        above it in its branch is followed by one more (credited at most once per
+        activation that fan-out's delivery started)."""
+        fans = self.fans
+        fans[level] = fans.get(level, 0) + 1
+        if len(fans) > 2 * _GENERATIONS:
+            del fans[min(fans)]
+        if entry[_FAN] is None:  # (else: another activation the same packets started)
+            entry[_FAN] = [level, 0, entry[_PACKETS]]
+        up = entry[_UP]
+        if up is not None and up[1] < up[2]:
+            up[1] += 1
+            repeated = self.repeated
+            key = (up[0], level)
+            repeated[key] = repeated.get(key, 0) + 1
+            if len(repeated) > 4 * _GENERATIONS:
+                del repeated[min(repeated)]
+
+
+# A delivery's entry: [its tree, deliveries the activations it started sent, its packets,
+# their fan-out (None, or [generation, fan-outs that followed it, packets]), the nearest
+# fan-out above it, the entry of its parent until read].
+_ROOT, _SENT, _PACKETS, _FAN, _UP, _SRC = range(6)
 
 
 class _StormTracker:
@@ -143,7 +201,8 @@ class _StormTracker:
         self._max_packets = signal.max_packets
         self._trees: OrderedDict[str, _Tree] = OrderedDict()
         self._newest: str | None = None  # the key of the last tree of ``_trees``
-        self._roots: OrderedDict[str, str] = OrderedDict()  # message id -> its tree
+        # message id -> its entry (below ``_Tree``)
+        self._roots: OrderedDict[str, list[Any]] = OrderedDict()
         self._window = _WindowTracker(signal) if signal.window is not None else None
 
     @property
@@ -156,21 +215,23 @@ class _StormTracker:
         level = m.generation
         if level is not None:
             parent = m.parent
-            if parent is not None:
-                root = self._roots.get(parent, "-")
-            elif level == 0:
+            # the activation that sends this message: the one ``parent`` started
+            entry = self._roots.get(parent) if parent is not None else None
+            if entry is not None:
+                root = entry[_ROOT]
+                src = entry[_SRC]
+                if src is not None:
+                    # the first message of that activation: its sender's fan-out is known
+                    entry[_UP] = src[_FAN] or src[_UP]
+                    entry[_SRC] = None
+            elif parent is None and level == 0:
                 # a new tree: what one activation started by the run's input sends (its
                 # sender at its step), else this message
                 root = f"{m.sender}@{m.step}" if m.step is not None else m.id or "-"
             else:
                 root = "-"
-            if m.id is not None:
-                roots = self._roots
-                roots[m.id] = root
-                if len(roots) > 4 * self._signal.memory:
-                    roots.popitem(last=False)
         elif m.step is not None:
-            level, root = m.step, "-"
+            level, root, entry = m.step, "-", None
         else:
             return None if self._window is None else self._window.observe(seen)
         trees = self._trees
@@ -185,7 +246,41 @@ class _StormTracker:
             self._newest = root
         counts = tree.counts
         packets = m.packets
-        count = counts[level] = counts.get(level, 0) + (packets if packets > 1 else 1)
+        n = packets if packets > 1 else 1
+        count = counts[level] = counts.get(level, 0) + n
+        if entry is None:
+            acts = tree.acts
+            key = (m.sender, level)
+            entry = acts.get(key)
+            if entry is None:
+                entry = acts[key] = [root, 0, 1, None, None, None]
+                if len(acts) > _ACTS:
+                    del acts[next(iter(acts))]
+        # a fan-out: an activation sending its 2nd delivery (a delivery of ``c`` packets
+        # started ``c`` activations: those that sent more than one)
+        sent = entry[_SENT]
+        entry[_SENT] = sent + n
+        c = entry[_PACKETS]
+        if sent < 2 * c:
+            # (each of them assumed to send one delivery at least)
+            for _ in range(max(0, min(c, sent - c)), min(c, sent + n - c)):
+                tree.fanned(entry, m.sender, level)
+        if entry[_FAN] is not None:
+            # the widest fan-out per generation and sender (packets: per activation)
+            fanout = tree.fanout
+            senders = fanout.get(level)
+            if senders is None:
+                senders = fanout[level] = {}
+                if len(fanout) > 2 * _GENERATIONS:
+                    del fanout[min(fanout)]
+            wide = -(-(sent + n) // c)
+            if wide > senders.get(m.sender, 0):
+                senders[m.sender] = wide
+        if m.id is not None and m.generation is not None:
+            roots = self._roots
+            roots[m.id] = [root, 0, n, None, None, entry]
+            if len(roots) > 4 * self._signal.memory:
+                roots.popitem(last=False)
         if len(counts) > _GENERATIONS:
             del counts[min(counts)]
         tree.evidence.append(seen.evidence)
@@ -247,6 +342,8 @@ class _StormTracker:
                 if x > high:
                     high = x
             else:
+                if not _reinforced(tree, growth, start, rise, level, unit == "superstep"):
+                    continue
                 tree.reported.add("growth")
                 step = unit if every == 1 else f"{_NTH[every]} {unit}"
                 return self._alarm(
@@ -269,6 +366,43 @@ class _StormTracker:
             evidence=evidence,
             at_message=seen.index,
         )
+
+
+def _reinforced(
+    tree: _Tree, growth: float, start: int, rise: int, level: int, superstep: bool
+) -> bool:
+    """Whether the multiplication from generation ``rise`` to ``level`` repeats the one
+    from ``start`` to ``rise``: one sender fanned out in the second, in the first and as
+    far before that again, ``growth`` times wider each time (a coordinator collecting the
+    answers to its own fan-out and fanning out wider, every round of its own cycle), or 2 fan-outs of the first were each
+    followed, in the second, by a fan-out in their own branch (agents spawning agents:
+    every branch multiplies again). A finite pipeline's stages each fan out once: a planner collecting
+    every answer before its next batch, then that batch's recipients splitting each item,
+    is neither (the planner's batch follows one branch of the stage before, and the
+    splitting stage never fanned out before). By supersteps (no parents known), a sender's
+    activations of one superstep count as one, and 2 fan-outs in each period do."""
+    fanout = tree.fanout
+    for x2 in range(rise + 1, level + 1):
+        for sender, w2 in fanout.get(x2, {}).items():
+            for x1 in range(start + 1, rise + 1):
+                w1 = fanout.get(x1, {}).get(sender, 0)
+                x0 = 2 * x1 - x2
+                if w1 and w2 >= growth * w1:
+                    w0 = fanout.get(x0, {}).get(sender, 0)
+                    if w0 and w1 >= growth * w0:
+                        return True
+    if superstep:
+        # no branches known: 2 fan-outs (senders, per superstep) in each period
+        fans = tree.fans
+        return (
+            sum(fans.get(g, 0) for g in range(start + 1, rise + 1)) >= 2
+            and sum(fans.get(g, 0) for g in range(rise + 1, level + 1)) >= 2
+        )
+    followed = 0
+    for (g, then), n in tree.repeated.items():
+        if start < g <= rise < then <= level:
+            followed += n
+    return followed >= 2
 
 
 class _Sender:

@@ -178,12 +178,17 @@ VALUES: tuple[int | None, ...] = (None, 0, 1, 2, 3, 4)  # None: the call has no 
 @st.composite
 def bound_cases(draw: st.DrawFn) -> tuple[Policy, int]:
     """Rules of alice, bob and carol about ``send`` (each often scoped differently), a deny
-    now and then, and budgets of each agent or of everyone: calls and sums, per run or per
-    run and agent. A delegate may then mix calls of its own with calls under grants."""
+    now and then, budgets of each agent or of everyone (calls and sums, per run or per run
+    and agent), and a bound N. Half the time alice's rule covers small n and the others'
+    larger n, and a sum budget binds a delegate's own (dearer) calls while a call budget
+    binds alice's: a delegate mixing both then gets more than either alone, and N is drawn
+    around what each allows alone."""
     rules = []
-    split = draw(st.integers(0, 3))  # > 0: alice's rule n <= split, the others' n > split
+    mixing = draw(st.booleans())
+    split = draw(st.integers(1, 3)) if mixing else draw(st.integers(0, 3))
+    taker = draw(st.sampled_from(AGENTS[1:]))
     for who in AGENTS:
-        if who == "alice" or draw(st.integers(0, 2)):
+        if (who in ("alice", taker) and mixing) or who == "alice" or draw(st.integers(0, 2)):
             make = draw(st.sampled_from((allow, allow, ask)))
             if split:
                 lo, hi = (0, split - 1) if who == "alice" else (split, 4)
@@ -194,7 +199,14 @@ def bound_cases(draw: st.DrawFn) -> tuple[Policy, int]:
     if draw(st.integers(0, 4)) == 0:
         rules.append(deny("send", agents=draw(st.sampled_from(AGENTS)), args=draw(ranges())))
     budgets = []
-    for i in range(draw(st.integers(1, 3))):
+    n = draw(st.integers(1, 4))
+    if mixing:
+        limit, calls = draw(st.integers(split, 6)), draw(st.integers(1, 3))
+        budgets.append(Budget.sum("n", limit, agents=taker, id="own-sum"))
+        budgets.append(Budget.calls(calls, agents="alice", id="alice-calls"))
+        alone = max(calls, limit // split)
+        n = draw(st.integers(alone, alone + calls))
+    for i in range(draw(st.integers(0, 1) if mixing else st.integers(1, 2))):
         who = draw(st.sampled_from(("*", *AGENTS)))
         per = draw(st.sampled_from((("run",), ("run", "agent"))))
         if draw(st.booleans()):
@@ -203,7 +215,7 @@ def bound_cases(draw: st.DrawFn) -> tuple[Policy, int]:
             budgets.append(
                 Budget.sum("n", draw(st.integers(0, 6)), agents=who, per=per, id=f"b{i}")
             )
-    return Policy(rules, budgets=budgets), draw(st.integers(1, 3))
+    return Policy(rules, budgets=budgets), n
 
 
 def _setups(policy: Policy, taker: str) -> list[Guard]:

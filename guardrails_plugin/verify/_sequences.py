@@ -35,11 +35,24 @@ region lies within a policy rule the chain's root holder holds, and every deny a
 made by the root holder instead, is one the policy's rules permit it (no less permissively)
 and charges only partitions the delegated call charged: any sequence with delegated calls
 maps, call by call, onto one without, with the same calls counted *together*, within every
-budget. ``agents together`` bounds are therefore exact with delegations too. A per-agent
-bound is not: a delegate may mix calls under its own authority with calls under a
-delegator's, more than either makes alone; the search covers the agent's own authority, a
-proof from it says so (``OWN_AUTHORITY``), and one from a budget alone (``dominating``:
-the delegate's own budgets are charged for every call it makes) needs no such assumption.
+budget. ``agents together`` bounds are therefore exact with delegations too, without
+searching them. A per-agent bound is not: a delegate may mix calls under its own authority
+with calls under a delegator's, more than either makes alone. So its search gives each
+symbolic call a choice (``via``): its own authority, or a delegation of one rule a
+delegation can start from (``_options``, as ``allow`` or ``ask``) by a free delegator
+holding it, under what ``Guard.delegate`` asks (``_rooted``, the encoding of ``no
+delegation lets``). A call under a delegation that its own authority denies (it *needs*
+the grant, ``needs``) charges each budget covering the same call by the delegator too, in
+the delegator's partition (a budget not split per agent: the same partition, charged
+once); otherwise only the agent's own, as ``Guard._payers`` charges. A direct delegation
+from the rule's holder is the cheapest way to any grant a chain reaches (a chain's grant
+is one direct delegation too, and a chain only adds delegators to charge), so the search
+covers chains. Two things are over-approximated, never under: a call is decided with its
+own delegation alone (the replay holds them all), and only the chain's root is charged.
+Every counterexample's delegations are built (``_delegation``: the rule's whole region,
+else one narrowed to fit every layer) and replayed with the sequence; a proof from the
+search says ``DELEGATED``, one from a budget alone (``dominating``: the delegate's own
+budgets are charged for every call it makes) needs no such assumption.
 
 Tool names are searched among finitely many representatives (``tool_names``), not over all
 strings: the names the policy lists, and for each way a name can match the policy's globs

@@ -175,10 +175,9 @@ def _steps() -> int:
 def _check(verifier: Verifier, prop: str) -> tuple[Result, str]:
     before = _steps()
     r = verifier.check(prop)
-    return (
-        r,
-        f"{r.status}{f' ({r.limit})' if r.limit else ''} in {r.seconds:.2f} s, {_steps() - before:,} steps",
-    )
+    limit = getattr(r, "limit", "")  # the limit an unknown met
+    said = f"{r.status}{f' ({limit})' if limit else ''} in {r.seconds:.2f} s"
+    return r, f"{said}, {_steps() - before:,} steps"
 
 
 def _time(label: str, fn: object) -> None:

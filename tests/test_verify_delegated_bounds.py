@@ -284,7 +284,7 @@ def test_per_agent_bounds_agree_with_the_engine_under_delegations(case: Any) -> 
     most, who = _most_calls(policy, n + 1)
     event(f"the engine allows {n + 1}: {most > n}; the verifier: {r.status}")
     if most > n:  # the engine lets `who` make n + 1 calls: no proof may say otherwise
-        assert r.status == "refuted", (r.summary(), who, policy)
+        assert r.status == "refuted", (r.summary(), who, policy.to_dict())
     if r.status == "refuted":
         cex = r.counterexample
         assert cex is not None

@@ -47,8 +47,10 @@ the delegator's partition (a budget not split per agent: the same partition, cha
 once); otherwise only the agent's own, as ``Guard._payers`` charges. A direct delegation
 from the rule's holder is the cheapest way to any grant a chain reaches (a chain's grant
 is one direct delegation too, and a chain only adds delegators to charge), so the search
-covers chains. Two things are over-approximated, never under: a call is decided with its
-own delegation alone (the replay holds them all), and only the chain's root is charged.
+covers chains; charging only the root holder over-approximates what a chain may do. A
+call is decided with its one delegation: in a layered policy, a call that only several
+grants permit together (``Guard`` then charges all their chains) is not searched, as in
+``no delegation lets``.
 Every counterexample's delegations are built (``_delegation``: the rule's whole region,
 else one narrowed to fit every layer) and replayed with the sequence; a proof from the
 search says ``DELEGATED``, one from a budget alone (``dominating``: the delegate's own

@@ -244,14 +244,49 @@ def _rooted(
         delegator = Z.String("delegator")
     if root is None:
         return delegator, [], enc.effect(final, (), tools=(tool,))
-    grant = Grant(agent="*", tools=root.tools, args=dict(root.args), effect=how).rule()
-    holder = SymCall(f"{final.prefix}d.", delegator, final.tool, {}, [], Z.BoolVal(False))
-    held = [delegator != "", enc.about(root, holder)]
-    for d in binding:
-        if d.effect is RuleEffect.DENY or how == "allow":
-            held.append(Z.Implies(enc.about(d, holder), enc.about(d, final)))
-    held += _layers_passed(enc, root, holder, final)
+    grant, held = _granted(enc, final, root, binding, how, delegator)
     return delegator, held, enc.effect(final, [(grant, Z.BoolVal(True))], tools=(tool,))
+
+
+def _granted(
+    enc: Any,
+    final: SymCall,
+    root: Rule,
+    binding: Sequence[Rule],
+    how: Literal["allow", "ask"],
+    delegator: Any,
+) -> tuple[Rule, list[Any]]:
+    """(grant, constraints): the widest grant a delegation of ``root`` (as ``how``) gives
+    the call's agent, and what ``Guard.delegate`` asks of ``delegator`` holding ``root``
+    (see ``_rooted``)."""
+    return granted(enc, final, [(root, how)], binding, delegator)[0]
+
+
+def granted(
+    enc: Any,
+    final: SymCall,
+    options: Sequence[tuple[Rule, Literal["allow", "ask"]]],
+    binding: Sequence[Rule],
+    delegator: Any,
+) -> list[tuple[Rule, list[Any]]]:
+    """``_granted`` for each of ``options`` (a rule and an effect), the binding checks
+    (which depend on the delegator and the call, not on the rule) encoded once."""
+    Z = z3()
+    holder = SymCall(f"{final.prefix}d.", delegator, final.tool, {}, [], Z.BoolVal(False))
+    binds: dict[str, list[Any]] = {}
+    out: list[tuple[Rule, list[Any]]] = []
+    for root, how in options:
+        if how not in binds:
+            binds[how] = [
+                Z.Implies(enc.about(d, holder), enc.about(d, final))
+                for d in binding
+                if d.effect is RuleEffect.DENY or how == "allow"
+            ]
+        grant = Grant(agent="*", tools=root.tools, args=dict(root.args), effect=how).rule()
+        held = [delegator != "", enc.about(root, holder), *binds[how]]
+        held += _layers_passed(enc, root, holder, final)
+        out.append((grant, held))
+    return out
 
 
 def _layers_passed(enc: Any, root: Rule, holder: SymCall, final: SymCall) -> list[Any]:

@@ -78,7 +78,7 @@ from ..guard import Guard
 from ..policy import Policy, Rule
 from ..policy._budgets import Budget, Measure
 from ..policy._patterns import NameSet, is_glob
-from ._delegation import _binding, _options, _rooted, delegable_rules
+from ._delegation import _binding, _options, delegable_rules, granted
 from ._encode import DENY, EFFECTS, SymCall, _names, _overlap, pinned, same_tool, tool_in
 from ._props import Property
 from ._regex import glob_regex, glob_witness
@@ -557,10 +557,12 @@ def search(
             via.append(sel)
             delegators.append(giver)
             solver.add(sel >= 0, sel <= len(options))
-            for i, (root, how) in enumerate(options, start=1):
-                _, held, under = _rooted(enc, c, root, binding, p.tool, how, giver)
+            grants: list[tuple[Rule, Any]] = []
+            for i, (grant, held) in enumerate(granted(enc, c, options, binding, giver), start=1):
                 solver.add(Z.Implies(sel == i, Z.And(giver != c.agent, *held)))
-                eff = Z.If(sel == i, under, eff)
+                grants.append((grant, sel == i))
+            # one decision with every grant, the chosen one in force (none when sel == 0)
+            eff = enc.effect(c, grants, tools=(p.tool,))
             need_k = Z.And(sel > 0, mine == DENY)
         needs.append(need_k)
         effects.append(eff)

@@ -326,8 +326,8 @@ class _Model:
 
 
 HINT_SHARE = 1 / 8
-"""The share of the resource limit a question gets under one guess (a guess only ever shows
-satisfiable)."""
+"""The share of the resource limit (and of the wall-clock ceiling) a question gets under
+one guess (a guess only ever shows satisfiable)."""
 
 
 def _check(
@@ -340,8 +340,9 @@ def _check(
     Z = z3()
     steps, timeout = limits
     hinted = max(1, int(steps * HINT_SHARE)) if steps else 0
-    for hint, budget in [*((h, hinted) for h in hints), (None, steps)]:
-        solver = limit(Z.Solver(), budget, timeout)
+    brief = None if timeout is None else timeout * HINT_SHARE  # the hints' ceiling
+    for hint, budget, ceiling in [*((h, hinted, brief) for h in hints), (None, steps, timeout)]:
+        solver = limit(Z.Solver(), budget, ceiling)
         solver.add(*base, *extra, *([] if hint is None else [hint]))
         verdict = solver.check()
         if verdict == Z.sat:

@@ -5,7 +5,9 @@ on a generated 200-rule policy; ``diff`` and ``lint --deep`` on the same.
     python benchmarks/bench_verify.py --deep   # lint --deep only (shipped and generated)
     python benchmarks/bench_verify.py bounds   # only bounds (budgets) and delegations
 
-Prints one line per (policy, property): status and wall time. Figures: benchmarks/README.md.
+Prints one line per (policy, property): status, wall time and the solver steps it took (z3's
+resource count, what ``Verifier(rlimit=)`` limits: the same on any machine and load).
+Figures: benchmarks/README.md.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import time
 
 from guardrails_plugin import Budget, Policy, allow, ask, deny, rate
 from guardrails_plugin.scopes import Emails, Number, OneOf, Paths, Pattern, Urls
-from guardrails_plugin.verify import Verifier, deep_lint, diff
+from guardrails_plugin.verify import Result, Verifier, deep_lint, diff
 
 FILES = {
     "cookbook/policy.yaml": [
@@ -161,6 +163,23 @@ def _fields(rule: object) -> dict[str, object]:
     return {k: getattr(rule, k) for k in keys}
 
 
+def _steps() -> int:
+    """z3's resource count so far (the whole process: differences are what a question took)."""
+    import z3
+
+    stats = z3.Solver().statistics()
+    names = stats.keys()
+    return int(stats.get_key_value("rlimit count")) if "rlimit count" in names else 0
+
+
+def _check(verifier: Verifier, prop: str) -> tuple[Result, str]:
+    before = _steps()
+    r = verifier.check(prop)
+    limit = getattr(r, "limit", "")  # the limit an unknown met
+    said = f"{r.status}{f' ({limit})' if limit else ''} in {r.seconds:.2f} s"
+    return r, f"{said}, {_steps() - before:,} steps"
+
+
 def _time(label: str, fn: object) -> None:
     start, cpu = time.perf_counter(), time.process_time()
     out = fn()  # type: ignore[operator]
@@ -216,14 +235,14 @@ def bounds() -> float:
     for path, props in BOUNDS.items():
         verifier = Verifier(Policy.from_yaml(path))
         for prop in props:
-            r = verifier.check(prop)
+            r, said = _check(verifier, prop)
             worst = max(worst, r.seconds)
-            print(f"{path}: {prop}: {r.status} in {r.seconds:.2f} s", flush=True)
+            print(f"{path}: {prop}: {said}", flush=True)
     verifier = Verifier(with_budgets(generated()))
     for prop in GENERATED_BOUNDS:
-        r = verifier.check(prop)
+        r, said = _check(verifier, prop)
         worst = max(worst, r.seconds)
-        print(f"generated-200+budgets: {prop}: {r.status} in {r.seconds:.2f} s", flush=True)
+        print(f"generated-200+budgets: {prop}: {said}", flush=True)
     print(f"slowest bound or delegation property: {worst:.2f} s")
     return worst
 
@@ -244,16 +263,16 @@ def main() -> None:
         policy = Policy.from_yaml(path)
         verifier = Verifier(policy)
         for prop in props:
-            r = verifier.check(prop)
+            r, said = _check(verifier, prop)
             worst = max(worst, r.seconds)
-            print(f"{path}: {prop}: {r.status} in {r.seconds:.2f} s", flush=True)
+            print(f"{path}: {prop}: {said}", flush=True)
         _time(f"{path}: lint --deep", lambda p=policy: f"{len(deep_lint(p))} warnings")
     big = generated()
     verifier = Verifier(big)
     for prop in GENERATED:
-        r = verifier.check(prop)
+        r, said = _check(verifier, prop)
         worst = max(worst, r.seconds)
-        print(f"generated-200: {prop}: {r.status} in {r.seconds:.2f} s", flush=True)
+        print(f"generated-200: {prop}: {said}", flush=True)
     changed = Policy([*big.rules, allow("tool_3", agents="agent1", id="new")], name="changed")
     _time("generated-200: diff against a change", lambda: f"{len(diff(big, changed))} regions")
     _time("generated-200: lint --deep", lambda: f"{len(deep_lint(big))} warnings")

@@ -34,8 +34,8 @@ def _replays(policy: Policy, result: Result) -> None:
     """The counterexample, replayed through the engine, is decided as reported."""
     cex = result.counterexample
     assert cex is not None
-    if cex.sequence:
-        got = replay_sequence(policy, cex.sequence)
+    if cex.sequence:  # the delegations the sequence uses made first
+        got = replay_sequence(policy, cex.sequence, cex.delegations)
         wanted = [c.effect for c in cex.sequence for _ in range(c.times)]
         assert [g for g, _ in got] == wanted
         assert all(e != "deny" for e in wanted)

@@ -136,7 +136,7 @@ def test_diff_reports_a_solver_that_gives_up(
     new = Policy([allow("refund", args={"amount": Number(le=200)})])
     result = diff(old, new)
     assert list(result) == []
-    assert "deny -> allow: the solver gave up (timeout)" in result.unsettled
+    assert "deny -> allow: the solver gave up (time limit)" in result.unsettled
     assert not result.settled_widening
     with pytest.raises(AssertionError, match="cannot show"):
         assert_never_widens(old, new)
@@ -144,7 +144,7 @@ def test_diff_reports_a_solver_that_gives_up(
     assert main(["diff", a, a, "--json"]) == 2
     captured = capsys.readouterr()
     assert json.loads(captured.out) == []
-    assert "unknown: deny -> allow: the solver gave up (timeout)" in captured.err
+    assert "unknown: deny -> allow: the solver gave up (time limit)" in captured.err
 
 
 def test_deep_lint_finds_dead_rules_unreached_asks_and_empty_scopes(tmp_path: Path) -> None:

@@ -4,12 +4,13 @@ made of (``Step`` hand-offs, ``Repeated`` calls of a sequence, ``Delegation`` st
 from __future__ import annotations
 
 import builtins
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from .._events import ToolCall
 from ._encode import ALLOW, ASK, DENY
+from ._z3 import RESOURCE, TIME, gave_up
 
 Status = Literal["proven", "refuted", "unknown"]
 EFFECT_CODE = {"deny": DENY, "ask": ASK, "allow": ALLOW}
@@ -35,7 +36,9 @@ class Repeated:
     """Calls of a sequence (a counterexample to a bound): ``times`` identical calls of
     ``tool`` by ``agent`` with ``args``, each permitted with ``effect`` in turn. ``fresh``
     says where they run: ``""`` all in the sequence's one run, ``"run"`` each in a run of
-    its own (of one thread), ``"thread"`` each in a thread of its own."""
+    its own (of one thread), ``"thread"`` each in a thread of its own. ``under`` names the
+    agent whose delegated grant (``Counterexample.delegations``) the calls are made with
+    (``""``: the agent's own authority)."""
 
     agent: str
     tool: str
@@ -43,6 +46,7 @@ class Repeated:
     times: int
     effect: str
     fresh: str = ""
+    under: str = ""
 
     def call(self, i: int = 0) -> ToolCall:
         """The ``i``-th of these calls (``i`` counts over the whole sequence) as an event."""
@@ -58,9 +62,10 @@ class Repeated:
             "run": ", each in a run of its own",
             "thread": ", each in a thread of its own",
         }
+        grant = f", under a grant from {self.under!r}" if self.under else ""
         return (
             f"{self.times} x agent {self.agent!r} calls {self.tool}({_args(self.args)}) "
-            f"[{self.effect}]{where[self.fresh]}"
+            f"[{self.effect}{grant}]{where[self.fresh]}"
         )
 
 
@@ -104,7 +109,9 @@ class Counterexample:
     sequence: tuple[Repeated, ...] = ()
     """For a bound: the calls, in order, that the guard permitted (the last is this call)."""
     delegations: tuple[Delegation, ...] = ()
-    """For a delegation property: the delegations that gave ``agent`` its grant."""
+    """For a delegation property: the delegations that gave ``agent`` its grant; for a
+    bound: those made before the sequence (``replay_sequence(policy, sequence,
+    delegations)`` replays it)."""
 
     def call(self) -> ToolCall:
         """The counterexample as the engine's event."""
@@ -138,6 +145,7 @@ class Counterexample:
                     "times": c.times,
                     "effect": c.effect,
                     "fresh": c.fresh,
+                    "under": c.under,
                 }
                 for c in self.sequence
             ],
@@ -181,7 +189,11 @@ class Result:
 
     ``status``: ``proven`` (holds for every call; read ``assumptions`` for what a proof rests
     on), ``refuted`` (``counterexample`` breaks it, confirmed by the engine) or ``unknown``
-    (``detail`` says why). ``approximated`` lists what the encoding over-approximates."""
+    (``detail`` says why). ``approximated`` lists what the encoding over-approximates.
+    ``limit`` says which limit an ``unknown`` met: ``"resource limit"`` (the verifier's
+    ``rlimit``: the same answer on every machine; a larger one may settle it), ``"time
+    limit"`` (the wall-clock ceiling: the machine was too slow or too loaded, so another
+    run may answer), ``""`` (none: the encoding or the replay left it open)."""
 
     property: str
     status: Status
@@ -190,6 +202,7 @@ class Result:
     approximated: tuple[str, ...] = ()
     detail: str = ""
     seconds: float = 0.0
+    limit: str = ""
 
     @builtins.property
     def holds(self) -> bool:
@@ -205,6 +218,8 @@ class Result:
             return f"proven{why}"
         if self.status == "refuted":
             return "refuted"
+        if self.limit:
+            return f"unknown ({self.limit}): {self.detail}"
         return f"unknown: {self.detail}"
 
     def to_dict(self) -> dict[str, Any]:
@@ -219,6 +234,7 @@ class Result:
             "assumptions": list(self.assumptions),
             "approximated": list(self.approximated),
             "detail": self.detail,
+            "limit": self.limit,
             "seconds": round(self.seconds, 4),
         }
 
@@ -230,3 +246,19 @@ class Result:
 
     def __repr__(self) -> str:
         return f"Result({self.property!r}, status={self.status!r})"
+
+
+def gave_up_result(
+    prop: str, solver: Any, assumptions: Sequence[str] = (), approximated: Sequence[str] = ()
+) -> Result:
+    """The ``unknown`` answer of a check ``solver`` gave up on, naming the limit it met."""
+    why = gave_up(solver)
+    limited = why if why in (RESOURCE, TIME) else ""
+    return Result(
+        prop,
+        "unknown",
+        assumptions=tuple(assumptions),
+        approximated=tuple(approximated),
+        detail=f"the solver gave up ({why})",
+        limit=limited,
+    )

@@ -1,8 +1,11 @@
 """``guardrails-plugin verify`` and ``guardrails-plugin diff``: proofs and policy diffs for CI.
 
-``verify POLICY --assert "..." [--assert ...] [--json] [--depth N]``: exit 0 when every
+``verify POLICY --assert "..." [--assert ...] [--json] [--depth N] [--rlimit STEPS]
+[--timeout SECONDS]``: exit 0 when every
 assertion is proven, 1 when one is refuted (its counterexample printed), 2 when one is
-unknown or the input is wrong. ``diff OLD NEW [--json]``: every region NEW decides
+unknown or the input is wrong (an unknown names the limit it met: the resource limit,
+the same on any machine, or the wall-clock ceiling). ``diff OLD NEW [--json]
+[--rlimit STEPS] [--timeout SECONDS]``: every region NEW decides
 differently, with an example call; exit 1 when NEW widens permissions, 0 when it provably
 does not, 2 when that is not settled (the solver gave up, or only calls resting on
 over-approximated scopes were found: each printed as ``unknown: ...``) or on error.
@@ -37,7 +40,7 @@ def add_verify_commands(sub: Any) -> None:
     )
     p.add_argument("--json", action="store_true", help="one JSON object per property")
     p.add_argument("--depth", type=int, default=None, help="hand-offs followed (default: auto)")
-    p.add_argument("--timeout", type=float, default=30.0, help="seconds per solver call")
+    _limit_options(p)
     p.set_defaults(func=_verify)
 
     p = sub.add_parser(
@@ -46,7 +49,48 @@ def add_verify_commands(sub: Any) -> None:
     p.add_argument("old", help="the policy file before")
     p.add_argument("new", help="the policy file after")
     p.add_argument("--json", action="store_true", help="the regions as JSON")
+    _limit_options(p)
     p.set_defaults(func=_diff)
+
+
+def _limit_options(p: Any) -> None:
+    from ._z3 import RLIMIT, TIMEOUT
+
+    p.add_argument(
+        "--rlimit",
+        type=_steps,
+        default=RLIMIT,
+        metavar="STEPS",
+        help="z3 resource limit per solver call: the same answer on any machine and load "
+        f"(default: {RLIMIT:,}; 0: none)",
+    )
+    p.add_argument(
+        "--timeout",
+        type=_seconds,
+        default=TIMEOUT,
+        metavar="SECONDS",
+        help=f"last-resort wall-clock ceiling per solver call (default: {TIMEOUT:g}; 0: none)",
+    )
+
+
+def _steps(text: str) -> int:
+    try:
+        n = int(text.replace("_", "").replace(",", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 (no limit) or more: {text!r}")
+    return n
+
+
+def _seconds(text: str) -> float | None:
+    try:
+        n = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not n >= 0 or n == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be 0 (no ceiling) or more seconds: {text!r}")
+    return n or None
 
 
 def _verify(args: argparse.Namespace) -> int:
@@ -57,7 +101,7 @@ def _verify(args: argparse.Namespace) -> int:
         with collector_paused():
             policy = Policy.from_yaml(args.file)
         props = [parse(a) for a in args.asserts]
-        verifier = Verifier(policy, depth=args.depth, timeout=args.timeout)
+        verifier = Verifier(policy, depth=args.depth, rlimit=args.rlimit, timeout=args.timeout)
         results = [verifier.check(p) for p in props]
     except GuardrailsError as exc:
         say_error(str(exc))
@@ -76,7 +120,7 @@ def _diff(args: argparse.Namespace) -> int:
         with collector_paused():
             old = Policy.from_yaml(args.old)
             new = Policy.from_yaml(args.new)
-        regions = diff(old, new)
+        regions = diff(old, new, rlimit=args.rlimit, timeout=args.timeout)
     except GuardrailsError as exc:
         say_error(str(exc))
         return 2

@@ -17,7 +17,7 @@ from ..policy import Policy
 from ._encode import ALLOW, ASK, DENY, EFFECTS, Encoder
 from ._values import concrete, text
 from ._verifier import minimize, replay
-from ._z3 import z3
+from ._z3 import RLIMIT, TIMEOUT, check, gave_up, limit, z3
 
 _RANK = {"deny": 0, "ask": 1, "allow": 2}
 
@@ -94,12 +94,21 @@ class Diff(list[Region]):
 _WIDENING = ("deny -> ask", "deny -> allow", "ask -> allow")
 
 
-def diff(old: Policy, new: Policy, *, per_change: int = 20, timeout: float = 30.0) -> Diff:
+def diff(
+    old: Policy,
+    new: Policy,
+    *,
+    per_change: int = 20,
+    rlimit: int = RLIMIT,
+    timeout: float | None = TIMEOUT,
+) -> Diff:
     """Where ``new`` decides differently from ``old`` (see the module docstring). Every
     example is replayed through both engines; one the engines do not confirm (it rests on
     an over-approximated scope) is not reported, and the change it was found for is then
     listed in ``Diff.unsettled`` unless the search ended with the solver proving no
-    other call exists; so is every change the solver gave up on."""
+    other call exists; so is every change the solver gave up on. ``rlimit`` bounds each
+    solver call by z3's resource count (the same answer on any machine; ``0``: no limit),
+    ``timeout`` (seconds, ``None``: none) is a last-resort wall-clock ceiling."""
     Z = z3()
     enc_old = Encoder(old, also=new)
     enc_new = Encoder(new, also=old)
@@ -113,16 +122,15 @@ def diff(old: Policy, new: Policy, *, per_change: int = 20, timeout: float = 30.
             if before == after:
                 continue
             change = f"{EFFECTS[before]} -> {EFFECTS[after]}"
-            solver = Z.Solver()
-            solver.set("timeout", int(timeout * 1000))
+            solver = limit(Z.Solver(), rlimit, timeout)
             solver.add(*call.domain, call.agent != "", call.tool != "")
             solver.add(e_old == before, e_new == after)
             pair = (EFFECTS[before], EFFECTS[after])
             misses: dict[str, int] = {}
             for _ in range(per_change):
-                verdict = solver.check()
+                verdict = check(solver)
                 if verdict == Z.unknown:
-                    unsettled.append(f"{change}: the solver gave up ({solver.reason_unknown()})")
+                    unsettled.append(f"{change}: the solver gave up ({gave_up(solver)})")
                     break
                 if verdict != Z.sat:
                     found = {r.tool for r in regions if (r.before, r.after) == pair}

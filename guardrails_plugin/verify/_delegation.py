@@ -50,7 +50,7 @@ from ..policy import Rule, RuleEffect
 from ..scopes import Emails, Number, OneOf, OptionalScope, Paths, Scope, addresses_in, is_empty
 from ._encode import DENY, EFFECTS, SymCall, _names, _overlap, pinned
 from ._props import Property
-from ._z3 import z3
+from ._z3 import LINT_RLIMIT, LINT_TIMEOUT, RESOURCE, TIME, Limits, check, gave_up, limit, z3
 
 if TYPE_CHECKING:
     from ._answers import Result
@@ -100,20 +100,22 @@ def check_delegable(v: Verifier, p: Property) -> Result:
     binding = _binding(policy)
     options = _options(policy, p.tool)
     unsure = unbuilt = False
+    stopped = ""  # the limit a solver call met, if one did
     for root, how in options:
-        solver = Z.Solver()
-        solver.set("timeout", int(v.timeout * 1000))
+        solver = v.limited(Z.Solver())
         solver.add(*base)
         delegator, held, eff = _rooted(enc, final, root, binding, p.tool, how)
         solver.add(*held)
         solver.add(Z.Or(*[eff == _EFFECT_CODE[e] for e in sorted(p.effects)]))
         atoms = list(final.atoms.values())
         for _attempt in range(8):
-            verdict = solver.check()
+            verdict = check(solver)
             if verdict == Z.unsat:
                 break
             if verdict != Z.sat:
                 unsure = True
+                why = gave_up(solver)
+                stopped = stopped or (why if why in (RESOURCE, TIME) else "")
                 break
             model = v._readable(
                 solver,
@@ -186,7 +188,9 @@ def check_delegable(v: Verifier, p: Property) -> Result:
                 "built-in kinds gave one (a custom scope kind might)"
                 if unbuilt
                 else ""
-            ),
+            )
+            + (f"; the solver met its {stopped}" if stopped else ""),
+            limit=stopped,
         )
     return Result(
         p.text,
@@ -228,23 +232,61 @@ def _rooted(
     binding: Sequence[Rule],
     tool: str,
     how: Literal["allow", "ask"] = "allow",
+    delegator: Any = None,
 ) -> tuple[Any, list[Any], Any]:
     """(delegator, constraints, effect): the call's effect with ``root`` delegated (as
-    ``how``) to its agent by a free ``delegator`` that holds ``root`` and that no deny rule,
-    and for an ``allow`` delegation no ask rule, binds for the tool unless it binds the
-    delegate too (``root`` ``None``: no delegation)."""
+    ``how``) to its agent by a free ``delegator`` (a string term, default: one named
+    ``delegator``) that holds ``root`` and that no deny rule, and for an ``allow``
+    delegation no ask rule, binds for the tool unless it binds the delegate too (``root``
+    ``None``: no delegation)."""
     Z = z3()
-    delegator = Z.String("delegator")
+    if delegator is None:
+        delegator = Z.String("delegator")
     if root is None:
         return delegator, [], enc.effect(final, (), tools=(tool,))
-    grant = Grant(agent="*", tools=root.tools, args=dict(root.args), effect=how).rule()
-    holder = SymCall("d.", delegator, final.tool, {}, [], Z.BoolVal(False))
-    held = [delegator != "", enc.about(root, holder)]
-    for d in binding:
-        if d.effect is RuleEffect.DENY or how == "allow":
-            held.append(Z.Implies(enc.about(d, holder), enc.about(d, final)))
-    held += _layers_passed(enc, root, holder, final)
+    grant, held = _granted(enc, final, root, binding, how, delegator)
     return delegator, held, enc.effect(final, [(grant, Z.BoolVal(True))], tools=(tool,))
+
+
+def _granted(
+    enc: Any,
+    final: SymCall,
+    root: Rule,
+    binding: Sequence[Rule],
+    how: Literal["allow", "ask"],
+    delegator: Any,
+) -> tuple[Rule, list[Any]]:
+    """(grant, constraints): the widest grant a delegation of ``root`` (as ``how``) gives
+    the call's agent, and what ``Guard.delegate`` asks of ``delegator`` holding ``root``
+    (see ``_rooted``)."""
+    return granted(enc, final, [(root, how)], binding, delegator)[0]
+
+
+def granted(
+    enc: Any,
+    final: SymCall,
+    options: Sequence[tuple[Rule, Literal["allow", "ask"]]],
+    binding: Sequence[Rule],
+    delegator: Any,
+) -> list[tuple[Rule, list[Any]]]:
+    """``_granted`` for each of ``options`` (a rule and an effect), the binding checks
+    (which depend on the delegator and the call, not on the rule) encoded once."""
+    Z = z3()
+    holder = SymCall(f"{final.prefix}d.", delegator, final.tool, {}, [], Z.BoolVal(False))
+    binds: dict[str, list[Any]] = {}
+    out: list[tuple[Rule, list[Any]]] = []
+    for root, how in options:
+        if how not in binds:
+            binds[how] = [
+                Z.Implies(enc.about(d, holder), enc.about(d, final))
+                for d in binding
+                if d.effect is RuleEffect.DENY or how == "allow"
+            ]
+        grant = Grant(agent="*", tools=root.tools, args=dict(root.args), effect=how).rule()
+        held = [delegator != "", enc.about(root, holder), *binds[how]]
+        held += _layers_passed(enc, root, holder, final)
+        out.append((grant, held))
+    return out
 
 
 def _layers_passed(enc: Any, root: Rule, holder: SymCall, final: SymCall) -> list[Any]:
@@ -490,7 +532,7 @@ def delegation_permits(v: Verifier, call: ToolCall) -> bool:
 
 
 def undelegable(
-    policy: Any, timeout: float = 2.0, only: Collection[str] | None = None
+    policy: Any, limits: Limits = (LINT_RLIMIT, LINT_TIMEOUT), only: Collection[str] | None = None
 ) -> list[str]:
     """``lint --deep``: permitting rules no delegation of which ``Guard.delegate`` accepts,
     because every deny rule binding a holder of the rule for one of its tools binds no other
@@ -515,8 +557,7 @@ def undelegable(
     for r in delegable_rules(policy.compiled_rules):
         if only is not None and r.id not in only:
             continue
-        solver = Z.Solver()
-        solver.set("timeout", int(timeout * 1000))
+        solver = limit(Z.Solver(), *limits)
         tool, giver, taker = Z.String("tool"), Z.String("giver"), Z.String("taker")
         holder = SymCall("g.", giver, tool, {}, [], Z.BoolVal(False))
         delegate = SymCall("t.", taker, tool, {}, [], Z.BoolVal(False))

@@ -45,14 +45,18 @@ from ._encode import ALLOW, ASK, DENY, EFFECTS, Encoder, SymCall, _leaf
 from ._samples import plain, samples, values_for
 from ._values import Arg, path_representatives, representatives
 from ._verifier import replay
-from ._z3 import z3
+from ._z3 import LINT_RLIMIT, LINT_TIMEOUT, Limits, limit, z3
 
 QUESTIONS = ("matches", "fires", "asked", "allowed")
 
 
-def deep_lint(policy: Policy, *, timeout: float = 2.0) -> list[str]:
+def deep_lint(
+    policy: Policy, *, rlimit: int = LINT_RLIMIT, timeout: float | None = LINT_TIMEOUT
+) -> list[str]:
     """Warnings the solver can prove (see the module docstring), in policy order; a
-    question not answered within ``timeout`` seconds gives no warning.
+    question not answered within ``rlimit`` solver steps (z3's resource count: the same on
+    any machine and under any load; ``0``: no limit) gives no warning, nor one the
+    last-resort wall-clock ceiling ``timeout`` (seconds, ``None``: none) cuts.
 
     Rules about the same tools share one encoder, one symbolic call and one encoding of the
     decision (only the rules that can speak about those tools: rules of other tools cannot
@@ -60,11 +64,12 @@ def deep_lint(policy: Policy, *, timeout: float = 2.0) -> list[str]:
     over from those rules only, which keeps the search exact (the representatives stand
     for every name as far as the encoded scopes can tell) and small: z3 slows down sharply
     with every listed name a string may equal."""
-    lint = _Lint(policy, timeout)
+    limits = (rlimit, timeout)
+    lint = _Lint(policy, limits)
     out: list[str] = []
     for r in policy.compiled_rules:
         out += lint.rule(r)
-    return out + undelegable(policy, timeout)
+    return out + undelegable(policy, limits)
 
 
 def _rule_findings(r: Rule, possible: Callable[[str], bool | None], empty: list[str]) -> list[str]:
@@ -126,11 +131,11 @@ class _Witness:
 class _Lint:
     """The witnesses found so far (by tool) and the encodings built so far (by group)."""
 
-    def __init__(self, policy: Policy, timeout: float) -> None:
+    def __init__(self, policy: Policy, limits: Limits) -> None:
         self.policy = policy
         # the encoding decides with shadow rules enforced: so do the witnesses
         self.engine: Policy = policy._enforcing or policy
-        self.timeout = timeout
+        self.limits = limits
         self.groups: dict[tuple[str, ...], _Group] = {}
         self.witnesses: dict[str, list[_Witness]] = {}
         self.agents = sorted({a for r in policy.compiled_rules for a in r.agents if a != "*"})
@@ -188,7 +193,7 @@ class _Lint:
         key = tuple(r.tools)
         group = self.groups.get(key)
         if group is None:
-            group = self.groups[key] = _Group(self.policy, key, self.timeout)
+            group = self.groups[key] = _Group(self.policy, key, self.limits)
         return group
 
     # -- witnesses -----------------------------------------------------------------------------
@@ -252,9 +257,9 @@ class _Group:
     """The encoding of the rules about ``tools``, built on first use: one encoder, one
     symbolic call and the decision over those rules."""
 
-    def __init__(self, policy: Policy, tools: tuple[str, ...], timeout: float) -> None:
+    def __init__(self, policy: Policy, tools: tuple[str, ...], limits: Limits) -> None:
         self.tools = tools
-        self.timeout = timeout
+        self.limits = limits
         self.enc = Encoder(policy, tools=tools, shadow=True)
         self._decision: tuple[SymCall, Any] | None = None
         self._indexed: tuple[list[tuple[Any, Any]], list[Any]] | None = None
@@ -291,7 +296,7 @@ class _Group:
         base = [*links, *_put([*call.domain, call.agent != "", call.tool != ""], subs)]
         extra = _put(_condition(question, on, m, effect), subs)
         hints = _put(_hints(r.args.items(), call), subs)
-        verdict, model = _check(base, extra, hints, self.timeout)
+        verdict, model = _check(base, extra, hints, self.limits)
         return verdict, (None if model is None else _Model(model, subs))
 
     def empty(self, name: str, scope: Scope) -> bool | None:
@@ -305,7 +310,7 @@ class _Group:
         # argument's part and the scope's free booleans are as satisfiable as the whole
         base = [*links, *_put([*arg.domain, *call.domain[before:]], subs)]
         hints = _put(_hints([(name, scope)], call), subs)
-        return _check(base, _put([acc], subs), hints, self.timeout)[0]
+        return _check(base, _put([acc], subs), hints, self.limits)[0]
 
 
 class _Model:
@@ -320,21 +325,24 @@ class _Model:
         return self.model.eval(_put([term], self.subs)[0], model_completion=model_completion)
 
 
-HINT_BUDGET = 0.25
-"""Seconds for a question under one guess (a guess only ever shows satisfiable)."""
+HINT_SHARE = 1 / 8
+"""The share of the resource limit (and of the wall-clock ceiling) a question gets under
+one guess (a guess only ever shows satisfiable)."""
 
 
 def _check(
-    base: list[Any], extra: list[Any], hints: list[Any], timeout: float
+    base: list[Any], extra: list[Any], hints: list[Any], limits: Limits
 ) -> tuple[bool | None, Any]:
     """(whether ``base`` and ``extra`` can hold together — ``None``: the solver gave up —,
     the model when they can), under each of ``hints`` first (a short budget each), then
     as they are. Each check is a fresh solver with everything asserted: z3 preprocesses
     assertions (and not assumptions), which is what makes the indexed views fast."""
     Z = z3()
-    for hint, budget in [*((h, min(HINT_BUDGET, timeout)) for h in hints), (None, timeout)]:
-        solver = Z.Solver()
-        solver.set("timeout", max(1, int(budget * 1000)))
+    steps, timeout = limits
+    hinted = max(1, int(steps * HINT_SHARE)) if steps else 0
+    brief = None if timeout is None else timeout * HINT_SHARE  # the hints' ceiling
+    for hint, budget, ceiling in [*((h, hinted, brief) for h in hints), (None, steps, timeout)]:
+        solver = limit(Z.Solver(), budget, ceiling)
         solver.add(*base, *extra, *([] if hint is None else [hint]))
         verdict = solver.check()
         if verdict == Z.sat:
@@ -436,13 +444,18 @@ _HINTS = 4
 
 
 def _deep_lint_per_rule(
-    policy: Policy, *, timeout: float = 2.0, only: Collection[str] | None = None
+    policy: Policy,
+    *,
+    rlimit: int = LINT_RLIMIT,
+    timeout: float | None = LINT_TIMEOUT,
+    only: Collection[str] | None = None,
 ) -> list[str]:
     """``deep_lint`` as first written: one solver per rule and per scope, no witnesses, no
     hints. Slow (every question rebuilds the rules about its tools); kept as the reference
     the fast path is tested against. ``only``: the ids of the rules to lint (all when
     ``None``; the encoding is always the whole policy's)."""
     Z = z3()
+    limits = (rlimit, timeout)
     enc = Encoder(policy, shadow=True)
     out: list[str] = []
     for r in policy.compiled_rules:
@@ -450,15 +463,14 @@ def _deep_lint_per_rule(
             continue
         if r.effect is RuleEffect.DENY or not r.permits:
             if r.effect is RuleEffect.DENY:
-                out += _empty_scopes_per_rule(enc, r, timeout)
+                out += _empty_scopes_per_rule(enc, r, limits)
             continue
         call = enc.new_call("")
         effect = enc.effect(call, tools=r.tools)
         on = enc.about(r, call)
         m, _ = enc.outcome(r, call)
 
-        solver = Z.Solver()
-        solver.set("timeout", int(timeout * 1000))
+        solver = limit(Z.Solver(), *limits)
         solver.add(*call.domain, call.agent != "", call.tool != "")
 
         def possible(
@@ -467,18 +479,17 @@ def _deep_lint_per_rule(
             verdict = solver.check(*_condition(question, *parts))
             return None if verdict == Z.unknown else bool(verdict == Z.sat)
 
-        out += _rule_findings(r, possible, _empty_scopes_per_rule(enc, r, timeout))
-    return out + undelegable(policy, timeout, only)
+        out += _rule_findings(r, possible, _empty_scopes_per_rule(enc, r, limits))
+    return out + undelegable(policy, limits, only)
 
 
-def _empty_scopes_per_rule(enc: Encoder, r: Rule, timeout: float) -> list[str]:
+def _empty_scopes_per_rule(enc: Encoder, r: Rule, limits: Limits) -> list[str]:
     Z = z3()
     out: list[str] = []
     for name, scope in r.args.items():
         call = enc.new_call("")
         acc, _ = enc.scope(scope, call.args[name], call)
-        solver = Z.Solver()
-        solver.set("timeout", int(timeout * 1000))
+        solver = limit(Z.Solver(), *limits)
         solver.add(*call.domain, acc)
         if solver.check() == Z.unsat:
             out.append(_empty_message(r, name, scope))

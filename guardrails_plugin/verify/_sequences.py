@@ -35,11 +35,26 @@ region lies within a policy rule the chain's root holder holds, and every deny a
 made by the root holder instead, is one the policy's rules permit it (no less permissively)
 and charges only partitions the delegated call charged: any sequence with delegated calls
 maps, call by call, onto one without, with the same calls counted *together*, within every
-budget. ``agents together`` bounds are therefore exact with delegations too. A per-agent
-bound is not: a delegate may mix calls under its own authority with calls under a
-delegator's, more than either makes alone; the search covers the agent's own authority, a
-proof from it says so (``OWN_AUTHORITY``), and one from a budget alone (``dominating``:
-the delegate's own budgets are charged for every call it makes) needs no such assumption.
+budget. ``agents together`` bounds are therefore exact with delegations too, without
+searching them. A per-agent bound is not: a delegate may mix calls under its own authority
+with calls under a delegator's, more than either makes alone. So its search gives each
+symbolic call a choice (``via``): its own authority, or a delegation of one rule a
+delegation can start from (``_options``, as ``allow`` or ``ask``) by a free delegator
+holding it, under what ``Guard.delegate`` asks (``_rooted``, the encoding of ``no
+delegation lets``). A call under a delegation that its own authority denies (it *needs*
+the grant, ``needs``) charges each budget covering the same call by the delegator too, in
+the delegator's partition (a budget not split per agent: the same partition, charged
+once); otherwise only the agent's own, as ``Guard._payers`` charges. A direct delegation
+from the rule's holder is the cheapest way to any grant a chain reaches (a chain's grant
+is one direct delegation too, and a chain only adds delegators to charge), so the search
+covers chains; charging only the root holder over-approximates what a chain may do. A
+call is decided with its one delegation: in a layered policy, a call that only several
+grants permit together (``Guard`` then charges all their chains) is not searched, as in
+``no delegation lets``.
+Every counterexample's delegations are built (``_delegation``: the rule's whole region,
+else one narrowed to fit every layer) and replayed with the sequence; a proof from the
+search says ``DELEGATED``, one from a budget alone (``dominating``: the delegate's own
+budgets are charged for every call it makes) needs no such assumption.
 
 Tool names are searched among finitely many representatives (``tool_names``), not over all
 strings: the names the policy lists, and for each way a name can match the policy's globs
@@ -55,23 +70,23 @@ through one ``Guard`` in order (``replay_sequence``), each call decided as the s
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Literal
 
 from .._events import ToolCall
 from ..guard import Guard
-from ..policy import Policy
+from ..policy import Policy, Rule
 from ..policy._budgets import Budget, Measure
 from ..policy._patterns import NameSet, is_glob
-from ._delegation import delegable_rules
-from ._encode import EFFECTS, SymCall, _names, _overlap, pinned, same_tool, tool_in
+from ._delegation import _binding, _options, delegable_rules, granted
+from ._encode import DENY, EFFECTS, SymCall, _names, _overlap, pinned, same_tool, tool_in
 from ._props import Property
 from ._regex import glob_regex, glob_witness
 from ._values import EMPTY, FLOAT, INT, OTHER, STR, text
-from ._z3 import z3
+from ._z3 import QUICK, RLIMIT, check, limit, z3
 
 if TYPE_CHECKING:
-    from ._answers import Repeated, Result
+    from ._answers import Delegation, Repeated, Result
 
 Verifier = Any  # the caller (``_verifier.Verifier``; importing it would make a cycle)
 
@@ -79,12 +94,9 @@ KINDS = 6
 """Distinct calls a sequence is searched over (a count of N needs up to N+1)."""
 BITS = 12
 """Each distinct call repeats up to 2**BITS - 1 times (more when a count asks for more)."""
-OWN_AUTHORITY = (
-    "the agent calls under its own authority: calls it makes under delegated grants are "
-    "not searched (they are charged to the delegators' budgets too; 'agents together' "
-    "bounds cover them)"
-)
-"""What a per-agent bound proven by the search assumes (see the module docstring)."""
+DELEGATED = "grants come from delegations of the policy's rules (not Guard.grant)"
+"""What a per-agent bound proven by a search that includes delegated calls assumes (the
+same as a ``no delegation lets`` proof: an operator's grant is outside the policy)."""
 _FREE = {"run": frozenset(), "thread": frozenset({"run"}), "total": frozenset({"run", "thread"})}
 
 
@@ -93,9 +105,12 @@ def budgets_of(policy: Policy) -> tuple[Budget, ...]:
     return tuple(getattr(policy, "_all_budgets", policy.budgets))
 
 
-def replay_sequence(policy: Policy, sequence: Sequence[Repeated]) -> list[tuple[str, str]]:
+def replay_sequence(
+    policy: Policy, sequence: Sequence[Repeated], delegations: Sequence[Delegation] = ()
+) -> list[tuple[str, str]]:
     """(effect, rule) of every call of ``sequence``, checked in order by one fresh ``Guard``
-    whose clock moves past every budget window between two calls."""
+    whose clock moves past every budget window between two calls, after ``delegations``
+    were made on it (``Guard.delegate``, in order)."""
     gap = 1.0 + max((b.window or 0.0 for b in budgets_of(policy)), default=0.0)
     now = [1_000_000.0]
 
@@ -103,6 +118,14 @@ def replay_sequence(policy: Policy, sequence: Sequence[Repeated]) -> list[tuple[
         return now[0]
 
     guard = Guard(policy, clock=clock)
+    for g in delegations:
+        guard.delegate(
+            g.delegator,
+            g.agent,
+            list(g.tools),
+            args=dict(g.args),
+            effect=g.effect,  # type: ignore[arg-type]
+        )
     out: list[tuple[str, str]] = []
     i = 0
     for item in sequence:
@@ -138,18 +161,23 @@ def dominating(policy: Policy, p: Property) -> Budget | None:
     return None
 
 
-def symmetric(p: Property, budgets: Iterable[Budget]) -> bool:
+def symmetric(p: Property, budgets: Iterable[Budget], delegated: bool = False) -> bool:
     """Whether one call, repeated, is as good a counterexample as any sequence: no budget
     tells the calls apart by agent (of agents together) or by tool (of a glob), and no sum
     budget meets a total (a knapsack: amounts may need mixing). Then every call of a
     counterexample can be replaced by the one that costs least (a count) or adds most (a
-    total): calls budgets and distinct values only get easier."""
+    total): calls budgets and distinct values only get easier. ``delegated``: the search
+    includes calls under delegated grants, which charge their delegators' budgets as well
+    as the agent's, so calls of different payers do not compare unless no budget binds
+    calls together."""
     free = _FREE[p.per]
     for b in budgets:
         if b.of != "args" or b.measure is Measure.TOKENS:
             continue
         if set(b.per) & free or b.window is not None:
             continue  # binds each call alone
+        if delegated:
+            return False
         if "agent" in b.per and p.together:
             return False
         if "tool" in b.per and is_glob(p.tool):
@@ -159,7 +187,13 @@ def symmetric(p: Property, budgets: Iterable[Budget]) -> bool:
     return True
 
 
-def tool_names(policy: Policy, p: Property, kinds: int) -> tuple[str, ...] | None:
+def tool_names(
+    policy: Policy,
+    p: Property,
+    kinds: int,
+    rlimit: int = RLIMIT // 15,
+    timeout: float | None = None,
+) -> tuple[str, ...] | None:
     """Representatives of the tool names a search of ``kinds`` distinct calls of ``p`` needs,
     or ``None`` when they do not come out few (the search then keeps tool names free).
 
@@ -192,8 +226,7 @@ def tool_names(policy: Policy, p: Property, kinds: int) -> tuple[str, ...] | Non
     if "*" in pats and p.tool != "*":
         del pats["*"]  # matches every name: tells none apart
     t = Z.String("tool")
-    solver = Z.Solver()
-    solver.set("timeout", 2000)
+    solver = limit(Z.Solver(), rlimit, timeout)
     solver.add(_names(t, (p.tool,)))
     globs: list[str] = []
     for g in pats:
@@ -246,7 +279,7 @@ def tool_names(policy: Policy, p: Property, kinds: int) -> tuple[str, ...] | Non
         solver.add(Z.Not(Z.Or(*same)) if same else Z.BoolVal(True))
         # a type not full yet gains a name unless it holds all of its names already
         solver.add(*[t != Z.StringVal(n) for n in found])
-        verdict = solver.check()
+        verdict = check(solver)
         if verdict != Z.sat:
             solver.pop()
             return tuple(found) if verdict == Z.unsat else None
@@ -273,12 +306,12 @@ def check_bounded(v: Verifier, p: Property, *, representatives: bool = True) -> 
         agent_names, tool_names = v.names()
         for few in (1, 2):
             quick = search(v, p, kinds=few, representatives=representatives)
-            quick.solver.set("timeout", int(min(v.timeout, 2.0 * few * few) * 1000))
+            v.limited(quick.solver, QUICK * few * few)
             for c in quick.calls:  # names the policy lists: a guess, sat means sat
                 quick.solver.add(Z.Or(*[c.tool == Z.StringVal(n) for n in tool_names]))
                 quick.solver.add(Z.Or(*[c.agent == Z.StringVal(n) for n in agent_names]))
             if quick.solver.check() == Z.sat:
-                quick.solver.set("timeout", int(v.timeout * 1000))
+                v.limited(quick.solver)
                 found_quick = _refute(v, p, quick)
                 if found_quick is not None:
                     return found_quick
@@ -286,16 +319,20 @@ def check_bounded(v: Verifier, p: Property, *, representatives: bool = True) -> 
 
 
 def _refute(v: Verifier, p: Property, q: Search) -> Result | None:
-    """The refutation a satisfiable search gives, if the guard agrees with its model."""
+    """The refutation a satisfiable search gives, if the guard agrees with its model (the
+    delegations it uses made first, with ``Guard.delegate``)."""
     from ._answers import Counterexample, Repeated, Result
 
+    Z = z3()
     solver, calls, mult, effects = q.solver, q.calls, q.mult, q.effects
+    agents = [c.agent for c in calls] + list(q.delegators)
     if p.count is None:
-        model = _short(v, solver, mult, [c.agent for c in calls], [c.tool for c in calls])
+        model = _short(v, solver, mult, agents, [c.tool for c in calls])
     else:
-        model = v._readable(solver, [c.agent for c in calls], [c.tool for c in calls])
+        model = v._readable(solver, agents, [c.tool for c in calls])
     sequence: list[Repeated] = []
     wanted: list[str] = []
+    delegations: dict[tuple[Any, ...], Delegation] = {}
     fresh = {"run": "", "thread": "run", "total": "thread"}[p.per]
     for k, c in enumerate(calls):
         times = model.eval(mult[k], model_completion=True).as_long()
@@ -303,24 +340,70 @@ def _refute(v: Verifier, p: Property, q: Search) -> Result | None:
             continue
         call, _, _ = v._call(c, model)
         want = EFFECTS[model.eval(effects[k], model_completion=True).as_long()]
-        sequence.append(Repeated(call.agent, call.tool, dict(call.args), times, want, fresh))
+        under = ""
+        if q.via and (chosen := model.eval(q.via[k], model_completion=True).as_long()) > 0:
+            root, how = q.options[chosen - 1]
+            under = text(model.eval(q.delegators[k], model_completion=True))
+            made = _delegation(v.policy, root, how, under, call)
+            if made is None:
+                return None  # Guard.delegate takes none of the grants built for the call
+            delegations.setdefault((made.delegator, made.tool_key, repr(made.args)), made.grant)
+            if not Z.is_true(model.eval(q.needs[k], model_completion=True)):
+                under = ""  # its own authority permits it: the grant changes no charge
+        sequence.append(Repeated(call.agent, call.tool, dict(call.args), times, want, fresh, under))
         wanted += [want] * times
-    got = replay_sequence(v.policy, sequence)
+    made_all = tuple(delegations.values())
+    got = replay_sequence(v.policy, sequence, made_all)
     if [g for g, _ in got] != wanted:
         return None
     keep = {cond.arg for cond in p.conds} | ({p.total[0]} if p.total else set())
-    sequence = _minimized(v.policy, sequence, keep, wanted)
-    got = replay_sequence(v.policy, sequence)
+    sequence = _minimized(v.policy, sequence, keep, wanted, made_all)
+    got = replay_sequence(v.policy, sequence, made_all)
     last = sequence[-1]
     cex = Counterexample(
-        last.agent, last.tool, dict(last.args), got[-1][0], got[-1][1], sequence=tuple(sequence)
+        last.agent,
+        last.tool,
+        dict(last.args),
+        got[-1][0],
+        got[-1][1],
+        sequence=tuple(sequence),
+        delegations=made_all,
     )
     return Result(p.text, "refuted", cex, (*q.enc.assumptions, *q.notes), tuple(q.enc.approximated))
 
 
+@dataclass(frozen=True)
+class _Made:
+    delegator: str
+    tool_key: tuple[str, str]
+    args: dict[str, Any]
+    grant: Delegation
+
+
+def _delegation(
+    policy: Policy, root: Rule, how: Literal["allow", "ask"], giver: str, call: ToolCall
+) -> _Made | None:
+    """A delegation of ``root`` (as ``how``) by ``giver`` to the call's agent that
+    ``Guard.delegate`` accepts and that holds ``call``: ``root``'s whole region, else one
+    narrowed to fit every layer (``_regions``); ``None`` when it takes none of them."""
+    from .._errors import DelegationError
+    from ._answers import Delegation
+    from ._delegation import _regions
+
+    for args in _regions(policy, root, giver, call):
+        guard = Guard(policy)
+        try:
+            guard.delegate(giver, call.agent, [call.tool], args=args, effect=how)
+        except DelegationError:
+            continue
+        grant = Delegation(giver, call.agent, (call.tool,), dict(args), how, root.id)
+        return _Made(giver, (call.agent, call.tool), dict(args), grant)
+    return None
+
+
 def _decide(v: Verifier, p: Property, q: Search) -> Result:
     """Prove or refute with the full search."""
-    from ._answers import Result
+    from ._answers import Result, gave_up_result
 
     Z = z3()
     policy = v.policy
@@ -339,32 +422,27 @@ def _decide(v: Verifier, p: Property, q: Search) -> Result:
         f"sequences of at most {kinds} distinct calls, each repeated at most {2**bits - 1} times"
     )
     exact_search = (need is not None and kinds >= need) or (
-        kinds == 1 and symmetric(p, budgets_of(policy))
+        kinds == 1 and symmetric(p, budgets_of(policy), bool(q.options))
     )
     atoms = [a for c in calls for a in c.atoms.values()] + [b for bs in bitvars for b in bs]
+    atoms += q.via
     approximated = tuple(enc.approximated)
     blocked = False
     for _attempt in range(8):
-        verdict = solver.check()
+        verdict = check(solver)
         if verdict == Z.unsat and not blocked:
             assumptions = list(enc.assumptions) + notes
             if not exact_search and dominating(policy, p) is None:
                 assumptions.append(searched)
-            if not p.together and delegable_rules(policy.compiled_rules, p.tool):
-                assumptions.append(OWN_AUTHORITY)
+            if q.options:
+                assumptions.append(DELEGATED)
             return Result(
                 p.text, "proven", assumptions=tuple(assumptions), approximated=approximated
             )
         if verdict == Z.unsat:
             break
         if verdict != Z.sat:
-            return Result(
-                p.text,
-                "unknown",
-                assumptions=(*enc.assumptions, *notes),
-                approximated=approximated,
-                detail=f"the solver gave up ({solver.reason_unknown()})",
-            )
+            return gave_up_result(p.text, solver, (*enc.assumptions, *notes), approximated)
         model = solver.model()
         refuted = _refute(v, p, q)
         if refuted is not None:
@@ -394,6 +472,16 @@ class Search:
     effects: list[Any]
     notes: list[str]
     need: int | None
+    via: list[Any] = field(default_factory=list)
+    """Per call: 0 under the agent's own authority, ``i`` under a delegation of
+    ``options[i - 1]`` (empty when delegations are not searched)."""
+    delegators: list[Any] = field(default_factory=list)
+    """Per call: who delegated (holds the option's rule)."""
+    options: list[tuple[Rule, Literal["allow", "ask"]]] = field(default_factory=list)
+    """The delegations searched: a rule a delegation starts from, and its effect."""
+    needs: list[Any] = field(default_factory=list)
+    """Per call: it is made under a delegation its own authority denies (so the
+    delegator's budgets are charged too)."""
 
 
 def search(
@@ -425,8 +513,7 @@ def search(
     if kinds is None:
         kinds = _kinds(policy, p)
     bits = BITS if need is None else max(BITS, need.bit_length())
-    solver = Z.Solver()
-    solver.set("timeout", int(v.timeout * 1000))
+    solver = v.limited(Z.Solver())
     calls: list[SymCall] = []
     mult: list[Any] = []
     bitvars: list[list[Any]] = []
@@ -437,8 +524,15 @@ def search(
         cache = v.__dict__.setdefault("_tool_names", {})
         key = (p, kinds)
         if key not in cache:
-            cache[key] = tool_names(policy, p, kinds) or ()
+            cache[key] = tool_names(policy, p, kinds, v.rlimit // 15, v.timeout) or ()
         tools = cache[key]
+    options: list[tuple[Rule, Literal["allow", "ask"]]] = []
+    if delegating(policy, p):
+        options = [(r, how) for r, how in _options(policy, p.tool) if r is not None]
+    binding = _binding(policy)
+    via: list[Any] = []
+    delegators: list[Any] = []
+    needs: list[Any] = []
     for k in range(kinds):
         c = enc.new_call(f"q{k}.", tools)
         calls.append(c)
@@ -452,7 +546,25 @@ def search(
         used.append(u)
         if k:
             solver.add(Z.Implies(u, used[k - 1]))  # the used calls come first
-        eff = enc.effect(c, tools=(p.tool,))
+        eff = mine = enc.effect(c, tools=(p.tool,))
+        need_k: Any = Z.BoolVal(False)
+        if options:
+            # the call under its own authority (0), or under a delegation of option i from
+            # a holder of its rule: the engine charges the holder too when the agent's own
+            # authority denies the call (it needs the grant)
+            sel = Z.Int(f"q{k}.via")
+            giver = Z.String(f"q{k}.delegator")
+            via.append(sel)
+            delegators.append(giver)
+            solver.add(sel >= 0, sel <= len(options))
+            grants: list[tuple[Rule, Any]] = []
+            for i, (grant, held) in enumerate(granted(enc, c, options, binding, giver), start=1):
+                solver.add(Z.Implies(sel == i, Z.And(giver != c.agent, *held)))
+                grants.append((grant, sel == i))
+            # one decision with every grant, the chosen one in force (none when sel == 0)
+            eff = enc.effect(c, grants, tools=(p.tool,))
+            need_k = Z.And(sel > 0, mine == DENY)
+        needs.append(need_k)
         effects.append(eff)
         own = [
             c.agent != "",
@@ -475,10 +587,20 @@ def search(
         terms = [_times(bitvars[k], _number(calls[k].args[arg])) for k in range(kinds)]
         total = Z.Sum(*terms)
         solver.add(total > Z.RealVal(str(n)) if op == ">" else total >= Z.RealVal(str(n)))
-    notes = _encode_budgets(enc, solver, p, relevant, calls, used, bitvars)
+    payers = delegators if options else None
+    notes = _encode_budgets(enc, solver, p, relevant, calls, used, bitvars, payers, needs)
     if any(r.tainted_by and r.permits for r in policy.compiled_rules if r.effect.value != "deny"):
         notes.append("no untrusted content entered the runs")
-    return Search(enc, solver, calls, mult, bitvars, effects, notes, need)
+    return Search(
+        enc, solver, calls, mult, bitvars, effects, notes, need, via, delegators, options, needs
+    )
+
+
+def delegating(policy: Policy, p: Property) -> bool:
+    """Whether the search of ``p`` includes calls under delegated grants: a per-agent bound
+    when some rule about the tool can be delegated (``agents together`` bounds need not:
+    see the module docstring)."""
+    return not p.together and bool(delegable_rules(policy.compiled_rules, p.tool))
 
 
 def _relevant(policy: Policy, p: Property) -> list[Budget]:
@@ -489,7 +611,7 @@ def _relevant(policy: Policy, p: Property) -> list[Budget]:
 def _kinds(policy: Policy, p: Property) -> int:
     """How many distinct calls the full search of ``p`` takes."""
     need = (p.count + 1) if p.count is not None else None
-    if symmetric(p, _relevant(policy, p)):
+    if symmetric(p, _relevant(policy, p), delegating(policy, p)):
         return 1
     return KINDS if need is None else min(need, KINDS)
 
@@ -501,23 +623,26 @@ def _short(v: Verifier, solver: Any, mult: Sequence[Any], agents: Any, tools: An
     for most in (16, 256):
         solver.push()
         solver.add(Z.Sum(*mult) <= most)
-        solver.set("timeout", int(min(v.timeout, 2.0) * 1000))
+        v.limited(solver, QUICK)
         try:
             if solver.check() == Z.sat:
                 return v._readable(solver, agents, tools)
         finally:
             solver.pop()
-            solver.set("timeout", int(v.timeout * 1000))
+            v.limited(solver)
     solver.check()
     return v._readable(solver, agents, tools)
 
 
 def _minimized(
-    policy: Policy, sequence: list[Repeated], keep: set[str], wanted: list[str]
+    policy: Policy,
+    sequence: list[Repeated],
+    keep: set[str],
+    wanted: list[str],
+    delegations: Sequence[Delegation] = (),
 ) -> list[Repeated]:
     """``sequence`` without the arguments its decisions do not need, identical neighbours
     merged: an argument is dropped when every call is still decided as before."""
-    from ._answers import Repeated
 
     out = list(sequence)
     for i, item in enumerate(sequence):
@@ -525,30 +650,15 @@ def _minimized(
             if name in keep:
                 continue
             cur = out[i]
-            trial = Repeated(
-                cur.agent,
-                cur.tool,
-                {k: x for k, x in cur.args.items() if k != name},
-                cur.times,
-                cur.effect,
-                cur.fresh,
-            )
+            trial = replace(cur, args={k: x for k, x in cur.args.items() if k != name})
             candidate = [*out[:i], trial, *out[i + 1 :]]
-            if [g for g, _ in replay_sequence(policy, candidate)] == wanted:
+            if [g for g, _ in replay_sequence(policy, candidate, delegations)] == wanted:
                 out = candidate
     merged: list[Repeated] = []
     for item in out:
         prev = merged[-1] if merged else None
-        if prev is not None and (
-            prev.agent,
-            prev.tool,
-            dict(prev.args),
-            prev.effect,
-            prev.fresh,
-        ) == (item.agent, item.tool, dict(item.args), item.effect, item.fresh):
-            merged[-1] = Repeated(
-                prev.agent, prev.tool, prev.args, prev.times + item.times, prev.effect, prev.fresh
-            )
+        if prev is not None and replace(prev, times=item.times) == item:
+            merged[-1] = replace(prev, times=prev.times + item.times)
         else:
             merged.append(item)
     return merged
@@ -582,17 +692,32 @@ def _encode_budgets(
     calls: Sequence[SymCall],
     used: Sequence[Any],
     bitvars: Sequence[Sequence[Any]],
+    payers: Sequence[Any] | None = None,
+    needs: Sequence[Any] = (),
 ) -> list[str]:
-    """Add every budget's bound over the sequence; return what the answer should say."""
+    """Add every budget's bound over the sequence; return what the answer should say.
+
+    Each call charges a budget covering it in its agent's partition; with ``payers`` (per
+    call, the agent whose delegated grant it may be made under) a call whose ``needs`` holds
+    also charges every budget covering the same call by that agent, in the agent's
+    partition, and a partition both share once (``Guard._payers``)."""
     Z = z3()
     notes: list[str] = []
     free = _FREE[p.per]
-    n = len(calls)
     for b in budgets:
-        covers = [
-            Z.And(used[k], tool_in(c, b.tools), _names(c.agent, b.agents))
-            for k, c in enumerate(calls)
-        ]
+        # the charges: (call index, whose partition, whether it is charged)
+        entries: list[tuple[int, Any, Any]] = []
+        for k, c in enumerate(calls):
+            mine = Z.And(used[k], tool_in(c, b.tools), _names(c.agent, b.agents))
+            entries.append((k, c.agent, mine))
+            if payers is not None:
+                giver = payers[k]
+                theirs = Z.And(used[k], needs[k], tool_in(c, b.tools), _names(giver, b.agents))
+                if "agent" not in b.per:  # the same partition as the agent's: charged once
+                    theirs = Z.And(theirs, Z.Not(mine))
+                entries.append((k, giver, theirs))
+        covers = [x for _, _, x in entries]
+        n = len(entries)
         if b.of != "args":
             if b.limit <= 0:  # used up before anything is used
                 solver.add(*[Z.Not(x) for x in covers])
@@ -607,72 +732,76 @@ def _encode_budgets(
                 "the calls may be spaced in time"
             )
 
-        def same(j: int, k: int, b: Budget = b) -> Any:
+        def same(i: int, j: int, b: Budget = b, entries: list[Any] = entries) -> Any:
             parts = [Z.BoolVal(True)]
             if "agent" in b.per:
-                parts.append(calls[j].agent == calls[k].agent)
+                parts.append(entries[i][1] == entries[j][1])
             if "tool" in b.per:
-                parts.append(same_tool(calls[j], calls[k]))
+                parts.append(same_tool(calls[entries[i][0]], calls[entries[j][0]]))
             return Z.And(*parts)
 
-        limit = Z.RealVal(str(float(b.limit)))
+        limit_ = Z.RealVal(str(float(b.limit)))
         if b.measure is Measure.DISTINCT:
             if b.items != "value":
                 enc.approximated[f"distinct budget {b.id!r} of e-mail addresses"] = None
                 continue
             assert b.arg is not None
             enc.approximated[f"distinct budget {b.id!r}: a list adds no new value"] = None
-            args = [c.args[b.arg] for c in calls]
+            args = [calls[k].args[b.arg] for k, _, _ in entries]
             has = [Z.Or(a.tag == STR, a.tag == INT) for a in args]
-            for k in range(n):
-                ok = Z.Or(*[args[k].tag == t for t in (STR, INT, EMPTY, OTHER)])
-                solver.add(Z.Implies(covers[k], ok))
+            for i in range(n):
+                ok = Z.Or(*[args[i].tag == t for t in (STR, INT, EMPTY, OTHER)])
+                solver.add(Z.Implies(covers[i], ok))
             if alone:
                 if b.limit < 1:
-                    solver.add(*[Z.Not(Z.And(covers[k], has[k])) for k in range(n)])
+                    solver.add(*[Z.Not(Z.And(covers[i], has[i])) for i in range(n)])
                 continue
             new = [
                 Z.And(
-                    covers[k],
-                    has[k],
+                    covers[i],
+                    has[i],
                     *[
                         Z.Not(
                             Z.And(
                                 covers[j],
-                                same(j, k),
+                                same(j, i),
                                 has[j],
-                                _member(args[j]) == _member(args[k]),
+                                _member(args[j]) == _member(args[i]),
                             )
                         )
-                        for j in range(k)
+                        for j in range(i)
                     ],
                 )
-                for k in range(n)
+                for i in range(n)
             ]
-            for k in range(n):
-                total = Z.Sum(*[Z.If(Z.And(new[j], same(j, k)), 1, 0) for j in range(n)])
-                solver.add(Z.Implies(covers[k], total <= int(b.limit)))
+            for i in range(n):
+                total = Z.Sum(*[Z.If(Z.And(new[j], same(j, i)), 1, 0) for j in range(n)])
+                solver.add(Z.Implies(covers[i], total <= int(b.limit)))
             continue
         if b.measure is Measure.SUM:
             assert b.arg is not None
-            args = [c.args[b.arg] for c in calls]
+            args = [calls[k].args[b.arg] for k, _, _ in entries]
             amount = [a.num for a in args]
-            for k in range(n):
-                ok = Z.And(Z.Or(args[k].tag == INT, args[k].tag == FLOAT), args[k].num >= 0)
-                solver.add(Z.Implies(covers[k], ok))
+            for i in range(n):
+                ok = Z.And(Z.Or(args[i].tag == INT, args[i].tag == FLOAT), args[i].num >= 0)
+                solver.add(Z.Implies(covers[i], ok))
         else:
-            amount = [Z.RealVal(1) for _ in calls]
+            amount = [Z.RealVal(1) for _ in entries]
         if alone:
-            solver.add(*[Z.Implies(covers[k], amount[k] <= limit) for k in range(n)])
+            solver.add(*[Z.Implies(covers[i], amount[i] <= limit_) for i in range(n)])
             continue
-        for k in range(n):
+        for i in range(n):
             total = Z.Sum(
                 *[
-                    Z.If(Z.And(covers[j], same(j, k)), _times(bitvars[j], amount[j]), 0)
+                    Z.If(
+                        Z.And(covers[j], same(j, i)),
+                        _times(bitvars[entries[j][0]], amount[j]),
+                        0,
+                    )
                     for j in range(n)
                 ]
             )
-            solver.add(Z.Implies(covers[k], total <= limit))
+            solver.add(Z.Implies(covers[i], total <= limit_))
     return list(dict.fromkeys(notes))
 
 

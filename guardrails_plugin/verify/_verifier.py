@@ -28,13 +28,14 @@ from ._answers import (
     Counterexample,
     Result,
     Step,
+    gave_up_result,
 )
 from ._encode import ALLOW, ASK, DENY, EFFECTS, Encoder, SymCall, _names, pinned
 from ._props import Cond, Property, PropertyError, parse
 from ._regex import glob_witness as _glob_witness
 from ._regex import python_regex
 from ._values import FLOAT, HOST_NAME, INT, STR, Arg, canonical_path, concrete, text
-from ._z3 import z3
+from ._z3 import QUICK, RLIMIT, TIMEOUT, check, limit, z3
 
 HANDOFF_TOOL = "handoff"
 TRANSFER_PREFIX = "transfer_to_"
@@ -92,19 +93,39 @@ class Verifier:
         'proven'
 
     ``depth`` bounds the hand-offs followed (default: the agents the policy names, plus one,
-    at most 4); ``timeout`` (seconds) bounds each solver call."""
+    at most 4). ``rlimit`` bounds each solver call by z3's resource count (its elementary
+    steps: the same answer on any machine and under any load; ``0``: no limit), and
+    ``timeout`` (seconds, ``None``: none) is a last-resort wall-clock ceiling. An answer
+    the solver did not settle is ``unknown`` and says which limit it met
+    (``Result.limit``)."""
 
-    def __init__(self, policy: Policy, *, depth: int | None = None, timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        policy: Policy,
+        *,
+        depth: int | None = None,
+        rlimit: int = RLIMIT,
+        timeout: float | None = TIMEOUT,
+    ) -> None:
         if not isinstance(policy, Policy):
             raise TypeError(f"Verifier needs a Policy, found {type(policy).__name__}")
+        if rlimit < 0:
+            raise ValueError(f"rlimit must be 0 (no limit) or more, found {rlimit}")
         self.policy = policy
+        self.rlimit = rlimit
         self.timeout = timeout
         self._depth = depth
         self._encoders: dict[tuple[str, ...], Encoder] = {}
         self._concrete: tuple[Any, Any, Encoder] | None = None
 
     def __repr__(self) -> str:
-        return f"Verifier({self.policy!r})"
+        return f"Verifier({self.policy!r}, rlimit={self.rlimit})"
+
+    def limited(self, solver: Any, share: float = 1.0) -> Any:
+        """``solver`` with each check limited to ``share`` of the verifier's resource limit
+        (at least one step) and its wall-clock ceiling."""
+        steps = 0 if not self.rlimit else max(1, int(self.rlimit * share))
+        return limit(solver, steps, self.timeout)
 
     # -- encoders ----------------------------------------------------------------------------
 
@@ -175,6 +196,7 @@ class Verifier:
             result.approximated,
             result.detail,
             time.perf_counter() - started,
+            result.limit,
         )
 
     def _check(self, p: Property) -> Result:
@@ -190,8 +212,7 @@ class Verifier:
         enc = self.encoder(extra, taint=p.kind == "untrusted", names=named)
         enc.assumptions, enc.approximated = {}, {}
         effects: dict[str, Any] = {}
-        solver = Z.Solver()
-        solver.set("timeout", int(self.timeout * 1000))
+        solver = self.limited(Z.Solver())
         final = enc.new_call("")
         solver.add(*final.domain)
         solver.add(final.agent != "", final.tool != "")
@@ -259,7 +280,7 @@ class Verifier:
         atoms = [a for c in calls for a in c.atoms.values()]
         blocked = False
         for _attempt in range(8):
-            verdict = solver.check()
+            verdict = check(solver)
             if verdict == Z.unsat and not blocked:
                 return Result(p.text, "proven", assumptions=assumptions, approximated=approximated)
             if verdict == Z.unsat:
@@ -268,13 +289,7 @@ class Verifier:
                 # `Returned` value needs a run in which a tool returned it).
                 break
             if verdict != Z.sat:
-                return Result(
-                    p.text,
-                    "unknown",
-                    assumptions=assumptions,
-                    approximated=approximated,
-                    detail=f"the solver gave up ({solver.reason_unknown()})",
-                )
+                return gave_up_result(p.text, solver, assumptions, approximated)
             model = self._readable(
                 solver,
                 [final.agent, *(s[0].agent for s in steps), *(s[2] for s in steps)],
@@ -336,7 +351,7 @@ class Verifier:
             + [Z.Or(*[t == Z.StringVal(n) for n in tool_names]) for t in tools],
             [Z.Or(*[a == Z.StringVal(n) for n in agent_names]) for a in agents],
         ]
-        solver.set("timeout", int(min(self.timeout, 2.0) * 1000))
+        self.limited(solver, QUICK)
         try:
             for hint in hints:
                 solver.push()
@@ -347,7 +362,7 @@ class Verifier:
                 finally:
                     solver.pop()
         finally:
-            solver.set("timeout", int(self.timeout * 1000))
+            self.limited(solver)
         return model
 
     def _cond(self, c: Cond, arg: Arg) -> Any:

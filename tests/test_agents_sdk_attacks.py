@@ -11,12 +11,22 @@ import asyncio
 from typing import Any
 
 import pytest
-from agents import Agent, Runner, function_tool
+from agents import Agent, AgentHooks, Runner, StopAtTools, function_tool
 from agents_sdk_fakes import call, say, scripted, turn
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from guardrails_plugin import Decision, Effect, Event, Guard, Policy, ToolCall, allow
+from guardrails_plugin import (
+    Decision,
+    Effect,
+    Event,
+    Guard,
+    Policy,
+    RunKilled,
+    RunPaused,
+    ToolCall,
+    allow,
+)
 from guardrails_plugin.agents_sdk import guard_agent
 from guardrails_plugin.scopes import Emails
 
@@ -124,3 +134,55 @@ def test_an_agent_tool_of_an_unguarded_agent_is_refused_and_the_guarded_one_is_d
     top = _team(guard, [True, True], ["a@corp.com", "x@evil.com"], (), ran)
     Runner.run_sync(top, "go")
     assert ran == [("level0", "a@corp.com")]  # level1's mail to evil.com was denied
+
+
+# -- the kill switch where no model turn follows (tool_use_behavior) --------------------------
+
+
+class _KillAfterTurn(AgentHooks[Any]):
+    """The app's own hook: an operator's flag lands after the model answered, before its
+    calls are decided."""
+
+    def __init__(self, guard: Guard, flag: str) -> None:
+        self.guard, self.flag = guard, flag
+
+    async def on_llm_end(self, context: Any, agent: Any, response: Any) -> None:
+        if self.flag == "kill":
+            self.guard.controls.kill(thread="t-stop", reason="operator")
+        elif self.flag == "pause":
+            self.guard.controls.pause(thread="t-stop", reason="operator")
+
+
+@pytest.mark.parametrize("behavior", ["run_llm_again", "stop_on_first_tool", "stop_at_tools"])
+@pytest.mark.parametrize("flag", ["kill", "pause", "none"])
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_call_the_kill_switch_stopped_never_ends_the_run_as_a_success(
+    behavior: str, flag: str, mode: str
+) -> None:
+    ran: list[tuple[str, str]] = []
+    guard = Guard(_policy())
+    use: Any = (
+        StopAtTools(stop_at_tool_names=["send_email"]) if behavior == "stop_at_tools" else behavior
+    )
+    agent = Agent(
+        name="level0",
+        model=scripted(call("send_email", {"to": "a@corp.com"}, "c1"), say("done")),
+        tools=[function_tool(_mailer("level0", ran), name_override="send_email")],
+        hooks=_KillAfterTurn(guard, flag),
+        tool_use_behavior=use,
+    )
+    guarded = guard_agent(agent, guard, thread="t-stop")
+
+    def go() -> Any:
+        if mode == "sync":
+            return Runner.run_sync(guarded, "go")
+        return asyncio.run(Runner.run(guarded, "go"))
+
+    if flag == "none":
+        result = go()
+        assert ran == [("level0", "a@corp.com")]
+        assert result.final_output == ("done" if behavior == "run_llm_again" else "sent")
+        return
+    with pytest.raises(RunKilled if flag == "kill" else RunPaused):
+        go()
+    assert ran == []

@@ -502,8 +502,11 @@ class AgentsGuard:
             )
         if decision.kind == "control" or decision.effect is Effect.ASK:
             # The kill switch: the call does not run, and the run stops at its next model
-            # turn (the hook raises ``RunKilled`` / ``RunPaused`` there). Raised here, the
-            # SDK would wrap the error in a ``UserError``.
+            # turn (the hook raises ``RunKilled`` / ``RunPaused`` there), or where the agent
+            # ends, when its ``tool_use_behavior`` makes a tool's output the final output.
+            # Raised here, the SDK would wrap the error in a ``UserError``.
+            if decision.kind == "control":
+                run.stopped = decision
             return ToolGuardrailFunctionOutput.reject_content(
                 f"Error: {decision.for_model()}", output_info=decision
             )
@@ -607,6 +610,22 @@ class AgentsGuard:
         )
         if stop.effect is not Effect.ALLOW:
             raise stop.error()
+        run.stopped = None
+
+    async def _agent_end(self, ctx: RunContextWrapper[Any], agent: Agent[Any]) -> None:
+        """Where an agent ends with a final output: if the kill switch stopped a call since
+        its last model turn (a ``tool_use_behavior`` that ends the run on a tool's output,
+        here the rejection), the run ends with the kill switch's error, as it would have at
+        the next turn, unless the stop was lifted meanwhile."""
+        run = self._run(ctx)
+        if run.stopped is None:
+            return
+        run.stopped = None
+        still = await self.guard.acheck(
+            ModelCall(agent=agent.name, run_id=run.run_id, thread_id=run.thread_id)
+        )
+        if still.kind == "control" and not still.allowed:
+            raise still.error()
 
     async def _settle_rejections(self, run: Run, ctx: RunContextWrapper[Any]) -> None:
         """Calls asked about that a person rejected through ``RunState.reject``: the engine

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from agents import Agent, AgentHooks, Runner, StopAtTools, function_tool
+from agents.exceptions import ModelBehaviorError
 from agents_sdk_fakes import call, say, scripted, turn
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
@@ -186,3 +187,57 @@ def test_a_call_the_kill_switch_stopped_never_ends_the_run_as_a_success(
     with pytest.raises(RunKilled if flag == "kill" else RunPaused):
         go()
     assert ran == []
+
+
+# -- a call id the person approved, reused by the model for another call ----------------------
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    second=st.sampled_from(RECIPIENTS),
+    reuse=st.booleans(),
+    always=st.booleans(),
+    mode=st.sampled_from(["sync", "async"]),
+)
+def test_an_approval_covers_the_call_the_person_saw_and_no_other(
+    second: str, reuse: bool, always: bool, mode: str
+) -> None:
+    """A person approves send_email(a@corp.com) with id c1; the model's next turn sends
+    another mail, under the same id or a new one. The approval never runs a call the person
+    did not see, unless it was given "always" and the policy's decision on the new call's own
+    arguments is that same ask rule."""
+    from guardrails_plugin import ask
+
+    ran: list[tuple[str, str]] = []
+    guard = Guard(Policy([ask("send_email", args={"to": Emails(domains=["corp.com"])}, id="ok?")]))
+    model = scripted(
+        call("send_email", {"to": "a@corp.com"}, "c1"),
+        call("send_email", {"to": second}, "c1" if reuse else "c2"),
+        say("done"),
+    )
+    tool = function_tool(_mailer("level0", ran), name_override="send_email")
+    agent = guard_agent(Agent(name="level0", model=model, tools=[tool]), guard, thread="t-ok")
+
+    def go(start: Any) -> Any:
+        if mode == "sync":
+            return Runner.run_sync(agent, start)
+        return asyncio.run(Runner.run(agent, start))
+
+    first = go("go")
+    [item] = first.interruptions
+    state = first.to_state()
+    state.approve(item, always_approve=always)
+    try:
+        result = go(state)
+        ending = "interrupted" if result.interruptions else "finished"
+    except ModelBehaviorError:  # the SDK refuses a completed id reused for another call
+        assert reuse
+        ending = "refused by the SDK"
+
+    inside = second.lower().endswith("@corp.com")
+    assert ran[0] == ("level0", "a@corp.com")
+    ran_second = len(ran) == 2
+    event(f"second ran={ran_second}, {ending}")
+    assert ran_second == (always and inside and not reuse), (ran, ending)
+    if ran_second:
+        assert ran[1] == ("level0", second)

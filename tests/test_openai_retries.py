@@ -135,9 +135,10 @@ kinds = st.sampled_from(["write", "write", "write", "denied", "stop", "crash"])
     api=st.sampled_from(["chat", "responses"]),
     on_deny=st.sampled_from(["message", "raise"]),
     reread=st.booleans(),
+    driver=st.sampled_from(["run", "arun"]),
 )
 def test_retrying_an_answer_runs_no_call_twice(
-    plan: list[str], api: str, on_deny: str, reread: bool
+    plan: list[str], api: str, on_deny: str, reread: bool, driver: str
 ) -> None:
     seen: list[tuple[Event, Decision]] = []
     guard = Guard(_policy(), listeners=[lambda e, d: seen.append((e, d))])
@@ -157,7 +158,7 @@ def test_retrying_an_answer_runs_no_call_twice(
         # the app retries the answer it has (or reads it again from what it stored)
         current = type(first).model_validate(first.model_dump()) if reread and attempt else first
         try:
-            outputs = tools.run(current)
+            outputs = tools.run(current) if driver == "run" else asyncio.run(tools.arun(current))
             break
         except (RunKilled, RunPaused) as exc:
             event(f"stopped: {type(exc).__name__}")

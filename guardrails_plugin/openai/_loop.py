@@ -264,7 +264,7 @@ class GuardedTools:
             items: list[dict[str, Any]] = []
             outcomes: list[ToolOutcome] = []
             for raw in answer.calls:
-                key = _key(answer, raw)
+                key = _key(answer, raw) if ids[raw.call_id] == 1 else None
                 mine = _Claim()
                 prior = ledger.claim(key, mine) if key is not None else mine
                 if prior is not mine and prior.outcome is not None:

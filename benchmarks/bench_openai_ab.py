@@ -5,7 +5,8 @@ under callgrind (deterministic; the machine's load does not enter).
 Run:  python benchmarks/bench_openai_ab.py [--answers 200] [--other /path/to/checkout]
 
 Each answer is a ``ChatCompletion`` with three calls (two allowed, one denied by a scope),
-each answer a fresh id; the figure is (instructions for N answers - for 0) / (3 N).
+each answer a fresh id, all built in both runs; the figure is (instructions running N
+answers - running none) / (3 N).
 """
 
 from __future__ import annotations
@@ -36,19 +37,19 @@ def completion(k):
                 {"id": f"{i}{k}", "type": "function", "function": {"name": "write", "arguments": a}}
                 for i, a in calls]}}]})
 
-n = int(sys.argv[1])
-answers = [completion(k) for k in range(n)]
+n, built = int(sys.argv[1]), int(sys.argv[2])
+answers = [completion(k) for k in range(built)]  # built alike whatever n: not counted
 tools = GuardedTools(Guard(Policy([allow("write", args={"n": Number(ge=0)})])), [write])
 tools.run(completion(-1))  # warm
-for answer in answers:
+for answer in answers[:n]:
     tools.run(answer)
 """
 
 
 def per_call(cwd: str, answers: int) -> float:
     # (python -c puts the working directory first on sys.path: that tree's package)
-    base = instructions(SNIPPET, "0", cwd=cwd)
-    full = instructions(SNIPPET, str(answers), cwd=cwd)
+    base = instructions(SNIPPET, "0", str(answers), cwd=cwd)
+    full = instructions(SNIPPET, str(answers), str(answers), cwd=cwd)
     return (full - base) / (3 * answers)
 
 

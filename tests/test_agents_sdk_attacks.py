@@ -156,7 +156,7 @@ class _KillAfterTurn(AgentHooks[Any]):
 
 @pytest.mark.parametrize("behavior", ["run_llm_again", "stop_on_first_tool", "stop_at_tools"])
 @pytest.mark.parametrize("flag", ["kill", "pause", "none"])
-@pytest.mark.parametrize("mode", ["sync", "async"])
+@pytest.mark.parametrize("mode", ["sync", "async", "streamed"])
 def test_a_call_the_kill_switch_stopped_never_ends_the_run_as_a_success(
     behavior: str, flag: str, mode: str
 ) -> None:
@@ -174,9 +174,17 @@ def test_a_call_the_kill_switch_stopped_never_ends_the_run_as_a_success(
     )
     guarded = guard_agent(agent, guard, thread="t-stop")
 
+    async def streamed() -> Any:
+        result = Runner.run_streamed(guarded, "go")
+        async for _ in result.stream_events():
+            pass
+        return result
+
     def go() -> Any:
         if mode == "sync":
             return Runner.run_sync(guarded, "go")
+        if mode == "streamed":
+            return asyncio.run(streamed())
         return asyncio.run(Runner.run(guarded, "go"))
 
     if flag == "none":

@@ -21,6 +21,7 @@ from openai_server import Call, Turn
 
 from guardrails_plugin import Guard
 from guardrails_plugin.openai import GuardedTools
+from guardrails_plugin.scopes import Paths
 
 PATHS = st.sampled_from(
     [
@@ -37,6 +38,7 @@ PATHS = st.sampled_from(
         "/data/a\x00b",
     ]
 )
+PATHS_SCOPE = Paths(["/data"], resolve_symlinks=False)
 KEYS = st.sampled_from(["path", "PATH", "path ", "n", "label", "to", "body", "mode", "Path"])
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
@@ -190,3 +192,107 @@ def test_generated_answers_never_run_what_the_tool_would_not_take(
             if type(decoded["n"]) is int:
                 assert received["n"] == decoded["n"]
     assert next(ran, None) is None
+
+
+NUMBERS = st.sampled_from(
+    ["1e400", "-1e400", "1" * 5000, "1e-400", "123456789012345678901234567890", "-0", "5.0", "1E2"]
+)
+ESCAPED = st.lists(
+    st.sampled_from(
+        ["\\ud800", "\\udfff", "\\u0000", "\\u202e", "a", "/", "..", "\\\\", "\\u00e9"]
+    ),
+    max_size=6,
+).map("".join)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    number=NUMBERS,
+    text=ESCAPED,
+    which=st.sampled_from(["count", "pay", "read_file"]),
+    driver=st.sampled_from(["run", "arun"]),
+)
+def test_numbers_past_float_and_lone_surrogates_run_only_as_decided(
+    number: str, text: str, which: str, driver: str
+) -> None:
+    """Text that is JSON but reads as something else (``1e400`` as ``inf``, a 5,000-digit
+    integer, a lone surrogate, an escaped NUL): the tool runs only with what the guard
+    allowed, and never with a number that is not finite."""
+    import asyncio
+    import math
+
+    from openai.types.chat import ChatCompletion
+
+    from guardrails_plugin import Decision, Event, Policy, ToolCall, allow
+    from guardrails_plugin.scopes import Number
+
+    got: list[dict[str, Any]] = []
+
+    def pay(amount: float) -> str:
+        got.append({"amount": amount})
+        return "paid"
+
+    def count(n: int) -> str:
+        got.append({"n": n})
+        return "counted"
+
+    def read_file(path: str) -> str:
+        got.append({"path": path})
+        return "read"
+
+    seen: list[tuple[Event, Decision]] = []
+    guard = Guard(
+        Policy(
+            [
+                allow("pay", args={"amount": Number(ge=0)}),
+                allow("count"),
+                allow("read_file", args={"path": PATHS_SCOPE}),
+            ]
+        ),
+        listeners=[lambda e, d: seen.append((e, d))],
+    )
+    arguments = {
+        "count": f'{{"n": {number}}}',
+        "pay": f'{{"amount": {number}}}',
+        "read_file": f'{{"path": "/data/{text}"}}',
+    }[which]
+    answer = ChatCompletion.model_validate(
+        {
+            "id": "chatcmpl-1",
+            "object": "chat.completion",
+            "created": 0,
+            "model": "m",
+            "choices": [
+                {
+                    "index": 0,
+                    "finish_reason": "tool_calls",
+                    "message": {
+                        "role": "assistant",
+                        "tool_calls": [
+                            {
+                                "id": "c1",
+                                "type": "function",
+                                "function": {"name": which, "arguments": arguments},
+                            }
+                        ],
+                    },
+                }
+            ],
+        }
+    )
+    tools = GuardedTools(guard, [pay, count, read_file])
+    out = tools.run(answer) if driver == "run" else asyncio.run(tools.arun(answer))
+    [outcome] = out.outcomes
+    event("ran" if outcome.ran else f"denied: {outcome.decision.rule}")
+    if not outcome.ran:
+        assert got == []
+        return
+    [received] = got
+    [(decided, decision)] = [(e, d) for e, d in seen if isinstance(e, ToolCall)]
+    assert decision.allowed
+    assert dict(decided.args) == received
+    for value in received.values():
+        if isinstance(value, float):
+            assert math.isfinite(value)
+    if which == "read_file":
+        assert _inside(received["path"], "/data")

@@ -116,7 +116,10 @@ class AgentsGuard:
 
     ``unguarded`` names non-function tools (hosted tools the guard cannot see the calls of)
     the caller accepts to leave unguarded; any other such tool, and MCP servers, make
-    ``wrap`` refuse the agent.
+    ``wrap`` refuse the agent. An agent tool (``Agent.as_tool``) is decided as a function
+    tool, but the nested run it starts is guarded only when it runs a guarded agent
+    (``guard_agent(worker, guard).as_tool(...)``): one made from an unguarded agent is
+    refused too, unless named in ``unguarded`` (its call decided, what it runs not).
     """
 
     def __init__(
@@ -173,6 +176,7 @@ class AgentsGuard:
         tools: list[Any] = []
         for tool in agent.tools:
             if isinstance(tool, FunctionTool):
+                self._check_agent_tool(tool, agent.name)
                 tools.append(self._tool(tool, agent.name))
             elif getattr(tool, "name", None) in self.unguarded:
                 tools.append(tool)
@@ -186,6 +190,23 @@ class AgentsGuard:
         memo[id(agent)] = (agent, clone)
         clone.handoffs = [self._handoff(h, agent.name, memo) for h in agent.handoffs]
         return clone
+
+    def _check_agent_tool(self, tool: FunctionTool, agent: str) -> None:
+        """An agent made a tool (``Agent.as_tool``) runs a nested run of that agent, which
+        the tool's call does not reach: its tools are guarded only when the agent it runs is
+        a guarded one (the call of the tool itself is decided as any function tool's)."""
+        if not getattr(tool, "_is_agent_tool", False) or tool.name in self.unguarded:
+            return
+        inner = getattr(tool, "_agent_instance", None)
+        hooks = getattr(inner, "hooks", None)
+        if isinstance(inner, Agent) and isinstance(hooks, Hooks):
+            return
+        raise TypeError(
+            f"agent {agent!r} has the agent tool {tool.name!r} (Agent.as_tool), whose agent "
+            f"{getattr(inner, 'name', inner)!r} is not guarded: its tools would run unguarded. "
+            "Make the tool from the guarded agent (guard_agent(agent, guard).as_tool(...)), or "
+            "pass its name in unguarded= to leave what it runs unguarded"
+        )
 
     def _tool(self, tool: FunctionTool, agent: str) -> FunctionTool:
         new = copy.copy(tool)
@@ -481,8 +502,11 @@ class AgentsGuard:
             )
         if decision.kind == "control" or decision.effect is Effect.ASK:
             # The kill switch: the call does not run, and the run stops at its next model
-            # turn (the hook raises ``RunKilled`` / ``RunPaused`` there). Raised here, the
-            # SDK would wrap the error in a ``UserError``.
+            # turn (the hook raises ``RunKilled`` / ``RunPaused`` there), or where the agent
+            # ends, when its ``tool_use_behavior`` makes a tool's output the final output.
+            # Raised here, the SDK would wrap the error in a ``UserError``.
+            if decision.kind == "control":
+                run.stopped = decision
             return ToolGuardrailFunctionOutput.reject_content(
                 f"Error: {decision.for_model()}", output_info=decision
             )
@@ -586,6 +610,22 @@ class AgentsGuard:
         )
         if stop.effect is not Effect.ALLOW:
             raise stop.error()
+        run.stopped = None
+
+    async def _agent_end(self, ctx: RunContextWrapper[Any], agent: Agent[Any]) -> None:
+        """Where an agent ends with a final output: if the kill switch stopped a call since
+        its last model turn (a ``tool_use_behavior`` that ends the run on a tool's output,
+        here the rejection), the run ends with the kill switch's error, as it would have at
+        the next turn, unless the stop was lifted meanwhile."""
+        run = self._run(ctx)
+        if run.stopped is None:
+            return
+        run.stopped = None
+        still = await self.guard.acheck(
+            ModelCall(agent=agent.name, run_id=run.run_id, thread_id=run.thread_id)
+        )
+        if still.kind == "control" and not still.allowed:
+            raise still.error()
 
     async def _settle_rejections(self, run: Run, ctx: RunContextWrapper[Any]) -> None:
         """Calls asked about that a person rejected through ``RunState.reject``: the engine

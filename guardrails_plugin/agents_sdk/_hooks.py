@@ -1,6 +1,7 @@
 """The guard's agent hooks (``AgentHooks``), chained before an agent's own: each model turn
 is held at the kill switch (and the model budgets) before it starts; what it answered, and the
-tokens it used, are recorded when it ends."""
+tokens it used, are recorded when it ends; an agent ending on a tool's output after the kill
+switch stopped a call ends with the kill switch's error."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ class _Owner(Protocol):
     async def _model_turn(self, ctx: Any, agent: Any, sent: Any) -> None: ...
 
     async def _seen_response(self, ctx: Any, agent: Any, response: Any) -> None: ...
+
+    async def _agent_end(self, ctx: Any, agent: Any) -> None: ...
 
 
 class Hooks(AgentHooks[Any]):
@@ -41,6 +44,7 @@ class Hooks(AgentHooks[Any]):
             await self._inner.on_start(context, agent)
 
     async def on_end(self, context: Any, agent: Any, output: Any) -> None:
+        await self._owner._agent_end(context, agent)
         if self._inner is not None:
             await self._inner.on_end(context, agent, output)
 

@@ -50,6 +50,9 @@ class Run:
     started_by: AgentMessage | None = None
     sent: Any = None
     """What the current model turn was sent (for a token estimate when no usage comes back)."""
+    stopped: Decision | None = None
+    """A call the kill switch stopped since the last model turn: the run must not end as if
+    nothing happened (``tool_use_behavior`` may end it without another model turn)."""
 
     @property
     def scope(self) -> str:

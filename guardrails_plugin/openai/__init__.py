@@ -32,7 +32,15 @@ Arguments are decided as the tool will receive them: parsed once (JSON, then the
 schema), and the parsed values are what the tool is called with. Malformed JSON, a string or
 list instead of an object, duplicate keys, unknown keys, values the schema rejects, unknown
 tools and a call id shared by two calls of one answer are denied as ``malformed-call``, with
-the reason. There is no replay cache: each call of each answer is decided and run on its own.
+the reason.
+
+Exactly once across attempts at one answer: an attempt that stops part way (the kill switch,
+``on_deny="raise"``, a store failure, a cancelled task) and is retried with the same answer
+(or the answer read again) runs no call twice. A call whose tool finished gets its output
+again; a call whose tool started and did not finish is denied (rule ``exactly-once``: it may
+have run); the others are decided afresh. An answer is known by its own id with each call's
+id, name and argument text, so a model that numbers call ids per answer is not mistaken for a
+retry. This is kept in memory, per ``GuardedTools`` (not across processes).
 
 Audit records have the LangChain adapter's shape for the same call (the graph ``step`` and
 the run id aside: a plain loop has no graph step, and its run is the loop's ``run_id``).

@@ -35,6 +35,9 @@ class Answer:
     """(input tokens, output tokens) as reported; ``None`` when the answer has none."""
     text: str
     """What the model wrote (text and call arguments), for counting when usage is missing."""
+    id: str = ""
+    """The answer's own id (``chatcmpl-…``, ``resp_…``): with each call's id, name and
+    argument text, what tells a retry of this answer from a new one."""
 
 
 def read_answer(response: Any) -> Answer:
@@ -81,7 +84,7 @@ def _from_completion(completion: ChatCompletion) -> Answer:
                 calls.append(RawCall(tc.id, name, getattr(custom, "input", None), tc.type))
     usage = completion.usage
     counted = None if usage is None else (usage.prompt_tokens, usage.completion_tokens)
-    return Answer("chat", tuple(calls), completion.model, counted, text)
+    return Answer("chat", tuple(calls), completion.model, counted, text, completion.id or "")
 
 
 def _from_response(response: Response) -> Answer:
@@ -98,7 +101,7 @@ def _from_response(response: Response) -> Answer:
                 text += getattr(part, "text", "") or getattr(part, "refusal", "") or ""
     usage = response.usage
     counted = None if usage is None else (usage.input_tokens, usage.output_tokens)
-    return Answer("responses", tuple(calls), str(response.model), counted, text)
+    return Answer("responses", tuple(calls), str(response.model), counted, text, response.id or "")
 
 
 def sent_text(sent: Any) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import uuid
 from collections import Counter
 from collections.abc import Callable, Generator, Iterable, Sequence
@@ -123,6 +124,7 @@ class GuardedTools:
         self.thread_id = thread_id
         self.run_id = run_id or uuid.uuid4().hex
         self.on_deny: OnDeny = on_deny
+        self._ledger = _Ledger()
 
     def __repr__(self) -> str:
         where = f", thread_id={self.thread_id!r}" if self.thread_id else ""
@@ -141,6 +143,7 @@ class GuardedTools:
         other.agent = agent or self.agent
         other.thread_id = thread_id if thread_id is not None else self.thread_id
         other.run_id = run_id or uuid.uuid4().hex
+        other._ledger = _Ledger()
         return other
 
     # -- before the model ---------------------------------------------------------------
@@ -184,7 +187,12 @@ class GuardedTools:
         finished stream, or a Responses API ``Response``), one by one in order, run the
         allowed ones, and return the outputs to send back. The answer's ``usage`` is counted
         against model budgets first (``sent``, what you sent, is counted with tiktoken only
-        when the answer reports no usage)."""
+        when the answer reports no usage).
+
+        Calling it again with the same answer (a retry after the kill switch, a raised deny,
+        a failure) runs nothing twice: a call that ran gets its output again, a call whose
+        tool started and never finished is denied (``exactly-once``), usage is not counted
+        twice."""
         answer = read_answer(response)
         for raw in answer.calls:
             tool = self.registry.get(raw.name) if isinstance(raw.name, str) else None
@@ -211,6 +219,8 @@ class GuardedTools:
         except StopIteration as stop:
             outputs: ToolOutputs = stop.value
             return outputs
+        finally:
+            flow.close()  # an attempt that stopped part way settles its calls (see _flow)
 
     async def arun(self, response: Any, *, sent: Any = None) -> ToolOutputs:
         """:meth:`run` for async code: async tools awaited, sync tools on a worker thread."""
@@ -235,59 +245,106 @@ class GuardedTools:
         except StopIteration as stop:
             outputs: ToolOutputs = stop.value
             return outputs
+        finally:
+            flow.close()  # an attempt that stopped part way settles its calls (see _flow)
 
     # -- the flow of one answer ---------------------------------------------------------
 
     def _flow(self, answer: Answer, sent: Any) -> _Flow:
         guard = self.guard
-        if guard.wants_usage(self.agent):
-            yield ("usage", (self._usage(answer, sent),))
-        ids = Counter(c.call_id for c in answer.calls)
-        items: list[dict[str, Any]] = []
-        outcomes: list[ToolOutcome] = []
-        for raw in answer.calls:
-            call, tool = self._call(raw, ids)
-            decision: Decision = yield ("decide", (call,))
-            if decision.kind == "control" and not decision.allowed:
-                raise decision.error()  # the kill switch stops the loop, whatever on_deny says
-            args = dict(call.args)
-            if decision.effect is Effect.MODIFY and tool is not None:
-                edited = dict(decision.args or {})
-                received, problem = tool.receive(edited)
-                if received is None or received != edited:
-                    why = problem or f"the tool would receive {received!r}"
-                    reason = f"the edited arguments are not what the tool would receive: {why}"
-                    decision = yield ("refuse", (call, "changed-after-decision", reason, decision))
-                else:
-                    args = received
-            ran = is_error = False
-            if decision.allowed and tool is not None:
-                output, is_error = yield ("execute", (tool, args))
-                ran = True
-                if guard.wants_results(call.agent, call.tool):
-                    result = ToolResult(
-                        call.tool,
-                        output,
-                        agent=call.agent,
-                        call_id=call.call_id,
-                        run_id=call.run_id,
-                        thread_id=call.thread_id,
-                        is_error=is_error,
+        ledger = self._ledger
+        claims: list[tuple[tuple[str, ...], _Claim]] = []
+        try:
+            usage_key = ("usage", answer.id)
+            if guard.wants_usage(self.agent) and not (answer.id and usage_key in ledger):
+                yield ("usage", (self._usage(answer, sent),))
+                if answer.id:
+                    ledger.put(usage_key, _Claim(done=True))
+            ids = Counter(c.call_id for c in answer.calls)
+            items: list[dict[str, Any]] = []
+            outcomes: list[ToolOutcome] = []
+            for raw in answer.calls:
+                key = _key(answer, raw) if ids[raw.call_id] == 1 else None
+                mine = _Claim()
+                prior = ledger.claim(key, mine) if key is not None else mine
+                if prior is not mine and prior.outcome is not None:
+                    # this very call of this very answer ran (or was answered) already: a
+                    # retry of the answer gets its output again, and nothing runs
+                    outcome = prior.outcome
+                    outcomes.append(outcome)
+                    items.append(_item(answer.api, outcome))
+                    continue
+                if key is not None and prior is mine:
+                    claims.append((key, mine))
+                call, tool = self._call(raw, ids)
+                if prior is not mine:
+                    why = (
+                        "its tool started in an earlier attempt that did not finish: it may have "
+                        "run already, so it is not run again"
+                        if prior.started
+                        else "it is being decided by another attempt at this same answer"
                     )
-                    yield ("record", (result,))
-            elif decision.effect is Effect.RESPOND:
-                output = decision.response or ""
-            else:
-                if self.on_deny == "raise":
-                    raise decision.error()
-                output, is_error = blocked(decision), True
-            call_id = str(call.call_id or "")
-            outcomes.append(ToolOutcome(call_id, call.tool, decision, output, ran, is_error))
-            if answer.api == "chat":
-                items.append({"role": "tool", "tool_call_id": call_id, "content": output})
-            else:
-                items.append({"type": "function_call_output", "call_id": call_id, "output": output})
-        return ToolOutputs(items, outcomes)
+                    decision: Decision = yield (
+                        "refuse",
+                        (call, "exactly-once", f"this call of this answer was taken: {why}", None),
+                    )
+                else:
+                    decision = yield ("decide", (call,))
+                if decision.kind == "control" and not decision.allowed:
+                    raise decision.error()  # the kill switch stops the loop, whatever on_deny says
+                args = dict(call.args)
+                if decision.effect is Effect.MODIFY and tool is not None:
+                    edited = dict(decision.args or {})
+                    received, problem = tool.receive(edited)
+                    if received is None or received != edited:
+                        why = problem or f"the tool would receive {received!r}"
+                        reason = f"the edited arguments are not what the tool would receive: {why}"
+                        decision = yield (
+                            "refuse",
+                            (call, "changed-after-decision", reason, decision),
+                        )
+                    else:
+                        args = received
+                ran = is_error = False
+                if decision.allowed and tool is not None:
+                    mine.started = True
+                    output, is_error = yield ("execute", (tool, args))
+                    ran = True
+                    if guard.wants_results(call.agent, call.tool):
+                        result = ToolResult(
+                            call.tool,
+                            output,
+                            agent=call.agent,
+                            call_id=call.call_id,
+                            run_id=call.run_id,
+                            thread_id=call.thread_id,
+                            is_error=is_error,
+                        )
+                        yield ("record", (result,))
+                elif decision.effect is Effect.RESPOND:
+                    output = decision.response or ""
+                else:
+                    if self.on_deny == "raise":
+                        raise decision.error()
+                    output, is_error = blocked(decision), True
+                call_id = str(call.call_id or "")
+                outcome = ToolOutcome(call_id, call.tool, decision, output, ran, is_error)
+                if ran or decision.effect is Effect.RESPOND:
+                    # (only once the result is recorded: a retry must not show the model an
+                    # output whose taint was never recorded)
+                    mine.outcome = outcome
+                outcomes.append(outcome)
+                items.append(_item(answer.api, outcome))
+            return ToolOutputs(items, outcomes)
+        finally:
+            # An attempt that stops part way (the kill switch, on_deny="raise", a store
+            # failure, cancellation) gives back the calls it only decided; a call whose tool
+            # started stays taken, and a call that finished keeps its output for the retry.
+            for key, claim in claims:
+                if not claim.started and claim.outcome is None:
+                    ledger.release(key, claim)
+                else:
+                    claim.live = False
 
     def _call(self, raw: RawCall, ids: Counter[Any]) -> tuple[ToolCall, FunctionTool | None]:
         """The guard's view of one call: the arguments the tool would receive, or the
@@ -372,3 +429,73 @@ async def _aexecute(tool: FunctionTool, args: dict[str, Any]) -> tuple[str, bool
         return _text(value), False
     except Exception as exc:
         return _error(exc), True
+
+
+def _item(api: str, outcome: ToolOutcome) -> dict[str, Any]:
+    if api == "chat":
+        return {"role": "tool", "tool_call_id": outcome.call_id, "content": outcome.output}
+    return {"type": "function_call_output", "call_id": outcome.call_id, "output": outcome.output}
+
+
+def _key(answer: Answer, raw: RawCall) -> tuple[str, ...] | None:
+    """What one call of one answer is known by across attempts at the answer: the answer's
+    id, the call's id, name and argument text (``None``: a call that cannot run anyway)."""
+    if not (isinstance(raw.call_id, str) and raw.call_id and isinstance(raw.name, str)):
+        return None
+    text = raw.arguments if isinstance(raw.arguments, str) else repr(raw.arguments)
+    return (answer.api, answer.id, raw.call_id, raw.name, text)
+
+
+@dataclass(slots=True, eq=False)
+class _Claim:
+    """One attempt's hold on one call: ``started`` once its tool was called, ``outcome``
+    once it finished (its result recorded); ``live`` while the attempt goes on."""
+
+    started: bool = False
+    outcome: ToolOutcome | None = None
+    live: bool = True
+    done: bool = False
+
+
+class _Ledger:
+    """The calls of this run's recent answers that were taken: what makes a retry of an
+    answer (after the kill switch, a raised deny, a store failure, a cancelled task) run
+    nothing twice. In memory, bounded (the oldest answers forgotten first); shared by the
+    threads and tasks of one ``GuardedTools``, not by its ``bind`` copies."""
+
+    __slots__ = ("_claims", "_limit", "_lock")
+
+    def __init__(self, limit: int = 4096) -> None:
+        self._claims: dict[tuple[str, ...], _Claim] = {}
+        self._limit = limit
+        self._lock = threading.Lock()
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._claims
+
+    def __len__(self) -> int:
+        return len(self._claims)
+
+    def claim(self, key: tuple[str, ...], claim: _Claim) -> _Claim:
+        """``claim`` if the call was free, else the claim that holds it."""
+        with self._lock:
+            held = self._claims.get(key)
+            if held is not None and (held.live or held.started or held.outcome or held.done):
+                return held
+            self._put(key, claim)
+            return claim
+
+    def put(self, key: tuple[str, ...], claim: _Claim) -> None:
+        with self._lock:
+            self._put(key, claim)
+
+    def release(self, key: tuple[str, ...], claim: _Claim) -> None:
+        with self._lock:
+            if self._claims.get(key) is claim:
+                del self._claims[key]
+
+    def _put(self, key: tuple[str, ...], claim: _Claim) -> None:
+        self._claims.pop(key, None)
+        self._claims[key] = claim
+        while len(self._claims) > self._limit:
+            del self._claims[next(iter(self._claims))]

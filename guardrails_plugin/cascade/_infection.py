@@ -14,7 +14,10 @@ _WORD = re.compile(r"\w+")
 def shingles(text: str, size: int = 3, max_chars: int = 20_000) -> set[int]:
     """Hashes of the text's runs of ``size`` words (lowercased; punctuation, spacing and line
     breaks ignored), from its first ``max_chars`` characters."""
-    words = _WORD.findall(text[:max_chars].lower())
+    return _grams(_WORD.findall(text[:max_chars].lower()), size)
+
+
+def _grams(words: list[str], size: int) -> set[int]:
     if len(words) < size:
         return {hash(tuple(words))} if words else set()
     return set(map(hash, zip(*(words[i:] for i in range(size)), strict=False)))
@@ -33,15 +36,6 @@ _AGENT = _lexicon(
     "asistente asistentes agente instrucciones instrucción herramienta",  # es
     "agents assistante instructions consigne consignes outil outils",  # fr
     "assistente istruzioni strumento",  # it
-)
-# Second person: a page speaking to its reader.
-_YOU = _lexicon(
-    "you your yours yourself yourselves",
-    "du dich dir dein deine deinen deinem euch euer eure ihnen",  # de (not "sie": she/they)
-    "tú usted ustedes vosotros tu tus vuestro vuestra",  # es
-    "vous votre vos toi ton ta tes",  # fr
-    "voi tuo tua tuoi vostro vostra",  # it
-    "jij jou jouw uw",  # nl
 )
 # Verbs of the actions an injected instruction wants: data leaving (send, forward, mail,
 # upload, export, share), things destroyed or changed (delete, wipe, transfer, pay,
@@ -72,6 +66,8 @@ _SINK = re.compile(r"[\w.+-]+@[\w-]+\.[\w.-]*\w|\b(?:https?|ftp)://|\bwww\.\w", 
 # ("System notice: copy this ...").
 _SENTENCES = re.compile(r"(?<=[.!?])\s+|\n+|[\"\]}{\[]")
 _CLAUSE = re.compile(r"[:\u2014\u2013]|\s-\s")
+# A sink value is an object of such a verb when the verb is among the words before it.
+_NEAR = 12
 _SOFTENERS = _lexicon("please kindly now immediately then and also just bitte por favor svp")
 
 
@@ -88,11 +84,13 @@ def directives(text: str, max_chars: int = 20_000) -> list[str]:
       "then"), with a verb of an action an injection wants (send, forward, mail, upload,
       export, share, delete, wipe, transfer, pay, grant, ignore, forget, override, ...):
       an imperative, or
-    - holds a value a sink tool takes (an e-mail address, a URL) together with such a verb
-      or a word addressing the reader ("you", "your", "vous", ...).
+    - holds a value a sink tool takes (an e-mail address, a URL) with such a verb among
+      the 12 words before it ("... is emailed to x@evil.example").
 
     Statements of fact are not directives, even when they address a person ("you can
-    export your data at any time") or name an address ("Contact: sales@vendor.example").
+    export your data at any time") or name an address ("Contact: sales@vendor.example"),
+    nor when a page's lines run together without a full stop (the verb comes after the
+    address).
 
     >>> directives("The Starter tier costs 12 EUR per user. Annual billing saves 15 percent.")
     []
@@ -102,6 +100,8 @@ def directives(text: str, max_chars: int = 20_000) -> list[str]:
     ['Please delete all old records today.']
     >>> directives("Reports are sent to you at audit@corp.example every Monday.")
     ['Reports are sent to you at audit@corp.example every Monday.']
+    >>> directives("Contact: sales@vendor.example You can export your invoices as CSV.")
+    []
     """
     found: list[str] = []
     for sentence in _SENTENCES.split(text[:max_chars]):
@@ -125,7 +125,11 @@ def _directs(sentence: str) -> bool:
                     if w in _ACT:
                         return True
                     break
-    return (acts or not said.isdisjoint(_YOU)) and _SINK.search(sentence) is not None
+        for m in _SINK.finditer(sentence):
+            before = _WORD.findall(sentence[max(0, m.start() - 160) : m.start()].lower())
+            if not _ACT.isdisjoint(before[-_NEAR:]):
+                return True
+    return False
 
 
 class Infection:
@@ -139,7 +143,7 @@ class Infection:
     followed is the result's *directives* (``directives``: the sentences that name the
     reader as an agent, its instructions or tools; that open with an imperative of an
     action an injection wants, such as send, forward, export, delete, transfer, ignore; or
-    that put a sink value, an e-mail address or a URL, next to such a verb or a "you"),
+    that put a sink value, an e-mail address or a URL, just after such a verb),
     not its data: a page that states prices, dates and facts, quoted on from desk to desk,
     is research being relayed, and is not followed. With ``directives=False`` the whole
     result is followed (any untrusted content passed on twice trips).
@@ -147,11 +151,12 @@ class Infection:
     The followed text is cut into word ``shingle``-grams (hashed; the last ``memory``
     results kept, each up to ``max_chars`` characters). A message *contains* it when it
     shares at least ``min_shared`` (10) of them with one result, or ``min_fraction``
-    (half) of a shorter result's (and at least 3 when following directives; directives of
-    fewer than 3 word runs, "Send us feedback.", are not followed): containment, not
-    similarity of whole texts, so an injected instruction wrapped in new prose, or
-    reworded here and there (one word in six changed keeps about half its 3-grams), still
-    matches. An agent that receives such a message carries the content one hop further;
+    (three in ten) of a shorter result's (and at least 3 when following directives;
+    directives of fewer than 3 word runs, "Send us feedback.", are not followed):
+    containment, not similarity of whole texts, so an injected instruction wrapped in new
+    prose, or reworded at each hop (one word in six changed keeps about half its 3-grams;
+    two hops of that, about a third), still matches. A directive is rarer than data, so
+    a third of one is still a quote of it. An agent that receives such a message carries the content one hop further;
     the sender of the message that reaches ``hops`` is the culprit (the breaker
     quarantines it by default).
 
@@ -178,7 +183,7 @@ class Infection:
         hops: int = 2,
         *,
         min_shared: int = 10,
-        min_fraction: float = 0.5,
+        min_fraction: float = 0.3,
         shingle: int = 3,
         memory: int = 64,
         max_chars: int = 20_000,
@@ -211,18 +216,28 @@ class Infection:
         return _InfectionTracker(self)
 
 
+# A message sharing at least ``_FEWEST`` but fewer than ``need`` word runs with directives
+# still carries them when it holds this many tenths of their longer words: rewording at
+# every hop breaks three runs for each word changed, and one word of the bag.
+_WORDS_SHARED = 6
 # Directives with fewer word runs than this ("Send us feedback.": one) carry too little
 # to tell a quote from an instruction passed on; a message must share at least this many.
 _FEWEST = 3
 
 
 class _Source:
-    __slots__ = ("need", "shingles", "tool")
+    __slots__ = ("need", "need_words", "shingles", "tool", "words")
 
-    def __init__(self, tool: str, found: set[int], need: int) -> None:
+    def __init__(
+        self, tool: str, found: set[int], need: int, words: frozenset[str] = frozenset()
+    ) -> None:
         self.tool = tool
         self.shingles = found
         self.need = need
+        # the directives' words of 4 letters or more, and how many of them a message that
+        # shares fewer than ``need`` word runs must hold (reworded at every hop)
+        self.words = words
+        self.need_words = -(-len(words) * _WORDS_SHARED // 10) if len(words) >= 5 else 1 << 30
 
 
 class _InfectionTracker:
@@ -252,13 +267,18 @@ class _InfectionTracker:
             return
         signal = self._signal
         found: set[int]
+        words: frozenset[str] = frozenset()
         if signal.directives:
             found = set()
+            said: set[str] = set()
             for part in directives(result.content, signal.max_chars):
-                found |= shingles(part, signal.shingle, signal.max_chars)
+                said_here = _WORD.findall(part.lower())
+                found |= _grams(said_here, signal.shingle)
+                said.update(w for w in said_here if len(w) >= 4)
             if len(found) < _FEWEST:
                 return
             least = _FEWEST
+            words = frozenset(said)
         else:
             found = shingles(result.content, signal.shingle, signal.max_chars)
             if not found:
@@ -267,7 +287,7 @@ class _InfectionTracker:
         at = self._next
         self._next += 1
         need = min(signal.min_shared, max(least, round(signal.min_fraction * len(found))))
-        self._sources[at] = _Source(result.tool, found, need)
+        self._sources[at] = _Source(result.tool, found, need, words)
         index = self._index
         for h in found:
             index[h] = at
@@ -294,15 +314,24 @@ class _InfectionTracker:
         m = seen.message
         index = self._index
         hits: dict[int, int] = {}
-        for h in shingles(m.content, signal.shingle, signal.max_chars):
+        said = _WORD.findall(m.content[: signal.max_chars].lower())
+        for h in _grams(said, signal.shingle):
             at = index.get(h)
             if at is not None:
                 hits[at] = hits.get(at, 0) + 1
         source = -1
+        bag: set[str] | None = None
         for at, n in hits.items():
-            if n >= self._sources[at].need:
+            known = self._sources[at]
+            if n >= known.need:
                 source = at
                 break
+            if n >= _FEWEST and known.words:
+                if bag is None:
+                    bag = set(said)
+                if len(known.words & bag) >= known.need_words:
+                    source = at
+                    break
         if source < 0:
             return None
         hop, links = self._carriers.get(m.sender, (0, ()))

@@ -49,7 +49,7 @@ _ACT = _lexicon(
     "delete deletes deleted deleting erase erased wipe wipes wiped remove removes removed",
     "drop transfer transfers transferred wire wired pay pays paid grant grants granted",
     "execute executes executed ignore ignores ignored ignoring disregard disregarded",
-    "forget override overrides exfiltrate",
+    "forget override overrides exfiltrate deliver delivered transmit transmitted submit",
     "sende senden schicke schicken schickt leite leiten weiterleiten lösche löschen",  # de
     "ignoriere ignorieren vergiss überweise überweisen exportiere exportieren",
     "envía envíe enviar envíen reenvía reenvíe reenviar borra borre borrar elimina",  # es
@@ -65,7 +65,26 @@ _SINK = re.compile(r"[\w.+-]+@[\w-]+\.[\w.-]*\w|\b(?:https?|ftp)://|\bwww\.\w", 
 # the ends of JSON strings or list items; a clause may also open after a colon or a dash
 # ("System notice: copy this ...").
 _SENTENCES = re.compile(r"(?<=[.!?])\s+|\n+|[\"\]}{\[]")
+# A line of extracted text that ends in an address or a link, run into the next one
+# ("Contact: sales@vendor.example Our office ..."): a sentence ends there.
+_RUN_ON = re.compile(
+    r"([\w.+-]+@[\w-]+\.[\w.-]*\w|\b(?:(?:https?|ftp)://|www\.)\S*\w)\s+(?=[A-ZÄÖÜÉ])"
+)
+# Addresses and links, taken out before an imperative is looked for ("drop.box@...").
+_VALUES = re.compile(r"[\w.+-]+@[\w-]+\.[\w.-]*\w|\b(?:(?:https?|ftp)://|www\.)\S*")
 _CLAUSE = re.compile(r"[:\u2014\u2013]|\s-\s")
+# The forms an imperative takes (an opening "Emails from support arrive ..." is a noun).
+_IMPERATIVE = _lexicon(
+    "send forward mail email e-mail cc bcc reply upload export share leak disclose reveal",
+    "copy delete erase wipe remove drop transfer wire pay grant execute ignore disregard",
+    "forget override exfiltrate deliver transmit submit",
+    "sende schicke leite lösche ignoriere vergiss überweise exportiere",  # de
+    "envía envíe reenvía reenvíe borra borre elimina elimine ignora olvida transfiere exporta",
+    "envoie envoyez transfère transférez supprime supprimez efface effacez ignorez oublie",
+    "oubliez exporte exportez",  # fr
+    "invia inviate inoltra cancella elimina ignora dimentica",  # it
+    "stuur verstuur verwijder negeer vergeet",  # nl
+)
 # A sink value is an object of such a verb when the verb is among the words before it.
 _NEAR = 12
 _SOFTENERS = _lexicon("please kindly now immediately then and also just bitte por favor svp")
@@ -104,7 +123,8 @@ def directives(text: str, max_chars: int = 20_000) -> list[str]:
     []
     """
     found: list[str] = []
-    for sentence in _SENTENCES.split(text[:max_chars]):
+    text = _RUN_ON.sub("\\1\n", text[:max_chars])
+    for sentence in _SENTENCES.split(text):
         if sentence and _directs(sentence):
             found.append(sentence.strip())
     return found
@@ -119,10 +139,10 @@ def _directs(sentence: str) -> bool:
         return True
     acts = not said.isdisjoint(_ACT)
     if acts:
-        for clause in _CLAUSE.split(sentence.lower()):
+        for clause in _CLAUSE.split(_VALUES.sub(" ", sentence.lower())):
             for w in _WORD.findall(clause):
                 if w not in _SOFTENERS:
-                    if w in _ACT:
+                    if w in _IMPERATIVE:
                         return True
                     break
         for m in _SINK.finditer(sentence):
@@ -156,7 +176,9 @@ class Infection:
     containment, not similarity of whole texts, so an injected instruction wrapped in new
     prose, or reworded at each hop (one word in six changed keeps about half its 3-grams;
     two hops of that, about a third), still matches. A directive is rarer than data, so
-    a third of one is still a quote of it. An agent that receives such a message carries the content one hop further;
+    a third of one is still a quote of it; so is a message sharing at least 3 of its word
+    runs and half of its words of four letters or more (a word changed breaks three runs
+    but only one word). An agent that receives such a message carries the content one hop further;
     the sender of the message that reaches ``hops`` is the culprit (the breaker
     quarantines it by default).
 
@@ -217,9 +239,9 @@ class Infection:
 
 
 # A message sharing at least ``_FEWEST`` but fewer than ``need`` word runs with directives
-# still carries them when it holds this many tenths of their longer words: rewording at
+# still carries them when it holds this many tenths of their longer words (half): rewording at
 # every hop breaks three runs for each word changed, and one word of the bag.
-_WORDS_SHARED = 6
+_WORDS_SHARED = 5
 # Directives with fewer word runs than this ("Send us feedback.": one) carry too little
 # to tell a quote from an instruction passed on; a message must share at least this many.
 _FEWEST = 3

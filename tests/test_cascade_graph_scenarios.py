@@ -51,7 +51,7 @@ def test_held_out_scenarios_through_graphs_async(kind: str) -> None:
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
-@pytest.mark.parametrize("kind", ["infection", "deputy"])
+@pytest.mark.parametrize("kind", ["infection", "infection_long", "deputy"])
 @pytest.mark.parametrize("wiring", WIRINGS)
 def test_without_the_monitor_the_harm_happens(kind: str, wiring: str) -> None:
     """The oracle for containment: the same graph with no cascade monitor lets the story's

@@ -96,7 +96,7 @@ def test_without_the_monitor_the_harm_happens(kind: str) -> None:
             generate(kind, "direct", seed), "causal", Guard(POLICY), record=False
         )
         assert outcome.flagged is None
-        if kind in ("infection", "deputy"):
+        if kind in ("infection", "infection_long", "deputy"):
             assert outcome.harm != []
         else:
             assert len(sent) >= 20
@@ -106,7 +106,9 @@ def test_without_the_monitor_the_harm_happens(kind: str) -> None:
 def test_benign_runs_are_long_enough_to_mean_something(kind: str) -> None:
     for seed in HELD_OUT_SEEDS[:3]:
         _, sent, _ = play(generate(kind, "direct", seed), "causal")
-        assert len(sent) >= {"relay": 3, "review": 8, "denial_report": 8}.get(kind, 12)
+        assert len(sent) >= {"relay": 3, "review": 8, "denial_report": 8, "web_quote": 3}.get(
+            kind, 12
+        )
 
 
 def test_scenarios_are_worded_differently_each_round() -> None:

@@ -1286,6 +1286,8 @@ def _work_list(rng: random.Random, sp: Speaker) -> tuple[dict[str, Behaviour], s
     for i, name in enumerate(names):
         behaviours[name] = worker(i)
     return behaviours, boss
+
+
 # -- infection in long messages; an untrusted page of facts quoted on (kinds added last) -----
 
 LONG_PAYLOADS = (

@@ -24,11 +24,14 @@ from guardrails_plugin.cascade._facts import (
     _CLOCK,
     _COUNTER_WORDS,
     _LOWER,
+    _MOVES,
+    _POSITION_WORDS,
     _SHORT_COUNTER,
     _UPPER,
     NAME,
     STRONG,
     facts,
+    readable,
 )
 
 # -- the reference ---------------------------------------------------------------------
@@ -51,11 +54,9 @@ _REF_PUNCT = ".,:;!?()[]{}'\"-#"
 _REF_OPENERS = "([{<\"'*`"
 
 
-def reference_facts(text: str, max_chars: int = 1_000) -> dict[str, int]:
-    """The facts of ``text``, the slow way (no cache, every hit inspected)."""
+def reference_facts(text: str) -> dict[str, int]:
+    """The facts of all of ``text``, the slow way (no cache, every hit inspected)."""
     found: dict[str, int] = {}
-    if len(text) > max_chars:
-        text = text[:max_chars]
     for m in _REF_FACT.finditer(text):
         token = m[0]
         first = token[0]
@@ -83,6 +84,11 @@ def reference_facts(text: str, max_chars: int = 1_000) -> dict[str, int]:
         key = _reference_classify(token)
         if not key:
             continue
+        if key[0] == "@":
+            before = text[: m.start()].split()
+            if before and before[-1].strip(_REF_PUNCT).lower() in _POSITION_WORDS:
+                found[before[-1].strip(_REF_PUNCT).lower() + " " + key[1:]] = STRONG
+            continue
         if key[0] == "#":
             before = text[start - 24 if start > 24 else 0 : start].split()
             if before and before[-1].strip(_REF_PUNCT).lower() in _COUNTER_WORDS:
@@ -109,7 +115,7 @@ def _reference_classify(token: str) -> str:
         return ""
     low = token.lower()
     if (_SHORT_COUNTER.fullmatch(low) or _CLOCK.match(low)) and low[-1] != "%":
-        return ""
+        return "@" + low if low.isdigit() else ""
     if low[0].isdigit() and low.replace(",", "").replace(".", "").isdigit():
         return "#" + low
     return low
@@ -175,12 +181,60 @@ texts = st.one_of(
 @example('{"items": ["' + "a long sentence " * 6 + '", "attempt": 3}', 1_000)
 @example("## v10\n- INC-49490 holds.\n\n_Please look again. For you._ _v9_ __init__", 1_000)
 def test_facts_match_the_reference(text: str, max_chars: int) -> None:
-    want = list(reference_facts(text, max_chars).items())
-    assert list(_facts._scan(text[:max_chars]).items()) == want
+    head = readable(text, max_chars)
+    want = list(reference_facts(head).items())
+    assert list(_facts._scan(head).items()) == want
     got = facts(text, max_chars)
     assert list(got.items()) == want
     got.clear()  # the caller's copy: the text's remembered facts are not touched
     assert list(facts(text, max_chars).items()) == want
+
+
+_WHITESPACE = " \t\n\r\f\v"
+_REF_OPENER = re.compile(r"[\"“«`]|(?<=[\s(\[])'")
+
+
+def _clean_cut(text: str, at: int) -> bool:
+    """Whether ``text[:at]`` ends where no fact can be cut (the definition, checked the
+    slow way): the end of the text, a line break, or a whitespace or a quote character
+    with nothing that could open a quoted value in the 82 characters of its line before."""
+    if at in (0, len(text)) or text[at] == "\n":
+        return True
+    if text[at] not in _WHITESPACE and not _REF_OPENER.match(text, at):
+        return False
+    line = text.rfind("\n", 0, at) + 1
+    return not any(_REF_OPENER.match(text, i) for i in range(max(line, at - 82), at))
+
+
+_LONG_PIECE = st.one_of(_PIECE, _PIECE, st.sampled_from(["\n", " ", "x" * 30, "INV-2024-0042"]))
+long_texts = st.lists(_LONG_PIECE, min_size=20, max_size=300).map("".join)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(long_texts | texts, st.integers(1, 700))
+@example("id INV-2024-0042 done", 14)
+@example("x " * 600 + "INV-2024-0042 next", 1_000)
+@example('said "the order INV-1 is on hold" today', 30)
+@example("a " * 40 + "('quoted INV-7 here') and more", 90)
+def test_a_cut_never_invents_a_fact(text: str, max_chars: int) -> None:
+    """What ``facts`` reads of a long text is a head of it, at most ``max_chars`` long,
+    ending where no token or quoted value is cut; the longest such head unless quotes are
+    too dense to find one (then it ends before them). And every fact found in it is a
+    fact of the whole text with the same weight (the reference reading all of it): a cut
+    never turns a piece of an identifier or a quote into a fake fact."""
+    head = readable(text, max_chars)
+    assert text.startswith(head)
+    assert len(head) <= max_chars
+    assert _clean_cut(text, len(head))
+    if len(text) <= max_chars:
+        assert head == text
+    else:
+        longest = max(at for at in range(max_chars + 1) if _clean_cut(text, at))
+        skipped = sum(1 for _ in _REF_OPENER.finditer(text, len(head), longest))
+        assert len(head) == longest or skipped >= _MOVES
+    whole = reference_facts(text)
+    for fact, weight in facts(text, max_chars).items():
+        assert whole.get(fact) == weight, fact
 
 
 @settings(max_examples=300, deadline=None)

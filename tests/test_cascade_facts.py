@@ -249,3 +249,61 @@ def test_the_token_cache_does_not_change_facts(batch: list[str]) -> None:
     again = [facts(t) for t in reversed(batch)][::-1]
     assert [list(f.items()) for f in first] == [list(f.items()) for f in again]
     assert [list(f.items()) for f in first] == [list(reference_facts(t).items()) for t in batch]
+
+
+# -- JSON escapes --------------------------------------------------------------------------
+
+_json_values = st.recursive(
+    st.text() | st.integers() | st.none(),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(_json_values)
+@example({"items": ["Prüfung von capítulo 4", "\\u00fc", "😀 “x”"]})
+def test_json_escapes_read_as_the_characters_they_stand_for(value: object) -> None:
+    """A JSON body written with ``json.dumps`` (non-ASCII escaped) reads exactly like the
+    same body written with ``ensure_ascii=False``: the same text once unescaped, the same
+    facts (a word with an accent is no token with digits, "cap\\u00edtulo 4" a position)."""
+    import json
+
+    escaped, plain = json.dumps(value), json.dumps(value, ensure_ascii=False)
+    assert _facts.unescape(escaped) == plain
+    assert facts(escaped) == facts(plain)
+
+
+# -- positions -----------------------------------------------------------------------------
+
+_NOT_POSITIONS = st.sampled_from([*sorted(_COUNTER_WORDS), "days", "Stand", "Durchlauf", "in"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    texts,
+    st.sampled_from(sorted(_POSITION_WORDS)),
+    _NOT_POSITIONS,
+    st.integers(0, 99),
+    st.sampled_from(["", ".", ":", ","]),
+)
+def test_a_small_number_is_a_fact_only_as_a_position(
+    text: str, position: str, other: str, n: int, punct: str
+) -> None:
+    """``chapter 4`` (any position word, any case) is the fact "chapter 4"; ``attempt 4``,
+    ``Runde 4``, ``in 4`` bring no fact, whatever text they stand in."""
+    said = f"{text} {position.capitalize()} {n}{punct} and"
+    assert f"{position} {n}" in facts(said)
+    assert set(facts(f"{text} {other} {n}{punct} and")) <= set(facts(f"{text} and"))
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.text(min_size=1, max_size=3_000), min_size=1, max_size=40))
+def test_the_text_cache_holds_a_bounded_number_of_characters(batch: list[str]) -> None:
+    for text in batch:
+        facts(text * 7)
+        assert sum(map(len, _facts._BY_TEXT)) == _facts._BY_TEXT_HELD[0]
+        assert _facts._BY_TEXT_HELD[0] <= _facts._BY_TEXT_CHARS
+        assert len(_facts._BY_TEXT) <= _facts._BY_TEXT_MAX

@@ -275,6 +275,10 @@ _BY_TEXT_HELD = [0]  # characters of the texts in ``_BY_TEXT``
 # apostrophe after whitespace or an opening bracket.
 _QUOTE_OPENER = re.compile(r"[\"“«`]|(?<=[\s(\[])'")
 
+# a JSON escape: an escaped backslash (kept), a surrogate pair, or one code unit
+_ESCAPE = re.compile(
+    r"\\\\|\\u([dD][89abAB][0-9a-fA-F]{2})\\u([dD][c-fC-F][0-9a-fA-F]{2})|\\u([0-9a-fA-F]{4})"
+)
 _MOVES = 32  # quotes ``readable`` steps back over at most
 
 MAX_CHARS = 8_000
@@ -296,6 +300,8 @@ def facts(text: str, max_chars: int = MAX_CHARS) -> dict[str, int]:
     ...              'at ops@example.com, status "on hold" (v3, 12:03:07), see chapter 7.'))
     ['"on hold"', '1,250.00', 'chapter 7', 'inv-2024-0042', 'maria', 'ops@example.com']
     """
+    if "\\u" in text:
+        text = unescape(text)
     if len(text) > max_chars:
         text = readable(text, max_chars)
     if max_chars == MAX_CHARS:
@@ -318,6 +324,31 @@ def _remember(text: str, found: dict[str, int]) -> None:
         held = len(text)
     _BY_TEXT[text] = found
     _BY_TEXT_HELD[0] = held
+
+
+def unescape(text: str) -> str:
+    r"""``text`` with its JSON escapes of non-ASCII characters and DEL (``\u00fc``, pairs)
+    read as the characters, as ``json.dumps(..., ensure_ascii=False)`` would have written
+    them: an agent answering with ``json.dumps`` writes "Pr\u00fcfung" for "Prüfung",
+    which would otherwise be a token with digits (a fact, new whenever a reworded
+    sentence picks another word with an accent) and would hide the word itself
+    ("cap\u00edtulo 4" is "capítulo 4", a position). Escaped backslashes, escapes of the other
+    ASCII characters and lone surrogates stay as they are.
+
+    >>> unescape('{"items": ["Pr\\u00fcfung von cap\\u00edtulo 4", "\\\\u00fc\\u0022"]}')
+    '{"items": ["Prüfung von capítulo 4", "\\\\u00fc\\u0022"]}'
+    """
+    return _ESCAPE.sub(_unescaped, text)
+
+
+def _unescaped(m: re.Match[str]) -> str:
+    single = m[3]
+    if single is not None:
+        code = int(single, 16)
+        return m[0] if code < 0x7F or 0xD800 <= code < 0xE000 else chr(code)
+    if m[1] is not None:  # a surrogate pair
+        return chr(0x10000 + ((int(m[1], 16) - 0xD800) << 10) + int(m[2], 16) - 0xDC00)
+    return m[0]  # an escaped backslash
 
 
 def readable(text: str, max_chars: int = MAX_CHARS) -> str:

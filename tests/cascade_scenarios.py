@@ -1330,7 +1330,7 @@ def _chapters(rng: random.Random, sp: Speaker, *, moving: bool) -> tuple[dict[st
     def planner_act(d: Delivery) -> list[Action]:
         state["p"] += 1
         k = state["p"]
-        if k > total:
+        if moving and k > total:
             return []
         text = sp.say(
             [

@@ -300,7 +300,7 @@ def facts(text: str, max_chars: int = MAX_CHARS) -> dict[str, int]:
     ...              'at ops@example.com, status "on hold" (v3, 12:03:07), see chapter 7.'))
     ['"on hold"', '1,250.00', 'chapter 7', 'inv-2024-0042', 'maria', 'ops@example.com']
     """
-    if "\\u" in text:
+    if "\\" in text and "\\u" in text:  # (one character: a much faster search)
         text = unescape(text)
     if len(text) > max_chars:
         text = readable(text, max_chars)
@@ -310,20 +310,14 @@ def facts(text: str, max_chars: int = MAX_CHARS) -> dict[str, int]:
         seen = _BY_TEXT.get(text)
         if seen is None:
             seen = _scan(text)
-            _remember(text, seen)
+            held = _BY_TEXT_HELD[0] + len(text)
+            if len(_BY_TEXT) >= _BY_TEXT_MAX or held > _BY_TEXT_CHARS:
+                _BY_TEXT.clear()
+                held = len(text)
+            _BY_TEXT[text] = seen
+            _BY_TEXT_HELD[0] = held
         return dict(seen)
     return _scan(text)
-
-
-def _remember(text: str, found: dict[str, int]) -> None:
-    """Cache ``found`` as the facts of ``text``: at most ``_BY_TEXT_MAX`` texts and
-    ``_BY_TEXT_CHARS`` characters of them (the whole cache cleared when either is full)."""
-    held = _BY_TEXT_HELD[0] + len(text)
-    if len(_BY_TEXT) >= _BY_TEXT_MAX or held > _BY_TEXT_CHARS:
-        _BY_TEXT.clear()
-        held = len(text)
-    _BY_TEXT[text] = found
-    _BY_TEXT_HELD[0] = held
 
 
 def unescape(text: str) -> str:
@@ -441,10 +435,16 @@ def _scan(text: str) -> dict[str, int]:
             known[token] = key
         if not key:
             continue
-        if key[0] == "@":
-            key = _position(text, m.start(), key)
-            if key:
-                found[key] = STRONG
+        if key[0] == "@":  # a small number: a fact only right after a position word
+            start = m.start()
+            if (
+                start > 1
+                and text[start - 1].isspace()
+                and (text[start - 2].isalpha() or text[start - 2] in ".:")
+            ):
+                key = _position(text, start, key)
+                if key:
+                    found[key] = STRONG
             continue
         if key[0] == "#":
             # a number: not a fact right after a counter word ("attempt 117")
@@ -458,11 +458,12 @@ def _scan(text: str) -> dict[str, int]:
 
 
 def _position(text: str, start: int, key: str) -> str:
-    """The fact of the small number ``key[1:]`` at ``start``: ``"chapter 4"`` when the word
-    right before it names a part of a document or of a piece of work (``_POSITION_WORDS``:
-    chapter, section, page, item, question... in eight languages), else ``""`` (a small
-    number alone is a round counter). A planner walking a writer through "chapter 4,
-    5, 6" moves on every round; "attempt 4, 5, 6" does not."""
+    """The fact of the small number ``key[1:]`` at ``start`` (after a whitespace, after a
+    letter, ``.`` or ``:``): ``"chapter 4"`` when the word right before it names a part of
+    a document or of a piece of work (``_POSITION_WORDS``: chapter, section, page, item,
+    question... in eight languages), else ``""`` (a small number alone is a round
+    counter). A planner walking a writer through "chapter 4, 5, 6" moves on every round;
+    "attempt 4, 5, 6" does not."""
     before = text[start - 24 if start > 24 else 0 : start].split()
     if before and (len(before) > 1 or start <= 24 or text[start - 25].isspace()):
         # (a word cut by the window, "subchapter", is not one)

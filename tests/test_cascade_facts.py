@@ -310,3 +310,19 @@ def test_the_text_cache_holds_a_bounded_number_of_characters(batch: list[str]) -
         assert sum(map(len, _facts._BY_TEXT)) == _facts._BY_TEXT_HELD[0]
         assert _facts._BY_TEXT_HELD[0] <= _facts._BY_TEXT_CHARS
         assert len(_facts._BY_TEXT) <= _facts._BY_TEXT_MAX
+
+
+_ESCAPED_PIECE = st.one_of(
+    _PIECE, st.sampled_from(["\\u00fc", "\\u00e9", "\\ud83d\\ude00", "\\u0022", "\\\\", " "])
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_ESCAPED_PIECE, max_size=300).map("".join), st.integers(1, 120))
+def test_a_long_text_is_cut_before_it_is_unescaped_without_changing_its_facts(
+    text: str, max_chars: int
+) -> None:
+    """``facts`` cuts a text longer than six times ``max_chars`` before unescaping it (an
+    escape is six characters for one), so an enormous message costs no more than its head;
+    the facts are those of the whole text unescaped, then cut."""
+    assert facts(text, max_chars) == _facts._scan(readable(_facts.unescape(text), max_chars))

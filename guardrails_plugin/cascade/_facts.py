@@ -300,6 +300,10 @@ def facts(text: str, max_chars: int = MAX_CHARS) -> dict[str, int]:
     ...              'at ops@example.com, status "on hold" (v3, 12:03:07), see chapter 7.'))
     ['"on hold"', '1,250.00', 'chapter 7', 'inv-2024-0042', 'maria', 'ops@example.com']
     """
+    if len(text) > 6 * max_chars + 6:
+        # no more than the head can need: an escape is 6 characters for 1, so what is left
+        # unescapes to more than ``max_chars`` characters before a cut escape at its end
+        text = text[: 6 * max_chars + 6]
     if "\\" in text and "\\u" in text:  # (one character: a much faster search)
         text = unescape(text)
     if len(text) > max_chars:

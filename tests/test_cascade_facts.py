@@ -312,13 +312,14 @@ def test_the_text_cache_holds_a_bounded_number_of_characters(batch: list[str]) -
         assert len(_facts._BY_TEXT) <= _facts._BY_TEXT_MAX
 
 
-_ESCAPED_PIECE = st.one_of(
-    _PIECE, st.sampled_from(["\\u00fc", "\\u00e9", "\\ud83d\\ude00", "\\u0022", "\\\\", " "])
-)
+_ESCAPES = st.sampled_from(["\\u00fc", "\\u00e9", "\\ud83d\\ude00", "\\u0022", "\\\\", "\\u4e2d"])
+_ESCAPED_PIECE = st.one_of(_ESCAPES, _ESCAPES, _ESCAPES, _TOKENS, st.just(" "), _PIECE)
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(_ESCAPED_PIECE, max_size=300).map("".join), st.integers(1, 120))
+@given(st.lists(_ESCAPED_PIECE, max_size=400).map("".join), st.integers(1, 60))
+@example("\\u00fc" * 8 + " INV-2024-0042 " + "x" * 150, 25)
+@example("\\u4e2d" * 24 + "\\ud83d\\ude00 7z " + "x" * 150, 26)
 def test_a_long_text_is_cut_before_it_is_unescaped_without_changing_its_facts(
     text: str, max_chars: int
 ) -> None:

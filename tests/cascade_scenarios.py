@@ -49,8 +49,8 @@ delivered; a tool call it does not allow does not run.
 "In time", per kind (rounds and generations counted from 1):
 
 - loops (``loop2``, ``loop3``, ``redispatch``, ``long_loop``, ``chapter_loop``): flagged
-  by a message of the 4th round at
-  the latest (the first round is work; rounds 2-4 are the first three stale rounds);
+  by a message of the 4th round at the latest (the first round is work; rounds 2-4 are
+  the first three stale rounds);
 - storms: flagged by a message of the storm's 3rd multiplying generation at the latest
   (generation 1 is the first dispatch, 2 the first re-fan-out: the onset; for
   ``fanout_answers`` the fan-outs are generations 1, 3 and 5, answers in between);

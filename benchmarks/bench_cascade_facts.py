@@ -1,12 +1,13 @@
 """The cost of one ``facts()`` call on a text it has not read before, this tree against another.
 
 Run:  python benchmarks/bench_cascade_facts.py --other DIR [--texts 600] [--rounds 9]
-      [--instructions]
+      [--chars 1000] [--instructions]
 
 ``DIR`` holds another version of the package (``/path/to/checkout`` or ``git archive main
 guardrails_plugin | tar -x -C DIR``). The texts are the relay traffic of
 ``bench_cascade_ab.py`` (``bench_cascade.Traffic``, seed 7): each message's first 1,000
-characters, all different, so every call misses the text cache, as on relay traffic. Each
+characters (``--chars``; 0: whole messages, 1,206 characters on average, up to ~4,000, as
+a tree that reads more than 1,000 characters reads them), all different, so every call misses the text cache, as on relay traffic. Each
 tree's ``_facts.py`` is loaded on its own (no package import: nothing else runs), the token
 cache is warmed on the other texts first, and the calls are timed in child processes that
 alternate A B A B ... (``time.thread_time``: the process's own CPU, preemption left out).
@@ -55,12 +56,13 @@ print((time.thread_time_ns() - cpu0) / max(count, 1) / 1000)
 """
 
 
-def _texts(count: int) -> list[str]:
+def _texts(count: int, chars: int) -> list[str]:
     sys.path.insert(0, str(HERE))
     from bench_cascade import Traffic
 
     traffic = Traffic(100, 50, seed=7)
-    return [next(traffic)[1].content[:1_000] for _ in range(count + 2_000)]
+    texts = [next(traffic)[1].content for _ in range(count + 2_000)]
+    return [t[:chars] for t in texts] if chars else texts
 
 
 def _instructions(source: Path, data: Path, count: int, cwd: str) -> float:
@@ -76,10 +78,11 @@ def main() -> None:
     ap.add_argument("--other", required=True, help="directory holding another guardrails_plugin")
     ap.add_argument("--texts", type=int, default=600, help="texts timed per round")
     ap.add_argument("--rounds", type=int, default=9)
+    ap.add_argument("--chars", type=int, default=1_000, help="characters of each text (0: all)")
     ap.add_argument("--instructions", action="store_true", help="count instructions (callgrind)")
     args = ap.parse_args()
-    if args.texts < 1:
-        sys.exit("error: --texts must be at least 1")
+    if args.texts < 1 or args.chars < 0:
+        sys.exit("error: --texts must be at least 1 and --chars at least 0")
     trees = {"this": ROOT, "other": Path(args.other).resolve()}
     sources = {k: v / "guardrails_plugin" / "cascade" / "_facts.py" for k, v in trees.items()}
     for name, source in sources.items():
@@ -87,14 +90,15 @@ def main() -> None:
             sys.exit(f"error: {trees[name]} holds no guardrails_plugin/cascade/_facts.py")
     if args.instructions and shutil.which("valgrind") is None:
         sys.exit("error: --instructions needs valgrind on the PATH")
-    texts = _texts(args.texts)
+    texts = _texts(args.texts, args.chars)
     ascii_share = sum(t.isascii() for t in texts[: args.texts]) / args.texts
     mean_chars = statistics.mean(len(t) for t in texts[: args.texts])
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "texts.pickle"
         data.write_bytes(pickle.dumps(texts))
         print(
-            f"{args.texts} relay texts (first 1,000 characters, {mean_chars:.0f} on average, "
+            f"{args.texts} relay texts ({f'first {args.chars:,}' if args.chars else 'all'} "
+            f"characters, {mean_chars:.0f} on average, "
             f"{ascii_share:.0%} ASCII), each read once, text cache missed; python "
             f"{sys.version.split()[0]}, load {os.getloadavg()[0]:.1f}"
         )

@@ -24,11 +24,14 @@ from guardrails_plugin.cascade._facts import (
     _CLOCK,
     _COUNTER_WORDS,
     _LOWER,
+    _MOVES,
+    _POSITION_WORDS,
     _SHORT_COUNTER,
     _UPPER,
     NAME,
     STRONG,
     facts,
+    readable,
 )
 
 # -- the reference ---------------------------------------------------------------------
@@ -51,11 +54,9 @@ _REF_PUNCT = ".,:;!?()[]{}'\"-#"
 _REF_OPENERS = "([{<\"'*`"
 
 
-def reference_facts(text: str, max_chars: int = 1_000) -> dict[str, int]:
-    """The facts of ``text``, the slow way (no cache, every hit inspected)."""
+def reference_facts(text: str) -> dict[str, int]:
+    """The facts of all of ``text``, the slow way (no cache, every hit inspected)."""
     found: dict[str, int] = {}
-    if len(text) > max_chars:
-        text = text[:max_chars]
     for m in _REF_FACT.finditer(text):
         token = m[0]
         first = token[0]
@@ -83,6 +84,14 @@ def reference_facts(text: str, max_chars: int = 1_000) -> dict[str, int]:
         key = _reference_classify(token)
         if not key:
             continue
+        if key[0] == "@":
+            at = m.start()
+            glued = at < 2 or not text[at - 1].isspace()
+            glued = glued or not (text[at - 2].isalpha() or text[at - 2] in ".:")
+            before = [] if glued else text[:at].split()
+            if before and before[-1].strip(_REF_PUNCT).lower() in _POSITION_WORDS:
+                found[before[-1].strip(_REF_PUNCT).lower() + " " + key[1:]] = STRONG
+            continue
         if key[0] == "#":
             before = text[start - 24 if start > 24 else 0 : start].split()
             if before and before[-1].strip(_REF_PUNCT).lower() in _COUNTER_WORDS:
@@ -109,7 +118,7 @@ def _reference_classify(token: str) -> str:
         return ""
     low = token.lower()
     if (_SHORT_COUNTER.fullmatch(low) or _CLOCK.match(low)) and low[-1] != "%":
-        return ""
+        return "@" + low if low.isdigit() else ""
     if low[0].isdigit() and low.replace(",", "").replace(".", "").isdigit():
         return "#" + low
     return low
@@ -175,12 +184,60 @@ texts = st.one_of(
 @example('{"items": ["' + "a long sentence " * 6 + '", "attempt": 3}', 1_000)
 @example("## v10\n- INC-49490 holds.\n\n_Please look again. For you._ _v9_ __init__", 1_000)
 def test_facts_match_the_reference(text: str, max_chars: int) -> None:
-    want = list(reference_facts(text, max_chars).items())
-    assert list(_facts._scan(text[:max_chars]).items()) == want
+    head = readable(text, max_chars)
+    want = list(reference_facts(head).items())
+    assert list(_facts._scan(head).items()) == want
     got = facts(text, max_chars)
     assert list(got.items()) == want
     got.clear()  # the caller's copy: the text's remembered facts are not touched
     assert list(facts(text, max_chars).items()) == want
+
+
+_WHITESPACE = " \t\n\r\f\v"
+_REF_OPENER = re.compile(r"[\"“«`]|(?<=[\s(\[])'")
+
+
+def _clean_cut(text: str, at: int) -> bool:
+    """Whether ``text[:at]`` ends where no fact can be cut (the definition, checked the
+    slow way): the end of the text, a line break, or a whitespace or a quote character
+    with nothing that could open a quoted value in the 82 characters of its line before."""
+    if at in (0, len(text)) or text[at] == "\n":
+        return True
+    if text[at] not in _WHITESPACE and not _REF_OPENER.match(text, at):
+        return False
+    line = text.rfind("\n", 0, at) + 1
+    return not any(_REF_OPENER.match(text, i) for i in range(max(line, at - 82), at))
+
+
+_LONG_PIECE = st.one_of(_PIECE, _PIECE, st.sampled_from(["\n", " ", "x" * 30, "INV-2024-0042"]))
+long_texts = st.lists(_LONG_PIECE, min_size=20, max_size=300).map("".join)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(long_texts | texts, st.integers(1, 700))
+@example("id INV-2024-0042 done", 14)
+@example("x " * 600 + "INV-2024-0042 next", 1_000)
+@example('said "the order INV-1 is on hold" today', 30)
+@example("a " * 40 + "('quoted INV-7 here') and more", 90)
+def test_a_cut_never_invents_a_fact(text: str, max_chars: int) -> None:
+    """What ``facts`` reads of a long text is a head of it, at most ``max_chars`` long,
+    ending where no token or quoted value is cut; the longest such head unless quotes are
+    too dense to find one (then it ends before them). And every fact found in it is a
+    fact of the whole text with the same weight (the reference reading all of it): a cut
+    never turns a piece of an identifier or a quote into a fake fact."""
+    head = readable(text, max_chars)
+    assert text.startswith(head)
+    assert len(head) <= max_chars
+    assert _clean_cut(text, len(head))
+    if len(text) <= max_chars:
+        assert head == text
+    else:
+        longest = max(at for at in range(max_chars + 1) if _clean_cut(text, at))
+        skipped = sum(1 for _ in _REF_OPENER.finditer(text, len(head), longest))
+        assert len(head) == longest or skipped >= _MOVES
+    whole = reference_facts(text)
+    for fact, weight in facts(text, max_chars).items():
+        assert whole.get(fact) == weight, fact
 
 
 @settings(max_examples=300, deadline=None)
@@ -195,3 +252,78 @@ def test_the_token_cache_does_not_change_facts(batch: list[str]) -> None:
     again = [facts(t) for t in reversed(batch)][::-1]
     assert [list(f.items()) for f in first] == [list(f.items()) for f in again]
     assert [list(f.items()) for f in first] == [list(reference_facts(t).items()) for t in batch]
+
+
+# -- JSON escapes --------------------------------------------------------------------------
+
+_json_values = st.recursive(
+    st.text() | st.integers() | st.none(),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(_json_values)
+@example({"items": ["Prüfung von capítulo 4", "\\u00fc", "😀 “x”"]})
+def test_json_escapes_read_as_the_characters_they_stand_for(value: object) -> None:
+    """A JSON body written with ``json.dumps`` (non-ASCII escaped) reads exactly like the
+    same body written with ``ensure_ascii=False``: the same text once unescaped, the same
+    facts (a word with an accent is no token with digits, "cap\\u00edtulo 4" a position)."""
+    import json
+
+    escaped, plain = json.dumps(value), json.dumps(value, ensure_ascii=False)
+    assert _facts.unescape(escaped) == plain
+    assert facts(escaped) == facts(plain)
+
+
+# -- positions -----------------------------------------------------------------------------
+
+_NOT_POSITIONS = st.sampled_from([*sorted(_COUNTER_WORDS), "days", "Stand", "Durchlauf", "in"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    texts,
+    st.sampled_from(sorted(_POSITION_WORDS)),
+    _NOT_POSITIONS,
+    st.integers(0, 99),
+    st.sampled_from(["", ".", ":", ","]),
+)
+def test_a_small_number_is_a_fact_only_as_a_position(
+    text: str, position: str, other: str, n: int, punct: str
+) -> None:
+    """``chapter 4`` (any position word, any case) is the fact "chapter 4"; ``attempt 4``,
+    ``Runde 4``, ``in 4``: the number brings no fact, whatever text it stands in."""
+    said = f"{text} {position.capitalize()} {n}{punct} and"
+    assert f"{position} {n}" in facts(said)
+    assert facts(f"{text} {other} {n}{punct} and") == facts(f"{text} {other}{punct} and")
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.text(min_size=1, max_size=3_000), min_size=1, max_size=40))
+def test_the_text_cache_holds_a_bounded_number_of_characters(batch: list[str]) -> None:
+    for text in batch:
+        facts(text * 7)
+        assert sum(map(len, _facts._BY_TEXT)) == _facts._BY_TEXT_HELD[0]
+        assert _facts._BY_TEXT_HELD[0] <= _facts._BY_TEXT_CHARS
+        assert len(_facts._BY_TEXT) <= _facts._BY_TEXT_MAX
+
+
+_ESCAPES = st.sampled_from(["\\u00fc", "\\u00e9", "\\ud83d\\ude00", "\\u0022", "\\\\", "\\u4e2d"])
+_ESCAPED_PIECE = st.one_of(_ESCAPES, _ESCAPES, _ESCAPES, _TOKENS, st.just(" "), _PIECE)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_ESCAPED_PIECE, max_size=400).map("".join), st.integers(1, 60))
+@example("\\u00fc" * 8 + " INV-2024-0042 " + "x" * 150, 25)
+@example("\\u4e2d" * 24 + "\\ud83d\\ude00 7z " + "x" * 150, 26)
+def test_a_long_text_is_cut_before_it_is_unescaped_without_changing_its_facts(
+    text: str, max_chars: int
+) -> None:
+    """``facts`` cuts a text longer than six times ``max_chars`` before unescaping it (an
+    escape is six characters for one), so an enormous message costs no more than its head;
+    the facts are those of the whole text unescaped, then cut."""
+    assert facts(text, max_chars) == _facts._scan(readable(_facts.unescape(text), max_chars))

@@ -18,7 +18,8 @@ class Cycles:
 
     **News is information, not wording.** A message is news when it carries facts the run
     has not seen (``facts``: identifiers, numbers, addresses, quoted values, names), worth
-    ``min_news`` together (a new identifier alone is enough; one new name is not), or when
+    ``min_news`` together (a new identifier or a new position such as "chapter 4" alone
+    is enough; one new name is not), or when
     its sender got a tool result with new facts since its last message. Agents stuck in a
     loop reword every round ("Could you take another look?", "Please check it once more")
     and bump counters ("attempt 4", "v3"), which are not facts; a review that makes real
@@ -54,7 +55,7 @@ class Cycles:
     place on its chain is a link to its parent's, with the chain's last ``repeats *
     max_length`` messages copied once per as many messages), ``max_length`` comparisons,
     and, for a message that
-    repeats a hand-off, one regular-expression scan (the first 1,000 characters) of each of
+    repeats a hand-off, one regular-expression scan (up to 8,000 characters: ``readable``) of each of
     its chain's messages not read yet: each message is read at most once while remembered,
     so at most one scan per message amortized, none in traffic that never repeats a
     hand-off.

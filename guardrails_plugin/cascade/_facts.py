@@ -20,20 +20,35 @@ re-wrapping do not change them:
 - **names**: a capitalised word right after a lowercase word (``... asked Maria ...``);
   not after punctuation, where sentences and greetings start.
 
-Not facts (they change every round without saying anything): **round counters** (a number
-of one or two digits alone, unless a percentage, ``v3``, ``#4``, ``4th``, ``r12``, a number right after a
-counter word such as *attempt*, *round*, *retry*, *iteration*, *version*), **clock times
-and timestamps** (``12:03:07``, ``2024-05-01T12:03:07Z``). Names weigh half: one new
-capitalised word alone (a greeting, an acronym-free interjection) is not news, two are.
+- **positions**: a number of one or two digits right after a word naming a part of a
+  document or of a piece of work (``chapter 4``, ``Kapitel 4``, ``page 12``, ``item 3``,
+  ``question 7``; eight languages): a planner walking a writer through a document moves
+  to a new part every round, while "attempt 4" is the same work again.
 
-Only the first ``max_chars`` (1,000) characters are read: the cost of a message is bounded,
-and a fact that first appears further into a long message is not seen.
+Not facts (they change every round without saying anything): **round counters** (a number
+of one or two digits alone, unless a percentage or a position, ``v3``, ``#4``, ``4th``,
+``r12``, a number right after a counter word such as *attempt*, *round*, *retry*,
+*iteration*, *version*), **clock times and timestamps** (``12:03:07``,
+``2024-05-01T12:03:07Z``). Names weigh half: one new capitalised word alone (a greeting,
+an acronym-free interjection) is not news, two are.
+
+A message is read up to ``max_chars`` (``MAX_CHARS``, 8,000) characters, so the cost of a
+message is bounded (linear in what is read: a scan skips plain lowercase words at C
+speed); a longer message is read up to a place where no fact can be cut (``readable``: a
+whitespace with no quote opening in the 82 characters before it), so a cut never turns a
+piece of an identifier or of a quoted value into a fake fact. A fact that first appears
+after that place is not seen.
 
 What it cannot see: a new result expressed in plain lowercase words only ("the tests
 pass now" after "the tests fail"), a change of meaning with the same facts (negation,
 reordering of steps), names in scripts without capitals (Chinese, Japanese, Arabic...),
 or small numbers (1-99) that are real results. A loop that mints a fresh identifier each
-round (a request id, a UUID, a random nonce) looks like progress to it.
+round (a request id, a UUID, a random nonce), or that walks through positions ("now
+page 5", "page 6"...), looks like progress to it. New content in plain words (a writer's
+new chapter, a summary of new topics) is not a fact: measured on reworded loops, words
+never seen in the run do not separate them from progress (a loop rewording its filler
+brings as many new words per round as a writer's new paragraph), so a planner walking a
+writer through a document is told apart by its positions, not by the prose.
 """
 
 from __future__ import annotations
@@ -83,6 +98,131 @@ _COUNTER_WORDS = frozenset(
         "раунд",
     ]
 )
+# Words naming a part of a document or of a piece of work: a small number right after one
+# is a position ("chapter 4", "Kapitel 4", "question 12"), a fact, not a round counter.
+_POSITION_WORDS = frozenset(
+    [
+        "chapter",
+        "chapters",
+        "section",
+        "sections",
+        "sec",
+        "page",
+        "pages",
+        "pp",
+        "part",
+        "parts",
+        "paragraph",
+        "para",
+        "appendix",
+        "annex",
+        "article",
+        "clause",
+        "slide",
+        "figure",
+        "fig",
+        "table",
+        "exhibit",
+        "lesson",
+        "episode",
+        "volume",
+        "vol",
+        "item",
+        "items",
+        "question",
+        "task",
+        "exercise",
+        "row",
+        "line",
+        "column",
+        "sheet",
+        "unit",
+        "module",
+        "verse",
+        "scene",
+        "kapitel",
+        "abschnitt",
+        "seite",
+        "seiten",
+        "teil",
+        "absatz",
+        "anhang",
+        "artikel",
+        "folie",
+        "abbildung",
+        "tabelle",
+        "aufgabe",
+        "frage",
+        "zeile",
+        "spalte",
+        "band",
+        "capítulo",
+        "capitulo",
+        "sección",
+        "seccion",
+        "página",
+        "pagina",
+        "parte",
+        "párrafo",
+        "parrafo",
+        "anexo",
+        "artículo",
+        "articulo",
+        "diapositiva",
+        "figura",
+        "tabla",
+        "pregunta",
+        "tarea",
+        "fila",
+        "línea",
+        "linea",
+        "columna",
+        "tomo",
+        "chapitre",
+        "partie",
+        "paragraphe",
+        "annexe",
+        "diapositive",
+        "tableau",
+        "tâche",
+        "tache",
+        "ligne",
+        "colonne",
+        "tome",
+        "capitolo",
+        "sezione",
+        "paragrafo",
+        "allegato",
+        "articolo",
+        "tabella",
+        "domanda",
+        "compito",
+        "riga",
+        "colonna",
+        "hoofdstuk",
+        "sectie",
+        "deel",
+        "paragraaf",
+        "bijlage",
+        "dia",
+        "figuur",
+        "tabel",
+        "vraag",
+        "taak",
+        "regel",
+        "kolom",
+        "глава",
+        "раздел",
+        "страница",
+        "часть",
+        "пункт",
+        "статья",
+        "таблица",
+        "вопрос",
+        "задача",
+        "строка",
+    ]
+)
 _SHORT_COUNTER = re.compile(r"(?:v|r|rev|no|nr|n|#|x)\d{1,3}|\d{1,3}(?:st|nd|rd|th)|\d{1,2}\.?")
 _CLOCK = re.compile(r"\d{1,2}:\d{2}(?::\d{2})?(?:[.,]\d+)?|\d{4}-\d{2}-\d{2}[t ]\d{1,2}:\d{2}")
 
@@ -126,9 +266,23 @@ _OPENERS = "([{<\"'*`"
 # Tokens classified before (most repeat from message to message): token -> its fact.
 _KNOWN: dict[str, str] = {}
 _KNOWN_MAX = 8_192
-# Texts read before (their first 1,000 characters) -> their facts; cleared when full.
+# Texts read before (what ``readable`` keeps of them) -> their facts; cleared when full.
 _BY_TEXT: dict[str, dict[str, int]] = {}
 _BY_TEXT_MAX = 1_024
+_BY_TEXT_CHARS = 1_000_000
+_BY_TEXT_HELD = [0]  # characters of the texts in ``_BY_TEXT``
+# A character that may open a quoted value (see ``_fact_pattern``): a quote, or an
+# apostrophe after whitespace or an opening bracket.
+_QUOTE_OPENER = re.compile(r"[\"“«`]|(?<=[\s(\[])'")
+
+# a JSON escape: an escaped backslash (kept), a surrogate pair, or one code unit
+_ESCAPE = re.compile(
+    r"\\\\|\\u([dD][89abAB][0-9a-fA-F]{2})\\u([dD][c-fC-F][0-9a-fA-F]{2})|\\u([0-9a-fA-F]{4})"
+)
+_MOVES = 32  # quotes ``readable`` steps back over at most
+
+MAX_CHARS = 8_000
+"""How many characters of a message ``facts`` reads at most (see ``readable``)."""
 
 NAME = 1
 """Weight of a name (a capitalised word mid-sentence)."""
@@ -136,28 +290,115 @@ STRONG = 2
 """Weight of every other fact."""
 
 
-def facts(text: str, max_chars: int = 1_000) -> dict[str, int]:
-    """The facts of ``text`` (its first ``max_chars`` characters): normalised fact -> weight
-    (``STRONG`` or ``NAME``), in the order they first appear. Round counters and clock
-    times are left out.
+def facts(text: str, max_chars: int = MAX_CHARS) -> dict[str, int]:
+    """The facts of ``text`` (up to its first ``max_chars`` characters, cut where no token
+    or quoted value is cut: ``readable``): normalised fact -> weight (``STRONG`` or
+    ``NAME``), in the order they first appear. Round counters and clock times are left
+    out.
 
     >>> sorted(facts('Attempt 4: invoice INV-2024-0042 for 1,250.00 EUR, sent to Maria '
-    ...              'at ops@example.com, status "on hold" (v3, 12:03:07).'))
-    ['"on hold"', '1,250.00', 'inv-2024-0042', 'maria', 'ops@example.com']
+    ...              'at ops@example.com, status "on hold" (v3, 12:03:07), see chapter 7.'))
+    ['"on hold"', '1,250.00', 'chapter 7', 'inv-2024-0042', 'maria', 'ops@example.com']
     """
+    if len(text) > 6 * max_chars + 6:
+        # no more than the head can need: an escape is 6 characters for 1, so what is left
+        # unescapes to more than ``max_chars`` characters before a cut escape at its end
+        text = text[: 6 * max_chars + 6]
+    if "\\" in text and "\\u" in text:  # (one character: a much faster search)
+        text = unescape(text)
     if len(text) > max_chars:
-        text = text[:max_chars]
-    if max_chars == 1_000:
+        text = readable(text, max_chars)
+    if max_chars == MAX_CHARS:
         # The same text again (a loop repeating itself verbatim, one payload sent to every
         # worker of a fan-out, a message read by two signals): its facts, remembered.
         seen = _BY_TEXT.get(text)
         if seen is None:
             seen = _scan(text)
-            if len(_BY_TEXT) >= _BY_TEXT_MAX:
+            held = _BY_TEXT_HELD[0] + len(text)
+            if len(_BY_TEXT) >= _BY_TEXT_MAX or held > _BY_TEXT_CHARS:
                 _BY_TEXT.clear()
+                held = len(text)
             _BY_TEXT[text] = seen
+            _BY_TEXT_HELD[0] = held
         return dict(seen)
     return _scan(text)
+
+
+def unescape(text: str) -> str:
+    r"""``text`` with its JSON escapes of non-ASCII characters and DEL (``\u00fc``, pairs)
+    read as the characters, as ``json.dumps(..., ensure_ascii=False)`` would have written
+    them: an agent answering with ``json.dumps`` writes "Pr\u00fcfung" for "Prüfung",
+    which would otherwise be a token with digits (a fact, new whenever a reworded
+    sentence picks another word with an accent) and would hide the word itself
+    ("cap\u00edtulo 4" is "capítulo 4", a position). Escaped backslashes, escapes of the other
+    ASCII characters and lone surrogates stay as they are.
+
+    >>> unescape('{"items": ["Pr\\u00fcfung von cap\\u00edtulo 4", "\\\\u00fc\\u0022"]}')
+    '{"items": ["Prüfung von capítulo 4", "\\\\u00fc\\u0022"]}'
+    """
+    return _ESCAPE.sub(_unescaped, text)
+
+
+def _unescaped(m: re.Match[str]) -> str:
+    single = m[3]
+    if single is not None:
+        code = int(single, 16)
+        return m[0] if code < 0x7F or 0xD800 <= code < 0xE000 else chr(code)
+    if m[1] is not None:  # a surrogate pair
+        return chr(0x10000 + ((int(m[1], 16) - 0xD800) << 10) + int(m[2], 16) - 0xDC00)
+    return m[0]  # an escaped backslash
+
+
+def readable(text: str, max_chars: int = MAX_CHARS) -> str:
+    """The part of ``text`` that ``facts`` reads: all of it when it has at most
+    ``max_chars`` characters, else its longest head of at most ``max_chars`` characters
+    that ends where no fact can be cut: at a whitespace (so no token is cut into a
+    shorter, fake one), and with no character that may open a quoted value in its last
+    82 characters (a quote, or an apostrophe after a space or a bracket: a quoted value
+    is at most 80 characters, so none is cut either). A line break always qualifies (no
+    fact spans one); a head with quotes so dense that no such place exists before its
+    last ``_MOVES`` quotes ends at its last line break, or, on a first line, right before
+    its first quote (a minified JSON longer than ``max_chars`` is read up to there).
+
+    So every fact of the head is a fact of the whole text, found in the same place
+    (names, counters and ids are read from what comes before them, which the head
+    keeps whole).
+
+    >>> readable("id INV-2024-0042 done", 14)
+    'id'
+    >>> readable('a "b c" d', 8)
+    'a '
+    """
+    if len(text) <= max_chars:
+        return text
+    end = max(text.rfind(" ", 0, max_chars + 1), text.rfind("\n", 0, max_chars + 1))
+    for space in " \t\r\f\v":
+        # other whitespace (rare): only if nearer the end (cheap: one C search each)
+        at = text.rfind(space, end + 1, max_chars + 1)
+        if at > end:
+            end = at
+    for opener in _QUOTE_OPENER.finditer(text, end + 1, max_chars + 1):
+        end = opener.start()  # right before a quote is a place to cut too (the nearest)
+    if end <= 0:
+        return ""
+    # openers within 82 characters before the end, nearest last; each moves the end to
+    # right before it (a quote character is no part of a token), until a window is clear
+    if text[end] == "\n":
+        return text[:end]
+    line = text.rfind("\n", 0, end)
+    for _ in range(_MOVES):
+        near: re.Match[str] | None = None
+        for near in _QUOTE_OPENER.finditer(text, max(end - 82, line + 1), end):  # noqa: B007
+            pass
+        if near is None:
+            return text[:end]
+        end = near.start()
+    # quotes too dense to find a clear window (JSON on one line): the last line break, or
+    # right before the line's first opener (nothing before it can be cut)
+    if line < 0:
+        first = _QUOTE_OPENER.search(text, 0, end)
+        return text[: first.start() if first else end]
+    return text[:line]
 
 
 def _scan(text: str) -> dict[str, int]:
@@ -198,6 +439,17 @@ def _scan(text: str) -> dict[str, int]:
             known[token] = key
         if not key:
             continue
+        if key[0] == "@":  # a small number: a fact only right after a position word
+            start = m.start()
+            if (
+                start > 1
+                and text[start - 1].isspace()
+                and (text[start - 2].isalpha() or text[start - 2] in ".:")
+            ):
+                key = _position(text, start, key)
+                if key:
+                    found[key] = STRONG
+            continue
         if key[0] == "#":
             # a number: not a fact right after a counter word ("attempt 117")
             start = m.start()
@@ -207,6 +459,22 @@ def _scan(text: str) -> dict[str, int]:
             key = key[1:]
         found[key] = STRONG
     return found
+
+
+def _position(text: str, start: int, key: str) -> str:
+    """The fact of the small number ``key[1:]`` at ``start`` (after a whitespace, after a
+    letter, ``.`` or ``:``): ``"chapter 4"`` when the word right before it names a part of
+    a document or of a piece of work (``_POSITION_WORDS``: chapter, section, page, item,
+    question... in eight languages), else ``""`` (a small number alone is a round
+    counter). A planner walking a writer through "chapter 4, 5, 6" moves on every round;
+    "attempt 4, 5, 6" does not."""
+    before = text[start - 24 if start > 24 else 0 : start].split()
+    if before and (len(before) > 1 or start <= 24 or text[start - 25].isspace()):
+        # (a word cut by the window, "subchapter", is not one)
+        word = before[-1].strip(_PUNCT).lower()
+        if word in _POSITION_WORDS:
+            return word + " " + key[1:]
+    return ""
 
 
 def _plain_quote(text: str, start: int) -> bool:
@@ -236,6 +504,8 @@ def _classify(token: str) -> str:
         return ""
     low = token.lower()
     if (_SHORT_COUNTER.fullmatch(low) or _CLOCK.match(low)) and low[-1] != "%":
+        if low.isdigit():
+            return "@" + low  # a small number: a fact only as a position (``_position``)
         return ""
     if low[0].isdigit() and low.replace(",", "").replace(".", "").isdigit():
         return "#" + low

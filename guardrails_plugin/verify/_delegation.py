@@ -1,5 +1,11 @@
 """Delegation: what the grants a policy lets agents delegate can give an agent.
 
+Why this file is long: one encoding of what ``Guard.delegate`` accepts serves three
+questions (``no delegation lets``, per-agent bounds over delegated calls, the layers that
+make a rule undelegable), and each counterexample needs a grant built back from the
+solver's model (narrowed argument by argument) to be replayed through the engine; splitting
+them would put the encoding and its replay in different files.
+
 Grants are created at run time, so the question is made precise over the policy: "no
 delegation lets agent X call TOOL with C" holds when, with any grant that some chain of
 ``Guard.delegate`` calls rooted in the policy's rules could create in force, X's call is

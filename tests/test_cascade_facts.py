@@ -14,6 +14,7 @@ punctuation, line breaks, and texts longer than the characters it reads.
 
 from __future__ import annotations
 
+import itertools
 import re
 
 from hypothesis import example, given, settings
@@ -23,11 +24,19 @@ from guardrails_plugin.cascade import _facts
 from guardrails_plugin.cascade._facts import (
     _CLOCK,
     _COUNTER_WORDS,
+    _DATE,
+    _ELAPSED,
+    _EPOCH,
+    _HEX,
     _LOWER,
     _MOVES,
+    _NONCE,
     _POSITION_WORDS,
     _SHORT_COUNTER,
+    _STAMP_AFTER,
+    _STAMP_KEY,
     _UPPER,
+    _UUID,
     NAME,
     STRONG,
     facts,
@@ -52,12 +61,16 @@ _REF_TOKEN = frozenset(
 )
 _REF_PUNCT = ".,:;!?()[]{}'\"-#"
 _REF_OPENERS = "([{<\"'*`"
+_REF_GROUPS = re.compile(r"(?:[ \u00a0\u202f\u2009]\d{3})+(?:\.\d+)?(?!\w|[.,]\d)")
 
 
 def reference_facts(text: str) -> dict[str, int]:
     """The facts of all of ``text``, the slow way (no cache, every hit inspected)."""
     found: dict[str, int] = {}
+    grouped_to = 0
     for m in _REF_FACT.finditer(text):
+        if m.start() < grouped_to:  # a digit group of the number before ("714 025")
+            continue
         token = m[0]
         first = token[0]
         if first in _REF_QUOTES:
@@ -80,9 +93,20 @@ def reference_facts(text: str) -> dict[str, int]:
             nl = text.rfind("\n", lo, start)
             if nl > at:
                 at = nl
-            token = text[at + 1 : start].lstrip(_REF_OPENERS) + token
+            head = text[at + 1 : start].lstrip(_REF_OPENERS)
+            token = head + token
+            start -= len(head)
         key = _reference_classify(token)
         if not key:
+            continue
+        if key[0] == "#" and _reference_counted(text, start):
+            continue
+        groups = _REF_GROUPS.match(text, m.end()) if key[1:].isdigit() else None
+        if groups and len(key) <= 4:  # a number of 1-3 digits, then groups of three
+            grouped_to = groups.end()
+            number = _reference_number(key[1:] + re.sub(r"\s", "", groups[0]))
+            if not _reference_stamp(text, start, grouped_to, number):
+                found[number] = STRONG
             continue
         if key[0] == "@":
             at = m.start()
@@ -90,15 +114,41 @@ def reference_facts(text: str) -> dict[str, int]:
             glued = glued or not (text[at - 2].isalpha() or text[at - 2] in ".:")
             before = [] if glued else text[:at].split()
             if before and before[-1].strip(_REF_PUNCT).lower() in _POSITION_WORDS:
-                found[before[-1].strip(_REF_PUNCT).lower() + " " + key[1:]] = STRONG
+                key = before[-1].strip(_REF_PUNCT).lower() + " " + key[1:]
+                if not _reference_stamp(text, start, m.end(), key):
+                    found[key] = STRONG
             continue
         if key[0] == "#":
-            before = text[start - 24 if start > 24 else 0 : start].split()
-            if before and before[-1].strip(_REF_PUNCT).lower() in _COUNTER_WORDS:
-                continue
             key = key[1:]
-        found[key] = STRONG
+        if not _reference_stamp(text, start, m.end(), key):
+            found[key] = STRONG
     return found
+
+
+def _reference_counted(text: str, start: int) -> bool:
+    """Whether the number at ``start`` comes right after a counter word."""
+    before = text[start - 24 if start > 24 else 0 : start].split()
+    return bool(before) and before[-1].strip(_REF_PUNCT).lower() in _COUNTER_WORDS
+
+
+def _reference_stamp(text: str, start: int, end: int, key: str) -> bool:
+    """Whether the fact ``key`` at ``text[start:end]`` is a stamp by what surrounds it."""
+    if _STAMP_KEY.search(text, max(0, start - 48), start):
+        return True
+    after = _STAMP_AFTER.match(text[end:]) if key[0].isdigit() else None
+    return after is not None and (after[1] is None or bool(_DATE.fullmatch(key)))
+
+
+def _reference_number(digits: str) -> str:
+    """A number normalised: thousands separators out, zeros ending its decimals out."""
+    whole, dot, decimals = digits.partition(".")
+    if re.fullmatch(r"\d{1,3}(,\d{3})+|\d{1,3}(_\d{3})+|\d+", whole) is None or (
+        dot and not decimals.isdigit()
+    ):
+        return digits
+    whole = whole.replace(",", "").replace("_", "")
+    decimals = decimals.rstrip("0")
+    return f"{whole}.{decimals}" if decimals else whole
 
 
 def _reference_plain_quote(text: str, start: int) -> bool:
@@ -119,8 +169,19 @@ def _reference_classify(token: str) -> str:
     low = token.lower()
     if (_SHORT_COUNTER.fullmatch(low) or _CLOCK.match(low)) and low[-1] != "%":
         return "@" + low if low.isdigit() else ""
-    if low[0].isdigit() and low.replace(",", "").replace(".", "").isdigit():
-        return "#" + low
+    if low[0].isdigit() and low[-1] == "%":
+        low = low.rstrip("%")
+    if low[0].isdigit() and low.replace(",", "").replace(".", "").replace("_", "").isdigit():
+        return "" if _EPOCH.fullmatch(low) else "#" + _reference_number(low)
+    if _ELAPSED.fullmatch(low) or _UUID.fullmatch(low) or _HEX.fullmatch(low):
+        return ""
+    if len(token) >= 20 and _NONCE.fullmatch(token):
+        classes = [
+            1 if c.isdigit() else 2 if c.isupper() else 3 if c.islower() else 4 for c in token
+        ]
+        switches = 1 + sum(a != b for a, b in itertools.pairwise(classes))
+        if switches * 4 >= len(token):
+            return ""
     return low
 
 

@@ -29,8 +29,24 @@ Not facts (they change every round without saying anything): **round counters** 
 of one or two digits alone, unless a percentage or a position, ``v3``, ``#4``, ``4th``,
 ``r12``, a number right after a counter word such as *attempt*, *round*, *retry*,
 *iteration*, *version*), **clock times and timestamps** (``12:03:07``,
-``2024-05-01T12:03:07Z``). Names weigh half: one new capitalised word alone (a greeting,
-an acronym-free interjection) is not news, two are.
+``2024-05-01T12:03:07Z``), and **machine stamps**, tokens that a machine mints afresh for
+every message whatever it says (``_stamp``, ``_classify``): UUID-shaped tokens (and their
+first 8-4-4 groups), hexadecimal runs of 16-32 digits with letters (trace and span ids,
+nonces), runs of 20+ letters and digits that switch between capitals, small letters and
+digits at least every fourth character (base64 / base32 keys), epoch times (10 or 13
+digits, 2017-2033), a date or a year with a time of day after it (``2026-11-05
+14:03:07``), numbers with a time unit (``231ms``, ``1.2 s``), and any value right after
+a key naming a stamp (``request_id=``, ``trace``, ``span``, ``X-Correlation-ID:``,
+``run-id``, ``nonce``, ``timestamp``, ``latency``, ``elapsed``, ``duration``, ``took``,
+``tokens in ... out``, ``msg #``). Names weigh half: one new capitalised word alone (a
+greeting, an acronym-free interjection) is not news, two are.
+
+**Numbers are one fact however they are written** (``_number``): thousands separators
+(``714,025``, ``714_025``, ``714 025`` with a space, a thin or a no-break space), zeros
+ending the decimals (``714025.00``, ``3.50``) and a percent sign (``12.3%``, ``12.3 %``)
+do not make a new fact, so a table passed on re-sorted and reformatted brings none.
+``714.025`` is read as a decimal number, not as the European way of writing 714025 (the
+two readings cannot be told apart); ``1.250,00`` stays as written.
 
 A message is read up to ``max_chars`` (``MAX_CHARS``, 8,000) characters, so the cost of a
 message is bounded (linear in what is read: a scan skips plain lowercase words at C
@@ -42,9 +58,15 @@ after that place is not seen.
 What it cannot see: a new result expressed in plain lowercase words only ("the tests
 pass now" after "the tests fail"), a change of meaning with the same facts (negation,
 reordering of steps), names in scripts without capitals (Chinese, Japanese, Arabic...),
-or small numbers (1-99) that are real results. A loop that mints a fresh identifier each
-round (a request id, a UUID, a random nonce), or that walks through positions ("now
-page 5", "page 6"...), looks like progress to it. New content in plain words (a writer's
+or small numbers (1-99) that are real results. A loop that mints a fresh identifier
+of its own each round (``ticket T-4471``, a short hash), or that walks through positions
+("now page 5", "page 6"...), looks like progress to it. The other way round, a team
+whose only news is a fresh UUID (a record created, named only by its UUID), a long
+random key, a 10-digit number in the epoch range, a date with a time of day or a
+duration is not seen making progress: such a value counts only where it is not shaped
+like a stamp (``record R-88``, ``2026-11-05`` alone, a due date, is a fact). A full git
+commit hash (40 hexadecimal digits) or a SHA-256 digest (64) stays a fact; a 16-32 digit
+one does not. New content in plain words (a writer's
 new chapter, a summary of new topics) is not a fact: measured on reworded loops, words
 never seen in the run do not separate them from progress (a loop rewording its filler
 brings as many new words per round as a writer's new paragraph), so a planner walking a
@@ -226,6 +248,33 @@ _POSITION_WORDS = frozenset(
 _SHORT_COUNTER = re.compile(r"(?:v|r|rev|no|nr|n|#|x)\d{1,3}|\d{1,3}(?:st|nd|rd|th)|\d{1,2}\.?")
 _CLOCK = re.compile(r"\d{1,2}:\d{2}(?::\d{2})?(?:[.,]\d+)?|\d{4}-\d{2}-\d{2}[t ]\d{1,2}:\d{2}")
 
+# Machine stamps: tokens that change with every message whatever it says (``_stamp``).
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}(?:-[0-9a-f]{4}(?:-[0-9a-f]{12})?)?")
+_HEX = re.compile(r"(?=[a-f]*[0-9])(?=[0-9]*[a-f])[0-9a-f]{16,32}")
+_NONCE = re.compile(r"[A-Za-z0-9+/]{20,}={0,2}")
+_EPOCH = re.compile(r"1[5-9]\d{8}(?:\d{3})?(?:\.\d+)?|20\d{8}(?:\d{3})?(?:\.\d+)?")
+_ELAPSED = re.compile(r"\d+(?:\.\d+)?(?:ms|msec|s|sec|secs|us|µs|ns)")
+_DATE = re.compile(r"\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}|(?:19|20)\d\d")
+# what may follow a number or a date to make it a stamp: a time unit, a time of day
+_STAMP_AFTER = re.compile(
+    r"[ \t]?(?:ms|msec|milliseconds?|s|secs?|seconds?|us|µs|ns)(?!\w)|([ T]\d{1,2}:\d{2})"
+)
+# a key naming a stamp right before a value: "request id", "trace_id=", "latency:",
+# "tokens in 4000 out", "X-Correlation-ID:", '"elapsed_ms": '
+_STAMP_KEY = re.compile(
+    r"""(?<![^\W\d_])(?:request|req|trace|span|correlation|corr|run|nonce|timestamp|ts|
+    latency|elapsed|duration|took|tokens|msg|seq|etag|uuid|guid)
+    (?:[ _-]?(?:ids?|ms|msec|us|ns|s|secs?|seconds|utc|at))?
+    (?:[ \t]+(?:in|out|prompt|completion|input|output|total|used)(?:[ \t]+[\d,]+)?)*
+    ["']?[ \t]*[:=#@]?[ \t]*["'(\[]?\Z""",
+    re.VERBOSE | re.IGNORECASE,
+)
+
+_PLAIN_NUMBER = re.compile(r"(\d{1,3}(?:,\d{3})+|\d{1,3}(?:_\d{3})+|\d+)(?:\.(\d+))?")
+_GROUP_SPACES = " \u00a0\u202f\u2009"
+_GROUPS = re.compile(r"(?:[ \u00a0\u202f\u2009]\d{3})+(?:\.\d+)?(?!\w|[.,]\d)")
+_NO_SPACES = str.maketrans("", "", _GROUP_SPACES)
+
 _UPPER = "A-ZÀ-ÖØ-ÞА-ЯΑ-Ω"
 _LOWER = "a-zß-öø-ÿа-яα-ω"
 _TOKEN = frozenset(
@@ -401,7 +450,10 @@ def _scan(text: str) -> dict[str, int]:
     """The facts of ``text``, read (no cache of texts)."""
     found: dict[str, int] = {}
     known = _KNOWN
+    skip = 0  # the end of the digit groups read with the last number ("714 025")
     for m in (_FACT_ASCII if text.isascii() else _FACT).finditer(text):
+        if m.start() < skip:
+            continue
         kind = m.lastindex
         if kind is None:  # a name
             found.setdefault(m[0].lower(), NAME)
@@ -419,14 +471,16 @@ def _scan(text: str) -> dict[str, int]:
             found['"' + " ".join(m[kind].lower().split()) + '"'] = STRONG
             continue
         token = m[0]
+        start = m.start()
         if kind == 1:  # the token started before the hit: read it back to its word's start
-            start = m.start()
             lo = start - 40 if start > 40 else 0
             at = text.rfind(" ", lo, start)
             nl = text.rfind("\n", lo, start)
             if nl > at:
                 at = nl
-            token = text[at + 1 : start].lstrip(_OPENERS) + token
+            head = text[at + 1 : start].lstrip(_OPENERS)
+            token = head + token
+            start -= len(head)
         key = known.get(token)
         if key is None:
             key = _classify(token)
@@ -435,26 +489,63 @@ def _scan(text: str) -> dict[str, int]:
             known[token] = key
         if not key:
             continue
+        end = m.end()
         if key[0] == "@":  # a small number: a fact only right after a position word
-            start = m.start()
+            if end < len(text) and text[end] in _GROUP_SPACES:
+                number, to = _grouped(text, end, key[1:])
+                if to:  # "14 025": a number written in groups
+                    skip = to
+                    if not _stamp(text, start, to, number):
+                        found[number] = STRONG
+                    continue
             if (
                 start > 1
                 and text[start - 1].isspace()
                 and (text[start - 2].isalpha() or text[start - 2] in ".:")
             ):
                 key = _position(text, start, key)
-                if key:
+                if key and not _stamp(text, start, end, key):
                     found[key] = STRONG
             continue
         if key[0] == "#":
             # a number: not a fact right after a counter word ("attempt 117")
-            start = m.start()
             before = text[start - 24 if start > 24 else 0 : start].split()
             if before and before[-1].strip(_PUNCT).lower() in _COUNTER_WORDS:
                 continue
             key = key[1:]
+            if len(key) <= 3 and end < len(text) and text[end] in _GROUP_SPACES:
+                key, to = _grouped(text, end, key)
+                if to:
+                    skip = end = to
+        if _stamp(text, start, end, key):
+            continue
         found[key] = STRONG
     return found
+
+
+def _grouped(text: str, end: int, key: str) -> tuple[str, int]:
+    """A number of 1-3 digits at ``end`` followed by groups of three digits after a
+    space (``714 025``, ``1 250 000``, thin or no-break spaces too): the number whole and
+    the end of its last group; else ``key`` as it is."""
+    m = _GROUPS.match(text, end)
+    if m is None or not key.isdigit():
+        return key, 0
+    return _number(key + m[0].translate(_NO_SPACES)), m.end()
+
+
+def _stamp(text: str, start: int, end: int, key: str) -> bool:
+    """Whether the fact ``key`` (its token at ``text[start:end]``) is a machine stamp:
+    the value of a key naming one (``request_id=``, ``trace``, ``latency:``, ``tokens
+    in ... out``), a number with a time unit (``231 ms``, ``1.2 s``), or a date or a year
+    with a time of day right after it (``2026-11-05 14:03:07``). (Stamps that are one
+    by their shape alone are left out by ``_classify``.)"""
+    if _STAMP_KEY.search(text, start - 48 if start > 48 else 0, start) is not None:
+        return True
+    if end < len(text) and key[0].isdigit():
+        after = _STAMP_AFTER.match(text, end)
+        if after is not None and (after[1] is None or _DATE.fullmatch(key) is not None):
+            return True
+    return False
 
 
 def _position(text: str, start: int, key: str) -> str:
@@ -503,6 +594,44 @@ def _classify(token: str) -> str:
         if low.isdigit():
             return "@" + low  # a small number: a fact only as a position (``_position``)
         return ""
-    if low[0].isdigit() and low.replace(",", "").replace(".", "").isdigit():
-        return "#" + low
+    if low[-1] == "%" and low[0].isdigit():
+        low = low.rstrip("%")  # "12.3%" and "12.3 %" are one fact
+    if low[0].isdigit() and low.replace(",", "").replace(".", "").replace("_", "").isdigit():
+        if _EPOCH.fullmatch(low):
+            return ""  # seconds (or milliseconds) since 1970, 2017-2033
+        return "#" + _number(low)
+    if _ELAPSED.fullmatch(low) or _UUID.fullmatch(low) or _HEX.fullmatch(low):
+        return ""
+    if len(token) >= 20 and _NONCE.fullmatch(token) and _unstructured(token):
+        return ""
     return low
+
+
+def _number(low: str) -> str:
+    """A number written in digits, normalised: thousands separators dropped (``714,025``,
+    ``714_025``: groups of three after a first group of 1-3 digits), zeros ending its
+    decimals dropped (``714025.00`` is ``714025``, ``3.50`` is ``3.5``). A dot followed
+    by three digits is a decimal point (``714.025`` stays ``714.025``: the European way
+    of writing 714025 is not read as it); other shapes (``1.250,00``, ``05.11.2026``)
+    stay as they are."""
+    m = _PLAIN_NUMBER.fullmatch(low)
+    if m is None:
+        return low
+    whole = m[1].replace(",", "").replace("_", "")
+    decimals = (m[2] or "").rstrip("0")
+    return whole + "." + decimals if decimals else whole
+
+
+def _unstructured(token: str) -> bool:
+    """Whether ``token`` (20+ letters and digits, maybe ``+``, ``/``, ``=``) looks random
+    (a nonce, a base64 or base32 key): it switches between capitals, small letters and
+    digits at least once every four characters. An identifier (``INV20240042``,
+    ``getUserById2024``) or a word with a number switches rarely."""
+    switches = 0
+    last = 0
+    for c in token:
+        cls = 1 if c.isdigit() else 2 if c.isupper() else 3 if c.islower() else 4
+        if cls != last:
+            switches += 1
+            last = cls
+    return switches * 4 >= len(token)

@@ -1,5 +1,10 @@
 """Facts: what a message says that could be news, whatever words carry it.
 
+Why this file is long: the word lists (counter words, position words in eight languages)
+take some 250 lines, and the one scan, the cut of a long message, the JSON escapes, the
+stamps and the numbers are one pass over a text that must agree with itself (a fact found
+in a head is a fact of the whole text, a stamp is left out wherever the scan meets it).
+
 Agents reword every message, so word overlap says little about whether a message brings
 anything new. What a round of work produces is *facts*: identifiers, numbers, names,
 quoted values, addresses. ``facts(text)`` pulls them out with one regular expression
@@ -71,11 +76,6 @@ new chapter, a summary of new topics) is not a fact: measured on reworded loops,
 never seen in the run do not separate them from progress (a loop rewording its filler
 brings as many new words per round as a writer's new paragraph), so a planner walking a
 writer through a document is told apart by its positions, not by the prose.
-
-Why this file is long: the word lists (counter words, position words in eight languages)
-take some 250 lines, and the one scan, the cut of a long message, the JSON escapes, the
-stamps and the numbers are one pass over a text that must agree with itself (a fact found
-in a head is a fact of the whole text, a stamp is left out wherever the scan meets it).
 """
 
 from __future__ import annotations

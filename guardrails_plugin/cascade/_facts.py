@@ -255,7 +255,11 @@ _CLOCK = re.compile(r"\d{1,2}:\d{2}(?::\d{2})?(?:[.,]\d+)?|\d{4}-\d{2}-\d{2}[t ]
 
 # Machine stamps: tokens that change with every message whatever it says (``_stamp``).
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}(?:-[0-9a-f]{4}(?:-[0-9a-f]{12})?)?")
-_HEX = re.compile(r"(?=[a-f]*[0-9])(?=[0-9]*[a-f])[0-9a-f]{16,32}")
+_HEX = re.compile(
+    r"(?=[a-f]*[0-9])(?=[0-9]*[a-f])[0-9a-f]{16,32}"
+    r"|(?:[0-9a-f]{2}-)?[0-9a-f]{32}-[0-9a-f]{16}(?:-[0-9a-f]{2})?"  # a W3C traceparent
+)
+_ALL_HEX = re.compile(r"[0-9a-fA-F]+")
 _NONCE = re.compile(r"[A-Za-z0-9+/]{20,}={0,2}")
 _EPOCH = re.compile(r"1[5-9]\d{8}(?:\d{3})?(?:\.\d+)?|20\d{8}(?:\d{3})?(?:\.\d+)?")
 _ELAPSED = re.compile(r"\d+(?:\.\d+)?(?:ms|msec|s|sec|secs|us|µs|ns)")
@@ -264,21 +268,56 @@ _DATE = re.compile(r"\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,
 _STAMP_AFTER = re.compile(
     r"[ \t]?(?:ms|msec|milliseconds?|s|secs?|seconds?|us|µs|ns)(?!\w)|([ T]\d{1,2}:\d{2})"
 )
-# a key naming a stamp right before a value: "request id", "trace_id=", "latency:",
-# "tokens in 4000 out", "X-Correlation-ID:", '"elapsed_ms": '
-_STAMP_KEY = re.compile(
-    r"""(?<![^\W\d_])(?:request|req|trace|span|correlation|corr|run|nonce|timestamp|ts|
-    latency|elapsed|duration|took|tokens|msg|seq|etag|uuid|guid)
-    (?:[ _-]?(?:ids?|ms|msec|us|ns|s|secs?|seconds|utc|at))?
-    (?:[ \t]+(?:in|out|prompt|completion|input|output|total|used)(?:[ \t]+[\d,]+)?)*
-    ["']?[ \t]*[:=#@]?[ \t]*["'(\[]?\Z""",
-    re.VERBOSE | re.IGNORECASE,
+# Words naming a stamp: the value right after one (``_after_key``) is a stamp; as the last
+# part of a word ("request", "x-request-id", "trace_id", "elapsed_ms", "prompt-tokens").
+_STAMP_KEYS = frozenset(
+    [
+        "request",
+        "req",
+        "trace",
+        "traceparent",
+        "span",
+        "correlation",
+        "corr",
+        "run",
+        "nonce",
+        "timestamp",
+        "ts",
+        "latency",
+        "elapsed",
+        "duration",
+        "took",
+        "tokens",
+        "msg",
+        "seq",
+        "etag",
+        "uuid",
+        "guid",
+    ]
 )
-
+_KEY_SUFFIXES = frozenset(
+    ["id", "ids", "ms", "msec", "us", "ns", "s", "sec", "secs", "seconds", "utc", "at"]
+)
+# words between a key and its values ("tokens in 4000 out 120")
+_CONNECTORS = frozenset(["in", "out", "prompt", "completion", "input", "output", "total", "used"])
+_KEY_STRIP = "\"'([{:=#@,"
+# What a text holds (lowercased) if a word of ``_STAMP_KEYS`` is in it (a cheap test first)
+_KEY_HINTS = (
+    "req", "trace", "span", "corr", "run", "nonce", "stamp", "latenc", "elapsed",
+    "duration", "took", "token", "msg", "seq", "etag", "uid",
+)  # fmt: skip
+# a stamp key written as one identifier ("request_id", "elapsed_ms", "prompt_tokens"): the
+# same in every message, not news itself
 _PLAIN_NUMBER = re.compile(r"(\d{1,3}(?:,\d{3})+|\d{1,3}(?:_\d{3})+|\d+)(?:\.(\d+))?")
 _GROUP_SPACES = " \u00a0\u202f\u2009"
 _GROUPS = re.compile(r"(?:[ \u00a0\u202f\u2009]\d{3})+(?:\.\d+)?(?!\w|[.,]\d)")
 _NO_SPACES = str.maketrans("", "", _GROUP_SPACES)
+
+_STAMP_NAME = re.compile(
+    r"(?:x-|prompt_|completion_|total_|input_|output_)?(?:request|req|trace|span|correlation|"
+    r"corr|run|nonce|timestamp|latency|elapsed|duration|tokens|msg|seq)[_-](?:ids?|ms|msec|"
+    r"us|ns|s|secs?|seconds|utc|at|tokens)|(?:prompt|completion|total|input|output)_tokens"
+)
 
 _UPPER = "A-ZÀ-ÖØ-ÞА-ЯΑ-Ω"
 _LOWER = "a-zß-öø-ÿа-яα-ω"
@@ -414,13 +453,34 @@ def readable(text: str, max_chars: int = MAX_CHARS) -> str:
     (names, counters and ids are read from what comes before them, which the head
     keeps whole).
 
+    A head does not end right after a number whose digit groups, time unit or time of
+    day come after the cut (``714 025``, ``412 ms``, ``2026-11-05 14:03``): the number
+    would be another fact there, or a fact where the whole text has a stamp.
+
     >>> readable("id INV-2024-0042 done", 14)
     'id'
     >>> readable('a "b c" d', 8)
     'a '
+    >>> readable("took 2 of 714 025 rows", 15)
+    'took 2 of'
     """
     if len(text) <= max_chars:
         return text
+    head = _readable(text, max_chars)
+    for _ in range(_MOVES):
+        end = len(head)
+        if not (
+            end
+            and head[-1].isdigit()
+            and (_GROUPS.match(text, end) or _STAMP_AFTER.match(text, end))
+        ):
+            return head
+        head = _readable(text, end - 1)
+    return head[: max(head.rfind("\n"), 0)]
+
+
+def _readable(text: str, max_chars: int) -> str:
+    """``readable`` without its rule about numbers (``len(text) > max_chars``)."""
     end = max(text.rfind(" ", 0, max_chars + 1), text.rfind("\n", 0, max_chars + 1))
     for space in " \t\r\f\v":
         # other whitespace (rare): only if nearer the end (cheap: one C search each)
@@ -456,6 +516,7 @@ def _scan(text: str) -> dict[str, int]:
     found: dict[str, int] = {}
     known = _KNOWN
     skip = 0  # the end of the digit groups read with the last number ("714 025")
+    keyed: bool | None = None  # whether the text may hold a stamp key (read when needed)
     for m in (_FACT_ASCII if text.isascii() else _FACT).finditer(text):
         if m.start() < skip:
             continue
@@ -500,7 +561,7 @@ def _scan(text: str) -> dict[str, int]:
                 number, to = _grouped(text, end, key[1:])
                 if to:  # "14 025": a number written in groups
                     skip = to
-                    if not _stamp(text, start, to, number):
+                    if not _stamp(text, start, to, number, True):
                         found[number] = STRONG
                     continue
             if (
@@ -509,7 +570,7 @@ def _scan(text: str) -> dict[str, int]:
                 and (text[start - 2].isalpha() or text[start - 2] in ".:")
             ):
                 key = _position(text, start, key)
-                if key and not _stamp(text, start, end, key):
+                if key and not _stamp(text, start, end, key, True):
                     found[key] = STRONG
             continue
         if key[0] == "#":
@@ -522,10 +583,46 @@ def _scan(text: str) -> dict[str, int]:
                 key, to = _grouped(text, end, key)
                 if to:
                     skip = end = to
-        if _stamp(text, start, end, key):
+        if keyed is None:
+            low = text.lower()
+            keyed = any(hint in low for hint in _KEY_HINTS)
+        if _stamp(text, start, end, key, keyed):
             continue
         found[key] = STRONG
     return found
+
+
+def _key_word(word: str) -> bool:
+    """Whether ``word`` (lowercase) names a stamp: a key word (``_STAMP_KEYS``) as its last
+    part, or a key word and a suffix (``trace_id``, ``x-correlation-id``, ``elapsed_ms``)."""
+    parts = word.replace("_", "-").split("-")
+    if parts[-1] in _STAMP_KEYS:
+        return True
+    return len(parts) > 1 and parts[-1] in _KEY_SUFFIXES and parts[-2] in _STAMP_KEYS
+
+
+def _after_key(text: str, start: int) -> bool:
+    """Whether the value at ``start`` follows a key naming a stamp: among the last five
+    words (whitespace apart, quotes, brackets, ``:=#@`` around them dropped) within the 48
+    characters before it, walking back over suffixes (``request id``), connectors
+    (``tokens in 4000 out``) and numbers, a word naming a stamp (``_key_word``)."""
+    lo = start - 48 if start > 48 else 0
+    words = text[lo:start].split()
+    if lo and words and not text[lo - 1].isspace() and not text[lo].isspace():
+        del words[0]  # a word cut by the window
+    for raw in reversed(words[-5:]):
+        word = raw.strip(_KEY_STRIP).lower()
+        if not word:
+            continue
+        if _key_word(word):
+            return True
+        if not (
+            word in _KEY_SUFFIXES
+            or word in _CONNECTORS
+            or word.replace(",", "").replace(".", "").isdigit()
+        ):
+            return False
+    return False
 
 
 def _grouped(text: str, end: int, key: str) -> tuple[str, int]:
@@ -538,18 +635,24 @@ def _grouped(text: str, end: int, key: str) -> tuple[str, int]:
     return _number(key + m[0].translate(_NO_SPACES)), m.end()
 
 
-def _stamp(text: str, start: int, end: int, key: str) -> bool:
+def _stamp(text: str, start: int, end: int, key: str, keyed: bool) -> bool:
     """Whether the fact ``key`` (its token at ``text[start:end]``) is a machine stamp:
     the value of a key naming one (``request_id=``, ``trace``, ``latency:``, ``tokens
     in ... out``), a number with a time unit (``231 ms``, ``1.2 s``), or a date or a year
     with a time of day right after it (``2026-11-05 14:03:07``). (Stamps that are one
-    by their shape alone are left out by ``_classify``.)"""
-    if _STAMP_KEY.search(text, start - 48 if start > 48 else 0, start) is not None:
+    by their shape alone are left out by ``_classify``.) ``keyed``: whether the text
+    may hold a key (``_KEY_HINTS``); if not, none is looked for."""
+    if keyed and _after_key(text, start):
         return True
     if end < len(text) and key[0].isdigit():
-        after = _STAMP_AFTER.match(text, end)
-        if after is not None and (after[1] is None or _DATE.fullmatch(key) is not None):
-            return True
+        # (what ``_STAMP_AFTER`` needs first: a unit's letter, or a digit after " " or "T")
+        c = text[end]
+        if c in " \tT" and end + 1 < len(text):
+            c = text[end + 1]
+        if c in "msuµn" or c.isdigit():
+            after = _STAMP_AFTER.match(text, end)
+            if after is not None and (after[1] is None or _DATE.fullmatch(key) is not None):
+                return True
     return False
 
 
@@ -599,15 +702,26 @@ def _classify(token: str) -> str:
         if low.isdigit():
             return "@" + low  # a small number: a fact only as a position (``_position``)
         return ""
+    if "=" in low and _key_word(low[: low.rfind("=")].strip(_KEY_STRIP)):
+        return ""  # "request_id=c386bbc4-...", read back whole from its value's digit
     if low[-1] == "%" and low[0].isdigit():
         low = low.rstrip("%")  # "12.3%" and "12.3 %" are one fact
     if low[0].isdigit() and low.replace(",", "").replace(".", "").replace("_", "").isdigit():
-        if _EPOCH.fullmatch(low):
+        if len(low) >= 10 and _EPOCH.fullmatch(low):
             return ""  # seconds (or milliseconds) since 1970, 2017-2033
         return "#" + _number(low)
-    if _ELAPSED.fullmatch(low) or _UUID.fullmatch(low) or _HEX.fullmatch(low):
+    if (
+        (low[-1] in "sn" and _ELAPSED.fullmatch(low))
+        or (len(low) >= 16 and (_UUID.fullmatch(low) or _HEX.fullmatch(low)))
+        or (("_" in low or "-" in low) and _STAMP_NAME.fullmatch(low))
+    ):
         return ""
-    if len(token) >= 20 and _NONCE.fullmatch(token) and _unstructured(token):
+    if (
+        len(token) >= 20
+        and _NONCE.fullmatch(token)
+        and not _ALL_HEX.fullmatch(token)  # (a digest: 33+ hexadecimal digits, a fact)
+        and _unstructured(token)
+    ):
         return ""
     return low
 

@@ -88,6 +88,16 @@ def reference_facts(text: str) -> dict[str, int]:
                     else:
                         found[key] = STRONG
                 continue
+            inner = token[1:-1].rstrip("%").rstrip()
+            if re.fullmatch(r"\d{1,3}(?:[ \u00a0\u202f\u2009]\d{3})+(?:\.\d+)?", inner):
+                inner = re.sub(r"[ \u00a0\u202f\u2009]", "", inner)
+            whole, dot, decimals = inner.partition(".")
+            if re.fullmatch(r"\d{1,3}(,\d{3})+|\d{1,3}(_\d{3})+|\d+", whole) and (
+                not dot or re.fullmatch(r"\d+", decimals)
+            ):  # a number in quotes: the number
+                if not (len(inner) >= 10 and _EPOCH.fullmatch(inner)):
+                    found[_reference_number(inner)] = STRONG
+                continue
             found['"' + " ".join(token[1:-1].lower().split()) + '"'] = STRONG
             continue
         if first.isupper():

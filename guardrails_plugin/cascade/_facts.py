@@ -312,6 +312,7 @@ _PLAIN_NUMBER = re.compile(r"(\d{1,3}(?:,\d{3})+|\d{1,3}(?:_\d{3})+|\d+)(?:\.(\d
 _GROUP_SPACES = " \u00a0\u202f\u2009"
 _GROUPS = re.compile(r"(?:[ \u00a0\u202f\u2009]\d{3})+(?:\.\d+)?(?!\w|[.,]\d)")
 _NO_SPACES = str.maketrans("", "", _GROUP_SPACES)
+_SPACED = re.compile(r"\d{1,3}(?:[ \u00a0\u202f\u2009]\d{3})+(?:\.\d+)?")
 
 _STAMP_NAME = re.compile(
     r"(?:x-|prompt_|completion_|total_|input_|output_)?(?:request|req|trace|span|correlation|"
@@ -534,6 +535,12 @@ def _scan(text: str) -> dict[str, int]:
                     else:
                         found[fact] = STRONG
                 continue
+            if m[kind][:1].isdigit():
+                number = _quoted_number(m[kind])
+                if number is not None:  # "714,025" in a CSV: the number
+                    if number:
+                        found[number] = STRONG
+                    continue
             found['"' + " ".join(m[kind].lower().split()) + '"'] = STRONG
             continue
         token = m[0]
@@ -623,6 +630,18 @@ def _after_key(text: str, start: int) -> bool:
         ):
             return False
     return False
+
+
+def _quoted_number(inner: str) -> str | None:
+    """The fact of a quoted value that is a number (``"714,025"``, ``"714 025"``,
+    ``"12.5%"``): the number as ``_number`` writes it, ``""`` for an epoch time; ``None``
+    if it is no number."""
+    text = inner.rstrip("%").rstrip()
+    if _SPACED.fullmatch(text):
+        text = text.translate(_NO_SPACES)
+    if _PLAIN_NUMBER.fullmatch(text) is None:
+        return None
+    return "" if len(text) >= 10 and _EPOCH.fullmatch(text) else _number(text)
 
 
 def _grouped(text: str, end: int, key: str) -> tuple[str, int]:

@@ -49,7 +49,8 @@ greeting, an acronym-free interjection) is not news, two are.
 **Numbers are one fact however they are written** (``_number``): thousands separators
 (``714,025``, ``714_025``, ``714 025`` with a space, a thin or a no-break space), zeros
 ending the decimals (``714025.00``, ``3.50``) and a percent sign (``12.3%``, ``12.3 %``)
-do not make a new fact, so a table passed on re-sorted and reformatted brings none.
+do not make a new fact, nor do quotes around it (``"714,025"`` in a CSV cell), so a
+table passed on re-sorted and reformatted brings none.
 ``714.025`` is read as a decimal number, not as the European way of writing 714025 (the
 two readings cannot be told apart); ``1.250,00`` stays as written.
 
@@ -71,7 +72,8 @@ random key, a 10-digit number in the epoch range, a date with a time of day or a
 duration is not seen making progress: such a value counts only where it is not shaped
 like a stamp (``record R-88``, ``2026-11-05`` alone, a due date, is a fact). A full git
 commit hash (40 hexadecimal digits) or a SHA-256 digest (64) stays a fact; a 16-32 digit
-one does not. New content in plain words (a writer's
+one does not. A stamp glued before a sentence on the same line ("latency 231 ms Round
+3") makes the sentence's first word a name (a capital after a lowercase word). New content in plain words (a writer's
 new chapter, a summary of new topics) is not a fact: measured on reworded loops, words
 never seen in the run do not separate them from progress (a loop rewording its filler
 brings as many new words per round as a writer's new paragraph), so a planner walking a

@@ -95,8 +95,11 @@ def reference_facts(text: str) -> dict[str, int]:
             if re.fullmatch(r"\d{1,3}(,\d{3})+|\d{1,3}(_\d{3})+|\d+", whole) and (
                 not dot or re.fullmatch(r"\d+", decimals)
             ):  # a number in quotes: the number
-                if not (len(inner) >= 10 and _EPOCH.fullmatch(inner)):
-                    found[_reference_number(inner)] = STRONG
+                number = _reference_number(inner)
+                if not (len(inner) >= 10 and _EPOCH.fullmatch(inner)) and not re.fullmatch(
+                    r"\d{1,2}", number
+                ):
+                    found[number] = STRONG
                 continue
             found['"' + " ".join(token[1:-1].lower().split()) + '"'] = STRONG
             continue
@@ -215,7 +218,10 @@ def _reference_classify(token: str) -> str:
     if low[0].isdigit() and low[-1] == "%":
         low = low.rstrip("%")
     if low[0].isdigit() and low.replace(",", "").replace(".", "").replace("_", "").isdigit():
-        return "" if _EPOCH.fullmatch(low) else "#" + _reference_number(low)
+        if _EPOCH.fullmatch(low):
+            return ""
+        number = _reference_number(low)
+        return ("@" if re.fullmatch(r"\d{1,2}", number) else "#") + number
     if _ELAPSED.fullmatch(low) or _UUID.fullmatch(low) or _HEX.fullmatch(low):
         return ""
     if _STAMP_NAME.fullmatch(low):

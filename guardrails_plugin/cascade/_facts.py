@@ -636,14 +636,17 @@ def _after_key(text: str, start: int) -> bool:
 
 def _quoted_number(inner: str) -> str | None:
     """The fact of a quoted value that is a number (``"714,025"``, ``"714 025"``,
-    ``"12.5%"``): the number as ``_number`` writes it, ``""`` for an epoch time; ``None``
-    if it is no number."""
+    ``"12.5%"``): the number as ``_number`` writes it, ``""`` for an epoch time or a small
+    number (as without quotes); ``None`` if it is no number."""
     text = inner.rstrip("%").rstrip()
     if _SPACED.fullmatch(text):
         text = text.translate(_NO_SPACES)
     if _PLAIN_NUMBER.fullmatch(text) is None:
         return None
-    return "" if len(text) >= 10 and _EPOCH.fullmatch(text) else _number(text)
+    if len(text) >= 10 and _EPOCH.fullmatch(text):
+        return ""
+    number = _number(text)
+    return "" if len(number) <= 2 and number.isdigit() else number  # (a small number)
 
 
 def _grouped(text: str, end: int, key: str) -> tuple[str, int]:
@@ -730,7 +733,10 @@ def _classify(token: str) -> str:
     if low[0].isdigit() and low.replace(",", "").replace(".", "").replace("_", "").isdigit():
         if len(low) >= 10 and _EPOCH.fullmatch(low):
             return ""  # seconds (or milliseconds) since 1970, 2017-2033
-        return "#" + _number(low)
+        number = _number(low)
+        if len(number) <= 2 and number.isdigit():
+            return "@" + number  # "8.00" is 8, a small number (a position at most)
+        return "#" + number
     if (
         (low[-1] in "sn" and _ELAPSED.fullmatch(low))
         or (len(low) >= 16 and (_UUID.fullmatch(low) or _HEX.fullmatch(low)))

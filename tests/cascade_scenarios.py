@@ -65,11 +65,14 @@ a message delivered after the in-time deadline) never happens.
 
 from __future__ import annotations
 
+import base64
 import itertools
 import json
 import random
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from guardrails_plugin import (
@@ -98,6 +101,8 @@ CASCADES = (
     "infection_long",
     "long_loop",
     "chapter_loop",
+    "stamped_loop",
+    "table_loop",
 )
 BENIGN = (
     "busy_team",
@@ -112,6 +117,7 @@ BENIGN = (
     "web_quote",
     "long_news",
     "chapter_planner",
+    "stamped_tables",
 )
 KINDS = CASCADES + BENIGN
 SHAPES = ("direct", "star", "chain", "noisy", "nested", "formatted")
@@ -132,6 +138,8 @@ EXPECTED = {
     "infection_long": "infection",
     "long_loop": "cycles",
     "chapter_loop": "cycles",
+    "stamped_loop": "cycles",
+    "table_loop": "cycles",
 }
 STORMS = ("fanout_storm", "fanout_answers", "spawn_storm", "slow_storm")
 INFECTIONS = ("infection", "infection_long")
@@ -1625,6 +1633,137 @@ def _chapters(rng: random.Random, sp: Speaker, *, moving: bool) -> tuple[dict[st
     return {planner: planner_act, writer: writer_act}, planner
 
 
+def _machine_stamp(rng: random.Random, clock: list[float]) -> str:
+    """A token a machine mints for every message (a timestamp, an id, a latency)."""
+    clock[0] += rng.uniform(2, 600)
+    when = datetime.fromtimestamp(clock[0], UTC)
+    uid = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+    return rng.choice(
+        (
+            f"[{when.isoformat(timespec='milliseconds')}]",
+            f"sent {when:%Y-%m-%d %H:%M:%S}",
+            f"Date: {when:%a, %d %b %Y %H:%M:%S} GMT",
+            f"request_id={uid}",
+            f"X-Request-ID: {uid}",
+            f"trace_id {rng.getrandbits(128):032x}",
+            f"span {rng.getrandbits(64) | 1 << 63:016x}",
+            f"ts={int(clock[0] * 1000)}",
+            f"latency {rng.randint(40, 9_000)} ms",
+            f"took {rng.uniform(0.1, 30):.2f}s",
+            f"usage: prompt_tokens={rng.randint(200, 9_000)}, completion_tokens={rng.randint(20, 900)}",
+            f"nonce {base64.b64encode(rng.randbytes(18)).decode()}",
+            f"correlation id {uid[:23]}",
+        )
+    )
+
+
+def _stamped(rng: random.Random, story: dict[str, Behaviour]) -> dict[str, Behaviour]:
+    """``story`` with 1-3 fresh machine stamps on every message: at its front, its end or
+    both (what a gateway, a tracer or a model wrapper adds)."""
+    clock = [rng.uniform(1.6e9, 1.9e9)]
+
+    def stamp(text: str) -> str:
+        marks = [_machine_stamp(rng, clock) for _ in range(rng.randint(1, 3))]
+        where = rng.randrange(3)
+        if where == 0:
+            return " ".join(marks) + "\n" + text
+        if where == 1:
+            return text + "\n\n-- " + " | ".join(marks)
+        # (a stamp on its own line: a capital right after one, "latency 231 ms Round 3",
+        # would read as a name)
+        return marks[0] + "\n" + text + "\n" + " ".join(marks[1:])
+
+    def wrap(act: Behaviour) -> Behaviour:
+        def stamped(d: Delivery) -> list[Action]:
+            out = act(d)
+            for a in out:
+                if isinstance(a, Say):
+                    a.text = stamp(a.text)
+            return out
+
+        return stamped
+
+    return {name: wrap(act) for name, act in story.items()}
+
+
+def _table(rng: random.Random, rows: dict[str, list[int]], title: str) -> str:
+    """``rows`` as a table in one of several forms, rows in a new order, numbers written
+    one of several ways (``714025``, ``714,025``, ``714 025``, ``714025.00``)."""
+    names = list(rows)
+    rng.shuffle(names)
+    cols = ("revenue", "units", "returns")
+    ways = rng.sample(("{}", "{:,}", "{:_}", "{:.2f}", "{:,.2f}"), 2)
+
+    def num(v: int) -> str:
+        if rng.random() < 0.2:
+            return f"{v:,}".replace(",", " ")
+        return rng.choice(ways).format(v)
+
+    form = rng.randrange(4)
+    if form == 0:
+        body = "\n".join(f"| {n} | " + " | ".join(num(v) for v in rows[n]) + " |" for n in names)
+        return f"**{title}**\n\n| site | " + " | ".join(cols) + " |\n|---|---:|---:|---:|\n" + body
+    if form == 1:
+        body = "\n".join(n + "," + ",".join(f'"{num(v)}"' for v in rows[n]) for n in names)
+        return title + "\nsite," + ",".join(cols) + "\n" + body
+    if form == 2:
+        table = [
+            {"site": n, **{c: num(v) for c, v in zip(cols, rows[n], strict=True)}} for n in names
+        ]
+        return json.dumps({"title": title, "rows": table})
+    lines = (
+        f"- {n}: " + "; ".join(f"{c} {num(v)}" for c, v in zip(cols, rows[n], strict=True))
+        for n in names
+    )
+    return title + ":\n" + "\n".join(lines)
+
+
+def _tables(rng: random.Random, sp: Speaker, *, moving: bool) -> tuple[dict[str, Behaviour], str]:
+    """Two or three agents passing a table of sites round. ``moving``: new figures every
+    round (a forecast iterating on fresh data; benign). Else the same figures every round
+    after the first, re-sorted and reformatted under a new title (a loop)."""
+    sites = rng.sample(("Leeds", "Porto", "Lyon", "Gdansk", "Turin", "Aarhus", "Graz", "Cork"), 4)
+    n = rng.choice((2, 3))
+    names = rng.sample(["analyst_t", "modeler_t", "reviewer_t", "controller_t"], n)
+    state = {"round": 0}
+    total = rng.randint(6, 10)
+
+    def figures() -> dict[str, list[int]]:
+        return {
+            s: [rng.randint(10_000, 990_000), rng.randint(100, 20_000), rng.randint(0, 900)]
+            for s in sites
+        }
+
+    rows = figures()
+
+    def agent(i: int) -> Behaviour:
+        nxt = names[(i + 1) % n]
+
+        def act(d: Delivery) -> list[Action]:
+            nonlocal rows
+            if i == 0:
+                state["round"] += 1
+                if moving:
+                    rows = figures()
+            k = state["round"]
+            if moving and k > total:
+                return []
+            title = rng.choice(
+                ("Figures by site", "Site table", "Current numbers", "Latest table", "Sites")
+            )
+            note = sp.reword(
+                rng.choice(
+                    ("Please check the totals again.", "Handing it over.", "Does it add up now?")
+                ),
+                0.5,
+            )
+            return [Say(nxt, _table(rng, rows, title) + "\n" + note, {"round": k})]
+
+        return act
+
+    return {names[i]: agent(i) for i in range(n)}, names[0]
+
+
 def generate(kind: str, shape: str, seed: int) -> Scenario:
     """One scenario of ``kind`` in ``shape``, everything drawn from ``seed``."""
     if kind not in KINDS or shape not in SHAPES:
@@ -1673,6 +1812,12 @@ def generate(kind: str, shape: str, seed: int) -> Scenario:
         story, first = _long_team(rng, sp, rng.choice((2, 3)), news=kind == "long_news")
     elif kind in ("chapter_loop", "chapter_planner"):
         story, first = _chapters(rng, sp, moving=kind == "chapter_planner")
+    elif kind == "stamped_loop":
+        story, first = _loop(rng, sp, rng.choice((2, 3)))
+        story = _stamped(rng, story)
+    elif kind in ("table_loop", "stamped_tables"):
+        story, first = _tables(rng, sp, moving=kind == "stamped_tables")
+        story = _stamped(rng, story)
     else:  # heartbeats
         story, workers, first = _heartbeats(rng, sp)
         every = rng.randint(2, 4)
@@ -1849,7 +1994,9 @@ def judge(
     in_time = first is not None
     kind = scenario.kind
     at = sent[flagged] if flagged is not None and flagged < len(sent) else None
-    if kind in ("loop2", "loop3", "redispatch", "long_loop", "chapter_loop"):
+    if kind in (
+        "loop2", "loop3", "redispatch", "long_loop", "chapter_loop", "stamped_loop", "table_loop"
+    ):  # fmt: skip
         onset = next((s.index for s in sent if s.tags.get("round", 0) >= 2), None)
         in_time = at is not None and at.tags.get("round", 99) <= 4
     elif kind == "slow_storm":

@@ -447,6 +447,8 @@ def test_a_long_text_is_cut_before_it_is_unescaped_without_changing_its_facts(
     escape is six characters for one), so an enormous message costs no more than its head;
     the facts are those of the whole text unescaped, then cut."""
     assert facts(text, max_chars) == _facts._scan(readable(_facts.unescape(text), max_chars))
+
+
 # -- machine stamps and numbers ------------------------------------------------------------
 
 

@@ -1,7 +1,7 @@
 """The cascade monitor's cost per message, this tree against another, in the same run.
 
 Run:  python benchmarks/bench_cascade_ab.py --other DIR [--messages 3000] [--rounds 5]
-      [--traffic team|relay]
+      [--traffic team|relay] [--instructions]
 
 ``DIR`` holds another version of the package (``git archive main guardrails_plugin | tar -x
 -C DIR``). The machines here are shared and their speed swings several-fold with the load,
@@ -18,6 +18,14 @@ in an empty directory, so that the tree in the current directory cannot shadow `
 when it repeats a hand-off of its causal chain: the same texts, but every thread is one
 chain relayed round a ring of three agents (each message the parent of the next), so from
 the fourth message on every message repeats a hand-off and is read.
+
+``--instructions`` counts instructions instead (callgrind; valgrind must be on the PATH):
+each tree's child feeds the monitor the same 200 messages of warm-up, then ``--messages``
+more (1,000 is plenty), and the same run with none measured is subtracted, so start-up
+and warm-up cancel out (``PYTHONHASHSEED=0``, ``gc.freeze()`` after the warm-up). The
+child imports only ``guardrails_plugin.cascade`` (the package's ``__init__`` is skipped:
+no adapter, no framework import), so a run takes seconds. Deterministic: the figure to
+compare on a loaded machine.
 """
 
 from __future__ import annotations
@@ -25,12 +33,15 @@ from __future__ import annotations
 import argparse
 import os
 import pickle
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from _callgrind import instructions  # this directory is on sys.path when run
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -58,6 +69,26 @@ cpu = (time.thread_time_ns() - cpu0) / len(ns) / 1000
 print(statistics.median(ns) / 1000, cpu)
 """
 
+# ``--instructions``: the same feed, only ``guardrails_plugin.cascade`` imported (the
+# package's ``__init__`` and its adapters skipped), ``argv[3]`` messages measured.
+COUNT = r"""
+import gc, pickle, sys, types
+package = types.ModuleType("guardrails_plugin")
+package.__path__ = [sys.argv[2] + "/guardrails_plugin"]
+sys.modules["guardrails_plugin"] = package
+from guardrails_plugin._events import AgentMessage
+from guardrails_plugin.cascade import CascadeMonitor
+rows = pickle.load(open(sys.argv[1], "rb"))
+messages = [AgentMessage(*r[:4], **r[4]) for r in rows]
+monitor = CascadeMonitor()
+for m in messages[:200]:
+    monitor.observe(m)
+gc.collect()
+gc.freeze()
+for m in messages[200 : 200 + int(sys.argv[3])]:
+    monitor.observe(m)
+"""
+
 
 def main() -> None:
     ap = argparse.ArgumentParser()
@@ -65,6 +96,7 @@ def main() -> None:
     ap.add_argument("--messages", type=int, default=3000)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--traffic", choices=("team", "relay"), default="team")
+    ap.add_argument("--instructions", action="store_true", help="count instructions (callgrind)")
     args = ap.parse_args()
     other = Path(args.other).resolve()
     if not (other / "guardrails_plugin").is_dir():
@@ -90,6 +122,9 @@ def main() -> None:
         data = Path(tmp) / "traffic.pickle"
         data.write_bytes(pickle.dumps(rows))
         trees = {"this": ROOT, "other": other}
+        if args.instructions:
+            _count(trees, data, args, tmp)
+            return
         got: dict[str, list[tuple[float, float]]] = {k: [] for k in trees}
         started = time.time()
         for _ in range(args.rounds):
@@ -120,6 +155,25 @@ def main() -> None:
         )
     ratios = [a[1] / b[1] for a, b in zip(got["this"], got["other"], strict=True)]
     print(f"CPU this / other, per round: {' '.join(f'{r:.2f}' for r in ratios)}")
+
+
+def _count(trees: dict[str, Path], data: Path, args: argparse.Namespace, cwd: str) -> None:
+    """``--instructions``: instructions per message of each tree, measured minus empty."""
+    if shutil.which("valgrind") is None:
+        sys.exit("error: --instructions needs valgrind on the PATH")
+    got = {}
+    for name, tree in trees.items():
+        runs = [
+            instructions(COUNT, str(data), str(tree), str(n), cwd=cwd) for n in (args.messages, 0)
+        ]
+        got[name] = (runs[0] - runs[1]) / args.messages
+    print(
+        f"{args.messages} messages (after 200 of warm-up), {args.traffic} traffic, "
+        f"python {sys.version.split()[0]}, callgrind, PYTHONHASHSEED=0"
+    )
+    for name, value in got.items():
+        print(f"{name:<8}{value / 1000:8.1f}k instructions per message")
+    print(f"this / other: {got['this'] / got['other']:.3f}")
 
 
 if __name__ == "__main__":

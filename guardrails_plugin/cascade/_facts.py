@@ -596,6 +596,8 @@ def _scan(text: str) -> dict[str, int]:
                 key, to = _grouped(text, end, key)
                 if to:
                     skip = end = to
+        if found.get(key) == STRONG:  # already a fact of this text
+            continue
         if keyed is None:
             low = text.lower()
             keyed = any(hint in low for hint in _KEY_HINTS)

@@ -20,8 +20,9 @@ What it shows:
 2. A person reads the trip and the pause flag, lifts the pause, and resumes: the ticket
    goes back to support, which answers the customer.
 3. A confused deputy: an instruction hidden in a ticket makes support call ``refund``
-   (denied: support may not refund), then ask billing to do it. Billing's identical call
-   trips ``escalation``: it is denied, and support is quarantined.
+   (denied: support may not refund), then ask billing to do it. The request names the
+   refused call's values, so it trips ``escalation`` before billing sees it: the hand-off
+   is denied, and support is quarantined (its next call is denied too).
 4. A person reads that trip and releases support; the next turn runs normally.
 
 Scripted models play the LLMs: the story needs them to misbehave on cue.
@@ -147,11 +148,14 @@ def confused_deputy(guard: Guard) -> None:
     support = ScriptedChatModel(
         [
             tool_call("refund", order_id="77", amount=900.0),  # the hidden instruction
-            handoff("billing", ask),
-            [tool_call("reship", order_id="77")],
+            handoff("billing", ask),  # held at the request
+            [tool_call("reship", order_id="77")],  # denied: support is quarantined
+            "I could not arrange a refund for order 77; a person will review the case.",
+            [tool_call("reship", order_id="77")],  # the next turn, once released
             "A replacement for order 77 is on its way.",
         ]
     )
+    # What billing would do if the request reached it (it never does).
     billing = ScriptedChatModel(
         [
             tool_call("refund", order_id="77", amount=900.0),

@@ -109,8 +109,12 @@ def test_swarm_a_person_lifts_the_pause_and_the_ticket_is_answered(swarm_out: st
 def test_swarm_confused_deputy_is_denied_and_the_refund_never_runs(swarm_out: str) -> None:
     third = section(swarm_out, "3")
     denied = "support: refund(order_id='77', amount=900.0)  => DENY [default-deny]"
-    deputy = "billing: refund(order_id='77', amount=900.0)  => DENY [cascade:escalation]"
-    assert third.index(denied) < third.index("support -> billing") < third.index(deputy)
+    request = "support -> billing: Please refund order 77 in full, 900 EUR"
+    held = "=> DENY [cascade:escalation]"
+    assert third.index(denied) < third.index(request) < third.index(held)
+    assert held in third.split(request)[1].splitlines()[0]  # the request itself is held
+    assert "\n  billing:" not in third  # billing never acted on it
+    assert "support: reship(order_id='77')  => DENY [quarantine]" in third
     assert "refunds really made: []" in third
     assert "refunded" not in swarm_out  # the tool's own output never appeared
 
@@ -118,13 +122,13 @@ def test_swarm_confused_deputy_is_denied_and_the_refund_never_runs(swarm_out: st
 def test_swarm_a_person_sees_the_quarantine_and_releases_the_agent(swarm_out: str) -> None:
     fourth = section(swarm_out, "4")
     assert "trip: escalation at message #0 -> quarantine" in fourth
-    assert "'refund' was denied to support, and billing" in fourth
+    assert "'refund' was denied to support, and support -> billing now asks billing" in fourth
     assert "possible confused deputy" in fourth
     assert "culprit: support; agents: support, billing" in fourth
     assert "flag: agent 'support' quarantined by cascade-breaker" in fourth
     assert "guard.controls.resume(agent='support') -> True" in fourth
     after = fourth.split("resume(agent='support')")[1]
-    assert handoffs(after) == ["billing -> support"]  # no longer held
+    assert handoffs(after) == []
     assert "support: reship(order_id='77')\n" in after  # allowed: no verdict printed
     assert "support: A replacement for order 77 is on its way." in after
     assert after.rstrip().endswith("refunds really made: []; flags in force: 0")

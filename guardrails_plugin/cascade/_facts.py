@@ -72,7 +72,7 @@ random key, a 10-digit number in the epoch range, a date with a time of day or a
 duration is not seen making progress: such a value counts only where it is not shaped
 like a stamp (``record R-88``, ``2026-11-05`` alone, a due date, is a fact). A full git
 commit hash (40 hexadecimal digits) or a SHA-256 digest (64) stays a fact; a 16-32 digit
-one does not. A stamp glued before a sentence on the same line ("latency 231 ms Round
+one does not; a short hash of letters only (``ccebedf``) is a word, not a fact. A stamp glued before a sentence on the same line ("latency 231 ms Round
 3") makes the sentence's first word a name (a capital after a lowercase word). New content in plain words (a writer's
 new chapter, a summary of new topics) is not a fact: measured on reworded loops, words
 never seen in the run do not separate them from progress (a loop rewording its filler

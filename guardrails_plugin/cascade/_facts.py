@@ -61,23 +61,24 @@ whitespace with no quote opening in the 82 characters before it), so a cut never
 piece of an identifier or of a quoted value into a fake fact. A fact that first appears
 after that place is not seen.
 
-What it cannot see: a new result expressed in plain lowercase words only ("the tests
-pass now" after "the tests fail"), a change of meaning with the same facts (negation,
-reordering of steps), names in scripts without capitals (Chinese, Japanese, Arabic...),
-or small numbers (1-99) that are real results. A loop that mints a fresh identifier
-of its own each round (``ticket T-4471``, a short hash), or that walks through positions
-("now page 5", "page 6"...), looks like progress to it. The other way round, a team
-whose only news is a fresh UUID (a record created, named only by its UUID), a long
-random key, a 10-digit number in the epoch range, a date with a time of day or a
-duration is not seen making progress: such a value counts only where it is not shaped
-like a stamp (``record R-88``, ``2026-11-05`` alone, a due date, is a fact). A full git
-commit hash (40 hexadecimal digits) or a SHA-256 digest (64) stays a fact; a 16-32 digit
-one does not; a short hash of letters only (``ccebedf``) is a word, not a fact. A stamp glued before a sentence on the same line ("latency 231 ms Round
-3") makes the sentence's first word a name (a capital after a lowercase word). New content in plain words (a writer's
-new chapter, a summary of new topics) is not a fact: measured on reworded loops, words
-never seen in the run do not separate them from progress (a loop rewording its filler
-brings as many new words per round as a writer's new paragraph), so a planner walking a
-writer through a document is told apart by its positions, not by the prose.
+What it cannot see: a new result expressed in plain lowercase words only ("the tests pass
+now" after "the tests fail"), a change of meaning with the same facts (negation, reordering
+of steps), names in scripts without capitals (Chinese, Japanese, Arabic...), or small
+numbers (1-99) that are real results. A loop that mints a fresh identifier of its own each
+round (``ticket T-4471``, a short hash), or that walks through positions ("now page 5",
+"page 6"...), looks like progress to it. The other way round, a team whose only news is a
+fresh UUID (a record created, named only by its UUID), a long random key, a 10-digit number
+in the epoch range, a date with a time of day or a duration is not seen making progress:
+such a value counts only where it is not shaped like a stamp (``record R-88``,
+``2026-11-05`` alone, a due date, is a fact). A full git commit hash (40 hexadecimal digits)
+or a SHA-256 digest (64) stays a fact; a 16-32 digit one does not; a short hash of letters
+only (``ccebedf``) is a word, not a fact. A stamp glued before a sentence on the same line
+("latency 231 ms Round 3") makes the sentence's first word a name (a capital after a
+lowercase word). New content in plain words (a writer's new chapter, a summary of new
+topics) is not a fact: measured on reworded loops, words never seen in the run do not
+separate them from progress (a loop rewording its filler brings as many new words per round
+as a writer's new paragraph), so a planner walking a writer through a document is told apart
+by its positions, not by the prose.
 """
 
 from __future__ import annotations

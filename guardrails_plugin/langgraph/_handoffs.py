@@ -170,7 +170,8 @@ def handback(state: Any, call: ToolCall, guard: Guard) -> AgentMessage | None:
     (langgraph-supervisor's hand-back pair): the cascade monitor must see the answer going
     back too, or a supervisor/worker loop looks one-way. None when a user's message came
     after it (a new turn: the user, not the answer, gave the agent its turn; the answer
-    that ended the previous turn goes unreported). Looks at the last few messages only; the hand-back's tool-call id makes every report of it count once."""
+    that ended the previous turn goes unreported). Looks at the last few messages only;
+    the hand-back's tool-call id makes every report of it count once."""
     if guard.cascade is None or call.call_id is None:
         return None
     messages = state.get("messages") if isinstance(state, Mapping) else state

@@ -144,8 +144,9 @@ def test_a_per_agent_bound_counts_calls_under_delegated_grants() -> None:
     ]
     assert len(effects) == 3
     assert Effect.DENY not in effects
-    assert {c.agent for c in cex.sequence} == {"bob"}
-    assert any(c.under == "alice" for c in cex.sequence)
+    # one agent (bob, or anyone delegated to by both) makes all 3, some under a grant
+    assert len({c.agent for c in cex.sequence}) == 1
+    assert any(c.under for c in cex.sequence)
     # bob's own two (his sum budget) and two under alice's grant (her call budget): 4, no 5
     r = v.check("no agent calls send more than 4 times per run")
     assert r.status == "proven", r.summary()
